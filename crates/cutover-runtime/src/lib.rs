@@ -1,0 +1,1 @@
+//! Task runtimes behind one trait: the process runtime (embedded default).

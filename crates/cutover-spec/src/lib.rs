@@ -1,0 +1,1 @@
+//! The files Cutover reads (taskdef.json, stack.yaml, appspec.yaml, ...): parsing and validation with located errors.

@@ -1,0 +1,2 @@
+//! The `cutover` binary: thin wiring of the CLI onto the library crates.
+fn main() {}
