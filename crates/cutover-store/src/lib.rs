@@ -1,1 +1,99 @@
-//! SQLite state store with migrations.
+//! The control plane's state store: SQLite with numbered migrations.
+//!
+//! Every operation is a plain function over a [`rusqlite::Connection`] (see
+//! [`ops`]), so the same code runs alone or inside [`Store::atomically`],
+//! which commits a group of changes as one transaction: an `apply` that is
+//! rejected half-way leaves nothing half-written.
+//!
+//! Durability: WAL journal with `synchronous=FULL`, so a row that a call
+//! returned from survives a crash of the process (and of the machine). The
+//! control plane persists its intent here before it acts.
+
+mod error;
+mod migrations;
+pub mod ops;
+mod rows;
+
+pub use error::StoreError;
+pub use rows::{EventRow, ServiceRow, TaskDefinitionRow, TaskRow};
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// A handle on the database; cheap to share behind an `Arc`.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::init(conn, Some(path.to_path_buf()))
+    }
+
+    /// An in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory().map_err(|source| StoreError::Open {
+            path: PathBuf::from(":memory:"),
+            source,
+        })?;
+        Self::init(conn, None)
+    }
+
+    fn init(mut conn: Connection, path: Option<PathBuf>) -> Result<Store, StoreError> {
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(StoreError::sql("configure connection"))?;
+        migrations::migrate(&mut conn)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The schema version after migrations.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::version(&self.lock())
+    }
+
+    /// Runs `f` on the connection (auto-commit per statement).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        f(&self.lock())
+    }
+
+    /// Runs `f` in one transaction: all of its writes commit, or none.
+    pub fn atomically<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction()
+            .map_err(StoreError::sql("begin transaction"))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::sql("commit transaction"))?;
+        Ok(out)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction open
+        // (rusqlite rolls back on drop), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

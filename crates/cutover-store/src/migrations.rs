@@ -1,0 +1,95 @@
+//! Numbered schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Migrations are append-only: never edit one that has shipped; add the next.
+//! Each runs in its own transaction together with the version bump.
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: task definitions, services, tasks, events, applied stacks.
+    r#"
+    CREATE TABLE task_definitions (
+        family        TEXT NOT NULL,
+        revision      INTEGER NOT NULL,
+        body          TEXT NOT NULL,
+        digest        TEXT NOT NULL,
+        registered_at INTEGER NOT NULL,
+        PRIMARY KEY (family, revision)
+    );
+    CREATE TABLE services (
+        name            TEXT PRIMARY KEY,
+        task_definition TEXT NOT NULL,
+        desired_count   INTEGER NOT NULL,
+        runtime         TEXT NOT NULL,
+        spec            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        generation      INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL,
+        updated_at      INTEGER NOT NULL
+    );
+    CREATE TABLE tasks (
+        id              TEXT PRIMARY KEY,
+        service         TEXT NOT NULL,
+        task_set        TEXT NOT NULL,
+        task_definition TEXT NOT NULL,
+        runtime         TEXT NOT NULL,
+        last_status     TEXT NOT NULL,
+        desired_status  TEXT NOT NULL,
+        health_status   TEXT NOT NULL,
+        endpoint        TEXT,
+        handle          TEXT,
+        stop_code       TEXT,
+        stopped_reason  TEXT,
+        exit_code       INTEGER,
+        created_at      INTEGER NOT NULL,
+        started_at      INTEGER,
+        stopping_at     INTEGER,
+        stopped_at      INTEGER
+    );
+    CREATE INDEX tasks_by_service ON tasks (service, last_status);
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX events_by_subject ON events (subject, id);
+    CREATE TABLE stacks (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        applied_at INTEGER NOT NULL,
+        file       TEXT NOT NULL,
+        body       TEXT NOT NULL
+    );
+    "#,
+];
+
+/// The schema version stored in the file.
+pub(crate) fn version(conn: &Connection) -> Result<u32, StoreError> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(StoreError::sql("read schema version"))
+}
+
+/// Brings the schema up to date.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current = version(conn)?;
+    let supported = MIGRATIONS.len() as u32;
+    if current > supported {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn
+            .transaction()
+            .map_err(StoreError::sql("begin migration"))?;
+        tx.execute_batch(sql)
+            .map_err(StoreError::sql("apply migration"))?;
+        tx.pragma_update(None, "user_version", (i + 1) as u32)
+            .map_err(StoreError::sql("bump schema version"))?;
+        tx.commit().map_err(StoreError::sql("commit migration"))?;
+        tracing::info!(version = i + 1, "migrated state database");
+    }
+    Ok(())
+}

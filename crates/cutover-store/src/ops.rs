@@ -1,0 +1,356 @@
+//! Store operations as functions over a connection, usable alone or inside
+//! [`crate::Store::atomically`].
+
+use crate::{EventRow, ServiceRow, StoreError, TaskDefinitionRow, TaskRow};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use sha2::{Digest, Sha256};
+
+/// sha256 of a JSON value's canonical text (serde_json sorts nothing, so the
+/// caller passes the canonical form it stores).
+pub fn digest(body: &serde_json::Value) -> String {
+    hex::encode(Sha256::digest(body.to_string().as_bytes()))
+}
+
+/// Registers a new revision of `family`, unless the newest revision has the
+/// same body, in which case that revision is returned (`false` = reused).
+pub fn register_task_definition(
+    c: &Connection,
+    family: &str,
+    body: &serde_json::Value,
+    now: u64,
+    force_new: bool,
+) -> Result<(TaskDefinitionRow, bool), StoreError> {
+    let digest = digest(body);
+    if !force_new {
+        if let Some(latest) = task_definition(c, family, None)? {
+            if latest.digest == digest {
+                return Ok((latest, false));
+            }
+        }
+    }
+    let next: u32 = c
+        .query_row(
+            "SELECT COALESCE(MAX(revision), 0) + 1 FROM task_definitions WHERE family = ?1",
+            [family],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::sql("next revision"))?;
+    c.execute(
+        "INSERT INTO task_definitions (family, revision, body, digest, registered_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![family, next, body.to_string(), digest, now as i64],
+    )
+    .map_err(StoreError::sql("insert task definition"))?;
+    Ok((
+        TaskDefinitionRow {
+            family: family.to_string(),
+            revision: next,
+            body: body.clone(),
+            digest,
+            registered_at: now,
+        },
+        true,
+    ))
+}
+
+fn taskdef_row(r: &Row<'_>) -> rusqlite::Result<(String, u32, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn taskdef_from(
+    (family, revision, body, digest, at): (String, u32, String, String, i64),
+) -> Result<TaskDefinitionRow, StoreError> {
+    Ok(TaskDefinitionRow {
+        family,
+        revision,
+        body: serde_json::from_str(&body).map_err(StoreError::json("task definition body"))?,
+        digest,
+        registered_at: at as u64,
+    })
+}
+
+/// One revision, or the newest when `revision` is `None`.
+pub fn task_definition(
+    c: &Connection,
+    family: &str,
+    revision: Option<u32>,
+) -> Result<Option<TaskDefinitionRow>, StoreError> {
+    let raw = match revision {
+        Some(rev) => c
+            .query_row(
+                "SELECT family, revision, body, digest, registered_at FROM task_definitions WHERE family = ?1 AND revision = ?2",
+                params![family, rev],
+                taskdef_row,
+            )
+            .optional(),
+        None => c
+            .query_row(
+                "SELECT family, revision, body, digest, registered_at FROM task_definitions WHERE family = ?1 ORDER BY revision DESC LIMIT 1",
+                [family],
+                taskdef_row,
+            )
+            .optional(),
+    }
+    .map_err(StoreError::sql("read task definition"))?;
+    raw.map(taskdef_from).transpose()
+}
+
+/// Every revision, optionally of one family, oldest first.
+pub fn list_task_definitions(
+    c: &Connection,
+    family: Option<&str>,
+) -> Result<Vec<TaskDefinitionRow>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT family, revision, body, digest, registered_at FROM task_definitions
+             WHERE (?1 IS NULL OR family = ?1) ORDER BY family, revision",
+        )
+        .map_err(StoreError::sql("list task definitions"))?;
+    let rows = stmt
+        .query_map([family], taskdef_row)
+        .map_err(StoreError::sql("list task definitions"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list task definitions"))?;
+    rows.into_iter().map(taskdef_from).collect()
+}
+
+const SERVICE_COLS: &str = "name, task_definition, desired_count, runtime, spec, status, generation, created_at, updated_at";
+
+fn service_from(r: &Row<'_>) -> rusqlite::Result<(ServiceRow, String)> {
+    let spec: String = r.get(4)?;
+    Ok((
+        ServiceRow {
+            name: r.get(0)?,
+            task_definition: r.get(1)?,
+            desired_count: r.get(2)?,
+            runtime: r.get(3)?,
+            spec: serde_json::Value::Null,
+            status: r.get(5)?,
+            generation: r.get::<_, i64>(6)? as u64,
+            created_at: r.get::<_, i64>(7)? as u64,
+            updated_at: r.get::<_, i64>(8)? as u64,
+        },
+        spec,
+    ))
+}
+
+fn finish_service((mut row, spec): (ServiceRow, String)) -> Result<ServiceRow, StoreError> {
+    row.spec = serde_json::from_str(&spec).map_err(StoreError::json("service spec"))?;
+    Ok(row)
+}
+
+/// Inserts or replaces a service row.
+pub fn put_service(c: &Connection, s: &ServiceRow) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT INTO services ({SERVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(name) DO UPDATE SET task_definition = excluded.task_definition,
+               desired_count = excluded.desired_count, runtime = excluded.runtime, spec = excluded.spec,
+               status = excluded.status, generation = excluded.generation, updated_at = excluded.updated_at"
+        ),
+        params![
+            s.name,
+            s.task_definition,
+            s.desired_count,
+            s.runtime,
+            s.spec.to_string(),
+            s.status,
+            s.generation as i64,
+            s.created_at as i64,
+            s.updated_at as i64
+        ],
+    )
+    .map_err(StoreError::sql("write service"))?;
+    Ok(())
+}
+
+/// One service.
+pub fn service(c: &Connection, name: &str) -> Result<Option<ServiceRow>, StoreError> {
+    c.query_row(
+        &format!("SELECT {SERVICE_COLS} FROM services WHERE name = ?1"),
+        [name],
+        service_from,
+    )
+    .optional()
+    .map_err(StoreError::sql("read service"))?
+    .map(finish_service)
+    .transpose()
+}
+
+/// All services, by name.
+pub fn list_services(c: &Connection) -> Result<Vec<ServiceRow>, StoreError> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {SERVICE_COLS} FROM services ORDER BY name"
+        ))
+        .map_err(StoreError::sql("list services"))?;
+    let rows = stmt
+        .query_map([], service_from)
+        .map_err(StoreError::sql("list services"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list services"))?;
+    rows.into_iter().map(finish_service).collect()
+}
+
+/// Removes a service row (its tasks' history stays).
+pub fn delete_service(c: &Connection, name: &str) -> Result<(), StoreError> {
+    c.execute("DELETE FROM services WHERE name = ?1", [name])
+        .map_err(StoreError::sql("delete service"))?;
+    Ok(())
+}
+
+const TASK_COLS: &str = "id, service, task_set, task_definition, runtime, last_status, desired_status, health_status, endpoint, handle, stop_code, stopped_reason, exit_code, created_at, started_at, stopping_at, stopped_at";
+
+fn opt_u64(v: Option<i64>) -> Option<u64> {
+    v.map(|x| x as u64)
+}
+
+fn task_from(r: &Row<'_>) -> rusqlite::Result<(TaskRow, Option<String>)> {
+    Ok((
+        TaskRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            task_set: r.get(2)?,
+            task_definition: r.get(3)?,
+            runtime: r.get(4)?,
+            last_status: r.get(5)?,
+            desired_status: r.get(6)?,
+            health_status: r.get(7)?,
+            endpoint: r.get(8)?,
+            handle: None,
+            stop_code: r.get(10)?,
+            stopped_reason: r.get(11)?,
+            exit_code: r.get(12)?,
+            created_at: r.get::<_, i64>(13)? as u64,
+            started_at: opt_u64(r.get(14)?),
+            stopping_at: opt_u64(r.get(15)?),
+            stopped_at: opt_u64(r.get(16)?),
+        },
+        r.get(9)?,
+    ))
+}
+
+fn finish_task((mut t, handle): (TaskRow, Option<String>)) -> Result<TaskRow, StoreError> {
+    t.handle = handle
+        .map(|h| serde_json::from_str(&h))
+        .transpose()
+        .map_err(StoreError::json("task handle"))?;
+    Ok(t)
+}
+
+/// Inserts or replaces a task row.
+pub fn put_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT OR REPLACE INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+        ),
+        params![
+            t.id,
+            t.service,
+            t.task_set,
+            t.task_definition,
+            t.runtime,
+            t.last_status,
+            t.desired_status,
+            t.health_status,
+            t.endpoint,
+            t.handle.as_ref().map(|h| h.to_string()),
+            t.stop_code,
+            t.stopped_reason,
+            t.exit_code,
+            t.created_at as i64,
+            t.started_at.map(|x| x as i64),
+            t.stopping_at.map(|x| x as i64),
+            t.stopped_at.map(|x| x as i64),
+        ],
+    )
+    .map_err(StoreError::sql("write task"))?;
+    Ok(())
+}
+
+/// One task.
+pub fn task(c: &Connection, id: &str) -> Result<Option<TaskRow>, StoreError> {
+    c.query_row(
+        &format!("SELECT {TASK_COLS} FROM tasks WHERE id = ?1"),
+        [id],
+        task_from,
+    )
+    .optional()
+    .map_err(StoreError::sql("read task"))?
+    .map(finish_task)
+    .transpose()
+}
+
+/// Tasks, optionally of one service, optionally only those not STOPPED;
+/// newest first. `limit` bounds how many stopped tasks come back.
+pub fn list_tasks(
+    c: &Connection,
+    service: Option<&str>,
+    include_stopped: bool,
+    limit: u32,
+) -> Result<Vec<TaskRow>, StoreError> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {TASK_COLS} FROM tasks
+             WHERE (?1 IS NULL OR service = ?1) AND (?2 OR last_status != 'STOPPED')
+             ORDER BY (last_status = 'STOPPED'), created_at DESC, id LIMIT ?3"
+        ))
+        .map_err(StoreError::sql("list tasks"))?;
+    let rows = stmt
+        .query_map(params![service, include_stopped, limit], task_from)
+        .map_err(StoreError::sql("list tasks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list tasks"))?;
+    rows.into_iter().map(finish_task).collect()
+}
+
+/// Appends a history line.
+pub fn add_event(c: &Connection, at: u64, subject: &str, message: &str) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO events (at, subject, message) VALUES (?1, ?2, ?3)",
+        params![at as i64, subject, message],
+    )
+    .map_err(StoreError::sql("add event"))?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The newest `limit` events of a subject prefix (e.g. `service/web`), oldest first.
+pub fn events(
+    c: &Connection,
+    subject_prefix: &str,
+    limit: u32,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT id, at, subject, message FROM (
+               SELECT id, at, subject, message FROM events
+               WHERE subject = ?1 OR subject LIKE ?1 || '/%'
+               ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )
+        .map_err(StoreError::sql("list events"))?;
+    stmt.query_map(params![subject_prefix, limit], |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            at: r.get::<_, i64>(1)? as u64,
+            subject: r.get(2)?,
+            message: r.get(3)?,
+        })
+    })
+    .map_err(StoreError::sql("list events"))?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(StoreError::sql("list events"))
+}
+
+/// Records an applied stack file (its canonical JSON).
+pub fn record_stack(
+    c: &Connection,
+    at: u64,
+    file: &str,
+    body: &serde_json::Value,
+) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO stacks (applied_at, file, body) VALUES (?1, ?2, ?3)",
+        params![at as i64, file, body.to_string()],
+    )
+    .map_err(StoreError::sql("record stack"))?;
+    Ok(c.last_insert_rowid())
+}

@@ -1,0 +1,150 @@
+//! Store behaviour against a real SQLite file.
+
+use cutover_store::{ServiceRow, Store, StoreError, TaskRow, ops};
+use serde_json::json;
+
+fn service(name: &str, desired: u32) -> ServiceRow {
+    ServiceRow {
+        name: name.into(),
+        task_definition: "web:1".into(),
+        desired_count: desired,
+        runtime: "process".into(),
+        spec: json!({"loadBalancer": null}),
+        status: "ACTIVE".into(),
+        generation: 1,
+        created_at: 10,
+        updated_at: 10,
+    }
+}
+
+fn task(id: &str, status: &str, created: u64) -> TaskRow {
+    TaskRow {
+        id: id.into(),
+        service: "web".into(),
+        task_set: "primary".into(),
+        task_definition: "web:1".into(),
+        runtime: "process".into(),
+        last_status: status.into(),
+        desired_status: "RUNNING".into(),
+        health_status: "UNKNOWN".into(),
+        endpoint: Some("127.0.0.1:4000".into()),
+        handle: Some(json!({"pid": 42})),
+        stop_code: None,
+        stopped_reason: None,
+        exit_code: None,
+        created_at: created,
+        started_at: None,
+        stopping_at: None,
+        stopped_at: None,
+    }
+}
+
+#[test]
+fn revisions_increment_and_identical_bodies_are_reused() {
+    let s = Store::open_in_memory().unwrap();
+    let a = json!({"family": "web", "containerDefinitions": [{"name": "web"}]});
+    let b = json!({"family": "web", "containerDefinitions": [{"name": "web", "image": "x"}]});
+    s.with(|c| {
+        let (r1, new1) = ops::register_task_definition(c, "web", &a, 1, false)?;
+        let (r2, new2) = ops::register_task_definition(c, "web", &a, 2, false)?;
+        let (r3, new3) = ops::register_task_definition(c, "web", &b, 3, false)?;
+        let (r4, new4) = ops::register_task_definition(c, "web", &b, 4, true)?;
+        assert_eq!((r1.revision, new1), (1, true));
+        assert_eq!((r2.revision, new2), (1, false));
+        assert_eq!((r3.revision, new3), (2, true));
+        assert_eq!((r4.revision, new4), (3, true));
+        assert_eq!(ops::task_definition(c, "web", None)?.unwrap().revision, 3);
+        assert_eq!(ops::task_definition(c, "web", Some(2))?.unwrap().body, b);
+        assert!(ops::task_definition(c, "web", Some(9))?.is_none());
+        assert_eq!(ops::list_task_definitions(c, Some("web"))?.len(), 3);
+        assert_eq!(ops::list_task_definitions(c, Some("api"))?.len(), 0);
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_failed_atomic_block_leaves_nothing_behind() {
+    let s = Store::open_in_memory().unwrap();
+    s.with(|c| ops::put_service(c, &service("web", 2))).unwrap();
+    let err = s
+        .atomically(|c| {
+            ops::put_service(c, &service("web", 5))?;
+            ops::put_service(c, &service("api", 1))?;
+            Err::<(), _>(StoreError::Conflict("validation failed".into()))
+        })
+        .unwrap_err();
+    assert_eq!(err.to_string(), "validation failed");
+    let services = s.with(ops::list_services).unwrap();
+    assert_eq!(services, vec![service("web", 2)]);
+}
+
+#[test]
+fn state_survives_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let s = Store::open(&path).unwrap();
+        s.with(|c| {
+            ops::put_service(c, &service("web", 2))?;
+            ops::put_task(c, &task("t1", "RUNNING", 5))?;
+            ops::add_event(c, 7, "service/web", "started 1 task")
+        })
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 1);
+    let t = s.with(|c| ops::task(c, "t1")).unwrap().unwrap();
+    assert_eq!(t, task("t1", "RUNNING", 5));
+    let ev = s.with(|c| ops::events(c, "service/web", 10)).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].message, "started 1 task");
+}
+
+#[test]
+fn task_listing_puts_live_tasks_first_and_filters_stopped() {
+    let s = Store::open_in_memory().unwrap();
+    s.with(|c| {
+        ops::put_task(c, &task("old", "STOPPED", 1))?;
+        ops::put_task(c, &task("a", "RUNNING", 2))?;
+        ops::put_task(c, &task("b", "PENDING", 3))?;
+        Ok(())
+    })
+    .unwrap();
+    let all = s
+        .with(|c| ops::list_tasks(c, Some("web"), true, 100))
+        .unwrap();
+    let ids: Vec<_> = all.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, vec!["b", "a", "old"]);
+    let live = s.with(|c| ops::list_tasks(c, None, false, 100)).unwrap();
+    assert_eq!(live.len(), 2);
+}
+
+#[test]
+fn events_by_prefix_keep_the_newest() {
+    let s = Store::open_in_memory().unwrap();
+    s.with(|c| {
+        for i in 0..5 {
+            ops::add_event(c, i, "service/web", &format!("e{i}"))?;
+        }
+        ops::add_event(c, 9, "service/web/task/x", "nested")?;
+        ops::add_event(c, 9, "service/webber", "other")?;
+        Ok(())
+    })
+    .unwrap();
+    let ev = s.with(|c| ops::events(c, "service/web", 3)).unwrap();
+    let msgs: Vec<_> = ev.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(msgs, vec!["e3", "e4", "nested"]);
+}
+
+#[test]
+fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 999).unwrap();
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert!(err.to_string().contains("schema version 999"), "{err}");
+}
