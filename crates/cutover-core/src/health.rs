@@ -160,7 +160,10 @@ mod tests {
         assert_eq!(t.record(1_000, ProbeResult::Fail), None);
         assert_eq!(t.next_probe_at(), 2_000);
         let tr = t.record(2_000, ProbeResult::Pass).unwrap();
-        assert_eq!((tr.from, tr.to), (HealthStatus::Unknown, HealthStatus::Healthy));
+        assert_eq!(
+            (tr.from, tr.to),
+            (HealthStatus::Unknown, HealthStatus::Healthy)
+        );
         assert_eq!(t.next_probe_at(), 7_000);
     }
 

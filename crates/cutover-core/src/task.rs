@@ -151,7 +151,11 @@ mod tests {
             assert_eq!(st.as_str().parse::<TaskState>().unwrap(), st);
         }
         assert!("RUNNIN".parse::<TaskState>().is_err());
-        for h in [HealthStatus::Unknown, HealthStatus::Healthy, HealthStatus::Unhealthy] {
+        for h in [
+            HealthStatus::Unknown,
+            HealthStatus::Healthy,
+            HealthStatus::Unhealthy,
+        ] {
             assert_eq!(h.as_str().parse::<HealthStatus>().unwrap(), h);
         }
     }

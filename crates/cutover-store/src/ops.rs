@@ -21,12 +21,11 @@ pub fn register_task_definition(
     force_new: bool,
 ) -> Result<(TaskDefinitionRow, bool), StoreError> {
     let digest = digest(body);
-    if !force_new {
-        if let Some(latest) = task_definition(c, family, None)? {
-            if latest.digest == digest {
-                return Ok((latest, false));
-            }
-        }
+    if !force_new
+        && let Some(latest) = task_definition(c, family, None)?
+        && latest.digest == digest
+    {
+        return Ok((latest, false));
     }
     let next: u32 = c
         .query_row(
