@@ -1,0 +1,721 @@
+//! The load balancer's configuration: the `lb.yaml` schema (the same structure is accepted as
+//! JSON by the admin API), parsing with located errors and semantic validation.
+//!
+//! Every error names where it happened as `file:line:col: field.path: message`. Syntax and type
+//! errors come from serde (wrapped in `serde_path_to_error` for the field path); semantic errors
+//! (an unknown target group, a weight out of range, a duplicate name) are located afterwards by
+//! looking the field path up in a position index built from the YAML event stream, which also
+//! covers JSON since JSON documents are YAML.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+mod locate;
+
+pub use locate::Location;
+
+/// The highest weight a forward action accepts (as in ALB).
+pub const MAX_WEIGHT: u32 = 999;
+
+/// ALB's default deregistration delay, in seconds.
+pub const DEFAULT_DEREGISTRATION_DELAY_SECONDS: u64 = 300;
+
+/// The complete configuration of one proxy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address of the admin API (`127.0.0.1:19900`); no admin API when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<String>,
+    /// Bearer token required by the admin API when set (the environment variable
+    /// `CUTOVER_PROXY_TOKEN` takes precedence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// The listeners, each an address accepting HTTP/1.1 and HTTP/2.
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// The target groups listeners forward to.
+    #[serde(default)]
+    pub target_groups: Vec<TargetGroupConfig>,
+}
+
+/// One listener: an address, optional TLS, ordered rules and a default action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Unique name (`prod`, `test`).
+    pub name: String,
+    /// Socket address to bind (`127.0.0.1:18080`).
+    pub address: String,
+    /// Certificate and key: the listener speaks TLS (HTTP/1.1 and HTTP/2 by ALPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+    /// Rules evaluated in order; the first whose conditions all match decides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
+    /// The action when no rule matches.
+    pub default_action: ActionConfig,
+}
+
+/// PEM files for a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: String,
+}
+
+/// A rule: conditions that must all match, and the action taken when they do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Conditions, all of which must match; each matches when any of its values does.
+    #[serde(default)]
+    pub conditions: Vec<ConditionConfig>,
+    /// The action for matching requests.
+    pub action: ActionConfig,
+}
+
+/// One rule condition; exactly one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConditionConfig {
+    /// Path patterns with `*` (any run of characters) and `?` (one character), case-sensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_pattern: Option<Vec<String>>,
+    /// Host patterns (`*.example.com`), case-insensitive, port ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<Vec<String>>,
+    /// A header whose value must match one of the patterns (case-insensitive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_header: Option<HeaderCondition>,
+    /// Query parameters; the condition matches when any pair matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_string: Option<Vec<QueryCondition>>,
+}
+
+/// A header condition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderCondition {
+    /// Header name.
+    pub name: String,
+    /// Value patterns with `*` and `?`.
+    pub values: Vec<String>,
+}
+
+/// A query-string condition: a key (optional: any key) and a value pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryCondition {
+    /// Parameter name; any parameter when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Value pattern with `*` and `?`.
+    pub value: String,
+}
+
+/// An action; exactly one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActionConfig {
+    /// Weighted forward to one or more target groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Vec<WeightedGroup>>,
+    /// A response produced by the proxy itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_response: Option<FixedResponseConfig>,
+    /// A redirect produced by the proxy itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectConfig>,
+}
+
+/// One target group of a forward action, with its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WeightedGroup {
+    /// Name of the target group.
+    pub target_group: String,
+    /// Weight 0..=999 (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// A fixed response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FixedResponseConfig {
+    /// HTTP status code (200..=599).
+    pub status_code: u16,
+    /// `Content-Type` of the body (default `text/plain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_body: Option<String>,
+}
+
+/// A redirect; unset parts keep the request's own (`#{host}` style placeholders are not needed:
+/// an absent field means "as requested").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// `http` or `https`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// Host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Path (starting with `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Query without `?`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// 301 or 302 (default 302); `HTTP_301`/`HTTP_302` are accepted too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<RedirectCode>,
+}
+
+/// A redirect status: a number or ALB's `HTTP_301`/`HTTP_302` spelling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RedirectCode {
+    /// 301, 302, 303, 307 or 308.
+    Number(u16),
+    /// `HTTP_301` or `HTTP_302`.
+    Name(String),
+}
+
+impl RedirectCode {
+    /// The numeric status, if valid.
+    pub fn status(&self) -> Option<u16> {
+        let n = match self {
+            RedirectCode::Number(n) => *n,
+            RedirectCode::Name(s) => s.strip_prefix("HTTP_")?.parse().ok()?,
+        };
+        matches!(n, 301 | 302 | 303 | 307 | 308).then_some(n)
+    }
+}
+
+/// A target group: targets, an optional active health check and the deregistration delay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetGroupConfig {
+    /// Unique name.
+    pub name: String,
+    /// Targets as `host:port`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Active health check; without one, targets are routable as soon as registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckConfig>,
+    /// How long a deregistered target may finish in-flight work (default 300).
+    #[serde(default = "default_delay")]
+    pub deregistration_delay_seconds: u64,
+}
+
+fn default_delay() -> u64 {
+    DEFAULT_DEREGISTRATION_DELAY_SECONDS
+}
+
+/// An active HTTP health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// Path probed with `GET` (default `/`).
+    #[serde(default = "default_hc_path")]
+    pub path: String,
+    /// Seconds between probes (default 5; fractions allowed).
+    #[serde(default = "default_interval")]
+    pub interval_seconds: f64,
+    /// Probe timeout in seconds (default 2; fractions allowed).
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: f64,
+    /// Consecutive successes that make an unhealthy target healthy (default 2).
+    #[serde(default = "default_healthy")]
+    pub healthy_threshold_count: u32,
+    /// Consecutive failures that make a target unhealthy (default 2).
+    #[serde(default = "default_unhealthy")]
+    pub unhealthy_threshold_count: u32,
+    /// Accepted status codes: `200`, `200-299`, `200,204,300-399` (default `200-399`).
+    #[serde(default = "default_matcher")]
+    pub matcher: String,
+}
+
+fn default_hc_path() -> String {
+    "/".to_owned()
+}
+fn default_interval() -> f64 {
+    5.0
+}
+fn default_timeout() -> f64 {
+    2.0
+}
+fn default_healthy() -> u32 {
+    2
+}
+fn default_unhealthy() -> u32 {
+    2
+}
+fn default_matcher() -> String {
+    "200-399".to_owned()
+}
+
+/// A set of accepted status codes parsed from a matcher such as `200-299,302`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusMatcher(Vec<(u16, u16)>);
+
+impl StatusMatcher {
+    /// Parses `200`, `200-299` or a comma-separated list of those.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for part in spec.split(',') {
+            let part = part.trim();
+            let (lo, hi) = match part.split_once('-') {
+                Some((lo, hi)) => (lo.trim(), hi.trim()),
+                None => (part, part),
+            };
+            let parse = |s: &str| {
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|c| (100..=599).contains(c))
+                    .ok_or_else(|| format!("invalid status code {s:?} in matcher {spec:?}"))
+            };
+            let (lo, hi) = (parse(lo)?, parse(hi)?);
+            if lo > hi {
+                return Err(format!("empty range {part:?} in matcher {spec:?}"));
+            }
+            ranges.push((lo, hi));
+        }
+        Ok(StatusMatcher(ranges))
+    }
+
+    /// Whether `status` is accepted.
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// A configuration error, located in its source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The file (or `<request>` for the admin API).
+    pub file: String,
+    /// Line and column, when known.
+    pub location: Option<Location>,
+    /// The field path, `listeners[0].defaultAction.forward[1].weight`; empty for the root.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(loc) = self.location {
+            write!(f, ":{}:{}", loc.line, loc.col)?;
+        }
+        if !self.path.is_empty() && self.path != "." {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Which text format a configuration is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// YAML (`lb.yaml`).
+    Yaml,
+    /// JSON (admin API bodies, the persisted state).
+    Json,
+}
+
+/// Parses and validates a YAML configuration; `file` names it in errors.
+pub fn parse(file: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
+    parse_as(file, text, Format::Yaml)
+}
+
+/// Parses and validates a JSON configuration; `file` names it in errors.
+pub fn parse_json(file: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
+    parse_as(file, text, Format::Json)
+}
+
+/// Parses any serde type from `text` with located errors (used for admin request bodies too).
+pub fn deserialize<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    format: Format,
+) -> Result<T, ConfigError> {
+    let err = |location: Option<Location>, path: String, message: String| ConfigError {
+        file: file.to_owned(),
+        location,
+        path,
+        message,
+    };
+    match format {
+        Format::Yaml => {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                let location = inner.location().map(|l| Location {
+                    line: l.line(),
+                    col: l.column(),
+                });
+                err(location, path, strip_yaml_location(&inner.to_string()))
+            })
+        }
+        Format::Json => {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let json_err = |inner: serde_json::Error, path: String| {
+                let location = (inner.line() > 0).then(|| Location {
+                    line: inner.line(),
+                    col: inner.column(),
+                });
+                err(location, path, strip_json_location(&inner.to_string()))
+            };
+            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                json_err(e.into_inner(), path)
+            })?;
+            de.end().map_err(|e| json_err(e, String::new()))?;
+            Ok(value)
+        }
+    }
+}
+
+fn parse_as(file: &str, text: &str, format: Format) -> Result<ProxyConfig, ConfigError> {
+    let config: ProxyConfig = deserialize(file, text, format)?;
+    if let Err(e) = config.validate() {
+        let location = locate::locate(text, &e.path);
+        return Err(ConfigError {
+            file: file.to_owned(),
+            location,
+            path: e.path,
+            message: e.message,
+        });
+    }
+    Ok(config)
+}
+
+/// serde_yaml prefixes its own field path and appends " at line L column C"; both are printed
+/// in front instead.
+fn strip_yaml_location(msg: &str) -> String {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    match msg.split_once(": ") {
+        Some((path, rest)) if !path.contains(char::is_whitespace) => rest.to_owned(),
+        _ => msg.to_owned(),
+    }
+}
+
+fn strip_json_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg.to_owned(),
+    }
+}
+
+/// A semantic error found by [`ProxyConfig::validate`]: a field path and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ValidationError {
+    /// Field path, `targetGroups[1].name`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn invalid(path: impl Into<String>, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+impl ProxyConfig {
+    /// Checks what serde cannot: references, ranges, uniqueness and "exactly one of".
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(admin) = &self.admin {
+            admin
+                .parse::<std::net::SocketAddr>()
+                .map_err(|e| invalid("admin", format!("invalid socket address {admin:?}: {e}")))?;
+        }
+        let mut groups: HashMap<&str, &TargetGroupConfig> = HashMap::new();
+        for (i, tg) in self.target_groups.iter().enumerate() {
+            let p = format!("targetGroups[{i}]");
+            if tg.name.is_empty() {
+                return Err(invalid(format!("{p}.name"), "must not be empty"));
+            }
+            if groups.insert(&tg.name, tg).is_some() {
+                return Err(invalid(
+                    format!("{p}.name"),
+                    format!("duplicate target group {:?}", tg.name),
+                ));
+            }
+            let mut seen = HashSet::new();
+            for (j, t) in tg.targets.iter().enumerate() {
+                validate_host_port(t).map_err(|m| invalid(format!("{p}.targets[{j}]"), m))?;
+                if !seen.insert(t.as_str()) {
+                    return Err(invalid(
+                        format!("{p}.targets[{j}]"),
+                        format!("duplicate target {t:?}"),
+                    ));
+                }
+            }
+            if let Some(hc) = &tg.health_check {
+                validate_health_check(hc, &format!("{p}.healthCheck"))?;
+            }
+        }
+        let mut names = HashSet::new();
+        let mut addresses = HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let p = format!("listeners[{i}]");
+            if l.name.is_empty() {
+                return Err(invalid(format!("{p}.name"), "must not be empty"));
+            }
+            if !names.insert(l.name.as_str()) {
+                return Err(invalid(
+                    format!("{p}.name"),
+                    format!("duplicate listener {:?}", l.name),
+                ));
+            }
+            let addr: std::net::SocketAddr = l.address.parse().map_err(|e| {
+                invalid(
+                    format!("{p}.address"),
+                    format!("invalid socket address {:?}: {e}", l.address),
+                )
+            })?;
+            if !addresses.insert(addr)
+                || self.admin.as_deref().and_then(|a| a.parse().ok()) == Some(addr)
+            {
+                return Err(invalid(
+                    format!("{p}.address"),
+                    format!("address {addr} is used twice"),
+                ));
+            }
+            for (j, r) in l.rules.iter().enumerate() {
+                let rp = format!("{p}.rules[{j}]");
+                for (k, c) in r.conditions.iter().enumerate() {
+                    validate_condition(c, &format!("{rp}.conditions[{k}]"))?;
+                }
+                validate_action(&r.action, &format!("{rp}.action"), &groups)?;
+            }
+            validate_action(&l.default_action, &format!("{p}.defaultAction"), &groups)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the target groups some listener action forwards to.
+    pub fn used_groups(&self) -> HashSet<&str> {
+        let mut used = HashSet::new();
+        for l in &self.listeners {
+            let actions = l.rules.iter().map(|r| &r.action).chain([&l.default_action]);
+            for a in actions {
+                for wg in a.forward.iter().flatten() {
+                    used.insert(wg.target_group.as_str());
+                }
+            }
+        }
+        used
+    }
+}
+
+fn validate_host_port(t: &str) -> Result<(), String> {
+    let (host, port) = t
+        .rsplit_once(':')
+        .ok_or_else(|| format!("target {t:?} must be host:port"))?;
+    if host.is_empty() {
+        return Err(format!("target {t:?} has no host"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("target {t:?} has an invalid port")),
+    }
+}
+
+fn validate_health_check(hc: &HealthCheckConfig, p: &str) -> Result<(), ValidationError> {
+    if !hc.path.starts_with('/') {
+        return Err(invalid(format!("{p}.path"), "must start with /"));
+    }
+    if !(hc.interval_seconds.is_finite() && hc.interval_seconds >= 0.05) {
+        return Err(invalid(
+            format!("{p}.intervalSeconds"),
+            "must be at least 0.05",
+        ));
+    }
+    if !(hc.timeout_seconds.is_finite() && hc.timeout_seconds > 0.0) {
+        return Err(invalid(format!("{p}.timeoutSeconds"), "must be positive"));
+    }
+    for (name, v) in [
+        ("healthyThresholdCount", hc.healthy_threshold_count),
+        ("unhealthyThresholdCount", hc.unhealthy_threshold_count),
+    ] {
+        if !(1..=10).contains(&v) {
+            return Err(invalid(format!("{p}.{name}"), "must be between 1 and 10"));
+        }
+    }
+    StatusMatcher::parse(&hc.matcher).map_err(|m| invalid(format!("{p}.matcher"), m))?;
+    Ok(())
+}
+
+fn validate_condition(c: &ConditionConfig, p: &str) -> Result<(), ValidationError> {
+    let set = [
+        c.path_pattern.is_some(),
+        c.host.is_some(),
+        c.http_header.is_some(),
+        c.query_string.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        return Err(invalid(
+            p,
+            "a condition needs exactly one of pathPattern, host, httpHeader, queryString",
+        ));
+    }
+    let empty = match c {
+        ConditionConfig {
+            path_pattern: Some(v),
+            ..
+        }
+        | ConditionConfig { host: Some(v), .. } => v.is_empty(),
+        ConditionConfig {
+            http_header: Some(h),
+            ..
+        } => {
+            if http::HeaderName::from_bytes(h.name.as_bytes()).is_err() {
+                return Err(invalid(
+                    format!("{p}.httpHeader.name"),
+                    format!("invalid header name {:?}", h.name),
+                ));
+            }
+            h.values.is_empty()
+        }
+        ConditionConfig {
+            query_string: Some(q),
+            ..
+        } => q.is_empty(),
+        _ => false,
+    };
+    if empty {
+        return Err(invalid(p, "a condition needs at least one value"));
+    }
+    Ok(())
+}
+
+fn validate_action(
+    a: &ActionConfig,
+    p: &str,
+    groups: &HashMap<&str, &TargetGroupConfig>,
+) -> Result<(), ValidationError> {
+    let set = [
+        a.forward.is_some(),
+        a.fixed_response.is_some(),
+        a.redirect.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if set != 1 {
+        return Err(invalid(
+            p,
+            "an action needs exactly one of forward, fixedResponse, redirect",
+        ));
+    }
+    if let Some(fwd) = &a.forward {
+        if fwd.is_empty() {
+            return Err(invalid(
+                format!("{p}.forward"),
+                "needs at least one target group",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, wg) in fwd.iter().enumerate() {
+            let gp = format!("{p}.forward[{i}]");
+            if !groups.contains_key(wg.target_group.as_str()) {
+                return Err(invalid(
+                    format!("{gp}.targetGroup"),
+                    format!("unknown target group {:?}", wg.target_group),
+                ));
+            }
+            if !seen.insert(wg.target_group.as_str()) {
+                return Err(invalid(
+                    format!("{gp}.targetGroup"),
+                    format!("target group {:?} appears twice", wg.target_group),
+                ));
+            }
+            if wg.weight > MAX_WEIGHT {
+                return Err(invalid(
+                    format!("{gp}.weight"),
+                    format!("weight {} is out of range 0..{MAX_WEIGHT}", wg.weight),
+                ));
+            }
+        }
+        if fwd.iter().all(|wg| wg.weight == 0) {
+            return Err(invalid(
+                format!("{p}.forward"),
+                "at least one target group needs a non-zero weight",
+            ));
+        }
+    }
+    if let Some(fr) = &a.fixed_response {
+        if !(200..=599).contains(&fr.status_code) {
+            return Err(invalid(
+                format!("{p}.fixedResponse.statusCode"),
+                "must be between 200 and 599",
+            ));
+        }
+        if let Some(ct) = &fr.content_type
+            && http::HeaderValue::from_str(ct).is_err()
+        {
+            return Err(invalid(
+                format!("{p}.fixedResponse.contentType"),
+                "invalid header value",
+            ));
+        }
+    }
+    if let Some(r) = &a.redirect {
+        if let Some(proto) = &r.protocol
+            && !matches!(proto.to_ascii_lowercase().as_str(), "http" | "https")
+        {
+            return Err(invalid(
+                format!("{p}.redirect.protocol"),
+                "must be http or https",
+            ));
+        }
+        if let Some(path) = &r.path
+            && !path.starts_with('/')
+        {
+            return Err(invalid(format!("{p}.redirect.path"), "must start with /"));
+        }
+        if let Some(code) = &r.status_code
+            && code.status().is_none()
+        {
+            return Err(invalid(
+                format!("{p}.redirect.statusCode"),
+                "must be 301, 302, 303, 307, 308, HTTP_301 or HTTP_302",
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

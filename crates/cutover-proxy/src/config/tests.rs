@@ -1,0 +1,158 @@
+use super::*;
+
+const SAMPLE: &str = r#"admin: 127.0.0.1:19900
+listeners:
+  - name: prod
+    address: 127.0.0.1:18080
+    defaultAction:
+      forward: [{targetGroup: blue, weight: 100}, {targetGroup: green, weight: 0}]
+targetGroups:
+  - name: blue
+    targets: ["127.0.0.1:19001"]
+    healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2, matcher: "200-299"}
+    deregistrationDelaySeconds: 5
+  - name: green
+    targets: ["127.0.0.1:19002"]
+"#;
+
+fn err_of(text: &str) -> String {
+    parse("lb.yaml", text).unwrap_err().to_string()
+}
+
+#[test]
+fn parses_the_standalone_contract() {
+    let c = parse("lb.yaml", SAMPLE).unwrap();
+    assert_eq!(c.admin.as_deref(), Some("127.0.0.1:19900"));
+    assert_eq!(c.listeners[0].name, "prod");
+    let fwd = c.listeners[0].default_action.forward.as_ref().unwrap();
+    assert_eq!(fwd[1].target_group, "green");
+    assert_eq!(fwd[1].weight, 0);
+    let hc = c.target_groups[0].health_check.as_ref().unwrap();
+    assert_eq!(hc.healthy_threshold_count, 2);
+    assert_eq!(c.target_groups[0].deregistration_delay_seconds, 5);
+    assert_eq!(
+        c.target_groups[1].deregistration_delay_seconds,
+        DEFAULT_DEREGISTRATION_DELAY_SECONDS
+    );
+}
+
+#[test]
+fn json_round_trip_is_identical() {
+    let c = parse("lb.yaml", SAMPLE).unwrap();
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    assert_eq!(parse_json("<request>", &json).unwrap(), c);
+}
+
+#[test]
+fn type_errors_are_located_with_the_field_path() {
+    let text = SAMPLE.replace("weight: 0}", "weight: many}");
+    let e = err_of(&text);
+    assert!(
+        e.starts_with("lb.yaml:6:")
+            && e.contains(": listeners[0].defaultAction.forward[1].weight: invalid type"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_rejected() {
+    let e = err_of(&SAMPLE.replace("deregistrationDelaySeconds", "deregistrationDelay"));
+    assert!(
+        e.starts_with(
+            "lb.yaml:11:5: targetGroups[0].deregistrationDelay: unknown field `deregistrationDelay`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn weight_out_of_range_is_located() {
+    let e = err_of(&SAMPLE.replace("weight: 0}", "weight: 1000}"));
+    assert_eq!(
+        e,
+        "lb.yaml:6:80: listeners[0].defaultAction.forward[1].weight: weight 1000 is out of range 0..999"
+    );
+}
+
+#[test]
+fn unknown_target_group_is_located() {
+    let e = err_of(&SAMPLE.replace("targetGroup: green", "targetGroup: purple"));
+    assert_eq!(
+        e,
+        "lb.yaml:6:65: listeners[0].defaultAction.forward[1].targetGroup: unknown target group \"purple\""
+    );
+}
+
+#[test]
+fn semantic_errors_in_json_are_located() {
+    let c = parse("lb.yaml", SAMPLE).unwrap();
+    let mut json = serde_json::to_value(&c).unwrap();
+    json["targetGroups"][1]["name"] = "blue".into();
+    let text = serde_json::to_string_pretty(&json).unwrap();
+    let e = parse_json("<request>", &text).unwrap_err();
+    assert_eq!(e.path, "targetGroups[1].name");
+    assert!(e.location.is_some());
+    assert!(e.message.contains("duplicate target group"), "{e}");
+}
+
+#[test]
+fn all_zero_weights_are_rejected() {
+    let e = err_of(&SAMPLE.replace("weight: 100}", "weight: 0}"));
+    assert!(
+        e.contains(
+            "listeners[0].defaultAction.forward: at least one target group needs a non-zero weight"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn duplicate_listener_addresses_are_rejected() {
+    let text = SAMPLE.replace(
+        "targetGroups:",
+        "  - name: test\n    address: 127.0.0.1:18080\n    defaultAction: {fixedResponse: {statusCode: 404}}\ntargetGroups:",
+    );
+    let e = err_of(&text);
+    assert!(
+        e.starts_with("lb.yaml:8:14: listeners[1].address: address 127.0.0.1:18080 is used twice"),
+        "{e}"
+    );
+}
+
+#[test]
+fn actions_and_conditions_need_exactly_one_kind() {
+    let text = SAMPLE.replace(
+        "    defaultAction:",
+        "    rules:\n      - conditions: [{pathPattern: [/a], host: [x]}]\n        action: {fixedResponse: {statusCode: 200}}\n    defaultAction:",
+    );
+    assert!(
+        err_of(&text)
+            .contains("listeners[0].rules[0].conditions[0]: a condition needs exactly one")
+    );
+    let text = SAMPLE.replace(
+        "    defaultAction:",
+        "    rules:\n      - action: {}\n    defaultAction:",
+    );
+    assert!(err_of(&text).contains("listeners[0].rules[0].action: an action needs exactly one"));
+}
+
+#[test]
+fn matcher_parsing() {
+    let m = StatusMatcher::parse("200-299, 302").unwrap();
+    assert!(m.matches(200) && m.matches(299) && m.matches(302));
+    assert!(!m.matches(300) && !m.matches(500));
+    assert!(StatusMatcher::parse("299-200").is_err());
+    assert!(StatusMatcher::parse("abc").is_err());
+    let e = err_of(&SAMPLE.replace("\"200-299\"", "\"2xx\""));
+    assert!(
+        e.contains("targetGroups[0].healthCheck.matcher: invalid status code"),
+        "{e}"
+    );
+}
+
+#[test]
+fn redirect_codes() {
+    assert_eq!(RedirectCode::Name("HTTP_301".into()).status(), Some(301));
+    assert_eq!(RedirectCode::Number(308).status(), Some(308));
+    assert_eq!(RedirectCode::Number(200).status(), None);
+}
