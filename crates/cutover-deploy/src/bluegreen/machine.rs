@@ -68,8 +68,8 @@ impl BlueGreen {
             tracing::debug!(execution_id, "ignoring hook result outside a hook event");
             return;
         };
-        if run.execution_id != execution_id || run.wait != HookWait::Result {
-            tracing::debug!(execution_id, current = %run.execution_id, "ignoring stale hook result");
+        if run.wait != HookWait::Result || !run.live_ids.iter().any(|id| id == execution_id) {
+            tracing::debug!(execution_id, "ignoring stale hook result");
             return;
         }
         let event = *event;
@@ -81,6 +81,7 @@ impl BlueGreen {
             HookOutcome::InProgress { callback_delay_ms, details } => {
                 let delay = callback_delay_ms.unwrap_or(DEFAULT_CALLBACK_DELAY_MS);
                 run.wait = HookWait::Callback { at: now.saturating_add(delay), details };
+                run.live_ids.clear();
                 push_event(
                     out,
                     format!("{event} hook in progress, invoking again in {}", duration(delay)),
@@ -90,7 +91,8 @@ impl BlueGreen {
     }
 
     pub(super) fn on_traffic_applied(&mut self, now: Millis, request_id: u64, out: &mut Vec<Effect>) {
-        let Some(pending) = self.traffic.pending.take_if(|p| p.request_id == request_id) else {
+        let confirms = |p: &mut PendingTraffic| (p.first_request_id..=p.request_id).contains(&request_id);
+        let Some(pending) = self.traffic.pending.take_if(confirms) else {
             tracing::debug!(request_id, "ignoring acknowledgement of a superseded traffic change");
             return;
         };
@@ -221,14 +223,14 @@ impl BlueGreen {
                 Some(hook) => {
                     let run = HookRun {
                         attempt: 0,
-                        execution_id: String::new(),
+                        live_ids: Vec::new(),
                         details: None,
                         deadline: now.saturating_add(hook.timeout_ms),
                         timeout_ms: hook.timeout_ms,
                         wait: HookWait::Result,
                     };
                     self.phase = Phase::Hook { event: hook_event, run };
-                    self.invoke_hook(None, out);
+                    self.invoke_hook(None, false, out);
                 }
                 None => self.succeed(now, hook_event, "no hook configured", out),
             },
@@ -275,21 +277,22 @@ impl BlueGreen {
     }
 
     /// Invokes the current hook again (next attempt, fresh execution id).
-    fn invoke_hook(&mut self, details: Option<String>, out: &mut Vec<Effect>) {
+    /// With `keep_live`, results of the earlier live invocations still count
+    /// (used by `resume`, which cannot know whether they ran).
+    fn invoke_hook(&mut self, details: Option<String>, keep_live: bool, out: &mut Vec<Effect>) {
         let deployment_id = &self.spec.deployment_id;
         let Phase::Hook { event, run } = &mut self.phase else {
             return;
         };
         run.attempt += 1;
-        run.execution_id = format!("{deployment_id}:{event}:{}", run.attempt);
+        let execution_id = format!("{deployment_id}:{event}:{}", run.attempt);
+        if !keep_live {
+            run.live_ids.clear();
+        }
+        run.live_ids.push(execution_id.clone());
         run.details = details.clone();
         run.wait = HookWait::Result;
-        out.push(Effect::InvokeHook {
-            event: *event,
-            execution_id: run.execution_id.clone(),
-            attempt: run.attempt,
-            details,
-        });
+        out.push(Effect::InvokeHook { event: *event, execution_id, attempt: run.attempt, details });
     }
 
     fn record(&mut self, event: LifecycleEvent) -> &mut super::LifecycleEventRecord {
@@ -321,21 +324,25 @@ impl BlueGreen {
     /// Issues an absolute traffic change under a new request id; it replaces
     /// any change in flight.
     fn apply(&mut self, now: Millis, prod_green_percent: u8, test_on_green: bool, out: &mut Vec<Effect>) {
-        self.apply_attempt(now, prod_green_percent, test_on_green, 1, out);
+        self.apply_attempt(now, prod_green_percent, test_on_green, 1, None, out);
     }
 
+    /// Issues a split; `first_request_id` is the first id of the same split
+    /// when this re-issues it.
     fn apply_attempt(
         &mut self,
         now: Millis,
         prod_green_percent: u8,
         test_on_green: bool,
         attempt: u32,
+        first_request_id: Option<u64>,
         out: &mut Vec<Effect>,
     ) {
         let request_id = self.next_request_id;
         self.next_request_id += 1;
         self.traffic.pending = Some(PendingTraffic {
             request_id,
+            first_request_id: first_request_id.unwrap_or(request_id),
             prod_green_percent,
             test_on_green,
             issued_at: now,
@@ -348,14 +355,21 @@ impl BlueGreen {
     /// deployment after [`TRAFFIC_MAX_ATTEMPTS`]. A flip back to blue is
     /// retried forever: there is nothing safer to do.
     fn retry_or_fail(&mut self, now: Millis, failed: PendingTraffic, reason: &str, out: &mut Vec<Effect>) {
-        let PendingTraffic { prod_green_percent: green, test_on_green: test, attempt, .. } = failed;
+        let PendingTraffic {
+            prod_green_percent: green,
+            test_on_green: test,
+            attempt,
+            first_request_id,
+            ..
+        } = failed;
         push_event(
             out,
             format!("traffic change to {green}% on green failed (attempt {attempt}): {reason}"),
         );
         let ending = matches!(self.phase, Phase::Ending { .. });
         if ending || attempt < TRAFFIC_MAX_ATTEMPTS {
-            self.apply_attempt(now, green, test, attempt.saturating_add(1), out);
+            let next = attempt.saturating_add(1);
+            self.apply_attempt(now, green, test, next, Some(first_request_id), out);
             return;
         }
         self.fail(
@@ -371,12 +385,13 @@ impl BlueGreen {
             Phase::Install { .. } => out.push(Effect::ProvisionGreen),
             Phase::Hook { run, .. } if run.wait == HookWait::Result => {
                 let details = run.details.clone();
-                self.invoke_hook(details, out);
+                self.invoke_hook(details, true, out);
             }
             _ => {}
         }
         if let Some(p) = self.traffic.pending.clone() {
-            self.apply_attempt(now, p.prod_green_percent, p.test_on_green, p.attempt, out);
+            let (green, test) = (p.prod_green_percent, p.test_on_green);
+            self.apply_attempt(now, green, test, p.attempt, Some(p.first_request_id), out);
         } else if self.traffic.prod_green_percent > 0 || self.traffic.test_on_green {
             let (green, test) = (self.traffic.prod_green_percent, self.traffic.test_on_green);
             self.apply(now, green, test, out);
@@ -418,7 +433,7 @@ impl BlueGreen {
                 match &run.wait {
                     HookWait::Callback { at, details } if now >= *at => {
                         let details = details.clone();
-                        self.invoke_hook(details, out);
+                        self.invoke_hook(details, false, out);
                         true
                     }
                     _ => false,

@@ -77,7 +77,9 @@ enum Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct HookRun {
     attempt: u32,
-    execution_id: String,
+    /// Ids of the invocations whose result is awaited: the latest one, plus
+    /// the ones re-issued by `resume` (the first result of any wins).
+    live_ids: Vec<String>,
     /// `hookDetails` handed to this invocation.
     details: Option<String>,
     /// First invocation plus the hook's timeout.
@@ -88,7 +90,7 @@ struct HookRun {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum HookWait {
-    /// Waiting for the result of `execution_id`.
+    /// Waiting for the result of one of `live_ids`.
     Result,
     /// The hook said `IN_PROGRESS`: invoke again at `at` with `details`.
     Callback { at: Millis, details: Option<String> },
@@ -160,13 +162,16 @@ impl BlueGreen {
     ///
     /// - `Install`: `ProvisionGreen` again (idempotent).
     /// - A hook waiting for its result: the hook is invoked again with a new
-    ///   execution id (attempt + 1) and the same details; a late result of
-    ///   the old invocation is ignored. The event's timeout still counts
-    ///   from the first invocation. A hook waiting for its callback time
-    ///   needs nothing.
+    ///   execution id (attempt + 1) and the same details, since the first
+    ///   invocation may never have run. The first result of either
+    ///   invocation counts, the other is ignored; hooks must therefore
+    ///   tolerate running twice. The event's timeout still counts from the
+    ///   first invocation. A hook waiting for its callback time needs
+    ///   nothing.
     /// - Traffic: the change in flight, or else the last acknowledged split
-    ///   when it is not all-blue, is applied again under a new request id;
-    ///   the next step waits for its acknowledgement.
+    ///   when it is not all-blue (the proxy may have restarted too), is
+    ///   applied again under a new request id; an acknowledgement of either
+    ///   request confirms it, and the next step waits for it.
     /// - A finished deployment: its final effects (teardown, `Finished`)
     ///   again, in case they were persisted but never executed.
     pub fn resume(&mut self, now: Millis) -> Vec<Effect> {

@@ -71,8 +71,13 @@ pub struct LifecycleEventRecord {
 /// A traffic change sent to the proxy and not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingTraffic {
-    /// Id of the `ApplyTraffic` effect.
+    /// Id of the latest `ApplyTraffic` effect for this split.
     pub request_id: u64,
+    /// Id of the first `ApplyTraffic` of this same split: a retry or a
+    /// re-issue after a restart keeps it, and an acknowledgement of any id
+    /// from here to `request_id` confirms the split (no other split was
+    /// issued in between).
+    pub first_request_id: u64,
     /// Intended green share of production traffic.
     pub prod_green_percent: u8,
     /// Intended target of the test listener.
