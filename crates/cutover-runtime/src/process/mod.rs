@@ -14,6 +14,7 @@ mod launch;
 mod logs;
 mod probe;
 mod shim;
+mod start;
 mod state;
 mod sys;
 
@@ -24,12 +25,10 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::{
     ExitInfo, HealthCommand, LogStream, ProbeOutcome, REASON_LOST, Runtime, RuntimeError,
@@ -140,33 +139,6 @@ impl ProcessRuntime {
         Arc::clone(locks.entry(task_id.to_owned()).or_default())
     }
 
-    /// A free loopback port not handed out recently.
-    fn allocate_port(&self, task_id: &str) -> Result<u16, RuntimeError> {
-        let mut recent = self.recent_ports.lock().unwrap_or_else(|e| e.into_inner());
-        while recent
-            .front()
-            .is_some_and(|(_, at)| at.elapsed() > PORT_QUARANTINE)
-        {
-            recent.pop_front();
-        }
-        for _ in 0..32 {
-            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-                .map_err(|e| RuntimeError::io(task_id, "bind", "127.0.0.1:0", e))?;
-            let port = listener
-                .local_addr()
-                .map_err(|e| RuntimeError::io(task_id, "bind", "127.0.0.1:0", e))?
-                .port();
-            if !recent.iter().any(|(p, _)| *p == port) {
-                recent.push_back((port, Instant::now()));
-                return Ok(port);
-            }
-        }
-        Err(RuntimeError::InvalidSpec {
-            task_id: task_id.to_owned(),
-            reason: "no free loopback port".to_owned(),
-        })
-    }
-
     fn read<T: DeserializeOwned>(task_id: &str, path: &Path) -> Result<Option<T>, RuntimeError> {
         state::read_json(path).map_err(|e| match e {
             ReadError::Io(source) => RuntimeError::io(task_id, "read", path, source),
@@ -224,9 +196,14 @@ impl ProcessRuntime {
         if let Some(exit) = Self::read(task_id, &paths.exit())? {
             return Ok(Some(exit));
         }
-        if let Some(task) = Self::read::<ProcessRecord>(task_id, &paths.task_pid())? {
-            if task.is_alive() {
-                signal_record(&task, libc::SIGKILL);
+        // The kernel killed the task with the shim (death signal); make sure
+        // of it, and of anything left in its process group.
+        if let Some(task) = Self::read::<ProcessRecord>(task_id, &paths.task_pid())?
+            && task.is_alive()
+        {
+            signal_record(&task, libc::SIGKILL);
+            if let Ok(pid) = i32::try_from(task.pid) {
+                let _ = sys::kill(-pid, libc::SIGKILL);
             }
         }
         tracing::warn!(%task_id, shim_pid = shim.pid, "task supervisor vanished; recording the task as lost");
@@ -240,172 +217,6 @@ impl ProcessRuntime {
         state::write_json_atomic(&paths.exit(), &exit)
             .map_err(|e| RuntimeError::io(task_id, "write", paths.exit(), e))?;
         Ok(Some(exit))
-    }
-
-    /// An existing task with this id, or `None` if there is none (a leftover
-    /// of an interrupted start is cleared).
-    async fn existing(
-        &self,
-        task_id: &str,
-        paths: &TaskPaths,
-    ) -> Result<Option<TaskHandle>, RuntimeError> {
-        let Some(spec) = Self::read::<StoredSpec>(task_id, &paths.spec())? else {
-            if paths.dir.exists() {
-                remove_tree(task_id, &paths.dir)?;
-            }
-            return Ok(None);
-        };
-        let has_task = paths.task_pid().exists();
-        if self.exit_if_over(task_id, paths)?.is_some() || has_task {
-            return Ok(Some(self.handle(&spec, paths)?));
-        }
-        if let Some(shim) = Self::read::<ProcessRecord>(task_id, &paths.shim_pid())? {
-            // A shim is still starting the task (its start was interrupted):
-            // give it the time a start normally takes.
-            let deadline = Instant::now() + SHIM_REPORT_TIMEOUT;
-            while shim.is_alive() && Instant::now() < deadline {
-                if paths.task_pid().exists() || paths.exit().exists() {
-                    return Ok(Some(self.handle(&spec, paths)?));
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            if let Some(task) = Self::read::<ProcessRecord>(task_id, &paths.task_pid())? {
-                let _ = task;
-                return Ok(Some(self.handle(&spec, paths)?));
-            }
-            if shim.is_alive() {
-                signal_record(&shim, libc::SIGKILL);
-            }
-        }
-        remove_tree(task_id, &paths.dir)?;
-        Ok(None)
-    }
-
-    async fn start_new(
-        &self,
-        spec: &TaskSpec,
-        paths: &TaskPaths,
-    ) -> Result<TaskHandle, RuntimeError> {
-        let task_id = &spec.task_id;
-        std::fs::create_dir_all(&paths.dir)
-            .map_err(|e| RuntimeError::io(task_id, "create", &paths.dir, e))?;
-        let port = self.allocate_port(task_id)?;
-        let resolved = {
-            let spec = spec.clone();
-            let task_dir = paths.dir.clone();
-            let images_dir = self.data_dir.join("images");
-            let cutover_bin = self.cutover_bin.clone();
-            tokio::task::spawn_blocking(move || {
-                launch::resolve(
-                    &spec,
-                    &launch::Context {
-                        task_dir: &task_dir,
-                        images_dir: &images_dir,
-                        cutover_bin: &cutover_bin,
-                        port,
-                    },
-                )
-            })
-            .await
-            .map_err(|e| RuntimeError::Shim {
-                task_id: task_id.clone(),
-                message: format!("launch resolution panicked: {e}"),
-            })?
-        };
-        let resolved = match resolved {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&paths.dir);
-                return Err(error);
-            }
-        };
-        let stored = StoredSpec {
-            task: spec.clone(),
-            launch: resolved.launch,
-            image_digest: resolved.image_digest,
-            warnings: resolved.warnings,
-            created_at_unix_ms: state::now_unix_ms(),
-        };
-        state::write_json_atomic(&paths.spec(), &stored)
-            .map_err(|e| RuntimeError::io(task_id, "write", paths.spec(), e))?;
-
-        let shim_log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(paths.shim_log())
-            .map_err(|e| RuntimeError::io(task_id, "open", paths.shim_log(), e))?;
-        let (program, prefix) =
-            self.shim_command
-                .split_first()
-                .ok_or_else(|| RuntimeError::Shim {
-                    task_id: task_id.clone(),
-                    message: "empty shim command".to_owned(),
-                })?;
-        let mut command = tokio::process::Command::new(program);
-        command
-            .args(prefix)
-            .arg("--task-dir")
-            .arg(&paths.dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(shim_log)
-            .kill_on_drop(false);
-        let mut child = command.spawn().map_err(|e| RuntimeError::Shim {
-            task_id: task_id.clone(),
-            message: format!("cannot execute {}: {e}", Path::new(program).display()),
-        })?;
-        let stdout = child.stdout.take();
-        // Reap the shim whenever it ends; it is not ours to kill.
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        let mut line = String::new();
-        if let Some(stdout) = stdout {
-            let mut reader = BufReader::new(stdout);
-            match tokio::time::timeout(SHIM_REPORT_TIMEOUT, reader.read_line(&mut line)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    return Err(RuntimeError::io(
-                        task_id,
-                        "read the start report of",
-                        &paths.dir,
-                        e,
-                    ));
-                }
-                Err(_) => {
-                    return Err(RuntimeError::Shim {
-                        task_id: task_id.clone(),
-                        message: format!("no start report within {SHIM_REPORT_TIMEOUT:?}"),
-                    });
-                }
-            }
-        }
-        let line = line.trim_end();
-        if let Some(message) = line.strip_prefix("err ") {
-            return Err(RuntimeError::CannotStart {
-                task_id: task_id.clone(),
-                message: message.to_owned(),
-            });
-        }
-        if !line.starts_with("ok ") {
-            let shim_log = std::fs::read_to_string(paths.shim_log()).unwrap_or_default();
-            return Err(RuntimeError::Shim {
-                task_id: task_id.clone(),
-                message: format!(
-                    "exited without reporting; its log says: {}",
-                    shim_log.trim()
-                ),
-            });
-        }
-        let handle = self.handle(&stored, paths)?;
-        tracing::info!(
-            %task_id,
-            pid = ?handle.pid,
-            endpoint = ?handle.endpoint,
-            program = %stored.launch.program.display(),
-            "task started"
-        );
-        Ok(handle)
     }
 }
 
