@@ -1,3 +1,105 @@
 //! The data plane: an L7 load balancer with weighted target groups, health checks and draining.
+//!
+//! [`run`] serves the listeners and the admin API of a [`config::ProxyConfig`]; configuration
+//! changes (a new file on SIGHUP, `PUT /v1/config`, weight and target changes) are compiled
+//! into an immutable snapshot swapped atomically, so a request resolves its route against
+//! exactly one configuration. [`client::AdminClient`] drives a running proxy and [`cli`] wraps
+//! both for `cutover proxy`.
+//!
+//! Guarantees, each tested in this crate:
+//! - a target known to be unhealthy or draining gets no new request; a request whose connection
+//!   to a target failed before any byte was sent is retried on another target;
+//! - a deregistered target keeps serving its in-flight requests, WebSockets and streams for up
+//!   to its group's deregistration delay;
+//! - when no target can be chosen the proxy answers 503 itself (counted as
+//!   `HTTPCode_ELB_5XX_Count`, logged) instead of dropping the request; see [`routing`'s
+//!   rules](crate#routing) below.
+//!
+//! # Routing
+//! Among the groups of a forward with a non-zero weight, those with a routable target share the
+//! traffic in proportion to their weights. When none has one, the forward fails open (like ALB)
+//! to targets in `initial` or `unhealthy` state, never to draining ones. When there is no such
+//! target either, the answer is 503 from the proxy.
+//!
+//! # Health
+//! A new target in a group with a health check starts `initial` and gets traffic after its
+//! first passing probe; see [`health`].
 
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub mod api;
+pub mod cli;
+pub mod client;
 pub mod config;
+pub mod health;
+pub mod metrics;
+
+mod admin;
+mod proxy;
+mod routing;
+mod server;
+mod target;
+mod tls;
+
+pub use api::HealthReport;
+pub use config::ProxyConfig;
+
+/// How to start the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyOptions {
+    /// The YAML (or `.json`) configuration file; wins over the state directory at start and is
+    /// reloaded on SIGHUP and `POST /v1/reload`.
+    pub config_path: Option<PathBuf>,
+    /// Where the last applied configuration is persisted (`config.json`); served at start when
+    /// no configuration file is given.
+    pub state_dir: Option<PathBuf>,
+    /// Worker threads: 1 runs on a current-thread runtime (see [`cli`]); [`run`] itself uses
+    /// whatever runtime it is awaited on.
+    pub workers: usize,
+    /// Admin API address overriding the configuration's `admin:` (used by `cutover server` to
+    /// start a proxy with no configuration yet).
+    pub admin_address: Option<String>,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A listener could not be bound, a certificate loaded or the state persisted.
+    #[error("cannot start: {0}")]
+    Start(String),
+    /// There is no configuration, no persisted state and no admin address.
+    #[error(
+        "nothing to serve: give a configuration file, a state directory holding one, or an admin address"
+    )]
+    NothingToServe,
+}
+
+/// Serves listeners and the admin API until `shutdown` resolves; on SIGHUP reloads
+/// `opts.config_path` when given. Health checks probe over HTTP.
+pub async fn run(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+    server::run_with(opts, Arc::new(health::HttpProber), shutdown).await
+}
+
+/// Like [`run`], with a custom health [`health::Prober`] (tests, or probing over another
+/// transport).
+pub async fn run_with_prober(
+    opts: ProxyOptions,
+    prober: Arc<dyn health::Prober>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    server::run_with(opts, prober, shutdown).await
+}

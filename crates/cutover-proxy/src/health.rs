@@ -1,0 +1,333 @@
+//! Target health: the decision logic (consecutive probe results to a state, no IO), the probe
+//! trait with its HTTP implementation, and the loop that runs probes on tokio's clock.
+//!
+//! Rules, as documented for operators:
+//! - A target registered in a group with a health check starts `initial` and is not routable.
+//!   Its first passing probe makes it `healthy` (the control plane waits for that before moving
+//!   weight); `unhealthyThresholdCount` consecutive failures make it `unhealthy`.
+//! - A `healthy` target becomes `unhealthy` after `unhealthyThresholdCount` consecutive
+//!   failures; an `unhealthy` one becomes `healthy` after `healthyThresholdCount` consecutive
+//!   successes.
+//! - A target in a group without a health check is `healthy` as soon as it is registered.
+//! - `draining` (deregistered, finishing in-flight work) and `unused` (its group is not used by
+//!   any listener) are reported on top of the probe state; draining targets never get requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{HealthCheckConfig, StatusMatcher};
+
+/// The health state of one target, as reported by the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    /// Registered, no probe has passed yet; not routable.
+    Initial,
+    /// Passing its health check; routable.
+    Healthy,
+    /// Failing its health check; routable only when failing open.
+    Unhealthy,
+    /// Deregistered; finishing in-flight work; never routable.
+    Draining,
+    /// Its group is not used by any listener.
+    Unused,
+}
+
+impl TargetState {
+    pub(crate) fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_u8(v: u8) -> Self {
+        match v {
+            0 => TargetState::Initial,
+            1 => TargetState::Healthy,
+            2 => TargetState::Unhealthy,
+            3 => TargetState::Draining,
+            _ => TargetState::Unused,
+        }
+    }
+
+    /// The lower-case name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetState::Initial => "initial",
+            TargetState::Healthy => "healthy",
+            TargetState::Unhealthy => "unhealthy",
+            TargetState::Draining => "draining",
+            TargetState::Unused => "unused",
+        }
+    }
+}
+
+/// Consecutive-result bookkeeping for one target: plain code, no IO, no clock.
+#[derive(Debug, Clone)]
+pub struct HealthTracker {
+    state: TargetState,
+    successes: u32,
+    failures: u32,
+    healthy_threshold: u32,
+    unhealthy_threshold: u32,
+}
+
+impl HealthTracker {
+    /// A tracker in state `initial` with the given thresholds (each at least 1).
+    pub fn new(healthy_threshold: u32, unhealthy_threshold: u32) -> Self {
+        HealthTracker {
+            state: TargetState::Initial,
+            successes: 0,
+            failures: 0,
+            healthy_threshold: healthy_threshold.max(1),
+            unhealthy_threshold: unhealthy_threshold.max(1),
+        }
+    }
+
+    /// The current state: `initial`, `healthy` or `unhealthy`.
+    pub fn state(&self) -> TargetState {
+        self.state
+    }
+
+    /// Records one probe result; returns the new state when it changed.
+    pub fn record(&mut self, passed: bool) -> Option<TargetState> {
+        if passed {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.successes = 0;
+        }
+        let next = match (self.state, passed) {
+            (TargetState::Initial, true) => TargetState::Healthy,
+            (TargetState::Unhealthy, true) if self.successes >= self.healthy_threshold => {
+                TargetState::Healthy
+            }
+            (TargetState::Initial | TargetState::Healthy, false)
+                if self.failures >= self.unhealthy_threshold =>
+            {
+                TargetState::Unhealthy
+            }
+            (s, _) => s,
+        };
+        (next != self.state).then(|| {
+            self.state = next;
+            next
+        })
+    }
+}
+
+/// The outcome of one probe: passed or not, and why (shown as the target's reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeResult {
+    /// Whether the probe passed.
+    pub passed: bool,
+    /// A short explanation (`status 200`, `connection refused`, `timed out after 1s`).
+    pub reason: String,
+}
+
+/// A boxed probe future.
+pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>>;
+
+/// Runs one health probe against a target. Implemented over HTTP by [`HttpProber`]; tests
+/// substitute scripted results.
+pub trait Prober: Send + Sync + 'static {
+    /// Probes `addr` once according to `check`; must finish within `check.timeoutSeconds`.
+    fn probe<'a>(&'a self, addr: SocketAddr, check: &'a HealthCheckConfig) -> ProbeFuture<'a>;
+}
+
+/// Probes with `GET path` over a fresh HTTP/1.1 connection, like ALB.
+#[derive(Debug, Default, Clone)]
+pub struct HttpProber;
+
+impl Prober for HttpProber {
+    fn probe<'a>(&'a self, addr: SocketAddr, check: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+        Box::pin(async move {
+            let timeout = Duration::from_secs_f64(check.timeout_seconds);
+            match tokio::time::timeout(timeout, http_probe(addr, &check.path)).await {
+                Err(_) => ProbeResult {
+                    passed: false,
+                    reason: format!("timed out after {timeout:?}"),
+                },
+                Ok(Err(reason)) => ProbeResult {
+                    passed: false,
+                    reason,
+                },
+                Ok(Ok(status)) => {
+                    let passed = StatusMatcher::parse(&check.matcher)
+                        .map(|m| m.matches(status))
+                        .unwrap_or(false);
+                    ProbeResult {
+                        passed,
+                        reason: if passed {
+                            format!("status {status}")
+                        } else {
+                            format!("status {status} does not match {}", check.matcher)
+                        },
+                    }
+                }
+            }
+        })
+    }
+}
+
+async fn http_probe(addr: SocketAddr, path: &str) -> Result<u16, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect failed: {e}"))?;
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake failed: {e}"))?;
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header(http::header::HOST, addr.to_string())
+        .header(http::header::USER_AGENT, "cutover-health-check")
+        .header(http::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("invalid request: {e}"))?;
+    let resp = send
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request failed: {e}"));
+    conn.abort();
+    Ok(resp?.status().as_u16())
+}
+
+/// Receives state changes from a [`run_checks`] loop.
+pub(crate) trait HealthSink: Send + Sync + 'static {
+    /// Called after every probe with the tracker's state and the probe's reason.
+    fn report(&self, state: TargetState, reason: &str, changed: bool);
+}
+
+/// Probes `addr` every `check.intervalSeconds` (first probe at once), feeding the tracker and
+/// the sink, until the task is aborted.
+pub(crate) async fn run_checks(
+    addr: SocketAddr,
+    check: HealthCheckConfig,
+    mut tracker: HealthTracker,
+    prober: Arc<dyn Prober>,
+    sink: Arc<dyn HealthSink>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs_f64(check.interval_seconds));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let result = prober.probe(addr, &check).await;
+        let changed = tracker.record(result.passed);
+        if let Some(state) = changed {
+            tracing::info!(target_addr = %addr, state = state.as_str(), reason = %result.reason, "target health changed");
+        }
+        sink.report(tracker.state(), &result.reason, changed.is_some());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[test]
+    fn initial_becomes_healthy_on_first_pass() {
+        let mut t = HealthTracker::new(3, 2);
+        assert_eq!(t.state(), TargetState::Initial);
+        assert_eq!(t.record(true), Some(TargetState::Healthy));
+        assert_eq!(t.record(true), None);
+    }
+
+    #[test]
+    fn initial_becomes_unhealthy_after_threshold_failures() {
+        let mut t = HealthTracker::new(2, 3);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), Some(TargetState::Unhealthy));
+    }
+
+    #[test]
+    fn thresholds_count_consecutive_results_only() {
+        let mut t = HealthTracker::new(2, 2);
+        t.record(true);
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(true), None, "a success resets the failure count");
+        assert_eq!(t.record(false), None);
+        assert_eq!(t.record(false), Some(TargetState::Unhealthy));
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(false), None, "a failure resets the success count");
+        assert_eq!(t.record(true), None);
+        assert_eq!(t.record(true), Some(TargetState::Healthy));
+    }
+
+    struct Scripted(Mutex<Vec<bool>>);
+    impl Prober for Scripted {
+        fn probe<'a>(&'a self, _: SocketAddr, _: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+            let passed = {
+                let mut v = self.0.lock().unwrap();
+                if v.is_empty() { false } else { v.remove(0) }
+            };
+            Box::pin(async move {
+                ProbeResult {
+                    passed,
+                    reason: if passed { "ok" } else { "failed" }.to_owned(),
+                }
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(tokio::time::Instant, TargetState)>>);
+    impl HealthSink for Recorder {
+        fn report(&self, state: TargetState, _: &str, changed: bool) {
+            if changed {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now(), state));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transitions_follow_the_interval_on_a_paused_clock() {
+        let check = HealthCheckConfig {
+            path: "/health".into(),
+            interval_seconds: 1.0,
+            timeout_seconds: 1.0,
+            healthy_threshold_count: 2,
+            unhealthy_threshold_count: 2,
+            matcher: "200-299".into(),
+        };
+        // t=0 pass -> healthy; t=1,2 fail -> unhealthy at t=2; t=3 pass, t=4 pass -> healthy at 4.
+        let prober = Arc::new(Scripted(Mutex::new(vec![true, false, false, true, true])));
+        let sink = Arc::new(Recorder::default());
+        let start = tokio::time::Instant::now();
+        let task = tokio::spawn(run_checks(
+            "127.0.0.1:1".parse().unwrap(),
+            check,
+            HealthTracker::new(2, 2),
+            prober,
+            sink.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(4500)).await;
+        task.abort();
+        let seen: Vec<(u64, TargetState)> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(at, s)| ((*at - start).as_secs(), *s))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (0, TargetState::Healthy),
+                (2, TargetState::Unhealthy),
+                (4, TargetState::Healthy)
+            ]
+        );
+    }
+}

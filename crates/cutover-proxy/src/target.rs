@@ -1,0 +1,250 @@
+//! One backend target: its health state, in-flight count, draining signal and keep-alive pool
+//! of HTTP/1.1 connections.
+//!
+//! The pool is ours rather than hyper-util's so that a request whose connection could not be
+//! established (or whose pooled connection turned out closed before any byte was written) comes
+//! back intact and can be retried on another target, which is what makes a target dying
+//! between two health checks invisible to clients.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{HealthSink, TargetState};
+
+/// Keep at most this many idle connections per target.
+const MAX_IDLE: usize = 1024;
+/// Give up connecting to a target after this long (counts as a connect failure).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A registered target.
+pub(crate) struct Target {
+    /// The target group it belongs to.
+    pub(crate) group: Arc<str>,
+    /// The address as configured (`127.0.0.1:19001`).
+    pub(crate) address: Arc<str>,
+    /// The resolved address.
+    pub(crate) addr: SocketAddr,
+    probe_state: AtomicU8,
+    draining: AtomicBool,
+    reason: Mutex<String>,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    /// Cancelled when the deregistration delay is over: in-flight work is cut.
+    pub(crate) cut: CancellationToken,
+    pool: Mutex<Vec<SendRequest<Incoming>>>,
+    /// The running health-check task, if the group has a health check.
+    pub(crate) checker: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+/// Why a request could not be sent to a target.
+pub(crate) enum SendError {
+    /// No byte of the request was written: it is returned for a retry elsewhere.
+    NotSent(Request<Incoming>, String),
+    /// The request may have reached the target: no retry.
+    Failed(hyper::Error),
+}
+
+impl Target {
+    /// A new target in state `initial` (or `healthy` when its group has no health check).
+    pub(crate) fn new(group: &str, address: &str, addr: SocketAddr, checked: bool) -> Arc<Self> {
+        let (state, reason) = if checked {
+            (TargetState::Initial, "waiting for the first health check")
+        } else {
+            (TargetState::Healthy, "health checks disabled")
+        };
+        Arc::new(Target {
+            group: group.into(),
+            address: address.into(),
+            addr,
+            probe_state: AtomicU8::new(state.as_u8()),
+            draining: AtomicBool::new(false),
+            reason: Mutex::new(reason.to_owned()),
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            cut: CancellationToken::new(),
+            pool: Mutex::new(Vec::new()),
+            checker: Mutex::new(None),
+        })
+    }
+
+    /// The health-check state (`initial`, `healthy`, `unhealthy`), ignoring draining.
+    pub(crate) fn probe_state(&self) -> TargetState {
+        TargetState::from_u8(self.probe_state.load(Ordering::Relaxed))
+    }
+
+    /// The state reported to operators.
+    pub(crate) fn state(&self) -> TargetState {
+        if self.is_draining() {
+            TargetState::Draining
+        } else {
+            self.probe_state()
+        }
+    }
+
+    /// The reason for the current state.
+    pub(crate) fn reason(&self) -> String {
+        self.reason.lock().unwrap().clone()
+    }
+
+    /// Whether the target may receive new requests in normal operation.
+    #[inline]
+    pub(crate) fn routable(&self) -> bool {
+        self.probe_state.load(Ordering::Relaxed) == TargetState::Healthy.as_u8()
+            && !self.is_draining()
+    }
+
+    /// Whether the target may receive new requests when a forward fails open.
+    #[inline]
+    pub(crate) fn fail_open_candidate(&self) -> bool {
+        !self.is_draining()
+    }
+
+    #[inline]
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Requests (and tunnels) currently using this target.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// Counts one request in flight until the returned guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self.clone())
+    }
+
+    /// Stops new requests and health checks, waits until in-flight work finished or `delay`
+    /// elapsed, then cuts what is left and closes the pool.
+    pub(crate) async fn drain(self: Arc<Self>, delay: Duration) {
+        self.draining.store(true, Ordering::Release);
+        *self.reason.lock().unwrap() = format!("deregistered; draining for up to {delay:?}");
+        if let Some(h) = self.checker.lock().unwrap().take() {
+            h.abort();
+        }
+        self.pool.lock().unwrap().clear();
+        let finished = async {
+            loop {
+                let notified = self.idle.notified();
+                if self.in_flight() == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let left = match tokio::time::timeout(delay, finished).await {
+            Ok(()) => 0,
+            Err(_) => self.in_flight(),
+        };
+        self.cut.cancel();
+        self.pool.lock().unwrap().clear();
+        tracing::info!(target_group = %self.group, target_addr = %self.address, cut = left, "target drained");
+    }
+
+    /// Sends `req` on a pooled or new connection. Returns the response and the connection's
+    /// sender, to be given back with [`Target::release`] once the response body is complete.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<Incoming>,
+    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
+        loop {
+            let pooled = {
+                let mut pool = self.pool.lock().unwrap();
+                let mut found = None;
+                while let Some(s) = pool.pop() {
+                    if !s.is_closed() {
+                        found = Some(s);
+                        break;
+                    }
+                }
+                found
+            };
+            let Some(mut sender) = pooled else { break };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, sender)),
+                Err(mut e) => match e.take_message() {
+                    // The pooled connection was closed by the target before we wrote: retry on
+                    // a fresh connection to the same target.
+                    Some(r) => req = r,
+                    None => return Err(SendError::Failed(e.into_error())),
+                },
+            }
+        }
+        let mut sender = match self.connect().await {
+            Ok(s) => s,
+            Err(reason) => return Err(SendError::NotSent(req, reason)),
+        };
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok((resp, sender)),
+            Err(mut e) => match e.take_message() {
+                Some(r) => Err(SendError::NotSent(r, e.into_error().to_string())),
+                None => Err(SendError::Failed(e.into_error())),
+            },
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Incoming>, String> {
+        let stream =
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
+                .await
+                .map_err(|_| format!("connect to {} timed out", self.addr))?
+                .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("handshake with {} failed: {e}", self.addr))?;
+        let addr = self.addr;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(target_addr = %addr, error = %e, "upstream connection ended");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Returns a connection whose response was fully read to the pool.
+    pub(crate) fn release(&self, sender: SendRequest<Incoming>) {
+        if self.is_draining() || sender.is_closed() {
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap();
+        if pool.len() < MAX_IDLE {
+            pool.push(sender);
+        }
+    }
+}
+
+/// Holds one unit of a target's in-flight count.
+pub(crate) struct InFlight(pub(crate) Arc<Target>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 && self.0.is_draining() {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl HealthSink for Target {
+    fn report(&self, state: TargetState, reason: &str, changed: bool) {
+        self.probe_state.store(state.as_u8(), Ordering::Relaxed);
+        let mut r = self.reason.lock().unwrap();
+        if changed || *r != reason {
+            reason.clone_into(&mut r);
+        }
+    }
+}
