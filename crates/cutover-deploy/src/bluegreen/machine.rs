@@ -392,9 +392,6 @@ impl BlueGreen {
         if let Some(p) = self.traffic.pending.clone() {
             let (green, test) = (p.prod_green_percent, p.test_on_green);
             self.apply_attempt(now, green, test, p.attempt, Some(p.first_request_id), out);
-        } else if self.traffic.prod_green_percent > 0 || self.traffic.test_on_green {
-            let (green, test) = (self.traffic.prod_green_percent, self.traffic.test_on_green);
-            self.apply(now, green, test, out);
         }
     }
 

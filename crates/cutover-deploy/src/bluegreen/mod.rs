@@ -168,10 +168,12 @@ impl BlueGreen {
     ///   tolerate running twice. The event's timeout still counts from the
     ///   first invocation. A hook waiting for its callback time needs
     ///   nothing.
-    /// - Traffic: the change in flight, or else the last acknowledged split
-    ///   when it is not all-blue (the proxy may have restarted too), is
-    ///   applied again under a new request id; an acknowledgement of either
-    ///   request confirms it, and the next step waits for it.
+    /// - Traffic: the change in flight is applied again under a new request
+    ///   id; an acknowledgement of either request confirms it, and the next
+    ///   step waits for it. An acknowledged split is not re-applied (each
+    ///   restart would otherwise create new work, and a crash loop would
+    ///   never settle): if the proxy lost its routes too, restore them from
+    ///   [`BlueGreen::intended_split`] when the proxy starts.
     /// - A finished deployment: its final effects (teardown, `Finished`)
     ///   again, in case they were persisted but never executed.
     pub fn resume(&mut self, now: Millis) -> Vec<Effect> {
@@ -239,6 +241,16 @@ impl BlueGreen {
     /// The acknowledged traffic split and the change in flight.
     pub fn traffic(&self) -> &TrafficState {
         &self.traffic
+    }
+
+    /// The split the proxy should have now: the change in flight if any,
+    /// else the acknowledged one, as `(prod_green_percent, test_on_green)`.
+    /// For restoring a proxy that restarted; it needs no acknowledgement.
+    pub fn intended_split(&self) -> (u8, bool) {
+        match &self.traffic.pending {
+            Some(p) => (p.prod_green_percent, p.test_on_green),
+            None => (self.traffic.prod_green_percent, self.traffic.test_on_green),
+        }
     }
 
     /// How the deployment ended, once [`Effect::Finished`] was emitted.

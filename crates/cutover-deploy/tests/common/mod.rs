@@ -95,7 +95,7 @@ impl Sim {
     /// Runs until nothing is scheduled and the engine wants no wakeup, or
     /// until `until`.
     pub fn run_until(&mut self, until: Millis) {
-        for _ in 0..1_000_000 {
+        for _ in 0..100_000 {
             let queued = self.queue.keys().next().map(|k| k.0);
             let wake = self.bg.next_wakeup();
             let next = match (queued, wake) {
@@ -118,7 +118,13 @@ impl Sim {
             };
             self.deliver(input);
         }
-        panic!("simulation did not settle");
+        let tail: Vec<_> = self.log.iter().rev().take(12).collect();
+        panic!(
+            "simulation did not settle: now {} status {:?} queue {} tail {tail:#?}",
+            self.now,
+            self.bg.status(),
+            self.queue.len()
+        );
     }
 
     pub fn run(&mut self) {
@@ -275,6 +281,11 @@ impl Sim {
             Effect::Finished { status, rollback, reason } => Some((*status, *rollback, reason.clone())),
             _ => None,
         })
+    }
+
+    /// How many times `handle` ran.
+    pub fn handles(&self) -> usize {
+        self.handles
     }
 
     pub fn green_removed(&self) -> bool {
