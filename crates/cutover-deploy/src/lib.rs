@@ -4,6 +4,7 @@
 
 pub mod bluegreen;
 pub mod config;
+pub mod rolling;
 pub mod schedule;
 pub mod time;
 
