@@ -2,6 +2,7 @@
 //! evaluation, rolling updates. No IO, injected time.
 #![doc = include_str!("../ARCHITECTURE_NOTE.md")]
 
+pub mod alarm;
 pub mod bluegreen;
 pub mod config;
 pub mod rolling;
