@@ -74,22 +74,34 @@ impl TrafficRouting {
 
     /// `CodeDeployDefault.ECSLinear10PercentEvery1Minutes`.
     pub fn ecs_linear_10_percent_every_1_minutes() -> Self {
-        Self::Linear { percent: 10, interval_ms: MINUTE_MS }
+        Self::Linear {
+            percent: 10,
+            interval_ms: MINUTE_MS,
+        }
     }
 
     /// `CodeDeployDefault.ECSLinear10PercentEvery3Minutes`.
     pub fn ecs_linear_10_percent_every_3_minutes() -> Self {
-        Self::Linear { percent: 10, interval_ms: 3 * MINUTE_MS }
+        Self::Linear {
+            percent: 10,
+            interval_ms: 3 * MINUTE_MS,
+        }
     }
 
     /// `CodeDeployDefault.ECSCanary10Percent5Minutes`.
     pub fn ecs_canary_10_percent_5_minutes() -> Self {
-        Self::Canary { percent: 10, interval_ms: 5 * MINUTE_MS }
+        Self::Canary {
+            percent: 10,
+            interval_ms: 5 * MINUTE_MS,
+        }
     }
 
     /// `CodeDeployDefault.ECSCanary10Percent15Minutes`.
     pub fn ecs_canary_10_percent_15_minutes() -> Self {
-        Self::Canary { percent: 10, interval_ms: 15 * MINUTE_MS }
+        Self::Canary {
+            percent: 10,
+            interval_ms: 15 * MINUTE_MS,
+        }
     }
 
     /// Checks the percentage (1..=99) and interval (non-zero) of a canary or
@@ -97,7 +109,14 @@ impl TrafficRouting {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match *self {
             Self::AllAtOnce => Ok(()),
-            Self::Canary { percent, interval_ms } | Self::Linear { percent, interval_ms } => {
+            Self::Canary {
+                percent,
+                interval_ms,
+            }
+            | Self::Linear {
+                percent,
+                interval_ms,
+            } => {
                 if !(1..=99).contains(&percent) {
                     return Err(ConfigError::Percent { percent });
                 }
@@ -111,9 +130,7 @@ impl TrafficRouting {
 }
 
 /// The lifecycle events of a CodeDeploy ECS blue/green deployment, in order.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum LifecycleEvent {
     /// Hook before the green task set is created.
     BeforeInstall,
@@ -198,7 +215,9 @@ pub struct HookSpec {
 
 impl Default for HookSpec {
     fn default() -> Self {
-        Self { timeout_ms: DEFAULT_HOOK_TIMEOUT_MS }
+        Self {
+            timeout_ms: DEFAULT_HOOK_TIMEOUT_MS,
+        }
     }
 }
 
@@ -308,10 +327,10 @@ impl BlueGreenSpec {
                 return Err(ConfigError::ZeroHookTimeout { event: *event });
             }
         }
-        if let ReadyOption::Wait { timeout_ms, .. } = self.ready {
-            if timeout_ms > MAX_READY_WAIT_MS {
-                return Err(ConfigError::ReadyWaitTooLong { timeout_ms });
-            }
+        if let ReadyOption::Wait { timeout_ms, .. } = self.ready
+            && timeout_ms > MAX_READY_WAIT_MS
+        {
+            return Err(ConfigError::ReadyWaitTooLong { timeout_ms });
         }
         if self.termination_wait_ms > MAX_TERMINATION_WAIT_MS {
             return Err(ConfigError::TerminationWaitTooLong {
@@ -319,7 +338,9 @@ impl BlueGreenSpec {
             });
         }
         if self.alarms.len() > MAX_ALARMS {
-            return Err(ConfigError::TooManyAlarms { count: self.alarms.len() });
+            return Err(ConfigError::TooManyAlarms {
+                count: self.alarms.len(),
+            });
         }
         if self.install_timeout_ms == 0 {
             return Err(ConfigError::ZeroInstallTimeout);
@@ -388,14 +409,23 @@ mod tests {
             let routing = TrafficRouting::predefined(name).unwrap();
             assert_eq!(routing.validate(), Ok(()), "{name}");
         }
-        assert_eq!(TrafficRouting::predefined("CodeDeployDefault.AllAtOnce"), None);
+        assert_eq!(
+            TrafficRouting::predefined("CodeDeployDefault.AllAtOnce"),
+            None
+        );
         assert_eq!(
             TrafficRouting::predefined("CodeDeployDefault.ECSCanary10Percent15Minutes"),
-            Some(TrafficRouting::Canary { percent: 10, interval_ms: 900_000 })
+            Some(TrafficRouting::Canary {
+                percent: 10,
+                interval_ms: 900_000
+            })
         );
         assert_eq!(
             TrafficRouting::predefined("CodeDeployDefault.ECSLinear10PercentEvery3Minutes"),
-            Some(TrafficRouting::Linear { percent: 10, interval_ms: 180_000 })
+            Some(TrafficRouting::Linear {
+                percent: 10,
+                interval_ms: 180_000
+            })
         );
     }
 
@@ -403,15 +433,24 @@ mod tests {
     fn validate_rejects_out_of_range_values() {
         let mut spec = BlueGreenSpec::new("d-1", TrafficRouting::AllAtOnce);
         assert_eq!(spec.validate(), Ok(()));
-        spec.routing = TrafficRouting::Canary { percent: 100, interval_ms: 1 };
+        spec.routing = TrafficRouting::Canary {
+            percent: 100,
+            interval_ms: 1,
+        };
         assert_eq!(spec.validate(), Err(ConfigError::Percent { percent: 100 }));
-        spec.routing = TrafficRouting::Linear { percent: 10, interval_ms: 0 };
+        spec.routing = TrafficRouting::Linear {
+            percent: 10,
+            interval_ms: 0,
+        };
         assert_eq!(spec.validate(), Err(ConfigError::ZeroInterval));
         spec.routing = TrafficRouting::AllAtOnce;
-        spec.hooks.insert(LifecycleEvent::Install, HookSpec::default());
+        spec.hooks
+            .insert(LifecycleEvent::Install, HookSpec::default());
         assert_eq!(
             spec.validate(),
-            Err(ConfigError::NotAHookEvent { event: LifecycleEvent::Install })
+            Err(ConfigError::NotAHookEvent {
+                event: LifecycleEvent::Install
+            })
         );
         assert_eq!(
             spec.validate().unwrap_err().to_string(),
@@ -419,14 +458,20 @@ mod tests {
         );
         spec.hooks.clear();
         spec.termination_wait_ms = MAX_TERMINATION_WAIT_MS + 1;
-        assert!(matches!(spec.validate(), Err(ConfigError::TerminationWaitTooLong { .. })));
+        assert!(matches!(
+            spec.validate(),
+            Err(ConfigError::TerminationWaitTooLong { .. })
+        ));
     }
 
     #[test]
     fn lifecycle_order_and_hook_events() {
         let hooks: Vec<_> = LifecycleEvent::ALL.iter().filter(|e| e.is_hook()).collect();
         assert_eq!(hooks.len(), 5);
-        assert_eq!(LifecycleEvent::BeforeInstall.next(), Some(LifecycleEvent::Install));
+        assert_eq!(
+            LifecycleEvent::BeforeInstall.next(),
+            Some(LifecycleEvent::Install)
+        );
         assert_eq!(LifecycleEvent::AfterAllowTraffic.next(), None);
     }
 }

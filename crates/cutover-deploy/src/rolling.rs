@@ -98,10 +98,13 @@ pub fn min_healthy(spec: &RollingSpec) -> u32 {
 
 /// Plans the next move of a rolling update.
 pub fn plan(spec: &RollingSpec, view: &RollingView) -> RollingDecision {
-    if let Some(alarms) = &spec.alarms {
-        if let Some(name) = view.alarms_firing.iter().find(|a| alarms.names.contains(a)) {
-            return failed(format!("deployment alarm {name} is in ALARM"), alarms.rollback);
-        }
+    if let Some(alarms) = &spec.alarms
+        && let Some(name) = view.alarms_firing.iter().find(|a| alarms.names.contains(a))
+    {
+        return failed(
+            format!("deployment alarm {name} is in ALARM"),
+            alarms.rollback,
+        );
     }
     if let Some(breaker) = spec.circuit_breaker {
         let threshold = circuit_breaker_threshold(spec.desired);
@@ -118,14 +121,19 @@ pub fn plan(spec: &RollingSpec, view: &RollingView) -> RollingDecision {
     let old = view.old_running_healthy + view.old_other;
     let new = view.new_running_healthy + view.new_pending;
     if old == 0 && view.new_running_healthy >= spec.desired {
-        return RollingDecision { done: true, ..RollingDecision::default() };
+        return RollingDecision {
+            done: true,
+            ..RollingDecision::default()
+        };
     }
 
     let healthy = view.old_running_healthy + view.new_running_healthy;
     let min_healthy = min_healthy(spec);
     // Unhealthy old tasks never count toward the minimum: they always go.
     // Healthy old tasks go as far as the minimum allows.
-    let stop_healthy = view.old_running_healthy.min(healthy.saturating_sub(min_healthy));
+    let stop_healthy = view
+        .old_running_healthy
+        .min(healthy.saturating_sub(min_healthy));
     let stop_old = view.old_other + stop_healthy;
 
     let room = max_tasks(spec).saturating_sub(old + new);
@@ -142,11 +150,19 @@ pub fn plan(spec: &RollingSpec, view: &RollingView) -> RollingDecision {
             false,
         );
     }
-    RollingDecision { start_new, stop_old, ..RollingDecision::default() }
+    RollingDecision {
+        start_new,
+        stop_old,
+        ..RollingDecision::default()
+    }
 }
 
 fn failed(reason: String, rollback: bool) -> RollingDecision {
-    RollingDecision { failed: Some(reason), rollback, ..RollingDecision::default() }
+    RollingDecision {
+        failed: Some(reason),
+        rollback,
+        ..RollingDecision::default()
+    }
 }
 
 #[cfg(test)]
@@ -190,7 +206,10 @@ mod tests {
                 return out;
             }
             let total = v.old_running_healthy + v.new_running_healthy + v.new_pending;
-            assert!(total + d.start_new <= max_tasks(spec).max(spec.desired), "{spec:?} {v:?} {d:?}");
+            assert!(
+                total + d.start_new <= max_tasks(spec).max(spec.desired),
+                "{spec:?} {v:?} {d:?}"
+            );
             v.old_running_healthy -= d.stop_old;
             assert!(
                 v.old_running_healthy + v.new_running_healthy >= min_healthy(spec),
@@ -222,27 +241,53 @@ mod tests {
     fn min_50_max_100_replaces_in_halves() {
         assert_eq!(
             simulate(&spec(4, 50, 100)),
-            vec![(0, 2, false), (2, 0, false), (0, 0, false), (0, 2, false), (2, 0, false), (0, 0, false), (0, 0, true)]
+            vec![
+                (0, 2, false),
+                (2, 0, false),
+                (0, 0, false),
+                (0, 2, false),
+                (2, 0, false),
+                (0, 0, false),
+                (0, 0, true)
+            ]
         );
     }
 
     #[test]
     fn min_0_stops_everything_first() {
-        assert_eq!(simulate(&spec(3, 0, 100)), vec![(0, 3, false), (3, 0, false), (0, 0, false), (0, 0, true)]);
+        assert_eq!(
+            simulate(&spec(3, 0, 100)),
+            vec![(0, 3, false), (3, 0, false), (0, 0, false), (0, 0, true)]
+        );
     }
 
     #[test]
     fn desired_one() {
-        assert_eq!(simulate(&spec(1, 100, 200)), vec![(1, 0, false), (0, 0, false), (0, 1, false), (0, 0, true)]);
-        assert_eq!(simulate(&spec(1, 0, 100)), vec![(0, 1, false), (1, 0, false), (0, 0, false), (0, 0, true)]);
+        assert_eq!(
+            simulate(&spec(1, 100, 200)),
+            vec![(1, 0, false), (0, 0, false), (0, 1, false), (0, 0, true)]
+        );
+        assert_eq!(
+            simulate(&spec(1, 0, 100)),
+            vec![(0, 1, false), (1, 0, false), (0, 0, false), (0, 0, true)]
+        );
         let stuck = plan(&spec(1, 100, 100), &view(1, 0, 0));
-        assert!(stuck.failed.unwrap().starts_with("deployment cannot progress"));
+        assert!(
+            stuck
+                .failed
+                .unwrap()
+                .starts_with("deployment cannot progress")
+        );
         assert_eq!(plan(&spec(0, 100, 200), &view(2, 0, 0)).stop_old, 2);
     }
 
     #[test]
     fn unhealthy_old_tasks_are_stopped_first() {
-        let v = RollingView { old_running_healthy: 2, old_other: 2, ..RollingView::default() };
+        let v = RollingView {
+            old_running_healthy: 2,
+            old_other: 2,
+            ..RollingView::default()
+        };
         let d = plan(&spec(4, 50, 100), &v);
         assert_eq!(moves(&d), (0, 2, false));
     }
@@ -260,23 +305,35 @@ mod tests {
         assert_eq!(plan(&s, &v).failed, None);
         v.new_failed_launches = 5;
         let d = plan(&s, &v);
-        assert_eq!(d.failed.as_deref(), Some("circuit breaker: 5 tasks failed to start (threshold 5)"));
+        assert_eq!(
+            d.failed.as_deref(),
+            Some("circuit breaker: 5 tasks failed to start (threshold 5)")
+        );
         assert!(d.rollback);
         // Without a breaker failures are replaced forever.
         s.circuit_breaker = None;
-        let v = RollingView { new_failed_launches: 50, ..view(10, 0, 0) };
+        let v = RollingView {
+            new_failed_launches: 50,
+            ..view(10, 0, 0)
+        };
         assert_eq!(plan(&s, &v).start_new, 10);
     }
 
     #[test]
     fn deployment_alarm_fails_with_its_rollback_setting() {
         let mut s = spec(2, 100, 200);
-        s.alarms = Some(DeploymentAlarms { names: vec!["5xx".into()], rollback: false });
+        s.alarms = Some(DeploymentAlarms {
+            names: vec!["5xx".into()],
+            rollback: false,
+        });
         let mut v = view(2, 1, 1);
         v.alarms_firing = vec!["other".into()];
         assert_eq!(plan(&s, &v).failed, None);
         v.alarms_firing.push("5xx".into());
         let d = plan(&s, &v);
-        assert_eq!((d.failed.as_deref(), d.rollback), (Some("deployment alarm 5xx is in ALARM"), false));
+        assert_eq!(
+            (d.failed.as_deref(), d.rollback),
+            (Some("deployment alarm 5xx is in ALARM"), false)
+        );
     }
 }

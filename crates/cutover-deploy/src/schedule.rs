@@ -29,17 +29,32 @@ pub struct Step {
 /// both.
 pub fn steps(routing: &TrafficRouting) -> Vec<Step> {
     match *routing {
-        TrafficRouting::AllAtOnce => vec![Step { at_offset_ms: 0, green_percent: 100 }],
-        TrafficRouting::Canary { percent, interval_ms } => {
+        TrafficRouting::AllAtOnce => vec![Step {
+            at_offset_ms: 0,
+            green_percent: 100,
+        }],
+        TrafficRouting::Canary {
+            percent,
+            interval_ms,
+        } => {
             if percent >= 100 {
                 return steps(&TrafficRouting::AllAtOnce);
             }
             vec![
-                Step { at_offset_ms: 0, green_percent: percent.max(1) },
-                Step { at_offset_ms: interval_ms, green_percent: 100 },
+                Step {
+                    at_offset_ms: 0,
+                    green_percent: percent.max(1),
+                },
+                Step {
+                    at_offset_ms: interval_ms,
+                    green_percent: 100,
+                },
             ]
         }
-        TrafficRouting::Linear { percent, interval_ms } => {
+        TrafficRouting::Linear {
+            percent,
+            interval_ms,
+        } => {
             if percent >= 100 {
                 return steps(&TrafficRouting::AllAtOnce);
             }
@@ -49,7 +64,10 @@ pub fn steps(routing: &TrafficRouting) -> Vec<Step> {
             let mut offset: Millis = 0;
             while green < 100 {
                 green = green.saturating_add(percent).min(100);
-                out.push(Step { at_offset_ms: offset, green_percent: green });
+                out.push(Step {
+                    at_offset_ms: offset,
+                    green_percent: green,
+                });
                 offset = offset.saturating_add(interval_ms);
             }
             out
@@ -68,7 +86,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn percents(routing: TrafficRouting) -> Vec<(Millis, u8)> {
-        steps(&routing).iter().map(|s| (s.at_offset_ms, s.green_percent)).collect()
+        steps(&routing)
+            .iter()
+            .map(|s| (s.at_offset_ms, s.green_percent))
+            .collect()
     }
 
     #[test]
@@ -83,7 +104,9 @@ mod tests {
             vec![(0, 10), (900_000, 100)]
         );
         let linear1 = percents(TrafficRouting::ecs_linear_10_percent_every_1_minutes());
-        let expected: Vec<_> = (1..=10).map(|i| ((i - 1) * 60_000, (i * 10) as u8)).collect();
+        let expected: Vec<_> = (1..=10)
+            .map(|i| ((i - 1) * 60_000, (i * 10) as u8))
+            .collect();
         assert_eq!(linear1, expected);
         assert_eq!(
             total_duration_ms(&TrafficRouting::ecs_linear_10_percent_every_3_minutes()),
@@ -94,23 +117,44 @@ mod tests {
     #[test]
     fn linear_with_remainder_clamps_the_last_step() {
         assert_eq!(
-            percents(TrafficRouting::Linear { percent: 30, interval_ms: 5 }),
+            percents(TrafficRouting::Linear {
+                percent: 30,
+                interval_ms: 5
+            }),
             vec![(0, 30), (5, 60), (10, 90), (15, 100)]
         );
         assert_eq!(
-            percents(TrafficRouting::Linear { percent: 0, interval_ms: 1 }).len(),
+            percents(TrafficRouting::Linear {
+                percent: 0,
+                interval_ms: 1
+            })
+            .len(),
             100
         );
-        assert_eq!(percents(TrafficRouting::Canary { percent: 100, interval_ms: 9 }), vec![(0, 100)]);
+        assert_eq!(
+            percents(TrafficRouting::Canary {
+                percent: 100,
+                interval_ms: 9
+            }),
+            vec![(0, 100)]
+        );
     }
 
     fn routing() -> impl Strategy<Value = TrafficRouting> {
         prop_oneof![
             Just(TrafficRouting::AllAtOnce),
-            (0u8..=120, 0u64..10_000_000)
-                .prop_map(|(percent, interval_ms)| TrafficRouting::Canary { percent, interval_ms }),
-            (0u8..=120, 0u64..10_000_000)
-                .prop_map(|(percent, interval_ms)| TrafficRouting::Linear { percent, interval_ms }),
+            (0u8..=120, 0u64..10_000_000).prop_map(|(percent, interval_ms)| {
+                TrafficRouting::Canary {
+                    percent,
+                    interval_ms,
+                }
+            }),
+            (0u8..=120, 0u64..10_000_000).prop_map(|(percent, interval_ms)| {
+                TrafficRouting::Linear {
+                    percent,
+                    interval_ms,
+                }
+            }),
         ]
     }
 

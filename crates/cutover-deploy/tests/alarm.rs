@@ -22,7 +22,15 @@ fn alarm(statistic: Statistic, threshold: f64) -> MetricAlarm {
 }
 
 fn latency(sum: f64, count: u64, min: f64, max: f64, p50: f64, p90: f64, p99: f64) -> SecondSample {
-    SecondSample { sum, count, min, max, p50, p90, p99 }
+    SecondSample {
+        sum,
+        count,
+        min,
+        max,
+        p50,
+        p90,
+        p99,
+    }
 }
 
 /// Feeds one sample per second from `start` and evaluates after each;
@@ -97,7 +105,11 @@ fn each_statistic() {
 #[test]
 fn statistics_of_values_need_values() {
     let empty = latency(0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0);
-    for statistic in [Statistic::Average, Statistic::Maximum, Statistic::Percentile(99.0)] {
+    for statistic in [
+        Statistic::Average,
+        Statistic::Maximum,
+        Statistic::Percentile(99.0),
+    ] {
         let mut ev = AlarmEvaluator::new(alarm(statistic, 0.0));
         ev.observe(S0, Some(empty));
         ev.evaluate(S0 + 1);
@@ -112,7 +124,10 @@ fn statistics_of_values_need_values() {
 #[test]
 fn comparisons() {
     for (comparison, breaches) in [
-        (Comparison::GreaterThanOrEqualToThreshold, [false, true, true]),
+        (
+            Comparison::GreaterThanOrEqualToThreshold,
+            [false, true, true],
+        ),
         (Comparison::GreaterThanThreshold, [false, false, true]),
         (Comparison::LessThanThreshold, [true, false, false]),
         (Comparison::LessThanOrEqualToThreshold, [true, true, false]),
@@ -128,11 +143,31 @@ fn m_of_n() {
     spec.evaluation_periods = 5;
     spec.datapoints_to_alarm = 3;
     let mut ev = AlarmEvaluator::new(spec);
-    let states = feed(&mut ev, S0, &[count(0), count(0), count(0), count(0), count(0), count(2), count(0), count(2), count(0), count(2), count(0), count(2), count(0)]);
+    let states = feed(
+        &mut ev,
+        S0,
+        &[
+            count(0),
+            count(0),
+            count(0),
+            count(0),
+            count(0),
+            count(2),
+            count(0),
+            count(2),
+            count(0),
+            count(2),
+            count(0),
+            count(2),
+            count(0),
+        ],
+    );
     // 3 breaching of the last 5 at seconds 9 and 11 only.
     assert_eq!(
         states,
-        vec![Fine, Fine, Fine, Fine, Fine, Fine, Fine, Fine, Fine, Alarm, Fine, Alarm, Fine]
+        vec![
+            Fine, Fine, Fine, Fine, Fine, Fine, Fine, Fine, Fine, Alarm, Fine, Alarm, Fine
+        ]
     );
 }
 
@@ -159,8 +194,24 @@ fn a_period_longer_than_a_second_completes_on_its_boundary() {
 /// The CloudWatch missing-data table (M = 3 of N = 5), newest datapoint last.
 #[test]
 fn every_treat_missing_mode() {
-    const B: Option<SecondSample> = Some(SecondSample { sum: 5.0, count: 5, min: 5.0, max: 5.0, p50: 5.0, p90: 5.0, p99: 5.0 });
-    const G: Option<SecondSample> = Some(SecondSample { sum: 0.0, count: 0, min: 0.0, max: 0.0, p50: 0.0, p90: 0.0, p99: 0.0 });
+    const B: Option<SecondSample> = Some(SecondSample {
+        sum: 5.0,
+        count: 5,
+        min: 5.0,
+        max: 5.0,
+        p50: 5.0,
+        p90: 5.0,
+        p99: 5.0,
+    });
+    const G: Option<SecondSample> = Some(SecondSample {
+        sum: 0.0,
+        count: 0,
+        min: 0.0,
+        max: 0.0,
+        p50: 0.0,
+        p90: 0.0,
+        p99: 0.0,
+    });
     const X: Option<SecondSample> = None;
     let rows: [([Option<SecondSample>; 5], [AlarmState; 4]); 5] = [
         // missing, ignore (starting from OK), breaching, notBreaching
@@ -170,7 +221,12 @@ fn every_treat_missing_mode() {
         ([G, B, B, X, B], [Alarm, Alarm, Alarm, Alarm]),
         ([X, X, B, X, X], [Alarm, Fine, Alarm, Fine]),
     ];
-    let modes = [TreatMissing::Missing, TreatMissing::Ignore, TreatMissing::Breaching, TreatMissing::NotBreaching];
+    let modes = [
+        TreatMissing::Missing,
+        TreatMissing::Ignore,
+        TreatMissing::Breaching,
+        TreatMissing::NotBreaching,
+    ];
     for (row, expected) in rows {
         for (mode, want) in modes.into_iter().zip(expected) {
             let mut spec = alarm(Statistic::Sum, 1.0);
@@ -191,7 +247,10 @@ fn every_treat_missing_mode() {
     let mut spec = alarm(Statistic::Sum, 1.0);
     spec.treat_missing = TreatMissing::Ignore;
     let mut ev = AlarmEvaluator::new(spec);
-    assert_eq!(feed(&mut ev, S0, &[count(3), None, None, count(0)]), vec![Alarm, Alarm, Alarm, Fine]);
+    assert_eq!(
+        feed(&mut ev, S0, &[count(3), None, None, count(0)]),
+        vec![Alarm, Alarm, Alarm, Fine]
+    );
 }
 
 #[test]
@@ -200,7 +259,10 @@ fn set_state_holds_until_the_next_period() {
     ev.observe(S0, count(0));
     ev.evaluate(S0 + 1);
     let t = ev.set_state(Alarm, "drill", S0 + 1).unwrap();
-    assert_eq!((t.from, t.to, t.reason.as_str()), (Fine, Alarm, "set by request: drill"));
+    assert_eq!(
+        (t.from, t.to, t.reason.as_str()),
+        (Fine, Alarm, "set by request: drill")
+    );
     assert_eq!(ev.evaluate(S0 + 1), None);
     assert_eq!(ev.state(), Alarm);
     ev.observe(S0 + 1, count(0));
@@ -215,7 +277,11 @@ fn evaluator_survives_serde_and_prunes_old_samples() {
     let mut ev = AlarmEvaluator::new(spec);
     feed(&mut ev, S0, &vec![count(0); 1_000]);
     let json = serde_json::to_string(&ev).unwrap();
-    assert!(json.len() < 2_000, "samples not pruned: {} bytes", json.len());
+    assert!(
+        json.len() < 2_000,
+        "samples not pruned: {} bytes",
+        json.len()
+    );
     let back: AlarmEvaluator = serde_json::from_str(&json).unwrap();
     assert_eq!(back, ev);
 }
@@ -270,7 +336,10 @@ fn parses_and_evaluates_rules() {
 fn precedence_builds_the_expected_tree() {
     let rule = parse_rule("NOT TRUE AND FALSE OR TRUE").unwrap();
     let expected = Rule::Or(
-        Box::new(Rule::And(Box::new(Rule::Not(Box::new(Rule::True))), Box::new(Rule::False))),
+        Box::new(Rule::And(
+            Box::new(Rule::Not(Box::new(Rule::True))),
+            Box::new(Rule::False),
+        )),
         Box::new(Rule::True),
     );
     assert_eq!(rule, expected);
@@ -281,8 +350,13 @@ fn names_are_collected() {
     let rule = parse_rule(r#"ALARM("a \"q\"") AND (OK(b) OR NOT ALARM(a \"q\"x)) OR ALARM(b)"#);
     // A bare name stops at a quote: that rule is an error.
     assert!(rule.is_err());
-    let rule = parse_rule(r#"ALARM("a \"q\"") AND (OK(b) OR NOT INSUFFICIENT_DATA(c)) OR ALARM(b)"#).unwrap();
-    assert_eq!(rule.names().into_iter().collect::<Vec<_>>(), vec!["a \"q\"", "b", "c"]);
+    let rule =
+        parse_rule(r#"ALARM("a \"q\"") AND (OK(b) OR NOT INSUFFICIENT_DATA(c)) OR ALARM(b)"#)
+            .unwrap();
+    assert_eq!(
+        rule.names().into_iter().collect::<Vec<_>>(),
+        vec!["a \"q\"", "b", "c"]
+    );
 }
 
 #[test]
@@ -294,21 +368,40 @@ fn errors_carry_offsets() {
         ("ALARM(\"\")", 6, "empty alarm name"),
         ("ALARM(\"cpu)", 6, "unterminated alarm name"),
         ("ALARM(cpu) AND", 14, "unexpected end of rule"),
-        ("ALARM(cpu) XOR OK(mem)", 11, "expected AND, OR or the end of the rule"),
-        ("alarm(cpu)", 0, "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or '('"),
+        (
+            "ALARM(cpu) XOR OK(mem)",
+            11,
+            "expected AND, OR or the end of the rule",
+        ),
+        (
+            "alarm(cpu)",
+            0,
+            "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or '('",
+        ),
         ("(TRUE", 5, "expected ')'"),
         ("ALARM cpu", 6, "expected '(' and an alarm name"),
-        ("ALARMS(cpu)", 0, "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or '('"),
+        (
+            "ALARMS(cpu)",
+            0,
+            "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or '('",
+        ),
         ("ALARM(\"a\\x\")", 8, "invalid escape in alarm name"),
     ];
     for (text, offset, message) in cases {
         let err = parse_rule(text).unwrap_err();
-        assert_eq!((err.offset, err.message.as_str()), (offset, message), "{text}");
+        assert_eq!(
+            (err.offset, err.message.as_str()),
+            (offset, message),
+            "{text}"
+        );
     }
     let err = parse_rule("ALARM(cpu) AND").unwrap_err();
     assert_eq!(err.to_string(), "unexpected end of rule at offset 14");
     let deep = format!("{}TRUE{}", "(".repeat(200), ")".repeat(200));
-    assert_eq!(parse_rule(&deep).unwrap_err().message, "rule nested too deeply");
+    assert_eq!(
+        parse_rule(&deep).unwrap_err().message,
+        "rule nested too deeply"
+    );
     let long = format!("TRUE{}", " OR TRUE".repeat(2_000));
     assert_eq!(parse_rule(&long).unwrap_err().offset, 10_240);
 }

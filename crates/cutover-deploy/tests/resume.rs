@@ -38,19 +38,27 @@ fn sim(spec: BlueGreenSpec) -> Sim {
 type Scenario = fn() -> Sim;
 
 fn canary_success() -> Sim {
-    sim(base(TrafficRouting::Canary { percent: 10, interval_ms: 2_000 }))
+    sim(base(TrafficRouting::Canary {
+        percent: 10,
+        interval_ms: 2_000,
+    }))
 }
 
 fn linear_with_in_progress_hook() -> Sim {
-    let mut s = sim(base(TrafficRouting::Linear { percent: 25, interval_ms: 1_000 }));
+    let mut s = sim(base(TrafficRouting::Linear {
+        percent: 25,
+        interval_ms: 1_000,
+    }));
     s.hooks = Box::new(|event, _, details| {
         let outcome = match (event, details) {
-            (LifecycleEvent::BeforeAllowTraffic, None) => {
-                HookOutcome::InProgress { callback_delay_ms: Some(500), details: Some("1".into()) }
-            }
-            (LifecycleEvent::BeforeAllowTraffic, Some("1")) => {
-                HookOutcome::InProgress { callback_delay_ms: Some(700), details: Some("2".into()) }
-            }
+            (LifecycleEvent::BeforeAllowTraffic, None) => HookOutcome::InProgress {
+                callback_delay_ms: Some(500),
+                details: Some("1".into()),
+            },
+            (LifecycleEvent::BeforeAllowTraffic, Some("1")) => HookOutcome::InProgress {
+                callback_delay_ms: Some(700),
+                details: Some("2".into()),
+            },
             _ => HookOutcome::Succeeded,
         };
         Some((100, outcome))
@@ -59,27 +67,48 @@ fn linear_with_in_progress_hook() -> Sim {
 }
 
 fn alarm_rollback_during_canary() -> Sim {
-    let mut spec = base(TrafficRouting::Canary { percent: 10, interval_ms: 10_000 });
+    let mut spec = base(TrafficRouting::Canary {
+        percent: 10,
+        interval_ms: 10_000,
+    });
     spec.alarms = vec!["5xx".into()];
-    spec.auto_rollback = AutoRollback { on_alarm: true, ..Default::default() };
+    spec.auto_rollback = AutoRollback {
+        on_alarm: true,
+        ..Default::default()
+    };
     let mut s = sim(spec);
     // AllowTraffic starts at about T0 + 2.6 s.
-    s.at(T0 + 6_000, Input::AlarmFired { alarm: "5xx".into() });
+    s.at(
+        T0 + 6_000,
+        Input::AlarmFired {
+            alarm: "5xx".into(),
+        },
+    );
     s
 }
 
 fn alarm_without_rollback_during_canary() -> Sim {
-    let mut spec = base(TrafficRouting::Canary { percent: 10, interval_ms: 10_000 });
+    let mut spec = base(TrafficRouting::Canary {
+        percent: 10,
+        interval_ms: 10_000,
+    });
     spec.alarms = vec!["5xx".into()];
     let mut s = sim(spec);
-    s.at(T0 + 6_000, Input::AlarmFired { alarm: "5xx".into() });
+    s.at(
+        T0 + 6_000,
+        Input::AlarmFired {
+            alarm: "5xx".into(),
+        },
+    );
     s
 }
 
 fn ready_continue() -> Sim {
     let mut spec = base(TrafficRouting::AllAtOnce);
-    spec.ready =
-        ReadyOption::Wait { timeout_ms: 30_000, on_timeout: ReadyTimeoutAction::StopDeployment };
+    spec.ready = ReadyOption::Wait {
+        timeout_ms: 30_000,
+        on_timeout: ReadyTimeoutAction::StopDeployment,
+    };
     let mut s = sim(spec);
     s.at(T0 + 10_000, Input::Continue);
     s
@@ -87,18 +116,25 @@ fn ready_continue() -> Sim {
 
 fn ready_timeout_stop() -> Sim {
     let mut spec = base(TrafficRouting::AllAtOnce);
-    spec.ready =
-        ReadyOption::Wait { timeout_ms: 5_000, on_timeout: ReadyTimeoutAction::StopDeployment };
+    spec.ready = ReadyOption::Wait {
+        timeout_ms: 5_000,
+        on_timeout: ReadyTimeoutAction::StopDeployment,
+    };
     sim(spec)
 }
 
 fn failure_after_promotion() -> Sim {
-    let mut spec = base(TrafficRouting::Linear { percent: 50, interval_ms: 1_000 });
+    let mut spec = base(TrafficRouting::Linear {
+        percent: 50,
+        interval_ms: 1_000,
+    });
     spec.auto_rollback.on_failure = true;
     let mut s = sim(spec);
     s.hooks = Box::new(|event, _, _| {
         let outcome = if event == LifecycleEvent::AfterAllowTraffic {
-            HookOutcome::Failed { reason: "e2e".into() }
+            HookOutcome::Failed {
+                reason: "e2e".into(),
+            }
         } else {
             HookOutcome::Succeeded
         };
@@ -127,7 +163,10 @@ const SCENARIOS: [(&str, Scenario); 9] = [
     ("canary_success", canary_success),
     ("linear_with_in_progress_hook", linear_with_in_progress_hook),
     ("alarm_rollback_during_canary", alarm_rollback_during_canary),
-    ("alarm_without_rollback_during_canary", alarm_without_rollback_during_canary),
+    (
+        "alarm_without_rollback_during_canary",
+        alarm_without_rollback_during_canary,
+    ),
     ("ready_continue", ready_continue),
     ("ready_timeout_stop", ready_timeout_stop),
     ("failure_after_promotion", failure_after_promotion),
@@ -153,7 +192,10 @@ fn summary(sim: &Sim) -> Summary {
         }
     }
     Summary {
-        outcome: sim.bg.outcome().map(|o| (o.status, o.rollback, o.reason.clone())),
+        outcome: sim
+            .bg
+            .outcome()
+            .map(|o| (o.status, o.rollback, o.reason.clone())),
         lifecycle: sim
             .bg
             .lifecycle()
@@ -167,7 +209,12 @@ fn summary(sim: &Sim) -> Summary {
 }
 
 fn times(sim: &Sim) -> Vec<Option<Millis>> {
-    let mut out: Vec<_> = sim.bg.lifecycle().iter().flat_map(|r| [r.started_at, r.ended_at]).collect();
+    let mut out: Vec<_> = sim
+        .bg
+        .lifecycle()
+        .iter()
+        .flat_map(|r| [r.started_at, r.ended_at])
+        .collect();
     out.push(sim.bg.outcome().map(|o| o.finished_at));
     out
 }
@@ -178,7 +225,10 @@ fn assert_same(name: &str, mode: Crash, baseline: &Sim, run: &Sim) {
     for (a, b) in times(baseline).into_iter().zip(times(run)) {
         match (a, b) {
             (Some(a), Some(b)) => {
-                assert!(b >= a && b - a <= TOLERANCE_MS, "{name} {mode:?}: time {b} vs {a}")
+                assert!(
+                    b >= a && b - a <= TOLERANCE_MS,
+                    "{name} {mode:?}: time {b} vs {a}"
+                )
             }
             (a, b) => assert_eq!(a.is_some(), b.is_some(), "{name} {mode:?}"),
         }
@@ -207,9 +257,21 @@ fn every_scenario_survives_a_crash_at_every_step() {
 fn baselines_end_as_designed() {
     let expect = [
         ("canary_success", DeploymentStatus::Succeeded, false),
-        ("linear_with_in_progress_hook", DeploymentStatus::Succeeded, false),
-        ("alarm_rollback_during_canary", DeploymentStatus::Stopped, true),
-        ("alarm_without_rollback_during_canary", DeploymentStatus::Stopped, false),
+        (
+            "linear_with_in_progress_hook",
+            DeploymentStatus::Succeeded,
+            false,
+        ),
+        (
+            "alarm_rollback_during_canary",
+            DeploymentStatus::Stopped,
+            true,
+        ),
+        (
+            "alarm_without_rollback_during_canary",
+            DeploymentStatus::Stopped,
+            false,
+        ),
         ("ready_continue", DeploymentStatus::Succeeded, false),
         ("ready_timeout_stop", DeploymentStatus::Stopped, false),
         ("failure_after_promotion", DeploymentStatus::Failed, true),
@@ -220,8 +282,15 @@ fn baselines_end_as_designed() {
         assert_eq!(name, expected_name);
         let mut sim = scenario();
         sim.run();
-        let outcome = sim.bg.outcome().unwrap_or_else(|| panic!("{name}: no outcome"));
-        assert_eq!((outcome.status, outcome.rollback), (status, rollback), "{name}");
+        let outcome = sim
+            .bg
+            .outcome()
+            .unwrap_or_else(|| panic!("{name}: no outcome"));
+        assert_eq!(
+            (outcome.status, outcome.rollback),
+            (status, rollback),
+            "{name}"
+        );
     }
     // The alarm scenarios really fire during the canary.
     let mut sim = alarm_rollback_during_canary();

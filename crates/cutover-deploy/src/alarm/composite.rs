@@ -111,7 +111,11 @@ pub fn parse_rule(text: &str) -> Result<Rule, RuleError> {
             message: format!("rule longer than {MAX_RULE_LEN} characters"),
         });
     }
-    let mut parser = Parser { text, pos: 0, depth: 0 };
+    let mut parser = Parser {
+        text,
+        pos: 0,
+        depth: 0,
+    };
     let rule = parser.or()?;
     parser.skip_ws();
     if parser.pos < text.len() {
@@ -132,7 +136,10 @@ fn is_word_char(c: char) -> bool {
 
 impl Parser<'_> {
     fn error(&self, message: &str) -> RuleError {
-        RuleError { offset: self.pos, message: message.into() }
+        RuleError {
+            offset: self.pos,
+            message: message.into(),
+        }
     }
 
     fn rest(&self) -> &str {
@@ -149,7 +156,10 @@ impl Parser<'_> {
         self.skip_ws();
         let rest = self.rest();
         let whole = rest.starts_with(keyword)
-            && !rest[keyword.len()..].chars().next().is_some_and(is_word_char);
+            && !rest[keyword.len()..]
+                .chars()
+                .next()
+                .is_some_and(is_word_char);
         if whole {
             self.pos += keyword.len();
         }
@@ -250,7 +260,10 @@ impl Parser<'_> {
                     '"' => {
                         self.pos += i + 1;
                         if name.is_empty() {
-                            return Err(RuleError { offset: start, message: "empty alarm name".into() });
+                            return Err(RuleError {
+                                offset: start,
+                                message: "empty alarm name".into(),
+                            });
                         }
                         return Ok(name);
                     }
@@ -264,7 +277,10 @@ impl Parser<'_> {
                     c => name.push(c),
                 }
             }
-            return Err(RuleError { offset: start, message: "unterminated alarm name".into() });
+            return Err(RuleError {
+                offset: start,
+                message: "unterminated alarm name".into(),
+            });
         }
         let len = self
             .rest()
@@ -290,7 +306,11 @@ pub struct CompositeAlarm {
 impl CompositeAlarm {
     /// A composite alarm in INSUFFICIENT_DATA until first evaluated.
     pub fn new(name: impl Into<String>, rule: Rule) -> Self {
-        Self { name: name.into(), rule, state: AlarmState::InsufficientData }
+        Self {
+            name: name.into(),
+            rule,
+            state: AlarmState::InsufficientData,
+        }
     }
 
     /// The alarm's name.
@@ -310,12 +330,25 @@ impl CompositeAlarm {
 
     /// Re-evaluates the rule (ALARM when true, OK when false) and returns
     /// the transition if the state changed.
-    pub fn evaluate(&mut self, state_of: &dyn Fn(&str) -> AlarmState, now_sec: u64) -> Option<Transition> {
-        let to = if self.rule.evaluate(state_of) { AlarmState::Alarm } else { AlarmState::Ok };
+    pub fn evaluate(
+        &mut self,
+        state_of: &dyn Fn(&str) -> AlarmState,
+        now_sec: u64,
+    ) -> Option<Transition> {
+        let to = if self.rule.evaluate(state_of) {
+            AlarmState::Alarm
+        } else {
+            AlarmState::Ok
+        };
         if to == self.state {
             return None;
         }
         let from = std::mem::replace(&mut self.state, to);
-        Some(Transition { from, to, reason: format!("rule {} is {}", self.rule, to == AlarmState::Alarm), at: now_sec })
+        Some(Transition {
+            from,
+            to,
+            reason: format!("rule {} is {}", self.rule, to == AlarmState::Alarm),
+            at: now_sec,
+        })
     }
 }

@@ -84,7 +84,13 @@ impl AlarmEvaluator {
                 self.samples.remove(&second);
             }
         }
-        let newest = self.samples.keys().next_back().copied().unwrap_or(second).max(second);
+        let newest = self
+            .samples
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(second)
+            .max(second);
         let keep = self.period().saturating_mul(self.periods() + 1);
         let oldest = newest.saturating_sub(keep);
         self.samples = self.samples.split_off(&oldest);
@@ -92,7 +98,12 @@ impl AlarmEvaluator {
 
     /// Sets the state by hand, like CloudWatch's `SetAlarmState` (for
     /// drills); it holds until the next period is evaluated.
-    pub fn set_state(&mut self, state: AlarmState, reason: &str, now_sec: u64) -> Option<Transition> {
+    pub fn set_state(
+        &mut self,
+        state: AlarmState,
+        reason: &str,
+        now_sec: u64,
+    ) -> Option<Transition> {
         self.transition(state, format!("set by request: {reason}"), now_sec)
     }
 
@@ -134,7 +145,12 @@ impl AlarmEvaluator {
         if to == self.state {
             return None;
         }
-        let t = Transition { from: self.state, to, reason: reason.clone(), at };
+        let t = Transition {
+            from: self.state,
+            to,
+            reason: reason.clone(),
+            at,
+        };
         tracing::info!(alarm = %self.alarm.name, from = t.from.as_str(), to = t.to.as_str(), at, "alarm state changed");
         self.state = to;
         self.reason = reason;
@@ -148,18 +164,28 @@ impl AlarmEvaluator {
     /// The state the datapoints call for, with CloudWatch's missing-data rules.
     fn decide(&self, datapoints: &[Datapoint]) -> (AlarmState, String) {
         let n = datapoints.len();
-        let m = usize::try_from(self.alarm.datapoints_to_alarm).unwrap_or(usize::MAX).clamp(1, n);
+        let m = usize::try_from(self.alarm.datapoints_to_alarm)
+            .unwrap_or(usize::MAX)
+            .clamp(1, n);
         let treat = self.alarm.treat_missing;
         let resolved: Vec<Datapoint> = datapoints
             .iter()
             .map(|d| match (d, treat) {
                 (Datapoint::Missing, TreatMissing::Breaching) => Datapoint::Breaching(f64::NAN),
-                (Datapoint::Missing, TreatMissing::NotBreaching) => Datapoint::NotBreaching(f64::NAN),
+                (Datapoint::Missing, TreatMissing::NotBreaching) => {
+                    Datapoint::NotBreaching(f64::NAN)
+                }
                 (d, _) => *d,
             })
             .collect();
-        let breaching = resolved.iter().filter(|d| matches!(d, Datapoint::Breaching(_))).count();
-        let present = resolved.iter().filter(|d| !matches!(d, Datapoint::Missing)).count();
+        let breaching = resolved
+            .iter()
+            .filter(|d| matches!(d, Datapoint::Breaching(_)))
+            .count();
+        let present = resolved
+            .iter()
+            .filter(|d| !matches!(d, Datapoint::Missing))
+            .count();
         let listed = list(&resolved);
         let phrase = self.alarm.comparison.phrase();
         let threshold = self.alarm.threshold;

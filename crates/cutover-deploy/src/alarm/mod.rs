@@ -151,7 +151,15 @@ impl SecondSample {
     /// A sample of a count metric: `value` occurrences that second.
     pub fn count_metric(value: u64) -> Self {
         let v = value as f64;
-        Self { sum: v, count: value, min: v, max: v, p50: v, p90: v, p99: v }
+        Self {
+            sum: v,
+            count: value,
+            min: v,
+            max: v,
+            p50: v,
+            p90: v,
+            p99: v,
+        }
     }
 }
 

@@ -12,7 +12,11 @@ use crate::time::Millis;
 
 /// Formats a duration for history lines: whole seconds as `90s`, else `1500ms`.
 fn duration(ms: Millis) -> String {
-    if ms % 1_000 == 0 { format!("{}s", ms / 1_000) } else { format!("{ms}ms") }
+    if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 fn push_event(out: &mut Vec<Effect>, message: String) {
@@ -41,7 +45,12 @@ impl BlueGreen {
 
     pub(super) fn on_green_ready(&mut self, now: Millis, out: &mut Vec<Effect>) {
         if matches!(self.phase, Phase::Install { .. }) {
-            self.succeed(now, LifecycleEvent::Install, "green tasks registered and healthy", out);
+            self.succeed(
+                now,
+                LifecycleEvent::Install,
+                "green tasks registered and healthy",
+                out,
+            );
         }
     }
 
@@ -78,22 +87,40 @@ impl BlueGreen {
             HookOutcome::Failed { reason } => {
                 self.fail(now, format!("{event} hook failed: {reason}"), out)
             }
-            HookOutcome::InProgress { callback_delay_ms, details } => {
+            HookOutcome::InProgress {
+                callback_delay_ms,
+                details,
+            } => {
                 let delay = callback_delay_ms.unwrap_or(DEFAULT_CALLBACK_DELAY_MS);
-                run.wait = HookWait::Callback { at: now.saturating_add(delay), details };
+                run.wait = HookWait::Callback {
+                    at: now.saturating_add(delay),
+                    details,
+                };
                 run.live_ids.clear();
                 push_event(
                     out,
-                    format!("{event} hook in progress, invoking again in {}", duration(delay)),
+                    format!(
+                        "{event} hook in progress, invoking again in {}",
+                        duration(delay)
+                    ),
                 );
             }
         }
     }
 
-    pub(super) fn on_traffic_applied(&mut self, now: Millis, request_id: u64, out: &mut Vec<Effect>) {
-        let confirms = |p: &mut PendingTraffic| (p.first_request_id..=p.request_id).contains(&request_id);
+    pub(super) fn on_traffic_applied(
+        &mut self,
+        now: Millis,
+        request_id: u64,
+        out: &mut Vec<Effect>,
+    ) {
+        let confirms =
+            |p: &mut PendingTraffic| (p.first_request_id..=p.request_id).contains(&request_id);
         let Some(pending) = self.traffic.pending.take_if(confirms) else {
-            tracing::debug!(request_id, "ignoring acknowledgement of a superseded traffic change");
+            tracing::debug!(
+                request_id,
+                "ignoring acknowledgement of a superseded traffic change"
+            );
             return;
         };
         self.traffic.prod_green_percent = pending.prod_green_percent;
@@ -103,18 +130,30 @@ impl BlueGreen {
             format!(
                 "traffic applied: {}% of production on green, test listener on {}",
                 pending.prod_green_percent,
-                if pending.test_on_green { "green" } else { "blue" }
+                if pending.test_on_green {
+                    "green"
+                } else {
+                    "blue"
+                }
             ),
         );
         match self.phase {
-            Phase::TestTraffic => {
-                self.succeed(now, LifecycleEvent::AllowTestTraffic, "test listener on green", out)
-            }
+            Phase::TestTraffic => self.succeed(
+                now,
+                LifecycleEvent::AllowTestTraffic,
+                "test listener on green",
+                out,
+            ),
             Phase::Traffic { next_step, .. }
                 if next_step >= schedule::steps(&self.spec.routing).len()
                     && self.traffic.prod_green_percent == 100 =>
             {
-                self.succeed(now, LifecycleEvent::AllowTraffic, "all production traffic on green", out)
+                self.succeed(
+                    now,
+                    LifecycleEvent::AllowTraffic,
+                    "all production traffic on green",
+                    out,
+                )
             }
             _ => {}
         }
@@ -149,16 +188,31 @@ impl BlueGreen {
         }
         tracing::warn!(deployment_id = %self.spec.deployment_id, alarm, "alarm stops deployment");
         let rollback = self.spec.auto_rollback.on_alarm;
-        self.end(now, DeploymentStatus::Stopped, rollback, format!("alarm {alarm} fired"), out);
+        self.end(
+            now,
+            DeploymentStatus::Stopped,
+            rollback,
+            format!("alarm {alarm} fired"),
+            out,
+        );
     }
 
     pub(super) fn on_stop(&mut self, now: Millis, rollback: Option<bool>, out: &mut Vec<Effect>) {
         if self.status.is_final() {
-            push_event(out, format!("stop ignored: deployment already {:?}", self.status));
+            push_event(
+                out,
+                format!("stop ignored: deployment already {:?}", self.status),
+            );
             return;
         }
         let rollback = rollback.unwrap_or(self.spec.auto_rollback.on_request);
-        self.end(now, DeploymentStatus::Stopped, rollback, "stopped by request".into(), out);
+        self.end(
+            now,
+            DeploymentStatus::Stopped,
+            rollback,
+            "stopped by request".into(),
+            out,
+        );
     }
 
     pub(super) fn on_rollback(&mut self, now: Millis, out: &mut Vec<Effect>) {
@@ -172,13 +226,22 @@ impl BlueGreen {
             );
             return;
         }
-        self.end(now, DeploymentStatus::Stopped, true, "rolled back by request".into(), out);
+        self.end(
+            now,
+            DeploymentStatus::Stopped,
+            true,
+            "rolled back by request".into(),
+            out,
+        );
     }
 
     pub(super) fn on_continue(&mut self, now: Millis, out: &mut Vec<Effect>) {
         match &mut self.phase {
             Phase::Ready { .. } => {
-                push_event(out, "continued by request: rerouting production traffic".into());
+                push_event(
+                    out,
+                    "continued by request: rerouting production traffic".into(),
+                );
                 self.status = DeploymentStatus::InProgress;
                 self.enter(now, LifecycleEvent::BeforeAllowTraffic, out);
             }
@@ -186,7 +249,10 @@ impl BlueGreen {
                 *until = now;
                 push_event(out, "termination wait ended by request".into());
             }
-            _ => push_event(out, format!("continue ignored: deployment is {:?}", self.status)),
+            _ => push_event(
+                out,
+                format!("continue ignored: deployment is {:?}", self.status),
+            ),
         }
     }
 
@@ -217,7 +283,10 @@ impl BlueGreen {
             }
             LifecycleEvent::AllowTraffic => {
                 // The first step is due at once; `advance` issues it.
-                self.phase = Phase::Traffic { started_at: now, next_step: 0 };
+                self.phase = Phase::Traffic {
+                    started_at: now,
+                    next_step: 0,
+                };
             }
             hook_event => match self.spec.hooks.get(&hook_event).copied() {
                 Some(hook) => {
@@ -229,7 +298,10 @@ impl BlueGreen {
                         timeout_ms: hook.timeout_ms,
                         wait: HookWait::Result,
                     };
-                    self.phase = Phase::Hook { event: hook_event, run };
+                    self.phase = Phase::Hook {
+                        event: hook_event,
+                        run,
+                    };
                     self.invoke_hook(None, false, out);
                 }
                 None => self.succeed(now, hook_event, "no hook configured", out),
@@ -238,7 +310,13 @@ impl BlueGreen {
     }
 
     /// Marks `event` succeeded and moves on.
-    fn succeed(&mut self, now: Millis, event: LifecycleEvent, message: &str, out: &mut Vec<Effect>) {
+    fn succeed(
+        &mut self,
+        now: Millis,
+        event: LifecycleEvent,
+        message: &str,
+        out: &mut Vec<Effect>,
+    ) {
         self.close(now, event, EventStatus::Succeeded, message.into());
         push_event(out, format!("{event} succeeded: {message}"));
         self.after(now, event, out);
@@ -250,7 +328,9 @@ impl BlueGreen {
             LifecycleEvent::AfterAllowTestTraffic => match self.spec.ready {
                 ReadyOption::Wait { timeout_ms, .. } => {
                     self.status = DeploymentStatus::Ready;
-                    self.phase = Phase::Ready { deadline: now.saturating_add(timeout_ms) };
+                    self.phase = Phase::Ready {
+                        deadline: now.saturating_add(timeout_ms),
+                    };
                     push_event(
                         out,
                         format!(
@@ -266,7 +346,9 @@ impl BlueGreen {
             LifecycleEvent::AfterAllowTraffic => {
                 let wait = self.spec.termination_wait_ms;
                 self.status = DeploymentStatus::Baking;
-                self.phase = Phase::Baking { until: now.saturating_add(wait) };
+                self.phase = Phase::Baking {
+                    until: now.saturating_add(wait),
+                };
                 push_event(out, format!("baking: blue kept for {}", duration(wait)));
             }
             other => match other.next() {
@@ -292,11 +374,19 @@ impl BlueGreen {
         run.live_ids.push(execution_id.clone());
         run.details = details.clone();
         run.wait = HookWait::Result;
-        out.push(Effect::InvokeHook { event: *event, execution_id, attempt: run.attempt, details });
+        out.push(Effect::InvokeHook {
+            event: *event,
+            execution_id,
+            attempt: run.attempt,
+            details,
+        });
     }
 
     fn record(&mut self, event: LifecycleEvent) -> &mut super::LifecycleEventRecord {
-        let i = LifecycleEvent::ALL.iter().position(|e| *e == event).unwrap_or(0);
+        let i = LifecycleEvent::ALL
+            .iter()
+            .position(|e| *e == event)
+            .unwrap_or(0);
         &mut self.lifecycle[i]
     }
 
@@ -323,7 +413,13 @@ impl BlueGreen {
 
     /// Issues an absolute traffic change under a new request id; it replaces
     /// any change in flight.
-    fn apply(&mut self, now: Millis, prod_green_percent: u8, test_on_green: bool, out: &mut Vec<Effect>) {
+    fn apply(
+        &mut self,
+        now: Millis,
+        prod_green_percent: u8,
+        test_on_green: bool,
+        out: &mut Vec<Effect>,
+    ) {
         self.apply_attempt(now, prod_green_percent, test_on_green, 1, None, out);
     }
 
@@ -348,13 +444,23 @@ impl BlueGreen {
             issued_at: now,
             attempt,
         });
-        out.push(Effect::ApplyTraffic { request_id, prod_green_percent, test_on_green });
+        out.push(Effect::ApplyTraffic {
+            request_id,
+            prod_green_percent,
+            test_on_green,
+        });
     }
 
     /// A traffic change failed or timed out: retry it, or fail the
     /// deployment after [`TRAFFIC_MAX_ATTEMPTS`]. A flip back to blue is
     /// retried forever: there is nothing safer to do.
-    fn retry_or_fail(&mut self, now: Millis, failed: PendingTraffic, reason: &str, out: &mut Vec<Effect>) {
+    fn retry_or_fail(
+        &mut self,
+        now: Millis,
+        failed: PendingTraffic,
+        reason: &str,
+        out: &mut Vec<Effect>,
+    ) {
         let PendingTraffic {
             prod_green_percent: green,
             test_on_green: test,
@@ -413,7 +519,10 @@ impl BlueGreen {
                 // The change may have been applied: keep it as in flight so
                 // that an ending deployment treats green as carrying it.
                 self.traffic.pending = Some(p.clone());
-                let reason = format!("no acknowledgement within {}", duration(TRAFFIC_ACK_TIMEOUT_MS));
+                let reason = format!(
+                    "no acknowledgement within {}",
+                    duration(TRAFFIC_ACK_TIMEOUT_MS)
+                );
                 self.retry_or_fail(now, p, &reason, out);
                 return true;
             }
@@ -441,10 +550,17 @@ impl BlueGreen {
                     return false;
                 }
                 let timeout = duration(self.spec.install_timeout_ms);
-                self.fail(now, format!("green tasks did not become healthy within {timeout}"), out);
+                self.fail(
+                    now,
+                    format!("green tasks did not become healthy within {timeout}"),
+                    out,
+                );
                 true
             }
-            Phase::Traffic { started_at, next_step } => {
+            Phase::Traffic {
+                started_at,
+                next_step,
+            } => {
                 if self.traffic.pending.is_some() {
                     return false;
                 }
@@ -460,7 +576,10 @@ impl BlueGreen {
                 let (green, test) = (step.green_percent, self.spec.has_test_listener);
                 push_event(
                     out,
-                    format!("shifting {green}% of production traffic to green (planned at +{})", duration(step.at_offset_ms)),
+                    format!(
+                        "shifting {green}% of production traffic to green (planned at +{})",
+                        duration(step.at_offset_ms)
+                    ),
                 );
                 self.apply(now, green, test, out);
                 true
@@ -469,12 +588,19 @@ impl BlueGreen {
                 if now < *deadline {
                     return false;
                 }
-                let ReadyOption::Wait { timeout_ms, on_timeout } = self.spec.ready else {
+                let ReadyOption::Wait {
+                    timeout_ms,
+                    on_timeout,
+                } = self.spec.ready
+                else {
                     return false;
                 };
                 match on_timeout {
                     ReadyTimeoutAction::ContinueDeployment => {
-                        push_event(out, format!("no continue within {}: rerouting", duration(timeout_ms)));
+                        push_event(
+                            out,
+                            format!("no continue within {}: rerouting", duration(timeout_ms)),
+                        );
                         self.status = DeploymentStatus::InProgress;
                         self.enter(now, LifecycleEvent::BeforeAllowTraffic, out);
                     }
@@ -526,7 +652,14 @@ impl BlueGreen {
     ///   one atomic change back to all-blue, then, once acknowledged, green
     ///   is removed.
     /// - Otherwise green, if it was created, is removed at once.
-    fn end(&mut self, now: Millis, status: DeploymentStatus, rollback: bool, reason: String, out: &mut Vec<Effect>) {
+    fn end(
+        &mut self,
+        now: Millis,
+        status: DeploymentStatus,
+        rollback: bool,
+        reason: String,
+        out: &mut Vec<Effect>,
+    ) {
         if self.status.is_final() {
             return;
         }
@@ -534,7 +667,13 @@ impl BlueGreen {
         if let Some(event) = self.current_event() {
             self.close(now, event, EventStatus::Failed, reason.clone());
         }
-        push_event(out, format!("deployment {}: {reason}", format!("{status:?}").to_lowercase()));
+        push_event(
+            out,
+            format!(
+                "deployment {}: {reason}",
+                format!("{status:?}").to_lowercase()
+            ),
+        );
         let pending = self.traffic.pending.as_ref();
         let prod_on_green = self.traffic.prod_green_percent > 0
             || pending.is_some_and(|p| p.prod_green_percent > 0);
@@ -548,11 +687,18 @@ impl BlueGreen {
             if rollback {
                 push_event(out, "rolling back: all traffic to blue".into());
             }
-            self.phase = Phase::Ending { rollback, reason: Some(reason) };
+            self.phase = Phase::Ending {
+                rollback,
+                reason: Some(reason),
+            };
             self.apply(now, 0, false, out);
             return;
         }
-        let teardown = if self.green_provisioned { vec![Effect::TeardownGreen] } else { Vec::new() };
+        let teardown = if self.green_provisioned {
+            vec![Effect::TeardownGreen]
+        } else {
+            Vec::new()
+        };
         self.finish(now, rollback, Some(reason), teardown, out);
     }
 
@@ -564,14 +710,23 @@ impl BlueGreen {
         mut effects: Vec<Effect>,
         out: &mut Vec<Effect>,
     ) {
-        effects.push(Effect::Finished { status: self.status, rollback, reason: reason.clone() });
+        effects.push(Effect::Finished {
+            status: self.status,
+            rollback,
+            reason: reason.clone(),
+        });
         tracing::info!(
             deployment_id = %self.spec.deployment_id,
             status = ?self.status,
             rollback,
             "deployment finished"
         );
-        self.outcome = Some(super::Outcome { status: self.status, rollback, reason, finished_at: now });
+        self.outcome = Some(super::Outcome {
+            status: self.status,
+            rollback,
+            reason,
+            finished_at: now,
+        });
         self.final_effects = effects.clone();
         self.phase = Phase::Done;
         out.extend(effects);

@@ -61,14 +61,20 @@ enum Phase {
     TestTraffic,
     /// Walks the schedule: the next step is due at `started_at` plus its
     /// offset, and only once the previous change was acknowledged.
-    Traffic { started_at: Millis, next_step: usize },
+    Traffic {
+        started_at: Millis,
+        next_step: usize,
+    },
     /// `Ready`: waits for `Continue` or the ready timeout.
     Ready { deadline: Millis },
     /// `Baking`: waits for the end of the termination wait or `Continue`.
     Baking { until: Millis },
     /// Final status decided; waits for the acknowledgement of the flip back
     /// to blue before removing green.
-    Ending { rollback: bool, reason: Option<String> },
+    Ending {
+        rollback: bool,
+        reason: Option<String>,
+    },
     /// Finished.
     Done,
 }
@@ -130,17 +136,18 @@ impl BlueGreen {
     /// `Ready` and `Baking`) change nothing.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Effect> {
         let mut out = Vec::new();
-        let _span = tracing::debug_span!("bluegreen", deployment_id = %self.spec.deployment_id)
-            .entered();
+        let _span =
+            tracing::debug_span!("bluegreen", deployment_id = %self.spec.deployment_id).entered();
         match input {
             Input::Enqueue => self.on_enqueue(&mut out),
             Input::Start => self.on_start(now, &mut out),
             Input::Tick => {}
             Input::GreenReady => self.on_green_ready(now, &mut out),
             Input::GreenFailed { reason } => self.on_green_failed(now, &reason, &mut out),
-            Input::HookResult { execution_id, outcome } => {
-                self.on_hook_result(now, &execution_id, outcome, &mut out)
-            }
+            Input::HookResult {
+                execution_id,
+                outcome,
+            } => self.on_hook_result(now, &execution_id, outcome, &mut out),
             Input::TrafficApplied { request_id } => {
                 self.on_traffic_applied(now, request_id, &mut out)
             }
@@ -186,7 +193,9 @@ impl BlueGreen {
             return out;
         }
         tracing::info!(deployment_id = %self.spec.deployment_id, "resuming deployment");
-        out.push(Effect::Event { message: "resumed after a control-plane restart".into() });
+        out.push(Effect::Event {
+            message: "resumed after a control-plane restart".into(),
+        });
         self.reissue_in_flight(now, &mut out);
         self.advance(now, &mut out);
         out
@@ -210,7 +219,10 @@ impl BlueGreen {
                 HookWait::Callback { at, .. } => Some(at.min(run.deadline)),
             },
             Phase::Install { deadline } | Phase::Ready { deadline } => Some(*deadline),
-            Phase::Traffic { started_at, next_step } => {
+            Phase::Traffic {
+                started_at,
+                next_step,
+            } => {
                 if self.traffic.pending.is_some() {
                     None
                 } else {

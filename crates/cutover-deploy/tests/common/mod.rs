@@ -12,7 +12,8 @@ use cutover_deploy::config::LifecycleEvent;
 use cutover_deploy::time::Millis;
 
 /// How a hook answers: `(delay, outcome)`, or `None` to never answer.
-pub type HookFn = Box<dyn FnMut(LifecycleEvent, u32, Option<&str>) -> Option<(Millis, HookOutcome)>>;
+pub type HookFn =
+    Box<dyn FnMut(LifecycleEvent, u32, Option<&str>) -> Option<(Millis, HookOutcome)>>;
 
 /// What happens to a simulated crash's effects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,11 @@ impl Sim {
             if next > until {
                 return;
             }
-            assert!(next >= self.now, "time went backwards: {next} < {}", self.now);
+            assert!(
+                next >= self.now,
+                "time went backwards: {next} < {}",
+                self.now
+            );
             self.now = next;
             let input = if queued == Some(next) {
                 let key = *self.queue.keys().next().unwrap();
@@ -151,10 +156,10 @@ impl Sim {
                     }
                 }
             }
-            Input::TrafficFailed { request_id, .. } => {
-                if self.last_apply.is_some_and(|(id, _, _)| id == *request_id) {
-                    self.last_apply = None;
-                }
+            Input::TrafficFailed { request_id, .. }
+                if self.last_apply.is_some_and(|(id, _, _)| id == *request_id) =>
+            {
+                self.last_apply = None;
             }
             _ => {}
         }
@@ -169,7 +174,10 @@ impl Sim {
         if let Some(lose_effects) = crash {
             let json = serde_json::to_string(&self.bg).unwrap();
             let mut restored: BlueGreen = serde_json::from_str(&json).unwrap();
-            assert_eq!(restored, self.bg, "state does not survive a serde round trip");
+            assert_eq!(
+                restored, self.bg,
+                "state does not survive a serde round trip"
+            );
             if lose_effects {
                 effects.clear();
             } else {
@@ -189,14 +197,35 @@ impl Sim {
             match effect {
                 Effect::ProvisionGreen => match self.green_delay {
                     Some(d) => self.at(self.now + d, Input::GreenReady),
-                    None => self.at(self.now + 10, Input::GreenFailed { reason: "exit 1".into() }),
+                    None => self.at(
+                        self.now + 10,
+                        Input::GreenFailed {
+                            reason: "exit 1".into(),
+                        },
+                    ),
                 },
-                Effect::InvokeHook { event, execution_id, attempt, details } => {
-                    if let Some((delay, outcome)) = (self.hooks)(event, attempt, details.as_deref()) {
-                        self.at(self.now + delay, Input::HookResult { execution_id, outcome });
+                Effect::InvokeHook {
+                    event,
+                    execution_id,
+                    attempt,
+                    details,
+                } => {
+                    if let Some((delay, outcome)) = (self.hooks)(event, attempt, details.as_deref())
+                    {
+                        self.at(
+                            self.now + delay,
+                            Input::HookResult {
+                                execution_id,
+                                outcome,
+                            },
+                        );
                     }
                 }
-                Effect::ApplyTraffic { request_id, prod_green_percent, test_on_green } => {
+                Effect::ApplyTraffic {
+                    request_id,
+                    prod_green_percent,
+                    test_on_green,
+                } => {
                     self.last_apply = Some((request_id, prod_green_percent, test_on_green));
                     if self.proxy_silent {
                         continue;
@@ -204,10 +233,17 @@ impl Sim {
                     let at = self.now + self.ack_delay;
                     if self.traffic_failures > 0 {
                         self.traffic_failures -= 1;
-                        self.at(at, Input::TrafficFailed { request_id, reason: "proxy busy".into() });
+                        self.at(
+                            at,
+                            Input::TrafficFailed {
+                                request_id,
+                                reason: "proxy busy".into(),
+                            },
+                        );
                     } else {
                         // The proxy applies the split when it acknowledges.
-                        self.inflight.insert(request_id, (prod_green_percent, test_on_green));
+                        self.inflight
+                            .insert(request_id, (prod_green_percent, test_on_green));
                         self.at(at, Input::TrafficApplied { request_id });
                     }
                 }
@@ -222,9 +258,16 @@ impl Sim {
     /// The engine's invariants, checked before each effect is executed.
     fn check(&mut self, effect: &Effect) {
         match *effect {
-            Effect::ApplyTraffic { request_id, prod_green_percent, test_on_green } => {
+            Effect::ApplyTraffic {
+                request_id,
+                prod_green_percent,
+                test_on_green,
+            } => {
                 if prod_green_percent > 0 || test_on_green {
-                    assert!(self.green_ready_delivered, "traffic to green before GreenReady");
+                    assert!(
+                        self.green_ready_delivered,
+                        "traffic to green before GreenReady"
+                    );
                     assert!(!self.green_removed, "traffic to a removed green");
                 }
                 if let Some((prev_id, prev_green, _)) = self.last_apply {
@@ -243,11 +286,22 @@ impl Sim {
                 }
             }
             Effect::TeardownGreen => {
-                assert_eq!(self.proxy, (0, false), "green removed while it carries traffic");
-                assert_eq!(self.bg.traffic().pending, None, "green removed with a change in flight");
+                assert_eq!(
+                    self.proxy,
+                    (0, false),
+                    "green removed while it carries traffic"
+                );
+                assert_eq!(
+                    self.bg.traffic().pending,
+                    None,
+                    "green removed with a change in flight"
+                );
             }
             Effect::TeardownBlue => {
-                assert_eq!(self.proxy.0, 100, "blue removed before all traffic is on green");
+                assert_eq!(
+                    self.proxy.0, 100,
+                    "blue removed before all traffic is on green"
+                );
                 assert_eq!(self.bg.traffic().prod_green_percent, 100);
             }
             _ => {}
@@ -256,7 +310,11 @@ impl Sim {
 
     /// The effects issued so far, without history lines.
     pub fn effects(&self) -> Vec<(Millis, Effect)> {
-        self.log.iter().filter(|(_, e)| !matches!(e, Effect::Event { .. })).cloned().collect()
+        self.log
+            .iter()
+            .filter(|(_, e)| !matches!(e, Effect::Event { .. }))
+            .cloned()
+            .collect()
     }
 
     /// `(time, prod %, test)` of every ApplyTraffic issued.
@@ -264,9 +322,11 @@ impl Sim {
         self.log
             .iter()
             .filter_map(|(t, e)| match e {
-                Effect::ApplyTraffic { prod_green_percent, test_on_green, .. } => {
-                    Some((*t, *prod_green_percent, *test_on_green))
-                }
+                Effect::ApplyTraffic {
+                    prod_green_percent,
+                    test_on_green,
+                    ..
+                } => Some((*t, *prod_green_percent, *test_on_green)),
                 _ => None,
             })
             .collect()
@@ -278,7 +338,11 @@ impl Sim {
 
     pub fn finished(&self) -> Option<(DeploymentStatus, bool, Option<String>)> {
         self.log.iter().find_map(|(_, e)| match e {
-            Effect::Finished { status, rollback, reason } => Some((*status, *rollback, reason.clone())),
+            Effect::Finished {
+                status,
+                rollback,
+                reason,
+            } => Some((*status, *rollback, reason.clone())),
             _ => None,
         })
     }
