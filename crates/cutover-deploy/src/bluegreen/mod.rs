@@ -5,8 +5,13 @@
 //! re-issues whatever was in flight. See the crate documentation for the
 //! states and what each waits for.
 
-mod machine;
+mod ending;
+mod inputs;
+mod lifecycle;
+mod timers;
+mod traffic;
 mod types;
+mod util;
 
 use serde::{Deserialize, Serialize};
 
