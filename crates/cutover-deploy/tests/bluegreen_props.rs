@@ -43,10 +43,14 @@ struct Scenario {
 fn routing() -> impl Strategy<Value = TrafficRouting> {
     prop_oneof![
         Just(TrafficRouting::AllAtOnce),
-        (1u8..=99, 1u64..5_000)
-            .prop_map(|(percent, interval_ms)| TrafficRouting::Canary { percent, interval_ms }),
-        (10u8..=99, 1u64..3_000)
-            .prop_map(|(percent, interval_ms)| TrafficRouting::Linear { percent, interval_ms }),
+        (1u8..=99, 1u64..5_000).prop_map(|(percent, interval_ms)| TrafficRouting::Canary {
+            percent,
+            interval_ms
+        }),
+        (10u8..=99, 1u64..3_000).prop_map(|(percent, interval_ms)| TrafficRouting::Linear {
+            percent,
+            interval_ms
+        }),
     ]
 }
 
@@ -61,25 +65,34 @@ fn hook_behaviour() -> impl Strategy<Value = HookBehaviour> {
 
 fn input() -> impl Strategy<Value = Input> {
     prop_oneof![
-        Just(Input::AlarmFired { alarm: "5xx".into() }),
-        Just(Input::AlarmFired { alarm: "unwatched".into() }),
+        Just(Input::AlarmFired {
+            alarm: "5xx".into()
+        }),
+        Just(Input::AlarmFired {
+            alarm: "unwatched".into()
+        }),
         prop::option::of(any::<bool>()).prop_map(|rollback| Input::Stop { rollback }),
         Just(Input::Continue),
         Just(Input::Rollback),
-        Just(Input::GreenFailed { reason: "crashed".into() }),
+        Just(Input::GreenFailed {
+            reason: "crashed".into()
+        }),
         Just(Input::Tick),
     ]
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
     let hooks = prop::collection::vec(
-        (prop::sample::select(vec![
-            LifecycleEvent::BeforeInstall,
-            LifecycleEvent::AfterInstall,
-            LifecycleEvent::AfterAllowTestTraffic,
-            LifecycleEvent::BeforeAllowTraffic,
-            LifecycleEvent::AfterAllowTraffic,
-        ]), hook_behaviour()),
+        (
+            prop::sample::select(vec![
+                LifecycleEvent::BeforeInstall,
+                LifecycleEvent::AfterInstall,
+                LifecycleEvent::AfterAllowTestTraffic,
+                LifecycleEvent::BeforeAllowTraffic,
+                LifecycleEvent::AfterAllowTraffic,
+            ]),
+            hook_behaviour(),
+        ),
         0..4,
     );
     let ready = prop_oneof![
@@ -93,8 +106,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             },
         }),
     ];
-    let rollback = (any::<bool>(), any::<bool>(), any::<bool>())
-        .prop_map(|(on_failure, on_alarm, on_request)| AutoRollback { on_failure, on_alarm, on_request });
+    let rollback = (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(on_failure, on_alarm, on_request)| AutoRollback {
+            on_failure,
+            on_alarm,
+            on_request,
+        },
+    );
     let crash = prop_oneof![
         4 => Just(Crash::Never),
         1 => Just(Crash::AfterExecuting),
@@ -102,7 +120,14 @@ fn scenario() -> impl Strategy<Value = Scenario> {
         2 => (1usize..40).prop_map(Crash::OnceBeforeExecuting),
     ];
     (
-        (routing(), any::<bool>(), hooks, ready, 0u64..5_000, rollback),
+        (
+            routing(),
+            any::<bool>(),
+            hooks,
+            ready,
+            0u64..5_000,
+            rollback,
+        ),
         (
             prop::collection::vec((0u64..40_000, input()), 0..4),
             1u64..2_000,
@@ -148,14 +173,26 @@ fn run(s: &Scenario) -> Sim {
     sim.green_delay = s.green_delay;
     sim.crash = s.crash;
     sim.hooks = Box::new(move |event, _, details| {
-        let behaviour = behaviours.iter().rev().find(|(e, _)| *e == event).map(|(_, b)| *b)?;
+        let behaviour = behaviours
+            .iter()
+            .rev()
+            .find(|(e, _)| *e == event)
+            .map(|(_, b)| *b)?;
         match behaviour {
             HookBehaviour::Succeed(delay) => Some((delay, HookOutcome::Succeeded)),
-            HookBehaviour::Fail => Some((10, HookOutcome::Failed { reason: "no".into() })),
+            HookBehaviour::Fail => Some((
+                10,
+                HookOutcome::Failed {
+                    reason: "no".into(),
+                },
+            )),
             HookBehaviour::InProgressThenSucceed => Some(match details {
                 None => (
                     10,
-                    HookOutcome::InProgress { callback_delay_ms: Some(300), details: Some("x".into()) },
+                    HookOutcome::InProgress {
+                        callback_delay_ms: Some(300),
+                        details: Some("x".into()),
+                    },
                 ),
                 Some(_) => (10, HookOutcome::Succeeded),
             }),

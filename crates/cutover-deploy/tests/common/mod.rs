@@ -7,8 +7,14 @@
 
 use std::collections::BTreeMap;
 
-use cutover_deploy::bluegreen::{BlueGreen, DeploymentStatus, Effect, HookOutcome, Input};
+use cutover_deploy::bluegreen::{
+    BlueGreen, DeploymentStatus, Effect, EventStatus, HookOutcome, Input,
+};
 use cutover_deploy::config::LifecycleEvent;
+use cutover_deploy::config::{
+    AutoRollback, BlueGreenSpec, HookSpec, ReadyOption, ReadyTimeoutAction, TrafficRouting,
+};
+use cutover_deploy::time::MINUTE_MS;
 use cutover_deploy::time::Millis;
 
 /// How a hook answers: `(delay, outcome)`, or `None` to never answer.
@@ -355,4 +361,78 @@ impl Sim {
     pub fn green_removed(&self) -> bool {
         self.green_removed
     }
+}
+
+// ----- scenario helpers ---------------------------------------------
+
+pub const T0: Millis = 1_700_000_000_000;
+
+pub fn spec(routing: TrafficRouting) -> BlueGreenSpec {
+    BlueGreenSpec::new("d-1", routing)
+}
+
+pub fn all_hooks(mut spec: BlueGreenSpec) -> BlueGreenSpec {
+    for event in LifecycleEvent::ALL.into_iter().filter(|e| e.is_hook()) {
+        spec.hooks.insert(event, HookSpec::default());
+    }
+    spec
+}
+
+pub fn started(spec: BlueGreenSpec) -> Sim {
+    let mut sim = Sim::new(BlueGreen::new(spec, T0));
+    sim.at(T0, Input::Start);
+    sim
+}
+
+pub fn event_status(sim: &Sim, event: LifecycleEvent) -> EventStatus {
+    sim.bg
+        .lifecycle()
+        .iter()
+        .find(|r| r.event == event)
+        .unwrap()
+        .status
+}
+
+pub fn event_started(sim: &Sim, event: LifecycleEvent) -> Millis {
+    sim.bg
+        .lifecycle()
+        .iter()
+        .find(|r| r.event == event)
+        .unwrap()
+        .started_at
+        .unwrap()
+}
+
+/// ApplyTraffic percents after `from`, with times.
+pub fn applies_after(sim: &Sim, from: Millis) -> Vec<(Millis, u8, bool)> {
+    sim.applies()
+        .into_iter()
+        .filter(|(t, _, _)| *t >= from)
+        .collect()
+}
+
+pub fn canary_with(rollback: AutoRollback) -> BlueGreenSpec {
+    let mut s = spec(TrafficRouting::ecs_canary_10_percent_5_minutes());
+    s.alarms = vec!["5xx".into(), "latency".into()];
+    s.auto_rollback = rollback;
+    s.termination_wait_ms = 10 * MINUTE_MS;
+    s
+}
+
+/// Sends `input` `offset` ms after AllowTraffic started.
+pub fn during_traffic(sim: &mut Sim, offset: Millis, input: Input) -> Millis {
+    sim.run_until(T0 + 2_000);
+    let start = event_started(sim, LifecycleEvent::AllowTraffic);
+    sim.at(start + offset, input);
+    start + offset
+}
+
+pub fn ready_spec(on_timeout: ReadyTimeoutAction) -> BlueGreenSpec {
+    let mut s = spec(TrafficRouting::AllAtOnce);
+    s.has_test_listener = true;
+    s.ready = ReadyOption::Wait {
+        timeout_ms: 60 * MINUTE_MS,
+        on_timeout,
+    };
+    s
 }
