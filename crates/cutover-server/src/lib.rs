@@ -1,1 +1,116 @@
-//! The control plane: HTTP API, reconcile loops, deployment driver.
+//! The control plane: state store, reconcile loops and the HTTP API.
+//!
+//! [`run`] opens the data directory (taking an exclusive lock so two servers
+//! never share it), adopts the tasks that kept running while no server was
+//! up, starts one reconcile loop per service and serves the API until the
+//! shutdown future resolves. Stopping the server never stops the tasks: they
+//! belong to their runtime (a shim process per task for the process runtime)
+//! and are adopted again at the next start.
+
+mod api;
+mod clock;
+mod controller;
+mod files;
+mod taskdef;
+
+use anyhow::Context;
+use cutover_runtime::{ProcessRuntime, Runtime};
+use cutover_store::Store;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// How to run the control plane.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where state, task logs and images live.
+    pub data_dir: PathBuf,
+    /// API address; loopback by default.
+    pub listen: SocketAddr,
+    /// API token; required when `listen` is not a loopback address.
+    pub token: Option<String>,
+}
+
+/// Runs the control plane until `shutdown` resolves. `ready` receives the
+/// bound API address once the server accepts connections.
+pub async fn run(
+    cfg: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    if !cfg.listen.ip().is_loopback() && cfg.token.as_deref().is_none_or(str::is_empty) {
+        anyhow::bail!(
+            "refusing to listen on {} without an API token: set CUTOVER_TOKEN (or listen on 127.0.0.1)",
+            cfg.listen
+        );
+    }
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let lock = lock_data_dir(&cfg.data_dir)?;
+    let store = Arc::new(
+        Store::open(&cfg.data_dir.join("state.db")).context("cannot open the state store")?,
+    );
+    let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(cfg.data_dir.clone()));
+    let runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
+
+    let cancel = CancellationToken::new();
+    let controller = controller::Controller::start(store.clone(), runtimes, cancel.clone())
+        .await
+        .context("cannot adopt running tasks")?;
+    let state = api::AppState {
+        store,
+        controller,
+        started_at: clock::now_ms(),
+    };
+    let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "cutover server ready");
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+    let stop = cancel.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop.cancel();
+        })
+        .await
+        .context("API server failed")?;
+    cancel.cancel();
+    drop(lock);
+    tracing::info!(
+        "cutover server stopped; tasks keep running and will be adopted at the next start"
+    );
+    Ok(())
+}
+
+/// Takes an exclusive lock on `<data_dir>/server.lock` for the server's life.
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("server.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another cutover server is using the data directory {} (lock {})",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! `POST /v1/apply`: declarative create/update of services from a stack file.
+//!
+//! Order of work, so that a rejected file changes nothing:
+//! 1. parse and validate the stack and every file it references, collecting
+//!    all diagnostics;
+//! 2. compute the plan against the store (create / update with the list of
+//!    changes / unchanged);
+//! 3. unless it is a dry run, write everything in one transaction (new task
+//!    definition revisions, services, the applied stack), then wake the
+//!    affected service loops.
+//!
+//! Applying the same file twice is a no-op: a task definition whose
+//! canonical JSON equals the newest revision of its family reuses it.
+
+use super::{ApiResult, AppState};
+use crate::clock::now_ms;
+use crate::files::{self, diagnostics_json};
+use axum::Json;
+use axum::extract::State;
+use cutover_spec::diag::{Diagnostic, Severity};
+use cutover_spec::stack::TaskDefinitionRef;
+use cutover_store::{ServiceRow, ops};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Body of `POST /v1/apply`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApplyRequest {
+    #[serde(default = "default_file")]
+    file: String,
+    content: String,
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn default_file() -> String {
+    "stack.yaml".into()
+}
+
+/// What one service resolves to before anything is written.
+struct Resolved {
+    name: String,
+    runtime: String,
+    desired_count: u32,
+    spec: Value,
+    taskdef: ResolvedTaskDef,
+}
+
+enum ResolvedTaskDef {
+    /// A file to register (or reuse if identical to the newest revision).
+    File { family: String, body: Value },
+    /// An existing `family:revision`.
+    Existing(String),
+}
+
+pub(crate) async fn apply(
+    State(st): State<AppState>,
+    Json(req): Json<ApplyRequest>,
+) -> ApiResult<Json<Value>> {
+    let parsed = cutover_spec::stack::parse_stack(&req.file, &req.content)
+        .map_err(|e| files::rejected(&req.file, e))?;
+    let mut warnings = parsed.warnings.clone();
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut resolved = Vec::new();
+    let available: Vec<&String> = st.controller.runtimes().keys().collect();
+
+    for (name, svc) in &parsed.value.services {
+        let at = |field: &str| format!("services.{name}.{field}");
+        let runtime = match svc.runtime {
+            cutover_spec::stack::Runtime::Process => "process",
+            cutover_spec::stack::Runtime::Docker => "docker",
+        }
+        .to_string();
+        if !st.controller.runtimes().contains_key(&runtime) {
+            errors.push(error(
+                &req.file,
+                &parsed,
+                &at("runtime"),
+                format!(
+                    "runtime {runtime:?} is not available on this server (available: {})",
+                    available
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let taskdef = match &svc.task_definition {
+            TaskDefinitionRef::Path(p) => match req.files.get(p) {
+                None => {
+                    errors.push(error(
+                        &req.file,
+                        &parsed,
+                        &at("taskDefinition"),
+                        format!("cannot read the task definition file {p:?} (relative to the stack file)"),
+                    ));
+                    continue;
+                }
+                Some(text) => match files::task_definition(p, text) {
+                    Ok(td) => {
+                        warnings.extend(td.warnings);
+                        ResolvedTaskDef::File {
+                            family: td.family,
+                            body: td.body,
+                        }
+                    }
+                    Err(_) => {
+                        // Collect the file's own diagnostics.
+                        if let Err(e) = cutover_spec::taskdef::parse_task_definition(p, text) {
+                            errors.extend(e.diagnostics);
+                            warnings.extend(e.warnings);
+                        }
+                        continue;
+                    }
+                },
+            },
+            TaskDefinitionRef::Family { family, revision } => {
+                match st
+                    .store
+                    .with(|c| ops::task_definition(c, family, *revision))?
+                {
+                    Some(row) => ResolvedTaskDef::Existing(row.name()),
+                    None => {
+                        errors.push(error(
+                            &req.file,
+                            &parsed,
+                            &at("taskDefinition"),
+                            format!(
+                                "task definition {family}{} is not registered",
+                                revision.map(|r| format!(":{r}")).unwrap_or_default()
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        let mut spec = serde_json::to_value(svc).map_err(anyhow::Error::from)?;
+        if let Some(obj) = spec.as_object_mut() {
+            obj.remove("taskDefinition");
+            obj.remove("desiredCount");
+            obj.remove("runtime");
+        }
+        resolved.push(Resolved {
+            name: name.clone(),
+            runtime,
+            desired_count: svc.desired_count,
+            spec,
+            taskdef,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(files::rejected(
+            &req.file,
+            cutover_spec::diag::SpecError {
+                diagnostics: errors,
+                warnings,
+            },
+        ));
+    }
+
+    let stack_json = serde_json::to_value(&parsed.value).map_err(anyhow::Error::from)?;
+    let dry_run = req.dry_run;
+    let file = req.file.clone();
+    let plan = st.store.atomically(|c| {
+        let now = now_ms();
+        let mut plan = Vec::new();
+        for r in &resolved {
+            let existing = ops::service(c, &r.name)?;
+            let taskdef = match &r.taskdef {
+                ResolvedTaskDef::Existing(name) => name.clone(),
+                ResolvedTaskDef::File { family, body } => {
+                    let latest = ops::task_definition(c, family, None)?;
+                    match latest {
+                        Some(l) if l.digest == ops::digest(body) => l.name(),
+                        _ if dry_run => {
+                            format!("{family}:{}", latest.map_or(1, |l| l.revision + 1))
+                        }
+                        _ => ops::register_task_definition(c, family, body, now, false)?
+                            .0
+                            .name(),
+                    }
+                }
+            };
+            let mut changes = Vec::new();
+            let action = match &existing {
+                None => {
+                    changes.push(format!("taskDefinition {taskdef}"));
+                    changes.push(format!("desiredCount {}", r.desired_count));
+                    changes.push(format!("runtime {}", r.runtime));
+                    "create"
+                }
+                Some(e) => {
+                    if e.task_definition != taskdef {
+                        changes.push(format!("taskDefinition {} -> {taskdef}", e.task_definition));
+                    }
+                    if e.desired_count != r.desired_count {
+                        changes.push(format!(
+                            "desiredCount {} -> {}",
+                            e.desired_count, r.desired_count
+                        ));
+                    }
+                    if e.runtime != r.runtime {
+                        changes.push(format!("runtime {} -> {}", e.runtime, r.runtime));
+                    }
+                    if e.spec != r.spec {
+                        changes.push("loadBalancer/deployment settings changed".to_string());
+                    }
+                    if e.status != "ACTIVE" {
+                        changes.push(format!("status {} -> ACTIVE", e.status));
+                    }
+                    if changes.is_empty() {
+                        "unchanged"
+                    } else {
+                        "update"
+                    }
+                }
+            };
+            if !dry_run && action != "unchanged" {
+                let row = ServiceRow {
+                    name: r.name.clone(),
+                    task_definition: taskdef.clone(),
+                    desired_count: r.desired_count,
+                    runtime: r.runtime.clone(),
+                    spec: r.spec.clone(),
+                    status: "ACTIVE".into(),
+                    generation: existing.as_ref().map_or(1, |e| e.generation + 1),
+                    created_at: existing.as_ref().map_or(now, |e| e.created_at),
+                    updated_at: now,
+                };
+                ops::put_service(c, &row)?;
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("service/{}", r.name),
+                    &format!("{action}d by apply of {file}: {}", changes.join(", ")),
+                )?;
+            }
+            plan.push(json!({"service": r.name, "action": action, "changes": changes}));
+        }
+        if !dry_run {
+            ops::record_stack(c, now, &file, &stack_json)?;
+        }
+        Ok(plan)
+    })?;
+    if !dry_run {
+        for r in &resolved {
+            st.controller.wake(&r.name);
+        }
+    }
+    Ok(Json(json!({
+        "applied": !dry_run,
+        "plan": plan,
+        "warnings": diagnostics_json(&warnings),
+    })))
+}
+
+/// An error located at a field of the stack file.
+fn error<T>(
+    file: &str,
+    parsed: &cutover_spec::diag::Parsed<T>,
+    path: &str,
+    message: String,
+) -> Diagnostic {
+    let _ = parsed;
+    Diagnostic {
+        severity: Severity::Error,
+        file: file.to_string(),
+        line: None,
+        column: None,
+        path: path.to_string(),
+        message,
+    }
+}

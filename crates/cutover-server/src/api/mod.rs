@@ -1,0 +1,83 @@
+//! The HTTP JSON API under `/v1/`, described by `/v1/openapi.json`.
+//!
+//! Handlers are thin: they validate input, call the store or the apply
+//! planner, and wake the controller. Long work never runs in a handler.
+
+mod apply;
+mod auth;
+mod error;
+mod openapi;
+mod services;
+mod task_definitions;
+mod tasks;
+
+use crate::controller::Controller;
+use axum::Router;
+use axum::routing::{get, post, put};
+use cutover_store::Store;
+use std::sync::Arc;
+
+pub(crate) use error::{ApiError, ApiResult};
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Arc<Store>,
+    pub(crate) controller: Arc<Controller>,
+    pub(crate) started_at: u64,
+}
+
+/// Every route, as (method, path): the OpenAPI test checks each is described.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const ROUTES: &[(&str, &str)] = &[
+    ("get", "/v1/openapi.json"),
+    ("get", "/v1/status"),
+    ("get", "/v1/task-definitions"),
+    ("post", "/v1/task-definitions"),
+    ("get", "/v1/task-definitions/{name}"),
+    ("post", "/v1/apply"),
+    ("get", "/v1/services"),
+    ("get", "/v1/services/{name}"),
+    ("delete", "/v1/services/{name}"),
+    ("put", "/v1/services/{name}/desired-count"),
+    ("get", "/v1/services/{name}/events"),
+    ("get", "/v1/services/{name}/logs"),
+    ("get", "/v1/tasks"),
+    ("get", "/v1/tasks/{id}"),
+    ("get", "/v1/tasks/{id}/logs"),
+];
+
+/// Builds the router; `token` enables bearer authentication.
+pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
+    let api = Router::new()
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/v1/status", get(services::status))
+        .route(
+            "/v1/task-definitions",
+            get(task_definitions::list).post(task_definitions::register),
+        )
+        .route(
+            "/v1/task-definitions/{name}",
+            get(task_definitions::describe),
+        )
+        .route("/v1/apply", post(apply::apply))
+        .route("/v1/services", get(services::list))
+        .route(
+            "/v1/services/{name}",
+            get(services::describe).delete(services::delete),
+        )
+        .route("/v1/services/{name}/desired-count", put(services::scale))
+        .route("/v1/services/{name}/events", get(services::events))
+        .route("/v1/services/{name}/logs", get(tasks::service_logs))
+        .route("/v1/tasks", get(tasks::list))
+        .route("/v1/tasks/{id}", get(tasks::describe))
+        .route("/v1/tasks/{id}/logs", get(tasks::logs))
+        .with_state(state);
+    match token {
+        Some(t) => api.layer(axum::middleware::from_fn_with_state(
+            auth::Token(Arc::new(t)),
+            auth::require_token,
+        )),
+        None => api,
+    }
+}

@@ -1,0 +1,110 @@
+//! Adoption after a (re)start of the control plane.
+//!
+//! The rule, for every runtime:
+//! - a task the store knows as not STOPPED and the runtime reports running
+//!   is adopted as it is (same process, same endpoint): never restarted;
+//! - a task the store knows but the runtime reports exited or gone is
+//!   recorded STOPPED with what the runtime knows of its exit; the service
+//!   loop then replaces it;
+//! - a task the runtime runs but the store does not know (or knows as
+//!   STOPPED) is an orphan, for example from a data directory that was
+//!   restored from an older backup: it is stopped and removed, and the
+//!   removal is recorded as an event, so nothing runs that Cutover does not
+//!   account for.
+
+use super::Runtimes;
+use crate::clock::now_ms;
+use cutover_core::task::TaskState;
+use cutover_runtime::TaskStatus;
+use cutover_store::{Store, ops};
+use std::collections::HashSet;
+
+pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<()> {
+    let known = store.with(|c| ops::list_tasks(c, None, false, u32::MAX))?;
+    let mut live_ids = HashSet::new();
+    for task in &known {
+        live_ids.insert(task.id.clone());
+        let Some(rt) = runtimes.get(&task.runtime) else {
+            tracing::warn!(task = %task.id, runtime = %task.runtime, "task of an unavailable runtime left as it is");
+            continue;
+        };
+        let now = now_ms();
+        let mut row = task.clone();
+        match rt.status(&task.id).await? {
+            TaskStatus::Running(handle) => {
+                row.endpoint = handle.endpoint.map(|e| e.to_string());
+                row.handle = Some(serde_json::to_value(&handle)?);
+                if row.last_status != TaskState::Stopping.as_str() {
+                    row.last_status = TaskState::Running.as_str().into();
+                }
+                row.started_at = row.started_at.or(Some(handle.started_at_unix_ms));
+                store.with(|c| {
+                    ops::put_task(c, &row)?;
+                    ops::add_event(
+                        c,
+                        now,
+                        &format!("service/{}", row.service),
+                        &format!("adopted running task {} (pid {:?})", row.id, handle.pid),
+                    )
+                })?;
+            }
+            TaskStatus::Exited(info) => {
+                row.last_status = TaskState::Stopped.as_str().into();
+                row.exit_code = info.exit_code;
+                row.stopped_at = Some(info.finished_at_unix_ms.max(row.created_at));
+                if row.desired_status == "RUNNING" {
+                    row.stop_code = Some("EssentialContainerExited".into());
+                    row.stopped_reason = Some(info.reason.clone());
+                }
+                row.desired_status = "STOPPED".into();
+                store.with(|c| ops::put_task(c, &row))?;
+                rt.remove(&row.id).await.ok();
+            }
+            TaskStatus::Gone => {
+                // Recorded but never started (crash between the store write
+                // and the runtime call): the loop starts it again under the
+                // same id if it is PROVISIONING, else it is lost.
+                if row.last_status != TaskState::Provisioning.as_str() {
+                    row.last_status = TaskState::Stopped.as_str().into();
+                    row.stopped_at = Some(now);
+                    row.desired_status = "STOPPED".into();
+                    row.stop_code
+                        .get_or_insert_with(|| "TaskFailedToStart".into());
+                    row.stopped_reason.get_or_insert_with(|| {
+                        "task was not found by its runtime after a control-plane restart".into()
+                    });
+                    store.with(|c| ops::put_task(c, &row))?;
+                }
+            }
+        }
+    }
+    for (name, rt) in runtimes {
+        for handle in rt.list().await? {
+            if live_ids.contains(&handle.task_id) {
+                continue;
+            }
+            if let Ok(TaskStatus::Running(_)) = rt.status(&handle.task_id).await {
+                tracing::warn!(task = %handle.task_id, runtime = %name, "stopping orphan task unknown to the store");
+                store.with(|c| {
+                    ops::add_event(
+                        c,
+                        now_ms(),
+                        "controller",
+                        &format!(
+                            "stopped orphan task {} of runtime {name}: not in the state store",
+                            handle.task_id
+                        ),
+                    )
+                })?;
+                rt.stop(&handle.task_id).await.ok();
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(60),
+                    rt.wait(&handle.task_id),
+                )
+                .await;
+            }
+            rt.remove(&handle.task_id).await.ok();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,531 @@
+//! One service's reconcile loop.
+//!
+//! Each pass reads the declaration and the tasks from the store, asks the
+//! pure [`cutover_core::reconcile`] what to change, persists the intent, and
+//! only then calls the runtime. Passes run at least every
+//! [`LOOP_INTERVAL`], at once when woken (an API change, a task exit, a
+//! health verdict), and at the next health-probe or backoff deadline.
+//!
+//! Task exits are observed by one watcher per task (the runtime's `wait`),
+//! so a killed task is replaced within milliseconds, not at the next tick.
+//! Health probes run in their own tasks and report back over a channel, so a
+//! slow probe never delays a pass.
+
+use super::Controller;
+use crate::clock::now_ms;
+use crate::taskdef::{RunPlan, run_plan};
+use cutover_core::Millis;
+use cutover_core::health::{HealthTracker, ProbeResult};
+use cutover_core::reconcile::{self, Action, Backoff, TaskSetTarget, TaskView};
+use cutover_core::task::{HealthStatus, TaskState};
+use cutover_runtime::{ExitInfo, ProbeOutcome, Runtime, TaskSpec};
+use cutover_store::{ServiceRow, TaskRow, ops};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// The longest time between two passes of a service loop.
+pub(crate) const LOOP_INTERVAL: Duration = Duration::from_millis(500);
+
+enum LoopEvent {
+    Exited {
+        task_id: String,
+        info: ExitInfo,
+    },
+    Probe {
+        task_id: String,
+        result: ProbeResult,
+        at: Millis,
+    },
+}
+
+struct LoopState {
+    service: String,
+    backoff: Backoff,
+    watched: HashSet<String>,
+    probing: HashSet<String>,
+    trackers: HashMap<String, HealthTracker>,
+    plans: HashMap<String, RunPlan>,
+    steady: bool,
+    tx: mpsc::UnboundedSender<LoopEvent>,
+}
+
+pub(super) async fn run(
+    ctl: Arc<Controller>,
+    service: String,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut st = LoopState {
+        service: service.clone(),
+        backoff: Backoff::default(),
+        watched: HashSet::new(),
+        probing: HashSet::new(),
+        trackers: HashMap::new(),
+        plans: HashMap::new(),
+        steady: false,
+        tx,
+    };
+    let span = tracing::info_span!("service", name = %service);
+    let _enter = span.enter();
+    loop {
+        let next = match pass(&ctl, &mut st).await {
+            Ok(PassOutcome::Continue(deadline)) => deadline,
+            Ok(PassOutcome::Finished) => return,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "reconcile pass failed");
+                None
+            }
+        };
+        let sleep_for = next
+            .map(|at| Duration::from_millis(at.saturating_sub(now_ms())))
+            .unwrap_or(LOOP_INTERVAL)
+            .min(LOOP_INTERVAL);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(sleep_for) => {}
+            Some(ev) = rx.recv() => {
+                if let Err(e) = on_event(&ctl, &mut st, ev) {
+                    tracing::error!(error = %format!("{e:#}"), "cannot record task event");
+                }
+                while let Ok(ev) = rx.try_recv() {
+                    if let Err(e) = on_event(&ctl, &mut st, ev) {
+                        tracing::error!(error = %format!("{e:#}"), "cannot record task event");
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum PassOutcome {
+    Continue(Option<Millis>),
+    Finished,
+}
+
+fn runtime_for(ctl: &Controller, name: &str) -> anyhow::Result<Arc<dyn Runtime>> {
+    ctl.runtimes()
+        .get(name)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("runtime {name:?} is not available on this server"))
+}
+
+async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassOutcome> {
+    let svc = ctl.store.with(|c| ops::service(c, &st.service))?;
+    let tasks = ctl
+        .store
+        .with(|c| ops::list_tasks(c, Some(&st.service), false, u32::MAX))?;
+    let Some(svc) = svc else {
+        // Deleted outright: stop whatever is left, then end the loop.
+        if tasks.is_empty() {
+            return Ok(PassOutcome::Finished);
+        }
+        for t in &tasks {
+            stop_task(ctl, t, "ServiceSchedulerInitiated", "Service deleted").await?;
+        }
+        return Ok(PassOutcome::Continue(None));
+    };
+    if svc.status == "DRAINING" && tasks.is_empty() {
+        ctl.store.with(|c| ops::delete_service(c, &svc.name))?;
+        ctl.event(
+            &format!("service/{}", svc.name),
+            "service deleted: all tasks stopped",
+        );
+        return Ok(PassOutcome::Finished);
+    }
+    let runtime = runtime_for(ctl, &svc.runtime)?;
+    let now = now_ms();
+
+    // Watch exits, resume interrupted starts, re-send overdue stops.
+    for t in &tasks {
+        match t.last_status.parse::<TaskState>()? {
+            TaskState::Provisioning => start_task(ctl, st, &runtime, t.clone()).await?,
+            TaskState::Stopping => {
+                watch(st, &runtime, &t.id);
+                if t.stopping_at.is_some_and(|at| now > at + 5_000) {
+                    runtime.stop(&t.id).await.ok();
+                }
+            }
+            _ => watch(st, &runtime, &t.id),
+        }
+    }
+    let mut deadline = schedule_probes(ctl, st, &runtime, &tasks, now).await;
+
+    let current_has_health = plan_for(ctl, st, &svc.task_definition)
+        .map(|p| p.health.is_some())
+        .unwrap_or(false);
+    let targets = targets(&svc, &tasks, current_has_health);
+    let views: Vec<TaskView> = tasks
+        .iter()
+        .map(|t| {
+            Ok(TaskView {
+                id: t.id.clone(),
+                task_set: t.task_set.clone(),
+                state: t.last_status.parse()?,
+                health: t.health_status.parse()?,
+                created_at: t.created_at,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let actions = reconcile::reconcile(&targets, &views, &st.backoff, now);
+    if let Some(at) = reconcile::next_deadline(&targets, &views, &st.backoff, now) {
+        deadline = Some(deadline.map_or(at, |d: Millis| d.min(at)));
+    }
+    let changed = !actions.is_empty();
+    for action in actions {
+        match action {
+            Action::Stop { task_id, reason } => {
+                if let Some(t) = tasks.iter().find(|t| t.id == task_id) {
+                    if reason == reconcile::StopReason::Unhealthy {
+                        st.backoff
+                            .task_failed(now, now.saturating_sub(t.started_at.unwrap_or(now)));
+                    }
+                    stop_task(ctl, t, "ServiceSchedulerInitiated", reason.message()).await?;
+                }
+            }
+            Action::Start { task_set, count } => {
+                let task_definition = task_set.clone();
+                for _ in 0..count {
+                    let row = new_task_row(&svc, &task_set, &task_definition, now);
+                    ctl.store.with(|c| ops::put_task(c, &row))?;
+                    start_task(ctl, st, &runtime, row).await?;
+                }
+            }
+        }
+    }
+    report_steady_state(ctl, st, &svc, &tasks, changed);
+    Ok(PassOutcome::Continue(deadline))
+}
+
+/// The task sets a service wants: its current revision at the desired
+/// count, plus older revisions kept until the current one is fully up, so
+/// that changing the task definition never takes capacity away first.
+/// (The deployment controllers replace this with blue/green and rolling
+/// updates with their own limits.)
+fn targets(svc: &ServiceRow, tasks: &[TaskRow], has_health_check: bool) -> Vec<TaskSetTarget> {
+    let desired = if svc.status == "DRAINING" {
+        0
+    } else {
+        svc.desired_count
+    };
+    let mut out = vec![TaskSetTarget {
+        task_set: svc.task_definition.clone(),
+        desired,
+    }];
+    let ready = tasks
+        .iter()
+        .filter(|t| {
+            t.task_set == svc.task_definition
+                && t.last_status == "RUNNING"
+                && t.desired_status == "RUNNING"
+                && if has_health_check {
+                    t.health_status == "HEALTHY"
+                } else {
+                    t.health_status != "UNHEALTHY"
+                }
+        })
+        .count() as u32;
+    if desired > 0 && ready < desired {
+        let mut old: BTreeMap<&str, u32> = BTreeMap::new();
+        for t in tasks.iter().filter(|t| {
+            t.task_set != svc.task_definition
+                && t.desired_status == "RUNNING"
+                && t.last_status != "STOPPED"
+        }) {
+            *old.entry(&t.task_set).or_default() += 1;
+        }
+        for (set, count) in old {
+            out.push(TaskSetTarget {
+                task_set: set.to_string(),
+                desired: count,
+            });
+        }
+    }
+    out
+}
+
+fn new_task_row(svc: &ServiceRow, task_set: &str, task_definition: &str, now: Millis) -> TaskRow {
+    TaskRow {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        service: svc.name.clone(),
+        task_set: task_set.to_string(),
+        task_definition: task_definition.to_string(),
+        runtime: svc.runtime.clone(),
+        last_status: TaskState::Provisioning.as_str().into(),
+        desired_status: "RUNNING".into(),
+        health_status: HealthStatus::Unknown.as_str().into(),
+        endpoint: None,
+        handle: None,
+        stop_code: None,
+        stopped_reason: None,
+        exit_code: None,
+        created_at: now,
+        started_at: None,
+        stopping_at: None,
+        stopped_at: None,
+    }
+}
+
+fn plan_for(
+    ctl: &Controller,
+    st: &mut LoopState,
+    task_definition: &str,
+) -> anyhow::Result<RunPlan> {
+    if let Some(p) = st.plans.get(task_definition) {
+        return Ok(p.clone());
+    }
+    let (family, rev) = task_definition
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("bad task definition name {task_definition:?}"))?;
+    let rev: u32 = rev.parse()?;
+    let row = ctl
+        .store
+        .with(|c| ops::task_definition(c, family, Some(rev)))?
+        .ok_or_else(|| anyhow::anyhow!("task definition {task_definition} not found"))?;
+    let plan = run_plan(&row.body).map_err(|e| anyhow::anyhow!("{task_definition}: {e}"))?;
+    st.plans.insert(task_definition.to_string(), plan.clone());
+    Ok(plan)
+}
+
+async fn start_task(
+    ctl: &Arc<Controller>,
+    st: &mut LoopState,
+    runtime: &Arc<dyn Runtime>,
+    mut row: TaskRow,
+) -> anyhow::Result<()> {
+    let plan = plan_for(ctl, st, &row.task_definition)?;
+    let spec = TaskSpec {
+        task_id: row.id.clone(),
+        service: row.service.clone(),
+        task_definition: row.task_definition.clone(),
+        container: plan.container.clone(),
+        labels: BTreeMap::from([
+            ("cutover.service".to_string(), row.service.clone()),
+            ("cutover.task".to_string(), row.id.clone()),
+            (
+                "cutover.task-definition".to_string(),
+                row.task_definition.clone(),
+            ),
+        ]),
+    };
+    let now = now_ms();
+    match runtime.start(&spec).await {
+        Ok(handle) => {
+            row.last_status = TaskState::Running.as_str().into();
+            row.endpoint = handle.endpoint.map(|e| e.to_string());
+            row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
+            row.handle = Some(serde_json::to_value(&handle)?);
+            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.event(
+                &format!("service/{}", row.service),
+                &format!(
+                    "started task {} ({}) on {}",
+                    row.id,
+                    row.task_definition,
+                    row.endpoint.as_deref().unwrap_or("no endpoint")
+                ),
+            );
+            watch(st, runtime, &row.id);
+        }
+        Err(e) => {
+            st.backoff.task_failed(now, 0);
+            row.last_status = TaskState::Stopped.as_str().into();
+            row.desired_status = "STOPPED".into();
+            row.stop_code = Some("TaskFailedToStart".into());
+            row.stopped_reason = Some(format!("CannotStartContainerError: {e}"));
+            row.stopped_at = Some(now);
+            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.event(
+                &format!("service/{}", row.service),
+                &format!("task {} failed to start: {e}", row.id),
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn stop_task(
+    ctl: &Arc<Controller>,
+    t: &TaskRow,
+    code: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    if t.desired_status == "STOPPED" && t.last_status == TaskState::Stopping.as_str() {
+        return Ok(());
+    }
+    let mut row = t.clone();
+    row.desired_status = "STOPPED".into();
+    row.last_status = TaskState::Stopping.as_str().into();
+    row.stopping_at = Some(now_ms());
+    row.stop_code = Some(code.into());
+    row.stopped_reason = Some(reason.into());
+    ctl.store.with(|c| ops::put_task(c, &row))?;
+    ctl.event(
+        &format!("service/{}", row.service),
+        &format!("stopping task {}: {reason}", row.id),
+    );
+    let runtime = runtime_for(ctl, &row.runtime)?;
+    runtime.stop(&row.id).await?;
+    Ok(())
+}
+
+fn watch(st: &mut LoopState, runtime: &Arc<dyn Runtime>, task_id: &str) {
+    if !st.watched.insert(task_id.to_string()) {
+        return;
+    }
+    let rt = runtime.clone();
+    let tx = st.tx.clone();
+    let id = task_id.to_string();
+    tokio::spawn(async move {
+        match rt.wait(&id).await {
+            Ok(info) => {
+                let _ = tx.send(LoopEvent::Exited { task_id: id, info });
+            }
+            Err(e) => tracing::warn!(task = %id, error = %e, "cannot watch task"),
+        }
+    });
+}
+
+async fn schedule_probes(
+    ctl: &Arc<Controller>,
+    st: &mut LoopState,
+    runtime: &Arc<dyn Runtime>,
+    tasks: &[TaskRow],
+    now: Millis,
+) -> Option<Millis> {
+    let mut deadline: Option<Millis> = None;
+    let live: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
+    st.trackers.retain(|id, _| live.contains(id.as_str()));
+    for t in tasks.iter().filter(|t| t.last_status == "RUNNING") {
+        let Ok(plan) = plan_for(ctl, st, &t.task_definition) else {
+            continue;
+        };
+        let Some((cmd, policy)) = plan.health else {
+            continue;
+        };
+        let tracker = st
+            .trackers
+            .entry(t.id.clone())
+            .or_insert_with(|| HealthTracker::new(policy, t.started_at.unwrap_or(now)));
+        if st.probing.contains(&t.id) {
+            continue;
+        }
+        if !tracker.due(now) {
+            let at = tracker.next_probe_at();
+            deadline = Some(deadline.map_or(at, |d| d.min(at)));
+            continue;
+        }
+        st.probing.insert(t.id.clone());
+        let rt = runtime.clone();
+        let tx = st.tx.clone();
+        let id = t.id.clone();
+        let timeout = Duration::from_millis(policy.timeout_ms.max(1));
+        tokio::spawn(async move {
+            let result = match rt.health_probe(&id, &cmd, timeout).await {
+                Ok(ProbeOutcome::Healthy) => ProbeResult::Pass,
+                Ok(ProbeOutcome::TimedOut) => ProbeResult::TimedOut,
+                Ok(ProbeOutcome::Unhealthy { .. }) | Err(_) => ProbeResult::Fail,
+            };
+            let _ = tx.send(LoopEvent::Probe {
+                task_id: id,
+                result,
+                at: now_ms(),
+            });
+        });
+    }
+    deadline
+}
+
+fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow::Result<()> {
+    match ev {
+        LoopEvent::Exited { task_id, info } => {
+            st.watched.remove(&task_id);
+            st.trackers.remove(&task_id);
+            let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
+                return Ok(());
+            };
+            if row.last_status == TaskState::Stopped.as_str() {
+                return Ok(());
+            }
+            let now = now_ms();
+            let unexpected = row.desired_status == "RUNNING";
+            row.last_status = TaskState::Stopped.as_str().into();
+            row.exit_code = info.exit_code;
+            row.stopped_at = Some(info.finished_at_unix_ms.max(row.created_at));
+            if unexpected {
+                st.backoff
+                    .task_failed(now, now.saturating_sub(row.started_at.unwrap_or(now)));
+                row.desired_status = "STOPPED".into();
+                row.stop_code = Some("EssentialContainerExited".into());
+                row.stopped_reason = Some(info.reason.clone());
+            }
+            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.event(
+                &format!("service/{}", row.service),
+                &format!(
+                    "task {} stopped (exit code {}): {}",
+                    row.id,
+                    info.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                    row.stopped_reason.as_deref().unwrap_or(&info.reason)
+                ),
+            );
+            st.steady = false;
+        }
+        LoopEvent::Probe {
+            task_id,
+            result,
+            at,
+        } => {
+            st.probing.remove(&task_id);
+            let Some(tracker) = st.trackers.get_mut(&task_id) else {
+                return Ok(());
+            };
+            if let Some(tr) = tracker.record(at, result) {
+                let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
+                    return Ok(());
+                };
+                if row.last_status == TaskState::Stopped.as_str() {
+                    return Ok(());
+                }
+                row.health_status = tr.to.as_str().into();
+                ctl.store.with(|c| ops::put_task(c, &row))?;
+                if tr.to == HealthStatus::Healthy {
+                    st.backoff.task_succeeded();
+                }
+                ctl.event(
+                    &format!("service/{}", row.service),
+                    &format!("task {} is {}", row.id, tr.to),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report_steady_state(
+    ctl: &Controller,
+    st: &mut LoopState,
+    svc: &ServiceRow,
+    tasks: &[TaskRow],
+    changed: bool,
+) {
+    let steady = !changed
+        && svc.status == "ACTIVE"
+        && tasks.iter().all(|t| {
+            t.task_set == svc.task_definition
+                && t.last_status == "RUNNING"
+                && t.health_status != "UNHEALTHY"
+        })
+        && tasks.len() as u32 == svc.desired_count;
+    if steady && !st.steady {
+        ctl.event(
+            &format!("service/{}", svc.name),
+            &format!("service {} has reached a steady state", svc.name),
+        );
+    }
+    st.steady = steady;
+}

@@ -1,0 +1,190 @@
+//! The command-line grammar (clap types only; behaviour is in `commands/`).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Cutover: blue/green deployments of your services on your own machines.
+#[derive(Debug, Parser)]
+#[command(name = "cutover", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) globals: Globals,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every client command takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Globals {
+    /// Control-plane URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CUTOVER_SERVER",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub(crate) server: String,
+    /// API token (needed when the server has one).
+    #[arg(long, global = true, env = "CUTOVER_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, env = "CUTOVER_OUTPUT", default_value_t = Output::Table)]
+    pub(crate) output: Output,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The API's JSON, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the control plane.
+    Server(ServerArgs),
+    /// Run the data plane (L7 load balancer), or talk to a running one.
+    Proxy(cutover_proxy::cli::ProxyArgs),
+    /// A guided tour: runs a sample service and deploys it under live traffic.
+    Demo(DemoArgs),
+    /// The built-in demo service (env: PORT, APP_VERSION, FAIL_RATE, LATENCY_MS, START_DELAY_MS, HEALTHY).
+    SampleApp,
+    /// Create or update services from a stack file.
+    Apply(ApplyArgs),
+    /// Register and inspect task definitions.
+    #[command(name = "task-definitions", alias = "taskdefs")]
+    TaskDefinitions {
+        #[command(subcommand)]
+        command: TaskDefCommand,
+    },
+    /// Inspect and change services.
+    Services {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+    /// Inspect tasks.
+    Tasks {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Print the logs of a service (all its tasks) or of one task.
+    Logs(LogsArgs),
+    /// Internal: the per-task supervisor of the process runtime.
+    #[command(name = "__shim", hide = true)]
+    Shim(ShimArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Where state, logs and images live.
+    #[arg(long, env = "CUTOVER_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// API address. Any non-loopback address requires CUTOVER_TOKEN.
+    #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:7070")]
+    pub(crate) listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Keep state here instead of a temporary directory.
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Control-plane port for the demo's own server (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) port: u16,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// The stack file.
+    #[arg(short = 'f', long = "file")]
+    pub(crate) file: PathBuf,
+    /// Print what would change; change nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskDefCommand {
+    /// Register a revision from an ECS task definition JSON file.
+    Register {
+        /// The file (RegisterTaskDefinition input or describe-task-definition output).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// List revisions.
+    #[command(alias = "ls")]
+    List {
+        /// Only this family.
+        #[arg(long)]
+        family: Option<String>,
+    },
+    /// Show one revision: `family` (newest) or `family:revision`.
+    Describe {
+        /// `family[:revision]`.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceCommand {
+    /// List services.
+    #[command(alias = "list")]
+    Ls,
+    /// Show a service, its tasks and recent events.
+    Describe {
+        /// Service name.
+        name: String,
+    },
+    /// Change the desired count.
+    Scale {
+        /// Service name.
+        name: String,
+        /// New desired count.
+        #[arg(long)]
+        desired: u32,
+    },
+    /// Delete a service (its tasks are stopped).
+    Delete {
+        /// Service name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// List tasks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only this service's tasks.
+        #[arg(long)]
+        service: Option<String>,
+        /// Include stopped tasks.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one task.
+    Describe {
+        /// Task id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// A service name or a task id.
+    pub(crate) target: String,
+    /// Keep printing new lines.
+    #[arg(long, short = 'f')]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShimArgs {
+    /// The task's state directory.
+    #[arg(long)]
+    pub(crate) task_dir: PathBuf,
+}

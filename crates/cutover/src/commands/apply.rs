@@ -1,0 +1,99 @@
+//! `cutover apply -f stack.yaml [--dry-run]`.
+//!
+//! The client sends the stack file and every file it references (task
+//! definitions given as paths, resolved against the stack file's folder), so
+//! the server validates everything together and never reads the client's
+//! disk.
+
+use crate::cli::{ApplyArgs, Globals, Output};
+use crate::client::{Client, render_diagnostic};
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let content = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let base = args.file.parent().unwrap_or(Path::new("."));
+    let files = referenced_files(&content, base);
+    let body = json!({
+        "file": args.file.display().to_string(),
+        "content": content,
+        "files": files,
+        "dryRun": args.dry_run,
+    });
+    let resp = Client::new(g)?.post("/v1/apply", &body).await?;
+    if g.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&resp)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for w in resp["warnings"].as_array().into_iter().flatten() {
+        eprintln!("warning: {}", render_diagnostic(w));
+    }
+    let plan = resp["plan"].as_array().cloned().unwrap_or_default();
+    let verb = if args.dry_run { "would" } else { "will" };
+    for item in &plan {
+        let action = item["action"].as_str().unwrap_or("");
+        let name = item["service"].as_str().unwrap_or("");
+        let sign = match action {
+            "create" => "+",
+            "update" => "~",
+            _ => "=",
+        };
+        println!("{sign} service {name}: {action}");
+        for c in item["changes"].as_array().into_iter().flatten() {
+            println!("    {}", c.as_str().unwrap_or(""));
+        }
+    }
+    let changed = plan.iter().filter(|p| p["action"] != "unchanged").count();
+    if args.dry_run {
+        println!("dry run: {changed} service(s) {verb} change; nothing was applied");
+    } else if changed == 0 {
+        println!("no changes");
+    } else {
+        println!("applied: {changed} service(s) changed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads the files a stack references by path: `services.*.taskDefinition`
+/// values that look like paths. A file that cannot be read is left out; the
+/// server then reports it against the line that names it.
+fn referenced_files(stack: &str, base: &Path) -> Map<String, Value> {
+    let mut out = Map::new();
+    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(stack) else {
+        return out;
+    };
+    let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) else {
+        return out;
+    };
+    for (_, svc) in services {
+        let Some(p) = svc.get("taskDefinition").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        if !(p.contains('/') || p.ends_with(".json")) {
+            continue;
+        }
+        let path = base.join(p);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            out.insert(p.to_string(), Value::String(text));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collects_task_definitions_given_as_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("taskdef.json"), "{}").unwrap();
+        let stack = "services:\n  web: {taskDefinition: ./taskdef.json}\n  api: {taskDefinition: api:3}\n  gone: {taskDefinition: ./missing.json}\n";
+        let files = referenced_files(stack, dir.path());
+        assert_eq!(files.len(), 1);
+        assert_eq!(files["./taskdef.json"], "{}");
+    }
+}

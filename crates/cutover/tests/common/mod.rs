@@ -1,0 +1,233 @@
+//! Test harness: runs the real `cutover` binary on loopback ports with a
+//! temporary data directory, and talks to it with the CLI and plain HTTP.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `cutover server`.
+pub struct Server {
+    pub data_dir: PathBuf,
+    pub addr: SocketAddr,
+    pub child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Server {
+            data_dir: tmp.path().to_path_buf(),
+            addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            child: None,
+            _tmp: Some(tmp),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts (again) the server process on the same data dir and port.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("server-test.log"))
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(["server", "--listen", &self.addr.to_string(), "--data-dir"])
+            .arg(&self.data_dir)
+            .env("CUTOVER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(self.addr).is_ok()
+        })
+        .unwrap_or_else(|| panic!("server did not listen; log:\n{}", self.log()));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server-test.log")).unwrap_or_default()
+    }
+
+    /// `kill -9` of the server process.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_in(args, None)
+    }
+
+    pub fn cli_in(&self, args: &[&str], dir: Option<&Path>) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).env("CUTOVER_SERVER", self.url());
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs the CLI with `--output json` and parses stdout, asserting success.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "cutover {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Live tasks of a service as (id, status, health, endpoint, pid).
+    pub fn tasks(&self, service: &str) -> Vec<TaskInfo> {
+        let v = self.json(&["tasks", "ls", "--service", service]);
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| TaskInfo {
+                id: t["id"].as_str().unwrap().to_string(),
+                status: t["lastStatus"].as_str().unwrap().to_string(),
+                health: t["healthStatus"].as_str().unwrap().to_string(),
+                endpoint: t["endpoint"].as_str().map(str::to_string),
+                pid: t["handle"]["pid"].as_u64().map(|p| p as i32),
+            })
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Stop the tasks first so no process outlives the test.
+        if self.child.is_some() {
+            for svc in ["web", "api", "app"] {
+                let _ = self.cli(&["services", "delete", svc]);
+            }
+            let _ = wait_until(Duration::from_secs(15), || {
+                self.cli(&["tasks", "ls", "--output", "json"])
+                    .stdout
+                    .windows(6)
+                    .all(|w| w != b"\"id\": ")
+            });
+        }
+        self.kill9();
+        // Whatever is left (a failed test): kill every shim of this data dir.
+        let tasks = self.data_dir.join("tasks");
+        if let Ok(entries) = std::fs::read_dir(&tasks) {
+            for e in entries.flatten() {
+                for f in ["task.pid", "shim.pid"] {
+                    if let Ok(pid) = std::fs::read_to_string(e.path().join(f))
+                        && let Some(pid) = pid
+                            .split_whitespace()
+                            .next()
+                            .and_then(|p| p.parse::<i32>().ok())
+                    {
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    pub id: String,
+    pub status: String,
+    pub health: String,
+    pub endpoint: Option<String>,
+    pub pid: Option<i32>,
+}
+
+/// Polls `f` every 20 ms until it is true or `limit` passes.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A minimal HTTP/1.1 GET; returns (status, body).
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Writes the stack and task definition of the foundation issue's contract
+/// into `dir`, with the given version and desired count.
+pub fn write_stack(dir: &Path, version: &str, desired: u32) {
+    std::fs::write(
+        dir.join("stack.yaml"),
+        format!(
+            "services:\n  web:\n    runtime: process\n    desiredCount: {desired}\n    taskDefinition: ./taskdef.json\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("taskdef.json"),
+        format!(
+            r#"{{"family": "web", "containerDefinitions": [{{"name": "web", "image": "sample-app:v1",
+  "command": ["cutover", "sample-app"], "environment": [{{"name": "APP_VERSION", "value": "{version}"}}],
+  "portMappings": [{{"containerPort": 8080}}],
+  "healthCheck": {{"command": ["CMD-SHELL", "curl -fs http://127.0.0.1:$PORT/health"], "interval": 1, "timeout": 1, "retries": 2}}}}]}}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// Whether a pid is alive.
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
