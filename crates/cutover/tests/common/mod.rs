@@ -153,6 +153,7 @@ impl Drop for Server {
                     {
                         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                     }
+                }
             }
         }
     }
