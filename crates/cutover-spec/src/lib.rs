@@ -1,1 +1,38 @@
-//! The files Cutover reads (taskdef.json, stack.yaml, appspec.yaml, ...): parsing and validation with located errors.
+//! The files Cutover reads, parsed and validated with located errors.
+//!
+//! | file | function | format |
+//! |---|---|---|
+//! | `taskdef.json` | [`taskdef::parse_task_definition`] | ECS `RegisterTaskDefinition` input, or `describe-task-definition` output |
+//! | `appspec.yaml` | [`appspec::parse_appspec`] | CodeDeploy AppSpec for ECS (YAML or JSON) |
+//! | `imagedefinitions.json` | [`handoff::parse_image_definitions`] | CodePipeline ECS deploy hand-off |
+//! | `imageDetail.json` | [`handoff::parse_image_detail`] | CodePipeline blue/green deploy hand-off |
+//! | `stack.yaml` | [`stack::parse_stack`] | Cutover's own stack of services, deployment configs and alarms |
+//!
+//! Every function takes a file name (used only in messages) and the text,
+//! and returns [`Parsed`] (the value and its warnings) or [`SpecError`]
+//! (every error found, each a [`Diagnostic`] naming the file, line, column
+//! and field path). This crate does no IO.
+//!
+//! How it works: the text is parsed into a tree that remembers the position
+//! of every value and key (`doc`); a serde deserializer over that tree
+//! records type errors where they happen (`de`); the typed value is then
+//! checked, and those semantic errors find their position through the tree
+//! by field path (`check`). AWS formats are lenient (an unknown field is a
+//! warning, since AWS adds fields all the time); Cutover's own `stack.yaml`
+//! is strict (an unknown key is an error, with a "did you mean" suggestion).
+
+pub mod appspec;
+pub mod diag;
+pub mod handoff;
+pub mod stack;
+pub mod taskdef;
+
+mod check;
+mod de;
+mod doc;
+
+pub use appspec::{AppSpec, LifecycleEvent, parse_appspec};
+pub use diag::{Diagnostic, Parsed, Severity, SpecError};
+pub use handoff::{ImageDefinition, ImageDetail, parse_image_definitions, parse_image_detail};
+pub use stack::{Stack, parse_stack};
+pub use taskdef::{TaskDefinition, parse_task_definition};

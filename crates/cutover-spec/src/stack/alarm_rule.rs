@@ -1,0 +1,424 @@
+//! Composite alarm rules, CloudWatch style:
+//! `ALARM("web-5xx") OR (ALARM(web-latency) AND NOT OK(web-healthy))`.
+//!
+//! Functions `ALARM(name)`, `OK(name)`, `INSUFFICIENT_DATA(name)` (the name
+//! double-quoted, or bare up to the closing parenthesis), constants `TRUE`
+//! and `FALSE`, operators `NOT`, `AND`, `OR` (in that order of precedence,
+//! `AND` and `OR` left-associative) and parentheses. Keywords are upper case.
+
+use std::fmt;
+
+/// The state of an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmState {
+    /// The condition is not met.
+    Ok,
+    /// The condition is met.
+    Alarm,
+    /// Not enough data to decide.
+    InsufficientData,
+}
+
+impl AlarmState {
+    fn keyword(self) -> &'static str {
+        match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// A parsed composite alarm rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlarmRule {
+    /// `TRUE` or `FALSE`.
+    Const(bool),
+    /// `ALARM(name)`, `OK(name)` or `INSUFFICIENT_DATA(name)`: true when the alarm is in that state.
+    State {
+        /// The state tested.
+        state: AlarmState,
+        /// The alarm tested.
+        alarm: String,
+    },
+    /// `NOT rule`.
+    Not(Box<AlarmRule>),
+    /// `left AND right`.
+    And(Box<AlarmRule>, Box<AlarmRule>),
+    /// `left OR right`.
+    Or(Box<AlarmRule>, Box<AlarmRule>),
+}
+
+impl AlarmRule {
+    /// Every alarm the rule tests, in order of appearance (with repeats).
+    pub fn alarm_names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect(&mut out);
+        out
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            AlarmRule::Const(_) => {}
+            AlarmRule::State { alarm, .. } => out.push(alarm),
+            AlarmRule::Not(r) => r.collect(out),
+            AlarmRule::And(a, b) | AlarmRule::Or(a, b) => {
+                a.collect(out);
+                b.collect(out);
+            }
+        }
+    }
+
+    /// Whether the rule holds, given each alarm's state.
+    pub fn evaluate(&self, state_of: &dyn Fn(&str) -> AlarmState) -> bool {
+        match self {
+            AlarmRule::Const(b) => *b,
+            AlarmRule::State { state, alarm } => state_of(alarm) == *state,
+            AlarmRule::Not(r) => !r.evaluate(state_of),
+            AlarmRule::And(a, b) => a.evaluate(state_of) && b.evaluate(state_of),
+            AlarmRule::Or(a, b) => a.evaluate(state_of) || b.evaluate(state_of),
+        }
+    }
+}
+
+impl fmt::Display for AlarmRule {
+    /// The rule, fully parenthesized, with quoted names.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AlarmRule::Const(true) => f.write_str("TRUE"),
+            AlarmRule::Const(false) => f.write_str("FALSE"),
+            AlarmRule::State { state, alarm } => {
+                write!(f, "{}({})", state.keyword(), crate::doc::quote(alarm))
+            }
+            AlarmRule::Not(r) => write!(f, "NOT {r}"),
+            AlarmRule::And(a, b) => write!(f, "({a} AND {b})"),
+            AlarmRule::Or(a, b) => write!(f, "({a} OR {b})"),
+        }
+    }
+}
+
+/// Why a rule could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmRuleError {
+    /// 1-based character position in the rule.
+    pub position: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for AlarmRuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at character {}: {}", self.position, self.message)
+    }
+}
+
+impl std::error::Error for AlarmRuleError {}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Open,
+    Close,
+    Word(String),
+    Quoted(String),
+    End,
+}
+
+/// Parses a composite alarm rule.
+pub fn parse_alarm_rule(text: &str) -> Result<AlarmRule, AlarmRuleError> {
+    let mut p = RuleParser {
+        chars: text.chars().collect(),
+        i: 0,
+        depth: 0,
+    };
+    let rule = p.or()?;
+    match p.next()? {
+        (Tok::End, _) => Ok(rule),
+        (Tok::Close, at) => Err(err(
+            at,
+            "unbalanced parentheses: `)` without a matching `(`",
+        )),
+        (t, at) => Err(err(
+            at,
+            &format!(
+                "expected AND, OR or the end of the rule, found {}",
+                show(&t)
+            ),
+        )),
+    }
+}
+
+fn err(position: usize, message: &str) -> AlarmRuleError {
+    AlarmRuleError {
+        position,
+        message: message.to_owned(),
+    }
+}
+
+fn show(t: &Tok) -> String {
+    match t {
+        Tok::Open => "`(`".to_owned(),
+        Tok::Close => "`)`".to_owned(),
+        Tok::Word(w) => format!("`{w}`"),
+        Tok::Quoted(q) => crate::doc::quote(q),
+        Tok::End => "the end of the rule".to_owned(),
+    }
+}
+
+struct RuleParser {
+    chars: Vec<char>,
+    i: usize,
+    depth: usize,
+}
+
+impl RuleParser {
+    fn skip_ws(&mut self) {
+        while self.chars.get(self.i).is_some_and(|c| c.is_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    /// The next token and its 1-based position.
+    fn next(&mut self) -> Result<(Tok, usize), AlarmRuleError> {
+        self.skip_ws();
+        let at = self.i + 1;
+        let Some(&c) = self.chars.get(self.i) else {
+            return Ok((Tok::End, at));
+        };
+        self.i += 1;
+        let tok = match c {
+            '(' => Tok::Open,
+            ')' => Tok::Close,
+            '"' => {
+                let start = self.i;
+                while self.chars.get(self.i).is_some_and(|&c| c != '"') {
+                    self.i += 1;
+                }
+                if self.i >= self.chars.len() {
+                    return Err(err(at, "unterminated quoted alarm name"));
+                }
+                self.i += 1;
+                Tok::Quoted(self.chars[start..self.i - 1].iter().collect())
+            }
+            c if c.is_ascii_alphabetic() || c == '_' => {
+                let start = self.i - 1;
+                while self
+                    .chars
+                    .get(self.i)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == '_')
+                {
+                    self.i += 1;
+                }
+                Tok::Word(self.chars[start..self.i].iter().collect())
+            }
+            c => return Err(err(at, &format!("unexpected `{c}`"))),
+        };
+        Ok((tok, at))
+    }
+
+    fn peek_word(&mut self, word: &str) -> bool {
+        let save = self.i;
+        let found = matches!(self.next(), Ok((Tok::Word(w), _)) if w == word);
+        if !found {
+            self.i = save;
+        }
+        found
+    }
+
+    fn or(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        let mut left = self.and()?;
+        while self.peek_word("OR") {
+            let right = self.and()?;
+            left = AlarmRule::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        let mut left = self.not()?;
+        while self.peek_word("AND") {
+            let right = self.not()?;
+            left = AlarmRule::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        if self.peek_word("NOT") {
+            return Ok(AlarmRule::Not(Box::new(self.not()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        let (tok, at) = self.next()?;
+        match tok {
+            Tok::Open => {
+                self.depth += 1;
+                if self.depth > 64 {
+                    return Err(err(at, "parentheses nested deeper than 64 levels"));
+                }
+                let inner = self.or()?;
+                match self.next()? {
+                    (Tok::Close, _) => {
+                        self.depth -= 1;
+                        Ok(inner)
+                    }
+                    (Tok::End, end) => Err(err(end, "unbalanced parentheses: missing `)`")),
+                    (t, at) => Err(err(
+                        at,
+                        &format!("expected `)`, AND or OR, found {}", show(&t)),
+                    )),
+                }
+            }
+            Tok::Word(w) if w == "TRUE" => Ok(AlarmRule::Const(true)),
+            Tok::Word(w) if w == "FALSE" => Ok(AlarmRule::Const(false)),
+            Tok::Word(w) => {
+                let state = match w.as_str() {
+                    "ALARM" => AlarmState::Alarm,
+                    "OK" => AlarmState::Ok,
+                    "INSUFFICIENT_DATA" => AlarmState::InsufficientData,
+                    _ => {
+                        return Err(err(
+                            at,
+                            &format!(
+                                "unknown word `{w}`, expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`"
+                            ),
+                        ));
+                    }
+                };
+                let alarm = self.call_argument(&w)?;
+                Ok(AlarmRule::State { state, alarm })
+            }
+            t => Err(err(
+                at,
+                &format!(
+                    "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`, found {}",
+                    show(&t)
+                ),
+            )),
+        }
+    }
+
+    /// `("name")` or `(name)` after a state function.
+    fn call_argument(&mut self, function: &str) -> Result<String, AlarmRuleError> {
+        match self.next()? {
+            (Tok::Open, _) => {}
+            (t, at) => {
+                return Err(err(
+                    at,
+                    &format!("expected `(` after {function}, found {}", show(&t)),
+                ));
+            }
+        }
+        self.skip_ws();
+        let at = self.i + 1;
+        let name = if self.chars.get(self.i) == Some(&'"') {
+            match self.next()? {
+                (Tok::Quoted(q), _) => q,
+                (_, at) => return Err(err(at, "expected a quoted alarm name")),
+            }
+        } else {
+            let start = self.i;
+            while self
+                .chars
+                .get(self.i)
+                .is_some_and(|&c| c != ')' && c != '(')
+            {
+                self.i += 1;
+            }
+            self.chars[start..self.i]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_owned()
+        };
+        if name.is_empty() {
+            return Err(err(at, &format!("{function}() needs an alarm name")));
+        }
+        match self.next()? {
+            (Tok::Close, _) => Ok(name),
+            (Tok::End, end) => Err(err(end, "unbalanced parentheses: missing `)`")),
+            (t, at) => Err(err(
+                at,
+                &format!("expected `)` after the alarm name, found {}", show(&t)),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> String {
+        parse_alarm_rule(text).unwrap().to_string()
+    }
+
+    fn bad(text: &str) -> String {
+        parse_alarm_rule(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses() {
+        assert_eq!(
+            ok(r#"ALARM("web-5xx") OR ALARM(web-latency)"#),
+            r#"(ALARM("web-5xx") OR ALARM("web-latency"))"#
+        );
+        assert_eq!(
+            ok("ALARM(a) OR ALARM(b) AND NOT OK(c)"),
+            r#"(ALARM("a") OR (ALARM("b") AND NOT OK("c")))"#
+        );
+        assert_eq!(
+            ok("(ALARM(a) OR TRUE) AND INSUFFICIENT_DATA( my alarm )"),
+            r#"((ALARM("a") OR TRUE) AND INSUFFICIENT_DATA("my alarm"))"#
+        );
+    }
+
+    #[test]
+    fn evaluates() {
+        let rule = parse_alarm_rule("ALARM(a) AND NOT OK(b)").unwrap();
+        assert!(rule.evaluate(&|n| if n == "a" {
+            AlarmState::Alarm
+        } else {
+            AlarmState::InsufficientData
+        }));
+        assert!(!rule.evaluate(&|_| AlarmState::Ok));
+        assert_eq!(rule.alarm_names(), ["a", "b"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(
+            bad("ALARM(a"),
+            "at character 8: unbalanced parentheses: missing `)`"
+        );
+        assert_eq!(
+            bad("(ALARM(a) OR ALARM(b)"),
+            "at character 22: unbalanced parentheses: missing `)`"
+        );
+        assert_eq!(
+            bad("ALARM(a))"),
+            "at character 9: unbalanced parentheses: `)` without a matching `(`"
+        );
+        assert_eq!(
+            bad("ALARM(a) ALARM(b)"),
+            "at character 10: expected AND, OR or the end of the rule, found `ALARM`"
+        );
+        assert_eq!(
+            bad("alarm(a)"),
+            "at character 1: unknown word `alarm`, expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`"
+        );
+        assert_eq!(
+            bad("ALARM()"),
+            "at character 7: ALARM() needs an alarm name"
+        );
+        assert_eq!(
+            bad("ALARM(a) AND"),
+            "at character 13: expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`, found the end of the rule"
+        );
+        assert_eq!(
+            bad("ALARM(\"a)"),
+            "at character 7: unterminated quoted alarm name"
+        );
+    }
+}
