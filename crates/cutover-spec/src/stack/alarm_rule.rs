@@ -2,9 +2,11 @@
 //! `ALARM("web-5xx") OR (ALARM(web-latency) AND NOT OK(web-healthy))`.
 //!
 //! Functions `ALARM(name)`, `OK(name)`, `INSUFFICIENT_DATA(name)` (the name
-//! double-quoted, or bare up to the closing parenthesis), constants `TRUE`
-//! and `FALSE`, operators `NOT`, `AND`, `OR` (in that order of precedence,
-//! `AND` and `OR` left-associative) and parentheses. Keywords are upper case.
+//! double-quoted with `\"` and `\\` escaped, or bare up to the closing
+//! parenthesis), constants `TRUE` and `FALSE`, operators `NOT`, `AND`, `OR`
+//! (in that order of precedence, `AND` and `OR` left-associative) and
+//! parentheses. Keywords are upper case. This is the grammar of
+//! `cutover-deploy`'s evaluator too; the two must accept the same rules.
 
 use std::fmt;
 
@@ -189,15 +191,24 @@ impl RuleParser {
             '(' => Tok::Open,
             ')' => Tok::Close,
             '"' => {
-                let start = self.i;
-                while self.chars.get(self.i).is_some_and(|&c| c != '"') {
-                    self.i += 1;
-                }
-                if self.i >= self.chars.len() {
-                    return Err(err(at, "unterminated quoted alarm name"));
+                // `\"` and `\\` stand for `"` and `\` inside the quotes.
+                let mut name = String::new();
+                loop {
+                    match self.chars.get(self.i) {
+                        None => return Err(err(at, "unterminated quoted alarm name")),
+                        Some('"') => break,
+                        Some('\\') if matches!(self.chars.get(self.i + 1), Some('"' | '\\')) => {
+                            name.push(self.chars[self.i + 1]);
+                            self.i += 2;
+                        }
+                        Some(&c) => {
+                            name.push(c);
+                            self.i += 1;
+                        }
+                    }
                 }
                 self.i += 1;
-                Tok::Quoted(self.chars[start..self.i - 1].iter().collect())
+                Tok::Quoted(name)
             }
             c if c.is_ascii_alphabetic() || c == '_' => {
                 let start = self.i - 1;
@@ -367,6 +378,11 @@ mod tests {
         assert_eq!(
             ok("ALARM(a) OR ALARM(b) AND NOT OK(c)"),
             r#"(ALARM("a") OR (ALARM("b") AND NOT OK("c")))"#
+        );
+        assert_eq!(ok(r#"OK("say \"hi\" \\o/")"#), r#"OK("say \"hi\" \\o/")"#);
+        assert_eq!(
+            parse_alarm_rule(r#"OK("a\"b")"#).unwrap().alarm_names(),
+            [r#"a"b"#]
         );
         assert_eq!(
             ok("(ALARM(a) OR TRUE) AND INSUFFICIENT_DATA( my alarm )"),
