@@ -11,6 +11,8 @@ pub(crate) struct TaskDefFile {
     /// Canonical JSON, as stored.
     pub(crate) body: Value,
     pub(crate) warnings: Vec<Diagnostic>,
+    /// The parsed file, for cross-checks against the stack.
+    pub(crate) parsed: cutover_spec::taskdef::TaskDefinition,
 }
 
 /// Diagnostics as API JSON.
@@ -41,5 +43,6 @@ pub(crate) fn task_definition(file: &str, content: &str) -> Result<TaskDefFile, 
         family: parsed.value.family.clone(),
         body: parsed.value.to_json(),
         warnings: parsed.warnings,
+        parsed: parsed.value,
     })
 }

@@ -17,7 +17,7 @@ use crate::clock::now_ms;
 use crate::files::{self, diagnostics_json};
 use axum::Json;
 use axum::extract::State;
-use cutover_spec::diag::{Diagnostic, Severity};
+use cutover_spec::diag::Diagnostic;
 use cutover_spec::stack::TaskDefinitionRef;
 use cutover_store::{ServiceRow, ops};
 use serde::Deserialize;
@@ -67,6 +67,7 @@ pub(crate) async fn apply(
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut resolved = Vec::new();
     let available: Vec<&String> = st.controller.runtimes().keys().collect();
+    let map = cutover_spec::diag::SourceMap::new(&req.file, &req.content);
 
     for (name, svc) in &parsed.value.services {
         let at = |field: &str| format!("services.{name}.{field}");
@@ -76,9 +77,7 @@ pub(crate) async fn apply(
         }
         .to_string();
         if !st.controller.runtimes().contains_key(&runtime) {
-            errors.push(error(
-                &req.file,
-                &parsed,
+            errors.push(map.error(
                 &at("runtime"),
                 format!(
                     "runtime {runtime:?} is not available on this server (available: {})",
@@ -93,9 +92,7 @@ pub(crate) async fn apply(
         let taskdef = match &svc.task_definition {
             TaskDefinitionRef::Path(p) => match req.files.get(p) {
                 None => {
-                    errors.push(error(
-                        &req.file,
-                        &parsed,
+                    errors.push(map.error(
                         &at("taskDefinition"),
                         format!("cannot read the task definition file {p:?} (relative to the stack file)"),
                     ));
@@ -104,6 +101,15 @@ pub(crate) async fn apply(
                 Some(text) => match files::task_definition(p, text) {
                     Ok(td) => {
                         warnings.extend(td.warnings);
+                        if let Err(e) = cutover_spec::stack::check_task_definition(
+                            &req.file,
+                            &req.content,
+                            name,
+                            &td.parsed,
+                        ) {
+                            errors.extend(e.diagnostics);
+                            continue;
+                        }
                         ResolvedTaskDef::File {
                             family: td.family,
                             body: td.body,
@@ -126,9 +132,7 @@ pub(crate) async fn apply(
                 {
                     Some(row) => ResolvedTaskDef::Existing(row.name()),
                     None => {
-                        errors.push(error(
-                            &req.file,
-                            &parsed,
+                        errors.push(map.error(
                             &at("taskDefinition"),
                             format!(
                                 "task definition {family}{} is not registered",
@@ -258,22 +262,4 @@ pub(crate) async fn apply(
         "plan": plan,
         "warnings": diagnostics_json(&warnings),
     })))
-}
-
-/// An error located at a field of the stack file.
-fn error<T>(
-    file: &str,
-    parsed: &cutover_spec::diag::Parsed<T>,
-    path: &str,
-    message: String,
-) -> Diagnostic {
-    let _ = parsed;
-    Diagnostic {
-        severity: Severity::Error,
-        file: file.to_string(),
-        line: None,
-        column: None,
-        path: path.to_string(),
-        message,
-    }
 }
