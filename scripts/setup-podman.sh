@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Sets up Podman on a fresh Debian machine and serves its Docker-compatible
+# API on unix:///tmp/podman.sock, for cutover-docker's container tests.
+#
+# Idempotent: installs podman only when missing, writes the engine settings
+# only when they are not there yet, and starts the API service only when the
+# socket does not answer. Run as root (or with sudo available).
+#
+# Environment:
+#   PODMAN_SOCKET  socket path (default /tmp/podman.sock)
+#   PODMAN_LOG     log file of the API service (default /tmp/podman-service.log)
+set -euo pipefail
+
+socket="${PODMAN_SOCKET:-/tmp/podman.sock}"
+log="${PODMAN_LOG:-/tmp/podman-service.log}"
+conf=/etc/containers/containers.conf
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# 1. Packages: podman with runc (the runtime the settings below select),
+#    curl to talk to the socket, busybox-static for the test images.
+need=()
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
+command -v curl >/dev/null || need+=(curl)
+[ -x /bin/busybox ] || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup-podman: installing ${need[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+# 2. Engine settings that work on these machines (no setrlimit beyond the
+#    container's limits, runc, cgroupfs, events to a file instead of journald).
+if ! grep -q '^# cutover: engine settings' "$conf" 2>/dev/null; then
+  if [ -s "$conf" ]; then
+    as_root cp "$conf" "$conf.cutover-backup"
+    echo "setup-podman: replacing $conf (previous copy kept as $conf.cutover-backup)"
+  fi
+  as_root mkdir -p "$(dirname "$conf")"
+  as_root tee "$conf" >/dev/null <<'CONF'
+# cutover: engine settings (written by scripts/setup-podman.sh)
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+  echo "setup-podman: wrote $conf"
+fi
+
+ping() {
+  curl -fsS --max-time 2 --unix-socket "$socket" http://d/_ping 2>/dev/null | grep -q OK
+}
+
+# 3. The Docker-compatible API service.
+if ! ping; then
+  rm -f "$socket"
+  echo "setup-podman: starting podman system service on unix://$socket (log: $log)"
+  nohup podman system service --time=0 "unix://$socket" >"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 100); do
+    ping && break
+    sleep 0.1
+  done
+  if ! ping; then
+    echo "setup-podman: the podman API did not answer on $socket; its log:" >&2
+    tail -n 50 "$log" >&2 || true
+    exit 1
+  fi
+fi
+
+version="$(curl -fsS --unix-socket "$socket" http://d/version)"
+echo "setup-podman: engine answers on unix://$socket: $version" | cut -c1-400
