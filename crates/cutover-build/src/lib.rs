@@ -1,0 +1,3 @@
+pub mod glob;
+pub mod spec;
+pub mod vars;

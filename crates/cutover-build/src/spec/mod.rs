@@ -1,0 +1,722 @@
+//! `buildspec.yml`: the typed build specification and its parser.
+//!
+//! [`parse_buildspec`] reads version 0.2 (and 0.1) of CodeBuild's format as
+//! aws-formats.md section 8 describes it. Every mistake is reported at once,
+//! each located by line, column and field path
+//! (`buildspec.yml:12:9: phases.build.commands[2]: expected a string, found a mapping`),
+//! before anything runs. AWS features Cutover does not implement (`run-as`,
+//! `runtime-versions`, `batch`, `proxy`, `git-credential-helper`, report
+//! formats other than JUnit XML, ...) are warnings, never errors, so that
+//! real buildspecs keep working.
+//!
+//! YAML traps handled here: `version: 0.2` is a float (and `"0.2"` a string;
+//! both are accepted); booleans such as `discard-paths` take YAML 1.1's
+//! `yes`/`no`/`on`/`off` as well as `true`/`false`, quoted or not; a single
+//! string stands for a list of one (`files: imagedefinitions.json`); numbers
+//! and booleans are accepted where text is expected (`PORT: 8080`).
+//!
+//! Version 0.1 is supported: it runs each command in a fresh shell (a
+//! subshell of the build's session), so `cd` and `export` do not carry over.
+
+mod read;
+
+use std::fmt;
+
+use cutover_spec::diag::{Parsed, SpecError};
+use serde_yaml::Value;
+
+use crate::glob::Pattern;
+use crate::vars;
+use read::{FieldPath, Reader, quote, suggest};
+
+/// A parsed buildspec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// `version`.
+    pub version: Version,
+    /// `env`.
+    pub env: Env,
+    /// `phases`.
+    pub phases: Phases,
+    /// `artifacts`, if any.
+    pub artifacts: Option<Artifacts>,
+    /// `reports`, in document order.
+    pub reports: Vec<ReportGroup>,
+    /// `cache.paths` (empty when there is no cache).
+    pub cache_paths: Vec<String>,
+}
+
+/// The buildspec version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// 0.1: every command runs in a fresh shell.
+    V0_1,
+    /// 0.2: all commands share one shell session.
+    V0_2,
+}
+
+/// The shell that runs the commands (`env.shell`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Shell {
+    /// `bash` (the default).
+    #[default]
+    Bash,
+    /// `sh`.
+    Sh,
+}
+
+impl Shell {
+    /// The program to run.
+    pub fn program(self) -> &'static str {
+        match self {
+            Shell::Bash => "bash",
+            Shell::Sh => "sh",
+        }
+    }
+}
+
+/// `env`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Env {
+    /// `env.shell`.
+    pub shell: Shell,
+    /// `env.variables`, in document order.
+    pub variables: Vec<(String, String)>,
+    /// `env.parameter-store`: variable name and parameter name.
+    pub parameter_store: Vec<(String, String)>,
+    /// `env.secrets-manager`: variable name and
+    /// `secret-id:json-key:version-stage:version-id` reference.
+    pub secrets_manager: Vec<(String, String)>,
+    /// `env.exported-variables`.
+    pub exported_variables: Vec<String>,
+}
+
+/// The four phases a buildspec can declare, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PhaseName {
+    /// `install`.
+    Install,
+    /// `pre_build`.
+    PreBuild,
+    /// `build`.
+    Build,
+    /// `post_build`.
+    PostBuild,
+}
+
+impl PhaseName {
+    /// All phases, in order.
+    pub const ALL: [PhaseName; 4] = [
+        PhaseName::Install,
+        PhaseName::PreBuild,
+        PhaseName::Build,
+        PhaseName::PostBuild,
+    ];
+
+    /// The key in the buildspec (`pre_build`).
+    pub fn key(self) -> &'static str {
+        match self {
+            PhaseName::Install => "install",
+            PhaseName::PreBuild => "pre_build",
+            PhaseName::Build => "build",
+            PhaseName::PostBuild => "post_build",
+        }
+    }
+
+    /// The phase type CodeBuild reports (`PRE_BUILD`).
+    pub fn phase_type(self) -> &'static str {
+        match self {
+            PhaseName::Install => "INSTALL",
+            PhaseName::PreBuild => "PRE_BUILD",
+            PhaseName::Build => "BUILD",
+            PhaseName::PostBuild => "POST_BUILD",
+        }
+    }
+
+    /// The phase after this one.
+    pub fn next(self) -> Option<PhaseName> {
+        match self {
+            PhaseName::Install => Some(PhaseName::PreBuild),
+            PhaseName::PreBuild => Some(PhaseName::Build),
+            PhaseName::Build => Some(PhaseName::PostBuild),
+            PhaseName::PostBuild => None,
+        }
+    }
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.phase_type())
+    }
+}
+
+/// `phases`: one [`Phase`] per name (empty when not declared).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Phases {
+    /// `phases.install`.
+    pub install: Phase,
+    /// `phases.pre_build`.
+    pub pre_build: Phase,
+    /// `phases.build`.
+    pub build: Phase,
+    /// `phases.post_build`.
+    pub post_build: Phase,
+}
+
+impl Phases {
+    /// The phase called `name`.
+    pub fn get(&self, name: PhaseName) -> &Phase {
+        match name {
+            PhaseName::Install => &self.install,
+            PhaseName::PreBuild => &self.pre_build,
+            PhaseName::Build => &self.build,
+            PhaseName::PostBuild => &self.post_build,
+        }
+    }
+
+    fn get_mut(&mut self, name: PhaseName) -> &mut Phase {
+        match name {
+            PhaseName::Install => &mut self.install,
+            PhaseName::PreBuild => &mut self.pre_build,
+            PhaseName::Build => &mut self.build,
+            PhaseName::PostBuild => &mut self.post_build,
+        }
+    }
+}
+
+/// One phase.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Phase {
+    /// `commands`.
+    pub commands: Vec<String>,
+    /// `finally`: runs after `commands`, even when one of them failed.
+    pub finally: Vec<String>,
+    /// `on-failure`; `None` keeps CodeBuild's default transitions.
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `on-failure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// `ABORT`: end the build (no later phase runs).
+    Abort,
+    /// `CONTINUE`: go on with the next phase.
+    Continue,
+}
+
+/// `artifacts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifacts {
+    /// The primary artifact (`artifacts.files` and friends), if declared.
+    pub primary: Option<ArtifactSpec>,
+    /// `artifacts.secondary-artifacts`: identifier and specification.
+    pub secondary: Vec<(String, ArtifactSpec)>,
+}
+
+/// How one artifact is collected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArtifactSpec {
+    /// `files`: patterns relative to the base directory.
+    pub files: Vec<String>,
+    /// `name`.
+    pub name: Option<String>,
+    /// `base-directory`, relative to `CODEBUILD_SRC_DIR` (or absolute).
+    pub base_directory: Option<String>,
+    /// `discard-paths`: put every file at the top of the artifact.
+    pub discard_paths: bool,
+    /// `exclude-paths`: patterns relative to the base directory.
+    pub exclude_paths: Vec<String>,
+}
+
+/// A `reports` group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportGroup {
+    /// The group name (or ARN) as written.
+    pub name: String,
+    /// `files`: patterns relative to the base directory.
+    pub files: Vec<String>,
+    /// `base-directory`.
+    pub base_directory: Option<String>,
+    /// `discard-paths` (only affects how file names are shown).
+    pub discard_paths: bool,
+    /// `file-format`.
+    pub format: ReportFormat,
+}
+
+/// `file-format` of a report group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// `JUNITXML` (the default): test results, parsed by Cutover.
+    JunitXml,
+    /// Any other format (`CUCUMBERJSON`, `CLOVERXML`, ...): accepted, not read.
+    Other(String),
+}
+
+const ROOT_KEYS: &[&str] = &["version", "env", "phases", "reports", "artifacts", "cache"];
+const ROOT_UNSUPPORTED: &[&str] = &["run-as", "batch", "proxy", "fleet"];
+const ENV_KEYS: &[&str] = &[
+    "shell",
+    "variables",
+    "parameter-store",
+    "secrets-manager",
+    "exported-variables",
+];
+const ENV_UNSUPPORTED: &[&str] = &["git-credential-helper"];
+const PHASE_NAMES: &[&str] = &["install", "pre_build", "build", "post_build"];
+const PHASE_KEYS: &[&str] = &["commands", "finally", "on-failure"];
+const PHASE_UNSUPPORTED: &[&str] = &["run-as", "runtime-versions"];
+const ARTIFACT_KEYS: &[&str] = &[
+    "files",
+    "name",
+    "base-directory",
+    "discard-paths",
+    "exclude-paths",
+    "secondary-artifacts",
+];
+const ARTIFACT_UNSUPPORTED: &[&str] = &["enable-symlinks", "s3-prefix"];
+const REPORT_KEYS: &[&str] = &["files", "base-directory", "discard-paths", "file-format"];
+const CACHE_KEYS: &[&str] = &["paths"];
+const CACHE_UNSUPPORTED: &[&str] = &["key", "fallback-keys", "action"];
+const REPORT_FORMATS: &[&str] = &[
+    "JUNITXML",
+    "CUCUMBERJSON",
+    "TESTNGXML",
+    "VISUALSTUDIOTRX",
+    "NUNITXML",
+    "NUNIT3XML",
+    "CLOVERXML",
+    "COBERTURAXML",
+    "JACOCOXML",
+    "SIMPLECOV",
+];
+
+/// Parses a buildspec. `file` names the file in diagnostics only.
+///
+/// ```
+/// let text = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo hi\n";
+/// let parsed = cutover_build::spec::parse_buildspec("buildspec.yml", text).unwrap();
+/// assert_eq!(parsed.value.phases.build.commands, ["echo hi"]);
+/// ```
+pub fn parse_buildspec(file: &str, text: &str) -> Result<Parsed<BuildSpec>, SpecError> {
+    let mut r = Reader::new(file, text);
+    let root = match serde_yaml::from_str::<Value>(text) {
+        Ok(mut v) => match v.apply_merge() {
+            Ok(()) => v,
+            Err(e) => return Err(syntax_error(file, &e)),
+        },
+        Err(e) => return Err(syntax_error(file, &e)),
+    };
+    let spec = read_root(&mut r, &root);
+    let Reader {
+        mut errors,
+        mut warnings,
+        ..
+    } = r;
+    sort(&mut errors);
+    sort(&mut warnings);
+    match spec {
+        Some(value) if errors.is_empty() => Ok(Parsed { value, warnings }),
+        _ => Err(SpecError {
+            diagnostics: errors,
+            warnings,
+        }),
+    }
+}
+
+fn sort(diagnostics: &mut [cutover_spec::diag::Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
+}
+
+fn syntax_error(file: &str, e: &serde_yaml::Error) -> SpecError {
+    let loc = e.location();
+    let mut message = e.to_string();
+    // serde_yaml appends " at line L column C"; the location is ours to print.
+    if let Some(i) = message.find(" at line ") {
+        message.truncate(i);
+    }
+    SpecError {
+        diagnostics: vec![cutover_spec::diag::Diagnostic {
+            severity: cutover_spec::diag::Severity::Error,
+            file: file.to_owned(),
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            path: String::new(),
+            message: format!("invalid YAML: {message}"),
+        }],
+        warnings: Vec::new(),
+    }
+}
+
+fn read_root(r: &mut Reader, root: &Value) -> Option<BuildSpec> {
+    let path = FieldPath::root();
+    let map = match root {
+        Value::Mapping(m) => m,
+        Value::Null => {
+            r.error(&path, "the buildspec is empty");
+            return None;
+        }
+        other => {
+            r.error(
+                &path,
+                format!("expected a mapping, found {}", read::describe(other)),
+            );
+            return None;
+        }
+    };
+    let entries = r.entries(map, &path);
+    r.check_keys(&entries, &path, ROOT_KEYS, ROOT_UNSUPPORTED);
+    let get = |k: &str| entries.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
+
+    let version = match get("version") {
+        None => {
+            r.error(&path, "missing field \"version\"");
+            None
+        }
+        Some(v) => read_version(r, v, &path.key("version")),
+    };
+    let env = get("env")
+        .map(|v| read_env(r, v, &path.key("env")))
+        .unwrap_or_default();
+    let phases = match get("phases") {
+        Some(v) => read_phases(r, v, &path.key("phases")),
+        None => {
+            r.warn(&path, "no \"phases\": the build runs no commands");
+            Phases::default()
+        }
+    };
+    let artifacts = get("artifacts").and_then(|v| read_artifacts(r, v, &path.key("artifacts")));
+    let reports = get("reports")
+        .map(|v| read_reports(r, v, &path.key("reports")))
+        .unwrap_or_default();
+    let cache_paths = get("cache")
+        .map(|v| read_cache(r, v, &path.key("cache")))
+        .unwrap_or_default();
+
+    Some(BuildSpec {
+        version: version?,
+        env,
+        phases,
+        artifacts,
+        reports,
+        cache_paths,
+    })
+}
+
+fn read_version(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Version> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_owned(),
+        _ => String::new(),
+    };
+    match text.as_str() {
+        "0.2" => Some(Version::V0_2),
+        "0.1" => Some(Version::V0_1),
+        _ => {
+            r.error(
+                path,
+                format!("expected 0.2 or 0.1, found {}", read::describe(v)),
+            );
+            None
+        }
+    }
+}
+
+fn read_env(r: &mut Reader, v: &Value, path: &FieldPath) -> Env {
+    let mut env = Env::default();
+    let Some(map) = r.mapping(v, path) else {
+        return env;
+    };
+    let entries = r.entries(map, path);
+    r.check_keys(&entries, path, ENV_KEYS, ENV_UNSUPPORTED);
+    for (key, value) in &entries {
+        let at = path.key(key);
+        match key.as_str() {
+            "shell" => {
+                if let Some(s) = r.string(value, &at) {
+                    match s.as_str() {
+                        "bash" | "/bin/bash" | "/usr/bin/bash" => env.shell = Shell::Bash,
+                        "sh" | "/bin/sh" | "/usr/bin/sh" => env.shell = Shell::Sh,
+                        _ => r.error(&at, format!("expected bash or sh, found {}", quote(&s))),
+                    }
+                }
+            }
+            "variables" => env.variables = read_names(r, value, &at, true),
+            "parameter-store" => env.parameter_store = read_names(r, value, &at, false),
+            "secrets-manager" => env.secrets_manager = read_names(r, value, &at, false),
+            "exported-variables" => {
+                let list = r.strings(value, &at);
+                for (i, name) in list.iter().enumerate() {
+                    if !vars::is_var_name(name) {
+                        r.error(
+                            &at.index(i),
+                            format!("{} is not a valid variable name", quote(name)),
+                        );
+                    }
+                }
+                env.exported_variables = list;
+            }
+            _ => {}
+        }
+    }
+    env
+}
+
+/// A mapping whose keys are environment variable names.
+fn read_names(r: &mut Reader, v: &Value, path: &FieldPath, plain: bool) -> Vec<(String, String)> {
+    let pairs = r.string_map(v, path);
+    for (name, _) in &pairs {
+        let at = path.key(name);
+        if !vars::is_var_name(name) {
+            r.error(&at, format!("{} is not a valid variable name", quote(name)));
+        } else if plain && name.starts_with("CODEBUILD_") {
+            r.warn(
+                &at,
+                "names starting with CODEBUILD_ are reserved for built-in variables, which take precedence",
+            );
+        }
+    }
+    pairs
+}
+
+fn read_phases(r: &mut Reader, v: &Value, path: &FieldPath) -> Phases {
+    let mut phases = Phases::default();
+    let Some(map) = r.mapping(v, path) else {
+        return phases;
+    };
+    for (key, value) in r.entries(map, path) {
+        let at = path.key(&key);
+        let Some(name) = PhaseName::ALL.into_iter().find(|p| p.key() == key) else {
+            let hint = match suggest(&key, PHASE_NAMES) {
+                Some(s) => format!(" (did you mean {}?)", quote(s)),
+                None => String::new(),
+            };
+            r.error(
+                &at,
+                format!(
+                    "unknown phase {}, expected install, pre_build, build or post_build{hint}",
+                    quote(&key)
+                ),
+            );
+            continue;
+        };
+        *phases.get_mut(name) = read_phase(r, value, &at);
+    }
+    phases
+}
+
+fn read_phase(r: &mut Reader, v: &Value, path: &FieldPath) -> Phase {
+    let mut phase = Phase::default();
+    let Some(map) = r.mapping(v, path) else {
+        return phase;
+    };
+    let entries = r.entries(map, path);
+    r.check_keys(&entries, path, PHASE_KEYS, PHASE_UNSUPPORTED);
+    for (key, value) in &entries {
+        let at = path.key(key);
+        match key.as_str() {
+            "commands" => phase.commands = read_commands(r, value, &at),
+            "finally" => phase.finally = read_commands(r, value, &at),
+            "on-failure" => phase.on_failure = read_on_failure(r, value, &at),
+            _ => {}
+        }
+    }
+    phase
+}
+
+fn read_commands(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
+    match v {
+        Value::Sequence(_) | Value::Null => {}
+        other => {
+            r.error(
+                path,
+                format!("expected a list of commands, found {}", read::describe(other)),
+            );
+            return Vec::new();
+        }
+    }
+    let commands = r.strings(v, path);
+    for (i, c) in commands.iter().enumerate() {
+        if c.contains('\0') {
+            r.error(&path.index(i), "a command cannot contain a NUL character");
+        }
+    }
+    commands
+}
+
+fn read_on_failure(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<OnFailure> {
+    let s = r.string(v, path)?;
+    match s.to_ascii_uppercase().as_str() {
+        "ABORT" => Some(OnFailure::Abort),
+        "CONTINUE" => Some(OnFailure::Continue),
+        up if up.starts_with("RETRY") => {
+            r.warn(
+                path,
+                format!("{} is not supported by cutover, the phase aborts the build on failure", quote(&s)),
+            );
+            Some(OnFailure::Abort)
+        }
+        _ => {
+            r.error(path, format!("expected ABORT or CONTINUE, found {}", quote(&s)));
+            None
+        }
+    }
+}
+
+fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifacts> {
+    let map = r.mapping(v, path)?;
+    let entries = r.entries(map, path);
+    r.check_keys(&entries, path, ARTIFACT_KEYS, ARTIFACT_UNSUPPORTED);
+    let has_primary = entries.iter().any(|(k, _)| k != "secondary-artifacts" && ARTIFACT_KEYS.contains(&k.as_str()));
+    let mut secondary = Vec::new();
+    if let Some((_, sec)) = entries.iter().find(|(k, _)| k == "secondary-artifacts") {
+        let at = path.key("secondary-artifacts");
+        if let Some(sec_map) = r.mapping(sec, &at) {
+            for (id, value) in r.entries(sec_map, &at) {
+                let item = at.key(&id);
+                if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    r.error(
+                        &item,
+                        format!("artifact identifier {} may only contain letters, digits, _ and -", quote(&id)),
+                    );
+                }
+                let Some(m) = r.mapping(value, &item) else {
+                    r.error(&item, "missing field \"files\"");
+                    continue;
+                };
+                let e = r.entries(m, &item);
+                let mut known: Vec<&str> = ARTIFACT_KEYS.to_vec();
+                known.retain(|k| *k != "secondary-artifacts");
+                r.check_keys(&e, &item, &known, ARTIFACT_UNSUPPORTED);
+                if let Some(spec) = read_artifact_spec(r, &e, &item) {
+                    secondary.push((id, spec));
+                }
+            }
+        }
+    }
+    let primary = if has_primary || secondary.is_empty() {
+        read_artifact_spec(r, &entries, path)
+    } else {
+        None
+    };
+    Some(Artifacts { primary, secondary })
+}
+
+fn read_artifact_spec(
+    r: &mut Reader,
+    entries: &[(String, &Value)],
+    path: &FieldPath,
+) -> Option<ArtifactSpec> {
+    let mut spec = ArtifactSpec::default();
+    let mut has_files = false;
+    for (key, value) in entries {
+        let at = path.key(key);
+        match key.as_str() {
+            "files" => {
+                has_files = true;
+                spec.files = read_patterns(r, value, &at);
+            }
+            "name" => spec.name = r.string(value, &at),
+            "base-directory" => spec.base_directory = read_base_directory(r, value, &at),
+            "discard-paths" => spec.discard_paths = r.boolean(value, &at).unwrap_or(false),
+            "exclude-paths" => spec.exclude_paths = read_patterns(r, value, &at),
+            _ => {}
+        }
+    }
+    if !has_files {
+        r.error(path, "missing field \"files\"");
+        return None;
+    }
+    Some(spec)
+}
+
+fn read_base_directory(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<String> {
+    let s = r.string(v, path)?;
+    if s.split('/').any(|seg| seg == "..") {
+        r.error(path, format!("{} must not leave the source directory with \"..\"", quote(&s)));
+    }
+    Some(s)
+}
+
+/// A list of path patterns, each checked for syntax (with its variable
+/// references standing for any value).
+fn read_patterns(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
+    let list = r.strings(v, path);
+    for (i, p) in list.iter().enumerate() {
+        let at = if matches!(v, Value::Sequence(_)) { path.index(i) } else { path.clone() };
+        let probe = vars::expand(p, |_| Some("x".to_owned()));
+        if let Err(e) = Pattern::new(&probe) {
+            r.error(&at, format!("invalid pattern {}: {e}", quote(p)));
+        }
+    }
+    list
+}
+
+fn read_reports(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<ReportGroup> {
+    let mut out = Vec::new();
+    let Some(map) = r.mapping(v, path) else {
+        return out;
+    };
+    for (name, value) in r.entries(map, path) {
+        let at = path.key(&name);
+        let Some(m) = r.mapping(value, &at) else {
+            r.error(&at, "missing field \"files\"");
+            continue;
+        };
+        let entries = r.entries(m, &at);
+        r.check_keys(&entries, &at, REPORT_KEYS, &[]);
+        let mut group = ReportGroup {
+            name: name.clone(),
+            files: Vec::new(),
+            base_directory: None,
+            discard_paths: false,
+            format: ReportFormat::JunitXml,
+        };
+        let mut has_files = false;
+        for (key, value) in &entries {
+            let k = at.key(key);
+            match key.as_str() {
+                "files" => {
+                    has_files = true;
+                    group.files = read_patterns(r, value, &k);
+                }
+                "base-directory" => group.base_directory = read_base_directory(r, value, &k),
+                "discard-paths" => group.discard_paths = r.boolean(value, &k).unwrap_or(false),
+                "file-format" => {
+                    if let Some(f) = r.string(value, &k) {
+                        let up = f.to_ascii_uppercase();
+                        if up == "JUNITXML" {
+                            group.format = ReportFormat::JunitXml;
+                        } else if REPORT_FORMATS.contains(&up.as_str()) {
+                            r.warn(&k, format!("report format {} is not read by cutover, only JUNITXML", quote(&f)));
+                            group.format = ReportFormat::Other(f);
+                        } else {
+                            r.error(&k, format!("unknown report format {}", quote(&f)));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !has_files {
+            r.error(&at, "missing field \"files\"");
+            continue;
+        }
+        out.push(group);
+    }
+    out
+}
+
+fn read_cache(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
+    let Some(map) = r.mapping(v, path) else {
+        return Vec::new();
+    };
+    let entries = r.entries(map, path);
+    r.check_keys(&entries, path, CACHE_KEYS, CACHE_UNSUPPORTED);
+    match entries.iter().find(|(k, _)| k == "paths") {
+        Some((_, v)) => read_patterns(r, v, &path.key("paths")),
+        None => {
+            r.error(path, "missing field \"paths\"");
+            Vec::new()
+        }
+    }
+}
