@@ -1,0 +1,641 @@
+//! [`DockerRuntime`]: the [`Runtime`] trait over the Docker Engine API.
+//!
+//! A task is found by its labels (`cutover.instance` and `cutover.task`),
+//! never by name alone, and the container id is cached per task. Start is
+//! idempotent per task id, within this process by a per-task lock and across
+//! processes by the container name: a second create of the same task gets a
+//! name conflict and adopts the container that won.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cutover_runtime::{
+    ExitInfo, HealthCommand, LogStream, ProbeOutcome, REASON_CANNOT_START, Runtime, RuntimeError,
+    TaskHandle, TaskSpec, TaskStatus,
+};
+use http::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::client::{Client, body_stream, encode};
+use crate::container::{
+    Inspect, LABEL_INSTANCE, LABEL_TASK, Placement, REASON_CANNOT_CREATE, REASON_CANNOT_PULL,
+    container_name, create_body,
+};
+use crate::error::DockerError;
+use crate::{DockerOptions, EngineInfo, NetworkMode, ProgressFn, discovery, image, logs, probe};
+
+/// Runs tasks as containers of a Docker or Podman engine.
+///
+/// - Health checks: run by Cutover through the exec API
+///   ([`Runtime::health_probe`]); the engine's own are disabled per container.
+/// - Stop: `stop()` returns at once; the engine's stop (SIGTERM, SIGKILL
+///   after the task's stop timeout, in whole seconds rounded up) runs in a
+///   spawned task. A task stopped this way exits with [`REASON_STOPPED`]
+///   unless the OOM killer ended it; this is remembered in memory only, so
+///   after a server restart such an exit reads [`REASON_EXITED`].
+/// - A container created but never started (the server died in between) is
+///   [`TaskStatus::Gone`] to `status()`; `start()` of the same task starts it.
+/// - `remove()` deletes the container and with it the engine's log.
+///
+/// [`REASON_STOPPED`]: cutover_runtime::REASON_STOPPED
+/// [`REASON_EXITED`]: cutover_runtime::REASON_EXITED
+pub struct DockerRuntime {
+    client: Arc<Client>,
+    info: EngineInfo,
+    engine: String,
+    instance: String,
+    pull_idle_timeout: Duration,
+    docker_config: Option<PathBuf>,
+    pull_progress: Option<ProgressFn>,
+    ids: Mutex<HashMap<String, String>>,
+    stopping: Mutex<HashSet<String>>,
+    start_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Summary {
+    id: String,
+    #[serde(default)]
+    created: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedContainer {
+    id: String,
+}
+
+impl DockerRuntime {
+    /// Finds the engine, negotiates the API version and decides the network
+    /// mode. Fails when no engine answers or the instance id is empty.
+    pub async fn connect(options: DockerOptions) -> Result<Self, DockerError> {
+        if options.instance.trim().is_empty() {
+            return Err(DockerError::InvalidHost {
+                host: options.host.unwrap_or_default(),
+                reason: "the instance id is empty",
+            });
+        }
+        let docker_host = std::env::var("DOCKER_HOST").ok();
+        let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+        let candidates = discovery::candidates(
+            options.host.as_deref(),
+            docker_host.as_deref(),
+            xdg.as_deref(),
+        )?;
+        let (client, info) = discovery::connect(candidates, options.network).await?;
+        tracing::info!(
+            engine = %info.name, version = %info.version, api = %info.api_version,
+            socket = %info.socket, network = %info.network, instance = %options.instance,
+            "container engine connected"
+        );
+        Ok(Self {
+            client: Arc::new(client),
+            engine: format!("{} {}", info.name, info.version),
+            info,
+            instance: options.instance,
+            pull_idle_timeout: options.pull_idle_timeout,
+            docker_config: options
+                .docker_config
+                .or_else(crate::auth::default_config_path),
+            pull_progress: options.pull_progress,
+            ids: Mutex::new(HashMap::new()),
+            stopping: Mutex::new(HashSet::new()),
+            start_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Which engine answered, its version, API version, address and network mode.
+    pub fn engine_info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    /// The instance id containers are labelled with.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    fn err(&self, task_id: &str, action: &'static str) -> impl FnOnce(DockerError) -> RuntimeError {
+        let endpoint = self.client.endpoint().to_owned();
+        let task_id = task_id.to_owned();
+        move |e| e.for_task(&task_id, action, &endpoint)
+    }
+
+    async fn inspect(&self, container: &str) -> Result<Option<Inspect>, DockerError> {
+        match self
+            .client
+            .json(Method::GET, &format!("/containers/{container}/json"), None)
+            .await
+        {
+            Ok(inspect) => Ok(Some(inspect)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The containers of this instance, optionally of one task only.
+    async fn containers(&self, task_id: Option<&str>) -> Result<Vec<Summary>, DockerError> {
+        let mut labels = vec![format!("{LABEL_INSTANCE}={}", self.instance)];
+        if let Some(task_id) = task_id {
+            labels.push(format!("{LABEL_TASK}={task_id}"));
+        }
+        let filters = json!({ "label": labels }).to_string();
+        self.client
+            .json(
+                Method::GET,
+                &format!("/containers/json?all=true&filters={}", encode(&filters)),
+                None,
+            )
+            .await
+    }
+
+    /// The task's container, inspected; `None` when there is none.
+    async fn find(&self, task_id: &str) -> Result<Option<Inspect>, DockerError> {
+        let cached = self
+            .ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(task_id)
+            .cloned();
+        if let Some(id) = cached {
+            if let Some(found) = self.inspect(&id).await?
+                && found.task_id() == task_id
+            {
+                return Ok(Some(found));
+            }
+            self.ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(task_id);
+        }
+        let mut matches = self.containers(Some(task_id)).await?;
+        if matches.len() > 1 {
+            tracing::warn!(
+                task = task_id,
+                count = matches.len(),
+                "several containers carry one task id; using the newest"
+            );
+        }
+        matches.sort_by_key(|s| std::cmp::Reverse(s.created));
+        let Some(summary) = matches.into_iter().next() else {
+            return Ok(None);
+        };
+        let found = self.inspect(&summary.id).await?;
+        if let Some(found) = &found {
+            self.remember(task_id, &found.id);
+        }
+        Ok(found)
+    }
+
+    fn remember(&self, task_id: &str, container_id: &str) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task_id.to_owned(), container_id.to_owned());
+    }
+
+    fn forget(&self, task_id: &str) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
+        self.stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
+        self.start_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(task_id);
+    }
+
+    fn was_stopped(&self, task_id: &str) -> bool {
+        self.stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(task_id)
+    }
+
+    fn start_lock(&self, task_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.start_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(task_id.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Starts a created container; on failure removes it so nothing is left
+    /// half made, and reports `CannotStartContainerError`.
+    async fn start_container(
+        &self,
+        task_id: &str,
+        container_id: &str,
+    ) -> Result<TaskHandle, RuntimeError> {
+        let started = self
+            .client
+            .call(
+                Method::POST,
+                &format!("/containers/{container_id}/start"),
+                None,
+            )
+            .await;
+        if let Err(e) = started {
+            let message = format!("{REASON_CANNOT_START}: {}", e.engine_message());
+            tracing::warn!(task = task_id, container = container_id, reason = %message, "container did not start");
+            if let Err(error) = self.delete(container_id).await {
+                tracing::warn!(task = task_id, container = container_id, %error, "cannot remove the container that did not start");
+            }
+            self.forget(task_id);
+            return Err(RuntimeError::CannotStart {
+                task_id: task_id.to_owned(),
+                message,
+            });
+        }
+        let inspect = self
+            .inspect(container_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+            .ok_or_else(|| RuntimeError::NotFound {
+                task_id: task_id.to_owned(),
+            })?;
+        Ok(inspect.handle(&self.engine))
+    }
+
+    /// The handle of a task whose container already exists, starting it if
+    /// it was created but never started.
+    async fn resume(&self, task_id: &str, existing: Inspect) -> Result<TaskHandle, RuntimeError> {
+        if existing.is_created() && existing.state.error.is_empty() {
+            tracing::info!(task = task_id, container = %existing.id, "starting a container created before");
+            return self.start_container(task_id, &existing.id).await;
+        }
+        tracing::debug!(task = task_id, container = %existing.id, status = %existing.state.status, "task already has a container");
+        Ok(existing.handle(&self.engine))
+    }
+
+    async fn delete(&self, container_id: &str) -> Result<(), DockerError> {
+        match self
+            .client
+            .call(
+                Method::DELETE,
+                &format!("/containers/{container_id}?force=true&v=true"),
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on right now.
+fn free_port(task_id: &str) -> Result<u16, RuntimeError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .map_err(|e| RuntimeError::io(task_id, "bind", "127.0.0.1:0", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| RuntimeError::io(task_id, "bind", "127.0.0.1:0", e))
+}
+
+/// Same rule as the process runtime: ids name containers and labels.
+fn validate_task_id(task_id: &str) -> Result<(), RuntimeError> {
+    let reason = if task_id.is_empty() {
+        Some("empty")
+    } else if task_id.len() > 128 {
+        Some("longer than 128 bytes")
+    } else if task_id.starts_with('.') {
+        Some("starts with a dot")
+    } else if !task_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        Some("only letters, digits, '-', '_' and '.' are allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(RuntimeError::InvalidTaskId {
+            task_id: task_id.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+trait RuntimeErrorExt {
+    fn io(task_id: &str, action: &'static str, path: &str, source: std::io::Error) -> RuntimeError;
+}
+
+impl RuntimeErrorExt for RuntimeError {
+    fn io(task_id: &str, action: &'static str, path: &str, source: std::io::Error) -> RuntimeError {
+        RuntimeError::Io {
+            task_id: task_id.to_owned(),
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for DockerRuntime {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    #[tracing::instrument(skip_all, fields(task = %spec.task_id, service = %spec.service))]
+    async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle, RuntimeError> {
+        let task_id = spec.task_id.as_str();
+        validate_task_id(task_id)?;
+        let Some(image) = spec
+            .container
+            .image
+            .as_deref()
+            .filter(|i| !i.trim().is_empty())
+        else {
+            return Err(RuntimeError::InvalidSpec {
+                task_id: task_id.to_owned(),
+                reason: "the docker runtime needs an image in the container definition".into(),
+            });
+        };
+        let lock = self.start_lock(task_id);
+        let _guard = lock.lock().await;
+
+        if let Some(existing) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "look up the container at"))?
+        {
+            return self.resume(task_id, existing).await;
+        }
+
+        let availability = image::ensure(
+            &self.client,
+            image,
+            self.docker_config.as_deref(),
+            self.pull_idle_timeout,
+            self.pull_progress.as_ref(),
+        )
+        .await
+        .map_err(|reason| RuntimeError::CannotStart {
+            task_id: task_id.to_owned(),
+            message: format!("{REASON_CANNOT_PULL}: {reason}"),
+        })?;
+
+        let host_port = match spec.container.container_port {
+            Some(_) => Some(free_port(task_id)?),
+            None => None,
+        };
+        let placement = Placement {
+            network: self.info.network,
+            host_port,
+        };
+        debug_assert_ne!(placement.network, NetworkMode::Auto);
+        let body = create_body(spec, &self.instance, placement);
+        let name = container_name(&spec.service, task_id);
+        let created = self
+            .client
+            .json::<CreatedContainer>(
+                Method::POST,
+                &format!("/containers/create?name={}", encode(&name)),
+                Some(&body),
+            )
+            .await;
+        let container_id = match created {
+            Ok(created) => created.id,
+            Err(e) if e.status() == Some(409) => {
+                // Another start of this task won the race for the name.
+                let existing = self
+                    .find(task_id)
+                    .await
+                    .map_err(self.err(task_id, "look up the container at"))?;
+                return match existing {
+                    Some(existing) => self.resume(task_id, existing).await,
+                    None => Err(RuntimeError::CannotStart {
+                        task_id: task_id.to_owned(),
+                        message: format!(
+                            "{REASON_CANNOT_CREATE}: the name {name} is taken by a container of another owner: {}",
+                            e.engine_message()
+                        ),
+                    }),
+                };
+            }
+            Err(e) => {
+                return Err(RuntimeError::CannotStart {
+                    task_id: task_id.to_owned(),
+                    message: format!("{REASON_CANNOT_CREATE}: {}", e.engine_message()),
+                });
+            }
+        };
+        self.remember(task_id, &container_id);
+        let handle = self.start_container(task_id, &container_id).await?;
+        tracing::info!(
+            container = %container_id, image, pulled = (availability == image::Availability::Pulled),
+            endpoint = ?handle.endpoint, "task container started"
+        );
+        Ok(handle)
+    }
+
+    async fn status(&self, task_id: &str) -> Result<TaskStatus, RuntimeError> {
+        let Some(found) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+        else {
+            return Ok(TaskStatus::Gone);
+        };
+        if found.is_running() {
+            Ok(TaskStatus::Running(found.handle(&self.engine)))
+        } else if found.is_created() && found.state.error.is_empty() {
+            Ok(TaskStatus::Gone)
+        } else {
+            Ok(TaskStatus::Exited(
+                found.exit_info(self.was_stopped(task_id)),
+            ))
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn stop(&self, task_id: &str) -> Result<(), RuntimeError> {
+        let Some(found) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+        else {
+            return Ok(());
+        };
+        if !found.is_running() {
+            return Ok(());
+        }
+        self.stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(task_id.to_owned());
+        let timeout = found.stop_timeout_secs().unwrap_or(30);
+        let client = self.client.clone();
+        let container_id = found.id.clone();
+        let task = task_id.to_owned();
+        tokio::spawn(async move {
+            let path = format!("/containers/{container_id}/stop?t={timeout}");
+            match client.call(Method::POST, &path, None).await {
+                Ok(_) => {
+                    tracing::debug!(task = %task, container = %container_id, "container stopped")
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(error) => {
+                    tracing::warn!(task = %task, container = %container_id, %error, "cannot stop the container")
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn wait(&self, task_id: &str) -> Result<ExitInfo, RuntimeError> {
+        let mut rounds = 0u32;
+        loop {
+            let Some(found) = self
+                .find(task_id)
+                .await
+                .map_err(self.err(task_id, "inspect the container at"))?
+            else {
+                return Err(RuntimeError::NotFound {
+                    task_id: task_id.to_owned(),
+                });
+            };
+            if found.is_running() {
+                if rounds > 0 {
+                    // The engine answered the wait but still says running:
+                    // do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                let path = format!("/containers/{}/wait?condition=not-running", found.id);
+                match self.client.call(Method::POST, &path, None).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        return Err(e.for_task(
+                            task_id,
+                            "wait for the container at",
+                            self.client.endpoint(),
+                        ));
+                    }
+                }
+            } else if found.is_created() && found.state.error.is_empty() {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            } else {
+                return Ok(found.exit_info(self.was_stopped(task_id)));
+            }
+            rounds += 1;
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<TaskHandle>, RuntimeError> {
+        let summaries = self
+            .containers(None)
+            .await
+            .map_err(self.err("", "list containers at"))?;
+        let mut out = Vec::with_capacity(summaries.len());
+        for summary in summaries {
+            let Some(found) = self
+                .inspect(&summary.id)
+                .await
+                .map_err(self.err("", "inspect a container at"))?
+            else {
+                continue;
+            };
+            if found.task_id().is_empty() {
+                continue;
+            }
+            self.remember(found.task_id(), &found.id);
+            out.push(found.handle(&self.engine));
+        }
+        Ok(out)
+    }
+
+    async fn remove(&self, task_id: &str) -> Result<(), RuntimeError> {
+        let Some(found) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+        else {
+            self.forget(task_id);
+            return Ok(());
+        };
+        if found.is_running() {
+            return Err(RuntimeError::StillRunning {
+                task_id: task_id.to_owned(),
+            });
+        }
+        self.delete(&found.id)
+            .await
+            .map_err(self.err(task_id, "remove the container at"))?;
+        self.forget(task_id);
+        tracing::debug!(task = task_id, container = %found.id, "container removed");
+        Ok(())
+    }
+
+    async fn health_probe(
+        &self,
+        task_id: &str,
+        check: &HealthCommand,
+        timeout: Duration,
+    ) -> Result<ProbeOutcome, RuntimeError> {
+        let Some(found) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+        else {
+            return Err(RuntimeError::NotFound {
+                task_id: task_id.to_owned(),
+            });
+        };
+        if !found.is_running() {
+            return Ok(ProbeOutcome::Unhealthy {
+                exit_code: None,
+                output: "container is not running".into(),
+            });
+        }
+        probe::probe(&self.client, &found.id, check, timeout)
+            .await
+            .map_err(self.err(task_id, "run the health check at"))
+    }
+
+    async fn logs(&self, task_id: &str, follow: bool) -> Result<LogStream, RuntimeError> {
+        let Some(found) = self
+            .find(task_id)
+            .await
+            .map_err(self.err(task_id, "inspect the container at"))?
+        else {
+            return Err(RuntimeError::NotFound {
+                task_id: task_id.to_owned(),
+            });
+        };
+        let path = format!(
+            "/containers/{}/logs?stdout=true&stderr=true&follow={follow}",
+            found.id
+        );
+        let response = self
+            .client
+            .send(Method::GET, &path, None, &[])
+            .await
+            .map_err(self.err(task_id, "read the log at"))?;
+        let response = self
+            .client
+            .check(&Method::GET, &path, response)
+            .await
+            .map_err(self.err(task_id, "read the log at"))?;
+        let body = Box::pin(body_stream(response));
+        if found.config.tty {
+            Ok(Box::pin(body))
+        } else {
+            Ok(Box::pin(logs::demultiplex(body)))
+        }
+    }
+}
