@@ -139,7 +139,7 @@ impl Cron {
             && bit(self.months, t.month)
             && self.years.as_ref().is_none_or(|ys| {
                 ys.iter().any(|&(lo, hi, step)| {
-                    t.year >= lo && t.year <= hi && (t.year - lo) % step == 0
+                    t.year >= lo && t.year <= hi && (t.year - lo).is_multiple_of(step)
                 })
             })
             && self.day_matches(t)
