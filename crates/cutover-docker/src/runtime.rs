@@ -114,6 +114,19 @@ impl DockerRuntime {
         &self.info
     }
 
+    /// Whether the engine has `image` locally (no pull is attempted).
+    pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
+        match self
+            .client
+            .call(Method::GET, &format!("/images/{image}/json"), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The instance id containers are labelled with.
     pub fn instance(&self) -> &str {
         &self.instance
