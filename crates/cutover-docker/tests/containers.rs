@@ -369,3 +369,36 @@ async fn a_task_over_its_memory_limit_is_killed() {
         exit.oom_killed
     );
 }
+
+/// What Docker run with `--bridge=none` gets: the task on the host network,
+/// listening itself on the port Cutover chose.
+#[tokio::test]
+async fn host_network_tasks_listen_on_the_chosen_port() {
+    let Some((docker, _cleanup)) = engine_with("hostnet", |o| cutover_docker::DockerOptions {
+        network: cutover_docker::NetworkMode::Host,
+        ..o
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        docker.engine_info().network,
+        cutover_docker::NetworkMode::Host
+    );
+    let handle = docker
+        .start(&sample_task("hostnet-1", "v-host"))
+        .await
+        .unwrap();
+    assert_eq!(handle.detail["network"], "host");
+    let (_, body) = http_get(handle.endpoint.unwrap(), "/").await;
+    assert_eq!(body, "v-host\n");
+    let probe = HealthCommand::Shell("wget -q -O /dev/null http://127.0.0.1:$PORT/health".into());
+    assert_eq!(
+        docker
+            .health_probe("hostnet-1", &probe, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        ProbeOutcome::Healthy
+    );
+}
