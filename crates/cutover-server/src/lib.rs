@@ -7,9 +7,12 @@
 //! belong to their runtime (a shim process per task for the process runtime)
 //! and are adopted again at the next start.
 
+mod alarms;
 mod api;
 mod clock;
 mod controller;
+mod dataplane;
+mod deploy;
 mod files;
 mod taskdef;
 
@@ -31,6 +34,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// API token; required when `listen` is not a loopback address.
     pub token: Option<String>,
+    /// The `cutover` binary that runs the data plane and the task shims
+    /// (default: `$CUTOVER_BIN`, else this executable).
+    pub cutover_bin: Option<PathBuf>,
 }
 
 /// Runs the control plane until `shutdown` resolves. `ready` receives the
@@ -56,16 +62,51 @@ pub async fn run(
     let store = Arc::new(
         Store::open(&cfg.data_dir.join("state.db")).context("cannot open the state store")?,
     );
-    let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(cfg.data_dir.clone()));
+    let bin = match cfg
+        .cutover_bin
+        .clone()
+        .or_else(|| std::env::var_os("CUTOVER_BIN").map(PathBuf::from))
+    {
+        Some(b) => b,
+        None => std::env::current_exe().context("cannot find the cutover executable")?,
+    };
+    let process: Arc<dyn Runtime> =
+        Arc::new(ProcessRuntime::new(cfg.data_dir.clone()).with_cutover_bin(bin.clone()));
     let runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
 
     let cancel = CancellationToken::new();
+    let dataplane = dataplane::DataPlane::start(store.clone(), &cfg.data_dir, bin)
+        .await
+        .context("cannot start the data plane")?;
     let controller = controller::Controller::start(store.clone(), runtimes, cancel.clone())
         .await
         .context("cannot adopt running tasks")?;
+    tokio::spawn(
+        dataplane
+            .clone()
+            .supervise(controller.changed.clone(), cancel.clone()),
+    );
+    let deployer = deploy::Deployer::start(
+        store.clone(),
+        controller.clone(),
+        dataplane.clone(),
+        cancel.clone(),
+    )
+    .context("cannot resume deployments")?;
+    let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(alarms::run(
+        store.clone(),
+        dataplane.clone(),
+        deployer.clone(),
+        alarm_rx,
+        cancel.clone(),
+    ));
     let state = api::AppState {
         store,
         controller,
+        dataplane,
+        deployer,
+        alarms: alarm_tx,
         started_at: clock::now_ms(),
     };
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));

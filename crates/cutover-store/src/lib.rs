@@ -15,7 +15,7 @@ pub mod ops;
 mod rows;
 
 pub use error::StoreError;
-pub use rows::{EventRow, ServiceRow, TaskDefinitionRow, TaskRow};
+pub use rows::{AlarmRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -62,6 +62,38 @@ const MIGRATIONS: &[&str] = &[
         body       TEXT NOT NULL
     );
     "#,
+    // 2: deployments, alarms, and which target group is live per service.
+    r#"
+    ALTER TABLE services ADD COLUMN lb_group TEXT NOT NULL DEFAULT 'a';
+    CREATE TABLE deployments (
+        id                   TEXT PRIMARY KEY,
+        service              TEXT NOT NULL,
+        kind                 TEXT NOT NULL,
+        status               TEXT NOT NULL,
+        from_task_definition TEXT NOT NULL,
+        to_task_definition   TEXT NOT NULL,
+        config               TEXT NOT NULL,
+        engine               TEXT NOT NULL,
+        green_provisioned    INTEGER NOT NULL,
+        prod_green_percent   INTEGER NOT NULL,
+        test_on_green        INTEGER NOT NULL,
+        started_by           TEXT NOT NULL,
+        rollback_of          TEXT,
+        rolled_back_by       TEXT,
+        outcome              TEXT,
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        finished_at          INTEGER
+    );
+    CREATE INDEX deployments_by_service ON deployments (service, created_at);
+    CREATE TABLE alarms (
+        name       TEXT PRIMARY KEY,
+        spec       TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

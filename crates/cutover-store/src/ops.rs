@@ -1,7 +1,9 @@
 //! Store operations as functions over a connection, usable alone or inside
 //! [`crate::Store::atomically`].
 
-use crate::{EventRow, ServiceRow, StoreError, TaskDefinitionRow, TaskRow};
+use crate::{
+    AlarmRow, DeploymentRow, EventRow, ServiceRow, StoreError, TaskDefinitionRow, TaskRow,
+};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 
@@ -112,7 +114,7 @@ pub fn list_task_definitions(
     rows.into_iter().map(taskdef_from).collect()
 }
 
-const SERVICE_COLS: &str = "name, task_definition, desired_count, runtime, spec, status, generation, created_at, updated_at";
+const SERVICE_COLS: &str = "name, task_definition, desired_count, runtime, spec, status, generation, created_at, updated_at, lb_group";
 
 fn service_from(r: &Row<'_>) -> rusqlite::Result<(ServiceRow, String)> {
     let spec: String = r.get(4)?;
@@ -127,6 +129,7 @@ fn service_from(r: &Row<'_>) -> rusqlite::Result<(ServiceRow, String)> {
             generation: r.get::<_, i64>(6)? as u64,
             created_at: r.get::<_, i64>(7)? as u64,
             updated_at: r.get::<_, i64>(8)? as u64,
+            lb_group: r.get(9)?,
         },
         spec,
     ))
@@ -141,10 +144,11 @@ fn finish_service((mut row, spec): (ServiceRow, String)) -> Result<ServiceRow, S
 pub fn put_service(c: &Connection, s: &ServiceRow) -> Result<(), StoreError> {
     c.execute(
         &format!(
-            "INSERT INTO services ({SERVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            "INSERT INTO services ({SERVICE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(name) DO UPDATE SET task_definition = excluded.task_definition,
                desired_count = excluded.desired_count, runtime = excluded.runtime, spec = excluded.spec,
-               status = excluded.status, generation = excluded.generation, updated_at = excluded.updated_at"
+               status = excluded.status, generation = excluded.generation, updated_at = excluded.updated_at,
+               lb_group = excluded.lb_group"
         ),
         params![
             s.name,
@@ -155,7 +159,8 @@ pub fn put_service(c: &Connection, s: &ServiceRow) -> Result<(), StoreError> {
             s.status,
             s.generation as i64,
             s.created_at as i64,
-            s.updated_at as i64
+            s.updated_at as i64,
+            s.lb_group
         ],
     )
     .map_err(StoreError::sql("write service"))?;
@@ -352,4 +357,181 @@ pub fn record_stack(
     )
     .map_err(StoreError::sql("record stack"))?;
     Ok(c.last_insert_rowid())
+}
+
+const DEPLOYMENT_COLS: &str = "id, service, kind, status, from_task_definition, to_task_definition, config, engine, green_provisioned, prod_green_percent, test_on_green, started_by, rollback_of, rolled_back_by, outcome, created_at, updated_at, finished_at";
+
+fn deployment_from(r: &Row<'_>) -> rusqlite::Result<(DeploymentRow, String)> {
+    Ok((
+        DeploymentRow {
+            id: r.get(0)?,
+            service: r.get(1)?,
+            kind: r.get(2)?,
+            status: r.get(3)?,
+            from_task_definition: r.get(4)?,
+            to_task_definition: r.get(5)?,
+            config: r.get(6)?,
+            engine: serde_json::Value::Null,
+            green_provisioned: r.get(8)?,
+            prod_green_percent: r.get(9)?,
+            test_on_green: r.get(10)?,
+            started_by: r.get(11)?,
+            rollback_of: r.get(12)?,
+            rolled_back_by: r.get(13)?,
+            outcome: r.get(14)?,
+            created_at: r.get::<_, i64>(15)? as u64,
+            updated_at: r.get::<_, i64>(16)? as u64,
+            finished_at: opt_u64(r.get(17)?),
+        },
+        r.get(7)?,
+    ))
+}
+
+fn finish_deployment(
+    (mut d, engine): (DeploymentRow, String),
+) -> Result<DeploymentRow, StoreError> {
+    d.engine =
+        serde_json::from_str(&engine).map_err(StoreError::json("deployment engine state"))?;
+    Ok(d)
+}
+
+/// Inserts or replaces a deployment.
+pub fn put_deployment(c: &Connection, d: &DeploymentRow) -> Result<(), StoreError> {
+    c.execute(
+        &format!(
+            "INSERT OR REPLACE INTO deployments ({DEPLOYMENT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ),
+        params![
+            d.id,
+            d.service,
+            d.kind,
+            d.status,
+            d.from_task_definition,
+            d.to_task_definition,
+            d.config,
+            d.engine.to_string(),
+            d.green_provisioned,
+            d.prod_green_percent,
+            d.test_on_green,
+            d.started_by,
+            d.rollback_of,
+            d.rolled_back_by,
+            d.outcome,
+            d.created_at as i64,
+            d.updated_at as i64,
+            d.finished_at.map(|x| x as i64),
+        ],
+    )
+    .map_err(StoreError::sql("write deployment"))?;
+    Ok(())
+}
+
+/// One deployment.
+pub fn deployment(c: &Connection, id: &str) -> Result<Option<DeploymentRow>, StoreError> {
+    c.query_row(
+        &format!("SELECT {DEPLOYMENT_COLS} FROM deployments WHERE id = ?1"),
+        [id],
+        deployment_from,
+    )
+    .optional()
+    .map_err(StoreError::sql("read deployment"))?
+    .map(finish_deployment)
+    .transpose()
+}
+
+/// Deployments, optionally of one service, newest first.
+pub fn list_deployments(
+    c: &Connection,
+    service: Option<&str>,
+    limit: u32,
+) -> Result<Vec<DeploymentRow>, StoreError> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE (?1 IS NULL OR service = ?1)
+             ORDER BY created_at DESC, id DESC LIMIT ?2"
+        ))
+        .map_err(StoreError::sql("list deployments"))?;
+    let rows = stmt
+        .query_map(params![service, limit], deployment_from)
+        .map_err(StoreError::sql("list deployments"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list deployments"))?;
+    rows.into_iter().map(finish_deployment).collect()
+}
+
+/// Deployments not yet finished (`finished_at` unset), oldest first.
+pub fn unfinished_deployments(c: &Connection) -> Result<Vec<DeploymentRow>, StoreError> {
+    let mut stmt = c
+        .prepare(&format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments WHERE finished_at IS NULL ORDER BY created_at, id"
+        ))
+        .map_err(StoreError::sql("list unfinished deployments"))?;
+    let rows = stmt
+        .query_map([], deployment_from)
+        .map_err(StoreError::sql("list unfinished deployments"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list unfinished deployments"))?;
+    rows.into_iter().map(finish_deployment).collect()
+}
+
+/// Inserts or replaces an alarm.
+pub fn put_alarm(c: &Connection, a: &AlarmRow) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT OR REPLACE INTO alarms (name, spec, state, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![a.name, a.spec.to_string(), a.state, a.reason, a.updated_at as i64],
+    )
+    .map_err(StoreError::sql("write alarm"))?;
+    Ok(())
+}
+
+/// Removes an alarm.
+pub fn delete_alarm(c: &Connection, name: &str) -> Result<(), StoreError> {
+    c.execute("DELETE FROM alarms WHERE name = ?1", [name])
+        .map_err(StoreError::sql("delete alarm"))?;
+    Ok(())
+}
+
+/// All alarms by name.
+pub fn list_alarms(c: &Connection) -> Result<Vec<AlarmRow>, StoreError> {
+    let mut stmt = c
+        .prepare("SELECT name, spec, state, reason, updated_at FROM alarms ORDER BY name")
+        .map_err(StoreError::sql("list alarms"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .map_err(StoreError::sql("list alarms"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list alarms"))?;
+    rows.into_iter()
+        .map(|(name, spec, state, reason, at)| {
+            Ok(AlarmRow {
+                name,
+                spec: serde_json::from_str(&spec).map_err(StoreError::json("alarm spec"))?,
+                state,
+                reason,
+                updated_at: at as u64,
+            })
+        })
+        .collect()
+}
+
+/// The most recently applied stack (canonical JSON), if any.
+pub fn latest_stack(c: &Connection) -> Result<Option<serde_json::Value>, StoreError> {
+    let body: Option<String> = c
+        .query_row(
+            "SELECT body FROM stacks ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sql("read latest stack"))?;
+    body.map(|b| serde_json::from_str(&b).map_err(StoreError::json("stack")))
+        .transpose()
 }

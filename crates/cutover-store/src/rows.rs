@@ -41,6 +41,8 @@ pub struct ServiceRow {
     pub spec: serde_json::Value,
     /// ACTIVE, or DRAINING after a delete until its tasks stopped.
     pub status: String,
+    /// Which of the service's two target groups (`a` or `b`) is live.
+    pub lb_group: String,
     /// Bumped on every change of the declaration.
     pub generation: u64,
     /// Unix ms.
@@ -101,4 +103,63 @@ pub struct EventRow {
     pub subject: String,
     /// The message.
     pub message: String,
+}
+
+/// A deployment of a service: its engine state and what the data plane
+/// should carry for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentRow {
+    /// Deployment id (`d-...`).
+    pub id: String,
+    /// The service.
+    pub service: String,
+    /// BLUE_GREEN or ROLLING.
+    pub kind: String,
+    /// Created, Queued, InProgress, Baking, Ready, Succeeded, Failed, Stopped.
+    pub status: String,
+    /// Revision before (`family:revision`).
+    pub from_task_definition: String,
+    /// Revision deployed.
+    pub to_task_definition: String,
+    /// Deployment configuration name.
+    pub config: String,
+    /// The pure engine's serialized state.
+    pub engine: serde_json::Value,
+    /// Whether the replacement task set should run.
+    pub green_provisioned: bool,
+    /// Production traffic on the replacement, as last pushed to the proxy.
+    pub prod_green_percent: u8,
+    /// Whether the test listener points at the replacement.
+    pub test_on_green: bool,
+    /// Who or what started it.
+    pub started_by: String,
+    /// The deployment this one rolls back, if any.
+    pub rollback_of: Option<String>,
+    /// The deployment that rolled this one back, if any.
+    pub rolled_back_by: Option<String>,
+    /// Final message.
+    pub outcome: Option<String>,
+    /// Unix ms.
+    pub created_at: u64,
+    /// Unix ms.
+    pub updated_at: u64,
+    /// Unix ms.
+    pub finished_at: Option<u64>,
+}
+
+/// An alarm's declaration and last state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmRow {
+    /// Alarm name.
+    pub name: String,
+    /// Its declaration, as applied.
+    pub spec: serde_json::Value,
+    /// OK, ALARM, INSUFFICIENT_DATA.
+    pub state: String,
+    /// Why.
+    pub reason: String,
+    /// Unix ms of the last state change.
+    pub updated_at: u64,
 }

@@ -11,6 +11,7 @@ fn service(name: &str, desired: u32) -> ServiceRow {
         runtime: "process".into(),
         spec: json!({"loadBalancer": null}),
         status: "ACTIVE".into(),
+        lb_group: "a".into(),
         generation: 1,
         created_at: 10,
         updated_at: 10,
@@ -93,7 +94,7 @@ fn state_survives_reopening_the_file() {
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     let t = s.with(|c| ops::task(c, "t1")).unwrap().unwrap();
     assert_eq!(t, task("t1", "RUNNING", 5));
     let ev = s.with(|c| ops::events(c, "service/web", 10)).unwrap();
@@ -147,4 +148,57 @@ fn a_newer_schema_is_refused() {
     }
     let err = Store::open(&path).unwrap_err();
     assert!(err.to_string().contains("schema version 999"), "{err}");
+}
+
+#[test]
+fn deployments_and_alarms_round_trip() {
+    use cutover_store::{AlarmRow, DeploymentRow};
+    let s = Store::open_in_memory().unwrap();
+    let d = DeploymentRow {
+        id: "d-1".into(),
+        service: "web".into(),
+        kind: "BLUE_GREEN".into(),
+        status: "InProgress".into(),
+        from_task_definition: "web:1".into(),
+        to_task_definition: "web:2".into(),
+        config: "CodeDeployDefault.ECSAllAtOnce".into(),
+        engine: json!({"state": 1}),
+        green_provisioned: true,
+        prod_green_percent: 20,
+        test_on_green: true,
+        started_by: "user".into(),
+        rollback_of: None,
+        rolled_back_by: None,
+        outcome: None,
+        created_at: 5,
+        updated_at: 6,
+        finished_at: None,
+    };
+    s.with(|c| ops::put_deployment(c, &d)).unwrap();
+    assert_eq!(
+        s.with(|c| ops::deployment(c, "d-1")).unwrap(),
+        Some(d.clone())
+    );
+    assert_eq!(s.with(ops::unfinished_deployments).unwrap().len(), 1);
+    let mut done = d.clone();
+    done.finished_at = Some(9);
+    s.with(|c| ops::put_deployment(c, &done)).unwrap();
+    assert!(s.with(ops::unfinished_deployments).unwrap().is_empty());
+    assert_eq!(
+        s.with(|c| ops::list_deployments(c, Some("web"), 10))
+            .unwrap(),
+        vec![done]
+    );
+
+    let a = AlarmRow {
+        name: "web-5xx".into(),
+        spec: json!({"threshold": 1}),
+        state: "OK".into(),
+        reason: "initial".into(),
+        updated_at: 1,
+    };
+    s.with(|c| ops::put_alarm(c, &a)).unwrap();
+    assert_eq!(s.with(ops::list_alarms).unwrap(), vec![a]);
+    s.with(|c| ops::delete_alarm(c, "web-5xx")).unwrap();
+    assert!(s.with(ops::list_alarms).unwrap().is_empty());
 }

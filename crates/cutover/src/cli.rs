@@ -72,6 +72,18 @@ pub(crate) enum Command {
     },
     /// Print the logs of a service (all its tasks) or of one task.
     Logs(LogsArgs),
+    /// Deploy a new revision of a service (blue/green or rolling, as the service declares).
+    Deploy(DeployArgs),
+    /// Inspect and control deployments.
+    Deployments {
+        #[command(subcommand)]
+        command: DeploymentCommand,
+    },
+    /// Inspect alarms and set their state for drills.
+    Alarms {
+        #[command(subcommand)]
+        command: AlarmCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -187,4 +199,102 @@ pub(crate) struct ShimArgs {
     /// The task's state directory.
     #[arg(long)]
     pub(crate) task_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The service.
+    pub(crate) service: String,
+    /// Task definition: a JSON file, or `family[:revision]` already registered
+    /// (default: the service's current revision, e.g. with --image/--env).
+    #[arg(long)]
+    pub(crate) task_definition: Option<String>,
+    /// An ECS appspec.yaml (hooks, container/port check).
+    #[arg(long)]
+    pub(crate) appspec: Option<PathBuf>,
+    /// Deployment configuration (predefined CodeDeployDefault.* or from the stack).
+    #[arg(long)]
+    pub(crate) deployment_config: Option<String>,
+    /// Replace a container's image: CONTAINER=IMAGE (repeatable).
+    #[arg(long = "image", value_name = "CONTAINER=IMAGE")]
+    pub(crate) images: Vec<String>,
+    /// Set an environment variable: CONTAINER:KEY=VALUE (repeatable).
+    #[arg(long = "env", value_name = "CONTAINER:KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Follow the deployment live; exit non-zero if it fails, stops or rolls back.
+    #[arg(long)]
+    pub(crate) wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeploymentCommand {
+    /// List deployments, newest first.
+    #[command(alias = "list")]
+    Ls {
+        /// Only this service's.
+        #[arg(long)]
+        service: Option<String>,
+    },
+    /// Show a deployment: lifecycle events, traffic, history.
+    Get {
+        /// Deployment id.
+        id: String,
+    },
+    /// Follow a deployment live until it ends.
+    Watch {
+        /// Deployment id.
+        id: String,
+    },
+    /// Stop a deployment.
+    Stop {
+        /// Deployment id.
+        id: String,
+        /// Roll production traffic back to the original tasks.
+        #[arg(long, conflicts_with = "no_rollback")]
+        rollback: bool,
+        /// Leave traffic where it is.
+        #[arg(long)]
+        no_rollback: bool,
+    },
+    /// Reroute a deployment waiting for it, or end its termination wait.
+    Continue {
+        /// Deployment id.
+        id: String,
+    },
+    /// Roll a service back (instant during the termination wait).
+    Rollback {
+        /// The service.
+        service: String,
+        /// Follow the rollback live.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlarmCommand {
+    /// List alarms and their states.
+    #[command(alias = "list")]
+    Ls,
+    /// Show an alarm and its recent history.
+    Describe {
+        /// Alarm name.
+        name: String,
+    },
+    /// Show an alarm's state changes.
+    History {
+        /// Alarm name.
+        name: String,
+    },
+    /// Set an alarm's state for a drill (held until the next evaluation).
+    SetState {
+        /// Alarm name.
+        name: String,
+        /// OK, ALARM or INSUFFICIENT_DATA.
+        #[arg(long)]
+        state: String,
+        /// Why.
+        #[arg(long, default_value = "drill")]
+        reason: String,
+    },
 }

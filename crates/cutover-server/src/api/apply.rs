@@ -169,6 +169,13 @@ pub(crate) async fn apply(
     }
 
     let stack_json = serde_json::to_value(&parsed.value).map_err(anyhow::Error::from)?;
+    let alarms: Vec<(String, Value)> = parsed
+        .value
+        .alarms
+        .iter()
+        .map(|(n, a)| Ok((n.clone(), serde_json::to_value(a)?)))
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(anyhow::Error::from)?;
     let dry_run = req.dry_run;
     let file = req.file.clone();
     let plan = st.store.atomically(|c| {
@@ -233,6 +240,9 @@ pub(crate) async fn apply(
                     runtime: r.runtime.clone(),
                     spec: r.spec.clone(),
                     status: "ACTIVE".into(),
+                    lb_group: existing
+                        .as_ref()
+                        .map_or_else(|| "a".to_string(), |e| e.lb_group.clone()),
                     generation: existing.as_ref().map_or(1, |e| e.generation + 1),
                     created_at: existing.as_ref().map_or(now, |e| e.created_at),
                     updated_at: now,
@@ -247,6 +257,30 @@ pub(crate) async fn apply(
             }
             plan.push(json!({"service": r.name, "action": action, "changes": changes}));
         }
+        let existing_alarms = ops::list_alarms(c)?;
+        for (name, alarm) in &alarms {
+            let before = existing_alarms.iter().find(|a| &a.name == name);
+            let action = match before {
+                None => "create",
+                Some(b) if b.spec != *alarm => "update",
+                Some(_) => "unchanged",
+            };
+            if !dry_run && action != "unchanged" {
+                ops::put_alarm(
+                    c,
+                    &cutover_store::AlarmRow {
+                        name: name.clone(),
+                        spec: alarm.clone(),
+                        state: before
+                            .map_or_else(|| "INSUFFICIENT_DATA".to_string(), |b| b.state.clone()),
+                        reason: before
+                            .map_or_else(|| "created by apply".to_string(), |b| b.reason.clone()),
+                        updated_at: now,
+                    },
+                )?;
+            }
+            plan.push(json!({"alarm": name, "action": action, "changes": []}));
+        }
         if !dry_run {
             ops::record_stack(c, now, &file, &stack_json)?;
         }
@@ -254,6 +288,7 @@ pub(crate) async fn apply(
     })?;
     if !dry_run {
         for r in &resolved {
+            st.controller.changed.notify_one();
             st.controller.wake(&r.name);
         }
     }

@@ -3,8 +3,10 @@
 //! Handlers are thin: they validate input, call the store or the apply
 //! planner, and wake the controller. Long work never runs in a handler.
 
+mod alarms;
 mod apply;
 mod auth;
+mod deployments;
 mod error;
 mod openapi;
 mod services;
@@ -24,6 +26,9 @@ pub(crate) use error::{ApiError, ApiResult};
 pub(crate) struct AppState {
     pub(crate) store: Arc<Store>,
     pub(crate) controller: Arc<Controller>,
+    pub(crate) dataplane: Arc<crate::dataplane::DataPlane>,
+    pub(crate) deployer: Arc<crate::deploy::Deployer>,
+    pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
 }
 
@@ -45,6 +50,18 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tasks"),
     ("get", "/v1/tasks/{id}"),
     ("get", "/v1/tasks/{id}/logs"),
+    ("get", "/v1/deployments"),
+    ("post", "/v1/deployments"),
+    ("get", "/v1/deployments/{id}"),
+    ("post", "/v1/deployments/{id}/stop"),
+    ("post", "/v1/deployments/{id}/continue"),
+    ("put", "/v1/deployments/{id}/lifecycle-hooks/{execution_id}"),
+    ("post", "/v1/services/{name}/rollback"),
+    ("get", "/v1/alarms"),
+    ("get", "/v1/alarms/{name}"),
+    ("get", "/v1/alarms/{name}/history"),
+    ("put", "/v1/alarms/{name}/state"),
+    ("get", "/v1/dataplane"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -72,6 +89,29 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/tasks", get(tasks::list))
         .route("/v1/tasks/{id}", get(tasks::describe))
         .route("/v1/tasks/{id}/logs", get(tasks::logs))
+        .route(
+            "/v1/deployments",
+            get(deployments::list).post(deployments::create),
+        )
+        .route("/v1/deployments/{id}", get(deployments::get))
+        .route("/v1/deployments/{id}/stop", post(deployments::stop))
+        .route(
+            "/v1/deployments/{id}/continue",
+            post(deployments::continue_),
+        )
+        .route(
+            "/v1/deployments/{id}/lifecycle-hooks/{execution_id}",
+            put(deployments::hook_status),
+        )
+        .route(
+            "/v1/services/{name}/rollback",
+            post(deployments::rollback_service),
+        )
+        .route("/v1/alarms", get(alarms::list))
+        .route("/v1/alarms/{name}", get(alarms::describe))
+        .route("/v1/alarms/{name}/history", get(alarms::history))
+        .route("/v1/alarms/{name}/state", put(alarms::set_state))
+        .route("/v1/dataplane", get(alarms::dataplane))
         .with_state(state);
     match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(

@@ -34,6 +34,9 @@ pub(crate) struct Controller {
     runtimes: Runtimes,
     loops: Mutex<HashMap<String, LoopHandle>>,
     shutdown: CancellationToken,
+    /// Notified whenever a task starts, stops or changes health, so the data
+    /// plane's targets follow at once.
+    pub(crate) changed: Arc<Notify>,
 }
 
 impl Controller {
@@ -49,6 +52,7 @@ impl Controller {
             runtimes,
             loops: Mutex::new(HashMap::new()),
             shutdown,
+            changed: Arc::new(Notify::new()),
         });
         for svc in store.with(ops::list_services)? {
             controller.wake(&svc.name);

@@ -13,6 +13,7 @@
 
 use super::Controller;
 use crate::clock::now_ms;
+use crate::dataplane::config::green_set;
 use crate::taskdef::{RunPlan, run_plan};
 use cutover_core::Millis;
 use cutover_core::health::{HealthTracker, ProbeResult};
@@ -48,6 +49,10 @@ struct LoopState {
     probing: HashSet<String>,
     trackers: HashMap<String, HealthTracker>,
     plans: HashMap<String, RunPlan>,
+    /// Task set -> revision for sets not named after their revision.
+    set_revisions: HashMap<String, String>,
+    /// When each STOPPING task was last signalled.
+    signalled: HashMap<String, Millis>,
     steady: bool,
     tx: mpsc::UnboundedSender<LoopEvent>,
 }
@@ -66,6 +71,8 @@ pub(super) async fn run(
         probing: HashSet::new(),
         trackers: HashMap::new(),
         plans: HashMap::new(),
+        set_revisions: HashMap::new(),
+        signalled: HashMap::new(),
         steady: false,
         tx,
     };
@@ -125,7 +132,15 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
             return Ok(PassOutcome::Finished);
         }
         for t in &tasks {
-            stop_task(ctl, t, "ServiceSchedulerInitiated", "Service deleted").await?;
+            stop_task(
+                ctl,
+                st,
+                t,
+                "ServiceSchedulerInitiated",
+                "Service deleted",
+                0,
+            )
+            .await?;
         }
         return Ok(PassOutcome::Continue(None));
     };
@@ -140,25 +155,60 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
     let runtime = runtime_for(ctl, &svc.runtime)?;
     let now = now_ms();
 
-    // Watch exits, resume interrupted starts, re-send overdue stops.
+    // Watch exits, resume interrupted starts, signal drained stops.
+    let mut deadline: Option<Millis> = None;
     for t in &tasks {
         match t.last_status.parse::<TaskState>()? {
             TaskState::Provisioning => start_task(ctl, st, &runtime, t.clone()).await?,
             TaskState::Stopping => {
                 watch(st, &runtime, &t.id);
-                if t.stopping_at.is_some_and(|at| now > at + 5_000) {
+                // A draining task is signalled once its drain ends; an
+                // overdue one again (the signal is idempotent).
+                let due = t.stopping_at.unwrap_or(0);
+                let signalled = st.signalled.get(&t.id).copied();
+                if (signalled.is_none() && now >= due)
+                    || signalled.is_some_and(|at| now > at + 5_000)
+                {
+                    st.signalled.insert(t.id.clone(), now);
                     runtime.stop(&t.id).await.ok();
+                } else if signalled.is_none() {
+                    deadline = Some(deadline.map_or(due, |d: Millis| d.min(due)));
                 }
             }
             _ => watch(st, &runtime, &t.id),
         }
     }
-    let mut deadline = schedule_probes(ctl, st, &runtime, &tasks, now).await;
+    if let Some(p) = schedule_probes(ctl, st, &runtime, &tasks, now).await {
+        deadline = Some(deadline.map_or(p, |d| d.min(p)));
+    }
 
     let current_has_health = plan_for(ctl, st, &svc.task_definition)
         .map(|p| p.health.is_some())
         .unwrap_or(false);
-    let targets = targets(&svc, &tasks, current_has_health);
+    let deployment = ctl
+        .store
+        .with(ops::unfinished_deployments)?
+        .into_iter()
+        .find(|d| d.service == svc.name && d.kind == "BLUE_GREEN");
+    let mut targets = targets(&svc, &tasks, current_has_health, deployment.is_some());
+    st.set_revisions.clear();
+    if let Some(d) = deployment.as_ref().filter(|d| d.green_provisioned) {
+        let set = green_set(&d.id);
+        st.set_revisions
+            .insert(set.clone(), d.to_task_definition.clone());
+        targets.push(TaskSetTarget {
+            task_set: set,
+            desired: if svc.status == "DRAINING" {
+                0
+            } else {
+                svc.desired_count
+            },
+        });
+    }
+    let drain_ms = svc.spec["loadBalancer"]["deregistrationDelaySeconds"]
+        .as_u64()
+        .filter(|_| !svc.spec["loadBalancer"].is_null())
+        .map_or(0, |s| s * 1000);
     let views: Vec<TaskView> = tasks
         .iter()
         .map(|t| {
@@ -184,11 +234,28 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
                         st.backoff
                             .task_failed(now, now.saturating_sub(t.started_at.unwrap_or(now)));
                     }
-                    stop_task(ctl, t, "ServiceSchedulerInitiated", reason.message()).await?;
+                    let drain = if reason == reconcile::StopReason::Unhealthy {
+                        0
+                    } else {
+                        drain_ms
+                    };
+                    stop_task(
+                        ctl,
+                        st,
+                        t,
+                        "ServiceSchedulerInitiated",
+                        reason.message(),
+                        drain,
+                    )
+                    .await?;
                 }
             }
             Action::Start { task_set, count } => {
-                let task_definition = task_set.clone();
+                let task_definition = st
+                    .set_revisions
+                    .get(&task_set)
+                    .cloned()
+                    .unwrap_or_else(|| task_set.clone());
                 for _ in 0..count {
                     let row = new_task_row(&svc, &task_set, &task_definition, now);
                     ctl.store.with(|c| ops::put_task(c, &row))?;
@@ -206,7 +273,12 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
 /// that changing the task definition never takes capacity away first.
 /// (The deployment controllers replace this with blue/green and rolling
 /// updates with their own limits.)
-fn targets(svc: &ServiceRow, tasks: &[TaskRow], has_health_check: bool) -> Vec<TaskSetTarget> {
+fn targets(
+    svc: &ServiceRow,
+    tasks: &[TaskRow],
+    has_health_check: bool,
+    blue_green: bool,
+) -> Vec<TaskSetTarget> {
     let desired = if svc.status == "DRAINING" {
         0
     } else {
@@ -229,7 +301,7 @@ fn targets(svc: &ServiceRow, tasks: &[TaskRow], has_health_check: bool) -> Vec<T
                 }
         })
         .count() as u32;
-    if desired > 0 && ready < desired {
+    if desired > 0 && ready < desired && !blue_green {
         let mut old: BTreeMap<&str, u32> = BTreeMap::new();
         for t in tasks.iter().filter(|t| {
             t.task_set != svc.task_definition
@@ -320,6 +392,7 @@ async fn start_task(
             row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
             row.handle = Some(serde_json::to_value(&handle)?);
             ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.changed.notify_one();
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!(
@@ -348,26 +421,44 @@ async fn start_task(
     Ok(())
 }
 
+/// Marks a task STOPPING (it leaves the load balancer at once) and signals
+/// it after `drain_ms`, the target group's deregistration delay, so its
+/// in-flight requests finish first.
 async fn stop_task(
     ctl: &Arc<Controller>,
+    st: &mut LoopState,
     t: &TaskRow,
     code: &str,
     reason: &str,
+    drain_ms: Millis,
 ) -> anyhow::Result<()> {
     if t.desired_status == "STOPPED" && t.last_status == TaskState::Stopping.as_str() {
         return Ok(());
     }
+    let now = now_ms();
     let mut row = t.clone();
     row.desired_status = "STOPPED".into();
     row.last_status = TaskState::Stopping.as_str().into();
-    row.stopping_at = Some(now_ms());
+    row.stopping_at = Some(now + drain_ms);
     row.stop_code = Some(code.into());
     row.stopped_reason = Some(reason.into());
     ctl.store.with(|c| ops::put_task(c, &row))?;
+    ctl.changed.notify_one();
+    if drain_ms > 0 {
+        ctl.event(
+            &format!("service/{}", row.service),
+            &format!(
+                "draining task {} for {drain_ms} ms, then stopping it: {reason}",
+                row.id
+            ),
+        );
+        return Ok(());
+    }
     ctl.event(
         &format!("service/{}", row.service),
         &format!("stopping task {}: {reason}", row.id),
     );
+    st.signalled.insert(row.id.clone(), now);
     let runtime = runtime_for(ctl, &row.runtime)?;
     runtime.stop(&row.id).await?;
     Ok(())
@@ -464,6 +555,8 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 row.stopped_reason = Some(info.reason.clone());
             }
             ctl.store.with(|c| ops::put_task(c, &row))?;
+            st.signalled.remove(&row.id);
+            ctl.changed.notify_one();
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!(
@@ -493,6 +586,7 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 }
                 row.health_status = tr.to.as_str().into();
                 ctl.store.with(|c| ops::put_task(c, &row))?;
+                ctl.changed.notify_one();
                 if tr.to == HealthStatus::Healthy {
                     st.backoff.task_succeeded();
                 }

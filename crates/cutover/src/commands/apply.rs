@@ -35,18 +35,27 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
     let verb = if args.dry_run { "would" } else { "will" };
     for item in &plan {
         let action = item["action"].as_str().unwrap_or("");
-        let name = item["service"].as_str().unwrap_or("");
+        let (kind, name) = match item["alarm"].as_str() {
+            Some(a) => ("alarm", a),
+            None => ("service", item["service"].as_str().unwrap_or("")),
+        };
+        if kind == "alarm" && action == "unchanged" {
+            continue;
+        }
         let sign = match action {
             "create" => "+",
             "update" => "~",
             _ => "=",
         };
-        println!("{sign} service {name}: {action}");
+        println!("{sign} {kind} {name}: {action}");
         for c in item["changes"].as_array().into_iter().flatten() {
             println!("    {}", c.as_str().unwrap_or(""));
         }
     }
-    let changed = plan.iter().filter(|p| p["action"] != "unchanged").count();
+    let changed = plan
+        .iter()
+        .filter(|p| p["action"] != "unchanged" && p["service"].is_string())
+        .count();
     if args.dry_run {
         println!("dry run: {changed} service(s) {verb} change; nothing was applied");
     } else if changed == 0 {

@@ -1,12 +1,15 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
+mod alarms;
 mod apply;
 mod demo;
+mod deploy;
 mod logs;
 mod server;
 mod services;
 mod taskdefs;
 mod tasks;
+pub(crate) mod watch;
 
 use crate::cli::{Command, Globals};
 use std::process::ExitCode;
@@ -23,6 +26,9 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Services { command } => services::run(&g, command).await,
         Command::Tasks { command } => tasks::run(&g, command).await,
         Command::Logs(args) => logs::run(&g, args).await,
+        Command::Deploy(args) => deploy::run(&g, args).await,
+        Command::Deployments { command } => deploy::deployments(&g, command).await,
+        Command::Alarms { command } => alarms::run(&g, command).await,
         Command::Shim(_) | Command::SampleApp => {
             unreachable!("handled before the async runtime starts")
         }

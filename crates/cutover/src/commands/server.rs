@@ -7,6 +7,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let cfg = cutover_server::ServerConfig {
         data_dir: args.data_dir.unwrap_or_else(super::default_data_dir),
         listen: args.listen,
+        cutover_bin: None,
         token: std::env::var("CUTOVER_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),

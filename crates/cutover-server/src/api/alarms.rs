@@ -1,0 +1,101 @@
+//! Alarms: list, describe with history, and set-state for drills (as
+//! CloudWatch's SetAlarmState).
+
+use super::{ApiError, ApiResult, AppState};
+use crate::alarms::{SetState, parse_state};
+use axum::Json;
+use axum::extract::{Path, State};
+use cutover_store::ops;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"alarms": st.store.with(ops::list_alarms)?})))
+}
+
+pub(crate) async fn describe(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let alarm = st
+        .store
+        .with(ops::list_alarms)?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("alarm {name:?}")))?;
+    let history = st
+        .store
+        .with(|c| ops::events(c, &format!("alarm/{name}"), 100))?;
+    Ok(Json(json!({"alarm": alarm, "history": history})))
+}
+
+pub(crate) async fn history(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let history = st
+        .store
+        .with(|c| ops::events(c, &format!("alarm/{name}"), 1000))?;
+    Ok(Json(json!({"history": history})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetStateRequest {
+    state: String,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(crate) async fn set_state(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Json(req): Json<SetStateRequest>,
+) -> ApiResult<Json<Value>> {
+    let state = parse_state(&req.state).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "state must be OK, ALARM or INSUFFICIENT_DATA, found {:?}",
+            req.state
+        ))
+    })?;
+    if !st
+        .store
+        .with(ops::list_alarms)?
+        .iter()
+        .any(|a| a.name == name)
+    {
+        return Err(ApiError::not_found(format!("alarm {name:?}")));
+    }
+    st.alarms
+        .send(SetState {
+            name: name.clone(),
+            state,
+            reason: if req.reason.is_empty() {
+                "set by operator".into()
+            } else {
+                req.reason
+            },
+        })
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "alarm evaluator is not running",
+            )
+        })?;
+    Ok(Json(json!({"alarm": name, "requested": req.state})))
+}
+
+pub(crate) async fn dataplane(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let client = st.dataplane.client();
+    let status = client
+        .status()
+        .await
+        .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
+    let health = client
+        .health()
+        .await
+        .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
+    Ok(Json(
+        json!({"admin": st.dataplane.admin().to_string(), "status": status, "health": health}),
+    ))
+}

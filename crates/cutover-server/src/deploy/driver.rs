@@ -1,0 +1,630 @@
+//! The driver of one blue/green deployment: feeds the pure engine its
+//! inputs, persists its state, then executes its effects.
+//!
+//! Loop: wait for an input (operator command, hook result, alarm) or the
+//! engine's next wake-up; while green is installing, look every 200 ms
+//! whether its tasks are running, healthy and healthy in the proxy too.
+//! Every `handle` is followed by a store write of the engine state *before*
+//! any effect runs. Traffic changes are pushed to the data plane and
+//! acknowledged with its configuration version before the engine hears
+//! `TrafficApplied`, so a step never starts before the previous one is in
+//! force.
+
+use super::Deployer;
+use super::hooks::{self, HookContext};
+use super::spec::{self, HookTarget};
+use crate::clock::now_ms;
+use crate::dataplane::config::{green_set, group_name, other_group};
+use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
+use cutover_deploy::{BlueGreen, Effect, Input, LifecycleEvent};
+use cutover_store::{DeploymentRow, ops};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// Replacement tasks that may fail before the deployment gives up on green.
+const GREEN_FAILURE_LIMIT: usize = 3;
+
+struct Driver {
+    dep: Arc<Deployer>,
+    row: DeploymentRow,
+    engine: BlueGreen,
+    hooks: BTreeMap<LifecycleEvent, HookTarget>,
+    queue: VecDeque<Input>,
+    tx: mpsc::UnboundedSender<Input>,
+}
+
+/// Drives deployment `id` until it finishes (returns its service) or the
+/// server shuts down (returns `None`; the next start resumes it).
+pub(super) async fn run(
+    dep: Arc<Deployer>,
+    id: String,
+    mut rx: mpsc::UnboundedReceiver<Input>,
+    resume: bool,
+) -> Option<String> {
+    let span = tracing::info_span!("deployment", id = %id);
+    match drive(dep, &id, &mut rx, resume).instrument(span).await {
+        Ok(service) => service,
+        Err(e) => {
+            tracing::error!(deployment = %id, error = %format!("{e:#}"), "deployment driver failed; it resumes at the next server start");
+            None
+        }
+    }
+}
+
+async fn drive(
+    dep: Arc<Deployer>,
+    id: &str,
+    rx: &mut mpsc::UnboundedReceiver<Input>,
+    resume: bool,
+) -> anyhow::Result<Option<String>> {
+    let mut row = dep
+        .store
+        .with(|c| ops::deployment(c, id))?
+        .ok_or_else(|| anyhow::anyhow!("deployment {id} vanished"))?;
+    let engine: BlueGreen = serde_json::from_value(row.engine.clone())?;
+    let svc = dep
+        .store
+        .with(|c| ops::service(c, &row.service))?
+        .ok_or_else(|| anyhow::anyhow!("service {} vanished", row.service))?;
+    let appspec_hooks: BTreeMap<String, String> = dep
+        .store
+        .with(|c| ops::events(c, &format!("deployment/{id}/appspec-hooks"), 1))?
+        .first()
+        .and_then(|e| serde_json::from_str(&e.message).ok())
+        .unwrap_or_default();
+    let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if !resume {
+        // A queued deployment starts from whatever runs now.
+        row.from_task_definition = svc.task_definition.clone();
+    }
+    let (tx, _) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        dep: dep.clone(),
+        row,
+        engine,
+        hooks,
+        queue: VecDeque::new(),
+        tx,
+    };
+    // Hook results come back through the same inbox as operator input.
+    let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
+    d.tx = hook_tx;
+    let now = now_ms();
+    let effects = if resume {
+        // The proxy keeps its last configuration; make sure it carries what
+        // the store says before the engine goes on.
+        d.dep.dataplane.sync().await.ok();
+        d.engine.resume(now)
+    } else {
+        d.engine.handle(now, Input::Start)
+    };
+    d.commit(effects).await?;
+    loop {
+        if d.engine.is_terminal() {
+            return Ok(Some(d.row.service.clone()));
+        }
+        if let Some(input) = d.queue.pop_front() {
+            let effects = d.engine.handle(now_ms(), input);
+            d.commit(effects).await?;
+            continue;
+        }
+        let now = now_ms();
+        let installing = d.installing();
+        let mut deadline = now + 1_000;
+        if let Some(w) = d.engine.next_wakeup() {
+            deadline = deadline.min(w);
+        }
+        if installing {
+            deadline = deadline.min(now + 200);
+        }
+        let sleep = Duration::from_millis(deadline.saturating_sub(now));
+        let input = tokio::select! {
+            _ = dep.shutdown.cancelled() => return Ok(None),
+            Some(input) = rx.recv() => input,
+            Some(input) = hook_rx.recv() => input,
+            _ = tokio::time::sleep(sleep) => {
+                match if installing { d.check_green().await? } else { None } {
+                    Some(input) => input,
+                    None => Input::Tick,
+                }
+            }
+        };
+        let effects = d.engine.handle(now_ms(), input);
+        d.commit(effects).await?;
+    }
+}
+
+impl Driver {
+    fn installing(&self) -> bool {
+        self.engine
+            .lifecycle()
+            .iter()
+            .any(|r| r.event == LifecycleEvent::Install && r.status == EventStatus::InProgress)
+    }
+
+    fn persist(&mut self) -> anyhow::Result<()> {
+        self.row.engine = serde_json::to_value(&self.engine)?;
+        self.row.status = status_name(self.engine.status()).into();
+        self.row.updated_at = now_ms();
+        self.dep.store.with(|c| ops::put_deployment(c, &self.row))?;
+        Ok(())
+    }
+
+    fn event(&self, message: &str) {
+        let id = &self.row.id;
+        if let Err(e) = self
+            .dep
+            .store
+            .with(|c| ops::add_event(c, now_ms(), &format!("deployment/{id}"), message))
+        {
+            tracing::warn!(error = %e, "cannot record deployment event");
+        }
+        tracing::info!(deployment = %id, "{message}");
+    }
+
+    /// Persists the engine state, then executes the effects in order.
+    async fn commit(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        self.persist()?;
+        for effect in effects {
+            self.execute(effect).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute(&mut self, effect: Effect) -> anyhow::Result<()> {
+        match effect {
+            Effect::ProvisionGreen => {
+                self.row.green_provisioned = true;
+                self.persist()?;
+                self.event(&format!(
+                    "Install: starting replacement tasks of {}",
+                    self.row.to_task_definition
+                ));
+                self.dep.controller.wake(&self.row.service);
+            }
+            Effect::InvokeHook {
+                event,
+                execution_id,
+                attempt,
+                details,
+            } => self.invoke_hook(event, execution_id, attempt, details)?,
+            Effect::ApplyTraffic {
+                request_id,
+                prod_green_percent,
+                test_on_green,
+            } => {
+                self.row.prod_green_percent = prod_green_percent;
+                self.row.test_on_green = test_on_green;
+                self.persist()?;
+                let started = now_ms();
+                match self.dep.dataplane.sync().await {
+                    Ok(version) => {
+                        self.event(&format!(
+                            "traffic: production {}% replacement / {}% original, test listener on {} (data plane version {version}, {} ms)",
+                            prod_green_percent,
+                            100 - prod_green_percent,
+                            if test_on_green { "replacement" } else { "original" },
+                            now_ms() - started
+                        ));
+                        self.queue.push_back(Input::TrafficApplied { request_id });
+                    }
+                    Err(e) => self.queue.push_back(Input::TrafficFailed {
+                        request_id,
+                        reason: format!("{e:#}"),
+                    }),
+                }
+            }
+            Effect::TeardownGreen => {
+                self.row.green_provisioned = false;
+                self.row.prod_green_percent = 0;
+                self.row.test_on_green = false;
+                self.persist()?;
+                self.dep.dataplane.sync().await.ok();
+                self.event("replacement tasks deregistered and stopping");
+                self.dep.controller.wake(&self.row.service);
+            }
+            Effect::TeardownBlue => {
+                self.promote()?;
+                self.dep.dataplane.sync().await.ok();
+                self.event(&format!(
+                    "original tasks of {} deregistered and stopping; {} is now the service's revision",
+                    self.row.from_task_definition, self.row.to_task_definition
+                ));
+                self.dep.controller.wake(&self.row.service);
+            }
+            Effect::Finished {
+                status,
+                rollback,
+                reason,
+            } => self.finish(status, rollback, reason)?,
+            Effect::Event { message } => self.event(&message),
+        }
+        Ok(())
+    }
+
+    fn invoke_hook(
+        &mut self,
+        event: LifecycleEvent,
+        execution_id: String,
+        attempt: u32,
+        details: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Some(target) = self.hooks.get(&event).cloned() else {
+            self.queue.push_back(Input::HookResult {
+                execution_id,
+                outcome: HookOutcome::Succeeded,
+            });
+            return Ok(());
+        };
+        let svc = self
+            .dep
+            .store
+            .with(|c| ops::service(c, &self.row.service))?;
+        let lb = svc
+            .as_ref()
+            .map(|s| s.spec["loadBalancer"].clone())
+            .unwrap_or_default();
+        let timeout_ms = self
+            .engine
+            .spec()
+            .hooks
+            .get(&event)
+            .map_or(3_600_000, |h| h.timeout_ms);
+        let ctx = HookContext {
+            deployment_id: self.row.id.clone(),
+            service: self.row.service.clone(),
+            event: event.to_string(),
+            execution_id: execution_id.clone(),
+            details,
+            prod_url: lb["listener"].as_str().map(|a| format!("http://{a}")),
+            test_url: lb["testListener"].as_str().map(|a| format!("http://{a}")),
+            timeout: Duration::from_millis(timeout_ms),
+        };
+        self.event(&format!(
+            "{event}: invoking hook (attempt {attempt}, execution {execution_id})"
+        ));
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Some(outcome) = hooks::invoke(&target, &ctx).await {
+                let _ = tx.send(Input::HookResult {
+                    execution_id: ctx.execution_id.clone(),
+                    outcome,
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether the replacement tasks are up: running, healthy by their
+    /// container health check (if any) and healthy in the proxy.
+    async fn check_green(&mut self) -> anyhow::Result<Option<Input>> {
+        let Some(svc) = self
+            .dep
+            .store
+            .with(|c| ops::service(c, &self.row.service))?
+        else {
+            return Ok(Some(Input::GreenFailed {
+                reason: "the service was deleted".into(),
+            }));
+        };
+        let set = green_set(&self.row.id);
+        let tasks: Vec<_> = self
+            .dep
+            .store
+            .with(|c| ops::list_tasks(c, Some(&svc.name), true, 10_000))?
+            .into_iter()
+            .filter(|t| t.task_set == set)
+            .collect();
+        let failed: Vec<_> = tasks
+            .iter()
+            .filter(|t| {
+                t.last_status == "STOPPED"
+                    && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
+            })
+            .collect();
+        let unhealthy_stops = tasks
+            .iter()
+            .filter(|t| {
+                t.stopped_reason
+                    .as_deref()
+                    .is_some_and(|r| r.contains("health checks"))
+            })
+            .count();
+        if failed.len() + unhealthy_stops >= GREEN_FAILURE_LIMIT {
+            let last = failed
+                .first()
+                .and_then(|t| t.stopped_reason.clone())
+                .unwrap_or_else(|| "failed container health checks".into());
+            return Ok(Some(Input::GreenFailed {
+                reason: format!(
+                    "{} replacement tasks failed; last: {last}",
+                    failed.len() + unhealthy_stops
+                ),
+            }));
+        }
+        let has_check = self
+            .dep
+            .store
+            .with(|c| {
+                let (family, rev) = self
+                    .row
+                    .to_task_definition
+                    .rsplit_once(':')
+                    .unwrap_or(("", "0"));
+                ops::task_definition(c, family, rev.parse().ok())
+            })?
+            .and_then(|td| crate::taskdef::run_plan(&td.body).ok())
+            .is_some_and(|p| p.health.is_some());
+        let ready: Vec<&str> = tasks
+            .iter()
+            .filter(|t| {
+                t.last_status == "RUNNING"
+                    && t.desired_status == "RUNNING"
+                    && (t.health_status == "HEALTHY"
+                        || (!has_check && t.health_status == "UNKNOWN"))
+            })
+            .filter_map(|t| t.endpoint.as_deref())
+            .collect();
+        if (ready.len() as u32) < svc.desired_count {
+            return Ok(None);
+        }
+        if svc.desired_count == 0 {
+            return Ok(Some(Input::GreenReady));
+        }
+        // The proxy must see them healthy too before any weight moves.
+        self.dep.dataplane.sync().await?;
+        let group = group_name(&svc.name, other_group(&svc.lb_group));
+        let report = self.dep.dataplane.client().health().await?;
+        let healthy_in_proxy = report
+            .target_groups
+            .iter()
+            .find(|g| g.name == group)
+            .map(|g| {
+                ready.iter().all(|addr| {
+                    g.targets.iter().any(|t| {
+                        t.address == *addr && t.state == cutover_proxy::health::TargetState::Healthy
+                    })
+                })
+            })
+            .unwrap_or(false);
+        if healthy_in_proxy {
+            self.event(&format!(
+                "Install: {} replacement tasks healthy in target group {group}",
+                ready.len()
+            ));
+            return Ok(Some(Input::GreenReady));
+        }
+        Ok(None)
+    }
+
+    /// The replacement becomes the service: its tasks join the live task
+    /// set, the original tasks are retired, the live target group flips.
+    fn promote(&mut self) -> anyhow::Result<()> {
+        let id = self.row.id.clone();
+        let to = self.row.to_task_definition.clone();
+        let now = now_ms();
+        self.row.green_provisioned = false;
+        self.row.prod_green_percent = 0;
+        self.row.test_on_green = false;
+        self.row.engine = serde_json::to_value(&self.engine)?;
+        let row = self.row.clone();
+        self.dep.store.atomically(|c| {
+            let Some(mut svc) = ops::service(c, &row.service)? else {
+                return Ok(());
+            };
+            let tasks = ops::list_tasks(c, Some(&svc.name), false, u32::MAX)?;
+            let green = green_set(&id);
+            let already = !tasks.iter().any(|t| t.task_set == green);
+            if !already {
+                for mut t in tasks
+                    .iter()
+                    .filter(|t| t.task_set == svc.task_definition)
+                    .cloned()
+                {
+                    t.task_set = format!("retired-{id}");
+                    ops::put_task(c, &t)?;
+                }
+                for mut t in tasks.iter().filter(|t| t.task_set == green).cloned() {
+                    t.task_set = to.clone();
+                    ops::put_task(c, &t)?;
+                }
+                svc.task_definition = to.clone();
+                svc.lb_group = other_group(&svc.lb_group).to_string();
+                svc.generation += 1;
+                svc.updated_at = now;
+                ops::put_service(c, &svc)?;
+            }
+            ops::put_deployment(c, &row)?;
+            ops::add_event(
+                c,
+                now,
+                &format!("service/{}", svc.name),
+                &format!("deployment {id}: now running {to}"),
+            )?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    fn finish(
+        &mut self,
+        status: DeploymentStatus,
+        rollback: bool,
+        reason: Option<String>,
+    ) -> anyhow::Result<()> {
+        let now = now_ms();
+        self.row.finished_at = Some(now);
+        self.row.outcome = reason.clone();
+        self.row.engine = serde_json::to_value(&self.engine)?;
+        self.row.status = status_name(status).into();
+        let summary = format!(
+            "deployment {} {}{}{}",
+            self.row.id,
+            status_name(status).to_lowercase(),
+            if rollback {
+                ", production traffic rolled back to the original tasks"
+            } else {
+                ""
+            },
+            reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        let mut rollback_row = None;
+        if rollback {
+            let rid = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            self.row.rolled_back_by = Some(rid.clone());
+            rollback_row = Some(DeploymentRow {
+                id: rid,
+                service: self.row.service.clone(),
+                kind: "ROLLBACK".into(),
+                status: "Succeeded".into(),
+                from_task_definition: self.row.to_task_definition.clone(),
+                to_task_definition: self.row.from_task_definition.clone(),
+                config: "atomic flip to the original task set".into(),
+                engine: serde_json::Value::Null,
+                green_provisioned: false,
+                prod_green_percent: 0,
+                test_on_green: false,
+                started_by: format!("auto-rollback of {}", self.row.id),
+                rollback_of: Some(self.row.id.clone()),
+                rolled_back_by: None,
+                outcome: reason.clone(),
+                created_at: now,
+                updated_at: now,
+                finished_at: Some(now),
+            });
+        }
+        let row = self.row.clone();
+        self.dep.store.atomically(|c| {
+            ops::put_deployment(c, &row)?;
+            if let Some(r) = &rollback_row {
+                ops::put_deployment(c, r)?;
+            }
+            ops::add_event(c, now, &format!("deployment/{}", row.id), &summary)?;
+            ops::add_event(c, now, &format!("service/{}", row.service), &summary)
+        })?;
+        tracing::info!(deployment = %self.row.id, "{summary}");
+        self.dep.controller.wake(&self.row.service);
+        Ok(())
+    }
+}
+
+/// CodeDeploy's name of a status.
+pub(crate) fn status_name(s: DeploymentStatus) -> &'static str {
+    match s {
+        DeploymentStatus::Created => "Created",
+        DeploymentStatus::Queued => "Queued",
+        DeploymentStatus::InProgress => "InProgress",
+        DeploymentStatus::Baking => "Baking",
+        DeploymentStatus::Ready => "Ready",
+        DeploymentStatus::Succeeded => "Succeeded",
+        DeploymentStatus::Failed => "Failed",
+        DeploymentStatus::Stopped => "Stopped",
+    }
+}
+
+/// Follows a rolling update until the service runs only the new revision,
+/// healthy, at its desired count; fails it if new tasks keep failing (the
+/// circuit breaker: half the desired count, at least 3) or after 10 minutes.
+pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
+    let started = now_ms();
+    loop {
+        tokio::select! {
+            _ = dep.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        let Ok(Some(mut row)) = dep.store.with(|c| ops::deployment(c, &id)) else {
+            return;
+        };
+        if row.finished_at.is_some() {
+            return;
+        }
+        let Ok(Some(svc)) = dep.store.with(|c| ops::service(c, &row.service)) else {
+            return;
+        };
+        let Ok(tasks) = dep
+            .store
+            .with(|c| ops::list_tasks(c, Some(&svc.name), true, 10_000))
+        else {
+            continue;
+        };
+        let live: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.last_status != "STOPPED" && t.desired_status == "RUNNING")
+            .collect();
+        let done = live.len() as u32 == svc.desired_count
+            && live.iter().all(|t| {
+                t.task_set == row.to_task_definition
+                    && t.last_status == "RUNNING"
+                    && t.health_status != "UNHEALTHY"
+            })
+            && !tasks.iter().any(|t| t.last_status == "STOPPING");
+        let failures = tasks
+            .iter()
+            .filter(|t| {
+                t.task_set == row.to_task_definition
+                    && t.created_at >= row.created_at
+                    && t.last_status == "STOPPED"
+                    && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
+            })
+            .count() as u32;
+        let threshold = svc.desired_count.div_ceil(2).clamp(3, 200);
+        let (status, outcome) = if done {
+            (
+                "Succeeded",
+                format!(
+                    "service runs {} tasks of {}",
+                    svc.desired_count, row.to_task_definition
+                ),
+            )
+        } else if failures >= threshold {
+            (
+                "Failed",
+                format!("circuit breaker: {failures} new tasks failed to start or stay healthy"),
+            )
+        } else if now_ms() - started > 10 * 60 * 1000 {
+            (
+                "Failed",
+                "the service did not become stable within 10 minutes".to_string(),
+            )
+        } else {
+            continue;
+        };
+        let now = now_ms();
+        row.status = status.into();
+        row.outcome = Some(outcome.clone());
+        row.finished_at = Some(now);
+        let rollback = status == "Failed"
+            && svc.spec["deployment"]["circuitBreaker"]["rollback"]
+                .as_bool()
+                .unwrap_or(false);
+        let _ = dep.store.atomically(|c| {
+            ops::put_deployment(c, &row)?;
+            if rollback {
+                let mut s = svc.clone();
+                s.task_definition = row.from_task_definition.clone();
+                s.generation += 1;
+                s.updated_at = now;
+                ops::put_service(c, &s)?;
+            }
+            ops::add_event(
+                c,
+                now,
+                &format!("deployment/{id}"),
+                &format!(
+                    "rolling update {}: {outcome}{}",
+                    status.to_lowercase(),
+                    if rollback { "; rolling back" } else { "" }
+                ),
+            )
+        });
+        dep.controller.wake(&svc.name);
+        return;
+    }
+}

@@ -1,0 +1,302 @@
+//! Deployments: creation, the per-service queue, and one driver task per
+//! running deployment (see [`driver`]).
+//!
+//! Invariants:
+//! - at most one unfinished, non-queued deployment per service; later ones
+//!   wait in Queued and start, in creation order, when it finishes;
+//! - the engine state is written to the store before any of its effects is
+//!   executed, so a restart resumes exactly where the store says;
+//! - after a restart every unfinished deployment is resumed before the API
+//!   accepts new ones.
+
+mod driver;
+pub(crate) mod hooks;
+pub(crate) mod spec;
+
+use crate::api::ApiError;
+use crate::clock::now_ms;
+use crate::controller::Controller;
+use crate::dataplane::DataPlane;
+use cutover_deploy::bluegreen::HookOutcome;
+use cutover_deploy::{BlueGreen, Input};
+use cutover_store::{DeploymentRow, Store, ops};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What a new deployment deploys.
+pub(crate) struct DeployRequest {
+    pub(crate) service: String,
+    /// `family:revision`, already registered.
+    pub(crate) task_definition: String,
+    pub(crate) config: Option<String>,
+    pub(crate) appspec_hooks: BTreeMap<String, String>,
+    pub(crate) started_by: String,
+    pub(crate) rollback_of: Option<String>,
+}
+
+/// Owns the deployment drivers.
+pub(crate) struct Deployer {
+    store: Arc<Store>,
+    controller: Arc<Controller>,
+    dataplane: Arc<DataPlane>,
+    inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
+    shutdown: CancellationToken,
+}
+
+impl Deployer {
+    /// Resumes every unfinished deployment.
+    pub(crate) fn start(
+        store: Arc<Store>,
+        controller: Arc<Controller>,
+        dataplane: Arc<DataPlane>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Deployer>> {
+        let me = Arc::new(Deployer {
+            store: store.clone(),
+            controller,
+            dataplane,
+            inboxes: Mutex::new(HashMap::new()),
+            shutdown,
+        });
+        for d in store.with(ops::unfinished_deployments)? {
+            if d.status != "Queued" {
+                me.spawn(d.id.clone(), true);
+            }
+        }
+        Ok(me)
+    }
+
+    /// Creates a deployment; it starts at once, or queues behind the
+    /// service's running one.
+    pub(crate) fn create(self: &Arc<Self>, req: DeployRequest) -> Result<DeploymentRow, ApiError> {
+        let svc = self
+            .store
+            .with(|c| ops::service(c, &req.service))?
+            .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
+        if svc.status != "ACTIVE" {
+            return Err(ApiError::bad_request(format!(
+                "service {:?} is being deleted",
+                svc.name
+            )));
+        }
+        let kind = svc.spec["deployment"]["type"]
+            .as_str()
+            .unwrap_or("ROLLING")
+            .to_string();
+        let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let now = now_ms();
+        if kind != "BLUE_GREEN" || svc.spec["loadBalancer"].is_null() {
+            // A rolling update: the service's reconcile loop replaces tasks,
+            // keeping the old ones until the new revision is fully up.
+            let row = self.store.atomically(|c| {
+                let mut s =
+                    ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
+                        kind: "service",
+                        name: svc.name.clone(),
+                    })?;
+                let row = DeploymentRow {
+                    id: id.clone(),
+                    service: s.name.clone(),
+                    kind: "ROLLING".into(),
+                    status: "InProgress".into(),
+                    from_task_definition: s.task_definition.clone(),
+                    to_task_definition: req.task_definition.clone(),
+                    config: "rolling".into(),
+                    engine: serde_json::Value::Null,
+                    green_provisioned: false,
+                    prod_green_percent: 0,
+                    test_on_green: false,
+                    started_by: req.started_by.clone(),
+                    rollback_of: req.rollback_of.clone(),
+                    rolled_back_by: None,
+                    outcome: None,
+                    created_at: now,
+                    updated_at: now,
+                    finished_at: None,
+                };
+                s.task_definition = req.task_definition.clone();
+                s.generation += 1;
+                s.updated_at = now;
+                ops::put_service(c, &s)?;
+                ops::put_deployment(c, &row)?;
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("deployment/{id}"),
+                    &format!(
+                        "rolling update of {} to {} started by {}",
+                        s.name, req.task_definition, req.started_by
+                    ),
+                )?;
+                Ok(row)
+            })?;
+            self.controller.wake(&svc.name);
+            let me = self.clone();
+            let rid = row.id.clone();
+            tokio::spawn(async move { driver::watch_rolling(me, rid).await });
+            return Ok(row);
+        }
+        let config = req
+            .config
+            .clone()
+            .or_else(|| {
+                svc.spec["deployment"]["config"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
+        let stack = self.store.with(ops::latest_stack)?;
+        let routing = spec::routing(&config, stack.as_ref()).map_err(ApiError::bad_request)?;
+        let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
+            .map_err(|e| ApiError::bad_request(format!("service {:?}: {e}", svc.name)))?;
+        let mut engine = BlueGreen::new(bg, now);
+        let busy = self
+            .store
+            .with(ops::unfinished_deployments)?
+            .into_iter()
+            .any(|d| d.service == svc.name);
+        if busy {
+            engine.handle(now, Input::Enqueue);
+        }
+        let row = DeploymentRow {
+            id: id.clone(),
+            service: svc.name.clone(),
+            kind: "BLUE_GREEN".into(),
+            status: if busy { "Queued" } else { "Created" }.into(),
+            from_task_definition: svc.task_definition.clone(),
+            to_task_definition: req.task_definition.clone(),
+            config,
+            engine: serde_json::to_value(&engine).map_err(anyhow::Error::from)?,
+            green_provisioned: false,
+            prod_green_percent: 0,
+            test_on_green: false,
+            started_by: req.started_by.clone(),
+            rollback_of: req.rollback_of.clone(),
+            rolled_back_by: None,
+            outcome: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        };
+        let hooks = serde_json::to_value(&req.appspec_hooks).map_err(anyhow::Error::from)?;
+        self.store.atomically(|c| {
+            ops::put_deployment(c, &row)?;
+            ops::add_event(
+                c,
+                now,
+                &format!("deployment/{id}"),
+                &format!(
+                    "blue/green deployment of {} from {} to {} ({}) created by {}{}",
+                    row.service,
+                    row.from_task_definition,
+                    row.to_task_definition,
+                    row.config,
+                    row.started_by,
+                    if busy {
+                        "; queued behind the running deployment"
+                    } else {
+                        ""
+                    }
+                ),
+            )?;
+            if !req.appspec_hooks.is_empty() {
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("deployment/{id}/appspec-hooks"),
+                    &hooks.to_string(),
+                )?;
+            }
+            ops::add_event(
+                c,
+                now,
+                &format!("service/{}", row.service),
+                &format!("deployment {id} to {} created", row.to_task_definition),
+            )
+        })?;
+        if !busy {
+            self.spawn(id, false);
+        }
+        Ok(row)
+    }
+
+    /// Sends an operator or callback input to a running deployment.
+    pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), ApiError> {
+        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = inboxes.get(id).ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!("deployment {id} is not running (finished, queued or unknown)"),
+            )
+        })?;
+        tx.send(input).map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!("deployment {id} just finished"),
+            )
+        })
+    }
+
+    /// A CodeDeploy-protocol hook reported back.
+    pub(crate) fn hook_status(
+        &self,
+        id: &str,
+        execution_id: &str,
+        outcome: HookOutcome,
+    ) -> Result<(), ApiError> {
+        self.send(
+            id,
+            Input::HookResult {
+                execution_id: execution_id.to_string(),
+                outcome,
+            },
+        )
+    }
+
+    /// An alarm entered ALARM: every running deployment hears it (the engine
+    /// ignores alarms its spec does not name).
+    pub(crate) fn alarm_fired(&self, alarm: &str) {
+        let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
+        for tx in inboxes.values() {
+            let _ = tx.send(Input::AlarmFired {
+                alarm: alarm.to_string(),
+            });
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, id: String, resume: bool) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), tx);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let service = driver::run(me.clone(), id.clone(), rx, resume).await;
+            me.inboxes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            if let Some(service) = service {
+                me.start_next(&service);
+            }
+        });
+    }
+
+    /// Starts the oldest queued deployment of `service`, if any.
+    fn start_next(self: &Arc<Self>, service: &str) {
+        let next = self
+            .store
+            .with(ops::unfinished_deployments)
+            .ok()
+            .and_then(|all| {
+                all.into_iter()
+                    .find(|d| d.service == service && d.status == "Queued")
+            });
+        if let Some(d) = next {
+            self.spawn(d.id, false);
+        }
+    }
+}

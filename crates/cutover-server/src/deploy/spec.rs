@@ -1,0 +1,236 @@
+//! From a service's stored declaration to the pure engine's
+//! [`BlueGreenSpec`], and the hook targets the driver calls.
+
+use cutover_deploy::config::{AutoRollback, HookSpec, ReadyOption, ReadyTimeoutAction};
+use cutover_deploy::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Green must be registered and healthy within this long (ECS gives a task
+/// set 10 minutes by default).
+const INSTALL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
+/// A hook target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HookTarget {
+    /// A local command; exit code 0 succeeds.
+    Command(Vec<String>),
+    /// An HTTP endpoint speaking the ECS-native protocol (`hookStatus`).
+    Ecs(String),
+    /// An HTTP endpoint speaking CodeDeploy's callback protocol.
+    CodeDeploy(String),
+}
+
+/// Resolves a deployment configuration name: predefined CodeDeploy names,
+/// then the custom ones of the last applied stack.
+pub(crate) fn routing(name: &str, stack: Option<&Value>) -> Result<TrafficRouting, String> {
+    if let Some(r) = TrafficRouting::predefined(name) {
+        return Ok(r);
+    }
+    let cfg = stack
+        .and_then(|s| s.get("deploymentConfigs"))
+        .and_then(|c| c.get(name))
+        .ok_or_else(|| {
+            format!(
+                "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs"
+            )
+        })?;
+    let tr = cfg
+        .get("trafficRouting")
+        .or_else(|| cfg.get("trafficRoutingConfig"))
+        .ok_or_else(|| format!("deployment configuration {name:?} has no trafficRouting"))?;
+    let secs = |v: &Value, s: &str, m: &str| -> Option<u64> {
+        v.get(s)
+            .and_then(Value::as_u64)
+            .or_else(|| v.get(m).and_then(Value::as_u64).map(|x| x * 60))
+    };
+    match tr["type"].as_str() {
+        Some("AllAtOnce") => Ok(TrafficRouting::AllAtOnce),
+        Some("TimeBasedCanary") => {
+            let c = &tr["timeBasedCanary"];
+            Ok(TrafficRouting::Canary {
+                percent: c["canaryPercentage"].as_u64().unwrap_or(10) as u8,
+                interval_ms: secs(c, "canaryIntervalSeconds", "canaryInterval").unwrap_or(60)
+                    * 1000,
+            })
+        }
+        Some("TimeBasedLinear") => {
+            let l = &tr["timeBasedLinear"];
+            Ok(TrafficRouting::Linear {
+                percent: l["linearPercentage"].as_u64().unwrap_or(10) as u8,
+                interval_ms: secs(l, "linearIntervalSeconds", "linearInterval").unwrap_or(60)
+                    * 1000,
+            })
+        }
+        other => Err(format!(
+            "deployment configuration {name:?}: unknown type {other:?}"
+        )),
+    }
+}
+
+/// The engine spec and hook targets of a blue/green deployment of a
+/// service whose declaration is `service_spec`. `appspec_hooks` (event name
+/// -> target) come from an appspec.yaml and win over the stack's hooks.
+pub(crate) fn blue_green(
+    deployment_id: &str,
+    service_spec: &Value,
+    routing: TrafficRouting,
+    appspec_hooks: &BTreeMap<String, String>,
+) -> Result<(BlueGreenSpec, BTreeMap<LifecycleEvent, HookTarget>), String> {
+    let d = &service_spec["deployment"];
+    let mut spec = BlueGreenSpec::new(deployment_id, routing);
+    spec.has_test_listener = service_spec["loadBalancer"]["testListener"].is_string();
+    spec.termination_wait_ms = d["terminationWaitSeconds"]
+        .as_u64()
+        .or_else(|| d["terminationWaitMinutes"].as_u64().map(|m| m * 60))
+        .unwrap_or(300)
+        * 1000;
+    let ready = &d["deploymentReady"];
+    if ready["action"] == "STOP_DEPLOYMENT" {
+        let wait = ready["waitSeconds"]
+            .as_u64()
+            .or_else(|| ready["waitMinutes"].as_u64().map(|m| m * 60))
+            .unwrap_or(0);
+        spec.ready = ReadyOption::Wait {
+            timeout_ms: wait * 1000,
+            on_timeout: ReadyTimeoutAction::StopDeployment,
+        };
+    }
+    let events: Vec<&str> = d["autoRollback"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    spec.auto_rollback = AutoRollback {
+        on_failure: events.contains(&"DEPLOYMENT_FAILURE"),
+        on_alarm: events.contains(&"DEPLOYMENT_STOP_ON_ALARM"),
+        on_request: events.contains(&"DEPLOYMENT_STOP_ON_REQUEST"),
+    };
+    spec.alarms = d["alarms"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    spec.install_timeout_ms = INSTALL_TIMEOUT_MS;
+    let mut targets = BTreeMap::new();
+    if let Some(hooks) = d["hooks"].as_object() {
+        for (name, h) in hooks {
+            let event = event(name)?;
+            let timeout = h["timeoutSeconds"].as_u64().unwrap_or(3600) * 1000;
+            spec.hooks.insert(
+                event,
+                HookSpec {
+                    timeout_ms: timeout,
+                },
+            );
+            let target = if let Some(cmd) = h["command"].as_array().filter(|c| !c.is_empty()) {
+                HookTarget::Command(
+                    cmd.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect(),
+                )
+            } else {
+                let url = h["url"].as_str().unwrap_or_default().to_string();
+                match h["protocol"].as_str() {
+                    Some("codedeploy") => HookTarget::CodeDeploy(url),
+                    _ => HookTarget::Ecs(url),
+                }
+            };
+            targets.insert(event, target);
+        }
+    }
+    for (name, target) in appspec_hooks {
+        let event = event(name)?;
+        spec.hooks.entry(event).or_default();
+        let t = if target.starts_with("http://") || target.starts_with("https://") {
+            HookTarget::Ecs(target.clone())
+        } else {
+            HookTarget::Command(vec!["sh".into(), "-c".into(), target.clone()])
+        };
+        targets.insert(event, t);
+    }
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok((spec, targets))
+}
+
+fn event(name: &str) -> Result<LifecycleEvent, String> {
+    LifecycleEvent::ALL
+        .into_iter()
+        .find(|e| e.to_string() == name && e.is_hook())
+        .ok_or_else(|| format!("{name:?} is not a lifecycle hook event"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn custom_and_predefined_configurations_resolve() {
+        let stack = json!({"deploymentConfigs": {
+            "Canary20Percent5Seconds": {"trafficRouting": {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 20, "canaryIntervalSeconds": 5}}},
+            "Linear": {"trafficRoutingConfig": {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 25, "linearInterval": 1}}}}});
+        assert_eq!(
+            routing("Canary20Percent5Seconds", Some(&stack)).unwrap(),
+            TrafficRouting::Canary {
+                percent: 20,
+                interval_ms: 5_000
+            }
+        );
+        assert_eq!(
+            routing("Linear", Some(&stack)).unwrap(),
+            TrafficRouting::Linear {
+                percent: 25,
+                interval_ms: 60_000
+            }
+        );
+        assert_eq!(
+            routing("CodeDeployDefault.ECSAllAtOnce", None).unwrap(),
+            TrafficRouting::AllAtOnce
+        );
+        assert!(
+            routing("Nope", Some(&stack))
+                .unwrap_err()
+                .contains("\"Nope\"")
+        );
+    }
+
+    #[test]
+    fn the_service_declaration_becomes_an_engine_spec() {
+        let svc = json!({"loadBalancer": {"listener": "127.0.0.1:1", "testListener": "127.0.0.1:2"},
+            "deployment": {"type": "BLUE_GREEN", "terminationWaitSeconds": 30,
+              "alarms": ["web-5xx"], "autoRollback": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
+              "hooks": {"AfterAllowTestTraffic": {"command": ["sh", "-c", "true"], "timeoutSeconds": 30},
+                        "BeforeAllowTraffic": {"url": "http://127.0.0.1:9/h", "protocol": "codedeploy"}}}});
+        let appspec = BTreeMap::from([(
+            "AfterInstall".to_string(),
+            "http://127.0.0.1:9/ecs".to_string(),
+        )]);
+        let (spec, targets) = blue_green("d1", &svc, TrafficRouting::AllAtOnce, &appspec).unwrap();
+        assert!(spec.has_test_listener);
+        assert_eq!(spec.termination_wait_ms, 30_000);
+        assert!(
+            spec.auto_rollback.on_alarm
+                && spec.auto_rollback.on_failure
+                && !spec.auto_rollback.on_request
+        );
+        assert_eq!(spec.alarms, vec!["web-5xx"]);
+        assert_eq!(
+            spec.hooks[&LifecycleEvent::AfterAllowTestTraffic].timeout_ms,
+            30_000
+        );
+        assert_eq!(targets.len(), 3);
+        assert_eq!(
+            targets[&LifecycleEvent::BeforeAllowTraffic],
+            HookTarget::CodeDeploy("http://127.0.0.1:9/h".into())
+        );
+        assert_eq!(
+            targets[&LifecycleEvent::AfterInstall],
+            HookTarget::Ecs("http://127.0.0.1:9/ecs".into())
+        );
+    }
+}
