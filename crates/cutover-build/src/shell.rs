@@ -1,0 +1,342 @@
+//! One shell session for a whole build, driven command by command.
+//!
+//! The shell (`bash` or `sh`, started with an empty environment except the
+//! one given) runs a small loop: it reads a command number on its stdin,
+//! sources the script `<dir>/c<N>.sh` in the current shell (so `cd`,
+//! `export` and plain variables carry over to the next command), and writes
+//! `done <N> <status>` on a control descriptor (fd 8, a pipe separate from
+//! the output, so that `set -x` or a command's own output cannot forge it).
+//! Commands get `/dev/null` as stdin; their stdout and stderr share one
+//! pipe, read here line by line.
+//!
+//! A command may end the shell itself (`exit 1`, `set -e`). The shell's EXIT
+//! trap then saves its exported variables and working directory and reports
+//! `exit <status>`; the next command starts a fresh shell that restores
+//! them, so later commands, `finally` and post_build still run, as in
+//! CodeBuild. (Shell variables that were not exported and shell options do
+//! not survive such an exit.)
+//!
+//! Every shell leads its own process group; [`Shell::kill`] kills all the
+//! groups the build used, background processes included.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::mask::Masker;
+use crate::process;
+
+/// Longest line passed on as one; longer output is split.
+const MAX_LINE: usize = 64 * 1024;
+
+/// How long to keep reading output after the shell exited, for lines still
+/// in the pipe.
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CommandEnd {
+    /// The command finished with this exit status.
+    Exited(i32),
+    /// The command ended the shell with this status (`exit`, `set -e`, a
+    /// signal: 128 + signal number).
+    ShellExited(i32),
+    /// The build was stopped.
+    Cancelled,
+}
+
+impl CommandEnd {
+    /// The exit status to record for the command.
+    pub(crate) fn status(self) -> Option<i32> {
+        match self {
+            CommandEnd::Exited(s) | CommandEnd::ShellExited(s) => Some(s),
+            CommandEnd::Cancelled => None,
+        }
+    }
+}
+
+/// How the shell is started.
+#[derive(Debug, Clone)]
+pub(crate) struct ShellConfig {
+    /// `bash` or `sh`.
+    pub(crate) program: &'static str,
+    /// The whole environment of the shell.
+    pub(crate) env: Vec<(String, String)>,
+    /// The starting directory.
+    pub(crate) cwd: PathBuf,
+    /// Where scripts and saved state go (not inside the source directory).
+    pub(crate) dir: PathBuf,
+    /// Run each command in a subshell (buildspec version 0.1).
+    pub(crate) subshell_per_command: bool,
+    /// Where to write the pid file of the current process group.
+    pub(crate) work_dir: PathBuf,
+}
+
+struct Session {
+    child: Child,
+    pgid: u32,
+    stdin: Option<ChildStdin>,
+    stdout: ChildStdout,
+    control: Lines<BufReader<ChildStderr>>,
+}
+
+/// The build's shell, restarted when a command ends it.
+pub(crate) struct Shell {
+    cfg: ShellConfig,
+    session: Option<Session>,
+    groups: Vec<u32>,
+    next: u64,
+    masker: Masker,
+    partial: Vec<u8>,
+}
+
+impl Shell {
+    pub(crate) fn new(cfg: ShellConfig, masker: Masker) -> Shell {
+        Shell {
+            cfg,
+            session: None,
+            groups: Vec::new(),
+            next: 0,
+            masker,
+            partial: Vec::new(),
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        let dir = sh_quote(&self.cfg.dir.to_string_lossy());
+        format!(
+            r#"exec 8>&2 2>&1
+__cutover_dir={dir}
+if [ -f "$__cutover_dir/state.env" ]; then . "$__cutover_dir/state.env" >/dev/null 2>&1; fi
+if [ -f "$__cutover_dir/state.cwd" ]; then cd "$(cat "$__cutover_dir/state.cwd")" 2>/dev/null; fi
+trap '__cutover_status=$?; {{ set +x; export -p > "$__cutover_dir/state.env"; pwd > "$__cutover_dir/state.cwd"; }} 2>/dev/null; printf "exit %s\n" "$__cutover_status" >&8' EXIT
+__cutover_flags=
+while IFS= read -r __cutover_n; do
+  case $__cutover_flags in *x*) set -x ;; esac
+  . "$__cutover_dir/c$__cutover_n.sh" </dev/null
+  __cutover_status=$?
+  {{ __cutover_flags=$-; set +x; }} 2>/dev/null
+  printf 'done %s %s\n' "$__cutover_n" "$__cutover_status" >&8
+done
+"#
+        )
+    }
+
+    async fn start(&mut self) -> io::Result<()> {
+        let mut cmd = Command::new(self.cfg.program);
+        cmd.arg("-c")
+            .arg(self.bootstrap())
+            .env_clear()
+            .envs(self.cfg.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cfg.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let pgid = child.id().ok_or_else(|| io::Error::other("shell exited at once"))?;
+        self.groups.push(pgid);
+        if let Err(e) = process::write_pid_file(&self.cfg.work_dir, pgid) {
+            debug!(error = %e, "could not write the build's pid file");
+        }
+        let stdin = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
+        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        debug!(pgid, program = self.cfg.program, "build shell started");
+        self.session = Some(Session {
+            child,
+            pgid,
+            stdin: Some(stdin),
+            stdout,
+            control: BufReader::new(stderr).lines(),
+        });
+        Ok(())
+    }
+
+    /// Runs `script` in the session, passing each output line (masked) to
+    /// `emit` as it comes.
+    pub(crate) async fn run(
+        &mut self,
+        script: &str,
+        emit: &mut (dyn FnMut(String) + Send),
+        cancel: &CancellationToken,
+    ) -> io::Result<CommandEnd> {
+        if self.session.is_none() {
+            self.start().await?;
+        }
+        self.next += 1;
+        let n = self.next;
+        let body = if self.cfg.subshell_per_command {
+            format!("(\n{script}\n)\n")
+        } else {
+            format!("{script}\n")
+        };
+        tokio::fs::write(self.cfg.dir.join(format!("c{n}.sh")), body).await?;
+        let session = self.session.as_mut().expect("started above");
+        let written = match session.stdin.as_mut() {
+            Some(stdin) => stdin.write_all(format!("{n}\n").as_bytes()).await.is_ok(),
+            None => false,
+        };
+        if !written {
+            // The shell is gone; its control pipe says how.
+            debug!(pgid = session.pgid, "build shell closed its input");
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut stdout_open = true;
+        loop {
+            let session = self.session.as_mut().expect("started above");
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.kill();
+                    self.flush(emit);
+                    return Ok(CommandEnd::Cancelled);
+                }
+                read = session.stdout.read(&mut buf), if stdout_open => {
+                    match read {
+                        Ok(0) | Err(_) => stdout_open = false,
+                        Ok(k) => {
+                            let chunk = buf[..k].to_vec();
+                            self.feed(&chunk, emit);
+                        }
+                    }
+                }
+                line = session.control.next_line() => {
+                    match line? {
+                        Some(l) => {
+                            let mut words = l.split_whitespace();
+                            match (words.next(), words.next(), words.next()) {
+                                (Some("done"), Some(m), Some(status)) if m == n.to_string() => {
+                                    self.flush(emit);
+                                    return Ok(CommandEnd::Exited(status.parse().unwrap_or(1)));
+                                }
+                                (Some("exit"), Some(status), None) => {
+                                    let status = status.parse().unwrap_or(1);
+                                    self.end_session(emit).await;
+                                    return Ok(CommandEnd::ShellExited(status));
+                                }
+                                _ => debug!(line = %l, "unexpected control line from the build shell"),
+                            }
+                        }
+                        None => {
+                            // Killed without running its EXIT trap.
+                            let status = self.end_session(emit).await;
+                            return Ok(CommandEnd::ShellExited(status));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the current shell to exit after it reported so, reads the
+    /// rest of its output, and returns its exit status.
+    async fn end_session(&mut self, emit: &mut (dyn FnMut(String) + Send)) -> i32 {
+        let Some(mut session) = self.session.take() else {
+            return 1;
+        };
+        let status = match tokio::time::timeout(Duration::from_secs(5), session.child.wait()).await {
+            Ok(Ok(s)) => s.code().unwrap_or_else(|| {
+                use std::os::unix::process::ExitStatusExt;
+                128 + s.signal().unwrap_or(9)
+            }),
+            _ => {
+                let _ = process::kill_group(session.pgid);
+                1
+            }
+        };
+        let mut buf = vec![0u8; 16 * 1024];
+        while let Ok(Ok(k)) = tokio::time::timeout(DRAIN, session.stdout.read(&mut buf)).await {
+            if k == 0 {
+                break;
+            }
+            let chunk = buf[..k].to_vec();
+            self.feed(&chunk, emit);
+        }
+        self.flush(emit);
+        status
+    }
+
+    /// Closes the session (the shell leaves its loop and exits), reads the
+    /// rest of its output, and kills every process the build left behind.
+    pub(crate) async fn close(&mut self, emit: &mut (dyn FnMut(String) + Send)) {
+        if let Some(session) = self.session.as_mut() {
+            // End of input ends the shell's read loop.
+            drop(session.stdin.take());
+            self.end_session(emit).await;
+        }
+        self.kill();
+    }
+
+    /// Kills every process group of the build.
+    pub(crate) fn kill(&mut self) {
+        for pgid in self.groups.drain(..) {
+            if let Err(e) = process::kill_group(pgid) {
+                debug!(pgid, error = %e, "could not kill the build's process group");
+            }
+        }
+        self.session = None;
+        let _ = std::fs::remove_file(process::pid_file(&self.cfg.work_dir));
+    }
+
+    /// The directory of scripts and saved state.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.cfg.dir
+    }
+
+    fn feed(&mut self, chunk: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
+        for &b in chunk {
+            if b == b'\n' {
+                let line = std::mem::take(&mut self.partial);
+                self.emit_line(&line, emit);
+            } else {
+                self.partial.push(b);
+                if self.partial.len() >= MAX_LINE {
+                    let line = std::mem::take(&mut self.partial);
+                    self.emit_line(&line, emit);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, emit: &mut (dyn FnMut(String) + Send)) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.emit_line(&line, emit);
+        }
+    }
+
+    fn emit_line(&self, line: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        emit(self.masker.mask(&String::from_utf8_lossy(line)));
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `s` in single quotes for a POSIX shell.
+pub(crate) fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+    }
+}
