@@ -192,7 +192,13 @@ mod tests {
 
     #[test]
     fn keeps_paths_and_applies_excludes() {
-        let all = files(&["app.js", "app.js.map", "lib/a.js", "lib/a.js.map", "README.md"]);
+        let all = files(&[
+            "app.js",
+            "app.js.map",
+            "lib/a.js",
+            "lib/a.js.map",
+            "README.md",
+        ]);
         let got = map_files(&all, &pats(&["**/*"]), &pats(&["**/*.map"]), false).unwrap();
         let dests: Vec<_> = got.iter().map(|(_, d)| slash_path(d)).collect();
         assert_eq!(dests, ["app.js", "lib/a.js", "README.md"]);
@@ -213,8 +219,14 @@ mod tests {
 
     #[test]
     fn base_directory_is_relative_to_the_source() {
-        assert_eq!(base_dir(Path::new("/src"), Some("dist")), PathBuf::from("/src/dist"));
-        assert_eq!(base_dir(Path::new("/src"), Some("/abs/out")), PathBuf::from("/abs/out"));
+        assert_eq!(
+            base_dir(Path::new("/src"), Some("dist")),
+            PathBuf::from("/src/dist")
+        );
+        assert_eq!(
+            base_dir(Path::new("/src"), Some("/abs/out")),
+            PathBuf::from("/abs/out")
+        );
         assert_eq!(base_dir(Path::new("/src"), None), PathBuf::from("/src"));
     }
 }

@@ -41,7 +41,10 @@ fn roots(src_dir: &Path, cache_files: &Path, pattern: &Pattern) -> (PathBuf, Pat
 }
 
 fn compile(patterns: &[String]) -> Vec<Pattern> {
-    patterns.iter().filter_map(|p| Pattern::new(p).ok()).collect()
+    patterns
+        .iter()
+        .filter_map(|p| Pattern::new(p).ok())
+        .collect()
 }
 
 /// Copies the cached files back into place; returns how many.
@@ -57,7 +60,10 @@ pub fn restore(cache_dir: &Path, patterns: &[String], src_dir: &Path) -> Result<
         };
         for rel in walk_files(&stored).map_err(err(&stored))? {
             let key = slash_path(&rel);
-            if !compiled.iter().any(|p| p.is_absolute() == absolute && p.selects(&key)) {
+            if !compiled
+                .iter()
+                .any(|p| p.is_absolute() == absolute && p.selects(&key))
+            {
                 continue;
             }
             let to = target.join(&rel);
@@ -140,6 +146,9 @@ mod tests {
         );
         assert!(!fresh.path().join("other.txt").exists());
         // A pattern no longer listed is not restored.
-        assert_eq!(restore(cache.path(), &["vendor/**/*".to_owned()], fresh.path()).unwrap(), 0);
+        assert_eq!(
+            restore(cache.path(), &["vendor/**/*".to_owned()], fresh.path()).unwrap(),
+            0
+        );
     }
 }

@@ -31,7 +31,10 @@ enum Tok {
     Lit(char),
     Star,
     One,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,10 +96,14 @@ impl Pattern {
         for seg in &self.segs {
             match seg {
                 Seg::Part(toks) if toks.iter().all(|t| matches!(t, Tok::Lit(_))) => {
-                    out.push(toks.iter().map(|t| match t {
-                        Tok::Lit(c) => *c,
-                        _ => unreachable!("checked above"),
-                    }).collect::<String>());
+                    out.push(
+                        toks.iter()
+                            .map(|t| match t {
+                                Tok::Lit(c) => *c,
+                                _ => unreachable!("checked above"),
+                            })
+                            .collect::<String>(),
+                    );
                 }
                 _ => break,
             }
@@ -108,13 +115,19 @@ impl Pattern {
     /// pattern, relative to `/`) is selected: the pattern matches the path
     /// itself or one of its parent directories.
     pub fn selects(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         (1..=parts.len()).any(|n| match_segs(&self.segs, &parts[..n]))
     }
 
     /// Whether the pattern matches exactly `path`, not a parent of it.
     pub fn matches(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let parts: Vec<&str> = path
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         match_segs(&self.segs, &parts)
     }
 }
@@ -177,7 +190,9 @@ fn compile_segment(part: &str, whole: &str) -> Result<Vec<Tok>, GlobError> {
 fn match_segs(segs: &[Seg], parts: &[&str]) -> bool {
     match segs.split_first() {
         None => parts.is_empty(),
-        Some((Seg::AnyDirs, rest)) => (0..=parts.len()).any(|skip| match_segs(rest, &parts[skip..])),
+        Some((Seg::AnyDirs, rest)) => {
+            (0..=parts.len()).any(|skip| match_segs(rest, &parts[skip..]))
+        }
         Some((Seg::Part(toks), rest)) => match parts.split_first() {
             Some((part, more)) => {
                 let chars: Vec<char> = part.chars().collect();
@@ -292,7 +307,9 @@ mod tests {
         assert!(!p("[!a-c]*.txt").matches("b1.txt"));
         assert_eq!(
             Pattern::new("a[bc"),
-            Err(GlobError::UnclosedClass { pattern: "a[bc".into() })
+            Err(GlobError::UnclosedClass {
+                pattern: "a[bc".into()
+            })
         );
         assert_eq!(Pattern::new("./"), Err(GlobError::Empty));
     }
@@ -303,7 +320,10 @@ mod tests {
         assert!(m2.is_absolute());
         assert_eq!(m2.literal_prefix(), PathBuf::from("root/.m2"));
         assert!(m2.selects("root/.m2/repository/x.jar"));
-        assert_eq!(p("node_modules/**/*").literal_prefix(), PathBuf::from("node_modules"));
+        assert_eq!(
+            p("node_modules/**/*").literal_prefix(),
+            PathBuf::from("node_modules")
+        );
         assert_eq!(p("*.txt").literal_prefix(), PathBuf::new());
     }
 }

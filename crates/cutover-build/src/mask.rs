@@ -35,7 +35,11 @@ mod tests {
 
     #[test]
     fn masks_every_occurrence_longest_first() {
-        let m = Masker::new(["hunter2".to_owned(), "hunter2-extended".to_owned(), String::new()]);
+        let m = Masker::new([
+            "hunter2".to_owned(),
+            "hunter2-extended".to_owned(),
+            String::new(),
+        ]);
         assert_eq!(m.mask("pw=hunter2 and hunter2-extended"), "pw=*** and ***");
         assert_eq!(m.mask("nothing here"), "nothing here");
     }

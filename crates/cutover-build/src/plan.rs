@@ -236,7 +236,10 @@ pub fn build_status(phases: impl IntoIterator<Item = PhaseStatus>, stopped: bool
     if stopped {
         return BuildStatus::Stopped;
     }
-    if phases.into_iter().any(|s| matches!(s, PhaseStatus::Failed | PhaseStatus::Stopped)) {
+    if phases
+        .into_iter()
+        .any(|s| matches!(s, PhaseStatus::Failed | PhaseStatus::Stopped))
+    {
         BuildStatus::Failed
     } else {
         BuildStatus::Succeeded
@@ -260,7 +263,10 @@ mod tests {
         let mut ran = Vec::new();
         while let Some(step) = c.current() {
             ran.push(step.command.to_owned());
-            let code = codes.iter().find(|(n, _)| *n == step.command).map_or(0, |(_, c)| *c);
+            let code = codes
+                .iter()
+                .find(|(n, _)| *n == step.command)
+                .map_or(0, |(_, c)| *c);
             c.record(code);
         }
         (ran, c.failure().map(str::to_owned))
@@ -269,7 +275,10 @@ mod tests {
     #[test]
     fn commands_then_finally() {
         let p = phase(&["a", "b"], &["f1", "f2"]);
-        assert_eq!(run(&p, &[]), (vec!["a".into(), "b".into(), "f1".into(), "f2".into()], None));
+        assert_eq!(
+            run(&p, &[]),
+            (vec!["a".into(), "b".into(), "f1".into(), "f2".into()], None)
+        );
     }
 
     #[test]
@@ -277,7 +286,10 @@ mod tests {
         let p = phase(&["a", "b", "c"], &["f"]);
         let (ran, failure) = run(&p, &[("b", 2)]);
         assert_eq!(ran, vec!["a", "b", "f"]);
-        assert_eq!(failure.as_deref(), Some("command did not exit successfully: b exit status 2"));
+        assert_eq!(
+            failure.as_deref(),
+            Some("command did not exit successfully: b exit status 2")
+        );
     }
 
     #[test]
@@ -303,17 +315,35 @@ mod tests {
         assert_eq!(after_phase(PreBuild, true, None), Next::Abort);
         assert_eq!(after_phase(Build, true, None), Next::Run(PostBuild));
         assert_eq!(after_phase(PostBuild, true, None), Next::Finish);
-        assert_eq!(after_phase(Install, true, Some(OnFailure::Continue)), Next::Run(PreBuild));
-        assert_eq!(after_phase(Build, true, Some(OnFailure::Abort)), Next::Abort);
-        assert_eq!(after_phase(Build, false, Some(OnFailure::Abort)), Next::Run(PostBuild));
+        assert_eq!(
+            after_phase(Install, true, Some(OnFailure::Continue)),
+            Next::Run(PreBuild)
+        );
+        assert_eq!(
+            after_phase(Build, true, Some(OnFailure::Abort)),
+            Next::Abort
+        );
+        assert_eq!(
+            after_phase(Build, false, Some(OnFailure::Abort)),
+            Next::Run(PostBuild)
+        );
     }
 
     #[test]
     fn status() {
         use PhaseStatus::*;
-        assert_eq!(build_status([Succeeded, Succeeded], false), BuildStatus::Succeeded);
-        assert_eq!(build_status([Succeeded, Failed, Succeeded], false), BuildStatus::Failed);
-        assert_eq!(build_status([Succeeded, Skipped], false), BuildStatus::Succeeded);
+        assert_eq!(
+            build_status([Succeeded, Succeeded], false),
+            BuildStatus::Succeeded
+        );
+        assert_eq!(
+            build_status([Succeeded, Failed, Succeeded], false),
+            BuildStatus::Failed
+        );
+        assert_eq!(
+            build_status([Succeeded, Skipped], false),
+            BuildStatus::Succeeded
+        );
         assert_eq!(build_status([Succeeded], true), BuildStatus::Stopped);
     }
 }

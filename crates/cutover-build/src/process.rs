@@ -19,10 +19,16 @@ pub const PID_FILE: &str = "build.pid";
 /// is not an error.
 pub(crate) fn kill_group(pgid: u32) -> io::Result<()> {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "pid out of range",
+        ));
     };
     if pgid <= 1 {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to kill process group 0 or 1"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "refusing to kill process group 0 or 1",
+        ));
     }
     // SAFETY: kill(2) has no memory-safety preconditions; a negative pid
     // names the process group, checked above to be a real group id.

@@ -112,9 +112,11 @@ pub fn parse_junit(text: &str) -> Result<Vec<TestCase>, String> {
             (TestStatus::Succeeded, None)
         };
         let message = detail.and_then(|d| {
-            d.attribute("message")
-                .map(str::to_owned)
-                .or_else(|| d.text().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+            d.attribute("message").map(str::to_owned).or_else(|| {
+                d.text()
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+            })
         });
         out.push(TestCase {
             suite,
@@ -192,7 +194,12 @@ mod tests {
         let statuses: Vec<_> = cases.iter().map(|c| c.status).collect();
         assert_eq!(
             statuses,
-            [TestStatus::Succeeded, TestStatus::Failed, TestStatus::Error, TestStatus::Skipped]
+            [
+                TestStatus::Succeeded,
+                TestStatus::Failed,
+                TestStatus::Error,
+                TestStatus::Skipped
+            ]
         );
         assert_eq!(cases[0].duration_ms, Some(12));
         assert_eq!(cases[1].message.as_deref(), Some("expected 2, got 3"));

@@ -47,7 +47,9 @@ use crate::vars;
 pub use crate::process::kill_leftover;
 
 /// Host variables passed on to builds.
-const HOST_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+const HOST_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
+];
 
 /// Where a secret comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +106,12 @@ pub struct BuildRequest {
 impl BuildRequest {
     /// A request with a fresh `project:uuid` build id, no cache, no secrets,
     /// initiated by `cutover`.
-    pub fn new(project: &str, build_number: u64, src_dir: PathBuf, work_dir: PathBuf) -> BuildRequest {
+    pub fn new(
+        project: &str,
+        build_number: u64,
+        src_dir: PathBuf,
+        work_dir: PathBuf,
+    ) -> BuildRequest {
         BuildRequest {
             project: project.to_owned(),
             build_number,
@@ -267,7 +274,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> BuildError + '_ {
 }
 
 fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
@@ -331,7 +339,10 @@ pub async fn run_build(
         ("CODEBUILD_BUILD_NUMBER", Some(req.build_number.to_string())),
         ("CODEBUILD_SRC_DIR", Some(src_text)),
         ("CODEBUILD_SOURCE_VERSION", req.source_version.clone()),
-        ("CODEBUILD_RESOLVED_SOURCE_VERSION", req.resolved_source_version.clone()),
+        (
+            "CODEBUILD_RESOLVED_SOURCE_VERSION",
+            req.resolved_source_version.clone(),
+        ),
         ("CODEBUILD_BUILD_SUCCEEDING", Some("1".to_owned())),
         ("CODEBUILD_INITIATOR", Some(req.initiator.clone())),
         ("CODEBUILD_START_TIME", Some(millis(started).to_string())),
@@ -343,7 +354,11 @@ pub async fn run_build(
         }
     }
     for (id, dir) in &req.secondary_sources {
-        set(&mut env, &format!("CODEBUILD_SRC_DIR_{id}"), dir.to_string_lossy().into_owned());
+        set(
+            &mut env,
+            &format!("CODEBUILD_SRC_DIR_{id}"),
+            dir.to_string_lossy().into_owned(),
+        );
     }
     for (k, v) in &req.env {
         set(&mut env, k, v.clone());
@@ -358,7 +373,11 @@ pub async fn run_build(
     info!(build_id = %req.build_id, src_dir = %src_dir.display(), "build started");
 
     // The cache comes back before anything runs.
-    if let Some(cache_dir) = req.cache_dir.as_ref().filter(|_| !spec.cache_paths.is_empty()) {
+    if let Some(cache_dir) = req
+        .cache_dir
+        .as_ref()
+        .filter(|_| !spec.cache_paths.is_empty())
+    {
         match cache::restore(cache_dir, &spec.cache_paths, &src_dir) {
             Ok(n) => logger.system(format!("Restored {n} cached files")),
             Err(e) => {
@@ -417,7 +436,9 @@ pub async fn run_build(
                     succeeding = false;
                     let mut emit = |line: String| logger.output(line);
                     let set_failed = "export CODEBUILD_BUILD_SUCCEEDING=0";
-                    if let Ok(CommandEnd::Cancelled) = shell.run(set_failed, &mut emit, &cancel).await {
+                    if let Ok(CommandEnd::Cancelled) =
+                        shell.run(set_failed, &mut emit, &cancel).await
+                    {
                         stopped = true;
                         break;
                     }
@@ -432,8 +453,17 @@ pub async fn run_build(
             PhaseStatus::Succeeded
         };
         let ended = SystemTime::now();
-        logger.system(format!("Phase complete: {name} State: {}", phase_state(status)));
-        phases.push(record(name.into(), status, phase_started, ended, cursor.failure().map(str::to_owned)));
+        logger.system(format!(
+            "Phase complete: {name} State: {}",
+            phase_state(status)
+        ));
+        phases.push(record(
+            name.into(),
+            status,
+            phase_started,
+            ended,
+            cursor.failure().map(str::to_owned),
+        ));
         if stopped {
             break;
         }
@@ -470,22 +500,42 @@ pub async fn run_build(
                     }
                     let base = artifacts::base_dir(
                         &src_dir,
-                        group.base_directory.as_deref().map(|b| vars::expand(b, lookup)).as_deref(),
+                        group
+                            .base_directory
+                            .as_deref()
+                            .map(|b| vars::expand(b, lookup))
+                            .as_deref(),
                     );
-                    let files: Vec<String> = group.files.iter().map(|f| vars::expand(f, lookup)).collect();
+                    let files: Vec<String> = group
+                        .files
+                        .iter()
+                        .map(|f| vars::expand(f, lookup))
+                        .collect();
                     let report = reports::collect(&group.name, &base, &files);
                     logger.system(format!(
                         "Report {}: {} tests, {} passed, {} failed, {} errored, {} skipped",
-                        report.group, report.total, report.passed, report.failed, report.errored, report.skipped
+                        report.group,
+                        report.total,
+                        report.passed,
+                        report.failed,
+                        report.errored,
+                        report.skipped
                     ));
                     report_list.push(report);
                 }
                 if upload {
                     let up_started = SystemTime::now();
                     logger.system("Entering phase UPLOAD_ARTIFACTS".to_owned());
-                    let result = upload_artifacts(spec, &src_dir, &work_dir, &values, &mut artifact_sets);
-                    if let (Some(cache_dir), false) = (req.cache_dir.as_ref(), spec.cache_paths.is_empty()) {
-                        let paths: Vec<String> = spec.cache_paths.iter().map(|p| vars::expand(p, lookup)).collect();
+                    let result =
+                        upload_artifacts(spec, &src_dir, &work_dir, &values, &mut artifact_sets);
+                    if let (Some(cache_dir), false) =
+                        (req.cache_dir.as_ref(), spec.cache_paths.is_empty())
+                    {
+                        let paths: Vec<String> = spec
+                            .cache_paths
+                            .iter()
+                            .map(|p| vars::expand(p, lookup))
+                            .collect();
                         match cache::save(cache_dir, &paths, &src_dir) {
                             Ok(n) => logger.system(format!("Saved {n} files to the cache")),
                             Err(e) => logger.system(format!("Cache not saved: {e}")),
@@ -498,7 +548,10 @@ pub async fn run_build(
                             PhaseStatus::Failed
                         }
                     };
-                    logger.system(format!("Phase complete: UPLOAD_ARTIFACTS State: {}", phase_state(status)));
+                    logger.system(format!(
+                        "Phase complete: UPLOAD_ARTIFACTS State: {}",
+                        phase_state(status)
+                    ));
                     phases.push(record(
                         PhaseType::UploadArtifacts,
                         status,
@@ -552,7 +605,9 @@ fn record(
         status,
         started,
         ended,
-        duration_ms: ended.duration_since(started).map_or(0, |d| d.as_millis() as u64),
+        duration_ms: ended
+            .duration_since(started)
+            .map_or(0, |d| d.as_millis() as u64),
         message,
     }
 }
@@ -609,7 +664,9 @@ async fn read_shell_values<F: FnMut(LogLine) + Send>(
     let mut script = String::new();
     for n in &names {
         let file = sh_quote(&dir.join(format!("v.{n}")).to_string_lossy());
-        script.push_str(&format!("if [ \"${{{n}+x}}\" = x ]; then printf '%s' \"${n}\" > {file}; fi\n"));
+        script.push_str(&format!(
+            "if [ \"${{{n}+x}}\" = x ]; then printf '%s' \"${n}\" > {file}; fi\n"
+        ));
     }
     let specs = artifact_specs(spec);
     for (i, (_, a)) in specs.iter().enumerate() {
@@ -663,9 +720,19 @@ fn upload_artifacts(
         };
         let sel = Selection {
             label: id.unwrap_or("primary").to_owned(),
-            base: artifacts::base_dir(src_dir, a.base_directory.as_deref().map(|b| vars::expand(b, lookup)).as_deref()),
+            base: artifacts::base_dir(
+                src_dir,
+                a.base_directory
+                    .as_deref()
+                    .map(|b| vars::expand(b, lookup))
+                    .as_deref(),
+            ),
             files: a.files.iter().map(|f| vars::expand(f, lookup)).collect(),
-            exclude: a.exclude_paths.iter().map(|f| vars::expand(f, lookup)).collect(),
+            exclude: a
+                .exclude_paths
+                .iter()
+                .map(|f| vars::expand(f, lookup))
+                .collect(),
             discard_paths: a.discard_paths,
         };
         let files = artifacts::collect(&sel, &dest)?;

@@ -141,14 +141,25 @@ done
             .process_group(0)
             .kill_on_drop(true);
         let mut child = cmd.spawn()?;
-        let pgid = child.id().ok_or_else(|| io::Error::other("shell exited at once"))?;
+        let pgid = child
+            .id()
+            .ok_or_else(|| io::Error::other("shell exited at once"))?;
         self.groups.push(pgid);
         if let Err(e) = process::write_pid_file(&self.cfg.work_dir, pgid) {
             debug!(error = %e, "could not write the build's pid file");
         }
-        let stdin = child.stdin.take().ok_or_else(|| io::Error::other("no stdin"))?;
-        let stdout = child.stdout.take().ok_or_else(|| io::Error::other("no stdout"))?;
-        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("no stderr"))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no stdin"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| io::Error::other("no stderr"))?;
         debug!(pgid, program = self.cfg.program, "build shell started");
         self.session = Some(Session {
             child,
@@ -242,7 +253,8 @@ done
         let Some(mut session) = self.session.take() else {
             return 1;
         };
-        let status = match tokio::time::timeout(Duration::from_secs(5), session.child.wait()).await {
+        let status = match tokio::time::timeout(Duration::from_secs(5), session.child.wait()).await
+        {
             Ok(Ok(s)) => s.code().unwrap_or_else(|| {
                 use std::os::unix::process::ExitStatusExt;
                 128 + s.signal().unwrap_or(9)

@@ -17,10 +17,10 @@ pub fn is_var_name(name: &str) -> bool {
 pub fn references(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     scan(text, |piece| {
-        if let Piece::Var(name) = piece {
-            if !out.iter().any(|n: &String| n == name) {
-                out.push(name.to_owned());
-            }
+        if let Piece::Var(name) = piece
+            && !out.iter().any(|n: &String| n == name)
+        {
+            out.push(name.to_owned());
         }
     });
     out
@@ -100,13 +100,19 @@ mod tests {
         assert_eq!(expand("$CODEBUILD_SRC_DIR/reports", env), "/src/reports");
         assert_eq!(expand("${FILE}", env), "imagedefinitions.json");
         assert_eq!(expand("a/$NOPE/b", env), "a//b");
-        assert_eq!(expand("cost $5 and ${not valid}", env), "cost $5 and ${not valid}");
+        assert_eq!(
+            expand("cost $5 and ${not valid}", env),
+            "cost $5 and ${not valid}"
+        );
         assert_eq!(expand("$", env), "$");
     }
 
     #[test]
     fn lists_references_once() {
-        assert_eq!(references("$A/${B}/$A-$1"), vec!["A".to_owned(), "B".to_owned()]);
+        assert_eq!(
+            references("$A/${B}/$A-$1"),
+            vec!["A".to_owned(), "B".to_owned()]
+        );
         assert!(is_var_name("_X1"));
         assert!(!is_var_name("1X"));
         assert!(!is_var_name("A-B"));

@@ -135,17 +135,33 @@ fn every_error_is_reported_in_one_pass() {
 #[test]
 fn version_as_float_or_string_and_yaml_1_1_booleans() {
     for version in ["0.2", "\"0.2\"", "'0.2'"] {
-        for (word, expected) in [("yes", true), ("no", false), ("\"yes\"", true), ("on", true), ("off", false), ("true", true), ("No", false)] {
+        for (word, expected) in [
+            ("yes", true),
+            ("no", false),
+            ("\"yes\"", true),
+            ("on", true),
+            ("off", false),
+            ("true", true),
+            ("No", false),
+        ] {
             let text = format!(
                 "version: {version}\nartifacts:\n  files: ['**/*']\n  discard-paths: {word}\nreports:\n  tests:\n    files: ['*.xml']\n    discard-paths: {word}\n"
             );
             let spec = parse_buildspec("buildspec.yml", &text).unwrap().value;
             assert_eq!(spec.version, Version::V0_2);
-            assert_eq!(spec.artifacts.unwrap().primary.unwrap().discard_paths, expected, "{word}");
+            assert_eq!(
+                spec.artifacts.unwrap().primary.unwrap().discard_paths,
+                expected,
+                "{word}"
+            );
             assert_eq!(spec.reports[0].discard_paths, expected, "{word}");
         }
     }
-    let v01 = parse_buildspec("buildspec.yml", "version: 0.1\nphases: {build: {commands: [make]}}\n").unwrap();
+    let v01 = parse_buildspec(
+        "buildspec.yml",
+        "version: 0.1\nphases: {build: {commands: [make]}}\n",
+    )
+    .unwrap();
     assert_eq!(v01.value.version, Version::V0_1);
 }
 
@@ -201,26 +217,45 @@ cache:
     assert_eq!(spec.env.shell, Shell::Sh);
     assert_eq!(
         spec.env.variables,
-        vec![("PORT".into(), "8080".into()), ("CI".into(), "true".into()), ("NAME".into(), "web".into())]
+        vec![
+            ("PORT".into(), "8080".into()),
+            ("CI".into(), "true".into()),
+            ("NAME".into(), "web".into())
+        ]
     );
-    assert_eq!(spec.env.parameter_store, vec![("DB_PASS".into(), "/prod/db/pass".into())]);
-    assert_eq!(spec.env.secrets_manager, vec![("TOKEN".into(), "prod/api:token".into())]);
+    assert_eq!(
+        spec.env.parameter_store,
+        vec![("DB_PASS".into(), "/prod/db/pass".into())]
+    );
+    assert_eq!(
+        spec.env.secrets_manager,
+        vec![("TOKEN".into(), "prod/api:token".into())]
+    );
     assert_eq!(spec.env.exported_variables, vec!["IMAGE_TAG".to_owned()]);
     assert_eq!(spec.phases.install.on_failure, Some(OnFailure::Continue));
     assert_eq!(spec.phases.build.commands.len(), 2);
-    assert_eq!(spec.phases.build.commands[1], "if true; then\n  echo multi\nfi\n");
+    assert_eq!(
+        spec.phases.build.commands[1],
+        "if true; then\n  echo multi\nfi\n"
+    );
     assert_eq!(spec.phases.build.finally, vec!["echo done".to_owned()]);
     assert!(spec.phases.post_build.commands.is_empty());
     assert_eq!(spec.reports.len(), 2);
     assert_eq!(spec.reports[0].format, ReportFormat::JunitXml);
-    assert_eq!(spec.reports[1].format, ReportFormat::Other("COBERTURAXML".into()));
+    assert_eq!(
+        spec.reports[1].format,
+        ReportFormat::Other("COBERTURAXML".into())
+    );
     let artifacts = spec.artifacts.unwrap();
     let primary = artifacts.primary.unwrap();
     assert_eq!(primary.files, vec!["imagedefinitions.json".to_owned()]);
     assert_eq!(primary.name.as_deref(), Some("web-$CODEBUILD_BUILD_NUMBER"));
     assert!(primary.discard_paths);
     assert_eq!(artifacts.secondary[0].0, "docs");
-    assert_eq!(spec.cache_paths, vec!["/root/.m2/**/*".to_owned(), "node_modules/**/*".to_owned()]);
+    assert_eq!(
+        spec.cache_paths,
+        vec!["/root/.m2/**/*".to_owned(), "node_modules/**/*".to_owned()]
+    );
 }
 
 #[test]

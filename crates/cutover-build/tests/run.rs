@@ -56,9 +56,14 @@ async fn build_with(
     adjust(&mut req);
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
-    let outcome = run_build(&spec, req, move |l| sink.lock().unwrap().push(l), CancellationToken::new())
-        .await
-        .unwrap();
+    let outcome = run_build(
+        &spec,
+        req,
+        move |l| sink.lock().unwrap().push(l),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     let log = log.lock().unwrap().clone();
     Build {
         outcome,
@@ -80,7 +85,12 @@ async fn phases_run_in_order() {
     .await;
     assert_eq!(b.output(), ["install", "pre", "build", "post"]);
     assert_eq!(b.outcome.status, BuildStatus::Succeeded);
-    let order: Vec<_> = b.outcome.phases.iter().map(|p| (p.phase, p.status)).collect();
+    let order: Vec<_> = b
+        .outcome
+        .phases
+        .iter()
+        .map(|p| (p.phase, p.status))
+        .collect();
     assert_eq!(
         order,
         [
@@ -105,7 +115,12 @@ async fn a_failed_install_skips_every_later_phase() {
     assert_eq!(b.phase(PhaseType::PreBuild), PhaseStatus::Skipped);
     assert_eq!(b.phase(PhaseType::PostBuild), PhaseStatus::Skipped);
     // No UPLOAD_ARTIFACTS after a failed install.
-    assert!(b.outcome.phases.iter().all(|p| p.phase != PhaseType::UploadArtifacts));
+    assert!(
+        b.outcome
+            .phases
+            .iter()
+            .all(|p| p.phase != PhaseType::UploadArtifacts)
+    );
     assert_eq!(
         b.outcome.phases[0].message.as_deref(),
         Some("command did not exit successfully: false exit status 1")
@@ -201,8 +216,16 @@ async fn exported_variables_are_read_after_post_build() {
         "version: 0.2\nenv:\n  exported-variables: [IMAGE_TAG, STAGE, NEVER_SET]\n  variables:\n    STAGE: initial\nphases:\n  build:\n    commands:\n      - export IMAGE_TAG=build-$CODEBUILD_BUILD_NUMBER\n  post_build:\n    commands:\n      - |\n        STAGE=\"multi word\n        line\"\n",
     )
     .await;
-    let vars: Vec<_> = b.outcome.exported_variables.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    assert_eq!(vars, [("IMAGE_TAG", "build-7"), ("STAGE", "multi word\nline")]);
+    let vars: Vec<_> = b
+        .outcome
+        .exported_variables
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        vars,
+        [("IMAGE_TAG", "build-7"), ("STAGE", "multi word\nline")]
+    );
 }
 
 #[tokio::test]
@@ -220,7 +243,11 @@ async fn secrets_are_resolved_and_masked_in_logs() {
     )
     .await;
     assert_eq!(b.output(), ["pass=*** token=***", "12", "Running with ***"]);
-    assert!(b.log.iter().all(|l| !l.text.contains("s3cr3t") && !l.text.contains("tok-123456")));
+    assert!(
+        b.log
+            .iter()
+            .all(|l| !l.text.contains("s3cr3t") && !l.text.contains("tok-123456"))
+    );
 }
 
 #[tokio::test]
@@ -233,10 +260,18 @@ async fn a_missing_secret_stops_the_build_before_anything_runs() {
     .value;
     let src = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
-    let err = run_build(&spec, request(src.path(), work.path()), |_| {}, CancellationToken::new())
-        .await
-        .unwrap_err();
-    assert_eq!(err.to_string(), "env.parameter-store.DB_PASS: secret \"/nope\" not found");
+    let err = run_build(
+        &spec,
+        request(src.path(), work.path()),
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "env.parameter-store.DB_PASS: secret \"/nope\" not found"
+    );
     assert!(!src.path().join("ran").exists());
 }
 
@@ -269,7 +304,12 @@ artifacts:
 "#,
     )
     .await;
-    assert_eq!(b.outcome.status, BuildStatus::Succeeded, "{:?}", b.outcome.phases);
+    assert_eq!(
+        b.outcome.status,
+        BuildStatus::Succeeded,
+        "{:?}",
+        b.outcome.phases
+    );
     let sets: Vec<_> = b
         .outcome
         .artifacts
@@ -278,23 +318,59 @@ artifacts:
             (
                 a.identifier.clone(),
                 a.name.clone(),
-                a.files.iter().map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                a.files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>(),
             )
         })
         .collect();
     assert_eq!(
         sets,
         [
-            (None, Some("web-7-x".to_owned()), vec!["css/site.css".to_owned(), "js/app.js".into(), "js/lib/util.js".into()]),
-            (Some("Flat".to_owned()), None, vec!["app.js".to_owned(), "imagedefinitions.json".into(), "util.js".into()]),
-            (Some("Docs".to_owned()), None, vec!["docs/api/index.md".to_owned()]),
+            (
+                None,
+                Some("web-7-x".to_owned()),
+                vec![
+                    "css/site.css".to_owned(),
+                    "js/app.js".into(),
+                    "js/lib/util.js".into()
+                ]
+            ),
+            (
+                Some("Flat".to_owned()),
+                None,
+                vec![
+                    "app.js".to_owned(),
+                    "imagedefinitions.json".into(),
+                    "util.js".into()
+                ]
+            ),
+            (
+                Some("Docs".to_owned()),
+                None,
+                vec!["docs/api/index.md".to_owned()]
+            ),
         ]
     );
     let primary = &b.outcome.artifacts[0];
-    assert_eq!(primary.dir, b.work.path().canonicalize().unwrap().join("artifacts/primary"));
-    assert_eq!(std::fs::read_to_string(primary.dir.join("js/app.js")).unwrap(), "app\n");
+    assert_eq!(
+        primary.dir,
+        b.work
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join("artifacts/primary")
+    );
+    assert_eq!(
+        std::fs::read_to_string(primary.dir.join("js/app.js")).unwrap(),
+        "app\n"
+    );
     let flat = &b.outcome.artifacts[1];
-    assert_eq!(std::fs::read_to_string(flat.dir.join("util.js")).unwrap(), "lib\n");
+    assert_eq!(
+        std::fs::read_to_string(flat.dir.join("util.js")).unwrap(),
+        "lib\n"
+    );
 }
 
 #[tokio::test]
@@ -303,7 +379,10 @@ async fn no_matching_artifact_fails_the_upload() {
     assert_eq!(b.phase(PhaseType::UploadArtifacts), PhaseStatus::Failed);
     assert_eq!(b.outcome.status, BuildStatus::Failed);
     let message = b.outcome.phases.last().unwrap().message.clone().unwrap();
-    assert!(message.starts_with("primary: no matching artifact paths found under "), "{message}");
+    assert!(
+        message.starts_with("primary: no matching artifact paths found under "),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -366,7 +445,13 @@ async fn codebuild_variables_are_set() {
     .await;
     assert_eq!(
         b.output(),
-        ["7|0123abc|refs/heads/main|codepipeline/web|1", "web-build", "src ok", "time ok", "37"]
+        [
+            "7|0123abc|refs/heads/main|codepipeline/web|1",
+            "web-build",
+            "src ok",
+            "time ok",
+            "37"
+        ]
     );
 }
 
@@ -405,21 +490,42 @@ async fn logs_stream_live_and_stopping_kills_the_process_group() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = tokio::spawn({
         let req = request(src.path(), work.path());
-        async move { run_build(&spec, req, move |l| { let _ = tx.send(l); }, cancel).await }
+        async move {
+            run_build(
+                &spec,
+                req,
+                move |l| {
+                    let _ = tx.send(l);
+                },
+                cancel,
+            )
+            .await
+        }
     });
     // "ready" arrives while its command is still running: lines are live.
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         if line.text == "ready" {
             break;
         }
     }
     assert!(work.path().join("build.pid").exists());
     stopper.cancel();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), run).await.unwrap().unwrap().unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(outcome.status, BuildStatus::Stopped);
     assert_eq!(outcome.phases[2].status, PhaseStatus::Stopped);
-    let bg: i32 = std::fs::read_to_string(src.path().join("bg.pid")).unwrap().trim().parse().unwrap();
+    let bg: i32 = std::fs::read_to_string(src.path().join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     // The background process is gone (reaped by init soon after the kill).
     let mut gone = false;
     for _ in 0..50 {
@@ -442,13 +548,21 @@ async fn leftover_groups_are_killed_from_the_pid_file() {
     let mut child = child.arg("300").spawn().unwrap();
     let pid = child.id();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let start = stat[stat.rfind(')').unwrap() + 2..].split_whitespace().nth(19).unwrap().to_owned();
+    let start = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_owned();
     std::fs::write(work.path().join("build.pid"), format!("{pid} {start}\n")).unwrap();
     assert!(cutover_build::process::kill_leftover(work.path()).unwrap());
     let status = child.wait().unwrap();
     assert!(!status.success());
     assert!(!work.path().join("build.pid").exists());
     // A stale file (recycled pid) kills nothing.
-    std::fs::write(work.path().join("build.pid"), format!("{} 1\n", std::process::id())).unwrap();
+    std::fs::write(
+        work.path().join("build.pid"),
+        format!("{} 1\n", std::process::id()),
+    )
+    .unwrap();
     assert!(!cutover_build::process::kill_leftover(work.path()).unwrap());
 }

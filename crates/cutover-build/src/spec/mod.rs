@@ -529,7 +529,10 @@ fn read_commands(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
         other => {
             r.error(
                 path,
-                format!("expected a list of commands, found {}", read::describe(other)),
+                format!(
+                    "expected a list of commands, found {}",
+                    read::describe(other)
+                ),
             );
             return Vec::new();
         }
@@ -551,12 +554,18 @@ fn read_on_failure(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<OnFail
         up if up.starts_with("RETRY") => {
             r.warn(
                 path,
-                format!("{} is not supported by cutover, the phase aborts the build on failure", quote(&s)),
+                format!(
+                    "{} is not supported by cutover, the phase aborts the build on failure",
+                    quote(&s)
+                ),
             );
             Some(OnFailure::Abort)
         }
         _ => {
-            r.error(path, format!("expected ABORT or CONTINUE, found {}", quote(&s)));
+            r.error(
+                path,
+                format!("expected ABORT or CONTINUE, found {}", quote(&s)),
+            );
             None
         }
     }
@@ -566,17 +575,26 @@ fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifac
     let map = r.mapping(v, path)?;
     let entries = r.entries(map, path);
     r.check_keys(&entries, path, ARTIFACT_KEYS, ARTIFACT_UNSUPPORTED);
-    let has_primary = entries.iter().any(|(k, _)| k != "secondary-artifacts" && ARTIFACT_KEYS.contains(&k.as_str()));
+    let has_primary = entries
+        .iter()
+        .any(|(k, _)| k != "secondary-artifacts" && ARTIFACT_KEYS.contains(&k.as_str()));
     let mut secondary = Vec::new();
     if let Some((_, sec)) = entries.iter().find(|(k, _)| k == "secondary-artifacts") {
         let at = path.key("secondary-artifacts");
         if let Some(sec_map) = r.mapping(sec, &at) {
             for (id, value) in r.entries(sec_map, &at) {
                 let item = at.key(&id);
-                if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                if id.is_empty()
+                    || !id
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
                     r.error(
                         &item,
-                        format!("artifact identifier {} may only contain letters, digits, _ and -", quote(&id)),
+                        format!(
+                            "artifact identifier {} may only contain letters, digits, _ and -",
+                            quote(&id)
+                        ),
                     );
                 }
                 let Some(m) = r.mapping(value, &item) else {
@@ -632,7 +650,13 @@ fn read_artifact_spec(
 fn read_base_directory(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<String> {
     let s = r.string(v, path)?;
     if s.split('/').any(|seg| seg == "..") {
-        r.error(path, format!("{} must not leave the source directory with \"..\"", quote(&s)));
+        r.error(
+            path,
+            format!(
+                "{} must not leave the source directory with \"..\"",
+                quote(&s)
+            ),
+        );
     }
     Some(s)
 }
@@ -642,7 +666,11 @@ fn read_base_directory(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<St
 fn read_patterns(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
     let list = r.strings(v, path);
     for (i, p) in list.iter().enumerate() {
-        let at = if matches!(v, Value::Sequence(_)) { path.index(i) } else { path.clone() };
+        let at = if matches!(v, Value::Sequence(_)) {
+            path.index(i)
+        } else {
+            path.clone()
+        };
         let probe = vars::expand(p, |_| Some("x".to_owned()));
         if let Err(e) = Pattern::new(&probe) {
             r.error(&at, format!("invalid pattern {}: {e}", quote(p)));
@@ -687,7 +715,13 @@ fn read_reports(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<ReportGroup>
                         if up == "JUNITXML" {
                             group.format = ReportFormat::JunitXml;
                         } else if REPORT_FORMATS.contains(&up.as_str()) {
-                            r.warn(&k, format!("report format {} is not read by cutover, only JUNITXML", quote(&f)));
+                            r.warn(
+                                &k,
+                                format!(
+                                    "report format {} is not read by cutover, only JUNITXML",
+                                    quote(&f)
+                                ),
+                            );
                             group.format = ReportFormat::Other(f);
                         } else {
                             r.error(&k, format!("unknown report format {}", quote(&f)));

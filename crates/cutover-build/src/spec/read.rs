@@ -127,7 +127,11 @@ impl Reader {
 
     /// A mapping; `None` (and no error) for an empty value, an error for
     /// anything else.
-    pub(crate) fn mapping<'v>(&mut self, value: &'v Value, path: &FieldPath) -> Option<&'v Mapping> {
+    pub(crate) fn mapping<'v>(
+        &mut self,
+        value: &'v Value,
+        path: &FieldPath,
+    ) -> Option<&'v Mapping> {
         match value {
             Value::Mapping(m) => Some(m),
             Value::Null => None,
@@ -148,7 +152,10 @@ impl Reader {
         for (k, v) in map {
             match key_text(k) {
                 Some(name) => out.push((name, v)),
-                None => self.error(path, format!("expected a name as key, found {}", describe(k))),
+                None => self.error(
+                    path,
+                    format!("expected a name as key, found {}", describe(k)),
+                ),
             }
         }
         out
@@ -169,7 +176,10 @@ impl Reader {
             }
             let at = path.key(name);
             if unsupported.contains(&name.as_str()) {
-                self.warn(&at, format!("{} is not supported by cutover, ignored", quote(name)));
+                self.warn(
+                    &at,
+                    format!("{} is not supported by cutover, ignored", quote(name)),
+                );
             } else {
                 let message = match suggest(name, known) {
                     Some(s) => format!(
@@ -304,9 +314,16 @@ mod tests {
 
     #[test]
     fn paths_are_written_like_cutover_spec_writes_them() {
-        let p = FieldPath::root().key("phases").key("build").key("commands").index(2);
+        let p = FieldPath::root()
+            .key("phases")
+            .key("build")
+            .key("commands")
+            .index(2);
         assert_eq!(p.as_str(), "phases.build.commands[2]");
-        let p = FieldPath::root().key("reports").key("arn:aws:x/y").key("files");
+        let p = FieldPath::root()
+            .key("reports")
+            .key("arn:aws:x/y")
+            .key("files");
         assert_eq!(p.as_str(), r#"reports["arn:aws:x/y"].files"#);
     }
 
