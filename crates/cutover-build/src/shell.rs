@@ -39,6 +39,9 @@ const MAX_LINE: usize = 64 * 1024;
 /// in the pipe.
 const DRAIN: Duration = Duration::from_millis(200);
 
+/// The longest time spent reading output after the shell exited.
+const DRAIN_MAX: Duration = Duration::from_secs(1);
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CommandEnd {
@@ -264,8 +267,16 @@ done
                 1
             }
         };
+        // Background processes may hold the pipe open and keep writing:
+        // read what is there, for a bounded time.
+        let deadline = tokio::time::Instant::now() + DRAIN_MAX;
         let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(Ok(k)) = tokio::time::timeout(DRAIN, session.stdout.read(&mut buf)).await {
+        while let Ok(Ok(k)) = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + DRAIN),
+            session.stdout.read(&mut buf),
+        )
+        .await
+        {
             if k == 0 {
                 break;
             }

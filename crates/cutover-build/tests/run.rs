@@ -566,3 +566,19 @@ async fn leftover_groups_are_killed_from_the_pid_file() {
     .unwrap();
     assert!(!cutover_build::process::kill_leftover(work.path()).unwrap());
 }
+
+#[tokio::test]
+async fn a_chatty_background_process_does_not_hold_the_build_open() {
+    let started = std::time::Instant::now();
+    let b = build(
+        "version: 0.2\nphases:\n  build:\n    commands:\n      - (while true; do echo spam; sleep 0.01; done) &\n      - echo built\n",
+    )
+    .await;
+    assert_eq!(b.outcome.status, BuildStatus::Succeeded);
+    assert!(b.output().contains(&"built"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}

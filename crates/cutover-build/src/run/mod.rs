@@ -27,217 +27,36 @@
 //! kills the group recorded in `<work_dir>/build.pid`.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::artifacts::{self, ArtifactSet, Selection};
+use crate::artifacts;
 use crate::cache;
 use crate::mask::Masker;
-use crate::plan::{self, BuildStatus, Next, PhaseCursor, PhaseStatus, PhaseType};
-use crate::reports::{self, Report};
-use crate::shell::{CommandEnd, Shell, ShellConfig, sh_quote};
-use crate::spec::{ArtifactSpec, BuildSpec, PhaseName, ReportFormat, Version};
+use crate::plan::{self, Next, PhaseCursor, PhaseStatus, PhaseType};
+use crate::reports;
+use crate::shell::{CommandEnd, Shell, ShellConfig};
+use crate::spec::{BuildSpec, PhaseName, ReportFormat, Version};
 use crate::vars;
 
 pub use crate::process::kill_leftover;
+pub use request::{
+    BuildError, BuildOutcome, BuildRequest, LogLine, LogSource, PhaseRecord, SecretLookup,
+    SecretSource,
+};
+
+mod finish;
+mod request;
+
+use finish::{read_shell_values, upload_artifacts};
 
 /// Host variables passed on to builds.
 const HOST_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
 ];
-
-/// Where a secret comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretSource {
-    /// `env.parameter-store`: the reference is a parameter name.
-    ParameterStore,
-    /// `env.secrets-manager`: the reference is
-    /// `secret-id:json-key:version-stage:version-id`.
-    SecretsManager,
-}
-
-impl fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SecretSource::ParameterStore => "parameter-store",
-            SecretSource::SecretsManager => "secrets-manager",
-        })
-    }
-}
-
-/// Resolves a secret reference to its value (`None`: no such secret).
-pub type SecretLookup = Arc<dyn Fn(SecretSource, &str) -> Option<String> + Send + Sync>;
-
-/// What to build and where.
-#[derive(Clone)]
-pub struct BuildRequest {
-    /// The build project's name.
-    pub project: String,
-    /// `CODEBUILD_BUILD_NUMBER`.
-    pub build_number: u64,
-    /// `CODEBUILD_BUILD_ID`, `project:uuid`.
-    pub build_id: String,
-    /// The checked-out source (`CODEBUILD_SRC_DIR`); commands start here.
-    pub src_dir: PathBuf,
-    /// Secondary sources: identifier and directory (`CODEBUILD_SRC_DIR_<id>`).
-    pub secondary_sources: Vec<(String, PathBuf)>,
-    /// The build's own directory (artifacts, scripts, pid file); must not
-    /// be inside `src_dir`.
-    pub work_dir: PathBuf,
-    /// The project's cache directory, kept between builds, if caching is on.
-    pub cache_dir: Option<PathBuf>,
-    /// `CODEBUILD_SOURCE_VERSION` (a branch, tag or commit as requested).
-    pub source_version: Option<String>,
-    /// `CODEBUILD_RESOLVED_SOURCE_VERSION` (the commit).
-    pub resolved_source_version: Option<String>,
-    /// `CODEBUILD_INITIATOR` (`codepipeline/<pipeline>`, a user name, ...).
-    pub initiator: String,
-    /// Extra variables (the pipeline's `EnvironmentVariables`), applied last.
-    pub env: Vec<(String, String)>,
-    /// Resolves `parameter-store` and `secrets-manager` references.
-    pub secrets: SecretLookup,
-}
-
-impl BuildRequest {
-    /// A request with a fresh `project:uuid` build id, no cache, no secrets,
-    /// initiated by `cutover`.
-    pub fn new(
-        project: &str,
-        build_number: u64,
-        src_dir: PathBuf,
-        work_dir: PathBuf,
-    ) -> BuildRequest {
-        BuildRequest {
-            project: project.to_owned(),
-            build_number,
-            build_id: format!("{project}:{}", uuid::Uuid::new_v4()),
-            src_dir,
-            secondary_sources: Vec::new(),
-            work_dir,
-            cache_dir: None,
-            source_version: None,
-            resolved_source_version: None,
-            initiator: "cutover".to_owned(),
-            env: Vec::new(),
-            secrets: Arc::new(|_, _| None),
-        }
-    }
-}
-
-impl fmt::Debug for BuildRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BuildRequest")
-            .field("project", &self.project)
-            .field("build_id", &self.build_id)
-            .field("src_dir", &self.src_dir)
-            .field("work_dir", &self.work_dir)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Who wrote a log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogSource {
-    /// The build's commands (stdout and stderr).
-    Output,
-    /// Cutover: phase transitions, commands run, exit statuses.
-    System,
-}
-
-/// One line of a build's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogLine {
-    /// When it was read.
-    pub time: SystemTime,
-    /// Who wrote it.
-    pub source: LogSource,
-    /// The phase running then.
-    pub phase: Option<PhaseType>,
-    /// The text, without its newline, secrets masked.
-    pub text: String,
-}
-
-/// One phase of a finished build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhaseRecord {
-    /// Which phase.
-    pub phase: PhaseType,
-    /// How it ended.
-    pub status: PhaseStatus,
-    /// When it started.
-    pub started: SystemTime,
-    /// When it ended.
-    pub ended: SystemTime,
-    /// `ended - started`.
-    pub duration_ms: u64,
-    /// Why it failed, if it did.
-    pub message: Option<String>,
-}
-
-/// The result of a build.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BuildOutcome {
-    /// `CODEBUILD_BUILD_ID`.
-    pub build_id: String,
-    /// How the build ended.
-    pub status: BuildStatus,
-    /// The phases, in order (skipped ones included).
-    pub phases: Vec<PhaseRecord>,
-    /// `env.exported-variables` that were set at the end.
-    pub exported_variables: BTreeMap<String, String>,
-    /// The artifacts collected.
-    pub artifacts: Vec<ArtifactSet>,
-    /// The JUnit reports read.
-    pub reports: Vec<Report>,
-    /// Start of the build.
-    pub started: SystemTime,
-    /// End of the build.
-    pub ended: SystemTime,
-}
-
-/// A build that could not start: nothing ran.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// A secret could not be resolved.
-    #[error("env.{store}.{variable}: secret {reference:?} not found")]
-    MissingSecret {
-        /// The variable it was meant for.
-        variable: String,
-        /// The store.
-        store: SecretSource,
-        /// The reference as written.
-        reference: String,
-    },
-    /// The work directory would be swept into the artifacts.
-    #[error("work directory {work_dir} is inside the source directory {src_dir}")]
-    WorkDirInsideSource {
-        /// `req.work_dir`.
-        work_dir: PathBuf,
-        /// `req.src_dir`.
-        src_dir: PathBuf,
-    },
-    /// Preparing a directory failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The path concerned.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The shell could not be started.
-    #[error("cannot run {program}: {source}")]
-    Shell {
-        /// `bash` or `sh`.
-        program: &'static str,
-        /// The error.
-        source: std::io::Error,
-    },
-}
 
 struct Logger<F> {
     log: F,
@@ -610,138 +429,4 @@ fn record(
             .map_or(0, |d| d.as_millis() as u64),
         message,
     }
-}
-
-/// Values read from the shell at the end of the build.
-struct ShellValues {
-    /// Variables by name (only those that are set).
-    vars: BTreeMap<String, String>,
-    /// Artifact names, expanded: primary first, then secondary in order.
-    names: Vec<Option<String>>,
-}
-
-fn artifact_specs(spec: &BuildSpec) -> Vec<(Option<&str>, &ArtifactSpec)> {
-    let mut out = Vec::new();
-    if let Some(a) = &spec.artifacts {
-        if let Some(p) = &a.primary {
-            out.push((None, p));
-        }
-        for (id, s) in &a.secondary {
-            out.push((Some(id.as_str()), s));
-        }
-    }
-    out
-}
-
-/// Asks the shell for the exported variables, the variables the paths
-/// refer to and the artifact names. `None` if the build was stopped meanwhile.
-async fn read_shell_values<F: FnMut(LogLine) + Send>(
-    shell: &mut Shell,
-    logger: &mut Logger<F>,
-    spec: &BuildSpec,
-    cancel: &CancellationToken,
-) -> Option<ShellValues> {
-    let mut names: Vec<String> = spec.env.exported_variables.clone();
-    let mut texts: Vec<&str> = Vec::new();
-    for (_, a) in artifact_specs(spec) {
-        texts.extend(a.files.iter().map(String::as_str));
-        texts.extend(a.exclude_paths.iter().map(String::as_str));
-        texts.extend(a.base_directory.as_deref());
-    }
-    for g in &spec.reports {
-        texts.extend(g.files.iter().map(String::as_str));
-        texts.extend(g.base_directory.as_deref());
-    }
-    texts.extend(spec.cache_paths.iter().map(String::as_str));
-    for t in texts {
-        for n in vars::references(t) {
-            if !names.contains(&n) {
-                names.push(n);
-            }
-        }
-    }
-    let dir = shell.dir().to_path_buf();
-    let mut script = String::new();
-    for n in &names {
-        let file = sh_quote(&dir.join(format!("v.{n}")).to_string_lossy());
-        script.push_str(&format!(
-            "if [ \"${{{n}+x}}\" = x ]; then printf '%s' \"${n}\" > {file}; fi\n"
-        ));
-    }
-    let specs = artifact_specs(spec);
-    for (i, (_, a)) in specs.iter().enumerate() {
-        if let Some(name) = &a.name {
-            let file = sh_quote(&dir.join(format!("n.{i}")).to_string_lossy());
-            let escaped = name.replace('\\', "\\\\").replace('"', "\\\"");
-            script.push_str(&format!("printf '%s' \"{escaped}\" > {file}\n"));
-        }
-    }
-    script.push_str("true\n");
-    let end = {
-        let mut emit = |line: String| logger.output(line);
-        shell.run(&script, &mut emit, cancel).await
-    };
-    match end {
-        Ok(CommandEnd::Cancelled) => return None,
-        Ok(_) => {}
-        Err(e) => logger.system(format!("Could not read the build's variables: {e}")),
-    }
-    let vars = names
-        .iter()
-        .filter_map(|n| {
-            std::fs::read(dir.join(format!("v.{n}")))
-                .ok()
-                .map(|v| (n.clone(), String::from_utf8_lossy(&v).into_owned()))
-        })
-        .collect();
-    let names = (0..specs.len())
-        .map(|i| {
-            std::fs::read(dir.join(format!("n.{i}")))
-                .ok()
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-        })
-        .collect();
-    Some(ShellValues { vars, names })
-}
-
-fn upload_artifacts(
-    spec: &BuildSpec,
-    src_dir: &Path,
-    work_dir: &Path,
-    values: &ShellValues,
-    out: &mut Vec<ArtifactSet>,
-) -> Result<(), artifacts::ArtifactError> {
-    let lookup = |n: &str| values.vars.get(n).cloned();
-    let root = work_dir.join("artifacts");
-    for (i, (id, a)) in artifact_specs(spec).into_iter().enumerate() {
-        let dest = match id {
-            None => root.join("primary"),
-            Some(id) => root.join("secondary").join(id),
-        };
-        let sel = Selection {
-            label: id.unwrap_or("primary").to_owned(),
-            base: artifacts::base_dir(
-                src_dir,
-                a.base_directory
-                    .as_deref()
-                    .map(|b| vars::expand(b, lookup))
-                    .as_deref(),
-            ),
-            files: a.files.iter().map(|f| vars::expand(f, lookup)).collect(),
-            exclude: a
-                .exclude_paths
-                .iter()
-                .map(|f| vars::expand(f, lookup))
-                .collect(),
-            discard_paths: a.discard_paths,
-        };
-        let files = artifacts::collect(&sel, &dest)?;
-        out.push(ArtifactSet {
-            identifier: id.map(str::to_owned),
-            name: values.names.get(i).cloned().flatten(),
-            dir: dest,
-            files,
-        });
-    }
-    Ok(())
 }
