@@ -307,6 +307,13 @@ impl DockerRuntime {
     }
 }
 
+/// Docker answers a taken name with 409; Podman 4.3 with 500 and "is
+/// already in use".
+fn is_name_conflict(e: &DockerError) -> bool {
+    e.status() == Some(409)
+        || (e.status().is_some() && e.engine_message().contains("already in use"))
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 fn free_port(task_id: &str) -> Result<u16, RuntimeError> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
@@ -423,7 +430,7 @@ impl Runtime for DockerRuntime {
             .await;
         let container_id = match created {
             Ok(created) => created.id,
-            Err(e) if e.status() == Some(409) => {
+            Err(e) if is_name_conflict(&e) => {
                 // Another start of this task won the race for the name.
                 let existing = self
                     .find(task_id)
@@ -649,6 +656,42 @@ impl Runtime for DockerRuntime {
             Ok(Box::pin(body))
         } else {
             Ok(Box::pin(logs::demultiplex(body)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> DockerError {
+        DockerError::Api {
+            method: "POST".into(),
+            path: "/containers/create".into(),
+            status,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn name_conflicts_of_docker_and_podman() {
+        assert!(is_name_conflict(&api(
+            409,
+            "Conflict. The container name is already in use"
+        )));
+        assert!(is_name_conflict(&api(
+            500,
+            "creating container storage: the container name \"cutover-web-t1\" is already in use by 1202"
+        )));
+        assert!(!is_name_conflict(&api(500, "no space left on device")));
+        assert!(!is_name_conflict(&api(404, "no such image")));
+    }
+
+    #[test]
+    fn task_ids_follow_the_process_runtime_rule() {
+        assert!(validate_task_id("web-1.2_x").is_ok());
+        for bad in ["", ".x", "a/b", "a b", &"x".repeat(129)] {
+            assert!(validate_task_id(bad).is_err(), "{bad}");
         }
     }
 }
