@@ -106,7 +106,7 @@ fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
 
 /// Runs `spec` for `req`, passing log lines to `log` as they come, until
 /// the build ends or `cancel` is triggered (the build's processes are then
-/// killed and the outcome is [`BuildStatus::Stopped`]).
+/// killed and the outcome is [`crate::plan::BuildStatus::Stopped`]).
 pub async fn run_build(
     spec: &BuildSpec,
     req: BuildRequest,
