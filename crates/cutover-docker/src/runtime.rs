@@ -64,6 +64,17 @@ struct Summary {
     created: i64,
 }
 
+/// How often a start is tried when the chosen host port was taken meanwhile.
+const PORT_ATTEMPTS: u32 = 3;
+
+/// What [`DockerRuntime::create`] ended with.
+enum Created {
+    /// A new container with this id, not started yet.
+    New(String),
+    /// The task's container already existed (a concurrent start won).
+    Existing(TaskHandle),
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct CreatedContainer {
@@ -242,6 +253,59 @@ impl DockerRuntime {
             .clone()
     }
 
+    /// Creates the task's container on a fresh host port; a name conflict
+    /// means another start of the same task won, and its container is used.
+    async fn create(&self, spec: &TaskSpec) -> Result<Created, RuntimeError> {
+        let task_id = spec.task_id.as_str();
+        let host_port = match spec.container.container_port {
+            Some(_) => Some(free_port(task_id)?),
+            None => None,
+        };
+        let placement = Placement {
+            network: self.info.network,
+            host_port,
+        };
+        debug_assert_ne!(placement.network, NetworkMode::Auto);
+        let body = create_body(spec, &self.instance, placement);
+        let name = container_name(&spec.service, task_id);
+        let created = self
+            .client
+            .json::<CreatedContainer>(
+                Method::POST,
+                &format!("/containers/create?name={}", encode(&name)),
+                Some(&body),
+            )
+            .await;
+        let container_id = match created {
+            Ok(created) => created.id,
+            Err(e) if is_name_conflict(&e) => {
+                // Another start of this task won the race for the name.
+                let existing = self
+                    .find(task_id)
+                    .await
+                    .map_err(self.err(task_id, "look up the container at"))?;
+                return match existing {
+                    Some(existing) => self.resume(task_id, existing).await.map(Created::Existing),
+                    None => Err(RuntimeError::CannotStart {
+                        task_id: task_id.to_owned(),
+                        message: format!(
+                            "{REASON_CANNOT_CREATE}: the name {name} is taken by a container of another owner: {}",
+                            e.engine_message()
+                        ),
+                    }),
+                };
+            }
+            Err(e) => {
+                return Err(RuntimeError::CannotStart {
+                    task_id: task_id.to_owned(),
+                    message: format!("{REASON_CANNOT_CREATE}: {}", e.engine_message()),
+                });
+            }
+        };
+        self.remember(task_id, &container_id);
+        Ok(Created::New(container_id))
+    }
+
     /// Starts a created container; on failure removes it so nothing is left
     /// half made, and reports `CannotStartContainerError`.
     async fn start_container(
@@ -312,6 +376,12 @@ impl DockerRuntime {
 fn is_name_conflict(e: &DockerError) -> bool {
     e.status() == Some(409)
         || (e.status().is_some() && e.engine_message().contains("already in use"))
+}
+
+/// Whether a start failed because the host port was taken (Podman: "address
+/// already in use"; Docker: "port is already allocated").
+fn port_taken(message: &str) -> bool {
+    message.contains("address already in use") || message.contains("port is already allocated")
 }
 
 /// A port on 127.0.0.1 that nothing listens on right now.
@@ -409,53 +479,25 @@ impl Runtime for DockerRuntime {
             message: format!("{REASON_CANNOT_PULL}: {reason}"),
         })?;
 
-        let host_port = match spec.container.container_port {
-            Some(_) => Some(free_port(task_id)?),
-            None => None,
-        };
-        let placement = Placement {
-            network: self.info.network,
-            host_port,
-        };
-        debug_assert_ne!(placement.network, NetworkMode::Auto);
-        let body = create_body(spec, &self.instance, placement);
-        let name = container_name(&spec.service, task_id);
-        let created = self
-            .client
-            .json::<CreatedContainer>(
-                Method::POST,
-                &format!("/containers/create?name={}", encode(&name)),
-                Some(&body),
-            )
-            .await;
-        let container_id = match created {
-            Ok(created) => created.id,
-            Err(e) if is_name_conflict(&e) => {
-                // Another start of this task won the race for the name.
-                let existing = self
-                    .find(task_id)
-                    .await
-                    .map_err(self.err(task_id, "look up the container at"))?;
-                return match existing {
-                    Some(existing) => self.resume(task_id, existing).await,
-                    None => Err(RuntimeError::CannotStart {
-                        task_id: task_id.to_owned(),
-                        message: format!(
-                            "{REASON_CANNOT_CREATE}: the name {name} is taken by a container of another owner: {}",
-                            e.engine_message()
-                        ),
-                    }),
-                };
-            }
-            Err(e) => {
-                return Err(RuntimeError::CannotStart {
-                    task_id: task_id.to_owned(),
-                    message: format!("{REASON_CANNOT_CREATE}: {}", e.engine_message()),
-                });
+        // The host port is free when chosen but could be taken before the
+        // container binds it: a start that fails on it is retried on another.
+        let mut attempt = 0;
+        let (container_id, handle) = loop {
+            attempt += 1;
+            let container_id = match self.create(spec).await? {
+                Created::New(id) => id,
+                Created::Existing(handle) => return Ok(handle),
+            };
+            match self.start_container(task_id, &container_id).await {
+                Ok(handle) => break (container_id, handle),
+                Err(RuntimeError::CannotStart { message, .. })
+                    if attempt < PORT_ATTEMPTS && port_taken(&message) =>
+                {
+                    tracing::info!(attempt, reason = %message, "host port taken meanwhile; retrying on another");
+                }
+                Err(e) => return Err(e),
             }
         };
-        self.remember(task_id, &container_id);
-        let handle = self.start_container(task_id, &container_id).await?;
         tracing::info!(
             container = %container_id, image, pulled = (availability == image::Availability::Pulled),
             endpoint = ?handle.endpoint, "task container started"
@@ -685,6 +727,19 @@ mod tests {
         )));
         assert!(!is_name_conflict(&api(500, "no space left on device")));
         assert!(!is_name_conflict(&api(404, "no such image")));
+    }
+
+    #[test]
+    fn taken_host_ports_are_recognised() {
+        assert!(port_taken(
+            "CannotStartContainerError: cannot listen on the TCP port: listen tcp4 127.0.0.1:18555: bind: address already in use"
+        ));
+        assert!(port_taken(
+            "CannotStartContainerError: driver failed programming external connectivity: Bind for 127.0.0.1:80 failed: port is already allocated"
+        ));
+        assert!(!port_taken(
+            "CannotStartContainerError: exec: \"x\": executable file not found"
+        ));
     }
 
     #[test]
