@@ -120,11 +120,10 @@ if [ -f "$__cutover_dir/state.env" ]; then . "$__cutover_dir/state.env" >/dev/nu
 if [ -f "$__cutover_dir/state.cwd" ]; then cd "$(cat "$__cutover_dir/state.cwd")" 2>/dev/null; fi
 trap '__cutover_status=$?; {{ set +x; export -p > "$__cutover_dir/state.env"; pwd > "$__cutover_dir/state.cwd"; }} 2>/dev/null; printf "exit %s\n" "$__cutover_status" >&8' EXIT
 __cutover_flags=
+__cutover_internal=
 while IFS= read -r __cutover_n; do
-  case $__cutover_flags in *x*) set -x ;; esac
   . "$__cutover_dir/c$__cutover_n.sh" </dev/null
-  __cutover_status=$?
-  {{ __cutover_flags=$-; set +x; }} 2>/dev/null
+  {{ __cutover_status=$?; [ -n "$__cutover_internal" ] || __cutover_flags=$-; __cutover_internal=; set +x; }} 2>/dev/null
   printf 'done %s %s\n' "$__cutover_n" "$__cutover_status" >&8
 done
 "#
@@ -182,16 +181,40 @@ done
         emit: &mut (dyn FnMut(String) + Send),
         cancel: &CancellationToken,
     ) -> io::Result<CommandEnd> {
+        // Tracing (`set -x`) left on by an earlier command resumes for this
+        // one only, so that the session's own loop is never traced.
+        let mut body = String::from("case $__cutover_flags in *x*) set -x ;; esac\n");
+        if self.cfg.subshell_per_command {
+            body.push_str(&format!("(\n{script}\n)\n"));
+        } else {
+            body.push_str(&format!("{script}\n"));
+        }
+        self.exec(body, emit, cancel).await
+    }
+
+    /// Runs a script of Cutover's own in the session: never traced, never
+    /// in a subshell (it reads and sets the session's variables).
+    pub(crate) async fn run_internal(
+        &mut self,
+        script: &str,
+        emit: &mut (dyn FnMut(String) + Send),
+        cancel: &CancellationToken,
+    ) -> io::Result<CommandEnd> {
+        self.exec(format!("__cutover_internal=1\n{script}\n"), emit, cancel)
+            .await
+    }
+
+    async fn exec(
+        &mut self,
+        body: String,
+        emit: &mut (dyn FnMut(String) + Send),
+        cancel: &CancellationToken,
+    ) -> io::Result<CommandEnd> {
         if self.session.is_none() {
             self.start().await?;
         }
         self.next += 1;
         let n = self.next;
-        let body = if self.cfg.subshell_per_command {
-            format!("(\n{script}\n)\n")
-        } else {
-            format!("{script}\n")
-        };
         tokio::fs::write(self.cfg.dir.join(format!("c{n}.sh")), body).await?;
         let session = self.session.as_mut().expect("started above");
         let written = match session.stdin.as_mut() {

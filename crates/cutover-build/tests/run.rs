@@ -582,3 +582,13 @@ async fn a_chatty_background_process_does_not_hold_the_build_open() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn set_x_traces_commands_but_not_the_session_loop() {
+    let b = build("version: 0.2\nphases:\n  build:\n    commands:\n      - set -x\n      - echo hi\n      - 'false'\n").await;
+    let out = b.output();
+    assert!(out.iter().all(|l| !l.contains("__cutover")), "{out:#?}");
+    assert!(out.contains(&"hi"), "{out:#?}");
+    assert!(out.iter().any(|l| l.ends_with("echo hi")), "{out:#?}");
+    assert_eq!(b.phase(PhaseType::Build), PhaseStatus::Failed);
+}

@@ -79,7 +79,7 @@ pub(super) async fn read_shell_values<F: FnMut(LogLine) + Send>(
     script.push_str("true\n");
     let end = {
         let mut emit = |line: String| logger.output(line);
-        shell.run(&script, &mut emit, cancel).await
+        shell.run_internal(&script, &mut emit, cancel).await
     };
     match end {
         Ok(CommandEnd::Cancelled) => return None,

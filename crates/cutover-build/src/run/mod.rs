@@ -256,7 +256,7 @@ pub async fn run_build(
                     let mut emit = |line: String| logger.output(line);
                     let set_failed = "export CODEBUILD_BUILD_SUCCEEDING=0";
                     if let Ok(CommandEnd::Cancelled) =
-                        shell.run(set_failed, &mut emit, &cancel).await
+                        shell.run_internal(set_failed, &mut emit, &cancel).await
                     {
                         stopped = true;
                         break;
