@@ -184,8 +184,25 @@ pub(crate) fn view(st: &AppState, d: &DeploymentRow, with_events: bool) -> ApiRe
         .and_then(|o| o.remove("engine"))
         .unwrap_or(Value::Null);
     if let Ok(bg) = serde_json::from_value::<cutover_deploy::BlueGreen>(engine) {
-        v["lifecycle"] = serde_json::to_value(bg.lifecycle()).map_err(anyhow::Error::from)?;
-        v["traffic"] = serde_json::to_value(bg.traffic()).map_err(anyhow::Error::from)?;
+        v["lifecycle"] = bg
+            .lifecycle()
+            .iter()
+            .map(|r| {
+                json!({
+                    "event": r.event.to_string(),
+                    "status": format!("{:?}", r.status),
+                    "startedAt": r.started_at,
+                    "endedAt": r.ended_at,
+                    "message": r.message,
+                })
+            })
+            .collect();
+        let t = bg.traffic();
+        v["traffic"] = json!({
+            "prodGreenPercent": t.prod_green_percent,
+            "testOnGreen": t.test_on_green,
+            "pendingPercent": t.pending.as_ref().map(|p| p.prod_green_percent),
+        });
         v["alarms"] = json!(bg.spec().alarms);
         v["routing"] = serde_json::to_value(bg.spec().routing).map_err(anyhow::Error::from)?;
         v["nextWakeup"] = json!(bg.next_wakeup());

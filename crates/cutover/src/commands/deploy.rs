@@ -200,13 +200,13 @@ pub(crate) async fn deployments(
                         vec![
                             s(&e["event"]),
                             s(&e["status"]),
-                            if e["started_at"].is_u64() {
-                                watch::clock(&e["started_at"])
+                            if e["startedAt"].is_u64() {
+                                watch::clock(&e["startedAt"])
                             } else {
                                 "-".into()
                             },
-                            if e["ended_at"].is_u64() {
-                                watch::clock(&e["ended_at"])
+                            if e["endedAt"].is_u64() {
+                                watch::clock(&e["endedAt"])
                             } else {
                                 "-".into()
                             },

@@ -1,0 +1,254 @@
+//! End to end: blue/green deployments through the real binary under live
+//! traffic: the demo tour (a canary, then an alarm rollback), and a
+//! `kill -9` of the control plane in the middle of a canary, during which
+//! the data plane keeps serving and after which the deployment resumes.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[test]
+fn the_demo_tour_succeeds_with_no_failed_request() {
+    let out = std::process::Command::new(BIN)
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("failed during the v2 canary          0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("connection errors                    0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Stopped, rolled back"), "{stdout}");
+    assert!(
+        stdout.contains("production now serves                v2"),
+        "{stdout}"
+    );
+}
+
+/// Keep-alive clients counting every outcome.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    versions: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: String, clients: usize) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let (ok, failed, versions, stop, addr) = (
+                    ok.clone(),
+                    failed.clone(),
+                    versions.clone(),
+                    stop.clone(),
+                    addr.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match TcpStream::connect(&addr) {
+                                Ok(s) => {
+                                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                                    conn.insert(BufReader::new(s))
+                                }
+                                Err(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(10));
+                                    continue;
+                                }
+                            },
+                        };
+                        match get(c, &addr) {
+                            Some((200, body)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                versions.lock().unwrap().push(body);
+                            }
+                            Some(_) | None => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                conn = None;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            versions,
+            stop,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let v = self.versions.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            v,
+        )
+    }
+}
+
+/// One keep-alive GET; (status, trimmed body).
+fn get(c: &mut BufReader<TcpStream>, host: &str) -> Option<(u16, String)> {
+    write!(c.get_mut(), "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut line = String::new();
+    c.read_line(&mut line).ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).ok()?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    std::io::Read::read_exact(c, &mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).trim().to_string()))
+}
+
+fn write_bluegreen_stack(dir: &std::path::Path, prod: u16, test: u16) {
+    write_stack(dir, "v1", 2);
+    std::fs::write(
+        dir.join("stack.yaml"),
+        format!(
+            r#"services:
+  web:
+    runtime: process
+    desiredCount: 2
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:{prod}
+      testListener: 127.0.0.1:{test}
+      healthCheck: {{path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}}
+      deregistrationDelaySeconds: 2
+    deployment:
+      type: BLUE_GREEN
+      config: Canary20Percent6Seconds
+      terminationWaitSeconds: 2
+      autoRollback: [DEPLOYMENT_FAILURE]
+deploymentConfigs:
+  Canary20Percent6Seconds:
+    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 20, canaryIntervalSeconds: 6}}}}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes() {
+    let mut server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    write_bluegreen_stack(dir.path(), prod, test);
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let healthy = wait_until(Duration::from_secs(30), || {
+        let t = server.tasks("web");
+        t.len() == 2 && t.iter().all(|t| t.health == "HEALTHY")
+    });
+    assert!(
+        healthy.is_some(),
+        "v1 never became healthy:\n{}",
+        server.log()
+    );
+    wait_until(Duration::from_secs(10), || {
+        http_get(&format!("127.0.0.1:{prod}"), "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v1")
+    })
+    .expect("the listener never served v1");
+
+    let load = Load::start(format!("127.0.0.1:{prod}"), 4);
+    let created = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v2"]);
+    let id = created["deployment"]["id"].as_str().unwrap().to_string();
+
+    // Wait for the canary step, then kill the control plane.
+    let at_canary = wait_until(Duration::from_secs(30), || {
+        let d = server.json(&["deployments", "get", &id]);
+        d["deployment"]["traffic"]["prodGreenPercent"] == 20
+    });
+    assert!(
+        at_canary.is_some(),
+        "canary never started: {:#}",
+        server.json(&["deployments", "get", &id])
+    );
+    server.kill9();
+    let down_at = Instant::now();
+    // The data plane keeps serving both versions while no control plane runs.
+    std::thread::sleep(Duration::from_secs(2));
+    let (ok_mid, failed_mid) = (
+        load.ok.load(Ordering::Relaxed),
+        load.failed.load(Ordering::Relaxed),
+    );
+    assert_eq!(
+        failed_mid, 0,
+        "requests failed while the control plane was down"
+    );
+    server.spawn();
+    eprintln!("control plane down for {:?}", down_at.elapsed());
+
+    let done = wait_until(Duration::from_secs(40), || {
+        server.json(&["deployments", "get", &id])["deployment"]["finishedAt"].is_u64()
+    });
+    assert!(
+        done.is_some(),
+        "deployment did not finish after the restart:\n{}",
+        server.log()
+    );
+    let d = server.json(&["deployments", "get", &id]);
+    assert_eq!(d["deployment"]["status"], "Succeeded", "{d:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed, versions) = load.finish();
+    eprintln!("requests: {ok} ok, {failed} failed ({ok_mid} ok before the restart)");
+    assert_eq!(failed, 0, "requests failed during the deployment");
+    assert!(ok > 500, "too little traffic to mean anything: {ok}");
+    assert!(versions.iter().any(|v| v == "v1") && versions.iter().any(|v| v == "v2"));
+    assert_eq!(versions.last().map(String::as_str), Some("v2"));
+    // Exactly the desired count runs afterwards: the original tasks are gone.
+    let settled = wait_until(Duration::from_secs(15), || {
+        let t = server.tasks("web");
+        t.len() == 2 && t.iter().all(|t| t.status == "RUNNING")
+    });
+    assert!(settled.is_some(), "{:?}", server.tasks("web"));
+}
