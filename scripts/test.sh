@@ -2,15 +2,26 @@
 # The project's test command: what README.md tells a new user to run and
 # what CI runs (.ci/run). Installs the few system tools the tests need when
 # they are missing, then runs every test of the workspace.
+#
+# CUTOVER_CONTAINER_TESTS=1 (set by .ci/run) also sets up Podman with its
+# Docker-compatible API socket and builds the local test image, and makes the
+# container tests fail instead of skip when no engine answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"
-  else sudo apt-get update -qq && sudo apt-get install -y -qq "${need[@]}"; fi
+  echo "test.sh: installing ${need[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
+  ./scripts/setup-podman.sh
+  cargo build --locked -p cutover
+  ./scripts/build-test-images.sh target/debug/cutover
 fi
 
 cargo test --workspace --locked "$@"

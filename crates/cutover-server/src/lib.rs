@@ -37,6 +37,9 @@ pub struct ServerConfig {
     /// The `cutover` binary that runs the data plane and the task shims
     /// (default: `$CUTOVER_BIN`, else this executable).
     pub cutover_bin: Option<PathBuf>,
+    /// Container engine address for `runtime: docker` (default:
+    /// `DOCKER_HOST`, else the usual Docker and Podman sockets).
+    pub docker_host: Option<String>,
 }
 
 /// Runs the control plane until `shutdown` resolves. `ready` receives the
@@ -72,7 +75,10 @@ pub async fn run(
     };
     let process: Arc<dyn Runtime> =
         Arc::new(ProcessRuntime::new(cfg.data_dir.clone()).with_cutover_bin(bin.clone()));
-    let runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
+    let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
+    if let Some(docker) = connect_docker(&cfg).await {
+        runtimes.insert(docker.name().to_string(), docker);
+    }
 
     let cancel = CancellationToken::new();
     let dataplane = dataplane::DataPlane::start(store.clone(), &cfg.data_dir, bin)
@@ -132,6 +138,39 @@ pub async fn run(
         "cutover server stopped; tasks keep running and will be adopted at the next start"
     );
     Ok(())
+}
+
+/// Connects the container runtime if an engine answers. Its containers are
+/// labelled with this data directory's instance id (kept in
+/// `<data_dir>/instance.id`), so a restarted server adopts exactly its own.
+async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<dyn Runtime>> {
+    let id_file = cfg.data_dir.join("instance.id");
+    let instance = match std::fs::read_to_string(&id_file) {
+        Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+        _ => {
+            let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+            if let Err(e) = std::fs::write(&id_file, &id) {
+                tracing::warn!(error = %e, "cannot persist the instance id; runtime docker disabled");
+                return None;
+            }
+            id
+        }
+    };
+    let options = cutover_docker::DockerOptions {
+        host: cfg.docker_host.clone(),
+        instance,
+        ..Default::default()
+    };
+    match cutover_docker::DockerRuntime::connect(options).await {
+        Ok(rt) => {
+            tracing::info!(engine = %rt.engine_info(), "container engine connected: runtime docker available");
+            Some(Arc::new(rt))
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "no container engine: runtime docker unavailable (services with runtime: docker are refused)");
+            None
+        }
+    }
 }
 
 /// Takes an exclusive lock on `<data_dir>/server.lock` for the server's life.

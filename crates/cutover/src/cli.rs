@@ -97,6 +97,10 @@ pub(crate) struct ServerArgs {
     /// API address. Any non-loopback address requires CUTOVER_TOKEN.
     #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:7070")]
     pub(crate) listen: SocketAddr,
+    /// Container engine for `runtime: docker` (unix:///path or tcp://host:port);
+    /// default: DOCKER_HOST, else the usual Docker and Podman sockets.
+    #[arg(long)]
+    pub(crate) docker_host: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -409,7 +409,14 @@ async fn start_task(
             row.last_status = TaskState::Stopped.as_str().into();
             row.desired_status = "STOPPED".into();
             row.stop_code = Some("TaskFailedToStart".into());
-            row.stopped_reason = Some(format!("CannotStartContainerError: {e}"));
+            row.stopped_reason = Some(match &e {
+                cutover_runtime::RuntimeError::CannotStart { message, .. }
+                    if message.starts_with("Cannot") =>
+                {
+                    message.clone()
+                }
+                other => format!("CannotStartContainerError: {other}"),
+            });
             row.stopped_at = Some(now);
             ctl.store.with(|c| ops::put_task(c, &row))?;
             ctl.event(

@@ -8,6 +8,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         data_dir: args.data_dir.unwrap_or_else(super::default_data_dir),
         listen: args.listen,
         cutover_bin: None,
+        docker_host: args.docker_host,
         token: std::env::var("CUTOVER_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
