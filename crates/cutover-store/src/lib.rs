@@ -12,9 +12,12 @@
 mod error;
 mod migrations;
 pub mod ops;
+pub mod pipeline_ops;
+mod pipeline_rows;
 mod rows;
 
 pub use error::StoreError;
+pub use pipeline_rows::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow};
 pub use rows::{AlarmRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow};
 
 use rusqlite::Connection;

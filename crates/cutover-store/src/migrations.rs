@@ -94,6 +94,49 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 3: repositories, build projects, pipelines with their engine state,
+    // the last seen head per repository branch, and builds.
+    r#"
+    CREATE TABLE repositories (
+        name       TEXT PRIMARY KEY,
+        spec       TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE build_projects (
+        name       TEXT PRIMARY KEY,
+        spec       TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE pipelines (
+        name       TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        state      TEXT,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE repository_heads (
+        repository TEXT NOT NULL,
+        branch     TEXT NOT NULL,
+        commit_id  TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repository, branch)
+    );
+    CREATE TABLE builds (
+        id          TEXT PRIMARY KEY,
+        project     TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        status      TEXT NOT NULL,
+        initiator   TEXT NOT NULL,
+        action_key  TEXT,
+        source      TEXT,
+        work_dir    TEXT NOT NULL,
+        detail      TEXT NOT NULL,
+        message     TEXT,
+        started_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE INDEX builds_by_project ON builds (project, number);
+    CREATE INDEX builds_by_action ON builds (action_key);
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -94,7 +94,7 @@ fn state_survives_reopening_the_file() {
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     let t = s.with(|c| ops::task(c, "t1")).unwrap().unwrap();
     assert_eq!(t, task("t1", "RUNNING", 5));
     let ev = s.with(|c| ops::events(c, "service/web", 10)).unwrap();
@@ -201,4 +201,74 @@ fn deployments_and_alarms_round_trip() {
     assert_eq!(s.with(ops::list_alarms).unwrap(), vec![a]);
     s.with(|c| ops::delete_alarm(c, "web-5xx")).unwrap();
     assert!(s.with(ops::list_alarms).unwrap().is_empty());
+}
+
+#[test]
+fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_project() {
+    use cutover_store::BuildRow;
+    use cutover_store::pipeline_ops as pops;
+    let s = Store::open_in_memory().unwrap();
+    s.with(|c| {
+        pops::put_pipeline_definition(c, "app", &serde_json::json!({"name": "app"}), 1)?;
+        pops::save_pipeline_state(c, "app", &serde_json::json!({"next_seq": 4}), 2)?;
+        pops::put_pipeline_definition(c, "app", &serde_json::json!({"name": "app", "v": 2}), 3)
+    })
+    .unwrap();
+    let p = s.with(|c| pops::pipeline(c, "app")).unwrap().unwrap();
+    assert_eq!(p.definition["v"], 2);
+    assert_eq!(p.state.unwrap()["next_seq"], 4);
+    assert!(matches!(
+        s.with(|c| pops::save_pipeline_state(c, "nope", &serde_json::json!({}), 1)),
+        Err(cutover_store::StoreError::NotFound { .. })
+    ));
+
+    let build = |id: &str, project: &str, number: u64| BuildRow {
+        id: id.into(),
+        project: project.into(),
+        number,
+        status: "IN_PROGRESS".into(),
+        initiator: "codepipeline/app".into(),
+        action_key: Some(format!("app/e1/Build/Build/{number}")),
+        source: None,
+        work_dir: "/tmp/w".into(),
+        detail: serde_json::json!({}),
+        message: None,
+        started_at: number,
+        finished_at: None,
+    };
+    s.with(|c| {
+        assert_eq!(pops::next_build_number(c, "p")?, 1);
+        pops::put_build(c, &build("p:1", "p", 1))?;
+        pops::put_build(c, &build("q:1", "q", 1))?;
+        assert_eq!(pops::next_build_number(c, "p")?, 2);
+        let mut done = build("p:2", "p", 2);
+        done.finished_at = Some(9);
+        done.status = "SUCCEEDED".into();
+        pops::put_build(c, &done)?;
+        Ok(())
+    })
+    .unwrap();
+    let unfinished = s.with(pops::unfinished_builds).unwrap();
+    assert_eq!(
+        unfinished.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+        ["p:1", "q:1"]
+    );
+    let of_p = s.with(|c| pops::list_builds(c, Some("p"), 10)).unwrap();
+    assert_eq!(of_p[0].id, "p:2");
+    let by_action = s
+        .with(|c| pops::build_for_action(c, "app/e1/Build/Build/2"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_action.status, "SUCCEEDED");
+
+    s.with(|c| {
+        assert_eq!(pops::repository_head(c, "app", "main")?, None);
+        pops::set_repository_head(c, "app", "main", "abc", 5)?;
+        assert_eq!(
+            pops::repository_head(c, "app", "main")?.as_deref(),
+            Some("abc")
+        );
+        Ok(())
+    })
+    .unwrap();
 }
