@@ -14,14 +14,13 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::metrics::Counters;
 use crate::routing::{self, Action};
 use crate::server::Shared;
-use crate::target::{InFlight, SendError};
+use crate::target::{InFlight, SendError, Upstream};
 
 /// How many targets one request may try when connections fail (the first try included).
 const MAX_ATTEMPTS: usize = 3;
@@ -71,15 +70,15 @@ pub(crate) enum BodyError {
 /// end, holds the target's in-flight count, and ends when the target's drain cuts it.
 pub(crate) struct UpstreamBody {
     inner: Incoming,
-    sender: Option<SendRequest<Incoming>>,
+    upstream: Option<Upstream>,
     guard: InFlight,
     cut: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
 }
 
 impl UpstreamBody {
     fn finish(&mut self) {
-        if let Some(s) = self.sender.take() {
-            self.guard.0.release(s);
+        if let Some(up) = self.upstream.take() {
+            self.guard.0.release(up);
         }
     }
 }
@@ -102,7 +101,13 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream(u) => match Pin::new(&mut u.inner).poll_frame(cx) {
+            ProxyBody::Upstream(u) => match {
+                // Drive the upstream connection in this task, then take what it delivered.
+                if let Some(up) = &mut u.upstream {
+                    up.poll_conn(cx);
+                }
+                Pin::new(&mut u.inner).poll_frame(cx)
+            } {
                 Poll::Ready(None) => {
                     u.finish();
                     Poll::Ready(None)
@@ -224,7 +229,7 @@ async fn forward(
         let start = tokio::time::Instant::now();
         let sent = tokio::select! {
             biased;
-            r = target.send(req) => r,
+            r = target.send(req, downstream_upgrade.is_some()) => r,
             _ = target.cut.cancelled() => {
                 gc.elb_5xx();
                 lc.elb_5xx();
@@ -232,7 +237,7 @@ async fn forward(
             }
         };
         match sent {
-            Ok((mut resp, sender)) => {
+            Ok((mut resp, upstream)) => {
                 let status = resp.status();
                 let elapsed = start.elapsed();
                 gc.target_response(status.as_u16(), elapsed);
@@ -249,7 +254,7 @@ async fn forward(
                 let (parts, inner) = resp.into_parts();
                 let mut body = UpstreamBody {
                     inner,
-                    sender: Some(sender),
+                    upstream: Some(upstream),
                     guard,
                     cut: None,
                 };

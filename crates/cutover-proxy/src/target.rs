@@ -6,15 +6,19 @@
 //! back intact and can be retried on another target, which is what makes a target dying
 //! between two health checks invisible to clients.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +44,7 @@ pub(crate) struct Target {
     idle: Notify,
     /// Cancelled when the deregistration delay is over: in-flight work is cut.
     pub(crate) cut: CancellationToken,
-    pool: Mutex<Vec<SendRequest<Incoming>>>,
+    pool: Mutex<Vec<Upstream>>,
     /// The running health-check task, if the group has a health check.
     pub(crate) checker: Mutex<Option<tokio::task::AbortHandle>>,
 }
@@ -151,44 +155,41 @@ impl Target {
         tracing::info!(target_group = %self.group, target_addr = %self.address, cut = left, "target drained");
     }
 
-    /// Sends `req` on a pooled or new connection. Returns the response and the connection's
-    /// sender, to be given back with [`Target::release`] once the response body is complete.
+    /// Sends `req` on a pooled or new connection. Returns the response and the connection, to
+    /// be given back with [`Target::release`] once the response body is complete.
+    ///
+    /// Ordinary requests drive their connection inline, in the downstream connection's task
+    /// (no task hop per request); upgrades get a fresh connection driven by its own task, which
+    /// hands the upgraded stream over after `101 Switching Protocols`.
     pub(crate) async fn send(
         &self,
         mut req: Request<Incoming>,
-    ) -> Result<(Response<Incoming>, SendRequest<Incoming>), SendError> {
-        loop {
-            let pooled = {
-                let mut pool = self.pool.lock().unwrap();
-                let mut found = None;
-                while let Some(s) = pool.pop() {
-                    if !s.is_closed() {
-                        found = Some(s);
-                        break;
-                    }
+        upgrade: bool,
+    ) -> Result<(Response<Incoming>, Upstream), SendError> {
+        if !upgrade {
+            loop {
+                let pooled = self.pool.lock().unwrap().pop();
+                let Some(mut up) = pooled else { break };
+                if up.ready().await.is_err() {
+                    continue;
                 }
-                found
-            };
-            let Some(mut sender) = pooled else { break };
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, sender)),
-                Err(mut e) => match e.take_message() {
-                    // The pooled connection was closed by the target before we wrote: retry on
-                    // a fresh connection to the same target.
-                    Some(r) => req = r,
-                    None => return Err(SendError::Failed(e.into_error())),
-                },
+                match up.exchange(req).await {
+                    Ok(resp) => return Ok((resp, up)),
+                    Err(mut e) => match e.take_message() {
+                        // The pooled connection was closed by the target before we wrote:
+                        // retry on a fresh connection to the same target.
+                        Some(r) => req = r,
+                        None => return Err(SendError::Failed(e.into_error())),
+                    },
+                }
             }
         }
-        let mut sender = match self.connect().await {
+        let mut up = match self.connect(upgrade).await {
             Ok(s) => s,
             Err(reason) => return Err(SendError::NotSent(req, reason)),
         };
-        match sender.try_send_request(req).await {
-            Ok(resp) => Ok((resp, sender)),
+        match up.exchange(req).await {
+            Ok(resp) => Ok((resp, up)),
             Err(mut e) => match e.take_message() {
                 Some(r) => Err(SendError::NotSent(r, e.into_error().to_string())),
                 None => Err(SendError::Failed(e.into_error())),
@@ -196,7 +197,7 @@ impl Target {
         }
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, String> {
+    async fn connect(&self, upgrade: bool) -> Result<Upstream, String> {
         let stream =
             tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
                 .await
@@ -207,24 +208,79 @@ impl Target {
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| format!("handshake with {} failed: {e}", self.addr))?;
-        let addr = self.addr;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(target_addr = %addr, error = %e, "upstream connection ended");
-            }
-        });
-        Ok(sender)
+        if upgrade {
+            let addr = self.addr;
+            tokio::spawn(async move {
+                if let Err(e) = conn.with_upgrades().await {
+                    tracing::debug!(target_addr = %addr, error = %e, "upstream connection ended");
+                }
+            });
+            return Ok(Upstream { sender, conn: None });
+        }
+        Ok(Upstream {
+            sender,
+            conn: Some(Box::pin(conn)),
+        })
     }
 
     /// Returns a connection whose response was fully read to the pool.
-    pub(crate) fn release(&self, sender: SendRequest<Incoming>) {
-        if self.is_draining() || sender.is_closed() {
+    pub(crate) fn release(&self, up: Upstream) {
+        if self.is_draining() || up.conn.is_none() || up.sender.is_closed() {
             return;
         }
         let mut pool = self.pool.lock().unwrap();
         if pool.len() < MAX_IDLE {
-            pool.push(sender);
+            pool.push(up);
         }
+    }
+}
+
+type Conn = http1::Connection<TokioIo<TcpStream>, Incoming>;
+
+/// An upstream HTTP/1.1 connection: the request sender and, unless a task of its own drives
+/// it, the connection future, polled by whoever uses the connection.
+pub(crate) struct Upstream {
+    sender: SendRequest<Incoming>,
+    /// `None` once the connection finished, or when a spawned task drives it.
+    conn: Option<Pin<Box<Conn>>>,
+}
+
+impl Upstream {
+    /// Drives the connection's IO; forgets it once it finished.
+    pub(crate) fn poll_conn(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = &mut self.conn
+            && let Poll::Ready(r) = conn.as_mut().poll(cx)
+        {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "upstream connection ended");
+            }
+            self.conn = None;
+        }
+    }
+
+    /// Waits until the pooled connection can take a request; fails if it was closed.
+    async fn ready(&mut self) -> Result<(), ()> {
+        std::future::poll_fn(|cx| {
+            self.poll_conn(cx);
+            if self.conn.is_none() {
+                return Poll::Ready(Err(()));
+            }
+            self.sender.poll_ready(cx).map_err(|_| ())
+        })
+        .await
+    }
+
+    /// Sends the request and drives the connection until the response head arrives.
+    async fn exchange(
+        &mut self,
+        req: Request<Incoming>,
+    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Incoming>>> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(req));
+        std::future::poll_fn(|cx| {
+            self.poll_conn(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
     }
 }
 

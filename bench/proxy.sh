@@ -1,0 +1,243 @@
+#!/usr/bin/env bash
+# Benchmarks Cutover's data plane against nginx and HAProxy, all in front of the same backend,
+# on 127.0.0.1, in one run:
+#   1. throughput and p99 with `wrk -t1 -c32` (direct to the backend, nginx with 1 worker and
+#      upstream keepalive, HAProxy with 1 thread and `http-reuse always`, Cutover with 1 worker),
+#      then the ratios;
+#   2. no loss: wrk for NOLOSS_SECONDS (60) through Cutover while weights flip between 100/0 and
+#      0/100 every 2 s and a target is registered and deregistered (drained) in turn; the phase
+#      passes with 0 non-2xx responses and 0 socket errors at >= 5k req/s;
+#   3. resident memory of each proxy holding 1,000 idle keep-alive client connections.
+#
+# usage: bench/proxy.sh            (env: BENCH_SECONDS=10 NOLOSS_SECONDS=60 CUTOVER_BIN=...)
+# Installs wrk, nginx and haproxy with apt-get when missing; builds `cargo build --release -p
+# cutover` unless CUTOVER_BIN names a binary. Cleans up every process it started.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+seconds=${BENCH_SECONDS:-10}
+noloss_seconds=${NOLOSS_SECONDS:-60}
+work=$(mktemp -d /tmp/cutover-bench-proxy.XXXXXX)
+pids=()
+
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+need() {
+  local missing=()
+  command -v wrk >/dev/null || missing+=(wrk)
+  command -v nginx >/dev/null || missing+=(nginx-light)
+  command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v python3 >/dev/null || missing+=(python3)
+  if ((${#missing[@]})); then
+    echo "installing ${missing[*]}" >&2
+    apt-get install -y "${missing[@]}" >/dev/null 2>&1 || {
+      apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null
+    }
+  fi
+}
+need
+ulimit -n 65536 2>/dev/null || ulimit -n 8192
+
+if [[ -n "${CUTOVER_BIN:-}" ]]; then
+  cutover=$CUTOVER_BIN
+else
+  (cd "$root" && cargo build --release -p cutover >&2)
+  cutover=${CARGO_TARGET_DIR:-$root/target}/release/cutover
+fi
+
+BACKEND1=127.0.0.1:19101 BACKEND2=127.0.0.1:19102 BACKEND3=127.0.0.1:19103
+NGINX=127.0.0.1:19201 HAPROXY=127.0.0.1:19202 CUTOVER=127.0.0.1:19203 ADMIN=127.0.0.1:19290
+
+wait_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
+
+# --- backend: nginx answering a fixed 200 on three ports -------------------------------------
+mkdir -p "$work/backend" "$work/nginx"
+cat >"$work/backend/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $work/backend/nginx.pid;
+error_log $work/backend/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {
+    listen $BACKEND1; listen $BACKEND2; listen $BACKEND3;
+    location / { return 200 "ok\n"; }
+  }
+}
+EOF
+nginx -p "$work/backend" -c "$work/backend/nginx.conf" &
+pids+=($!)
+
+# --- nginx as the proxy: 1 worker, upstream keepalive -----------------------------------------
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server $BACKEND1; keepalive 64; }
+  server {
+    listen $NGINX;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+
+# --- HAProxy: 1 thread, http-reuse always -------------------------------------------------------
+cat >"$work/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend fe
+  bind $HAPROXY
+  default_backend be
+backend be
+  server s1 $BACKEND1
+EOF
+haproxy -f "$work/haproxy.cfg" -db &
+pids+=($!)
+
+# --- Cutover: 1 worker --------------------------------------------------------------------------
+cat >"$work/lb.yaml" <<EOF
+admin: $ADMIN
+listeners:
+  - name: prod
+    address: $CUTOVER
+    defaultAction:
+      forward: [{targetGroup: blue, weight: 100}, {targetGroup: green, weight: 0}]
+targetGroups:
+  - name: blue
+    targets: ["$BACKEND1"]
+    healthCheck: {path: /, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2, matcher: "200-299"}
+    deregistrationDelaySeconds: 5
+  - name: green
+    targets: ["$BACKEND2"]
+    healthCheck: {path: /, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2, matcher: "200-299"}
+    deregistrationDelaySeconds: 5
+EOF
+CUTOVER_LOG=warn RUST_LOG=warn "$cutover" proxy --config "$work/lb.yaml" --state-dir "$work/state" --workers 1 &
+cutover_pid=$!
+pids+=($cutover_pid)
+
+for a in $BACKEND1 $BACKEND2 $BACKEND3 $NGINX $HAPROXY $CUTOVER $ADMIN; do wait_port "$a"; done
+for _ in $(seq 1 100); do
+  curl -fsS "http://$ADMIN/v1/health" | grep -q '"healthyHostCount":1,"unhealthyHostCount":0,"targets":\[{"address":"'"$BACKEND2" && break
+  sleep 0.1
+done
+
+# --- 1. throughput ------------------------------------------------------------------------------
+declare -A rps p99
+to_ms() { # wrk latency such as 812.00us, 1.62ms, 1.01s -> milliseconds
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+run_wrk() { # name address
+  wrk -t1 -c32 -d2s "http://$2/" >/dev/null 2>&1 || true # warm-up (pools, caches)
+  local out
+  out=$(wrk -t1 -c32 -d"${seconds}s" --latency "http://$2/")
+  echo "$out" >"$work/wrk-$1.txt"
+  rps[$1]=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p99[$1]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  if grep -q -e "Non-2xx" -e "Socket errors" <<<"$out"; then
+    echo "warning: $1 had errors:" >&2
+    grep -e "Non-2xx" -e "Socket errors" <<<"$out" >&2
+  fi
+}
+run_wrk direct "$BACKEND1"
+run_wrk nginx "$NGINX"
+run_wrk haproxy "$HAPROXY"
+run_wrk cutover "$CUTOVER"
+
+echo
+echo "## throughput: wrk -t1 -c32 -d${seconds}s, one worker per proxy"
+printf "%-10s %12s %10s\n" target "req/s" "p99 ms"
+for n in direct nginx haproxy cutover; do printf "%-10s %12.0f %10s\n" "$n" "${rps[$n]}" "${p99[$n]}"; done
+best=nginx
+awk -v a="${rps[haproxy]}" -v b="${rps[nginx]}" 'BEGIN { exit !(a > b) }' && best=haproxy
+awk -v c="${rps[cutover]}" -v n="${rps[nginx]}" -v h="${rps[haproxy]}" -v d="${rps[direct]}" \
+  -v cp="${p99[cutover]}" -v np="${p99[nginx]}" -v hp="${p99[haproxy]}" -v best="$best" 'BEGIN {
+    b = (best == "nginx") ? n : h; bp = (best == "nginx") ? np : hp
+    printf "cutover/nginx %.2fx  cutover/haproxy %.2fx  cutover/direct %.2fx\n", c / n, c / h, c / d
+    printf "goal: >= 1.10x the better peer (%s): %.2fx %s; p99 %s ms vs %s ms: %s\n", best, c / b, (c / b >= 1.1 ? "MET" : "NOT MET"), cp, bp, (cp <= bp ? "MET" : "NOT MET")
+  }'
+
+# --- 2. no loss under weight flips and target churn -------------------------------------------
+echo
+echo "## no loss: ${noloss_seconds}s through cutover, weights flip every 2 s, a target is added and drained in turn"
+"$here/proxy/flip.sh" "http://$ADMIN" "$BACKEND3" "$BACKEND1" "$BACKEND2" 2>"$work/flip.err" &
+flip_pid=$!
+pids+=($flip_pid)
+out=$(wrk -t1 -c32 -d"${noloss_seconds}s" --latency "http://$CUTOVER/")
+kill "$flip_pid" 2>/dev/null || true
+echo "$out" >"$work/wrk-noloss.txt"
+noloss_rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+total=$(awk '/requests in/ { print $1 }' <<<"$out")
+non2xx=$(awk '/Non-2xx/ { print $NF }' <<<"$out")
+sockerr=$(awk '/Socket errors/ { gsub(",", ""); print $4 + $6 + $8 + $10 }' <<<"$out")
+flips=$(curl -fsS "http://$ADMIN/v1/status" | sed -E 's/.*"version":([0-9]+).*/\1/')
+printf "requests %s  req/s %.0f  non-2xx %s  socket errors %s  config versions applied %s  admin failures %s\n" \
+  "$total" "$noloss_rps" "${non2xx:-0}" "${sockerr:-0}" "$flips" "$(wc -l <"$work/flip.err")"
+if [[ "${non2xx:-0}" == 0 && "${sockerr:-0}" == 0 ]] && awk -v r="$noloss_rps" 'BEGIN { exit !(r >= 5000) }'; then
+  echo "no-loss goal: MET"
+else
+  echo "no-loss goal: NOT MET"
+fi
+
+# --- 3. memory with 1,000 idle keep-alive connections ------------------------------------------
+echo
+echo "## resident memory with 1,000 idle keep-alive client connections"
+rss_of() { # pid... -> total VmRSS in KiB
+  local t=0 p
+  for p in "$@"; do t=$((t + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0))); done
+  echo $t
+}
+nginx_pids() { pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' '; cat "$work/nginx/nginx.pid"; }
+haproxy_pid=$(pgrep -f "haproxy -f $work/haproxy.cfg" | head -1)
+printf "%-10s %12s %12s\n" proxy "idle KiB" "1000 conns KiB"
+for n in nginx haproxy cutover; do
+  case $n in
+    nginx) addr=$NGINX; ps_list=$(nginx_pids) ;;
+    haproxy) addr=$HAPROXY; ps_list=$haproxy_pid ;;
+    cutover) addr=$CUTOVER; ps_list=$cutover_pid ;;
+  esac
+  # shellcheck disable=SC2086
+  before=$(rss_of $ps_list)
+  python3 "$here/proxy/idle_conns.py" "${addr%:*}" "${addr#*:}" 1000 3 >"$work/idle-$n.txt" &
+  holder=$!
+  for _ in $(seq 1 100); do grep -q ready "$work/idle-$n.txt" && break; sleep 0.1; done
+  # shellcheck disable=SC2086
+  after=$(rss_of $ps_list)
+  wait "$holder" || true
+  printf "%-10s %12s %12s   (%s)\n" "$n" "$before" "$after" "$(cat "$work/idle-$n.txt")"
+done
