@@ -29,7 +29,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// The longest time between two passes of a service loop.
-pub(crate) const LOOP_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const LOOP_INTERVAL: Duration = Duration::from_secs(1);
 
 enum LoopEvent {
     Exited {

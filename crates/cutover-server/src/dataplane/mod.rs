@@ -189,7 +189,7 @@ impl DataPlane {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = changed.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
             if self.client.status().await.is_err() {
                 tracing::warn!("data plane not answering; restarting it");
