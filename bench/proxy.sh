@@ -233,6 +233,7 @@ for n in nginx haproxy cutover; do
   esac
   # shellcheck disable=SC2086
   before=$(rss_of $ps_list)
+  : >"$work/idle-$n.txt"
   python3 "$here/proxy/idle_conns.py" "${addr%:*}" "${addr#*:}" 1000 3 >"$work/idle-$n.txt" &
   holder=$!
   for _ in $(seq 1 100); do grep -q ready "$work/idle-$n.txt" && break; sleep 0.1; done

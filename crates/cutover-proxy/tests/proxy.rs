@@ -471,3 +471,60 @@ async fn pushed_configuration_survives_a_restart_without_the_file() {
     assert_eq!(v2, v + 1, "versions keep growing across restarts");
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_tunnel_outliving_the_deregistration_delay_is_cut() {
+    let blue = backend("blue").await;
+    let yaml = format!(
+        "admin: ADMIN
+listeners:
+  - name: prod
+    address: LISTEN
+    defaultAction: {{forward: [{{targetGroup: blue}}]}}
+targetGroups:
+  - name: blue
+    targets: [\"{}\"]
+    deregistrationDelaySeconds: 1
+",
+        blue.addr
+    );
+    let proxy = Proxy::start(&yaml).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", proxy.listen))
+        .await
+        .unwrap();
+    ws.send("before".into()).await.unwrap();
+    assert!(ws.next().await.unwrap().is_ok());
+    let start = tokio::time::Instant::now();
+    proxy.admin.set_targets::<&str>("blue", &[]).await.unwrap();
+    // Still usable while draining.
+    ws.send("during".into()).await.unwrap();
+    assert_eq!(
+        ws.next()
+            .await
+            .unwrap()
+            .unwrap()
+            .into_text()
+            .unwrap()
+            .as_str(),
+        "during"
+    );
+    // Then cut once the delay elapsed.
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) => break,
+                Some(Ok(m)) if m.is_close() => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "tunnel was not cut");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "cut after {waited:?}"
+    );
+    let h = proxy.admin.health().await.unwrap();
+    assert!(h.group("blue").unwrap().targets.is_empty());
+}
