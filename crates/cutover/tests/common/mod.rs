@@ -140,6 +140,10 @@ impl Drop for Server {
             });
         }
         self.kill9();
+        // The data plane outlives the server by design; the test owns it.
+        if let Ok(pid) = std::fs::read_to_string(self.data_dir.join("proxy/proxy.pid")) {
+            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        }
         // Whatever is left (a failed test): kill every shim of this data dir.
         let tasks = self.data_dir.join("tasks");
         if let Ok(entries) = std::fs::read_dir(&tasks) {
