@@ -83,6 +83,29 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    fn poll_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(BodyError::from))),
+            Poll::Pending => {
+                let token = &self.guard.0.cut;
+                let cut = self
+                    .cut
+                    .get_or_insert_with(|| Box::pin(token.clone().cancelled_owned()));
+                ready!(cut.as_mut().poll(cx));
+                Poll::Ready(Some(Err(BodyError::Cut)))
+            }
+        }
+    }
+}
+
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if self.inner.is_end_stream() {
@@ -101,26 +124,13 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream(u) => match {
+            ProxyBody::Upstream(u) => {
                 // Drive the upstream connection in this task, then take what it delivered.
                 if let Some(up) = &mut u.upstream {
                     up.poll_conn(cx);
                 }
-                Pin::new(&mut u.inner).poll_frame(cx)
-            } {
-                Poll::Ready(None) => {
-                    u.finish();
-                    Poll::Ready(None)
-                }
-                Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(BodyError::from))),
-                Poll::Pending => {
-                    let cut = u
-                        .cut
-                        .get_or_insert_with(|| Box::pin(u.guard.0.cut.clone().cancelled_owned()));
-                    ready!(cut.as_mut().poll(cx));
-                    Poll::Ready(Some(Err(BodyError::Cut)))
-                }
-            },
+                u.poll_inner(cx)
+            }
         }
     }
 
@@ -188,11 +198,11 @@ pub(crate) async fn serve(
                 location.push_str(&format!(":{p}"));
             }
             location.push_str(path.as_deref().unwrap_or(req.uri().path()));
-            if let Some(q) = query.as_deref().or(req.uri().query()) {
-                if !q.is_empty() {
-                    location.push('?');
-                    location.push_str(q);
-                }
+            if let Some(q) = query.as_deref().or(req.uri().query())
+                && !q.is_empty()
+            {
+                location.push('?');
+                location.push_str(q);
             }
             let mut resp = Response::new(ProxyBody::Full(None));
             *resp.status_mut() = *status;
@@ -373,12 +383,13 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
 
 fn prepare_request(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) {
     // HTTP/2 requests carry the host in the URI: HTTP/1.1 targets need a Host header.
-    if !req.headers().contains_key(header::HOST) {
-        if let Some(a) = req.uri().authority() {
-            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
-                req.headers_mut().insert(header::HOST, v);
-            }
-        }
+    if !req.headers().contains_key(header::HOST)
+        && let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(header::HOST, v);
     }
     if req.uri().scheme().is_some() || req.uri().authority().is_some() {
         let pq = req

@@ -164,7 +164,7 @@ fn random_below(n: u32) -> u32 {
         x ^= x >> 7;
         x ^= x << 17;
         c.set(x);
-        ((x >> 32) * n as u64 >> 32) as u32
+        (((x >> 32) * n as u64) >> 32) as u32
     })
 }
 

@@ -50,6 +50,7 @@ pub(crate) struct Target {
 }
 
 /// Why a request could not be sent to a target.
+#[allow(clippy::large_enum_variant)] // returned once per request attempt, never stored
 pub(crate) enum SendError {
     /// No byte of the request was written: it is returned for a retry elsewhere.
     NotSent(Request<Incoming>, String),
