@@ -220,7 +220,8 @@ for port in "$web" "$keep" "$roll"; do
     sleep 0.05
   done
 done
-printf '%s\n' "rate=$rate" "conns=$conns" "slow=$slow" "alarm_runs=$alarm_runs" "quick=$quick" >"$res/run.meta"
+printf '%s\n' "rate=$rate" "conns=$conns" "slow=$slow" "alarm_runs=$alarm_runs" "quick=$quick" \
+  "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" "cpus=$(nproc)" >"$res/run.meta"
 
 # --- 1. all-at-once, three times: zero failures and the control-plane overhead ----------------
 say "all-at-once x3"
