@@ -148,6 +148,44 @@ pub struct DeploymentRow {
     pub finished_at: Option<u64>,
 }
 
+impl DeploymentRow {
+    /// A new deployment of `service` from one revision to another, with
+    /// nothing provisioned and no traffic moved yet.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: &str,
+        service: &str,
+        kind: &str,
+        status: &str,
+        from: &str,
+        to: &str,
+        config: &str,
+        started_by: &str,
+        now: u64,
+    ) -> DeploymentRow {
+        DeploymentRow {
+            id: id.to_string(),
+            service: service.to_string(),
+            kind: kind.to_string(),
+            status: status.to_string(),
+            from_task_definition: from.to_string(),
+            to_task_definition: to.to_string(),
+            config: config.to_string(),
+            engine: serde_json::Value::Null,
+            green_provisioned: false,
+            prod_green_percent: 0,
+            test_on_green: false,
+            started_by: started_by.to_string(),
+            rollback_of: None,
+            rolled_back_by: None,
+            outcome: None,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+        }
+    }
+}
+
 /// An alarm's declaration and last state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -479,26 +479,21 @@ impl Driver {
         if rollback {
             let rid = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
             self.row.rolled_back_by = Some(rid.clone());
-            rollback_row = Some(DeploymentRow {
-                id: rid,
-                service: self.row.service.clone(),
-                kind: "ROLLBACK".into(),
-                status: "Succeeded".into(),
-                from_task_definition: self.row.to_task_definition.clone(),
-                to_task_definition: self.row.from_task_definition.clone(),
-                config: "atomic flip to the original task set".into(),
-                engine: serde_json::Value::Null,
-                green_provisioned: false,
-                prod_green_percent: 0,
-                test_on_green: false,
-                started_by: format!("auto-rollback of {}", self.row.id),
-                rollback_of: Some(self.row.id.clone()),
-                rolled_back_by: None,
-                outcome: reason.clone(),
-                created_at: now,
-                updated_at: now,
-                finished_at: Some(now),
-            });
+            let mut r = DeploymentRow::new(
+                &rid,
+                &self.row.service,
+                "ROLLBACK",
+                "Succeeded",
+                &self.row.to_task_definition,
+                &self.row.from_task_definition,
+                "atomic flip to the original task set",
+                &format!("auto-rollback of {}", self.row.id),
+                now,
+            );
+            r.rollback_of = Some(self.row.id.clone());
+            r.outcome = reason.clone();
+            r.finished_at = Some(now);
+            rollback_row = Some(r);
         }
         let row = self.row.clone();
         self.dep.store.atomically(|c| {

@@ -96,26 +96,18 @@ impl Deployer {
                         kind: "service",
                         name: svc.name.clone(),
                     })?;
-                let row = DeploymentRow {
-                    id: id.clone(),
-                    service: s.name.clone(),
-                    kind: "ROLLING".into(),
-                    status: "InProgress".into(),
-                    from_task_definition: s.task_definition.clone(),
-                    to_task_definition: req.task_definition.clone(),
-                    config: "rolling".into(),
-                    engine: serde_json::Value::Null,
-                    green_provisioned: false,
-                    prod_green_percent: 0,
-                    test_on_green: false,
-                    started_by: req.started_by.clone(),
-                    rollback_of: req.rollback_of.clone(),
-                    rolled_back_by: None,
-                    outcome: None,
-                    created_at: now,
-                    updated_at: now,
-                    finished_at: None,
-                };
+                let mut row = DeploymentRow::new(
+                    &id,
+                    &s.name,
+                    "ROLLING",
+                    "InProgress",
+                    &s.task_definition,
+                    &req.task_definition,
+                    "rolling",
+                    &req.started_by,
+                    now,
+                );
+                row.rollback_of = req.rollback_of.clone();
                 s.task_definition = req.task_definition.clone();
                 s.generation += 1;
                 s.updated_at = now;
@@ -160,26 +152,19 @@ impl Deployer {
         if busy {
             engine.handle(now, Input::Enqueue);
         }
-        let row = DeploymentRow {
-            id: id.clone(),
-            service: svc.name.clone(),
-            kind: "BLUE_GREEN".into(),
-            status: if busy { "Queued" } else { "Created" }.into(),
-            from_task_definition: svc.task_definition.clone(),
-            to_task_definition: req.task_definition.clone(),
-            config,
-            engine: serde_json::to_value(&engine).map_err(anyhow::Error::from)?,
-            green_provisioned: false,
-            prod_green_percent: 0,
-            test_on_green: false,
-            started_by: req.started_by.clone(),
-            rollback_of: req.rollback_of.clone(),
-            rolled_back_by: None,
-            outcome: None,
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-        };
+        let mut row = DeploymentRow::new(
+            &id,
+            &svc.name,
+            "BLUE_GREEN",
+            if busy { "Queued" } else { "Created" },
+            &svc.task_definition,
+            &req.task_definition,
+            &config,
+            &req.started_by,
+            now,
+        );
+        row.engine = serde_json::to_value(&engine).map_err(anyhow::Error::from)?;
+        row.rollback_of = req.rollback_of.clone();
         let hooks = serde_json::to_value(&req.appspec_hooks).map_err(anyhow::Error::from)?;
         self.store.atomically(|c| {
             ops::put_deployment(c, &row)?;
