@@ -89,23 +89,6 @@ fn write_container_stack(dir: &std::path::Path, prod: u16, test: u16) {
     .unwrap();
 }
 
-fn wait_healthy(server: &Server, n: usize) -> Vec<TaskInfo> {
-    let mut last = Vec::new();
-    let ok = wait_until(Duration::from_secs(60), || {
-        last = server.tasks("web");
-        last.len() == n
-            && last
-                .iter()
-                .all(|t| t.status == "RUNNING" && t.health == "HEALTHY")
-    });
-    assert!(
-        ok.is_some(),
-        "containers never became {n} healthy: {last:?}\n{}",
-        server.log()
-    );
-    last
-}
-
 #[test]
 fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
     if !engine_or_skip() {
@@ -121,7 +104,7 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tasks = wait_healthy(&server, 2);
+    let tasks = wait_healthy(&server, "web", 2, Duration::from_secs(60));
     assert!(
         server.log().contains("container engine connected"),
         "{}",
@@ -157,7 +140,7 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
     );
 
     // Blue/green under load: no request fails.
-    let before = wait_healthy(&server, 2);
+    let before = wait_healthy(&server, "web", 2, Duration::from_secs(60));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let load = {
@@ -190,7 +173,7 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
     );
     assert!(ok > 50, "too little traffic: {ok}");
     assert_eq!(http_get(&listener, "/").unwrap().1.trim(), "v2");
-    let after_deploy = wait_healthy(&server, 2);
+    let after_deploy = wait_healthy(&server, "web", 2, Duration::from_secs(60));
     assert!(
         after_deploy
             .iter()
@@ -201,7 +184,7 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
     server.kill9();
     server.spawn();
     std::thread::sleep(Duration::from_secs(2));
-    let adopted = wait_healthy(&server, 2);
+    let adopted = wait_healthy(&server, "web", 2, Duration::from_secs(60));
     let mut a: Vec<_> = after_deploy.iter().map(|t| t.id.clone()).collect();
     let mut b: Vec<_> = adopted.iter().map(|t| t.id.clone()).collect();
     a.sort();

@@ -7,23 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn wait_healthy(server: &Server, n: usize) -> Vec<TaskInfo> {
-    let mut last = Vec::new();
-    let ok = wait_until(Duration::from_secs(30), || {
-        last = server.tasks("web");
-        last.len() == n
-            && last
-                .iter()
-                .all(|t| t.status == "RUNNING" && t.health == "HEALTHY")
-    });
-    assert!(
-        ok.is_some(),
-        "tasks never became {n} healthy: {last:?}\nserver log:\n{}",
-        server.log()
-    );
-    last
-}
-
 #[test]
 fn keeps_desired_count_replaces_killed_tasks_and_adopts_after_server_crash() {
     let mut server = Server::start();
@@ -37,7 +20,7 @@ fn keeps_desired_count_replaces_killed_tasks_and_adopts_after_server_crash() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("+ service web: create"));
 
-    let tasks = wait_healthy(&server, 2);
+    let tasks = wait_healthy(&server, "web", 2, Duration::from_secs(30));
     for t in &tasks {
         let (status, body) = http_get(t.endpoint.as_deref().unwrap(), "/").unwrap();
         assert_eq!((status, body.trim()), (200, "v1"));
@@ -74,14 +57,14 @@ fn keeps_desired_count_replaces_killed_tasks_and_adopts_after_server_crash() {
     assert_eq!(stopped["task"]["stopCode"], "EssentialContainerExited");
 
     // kill -9 of the server, then a restart: the same processes, adopted.
-    let before = wait_healthy(&server, 2);
+    let before = wait_healthy(&server, "web", 2, Duration::from_secs(30));
     server.kill9();
     for t in &before {
         assert!(alive(t.pid.unwrap()), "task {} died with the server", t.id);
     }
     server.spawn();
     std::thread::sleep(Duration::from_secs(2));
-    let after = wait_healthy(&server, 2);
+    let after = wait_healthy(&server, "web", 2, Duration::from_secs(30));
     let mut pids_before: Vec<_> = before.iter().map(|t| t.pid).collect();
     let mut pids_after: Vec<_> = after.iter().map(|t| t.pid).collect();
     pids_before.sort();
@@ -93,9 +76,9 @@ fn keeps_desired_count_replaces_killed_tasks_and_adopts_after_server_crash() {
 
     // Scale out and in.
     server.json(&["services", "scale", "web", "--desired", "3"]);
-    wait_healthy(&server, 3);
+    wait_healthy(&server, "web", 3, Duration::from_secs(30));
     server.json(&["services", "scale", "web", "--desired", "1"]);
-    wait_healthy(&server, 1);
+    wait_healthy(&server, "web", 1, Duration::from_secs(30));
 
     // Logs of the service carry the sample app's start line.
     let logs = server.cli(&["logs", "web"]);

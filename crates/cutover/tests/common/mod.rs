@@ -236,3 +236,22 @@ pub fn alive(pid: i32) -> bool {
             .unwrap_or_default()
             .contains(") Z ")
 }
+
+/// Waits until `service` has exactly `n` tasks, all RUNNING and HEALTHY, and
+/// returns them; panics with the server log after `limit`.
+pub fn wait_healthy(server: &Server, service: &str, n: usize, limit: Duration) -> Vec<TaskInfo> {
+    let mut last = Vec::new();
+    let ok = wait_until(limit, || {
+        last = server.tasks(service);
+        last.len() == n
+            && last
+                .iter()
+                .all(|t| t.status == "RUNNING" && t.health == "HEALTHY")
+    });
+    assert!(
+        ok.is_some(),
+        "{service} never had {n} healthy tasks: {last:?}\nserver log:\n{}",
+        server.log()
+    );
+    last
+}
