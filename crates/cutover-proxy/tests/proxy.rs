@@ -528,3 +528,52 @@ targetGroups:
     let h = proxy.admin.health().await.unwrap();
     assert!(h.group("blue").unwrap().targets.is_empty());
 }
+
+#[tokio::test]
+async fn starts_empty_with_an_admin_address_and_takes_pushed_configuration() {
+    let blue = backend("blue").await;
+    let dir = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", common::free_port());
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let opts = cutover_proxy::ProxyOptions {
+        config_path: None,
+        state_dir: Some(dir.path().to_owned()),
+        workers: 1,
+        admin_address: Some(admin.clone()),
+    };
+    let task = tokio::spawn(cutover_proxy::run(opts, async {
+        let _ = rx.await;
+    }));
+    let client = cutover_proxy::client::AdminClient::new(&admin);
+    let mut status = None;
+    for _ in 0..200 {
+        if let Ok(s) = client.status().await {
+            status = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = status.expect("admin api answers");
+    assert!(status.listeners.is_empty());
+    let config = cutover_proxy::config::parse_json(
+        "<test>",
+        &format!(
+            r#"{{"listeners": [{{"name": "prod", "address": "{listen}",
+                "defaultAction": {{"forward": [{{"targetGroup": "blue"}}]}}}}],
+              "targetGroups": [{{"name": "blue", "targets": ["{}"]}}]}}"#,
+            blue.addr
+        ),
+    )
+    .unwrap();
+    let v = client.put_config(&config).await.unwrap();
+    assert_eq!(v, status.version + 1);
+    let (code, _, body) = get(&common::client(), &format!("http://{listen}/"), &[]).await;
+    assert_eq!((code.as_u16(), body.as_str()), (200, "blue"));
+    assert!(
+        dir.path().join("config.json").exists(),
+        "persisted before acknowledged"
+    );
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
