@@ -14,6 +14,7 @@ mod controller;
 mod dataplane;
 mod deploy;
 mod files;
+mod pipelines;
 mod taskdef;
 
 use anyhow::Context;
@@ -99,6 +100,13 @@ pub async fn run(
         cancel.clone(),
     )
     .context("cannot resume deployments")?;
+    let pipelines = pipelines::Pipelines::start(
+        store.clone(),
+        deployer.clone(),
+        &cfg.data_dir,
+        cancel.clone(),
+    )
+    .context("cannot resume pipelines")?;
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -112,6 +120,7 @@ pub async fn run(
         controller,
         dataplane,
         deployer,
+        pipelines,
         alarms: alarm_tx,
         started_at: clock::now_ms(),
     };

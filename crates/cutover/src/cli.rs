@@ -84,6 +84,16 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AlarmCommand,
     },
+    /// Run and inspect pipelines (CodePipeline).
+    Pipelines {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
+    /// Inspect builds and their logs (CodeBuild).
+    Builds {
+        #[command(subcommand)]
+        command: BuildCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -300,5 +310,139 @@ pub(crate) enum AlarmCommand {
         /// Why.
         #[arg(long, default_value = "drill")]
         reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PipelineCommand {
+    /// List pipelines and their latest execution.
+    #[command(alias = "list")]
+    Ls,
+    /// Show a pipeline: stages, transitions, latest execution, events.
+    Get {
+        /// Pipeline name.
+        name: String,
+    },
+    /// Start an execution.
+    Start {
+        /// Pipeline name.
+        name: String,
+        /// Override a pipeline variable (repeatable).
+        #[arg(long = "variable", value_name = "NAME=VALUE")]
+        variables: Vec<String>,
+        /// Follow the execution, printing stage and action progress; exit
+        /// non-zero unless it succeeds.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List a pipeline's executions, newest first.
+    Executions {
+        /// Pipeline name.
+        name: String,
+    },
+    /// Approve a manual approval action.
+    Approve {
+        /// Pipeline name.
+        name: String,
+        /// Stage of the approval.
+        #[arg(long)]
+        stage: String,
+        /// Approval action name.
+        #[arg(long)]
+        action: String,
+        /// Comment.
+        #[arg(long, default_value = "")]
+        summary: String,
+        /// Execution (default: the one waiting there).
+        #[arg(long)]
+        execution: Option<String>,
+    },
+    /// Reject a manual approval action (the stage fails).
+    Reject {
+        /// Pipeline name.
+        name: String,
+        /// Stage of the approval.
+        #[arg(long)]
+        stage: String,
+        /// Approval action name.
+        #[arg(long)]
+        action: String,
+        /// Comment.
+        #[arg(long, default_value = "")]
+        summary: String,
+        /// Execution (default: the one waiting there).
+        #[arg(long)]
+        execution: Option<String>,
+    },
+    /// Retry the stage a failed or stopped execution ended in.
+    Retry {
+        /// Pipeline name.
+        name: String,
+        /// Execution id.
+        #[arg(long)]
+        execution: String,
+        /// Stage name.
+        #[arg(long)]
+        stage: String,
+        /// Run every action of the stage again, not only the failed ones.
+        #[arg(long)]
+        all_actions: bool,
+    },
+    /// Stop an execution.
+    Stop {
+        /// Pipeline name.
+        name: String,
+        /// Execution id.
+        #[arg(long)]
+        execution: String,
+        /// Abandon running actions instead of letting them finish.
+        #[arg(long)]
+        abandon: bool,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Disable a stage's inbound transition.
+    DisableTransition {
+        /// Pipeline name.
+        name: String,
+        /// Stage name.
+        #[arg(long)]
+        stage: String,
+        /// Why.
+        #[arg(long, default_value = "disabled from the cli")]
+        reason: String,
+    },
+    /// Enable a stage's inbound transition.
+    EnableTransition {
+        /// Pipeline name.
+        name: String,
+        /// Stage name.
+        #[arg(long)]
+        stage: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuildCommand {
+    /// List builds, newest first.
+    #[command(alias = "list")]
+    Ls {
+        /// Only this build project.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Show a build: phases, exported variables, artifacts, reports.
+    Get {
+        /// Build id (`project:uuid`).
+        id: String,
+    },
+    /// Print a build's log.
+    Logs {
+        /// Build id (`project:uuid`).
+        id: String,
+        /// Keep printing until the build ends.
+        #[arg(long, short)]
+        follow: bool,
     },
 }

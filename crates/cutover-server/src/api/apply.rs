@@ -6,8 +6,9 @@
 //! 2. compute the plan against the store (create / update with the list of
 //!    changes / unchanged);
 //! 3. unless it is a dry run, write everything in one transaction (new task
-//!    definition revisions, services, the applied stack), then wake the
-//!    affected service loops.
+//!    definition revisions, services, repositories, build projects,
+//!    pipelines, the applied stack), then wake the affected service loops
+//!    and the pipeline drivers.
 //!
 //! Applying the same file twice is a no-op: a task definition whose
 //! canonical JSON equals the newest revision of its family reuses it.
@@ -158,6 +159,27 @@ pub(crate) async fn apply(
             taskdef,
         });
     }
+    let mut services: std::collections::BTreeSet<String> =
+        parsed.value.services.keys().cloned().collect();
+    services.extend(
+        st.store
+            .with(ops::list_services)?
+            .into_iter()
+            .map(|s| s.name),
+    );
+    let declared = crate::pipelines::config::check(
+        &crate::pipelines::config::StackInput {
+            file: &req.file,
+            map: &map,
+            repositories: parsed.value.repositories.as_ref(),
+            build_projects: parsed.value.build_projects.as_ref(),
+            pipelines: parsed.value.pipelines.as_ref(),
+            files: &req.files,
+            services: &services,
+        },
+        &mut errors,
+        &mut warnings,
+    );
     if !errors.is_empty() {
         return Err(files::rejected(
             &req.file,
@@ -281,12 +303,16 @@ pub(crate) async fn apply(
             }
             plan.push(json!({"alarm": name, "action": action, "changes": []}));
         }
+        plan.extend(crate::pipelines::config::store(c, &declared, now, dry_run)?);
         if !dry_run {
             ops::record_stack(c, now, &file, &stack_json)?;
         }
         Ok(plan)
     })?;
     if !dry_run {
+        if !declared.pipelines.is_empty() {
+            st.pipelines.reload()?;
+        }
         for r in &resolved {
             st.controller.changed.notify_one();
             st.controller.wake(&r.name);

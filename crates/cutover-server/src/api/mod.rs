@@ -6,9 +6,11 @@
 mod alarms;
 mod apply;
 mod auth;
+mod builds;
 mod deployments;
 mod error;
 mod openapi;
+mod pipelines;
 mod services;
 mod task_definitions;
 mod tasks;
@@ -28,6 +30,7 @@ pub(crate) struct AppState {
     pub(crate) controller: Arc<Controller>,
     pub(crate) dataplane: Arc<crate::dataplane::DataPlane>,
     pub(crate) deployer: Arc<crate::deploy::Deployer>,
+    pub(crate) pipelines: Arc<crate::pipelines::Pipelines>,
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
 }
@@ -62,6 +65,19 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/alarms/{name}/history"),
     ("put", "/v1/alarms/{name}/state"),
     ("get", "/v1/dataplane"),
+    ("get", "/v1/pipelines"),
+    ("get", "/v1/pipelines/{name}"),
+    ("get", "/v1/pipelines/{name}/executions"),
+    ("post", "/v1/pipelines/{name}/executions"),
+    ("get", "/v1/pipelines/{name}/executions/{id}"),
+    ("post", "/v1/pipelines/{name}/executions/{id}/stop"),
+    ("post", "/v1/pipelines/{name}/executions/{id}/retry"),
+    ("post", "/v1/pipelines/{name}/approvals"),
+    ("put", "/v1/pipelines/{name}/transitions/{stage}"),
+    ("post", "/v1/webhooks/{repository}"),
+    ("get", "/v1/builds"),
+    ("get", "/v1/builds/{id}"),
+    ("get", "/v1/builds/{id}/logs"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -112,12 +128,43 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/alarms/{name}/history", get(alarms::history))
         .route("/v1/alarms/{name}/state", put(alarms::set_state))
         .route("/v1/dataplane", get(alarms::dataplane))
-        .with_state(state);
-    match token {
+        .route("/v1/pipelines", get(pipelines::list))
+        .route("/v1/pipelines/{name}", get(pipelines::describe))
+        .route(
+            "/v1/pipelines/{name}/executions",
+            get(pipelines::executions).post(pipelines::start),
+        )
+        .route(
+            "/v1/pipelines/{name}/executions/{id}",
+            get(pipelines::execution),
+        )
+        .route(
+            "/v1/pipelines/{name}/executions/{id}/stop",
+            post(pipelines::stop),
+        )
+        .route(
+            "/v1/pipelines/{name}/executions/{id}/retry",
+            post(pipelines::retry),
+        )
+        .route("/v1/pipelines/{name}/approvals", post(pipelines::approve))
+        .route(
+            "/v1/pipelines/{name}/transitions/{stage}",
+            put(pipelines::transition),
+        )
+        .route("/v1/builds", get(builds::list))
+        .route("/v1/builds/{id}", get(builds::get))
+        .route("/v1/builds/{id}/logs", get(builds::logs))
+        .with_state(state.clone());
+    let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
             auth::Token(Arc::new(t)),
             auth::require_token,
         )),
         None => api,
-    }
+    };
+    // Webhooks carry their own signature instead of the API token.
+    let hooks = Router::new()
+        .route("/v1/webhooks/{repository}", post(pipelines::webhook))
+        .with_state(state);
+    api.merge(hooks)
 }

@@ -74,19 +74,35 @@ fn referenced_files(stack: &str, base: &Path) -> Map<String, Value> {
     let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(stack) else {
         return out;
     };
-    let Some(services) = doc.get("services").and_then(|s| s.as_mapping()) else {
-        return out;
-    };
-    for (_, svc) in services {
-        let Some(p) = svc.get("taskDefinition").and_then(|v| v.as_str()) else {
-            continue;
-        };
-        if !(p.contains('/') || p.ends_with(".json")) {
-            continue;
-        }
-        let path = base.join(p);
-        if let Ok(text) = std::fs::read_to_string(&path) {
+    let mut add = |p: &str| {
+        if let Ok(text) = std::fs::read_to_string(base.join(p)) {
             out.insert(p.to_string(), Value::String(text));
+        }
+    };
+    let entries = |section: &str| {
+        doc.get(section)
+            .and_then(|s| s.as_mapping())
+            .map(|m| m.values().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    for svc in entries("services") {
+        if let Some(p) = svc.get("taskDefinition").and_then(|v| v.as_str())
+            && (p.contains('/') || p.ends_with(".json"))
+        {
+            add(p);
+        }
+    }
+    // Pipelines given as files, and build projects' buildspec files (a
+    // buildspec path that is not found here is read from the source root
+    // at build time, as CodeBuild does).
+    for pipeline in entries("pipelines") {
+        if let Some(p) = pipeline.get("file").and_then(|v| v.as_str()) {
+            add(p);
+        }
+    }
+    for project in entries("buildProjects") {
+        if let Some(p) = project.get("buildspec").and_then(|v| v.as_str()) {
+            add(p);
         }
     }
     out
@@ -104,5 +120,17 @@ mod tests {
         let files = referenced_files(stack, dir.path());
         assert_eq!(files.len(), 1);
         assert_eq!(files["./taskdef.json"], "{}");
+    }
+
+    #[test]
+    fn collects_pipeline_files_and_buildspecs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pipeline.json"), "{\"pipeline\": {}}").unwrap();
+        std::fs::write(dir.path().join("ci.yml"), "version: 0.2").unwrap();
+        let stack = "pipelines:\n  app: {file: ./pipeline.json}\nbuildProjects:\n  b: {buildspec: ci.yml}\n  c: {buildspec: in-source.yml}\n";
+        let files = referenced_files(stack, dir.path());
+        assert_eq!(files.len(), 2);
+        assert_eq!(files["./pipeline.json"], "{\"pipeline\": {}}");
+        assert_eq!(files["ci.yml"], "version: 0.2");
     }
 }

@@ -5,6 +5,7 @@ mod apply;
 mod demo;
 mod deploy;
 mod logs;
+mod pipelines;
 mod server;
 mod services;
 mod taskdefs;
@@ -29,6 +30,8 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Deploy(args) => deploy::run(&g, args).await,
         Command::Deployments { command } => deploy::deployments(&g, command).await,
         Command::Alarms { command } => alarms::run(&g, command).await,
+        Command::Pipelines { command } => pipelines::run(&g, command).await,
+        Command::Builds { command } => pipelines::builds(&g, command).await,
         Command::Shim(_) | Command::SampleApp => {
             unreachable!("handled before the async runtime starts")
         }

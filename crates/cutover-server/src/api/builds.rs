@@ -1,0 +1,105 @@
+//! Builds: history with durations, one build's phases, and its log read
+//! from an offset (`cutover builds logs --follow` polls it while the build
+//! runs).
+
+use super::{ApiError, ApiResult, AppState};
+use crate::pipelines::build::log_path;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use cutover_store::{BuildRow, pipeline_ops};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::io::{Read, Seek, SeekFrom};
+
+/// Most log bytes answered at once.
+const MAX_CHUNK: u64 = 1 << 20;
+
+fn view(b: &BuildRow) -> Value {
+    let mut v = serde_json::to_value(b).unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "durationMs".into(),
+            json!(b.finished_at.map(|f| f.saturating_sub(b.started_at))),
+        );
+    }
+    v
+}
+
+/// Query of `GET /v1/builds`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    project: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    50
+}
+
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = st
+        .store
+        .with(|c| pipeline_ops::list_builds(c, q.project.as_deref(), q.limit))?;
+    Ok(Json(
+        json!({"builds": rows.iter().map(view).collect::<Vec<_>>()}),
+    ))
+}
+
+fn find(st: &AppState, id: &str) -> Result<BuildRow, ApiError> {
+    st.store
+        .with(|c| pipeline_ops::build(c, id))?
+        .ok_or_else(|| ApiError::not_found(format!("build {id:?}")))
+}
+
+pub(crate) async fn get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"build": view(&find(&st, &id)?)})))
+}
+
+/// Query of `GET /v1/builds/{id}/logs`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LogQuery {
+    #[serde(default)]
+    offset: u64,
+}
+
+pub(crate) async fn logs(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> ApiResult<Json<Value>> {
+    let build = find(&st, &id)?;
+    let path = log_path(&build);
+    let text = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        let mut f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        f.seek(SeekFrom::Start(q.offset))?;
+        let mut buf = Vec::new();
+        f.take(MAX_CHUNK).read_to_end(&mut buf)?;
+        // Answer whole lines only, so a reader never sees half a line.
+        if let Some(end) = buf.iter().rposition(|b| *b == b'\n') {
+            buf.truncate(end + 1);
+        } else {
+            buf.clear();
+        }
+        Ok(buf)
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(anyhow::Error::from)?;
+    Ok(Json(json!({
+        "text": String::from_utf8_lossy(&text),
+        "nextOffset": q.offset + text.len() as u64,
+        "finished": build.finished_at.is_some(),
+        "status": build.status,
+    })))
+}

@@ -1,0 +1,380 @@
+//! Pipelines: list, describe, start, executions, approvals, stop, retry,
+//! stage transitions, and the push webhook (`POST /v1/webhooks/{repository}`,
+//! outside bearer authentication: it is verified by its own signature).
+
+use std::collections::BTreeMap;
+
+use super::{ApiError, ApiResult, AppState};
+use crate::pipelines::webhook;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use cutover_pipeline::engine::{Execution, Input, PipelineState, RetryMode};
+use cutover_pipeline::model::Pipeline;
+use cutover_store::{ops, pipeline_ops};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+fn definition(st: &AppState, name: &str) -> Result<(Pipeline, Option<PipelineState>), ApiError> {
+    let row = st
+        .store
+        .with(|c| pipeline_ops::pipeline(c, name))?
+        .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
+    let p: Pipeline = serde_json::from_value(row.definition)
+        .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    Ok((p, st.pipelines.state(name)?))
+}
+
+/// An execution as the API shows it: stages in pipeline order.
+fn execution_view(p: &Pipeline, e: &Execution) -> Value {
+    let stages: Vec<Value> = p
+        .stages
+        .iter()
+        .filter_map(|s| {
+            let run = e.stages.get(&s.name)?;
+            let actions: Vec<Value> = s
+                .actions
+                .iter()
+                .filter_map(|a| {
+                    let r = run.actions.get(&a.name)?;
+                    Some(json!({
+                        "name": a.name,
+                        "status": r.status,
+                        "attempt": run.attempts.get(&a.name).copied().unwrap_or(1),
+                        "startedAt": r.started_at,
+                        "message": r.message,
+                    }))
+                })
+                .collect();
+            Some(json!({
+                "name": s.name,
+                "status": run.status,
+                "message": run.message,
+                "actions": actions,
+            }))
+        })
+        .collect();
+    json!({
+        "id": e.id,
+        "status": e.status,
+        "kind": e.kind,
+        "trigger": e.trigger,
+        "startedAt": e.started_at,
+        "updatedAt": e.updated_at,
+        "sourceRevisions": e.source_revisions,
+        "variables": e.variables,
+        "outputVariables": e.namespaces,
+        "message": e.message,
+        "stages": stages,
+    })
+}
+
+fn newest(state: &Option<PipelineState>) -> Vec<&Execution> {
+    let mut list: Vec<&Execution> = state
+        .as_ref()
+        .map(|s| s.executions.values().collect())
+        .unwrap_or_default();
+    list.sort_by(|a, b| b.seq.cmp(&a.seq));
+    list
+}
+
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let mut out = Vec::new();
+    for row in st.store.with(pipeline_ops::list_pipelines)? {
+        let (p, state) = definition(&st, &row.name)?;
+        let latest = newest(&state).first().map(|e| {
+            json!({"id": e.id, "status": e.status, "trigger": e.trigger, "startedAt": e.started_at})
+        });
+        out.push(json!({
+            "name": p.name,
+            "executionMode": p.execution_mode,
+            "stages": p.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+            "latestExecution": latest,
+            "updatedAt": row.updated_at,
+        }));
+    }
+    Ok(Json(json!({"pipelines": out})))
+}
+
+pub(crate) async fn describe(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (p, state) = definition(&st, &name)?;
+    let latest = newest(&state).first().map(|e| execution_view(&p, e));
+    let transitions = state
+        .as_ref()
+        .map(|s| s.transitions.clone())
+        .unwrap_or_default();
+    let events = st
+        .store
+        .with(|c| ops::events(c, &format!("pipeline/{name}"), 50))?;
+    Ok(Json(json!({
+        "pipeline": p,
+        "transitions": transitions,
+        "latestExecution": latest,
+        "events": events,
+    })))
+}
+
+/// Body of `POST /v1/pipelines/{name}/executions`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct StartRequest {
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    /// Source action name -> commit.
+    #[serde(default)]
+    source_revisions: BTreeMap<String, String>,
+    #[serde(default)]
+    trigger: Option<String>,
+}
+
+pub(crate) async fn start(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Json(req): Json<StartRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = st
+        .pipelines
+        .start_execution(
+            &name,
+            req.trigger.unwrap_or_else(|| "manual".into()),
+            req.variables,
+            req.source_revisions,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"executionId": id}))))
+}
+
+pub(crate) async fn executions(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (p, state) = definition(&st, &name)?;
+    let list: Vec<Value> = newest(&state)
+        .iter()
+        .map(|e| execution_view(&p, e))
+        .collect();
+    Ok(Json(json!({"executions": list})))
+}
+
+pub(crate) async fn execution(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let (p, state) = definition(&st, &name)?;
+    let e = state
+        .as_ref()
+        .and_then(|s| s.executions.get(&id))
+        .ok_or_else(|| ApiError::not_found(format!("execution {id:?} of pipeline {name:?}")))?;
+    Ok(Json(json!({"execution": execution_view(&p, e)})))
+}
+
+/// Body of `POST .../stop`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct StopRequest {
+    #[serde(default)]
+    abandon: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub(crate) async fn stop(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    Json(req): Json<StopRequest>,
+) -> ApiResult<Json<Value>> {
+    st.pipelines
+        .send(
+            &name,
+            Input::Stop {
+                execution: id.clone(),
+                abandon: req.abandon,
+                reason: req
+                    .reason
+                    .unwrap_or_else(|| "stopped through the API".into()),
+            },
+        )
+        .await?;
+    Ok(Json(json!({"executionId": id, "stopping": true})))
+}
+
+/// Body of `POST .../retry`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RetryRequest {
+    stage: String,
+    #[serde(default = "default_mode")]
+    mode: RetryMode,
+}
+
+fn default_mode() -> RetryMode {
+    RetryMode::FailedActions
+}
+
+pub(crate) async fn retry(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    Json(req): Json<RetryRequest>,
+) -> ApiResult<Json<Value>> {
+    st.pipelines
+        .send(
+            &name,
+            Input::RetryStage {
+                execution: id.clone(),
+                stage: req.stage,
+                mode: req.mode,
+            },
+        )
+        .await?;
+    Ok(Json(json!({"executionId": id, "retried": true})))
+}
+
+/// Body of `POST /v1/pipelines/{name}/approvals`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ApprovalRequest {
+    /// The execution; default: the one whose approval is waiting there.
+    #[serde(default)]
+    execution: Option<String>,
+    stage: String,
+    action: String,
+    approved: bool,
+    #[serde(default)]
+    summary: String,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+pub(crate) async fn approve(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Json(req): Json<ApprovalRequest>,
+) -> ApiResult<Json<Value>> {
+    let execution = match req.execution {
+        Some(e) => e,
+        None => {
+            let (_, state) = definition(&st, &name)?;
+            newest(&state)
+                .into_iter()
+                .find(|e| {
+                    e.stages.get(&req.stage).is_some_and(|s| {
+                        s.actions.get(&req.action).is_some_and(|a| {
+                            a.status == cutover_pipeline::engine::ActionStatus::InProgress
+                        })
+                    })
+                })
+                .map(|e| e.id.clone())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "approval {:?} waiting in stage {:?} of pipeline {name:?}",
+                        req.action, req.stage
+                    ))
+                })?
+        }
+    };
+    st.pipelines
+        .send(
+            &name,
+            Input::ApprovalResult {
+                execution: execution.clone(),
+                stage: req.stage,
+                action: req.action,
+                approved: req.approved,
+                summary: req.summary,
+                by: req.by.unwrap_or_else(|| "api".into()),
+            },
+        )
+        .await?;
+    Ok(Json(
+        json!({"executionId": execution, "approved": req.approved}),
+    ))
+}
+
+/// Body of `PUT /v1/pipelines/{name}/transitions/{stage}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct TransitionRequest {
+    enabled: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+pub(crate) async fn transition(
+    State(st): State<AppState>,
+    Path((name, stage)): Path<(String, String)>,
+    Json(req): Json<TransitionRequest>,
+) -> ApiResult<Json<Value>> {
+    st.pipelines
+        .send(
+            &name,
+            Input::SetTransition {
+                stage: stage.clone(),
+                enabled: req.enabled,
+                reason: req.reason,
+            },
+        )
+        .await?;
+    Ok(Json(json!({"stage": stage, "enabled": req.enabled})))
+}
+
+/// `POST /v1/webhooks/{repository}`: a push from GitHub, GitLab or Gitea.
+pub(crate) async fn webhook(
+    State(st): State<AppState>,
+    Path(repository): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let row = st
+        .store
+        .with(|c| pipeline_ops::repository(c, &repository))?
+        .ok_or_else(|| ApiError::not_found(format!("repository {repository:?}")))?;
+    let spec: crate::pipelines::config::RepositorySpec =
+        serde_json::from_value(row.spec).map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    let secret = spec.webhook_secret().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("repository {repository:?} has no webhook secret (set webhookSecret or webhookSecretEnv)"),
+        )
+    })?;
+    let forge = webhook::verify(&headers, &body, &secret)
+        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
+    let event = headers
+        .get("x-github-event")
+        .or_else(|| headers.get("x-gitea-event"))
+        .or_else(|| headers.get("x-gitlab-event"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("push");
+    if event == "ping" {
+        return Ok((StatusCode::OK, Json(json!({"forge": forge, "ping": true}))));
+    }
+    let push = webhook::parse_push(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let Some(commit) = push.after.clone() else {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"forge": forge, "executions": []})),
+        ));
+    };
+    let started = st
+        .pipelines
+        .webhook_push(&repository, &spec, push, &commit)
+        .await?;
+    let started: Vec<Value> = started
+        .into_iter()
+        .map(|(p, id)| json!({"pipeline": p, "executionId": id}))
+        .collect();
+    tracing::info!(
+        repository,
+        forge,
+        commit,
+        started = started.len(),
+        "webhook push"
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"forge": forge, "commit": commit, "executions": started})),
+    ))
+}

@@ -1,0 +1,468 @@
+//! Builds on the host: a pipeline's build action (or a future direct start)
+//! runs `cutover-build` in `<data_dir>/builds/<uuid>/` with
+//!
+//! - `src/`: a copy of the input artifact (builds may write into it);
+//! - `work/`: the build's own directory (artifacts, scripts, `build.pid`);
+//! - `build.log`: the log, appended line by line as the build writes it, so
+//!   `cutover builds logs --follow` reads it live.
+//!
+//! The build is a row in `builds` from its start (IN_PROGRESS) to its end,
+//! with phases, exported variables, artifacts and reports in `detail`.
+//!
+//! Secrets (`env.parameter-store`, `env.secrets-manager`) come from the
+//! local secret store, files under `<data_dir>/secrets/` named by the
+//! reference, else from the server's environment variable of that name.
+//!
+//! After a control-plane restart a build that was running has no reader:
+//! [`fail_interrupted`] marks it FAILED ("control plane restarted"), and
+//! kills its process group; the pipeline action it ran for then fails when
+//! the engine re-issues it, and a stage retry runs it again.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cutover_build::run::{SecretLookup, SecretSource};
+use cutover_build::{BuildRequest, BuildStatus, LogLine};
+use cutover_pipeline::engine::ArtifactRef;
+use cutover_store::{BuildRow, Store, pipeline_ops};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::artifacts::{ArtifactStore, copy_tree};
+use super::config::BuildProjectSpec;
+use crate::clock::now_ms;
+
+/// The message of a build interrupted by a restart.
+pub(crate) const RESTARTED: &str = "control plane restarted during the build";
+
+/// One build to run.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildJob {
+    /// Project name.
+    pub(crate) project: String,
+    /// Its declaration.
+    pub(crate) spec: BuildProjectSpec,
+    /// `pipeline/execution/stage/action/attempt`, when run for a pipeline.
+    pub(crate) action_key: Option<String>,
+    /// `CODEBUILD_INITIATOR`.
+    pub(crate) initiator: String,
+    /// The primary source directory (an artifact).
+    pub(crate) source: PathBuf,
+    /// Secondary sources, by artifact name.
+    pub(crate) secondary: Vec<(String, PathBuf)>,
+    /// The commit built, if known.
+    pub(crate) source_version: Option<String>,
+    /// Variables from the pipeline action, applied last.
+    pub(crate) env: Vec<(String, String)>,
+    /// The output artifacts to store: the first is the primary artifact,
+    /// the others match secondary artifact identifiers.
+    pub(crate) outputs: Vec<String>,
+}
+
+/// A finished, successful build.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildResult {
+    /// `project:uuid`.
+    pub(crate) build_id: String,
+    /// `exported-variables`.
+    pub(crate) variables: BTreeMap<String, String>,
+    /// Output artifacts, stored.
+    pub(crate) artifacts: BTreeMap<String, ArtifactRef>,
+}
+
+/// Runs builds and keeps their rows.
+#[derive(Debug, Clone)]
+pub(crate) struct Builder {
+    store: Arc<Store>,
+    data_dir: PathBuf,
+    artifacts: ArtifactStore,
+}
+
+/// The log file of a build row.
+pub(crate) fn log_path(row: &BuildRow) -> PathBuf {
+    Path::new(&row.work_dir).join("build.log")
+}
+
+impl Builder {
+    /// Builds under `<data_dir>/builds`.
+    pub(crate) fn new(store: Arc<Store>, data_dir: &Path, artifacts: ArtifactStore) -> Builder {
+        Builder {
+            store,
+            data_dir: data_dir.to_path_buf(),
+            artifacts,
+        }
+    }
+
+    fn secrets(&self) -> SecretLookup {
+        let dir = self.data_dir.join("secrets");
+        Arc::new(move |_source: SecretSource, reference: &str| {
+            let name = reference.split(':').next().unwrap_or(reference);
+            let safe = !name.is_empty()
+                && !name.starts_with('.')
+                && !name.contains("..")
+                && !name.starts_with('/');
+            if safe && let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+                return Some(text.trim_end_matches('\n').to_string());
+            }
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Runs `job` until it ends or `cancel` fires. `Err` carries the
+    /// message the pipeline action fails with.
+    pub(crate) async fn run(
+        &self,
+        job: BuildJob,
+        cancel: CancellationToken,
+    ) -> Result<BuildResult, String> {
+        let uuid = uuid::Uuid::new_v4();
+        let root = self.data_dir.join("builds").join(uuid.simple().to_string());
+        let (src, work) = (root.join("src"), root.join("work"));
+        let id = format!("{}:{uuid}", job.project);
+        let number = self
+            .store
+            .with(|c| pipeline_ops::next_build_number(c, &job.project))
+            .map_err(|e| e.to_string())?;
+        let mut row = BuildRow {
+            id: id.clone(),
+            project: job.project.clone(),
+            number,
+            status: "IN_PROGRESS".into(),
+            initiator: job.initiator.clone(),
+            action_key: job.action_key.clone(),
+            source: job.source_version.clone(),
+            work_dir: root.to_string_lossy().into_owned(),
+            detail: json!({}),
+            message: None,
+            started_at: now_ms(),
+            finished_at: None,
+        };
+        self.store
+            .with(|c| pipeline_ops::put_build(c, &row))
+            .map_err(|e| e.to_string())?;
+        tracing::info!(build = %id, project = %job.project, "build started");
+        let result = self.run_in(&job, &row, &src, &work, cancel).await;
+        row.finished_at = Some(now_ms());
+        let out = match result {
+            Ok((status, detail, result)) => {
+                row.status = status.as_str().into();
+                row.detail = detail;
+                match status {
+                    BuildStatus::Succeeded => Ok(result),
+                    BuildStatus::Failed => Err(format!("build {id} failed")),
+                    BuildStatus::Stopped => Err(format!("build {id} was stopped")),
+                }
+            }
+            Err(message) => {
+                row.status = "FAULT".into();
+                Err(format!("build {id}: {message}"))
+            }
+        };
+        let out = out.and_then(|r| r.ok_or_else(|| format!("build {id}: no artifacts")));
+        if let Err(m) = &out {
+            row.message = Some(m.clone());
+            if row.status == "SUCCEEDED" {
+                row.status = "FAILED".into();
+            }
+        }
+        if let Err(e) = self.store.with(|c| pipeline_ops::put_build(c, &row)) {
+            tracing::error!(build = %id, error = %e, "cannot record the end of a build");
+        }
+        // The source copy is not needed any more; the log and work dir stay.
+        let _ = std::fs::remove_dir_all(&src);
+        tracing::info!(build = %id, status = %row.status, "build finished");
+        out
+    }
+
+    /// The build itself; `Ok` with its status, detail and (when it
+    /// succeeded) the stored outputs.
+    async fn run_in(
+        &self,
+        job: &BuildJob,
+        row: &BuildRow,
+        src: &Path,
+        work: &Path,
+        cancel: CancellationToken,
+    ) -> Result<(BuildStatus, serde_json::Value, Option<BuildResult>), String> {
+        std::fs::create_dir_all(src).map_err(|e| format!("{}: {e}", src.display()))?;
+        copy_tree(&job.source, src).map_err(|e| e.to_string())?;
+        let (file, text) = match (&job.spec.buildspec_text, &job.spec.buildspec) {
+            (Some(text), name) => (
+                name.clone().unwrap_or_else(|| "buildspec.yml".into()),
+                text.clone(),
+            ),
+            (None, name) => {
+                let name = name.clone().unwrap_or_else(|| "buildspec.yml".into());
+                let text = std::fs::read_to_string(src.join(&name))
+                    .map_err(|e| format!("cannot read {name} in the source: {e}"))?;
+                (name, text)
+            }
+        };
+        let spec = cutover_build::parse_buildspec(&file, &text).map_err(|e| {
+            e.diagnostics
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let mut req = BuildRequest::new(
+            &job.project,
+            row.number,
+            src.to_path_buf(),
+            work.to_path_buf(),
+        );
+        req.build_id = row.id.clone();
+        req.secondary_sources = job.secondary.clone();
+        req.source_version = job.source_version.clone();
+        req.resolved_source_version = job.source_version.clone();
+        req.initiator = job.initiator.clone();
+        req.env = job
+            .spec
+            .environment_variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(job.env.iter().cloned())
+            .collect();
+        req.secrets = self.secrets();
+        if job.spec.cache {
+            req.cache_dir = Some(self.data_dir.join("cache").join(&job.project));
+        }
+        let log_file = Path::new(&row.work_dir).join("build.log");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_file)
+            .map_err(|e| format!("{}: {e}", log_file.display()))?;
+        let writer = move |line: LogLine| {
+            let text = match line.source {
+                cutover_build::run::LogSource::System => format!("[Container] {}\n", line.text),
+                cutover_build::run::LogSource::Output => format!("{}\n", line.text),
+            };
+            let _ = log.write_all(text.as_bytes());
+        };
+        let outcome = cutover_build::run_build(&spec.value, req, writer, cancel)
+            .await
+            .map_err(|e| e.to_string())?;
+        let detail = json!({
+            "phases": outcome.phases.iter().map(|p| json!({
+                "phase": p.phase.as_str(),
+                "status": format!("{:?}", p.status).to_uppercase(),
+                "durationMs": p.duration_ms,
+                "message": p.message,
+            })).collect::<Vec<_>>(),
+            "exportedVariables": outcome.exported_variables,
+            "artifacts": outcome.artifacts.iter().map(|a| json!({
+                "identifier": a.identifier,
+                "name": a.name,
+                "files": a.files.len(),
+            })).collect::<Vec<_>>(),
+            "reports": outcome.reports.iter().map(|r| json!({
+                "group": r.group,
+                "total": r.total,
+                "passed": r.passed,
+                "failed": r.failed,
+                "errored": r.errored,
+                "skipped": r.skipped,
+            })).collect::<Vec<_>>(),
+        });
+        if outcome.status != BuildStatus::Succeeded {
+            return Ok((outcome.status, detail, None));
+        }
+        let mut stored = BTreeMap::new();
+        for (i, name) in job.outputs.iter().enumerate() {
+            let set = outcome.artifacts.iter().find(|a| {
+                if i == 0 {
+                    a.identifier.is_none()
+                } else {
+                    a.identifier.as_deref() == Some(name.as_str())
+                }
+            });
+            let Some(set) = set else {
+                return Err(format!(
+                    "the pipeline expects output artifact {name:?} but the buildspec declares no {}",
+                    if i == 0 {
+                        "artifacts".to_string()
+                    } else {
+                        format!("secondary artifact {name:?}")
+                    }
+                ));
+            };
+            let r = self
+                .artifacts
+                .put_copy(&set.dir)
+                .map_err(|e| e.to_string())?;
+            stored.insert(name.clone(), r);
+        }
+        let result = BuildResult {
+            build_id: row.id.clone(),
+            variables: outcome.exported_variables.clone(),
+            artifacts: stored,
+        };
+        Ok((BuildStatus::Succeeded, detail, Some(result)))
+    }
+}
+
+/// Marks every build left running by a previous server FAILED and kills
+/// what is left of its processes (see the module header).
+pub(crate) fn fail_interrupted(store: &Store) -> anyhow::Result<()> {
+    for mut b in store.with(pipeline_ops::unfinished_builds)? {
+        let work = Path::new(&b.work_dir).join("work");
+        match cutover_build::run::kill_leftover(&work) {
+            Ok(true) => {
+                tracing::warn!(build = %b.id, "killed the processes of an interrupted build")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(build = %b.id, error = %e, "cannot kill an interrupted build"),
+        }
+        b.status = "FAILED".into();
+        b.message = Some(RESTARTED.into());
+        b.finished_at = Some(now_ms());
+        store.with(|c| pipeline_ops::put_build(c, &b))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> BuildProjectSpec {
+        BuildProjectSpec {
+            environment: Default::default(),
+            buildspec: None,
+            cache: false,
+            environment_variables: BTreeMap::from([("GREETING".into(), "hi".into())]),
+            buildspec_text: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_build_stores_its_artifact_variables_and_log() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let artifacts = ArtifactStore::new(data.path());
+        let builder = Builder::new(store.clone(), data.path(), artifacts.clone());
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(
+            source.path().join("buildspec.yml"),
+            "version: 0.2\nenv:\n  exported-variables: [OUT]\nphases:\n  build:\n    commands:\n      - echo \"$GREETING $FROM_PIPELINE\" > out.txt\n      - export OUT=$(cat out.txt)\nartifacts:\n  files: [out.txt]\n",
+        )
+        .unwrap();
+        let job = BuildJob {
+            project: "p".into(),
+            spec: project(),
+            action_key: Some("app/e1/Build/Build/1".into()),
+            initiator: "codepipeline/app".into(),
+            source: source.path().to_path_buf(),
+            secondary: Vec::new(),
+            source_version: Some("abc".into()),
+            env: vec![("FROM_PIPELINE".into(), "there".into())],
+            outputs: vec!["BuildArtifact".into()],
+        };
+        let result = builder
+            .run(job.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(result.variables["OUT"], "hi there");
+        let dir = artifacts.path(&result.artifacts["BuildArtifact"]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+            "hi there\n"
+        );
+        let row = store
+            .with(|c| pipeline_ops::build(c, &result.build_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status, "SUCCEEDED");
+        assert_eq!(row.number, 1);
+        assert!(row.finished_at.is_some());
+        let log = std::fs::read_to_string(log_path(&row)).unwrap();
+        assert!(log.contains("echo \"$GREETING $FROM_PIPELINE\""), "{log}");
+
+        // A failing command fails the build and the action.
+        std::fs::write(
+            source.path().join("buildspec.yml"),
+            "version: 0.2\nphases:\n  build:\n    commands: [\"false\"]\n",
+        )
+        .unwrap();
+        let err = builder
+            .run(job, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.ends_with("failed"), "{err}");
+        let builds = store
+            .with(|c| pipeline_ops::list_builds(c, Some("p"), 10))
+            .unwrap();
+        assert_eq!(builds[0].number, 2);
+        assert_eq!(builds[0].status, "FAILED");
+    }
+
+    #[tokio::test]
+    async fn a_broken_buildspec_in_the_source_fails_with_its_location() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(
+            source.path().join("buildspec.yml"),
+            "version: 0.2\nphases:\n  build:\n    commands: {a: 1}\n",
+        )
+        .unwrap();
+        let job = BuildJob {
+            project: "p".into(),
+            spec: project(),
+            action_key: None,
+            initiator: "test".into(),
+            source: source.path().to_path_buf(),
+            secondary: Vec::new(),
+            source_version: None,
+            env: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let err = builder
+            .run(job, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.contains("buildspec.yml:4:"), "{err}");
+        let row = &store
+            .with(|c| pipeline_ops::list_builds(c, None, 1))
+            .unwrap()[0];
+        assert_eq!(row.status, "FAULT");
+    }
+
+    #[test]
+    fn interrupted_builds_are_failed_at_start() {
+        let store = Store::open_in_memory().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let row = BuildRow {
+            id: "p:1".into(),
+            project: "p".into(),
+            number: 1,
+            status: "IN_PROGRESS".into(),
+            initiator: "test".into(),
+            action_key: None,
+            source: None,
+            work_dir: data.path().to_string_lossy().into_owned(),
+            detail: json!({}),
+            message: None,
+            started_at: 1,
+            finished_at: None,
+        };
+        store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
+        fail_interrupted(&store).unwrap();
+        let after = store
+            .with(|c| pipeline_ops::build(c, "p:1"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(after.status, "FAILED");
+        assert_eq!(after.message.as_deref(), Some(RESTARTED));
+        assert!(
+            store
+                .with(pipeline_ops::unfinished_builds)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

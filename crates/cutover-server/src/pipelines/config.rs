@@ -1,0 +1,521 @@
+//! The pipeline sections of `stack.yaml`: `repositories:`, `buildProjects:`
+//! and `pipelines:`, read with located errors and cross-checked (a source
+//! action names a declared repository, a build action a declared project, an
+//! ECS deploy an existing service) before `apply` writes anything.
+//!
+//! ```yaml
+//! repositories:
+//!   app: {url: /path/to/repo, pollIntervalSeconds: 1, webhookSecretEnv: APP_HOOK_SECRET}
+//! buildProjects:
+//!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true}
+//! pipelines:
+//!   app: {file: ./pipeline.json}     # or the pipeline object inline
+//! ```
+//!
+//! A project's `buildspec` that was sent with the stack (a path relative to
+//! the stack file) is validated now and stored with the project; otherwise
+//! it names a file in the source, read when the build starts, as CodeBuild
+//! does (default `buildspec.yml`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cutover_pipeline::catalog::{self, Provider};
+use cutover_pipeline::model::Pipeline;
+use cutover_spec::diag::{Diagnostic, SourceMap};
+use cutover_store::{BuildProjectRow, RepositoryRow, StoreError, pipeline_ops};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Default polling interval of a repository.
+pub(crate) const DEFAULT_POLL_SECONDS: u64 = 60;
+
+/// One entry of `repositories:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct RepositorySpec {
+    /// A git URL or a local path.
+    pub(crate) url: String,
+    /// Seconds between polls; 0 turns polling off (webhooks only).
+    #[serde(default = "default_poll")]
+    pub(crate) poll_interval_seconds: u64,
+    /// The webhook secret (GitHub and Gitea HMAC key, GitLab token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) webhook_secret: Option<String>,
+    /// The environment variable of the server holding the webhook secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) webhook_secret_env: Option<String>,
+}
+
+fn default_poll() -> u64 {
+    DEFAULT_POLL_SECONDS
+}
+
+impl RepositorySpec {
+    /// The webhook secret, from the stack or the server's environment.
+    pub(crate) fn webhook_secret(&self) -> Option<String> {
+        self.webhook_secret
+            .clone()
+            .or_else(|| {
+                self.webhook_secret_env
+                    .as_ref()
+                    .and_then(|v| std::env::var(v).ok())
+            })
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// Where a build runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum BuildEnvironment {
+    /// On the server's host, in one shell session.
+    #[default]
+    Host,
+}
+
+/// One entry of `buildProjects:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct BuildProjectSpec {
+    /// Where builds run.
+    #[serde(default)]
+    pub(crate) environment: BuildEnvironment,
+    /// The buildspec: a file sent with the stack, else a path in the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) buildspec: Option<String>,
+    /// Keep the buildspec's `cache.paths` between builds.
+    #[serde(default)]
+    pub(crate) cache: bool,
+    /// Variables every build of the project gets (pipeline ones override them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) environment_variables: BTreeMap<String, String>,
+    /// The buildspec text, when it was sent with the stack (set by apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) buildspec_text: Option<String>,
+}
+
+/// The pipeline sections of a stack, validated.
+#[derive(Debug, Default)]
+pub(crate) struct Declared {
+    pub(crate) repositories: Vec<(String, RepositorySpec)>,
+    pub(crate) projects: Vec<(String, BuildProjectSpec)>,
+    pub(crate) pipelines: Vec<(String, Pipeline)>,
+}
+
+/// What [`check`] needs to know about the stack.
+pub(crate) struct StackInput<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) map: &'a SourceMap,
+    pub(crate) repositories: Option<&'a Value>,
+    pub(crate) build_projects: Option<&'a Value>,
+    pub(crate) pipelines: Option<&'a Value>,
+    /// Files sent with the stack, by the path written in it.
+    pub(crate) files: &'a BTreeMap<String, String>,
+    /// Services of the stack and of the store.
+    pub(crate) services: &'a BTreeSet<String>,
+}
+
+/// Reads and cross-checks the pipeline sections; errors and warnings are
+/// appended, and what validated is returned.
+pub(crate) fn check(
+    input: &StackInput<'_>,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Declared {
+    let mut out = Declared::default();
+    for (name, value) in entries(input, input.repositories, "repositories", errors) {
+        let at = format!("repositories.{name}");
+        if let Some(spec) = typed::<RepositorySpec>(input.map, &at, value, errors) {
+            if spec.url.trim().is_empty() {
+                errors.push(input.map.error(&format!("{at}.url"), "must not be empty"));
+            }
+            out.repositories.push((name.clone(), spec));
+        }
+    }
+    for (name, value) in entries(input, input.build_projects, "buildProjects", errors) {
+        let at = format!("buildProjects.{name}");
+        let Some(mut spec) = typed::<BuildProjectSpec>(input.map, &at, value, errors) else {
+            continue;
+        };
+        if spec.buildspec_text.is_some() {
+            errors.push(input.map.error(
+                &format!("{at}.buildspecText"),
+                "is set by cutover; give `buildspec: <path>` instead",
+            ));
+            continue;
+        }
+        if let Some(path) = &spec.buildspec
+            && let Some(text) = input.files.get(path)
+        {
+            match cutover_build::parse_buildspec(path, text) {
+                Ok(parsed) => {
+                    warnings.extend(parsed.warnings);
+                    spec.buildspec_text = Some(text.clone());
+                }
+                Err(e) => {
+                    errors.extend(e.diagnostics);
+                    warnings.extend(e.warnings);
+                    continue;
+                }
+            }
+        }
+        out.projects.push((name.clone(), spec));
+    }
+    let repos: BTreeSet<&str> = out.repositories.iter().map(|(n, _)| n.as_str()).collect();
+    let projects: BTreeSet<&str> = out.projects.iter().map(|(n, _)| n.as_str()).collect();
+    let mut pipelines = Vec::new();
+    for (name, value) in entries(input, input.pipelines, "pipelines", errors) {
+        let at = format!("pipelines.{name}");
+        let (map, prefix, parsed) = match value.get("file").and_then(Value::as_str) {
+            Some(path) => {
+                if value.as_object().is_some_and(|o| o.len() > 1) {
+                    errors.push(
+                        input
+                            .map
+                            .error(&at, "give either `file:` or the pipeline inline, not both"),
+                    );
+                    continue;
+                }
+                let Some(text) = input.files.get(path) else {
+                    errors.push(input.map.error(
+                        &format!("{at}.file"),
+                        format!(
+                            "cannot read the pipeline file {path:?} (relative to the stack file)"
+                        ),
+                    ));
+                    continue;
+                };
+                let prefix = if is_wrapped_text(path, text) {
+                    "pipeline"
+                } else {
+                    ""
+                };
+                let parsed = cutover_pipeline::parse_pipeline(path, text);
+                (SourceMap::new(path, text), prefix.to_string(), parsed)
+            }
+            None => {
+                let prefix = if value.get("pipeline").is_some() {
+                    format!("{at}.pipeline")
+                } else {
+                    at.clone()
+                };
+                let parsed =
+                    cutover_pipeline::parse_pipeline_value(input.file, input.map, &at, value);
+                (input.map.clone(), prefix, parsed)
+            }
+        };
+        let pipeline = match parsed {
+            Ok(p) => {
+                warnings.extend(p.warnings);
+                p.value
+            }
+            Err(e) => {
+                errors.extend(e.diagnostics);
+                warnings.extend(e.warnings);
+                continue;
+            }
+        };
+        let field = |rest: &str| {
+            if prefix.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{prefix}.{rest}")
+            }
+        };
+        if pipeline.name != *name {
+            errors.push(map.error(
+                &field("name"),
+                format!(
+                    "the pipeline is named {:?} but declared as {name:?} in {}",
+                    pipeline.name, input.file
+                ),
+            ));
+        }
+        for (si, stage) in pipeline.stages.iter().enumerate() {
+            for (ai, action) in stage.actions.iter().enumerate() {
+                let cfg =
+                    |key: &str| field(&format!("stages[{si}].actions[{ai}].configuration.{key}"));
+                let Some(spec) = catalog::lookup(
+                    &action.action_type_id.category,
+                    &action.action_type_id.provider,
+                ) else {
+                    continue;
+                };
+                let get = |k: &str| action.configuration.get(k).map(String::as_str);
+                match spec.kind {
+                    Provider::CodeCommit | Provider::CodeStarSourceConnection => {
+                        let key = source_key(spec.kind);
+                        if let Some(repo) = get(key)
+                            && !repos.contains(repo)
+                        {
+                            errors.push(map.error(
+                                &cfg(key),
+                                format!(
+                                    "repository {repo:?} is not declared under repositories: in {}",
+                                    input.file
+                                ),
+                            ));
+                        }
+                    }
+                    Provider::CodeBuild => {
+                        if let Some(p) = get("ProjectName")
+                            && !projects.contains(p)
+                        {
+                            errors.push(map.error(
+                                &cfg("ProjectName"),
+                                format!(
+                                    "build project {p:?} is not declared under buildProjects: in {}",
+                                    input.file
+                                ),
+                            ));
+                        }
+                    }
+                    Provider::Ecs => {
+                        if let Some(s) = get("ServiceName")
+                            && !s.contains("#{")
+                            && !input.services.contains(s)
+                        {
+                            errors.push(map.error(
+                                &cfg("ServiceName"),
+                                format!("service {s:?} is not declared in the stack nor running"),
+                            ));
+                        }
+                    }
+                    Provider::CodeDeployToEcs => {
+                        if let Some(s) = get("DeploymentGroupName")
+                            && !s.contains("#{")
+                            && !input.services.contains(s)
+                        {
+                            errors.push(map.error(
+                                &cfg("DeploymentGroupName"),
+                                format!(
+                                    "cutover deploys deployment group {s:?} to the service of that name, which is not declared in the stack nor running"
+                                ),
+                            ));
+                        }
+                    }
+                    Provider::Manual | Provider::Lambda => {}
+                }
+            }
+        }
+        pipelines.push((name.clone(), pipeline));
+    }
+    out.pipelines = pipelines;
+    out
+}
+
+/// Writes what [`check`] validated (unless `dry_run`); returns the plan
+/// entries (`{"repository"|"buildProject"|"pipeline": name, "action": ...}`).
+pub(crate) fn store(
+    c: &rusqlite::Connection,
+    declared: &Declared,
+    now: u64,
+    dry_run: bool,
+) -> Result<Vec<Value>, StoreError> {
+    fn action(before: Option<&Value>, after: &Value) -> &'static str {
+        match before {
+            None => "create",
+            Some(b) if b != after => "update",
+            Some(_) => "unchanged",
+        }
+    }
+    let mut plan = Vec::new();
+    for (name, spec) in &declared.repositories {
+        let spec = serde_json::to_value(spec).map_err(StoreError::json("repository spec"))?;
+        let before = pipeline_ops::repository(c, name)?.map(|r| r.spec);
+        let act = action(before.as_ref(), &spec);
+        if !dry_run && act != "unchanged" {
+            pipeline_ops::put_repository(
+                c,
+                &RepositoryRow {
+                    name: name.clone(),
+                    spec,
+                    updated_at: now,
+                },
+            )?;
+        }
+        plan.push(json!({"repository": name, "action": act, "changes": []}));
+    }
+    for (name, spec) in &declared.projects {
+        let spec = serde_json::to_value(spec).map_err(StoreError::json("build project spec"))?;
+        let before = pipeline_ops::build_project(c, name)?.map(|r| r.spec);
+        let act = action(before.as_ref(), &spec);
+        if !dry_run && act != "unchanged" {
+            pipeline_ops::put_build_project(
+                c,
+                &BuildProjectRow {
+                    name: name.clone(),
+                    spec,
+                    updated_at: now,
+                },
+            )?;
+        }
+        plan.push(json!({"buildProject": name, "action": act, "changes": []}));
+    }
+    for (name, pipeline) in &declared.pipelines {
+        let definition =
+            serde_json::to_value(pipeline).map_err(StoreError::json("pipeline definition"))?;
+        let before = pipeline_ops::pipeline(c, name)?.map(|r| r.definition);
+        let act = action(before.as_ref(), &definition);
+        if !dry_run && act != "unchanged" {
+            pipeline_ops::put_pipeline_definition(c, name, &definition, now)?;
+        }
+        plan.push(json!({"pipeline": name, "action": act, "changes": []}));
+    }
+    Ok(plan)
+}
+
+/// The configuration key naming the repository of a source provider.
+pub(crate) fn source_key(kind: Provider) -> &'static str {
+    match kind {
+        Provider::CodeStarSourceConnection => "FullRepositoryId",
+        _ => "RepositoryName",
+    }
+}
+
+fn is_wrapped_text(path: &str, text: &str) -> bool {
+    let value: Option<Value> = if path.ends_with(".yaml") || path.ends_with(".yml") {
+        serde_yaml::from_str(text).ok()
+    } else {
+        serde_json::from_str(text).ok()
+    };
+    value.is_some_and(|v| v.get("pipeline").is_some())
+}
+
+fn entries<'a>(
+    input: &StackInput<'_>,
+    section: Option<&'a Value>,
+    key: &str,
+    errors: &mut Vec<Diagnostic>,
+) -> Vec<(&'a String, &'a Value)> {
+    match section {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(map)) => map.iter().collect(),
+        Some(other) => {
+            errors.push(input.map.error(
+                key,
+                format!("expected a mapping of names, found {}", kind(other)),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a sequence",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn typed<T: DeserializeOwned>(
+    map: &SourceMap,
+    at: &str,
+    value: &Value,
+    errors: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = if inner == "." || inner.is_empty() {
+                at.to_string()
+            } else {
+                format!("{at}.{inner}")
+            };
+            errors.push(map.error(&path, e.inner().to_string()));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType": "V2", "stages": [
+ {"name": "Source", "actions": [{"name": "Source", "namespace": "SourceVariables",
+   "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "SourceArtifact"}]}]},
+ {"name": "Build", "actions": [{"name": "Build",
+   "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+   "configuration": {"ProjectName": "app-build"}, "inputArtifacts": [{"name": "SourceArtifact"}], "outputArtifacts": [{"name": "BuildArtifact"}]}]},
+ {"name": "Deploy", "actions": [{"name": "Deploy",
+   "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
+   "configuration": {"ClusterName": "default", "ServiceName": "web", "FileName": "imagedefinitions.json"},
+   "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
+
+    fn run(stack: &str, files: &[(&str, &str)]) -> (Declared, Vec<Diagnostic>) {
+        let value: Value = serde_yaml::from_str(stack).unwrap();
+        let map = SourceMap::new("stack.yaml", stack);
+        let files: BTreeMap<String, String> = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let services = BTreeSet::from(["web".to_string()]);
+        let input = StackInput {
+            file: "stack.yaml",
+            map: &map,
+            repositories: value.get("repositories"),
+            build_projects: value.get("buildProjects"),
+            pipelines: value.get("pipelines"),
+            files: &files,
+            services: &services,
+        };
+        let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+        let declared = check(&input, &mut errors, &mut warnings);
+        (declared, errors)
+    }
+
+    #[test]
+    fn the_contract_stack_reads() {
+        let stack = "repositories:\n  app: {url: /srv/app, pollIntervalSeconds: 1}\nbuildProjects:\n  app-build: {environment: host}\npipelines:\n  app: {file: ./pipeline.json}\n";
+        let (d, errors) = run(stack, &[("./pipeline.json", PIPELINE)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.repositories[0].1.poll_interval_seconds, 1);
+        assert_eq!(d.projects[0].1.environment, BuildEnvironment::Host);
+        assert_eq!(d.pipelines[0].1.stages.len(), 3);
+    }
+
+    #[test]
+    fn undeclared_references_are_located_in_the_pipeline_file() {
+        let stack = "repositories:\n  other: {url: /srv/app}\nbuildProjects: {}\npipelines:\n  app: {file: p.json}\n";
+        let (_, errors) = run(stack, &[("p.json", PIPELINE)]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{text:?}");
+        assert!(text[0].starts_with(
+            "p.json:4:40:"
+        ) && text[0].contains(
+            "pipeline.stages[0].actions[0].configuration.RepositoryName: repository \"app\" is not declared"
+        ), "{text:?}");
+        assert!(text[1].contains("configuration.ProjectName: build project \"app-build\""));
+    }
+
+    #[test]
+    fn bad_entries_are_located_in_the_stack() {
+        let stack = "repositories:\n  app: {url: /srv/app, pollEvery: 3}\nbuildProjects:\n  b: {buildspec: ci.yml}\npipelines:\n  app: {file: missing.json}\n";
+        let (_, errors) = run(
+            stack,
+            &[(
+                "ci.yml",
+                "version: 0.2\nphases:\n  build:\n    commands: {a: b}\n",
+            )],
+        );
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("stack.yaml:2:") && text[0].contains("unknown field `pollEvery`"),
+            "{text:?}"
+        );
+        assert!(text[1].starts_with("ci.yml:4:"), "{text:?}");
+        assert!(
+            text[2].contains("pipelines.app.file: cannot read the pipeline file"),
+            "{text:?}"
+        );
+    }
+}

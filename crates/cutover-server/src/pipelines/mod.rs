@@ -1,0 +1,235 @@
+//! Pipelines and builds in the control plane: the declared pipelines run for
+//! real, from a git commit to a deployed service.
+//!
+//! - [`config`]: the `repositories:`, `buildProjects:` and `pipelines:`
+//!   sections of `stack.yaml`, validated by `apply`.
+//! - [`driver`]: one task per pipeline around the pure engine of
+//!   `cutover-pipeline`; state saved before effects run; resumed at start.
+//! - [`source`]: git mirrors, commit metadata, source artifacts.
+//! - [`build`]: builds with `cutover-build`, logs in files, rows in `builds`.
+//! - [`artifacts`]: the content-addressed artifact store.
+//! - [`deploy`]: `ECS` and `CodeDeployToECS` through the service's deployment.
+//! - [`invoke`]: invoke actions (a command or a URL).
+//! - [`webhook`]: GitHub, GitLab and Gitea push webhooks.
+//! - [`triggers`]: polling and webhook pushes to executions.
+//!
+//! Crash safety: every pipeline's engine state is in the store and is
+//! written before the effects of each step run. At start, builds left
+//! running by the previous server are failed and their processes killed
+//! ([`build::fail_interrupted`]), then every pipeline's driver resumes (see
+//! [`driver`] for what each kind of action does when re-issued).
+
+pub(crate) mod artifacts;
+pub(crate) mod build;
+pub(crate) mod config;
+pub(crate) mod deploy;
+pub(crate) mod driver;
+pub(crate) mod invoke;
+pub(crate) mod source;
+pub(crate) mod triggers;
+pub(crate) mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use cutover_pipeline::engine::{EngineError, Input, PipelineState};
+use cutover_store::{Store, pipeline_ops};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiError;
+use crate::clock::now_ms;
+use crate::deploy::Deployer;
+
+/// Owns the pipeline drivers, the poller, the git mirrors and the builder.
+pub(crate) struct Pipelines {
+    store: Arc<Store>,
+    deployer: Arc<Deployer>,
+    artifacts: artifacts::ArtifactStore,
+    git: source::Git,
+    builder: build::Builder,
+    drivers: Mutex<HashMap<String, driver::Inbox>>,
+    running: driver::Running,
+    shutdown: CancellationToken,
+}
+
+impl Pipelines {
+    /// Fails interrupted builds, resumes every pipeline and starts polling.
+    pub(crate) fn start(
+        store: Arc<Store>,
+        deployer: Arc<Deployer>,
+        data_dir: &Path,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Arc<Pipelines>> {
+        build::fail_interrupted(&store)?;
+        let artifacts = artifacts::ArtifactStore::new(data_dir);
+        let me = Arc::new(Pipelines {
+            builder: build::Builder::new(store.clone(), data_dir, artifacts.clone()),
+            store,
+            deployer,
+            artifacts,
+            git: source::Git::new(data_dir),
+            drivers: Mutex::new(HashMap::new()),
+            running: Arc::default(),
+            shutdown,
+        });
+        me.reload()?;
+        tokio::spawn(triggers::poll(me.clone()));
+        Ok(me)
+    }
+
+    /// Starts a driver for each new pipeline and tells the others their
+    /// definition may have changed (after an apply).
+    pub(crate) fn reload(self: &Arc<Self>) -> anyhow::Result<()> {
+        let names: Vec<String> = self
+            .store
+            .with(pipeline_ops::list_pipelines)?
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        let mut drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names {
+            match drivers.get(&name) {
+                Some(inbox) if inbox.send(driver::Msg::Reload).is_ok() => {}
+                _ => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(driver::drive(self.clone(), name.clone(), tx.clone(), rx));
+                    drivers.insert(name, tx);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds `input` to pipeline `name` and waits for the engine's answer.
+    pub(crate) async fn send(&self, name: &str, input: Input) -> Result<(), ApiError> {
+        let inbox = self
+            .drivers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
+        let (tx, rx) = oneshot::channel();
+        inbox
+            .send(driver::Msg::Input(input, Some(tx)))
+            .map_err(|_| {
+                ApiError::from(anyhow::anyhow!("the driver of pipeline {name:?} stopped"))
+            })?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(engine_error(e)),
+            Err(_) => Err(ApiError::from(anyhow::anyhow!(
+                "the driver of pipeline {name:?} stopped"
+            ))),
+        }
+    }
+
+    /// Starts an execution; returns its id.
+    pub(crate) async fn start_execution(
+        &self,
+        name: &str,
+        trigger: String,
+        variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, String>,
+    ) -> Result<String, ApiError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.send(
+            name,
+            Input::StartExecution {
+                id: id.clone(),
+                trigger,
+                variables,
+                source_revisions,
+            },
+        )
+        .await?;
+        Ok(id)
+    }
+
+    /// Starts the pipelines a verified webhook push triggers; returns
+    /// `(pipeline, execution id)` of each started.
+    pub(crate) async fn webhook_push(
+        &self,
+        repository: &str,
+        spec: &config::RepositorySpec,
+        push: webhook::Push,
+        commit: &str,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        if let Some(branch) = &push.branch {
+            // The poller must not start the same commit again.
+            self.store.with(|c| {
+                pipeline_ops::set_repository_head(c, repository, branch, commit, now_ms())
+            })?;
+        }
+        let mut changed = push.changed_files;
+        if changed.is_empty()
+            && let Some(before) = &push.before
+        {
+            // Some forges leave the file lists out; ask git.
+            if self.git.fetch(repository, &spec.url).await.is_ok() {
+                changed = self
+                    .git
+                    .changed_files(repository, before, commit)
+                    .await
+                    .unwrap_or_default();
+            }
+        }
+        let event = cutover_pipeline::PushEvent {
+            branch: push.branch,
+            tag: push.tag,
+            changed_files: changed,
+        };
+        Ok(triggers::push(self, repository, &event, commit, "webhook").await)
+    }
+
+    /// The saved state of a pipeline (`None` before its first save).
+    pub(crate) fn state(&self, name: &str) -> Result<Option<PipelineState>, ApiError> {
+        let row = self
+            .store
+            .with(|c| pipeline_ops::pipeline(c, name))?
+            .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
+        row.state
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| ApiError::from(anyhow::Error::from(e)))
+    }
+
+    /// The commit an execution's sources resolved to (the first source).
+    fn source_revision(&self, pipeline: &str, execution: &str) -> Option<String> {
+        let state = self.state(pipeline).ok()??;
+        state
+            .executions
+            .get(execution)?
+            .source_revisions
+            .values()
+            .next()
+            .cloned()
+    }
+
+    fn deploy_context(&self) -> deploy::DeployContext {
+        deploy::DeployContext {
+            store: self.store.clone(),
+            deployer: self.deployer.clone(),
+            artifacts: self.artifacts.clone(),
+        }
+    }
+}
+
+/// An engine refusal as an API error.
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::UnknownExecution(_)
+        | EngineError::UnknownStage(_)
+        | EngineError::NoPendingApproval { .. } => {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, e.to_string())
+        }
+        EngineError::DuplicateExecution(_)
+        | EngineError::Finished { .. }
+        | EngineError::NotRetryable { .. } => {
+            ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string())
+        }
+        EngineError::UnknownVariable(_) => ApiError::bad_request(e.to_string()),
+    }
+}

@@ -1,0 +1,293 @@
+//! From git pushes to executions: polling and webhooks.
+//!
+//! A pipeline watches each repository its source actions name, on the
+//! action's `BranchName`. When it declares V2 `triggers` for a source action
+//! those decide instead (branches, tags and file paths, through
+//! `cutover_pipeline::trigger_matches`).
+//!
+//! - Polling: every second the poller looks at the repositories whose
+//!   `pollIntervalSeconds` (default 60, 0 = never) has passed, fetches them
+//!   and compares each watched branch head with the last one recorded. A
+//!   new head starts the pipelines that watch the branch (trigger `poll`),
+//!   with the changed files from `git diff` for file-path filters. The first
+//!   head seen is only recorded: a pipeline starts on the commits after it
+//!   was declared (`cutover pipelines start` runs it at once). A source
+//!   action with `PollForSourceChanges: false` is not polled.
+//! - Webhooks: a verified push starts the matching pipelines at once
+//!   (trigger `webhook`) on the pushed commit, and records the head so the
+//!   poller does not start them again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cutover_pipeline::catalog::{self, Provider};
+use cutover_pipeline::model::Pipeline;
+use cutover_pipeline::{PushEvent, trigger_matches};
+use cutover_store::pipeline_ops;
+
+use super::Pipelines;
+use super::config::{RepositorySpec, source_key};
+use crate::clock::now_ms;
+
+/// A source action that watches a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Watch {
+    /// Pipeline name.
+    pub(crate) pipeline: String,
+    /// Source action name.
+    pub(crate) action: String,
+    /// `BranchName`.
+    pub(crate) branch: String,
+    /// Whether polling applies (`PollForSourceChanges` is not `false`).
+    pub(crate) poll: bool,
+}
+
+/// The source actions of `pipeline` that read `repository`.
+pub(crate) fn watches(pipeline: &Pipeline, repository: &str) -> Vec<Watch> {
+    let Some(first) = pipeline.stages.first() else {
+        return Vec::new();
+    };
+    first
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let spec = catalog::lookup(&a.action_type_id.category, &a.action_type_id.provider)?;
+            if !matches!(
+                spec.kind,
+                Provider::CodeCommit | Provider::CodeStarSourceConnection
+            ) {
+                return None;
+            }
+            (a.configuration.get(source_key(spec.kind))? == repository).then(|| Watch {
+                pipeline: pipeline.name.clone(),
+                action: a.name.clone(),
+                branch: a
+                    .configuration
+                    .get("BranchName")
+                    .cloned()
+                    .unwrap_or_default(),
+                poll: a
+                    .configuration
+                    .get("PollForSourceChanges")
+                    .is_none_or(|v| !v.eq_ignore_ascii_case("false")),
+            })
+        })
+        .collect()
+}
+
+/// Whether `event` starts `pipeline` through the source action of `watch`.
+pub(crate) fn starts(pipeline: &Pipeline, watch: &Watch, event: &PushEvent) -> bool {
+    let triggers: Vec<_> = pipeline
+        .triggers
+        .iter()
+        .filter(|t| t.git_configuration.source_action_name == watch.action)
+        .collect();
+    if triggers.is_empty() {
+        event.tag.is_none() && event.branch.as_deref() == Some(watch.branch.as_str())
+    } else {
+        triggers.iter().any(|t| trigger_matches(t, event))
+    }
+}
+
+fn pipelines(me: &Pipelines) -> Vec<Pipeline> {
+    match me.store.with(pipeline_ops::list_pipelines) {
+        Ok(rows) => rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.definition).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list pipelines");
+            Vec::new()
+        }
+    }
+}
+
+/// Starts the pipelines a push to `repository` triggers; returns
+/// `(pipeline, execution id)` of each started.
+pub(crate) async fn push(
+    me: &Pipelines,
+    repository: &str,
+    event: &PushEvent,
+    commit: &str,
+    trigger: &str,
+) -> Vec<(String, String)> {
+    let mut started = Vec::new();
+    for p in pipelines(me) {
+        for w in watches(&p, repository) {
+            if !starts(&p, &w, event) {
+                continue;
+            }
+            let what = match (&event.branch, &event.tag) {
+                (_, Some(tag)) => format!("tag {tag}"),
+                (Some(b), None) => format!("branch {b}"),
+                (None, None) => "a push".to_string(),
+            };
+            let text = format!(
+                "{trigger}: {} on {what} of {repository}",
+                &commit[..commit.len().min(12)]
+            );
+            let revisions = BTreeMap::from([(w.action.clone(), commit.to_string())]);
+            match me
+                .start_execution(&p.name, text, BTreeMap::new(), revisions)
+                .await
+            {
+                Ok(id) => {
+                    tracing::info!(pipeline = %p.name, execution = %id, repository, commit, trigger, "pipeline execution started");
+                    started.push((p.name.clone(), id));
+                }
+                Err(e) => {
+                    tracing::warn!(pipeline = %p.name, error = ?e, "cannot start an execution")
+                }
+            }
+        }
+    }
+    started
+}
+
+/// The poller: runs until shutdown.
+pub(crate) async fn poll(me: Arc<Pipelines>) {
+    let mut last: HashMap<String, Instant> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = me.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let repos = match me.store.with(pipeline_ops::list_repositories) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list repositories");
+                continue;
+            }
+        };
+        let all = pipelines(&me);
+        for row in repos {
+            let Ok(spec) = serde_json::from_value::<RepositorySpec>(row.spec) else {
+                continue;
+            };
+            if spec.poll_interval_seconds == 0 {
+                continue;
+            }
+            let due = last
+                .get(&row.name)
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(spec.poll_interval_seconds));
+            let watched: Vec<(Pipeline, Watch)> = all
+                .iter()
+                .flat_map(|p| {
+                    watches(p, &row.name)
+                        .into_iter()
+                        .map(move |w| (p.clone(), w))
+                })
+                .filter(|(_, w)| w.poll)
+                .collect();
+            if !due || watched.is_empty() {
+                continue;
+            }
+            last.insert(row.name.clone(), Instant::now());
+            if let Err(e) = poll_repository(&me, &row.name, &spec, &watched).await {
+                tracing::warn!(repository = %row.name, error = %e, "polling failed");
+            }
+        }
+    }
+}
+
+async fn poll_repository(
+    me: &Pipelines,
+    repository: &str,
+    spec: &RepositorySpec,
+    watched: &[(Pipeline, Watch)],
+) -> anyhow::Result<()> {
+    me.git.fetch(repository, &spec.url).await?;
+    let mut branches: Vec<&str> = watched.iter().map(|(_, w)| w.branch.as_str()).collect();
+    branches.sort();
+    branches.dedup();
+    for branch in branches {
+        let Ok(head) = me
+            .git
+            .resolve(repository, &format!("refs/heads/{branch}"))
+            .await
+        else {
+            continue;
+        };
+        let before = me
+            .store
+            .with(|c| pipeline_ops::repository_head(c, repository, branch))?;
+        if before.as_deref() == Some(head.as_str()) {
+            continue;
+        }
+        me.store
+            .with(|c| pipeline_ops::set_repository_head(c, repository, branch, &head, now_ms()))?;
+        let Some(before) = before else {
+            tracing::info!(repository, branch, commit = %head, "first head recorded");
+            continue;
+        };
+        let changed = me.git.changed_files(repository, &before, &head).await?;
+        let event = PushEvent {
+            branch: Some(branch.to_string()),
+            tag: None,
+            changed_files: changed,
+        };
+        push(me, repository, &event, &head, "poll").await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(extra: &str) -> Pipeline {
+        let text = format!(
+            r#"{{"name": "app", "pipelineType": "V2", {extra} "stages": [
+             {{"name": "Source", "actions": [{{"name": "Src",
+               "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+               "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "S"}}]}}]}},
+             {{"name": "Run", "actions": [{{"name": "Run",
+               "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+               "configuration": {{"FunctionName": "true"}}}}]}}]}}"#
+        );
+        cutover_pipeline::parse_pipeline("p.json", &text)
+            .unwrap()
+            .value
+    }
+
+    fn push(branch: Option<&str>, tag: Option<&str>, files: &[&str]) -> PushEvent {
+        PushEvent {
+            branch: branch.map(str::to_string),
+            tag: tag.map(str::to_string),
+            changed_files: files.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn without_triggers_the_source_branch_decides() {
+        let p = pipeline("");
+        let w = watches(&p, "app");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].poll);
+        assert!(watches(&p, "other").is_empty());
+        assert!(starts(&p, &w[0], &push(Some("main"), None, &[])));
+        assert!(!starts(&p, &w[0], &push(Some("dev"), None, &[])));
+        assert!(!starts(&p, &w[0], &push(None, Some("v1"), &[])));
+    }
+
+    #[test]
+    fn triggers_filter_branches_tags_and_paths() {
+        let p = pipeline(
+            r#""triggers": [{"providerType": "CodeStarSourceConnection", "gitConfiguration": {
+                "sourceActionName": "Src", "push": [
+                  {"branches": {"includes": ["release/*"]}, "filePaths": {"includes": ["src/**"]}},
+                  {"tags": {"includes": ["v*"]}}]}}],"#,
+        );
+        let w = &watches(&p, "app")[0];
+        assert!(starts(&p, w, &push(Some("release/1"), None, &["src/a.rs"])));
+        assert!(!starts(
+            &p,
+            w,
+            &push(Some("release/1"), None, &["docs/a.md"])
+        ));
+        assert!(!starts(&p, w, &push(Some("main"), None, &["src/a.rs"])));
+        assert!(starts(&p, w, &push(None, Some("v2"), &[])));
+    }
+}

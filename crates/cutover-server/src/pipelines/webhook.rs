@@ -1,0 +1,239 @@
+//! Push webhooks from GitHub, GitLab and Gitea: signature checks and the
+//! push payload.
+//!
+//! - GitHub: `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the body
+//!   with the repository's secret.
+//! - Gitea (and Forgejo): `X-Gitea-Signature: <hex>`, the same HMAC.
+//! - GitLab: `X-Gitlab-Token: <secret>`, compared in constant time.
+//!
+//! All three send a push payload with `ref` (`refs/heads/<branch>` or
+//! `refs/tags/<tag>`), `before`, `after` and `commits[]` listing `added`,
+//! `modified` and `removed` paths, which is all a trigger needs.
+
+use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use axum::http;
+
+/// Why a webhook was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WebhookError {
+    /// No signature or token header of a known forge.
+    #[error(
+        "no X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token header: cannot verify the webhook"
+    )]
+    Unsigned,
+    /// The signature or token does not match the secret.
+    #[error("the {header} header does not match the repository's webhook secret")]
+    BadSignature {
+        /// The header checked.
+        header: &'static str,
+    },
+    /// The body is not a push payload.
+    #[error("not a push payload: {0}")]
+    Payload(String),
+}
+
+/// Checks the request's signature or token against `secret`; returns the
+/// forge it came from.
+pub(crate) fn verify(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &str,
+) -> Result<&'static str, WebhookError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(sig) = header("x-hub-signature-256") {
+        let hex_sig = sig.strip_prefix("sha256=").unwrap_or("");
+        return hmac_ok(secret, body, hex_sig).then_some("github").ok_or(
+            WebhookError::BadSignature {
+                header: "X-Hub-Signature-256",
+            },
+        );
+    }
+    if let Some(sig) = header("x-gitea-signature") {
+        return hmac_ok(secret, body, sig)
+            .then_some("gitea")
+            .ok_or(WebhookError::BadSignature {
+                header: "X-Gitea-Signature",
+            });
+    }
+    if let Some(token) = header("x-gitlab-token") {
+        return bool::from(token.as_bytes().ct_eq(secret.as_bytes()))
+            .then_some("gitlab")
+            .ok_or(WebhookError::BadSignature {
+                header: "X-Gitlab-Token",
+            });
+    }
+    Err(WebhookError::Unsigned)
+}
+
+fn hmac_ok(secret: &str, body: &[u8], hex_sig: &str) -> bool {
+    let Ok(expected) = hex::decode(hex_sig.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// HMAC-SHA256 of `body` as lower-case hex (what GitHub and Gitea send).
+#[cfg(test)]
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A push, as the webhook described it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Push {
+    /// The branch pushed to, for a branch push.
+    pub(crate) branch: Option<String>,
+    /// The tag pushed, for a tag push.
+    pub(crate) tag: Option<String>,
+    /// The commit before (`None` for a new ref).
+    pub(crate) before: Option<String>,
+    /// The new commit (`None` when the ref was deleted).
+    pub(crate) after: Option<String>,
+    /// Paths the pushed commits touched, deduplicated, sorted.
+    pub(crate) changed_files: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    #[serde(rename = "ref")]
+    reference: String,
+    #[serde(default)]
+    before: Option<String>,
+    #[serde(default)]
+    after: Option<String>,
+    #[serde(default)]
+    commits: Vec<PayloadCommit>,
+}
+
+#[derive(Deserialize)]
+struct PayloadCommit {
+    #[serde(default)]
+    added: Vec<String>,
+    #[serde(default)]
+    modified: Vec<String>,
+    #[serde(default)]
+    removed: Vec<String>,
+}
+
+fn is_zero(id: &Option<String>) -> bool {
+    id.as_deref()
+        .is_none_or(|s| s.is_empty() || s.bytes().all(|b| b == b'0'))
+}
+
+/// Reads a push payload.
+pub(crate) fn parse_push(body: &[u8]) -> Result<Push, WebhookError> {
+    let p: Payload =
+        serde_json::from_slice(body).map_err(|e| WebhookError::Payload(e.to_string()))?;
+    let (branch, tag) = if let Some(b) = p.reference.strip_prefix("refs/heads/") {
+        (Some(b.to_string()), None)
+    } else if let Some(t) = p.reference.strip_prefix("refs/tags/") {
+        (None, Some(t.to_string()))
+    } else {
+        return Err(WebhookError::Payload(format!(
+            "ref {:?} is neither a branch nor a tag",
+            p.reference
+        )));
+    };
+    let mut files: Vec<String> = p
+        .commits
+        .into_iter()
+        .flat_map(|c| c.added.into_iter().chain(c.modified).chain(c.removed))
+        .collect();
+    files.sort();
+    files.dedup();
+    Ok(Push {
+        branch,
+        tag,
+        before: (!is_zero(&p.before)).then_some(p.before).flatten(),
+        after: (!is_zero(&p.after)).then_some(p.after).flatten(),
+        changed_files: files,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(name: &'static str, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn github_signature_is_the_documented_hmac() {
+        // The example from GitHub's "Validating webhook deliveries" page.
+        let body = b"Hello, World!";
+        let sig = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(sign("It's a Secret to Everybody", body), sig);
+        let h = headers("x-hub-signature-256", &format!("sha256={sig}"));
+        assert_eq!(verify(&h, body, "It's a Secret to Everybody"), Ok("github"));
+        assert_eq!(
+            verify(&h, b"Hello, World?", "It's a Secret to Everybody"),
+            Err(WebhookError::BadSignature {
+                header: "X-Hub-Signature-256"
+            })
+        );
+        assert!(verify(&h, body, "another secret").is_err());
+        let unprefixed = headers("x-hub-signature-256", sig);
+        assert!(verify(&unprefixed, body, "It's a Secret to Everybody").is_err());
+    }
+
+    #[test]
+    fn gitea_signs_without_prefix_and_gitlab_sends_the_token() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let h = headers("x-gitea-signature", &sign("s3", body));
+        assert_eq!(verify(&h, body, "s3"), Ok("gitea"));
+        assert!(verify(&headers("x-gitea-signature", "zz"), body, "s3").is_err());
+        assert_eq!(
+            verify(&headers("x-gitlab-token", "s3"), body, "s3"),
+            Ok("gitlab")
+        );
+        assert!(verify(&headers("x-gitlab-token", "s4"), body, "s3").is_err());
+        assert_eq!(
+            verify(&HeaderMap::new(), body, "s3"),
+            Err(WebhookError::Unsigned)
+        );
+    }
+
+    #[test]
+    fn push_payloads_give_ref_commits_and_changed_files() {
+        let body =
+            br#"{"ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
+            "after": "abc123", "commits": [
+              {"id": "1", "added": ["src/new.rs"], "modified": ["README.md"], "removed": []},
+              {"id": "2", "added": [], "modified": ["README.md"], "removed": ["old.txt"]}],
+            "repository": {"full_name": "me/app"}}"#;
+        let push = parse_push(body).unwrap();
+        assert_eq!(push.branch.as_deref(), Some("main"));
+        assert_eq!(push.tag, None);
+        assert_eq!(push.before, None);
+        assert_eq!(push.after.as_deref(), Some("abc123"));
+        assert_eq!(push.changed_files, ["README.md", "old.txt", "src/new.rs"]);
+        let tag = parse_push(br#"{"ref": "refs/tags/v1.2", "after": "def"}"#).unwrap();
+        assert_eq!(tag.tag.as_deref(), Some("v1.2"));
+        let deleted = parse_push(
+            br#"{"ref": "refs/heads/x", "before": "abc", "after": "0000000000000000000000000000000000000000"}"#,
+        )
+        .unwrap();
+        assert_eq!(deleted.after, None);
+        assert!(matches!(
+            parse_push(br#"{"ref": "refs/pull/1/head"}"#),
+            Err(WebhookError::Payload(_))
+        ));
+        assert!(parse_push(b"{}").is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! End to end: pipelines through the real binary. A commit to a git
+//! repository is polled, built by a buildspec on the host, and deployed
+//! blue/green to a service under live traffic with no failed request; a
+//! webhook with a bad signature is refused and a signed one starts an
+//! execution at once; a pipeline with a mistake is rejected with its
+//! location before anything runs.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository on `main` with `files`, committed.
+fn init_repo(dir: &Path, files: &[(&str, &str)]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "dev@example.com"]);
+    git(dir, &["config", "user.name", "Dev"]);
+    commit(dir, files, "first")
+}
+
+fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (p, text) in files {
+        std::fs::write(dir.join(p), text).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+const BUILDSPEC: &str = r#"version: 0.2
+env:
+  exported-variables: [IMAGE_DIR]
+phases:
+  build:
+    commands:
+      - IMAGE_DIR="$IMAGES/$CODEBUILD_RESOLVED_SOURCE_VERSION"
+      - mkdir -p "$IMAGE_DIR"
+      - cp VERSION "$IMAGE_DIR/VERSION"
+      - printf '[{"name":"web","imageUri":"file://%s"}]' "$IMAGE_DIR" > imagedefinitions.json
+artifacts:
+  files:
+    - imagedefinitions.json
+"#;
+
+const PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType": "V2", "stages": [
+ {"name": "Source", "actions": [{"name": "Source", "namespace": "SourceVariables",
+   "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "SourceArtifact"}]}]},
+ {"name": "Build", "actions": [{"name": "Build", "namespace": "BuildVariables",
+   "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+   "configuration": {"ProjectName": "app-build"}, "inputArtifacts": [{"name": "SourceArtifact"}], "outputArtifacts": [{"name": "BuildArtifact"}]}]},
+ {"name": "Deploy", "actions": [{"name": "Deploy",
+   "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
+   "configuration": {"ClusterName": "default", "ServiceName": "web", "FileName": "imagedefinitions.json"},
+   "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
+
+/// Keep-alive clients on the production listener, counting every outcome.
+struct Load {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    last: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: String, clients: usize) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let last = Arc::new(Mutex::new(String::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let (ok, failed, last, stop, addr) = (
+                    ok.clone(),
+                    failed.clone(),
+                    last.clone(),
+                    stop.clone(),
+                    addr.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match TcpStream::connect(&addr) {
+                                Ok(s) => {
+                                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                                    conn.insert(BufReader::new(s))
+                                }
+                                Err(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(10));
+                                    continue;
+                                }
+                            },
+                        };
+                        match get(c, &addr) {
+                            Some((200, body)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                *last.lock().unwrap() = body;
+                            }
+                            Some(_) | None => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                conn = None;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            last,
+            stop,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// One keep-alive GET; (status, trimmed body).
+fn get(c: &mut BufReader<TcpStream>, host: &str) -> Option<(u16, String)> {
+    write!(c.get_mut(), "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut line = String::new();
+    c.read_line(&mut line).ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).ok()?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    c.read_exact(&mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).trim().to_string()))
+}
+
+/// A raw HTTP POST; returns (status, body).
+fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn latest_execution(server: &Server, pipeline: &str) -> Option<serde_json::Value> {
+    let v = server.json(&["pipelines", "executions", pipeline]);
+    v["executions"].as_array()?.first().cloned()
+}
+
+#[test]
+fn a_commit_is_built_and_deployed_blue_green_with_no_failed_request() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (repo, images, app_v1) = (root.join("repo"), root.join("images"), root.join("app-v1"));
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::create_dir_all(&app_v1).unwrap();
+    std::fs::write(app_v1.join("VERSION"), "v1\n").unwrap();
+    init_repo(&repo, &[("VERSION", "v1\n"), ("buildspec.yml", BUILDSPEC)]);
+    let prod = free_port();
+    std::fs::write(root.join("pipeline.json"), PIPELINE).unwrap();
+    std::fs::write(
+        root.join("taskdef.json"),
+        format!(
+            r#"{{"family": "web", "containerDefinitions": [{{"name": "web", "image": "file://{}",
+  "command": ["cutover", "sample-app"], "portMappings": [{{"containerPort": 8080}}],
+  "healthCheck": {{"command": ["CMD-SHELL", "curl -fs http://127.0.0.1:$PORT/health"], "interval": 1, "timeout": 1, "retries": 2}}}}]}}
+"#,
+            app_v1.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            r#"services:
+  web:
+    runtime: process
+    desiredCount: 2
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:{prod}
+      healthCheck: {{path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}}
+      deregistrationDelaySeconds: 1
+    deployment:
+      type: BLUE_GREEN
+      config: CodeDeployDefault.ECSAllAtOnce
+      terminationWaitSeconds: 0
+repositories:
+  app: {{url: {repo}, pollIntervalSeconds: 1}}
+buildProjects:
+  app-build:
+    environment: host
+    environmentVariables: {{IMAGES: {images}}}
+pipelines:
+  app: {{file: ./pipeline.json}}
+"#,
+            repo = repo.display(),
+            images = images.display(),
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    wait_healthy(&server, "web", 2, Duration::from_secs(30));
+    let addr = format!("127.0.0.1:{prod}");
+    wait_until(Duration::from_secs(15), || {
+        http_get(&addr, "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v1")
+    })
+    .expect("the listener never served v1");
+    // Let the poller record the first head, so the next commit is new.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let load = Load::start(addr.clone(), 4);
+    let v2 = commit(&repo, &[("VERSION", "v2\n")], "version 2");
+    let mut last = None;
+    let done = wait_until(Duration::from_secs(120), || {
+        last = latest_execution(&server, "app");
+        last.as_ref()
+            .is_some_and(|e| e["status"] != "InProgress" && e["status"] != "Stopping")
+    });
+    assert!(
+        done.is_some(),
+        "the pipeline never finished: {last:?}\n{}",
+        server.log()
+    );
+    let execution = last.unwrap();
+    assert_eq!(
+        execution["status"],
+        "Succeeded",
+        "{execution:#}\n{}",
+        server.log()
+    );
+    assert!(
+        execution["trigger"].as_str().unwrap().starts_with("poll:"),
+        "{execution}"
+    );
+    assert_eq!(execution["sourceRevisions"]["Source"], v2.as_str());
+    assert_eq!(
+        execution["outputVariables"]["SourceVariables"]["CommitMessage"],
+        "version 2"
+    );
+    assert_eq!(
+        execution["outputVariables"]["BuildVariables"]["IMAGE_DIR"],
+        images.join(&v2).to_str().unwrap()
+    );
+    wait_until(Duration::from_secs(10), || {
+        *load.last.lock().unwrap() == "v2"
+    })
+    .expect("the load never saw v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed) = load.finish();
+    assert!(ok > 100, "too little traffic to mean anything: {ok}");
+    assert_eq!(failed, 0, "{failed} failed requests of {}", ok + failed);
+    let (status, body) = http_get(&addr, "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+
+    // The build is in the history with its log.
+    let builds = server.json(&["builds", "ls"]);
+    let build = &builds["builds"][0];
+    assert_eq!(build["status"], "SUCCEEDED", "{builds}");
+    assert_eq!(build["source"], v2.as_str());
+    assert!(build["durationMs"].as_u64().is_some());
+    let id = build["id"].as_str().unwrap();
+    let logs = server.cli(&["builds", "logs", id]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("cp VERSION"), "{text}");
+}
+
+#[test]
+fn webhooks_are_verified_and_start_an_execution_at_once() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    let first = init_repo(&repo, &[("README.md", "hello\n")]);
+    let marker = root.join("invoked");
+    std::fs::write(
+        root.join("pipeline.json"),
+        format!(
+            r##"{{"pipeline": {{"name": "hooked", "pipelineType": "V2", "stages": [
+ {{"name": "Source", "actions": [{{"name": "Src", "namespace": "S",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"}},
+   "configuration": {{"FullRepositoryId": "me/app", "BranchName": "main", "ConnectionArn": "arn:aws:codeconnections:x"}},
+   "outputArtifacts": [{{"name": "Out"}}]}}]}},
+ {{"name": "Notify", "actions": [{{"name": "Touch",
+   "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+   "configuration": {{"FunctionName": "echo $USER_PARAMETERS > {marker}", "UserParameters": "#{{S.CommitId}}"}}}}]}}]}}}}"##,
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  me/app: {{url: {}, pollIntervalSeconds: 0, webhookSecret: s3cret}}\npipelines:\n  hooked: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+
+    let body = format!(
+        r#"{{"ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": "{first}", "commits": []}}"#
+    );
+    let addr = server.addr.to_string();
+    let (status, _) = post(&addr, "/v1/webhooks/me%2Fapp", &[], &body);
+    assert_eq!(status, 401, "an unsigned webhook must be refused");
+    let (status, _) = post(
+        &addr,
+        "/v1/webhooks/me%2Fapp",
+        &[("X-Hub-Signature-256", "sha256=00aa")],
+        &body,
+    );
+    assert_eq!(status, 401, "a badly signed webhook must be refused");
+    let (status, _) = post(
+        &addr,
+        "/v1/webhooks/me%2Fapp",
+        &[("X-Gitlab-Token", "wrong")],
+        &body,
+    );
+    assert_eq!(status, 401);
+    assert!(
+        server.json(&["pipelines", "executions", "hooked"])["executions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    let (status, answer) = post(
+        &addr,
+        "/v1/webhooks/me%2Fapp",
+        &[
+            ("X-Gitlab-Token", "s3cret"),
+            ("X-Gitlab-Event", "Push Hook"),
+        ],
+        &body,
+    );
+    assert_eq!(status, 202, "{answer}\n{}", server.log());
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["executions"][0]["pipeline"], "hooked", "{answer}");
+    let mut last = None;
+    wait_until(Duration::from_secs(30), || {
+        last = latest_execution(&server, "hooked");
+        last.as_ref().is_some_and(|e| e["status"] == "Succeeded")
+    })
+    .unwrap_or_else(|| panic!("no successful execution: {last:?}\n{}", server.log()));
+    let e = last.unwrap();
+    assert!(
+        e["trigger"].as_str().unwrap().starts_with("webhook:"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), first);
+}
+
+#[test]
+fn a_pipeline_with_a_mistake_is_rejected_with_its_location() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::write(root.join("pipeline.json"), PIPELINE).unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        "services: {}\nrepositories:\n  app: {url: /nonexistent}\nbuildProjects:\n  other: {}\npipelines:\n  app: {file: ./pipeline.json}\n",
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("pipeline.json:7:")
+            && err.contains("build project \"app-build\" is not declared"),
+        "{err}"
+    );
+    assert!(err.contains("service \"web\" is not declared"), "{err}");
+    let listed = server.json(&["pipelines", "ls"]);
+    assert!(
+        listed["pipelines"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+}
