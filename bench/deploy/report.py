@@ -153,6 +153,9 @@ class Report:
                     "ok" if passed else "FAIL",
                 ]
             )
+            if not injected and load["non_2xx"]:
+                others = {k: v for k, v in load["statuses"].items() if not k.startswith("2")}
+                self.notes.append(f"{title}: non-2xx statuses {others}, first at {load['first_non_2xx_ms']}")
             for err in load.get("errors", [])[:3]:
                 self.notes.append(f"{title}: {err['kind']} ({err['detail']}) at {err['at']}")
 
