@@ -29,7 +29,7 @@ while (($#)); do
   case "$1" in
     --quick) quick=1 ;;
     --markdown) markdown=$2; shift ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "error: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -78,12 +78,12 @@ cleanup() {
   local pid
   if [[ -f "$data/proxy/proxy.pid" ]]; then
     pid=$(head -c 20 "$data/proxy/proxy.pid" | tr -dc 0-9)
-    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+    if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; fi
   fi
   for f in "$data"/tasks/*/shim.pid "$data"/tasks/*/task.pid; do
     [[ -f "$f" ]] || continue
     pid=$(awk '{print $1; exit}' "$f" | tr -dc 0-9)
-    [[ -n "$pid" ]] && kill -9 "$pid" 2>/dev/null || true
+    if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi
   done
   if ((rc != 0)) || [[ -n "${KEEP_WORK:-}" ]]; then
     echo "logs and raw results kept in $work" >&2

@@ -79,8 +79,8 @@ def events(dep: dict) -> list:
     return sorted(dep["events"], key=lambda e: (e["at"], e["id"]))
 
 
-def first_event(dep: dict, prefix: str, after: int = 0):
-    return next((e for e in events(dep) if e["message"].startswith(prefix) and e["at"] >= after), None)
+def first_event(dep: dict, prefix: str):
+    return next((e for e in events(dep) if e["message"].startswith(prefix)), None)
 
 
 def last_event(dep: dict, prefix: str):
