@@ -454,3 +454,164 @@ fn a_pipeline_with_a_mistake_is_rejected_with_its_location() {
         "{listed}"
     );
 }
+
+fn execution(server: &Server, pipeline: &str, id: &str) -> serde_json::Value {
+    let v = server.json(&["pipelines", "executions", pipeline]);
+    v["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("execution {id} not listed: {v}"))
+}
+
+fn action_status(e: &serde_json::Value, stage: &str, action: &str) -> String {
+    e["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == stage)
+        .flat_map(|s| s["actions"].as_array().unwrap().iter())
+        .find(|a| a["name"] == action)
+        .map(|a| a["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_execution_survives_a_restart_waits_for_approval_and_a_failed_stage_is_retried() {
+    let mut server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    init_repo(&repo, &[("README.md", "hello\n")]);
+    let (flag, marker) = (root.join("flag"), root.join("marker"));
+    std::fs::write(
+        root.join("pipeline.json"),
+        format!(
+            r#"{{"pipeline": {{"name": "gated", "pipelineType": "V2", "executionMode": "PARALLEL", "stages": [
+ {{"name": "Source", "actions": [{{"name": "Source",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+   "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "Out"}}]}}]}},
+ {{"name": "Gate", "actions": [{{"name": "Approve",
+   "actionTypeId": {{"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}}}]}},
+ {{"name": "Run", "actions": [{{"name": "Run",
+   "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+   "configuration": {{"FunctionName": "test -f {flag} && echo done > {marker}"}}}}]}}]}}}}"#,
+            flag = flag.display(),
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\npipelines:\n  gated: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let started = server.json(&["pipelines", "start", "gated"]);
+    let id = started["executionId"].as_str().unwrap().to_string();
+    wait_until(Duration::from_secs(20), || {
+        action_status(&execution(&server, "gated", &id), "Gate", "Approve") == "InProgress"
+    })
+    .unwrap_or_else(|| panic!("the approval never waited\n{}", server.log()));
+
+    // The control plane dies while the approval waits; the new one resumes.
+    server.kill9();
+    server.spawn();
+    let e = execution(&server, "gated", &id);
+    assert_eq!(e["status"], "InProgress", "{e}");
+    let out = server.cli(&[
+        "pipelines",
+        "approve",
+        "gated",
+        "--stage",
+        "Gate",
+        "--action",
+        "Approve",
+        "--summary",
+        "lgtm",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The invoke fails (no flag yet): the execution fails in stage Run.
+    let mut last = serde_json::Value::Null;
+    wait_until(Duration::from_secs(20), || {
+        last = execution(&server, "gated", &id);
+        last["status"] == "Failed"
+    })
+    .unwrap_or_else(|| panic!("never failed: {last}\n{}", server.log()));
+    assert_eq!(action_status(&last, "Run", "Run"), "Failed", "{last}");
+
+    // Fixed, the failed stage is retried and the execution succeeds.
+    std::fs::write(&flag, "").unwrap();
+    let out = server.cli(&[
+        "pipelines",
+        "retry",
+        "gated",
+        "--execution",
+        &id,
+        "--stage",
+        "Run",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(Duration::from_secs(20), || {
+        last = execution(&server, "gated", &id);
+        last["status"] == "Succeeded"
+    })
+    .unwrap_or_else(|| panic!("the retry never succeeded: {last}\n{}", server.log()));
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "done");
+
+    // `start --wait` follows an execution and fails when it is rejected.
+    let child = std::process::Command::new(BIN)
+        .args(["pipelines", "start", "gated", "--wait"])
+        .env("CUTOVER_SERVER", server.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waiting = wait_until(Duration::from_secs(20), || {
+        let v = server.json(&["pipelines", "executions", "gated"]);
+        v["executions"][0]["id"] != id.as_str()
+            && action_status(&v["executions"][0], "Gate", "Approve") == "InProgress"
+    });
+    assert!(waiting.is_some(), "{}", server.log());
+    let out = server.cli(&[
+        "pipelines",
+        "reject",
+        "gated",
+        "--stage",
+        "Gate",
+        "--action",
+        "Approve",
+        "--summary",
+        "not today",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("action Gate/Approve: Failed"), "{text}");
+    assert!(text.contains("Failed"), "{text}");
+}

@@ -75,7 +75,7 @@ fn newest(state: &Option<PipelineState>) -> Vec<&Execution> {
         .as_ref()
         .map(|s| s.executions.values().collect())
         .unwrap_or_default();
-    list.sort_by(|a, b| b.seq.cmp(&a.seq));
+    list.sort_by_key(|e| std::cmp::Reverse(e.seq));
     list
 }
 

@@ -1,9 +1,8 @@
 //! Invoke actions (`Lambda` provider) in Cutover: `FunctionName` is a URL
 //! (`http://` or `https://`, called with POST and `UserParameters` as the
 //! body; a 2xx answer succeeds) or a shell command (run with `sh -c`,
-//! `USER_PARAMETERS` in its environment; exit status 0 succeeds). Either is
-//! cut off after the action's `timeoutInMinutes` is not modelled here: the
-//! engine's stop cancels the command.
+//! `USER_PARAMETERS` in its environment; exit status 0 succeeds). Stopping
+//! the execution with abandon cancels the call or kills the command.
 
 use std::process::Stdio;
 
