@@ -65,22 +65,31 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
         let live = svc.lb_group.as_str();
         let other = other_group(live);
         let green = v.deployment.filter(|d| d.green_provisioned);
-        let targets = |set: Option<&str>| -> Vec<String> {
-            let Some(set) = set else { return Vec::new() };
+        let green_set_id = green.map(|d| green_set(&d.id));
+        let targets = |in_set: &dyn Fn(&str) -> bool| -> Vec<String> {
             let mut t: Vec<String> = v
                 .tasks
                 .iter()
                 .filter(|t| {
-                    t.task_set == set && t.last_status == "RUNNING" && t.desired_status == "RUNNING"
+                    in_set(&t.task_set)
+                        && t.last_status == "RUNNING"
+                        && t.desired_status == "RUNNING"
                 })
                 .filter_map(|t| t.endpoint.clone())
                 .collect();
             t.sort();
             t
         };
-        let live_targets = targets(Some(&svc.task_definition));
-        let green_set_id = green.map(|d| green_set(&d.id));
-        let other_targets = targets(green_set_id.as_deref());
+        // The live group holds every running task of the service that is
+        // neither a blue/green replacement nor retired by a promotion: the
+        // current revision and, during a rolling update, the older ones
+        // until the controller drains them.
+        let live_targets =
+            targets(&|set: &str| !set.starts_with("green-") && !set.starts_with("retired-"));
+        let other_targets = match &green_set_id {
+            Some(g) => targets(&|set: &str| set == g),
+            None => Vec::new(),
+        };
         let hc = &lb["healthCheck"];
         let health = json!({
             "path": hc["path"].as_str().unwrap_or("/"),
@@ -234,6 +243,32 @@ mod tests {
         assert_eq!(
             cfg["listeners"][1]["defaultAction"]["forward"][0]["weight"],
             100
+        );
+    }
+
+    #[test]
+    fn a_rolling_update_keeps_the_older_revision_in_the_live_group_until_drained() {
+        let mut svc = service("a");
+        svc.task_definition = "web:2".into();
+        let mut draining = task("t0", "web:1", "STOPPING", "127.0.0.1:3");
+        draining.desired_status = "STOPPED".into();
+        let tasks = [
+            task("t1", "web:1", "RUNNING", "127.0.0.1:2"),
+            task("n1", "web:2", "RUNNING", "127.0.0.1:5"),
+            task("r1", "retired-d0", "RUNNING", "127.0.0.1:7"),
+            draining,
+        ];
+        let cfg = desired(
+            "127.0.0.1:9",
+            &[ServiceView {
+                service: &svc,
+                tasks: &tasks,
+                deployment: None,
+            }],
+        );
+        assert_eq!(
+            cfg["targetGroups"][0]["targets"],
+            json!(["127.0.0.1:2", "127.0.0.1:5"])
         );
     }
 
