@@ -272,7 +272,8 @@ pub(crate) async fn run(
             last_second = now / 1000;
             continue;
         }
-        let Ok(feed) = dataplane.client().metrics_feed(last_second + 1).await else {
+        // The feed returns the completed seconds strictly after `since`.
+        let Ok(feed) = dataplane.client().metrics_feed(last_second).await else {
             continue;
         };
         let mut advanced = false;
