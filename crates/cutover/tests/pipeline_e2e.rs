@@ -615,3 +615,104 @@ fn an_execution_survives_a_restart_waits_for_approval_and_a_failed_stage_is_retr
     assert!(text.contains("action Gate/Approve: Failed"), "{text}");
     assert!(text.contains("Failed"), "{text}");
 }
+
+#[test]
+fn a_build_interrupted_by_a_restart_fails_is_killed_and_can_be_retried() {
+    let mut server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (pid_file, fast) = (root.join("build.pid"), root.join("fast"));
+    let repo = root.join("repo");
+    init_repo(
+        &repo,
+        &[(
+            "buildspec.yml",
+            &format!(
+                "version: 0.2\nphases:\n  build:\n    commands:\n      - echo $$ > {pid}\n      - if [ ! -f {fast} ]; then sleep 120; fi\n",
+                pid = pid_file.display(),
+                fast = fast.display()
+            ),
+        )],
+    );
+    std::fs::write(
+        root.join("pipeline.json"),
+        r#"{"pipeline": {"name": "slow", "stages": [
+ {"name": "Source", "actions": [{"name": "Source",
+   "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "Src"}]}]},
+ {"name": "Build", "actions": [{"name": "Build",
+   "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+   "configuration": {"ProjectName": "slow-build"}, "inputArtifacts": [{"name": "Src"}]}]}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\nbuildProjects:\n  slow-build: {{}}\npipelines:\n  slow: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = server.json(&["pipelines", "start", "slow"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut pid = 0;
+    wait_until(Duration::from_secs(20), || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    })
+    .unwrap_or_else(|| panic!("the build never started\n{}", server.log()));
+    assert!(alive(pid));
+
+    server.kill9();
+    assert!(alive(pid), "the build outlives the control plane");
+    server.spawn();
+    let mut last = serde_json::Value::Null;
+    wait_until(Duration::from_secs(20), || {
+        last = execution(&server, "slow", &id);
+        last["status"] == "Failed"
+    })
+    .unwrap_or_else(|| panic!("never failed: {last}\n{}", server.log()));
+    let message = last["stages"][1]["actions"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("control plane restarted"), "{last}");
+    wait_until(Duration::from_secs(5), || !alive(pid))
+        .expect("the interrupted build's processes were not killed");
+    let builds = server.json(&["builds", "ls"]);
+    assert_eq!(builds["builds"][0]["status"], "FAILED", "{builds}");
+
+    std::fs::write(&fast, "").unwrap();
+    let out = server.cli(&[
+        "pipelines",
+        "retry",
+        "slow",
+        "--execution",
+        &id,
+        "--stage",
+        "Build",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until(Duration::from_secs(20), || {
+        last = execution(&server, "slow", &id);
+        last["status"] == "Succeeded"
+    })
+    .unwrap_or_else(|| panic!("the retry never succeeded: {last}\n{}", server.log()));
+    let builds = server.json(&["builds", "ls", "--project", "slow-build"]);
+    assert_eq!(builds["builds"][0]["status"], "SUCCEEDED", "{builds}");
+    assert_eq!(builds["builds"][0]["number"], 2, "{builds}");
+}
