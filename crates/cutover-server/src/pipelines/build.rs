@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use cutover_build::run::{SecretLookup, SecretSource};
 use cutover_build::{BuildRequest, BuildStatus, LogLine};
@@ -59,6 +61,8 @@ pub(crate) struct BuildJob {
     /// The output artifacts to store: the first is the primary artifact,
     /// the others match secondary artifact identifiers.
     pub(crate) outputs: Vec<String>,
+    /// How long the build may run before it is stopped.
+    pub(crate) timeout: Duration,
 }
 
 /// A finished, successful build.
@@ -143,7 +147,23 @@ impl Builder {
             .with(|c| pipeline_ops::put_build(c, &row))
             .map_err(|e| e.to_string())?;
         tracing::info!(build = %id, project = %job.project, "build started");
-        let result = self.run_in(&job, &row, &src, &work, cancel).await;
+        // The build's own token: cancelled by the caller or by the timeout.
+        let token = cancel.child_token();
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let timer = tokio::spawn({
+            let (token, timed_out, timeout) = (token.clone(), timed_out.clone(), job.timeout);
+            async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(timeout) => {
+                        timed_out.store(true, Ordering::SeqCst);
+                        token.cancel();
+                    }
+                    _ = token.cancelled() => {}
+                }
+            }
+        });
+        let result = self.run_in(&job, &row, &src, &work, token).await;
+        timer.abort();
         row.finished_at = Some(now_ms());
         let out = match result {
             Ok((status, detail, result)) => {
@@ -152,6 +172,13 @@ impl Builder {
                 match status {
                     BuildStatus::Succeeded => Ok(result),
                     BuildStatus::Failed => Err(format!("build {id} failed")),
+                    BuildStatus::Stopped if timed_out.load(Ordering::SeqCst) => {
+                        row.status = "TIMED_OUT".into();
+                        Err(format!(
+                            "build {id} timed out after {}",
+                            humanize(job.timeout)
+                        ))
+                    }
                     BuildStatus::Stopped => Err(format!("build {id} was stopped")),
                 }
             }
@@ -304,6 +331,14 @@ impl Builder {
     }
 }
 
+fn humanize(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 60 && s % 60 == 0 => format!("{} minutes", s / 60),
+        s if s >= 1 => format!("{s} s"),
+        _ => format!("{} ms", d.as_millis()),
+    }
+}
+
 /// Marks every build left running by a previous server FAILED and kills
 /// what is left of its processes (see the module header).
 pub(crate) fn fail_interrupted(store: &Store) -> anyhow::Result<()> {
@@ -335,6 +370,7 @@ mod tests {
             cache: false,
             environment_variables: BTreeMap::from([("GREETING".into(), "hi".into())]),
             buildspec_text: None,
+            timeout_in_minutes: None,
         }
     }
 
@@ -360,6 +396,7 @@ mod tests {
             source_version: Some("abc".into()),
             env: vec![("FROM_PIPELINE".into(), "there".into())],
             outputs: vec!["BuildArtifact".into()],
+            timeout: Duration::from_secs(60),
         };
         let result = builder
             .run(job.clone(), CancellationToken::new())
@@ -420,6 +457,7 @@ mod tests {
             source_version: None,
             env: Vec::new(),
             outputs: Vec::new(),
+            timeout: Duration::from_secs(60),
         };
         let err = builder
             .run(job, CancellationToken::new())
@@ -430,6 +468,42 @@ mod tests {
             .with(|c| pipeline_ops::list_builds(c, None, 1))
             .unwrap()[0];
         assert_eq!(row.status, "FAULT");
+    }
+
+    #[tokio::test]
+    async fn a_build_past_its_timeout_is_stopped_and_says_so() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(
+            source.path().join("buildspec.yml"),
+            "version: 0.2\nphases:\n  build:\n    commands: [\"sleep 30\"]\n",
+        )
+        .unwrap();
+        let job = BuildJob {
+            project: "p".into(),
+            spec: project(),
+            action_key: None,
+            initiator: "test".into(),
+            source: source.path().to_path_buf(),
+            secondary: Vec::new(),
+            source_version: None,
+            env: Vec::new(),
+            outputs: Vec::new(),
+            timeout: Duration::from_millis(300),
+        };
+        let started = std::time::Instant::now();
+        let err = builder
+            .run(job, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.ends_with("timed out after 300 ms"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let row = &store
+            .with(|c| pipeline_ops::list_builds(c, None, 1))
+            .unwrap()[0];
+        assert_eq!(row.status, "TIMED_OUT");
     }
 
     #[test]

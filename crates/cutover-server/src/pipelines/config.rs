@@ -7,7 +7,7 @@
 //! repositories:
 //!   app: {url: /path/to/repo, pollIntervalSeconds: 1, webhookSecretEnv: APP_HOOK_SECRET}
 //! buildProjects:
-//!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true}
+//!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true, timeoutInMinutes: 30}
 //! pipelines:
 //!   app: {file: ./pipeline.json}     # or the pipeline object inline
 //! ```
@@ -15,7 +15,8 @@
 //! A project's `buildspec` that was sent with the stack (a path relative to
 //! the stack file) is validated now and stored with the project; otherwise
 //! it names a file in the source, read when the build starts, as CodeBuild
-//! does (default `buildspec.yml`).
+//! does (default `buildspec.yml`). Builds run on the host; a project that
+//! names a container image (`environment: {image: ...}`) is refused for now.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -90,6 +91,9 @@ pub(crate) struct BuildProjectSpec {
     /// Variables every build of the project gets (pipeline ones override them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) environment_variables: BTreeMap<String, String>,
+    /// Minutes a build may run before it is stopped (CodeBuild's default, 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) timeout_in_minutes: Option<u64>,
     /// The buildspec text, when it was sent with the stack (set by apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) buildspec_text: Option<String>,
@@ -135,9 +139,25 @@ pub(crate) fn check(
     }
     for (name, value) in entries(input, input.build_projects, "buildProjects", errors) {
         let at = format!("buildProjects.{name}");
+        if value.get("environment").is_some_and(Value::is_object) {
+            errors.push(input.map.error(
+                &format!("{at}.environment"),
+                "builds in a container image are not supported by this server yet; use `environment: host`",
+            ));
+            continue;
+        }
         let Some(mut spec) = typed::<BuildProjectSpec>(input.map, &at, value, errors) else {
             continue;
         };
+        if spec
+            .timeout_in_minutes
+            .is_some_and(|m| !(5..=2160).contains(&m))
+        {
+            errors.push(input.map.error(
+                &format!("{at}.timeoutInMinutes"),
+                "must be between 5 and 2160 minutes, as in CodeBuild",
+            ));
+        }
         if spec.buildspec_text.is_some() {
             errors.push(input.map.error(
                 &format!("{at}.buildspecText"),
@@ -498,7 +518,7 @@ mod tests {
 
     #[test]
     fn bad_entries_are_located_in_the_stack() {
-        let stack = "repositories:\n  app: {url: /srv/app, pollEvery: 3}\nbuildProjects:\n  b: {buildspec: ci.yml}\npipelines:\n  app: {file: missing.json}\n";
+        let stack = "repositories:\n  app: {url: /srv/app, pollEvery: 3}\nbuildProjects:\n  b: {buildspec: ci.yml}\n  c: {environment: {image: node:20}}\npipelines:\n  app: {file: missing.json}\n";
         let (_, errors) = run(
             stack,
             &[(
@@ -507,14 +527,19 @@ mod tests {
             )],
         );
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        assert_eq!(errors.len(), 3, "{text:?}");
+        assert_eq!(errors.len(), 4, "{text:?}");
         assert!(
             text[0].starts_with("stack.yaml:2:") && text[0].contains("unknown field `pollEvery`"),
             "{text:?}"
         );
         assert!(text[1].starts_with("ci.yml:4:"), "{text:?}");
         assert!(
-            text[2].contains("pipelines.app.file: cannot read the pipeline file"),
+            text[2].starts_with("stack.yaml:5:")
+                && text[2].contains("buildProjects.c.environment: builds in a container"),
+            "{text:?}"
+        );
+        assert!(
+            text[3].contains("pipelines.app.file: cannot read the pipeline file"),
             "{text:?}"
         );
     }

@@ -433,7 +433,7 @@ async fn build_action(
     let source_version = me.source_revision(pipeline, &req.execution);
     let job = BuildJob {
         project: project.clone(),
-        spec,
+        spec: spec.clone(),
         action_key: Some(key.to_string()),
         initiator: format!("codepipeline/{pipeline}"),
         source,
@@ -441,6 +441,7 @@ async fn build_action(
         source_version,
         env,
         outputs: req.output_artifact_names.clone(),
+        timeout: std::time::Duration::from_secs(60 * spec.timeout_in_minutes.unwrap_or(60)),
     };
     let result = me.builder.run(job, cancel).await?;
     Ok(Output {
