@@ -659,6 +659,9 @@ fn a_build_interrupted_by_a_restart_fails_is_killed_and_can_be_retried() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("+ pipeline slow: create"), "{plan}");
+    assert!(plan.contains("+ buildProject slow-build: create"), "{plan}");
     let id = server.json(&["pipelines", "start", "slow"])["executionId"]
         .as_str()
         .unwrap()
@@ -673,6 +676,17 @@ fn a_build_interrupted_by_a_restart_fails_is_killed_and_can_be_retried() {
     })
     .unwrap_or_else(|| panic!("the build never started\n{}", server.log()));
     assert!(alive(pid));
+    // The log streams while the build runs.
+    let running = server.json(&["builds", "ls"]);
+    assert_eq!(running["builds"][0]["status"], "IN_PROGRESS", "{running}");
+    let build_id = running["builds"][0]["id"].as_str().unwrap().to_string();
+    let mut log = String::new();
+    wait_until(Duration::from_secs(10), || {
+        log = String::from_utf8_lossy(&server.cli(&["builds", "logs", &build_id]).stdout)
+            .into_owned();
+        log.contains("sleep 120")
+    })
+    .unwrap_or_else(|| panic!("the running build's log does not show its command: {log}"));
 
     server.kill9();
     assert!(alive(pid), "the build outlives the control plane");

@@ -35,11 +35,11 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
     let verb = if args.dry_run { "would" } else { "will" };
     for item in &plan {
         let action = item["action"].as_str().unwrap_or("");
-        let (kind, name) = match item["alarm"].as_str() {
-            Some(a) => ("alarm", a),
-            None => ("service", item["service"].as_str().unwrap_or("")),
-        };
-        if kind == "alarm" && action == "unchanged" {
+        let (kind, name) = ["alarm", "repository", "buildProject", "pipeline"]
+            .into_iter()
+            .find_map(|k| item[k].as_str().map(|n| (k, n)))
+            .unwrap_or(("service", item["service"].as_str().unwrap_or("")));
+        if kind != "service" && action == "unchanged" {
             continue;
         }
         let sign = match action {
