@@ -209,8 +209,19 @@ fn latest_execution(server: &Server, pipeline: &str) -> Option<serde_json::Value
     v["executions"].as_array()?.first().cloned()
 }
 
-#[test]
-fn a_commit_is_built_and_deployed_blue_green_with_no_failed_request() {
+/// What [`commit_and_deploy`] leaves for checks.
+struct Deployed {
+    server: Server,
+    _tmp: tempfile::TempDir,
+    images: std::path::PathBuf,
+    commit: String,
+    execution: serde_json::Value,
+}
+
+/// Runs a service at v1 behind its listener and a pipeline from `pipeline`
+/// with `buildspec` (and `extra` files) in the repository, commits v2 under
+/// live traffic, and checks the pipeline deploys it with no failed request.
+fn commit_and_deploy(pipeline: &str, buildspec: &str, extra: &[(&str, &str)]) -> Deployed {
     let server = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -218,9 +229,11 @@ fn a_commit_is_built_and_deployed_blue_green_with_no_failed_request() {
     std::fs::create_dir_all(&images).unwrap();
     std::fs::create_dir_all(&app_v1).unwrap();
     std::fs::write(app_v1.join("VERSION"), "v1\n").unwrap();
-    init_repo(&repo, &[("VERSION", "v1\n"), ("buildspec.yml", BUILDSPEC)]);
+    let mut files = vec![("VERSION", "v1\n"), ("buildspec.yml", buildspec)];
+    files.extend_from_slice(extra);
+    init_repo(&repo, &files);
     let prod = free_port();
-    std::fs::write(root.join("pipeline.json"), PIPELINE).unwrap();
+    std::fs::write(root.join("pipeline.json"), pipeline).unwrap();
     std::fs::write(
         root.join("taskdef.json"),
         format!(
@@ -300,6 +313,35 @@ pipelines:
         "{execution:#}\n{}",
         server.log()
     );
+    wait_until(Duration::from_secs(10), || {
+        *load.last.lock().unwrap() == "v2"
+    })
+    .expect("the load never saw v2");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed) = load.finish();
+    assert!(ok > 100, "too little traffic to mean anything: {ok}");
+    assert_eq!(failed, 0, "{failed} failed requests of {}", ok + failed);
+    let (status, body) = http_get(&addr, "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+
+    Deployed {
+        server,
+        _tmp: tmp,
+        images,
+        commit: v2,
+        execution,
+    }
+}
+
+#[test]
+fn a_commit_is_built_and_deployed_blue_green_with_no_failed_request() {
+    let Deployed {
+        server,
+        images,
+        commit: v2,
+        execution,
+        ..
+    } = commit_and_deploy(PIPELINE, BUILDSPEC, &[]);
     assert!(
         execution["trigger"].as_str().unwrap().starts_with("poll:"),
         "{execution}"
@@ -313,16 +355,6 @@ pipelines:
         execution["outputVariables"]["BuildVariables"]["IMAGE_DIR"],
         images.join(&v2).to_str().unwrap()
     );
-    wait_until(Duration::from_secs(10), || {
-        *load.last.lock().unwrap() == "v2"
-    })
-    .expect("the load never saw v2");
-    std::thread::sleep(Duration::from_millis(500));
-    let (ok, failed) = load.finish();
-    assert!(ok > 100, "too little traffic to mean anything: {ok}");
-    assert_eq!(failed, 0, "{failed} failed requests of {}", ok + failed);
-    let (status, body) = http_get(&addr, "/").unwrap();
-    assert_eq!((status, body.trim()), (200, "v2"));
 
     // The build is in the history with its log.
     let builds = server.json(&["builds", "ls"]);
@@ -334,6 +366,80 @@ pipelines:
     let logs = server.cli(&["builds", "logs", id]);
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("cp VERSION"), "{text}");
+}
+
+const CODEDEPLOY_BUILDSPEC: &str = r#"version: 0.2
+phases:
+  build:
+    commands:
+      - IMAGE_DIR="$IMAGES/$CODEBUILD_RESOLVED_SOURCE_VERSION"
+      - mkdir -p "$IMAGE_DIR" && cp VERSION "$IMAGE_DIR/VERSION"
+      - printf '{"ImageURI":"file://%s"}' "$IMAGE_DIR" > imageDetail.json
+artifacts:
+  files:
+    - imageDetail.json
+    - taskdef.json
+    - appspec.yaml
+"#;
+
+const CODEDEPLOY_TASKDEF: &str = r#"{"family": "web", "containerDefinitions": [{"name": "web", "image": "<IMAGE1_NAME>",
+  "command": ["cutover", "sample-app"], "portMappings": [{"containerPort": 8080}],
+  "healthCheck": {"command": ["CMD-SHELL", "curl -fs http://127.0.0.1:$PORT/health"], "interval": 1, "timeout": 1, "retries": 2}}]}
+"#;
+
+const CODEDEPLOY_APPSPEC: &str = "version: 0.0
+Resources:
+  - TargetService:
+      Type: AWS::ECS::Service
+      Properties:
+        TaskDefinition: <TASK_DEFINITION>
+        LoadBalancerInfo:
+          ContainerName: web
+          ContainerPort: 8080
+";
+
+const CODEDEPLOY_PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType": "V2", "stages": [
+ {"name": "Source", "actions": [{"name": "Source", "namespace": "SourceVariables",
+   "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "SourceArtifact"}]}]},
+ {"name": "Build", "actions": [{"name": "Build",
+   "actionTypeId": {"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"},
+   "configuration": {"ProjectName": "app-build"}, "inputArtifacts": [{"name": "SourceArtifact"}], "outputArtifacts": [{"name": "BuildArtifact"}]}]},
+ {"name": "Deploy", "actions": [{"name": "Deploy",
+   "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "CodeDeployToECS", "version": "1"},
+   "configuration": {"ApplicationName": "app", "DeploymentGroupName": "web",
+     "TaskDefinitionTemplateArtifact": "BuildArtifact", "AppSpecTemplateArtifact": "BuildArtifact",
+     "Image1ArtifactName": "BuildArtifact", "Image1ContainerName": "IMAGE1_NAME"},
+   "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
+
+#[test]
+fn a_code_deploy_to_ecs_action_fills_the_placeholders_and_deploys_with_no_failed_request() {
+    let Deployed {
+        server,
+        images,
+        commit,
+        execution,
+        ..
+    } = commit_and_deploy(
+        CODEDEPLOY_PIPELINE,
+        CODEDEPLOY_BUILDSPEC,
+        &[
+            ("taskdef.json", CODEDEPLOY_TASKDEF),
+            ("appspec.yaml", CODEDEPLOY_APPSPEC),
+        ],
+    );
+    let deploy = &execution["stages"][2]["actions"][0];
+    assert!(
+        deploy["message"].as_str().unwrap().contains("succeeded"),
+        "{execution}"
+    );
+    // The registered revision runs the image the build named.
+    let td = server.json(&["task-definitions", "describe", "web"]);
+    let image = td.to_string();
+    assert!(
+        image.contains(&format!("file://{}", images.join(&commit).display())),
+        "{td}"
+    );
 }
 
 #[test]
