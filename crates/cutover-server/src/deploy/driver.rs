@@ -167,9 +167,48 @@ impl Driver {
     }
 
     /// Persists the engine state, then executes the effects in order.
+    ///
+    /// One transaction carries the engine state, the history lines the
+    /// engine produced and the intents of its effects (the traffic split to
+    /// push, green to provision), so a step costs one disk sync before it
+    /// acts, not one per line.
     async fn commit(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
-        self.persist()?;
+        let mut lines = Vec::new();
+        let mut rest = Vec::new();
         for effect in effects {
+            match effect {
+                Effect::Event { message } => lines.push(message),
+                Effect::ApplyTraffic {
+                    prod_green_percent,
+                    test_on_green,
+                    ..
+                } => {
+                    self.row.prod_green_percent = prod_green_percent;
+                    self.row.test_on_green = test_on_green;
+                    rest.push(effect);
+                }
+                Effect::ProvisionGreen => {
+                    self.row.green_provisioned = true;
+                    rest.push(effect);
+                }
+                other => rest.push(other),
+            }
+        }
+        self.row.engine = serde_json::to_value(&self.engine)?;
+        self.row.status = status_name(self.engine.status()).into();
+        self.row.updated_at = now_ms();
+        let (row, subject, now) = (&self.row, format!("deployment/{}", self.row.id), now_ms());
+        self.dep.store.atomically(|c| {
+            ops::put_deployment(c, row)?;
+            for line in &lines {
+                ops::add_event(c, now, &subject, line)?;
+            }
+            Ok(())
+        })?;
+        for line in &lines {
+            tracing::info!(deployment = %self.row.id, "{line}");
+        }
+        for effect in rest {
             self.execute(effect).await?;
         }
         Ok(())
@@ -178,8 +217,7 @@ impl Driver {
     async fn execute(&mut self, effect: Effect) -> anyhow::Result<()> {
         match effect {
             Effect::ProvisionGreen => {
-                self.row.green_provisioned = true;
-                self.persist()?;
+                // green_provisioned was stored with the engine state.
                 self.event(&format!(
                     "Install: starting replacement tasks of {}",
                     self.row.to_task_definition
@@ -197,9 +235,7 @@ impl Driver {
                 prod_green_percent,
                 test_on_green,
             } => {
-                self.row.prod_green_percent = prod_green_percent;
-                self.row.test_on_green = test_on_green;
-                self.persist()?;
+                // The split was stored with the engine state (see commit).
                 let started = now_ms();
                 match self.dep.dataplane.sync().await {
                     Ok(version) => {
