@@ -1,9 +1,17 @@
-//! End to end: pipelines through the real binary. A commit to a git
-//! repository is polled, built by a buildspec on the host, and deployed
-//! blue/green to a service under live traffic with no failed request; a
-//! webhook with a bad signature is refused and a signed one starts an
-//! execution at once; a pipeline with a mistake is rejected with its
-//! location before anything runs.
+//! End to end: pipelines through the real binary.
+//!
+//! - A commit to a git repository is polled, built by a buildspec on the
+//!   host, and deployed blue/green under live traffic with no failed
+//!   request, by an `ECS` action and by a `CodeDeployToECS` action.
+//! - A webhook with a bad or missing signature is refused; a signed one
+//!   starts an execution at once.
+//! - A pipeline with a mistake is rejected with its location before
+//!   anything runs.
+//! - A manual approval waits across a `kill -9` of the control plane; a
+//!   failed stage is retried; a disabled transition holds an execution;
+//!   stop and abandon ends one; `start --wait` fails on a rejection.
+//! - A build interrupted by a restart is failed and killed, and its stage
+//!   retries.
 
 mod common;
 
@@ -585,7 +593,7 @@ fn action_status(e: &serde_json::Value, stage: &str, action: &str) -> String {
 }
 
 #[test]
-fn an_execution_survives_a_restart_waits_for_approval_and_a_failed_stage_is_retried() {
+fn an_approval_survives_a_restart_then_retry_transitions_and_stop_work_through_the_cli() {
     let mut server = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
@@ -720,6 +728,75 @@ fn an_execution_survives_a_restart_waits_for_approval_and_a_failed_stage_is_retr
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("action Gate/Approve: Failed"), "{text}");
     assert!(text.contains("Failed"), "{text}");
+
+    // A disabled transition holds an approved execution before its stage.
+    let cli_ok = |args: &[&str]| {
+        let out = server.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cli_ok(&["pipelines", "disable-transition", "gated", "--stage", "Run"]);
+    let held = server.json(&["pipelines", "start", "gated"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until(Duration::from_secs(20), || {
+        action_status(&execution(&server, "gated", &held), "Gate", "Approve") == "InProgress"
+    })
+    .expect("the approval never waited");
+    cli_ok(&[
+        "pipelines",
+        "approve",
+        "gated",
+        "--execution",
+        &held,
+        "--stage",
+        "Gate",
+        "--action",
+        "Approve",
+    ]);
+    wait_until(Duration::from_secs(10), || {
+        execution(&server, "gated", &held)["stages"][1]["status"] == "Succeeded"
+    })
+    .expect("the approved stage never succeeded");
+    std::thread::sleep(Duration::from_millis(500));
+    let e = execution(&server, "gated", &held);
+    assert_eq!(e["status"], "InProgress", "{e}");
+    assert_eq!(
+        action_status(&e, "Run", "Run"),
+        "",
+        "Run must not start: {e}"
+    );
+    cli_ok(&["pipelines", "enable-transition", "gated", "--stage", "Run"]);
+    wait_until(Duration::from_secs(20), || {
+        execution(&server, "gated", &held)["status"] == "Succeeded"
+    })
+    .expect("the held execution never went on");
+
+    // Stop and abandon ends an execution waiting for an approval.
+    let stopped = server.json(&["pipelines", "start", "gated"])["executionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_until(Duration::from_secs(20), || {
+        action_status(&execution(&server, "gated", &stopped), "Gate", "Approve") == "InProgress"
+    })
+    .expect("the approval never waited");
+    cli_ok(&[
+        "pipelines",
+        "stop",
+        "gated",
+        "--execution",
+        &stopped,
+        "--abandon",
+    ]);
+    wait_until(Duration::from_secs(10), || {
+        execution(&server, "gated", &stopped)["status"] == "Stopped"
+    })
+    .unwrap_or_else(|| panic!("never stopped: {}", execution(&server, "gated", &stopped)));
 }
 
 #[test]
