@@ -507,6 +507,28 @@ mod tests {
     }
 
     #[test]
+    fn secrets_come_from_the_local_store_and_cannot_escape_it() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let builder = Builder::new(store, data.path(), ArtifactStore::new(data.path()));
+        std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
+        std::fs::write(data.path().join("secrets/prod/db-password"), "hunter2\n").unwrap();
+        std::fs::write(data.path().join("outside"), "no").unwrap();
+        let lookup = builder.secrets();
+        assert_eq!(
+            lookup(SecretSource::ParameterStore, "prod/db-password").as_deref(),
+            Some("hunter2")
+        );
+        // secrets-manager references are `secret-id:json-key:...`.
+        assert_eq!(
+            lookup(SecretSource::SecretsManager, "prod/db-password:password").as_deref(),
+            Some("hunter2")
+        );
+        assert_eq!(lookup(SecretSource::ParameterStore, "../outside"), None);
+        assert_eq!(lookup(SecretSource::ParameterStore, "/etc/hostname"), None);
+    }
+
+    #[test]
     fn interrupted_builds_are_failed_at_start() {
         let store = Store::open_in_memory().unwrap();
         let data = tempfile::tempdir().unwrap();

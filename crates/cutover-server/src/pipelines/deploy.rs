@@ -181,6 +181,16 @@ pub(crate) async fn code_deploy(
         .iter()
         .map(|h| (h.event.as_str().to_string(), h.function.clone()))
         .collect();
+    if ctx
+        .store
+        .with(|c| ops::service(c, &service))
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
+        return Err(format!(
+            "service {service:?} (the deployment group) not found"
+        ));
+    }
     let family = taskdef.family.clone();
     deploy(
         ctx,
