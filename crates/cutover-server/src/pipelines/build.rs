@@ -13,10 +13,21 @@
 //! local secret store, files under `<data_dir>/secrets/` named by the
 //! reference, else from the server's environment variable of that name.
 //!
-//! After a control-plane restart a build that was running has no reader:
-//! [`fail_interrupted`] marks it FAILED ("control plane restarted"), and
-//! kills its process group; the pipeline action it ran for then fails when
-//! the engine re-issues it, and a stage retry runs it again.
+//! What happens to a running build when the control plane goes away:
+//!
+//! - a crash (or `kill -9`) leaves the build's process group running with
+//!   no reader. At the next start [`fail_interrupted`] marks the build FAILED
+//!   ("control plane restarted during the build") and kills its process group
+//!   (`<work_dir>/build.pid`); the pipeline action it ran for fails when the
+//!   engine re-issues it, and a stage retry (`cutover pipelines retry`) runs
+//!   a new build;
+//! - a graceful stop cancels the build (STOPPED) without reporting to the
+//!   engine; after the restart the engine re-issues the action and a new
+//!   build runs (if the server exits before the stopped build records its
+//!   end, the build counts as interrupted, as after a crash).
+//!
+//! A build may run `timeoutInMinutes` (default 60) before it is stopped
+//! (TIMED_OUT).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

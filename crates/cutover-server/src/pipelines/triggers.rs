@@ -15,7 +15,8 @@
 //!   action with `PollForSourceChanges: false` is not polled.
 //! - Webhooks: a verified push starts the matching pipelines at once
 //!   (trigger `webhook`) on the pushed commit, and records the head so the
-//!   poller does not start them again.
+//!   poller does not start them again. Tag pushes (for `tags` trigger
+//!   filters) arrive only this way: polling watches branches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
