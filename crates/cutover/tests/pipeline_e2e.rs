@@ -521,6 +521,20 @@ fn webhooks_are_verified_and_start_an_execution_at_once() {
         "/v1/webhooks/me%2Fapp",
         &[
             ("X-Gitlab-Token", "s3cret"),
+            ("X-Gitlab-Event", "Merge Request Hook"),
+        ],
+        r#"{"object_kind": "merge_request"}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.contains("\"ignored\":\"Merge Request Hook\""),
+        "{answer}"
+    );
+    let (status, answer) = post(
+        &addr,
+        "/v1/webhooks/me%2Fapp",
+        &[
+            ("X-Gitlab-Token", "s3cret"),
             ("X-Gitlab-Event", "Push Hook"),
         ],
         &body,

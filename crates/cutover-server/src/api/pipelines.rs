@@ -348,8 +348,12 @@ pub(crate) async fn webhook(
         .or_else(|| headers.get("x-gitlab-event"))
         .and_then(|v| v.to_str().ok())
         .unwrap_or("push");
-    if event == "ping" {
-        return Ok((StatusCode::OK, Json(json!({"forge": forge, "ping": true}))));
+    if !matches!(event, "push" | "Push Hook" | "Tag Push Hook") {
+        // A ping, or an event Cutover does not act on (pull requests, issues).
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"forge": forge, "ignored": event})),
+        ));
     }
     let push = webhook::parse_push(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let Some(commit) = push.after.clone() else {
