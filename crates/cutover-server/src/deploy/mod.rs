@@ -61,8 +61,16 @@ impl Deployer {
             shutdown,
         });
         for d in store.with(ops::unfinished_deployments)? {
-            if d.status != "Queued" {
-                me.spawn(d.id.clone(), true);
+            match (d.kind.as_str(), d.status.as_str()) {
+                ("ROLLING", _) => {
+                    let (dep, id) = (me.clone(), d.id.clone());
+                    tokio::spawn(async move { driver::watch_rolling(dep, id).await });
+                }
+                // Queued ones start when the one ahead of them finishes.
+                (_, "Queued") => {}
+                // Recorded, but the server stopped before it started.
+                (_, "Created") => me.spawn(d.id.clone(), false),
+                _ => me.spawn(d.id.clone(), true),
             }
         }
         Ok(me)
