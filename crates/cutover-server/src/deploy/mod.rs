@@ -73,6 +73,22 @@ impl Deployer {
                 _ => me.spawn(d.id.clone(), true),
             }
         }
+        // A queue whose head finished while the server was down moves on.
+        let unfinished = store.with(ops::unfinished_deployments)?;
+        let mut waiting: Vec<&str> = unfinished
+            .iter()
+            .filter(|d| d.status == "Queued")
+            .map(|d| d.service.as_str())
+            .filter(|svc| {
+                !unfinished
+                    .iter()
+                    .any(|o| o.service == *svc && o.status != "Queued")
+            })
+            .collect();
+        waiting.dedup();
+        for svc in waiting {
+            me.start_next(svc);
+        }
         Ok(me)
     }
 
