@@ -75,7 +75,7 @@ impl Deployer {
         }
         // A queue whose head finished while the server was down moves on.
         let unfinished = store.with(ops::unfinished_deployments)?;
-        let mut waiting: Vec<&str> = unfinished
+        let waiting: std::collections::BTreeSet<&str> = unfinished
             .iter()
             .filter(|d| d.status == "Queued")
             .map(|d| d.service.as_str())
@@ -85,7 +85,6 @@ impl Deployer {
                     .any(|o| o.service == *svc && o.status != "Queued")
             })
             .collect();
-        waiting.dedup();
         for svc in waiting {
             me.start_next(svc);
         }
