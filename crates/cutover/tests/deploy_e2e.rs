@@ -252,3 +252,61 @@ fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes(
     });
     assert!(settled.is_some(), "{:?}", server.tasks("web"));
 }
+
+#[test]
+fn applying_a_new_revision_to_a_blue_green_service_deploys_it_blue_green() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    write_bluegreen_stack(dir.path(), prod, test);
+    let stack = std::fs::read_to_string(dir.path().join("stack.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        stack.replace(
+            "Canary20Percent6Seconds\n      terminationWaitSeconds: 2",
+            "CodeDeployDefault.ECSAllAtOnce\n      terminationWaitSeconds: 0",
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(&server, "web", 2, Duration::from_secs(30));
+
+    let td = std::fs::read_to_string(dir.path().join("taskdef.json")).unwrap();
+    std::fs::write(
+        dir.path().join("taskdef.json"),
+        td.replace("\"v1\"", "\"v2\""),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("taskDefinition web:1 -> web:2 by a blue/green deployment"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("deployment d-"), "{stdout}");
+
+    let served = wait_until(Duration::from_secs(40), || {
+        http_get(&format!("127.0.0.1:{prod}"), "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v2")
+    });
+    assert!(served.is_some(), "v2 never served:\n{}", server.log());
+    let done = wait_until(Duration::from_secs(20), || {
+        let v = server.json(&["deployments", "ls", "--service", "web"]);
+        v["deployments"][0]["status"] == "Succeeded"
+    });
+    assert!(done.is_some(), "{:#}", server.json(&["deployments", "ls"]));
+    let v = server.json(&["deployments", "ls", "--service", "web"]);
+    assert_eq!(v["deployments"][0]["startedBy"], "apply of stack.yaml");
+    assert_eq!(v["deployments"][0]["kind"], "BLUE_GREEN");
+    let svc = server.json(&["services", "describe", "web"]);
+    assert_eq!(svc["service"]["taskDefinition"], "web:2");
+}

@@ -200,6 +200,10 @@ pub(crate) async fn apply(
         .map_err(anyhow::Error::from)?;
     let dry_run = req.dry_run;
     let file = req.file.clone();
+    // Blue/green services get a new revision through a deployment, not by
+    // replacing their tasks in place: (service, revision) to deploy after the
+    // transaction commits.
+    let mut deploy_after: Vec<(String, String)> = Vec::new();
     let plan = st.store.atomically(|c| {
         let now = now_ms();
         let mut plan = Vec::new();
@@ -230,7 +234,19 @@ pub(crate) async fn apply(
                 }
                 Some(e) => {
                     if e.task_definition != taskdef {
-                        changes.push(format!("taskDefinition {} -> {taskdef}", e.task_definition));
+                        let blue_green = r.spec["deployment"]["type"] == "BLUE_GREEN"
+                            && !r.spec["loadBalancer"].is_null()
+                            && e.status == "ACTIVE";
+                        if blue_green {
+                            changes.push(format!(
+                                "taskDefinition {} -> {taskdef} by a blue/green deployment",
+                                e.task_definition
+                            ));
+                            deploy_after.push((r.name.clone(), taskdef.clone()));
+                        } else {
+                            changes
+                                .push(format!("taskDefinition {} -> {taskdef}", e.task_definition));
+                        }
                     }
                     if e.desired_count != r.desired_count {
                         changes.push(format!(
@@ -255,9 +271,13 @@ pub(crate) async fn apply(
                 }
             };
             if !dry_run && action != "unchanged" {
+                let deployed_later = deploy_after.iter().any(|(svc, _)| svc == &r.name);
                 let row = ServiceRow {
                     name: r.name.clone(),
-                    task_definition: taskdef.clone(),
+                    task_definition: match &existing {
+                        Some(e) if deployed_later => e.task_definition.clone(),
+                        _ => taskdef.clone(),
+                    },
                     desired_count: r.desired_count,
                     runtime: r.runtime.clone(),
                     spec: r.spec.clone(),
@@ -318,8 +338,23 @@ pub(crate) async fn apply(
             st.controller.wake(&r.name);
         }
     }
+    let mut deployments = Vec::new();
+    if !dry_run {
+        for (service, revision) in deploy_after {
+            let d = st.deployer.create(crate::deploy::DeployRequest {
+                service,
+                task_definition: revision,
+                config: None,
+                appspec_hooks: BTreeMap::new(),
+                started_by: format!("apply of {}", req.file),
+                rollback_of: None,
+            })?;
+            deployments.push(json!({"id": d.id, "service": d.service, "status": d.status}));
+        }
+    }
     Ok(Json(json!({
         "applied": !dry_run,
+        "deployments": deployments,
         "plan": plan,
         "warnings": diagnostics_json(&warnings),
     })))

@@ -48,6 +48,29 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        for d in self.diagnostics.iter().chain(&self.warnings) {
+            let line = |k: &str| d.get(k).and_then(|v| v.as_u64());
+            write!(f, "\n  {}", d["file"].as_str().unwrap_or(""))?;
+            if let Some(l) = line("line") {
+                write!(f, ":{l}")?;
+                if let Some(c) = line("column") {
+                    write!(f, ":{c}")?;
+                }
+            }
+            write!(
+                f,
+                ": {}: {}",
+                d["path"].as_str().unwrap_or(""),
+                d["message"].as_str().unwrap_or("")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {

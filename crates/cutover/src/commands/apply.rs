@@ -56,6 +56,14 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
         .iter()
         .filter(|p| p["action"] != "unchanged" && p["service"].is_string())
         .count();
+    for d in resp["deployments"].as_array().into_iter().flatten() {
+        println!(
+            "deployment {} of service {} started (follow it: cutover deployments watch {})",
+            d["id"].as_str().unwrap_or(""),
+            d["service"].as_str().unwrap_or(""),
+            d["id"].as_str().unwrap_or("")
+        );
+    }
     if args.dry_run {
         println!("dry run: {changed} service(s) {verb} change; nothing was applied");
     } else if changed == 0 {
