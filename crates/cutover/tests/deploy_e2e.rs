@@ -310,3 +310,101 @@ fn applying_a_new_revision_to_a_blue_green_service_deploys_it_blue_green() {
     let svc = server.json(&["services", "describe", "web"]);
     assert_eq!(svc["service"]["taskDefinition"], "web:2");
 }
+
+#[test]
+fn a_deployment_alarm_stops_a_rolling_update_and_rolls_it_back() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_stack(dir.path(), "v1", 2);
+    let prod = free_port();
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        r#"services:
+  web:
+    desiredCount: 2
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:PROD
+      healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}
+      deregistrationDelaySeconds: 1
+    deployment:
+      type: ROLLING
+      minimumHealthyPercent: 100
+      maximumPercent: 200
+      alarms: [web-drill]
+      autoRollback: [DEPLOYMENT_STOP_ON_ALARM]
+alarms:
+  web-drill:
+    metric: {name: HTTPCode_Target_5XX_Count, service: web}
+    statistic: Sum
+    periodSeconds: 60
+    evaluationPeriods: 1
+    threshold: 1000000
+    comparisonOperator: GreaterThanOrEqualToThreshold
+    treatMissingData: notBreaching
+"#
+        .replace("PROD", &prod.to_string()),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(&server, "web", 2, Duration::from_secs(30));
+
+    // A revision that takes a while to become healthy, so the drill lands
+    // in the middle of the update.
+    let created = server.json(&[
+        "deploy",
+        "web",
+        "--env",
+        "web:START_DELAY_MS=4000",
+        "--env",
+        "web:APP_VERSION=v2",
+    ]);
+    let id = created["deployment"]["id"].as_str().unwrap().to_string();
+    assert_eq!(created["deployment"]["kind"], "ROLLING");
+    std::thread::sleep(Duration::from_millis(1500));
+    server.json(&[
+        "alarms",
+        "set-state",
+        "web-drill",
+        "--state",
+        "ALARM",
+        "--reason",
+        "drill",
+    ]);
+    let ended = wait_until(Duration::from_secs(20), || {
+        server.json(&["deployments", "get", &id])["deployment"]["finishedAt"].is_u64()
+    });
+    assert!(
+        ended.is_some(),
+        "{:#}",
+        server.json(&["deployments", "get", &id])
+    );
+    let d = server.json(&["deployments", "get", &id]);
+    assert_eq!(d["deployment"]["status"], "Stopped", "{d:#}");
+    assert_eq!(d["deployment"]["outcome"], "alarm web-drill fired");
+    // Rolled back: the service runs the first revision again.
+    assert_eq!(
+        server.json(&["services", "describe", "web"])["service"]["taskDefinition"],
+        "web:1"
+    );
+    let settled = wait_until(Duration::from_secs(30), || {
+        let v = server.json(&["tasks", "ls", "--service", "web"]);
+        let tasks = v["tasks"].as_array().unwrap().clone();
+        tasks.len() == 2
+            && tasks
+                .iter()
+                .all(|t| t["taskDefinition"] == "web:1" && t["lastStatus"] == "RUNNING")
+    });
+    assert!(
+        settled.is_some(),
+        "{:#}",
+        server.json(&["tasks", "ls", "--service", "web"])
+    );
+}

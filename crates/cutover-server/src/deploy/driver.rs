@@ -606,7 +606,30 @@ pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
             })
             .count() as u32;
         let threshold = svc.desired_count.div_ceil(2).clamp(3, 200);
-        let (status, outcome) = if done {
+        // ECS deployment alarms: one of the service's alarms in ALARM while
+        // the update runs fails it (and rolls back when asked to).
+        let watched: Vec<&str> = svc.spec["deployment"]["alarms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        let firing = if watched.is_empty() {
+            None
+        } else {
+            dep.store
+                .with(ops::list_alarms)
+                .ok()
+                .and_then(|all| {
+                    all.into_iter().find(|a| {
+                        watched.contains(&a.name.as_str())
+                            && a.state == "ALARM"
+                            && a.updated_at >= row.created_at
+                    })
+                })
+                .map(|a| a.name)
+        };
+        let (status, outcome) = if let Some(alarm) = &firing {
+            ("Stopped", format!("alarm {alarm} fired"))
+        } else if done {
             (
                 "Succeeded",
                 format!(
@@ -631,10 +654,21 @@ pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
         row.status = status.into();
         row.outcome = Some(outcome.clone());
         row.finished_at = Some(now);
-        let rollback = status == "Failed"
-            && svc.spec["deployment"]["circuitBreaker"]["rollback"]
-                .as_bool()
-                .unwrap_or(false);
+        let auto_rollback = |event: &str| {
+            svc.spec["deployment"]["autoRollback"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| e == event))
+        };
+        let rollback = match status {
+            "Failed" => {
+                svc.spec["deployment"]["circuitBreaker"]["rollback"]
+                    .as_bool()
+                    .unwrap_or(false)
+                    || auto_rollback("DEPLOYMENT_FAILURE")
+            }
+            "Stopped" => auto_rollback("DEPLOYMENT_STOP_ON_ALARM"),
+            _ => false,
+        };
         let _ = dep.store.atomically(|c| {
             ops::put_deployment(c, &row)?;
             if rollback {
