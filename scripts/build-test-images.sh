@@ -28,7 +28,13 @@ busybox=/bin/busybox
 
 [ -x "$binary" ] || { echo "build-test-images: no executable at $binary (run cargo build -p cutover)" >&2; exit 1; }
 [ -x "$busybox" ] || { echo "build-test-images: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
-"$busybox" --help 2>&1 | head -1 | grep -qi busybox || { echo "build-test-images: $busybox is not busybox" >&2; exit 1; }
+# Read the whole output first: with pipefail, `| head` or `| grep -q` closing
+# the pipe early makes busybox die of SIGPIPE and the check fail at random.
+banner="$("$busybox" --help 2>&1 || true)"
+case "$banner" in
+  *[Bb]usy[Bb]ox*) ;;
+  *) echo "build-test-images: $busybox is not busybox" >&2; exit 1 ;;
+esac
 
 digest="$(sha256sum "$binary" | cut -d' ' -f1)"
 current="$("$engine" image inspect --format '{{ index .Config.Labels "cutover.binary-sha256" }}' "$image" 2>/dev/null || true)"
