@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${N:-50}"
-cargo build --release --locked -p cutover >/dev/null 2>&1 || cargo build --release --locked -p cutover
+if [ -z "${CUTOVER_BIN:-}" ]; then
+  cargo build --release --locked -p cutover >/dev/null 2>&1 || cargo build --release --locked -p cutover
+fi
 BIN="${CUTOVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/cutover}"
 WORK="$(mktemp -d)"
 PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
