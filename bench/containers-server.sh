@@ -37,7 +37,7 @@ printf 'services:\n  many:\n    runtime: docker\n    desiredCount: %s\n    taskD
 "$BIN" server --data-dir "$WORK/data" --listen "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SP=$!
 for _ in $(seq 1 100); do curl -fs "$CUTOVER_SERVER/v1/status" >/dev/null && break; sleep 0.1; done
-grep -o 'engine=.*available' "$WORK/server.log" || { echo "no container engine (see $WORK/server.log)" >&2; exit 1; }
+grep 'container engine connected' "$WORK/server.log" | sed 's/.*INFO[^ ]* *//' || { echo "no container engine (see $WORK/server.log)" >&2; exit 1; }
 t0=$(date +%s%N)
 "$BIN" apply -f "$WORK/stack.yaml" >/dev/null
 healthy=0

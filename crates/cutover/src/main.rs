@@ -59,8 +59,10 @@ fn init_tracing(command: &cli::Command) {
     };
     let filter = EnvFilter::try_from_env("CUTOVER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("CUTOVER_LOG_FORMAT").is_ok_and(|v| v == "json");
+    // Colours only on a terminal: log files stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
