@@ -309,6 +309,15 @@ async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u1
 
 pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    // The sample task definition's health check is `curl`, as in the AWS
+    // examples; say so plainly rather than failing later on unhealthy tasks.
+    let curl = std::process::Command::new("curl")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status();
+    if !curl.is_ok_and(|s| s.success()) {
+        bail!("the demo's health check runs curl, which is not installed (apt-get install curl)");
+    }
     println!(
         "{}: blue/green deployments of a real service under live traffic.",
         styled(1, "Cutover demo")
