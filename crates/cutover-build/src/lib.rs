@@ -8,7 +8,8 @@
 //! - [`run::run_build`] runs a parsed buildspec in one shell session on the
 //!   host, streaming its log lines as they come (secrets masked), and
 //!   returns the [`run::BuildOutcome`]: phase records, exported variables,
-//!   artifacts, test reports.
+//!   artifacts, test reports. [`run::run_build_in`] runs it in a container
+//!   the caller provides instead ([`container`]).
 //!
 //! The decisions (which phase runs next, what a build's status is, which
 //! files a pattern selects and where they land) are pure functions in
@@ -17,6 +18,7 @@
 
 pub mod artifacts;
 pub mod cache;
+pub mod container;
 pub mod glob;
 pub mod plan;
 pub mod reports;
@@ -28,6 +30,7 @@ mod mask;
 pub mod process;
 mod shell;
 
+pub use container::{BuildContainer, container_mounts};
 pub use plan::BuildStatus;
-pub use run::{BuildOutcome, BuildRequest, LogLine, run_build};
+pub use run::{BuildOutcome, BuildRequest, LogLine, run_build, run_build_in};
 pub use spec::{BuildSpec, parse_buildspec};

@@ -18,17 +18,29 @@
 //!
 //! Every shell leads its own process group; [`Shell::kill`] kills all the
 //! groups the build used, background processes included.
+//!
+//! In a container (see `container`), the session is started through the
+//! caller's [`BuildContainer`] and reached through named pipes; the same
+//! loop runs there. Killing its processes is the caller's business: it
+//! removes the container when the build has ended.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, Lines,
+};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::container::{self, BuildContainer};
 use crate::mask::Masker;
 use crate::process;
 
@@ -65,7 +77,7 @@ impl CommandEnd {
 }
 
 /// How the shell is started.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ShellConfig {
     /// `bash` or `sh`.
     pub(crate) program: &'static str,
@@ -79,14 +91,35 @@ pub(crate) struct ShellConfig {
     pub(crate) subshell_per_command: bool,
     /// Where to write the pid file of the current process group.
     pub(crate) work_dir: PathBuf,
+    /// The container to run in, if not on the host.
+    pub(crate) container: Option<Arc<dyn BuildContainer>>,
+}
+
+/// The running shell: a child process, or a session in a container.
+enum Proc {
+    Host {
+        child: Child,
+        pgid: u32,
+    },
+    Container {
+        exit: oneshot::Receiver<i32>,
+        forwarder: JoinHandle<()>,
+    },
 }
 
 struct Session {
-    child: Child,
-    pgid: u32,
-    stdin: Option<ChildStdin>,
-    stdout: ChildStdout,
-    control: Lines<BufReader<ChildStderr>>,
+    proc: Proc,
+    stdin: Option<Pin<Box<dyn AsyncWrite + Send>>>,
+    stdout: Pin<Box<dyn AsyncRead + Send>>,
+    control: Lines<BufReader<Pin<Box<dyn AsyncRead + Send>>>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Proc::Container { forwarder, .. } = &self.proc {
+            forwarder.abort();
+        }
+    }
 }
 
 /// The build's shell, restarted when a command ends it.
@@ -95,6 +128,7 @@ pub(crate) struct Shell {
     session: Option<Session>,
     groups: Vec<u32>,
     next: u64,
+    sessions: u64,
     masker: Masker,
     partial: Vec<u8>,
 }
@@ -106,6 +140,7 @@ impl Shell {
             session: None,
             groups: Vec::new(),
             next: 0,
+            sessions: 0,
             masker,
             partial: Vec::new(),
         }
@@ -131,6 +166,29 @@ done
     }
 
     async fn start(&mut self) -> io::Result<()> {
+        if let Some(c) = self.cfg.container.clone() {
+            self.sessions += 1;
+            let started = container::start(
+                c.as_ref(),
+                self.sessions,
+                self.cfg.program,
+                self.bootstrap(),
+                self.cfg.env.clone(),
+                &self.cfg.cwd,
+                &self.cfg.dir,
+            )
+            .await?;
+            self.session = Some(Session {
+                proc: Proc::Container {
+                    exit: started.exit,
+                    forwarder: started.forwarder,
+                },
+                stdin: Some(started.stdin),
+                stdout: started.stdout,
+                control: BufReader::new(started.control).lines(),
+            });
+            return Ok(());
+        }
         let mut cmd = Command::new(self.cfg.program);
         cmd.arg("-c")
             .arg(self.bootstrap())
@@ -163,12 +221,12 @@ done
             .take()
             .ok_or_else(|| io::Error::other("no stderr"))?;
         debug!(pgid, program = self.cfg.program, "build shell started");
+        let control: Pin<Box<dyn AsyncRead + Send>> = Box::pin(stderr);
         self.session = Some(Session {
-            child,
-            pgid,
-            stdin: Some(stdin),
-            stdout,
-            control: BufReader::new(stderr).lines(),
+            proc: Proc::Host { child, pgid },
+            stdin: Some(Box::pin(stdin)),
+            stdout: Box::pin(stdout),
+            control: BufReader::new(control).lines(),
         });
         Ok(())
     }
@@ -223,7 +281,7 @@ done
         };
         if !written {
             // The shell is gone; its control pipe says how.
-            debug!(pgid = session.pgid, "build shell closed its input");
+            debug!("build shell closed its input");
         }
         let mut buf = vec![0u8; 16 * 1024];
         let mut stdout_open = true;
@@ -279,15 +337,24 @@ done
         let Some(mut session) = self.session.take() else {
             return 1;
         };
-        let status = match tokio::time::timeout(Duration::from_secs(5), session.child.wait()).await
-        {
-            Ok(Ok(s)) => s.code().unwrap_or_else(|| {
-                use std::os::unix::process::ExitStatusExt;
-                128 + s.signal().unwrap_or(9)
-            }),
-            _ => {
-                let _ = process::kill_group(session.pgid);
-                1
+        let status = match &mut session.proc {
+            Proc::Host { child, pgid } => {
+                match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                    Ok(Ok(s)) => s.code().unwrap_or_else(|| {
+                        use std::os::unix::process::ExitStatusExt;
+                        128 + s.signal().unwrap_or(9)
+                    }),
+                    _ => {
+                        let _ = process::kill_group(*pgid);
+                        1
+                    }
+                }
+            }
+            Proc::Container { exit, .. } => {
+                match tokio::time::timeout(Duration::from_secs(5), exit).await {
+                    Ok(Ok(s)) => s,
+                    _ => 1,
+                }
             }
         };
         // Background processes may hold the pipe open and keep writing:

@@ -42,7 +42,7 @@ pub use container::{
     REASON_CANNOT_PULL, REASON_OOM,
 };
 pub use error::DockerError;
-pub use runtime::DockerRuntime;
+pub use runtime::{BuildContainerError, DockerRuntime, LABEL_BUILD, LABEL_BUILD_INSTANCE};
 
 /// How task containers are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -1,4 +1,4 @@
-//! Running a build on the host: [`run_build`].
+//! Running a build on the host, or in a container ([`crate::container`]): [`run_build`], [`run_build_in`].
 //!
 //! A build runs in `req.src_dir` with one shell session (see `shell`),
 //! phase by phase as [`crate::plan`] decides, and ends with
@@ -28,6 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 
 use crate::artifacts;
 use crate::cache;
+use crate::container::BuildContainer;
 use crate::mask::Masker;
 use crate::plan::{self, Next, PhaseCursor, PhaseStatus, PhaseType};
 use crate::reports;
@@ -113,6 +115,20 @@ pub async fn run_build(
     log: impl FnMut(LogLine) + Send,
     cancel: CancellationToken,
 ) -> Result<BuildOutcome, BuildError> {
+    run_build_in(spec, req, None, log, cancel).await
+}
+
+/// [`run_build`], with the commands run in `container` when one is given
+/// (see [`crate::container`]): the host's variables are then not passed
+/// on, and stopping the build ends its session but leaves killing the
+/// processes still in the container to the caller, who removes it.
+pub async fn run_build_in(
+    spec: &BuildSpec,
+    req: BuildRequest,
+    container: Option<Arc<dyn BuildContainer>>,
+    log: impl FnMut(LogLine) + Send,
+    cancel: CancellationToken,
+) -> Result<BuildOutcome, BuildError> {
     let started = SystemTime::now();
     let src_dir = std::fs::canonicalize(&req.src_dir).map_err(io_err(&req.src_dir))?;
     std::fs::create_dir_all(&req.work_dir).map_err(io_err(&req.work_dir))?;
@@ -128,7 +144,8 @@ pub async fn run_build(
     std::fs::create_dir_all(&shell_dir).map_err(io_err(&shell_dir))?;
 
     // The environment, and the secrets to mask.
-    let mut env: Vec<(String, String)> = HOST_ENV
+    let host_env: &[&str] = if container.is_some() { &[] } else { HOST_ENV };
+    let mut env: Vec<(String, String)> = host_env
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
         .collect();
@@ -214,6 +231,7 @@ pub async fn run_build(
             dir: shell_dir.clone(),
             subshell_per_command: spec.version == Version::V0_1,
             work_dir: work_dir.clone(),
+            container,
         },
         masker,
     );

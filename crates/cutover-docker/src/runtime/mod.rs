@@ -24,7 +24,10 @@ use crate::container::{
 use crate::error::DockerError;
 use crate::{DockerOptions, EngineInfo, NetworkMode, ProgressFn, discovery};
 
+mod build;
 mod ops;
+
+pub use build::{BuildContainerError, LABEL_BUILD, LABEL_BUILD_INSTANCE};
 
 /// Runs tasks as containers of a Docker or Podman engine.
 ///

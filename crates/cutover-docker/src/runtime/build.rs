@@ -1,0 +1,172 @@
+//! Containers for CodeBuild-style builds: one long-lived container per
+//! build, created from the project's image with the build's directories
+//! bind-mounted at their host paths, kept alive by a `sleep`, and processes
+//! started in it detached through the exec API. The build talks to those
+//! processes through files and named pipes in the mounted directories (see
+//! `cutover_build::container`), so no attached stream is needed here.
+//! Removing the container kills everything the build started.
+
+use std::path::PathBuf;
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{CreatedContainer, DockerRuntime};
+use crate::client::encode;
+use crate::container::{REASON_CANNOT_CREATE, REASON_CANNOT_PULL};
+use crate::error::{DockerError, error_chain};
+
+/// The label naming the build a build container belongs to.
+pub const LABEL_BUILD: &str = "cutover.build";
+/// The label naming the server instance that runs the build (not
+/// `cutover.instance`, so that build containers are never taken for tasks).
+pub const LABEL_BUILD_INSTANCE: &str = "cutover.build-instance";
+
+/// A build container that could not be had, or an exec that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildContainerError {
+    /// The image is neither local nor pullable.
+    #[error("{REASON_CANNOT_PULL}: {reason}")]
+    CannotPull {
+        /// The image asked for.
+        image: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The engine refused to create or start the container.
+    #[error("{REASON_CANNOT_CREATE}: build {build_id} from image {image}: {source}")]
+    CannotCreate {
+        /// The build.
+        build_id: String,
+        /// The image.
+        image: String,
+        /// The engine's error.
+        source: DockerError,
+    },
+    /// Any other engine call about the container failed.
+    #[error("container {container_id}: {source}")]
+    Engine {
+        /// The container.
+        container_id: String,
+        /// The engine's error.
+        source: DockerError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreatedExec {
+    id: String,
+}
+
+impl DockerRuntime {
+    /// Creates and starts a container for build `build_id` from `image`
+    /// (pulled if it is not local), with each of `mounts` bind-mounted
+    /// read-write at the same path, host networking, and `sleep` as its
+    /// main process. Returns the container id.
+    pub async fn create_build_container(
+        &self,
+        build_id: &str,
+        image: &str,
+        mounts: &[PathBuf],
+    ) -> Result<String, BuildContainerError> {
+        crate::image::ensure(
+            &self.client,
+            image,
+            self.docker_config.as_deref(),
+            self.pull_idle_timeout,
+            self.pull_progress.as_ref(),
+        )
+        .await
+        .map_err(|reason| BuildContainerError::CannotPull {
+            image: image.to_owned(),
+            reason,
+        })?;
+        let binds: Vec<String> = mounts
+            .iter()
+            .map(|p| format!("{0}:{0}:rw", p.display()))
+            .collect();
+        let body = json!({
+            "Image": image,
+            "Entrypoint": ["sleep"],
+            "Cmd": ["2147483647"],
+            "Labels": { LABEL_BUILD_INSTANCE: self.instance, LABEL_BUILD: build_id },
+            "HostConfig": { "Binds": binds, "NetworkMode": "host", "Init": true },
+        });
+        let cannot_create = |source| BuildContainerError::CannotCreate {
+            build_id: build_id.to_owned(),
+            image: image.to_owned(),
+            source,
+        };
+        let created: CreatedContainer = self
+            .client
+            .json(Method::POST, "/containers/create", Some(&body))
+            .await
+            .map_err(cannot_create)?;
+        let start = format!("/containers/{}/start", created.id);
+        if let Err(e) = self.client.call(Method::POST, &start, None).await {
+            self.remove_build_container(&created.id).await;
+            return Err(cannot_create(e));
+        }
+        tracing::info!(build_id, image, container_id = %created.id, "build container started");
+        Ok(created.id)
+    }
+
+    /// Starts `argv` in build container `container_id`, detached, with
+    /// `env` added to the image's environment and `workdir` as its
+    /// directory. Returns once the engine started it.
+    pub async fn exec_detached(
+        &self,
+        container_id: &str,
+        argv: &[String],
+        env: &[(String, String)],
+        workdir: &str,
+    ) -> Result<(), BuildContainerError> {
+        let engine = |source| BuildContainerError::Engine {
+            container_id: container_id.to_owned(),
+            source,
+        };
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let body = json!({
+            "Cmd": argv,
+            "Env": env,
+            "WorkingDir": workdir,
+            "AttachStdin": false,
+            "AttachStdout": false,
+            "AttachStderr": false,
+            "Tty": false,
+        });
+        let created: CreatedExec = self
+            .client
+            .json(
+                Method::POST,
+                &format!("/containers/{}/exec", encode(container_id)),
+                Some(&body),
+            )
+            .await
+            .map_err(engine)?;
+        self.client
+            .call(
+                Method::POST,
+                &format!("/exec/{}/start", created.id),
+                Some(&json!({ "Detach": true, "Tty": false })),
+            )
+            .await
+            .map_err(engine)?;
+        Ok(())
+    }
+
+    /// Kills and removes build container `container_id` (and what runs in
+    /// it). A container already gone is fine; other failures are logged.
+    pub async fn remove_build_container(&self, container_id: &str) {
+        let path = format!("/containers/{}?force=true", encode(container_id));
+        match self.client.call(Method::DELETE, &path, None).await {
+            Ok(_) => tracing::info!(container_id, "build container removed"),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(
+                container_id, error = %error_chain(&e), "could not remove the build container"
+            ),
+        }
+    }
+}
