@@ -77,7 +77,9 @@ pub async fn run(
     let process: Arc<dyn Runtime> =
         Arc::new(ProcessRuntime::new(cfg.data_dir.clone()).with_cutover_bin(bin.clone()));
     let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
-    if let Some(docker) = connect_docker(&cfg).await {
+    let engine = connect_docker(&cfg).await;
+    if let Some(docker) = &engine {
+        let docker: Arc<dyn Runtime> = docker.clone();
         runtimes.insert(docker.name().to_string(), docker);
     }
 
@@ -104,6 +106,7 @@ pub async fn run(
         store.clone(),
         deployer.clone(),
         &cfg.data_dir,
+        engine,
         cancel.clone(),
     )
     .context("cannot resume pipelines")?;
@@ -152,7 +155,7 @@ pub async fn run(
 /// Connects the container runtime if an engine answers. Its containers are
 /// labelled with this data directory's instance id (kept in
 /// `<data_dir>/instance.id`), so a restarted server adopts exactly its own.
-async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<dyn Runtime>> {
+async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<cutover_docker::DockerRuntime>> {
     let id_file = cfg.data_dir.join("instance.id");
     let instance = match std::fs::read_to_string(&id_file) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_string(),

@@ -28,6 +28,14 @@
 //!
 //! A build may run `timeoutInMinutes` (default 60) before it is stopped
 //! (TIMED_OUT).
+//!
+//! A project with `environment: {image: NAME}` builds in a container of
+//! that image on the server's container engine ([`EngineContainer`]): one
+//! container per build, `src/`, `work/` and the secondary sources
+//! bind-mounted at their host paths, removed when the build ends (which
+//! also kills what it left running); an image that cannot be had fails the
+//! build with `CannotPullContainerError: ...`. A server without an engine
+//! fails such builds with a message saying so.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -36,15 +44,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cutover_build::container::BoxFuture;
 use cutover_build::run::{SecretLookup, SecretSource};
-use cutover_build::{BuildRequest, BuildStatus, LogLine};
+use cutover_build::{BuildContainer, BuildRequest, BuildStatus, LogLine};
+use cutover_docker::DockerRuntime;
 use cutover_pipeline::engine::ArtifactRef;
 use cutover_store::{BuildRow, Store, pipeline_ops};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::artifacts::{ArtifactStore, copy_tree};
-use super::config::BuildProjectSpec;
+use super::config::{BuildEnvironment, BuildProjectSpec};
 use crate::clock::now_ms;
 
 /// The message of a build interrupted by a restart.
@@ -88,11 +98,43 @@ pub(crate) struct BuildResult {
 }
 
 /// Runs builds and keeps their rows.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Builder {
     store: Arc<Store>,
     data_dir: PathBuf,
     artifacts: ArtifactStore,
+    engine: Option<Arc<DockerRuntime>>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("data_dir", &self.data_dir)
+            .field("engine", &self.engine.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A build's container on the server's engine.
+pub(crate) struct EngineContainer {
+    engine: Arc<DockerRuntime>,
+    id: String,
+}
+
+impl BuildContainer for EngineContainer {
+    fn exec_detached(
+        &self,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        workdir: String,
+    ) -> BoxFuture<'_, std::io::Result<()>> {
+        Box::pin(async move {
+            self.engine
+                .exec_detached(&self.id, &argv, &env, &workdir)
+                .await
+                .map_err(std::io::Error::other)
+        })
+    }
 }
 
 /// The log file of a build row.
@@ -107,7 +149,14 @@ impl Builder {
             store,
             data_dir: data_dir.to_path_buf(),
             artifacts,
+            engine: None,
         }
+    }
+
+    /// Builds of projects naming an image run on `engine`.
+    pub(crate) fn with_engine(mut self, engine: Option<Arc<DockerRuntime>>) -> Builder {
+        self.engine = engine;
+        self
     }
 
     fn secrets(&self) -> SecretLookup {
@@ -280,9 +329,33 @@ impl Builder {
             };
             let _ = log.write_all(text.as_bytes());
         };
-        let outcome = cutover_build::run_build(&spec.value, req, writer, cancel)
-            .await
-            .map_err(|e| e.to_string())?;
+        let outcome = match &job.spec.environment {
+            BuildEnvironment::Host => cutover_build::run_build(&spec.value, req, writer, cancel)
+                .await
+                .map_err(|e| e.to_string())?,
+            BuildEnvironment::Image(image) => {
+                let engine = self.engine.clone().ok_or_else(|| {
+                    format!(
+                        "project {} builds in image {image}, but this server has no container engine",
+                        job.project
+                    )
+                })?;
+                let mounts = cutover_build::container_mounts(&req).map_err(|e| e.to_string())?;
+                let id = engine
+                    .create_build_container(&req.build_id, image, &mounts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let container = Arc::new(EngineContainer {
+                    engine: engine.clone(),
+                    id: id.clone(),
+                });
+                let outcome =
+                    cutover_build::run_build_in(&spec.value, req, Some(container), writer, cancel)
+                        .await;
+                engine.remove_build_container(&id).await;
+                outcome.map_err(|e| e.to_string())?
+            }
+        };
         let detail = json!({
             "phases": outcome.phases.iter().map(|p| json!({
                 "phase": p.phase.as_str(),
@@ -445,6 +518,83 @@ mod tests {
             .unwrap();
         assert_eq!(builds[0].number, 2);
         assert_eq!(builds[0].status, "FAILED");
+    }
+
+    #[tokio::test]
+    async fn a_project_naming_an_image_builds_in_a_container_of_it() {
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let artifacts = ArtifactStore::new(data.path());
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(
+            source.path().join("buildspec.yml"),
+            "version: 0.2\nphases:\n  build:\n    commands:\n      - test -x /bin/busybox\n      - echo \"$GREETING\" > out.txt\nartifacts:\n  files: [out.txt]\n",
+        )
+        .unwrap();
+        let mut spec = project();
+        spec.environment = BuildEnvironment::Image("cutover-sample:test".into());
+        let job = BuildJob {
+            project: "p".into(),
+            spec,
+            action_key: None,
+            initiator: "test".into(),
+            source: source.path().to_path_buf(),
+            secondary: Vec::new(),
+            source_version: None,
+            env: Vec::new(),
+            outputs: vec!["BuildArtifact".into()],
+            timeout: Duration::from_secs(60),
+        };
+
+        // Without an engine the build fails and says why.
+        let builder = Builder::new(store.clone(), data.path(), artifacts.clone());
+        let err = builder
+            .run(job.clone(), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("but this server has no container engine"),
+            "{err}"
+        );
+
+        let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
+        let options =
+            cutover_docker::DockerOptions::new(format!("test-build-{}", std::process::id()));
+        let engine = match DockerRuntime::connect(options).await {
+            Ok(engine) => Arc::new(engine),
+            Err(e) if required => panic!("CUTOVER_CONTAINER_TESTS=1 but no container engine: {e}"),
+            Err(e) => {
+                eprintln!("skipping the container build: no container engine ({e})");
+                return;
+            }
+        };
+        if !engine.image_exists("cutover-sample:test").await.unwrap() {
+            assert!(
+                !required,
+                "CUTOVER_CONTAINER_TESTS=1 but no cutover-sample:test image"
+            );
+            eprintln!("skipping the container build: no cutover-sample:test image");
+            return;
+        }
+        let builder = builder.with_engine(Some(engine));
+        let result = builder
+            .run(job.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        let dir = artifacts.path(&result.artifacts["BuildArtifact"]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+            "hi\n"
+        );
+
+        // An image that cannot be had fails the build plainly.
+        let mut job = job;
+        job.spec.environment = BuildEnvironment::Image("localhost:1/cutover/none:x".into());
+        let err = builder
+            .run(job, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.contains("CannotPullContainerError: "), "{err}");
     }
 
     #[tokio::test]

@@ -15,8 +15,10 @@
 //! A project's `buildspec` that was sent with the stack (a path relative to
 //! the stack file) is validated now and stored with the project; otherwise
 //! it names a file in the source, read when the build starts, as CodeBuild
-//! does (default `buildspec.yml`). Builds run on the host; a project that
-//! names a container image (`environment: {image: ...}`) is refused for now.
+//! does (default `buildspec.yml`). Builds run on the host
+//! (`environment: host`, the default), or in a container of the image a
+//! project names (`environment: {image: alpine:3.20}`) on the server's
+//! container engine.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,13 +68,49 @@ impl RepositorySpec {
     }
 }
 
-/// Where a build runs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// Where a build runs: `host`, or `{image: NAME}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum BuildEnvironment {
     /// On the server's host, in one shell session.
     #[default]
     Host,
+    /// In a container of this image, on the server's container engine.
+    Image(String),
+}
+
+impl Serialize for BuildEnvironment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BuildEnvironment::Host => s.serialize_str("host"),
+            BuildEnvironment::Image(image) => json!({ "image": image }).serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for BuildEnvironment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let expected = "expected `host` or `{image: NAME}`";
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "host" => Ok(BuildEnvironment::Host),
+            Value::Object(map) => match (map.len(), map.get("image")) {
+                (1, Some(Value::String(image))) => {
+                    if image.is_empty() || image.chars().any(char::is_whitespace) {
+                        Err(D::Error::custom(format!(
+                            "image {image:?} is not an image name"
+                        )))
+                    } else {
+                        Ok(BuildEnvironment::Image(image.clone()))
+                    }
+                }
+                _ => Err(D::Error::custom(format!(
+                    "{expected}; found a mapping with keys {}",
+                    map.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))),
+            },
+            other => Err(D::Error::custom(format!("{expected}; found {other}"))),
+        }
+    }
 }
 
 /// One entry of `buildProjects:`.
@@ -139,13 +177,6 @@ pub(crate) fn check(
     }
     for (name, value) in entries(input, input.build_projects, "buildProjects", errors) {
         let at = format!("buildProjects.{name}");
-        if value.get("environment").is_some_and(Value::is_object) {
-            errors.push(input.map.error(
-                &format!("{at}.environment"),
-                "builds in a container image are not supported by this server yet; use `environment: host`",
-            ));
-            continue;
-        }
         let Some(mut spec) = typed::<BuildProjectSpec>(input.map, &at, value, errors) else {
             continue;
         };
@@ -517,8 +548,49 @@ mod tests {
     }
 
     #[test]
+    fn a_build_environment_is_host_or_an_image() {
+        let parse =
+            |v: Value| serde_json::from_value::<BuildEnvironment>(v).map_err(|e| e.to_string());
+        assert_eq!(parse(json!("host")), Ok(BuildEnvironment::Host));
+        assert_eq!(
+            parse(json!({"image": "cutover-sample:test"})),
+            Ok(BuildEnvironment::Image("cutover-sample:test".into()))
+        );
+        for bad in [
+            json!("docker"),
+            json!({"image": ""}),
+            json!({"image": "a b"}),
+            json!({"image": "x", "tag": "y"}),
+            json!(3),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
+        }
+        // Stored rows read back the same.
+        for env in [
+            BuildEnvironment::Host,
+            BuildEnvironment::Image("node:20".into()),
+        ] {
+            assert_eq!(parse(serde_json::to_value(&env).unwrap()), Ok(env));
+        }
+        let stack = "buildProjects:\n  img: {environment: {image: node:20}}\n  bad: {environment: {image: 'a b'}}\n";
+        let (declared, errors) = run(stack, &[]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with("stack.yaml:3:")
+                && text[0]
+                    .contains("buildProjects.bad.environment: image \"a b\" is not an image name"),
+            "{text:?}"
+        );
+        assert_eq!(
+            declared.projects[0].1.environment,
+            BuildEnvironment::Image("node:20".into())
+        );
+    }
+
+    #[test]
     fn bad_entries_are_located_in_the_stack() {
-        let stack = "repositories:\n  app: {url: /srv/app, pollEvery: 3}\nbuildProjects:\n  b: {buildspec: ci.yml}\n  c: {environment: {image: node:20}}\npipelines:\n  app: {file: missing.json}\n";
+        let stack = "repositories:\n  app: {url: /srv/app, pollEvery: 3}\nbuildProjects:\n  b: {buildspec: ci.yml}\n  c: {environment: {image: [node]}}\npipelines:\n  app: {file: missing.json}\n";
         let (_, errors) = run(
             stack,
             &[(
@@ -535,7 +607,8 @@ mod tests {
         assert!(text[1].starts_with("ci.yml:4:"), "{text:?}");
         assert!(
             text[2].starts_with("stack.yaml:5:")
-                && text[2].contains("buildProjects.c.environment: builds in a container"),
+                && text[2]
+                    .contains("buildProjects.c.environment: expected `host` or `{image: NAME}`"),
             "{text:?}"
         );
         assert!(

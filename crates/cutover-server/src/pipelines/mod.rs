@@ -60,12 +60,14 @@ impl Pipelines {
         store: Arc<Store>,
         deployer: Arc<Deployer>,
         data_dir: &Path,
+        engine: Option<Arc<cutover_docker::DockerRuntime>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Pipelines>> {
         build::fail_interrupted(&store)?;
         let artifacts = artifacts::ArtifactStore::new(data_dir);
         let me = Arc::new(Pipelines {
-            builder: build::Builder::new(store.clone(), data_dir, artifacts.clone()),
+            builder: build::Builder::new(store.clone(), data_dir, artifacts.clone())
+                .with_engine(engine),
             store,
             deployer,
             artifacts,
