@@ -204,6 +204,8 @@ pub(crate) async fn apply(
     // replacing their tasks in place: (service, revision) to deploy after the
     // transaction commits.
     let mut deploy_after: Vec<(String, String)> = Vec::new();
+    // Services whose stored revision changes only through a deployment.
+    let mut deferred: Vec<String> = Vec::new();
     let plan = st.store.atomically(|c| {
         let now = now_ms();
         let mut plan = Vec::new();
@@ -237,7 +239,19 @@ pub(crate) async fn apply(
                         let blue_green = r.spec["deployment"]["type"] == "BLUE_GREEN"
                             && !r.spec["loadBalancer"].is_null()
                             && e.status == "ACTIVE";
+                        let under_way = blue_green
+                            && ops::unfinished_deployments(c)?
+                                .iter()
+                                .any(|d| d.service == r.name && d.to_task_definition == taskdef);
                         if blue_green {
+                            deferred.push(r.name.clone());
+                        }
+                        if under_way {
+                            changes.push(format!(
+                                "taskDefinition {} -> {taskdef}: a deployment to it is already under way",
+                                e.task_definition
+                            ));
+                        } else if blue_green {
                             changes.push(format!(
                                 "taskDefinition {} -> {taskdef} by a blue/green deployment",
                                 e.task_definition
@@ -271,7 +285,7 @@ pub(crate) async fn apply(
                 }
             };
             if !dry_run && action != "unchanged" {
-                let deployed_later = deploy_after.iter().any(|(svc, _)| svc == &r.name);
+                let deployed_later = deferred.contains(&r.name);
                 let row = ServiceRow {
                     name: r.name.clone(),
                     task_definition: match &existing {
@@ -341,15 +355,21 @@ pub(crate) async fn apply(
     let mut deployments = Vec::new();
     if !dry_run {
         for (service, revision) in deploy_after {
-            let d = st.deployer.create(crate::deploy::DeployRequest {
-                service,
+            // The stack is applied already; a deployment that cannot be
+            // created is reported with it, not as a failed apply.
+            match st.deployer.create(crate::deploy::DeployRequest {
+                service: service.clone(),
                 task_definition: revision,
                 config: None,
                 appspec_hooks: BTreeMap::new(),
                 started_by: format!("apply of {}", req.file),
                 rollback_of: None,
-            })?;
-            deployments.push(json!({"id": d.id, "service": d.service, "status": d.status}));
+            }) {
+                Ok(d) => {
+                    deployments.push(json!({"id": d.id, "service": d.service, "status": d.status}))
+                }
+                Err(e) => deployments.push(json!({"service": service, "error": e.to_string()})),
+            }
         }
     }
     Ok(Json(json!({

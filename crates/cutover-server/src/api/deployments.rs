@@ -278,6 +278,12 @@ pub(crate) async fn stop(
             d.kind
         )));
     }
+    if st.deployer.cancel_queued(&id)? {
+        let d = load(&st, &id)?;
+        return Ok(Json(
+            json!({"deployment": view(&st, &d, false)?, "requested": "stop"}),
+        ));
+    }
     st.deployer.send(&id, Input::Stop { rollback })?;
     Ok(Json(
         json!({"deployment": view(&st, &d, false)?, "requested": "stop"}),

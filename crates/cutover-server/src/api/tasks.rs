@@ -98,7 +98,12 @@ pub(crate) async fn service_logs(
     let mut streams = Vec::new();
     for t in &tasks {
         let prefix = format!("[{}] ", &t.id[..t.id.len().min(8)]);
-        streams.push(prefixed_lines(task_stream(&st, t, q.follow).await?, prefix));
+        // A task without a log yet (still starting) is left out rather
+        // than failing the whole service's logs.
+        match task_stream(&st, t, q.follow).await {
+            Ok(s) => streams.push(prefixed_lines(s, prefix)),
+            Err(_) => tracing::debug!(task = %t.id, "no log yet"),
+        }
     }
     Ok(text_response(Box::pin(stream::select_all(streams))))
 }

@@ -30,7 +30,16 @@ pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<
         };
         let now = now_ms();
         let mut row = task.clone();
-        match rt.status(&task.id).await? {
+        let status = match rt.status(&task.id).await {
+            Ok(s) => s,
+            Err(e) => {
+                // One runtime's trouble must not keep the server (and the
+                // other runtimes' services) down: leave the task as it is.
+                tracing::warn!(task = %task.id, runtime = %task.runtime, error = %e, "cannot check task at start; left as it is");
+                continue;
+            }
+        };
+        match status {
             TaskStatus::Running(handle) => {
                 row.endpoint = handle.endpoint.map(|e| e.to_string());
                 row.handle = Some(serde_json::to_value(&handle)?);
@@ -79,7 +88,14 @@ pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<
         }
     }
     for (name, rt) in runtimes {
-        for handle in rt.list().await? {
+        let handles = match rt.list().await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(runtime = %name, error = %e, "cannot list the runtime's tasks at start; orphans are not checked");
+                continue;
+            }
+        };
+        for handle in handles {
             if live_ids.contains(&handle.task_id) {
                 continue;
             }

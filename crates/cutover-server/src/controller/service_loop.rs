@@ -514,6 +514,36 @@ async fn stop_task(
     Ok(())
 }
 
+/// Exited tasks this many per service stay in their runtime (so their logs
+/// can still be read); older ones are removed, so a crash-looping service
+/// does not pile up exited containers or task directories.
+const KEEP_EXITED: usize = 5;
+
+fn forget_old_exits(ctl: &Arc<Controller>, service: &str) {
+    let Ok(tasks) = ctl
+        .store
+        .with(|c| ops::list_tasks(c, Some(service), true, 1_000))
+    else {
+        return;
+    };
+    let old: Vec<(String, String)> = tasks
+        .into_iter()
+        .filter(|t| t.last_status == "STOPPED")
+        .skip(KEEP_EXITED)
+        // Older ones were removed at earlier exits.
+        .take(KEEP_EXITED)
+        .map(|t| (t.id, t.runtime))
+        .collect();
+    let runtimes = ctl.runtimes().clone();
+    tokio::spawn(async move {
+        for (id, runtime) in old {
+            if let Some(rt) = runtimes.get(&runtime) {
+                let _ = rt.remove(&id).await;
+            }
+        }
+    });
+}
+
 fn watch(st: &mut LoopState, runtime: &Arc<dyn Runtime>, task_id: &str) {
     if !st.watched.insert(task_id.to_string()) {
         return;
@@ -607,6 +637,7 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
             ctl.store.with(|c| ops::put_task(c, &row))?;
             st.signalled.remove(&row.id);
             ctl.changed.notify_one();
+            forget_old_exits(ctl, &row.service);
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!(

@@ -45,11 +45,23 @@ pub(super) async fn run(
     resume: bool,
 ) -> Option<String> {
     let span = tracing::info_span!("deployment", id = %id);
-    match drive(dep, &id, &mut rx, resume).instrument(span).await {
-        Ok(service) => service,
-        Err(e) => {
-            tracing::error!(deployment = %id, error = %format!("{e:#}"), "deployment driver failed; it resumes at the next server start");
-            None
+    let mut resume = resume;
+    loop {
+        match drive(dep.clone(), &id, &mut rx, resume)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(service) => return service,
+            Err(e) => {
+                // A passing fault (the data plane restarting, a busy store):
+                // the state is persisted, so resume from it shortly.
+                tracing::error!(deployment = %id, error = %format!("{e:#}"), "deployment driver failed; resuming in 1 s");
+                resume = true;
+                tokio::select! {
+                    _ = dep.shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
         }
     }
 }
@@ -94,6 +106,13 @@ async fn drive(
     let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
     d.tx = hook_tx;
     let now = now_ms();
+    // The alarm intent is not only in memory: an alarm of the spec that the
+    // store says is in ALARM stops the deployment at start and on resume.
+    for alarm in dep.store.with(ops::list_alarms)? {
+        if alarm.state == "ALARM" && d.engine.spec().alarms.contains(&alarm.name) {
+            d.queue.push_back(Input::AlarmFired { alarm: alarm.name });
+        }
+    }
     let effects = if resume {
         // The proxy keeps its last configuration; make sure it carries what
         // the store says before the engine goes on.
@@ -411,10 +430,20 @@ impl Driver {
         if svc.desired_count == 0 {
             return Ok(Some(Input::GreenReady));
         }
-        // The proxy must see them healthy too before any weight moves.
-        self.dep.dataplane.sync().await?;
+        // The proxy must see them healthy too before any weight moves. A
+        // data-plane hiccup means "not yet": the next tick asks again.
+        if let Err(e) = self.dep.dataplane.sync().await {
+            tracing::warn!(error = %format!("{e:#}"), "data plane not synced yet");
+            return Ok(None);
+        }
         let group = group_name(&svc.name, other_group(&svc.lb_group));
-        let report = self.dep.dataplane.client().health().await?;
+        let report = match self.dep.dataplane.client().health().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "data plane health not available yet");
+                return Ok(None);
+            }
+        };
         let healthy_in_proxy = report
             .target_groups
             .iter()
@@ -454,7 +483,9 @@ impl Driver {
             };
             let tasks = ops::list_tasks(c, Some(&svc.name), false, u32::MAX)?;
             let green = green_set(&id);
-            let already = !tasks.iter().any(|t| t.task_set == green);
+            // promote clears green_provisioned in this same transaction, so
+            // a stored false means it already ran (a resumed teardown).
+            let already = !ops::deployment(c, &id)?.is_some_and(|d| d.green_provisioned);
             if !already {
                 for mut t in tasks
                     .iter()
@@ -564,20 +595,36 @@ pub(crate) fn status_name(s: DeploymentStatus) -> &'static str {
 /// healthy, at its desired count; fails it if new tasks keep failing (the
 /// circuit breaker: half the desired count, at least 3) or after 10 minutes.
 pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
-    let started = now_ms();
+    if let Some(service) = follow_rolling(&dep, &id).await {
+        // A blue/green deployment queued behind this one may start now.
+        dep.start_next(&service);
+    }
+}
+
+/// Returns the service once the rolling update has finished (or `None` on
+/// shutdown).
+async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
     loop {
         tokio::select! {
-            _ = dep.shutdown.cancelled() => return,
+            _ = dep.shutdown.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
-        let Ok(Some(mut row)) = dep.store.with(|c| ops::deployment(c, &id)) else {
-            return;
+        let Ok(Some(mut row)) = dep.store.with(|c| ops::deployment(c, id)) else {
+            return None;
         };
         if row.finished_at.is_some() {
-            return;
+            // Finished elsewhere (superseded by a newer rolling update).
+            return Some(row.service);
         }
+        let started = row.created_at;
         let Ok(Some(svc)) = dep.store.with(|c| ops::service(c, &row.service)) else {
-            return;
+            // The service was deleted: the update ends with it.
+            let now = now_ms();
+            row.status = "Stopped".into();
+            row.outcome = Some("the service was deleted".into());
+            row.finished_at = Some(now);
+            let _ = dep.store.with(|c| ops::put_deployment(c, &row));
+            return Some(row.service);
         };
         let Ok(tasks) = dep
             .store
@@ -671,8 +718,12 @@ pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
         };
         let _ = dep.store.atomically(|c| {
             ops::put_deployment(c, &row)?;
-            if rollback {
-                let mut s = svc.clone();
+            // Re-read inside the transaction: a scale in the meantime stays,
+            // and a newer deployment's revision is never rolled over.
+            if rollback
+                && let Some(mut s) = ops::service(c, &row.service)?
+                && s.task_definition == row.to_task_definition
+            {
                 s.task_definition = row.from_task_definition.clone();
                 s.generation += 1;
                 s.updated_at = now;
@@ -690,6 +741,6 @@ pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
             )
         });
         dep.controller.wake(&svc.name);
-        return;
+        return Some(svc.name.clone());
     }
 }

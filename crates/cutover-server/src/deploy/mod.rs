@@ -42,6 +42,9 @@ pub(crate) struct Deployer {
     controller: Arc<Controller>,
     dataplane: Arc<DataPlane>,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
+    /// Serialises `create`, so "is one running?" and the insert that
+    /// follows are never interleaved with another create.
+    creating: Mutex<()>,
     shutdown: CancellationToken,
 }
 
@@ -58,6 +61,7 @@ impl Deployer {
             controller,
             dataplane,
             inboxes: Mutex::new(HashMap::new()),
+            creating: Mutex::new(()),
             shutdown,
         });
         for d in store.with(ops::unfinished_deployments)? {
@@ -94,6 +98,7 @@ impl Deployer {
     /// Creates a deployment; it starts at once, or queues behind the
     /// service's running one.
     pub(crate) fn create(self: &Arc<Self>, req: DeployRequest) -> Result<DeploymentRow, ApiError> {
+        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         let svc = self
             .store
             .with(|c| ops::service(c, &req.service))?
@@ -131,6 +136,23 @@ impl Deployer {
                     now,
                 );
                 row.rollback_of = req.rollback_of.clone();
+                // A newer rolling update supersedes the one still running.
+                for mut older in ops::unfinished_deployments(c)?
+                    .into_iter()
+                    .filter(|d| d.service == s.name && d.kind == "ROLLING")
+                {
+                    older.status = "Stopped".into();
+                    older.outcome = Some(format!("superseded by {id}"));
+                    older.finished_at = Some(now);
+                    older.updated_at = now;
+                    ops::put_deployment(c, &older)?;
+                    ops::add_event(
+                        c,
+                        now,
+                        &format!("deployment/{}", older.id),
+                        &format!("superseded by {id}"),
+                    )?;
+                }
                 s.task_definition = req.task_definition.clone();
                 s.generation += 1;
                 s.updated_at = now;
@@ -230,6 +252,33 @@ impl Deployer {
         Ok(row)
     }
 
+    /// Stops a deployment that is still queued: it never ran, so it just
+    /// ends. Returns `false` when it is not (or no longer) queued.
+    pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, ApiError> {
+        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let now = now_ms();
+        Ok(self.store.atomically(|c| {
+            let Some(mut d) = ops::deployment(c, id)? else {
+                return Ok(false);
+            };
+            if d.status != "Queued" || d.finished_at.is_some() {
+                return Ok(false);
+            }
+            d.status = "Stopped".into();
+            d.outcome = Some("stopped by request while queued".into());
+            d.finished_at = Some(now);
+            d.updated_at = now;
+            ops::put_deployment(c, &d)?;
+            ops::add_event(
+                c,
+                now,
+                &format!("deployment/{id}"),
+                "stopped by request while queued",
+            )?;
+            Ok(true)
+        })?)
+    }
+
     /// Sends an operator or callback input to a running deployment.
     pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), ApiError> {
         let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
@@ -294,7 +343,7 @@ impl Deployer {
     }
 
     /// Starts the oldest queued deployment of `service`, if any.
-    fn start_next(self: &Arc<Self>, service: &str) {
+    pub(crate) fn start_next(self: &Arc<Self>, service: &str) {
         let next = self
             .store
             .with(ops::unfinished_deployments)

@@ -57,6 +57,13 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
         .filter(|p| p["action"] != "unchanged" && p["service"].is_string())
         .count();
     for d in resp["deployments"].as_array().into_iter().flatten() {
+        if let Some(err) = d["error"].as_str() {
+            eprintln!(
+                "error: service {} was updated but its deployment was not created: {err}",
+                d["service"].as_str().unwrap_or("")
+            );
+            continue;
+        }
         println!(
             "deployment {} of service {} started (follow it: cutover deployments watch {})",
             d["id"].as_str().unwrap_or(""),
