@@ -408,3 +408,96 @@ alarms:
         server.json(&["tasks", "ls", "--service", "web"])
     );
 }
+
+#[test]
+fn queued_deployments_can_be_stopped_and_an_alarm_already_firing_stops_a_new_one() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    write_bluegreen_stack(dir.path(), prod, test);
+    let stack = std::fs::read_to_string(dir.path().join("stack.yaml")).unwrap();
+    let stack = stack.replace(
+        "      autoRollback: [DEPLOYMENT_FAILURE]\n",
+        "      autoRollback: [DEPLOYMENT_FAILURE, DEPLOYMENT_STOP_ON_ALARM]\n      alarms: [web-drill]\n",
+    ) + r#"alarms:
+  web-drill:
+    metric: {name: HTTPCode_Target_5XX_Count, service: web}
+    statistic: Sum
+    periodSeconds: 60
+    evaluationPeriods: 1
+    threshold: 1000000
+    comparisonOperator: GreaterThanOrEqualToThreshold
+    treatMissingData: notBreaching
+"#;
+    std::fs::write(dir.path().join("stack.yaml"), stack).unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(&server, "web", 2, Duration::from_secs(30));
+
+    // One running (a 6 s canary), one queued behind it, stopped while queued.
+    let first = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v2"]);
+    let second = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v3"]);
+    let (first, second) = (
+        first["deployment"]["id"].as_str().unwrap().to_string(),
+        second["deployment"]["id"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(
+        server.json(&["deployments", "get", &second])["deployment"]["status"],
+        "Queued"
+    );
+    server.json(&["deployments", "stop", &second]);
+    let d = server.json(&["deployments", "get", &second]);
+    assert_eq!(d["deployment"]["status"], "Stopped", "{d:#}");
+    assert_eq!(
+        d["deployment"]["outcome"],
+        "stopped by request while queued"
+    );
+    let done = wait_until(Duration::from_secs(40), || {
+        server.json(&["deployments", "get", &first])["deployment"]["status"] == "Succeeded"
+    });
+    assert!(
+        done.is_some(),
+        "{:#}",
+        server.json(&["deployments", "get", &first])
+    );
+
+    // An alarm of the deployment already in ALARM stops it before any
+    // traffic moves, as CodeDeploy does.
+    server.json(&[
+        "alarms",
+        "set-state",
+        "web-drill",
+        "--state",
+        "ALARM",
+        "--reason",
+        "drill",
+    ]);
+    wait_until(Duration::from_secs(5), || {
+        server.json(&["alarms", "ls"])["alarms"][0]["state"] == "ALARM"
+    })
+    .expect("the alarm never entered ALARM");
+    let third = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v4"]);
+    let third = third["deployment"]["id"].as_str().unwrap().to_string();
+    let ended = wait_until(Duration::from_secs(20), || {
+        server.json(&["deployments", "get", &third])["deployment"]["finishedAt"].is_u64()
+    });
+    assert!(
+        ended.is_some(),
+        "{:#}",
+        server.json(&["deployments", "get", &third])
+    );
+    let d = server.json(&["deployments", "get", &third]);
+    assert_eq!(d["deployment"]["status"], "Stopped", "{d:#}");
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{prod}"), "/")
+            .unwrap()
+            .1
+            .trim(),
+        "v2",
+        "production must stay on v2"
+    );
+}
