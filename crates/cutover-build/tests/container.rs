@@ -261,6 +261,30 @@ artifacts:
 }
 
 #[tokio::test]
+async fn build_containers_left_by_a_crash_are_swept() {
+    let Some(_) = engine().await else {
+        return;
+    };
+    // An instance of its own: the sweep removes every build container of it.
+    let instance = format!("test-build-sweep-{}", std::process::id());
+    let docker = DockerRuntime::connect(DockerOptions::new(instance))
+        .await
+        .unwrap();
+    let id = docker
+        .create_build_container("p:left", IMAGE, &[])
+        .await
+        .unwrap();
+    assert_eq!(docker.remove_build_containers().await.unwrap(), 1);
+    assert!(
+        docker
+            .exec_detached(&id, &["true".into()], &[], "/")
+            .await
+            .is_err()
+    );
+    assert_eq!(docker.remove_build_containers().await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn an_image_that_cannot_be_had_is_a_cannot_pull_error() {
     let Some(docker) = engine().await else {
         return;

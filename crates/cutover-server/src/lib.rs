@@ -79,6 +79,11 @@ pub async fn run(
     let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
     let engine = connect_docker(&cfg).await;
     if let Some(docker) = &engine {
+        // Builds that were running when the server went away are failed by
+        // the pipelines; their containers go now.
+        if let Err(e) = docker.remove_build_containers().await {
+            tracing::warn!(error = %e, "cannot look for left-over build containers");
+        }
         let docker: Arc<dyn Runtime> = docker.clone();
         runtimes.insert(docker.name().to_string(), docker);
     }

@@ -56,6 +56,12 @@ pub enum BuildContainerError {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct Listed {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct CreatedExec {
     id: String,
 }
@@ -155,6 +161,25 @@ impl DockerRuntime {
             .await
             .map_err(engine)?;
         Ok(())
+    }
+
+    /// Removes every build container of this instance: those a crashed
+    /// server left behind. Call it at start, before any build runs. Returns
+    /// how many were removed.
+    pub async fn remove_build_containers(&self) -> Result<usize, DockerError> {
+        let filters = json!({ "label": [format!("{LABEL_BUILD_INSTANCE}={}", self.instance)] });
+        let path = format!(
+            "/containers/json?all=true&filters={}",
+            encode(&filters.to_string())
+        );
+        let found: Vec<Listed> = self.client.json(Method::GET, &path, None).await?;
+        for c in &found {
+            self.remove_build_container(&c.id).await;
+        }
+        if !found.is_empty() {
+            tracing::info!(count = found.len(), "left-over build containers removed");
+        }
+        Ok(found.len())
     }
 
     /// Kills and removes build container `container_id` (and what runs in

@@ -35,7 +35,9 @@
 //! bind-mounted at their host paths, removed when the build ends (which
 //! also kills what it left running); an image that cannot be had fails the
 //! build with `CannotPullContainerError: ...`. A server without an engine
-//! fails such builds with a message saying so.
+//! fails such builds with a message saying so. After a crash, the server
+//! removes the build containers left behind when it starts, before any
+//! build runs.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
