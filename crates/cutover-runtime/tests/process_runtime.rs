@@ -64,6 +64,19 @@ async fn log_text(rt: &ProcessRuntime, task_id: &str, follow: bool) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// Waits until the task's log contains `marker`: the script has installed
+/// its signal traps (a stop sent before that would race the shell).
+async fn wait_for_log(rt: &ProcessRuntime, task_id: &str, marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log_text(rt, task_id, false).await.contains(marker) {
+        assert!(
+            Instant::now() < deadline,
+            "{task_id} never logged {marker:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn runs_a_process_with_its_port_and_records_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,6 +115,7 @@ async fn stop_sends_sigterm_first() {
     ))
     .await
     .unwrap();
+    wait_for_log(&rt, "graceful", "up").await;
     let began = Instant::now();
     rt.stop("graceful").await.unwrap();
     let exit = rt.wait("graceful").await.unwrap();
@@ -121,9 +135,13 @@ async fn stop_sends_sigterm_first() {
 async fn stop_escalates_to_sigkill_after_the_stop_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
-    let mut spec = sh("stubborn", "trap '' TERM; while true; do sleep 0.05; done");
+    let mut spec = sh(
+        "stubborn",
+        "trap '' TERM; echo ready; while true; do sleep 0.05; done",
+    );
     spec.container.stop_timeout = Duration::from_millis(600);
     rt.start(&spec).await.unwrap();
+    wait_for_log(&rt, "stubborn", "ready").await;
     let began = Instant::now();
     rt.stop("stubborn").await.unwrap();
     let exit = rt.wait("stubborn").await.unwrap();
