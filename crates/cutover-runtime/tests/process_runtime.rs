@@ -307,7 +307,7 @@ async fn logs_once_and_following() {
     ))
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for_log(&rt, "chatty", "one").await;
     let now = log_text(&rt, "chatty", false).await;
     assert_eq!(
         now, "one\n",
@@ -330,6 +330,7 @@ async fn remove_needs_an_exited_task_and_keeps_its_log() {
         rt.remove("short").await,
         Err(RuntimeError::StillRunning { .. })
     ));
+    wait_for_log(&rt, "short", "hello").await;
     rt.stop("short").await.unwrap();
     rt.wait("short").await.unwrap();
     rt.remove("short").await.unwrap();
