@@ -16,11 +16,9 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -82,107 +80,6 @@ const PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType": "V2", "st
    "actionTypeId": {"category": "Deploy", "owner": "AWS", "provider": "ECS", "version": "1"},
    "configuration": {"ClusterName": "default", "ServiceName": "web", "FileName": "imagedefinitions.json"},
    "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
-
-/// Keep-alive clients on the production listener, counting every outcome.
-struct Load {
-    ok: Arc<AtomicU64>,
-    failed: Arc<AtomicU64>,
-    last: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: String, clients: usize) -> Load {
-        let ok = Arc::new(AtomicU64::new(0));
-        let failed = Arc::new(AtomicU64::new(0));
-        let last = Arc::new(Mutex::new(String::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..clients)
-            .map(|_| {
-                let (ok, failed, last, stop, addr) = (
-                    ok.clone(),
-                    failed.clone(),
-                    last.clone(),
-                    stop.clone(),
-                    addr.clone(),
-                );
-                std::thread::spawn(move || {
-                    let mut conn: Option<BufReader<TcpStream>> = None;
-                    while !stop.load(Ordering::Relaxed) {
-                        let c = match conn.as_mut() {
-                            Some(c) => c,
-                            None => match TcpStream::connect(&addr) {
-                                Ok(s) => {
-                                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                                    conn.insert(BufReader::new(s))
-                                }
-                                Err(_) => {
-                                    failed.fetch_add(1, Ordering::Relaxed);
-                                    std::thread::sleep(Duration::from_millis(10));
-                                    continue;
-                                }
-                            },
-                        };
-                        match get(c, &addr) {
-                            Some((200, body)) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                                *last.lock().unwrap() = body;
-                            }
-                            Some(_) | None => {
-                                failed.fetch_add(1, Ordering::Relaxed);
-                                conn = None;
-                            }
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-            })
-            .collect();
-        Load {
-            ok,
-            failed,
-            last,
-            stop,
-            threads,
-        }
-    }
-
-    fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().unwrap();
-        }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-        )
-    }
-}
-
-/// One keep-alive GET; (status, trimmed body).
-fn get(c: &mut BufReader<TcpStream>, host: &str) -> Option<(u16, String)> {
-    write!(c.get_mut(), "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").ok()?;
-    let mut line = String::new();
-    c.read_line(&mut line).ok()?;
-    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
-    let mut len = 0usize;
-    loop {
-        let mut h = String::new();
-        c.read_line(&mut h).ok()?;
-        if h == "\r\n" || h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().ok()?;
-        }
-    }
-    let mut body = vec![0; len];
-    c.read_exact(&mut body).ok()?;
-    Some((status, String::from_utf8_lossy(&body).trim().to_string()))
-}
 
 /// A raw HTTP POST; returns (status, body).
 fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
@@ -322,11 +219,11 @@ pipelines:
         server.log()
     );
     wait_until(Duration::from_secs(10), || {
-        *load.last.lock().unwrap() == "v2"
+        load.last_version().as_deref() == Some("v2")
     })
     .expect("the load never saw v2");
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, failed) = load.finish();
+    let (ok, failed, _) = load.finish();
     assert!(ok > 100, "too little traffic to mean anything: {ok}");
     assert_eq!(failed, 0, "{failed} failed requests of {}", ok + failed);
     let (status, body) = http_get(&addr, "/").unwrap();

@@ -2,10 +2,12 @@
 //! temporary data directory, and talks to it with the CLI and plain HTTP.
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
@@ -254,4 +256,113 @@ pub fn wait_healthy(server: &Server, service: &str, n: usize, limit: Duration) -
         server.log()
     );
     last
+}
+
+/// Keep-alive clients counting every outcome.
+pub struct Load {
+    pub ok: Arc<AtomicU64>,
+    pub failed: Arc<AtomicU64>,
+    versions: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(addr: String, clients: usize) -> Load {
+        let ok = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let (ok, failed, versions, stop, addr) = (
+                    ok.clone(),
+                    failed.clone(),
+                    versions.clone(),
+                    stop.clone(),
+                    addr.clone(),
+                );
+                std::thread::spawn(move || {
+                    let mut conn: Option<BufReader<TcpStream>> = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        let c = match conn.as_mut() {
+                            Some(c) => c,
+                            None => match TcpStream::connect(&addr) {
+                                Ok(s) => {
+                                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                                    conn.insert(BufReader::new(s))
+                                }
+                                Err(_) => {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                    std::thread::sleep(Duration::from_millis(10));
+                                    continue;
+                                }
+                            },
+                        };
+                        match get(c, &addr) {
+                            Some((200, body)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                                versions.lock().unwrap().push(body);
+                            }
+                            Some(_) | None => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                conn = None;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+            })
+            .collect();
+        Load {
+            ok,
+            failed,
+            versions,
+            stop,
+            threads,
+        }
+    }
+
+    /// The body of the latest successful response.
+    pub fn last_version(&self) -> Option<String> {
+        self.versions.lock().unwrap().last().cloned()
+    }
+
+    /// Stops the clients; (ok, failed, bodies of the successful responses).
+    pub fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let v = self.versions.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            v,
+        )
+    }
+}
+
+/// One keep-alive GET; (status, trimmed body).
+pub fn get(c: &mut BufReader<TcpStream>, host: &str) -> Option<(u16, String)> {
+    write!(c.get_mut(), "GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut line = String::new();
+    c.read_line(&mut line).ok()?;
+    let status: u16 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        c.read_line(&mut h).ok()?;
+        if h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    std::io::Read::read_exact(c, &mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).trim().to_string()))
 }
