@@ -460,29 +460,45 @@ mod tests {
         }
     }
 
+    /// A source directory holding `buildspec`.
+    fn source_with(buildspec: &str) -> tempfile::TempDir {
+        let source = tempfile::tempdir().unwrap();
+        std::fs::write(source.path().join("buildspec.yml"), buildspec).unwrap();
+        source
+    }
+
+    /// A job of project `p` on `source`, started by a test, with no inputs.
+    fn job(source: &Path) -> BuildJob {
+        BuildJob {
+            project: "p".into(),
+            spec: project(),
+            action_key: None,
+            initiator: "test".into(),
+            source: source.to_path_buf(),
+            secondary: Vec::new(),
+            source_version: None,
+            env: Vec::new(),
+            outputs: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
     #[tokio::test]
     async fn a_build_stores_its_artifact_variables_and_log() {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
         let artifacts = ArtifactStore::new(data.path());
         let builder = Builder::new(store.clone(), data.path(), artifacts.clone());
-        let source = tempfile::tempdir().unwrap();
-        std::fs::write(
-            source.path().join("buildspec.yml"),
+        let source = source_with(
             "version: 0.2\nenv:\n  exported-variables: [OUT]\nphases:\n  build:\n    commands:\n      - echo \"$GREETING $FROM_PIPELINE\" > out.txt\n      - export OUT=$(cat out.txt)\nartifacts:\n  files: [out.txt]\n",
-        )
-        .unwrap();
+        );
         let job = BuildJob {
-            project: "p".into(),
-            spec: project(),
             action_key: Some("app/e1/Build/Build/1".into()),
             initiator: "codepipeline/app".into(),
-            source: source.path().to_path_buf(),
-            secondary: Vec::new(),
             source_version: Some("abc".into()),
             env: vec![("FROM_PIPELINE".into(), "there".into())],
             outputs: vec!["BuildArtifact".into()],
-            timeout: Duration::from_secs(60),
+            ..job(source.path())
         };
         let result = builder
             .run(job.clone(), CancellationToken::new())
@@ -527,25 +543,15 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
         let artifacts = ArtifactStore::new(data.path());
-        let source = tempfile::tempdir().unwrap();
-        std::fs::write(
-            source.path().join("buildspec.yml"),
+        let source = source_with(
             "version: 0.2\nphases:\n  build:\n    commands:\n      - test -x /bin/busybox\n      - echo \"$GREETING\" > out.txt\nartifacts:\n  files: [out.txt]\n",
-        )
-        .unwrap();
+        );
         let mut spec = project();
         spec.environment = BuildEnvironment::Image("cutover-sample:test".into());
         let job = BuildJob {
-            project: "p".into(),
             spec,
-            action_key: None,
-            initiator: "test".into(),
-            source: source.path().to_path_buf(),
-            secondary: Vec::new(),
-            source_version: None,
-            env: Vec::new(),
             outputs: vec!["BuildArtifact".into()],
-            timeout: Duration::from_secs(60),
+            ..job(source.path())
         };
 
         // Without an engine the build fails and says why.
@@ -604,24 +610,8 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
         let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
-        let source = tempfile::tempdir().unwrap();
-        std::fs::write(
-            source.path().join("buildspec.yml"),
-            "version: 0.2\nphases:\n  build:\n    commands: {a: 1}\n",
-        )
-        .unwrap();
-        let job = BuildJob {
-            project: "p".into(),
-            spec: project(),
-            action_key: None,
-            initiator: "test".into(),
-            source: source.path().to_path_buf(),
-            secondary: Vec::new(),
-            source_version: None,
-            env: Vec::new(),
-            outputs: Vec::new(),
-            timeout: Duration::from_secs(60),
-        };
+        let source = source_with("version: 0.2\nphases:\n  build:\n    commands: {a: 1}\n");
+        let job = job(source.path());
         let err = builder
             .run(job, CancellationToken::new())
             .await
@@ -638,23 +628,10 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
         let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
-        let source = tempfile::tempdir().unwrap();
-        std::fs::write(
-            source.path().join("buildspec.yml"),
-            "version: 0.2\nphases:\n  build:\n    commands: [\"sleep 30\"]\n",
-        )
-        .unwrap();
+        let source = source_with("version: 0.2\nphases:\n  build:\n    commands: [\"sleep 30\"]\n");
         let job = BuildJob {
-            project: "p".into(),
-            spec: project(),
-            action_key: None,
-            initiator: "test".into(),
-            source: source.path().to_path_buf(),
-            secondary: Vec::new(),
-            source_version: None,
-            env: Vec::new(),
-            outputs: Vec::new(),
             timeout: Duration::from_millis(300),
+            ..job(source.path())
         };
         let started = std::time::Instant::now();
         let err = builder
