@@ -341,39 +341,9 @@ pub(crate) enum PipelineCommand {
         name: String,
     },
     /// Approve a manual approval action.
-    Approve {
-        /// Pipeline name.
-        name: String,
-        /// Stage of the approval.
-        #[arg(long)]
-        stage: String,
-        /// Approval action name.
-        #[arg(long)]
-        action: String,
-        /// Comment.
-        #[arg(long, default_value = "")]
-        summary: String,
-        /// Execution (default: the one waiting there).
-        #[arg(long)]
-        execution: Option<String>,
-    },
+    Approve(ApprovalArgs),
     /// Reject a manual approval action (the stage fails).
-    Reject {
-        /// Pipeline name.
-        name: String,
-        /// Stage of the approval.
-        #[arg(long)]
-        stage: String,
-        /// Approval action name.
-        #[arg(long)]
-        action: String,
-        /// Comment.
-        #[arg(long, default_value = "")]
-        summary: String,
-        /// Execution (default: the one waiting there).
-        #[arg(long)]
-        execution: Option<String>,
-    },
+    Reject(ApprovalArgs),
     /// Retry the stage a failed or stopped execution ended in.
     Retry {
         /// Pipeline name.
@@ -445,4 +415,23 @@ pub(crate) enum BuildCommand {
         #[arg(long, short)]
         follow: bool,
     },
+}
+
+/// Which manual approval an answer is for.
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalArgs {
+    /// Pipeline name.
+    pub(crate) name: String,
+    /// Stage of the approval.
+    #[arg(long)]
+    pub(crate) stage: String,
+    /// Approval action name.
+    #[arg(long)]
+    pub(crate) action: String,
+    /// Comment.
+    #[arg(long, default_value = "")]
+    pub(crate) summary: String,
+    /// Execution (default: the one waiting there).
+    #[arg(long)]
+    pub(crate) execution: Option<String>,
 }

@@ -2,7 +2,7 @@
 //! and `cutover builds ls|get|logs`.
 
 use super::watch::clock;
-use crate::cli::{BuildCommand, Globals, Output, PipelineCommand};
+use crate::cli::{ApprovalArgs, BuildCommand, Globals, Output, PipelineCommand};
 use crate::client::Client;
 use crate::output::{self, s};
 use anyhow::Context;
@@ -152,40 +152,8 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             let rows = execution_rows(&resp["executions"], now);
             output::print(g.output, &resp, EXECUTION_HEADERS, rows);
         }
-        PipelineCommand::Approve {
-            name,
-            stage,
-            action,
-            summary,
-            execution,
-        } => {
-            let answer = Approval {
-                name,
-                stage,
-                action,
-                summary,
-                execution,
-                approved: true,
-            };
-            answer.send(g, &client).await?;
-        }
-        PipelineCommand::Reject {
-            name,
-            stage,
-            action,
-            summary,
-            execution,
-        } => {
-            let answer = Approval {
-                name,
-                stage,
-                action,
-                summary,
-                execution,
-                approved: false,
-            };
-            answer.send(g, &client).await?;
-        }
+        PipelineCommand::Approve(args) => answer(g, &client, args, true).await?,
+        PipelineCommand::Reject(args) => answer(g, &client, args, false).await?,
         PipelineCommand::Retry {
             name,
             execution,
@@ -251,47 +219,36 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// An answer to a manual approval.
-struct Approval {
-    name: String,
-    stage: String,
-    action: String,
-    summary: String,
-    execution: Option<String>,
+/// Answers a manual approval: approved or rejected, with a comment.
+async fn answer(
+    g: &Globals,
+    client: &Client,
+    a: ApprovalArgs,
     approved: bool,
-}
-
-impl Approval {
-    async fn send(self, g: &Globals, client: &Client) -> anyhow::Result<()> {
-        let body = json!({
-            "execution": self.execution,
-            "stage": self.stage,
-            "action": self.action,
-            "approved": self.approved,
-            "summary": self.summary,
-            "by": std::env::var("USER").unwrap_or_else(|_| "cli".into()),
-        });
-        let resp = client
-            .post(&format!("/v1/pipelines/{}/approvals", self.name), &body)
-            .await?;
-        output::print(
-            g.output,
-            &resp,
-            &["EXECUTION", "STAGE", "ACTION", "ANSWER"],
-            vec![vec![
-                s(&resp["executionId"]),
-                self.stage,
-                self.action,
-                if self.approved {
-                    "approved"
-                } else {
-                    "rejected"
-                }
-                .into(),
-            ]],
-        );
-        Ok(())
-    }
+) -> anyhow::Result<()> {
+    let body = json!({
+        "execution": a.execution,
+        "stage": a.stage,
+        "action": a.action,
+        "approved": approved,
+        "summary": a.summary,
+        "by": std::env::var("USER").unwrap_or_else(|_| "cli".into()),
+    });
+    let resp = client
+        .post(&format!("/v1/pipelines/{}/approvals", a.name), &body)
+        .await?;
+    output::print(
+        g.output,
+        &resp,
+        &["EXECUTION", "STAGE", "ACTION", "ANSWER"],
+        vec![vec![
+            s(&resp["executionId"]),
+            a.stage,
+            a.action,
+            if approved { "approved" } else { "rejected" }.into(),
+        ]],
+    );
+    Ok(())
 }
 
 async fn transition(
