@@ -104,9 +104,17 @@ pub(crate) struct ServerArgs {
     /// Where state, logs and images live.
     #[arg(long, env = "CUTOVER_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// API address. Any non-loopback address requires CUTOVER_TOKEN.
+    /// API address. Any non-loopback address requires a token.
     #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:7070")]
     pub(crate) listen: SocketAddr,
+    /// Read the API token from this file (mode 0600 or stricter) instead of
+    /// `--token` or CUTOVER_TOKEN (it wins over both).
+    #[arg(long, env = "CUTOVER_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Keep setuid and setgid bits in process-runtime images (stripped by
+    /// default: a setuid file in an image would run with its owner's rights).
+    #[arg(long, env = "CUTOVER_KEEP_SETUID_IMAGES")]
+    pub(crate) keep_setuid_images: bool,
     /// Container engine for `runtime: docker` (unix:///path or tcp://host:port);
     /// default: DOCKER_HOST, else the usual Docker and Podman sockets.
     #[arg(long)]

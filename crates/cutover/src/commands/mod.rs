@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Server(args) => server::run(args).await,
+        Command::Server(args) => server::run(&g, args).await,
         Command::Proxy(args) => cutover_proxy::cli::main(args)
             .await
             .map(|()| ExitCode::SUCCESS),
