@@ -160,7 +160,9 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             auth::Token(Arc::new(t)),
             auth::require_token,
         )),
-        None => api,
+        // No token: only loopback names and same-machine origins (DNS
+        // rebinding and cross-site forms are refused).
+        None => api.layer(axum::middleware::from_fn(auth::require_loopback)),
     };
     // Webhooks carry their own signature instead of the API token.
     let hooks = Router::new()
