@@ -15,6 +15,7 @@ mod dataplane;
 mod deploy;
 mod files;
 mod pipelines;
+mod private;
 mod taskdef;
 
 use anyhow::Context;
@@ -26,8 +27,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// How to run the control plane.
-#[derive(Debug, Clone)]
+/// How to run the control plane. (Its `Debug` never shows the token.)
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Where state, task logs and images live.
     pub data_dir: PathBuf,
@@ -41,6 +42,22 @@ pub struct ServerConfig {
     /// Container engine address for `runtime: docker` (default:
     /// `DOCKER_HOST`, else the usual Docker and Podman sockets).
     pub docker_host: Option<String>,
+    /// Keep setuid and setgid bits of process-runtime images (off: they
+    /// are stripped when an image is materialised).
+    pub keep_setuid_images: bool,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("cutover_bin", &self.cutover_bin)
+            .field("docker_host", &self.docker_host)
+            .field("keep_setuid_images", &self.keep_setuid_images)
+            .finish()
+    }
 }
 
 /// Runs the control plane until `shutdown` resolves. `ready` receives the
@@ -56,16 +73,19 @@ pub async fn run(
             cfg.listen
         );
     }
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+    private::private_dir(&cfg.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             cfg.data_dir.display()
         )
     })?;
     let lock = lock_data_dir(&cfg.data_dir)?;
-    let store = Arc::new(
-        Store::open(&cfg.data_dir.join("state.db")).context("cannot open the state store")?,
-    );
+    let db = cfg.data_dir.join("state.db");
+    let store = Arc::new(Store::open(&db).context("cannot open the state store")?);
+    for file in ["state.db", "state.db-wal", "state.db-shm"] {
+        private::private_file(&cfg.data_dir.join(file))
+            .with_context(|| format!("cannot make {file} private"))?;
+    }
     let bin = match cfg
         .cutover_bin
         .clone()
@@ -75,7 +95,11 @@ pub async fn run(
         None => std::env::current_exe().context("cannot find the cutover executable")?,
     };
     let process: Arc<dyn Runtime> =
-        Arc::new(ProcessRuntime::new(cfg.data_dir.clone()).with_cutover_bin(bin.clone()));
+        Arc::new(
+            ProcessRuntime::new(cfg.data_dir.clone())
+                .with_cutover_bin(bin.clone())
+                .with_setuid_images(cfg.keep_setuid_images),
+        );
     let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
     let engine = connect_docker(&cfg).await;
     if let Some(docker) = &engine {

@@ -43,7 +43,7 @@ impl DataPlane {
         bin: PathBuf,
     ) -> anyhow::Result<Arc<DataPlane>> {
         let dir = data_dir.join("proxy");
-        std::fs::create_dir_all(&dir)
+        crate::private::private_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let addr_file = dir.join("admin.addr");
         let admin: SocketAddr = match std::fs::read_to_string(&addr_file) {
