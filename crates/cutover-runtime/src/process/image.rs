@@ -83,8 +83,14 @@ pub(crate) struct PreparedImage {
 }
 
 /// Returns the root of the image at `source`, materialising it under
-/// `images_dir` on first use.
-pub(crate) fn prepare(images_dir: &Path, source: &Path) -> Result<PreparedImage, ImageError> {
+/// `images_dir` on first use. Setuid and setgid bits are stripped from the
+/// copy unless `keep_setuid` (an image of another user could otherwise
+/// hand a local user a root shell); the two kinds of copy are kept apart.
+pub(crate) fn prepare(
+    images_dir: &Path,
+    source: &Path,
+    keep_setuid: bool,
+) -> Result<PreparedImage, ImageError> {
     let meta = match fs::metadata(source) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -108,7 +114,8 @@ pub(crate) fn prepare(images_dir: &Path, source: &Path) -> Result<PreparedImage,
             path: source.to_owned(),
         });
     };
-    let final_dir = images_dir.join(format!("sha256-{hex}"));
+    let suffix = if keep_setuid { "-setuid" } else { "" };
+    let final_dir = images_dir.join(format!("sha256-{hex}{suffix}"));
     let rootfs = final_dir.join("rootfs");
     let prepared = PreparedImage {
         digest: format!("sha256:{hex}"),
@@ -127,7 +134,7 @@ pub(crate) fn prepare(images_dir: &Path, source: &Path) -> Result<PreparedImage,
         } else {
             unpack(source, &tmp_root)?;
         }
-        set_read_only(&tmp_root)?;
+        set_read_only(&tmp_root, keep_setuid)?;
         match fs::rename(&tmp_dir, &final_dir) {
             Ok(()) => Ok(()),
             // Another start of the same image won the race: use its copy.
@@ -225,9 +232,11 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), ImageError> {
     tar.unpack(into).map_err(io_err("unpack", archive))
 }
 
-/// Removes the write bits of everything under `root` (symlinks excepted).
-fn set_read_only(root: &Path) -> Result<(), ImageError> {
-    walk_modes(root, &|mode| mode & !0o222)
+/// Removes the write bits of everything under `root` (symlinks excepted),
+/// and the setuid and setgid bits unless `keep_setuid`.
+fn set_read_only(root: &Path, keep_setuid: bool) -> Result<(), ImageError> {
+    let clear = if keep_setuid { 0o222 } else { 0o6222 };
+    walk_modes(root, &|mode| mode & !clear)
 }
 
 fn walk_modes(path: &Path, change: &dyn Fn(u32) -> u32) -> Result<(), ImageError> {
@@ -284,15 +293,15 @@ mod tests {
         let images = tempfile::tempdir().unwrap();
         fs::create_dir(src.path().join("bin")).unwrap();
         fs::write(src.path().join("bin/app"), "one").unwrap();
-        let first = prepare(images.path(), src.path()).unwrap();
+        let first = prepare(images.path(), src.path(), false).unwrap();
         assert_eq!(
-            prepare(images.path(), src.path()).unwrap(),
+            prepare(images.path(), src.path(), false).unwrap(),
             first,
             "same content, same image"
         );
 
         fs::write(src.path().join("bin/app"), "two").unwrap();
-        let second = prepare(images.path(), src.path()).unwrap();
+        let second = prepare(images.path(), src.path(), false).unwrap();
         assert_ne!(second.digest, first.digest);
 
         fs::set_permissions(
@@ -300,7 +309,7 @@ mod tests {
             fs::Permissions::from_mode(0o755),
         )
         .unwrap();
-        let third = prepare(images.path(), src.path()).unwrap();
+        let third = prepare(images.path(), src.path(), false).unwrap();
         assert_ne!(third.digest, second.digest);
         let mode = fs::metadata(third.rootfs.join("bin/app")).unwrap().mode();
         assert_eq!(mode & 0o777, 0o555, "executable kept, write bits removed");
@@ -313,7 +322,44 @@ mod tests {
     #[test]
     fn missing_path_is_reported() {
         let images = tempfile::tempdir().unwrap();
-        let err = prepare(images.path(), Path::new("/nonexistent/image.tar")).unwrap_err();
+        let err = prepare(images.path(), Path::new("/nonexistent/image.tar"), false).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/image.tar"), "{err}");
+    }
+
+    /// A tar image with a setuid-root shell and a setgid directory.
+    fn setuid_archive(dir: &Path) -> PathBuf {
+        let path = dir.join("image.tar");
+        let mut builder = tar::Builder::new(fs::File::create(&path).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o2755);
+        header.set_size(0);
+        builder.append_data(&mut header, "shared/", io::empty()).unwrap();
+        let body = b"#!/bin/sh\nid\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o4755);
+        header.set_uid(0);
+        header.set_size(body.len() as u64);
+        builder.append_data(&mut header, "shared/rootsh", &body[..]).unwrap();
+        builder.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn setuid_and_setgid_bits_are_stripped_unless_kept() {
+        let src = tempfile::tempdir().unwrap();
+        let images = tempfile::tempdir().unwrap();
+        let archive = setuid_archive(src.path());
+
+        let stripped = prepare(images.path(), &archive, false).unwrap();
+        let file = fs::metadata(stripped.rootfs.join("shared/rootsh")).unwrap();
+        assert_eq!(file.mode() & 0o7777, 0o555, "setuid bit stripped");
+        let dir = fs::metadata(stripped.rootfs.join("shared")).unwrap();
+        assert_eq!(dir.mode() & 0o7777, 0o555, "setgid bit stripped");
+
+        let kept = prepare(images.path(), &archive, true).unwrap();
+        assert_ne!(kept.rootfs, stripped.rootfs, "the two policies never share a copy");
+        let file = fs::metadata(kept.rootfs.join("shared/rootsh")).unwrap();
+        assert_eq!(file.mode() & 0o7777, 0o4555, "opted in: setuid kept");
     }
 }

@@ -14,9 +14,24 @@ use super::state::Launch;
 use crate::{RuntimeError, TaskSpec};
 
 /// Variables passed through from the server's environment (the container's
-/// own `environment` may override them).
+/// own `environment` may override them). Nothing else of the server's
+/// environment reaches a task: it may hold the API token or credentials.
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The part of this process's environment that commands it starts on a
+/// user's behalf (tasks, health checks, deployment hooks) may see: the
+/// variables of [`INHERITED_ENV`] that are set, and a default `PATH`.
+/// Callers `env_clear()` first and add their own variables after.
+pub fn inherited_env() -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = INHERITED_ENV
+        .iter()
+        .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))
+        .collect();
+    env.entry("PATH".to_owned())
+        .or_insert_with(|| DEFAULT_PATH.to_owned());
+    env
+}
 
 /// A resolved launch plus what the runtime noticed on the way.
 #[derive(Debug)]
@@ -32,6 +47,8 @@ pub(crate) struct Context<'a> {
     pub(crate) images_dir: &'a Path,
     pub(crate) cutover_bin: &'a Path,
     pub(crate) port: u16,
+    /// Keep setuid and setgid bits when materialising images.
+    pub(crate) keep_setuid: bool,
 }
 
 /// Resolves `spec` into a launch; blocking (it may materialise an image).
@@ -56,7 +73,7 @@ pub(crate) fn resolve(spec: &TaskSpec, ctx: &Context<'_>) -> Result<Resolved, Ru
         None => None,
         Some((_, ImageRef::Path(path))) => {
             let prepared =
-                image::prepare(ctx.images_dir, &path).map_err(|source| RuntimeError::Image {
+                image::prepare(ctx.images_dir, &path, ctx.keep_setuid).map_err(|source| RuntimeError::Image {
                     task_id: task_id.clone(),
                     image: container.image.clone().unwrap_or_default(),
                     source,
@@ -90,7 +107,19 @@ pub(crate) fn resolve(spec: &TaskSpec, ctx: &Context<'_>) -> Result<Resolved, Ru
                     container.working_directory.as_deref().unwrap_or("/")
                 )));
             }
-            cwd
+            // A symlink inside the image may point anywhere on the host:
+            // the directory actually entered must be inside the image.
+            let real = cwd.canonicalize().ok();
+            let root = image.rootfs.canonicalize().ok();
+            match (real, root) {
+                (Some(real), Some(root)) if real.starts_with(&root) => real,
+                _ => {
+                    return Err(invalid(format!(
+                        "workingDirectory {:?} leaves the image root through a symbolic link",
+                        container.working_directory.as_deref().unwrap_or("/")
+                    )));
+                }
+            }
         }
         (None, None) => ctx.task_dir.to_owned(),
         (None, Some(wd)) if Path::new(wd).is_absolute() => PathBuf::from(wd),
@@ -107,14 +136,7 @@ pub(crate) fn resolve(spec: &TaskSpec, ctx: &Context<'_>) -> Result<Resolved, Ru
         PathBuf::from(first)
     };
 
-    let mut env = BTreeMap::new();
-    for name in INHERITED_ENV {
-        if let Ok(value) = std::env::var(name) {
-            env.insert((*name).to_owned(), value);
-        }
-    }
-    env.entry("PATH".to_owned())
-        .or_insert_with(|| DEFAULT_PATH.to_owned());
+    let mut env = inherited_env();
     for (name, value) in &container.environment {
         if matches!(name.as_str(), "PORT" | "HOST") {
             warnings.push(format!("environment variable {name} is set by the process runtime; the task definition's value is replaced"));
@@ -181,6 +203,7 @@ mod tests {
             images_dir: dir,
             cutover_bin: bin,
             port: 4321,
+            keep_setuid: false,
         }
     }
 
@@ -253,5 +276,29 @@ mod tests {
         assert_eq!(resolved.launch.program, Path::new("/srv/run.sh"));
         assert!(resolved.warnings[0].contains("nginx:1.27"));
         assert_eq!(resolved.image_digest, None);
+    }
+
+    #[test]
+    fn working_directory_cannot_leave_the_image_through_a_symlink() {
+        let images = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        std::fs::create_dir(src.path().join("app")).unwrap();
+        std::os::unix::fs::symlink("/etc", src.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("app", src.path().join("inside")).unwrap();
+        let run = |wd: &str| {
+            resolve(
+                &spec(ContainerSpec {
+                    image: Some(src.path().display().to_string()),
+                    command: vec!["/bin/true".into()],
+                    working_directory: Some(wd.into()),
+                    ..ContainerSpec::default()
+                }),
+                &ctx(images.path(), images.path()),
+            )
+        };
+        let err = run("/escape").unwrap_err().to_string();
+        assert!(err.contains("leaves the image root"), "{err}");
+        let ok = run("/inside").unwrap();
+        assert!(ok.launch.cwd.ends_with("rootfs/app"), "{:?}", ok.launch.cwd);
     }
 }

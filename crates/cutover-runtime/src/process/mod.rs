@@ -19,6 +19,7 @@ mod state;
 mod sys;
 
 pub use image::ImageError;
+pub use launch::inherited_env;
 pub use shim::shim_main;
 
 use std::collections::{HashMap, VecDeque};
@@ -54,6 +55,7 @@ pub struct ProcessRuntime {
     cutover_bin: PathBuf,
     shim_command: Vec<OsString>,
     keep_logs: bool,
+    keep_setuid: bool,
     start_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     recent_ports: Mutex<VecDeque<(u16, Instant)>>,
 }
@@ -83,6 +85,7 @@ impl ProcessRuntime {
             shim_command: vec![cutover_bin.clone().into(), "__shim".into()],
             cutover_bin,
             keep_logs: true,
+            keep_setuid: false,
             start_locks: Mutex::new(HashMap::new()),
             recent_ports: Mutex::new(VecDeque::new()),
         }
@@ -91,6 +94,14 @@ impl ProcessRuntime {
     /// Sets the binary that `cutover` means in commands and health checks.
     pub fn with_cutover_bin(mut self, path: PathBuf) -> Self {
         self.cutover_bin = path;
+        self
+    }
+
+    /// Keeps setuid and setgid bits of image files (off by default: an
+    /// image is content from a build or another user, and a setuid binary
+    /// in it would run with its owner's rights on this host).
+    pub fn with_setuid_images(mut self, keep: bool) -> Self {
+        self.keep_setuid = keep;
         self
     }
 

@@ -100,6 +100,7 @@ impl ProcessRuntime {
             let task_dir = paths.dir.clone();
             let images_dir = self.data_dir.join("images");
             let cutover_bin = self.cutover_bin.clone();
+            let keep_setuid = self.keep_setuid;
             tokio::task::spawn_blocking(move || {
                 launch::resolve(
                     &spec,
@@ -108,6 +109,7 @@ impl ProcessRuntime {
                         images_dir: &images_dir,
                         cutover_bin: &cutover_bin,
                         port,
+                        keep_setuid,
                     },
                 )
             })
@@ -151,6 +153,11 @@ impl ProcessRuntime {
             .args(prefix)
             .arg("--task-dir")
             .arg(&paths.dir)
+            // The shim lives as long as its task: it keeps none of the
+            // server's secrets in its environment.
+            .env_clear()
+            .envs(launch::inherited_env())
+            .envs(std::env::var("CUTOVER_LOG").ok().map(|v| ("CUTOVER_LOG", v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(shim_log)
