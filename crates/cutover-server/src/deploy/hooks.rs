@@ -53,7 +53,10 @@ async fn command(argv: &[String], ctx: &HookContext) -> HookOutcome {
         return failed("hook command is empty");
     };
     let mut cmd = tokio::process::Command::new(prog);
+    // An explicit environment: the server's own may hold its API token.
     cmd.args(args)
+        .env_clear()
+        .envs(cutover_runtime::inherited_env())
         .env("CUTOVER_DEPLOYMENT_ID", &ctx.deployment_id)
         .env("CUTOVER_LIFECYCLE_EVENT", &ctx.event)
         .env("CUTOVER_HOOK_EXECUTION_ID", &ctx.execution_id)
@@ -213,6 +216,20 @@ mod tests {
             invoke(&bad, &ctx()).await,
             Some(failed("hook command exited with code 3: broken"))
         );
+    }
+
+    #[tokio::test]
+    async fn commands_do_not_inherit_the_servers_environment() {
+        // cargo sets this in the test process, as CUTOVER_TOKEN would be set
+        // in a server's: a hook must not see it.
+        assert!(std::env::var("CARGO_MANIFEST_DIR").is_ok());
+        let hook = HookTarget::Command(vec![
+            "sh".into(),
+            "-c".into(),
+            r#"test -z "$CARGO_MANIFEST_DIR" && test -n "$PATH" && test -n "$CUTOVER_SERVICE""#
+                .into(),
+        ]);
+        assert_eq!(invoke(&hook, &ctx()).await, Some(HookOutcome::Succeeded));
     }
 
     #[tokio::test]
