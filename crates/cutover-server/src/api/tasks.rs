@@ -108,33 +108,45 @@ pub(crate) async fn service_logs(
     Ok(text_response(Box::pin(stream::select_all(streams))))
 }
 
-/// Splits a byte stream into whole lines, each prefixed; a last partial
-/// line is flushed at the end of the stream.
+/// The longest line a service's merged log holds before it is split: a
+/// task that prints without newlines cannot make the server buffer
+/// without bound.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Splits a byte stream into whole lines, each prefixed; a line longer than
+/// [`MAX_LINE`] is cut into pieces of that size, and a last partial line is
+/// flushed at the end of the stream.
 fn prefixed_lines(inner: ByteStream, prefix: String) -> ByteStream {
-    let state = (inner, BytesMut::new(), prefix, false);
+    // (inner, buffer, bytes of the buffer already known to hold no newline, prefix, done)
+    let state = (inner, BytesMut::new(), 0usize, prefix, false);
     Box::pin(stream::unfold(
         state,
-        |(mut inner, mut buf, prefix, mut done)| async move {
+        |(mut inner, mut buf, mut scanned, prefix, mut done)| async move {
             loop {
-                if let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line = buf.split_to(pos + 1);
-                    let mut out = BytesMut::with_capacity(prefix.len() + line.len());
+                let newline = buf[scanned..].iter().position(|b| *b == b'\n');
+                let cut = match newline {
+                    Some(pos) => Some(scanned + pos + 1),
+                    None if buf.len() >= MAX_LINE => Some(MAX_LINE),
+                    None if done && !buf.is_empty() => Some(buf.len()),
+                    None => None,
+                };
+                if let Some(cut) = cut {
+                    let line = buf.split_to(cut);
+                    let mut out = BytesMut::with_capacity(prefix.len() + line.len() + 1);
                     out.extend_from_slice(prefix.as_bytes());
                     out.extend_from_slice(&line);
-                    return Some((Ok(out.freeze()), (inner, buf, prefix, done)));
-                }
-                if done {
-                    if buf.is_empty() {
-                        return None;
+                    if !line.ends_with(b"\n") {
+                        out.extend_from_slice(b"\n");
                     }
-                    let mut out = BytesMut::from(prefix.as_bytes());
-                    out.extend_from_slice(&buf.split());
-                    out.extend_from_slice(b"\n");
-                    return Some((Ok(out.freeze()), (inner, buf, prefix, done)));
+                    return Some((Ok(out.freeze()), (inner, buf, 0, prefix, done)));
+                }
+                scanned = buf.len();
+                if done {
+                    return None;
                 }
                 match inner.next().await {
                     Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => return Some((Err(e), (inner, buf, prefix, true))),
+                    Some(Err(e)) => return Some((Err(e), (inner, buf, scanned, prefix, true))),
                     None => done = true,
                 }
             }
@@ -159,5 +171,26 @@ mod tests {
             .collect()
             .await;
         assert_eq!(out, vec!["[t1] hello\n", "[t1] world\n", "[t1] last\n"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_without_newline_is_split_instead_of_buffered() {
+        // 10 MiB without a newline, in 64 KiB chunks: the stream must yield
+        // pieces as it goes, never holding more than one line.
+        let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+        let chunks = (0..160).map(move |_| Ok::<_, io::Error>(chunk.clone()));
+        let s: ByteStream = Box::pin(stream::iter(chunks));
+        let mut out = prefixed_lines(s, "[t] ".into());
+        let mut pieces = 0;
+        let mut total = 0;
+        while let Some(piece) = out.next().await {
+            let piece = piece.unwrap();
+            assert!(piece.len() <= MAX_LINE + 5, "{}", piece.len());
+            assert!(piece.starts_with(b"[t] ") && piece.ends_with(b"\n"));
+            total += piece.len() - 5;
+            pieces += 1;
+        }
+        assert_eq!(total, 160 * 64 * 1024);
+        assert_eq!(pieces, 160);
     }
 }
