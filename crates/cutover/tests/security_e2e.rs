@@ -1,0 +1,188 @@
+//! Security end to end, against the real binary: who may call the API
+//! (tokens from the flag and from a file, loopback names only without a
+//! token), and what other local users can read of the data directory.
+
+mod common;
+
+use common::{BIN, wait_until};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A server started with extra arguments, under umask 022 (the usual one),
+/// so the test sees what a default user gets.
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    data: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(pid) = std::fs::read_to_string(self.data.join("proxy/proxy.pid")) {
+            let _ = Command::new("kill").arg(pid.trim()).status();
+        }
+    }
+}
+
+fn port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(extra: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, PathBuf, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let addr: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
+    let script = format!(
+        "umask 022; exec \"$0\" server --listen {addr} --data-dir \"$1\" {extra}"
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script, BIN])
+        .arg(&data)
+        .env_remove("CUTOVER_TOKEN")
+        .env("CUTOVER_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().unwrap(), addr, data, tmp)
+}
+
+fn start(extra: &str, env: &[(&str, &str)]) -> Running {
+    let (mut child, addr, data, tmp) = spawn(extra, env);
+    let up = wait_until(Duration::from_secs(20), || {
+        TcpStream::connect(addr).is_ok() || child.try_wait().unwrap().is_some()
+    });
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default();
+    assert!(
+        up.is_some() && child.try_wait().unwrap().is_none(),
+        "server did not start:\n{log}"
+    );
+    Running {
+        child,
+        addr,
+        data,
+        _tmp: tmp,
+    }
+}
+
+/// Sends one raw request and returns the status code.
+fn status(addr: SocketAddr, request: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"))
+}
+
+fn get(addr: SocketAddr, host: &str, extra: &str) -> u16 {
+    status(
+        addr,
+        &format!("GET /v1/status HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"),
+    )
+}
+
+#[test]
+fn the_token_flag_protects_the_api() {
+    let s = start("--token s3cret-flag", &[]);
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 401, "no token: refused");
+    assert_eq!(get(s.addr, &host, "Authorization: Bearer wrong\r\n"), 401);
+    assert_eq!(get(s.addr, &host, "Authorization: Bearer s3cret-flag\r\n"), 200);
+    assert_eq!(
+        get(s.addr, &host, "Authorization: bearer s3cret-flag\r\n"),
+        200,
+        "the scheme is case-insensitive"
+    );
+    // With a token, any Host name works (it is how a remote CLI reaches it).
+    assert_eq!(
+        get(s.addr, "cutover.internal:7070", "Authorization: Bearer s3cret-flag\r\n"),
+        200
+    );
+}
+
+#[test]
+fn the_token_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret-file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut child, _, _, tmp) = spawn(&format!("--token-file {}", file.display()), &[]);
+    let code = child.wait().unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
+    assert!(!code.success(), "a world-readable token file is refused");
+    assert!(log.contains("chmod 600"), "{log}");
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let s = start(&format!("--token-file {}", file.display()), &[]);
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 401);
+    assert_eq!(get(s.addr, &host, "Authorization: Bearer s3cret-file\r\n"), 200);
+}
+
+#[test]
+fn without_a_token_only_loopback_names_and_origins_are_served() {
+    let s = start("", &[]);
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 200);
+    assert_eq!(get(s.addr, &format!("localhost:{}", s.addr.port()), ""), 200);
+    // DNS rebinding: the browser sends the attacker's name.
+    assert_eq!(get(s.addr, &format!("rebind.example:{}", s.addr.port()), ""), 403);
+    // A cross-site form posting to the loopback API.
+    let body = "{}";
+    let post = format!(
+        "POST /v1/apply HTTP/1.1\r\nHost: {host}\r\nOrigin: https://evil.example\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(status(s.addr, &post), 403);
+    let post = format!(
+        "POST /v1/apply HTTP/1.1\r\nHost: {host}\r\nSec-Fetch-Site: cross-site\r\n\
+         Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(status(s.addr, &post), 403);
+    // The CLI still works.
+    let out = Command::new(BIN)
+        .args(["services", "ls"])
+        .env("CUTOVER_SERVER", format!("http://{}", s.addr))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn the_data_directory_is_private_under_the_default_umask() {
+    let s = start("", &[]);
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 200);
+    assert_eq!(mode(&s.data), 0o700, "data directory");
+    assert_eq!(mode(&s.data.join("state.db")), 0o600, "state.db");
+    assert_eq!(mode(&s.data.join("proxy")), 0o700, "proxy state directory");
+}
