@@ -94,12 +94,11 @@ pub async fn run(
         Some(b) => b,
         None => std::env::current_exe().context("cannot find the cutover executable")?,
     };
-    let process: Arc<dyn Runtime> =
-        Arc::new(
-            ProcessRuntime::new(cfg.data_dir.clone())
-                .with_cutover_bin(bin.clone())
-                .with_setuid_images(cfg.keep_setuid_images),
-        );
+    let process: Arc<dyn Runtime> = Arc::new(
+        ProcessRuntime::new(cfg.data_dir.clone())
+            .with_cutover_bin(bin.clone())
+            .with_setuid_images(cfg.keep_setuid_images),
+    );
     let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
     let engine = connect_docker(&cfg).await;
     if let Some(docker) = &engine {

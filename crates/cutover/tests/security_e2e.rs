@@ -44,9 +44,7 @@ fn spawn(extra: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, PathBuf, temp
     let data = tmp.path().join("data");
     let addr: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
     let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
-    let script = format!(
-        "umask 022; exec \"$0\" server --listen {addr} --data-dir \"$1\" {extra}"
-    );
+    let script = format!("umask 022; exec \"$0\" server --listen {addr} --data-dir \"$1\" {extra}");
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &script, BIN])
         .arg(&data)
@@ -106,7 +104,10 @@ fn the_token_flag_protects_the_api() {
     let host = s.addr.to_string();
     assert_eq!(get(s.addr, &host, ""), 401, "no token: refused");
     assert_eq!(get(s.addr, &host, "Authorization: Bearer wrong\r\n"), 401);
-    assert_eq!(get(s.addr, &host, "Authorization: Bearer s3cret-flag\r\n"), 200);
+    assert_eq!(
+        get(s.addr, &host, "Authorization: Bearer s3cret-flag\r\n"),
+        200
+    );
     assert_eq!(
         get(s.addr, &host, "Authorization: bearer s3cret-flag\r\n"),
         200,
@@ -114,7 +115,11 @@ fn the_token_flag_protects_the_api() {
     );
     // With a token, any Host name works (it is how a remote CLI reaches it).
     assert_eq!(
-        get(s.addr, "cutover.internal:7070", "Authorization: Bearer s3cret-flag\r\n"),
+        get(
+            s.addr,
+            "cutover.internal:7070",
+            "Authorization: Bearer s3cret-flag\r\n"
+        ),
         200
     );
 }
@@ -135,7 +140,10 @@ fn the_token_file_must_be_private() {
     let s = start(&format!("--token-file {}", file.display()), &[]);
     let host = s.addr.to_string();
     assert_eq!(get(s.addr, &host, ""), 401);
-    assert_eq!(get(s.addr, &host, "Authorization: Bearer s3cret-file\r\n"), 200);
+    assert_eq!(
+        get(s.addr, &host, "Authorization: Bearer s3cret-file\r\n"),
+        200
+    );
 }
 
 #[test]
@@ -143,9 +151,15 @@ fn without_a_token_only_loopback_names_and_origins_are_served() {
     let s = start("", &[]);
     let host = s.addr.to_string();
     assert_eq!(get(s.addr, &host, ""), 200);
-    assert_eq!(get(s.addr, &format!("localhost:{}", s.addr.port()), ""), 200);
+    assert_eq!(
+        get(s.addr, &format!("localhost:{}", s.addr.port()), ""),
+        200
+    );
     // DNS rebinding: the browser sends the attacker's name.
-    assert_eq!(get(s.addr, &format!("rebind.example:{}", s.addr.port()), ""), 403);
+    assert_eq!(
+        get(s.addr, &format!("rebind.example:{}", s.addr.port()), ""),
+        403
+    );
     // A cross-site form posting to the loopback API.
     let body = "{}";
     let post = format!(
@@ -166,7 +180,11 @@ fn without_a_token_only_loopback_names_and_origins_are_served() {
         .env("CUTOVER_SERVER", format!("http://{}", s.addr))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn mode(path: &Path) -> u32 {

@@ -334,13 +334,17 @@ mod tests {
         header.set_entry_type(tar::EntryType::Directory);
         header.set_mode(0o2755);
         header.set_size(0);
-        builder.append_data(&mut header, "shared/", io::empty()).unwrap();
+        builder
+            .append_data(&mut header, "shared/", io::empty())
+            .unwrap();
         let body = b"#!/bin/sh\nid\n";
         let mut header = tar::Header::new_gnu();
         header.set_mode(0o4755);
         header.set_uid(0);
         header.set_size(body.len() as u64);
-        builder.append_data(&mut header, "shared/rootsh", &body[..]).unwrap();
+        builder
+            .append_data(&mut header, "shared/rootsh", &body[..])
+            .unwrap();
         builder.finish().unwrap();
         path
     }
@@ -358,7 +362,10 @@ mod tests {
         assert_eq!(dir.mode() & 0o7777, 0o555, "setgid bit stripped");
 
         let kept = prepare(images.path(), &archive, true).unwrap();
-        assert_ne!(kept.rootfs, stripped.rootfs, "the two policies never share a copy");
+        assert_ne!(
+            kept.rootfs, stripped.rootfs,
+            "the two policies never share a copy"
+        );
         let file = fs::metadata(kept.rootfs.join("shared/rootsh")).unwrap();
         assert_eq!(file.mode() & 0o7777, 0o4555, "opted in: setuid kept");
     }

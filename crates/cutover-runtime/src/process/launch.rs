@@ -73,10 +73,12 @@ pub(crate) fn resolve(spec: &TaskSpec, ctx: &Context<'_>) -> Result<Resolved, Ru
         None => None,
         Some((_, ImageRef::Path(path))) => {
             let prepared =
-                image::prepare(ctx.images_dir, &path, ctx.keep_setuid).map_err(|source| RuntimeError::Image {
-                    task_id: task_id.clone(),
-                    image: container.image.clone().unwrap_or_default(),
-                    source,
+                image::prepare(ctx.images_dir, &path, ctx.keep_setuid).map_err(|source| {
+                    RuntimeError::Image {
+                        task_id: task_id.clone(),
+                        image: container.image.clone().unwrap_or_default(),
+                        source,
+                    }
                 })?;
             Some(prepared)
         }

@@ -157,7 +157,11 @@ impl ProcessRuntime {
             // server's secrets in its environment.
             .env_clear()
             .envs(launch::inherited_env())
-            .envs(std::env::var("CUTOVER_LOG").ok().map(|v| ("CUTOVER_LOG", v)))
+            .envs(
+                std::env::var("CUTOVER_LOG")
+                    .ok()
+                    .map(|v| ("CUTOVER_LOG", v)),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(shim_log)

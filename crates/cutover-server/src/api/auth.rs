@@ -106,7 +106,9 @@ fn is_loopback_authority(authority: &str) -> bool {
         if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
             return false;
         }
-        return v6.parse::<std::net::Ipv6Addr>().is_ok_and(|a| a.is_loopback());
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|a| a.is_loopback());
     } else {
         match authority.rsplit_once(':') {
             Some((h, port)) if is_port(port) => h,
@@ -190,8 +192,7 @@ mod tests {
         assert!(loopback_verdict(&headers(&[("host", "rebind.example:7070")])).is_err());
         assert!(loopback_verdict(&headers(&[])).is_err());
         assert!(
-            loopback_verdict(&headers(&[("host", "127.0.0.1"), ("host", "evil.example")]))
-                .is_err()
+            loopback_verdict(&headers(&[("host", "127.0.0.1"), ("host", "evil.example")])).is_err()
         );
         assert!(
             loopback_verdict(&headers(&[
@@ -201,8 +202,7 @@ mod tests {
             .is_err()
         );
         assert!(
-            loopback_verdict(&headers(&[("host", "127.0.0.1:7070"), ("origin", "null")]))
-                .is_err()
+            loopback_verdict(&headers(&[("host", "127.0.0.1:7070"), ("origin", "null")])).is_err()
         );
         assert!(
             loopback_verdict(&headers(&[

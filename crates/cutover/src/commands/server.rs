@@ -62,6 +62,10 @@ fn read_token_file(path: &Path) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let token = text.trim().to_string();
-    anyhow::ensure!(!token.is_empty(), "{}: the token file is empty", path.display());
+    anyhow::ensure!(
+        !token.is_empty(),
+        "{}: the token file is empty",
+        path.display()
+    );
     Ok(token)
 }
