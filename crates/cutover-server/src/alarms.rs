@@ -10,8 +10,8 @@
 //! first bad second to the rollback is: the end of that second, at most
 //! 100 ms of polling, one store write, one proxy configuration push.
 
-use crate::clock::now_ms;
-use crate::dataplane::DataPlane;
+use crate::clock::{Clock, SharedClock};
+use crate::dataplane::SharedDataPlane;
 use crate::dataplane::config::{group_name, prod_listener, test_listener};
 use crate::deploy::Deployer;
 use cutover_deploy::alarm::{
@@ -192,8 +192,8 @@ pub(crate) fn sample(bucket: &SecondBucket, metric: &MetricRef) -> Option<Second
     })
 }
 
-fn record(store: &Store, name: &str, spec: &serde_json::Value, t: &Transition) {
-    let now = now_ms();
+fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value, t: &Transition) {
+    let now = clock.now_ms();
     let row = AlarmRow {
         name: name.to_string(),
         spec: spec.clone(),
@@ -219,13 +219,14 @@ fn record(store: &Store, name: &str, spec: &serde_json::Value, t: &Transition) {
 /// Runs until `cancel`.
 pub(crate) async fn run(
     store: Arc<Store>,
-    dataplane: Arc<DataPlane>,
+    clock: SharedClock,
+    dataplane: SharedDataPlane,
     deployer: Arc<Deployer>,
     mut requests: mpsc::UnboundedReceiver<SetState>,
     cancel: CancellationToken,
 ) {
     let mut evaluators: BTreeMap<String, (serde_json::Value, Evaluator)> = BTreeMap::new();
-    let mut last_second = now_ms() / 1000;
+    let mut last_second = clock.now_ms() / 1000;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reload_at = 0u64;
@@ -234,13 +235,13 @@ pub(crate) async fn run(
             _ = cancel.cancelled() => return,
             Some(req) = requests.recv() => {
                 if let Some((spec, ev)) = evaluators.get_mut(&req.name) {
-                    let now_sec = now_ms() / 1000;
+                    let now_sec = clock.now_ms() / 1000;
                     let t = match ev {
                         Evaluator::Metric(_, e) => e.set_state(req.state, &req.reason, now_sec),
                         Evaluator::Composite(_) => None,
                     };
                     if let Some(t) = t {
-                        record(&store, &req.name, spec, &t);
+                        record(&store, clock.as_ref(), &req.name, spec, &t);
                         if t.to == AlarmState::Alarm {
                             deployer.alarm_fired(&req.name);
                         }
@@ -250,7 +251,7 @@ pub(crate) async fn run(
             }
             _ = tick.tick() => {}
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         if now >= reload_at {
             reload_at = now + 1_000;
             match store.with(ops::list_alarms) {
@@ -273,7 +274,7 @@ pub(crate) async fn run(
             continue;
         }
         // The feed returns the completed seconds strictly after `since`.
-        let Ok(feed) = dataplane.client().metrics_feed(last_second).await else {
+        let Ok(feed) = dataplane.metrics_feed(last_second).await else {
             continue;
         };
         let mut advanced = false;
@@ -295,7 +296,7 @@ pub(crate) async fn run(
             if let Evaluator::Metric(_, e) = ev
                 && let Some(t) = e.evaluate(last_second + 1)
             {
-                record(&store, name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t);
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }
@@ -315,7 +316,7 @@ pub(crate) async fn run(
             if let Evaluator::Composite(c) = ev
                 && let Some(t) = c.evaluate(&lookup, last_second + 1)
             {
-                record(&store, name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t);
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }

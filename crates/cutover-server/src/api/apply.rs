@@ -14,7 +14,6 @@
 //! canonical JSON equals the newest revision of its family reuses it.
 
 use super::{ApiResult, AppState};
-use crate::clock::now_ms;
 use crate::files::{self, diagnostics_json};
 use axum::Json;
 use axum::extract::State;
@@ -207,7 +206,7 @@ pub(crate) async fn apply(
     // Services whose stored revision changes only through a deployment.
     let mut deferred: Vec<String> = Vec::new();
     let plan = st.store.atomically(|c| {
-        let now = now_ms();
+        let now = st.clock.now_ms();
         let mut plan = Vec::new();
         for r in &resolved {
             let existing = ops::service(c, &r.name)?;

@@ -3,7 +3,6 @@
 //! CodeDeploy hook callback.
 
 use super::{ApiError, ApiResult, AppState};
-use crate::clock::now_ms;
 use crate::deploy::DeployRequest;
 use crate::files::{self, diagnostics_json};
 use axum::Json;
@@ -116,7 +115,7 @@ pub(crate) async fn create(
     }
     let row = st
         .store
-        .with(|c| ops::register_task_definition(c, &family, &body, now_ms(), false))?
+        .with(|c| ops::register_task_definition(c, &family, &body, st.clock.now_ms(), false))?
         .0;
     let created = st.deployer.create(DeployRequest {
         service: svc.name.clone(),

@@ -1,7 +1,6 @@
 //! Services: list, describe, scale, delete, events; and the server status.
 
 use super::{ApiError, ApiResult, AppState};
-use crate::clock::now_ms;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -102,7 +101,7 @@ pub(crate) async fn scale(
                 "service {name:?} is being deleted"
             )));
         }
-        let now = now_ms();
+        let now = st.clock.now_ms();
         let before = svc.desired_count;
         svc.desired_count = req.desired_count;
         svc.generation += 1;
@@ -132,7 +131,7 @@ pub(crate) async fn delete(
             kind: "service",
             name: name.clone(),
         })?;
-        let now = now_ms();
+        let now = st.clock.now_ms();
         svc.status = "DRAINING".into();
         svc.generation += 1;
         svc.updated_at = now;

@@ -1,7 +1,6 @@
 //! Task definition registration and lookup.
 
 use super::{ApiError, ApiResult, AppState};
-use crate::clock::now_ms;
 use crate::files::{self, diagnostics_json};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -29,9 +28,9 @@ pub(crate) async fn register(
     Json(req): Json<RegisterRequest>,
 ) -> ApiResult<Json<Value>> {
     let parsed = files::task_definition(&req.file, &req.content)?;
-    let (row, created) = st
-        .store
-        .with(|c| ops::register_task_definition(c, &parsed.family, &parsed.body, now_ms(), true))?;
+    let (row, created) = st.store.with(|c| {
+        ops::register_task_definition(c, &parsed.family, &parsed.body, st.clock.now_ms(), true)
+    })?;
     Ok(Json(json!({
         "taskDefinition": summary(&row, true),
         "created": created,

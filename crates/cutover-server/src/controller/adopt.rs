@@ -13,13 +13,17 @@
 //!   account for.
 
 use super::Runtimes;
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use cutover_core::task::TaskState;
 use cutover_runtime::TaskStatus;
 use cutover_store::{Store, ops};
 use std::collections::HashSet;
 
-pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<()> {
+pub(super) async fn adopt(
+    store: &Store,
+    clock: &dyn Clock,
+    runtimes: &Runtimes,
+) -> anyhow::Result<()> {
     let known = store.with(|c| ops::list_tasks(c, None, false, u32::MAX))?;
     let mut live_ids = HashSet::new();
     for task in &known {
@@ -28,7 +32,7 @@ pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<
             tracing::warn!(task = %task.id, runtime = %task.runtime, "task of an unavailable runtime left as it is");
             continue;
         };
-        let now = now_ms();
+        let now = clock.now_ms();
         let mut row = task.clone();
         let status = match rt.status(&task.id).await {
             Ok(s) => s,
@@ -104,7 +108,7 @@ pub(super) async fn adopt(store: &Store, runtimes: &Runtimes) -> anyhow::Result<
                 store.with(|c| {
                     ops::add_event(
                         c,
-                        now_ms(),
+                        clock.now_ms(),
                         "controller",
                         &format!(
                             "stopped orphan task {} of runtime {name}: not in the state store",

@@ -12,7 +12,7 @@
 mod adopt;
 mod service_loop;
 
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use cutover_runtime::Runtime;
 use cutover_store::{Store, ops};
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +31,8 @@ struct LoopHandle {
 /// Owns the per-service reconcile loops.
 pub(crate) struct Controller {
     store: Arc<Store>,
+    /// The control plane's clock.
+    pub(crate) clock: SharedClock,
     runtimes: Runtimes,
     loops: Mutex<HashMap<String, LoopHandle>>,
     shutdown: CancellationToken,
@@ -43,12 +45,14 @@ impl Controller {
     /// Adopts surviving tasks, then starts a loop for every stored service.
     pub(crate) async fn start(
         store: Arc<Store>,
+        clock: SharedClock,
         runtimes: Runtimes,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Controller>> {
-        adopt::adopt(&store, &runtimes).await?;
+        adopt::adopt(&store, clock.as_ref(), &runtimes).await?;
         let controller = Arc::new(Controller {
             store: store.clone(),
+            clock,
             runtimes,
             loops: Mutex::new(HashMap::new()),
             shutdown,
@@ -99,7 +103,7 @@ impl Controller {
     pub(crate) fn event(&self, subject: &str, message: &str) {
         if let Err(e) = self
             .store
-            .with(|c| ops::add_event(c, now_ms(), subject, message))
+            .with(|c| ops::add_event(c, self.clock.now_ms(), subject, message))
         {
             tracing::warn!(error = %e, subject, "cannot record event");
         }

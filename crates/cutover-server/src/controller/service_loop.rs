@@ -12,7 +12,6 @@
 //! slow probe never delays a pass.
 
 use super::Controller;
-use crate::clock::now_ms;
 use crate::dataplane::config::green_set;
 use crate::taskdef::{RunPlan, run_plan};
 use cutover_core::Millis;
@@ -89,7 +88,7 @@ pub(super) async fn run(
             }
         };
         let sleep_for = next
-            .map(|at| Duration::from_millis(at.saturating_sub(now_ms())))
+            .map(|at| Duration::from_millis(at.saturating_sub(ctl.clock.now_ms())))
             .unwrap_or(LOOP_INTERVAL)
             .min(LOOP_INTERVAL);
         tokio::select! {
@@ -154,7 +153,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         return Ok(PassOutcome::Finished);
     }
     let runtime = runtime_for(ctl, &svc.runtime)?;
-    let now = now_ms();
+    let now = ctl.clock.now_ms();
 
     // Watch exits, resume interrupted starts, signal drained stops.
     let mut deadline: Option<Millis> = None;
@@ -427,7 +426,7 @@ async fn start_task(
             ),
         ]),
     };
-    let now = now_ms();
+    let now = ctl.clock.now_ms();
     match runtime.start(&spec).await {
         Ok(handle) => {
             row.last_status = TaskState::Running.as_str().into();
@@ -485,7 +484,7 @@ async fn stop_task(
     if t.desired_status == "STOPPED" && t.last_status == TaskState::Stopping.as_str() {
         return Ok(());
     }
-    let now = now_ms();
+    let now = ctl.clock.now_ms();
     let mut row = t.clone();
     row.desired_status = "STOPPED".into();
     row.last_status = TaskState::Stopping.as_str().into();
@@ -595,6 +594,7 @@ async fn schedule_probes(
         let tx = st.tx.clone();
         let id = t.id.clone();
         let timeout = Duration::from_millis(policy.timeout_ms.max(1));
+        let clock = ctl.clock.clone();
         tokio::spawn(async move {
             let result = match rt.health_probe(&id, &cmd, timeout).await {
                 Ok(ProbeOutcome::Healthy) => ProbeResult::Pass,
@@ -604,7 +604,7 @@ async fn schedule_probes(
             let _ = tx.send(LoopEvent::Probe {
                 task_id: id,
                 result,
-                at: now_ms(),
+                at: clock.now_ms(),
             });
         });
     }
@@ -622,7 +622,7 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
             if row.last_status == TaskState::Stopped.as_str() {
                 return Ok(());
             }
-            let now = now_ms();
+            let now = ctl.clock.now_ms();
             let unexpected = row.desired_status == "RUNNING";
             row.last_status = TaskState::Stopped.as_str().into();
             row.exit_code = info.exit_code;

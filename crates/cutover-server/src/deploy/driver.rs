@@ -13,7 +13,6 @@
 use super::Deployer;
 use super::hooks::{self, HookContext};
 use super::spec::{self, HookTarget};
-use crate::clock::now_ms;
 use crate::dataplane::config::{green_set, group_name, other_group};
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
 use cutover_deploy::{BlueGreen, Effect, Input, LifecycleEvent};
@@ -105,7 +104,7 @@ async fn drive(
     // Hook results come back through the same inbox as operator input.
     let (hook_tx, mut hook_rx) = mpsc::unbounded_channel();
     d.tx = hook_tx;
-    let now = now_ms();
+    let now = dep.clock.now_ms();
     // The alarm intent is not only in memory: an alarm of the spec that the
     // store says is in ALARM stops the deployment at start and on resume.
     for alarm in dep.store.with(ops::list_alarms)? {
@@ -127,11 +126,11 @@ async fn drive(
             return Ok(Some(d.row.service.clone()));
         }
         if let Some(input) = d.queue.pop_front() {
-            let effects = d.engine.handle(now_ms(), input);
+            let effects = d.engine.handle(dep.clock.now_ms(), input);
             d.commit(effects).await?;
             continue;
         }
-        let now = now_ms();
+        let now = dep.clock.now_ms();
         let installing = d.installing();
         let mut deadline = now + 1_000;
         if let Some(w) = d.engine.next_wakeup() {
@@ -152,7 +151,7 @@ async fn drive(
                 }
             }
         };
-        let effects = d.engine.handle(now_ms(), input);
+        let effects = d.engine.handle(dep.clock.now_ms(), input);
         d.commit(effects).await?;
     }
 }
@@ -168,18 +167,21 @@ impl Driver {
     fn persist(&mut self) -> anyhow::Result<()> {
         self.row.engine = serde_json::to_value(&self.engine)?;
         self.row.status = status_name(self.engine.status()).into();
-        self.row.updated_at = now_ms();
+        self.row.updated_at = self.dep.clock.now_ms();
         self.dep.store.with(|c| ops::put_deployment(c, &self.row))?;
         Ok(())
     }
 
     fn event(&self, message: &str) {
         let id = &self.row.id;
-        if let Err(e) = self
-            .dep
-            .store
-            .with(|c| ops::add_event(c, now_ms(), &format!("deployment/{id}"), message))
-        {
+        if let Err(e) = self.dep.store.with(|c| {
+            ops::add_event(
+                c,
+                self.dep.clock.now_ms(),
+                &format!("deployment/{id}"),
+                message,
+            )
+        }) {
             tracing::warn!(error = %e, "cannot record deployment event");
         }
         tracing::info!(deployment = %id, "{message}");
@@ -215,8 +217,12 @@ impl Driver {
         }
         self.row.engine = serde_json::to_value(&self.engine)?;
         self.row.status = status_name(self.engine.status()).into();
-        self.row.updated_at = now_ms();
-        let (row, subject, now) = (&self.row, format!("deployment/{}", self.row.id), now_ms());
+        self.row.updated_at = self.dep.clock.now_ms();
+        let (row, subject, now) = (
+            &self.row,
+            format!("deployment/{}", self.row.id),
+            self.dep.clock.now_ms(),
+        );
         self.dep.store.atomically(|c| {
             ops::put_deployment(c, row)?;
             for line in &lines {
@@ -255,7 +261,7 @@ impl Driver {
                 test_on_green,
             } => {
                 // The split was stored with the engine state (see commit).
-                let started = now_ms();
+                let started = tokio::time::Instant::now();
                 match self.dep.dataplane.sync().await {
                     Ok(version) => {
                         self.event(&format!(
@@ -263,7 +269,7 @@ impl Driver {
                             prod_green_percent,
                             100 - prod_green_percent,
                             if test_on_green { "replacement" } else { "original" },
-                            now_ms() - started
+                            started.elapsed().as_millis()
                         ));
                         self.queue.push_back(Input::TrafficApplied { request_id });
                     }
@@ -437,7 +443,7 @@ impl Driver {
             return Ok(None);
         }
         let group = group_name(&svc.name, other_group(&svc.lb_group));
-        let report = match self.dep.dataplane.client().health().await {
+        let report = match self.dep.dataplane.health().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "data plane health not available yet");
@@ -471,7 +477,7 @@ impl Driver {
     fn promote(&mut self) -> anyhow::Result<()> {
         let id = self.row.id.clone();
         let to = self.row.to_task_definition.clone();
-        let now = now_ms();
+        let now = self.dep.clock.now_ms();
         self.row.green_provisioned = false;
         self.row.prod_green_percent = 0;
         self.row.test_on_green = false;
@@ -523,7 +529,7 @@ impl Driver {
         rollback: bool,
         reason: Option<String>,
     ) -> anyhow::Result<()> {
-        let now = now_ms();
+        let now = self.dep.clock.now_ms();
         self.row.finished_at = Some(now);
         self.row.outcome = reason.clone();
         self.row.engine = serde_json::to_value(&self.engine)?;
@@ -619,7 +625,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         let started = row.created_at;
         let Ok(Some(svc)) = dep.store.with(|c| ops::service(c, &row.service)) else {
             // The service was deleted: the update ends with it.
-            let now = now_ms();
+            let now = dep.clock.now_ms();
             row.status = "Stopped".into();
             row.outcome = Some("the service was deleted".into());
             row.finished_at = Some(now);
@@ -689,7 +695,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
                 "Failed",
                 format!("circuit breaker: {failures} new tasks failed to start or stay healthy"),
             )
-        } else if now_ms() - started > 10 * 60 * 1000 {
+        } else if dep.clock.now_ms() - started > 10 * 60 * 1000 {
             (
                 "Failed",
                 "the service did not become stable within 10 minutes".to_string(),
@@ -697,7 +703,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         } else {
             continue;
         };
-        let now = now_ms();
+        let now = dep.clock.now_ms();
         row.status = status.into();
         row.outcome = Some(outcome.clone());
         row.finished_at = Some(now);
