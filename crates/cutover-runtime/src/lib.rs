@@ -8,6 +8,7 @@
 //! adopted when it comes back.
 
 mod error;
+pub mod fake;
 pub mod process;
 mod types;
 
