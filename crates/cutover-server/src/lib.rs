@@ -17,6 +17,8 @@ mod files;
 mod pipelines;
 mod private;
 mod taskdef;
+#[cfg(test)]
+mod testing;
 
 use anyhow::Context;
 use cutover_runtime::{ProcessRuntime, Runtime};
@@ -112,49 +114,20 @@ pub async fn run(
     }
 
     let cancel = CancellationToken::new();
-    let dataplane = dataplane::DataPlane::start(store.clone(), &cfg.data_dir, bin)
+    let proxy = dataplane::ManagedProxy::start(store.clone(), &cfg.data_dir, bin)
         .await
         .context("cannot start the data plane")?;
-    let controller = controller::Controller::start(store.clone(), runtimes, cancel.clone())
-        .await
-        .context("cannot adopt running tasks")?;
-    tokio::spawn(
-        dataplane
-            .clone()
-            .supervise(controller.changed.clone(), cancel.clone()),
-    );
-    let deployer = deploy::Deployer::start(
-        store.clone(),
-        controller.clone(),
-        dataplane.clone(),
-        cancel.clone(),
-    )
-    .context("cannot resume deployments")?;
-    let pipelines = pipelines::Pipelines::start(
-        store.clone(),
-        deployer.clone(),
-        &cfg.data_dir,
-        engine,
-        cancel.clone(),
-    )
-    .context("cannot resume pipelines")?;
-    let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(alarms::run(
-        store.clone(),
-        dataplane.clone(),
-        deployer.clone(),
-        alarm_rx,
-        cancel.clone(),
-    ));
-    let state = api::AppState {
+    let state = assemble(Parts {
         store,
-        controller,
-        dataplane,
-        deployer,
-        pipelines,
-        alarms: alarm_tx,
-        started_at: clock::now_ms(),
-    };
+        clock: Arc::new(clock::SystemClock),
+        runtimes,
+        dataplane: proxy.clone(),
+        data_dir: cfg.data_dir.clone(),
+        engine,
+        cancel: cancel.clone(),
+    })
+    .await?;
+    tokio::spawn(proxy.supervise(state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -178,6 +151,72 @@ pub async fn run(
         "cutover server stopped; tasks keep running and will be adopted at the next start"
     );
     Ok(())
+}
+
+/// What the control plane is made of: its adapters (store, clock,
+/// runtimes, data plane, container engine), chosen by the caller.
+pub(crate) struct Parts {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: clock::SharedClock,
+    pub(crate) runtimes: controller::Runtimes,
+    pub(crate) dataplane: dataplane::SharedDataPlane,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) engine: Option<Arc<cutover_docker::DockerRuntime>>,
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Wires the control plane's components over `parts`: adoption and the
+/// reconcile loops, the deployer (resuming unfinished deployments), the
+/// pipelines and the alarm loop. `cutover server` calls it with the real
+/// adapters; tests call it with fakes and a paused clock.
+pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
+    let Parts {
+        store,
+        clock,
+        runtimes,
+        dataplane,
+        data_dir,
+        engine,
+        cancel,
+    } = parts;
+    let controller =
+        controller::Controller::start(store.clone(), clock.clone(), runtimes, cancel.clone())
+            .await
+            .context("cannot adopt running tasks")?;
+    let deployer = deploy::Deployer::start(
+        store.clone(),
+        controller.clone(),
+        dataplane.clone(),
+        cancel.clone(),
+    )
+    .context("cannot resume deployments")?;
+    let pipelines = pipelines::Pipelines::start(
+        store.clone(),
+        deployer.clone(),
+        &data_dir,
+        engine,
+        cancel.clone(),
+    )
+    .context("cannot resume pipelines")?;
+    let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(alarms::run(
+        store.clone(),
+        clock.clone(),
+        dataplane.clone(),
+        deployer.clone(),
+        alarm_rx,
+        cancel.clone(),
+    ));
+    Ok(api::AppState {
+        store,
+        started_at: clock.now_ms(),
+        clock,
+        controller,
+        dataplane,
+        deployer,
+        pipelines,
+        alarms: alarm_tx,
+    })
 }
 
 /// Connects the container runtime if an engine answers. Its containers are

@@ -86,16 +86,17 @@ pub(crate) async fn set_state(
 }
 
 pub(crate) async fn dataplane(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let client = st.dataplane.client();
-    let status = client
+    let status = st
+        .dataplane
         .status()
         .await
         .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
-    let health = client
+    let health = st
+        .dataplane
         .health()
         .await
         .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
     Ok(Json(
-        json!({"admin": st.dataplane.admin().to_string(), "status": status, "health": health}),
+        json!({"admin": st.dataplane.admin(), "status": status, "health": health}),
     ))
 }

@@ -27,8 +27,9 @@ pub(crate) use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<Store>,
+    pub(crate) clock: crate::clock::SharedClock,
     pub(crate) controller: Arc<Controller>,
-    pub(crate) dataplane: Arc<crate::dataplane::DataPlane>,
+    pub(crate) dataplane: crate::dataplane::SharedDataPlane,
     pub(crate) deployer: Arc<crate::deploy::Deployer>,
     pub(crate) pipelines: Arc<crate::pipelines::Pipelines>,
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,

@@ -7,15 +7,21 @@
 //! directory, so a restarted proxy serves the last one it had even before
 //! the control plane is back.
 //!
-//! [`DataPlane::sync`] is the only writer: it serialises pushes, skips a push
-//! when nothing changed, and returns the version the proxy acknowledged, so
-//! a deployment knows its weight change is in force before its next step.
+//! The rest of the control plane sees the data plane only through the
+//! [`DataPlane`] trait, so the deployment driver and the alarm loop can be
+//! tested in-process against a fake. [`DataPlane::sync`] is the only
+//! writer: it serialises pushes, skips a push when nothing changed, and
+//! returns the version the proxy acknowledged, so a deployment knows its
+//! weight change is in force before its next step.
 
 pub(crate) mod config;
+#[cfg(test)]
+pub(crate) mod fake;
 
-use crate::clock::now_ms;
 use anyhow::Context;
+use cutover_proxy::api::{HealthReport, StatusReport};
 use cutover_proxy::client::AdminClient;
+use cutover_proxy::metrics::MetricsFeed;
 use cutover_store::{Store, ops};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -25,8 +31,38 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
+/// Why the data plane could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DataPlaneError {
+    /// The configuration derived from the store could not be built.
+    #[error("cannot derive the data plane configuration: {0}")]
+    Derive(String),
+    /// The data plane refused the call or could not be reached.
+    #[error("the data plane did not answer as expected: {0}")]
+    Admin(#[from] cutover_proxy::client::ClientError),
+}
+
+/// What the control plane needs of a data plane.
+#[async_trait::async_trait]
+pub(crate) trait DataPlane: Send + Sync + 'static {
+    /// Pushes the configuration derived from the store, if it changed, and
+    /// returns the version in force once the data plane acknowledged it.
+    async fn sync(&self) -> Result<u64, DataPlaneError>;
+    /// Health of every target as the data plane sees it.
+    async fn health(&self) -> Result<HealthReport, DataPlaneError>;
+    /// Version, uptime and listeners.
+    async fn status(&self) -> Result<StatusReport, DataPlaneError>;
+    /// The completed one-second metric buckets after `since_unix_sec`.
+    async fn metrics_feed(&self, since_unix_sec: u64) -> Result<MetricsFeed, DataPlaneError>;
+    /// Where it is administered (the admin API's address), for people.
+    fn admin(&self) -> String;
+}
+
+/// The data plane the control plane uses.
+pub(crate) type SharedDataPlane = Arc<dyn DataPlane>;
+
 /// Handle on the proxy process.
-pub(crate) struct DataPlane {
+pub(crate) struct ManagedProxy {
     store: Arc<Store>,
     dir: PathBuf,
     bin: PathBuf,
@@ -35,13 +71,58 @@ pub(crate) struct DataPlane {
     last: Mutex<Option<(Value, u64)>>,
 }
 
-impl DataPlane {
+#[async_trait::async_trait]
+impl DataPlane for ManagedProxy {
+    async fn sync(&self) -> Result<u64, DataPlaneError> {
+        let mut last = self.last.lock().await;
+        let desired = self
+            .desired()
+            .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
+        if let Some((cfg, version)) = last.as_ref()
+            && *cfg == desired
+        {
+            return Ok(*version);
+        }
+        let text =
+            serde_json::to_string(&desired).map_err(|e| DataPlaneError::Derive(e.to_string()))?;
+        let parsed = cutover_proxy::config::parse_json("desired.json", &text).map_err(|e| {
+            DataPlaneError::Derive(format!("derived proxy configuration is invalid: {e}"))
+        })?;
+        let started = tokio::time::Instant::now();
+        let version = self.client.put_config(&parsed).await?;
+        tracing::debug!(
+            version,
+            took_ms = started.elapsed().as_millis() as u64,
+            "data plane configuration in force"
+        );
+        *last = Some((desired, version));
+        Ok(version)
+    }
+
+    async fn health(&self) -> Result<HealthReport, DataPlaneError> {
+        Ok(self.client.health().await?)
+    }
+
+    async fn status(&self) -> Result<StatusReport, DataPlaneError> {
+        Ok(self.client.status().await?)
+    }
+
+    async fn metrics_feed(&self, since_unix_sec: u64) -> Result<MetricsFeed, DataPlaneError> {
+        Ok(self.client.metrics_feed(since_unix_sec).await?)
+    }
+
+    fn admin(&self) -> String {
+        self.admin.to_string()
+    }
+}
+
+impl ManagedProxy {
     /// Adopts the running proxy of this data directory, or starts one.
     pub(crate) async fn start(
         store: Arc<Store>,
         data_dir: &std::path::Path,
         bin: PathBuf,
-    ) -> anyhow::Result<Arc<DataPlane>> {
+    ) -> anyhow::Result<Arc<ManagedProxy>> {
         let dir = data_dir.join("proxy");
         crate::private::private_dir(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -60,7 +141,7 @@ impl DataPlane {
                 addr
             }
         };
-        let dp = Arc::new(DataPlane {
+        let dp = Arc::new(ManagedProxy {
             store,
             dir,
             bin,
@@ -70,16 +151,6 @@ impl DataPlane {
         });
         dp.ensure_running().await?;
         Ok(dp)
-    }
-
-    /// The admin API address.
-    pub(crate) fn admin(&self) -> SocketAddr {
-        self.admin
-    }
-
-    /// The admin client.
-    pub(crate) fn client(&self) -> &AdminClient {
-        &self.client
     }
 
     /// Starts the proxy unless it already answers.
@@ -127,54 +198,8 @@ impl DataPlane {
         )
     }
 
-    /// Pushes the configuration derived from the store, if it changed, and
-    /// returns the version in force.
-    pub(crate) async fn sync(&self) -> anyhow::Result<u64> {
-        let mut last = self.last.lock().await;
-        let desired = self.desired()?;
-        if let Some((cfg, version)) = last.as_ref()
-            && *cfg == desired
-        {
-            return Ok(*version);
-        }
-        let text = serde_json::to_string(&desired)?;
-        let parsed = cutover_proxy::config::parse_json("desired.json", &text)
-            .map_err(|e| anyhow::anyhow!("derived proxy configuration is invalid: {e}"))?;
-        let started = now_ms();
-        let version = self
-            .client
-            .put_config(&parsed)
-            .await
-            .context("the data plane did not accept the configuration")?;
-        tracing::debug!(
-            version,
-            took_ms = now_ms() - started,
-            "data plane configuration in force"
-        );
-        *last = Some((desired, version));
-        Ok(version)
-    }
-
     fn desired(&self) -> anyhow::Result<Value> {
-        let services = self.store.with(ops::list_services)?;
-        let deployments = self.store.with(ops::unfinished_deployments)?;
-        let mut tasks = Vec::new();
-        for s in &services {
-            tasks.push(
-                self.store
-                    .with(|c| ops::list_tasks(c, Some(&s.name), false, u32::MAX))?,
-            );
-        }
-        let views: Vec<config::ServiceView<'_>> = services
-            .iter()
-            .zip(&tasks)
-            .map(|(s, t)| config::ServiceView {
-                service: s,
-                tasks: t,
-                deployment: deployments.iter().find(|d| d.service == s.name),
-            })
-            .collect();
-        Ok(config::desired(&self.admin.to_string(), &views))
+        derive(&self.store, &self.admin.to_string())
     }
 
     /// Keeps the proxy alive and in sync: restarts it if it stopped
@@ -203,4 +228,25 @@ impl DataPlane {
             }
         }
     }
+}
+
+/// The data plane configuration the store implies (as the JSON the admin
+/// API takes), with `admin` as its admin address.
+pub(crate) fn derive(store: &Store, admin: &str) -> anyhow::Result<Value> {
+    let services = store.with(ops::list_services)?;
+    let deployments = store.with(ops::unfinished_deployments)?;
+    let mut tasks = Vec::new();
+    for s in &services {
+        tasks.push(store.with(|c| ops::list_tasks(c, Some(&s.name), false, u32::MAX))?);
+    }
+    let views: Vec<config::ServiceView<'_>> = services
+        .iter()
+        .zip(&tasks)
+        .map(|(s, t)| config::ServiceView {
+            service: s,
+            tasks: t,
+            deployment: deployments.iter().find(|d| d.service == s.name),
+        })
+        .collect();
+    Ok(config::desired(admin, &views))
 }

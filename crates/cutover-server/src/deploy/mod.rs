@@ -12,11 +12,13 @@
 mod driver;
 pub(crate) mod hooks;
 pub(crate) mod spec;
+#[cfg(test)]
+mod tests;
 
 use crate::api::ApiError;
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use crate::controller::Controller;
-use crate::dataplane::DataPlane;
+use crate::dataplane::SharedDataPlane;
 use cutover_deploy::bluegreen::HookOutcome;
 use cutover_deploy::{BlueGreen, Input};
 use cutover_store::{DeploymentRow, Store, ops};
@@ -39,8 +41,9 @@ pub(crate) struct DeployRequest {
 /// Owns the deployment drivers.
 pub(crate) struct Deployer {
     store: Arc<Store>,
+    clock: SharedClock,
     controller: Arc<Controller>,
-    dataplane: Arc<DataPlane>,
+    dataplane: SharedDataPlane,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
     /// Serialises `create`, so "is one running?" and the insert that
     /// follows are never interleaved with another create.
@@ -53,11 +56,12 @@ impl Deployer {
     pub(crate) fn start(
         store: Arc<Store>,
         controller: Arc<Controller>,
-        dataplane: Arc<DataPlane>,
+        dataplane: SharedDataPlane,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Deployer>> {
         let me = Arc::new(Deployer {
             store: store.clone(),
+            clock: controller.clock.clone(),
             controller,
             dataplane,
             inboxes: Mutex::new(HashMap::new()),
@@ -114,7 +118,7 @@ impl Deployer {
             .unwrap_or("ROLLING")
             .to_string();
         let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if kind != "BLUE_GREEN" || svc.spec["loadBalancer"].is_null() {
             // A rolling update: the service's reconcile loop replaces tasks,
             // keeping the old ones until the new revision is fully up.
@@ -256,7 +260,7 @@ impl Deployer {
     /// ends. Returns `false` when it is not (or no longer) queued.
     pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, ApiError> {
         let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
-        let now = now_ms();
+        let now = self.clock.now_ms();
         Ok(self.store.atomically(|c| {
             let Some(mut d) = ops::deployment(c, id)? else {
                 return Ok(false);

@@ -1,0 +1,210 @@
+//! An in-process control plane for tests: the real store (SQLite in a
+//! temporary directory), the real controller, deployer, pipelines and alarm
+//! loop, over a recording fake runtime, a fake data plane and a clock that
+//! follows tokio's paused time.
+//!
+//! Requests go through the real router (`tower::ServiceExt::oneshot`), so a
+//! test drives the control plane exactly as the CLI does, minus the socket.
+//! [`Harness::crash`] drops the whole control plane without a graceful stop
+//! and assembles a new one over the same store, runtime and data plane (the
+//! tasks and the proxy outlive a server crash in production too).
+
+use crate::api::{self, AppState};
+use crate::clock::{Clock, SharedClock, TokioClock};
+use crate::dataplane::fake::FakeDataPlane;
+use crate::{Parts, assemble, controller};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use cutover_runtime::Runtime;
+use cutover_runtime::fake::FakeRuntime;
+use cutover_store::{DeploymentRow, Store, ops};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// 2026-01-01T00:00:00Z: the harness's clock starts here.
+pub(crate) const EPOCH_MS: u64 = 1_767_225_600_000;
+
+/// One control plane under test.
+pub(crate) struct Harness {
+    pub(crate) state: AppState,
+    pub(crate) runtime: FakeRuntime,
+    pub(crate) dataplane: Arc<FakeDataPlane>,
+    pub(crate) clock: Arc<TokioClock>,
+    cancel: CancellationToken,
+    dir: Arc<tempfile::TempDir>,
+}
+
+impl Harness {
+    /// A fresh control plane. Call from a test on a paused runtime
+    /// (`#[tokio::test(start_paused = true)]`).
+    pub(crate) async fn start() -> Harness {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let clock = Arc::new(TokioClock::new(EPOCH_MS));
+        let now_clock = clock.clone();
+        let runtime = FakeRuntime::new("process", Arc::new(move || now_clock.now_ms()));
+        let dataplane = FakeDataPlane::new(store.clone());
+        Harness::assemble(dir, store, clock, runtime, dataplane).await
+    }
+
+    async fn assemble(
+        dir: Arc<tempfile::TempDir>,
+        store: Arc<Store>,
+        clock: Arc<TokioClock>,
+        runtime: FakeRuntime,
+        dataplane: Arc<FakeDataPlane>,
+    ) -> Harness {
+        let cancel = CancellationToken::new();
+        let rt: Arc<dyn Runtime> = Arc::new(runtime.clone());
+        let shared: SharedClock = clock.clone();
+        let state = assemble(Parts {
+            store,
+            clock: shared,
+            runtimes: controller::Runtimes::from([("process".to_string(), rt)]),
+            dataplane: dataplane.clone(),
+            data_dir: dir.path().to_path_buf(),
+            engine: None,
+            cancel: cancel.clone(),
+        })
+        .await
+        .unwrap();
+        Harness {
+            state,
+            runtime,
+            dataplane,
+            clock,
+            cancel,
+            dir,
+        }
+    }
+
+    /// Kills the control plane at this instant (no graceful stop: its tasks
+    /// are cancelled wherever they are) and starts a new one on the same
+    /// store, with the same runtime and data plane.
+    pub(crate) async fn crash(self) -> Harness {
+        self.cancel.cancel();
+        let (runtime, dataplane, clock, dir) = (
+            self.runtime.clone(),
+            self.dataplane.clone(),
+            self.clock.clone(),
+            self.dir.clone(),
+        );
+        drop(self);
+        // Let the cancelled tasks observe the cancellation.
+        tokio::task::yield_now().await;
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        Harness::assemble(dir, store, clock, runtime, dataplane).await
+    }
+
+    /// Milliseconds of the control plane's time since the harness started.
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        self.clock.now_ms() - EPOCH_MS
+    }
+
+    /// The control plane's current Unix second.
+    pub(crate) fn clock_sec(&self) -> u64 {
+        self.clock.now_ms() / 1000
+    }
+
+    /// One API call through the real router.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let router = api::router(self.state.clone(), None);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1:7070");
+        let body = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Body::from(v.to_string())
+            }
+            None => Body::empty(),
+        };
+        let resp = router.oneshot(req.body(body).unwrap()).await.unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    /// `POST /v1/apply` of a stack with its files; panics unless accepted.
+    pub(crate) async fn apply(&self, stack: &str, files: &[(&str, &str)]) -> Value {
+        let files: serde_json::Map<String, Value> = files
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::String((*v).to_string())))
+            .collect();
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/apply",
+                Some(json!({"file": "stack.yaml", "content": stack, "files": files})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "apply refused: {body:#}");
+        body
+    }
+
+    /// The stored deployment `id`.
+    pub(crate) fn deployment(&self, id: &str) -> DeploymentRow {
+        self.state
+            .store
+            .with(|c| ops::deployment(c, id))
+            .unwrap()
+            .unwrap_or_else(|| panic!("no deployment {id}"))
+    }
+
+    /// The newest deployment of `service`.
+    pub(crate) fn latest_deployment(&self, service: &str) -> Option<DeploymentRow> {
+        self.state
+            .store
+            .with(|c| ops::list_deployments(c, Some(service), 1))
+            .unwrap()
+            .into_iter()
+            .next()
+    }
+
+    /// Lets the control plane run for `d` of its (paused) time.
+    pub(crate) async fn advance(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+
+    /// Advances in steps of `step` until `done` holds or `limit` of
+    /// control-plane time has passed; returns whether it held.
+    pub(crate) async fn run_until(
+        &self,
+        limit: Duration,
+        step: Duration,
+        mut done: impl FnMut(&Harness) -> bool,
+    ) -> bool {
+        let until = self.elapsed_ms() + limit.as_millis() as u64;
+        while self.elapsed_ms() <= until {
+            if done(self) {
+                return true;
+            }
+            self.advance(step).await;
+        }
+        done(self)
+    }
+
+    /// Where the store lives.
+    #[allow(dead_code)]
+    pub(crate) fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
