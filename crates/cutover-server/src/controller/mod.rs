@@ -11,6 +11,8 @@
 
 mod adopt;
 mod service_loop;
+#[cfg(test)]
+mod tests;
 
 use crate::clock::SharedClock;
 use cutover_runtime::Runtime;
