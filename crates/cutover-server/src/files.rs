@@ -6,6 +6,7 @@ use cutover_spec::diag::{Diagnostic, SpecError};
 use serde_json::Value;
 
 /// A validated task definition file.
+#[derive(Clone)]
 pub(crate) struct TaskDefFile {
     pub(crate) family: String,
     /// Canonical JSON, as stored.

@@ -307,6 +307,45 @@ pub fn list_tasks(
     rows.into_iter().map(finish_task).collect()
 }
 
+/// Live task counts of one service, as `describe-services` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskCounts {
+    /// Tasks RUNNING.
+    pub running: u32,
+    /// Tasks PROVISIONING or PENDING.
+    pub pending: u32,
+    /// Tasks RUNNING and HEALTHY.
+    pub healthy: u32,
+}
+
+/// [`TaskCounts`] of every service that has live tasks, in one query.
+pub fn task_counts(c: &Connection) -> Result<std::collections::HashMap<String, TaskCounts>, StoreError> {
+    let mut stmt = c
+        .prepare_cached(
+            "SELECT service,
+                    SUM(last_status = 'RUNNING'),
+                    SUM(last_status IN ('PENDING', 'PROVISIONING')),
+                    SUM(last_status = 'RUNNING' AND health_status = 'HEALTHY')
+             FROM tasks WHERE last_status != 'STOPPED' GROUP BY service",
+        )
+        .map_err(StoreError::sql("count tasks"))?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                TaskCounts {
+                    running: r.get::<_, i64>(1)? as u32,
+                    pending: r.get::<_, i64>(2)? as u32,
+                    healthy: r.get::<_, i64>(3)? as u32,
+                },
+            ))
+        })
+        .map_err(StoreError::sql("count tasks"))?
+        .collect::<Result<_, _>>()
+        .map_err(StoreError::sql("count tasks"))?;
+    Ok(rows)
+}
+
 /// Appends a history line.
 pub fn add_event(c: &Connection, at: u64, subject: &str, message: &str) -> Result<i64, StoreError> {
     c.execute(

@@ -68,6 +68,10 @@ pub(crate) async fn apply(
     let mut resolved = Vec::new();
     let available: Vec<&String> = st.controller.runtimes().keys().collect();
     let map = cutover_spec::diag::SourceMap::new(&req.file, &req.content);
+    // Task definition files by path (None: rejected), and the services to
+    // check against theirs once every service is resolved.
+    let mut taskdef_files: BTreeMap<&str, Option<files::TaskDefFile>> = BTreeMap::new();
+    let mut to_check: Vec<(&str, &str)> = Vec::new();
 
     for (name, svc) in &parsed.value.services {
         let at = |field: &str| format!("services.{name}.{field}");
@@ -98,32 +102,36 @@ pub(crate) async fn apply(
                     ));
                     continue;
                 }
-                Some(text) => match files::task_definition(p, text) {
-                    Ok(td) => {
-                        warnings.extend(td.warnings);
-                        if let Err(e) = cutover_spec::stack::check_task_definition(
-                            &req.file,
-                            &req.content,
-                            name,
-                            &td.parsed,
-                        ) {
-                            errors.extend(e.diagnostics);
+                Some(text) => {
+                    // Each file is read once, however many services use it.
+                    let first = !taskdef_files.contains_key(p.as_str());
+                    let td = taskdef_files
+                        .entry(p.as_str())
+                        .or_insert_with(|| files::task_definition(p, text).ok());
+                    match td {
+                        Some(td) => {
+                            if first {
+                                warnings.extend(td.warnings.iter().cloned());
+                            }
+                            to_check.push((name.as_str(), p.as_str()));
+                            ResolvedTaskDef::File {
+                                family: td.family.clone(),
+                                body: td.body.clone(),
+                            }
+                        }
+                        None => {
+                            // Collect the file's own diagnostics, once.
+                            if first
+                                && let Err(e) =
+                                    cutover_spec::taskdef::parse_task_definition(p, text)
+                            {
+                                errors.extend(e.diagnostics);
+                                warnings.extend(e.warnings);
+                            }
                             continue;
                         }
-                        ResolvedTaskDef::File {
-                            family: td.family,
-                            body: td.body,
-                        }
                     }
-                    Err(_) => {
-                        // Collect the file's own diagnostics.
-                        if let Err(e) = cutover_spec::taskdef::parse_task_definition(p, text) {
-                            errors.extend(e.diagnostics);
-                            warnings.extend(e.warnings);
-                        }
-                        continue;
-                    }
-                },
+                }
             },
             TaskDefinitionRef::Family { family, revision } => {
                 match st
@@ -157,6 +165,17 @@ pub(crate) async fn apply(
             spec,
             taskdef,
         });
+    }
+    let checks: Vec<(&str, &cutover_spec::taskdef::TaskDefinition)> = to_check
+        .iter()
+        .filter_map(|(svc, path)| {
+            let td = taskdef_files.get(path)?.as_ref()?;
+            Some((*svc, &td.parsed))
+        })
+        .collect();
+    if let Err(e) = cutover_spec::stack::check_task_definitions(&req.file, &req.content, &checks)
+    {
+        errors.extend(e.diagnostics);
     }
     let mut services: std::collections::BTreeSet<String> =
         parsed.value.services.keys().cloned().collect();

@@ -18,37 +18,41 @@ pub(crate) async fn status(State(st): State<AppState>) -> ApiResult<Json<Value>>
 }
 
 /// A service with counts of its tasks, as `aws ecs describe-services` shows.
-fn view(st: &AppState, svc: &ServiceRow) -> ApiResult<Value> {
-    let tasks = st
-        .store
-        .with(|c| ops::list_tasks(c, Some(&svc.name), false, u32::MAX))?;
-    let count = |status: &str| tasks.iter().filter(|t| t.last_status == status).count();
-    let healthy = tasks
-        .iter()
-        .filter(|t| t.last_status == "RUNNING" && t.health_status == "HEALTHY")
-        .count();
-    Ok(json!({
+fn view(svc: &ServiceRow, counts: ops::TaskCounts) -> Value {
+    json!({
         "name": svc.name,
         "status": svc.status,
         "taskDefinition": svc.task_definition,
         "desiredCount": svc.desired_count,
-        "runningCount": count("RUNNING"),
-        "pendingCount": count("PENDING") + count("PROVISIONING"),
-        "healthyCount": healthy,
+        "runningCount": counts.running,
+        "pendingCount": counts.pending,
+        "healthyCount": counts.healthy,
         "runtime": svc.runtime,
         "generation": svc.generation,
         "createdAt": svc.created_at,
         "updatedAt": svc.updated_at,
         "spec": svc.spec,
-    }))
+    })
+}
+
+/// The counts of one service (one query per service is fine for one).
+fn counts_of(st: &AppState, name: &str) -> ApiResult<ops::TaskCounts> {
+    Ok(st
+        .store
+        .with(ops::task_counts)?
+        .remove(name)
+        .unwrap_or_default())
 }
 
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let services = st.store.with(ops::list_services)?;
-    let views = services
+    // Two queries whatever the number of services.
+    let (services, counts) = st
+        .store
+        .with(|c| Ok((ops::list_services(c)?, ops::task_counts(c)?)))?;
+    let views: Vec<Value> = services
         .iter()
-        .map(|s| view(&st, s))
-        .collect::<ApiResult<Vec<_>>>()?;
+        .map(|s| view(s, counts.get(&s.name).copied().unwrap_or_default()))
+        .collect();
     Ok(Json(json!({"services": views})))
 }
 
@@ -63,7 +67,7 @@ pub(crate) async fn describe(
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let svc = load(&st, &name)?;
-    let mut v = view(&st, &svc)?;
+    let mut v = view(&svc, counts_of(&st, &name)?);
     let events = st
         .store
         .with(|c| ops::events(c, &format!("service/{name}"), 20))?;
@@ -119,7 +123,7 @@ pub(crate) async fn scale(
         Ok(svc)
     })?;
     st.controller.wake(&name);
-    Ok(Json(json!({"service": view(&st, &svc)?})))
+    Ok(Json(json!({"service": view(&svc, counts_of(&st, &svc.name)?)})))
 }
 
 pub(crate) async fn delete(
@@ -147,7 +151,7 @@ pub(crate) async fn delete(
     st.controller.wake(&name);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"service": view(&st, &svc)?})),
+        Json(json!({"service": view(&svc, counts_of(&st, &svc.name)?)})),
     ))
 }
 

@@ -56,7 +56,7 @@ use serde_json::Value;
 
 pub use self::alarm_rule::{AlarmRule, AlarmRuleError, AlarmState, parse_alarm_rule};
 use crate::appspec::{LifecycleEvent, parse_family_revision};
-use crate::check::{Document, suggest};
+use crate::check::{Document, Sink, suggest};
 use crate::de::tolerant_map;
 use crate::diag::{Parsed, SpecError};
 use crate::doc::{Format, Path, quote};
@@ -1164,11 +1164,28 @@ pub fn check_task_definition(
     service: &str,
     task_definition: &TaskDefinition,
 ) -> Result<(), SpecError> {
+    check_task_definitions(file, text, &[(service, task_definition)])
+}
+
+/// [`check_task_definition`] for many services at once: the stack is
+/// parsed once, so checking every service of a large stack stays linear.
+pub fn check_task_definitions(
+    file: &str,
+    text: &str,
+    services: &[(&str, &TaskDefinition)],
+) -> Result<(), SpecError> {
     let doc = Document::parse(file, text, Format::for_file(file))?;
     let sink = doc.sink(true);
     let stack: Option<Stack> = sink.read(&Path::root());
+    for (service, task_definition) in services {
+        check_one(&sink, stack.as_ref(), service, task_definition);
+    }
+    sink.finish(stack).map(|_| ())
+}
+
+fn check_one(sink: &Sink<'_>, stack: Option<&Stack>, service: &str, task_definition: &TaskDefinition) {
     let svc_path = Path::root().key("services").key(service);
-    match stack.as_ref().map(|s| s.services.get(service)) {
+    match stack.map(|s| s.services.get(service)) {
         None => {}
         Some(None) => sink.error(
             &Path::root().key("services"),
@@ -1229,7 +1246,6 @@ pub fn check_task_definition(
             }
         }
     }
-    sink.finish(stack).map(|_| ())
 }
 
 fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
