@@ -85,6 +85,43 @@ impl FromStr for TaskState {
     }
 }
 
+/// What the control plane wants of a task, as ECS reports `desiredStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DesiredStatus {
+    /// It should run.
+    Running,
+    /// It should stop (or has).
+    Stopped,
+}
+
+impl DesiredStatus {
+    /// The upper-case name used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesiredStatus::Running => "RUNNING",
+            DesiredStatus::Stopped => "STOPPED",
+        }
+    }
+}
+
+impl FromStr for DesiredStatus {
+    type Err = UnknownState;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "RUNNING" => Ok(DesiredStatus::Running),
+            "STOPPED" => Ok(DesiredStatus::Stopped),
+            _ => Err(UnknownState(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for DesiredStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Container health as ECS reports `healthStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

@@ -18,7 +18,9 @@ mod rows;
 
 pub use error::StoreError;
 pub use pipeline_rows::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow};
-pub use rows::{AlarmRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow};
+pub use rows::{
+    AlarmRow, DeploymentRow, EventRow, InvalidTransition, ServiceRow, TaskDefinitionRow, TaskRow,
+};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};

@@ -208,6 +208,18 @@ fn opt_u64(v: Option<i64>) -> Option<u64> {
     v.map(|x| x as u64)
 }
 
+/// A status column read as its enum; an unknown value is a conversion
+/// error naming the column, never a silently wrong state.
+fn status<T: std::str::FromStr>(r: &Row<'_>, i: usize) -> rusqlite::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let text: String = r.get(i)?;
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn task_from(r: &Row<'_>) -> rusqlite::Result<(TaskRow, Option<String>)> {
     Ok((
         TaskRow {
@@ -216,9 +228,9 @@ fn task_from(r: &Row<'_>) -> rusqlite::Result<(TaskRow, Option<String>)> {
             task_set: r.get(2)?,
             task_definition: r.get(3)?,
             runtime: r.get(4)?,
-            last_status: r.get(5)?,
-            desired_status: r.get(6)?,
-            health_status: r.get(7)?,
+            last_status: status(r, 5)?,
+            desired_status: status(r, 6)?,
+            health_status: status(r, 7)?,
             endpoint: r.get(8)?,
             handle: None,
             stop_code: r.get(10)?,
@@ -253,9 +265,9 @@ pub fn put_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
             t.task_set,
             t.task_definition,
             t.runtime,
-            t.last_status,
-            t.desired_status,
-            t.health_status,
+            t.last_status.as_str(),
+            t.desired_status.as_str(),
+            t.health_status.as_str(),
             t.endpoint,
             t.handle.as_ref().map(|h| h.to_string()),
             t.stop_code,
@@ -319,7 +331,9 @@ pub struct TaskCounts {
 }
 
 /// [`TaskCounts`] of every service that has live tasks, in one query.
-pub fn task_counts(c: &Connection) -> Result<std::collections::HashMap<String, TaskCounts>, StoreError> {
+pub fn task_counts(
+    c: &Connection,
+) -> Result<std::collections::HashMap<String, TaskCounts>, StoreError> {
     let mut stmt = c
         .prepare_cached(
             "SELECT service,

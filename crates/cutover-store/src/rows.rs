@@ -1,5 +1,6 @@
 //! Plain row types, one per table, serialised as the API shows them.
 
+use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use serde::{Deserialize, Serialize};
 
 /// One registered task definition revision.
@@ -65,12 +66,13 @@ pub struct TaskRow {
     pub task_definition: String,
     /// Runtime name.
     pub runtime: String,
-    /// PROVISIONING, PENDING, RUNNING, STOPPING, STOPPED.
-    pub last_status: String,
+    /// PROVISIONING, PENDING, RUNNING, STOPPING, STOPPED; changed only
+    /// through [`TaskRow::set_status`], which refuses a move backwards.
+    pub last_status: TaskState,
     /// RUNNING or STOPPED.
-    pub desired_status: String,
+    pub desired_status: DesiredStatus,
     /// UNKNOWN, HEALTHY, UNHEALTHY.
-    pub health_status: String,
+    pub health_status: HealthStatus,
     /// host:port the task serves on.
     pub endpoint: Option<String>,
     /// The runtime's handle (JSON), for adoption.
@@ -89,6 +91,38 @@ pub struct TaskRow {
     pub stopping_at: Option<u64>,
     /// Unix ms.
     pub stopped_at: Option<u64>,
+}
+
+/// A lifecycle move the task state machine forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task {task}: {from} cannot become {to}")]
+pub struct InvalidTransition {
+    /// The task.
+    pub task: String,
+    /// Its state.
+    pub from: TaskState,
+    /// The refused state.
+    pub to: TaskState,
+}
+
+impl TaskRow {
+    /// Moves the task to `to` if the lifecycle allows it
+    /// ([`TaskState::can_become`]); staying in the same state is allowed
+    /// and changes nothing.
+    pub fn set_status(&mut self, to: TaskState) -> Result<(), InvalidTransition> {
+        if self.last_status == to {
+            return Ok(());
+        }
+        if !self.last_status.can_become(to) {
+            return Err(InvalidTransition {
+                task: self.id.clone(),
+                from: self.last_status,
+                to,
+            });
+        }
+        self.last_status = to;
+        Ok(())
+    }
 }
 
 /// One line of history about a service, task or deployment.

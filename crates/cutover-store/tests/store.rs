@@ -1,5 +1,6 @@
 //! Store behaviour against a real SQLite file.
 
+use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_store::{ServiceRow, Store, StoreError, TaskRow, ops};
 use serde_json::json;
 
@@ -25,9 +26,9 @@ fn task(id: &str, status: &str, created: u64) -> TaskRow {
         task_set: "primary".into(),
         task_definition: "web:1".into(),
         runtime: "process".into(),
-        last_status: status.into(),
-        desired_status: "RUNNING".into(),
-        health_status: "UNKNOWN".into(),
+        last_status: status.parse().unwrap(),
+        desired_status: DesiredStatus::Running,
+        health_status: HealthStatus::Unknown,
         endpoint: Some("127.0.0.1:4000".into()),
         handle: Some(json!({"pid": 42})),
         stop_code: None,
@@ -271,4 +272,36 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         Ok(())
     })
     .unwrap();
+}
+
+#[test]
+fn task_states_only_move_forward_and_unknown_stored_states_are_refused() {
+    let mut t = task("t1", "PENDING", 5);
+    t.set_status(TaskState::Running).unwrap();
+    t.set_status(TaskState::Running).unwrap();
+    let err = t.set_status(TaskState::Pending).unwrap_err();
+    assert_eq!(err.to_string(), "task t1: RUNNING cannot become PENDING");
+    t.set_status(TaskState::Stopped).unwrap();
+    assert!(t.set_status(TaskState::Running).is_err());
+
+    let store = Store::open_in_memory().unwrap();
+    store
+        .with(|c| {
+            ops::put_task(c, &task("t2", "RUNNING", 5))?;
+            c.execute(
+                "UPDATE tasks SET last_status = 'RUNNIN' WHERE id = 't2'",
+                [],
+            )
+            .unwrap();
+            Ok(())
+        })
+        .unwrap();
+    let err = store.with(|c| ops::task(c, "t2")).unwrap_err();
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(s) = source {
+        chain += &format!(": {s}");
+        source = s.source();
+    }
+    assert!(chain.contains("\"RUNNIN\""), "{chain}");
 }

@@ -173,8 +173,7 @@ pub(crate) async fn apply(
             Some((*svc, &td.parsed))
         })
         .collect();
-    if let Err(e) = cutover_spec::stack::check_task_definitions(&req.file, &req.content, &checks)
-    {
+    if let Err(e) = cutover_spec::stack::check_task_definitions(&req.file, &req.content, &checks) {
         errors.extend(e.diagnostics);
     }
     let mut services: std::collections::BTreeSet<String> =

@@ -123,7 +123,9 @@ pub(crate) async fn scale(
         Ok(svc)
     })?;
     st.controller.wake(&name);
-    Ok(Json(json!({"service": view(&svc, counts_of(&st, &svc.name)?)})))
+    Ok(Json(
+        json!({"service": view(&svc, counts_of(&st, &svc.name)?)}),
+    ))
 }
 
 pub(crate) async fn delete(

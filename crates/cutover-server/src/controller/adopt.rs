@@ -14,7 +14,7 @@
 
 use super::Runtimes;
 use crate::clock::Clock;
-use cutover_core::task::TaskState;
+use cutover_core::task::{DesiredStatus, TaskState};
 use cutover_runtime::TaskStatus;
 use cutover_store::{Store, ops};
 use std::collections::HashSet;
@@ -47,8 +47,8 @@ pub(super) async fn adopt(
             TaskStatus::Running(handle) => {
                 row.endpoint = handle.endpoint.map(|e| e.to_string());
                 row.handle = Some(serde_json::to_value(&handle)?);
-                if row.last_status != TaskState::Stopping.as_str() {
-                    row.last_status = TaskState::Running.as_str().into();
+                if row.last_status != TaskState::Stopping {
+                    row.set_status(TaskState::Running)?;
                 }
                 row.started_at = row.started_at.or(Some(handle.started_at_unix_ms));
                 store.with(|c| {
@@ -62,14 +62,14 @@ pub(super) async fn adopt(
                 })?;
             }
             TaskStatus::Exited(info) => {
-                row.last_status = TaskState::Stopped.as_str().into();
+                row.set_status(TaskState::Stopped)?;
                 row.exit_code = info.exit_code;
                 row.stopped_at = Some(info.finished_at_unix_ms.max(row.created_at));
-                if row.desired_status == "RUNNING" {
+                if row.desired_status == DesiredStatus::Running {
                     row.stop_code = Some("EssentialContainerExited".into());
                     row.stopped_reason = Some(info.reason.clone());
                 }
-                row.desired_status = "STOPPED".into();
+                row.desired_status = DesiredStatus::Stopped;
                 store.with(|c| ops::put_task(c, &row))?;
                 rt.remove(&row.id).await.ok();
             }
@@ -77,10 +77,10 @@ pub(super) async fn adopt(
                 // Recorded but never started (crash between the store write
                 // and the runtime call): the loop starts it again under the
                 // same id if it is PROVISIONING, else it is lost.
-                if row.last_status != TaskState::Provisioning.as_str() {
-                    row.last_status = TaskState::Stopped.as_str().into();
+                if row.last_status != TaskState::Provisioning {
+                    row.set_status(TaskState::Stopped)?;
                     row.stopped_at = Some(now);
-                    row.desired_status = "STOPPED".into();
+                    row.desired_status = DesiredStatus::Stopped;
                     row.stop_code
                         .get_or_insert_with(|| "TaskFailedToStart".into());
                     row.stopped_reason.get_or_insert_with(|| {

@@ -17,7 +17,7 @@ use crate::taskdef::{RunPlan, run_plan};
 use cutover_core::Millis;
 use cutover_core::health::{HealthTracker, ProbeResult};
 use cutover_core::reconcile::{self, Action, Backoff, TaskSetTarget, TaskView};
-use cutover_core::task::{HealthStatus, TaskState};
+use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::rolling::{self, RollingSpec, RollingView};
 use cutover_runtime::{ExitInfo, ProbeOutcome, Runtime, TaskSpec};
 use cutover_store::{ServiceRow, TaskRow, ops};
@@ -158,7 +158,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
     // Watch exits, resume interrupted starts, signal drained stops.
     let mut deadline: Option<Millis> = None;
     for t in &tasks {
-        match t.last_status.parse::<TaskState>()? {
+        match t.last_status {
             TaskState::Provisioning => start_task(ctl, st, &runtime, t.clone()).await?,
             TaskState::Stopping => {
                 watch(st, &runtime, &t.id);
@@ -215,8 +215,8 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
             Ok(TaskView {
                 id: t.id.clone(),
                 task_set: t.task_set.clone(),
-                state: t.last_status.parse()?,
-                health: t.health_status.parse()?,
+                state: t.last_status,
+                health: t.health_status,
                 created_at: t.created_at,
             })
         })
@@ -291,13 +291,15 @@ fn targets(
         svc.desired_count
     };
     let primary = svc.task_definition.as_str();
-    let active = |t: &&TaskRow| t.desired_status == "RUNNING" && t.last_status != "STOPPED";
+    let active = |t: &&TaskRow| {
+        t.desired_status == DesiredStatus::Running && t.last_status != TaskState::Stopped
+    };
     let healthy = |t: &TaskRow, checked: bool| {
-        t.last_status == "RUNNING"
+        t.last_status == TaskState::Running
             && if checked {
-                t.health_status == "HEALTHY"
+                t.health_status == HealthStatus::Healthy
             } else {
-                t.health_status != "UNHEALTHY"
+                t.health_status != HealthStatus::Unhealthy
             }
     };
     let new: Vec<&TaskRow> = tasks
@@ -369,9 +371,9 @@ fn new_task_row(svc: &ServiceRow, task_set: &str, task_definition: &str, now: Mi
         task_set: task_set.to_string(),
         task_definition: task_definition.to_string(),
         runtime: svc.runtime.clone(),
-        last_status: TaskState::Provisioning.as_str().into(),
-        desired_status: "RUNNING".into(),
-        health_status: HealthStatus::Unknown.as_str().into(),
+        last_status: TaskState::Provisioning,
+        desired_status: DesiredStatus::Running,
+        health_status: HealthStatus::Unknown,
         endpoint: None,
         handle: None,
         stop_code: None,
@@ -429,7 +431,7 @@ async fn start_task(
     let now = ctl.clock.now_ms();
     match runtime.start(&spec).await {
         Ok(handle) => {
-            row.last_status = TaskState::Running.as_str().into();
+            row.set_status(TaskState::Running)?;
             row.endpoint = handle.endpoint.map(|e| e.to_string());
             row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
             row.handle = Some(serde_json::to_value(&handle)?);
@@ -448,8 +450,8 @@ async fn start_task(
         }
         Err(e) => {
             st.backoff.task_failed(now, 0);
-            row.last_status = TaskState::Stopped.as_str().into();
-            row.desired_status = "STOPPED".into();
+            row.set_status(TaskState::Stopped)?;
+            row.desired_status = DesiredStatus::Stopped;
             row.stop_code = Some("TaskFailedToStart".into());
             row.stopped_reason = Some(match &e {
                 cutover_runtime::RuntimeError::CannotStart { message, .. }
@@ -481,13 +483,13 @@ async fn stop_task(
     reason: &str,
     drain_ms: Millis,
 ) -> anyhow::Result<()> {
-    if t.desired_status == "STOPPED" && t.last_status == TaskState::Stopping.as_str() {
+    if t.desired_status == DesiredStatus::Stopped && t.last_status == TaskState::Stopping {
         return Ok(());
     }
     let now = ctl.clock.now_ms();
     let mut row = t.clone();
-    row.desired_status = "STOPPED".into();
-    row.last_status = TaskState::Stopping.as_str().into();
+    row.desired_status = DesiredStatus::Stopped;
+    row.set_status(TaskState::Stopping)?;
     row.stopping_at = Some(now + drain_ms);
     row.stop_code = Some(code.into());
     row.stopped_reason = Some(reason.into());
@@ -527,7 +529,7 @@ fn forget_old_exits(ctl: &Arc<Controller>, service: &str) {
     };
     let old: Vec<(String, String)> = tasks
         .into_iter()
-        .filter(|t| t.last_status == "STOPPED")
+        .filter(|t| t.last_status == TaskState::Stopped)
         .skip(KEEP_EXITED)
         // Older ones were removed at earlier exits.
         .take(KEEP_EXITED)
@@ -570,7 +572,7 @@ async fn schedule_probes(
     let mut deadline: Option<Millis> = None;
     let live: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     st.trackers.retain(|id, _| live.contains(id.as_str()));
-    for t in tasks.iter().filter(|t| t.last_status == "RUNNING") {
+    for t in tasks.iter().filter(|t| t.last_status == TaskState::Running) {
         let Ok(plan) = plan_for(ctl, st, &t.task_definition) else {
             continue;
         };
@@ -619,18 +621,18 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
             let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
                 return Ok(());
             };
-            if row.last_status == TaskState::Stopped.as_str() {
+            if row.last_status == TaskState::Stopped {
                 return Ok(());
             }
             let now = ctl.clock.now_ms();
-            let unexpected = row.desired_status == "RUNNING";
-            row.last_status = TaskState::Stopped.as_str().into();
+            let unexpected = row.desired_status == DesiredStatus::Running;
+            row.set_status(TaskState::Stopped)?;
             row.exit_code = info.exit_code;
             row.stopped_at = Some(info.finished_at_unix_ms.max(row.created_at));
             if unexpected {
                 st.backoff
                     .task_failed(now, now.saturating_sub(row.started_at.unwrap_or(now)));
-                row.desired_status = "STOPPED".into();
+                row.desired_status = DesiredStatus::Stopped;
                 row.stop_code = Some("EssentialContainerExited".into());
                 row.stopped_reason = Some(info.reason.clone());
             }
@@ -662,10 +664,10 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
                     return Ok(());
                 };
-                if row.last_status == TaskState::Stopped.as_str() {
+                if row.last_status == TaskState::Stopped {
                     return Ok(());
                 }
-                row.health_status = tr.to.as_str().into();
+                row.health_status = tr.to;
                 ctl.store.with(|c| ops::put_task(c, &row))?;
                 ctl.changed.notify_one();
                 if tr.to == HealthStatus::Healthy {
@@ -692,8 +694,8 @@ fn report_steady_state(
         && svc.status == "ACTIVE"
         && tasks.iter().all(|t| {
             t.task_set == svc.task_definition
-                && t.last_status == "RUNNING"
-                && t.health_status != "UNHEALTHY"
+                && t.last_status == TaskState::Running
+                && t.health_status != HealthStatus::Unhealthy
         })
         && tasks.len() as u32 == svc.desired_count;
     if steady && !st.steady {
@@ -732,9 +734,9 @@ mod tests {
             task_set: set.into(),
             task_definition: set.into(),
             runtime: "process".into(),
-            last_status: status.into(),
-            desired_status: "RUNNING".into(),
-            health_status: health.into(),
+            last_status: status.parse().unwrap(),
+            desired_status: DesiredStatus::Running,
+            health_status: health.parse().unwrap(),
             endpoint: None,
             handle: None,
             stop_code: None,

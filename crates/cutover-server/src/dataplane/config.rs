@@ -14,6 +14,7 @@
 //! checks decide when they receive traffic. This is a pure function of the
 //! rows, so the same store always yields the same configuration.
 
+use cutover_core::task::{DesiredStatus, TaskState};
 use cutover_store::{DeploymentRow, ServiceRow, TaskRow};
 use serde_json::{Value, json};
 
@@ -72,8 +73,8 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
                 .iter()
                 .filter(|t| {
                     in_set(&t.task_set)
-                        && t.last_status == "RUNNING"
-                        && t.desired_status == "RUNNING"
+                        && t.last_status == TaskState::Running
+                        && t.desired_status == DesiredStatus::Running
                 })
                 .filter_map(|t| t.endpoint.clone())
                 .collect();
@@ -175,9 +176,9 @@ mod tests {
             task_set: set.into(),
             task_definition: "web:1".into(),
             runtime: "process".into(),
-            last_status: status.into(),
-            desired_status: "RUNNING".into(),
-            health_status: "HEALTHY".into(),
+            last_status: status.parse().unwrap(),
+            desired_status: DesiredStatus::Running,
+            health_status: cutover_core::task::HealthStatus::Healthy,
             endpoint: Some(endpoint.into()),
             handle: None,
             stop_code: None,
@@ -251,7 +252,7 @@ mod tests {
         let mut svc = service("a");
         svc.task_definition = "web:2".into();
         let mut draining = task("t0", "web:1", "STOPPING", "127.0.0.1:3");
-        draining.desired_status = "STOPPED".into();
+        draining.desired_status = DesiredStatus::Stopped;
         let tasks = [
             task("t1", "web:1", "RUNNING", "127.0.0.1:2"),
             task("n1", "web:2", "RUNNING", "127.0.0.1:5"),

@@ -14,6 +14,7 @@ use super::Deployer;
 use super::hooks::{self, HookContext};
 use super::spec::{self, HookTarget};
 use crate::dataplane::config::{green_set, group_name, other_group};
+use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
 use cutover_deploy::{BlueGreen, Effect, Input, LifecycleEvent};
 use cutover_store::{DeploymentRow, ops};
@@ -383,7 +384,7 @@ impl Driver {
         let failed: Vec<_> = tasks
             .iter()
             .filter(|t| {
-                t.last_status == "STOPPED"
+                t.last_status == TaskState::Stopped
                     && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
             })
             .collect();
@@ -423,10 +424,10 @@ impl Driver {
         let ready: Vec<&str> = tasks
             .iter()
             .filter(|t| {
-                t.last_status == "RUNNING"
-                    && t.desired_status == "RUNNING"
-                    && (t.health_status == "HEALTHY"
-                        || (!has_check && t.health_status == "UNKNOWN"))
+                t.last_status == TaskState::Running
+                    && t.desired_status == DesiredStatus::Running
+                    && (t.health_status == HealthStatus::Healthy
+                        || (!has_check && t.health_status == HealthStatus::Unknown))
             })
             .filter_map(|t| t.endpoint.as_deref())
             .collect();
@@ -640,21 +641,23 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         };
         let live: Vec<_> = tasks
             .iter()
-            .filter(|t| t.last_status != "STOPPED" && t.desired_status == "RUNNING")
+            .filter(|t| {
+                t.last_status != TaskState::Stopped && t.desired_status == DesiredStatus::Running
+            })
             .collect();
         let done = live.len() as u32 == svc.desired_count
             && live.iter().all(|t| {
                 t.task_set == row.to_task_definition
-                    && t.last_status == "RUNNING"
-                    && t.health_status != "UNHEALTHY"
+                    && t.last_status == TaskState::Running
+                    && t.health_status != HealthStatus::Unhealthy
             })
-            && !tasks.iter().any(|t| t.last_status == "STOPPING");
+            && !tasks.iter().any(|t| t.last_status == TaskState::Stopping);
         let failures = tasks
             .iter()
             .filter(|t| {
                 t.task_set == row.to_task_definition
                     && t.created_at >= row.created_at
-                    && t.last_status == "STOPPED"
+                    && t.last_status == TaskState::Stopped
                     && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
             })
             .count() as u32;

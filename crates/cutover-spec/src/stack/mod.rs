@@ -1183,7 +1183,12 @@ pub fn check_task_definitions(
     sink.finish(stack).map(|_| ())
 }
 
-fn check_one(sink: &Sink<'_>, stack: Option<&Stack>, service: &str, task_definition: &TaskDefinition) {
+fn check_one(
+    sink: &Sink<'_>,
+    stack: Option<&Stack>,
+    service: &str,
+    task_definition: &TaskDefinition,
+) {
     let svc_path = Path::root().key("services").key(service);
     match stack.map(|s| s.services.get(service)) {
         None => {}
