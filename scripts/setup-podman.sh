@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # Sets up Podman on a fresh Debian machine and serves its Docker-compatible
-# API on unix:///tmp/podman.sock, for cutover-docker's container tests.
+# API on unix:///run/podman/podman.sock (as root; else on
+# $XDG_RUNTIME_DIR/podman/podman.sock), for cutover-docker's container tests.
+# Both are default sockets of Cutover's engine discovery. Not /tmp: any local
+# user could plant a fake engine there.
 #
 # Idempotent: installs podman only when missing, writes the engine settings
 # only when they are not there yet, and starts the API service only when the
 # socket does not answer. Run as root (or with sudo available).
 #
 # Environment:
-#   PODMAN_SOCKET  socket path (default /tmp/podman.sock)
+#   PODMAN_SOCKET  socket path (default /run/podman/podman.sock as root,
+#                  else $XDG_RUNTIME_DIR/podman/podman.sock); a path that is
+#                  not a default one needs DOCKER_HOST=unix://PATH for Cutover
 #   PODMAN_LOG     log file of the API service (default /tmp/podman-service.log)
 set -euo pipefail
 
-socket="${PODMAN_SOCKET:-/tmp/podman.sock}"
+if [ "$(id -u)" = 0 ]; then
+  default_socket=/run/podman/podman.sock
+elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then
+  default_socket="$XDG_RUNTIME_DIR/podman/podman.sock"
+else
+  echo "setup-podman: run as root, or set XDG_RUNTIME_DIR or PODMAN_SOCKET" >&2
+  exit 1
+fi
+socket="${PODMAN_SOCKET:-$default_socket}"
 log="${PODMAN_LOG:-/tmp/podman-service.log}"
 conf=/etc/containers/containers.conf
 
@@ -59,6 +72,16 @@ ping() {
 
 # 3. The Docker-compatible API service.
 if ! ping; then
+  # The socket's directory belongs to the user serving it (root: a
+  # root-owned 0755 directory), never to anyone else.
+  sock_dir="$(dirname "$socket")"
+  mkdir -p "$sock_dir"
+  if [ "$(id -u)" = 0 ]; then
+    chown root:root "$sock_dir"
+    chmod 0755 "$sock_dir"
+  else
+    chmod 0700 "$sock_dir"
+  fi
   rm -f "$socket"
   echo "setup-podman: starting podman system service on unix://$socket (log: $log)"
   # From /: conmon writes files (e.g. `oom`) into the service's working directory.

@@ -9,12 +9,20 @@
 //! `discard-paths: yes`. An artifact that selects no file fails the upload,
 //! as in CodeBuild ("no matching artifact paths found"); so do two files
 //! that `discard-paths` would put at the same name.
+//!
+//! The build controls the files it leaves, symlinks included, so nothing
+//! is read through a symlink: a selected symlink is copied as a symlink
+//! (its target is not read), a `base-directory` that is absolute, climbs
+//! with `..` or passes through a symlink is refused, and files are opened
+//! component by component without following links (see
+//! [`crate::safe_fs`]).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::glob::{GlobError, Pattern, slash_path, walk_files};
+use crate::safe_fs;
 
 /// A collected artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +70,14 @@ pub enum ArtifactError {
         /// Why.
         source: GlobError,
     },
+    /// The base directory is not a directory inside the source directory.
+    #[error("{artifact}: base-directory {base:?} is not a directory inside the source directory")]
+    Outside {
+        /// `primary` or the secondary identifier.
+        artifact: String,
+        /// The base directory as given.
+        base: String,
+    },
     /// Reading or copying failed.
     #[error("{artifact}: {path}: {source}")]
     Io {
@@ -79,7 +95,9 @@ pub enum ArtifactError {
 pub struct Selection {
     /// `primary` or the secondary identifier, for messages.
     pub label: String,
-    /// Where the files are looked for.
+    /// The directory nothing is read from outside of (the source).
+    pub root: PathBuf,
+    /// Where the files are looked for: `root` or a directory inside it.
     pub base: PathBuf,
     /// `files`.
     pub files: Vec<String>,
@@ -89,12 +107,41 @@ pub struct Selection {
     pub discard_paths: bool,
 }
 
-/// The base directory: `base` relative to `src_dir`, or as is if absolute.
-pub fn base_dir(src_dir: &Path, base: Option<&str>) -> PathBuf {
+/// The base directory: `base` relative to `src_dir`; `None` if it would
+/// leave it (absolute, or with a `..` component).
+pub fn base_dir(src_dir: &Path, base: Option<&str>) -> Option<PathBuf> {
     match base {
-        None | Some("") => src_dir.to_path_buf(),
-        Some(b) => src_dir.join(b),
+        None | Some("") => Some(src_dir.to_path_buf()),
+        Some(b) => {
+            let rel = Path::new(b);
+            rel.components()
+                .all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::Normal(_) | std::path::Component::CurDir
+                    )
+                })
+                .then(|| src_dir.join(rel))
+        }
     }
+}
+
+/// `base` relative to `root`, if it is inside it and no component of the
+/// way is a symlink.
+pub(crate) fn checked_base(root: &Path, base: &Path) -> Option<PathBuf> {
+    let rel = base.strip_prefix(root).ok()?;
+    let mut prefix = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => prefix.push(n),
+            std::path::Component::CurDir => continue,
+            _ => return None,
+        }
+        if safe_fs::is_symlink_beneath(root, &prefix).unwrap_or(true) {
+            return None;
+        }
+    }
+    Some(rel.to_path_buf())
 }
 
 /// Pure: for the `files` (relative to the base directory), the pairs
@@ -148,6 +195,10 @@ pub fn collect(sel: &Selection, dest: &Path) -> Result<Vec<PathBuf>, ArtifactErr
     };
     let include = compile(&sel.label, &sel.files)?;
     let exclude = compile(&sel.label, &sel.exclude)?;
+    let base_rel = checked_base(&sel.root, &sel.base).ok_or_else(|| ArtifactError::Outside {
+        artifact: sel.label.clone(),
+        base: sel.base.to_string_lossy().into_owned(),
+    })?;
     let files = walk_files(&sel.base).map_err(|e| io_err(&sel.base, e))?;
     let pairs = map_files(&files, &include, &exclude, sel.discard_paths).map_err(
         |(name, first, second)| ArtifactError::Collision {
@@ -166,12 +217,13 @@ pub fn collect(sel: &Selection, dest: &Path) -> Result<Vec<PathBuf>, ArtifactErr
     std::fs::create_dir_all(dest).map_err(|e| io_err(dest, e))?;
     let mut out = Vec::with_capacity(pairs.len());
     for (src, dst) in pairs {
-        let from = sel.base.join(&src);
-        let to = dest.join(&dst);
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
-        }
-        std::fs::copy(&from, &to).map_err(|e| io_err(&from, e))?;
+        let from = base_rel.join(&src);
+        let copied = match safe_fs::is_symlink_beneath(&sel.root, &from) {
+            Ok(true) => safe_fs::copy_symlink_beneath(&sel.root, &from, dest, &dst),
+            Ok(false) => safe_fs::copy_beneath(&sel.root, &from, dest, &dst).map(drop),
+            Err(e) => Err(e),
+        };
+        copied.map_err(|e| io_err(&sel.base.join(&src), e))?;
         out.push(dst);
     }
     out.sort();
@@ -218,15 +270,49 @@ mod tests {
     }
 
     #[test]
-    fn base_directory_is_relative_to_the_source() {
+    fn base_directory_is_relative_to_the_source_and_stays_in_it() {
         assert_eq!(
             base_dir(Path::new("/src"), Some("dist")),
-            PathBuf::from("/src/dist")
+            Some(PathBuf::from("/src/dist"))
         );
+        assert_eq!(base_dir(Path::new("/src"), Some("/abs/out")), None);
+        assert_eq!(base_dir(Path::new("/src"), Some("a/../../x")), None);
         assert_eq!(
-            base_dir(Path::new("/src"), Some("/abs/out")),
-            PathBuf::from("/abs/out")
+            base_dir(Path::new("/src"), None),
+            Some(PathBuf::from("/src"))
         );
-        assert_eq!(base_dir(Path::new("/src"), None), PathBuf::from("/src"));
+    }
+
+    #[test]
+    fn symlinks_are_collected_as_symlinks_and_never_read() {
+        let src = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("id_rsa"), "host key").unwrap();
+        std::fs::write(src.path().join("app.txt"), "app").unwrap();
+        std::os::unix::fs::symlink(host.path().join("id_rsa"), src.path().join("key")).unwrap();
+        std::os::unix::fs::symlink(host.path(), src.path().join("linked")).unwrap();
+        let sel = |base: &Path| Selection {
+            label: "primary".into(),
+            root: src.path().to_path_buf(),
+            base: base.to_path_buf(),
+            files: vec!["**/*".into()],
+            exclude: Vec::new(),
+            discard_paths: false,
+        };
+        let dest = tempfile::tempdir().unwrap();
+        let files = collect(&sel(src.path()), dest.path()).unwrap();
+        assert_eq!(
+            files,
+            [PathBuf::from("app.txt"), "key".into(), "linked".into()]
+        );
+        assert!(
+            std::fs::symlink_metadata(dest.path().join("key"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A base directory through a symlink is refused.
+        let err = collect(&sel(&src.path().join("linked")), dest.path()).unwrap_err();
+        assert!(matches!(err, ArtifactError::Outside { .. }), "{err}");
     }
 }

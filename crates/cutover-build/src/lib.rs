@@ -23,6 +23,7 @@ pub mod glob;
 pub mod plan;
 pub mod reports;
 pub mod run;
+pub mod safe_fs;
 pub mod spec;
 pub mod vars;
 

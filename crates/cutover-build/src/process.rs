@@ -1,5 +1,6 @@
 //! The build's process group: killing it, and finding it again after the
-//! control plane restarted.
+//! control plane restarted; and the environment a command of Cutover's
+//! starts with ([`base_env`]).
 //!
 //! The shell of a build leads its own process group, so that stopping a
 //! build (or ending one) kills every process it started. Its id and start
@@ -11,6 +12,29 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// The variables of the server's environment that commands Cutover runs
+/// on the host inherit: see [`base_env`].
+pub const BASE_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR"];
+
+/// The environment for a command Cutover runs on the host (a build's
+/// shell, an invoke action, a hook): `PATH`, `HOME`, `USER`, `LOGNAME`,
+/// `LANG`, every `LC_*`, `TZ` and `TMPDIR` of this process, when set, and
+/// nothing else. Use it after `Command::env_clear()`, then add the
+/// command's own variables: the server's environment (`CUTOVER_TOKEN`,
+/// `AWS_*` credentials, ...) never leaks into what it runs.
+pub fn base_env() -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = BASE_ENV
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
+        .collect();
+    let mut locale: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("LC_"))
+        .collect();
+    locale.sort();
+    env.extend(locale);
+    env
+}
 
 /// The name of the pid file in a build's work directory.
 pub const PID_FILE: &str = "build.pid";
@@ -64,9 +88,18 @@ pub(crate) fn write_pid_file(work_dir: &Path, pid: u32) -> io::Result<()> {
 
 /// Kills what is left of a build whose control plane went away: reads
 /// `<work_dir>/build.pid`, kills that process group if its leader is still
-/// the process that was recorded, and removes the file. Returns whether a
-/// group was killed.
+/// the process that was recorded, and removes the file and the shell's
+/// saved state (`<work_dir>/shell`, which holds the build's environment,
+/// secrets included). Returns whether a group was killed.
 pub fn kill_leftover(work_dir: &Path) -> io::Result<bool> {
+    let killed = kill_recorded(work_dir)?;
+    match std::fs::remove_dir_all(work_dir.join("shell")) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(killed),
+    }
+}
+
+fn kill_recorded(work_dir: &Path) -> io::Result<bool> {
     let path = pid_file(work_dir);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -90,6 +123,17 @@ pub fn kill_leftover(work_dir: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_base_environment_is_an_allow_list() {
+        let env = base_env();
+        assert!(env.iter().any(|(k, _)| k == "PATH"));
+        assert!(
+            env.iter()
+                .all(|(k, _)| BASE_ENV.contains(&k.as_str()) || k.starts_with("LC_")),
+            "{env:?}"
+        );
+    }
 
     #[test]
     fn start_time_of_this_process() {

@@ -7,7 +7,8 @@
 //! `done <N> <status>` on a control descriptor (fd 8, a pipe separate from
 //! the output, so that `set -x` or a command's own output cannot forge it).
 //! Commands get `/dev/null` as stdin; their stdout and stderr share one
-//! pipe, read here line by line.
+//! pipe, read here as a byte stream that is masked (see `mask`) before it is
+//! cut into lines, so a secret is masked across writes and line splits.
 //!
 //! A command may end the shell itself (`exit 1`, `set -e`). The shell's EXIT
 //! trap then saves its exported variables and working directory and reports
@@ -41,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::container::{self, BuildContainer};
-use crate::mask::Masker;
+use crate::mask::{MaskStream, Masker};
 use crate::process;
 
 /// Longest line passed on as one; longer output is split.
@@ -53,6 +54,11 @@ const DRAIN: Duration = Duration::from_millis(200);
 
 /// The longest time spent reading output after the shell exited.
 const DRAIN_MAX: Duration = Duration::from_secs(1);
+
+/// How long output may pause before a line held back by the masker (it
+/// ended with what could be the start of a multi-line secret) is released
+/// as far as it can be.
+const MASK_IDLE: Duration = Duration::from_millis(100);
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,7 +135,10 @@ pub(crate) struct Shell {
     groups: Vec<u32>,
     next: u64,
     sessions: u64,
-    masker: Masker,
+    mask: MaskStream,
+    /// Whether the masker was told of the current pause in the output.
+    mask_idle: bool,
+    masked: Vec<u8>,
     partial: Vec<u8>,
 }
 
@@ -141,7 +150,9 @@ impl Shell {
             groups: Vec::new(),
             next: 0,
             sessions: 0,
-            masker,
+            mask: masker.stream(),
+            mask_idle: true,
+            masked: Vec::new(),
             partial: Vec::new(),
         }
     }
@@ -153,7 +164,7 @@ impl Shell {
 __cutover_dir={dir}
 if [ -f "$__cutover_dir/state.env" ]; then . "$__cutover_dir/state.env" >/dev/null 2>&1; fi
 if [ -f "$__cutover_dir/state.cwd" ]; then cd "$(cat "$__cutover_dir/state.cwd")" 2>/dev/null; fi
-trap '__cutover_status=$?; {{ set +x; export -p > "$__cutover_dir/state.env"; pwd > "$__cutover_dir/state.cwd"; }} 2>/dev/null; printf "exit %s\n" "$__cutover_status" >&8' EXIT
+trap '__cutover_status=$?; {{ set +x; (umask 077; export -p > "$__cutover_dir/state.env"; pwd > "$__cutover_dir/state.cwd"); }} 2>/dev/null; printf "exit %s\n" "$__cutover_status" >&8' EXIT
 __cutover_flags=
 __cutover_internal=
 while IFS= read -r __cutover_n; do
@@ -273,7 +284,7 @@ done
         }
         self.next += 1;
         let n = self.next;
-        tokio::fs::write(self.cfg.dir.join(format!("c{n}.sh")), body).await?;
+        crate::safe_fs::write_private(&self.cfg.dir.join(format!("c{n}.sh")), body.as_bytes())?;
         let session = self.session.as_mut().expect("started above");
         let written = match session.stdin.as_mut() {
             Some(stdin) => stdin.write_all(format!("{n}\n").as_bytes()).await.is_ok(),
@@ -291,7 +302,7 @@ done
                 biased;
                 _ = cancel.cancelled() => {
                     self.kill();
-                    self.flush(emit);
+                    self.finish(emit);
                     return Ok(CommandEnd::Cancelled);
                 }
                 read = session.stdout.read(&mut buf), if stdout_open => {
@@ -302,6 +313,13 @@ done
                             self.feed(&chunk, emit);
                         }
                     }
+                }
+                _ = tokio::time::sleep(MASK_IDLE), if !self.mask_idle && self.mask.holds_newline() => {
+                    self.mask_idle = true;
+                    let mut out = std::mem::take(&mut self.masked);
+                    self.mask.idle(&mut out);
+                    self.split(&out, emit);
+                    self.masked = out;
                 }
                 line = session.control.next_line() => {
                     match line? {
@@ -373,7 +391,7 @@ done
             let chunk = buf[..k].to_vec();
             self.feed(&chunk, emit);
         }
-        self.flush(emit);
+        self.finish(emit);
         status
     }
 
@@ -404,32 +422,62 @@ done
         &self.cfg.dir
     }
 
+    /// Masks `chunk` and passes on the lines it completes.
     fn feed(&mut self, chunk: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
-        for &b in chunk {
+        self.mask_idle = false;
+        let mut out = std::mem::take(&mut self.masked);
+        out.clear();
+        self.mask.push(chunk, &mut out);
+        self.split(&out, emit);
+        self.masked = out;
+    }
+
+    fn split(&mut self, masked: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
+        for &b in masked {
             if b == b'\n' {
                 let line = std::mem::take(&mut self.partial);
-                self.emit_line(&line, emit);
+                emit_line(&line, emit);
             } else {
                 self.partial.push(b);
                 if self.partial.len() >= MAX_LINE {
                     let line = std::mem::take(&mut self.partial);
-                    self.emit_line(&line, emit);
+                    emit_line(&line, emit);
                 }
             }
         }
     }
 
+    /// The command ended: passes on its last, unterminated line, except
+    /// what could still be the start of a secret (the next command's
+    /// output may complete it).
     fn flush(&mut self, emit: &mut (dyn FnMut(String) + Send)) {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.emit_line(&line, emit);
-        }
+        let mut out = Vec::new();
+        self.mask.idle(&mut out);
+        self.split(&out, emit);
+        self.mask_idle = true;
+        self.emit_partial(emit);
     }
 
-    fn emit_line(&self, line: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        emit(self.masker.mask(&String::from_utf8_lossy(line)));
+    /// The output ended: passes on everything.
+    fn finish(&mut self, emit: &mut (dyn FnMut(String) + Send)) {
+        let mut out = Vec::new();
+        self.mask.finish(&mut out);
+        self.split(&out, emit);
+        self.mask_idle = true;
+        self.emit_partial(emit);
     }
+
+    fn emit_partial(&mut self, emit: &mut (dyn FnMut(String) + Send)) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            emit_line(&line, emit);
+        }
+    }
+}
+
+fn emit_line(line: &[u8], emit: &mut (dyn FnMut(String) + Send)) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    emit(String::from_utf8_lossy(line).into_owned());
 }
 
 impl Drop for Shell {

@@ -2,10 +2,18 @@
 //! sockets; then API version negotiation and what the server prints.
 //!
 //! The order of the default sockets is `/var/run/docker.sock`,
-//! `$XDG_RUNTIME_DIR/podman/podman.sock`, `/run/podman/podman.sock` and
-//! `/tmp/podman.sock` (where `scripts/setup-podman.sh` serves Podman's API).
+//! `$XDG_RUNTIME_DIR/podman/podman.sock` and `/run/podman/podman.sock`
+//! (where `scripts/setup-podman.sh` serves Podman's API when run as root).
+//! No socket in a world-writable directory such as `/tmp` is a default:
+//! any local user could plant a fake engine there and receive container
+//! secrets and registry credentials. A default socket is also refused, with
+//! the reason in the error, when it or its directory is owned by someone
+//! other than root or the user the server runs as.
+//!
 //! An explicit host, from the options or `DOCKER_HOST`, is the only one
-//! tried: a typo there must not silently pick another engine.
+//! tried, and trusted as given: a typo there must not silently pick another
+//! engine.
+#![allow(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -70,15 +78,27 @@ pub(crate) fn parse_host(host: &str) -> Result<Endpoint, DockerError> {
     }
 }
 
+/// The addresses to try, and whether they were given explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidates {
+    /// In order.
+    pub(crate) endpoints: Vec<Endpoint>,
+    /// From the options or `DOCKER_HOST` (trusted as given), not defaults.
+    pub(crate) explicit: bool,
+}
+
 /// The addresses to try, in order: the explicit host alone when there is
 /// one (`host`, else `docker_host` from the environment), else the defaults.
 pub(crate) fn candidates(
     host: Option<&str>,
     docker_host: Option<&str>,
     xdg_runtime_dir: Option<&str>,
-) -> Result<Vec<Endpoint>, DockerError> {
+) -> Result<Candidates, DockerError> {
     if let Some(explicit) = host.or(docker_host).filter(|h| !h.is_empty()) {
-        return Ok(vec![parse_host(explicit)?]);
+        return Ok(Candidates {
+            endpoints: vec![parse_host(explicit)?],
+            explicit: true,
+        });
     }
     let mut out = vec![Endpoint::Unix("/var/run/docker.sock".into())];
     if let Some(dir) = xdg_runtime_dir.filter(|d| !d.is_empty()) {
@@ -87,9 +107,39 @@ pub(crate) fn candidates(
         ));
     }
     out.push(Endpoint::Unix("/run/podman/podman.sock".into()));
-    out.push(Endpoint::Unix("/tmp/podman.sock".into()));
     out.dedup();
-    Ok(out)
+    Ok(Candidates {
+        endpoints: out,
+        explicit: false,
+    })
+}
+
+/// Why a discovered socket at `path` is not trusted: it, or its directory,
+/// belongs to a user other than root and `me`.
+fn untrusted_owner(path: &std::path::Path, me: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let trusted = |uid: u32| uid == 0 || uid == me;
+    let socket = std::fs::symlink_metadata(path).ok()?;
+    if !trusted(socket.uid()) {
+        return Some(format!(
+            "refused: the socket is owned by uid {}, neither root nor this user (uid {me}); set DOCKER_HOST to use it anyway",
+            socket.uid()
+        ));
+    }
+    let dir = std::fs::metadata(path.parent()?).ok()?;
+    if !trusted(dir.uid()) {
+        return Some(format!(
+            "refused: its directory is owned by uid {}, neither root nor this user (uid {me}); set DOCKER_HOST to use it anyway",
+            dir.uid()
+        ));
+    }
+    None
+}
+
+/// The effective user id of this process.
+fn euid() -> u32 {
+    // SAFETY: geteuid(2) has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,16 +170,23 @@ struct Network {
 /// Connects to the first engine that answers, negotiates the API version
 /// and decides the network mode.
 pub(crate) async fn connect(
-    candidates: Vec<Endpoint>,
+    candidates: Candidates,
     network: NetworkMode,
 ) -> Result<(Client, EngineInfo), DockerError> {
     let mut tried = Vec::new();
-    for endpoint in candidates {
-        if let Endpoint::Unix(path) = &endpoint
-            && !path.exists()
-        {
-            tried.push(format!("{endpoint}: no such socket"));
-            continue;
+    for endpoint in candidates.endpoints {
+        if let Endpoint::Unix(path) = &endpoint {
+            if !path.exists() {
+                tried.push(format!("{endpoint}: no such socket"));
+                continue;
+            }
+            if !candidates.explicit
+                && let Some(why) = untrusted_owner(path, euid())
+            {
+                tracing::warn!(socket = %endpoint, "{why}");
+                tried.push(format!("{endpoint}: {why}"));
+                continue;
+            }
         }
         let mut client = Client::new(endpoint.clone());
         let ping =
@@ -249,23 +306,91 @@ mod tests {
     #[test]
     fn an_explicit_host_is_the_only_candidate() {
         let from_option = candidates(Some("unix:///a.sock"), Some("tcp://h:1"), None).unwrap();
-        assert_eq!(from_option, vec![Endpoint::Unix("/a.sock".into())]);
+        assert_eq!(
+            from_option.endpoints,
+            vec![Endpoint::Unix("/a.sock".into())]
+        );
+        assert!(from_option.explicit);
         let from_env = candidates(None, Some("tcp://h:1"), Some("/run/user/0")).unwrap();
-        assert_eq!(from_env, vec![Endpoint::Tcp("h:1".into())]);
+        assert_eq!(from_env.endpoints, vec![Endpoint::Tcp("h:1".into())]);
     }
 
     #[test]
     fn default_sockets_docker_first_then_podman() {
         let list = candidates(None, Some(""), Some("/run/user/1000")).unwrap();
-        let shown: Vec<String> = list.iter().map(ToString::to_string).collect();
+        assert!(!list.explicit);
+        let shown: Vec<String> = list.endpoints.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown,
             [
                 "unix:///var/run/docker.sock",
                 "unix:///run/user/1000/podman/podman.sock",
                 "unix:///run/podman/podman.sock",
-                "unix:///tmp/podman.sock"
-            ]
+            ],
+            "no socket in /tmp, where anyone can plant one"
+        );
+    }
+
+    /// A fresh directory under the system's temporary directory.
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn new(name: &str) -> TestDir {
+            let dir = std::env::temp_dir()
+                .join(format!("cutover-discovery-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir(&dir).unwrap();
+            TestDir(dir)
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_discovered_socket_of_another_user_is_refused() {
+        let dir = TestDir::new("owner");
+        let path = dir.0.join("engine.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let me = euid();
+        assert_eq!(untrusted_owner(&path, me), None);
+        // Seen from another user, a socket this user created is untrusted
+        // (unless this user is root, whom everyone trusts).
+        let other = if me == 0 { None } else { Some(me) };
+        let seen_by = me.wrapping_add(1).max(1);
+        match other {
+            Some(owner) => {
+                let why = untrusted_owner(&path, seen_by).unwrap();
+                assert!(why.contains(&format!("owned by uid {owner}")), "{why}");
+            }
+            None => assert_eq!(untrusted_owner(&path, seen_by), None),
+        }
+    }
+
+    #[tokio::test]
+    async fn discovery_refuses_an_untrusted_socket_with_a_clear_error() {
+        // A socket owned by another user can only be made as root: then
+        // chown one to nobody and check discovery refuses it.
+        if euid() != 0 {
+            eprintln!("skipping: needs root to give a socket to another user");
+            return;
+        }
+        let dir = TestDir::new("refused");
+        let path = dir.0.join("engine.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let discovered = Candidates {
+            endpoints: vec![Endpoint::Unix(path.clone())],
+            explicit: false,
+        };
+        let err = connect(discovered, NetworkMode::Auto).await.err().unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("refused: the socket is owned by uid 65534"),
+            "{text}"
         );
     }
 

@@ -91,8 +91,8 @@ pub type ProgressFn = Arc<dyn Fn(&PullProgress) + Send + Sync>;
 pub struct DockerOptions {
     /// The engine address (`unix:///path` or `tcp://host:port`); `None`
     /// means `DOCKER_HOST`, else the first of `/var/run/docker.sock`,
-    /// `$XDG_RUNTIME_DIR/podman/podman.sock`, `/run/podman/podman.sock` and
-    /// `/tmp/podman.sock` that answers.
+    /// `$XDG_RUNTIME_DIR/podman/podman.sock` and `/run/podman/podman.sock`
+    /// that answers and is owned by root or this user.
     pub host: Option<String>,
     /// Id of this Cutover instance, written on every container as the
     /// `cutover.instance` label; [`cutover_runtime::Runtime::list`] sees only
@@ -157,7 +157,7 @@ pub struct EngineInfo {
     pub version: String,
     /// The API version in use, e.g. "1.41".
     pub api_version: String,
-    /// Where the engine answered, e.g. "unix:///tmp/podman.sock".
+    /// Where the engine answered, e.g. "unix:///run/podman/podman.sock".
     pub socket: String,
     /// How task containers are networked (never [`NetworkMode::Auto`]).
     pub network: NetworkMode,

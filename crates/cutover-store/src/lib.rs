@@ -15,6 +15,7 @@ pub mod ops;
 pub mod pipeline_ops;
 mod pipeline_rows;
 mod rows;
+pub mod webhook_ops;
 
 pub use error::StoreError;
 pub use pipeline_rows::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow};

@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX builds_by_project ON builds (project, number);
     CREATE INDEX builds_by_action ON builds (action_key);
     "#,
+    // 4: webhook deliveries already acted on (replays are acknowledged and
+    // ignored); pruned after a week.
+    r#"
+    CREATE TABLE webhook_deliveries (
+        repository  TEXT NOT NULL,
+        delivery    TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (repository, delivery)
+    );
+    CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);
+    "#,
 ];
 
 /// The schema version stored in the file.

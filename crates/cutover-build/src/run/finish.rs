@@ -65,7 +65,7 @@ pub(super) async fn read_shell_values<F: FnMut(LogLine) + Send>(
     for n in &names {
         let file = sh_quote(&dir.join(format!("v.{n}")).to_string_lossy());
         script.push_str(&format!(
-            "if [ \"${{{n}+x}}\" = x ]; then printf '%s' \"${n}\" > {file}; fi\n"
+            "if [ \"${{{n}+x}}\" = x ]; then (umask 077; printf '%s' \"${n}\" > {file}); fi\n"
         ));
     }
     let specs = artifact_specs(spec);
@@ -113,20 +113,35 @@ pub(super) fn upload_artifacts(
 ) -> Result<(), artifacts::ArtifactError> {
     let lookup = |n: &str| values.vars.get(n).cloned();
     let root = work_dir.join("artifacts");
+    // The build may have left anything there (symlinks included): start
+    // from nothing.
+    match std::fs::remove_dir_all(&root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(artifacts::ArtifactError::Io {
+                artifact: "primary".to_owned(),
+                path: root,
+                source: e,
+            });
+        }
+        _ => {}
+    }
     for (i, (id, a)) in artifact_specs(spec).into_iter().enumerate() {
         let dest = match id {
             None => root.join("primary"),
             Some(id) => root.join("secondary").join(id),
         };
+        let label = id.unwrap_or("primary").to_owned();
+        let base_text = a.base_directory.as_deref().map(|b| vars::expand(b, lookup));
+        let base = artifacts::base_dir(src_dir, base_text.as_deref()).ok_or_else(|| {
+            artifacts::ArtifactError::Outside {
+                artifact: label.clone(),
+                base: base_text.clone().unwrap_or_default(),
+            }
+        })?;
         let sel = Selection {
-            label: id.unwrap_or("primary").to_owned(),
-            base: artifacts::base_dir(
-                src_dir,
-                a.base_directory
-                    .as_deref()
-                    .map(|b| vars::expand(b, lookup))
-                    .as_deref(),
-            ),
+            label,
+            root: src_dir.to_path_buf(),
+            base,
             files: a.files.iter().map(|f| vars::expand(f, lookup)).collect(),
             exclude: a
                 .exclude_paths

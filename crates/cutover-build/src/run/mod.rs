@@ -7,8 +7,9 @@
 //! are written, with secret values masked.
 //!
 //! Environment of the commands, later entries overriding earlier ones:
-//! `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `TZ` and `TMPDIR`
-//! from the host (nothing else of the server's environment leaks in);
+//! [`crate::process::base_env`] on the host (`PATH`, `HOME`, `USER`,
+//! `LOGNAME`, `LANG`, `LC_*`, `TZ` and `TMPDIR`: nothing else of the
+//! server's environment, such as `CUTOVER_TOKEN`, leaks in);
 //! `env.variables`; `env.parameter-store` and `env.secrets-manager` values
 //! resolved by `req.secrets`; the built-in `CODEBUILD_*` variables; and
 //! `req.env` (the pipeline's `EnvironmentVariables`), so the caller has the
@@ -19,6 +20,12 @@
 //! is not set is left out. Paths in artifacts, reports and cache (and the
 //! artifact `name`) may use `$VAR`/`${VAR}`; they are expanded with the
 //! shell's variables at that moment (the `name` also with `$(...)`).
+//!
+//! The work directory and the shell's directory in it are made 0700, the
+//! files there that hold the build's environment (secrets included) 0600,
+//! and the shell's directory is deleted when the build ends, however it
+//! ends (a crash of the control plane leaves it to
+//! [`crate::process::kill_leftover`], which deletes it too).
 //!
 //! If the control plane restarts during a build, the build's process group
 //! keeps running without anyone reading its output. The server should mark
@@ -55,10 +62,20 @@ mod request;
 
 use finish::{read_shell_values, upload_artifacts};
 
-/// Host variables passed on to builds.
-const HOST_ENV: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR",
-];
+/// Removes the shell's directory (saved environment, variables, scripts)
+/// when dropped: at the end of the build, whatever the outcome.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        match std::fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                warn!(dir = %self.0.display(), error = %e, "cannot remove the build's shell state");
+            }
+            _ => {}
+        }
+    }
+}
 
 struct Logger<F> {
     log: F,
@@ -131,7 +148,7 @@ pub async fn run_build_in(
 ) -> Result<BuildOutcome, BuildError> {
     let started = SystemTime::now();
     let src_dir = std::fs::canonicalize(&req.src_dir).map_err(io_err(&req.src_dir))?;
-    std::fs::create_dir_all(&req.work_dir).map_err(io_err(&req.work_dir))?;
+    crate::safe_fs::private_dir(&req.work_dir).map_err(io_err(&req.work_dir))?;
     let work_dir = std::fs::canonicalize(&req.work_dir).map_err(io_err(&req.work_dir))?;
     if work_dir.starts_with(&src_dir) {
         return Err(BuildError::WorkDirInsideSource { work_dir, src_dir });
@@ -141,14 +158,15 @@ pub async fn run_build_in(
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&shell_dir)(e)),
         _ => {}
     }
-    std::fs::create_dir_all(&shell_dir).map_err(io_err(&shell_dir))?;
+    let _remove_shell_state = RemoveOnDrop(shell_dir.clone());
+    crate::safe_fs::private_dir(&shell_dir).map_err(io_err(&shell_dir))?;
 
     // The environment, and the secrets to mask.
-    let host_env: &[&str] = if container.is_some() { &[] } else { HOST_ENV };
-    let mut env: Vec<(String, String)> = host_env
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| ((*k).to_owned(), v)))
-        .collect();
+    let mut env: Vec<(String, String)> = if container.is_some() {
+        Vec::new()
+    } else {
+        crate::process::base_env()
+    };
     for (k, v) in &spec.env.variables {
         set(&mut env, k, v.clone());
     }
@@ -215,7 +233,12 @@ pub async fn run_build_in(
         .filter(|_| !spec.cache_paths.is_empty())
     {
         match cache::restore(cache_dir, &spec.cache_paths, &src_dir) {
-            Ok(n) => logger.system(format!("Restored {n} cached files")),
+            Ok(r) => {
+                for line in r.skipped {
+                    logger.system(line);
+                }
+                logger.system(format!("Restored {} cached files", r.files));
+            }
             Err(e) => {
                 warn!(build_id = %req.build_id, error = %e, "cache not restored");
                 logger.system(format!("Cache not restored: {e}"));
@@ -335,14 +358,20 @@ pub async fn run_build_in(
                     if group.format != ReportFormat::JunitXml {
                         continue;
                     }
-                    let base = artifacts::base_dir(
-                        &src_dir,
-                        group
-                            .base_directory
-                            .as_deref()
-                            .map(|b| vars::expand(b, lookup))
-                            .as_deref(),
-                    );
+                    let base_text = group
+                        .base_directory
+                        .as_deref()
+                        .map(|b| vars::expand(b, lookup));
+                    let Some(base) = artifacts::base_dir(&src_dir, base_text.as_deref())
+                        .filter(|b| artifacts::checked_base(&src_dir, b).is_some())
+                    else {
+                        logger.system(format!(
+                            "Report {}: base-directory {:?} is not a directory inside the source directory",
+                            group.name,
+                            base_text.unwrap_or_default()
+                        ));
+                        continue;
+                    };
                     let files: Vec<String> = group
                         .files
                         .iter()
@@ -374,7 +403,12 @@ pub async fn run_build_in(
                             .map(|p| vars::expand(p, lookup))
                             .collect();
                         match cache::save(cache_dir, &paths, &src_dir) {
-                            Ok(n) => logger.system(format!("Saved {n} files to the cache")),
+                            Ok(r) => {
+                                for line in r.skipped {
+                                    logger.system(line);
+                                }
+                                logger.system(format!("Saved {} files to the cache", r.files));
+                            }
                             Err(e) => logger.system(format!("Cache not saved: {e}")),
                         }
                     }

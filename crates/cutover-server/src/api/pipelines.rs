@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use cutover_pipeline::engine::{Execution, Input, PipelineState, RetryMode};
 use cutover_pipeline::model::Pipeline;
-use cutover_store::{ops, pipeline_ops};
+use cutover_store::{ops, pipeline_ops, webhook_ops};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -321,27 +321,45 @@ pub(crate) async fn transition(
     Ok(Json(json!({"stage": stage, "enabled": req.enabled})))
 }
 
+/// The one answer to a webhook that cannot be verified, whatever the
+/// reason (unknown repository, no secret, no or a bad signature), so that
+/// it does not tell which repositories exist.
+fn unverified() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "the webhook could not be verified".to_string(),
+    )
+}
+
 /// `POST /v1/webhooks/{repository}`: a push from GitHub, GitLab or Gitea.
+///
+/// Refused with the same 401 for an unknown repository, one without a
+/// secret, and a missing or bad signature (the work done is the same: an
+/// unknown repository is checked against a dummy secret). A verified push
+/// with ids that are not commit ids is refused (400). A delivery id seen
+/// before is acknowledged (200, `"duplicate": true`) and starts nothing.
 pub(crate) async fn webhook(
     State(st): State<AppState>,
     Path(repository): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let row = st
+    let spec = st
         .store
         .with(|c| pipeline_ops::repository(c, &repository))?
-        .ok_or_else(|| ApiError::not_found(format!("repository {repository:?}")))?;
-    let spec: crate::pipelines::config::RepositorySpec =
-        serde_json::from_value(row.spec).map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    let secret = spec.webhook_secret().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("repository {repository:?} has no webhook secret (set webhookSecret or webhookSecretEnv)"),
-        )
+        .and_then(|row| {
+            serde_json::from_value::<crate::pipelines::config::RepositorySpec>(row.spec).ok()
+        });
+    let secret = spec.as_ref().and_then(|s| s.webhook_secret());
+    let (Some(spec), Some(secret)) = (spec, secret) else {
+        let why = webhook::verify_unknown(&headers, &body);
+        tracing::warn!(repository, reason = %why, "webhook refused: unknown repository or no webhook secret");
+        return Err(unverified());
+    };
+    let forge = webhook::verify(&headers, &body, &secret).map_err(|e| {
+        tracing::warn!(repository, reason = %e, "webhook refused");
+        unverified()
     })?;
-    let forge = webhook::verify(&headers, &body, &secret)
-        .map_err(|e| ApiError::new(StatusCode::UNAUTHORIZED, e.to_string()))?;
     let event = headers
         .get("x-github-event")
         .or_else(|| headers.get("x-gitea-event"))
@@ -356,29 +374,68 @@ pub(crate) async fn webhook(
         ));
     }
     let push = webhook::parse_push(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let Some(commit) = push.after.clone() else {
+    if push.after.is_none() {
+        // The ref was deleted: nothing to build.
         return Ok((
             StatusCode::OK,
             Json(json!({"forge": forge, "executions": []})),
         ));
+    }
+    let delivery = webhook::delivery_id(&headers);
+    if let Some(id) = &delivery
+        && !st
+            .store
+            .with(|c| webhook_ops::record_delivery(c, &repository, id, crate::clock::now_ms()))?
+    {
+        tracing::info!(repository, forge, delivery = %id, "webhook delivery already seen: ignored");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({
+                "forge": forge,
+                "delivery": id,
+                "duplicate": true,
+                "message": "this delivery was already received; nothing started",
+                "executions": [],
+            })),
+        ));
+    }
+    let outcome = match st.pipelines.webhook_push(&repository, &spec, push).await {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(id) = &delivery {
+                // Not acted on: a redelivery may try again.
+                let _ = st
+                    .store
+                    .with(|c| webhook_ops::forget_delivery(c, &repository, id));
+            }
+            return Err(e);
+        }
     };
-    let started = st
-        .pipelines
-        .webhook_push(&repository, &spec, push, &commit)
-        .await?;
-    let started: Vec<Value> = started
+    let started: Vec<Value> = outcome
+        .started
         .into_iter()
         .map(|(p, id)| json!({"pipeline": p, "executionId": id}))
         .collect();
     tracing::info!(
         repository,
         forge,
-        commit,
+        commit = outcome.commit.as_deref().unwrap_or("-"),
         started = started.len(),
         "webhook push"
     );
+    let status = if started.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
     Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"forge": forge, "commit": commit, "executions": started})),
+        status,
+        Json(json!({
+            "forge": forge,
+            "delivery": delivery,
+            "commit": outcome.commit,
+            "executions": started,
+            "message": outcome.note,
+        })),
     ))
 }

@@ -11,7 +11,16 @@
 //!
 //! Secrets (`env.parameter-store`, `env.secrets-manager`) come from the
 //! local secret store, files under `<data_dir>/secrets/` named by the
-//! reference, else from the server's environment variable of that name.
+//! reference (`[A-Za-z0-9_./-]`, no `..` component, not absolute; a file
+//! that is a symlink leading out of the secrets directory is refused), or
+//! from the server's environment variable of that name only if the
+//! operator listed it in `CUTOVER_BUILD_ENV_SECRETS` (comma-separated; a
+//! `CUTOVER_*` name never qualifies, listed or not). A secret found nowhere
+//! fails the build before anything runs, naming the buildspec field.
+//!
+//! `<data_dir>/builds` and each build's directory are 0700 and `build.log`
+//! is 0600; the build's shell state (its environment, secrets included) is
+//! deleted when the build ends, and by [`fail_interrupted`] after a crash.
 //!
 //! What happens to a running build when the control plane goes away:
 //!
@@ -41,6 +50,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,16 +173,20 @@ impl Builder {
 
     fn secrets(&self) -> SecretLookup {
         let dir = self.data_dir.join("secrets");
+        let allowed = env_secret_names(std::env::var(ENV_SECRETS).ok().as_deref());
         Arc::new(move |_source: SecretSource, reference: &str| {
             let name = reference.split(':').next().unwrap_or(reference);
-            let safe = !name.is_empty()
-                && !name.starts_with('.')
-                && !name.contains("..")
-                && !name.starts_with('/');
-            if safe && let Ok(text) = std::fs::read_to_string(dir.join(name)) {
-                return Some(text.trim_end_matches('\n').to_string());
+            if !valid_secret_name(name) {
+                tracing::warn!(reference, "refused secret name");
+                return None;
             }
-            std::env::var(name).ok()
+            if let Some(text) = read_secret_file(&dir, name) {
+                return Some(text);
+            }
+            if allowed.iter().any(|a| a == name) {
+                return std::env::var(name).ok();
+            }
+            None
         })
     }
 
@@ -185,6 +199,10 @@ impl Builder {
     ) -> Result<BuildResult, String> {
         let uuid = uuid::Uuid::new_v4();
         let root = self.data_dir.join("builds").join(uuid.simple().to_string());
+        for dir in [self.data_dir.join("builds"), root.clone()] {
+            cutover_build::safe_fs::private_dir(&dir)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         let (src, work) = (root.join("src"), root.join("work"));
         let id = format!("{}:{uuid}", job.project);
         let number = self
@@ -284,7 +302,12 @@ impl Builder {
             ),
             (None, name) => {
                 let name = name.clone().unwrap_or_else(|| "buildspec.yml".into());
-                let text = std::fs::read_to_string(src.join(&name))
+                // Never through a symlink: the repository controls the source.
+                let text = cutover_build::safe_fs::open_beneath(src, Path::new(&name))
+                    .and_then(|mut f| {
+                        let mut text = String::new();
+                        std::io::Read::read_to_string(&mut f, &mut text).map(|_| text)
+                    })
                     .map_err(|e| format!("cannot read {name} in the source: {e}"))?;
                 (name, text)
             }
@@ -322,6 +345,7 @@ impl Builder {
         let mut log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&log_file)
             .map_err(|e| format!("{}: {e}", log_file.display()))?;
         let writer = move |line: LogLine| {
@@ -355,6 +379,9 @@ impl Builder {
                     cutover_build::run_build_in(&spec.value, req, Some(container), writer, cancel)
                         .await;
                 engine.remove_build_container(&id).await;
+                // The container's shell may have saved its state after the
+                // build returned: the container is gone now.
+                let _ = std::fs::remove_dir_all(work.join("shell"));
                 outcome.map_err(|e| e.to_string())?
             }
         };
@@ -423,6 +450,49 @@ fn humanize(d: Duration) -> String {
         s if s >= 1 => format!("{s} s"),
         _ => format!("{} ms", d.as_millis()),
     }
+}
+
+/// The variable naming the server's environment variables builds may read
+/// as secrets.
+pub(crate) const ENV_SECRETS: &str = "CUTOVER_BUILD_ENV_SECRETS";
+
+/// The names listed in `CUTOVER_BUILD_ENV_SECRETS`, without `CUTOVER_*`
+/// ones (Cutover's own settings and tokens are never a build's secret).
+fn env_secret_names(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !n.starts_with("CUTOVER_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A secret reference: `[A-Za-z0-9_./-]`, not absolute, no `.` or `..`
+/// component, no empty component.
+fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+        && name
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The secret file `name` under `dir`, if it exists and, symlinks
+/// resolved, is still inside `dir`; its trailing newlines removed.
+fn read_secret_file(dir: &Path, name: &str) -> Option<String> {
+    let root = std::fs::canonicalize(dir).ok()?;
+    let path = std::fs::canonicalize(dir.join(name)).ok()?;
+    if !path.starts_with(&root) {
+        tracing::warn!(
+            secret = name,
+            "refused a secret file outside the secrets directory"
+        );
+        return None;
+    }
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some(text.trim_end_matches('\n').to_string())
 }
 
 /// Marks every build left running by a previous server FAILED and kills
@@ -666,6 +736,39 @@ mod tests {
         );
         assert_eq!(lookup(SecretSource::ParameterStore, "../outside"), None);
         assert_eq!(lookup(SecretSource::ParameterStore, "/etc/hostname"), None);
+        assert_eq!(
+            lookup(SecretSource::ParameterStore, "prod/./db-password"),
+            None
+        );
+        assert_eq!(
+            lookup(SecretSource::ParameterStore, "prod/db password"),
+            None
+        );
+        // A symlink leading out of the secrets directory is refused; one
+        // inside it is fine.
+        std::os::unix::fs::symlink(data.path().join("outside"), data.path().join("secrets/out"))
+            .unwrap();
+        assert_eq!(lookup(SecretSource::ParameterStore, "out"), None);
+        std::os::unix::fs::symlink("prod/db-password", data.path().join("secrets/alias")).unwrap();
+        assert_eq!(
+            lookup(SecretSource::ParameterStore, "alias").as_deref(),
+            Some("hunter2")
+        );
+        // The server's own environment is not a secret store.
+        assert_eq!(lookup(SecretSource::ParameterStore, "PATH"), None);
+    }
+
+    #[test]
+    fn only_listed_non_cutover_variables_may_come_from_the_environment() {
+        assert_eq!(
+            env_secret_names(Some(" NPM_TOKEN, CUTOVER_TOKEN,,CUTOVER_PROXY_TOKEN,GH ")),
+            ["NPM_TOKEN", "GH"]
+        );
+        assert!(env_secret_names(None).is_empty());
+        assert!(valid_secret_name("prod/db-password_2.txt"));
+        for bad in ["", "/abs", "a/../b", "a//b", "./a", "a b", "a\nb", "a:b"] {
+            assert!(!valid_secret_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -61,7 +61,12 @@ fn read(dir: &Path, file: &str, artifact: &str) -> Result<String, String> {
     if file.split('/').any(|p| p == "..") {
         return Err(format!("{file:?} must stay inside the artifact"));
     }
-    std::fs::read_to_string(dir.join(file))
+    // Never through a symlink: a build decides what its artifact holds.
+    cutover_build::safe_fs::open_beneath(dir, Path::new(file))
+        .and_then(|mut f| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text).map(|_| text)
+        })
         .map_err(|e| format!("cannot read {file} in artifact {artifact}: {e}"))
 }
 

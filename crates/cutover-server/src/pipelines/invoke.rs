@@ -3,6 +3,11 @@
 //! body; a 2xx answer succeeds) or a shell command (run with `sh -c`,
 //! `USER_PARAMETERS` in its environment; exit status 0 succeeds). Stopping
 //! the execution with abandon cancels the call or kills the command.
+//!
+//! A command does not inherit the server's environment (it holds
+//! `CUTOVER_TOKEN` and perhaps cloud credentials): it gets
+//! [`cutover_build::process::base_env`] (`PATH`, `HOME`, `USER`, `LOGNAME`,
+//! `LANG`, `LC_*`, `TZ`, `TMPDIR`) and `USER_PARAMETERS`, nothing else.
 
 use std::process::Stdio;
 
@@ -43,6 +48,8 @@ pub(crate) async fn invoke(
         let child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(target)
+            .env_clear()
+            .envs(cutover_build::process::base_env())
             .env("USER_PARAMETERS", &params)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -115,6 +122,17 @@ mod tests {
             err.contains("exit status: 3") && err.ends_with("broken"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn commands_do_not_inherit_the_server_environment() {
+        // The test process's environment (CARGO_*, RUST_*, ...) stands for
+        // the server's: nothing of it but the allow-list reaches the command.
+        let listed = "env | cut -d= -f1 | grep -Ev '^(PATH|HOME|USER|LOGNAME|LANG|LC_.*|TZ|TMPDIR|USER_PARAMETERS|PWD|SHLVL|_)$' >&2; exit 1";
+        let err = invoke(&req(listed, "p"), CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(err.ends_with("exit status: 1: "), "leaked: {err}");
     }
 
     #[tokio::test]

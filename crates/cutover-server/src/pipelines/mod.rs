@@ -52,6 +52,20 @@ pub(crate) struct Pipelines {
     drivers: Mutex<HashMap<String, driver::Inbox>>,
     running: driver::Running,
     shutdown: CancellationToken,
+    /// Held while a recorded head is compared and moved (poller, webhooks),
+    /// so that one new head starts its pipelines once.
+    heads: tokio::sync::Mutex<()>,
+}
+
+/// What a verified push did.
+#[derive(Debug, Default)]
+pub(crate) struct WebhookOutcome {
+    /// The commit the ref points at after the fetch, if it exists.
+    pub(crate) commit: Option<String>,
+    /// `(pipeline, execution id)` of each execution started.
+    pub(crate) started: Vec<(String, String)>,
+    /// Why nothing started, when nothing did.
+    pub(crate) note: Option<String>,
 }
 
 impl Pipelines {
@@ -75,6 +89,7 @@ impl Pipelines {
             drivers: Mutex::new(HashMap::new()),
             running: Arc::default(),
             shutdown,
+            heads: tokio::sync::Mutex::new(()),
         });
         me.reload()?;
         tokio::spawn(triggers::poll(me.clone()));
@@ -150,40 +165,79 @@ impl Pipelines {
         Ok(id)
     }
 
-    /// Starts the pipelines a verified webhook push triggers; returns
-    /// `(pipeline, execution id)` of each started.
+    /// Acts on a verified push: fetches the repository and starts the
+    /// pipelines the pushed ref triggers, on the commit the ref points at
+    /// *after the fetch* (as CodePipeline builds the branch head at trigger
+    /// time). The payload only says "look now": its `after` is not built
+    /// when the forge's ref says otherwise, and when the ref is where it
+    /// was last recorded (an old or replayed push) nothing starts, so a
+    /// payload never moves a head backwards or sideways.
     pub(crate) async fn webhook_push(
         &self,
         repository: &str,
         spec: &config::RepositorySpec,
         push: webhook::Push,
-        commit: &str,
-    ) -> Result<Vec<(String, String)>, ApiError> {
-        if let Some(branch) = &push.branch {
+    ) -> Result<WebhookOutcome, ApiError> {
+        self.git
+            .fetch(repository, &spec.url)
+            .await
+            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+        let (reference, key) = match (&push.branch, &push.tag) {
+            (Some(b), _) => (format!("refs/heads/{b}"), b.clone()),
+            (None, Some(t)) => (format!("refs/tags/{t}"), format!("tag:{t}")),
+            (None, None) => return Ok(WebhookOutcome::default()),
+        };
+        let Ok(commit) = self.git.resolve(repository, &reference).await else {
+            return Ok(WebhookOutcome {
+                note: Some(format!("{reference} does not exist in the repository")),
+                ..WebhookOutcome::default()
+            });
+        };
+        let recorded = {
+            let _held = self.heads.lock().await;
+            let recorded = self
+                .store
+                .with(|c| pipeline_ops::repository_head(c, repository, &key))?;
+            if recorded.as_deref() == Some(commit.as_str()) {
+                return Ok(WebhookOutcome {
+                    note: Some(format!(
+                        "{reference} is still at {commit}, which was already acted on"
+                    )),
+                    commit: Some(commit),
+                    ..WebhookOutcome::default()
+                });
+            }
             // The poller must not start the same commit again.
             self.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, branch, commit, now_ms())
+                pipeline_ops::set_repository_head(c, repository, &key, &commit, now_ms())
             })?;
-        }
-        let mut changed = push.changed_files;
-        if changed.is_empty()
-            && let Some(before) = &push.before
-        {
-            // Some forges leave the file lists out; ask git.
-            if self.git.fetch(repository, &spec.url).await.is_ok() {
-                changed = self
-                    .git
-                    .changed_files(repository, before, commit)
-                    .await
-                    .unwrap_or_default();
-            }
-        }
+            recorded
+        };
+        let trusted_files = push.after.as_deref() == Some(commit.as_str())
+            && !push.changed_files.is_empty()
+            && (recorded.is_none() || recorded == push.before);
+        let changed = if trusted_files {
+            push.changed_files
+        } else {
+            // What changed since the last head acted on (or since the
+            // payload's `before`); every file when neither is known.
+            let base = recorded.or(push.before).unwrap_or_default();
+            self.git
+                .changed_files(repository, &base, &commit)
+                .await
+                .unwrap_or_default()
+        };
         let event = cutover_pipeline::PushEvent {
             branch: push.branch,
             tag: push.tag,
             changed_files: changed,
         };
-        Ok(triggers::push(self, repository, &event, commit, "webhook").await)
+        let started = triggers::push(self, repository, &event, &commit, "webhook").await;
+        Ok(WebhookOutcome {
+            commit: Some(commit),
+            started,
+            note: None,
+        })
     }
 
     /// The saved state of a pipeline (`None` before its first save).

@@ -6,6 +6,10 @@
 //!
 //! Calls for one repository are serialised by a per-repository lock, so a
 //! poll and a source action never fetch into the same mirror at once.
+//!
+//! Revisions and paths that come from outside (a webhook, an API call)
+//! follow `--end-of-options` (git 2.24 or later), so git never reads one as
+//! an option.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -120,7 +124,7 @@ impl Git {
             run(
                 repository,
                 &self.root,
-                &["clone", "--mirror", "--quiet", url, &target],
+                &["clone", "--mirror", "--quiet", "--", url, &target],
             )
             .await?;
             std::fs::rename(&tmp, &mirror).map_err(GitError::Spawn)?;
@@ -138,7 +142,13 @@ impl Git {
         let out = run(
             repository,
             &self.mirror(repository),
-            &["rev-parse", "--verify", "--quiet", &spec],
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
         )
         .await?;
         Ok(out.trim().to_string())
@@ -153,7 +163,13 @@ impl Git {
         let out = run(
             repository,
             &self.mirror(repository),
-            &["log", "-1", "--format=%H%x00%aI%x00%an%x00%B", commit],
+            &[
+                "log",
+                "-1",
+                "--format=%H%x00%aI%x00%an%x00%B",
+                "--end-of-options",
+                commit,
+            ],
         )
         .await?;
         let mut parts = out.splitn(4, '\0');
@@ -175,9 +191,13 @@ impl Git {
         new: &str,
     ) -> Result<Vec<String>, GitError> {
         let mirror = self.mirror(repository);
-        let out = match run(repository, &mirror, &["diff", "--name-only", old, new]).await {
+        let diff = ["diff", "--name-only", "--end-of-options", old, new];
+        let out = match run(repository, &mirror, &diff).await {
             Ok(out) => out,
-            Err(_) => run(repository, &mirror, &["ls-tree", "-r", "--name-only", new]).await?,
+            Err(_) => {
+                let all = ["ls-tree", "-r", "--name-only", "--end-of-options", new];
+                run(repository, &mirror, &all).await?
+            }
         };
         Ok(out
             .lines()
@@ -196,7 +216,7 @@ impl Git {
         let mut child = std::process::Command::new("git")
             .arg("-C")
             .arg(self.mirror(repository))
-            .args(["archive", "--format=tar", commit])
+            .args(["archive", "--format=tar", "--end-of-options", commit])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -350,5 +370,29 @@ pub(crate) mod tests {
             g.resolve("app", "nope").await,
             Err(GitError::Failed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn revisions_are_never_read_as_options() {
+        let repo = repo_with(&[("a.txt", "1")]);
+        let data = tempfile::tempdir().unwrap();
+        let g = Git::new(data.path());
+        g.fetch("app", &repo.path().to_string_lossy())
+            .await
+            .unwrap();
+        let head = g.resolve("app", "main").await.unwrap();
+        let victim = data.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let option = format!("--output={}", victim.display());
+        // An unknown `old` lists every file of `new`, as documented.
+        assert_eq!(
+            g.changed_files("app", &option, &head).await.unwrap(),
+            ["a.txt"]
+        );
+        assert!(g.resolve("app", &option).await.is_err());
+        assert!(g.commit_info("app", &option).await.is_err());
+        let out = tempfile::tempdir().unwrap();
+        assert!(g.export("app", &option, out.path()).await.is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 }

@@ -13,10 +13,13 @@
 //!   head seen is only recorded: a pipeline starts on the commits after it
 //!   was declared (`cutover pipelines start` runs it at once). A source
 //!   action with `PollForSourceChanges: false` is not polled.
-//! - Webhooks: a verified push starts the matching pipelines at once
-//!   (trigger `webhook`) on the pushed commit, and records the head so the
-//!   poller does not start them again. Tag pushes (for `tags` trigger
-//!   filters) arrive only this way: polling watches branches.
+//! - Webhooks: a verified push fetches the repository at once and starts
+//!   the matching pipelines (trigger `webhook`) on the commit the pushed ref
+//!   points at after the fetch, not on the payload's `after`; a ref still at
+//!   its recorded head starts nothing (see `Pipelines::webhook_push`). The
+//!   head is recorded so the poller does not start them again. Tag pushes
+//!   (for `tags` trigger filters) arrive only this way: polling watches
+//!   branches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -211,14 +214,19 @@ async fn poll_repository(
         else {
             continue;
         };
-        let before = me
-            .store
-            .with(|c| pipeline_ops::repository_head(c, repository, branch))?;
-        if before.as_deref() == Some(head.as_str()) {
-            continue;
-        }
-        me.store
-            .with(|c| pipeline_ops::set_repository_head(c, repository, branch, &head, now_ms()))?;
+        let before = {
+            let _held = me.heads.lock().await;
+            let before = me
+                .store
+                .with(|c| pipeline_ops::repository_head(c, repository, branch))?;
+            if before.as_deref() == Some(head.as_str()) {
+                continue;
+            }
+            me.store.with(|c| {
+                pipeline_ops::set_repository_head(c, repository, branch, &head, now_ms())
+            })?;
+            before
+        };
         let Some(before) = before else {
             tracing::info!(repository, branch, commit = %head, "first head recorded");
             continue;

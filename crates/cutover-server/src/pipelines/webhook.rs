@@ -9,6 +9,14 @@
 //! All three send a push payload with `ref` (`refs/heads/<branch>` or
 //! `refs/tags/<tag>`), `before`, `after` and `commits[]` listing `added`,
 //! `modified` and `removed` paths, which is all a trigger needs.
+//!
+//! A signed payload is still not trusted to name what is built: `before`
+//! and `after` must be commit ids (40 hexadecimal digits, or 64 for a
+//! SHA-256 repository) and the ref a plain git ref name, or the delivery is
+//! refused before git sees them. The delivery id ([`delivery_id`]) lets a
+//! replay be recognised. For a repository that is not declared, or has no
+//! secret, [`verify_unknown`] spends the same work as a real check, so the
+//! answer (and its timing) does not tell which repositories exist.
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
@@ -68,6 +76,65 @@ pub(crate) fn verify(
             });
     }
     Err(WebhookError::Unsigned)
+}
+
+/// The check for a repository that does not exist or has no secret: the
+/// same work as [`verify`] against a dummy secret, and always a refusal.
+pub(crate) fn verify_unknown(headers: &HeaderMap, body: &[u8]) -> WebhookError {
+    const DUMMY: &str = "cutover-webhook-dummy-secret-000000000000";
+    match verify(headers, body, DUMMY) {
+        Err(e) => e,
+        Ok(_) => WebhookError::BadSignature {
+            header: "signature",
+        },
+    }
+}
+
+/// The forge's id of this delivery, if it sent one: `X-GitHub-Delivery`,
+/// `X-Gitlab-Event-UUID` (or `X-Gitlab-Webhook-UUID`), `X-Gitea-Delivery`
+/// or `X-Gogs-Delivery`. Ids longer than 128 bytes or with characters
+/// other than letters, digits, `-`, `_` and `.` are ignored.
+pub(crate) fn delivery_id(headers: &HeaderMap) -> Option<String> {
+    [
+        "x-github-delivery",
+        "x-gitlab-event-uuid",
+        "x-gitlab-webhook-uuid",
+        "x-gitea-delivery",
+        "x-gogs-delivery",
+    ]
+    .iter()
+    .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+    .map(str::trim)
+    .find(|id| {
+        !id.is_empty()
+            && id.len() <= 128
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    })
+    .map(str::to_string)
+}
+
+/// Whether `id` is a full commit id: 40 hex digits (SHA-1) or 64 (SHA-256).
+pub(crate) fn is_commit_id(id: &str) -> bool {
+    matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Whether `name` (after `refs/heads/` or `refs/tags/`) is a ref name git
+/// accepts and that cannot be read as an option or a revision expression.
+fn is_ref_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && !name.contains("/.")
+        && name
+            .bytes()
+            .all(|b| b > b' ' && b != 0x7f && !b"~^:?*[\\".contains(&b))
 }
 
 fn hmac_ok(secret: &str, body: &[u8], hex_sig: &str) -> bool {
@@ -146,6 +213,22 @@ pub(crate) fn parse_push(body: &[u8]) -> Result<Push, WebhookError> {
             p.reference
         )));
     };
+    let name = branch.as_deref().or(tag.as_deref()).unwrap_or_default();
+    if !is_ref_name(name) {
+        return Err(WebhookError::Payload(format!(
+            "ref {:?} is not a valid git ref name",
+            p.reference
+        )));
+    }
+    for (field, id) in [("before", &p.before), ("after", &p.after)] {
+        if let Some(id) = id.as_deref().filter(|id| !id.is_empty())
+            && !is_commit_id(id)
+        {
+            return Err(WebhookError::Payload(format!(
+                "{field} {id:?} is not a commit id (40 or 64 hexadecimal digits)"
+            )));
+        }
+    }
     let mut files: Vec<String> = p
         .commits
         .into_iter()
@@ -213,7 +296,7 @@ mod tests {
     fn push_payloads_give_ref_commits_and_changed_files() {
         let body =
             br#"{"ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000",
-            "after": "abc123", "commits": [
+            "after": "abc1230000000000000000000000000000000001", "commits": [
               {"id": "1", "added": ["src/new.rs"], "modified": ["README.md"], "removed": []},
               {"id": "2", "added": [], "modified": ["README.md"], "removed": ["old.txt"]}],
             "repository": {"full_name": "me/app"}}"#;
@@ -221,12 +304,15 @@ mod tests {
         assert_eq!(push.branch.as_deref(), Some("main"));
         assert_eq!(push.tag, None);
         assert_eq!(push.before, None);
-        assert_eq!(push.after.as_deref(), Some("abc123"));
+        assert_eq!(
+            push.after.as_deref(),
+            Some("abc1230000000000000000000000000000000001")
+        );
         assert_eq!(push.changed_files, ["README.md", "old.txt", "src/new.rs"]);
-        let tag = parse_push(br#"{"ref": "refs/tags/v1.2", "after": "def"}"#).unwrap();
+        let tag = parse_push(br#"{"ref": "refs/tags/v1.2"}"#).unwrap();
         assert_eq!(tag.tag.as_deref(), Some("v1.2"));
         let deleted = parse_push(
-            br#"{"ref": "refs/heads/x", "before": "abc", "after": "0000000000000000000000000000000000000000"}"#,
+            br#"{"ref": "refs/heads/x", "before": "abc1230000000000000000000000000000000001", "after": "0000000000000000000000000000000000000000"}"#,
         )
         .unwrap();
         assert_eq!(deleted.after, None);
@@ -235,5 +321,68 @@ mod tests {
             Err(WebhookError::Payload(_))
         ));
         assert!(parse_push(b"{}").is_err());
+    }
+
+    #[test]
+    fn commit_ids_and_ref_names_from_a_payload_are_checked() {
+        let sha256 = "a".repeat(64);
+        for ok in [
+            r#"{"ref": "refs/heads/release/1.2", "after": "0123456789abcdef0123456789abcdef01234567"}"#.to_string(),
+            format!(r#"{{"ref": "refs/heads/main", "before": "{sha256}"}}"#),
+        ] {
+            assert!(parse_push(ok.as_bytes()).is_ok(), "{ok}");
+        }
+        for bad in [
+            r#"{"ref": "refs/heads/main", "before": "--output=/tmp/x"}"#,
+            r#"{"ref": "refs/heads/main", "after": "HEAD~3"}"#,
+            r#"{"ref": "refs/heads/main", "after": "abc123"}"#,
+            r#"{"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef0123456g"}"#,
+            r#"{"ref": "refs/heads/--upload-pack=x"}"#,
+            r#"{"ref": "refs/heads/a..b"}"#,
+            r#"{"ref": "refs/heads/main@{1}"}"#,
+            r#"{"ref": "refs/tags/v1 x"}"#,
+        ] {
+            assert!(
+                matches!(parse_push(bad.as_bytes()), Err(WebhookError::Payload(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn delivery_ids_of_every_forge() {
+        for h in [
+            "x-github-delivery",
+            "x-gitlab-event-uuid",
+            "x-gitlab-webhook-uuid",
+            "x-gitea-delivery",
+            "x-gogs-delivery",
+        ] {
+            assert_eq!(
+                delivery_id(&headers(h, "72d3162e-cc78-11e3-81ab-4c9367dc0958")).as_deref(),
+                Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            );
+        }
+        assert_eq!(delivery_id(&HeaderMap::new()), None);
+        assert_eq!(delivery_id(&headers("x-github-delivery", "a b")), None);
+    }
+
+    #[test]
+    fn unknown_repositories_are_refused_like_bad_signatures() {
+        let body = b"{}";
+        let h = headers(
+            "x-hub-signature-256",
+            &format!("sha256={}", sign("s", body)),
+        );
+        assert_eq!(
+            verify_unknown(&h, body),
+            WebhookError::BadSignature {
+                header: "X-Hub-Signature-256"
+            }
+        );
+        assert_eq!(
+            verify_unknown(&HeaderMap::new(), body),
+            WebhookError::Unsigned
+        );
     }
 }
