@@ -13,7 +13,7 @@ pub mod process;
 mod types;
 
 pub use error::RuntimeError;
-pub use process::{ImageError, ProcessRuntime, inherited_env, shim_main};
+pub use process::{ImageError, ProcessRuntime, shim_main};
 pub use types::{
     ContainerSpec, ExitInfo, HealthCommand, LogStream, ProbeOutcome, REASON_CANNOT_START,
     REASON_EXITED, REASON_LOST, REASON_STOPPED, TaskHandle, TaskSpec, TaskStatus,

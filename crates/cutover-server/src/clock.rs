@@ -36,12 +36,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// The wall clock, for the pipeline modules that do not take a [`Clock`]
-/// yet.
-pub(crate) fn now_ms() -> Millis {
-    SystemClock.now_ms()
-}
-
 /// Tokio's clock, read as wall time from `epoch_ms` at creation.
 #[derive(Debug, Clone)]
 #[cfg_attr(not(test), allow(dead_code))]

@@ -19,11 +19,12 @@ use crate::{RuntimeError, TaskSpec};
 const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// The part of this process's environment that commands it starts on a
-/// user's behalf (tasks, health checks, deployment hooks) may see: the
-/// variables of [`INHERITED_ENV`] that are set, and a default `PATH`.
-/// Callers `env_clear()` first and add their own variables after.
-pub fn inherited_env() -> BTreeMap<String, String> {
+/// The part of this process's environment that tasks, their health checks
+/// and their shims see: the variables of [`INHERITED_ENV`] that are set,
+/// and a default `PATH`. Callers `env_clear()` first and add their own
+/// variables after. (Commands run for pipelines and deployment hooks use
+/// `cutover_build::process::base_env` instead.)
+pub(crate) fn inherited_env() -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = INHERITED_ENV
         .iter()
         .filter_map(|name| Some(((*name).to_owned(), std::env::var(name).ok()?)))

@@ -19,7 +19,6 @@ mod state;
 mod sys;
 
 pub use image::ImageError;
-pub use launch::inherited_env;
 pub use shim::shim_main;
 
 use std::collections::{HashMap, VecDeque};

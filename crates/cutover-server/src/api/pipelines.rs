@@ -385,7 +385,7 @@ pub(crate) async fn webhook(
     if let Some(id) = &delivery
         && !st
             .store
-            .with(|c| webhook_ops::record_delivery(c, &repository, id, crate::clock::now_ms()))?
+            .with(|c| webhook_ops::record_delivery(c, &repository, id, st.clock.now_ms()))?
     {
         tracing::info!(repository, forge, delivery = %id, "webhook delivery already seen: ignored");
         return Ok((

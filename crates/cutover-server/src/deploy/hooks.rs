@@ -56,7 +56,7 @@ async fn command(argv: &[String], ctx: &HookContext) -> HookOutcome {
     // An explicit environment: the server's own may hold its API token.
     cmd.args(args)
         .env_clear()
-        .envs(cutover_runtime::inherited_env())
+        .envs(cutover_build::process::base_env())
         .env("CUTOVER_DEPLOYMENT_ID", &ctx.deployment_id)
         .env("CUTOVER_LIFECYCLE_EVENT", &ctx.event)
         .env("CUTOVER_HOOK_EXECUTION_ID", &ctx.execution_id)

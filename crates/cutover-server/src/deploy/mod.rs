@@ -41,7 +41,8 @@ pub(crate) struct DeployRequest {
 /// Owns the deployment drivers.
 pub(crate) struct Deployer {
     store: Arc<Store>,
-    clock: SharedClock,
+    /// The control plane's clock.
+    pub(crate) clock: SharedClock,
     controller: Arc<Controller>,
     dataplane: SharedDataPlane,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,

@@ -67,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::artifacts::{ArtifactStore, copy_tree};
 use super::config::{BuildEnvironment, BuildProjectSpec};
-use crate::clock::now_ms;
+use crate::clock::{Clock, SharedClock};
 
 /// The message of a build interrupted by a restart.
 pub(crate) const RESTARTED: &str = "control plane restarted during the build";
@@ -113,6 +113,7 @@ pub(crate) struct BuildResult {
 #[derive(Clone)]
 pub(crate) struct Builder {
     store: Arc<Store>,
+    clock: SharedClock,
     data_dir: PathBuf,
     artifacts: ArtifactStore,
     engine: Option<Arc<DockerRuntime>>,
@@ -156,9 +157,15 @@ pub(crate) fn log_path(row: &BuildRow) -> PathBuf {
 
 impl Builder {
     /// Builds under `<data_dir>/builds`.
-    pub(crate) fn new(store: Arc<Store>, data_dir: &Path, artifacts: ArtifactStore) -> Builder {
+    pub(crate) fn new(
+        store: Arc<Store>,
+        clock: SharedClock,
+        data_dir: &Path,
+        artifacts: ArtifactStore,
+    ) -> Builder {
         Builder {
             store,
+            clock,
             data_dir: data_dir.to_path_buf(),
             artifacts,
             engine: None,
@@ -220,7 +227,7 @@ impl Builder {
             work_dir: root.to_string_lossy().into_owned(),
             detail: json!({}),
             message: None,
-            started_at: now_ms(),
+            started_at: self.clock.now_ms(),
             finished_at: None,
         };
         self.store
@@ -244,7 +251,7 @@ impl Builder {
         });
         let result = self.run_in(&job, &row, &src, &work, token).await;
         timer.abort();
-        row.finished_at = Some(now_ms());
+        row.finished_at = Some(self.clock.now_ms());
         let out = match result {
             Ok((status, detail, result)) => {
                 row.status = status.as_str().into();
@@ -497,7 +504,7 @@ fn read_secret_file(dir: &Path, name: &str) -> Option<String> {
 
 /// Marks every build left running by a previous server FAILED and kills
 /// what is left of its processes (see the module header).
-pub(crate) fn fail_interrupted(store: &Store) -> anyhow::Result<()> {
+pub(crate) fn fail_interrupted(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
     for mut b in store.with(pipeline_ops::unfinished_builds)? {
         let work = Path::new(&b.work_dir).join("work");
         match cutover_build::run::kill_leftover(&work) {
@@ -509,7 +516,7 @@ pub(crate) fn fail_interrupted(store: &Store) -> anyhow::Result<()> {
         }
         b.status = "FAILED".into();
         b.message = Some(RESTARTED.into());
-        b.finished_at = Some(now_ms());
+        b.finished_at = Some(clock.now_ms());
         store.with(|c| pipeline_ops::put_build(c, &b))?;
     }
     Ok(())
@@ -558,7 +565,12 @@ mod tests {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
         let artifacts = ArtifactStore::new(data.path());
-        let builder = Builder::new(store.clone(), data.path(), artifacts.clone());
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(crate::clock::SystemClock),
+            data.path(),
+            artifacts.clone(),
+        );
         let source = source_with(
             "version: 0.2\nenv:\n  exported-variables: [OUT]\nphases:\n  build:\n    commands:\n      - echo \"$GREETING $FROM_PIPELINE\" > out.txt\n      - export OUT=$(cat out.txt)\nartifacts:\n  files: [out.txt]\n",
         );
@@ -625,7 +637,12 @@ mod tests {
         };
 
         // Without an engine the build fails and says why.
-        let builder = Builder::new(store.clone(), data.path(), artifacts.clone());
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(crate::clock::SystemClock),
+            data.path(),
+            artifacts.clone(),
+        );
         let err = builder
             .run(job.clone(), CancellationToken::new())
             .await
@@ -679,7 +696,12 @@ mod tests {
     async fn a_broken_buildspec_in_the_source_fails_with_its_location() {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
-        let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(crate::clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        );
         let source = source_with("version: 0.2\nphases:\n  build:\n    commands: {a: 1}\n");
         let job = job(source.path());
         let err = builder
@@ -697,7 +719,12 @@ mod tests {
     async fn a_build_past_its_timeout_is_stopped_and_says_so() {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
-        let builder = Builder::new(store.clone(), data.path(), ArtifactStore::new(data.path()));
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(crate::clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        );
         let source = source_with("version: 0.2\nphases:\n  build:\n    commands: [\"sleep 30\"]\n");
         let job = BuildJob {
             timeout: Duration::from_millis(300),
@@ -720,7 +747,12 @@ mod tests {
     fn secrets_come_from_the_local_store_and_cannot_escape_it() {
         let data = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
-        let builder = Builder::new(store, data.path(), ArtifactStore::new(data.path()));
+        let builder = Builder::new(
+            store,
+            Arc::new(crate::clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        );
         std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
         std::fs::write(data.path().join("secrets/prod/db-password"), "hunter2\n").unwrap();
         std::fs::write(data.path().join("outside"), "no").unwrap();
@@ -790,7 +822,7 @@ mod tests {
             finished_at: None,
         };
         store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
-        fail_interrupted(&store).unwrap();
+        fail_interrupted(&store, &crate::clock::SystemClock).unwrap();
         let after = store
             .with(|c| pipeline_ops::build(c, "p:1"))
             .unwrap()

@@ -27,7 +27,6 @@ use cutover_store::{Store, ops};
 use serde_json::Value;
 
 use super::artifacts::ArtifactStore;
-use crate::clock::now_ms;
 use crate::deploy::{DeployRequest, Deployer};
 
 /// How often the action looks at its deployment.
@@ -255,7 +254,9 @@ async fn deploy(
 ) -> Result<String, String> {
     let row = ctx
         .store
-        .with(|c| ops::register_task_definition(c, family, body, now_ms(), false))
+        .with(|c| {
+            ops::register_task_definition(c, family, body, ctx.deployer.clock.now_ms(), false)
+        })
         .map_err(|e| e.to_string())?
         .0;
     let created = ctx

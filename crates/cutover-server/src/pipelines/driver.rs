@@ -31,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 use super::Pipelines;
 use super::build::{BuildJob, RESTARTED};
 use super::config::{BuildProjectSpec, RepositorySpec, source_key};
-use crate::clock::now_ms;
 
 /// Finished executions kept per pipeline.
 const KEEP_EXECUTIONS: usize = 100;
@@ -88,14 +87,14 @@ pub(crate) async fn drive(
             return;
         }
     };
-    let fx = state.resume(now_ms());
+    let fx = state.resume(me.clock.now_ms());
     commit(&me, &name, &inbox, &mut state, fx);
     loop {
         let wakeup = state.next_wakeup();
         let sleep = async {
             match wakeup {
                 Some(at) => {
-                    let wait = at.saturating_sub(now_ms());
+                    let wait = at.saturating_sub(me.clock.now_ms());
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 None => std::future::pending().await,
@@ -111,7 +110,7 @@ pub(crate) async fn drive(
         };
         match msg {
             Msg::Input(input, reply) => {
-                let result = state.handle(now_ms(), input);
+                let result = state.handle(me.clock.now_ms(), input);
                 match result {
                     Ok(fx) => {
                         commit(&me, &name, &inbox, &mut state, fx);
@@ -131,7 +130,7 @@ pub(crate) async fn drive(
             Msg::Reload => match load(&me, &name) {
                 Ok(fresh) => {
                     state.pipeline = fresh.pipeline;
-                    if let Ok(fx) = state.handle(now_ms(), Input::Tick) {
+                    if let Ok(fx) = state.handle(me.clock.now_ms(), Input::Tick) {
                         commit(&me, &name, &inbox, &mut state, fx);
                     }
                 }
@@ -157,7 +156,7 @@ fn commit(
         .map_err(anyhow::Error::from)
         .and_then(|v| {
             me.store
-                .with(|c| pipeline_ops::save_pipeline_state(c, name, &v, now_ms()))
+                .with(|c| pipeline_ops::save_pipeline_state(c, name, &v, me.clock.now_ms()))
                 .map_err(anyhow::Error::from)
         });
     if let Err(e) = saved {
@@ -219,7 +218,7 @@ fn commit(
 fn event(me: &Pipelines, name: &str, message: &str) {
     if let Err(e) = me
         .store
-        .with(|c| ops::add_event(c, now_ms(), &format!("pipeline/{name}"), message))
+        .with(|c| ops::add_event(c, me.clock.now_ms(), &format!("pipeline/{name}"), message))
     {
         tracing::warn!(pipeline = %name, error = %e, "cannot record a pipeline event");
     }

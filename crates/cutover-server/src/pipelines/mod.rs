@@ -39,12 +39,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
-use crate::clock::now_ms;
+use crate::clock::SharedClock;
 use crate::deploy::Deployer;
 
 /// Owns the pipeline drivers, the poller, the git mirrors and the builder.
 pub(crate) struct Pipelines {
     store: Arc<Store>,
+    clock: SharedClock,
     deployer: Arc<Deployer>,
     artifacts: artifacts::ArtifactStore,
     git: source::Git,
@@ -77,12 +78,18 @@ impl Pipelines {
         engine: Option<Arc<cutover_docker::DockerRuntime>>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Pipelines>> {
-        build::fail_interrupted(&store)?;
+        build::fail_interrupted(&store, deployer.clock.as_ref())?;
         let artifacts = artifacts::ArtifactStore::new(data_dir);
         let me = Arc::new(Pipelines {
-            builder: build::Builder::new(store.clone(), data_dir, artifacts.clone())
-                .with_engine(engine),
+            builder: build::Builder::new(
+                store.clone(),
+                deployer.clock.clone(),
+                data_dir,
+                artifacts.clone(),
+            )
+            .with_engine(engine),
             store,
+            clock: deployer.clock.clone(),
             deployer,
             artifacts,
             git: source::Git::new(data_dir),
@@ -209,7 +216,7 @@ impl Pipelines {
             }
             // The poller must not start the same commit again.
             self.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, &key, &commit, now_ms())
+                pipeline_ops::set_repository_head(c, repository, &key, &commit, self.clock.now_ms())
             })?;
             recorded
         };

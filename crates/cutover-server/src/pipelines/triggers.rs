@@ -32,7 +32,6 @@ use cutover_store::pipeline_ops;
 
 use super::Pipelines;
 use super::config::{RepositorySpec, source_key};
-use crate::clock::now_ms;
 
 /// A source action that watches a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +222,7 @@ async fn poll_repository(
                 continue;
             }
             me.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, branch, &head, now_ms())
+                pipeline_ops::set_repository_head(c, repository, branch, &head, me.clock.now_ms())
             })?;
             before
         };
