@@ -496,3 +496,24 @@ fn other_deserializers_stop_at_the_first_error() {
     let bad = r#"{"services": {"a": {"taskDefinition": 1}, "b": {"taskDefinition": "b"}}}"#;
     assert!(serde_json::from_str::<Stack>(bad).is_err());
 }
+
+#[test]
+fn service_settings_round_trip_through_json_as_the_store_keeps_them() {
+    let stack = parse_stack("stack.yaml", STACK).unwrap().value;
+    assert!(!stack.services.is_empty());
+    for (name, svc) in &stack.services {
+        let settings = svc.settings();
+        let text = serde_json::to_string(&settings).unwrap();
+        let back: cutover_spec::stack::ServiceSettings = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, settings, "{name}: {text}");
+        // What older servers stored: the whole service minus its revision
+        // and count, also reads back.
+        let mut old = serde_json::to_value(svc).unwrap();
+        let obj = old.as_object_mut().unwrap();
+        obj.remove("taskDefinition");
+        obj.remove("desiredCount");
+        obj.remove("runtime");
+        let back: cutover_spec::stack::ServiceSettings = serde_json::from_value(old).unwrap();
+        assert_eq!(back, settings, "{name}");
+    }
+}

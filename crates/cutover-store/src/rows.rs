@@ -1,6 +1,7 @@
 //! Plain row types, one per table, serialised as the API shows them.
 
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
+use cutover_spec::stack::ServiceSettings;
 use serde::{Deserialize, Serialize};
 
 /// One registered task definition revision.
@@ -39,7 +40,7 @@ pub struct ServiceRow {
     /// Runtime name (`process`, `docker`).
     pub runtime: String,
     /// The rest of the service's declaration (load balancer, deployment), as applied.
-    pub spec: serde_json::Value,
+    pub spec: ServiceSettings,
     /// ACTIVE, or DRAINING after a delete until its tasks stopped.
     pub status: String,
     /// Which of the service's two target groups (`a` or `b`) is live.

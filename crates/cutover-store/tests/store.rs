@@ -10,7 +10,7 @@ fn service(name: &str, desired: u32) -> ServiceRow {
         task_definition: "web:1".into(),
         desired_count: desired,
         runtime: "process".into(),
-        spec: json!({"loadBalancer": null}),
+        spec: Default::default(),
         status: "ACTIVE".into(),
         lb_group: "a".into(),
         generation: 1,

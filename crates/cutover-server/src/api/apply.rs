@@ -46,7 +46,7 @@ struct Resolved {
     name: String,
     runtime: String,
     desired_count: u32,
-    spec: Value,
+    spec: cutover_spec::stack::ServiceSettings,
     taskdef: ResolvedTaskDef,
 }
 
@@ -152,12 +152,7 @@ pub(crate) async fn apply(
                 }
             }
         };
-        let mut spec = serde_json::to_value(svc).map_err(anyhow::Error::from)?;
-        if let Some(obj) = spec.as_object_mut() {
-            obj.remove("taskDefinition");
-            obj.remove("desiredCount");
-            obj.remove("runtime");
-        }
+        let spec = svc.settings();
         resolved.push(Resolved {
             name: name.clone(),
             runtime,
@@ -253,9 +248,7 @@ pub(crate) async fn apply(
                 }
                 Some(e) => {
                     if e.task_definition != taskdef {
-                        let blue_green = r.spec["deployment"]["type"] == "BLUE_GREEN"
-                            && !r.spec["loadBalancer"].is_null()
-                            && e.status == "ACTIVE";
+                        let blue_green = r.spec.is_blue_green() && e.status == "ACTIVE";
                         let under_way = blue_green
                             && ops::unfinished_deployments(c)?
                                 .iter()

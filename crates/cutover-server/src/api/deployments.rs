@@ -95,18 +95,14 @@ pub(crate) async fn create(
             .map_err(|e| files::rejected(&a.file, e))?;
         warnings.extend(parsed.warnings);
         let ts = parsed.value.target_service();
-        let lb = &svc.spec["loadBalancer"];
+        let lb = svc.spec.load_balancer.as_ref();
         let info = &ts.properties.load_balancer_info;
-        if lb["containerName"]
-            .as_str()
-            .is_some_and(|n| n != info.container_name)
+        if let Some(lb) = lb
+            && lb.container_name != info.container_name
         {
             return Err(ApiError::bad_request(format!(
                 "{}: Resources[0].TargetService.Properties.LoadBalancerInfo.ContainerName is {:?} but service {:?} routes to container {:?}",
-                a.file,
-                info.container_name,
-                svc.name,
-                lb["containerName"].as_str().unwrap_or_default()
+                a.file, info.container_name, svc.name, lb.container_name
             )));
         }
         for h in &parsed.value.hooks {

@@ -205,10 +205,11 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
             },
         });
     }
-    let drain_ms = svc.spec["loadBalancer"]["deregistrationDelaySeconds"]
-        .as_u64()
-        .filter(|_| !svc.spec["loadBalancer"].is_null())
-        .map_or(0, |s| s * 1000);
+    let drain_ms = svc
+        .spec
+        .load_balancer
+        .as_ref()
+        .map_or(0, |lb| lb.deregistration_delay_seconds * 1000);
     let views: Vec<TaskView> = tasks
         .iter()
         .map(|t| {
@@ -324,11 +325,11 @@ fn targets(
     }
     let new_healthy = new.iter().filter(|t| healthy(t, has_health_check)).count() as u32;
     let old_healthy = old.iter().filter(|t| healthy(t, false)).count() as u32;
-    let deployment = &svc.spec["deployment"];
+    let deployment = &svc.spec.deployment;
     let spec = RollingSpec {
         desired,
-        minimum_healthy_percent: deployment["minimumHealthyPercent"].as_u64().unwrap_or(100) as u32,
-        maximum_percent: deployment["maximumPercent"].as_u64().unwrap_or(200) as u32,
+        minimum_healthy_percent: deployment.minimum_healthy_percent.unwrap_or(100),
+        maximum_percent: deployment.maximum_percent.unwrap_or(200),
         circuit_breaker: None,
         alarms: None,
     };
@@ -718,7 +719,8 @@ mod tests {
             task_definition: "web:2".into(),
             desired_count: desired,
             runtime: "process".into(),
-            spec: json!({"deployment": {"type": "ROLLING", "minimumHealthyPercent": min, "maximumPercent": max}}),
+            spec: serde_json::from_value(json!({"deployment": {"type": "ROLLING", "minimumHealthyPercent": min, "maximumPercent": max}}))
+                .unwrap(),
             status: "ACTIVE".into(),
             lb_group: "a".into(),
             generation: 2,

@@ -57,7 +57,7 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
     let mut groups = Vec::new();
     for v in services {
         let svc = v.service;
-        let Some(lb) = svc.spec.get("loadBalancer").filter(|l| !l.is_null()) else {
+        let Some(lb) = svc.spec.load_balancer.as_ref() else {
             continue;
         };
         if svc.status != "ACTIVE" && v.tasks.is_empty() {
@@ -91,16 +91,16 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
             Some(g) => targets(&|set: &str| set == g),
             None => Vec::new(),
         };
-        let hc = &lb["healthCheck"];
+        let hc = &lb.health_check;
         let health = json!({
-            "path": hc["path"].as_str().unwrap_or("/"),
-            "intervalSeconds": hc["intervalSeconds"].as_u64().unwrap_or(30),
-            "timeoutSeconds": hc["timeoutSeconds"].as_u64().unwrap_or(5),
-            "healthyThresholdCount": hc["healthyThresholdCount"].as_u64().unwrap_or(5),
-            "unhealthyThresholdCount": hc["unhealthyThresholdCount"].as_u64().unwrap_or(2),
-            "matcher": matcher(&hc["matcher"]),
+            "path": hc.path,
+            "intervalSeconds": hc.interval_seconds,
+            "timeoutSeconds": hc.timeout().as_secs(),
+            "healthyThresholdCount": hc.healthy_threshold_count,
+            "unhealthyThresholdCount": hc.unhealthy_threshold_count,
+            "matcher": hc.matcher.as_str(),
         });
-        let delay = lb["deregistrationDelaySeconds"].as_u64().unwrap_or(300);
+        let delay = lb.deregistration_delay_seconds;
         for (g, t) in [(live, &live_targets), (other, &other_targets)] {
             groups.push(json!({
                 "name": group_name(&svc.name, g),
@@ -112,18 +112,18 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
         let pct = green.map_or(0, |d| u32::from(d.prod_green_percent.min(100)));
         listeners.push(json!({
             "name": prod_listener(&svc.name),
-            "address": lb["listener"].as_str().unwrap_or_default(),
+            "address": lb.listener.to_string(),
             "defaultAction": {"forward": [
                 {"targetGroup": group_name(&svc.name, live), "weight": 100 - pct},
                 {"targetGroup": group_name(&svc.name, other), "weight": pct},
             ]},
         }));
-        if let Some(test) = lb["testListener"].as_str() {
+        if let Some(test) = lb.test_listener {
             let on_green = green.is_some_and(|d| d.test_on_green);
             let (tw_live, tw_other) = if on_green { (0, 100) } else { (100, 0) };
             listeners.push(json!({
                 "name": test_listener(&svc.name),
-                "address": test,
+                "address": test.to_string(),
                 "defaultAction": {"forward": [
                     {"targetGroup": group_name(&svc.name, live), "weight": tw_live},
                     {"targetGroup": group_name(&svc.name, other), "weight": tw_other},
@@ -132,18 +132,6 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
         }
     }
     json!({"admin": admin, "listeners": listeners, "targetGroups": groups})
-}
-
-fn matcher(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => o
-            .get("httpCode")
-            .and_then(Value::as_str)
-            .unwrap_or("200-299")
-            .to_string(),
-        _ => "200-299".to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -156,11 +144,14 @@ mod tests {
             task_definition: "web:1".into(),
             desired_count: 1,
             runtime: "process".into(),
-            spec: json!({"loadBalancer": {"containerName": "web", "containerPort": 8080,
+            spec: serde_json::from_value(
+                json!({"loadBalancer": {"containerName": "web", "containerPort": 8080,
                 "listener": "127.0.0.1:18080", "testListener": "127.0.0.1:19080",
                 "healthCheck": {"path": "/health", "intervalSeconds": 1, "timeoutSeconds": 1,
                     "healthyThresholdCount": 2, "unhealthyThresholdCount": 2, "matcher": "200-299"},
                 "deregistrationDelaySeconds": 2}}),
+            )
+            .unwrap(),
             status: "ACTIVE".into(),
             lb_group: lb_group.into(),
             generation: 1,

@@ -17,6 +17,7 @@ use crate::dataplane::config::{green_set, group_name, other_group};
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
 use cutover_deploy::{BlueGreen, Effect, Input, LifecycleEvent};
+use cutover_spec::stack::RollbackEvent;
 use cutover_store::{DeploymentRow, ops};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -326,10 +327,7 @@ impl Driver {
             .dep
             .store
             .with(|c| ops::service(c, &self.row.service))?;
-        let lb = svc
-            .as_ref()
-            .map(|s| s.spec["loadBalancer"].clone())
-            .unwrap_or_default();
+        let lb = svc.as_ref().and_then(|s| s.spec.load_balancer.clone());
         let timeout_ms = self
             .engine
             .spec()
@@ -342,8 +340,11 @@ impl Driver {
             event: event.to_string(),
             execution_id: execution_id.clone(),
             details,
-            prod_url: lb["listener"].as_str().map(|a| format!("http://{a}")),
-            test_url: lb["testListener"].as_str().map(|a| format!("http://{a}")),
+            prod_url: lb.as_ref().map(|l| format!("http://{}", l.listener)),
+            test_url: lb
+                .as_ref()
+                .and_then(|l| l.test_listener)
+                .map(|a| format!("http://{a}")),
             timeout: Duration::from_millis(timeout_ms),
         };
         self.event(&format!(
@@ -664,10 +665,13 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         let threshold = svc.desired_count.div_ceil(2).clamp(3, 200);
         // ECS deployment alarms: one of the service's alarms in ALARM while
         // the update runs fails it (and rolls back when asked to).
-        let watched: Vec<&str> = svc.spec["deployment"]["alarms"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-            .unwrap_or_default();
+        let watched: Vec<&str> = svc
+            .spec
+            .deployment
+            .alarms
+            .iter()
+            .map(String::as_str)
+            .collect();
         let firing = if watched.is_empty() {
             None
         } else {
@@ -710,19 +714,18 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         row.status = status.into();
         row.outcome = Some(outcome.clone());
         row.finished_at = Some(now);
-        let auto_rollback = |event: &str| {
-            svc.spec["deployment"]["autoRollback"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|e| e == event))
-        };
+        let auto_rollback =
+            |event: RollbackEvent| svc.spec.deployment.auto_rollback.contains(&event);
         let rollback = match status {
             "Failed" => {
-                svc.spec["deployment"]["circuitBreaker"]["rollback"]
-                    .as_bool()
-                    .unwrap_or(false)
-                    || auto_rollback("DEPLOYMENT_FAILURE")
+                svc.spec
+                    .deployment
+                    .circuit_breaker
+                    .as_ref()
+                    .is_some_and(|c| c.rollback)
+                    || auto_rollback(RollbackEvent::DeploymentFailure)
             }
-            "Stopped" => auto_rollback("DEPLOYMENT_STOP_ON_ALARM"),
+            "Stopped" => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
             _ => false,
         };
         let _ = dep.store.atomically(|c| {

@@ -114,13 +114,9 @@ impl Deployer {
                 svc.name
             )));
         }
-        let kind = svc.spec["deployment"]["type"]
-            .as_str()
-            .unwrap_or("ROLLING")
-            .to_string();
         let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let now = self.clock.now_ms();
-        if kind != "BLUE_GREEN" || svc.spec["loadBalancer"].is_null() {
+        if !svc.spec.is_blue_green() {
             // A rolling update: the service's reconcile loop replaces tasks,
             // keeping the old ones until the new revision is fully up.
             let row = self.store.atomically(|c| {
@@ -183,11 +179,7 @@ impl Deployer {
         let config = req
             .config
             .clone()
-            .or_else(|| {
-                svc.spec["deployment"]["config"]
-                    .as_str()
-                    .map(str::to_string)
-            })
+            .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
         let stack = self.store.with(ops::latest_stack)?;
         let routing = spec::routing(&config, stack.as_ref()).map_err(ApiError::bad_request)?;

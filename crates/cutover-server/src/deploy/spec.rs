@@ -3,6 +3,9 @@
 
 use cutover_deploy::config::{AutoRollback, HookSpec, ReadyOption, ReadyTimeoutAction};
 use cutover_deploy::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
+use cutover_spec::stack::{
+    HookProtocol, HookTarget as StackHookTarget, ReadyAction, RollbackEvent, ServiceSettings,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -73,75 +76,62 @@ pub(crate) fn routing(name: &str, stack: Option<&Value>) -> Result<TrafficRoutin
 /// -> target) come from an appspec.yaml and win over the stack's hooks.
 pub(crate) fn blue_green(
     deployment_id: &str,
-    service_spec: &Value,
+    service: &ServiceSettings,
     routing: TrafficRouting,
     appspec_hooks: &BTreeMap<String, String>,
 ) -> Result<(BlueGreenSpec, BTreeMap<LifecycleEvent, HookTarget>), String> {
-    let d = &service_spec["deployment"];
+    let d = &service.deployment;
     let mut spec = BlueGreenSpec::new(deployment_id, routing);
-    spec.has_test_listener = service_spec["loadBalancer"]["testListener"].is_string();
-    spec.termination_wait_ms = d["terminationWaitSeconds"]
-        .as_u64()
-        .or_else(|| d["terminationWaitMinutes"].as_u64().map(|m| m * 60))
+    spec.has_test_listener = service
+        .load_balancer
+        .as_ref()
+        .is_some_and(|lb| lb.test_listener.is_some());
+    spec.termination_wait_ms = d
+        .termination_wait_seconds
+        .or_else(|| d.termination_wait_minutes.map(|m| m * 60))
         .unwrap_or(300)
         * 1000;
-    let ready = &d["deploymentReady"];
-    if ready["action"] == "STOP_DEPLOYMENT" {
-        let wait = ready["waitSeconds"]
-            .as_u64()
-            .or_else(|| ready["waitMinutes"].as_u64().map(|m| m * 60))
+    if let Some(ready) = &d.deployment_ready
+        && ready.action == ReadyAction::StopDeployment
+    {
+        let wait = ready
+            .wait_seconds
+            .or_else(|| ready.wait_minutes.map(|m| m * 60))
             .unwrap_or(0);
         spec.ready = ReadyOption::Wait {
             timeout_ms: wait * 1000,
             on_timeout: ReadyTimeoutAction::StopDeployment,
         };
     }
-    let events: Vec<&str> = d["autoRollback"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let on = |e: RollbackEvent| d.auto_rollback.contains(&e);
     spec.auto_rollback = AutoRollback {
-        on_failure: events.contains(&"DEPLOYMENT_FAILURE"),
-        on_alarm: events.contains(&"DEPLOYMENT_STOP_ON_ALARM"),
-        on_request: events.contains(&"DEPLOYMENT_STOP_ON_REQUEST"),
+        on_failure: on(RollbackEvent::DeploymentFailure),
+        on_alarm: on(RollbackEvent::DeploymentStopOnAlarm),
+        on_request: on(RollbackEvent::DeploymentStopOnRequest),
     };
-    spec.alarms = d["alarms"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    spec.alarms = d.alarms.clone();
     spec.install_timeout_ms = INSTALL_TIMEOUT_MS;
     let mut targets = BTreeMap::new();
-    if let Some(hooks) = d["hooks"].as_object() {
-        for (name, h) in hooks {
-            let event = event(name)?;
-            let timeout = h["timeoutSeconds"].as_u64().unwrap_or(3600) * 1000;
-            spec.hooks.insert(
-                event,
-                HookSpec {
-                    timeout_ms: timeout,
-                },
-            );
-            let target = if let Some(cmd) = h["command"].as_array().filter(|c| !c.is_empty()) {
-                HookTarget::Command(
-                    cmd.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_string)
-                        .collect(),
-                )
-            } else {
-                let url = h["url"].as_str().unwrap_or_default().to_string();
-                match h["protocol"].as_str() {
-                    Some("codedeploy") => HookTarget::CodeDeploy(url),
-                    _ => HookTarget::Ecs(url),
-                }
-            };
-            targets.insert(event, target);
-        }
+    for (name, h) in &d.hooks {
+        let event = event(name.as_str())?;
+        spec.hooks.insert(
+            event,
+            HookSpec {
+                timeout_ms: h.timeout_seconds.unwrap_or(3600) * 1000,
+            },
+        );
+        let target = match h.target() {
+            StackHookTarget::Command(argv) => HookTarget::Command(argv.to_vec()),
+            StackHookTarget::Url {
+                url,
+                protocol: HookProtocol::CodeDeploy,
+            } => HookTarget::CodeDeploy(url.to_string()),
+            StackHookTarget::Url {
+                url,
+                protocol: HookProtocol::Ecs,
+            } => HookTarget::Ecs(url.to_string()),
+        };
+        targets.insert(event, target);
     }
     for (name, target) in appspec_hooks {
         let event = event(name)?;
@@ -201,7 +191,7 @@ mod tests {
 
     #[test]
     fn the_service_declaration_becomes_an_engine_spec() {
-        let svc = json!({"loadBalancer": {"listener": "127.0.0.1:1", "testListener": "127.0.0.1:2"},
+        let svc = json!({"loadBalancer": {"containerName": "web", "containerPort": 8080, "listener": "127.0.0.1:1", "testListener": "127.0.0.1:2"},
             "deployment": {"type": "BLUE_GREEN", "terminationWaitSeconds": 30,
               "alarms": ["web-5xx"], "autoRollback": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
               "hooks": {"AfterAllowTestTraffic": {"command": ["sh", "-c", "true"], "timeoutSeconds": 30},
@@ -210,6 +200,7 @@ mod tests {
             "AfterInstall".to_string(),
             "http://127.0.0.1:9/ecs".to_string(),
         )]);
+        let svc: ServiceSettings = serde_json::from_value(svc).unwrap();
         let (spec, targets) = blue_green("d1", &svc, TrafficRouting::AllAtOnce, &appspec).unwrap();
         assert!(spec.has_test_listener);
         assert_eq!(spec.termination_wait_ms, 30_000);

@@ -174,6 +174,38 @@ fn default_desired_count() -> u32 {
     DEFAULT_DESIRED_COUNT
 }
 
+/// What the control plane keeps of a service's declaration besides its task
+/// definition, desired count and runtime (which it stores on their own):
+/// the load balancer and the deployment settings. It round-trips through
+/// JSON, so the store can keep it as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    /// The local load balancer in front of the tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    /// How a new task definition is rolled out.
+    #[serde(default)]
+    pub deployment: Deployment,
+}
+
+impl Service {
+    /// The settings the control plane stores.
+    pub fn settings(&self) -> ServiceSettings {
+        ServiceSettings {
+            load_balancer: self.load_balancer.clone(),
+            deployment: self.deployment.clone(),
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// Whether new revisions go out blue/green (which needs a load balancer).
+    pub fn is_blue_green(&self) -> bool {
+        self.deployment.kind == DeploymentType::BlueGreen && self.load_balancer.is_some()
+    }
+}
+
 /// How the tasks of a service run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
