@@ -6,6 +6,7 @@ use crate::{
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// sha256 of a JSON value's canonical text (serde_json sorts nothing, so the
 /// caller passes the canonical form it stores).
@@ -576,7 +577,17 @@ pub fn list_alarms(c: &Connection) -> Result<Vec<AlarmRow>, StoreError> {
 }
 
 /// The most recently applied stack (canonical JSON), if any.
-pub fn latest_stack(c: &Connection) -> Result<Option<serde_json::Value>, StoreError> {
+/// The `deploymentConfigs` of the last applied stack (empty when none was
+/// applied), typed.
+pub fn latest_deployment_configs(
+    c: &Connection,
+) -> Result<BTreeMap<String, cutover_spec::stack::DeploymentConfig>, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stored {
+        #[serde(default)]
+        deployment_configs: BTreeMap<String, cutover_spec::stack::DeploymentConfig>,
+    }
     let body: Option<String> = c
         .query_row(
             "SELECT body FROM stacks ORDER BY id DESC LIMIT 1",
@@ -585,6 +596,10 @@ pub fn latest_stack(c: &Connection) -> Result<Option<serde_json::Value>, StoreEr
         )
         .optional()
         .map_err(StoreError::sql("read latest stack"))?;
-    body.map(|b| serde_json::from_str(&b).map_err(StoreError::json("stack")))
-        .transpose()
+    match body {
+        None => Ok(BTreeMap::new()),
+        Some(b) => serde_json::from_str::<Stored>(&b)
+            .map(|s| s.deployment_configs)
+            .map_err(StoreError::json("stack deploymentConfigs")),
+    }
 }

@@ -181,8 +181,8 @@ impl Deployer {
             .clone()
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
-        let stack = self.store.with(ops::latest_stack)?;
-        let routing = spec::routing(&config, stack.as_ref()).map_err(ApiError::bad_request)?;
+        let configs = self.store.with(ops::latest_deployment_configs)?;
+        let routing = spec::routing(&config, &configs).map_err(ApiError::bad_request)?;
         let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
             .map_err(|e| ApiError::bad_request(format!("service {:?}: {e}", svc.name)))?;
         let mut engine = BlueGreen::new(bg, now);

@@ -4,9 +4,9 @@
 use cutover_deploy::config::{AutoRollback, HookSpec, ReadyOption, ReadyTimeoutAction};
 use cutover_deploy::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
 use cutover_spec::stack::{
-    HookProtocol, HookTarget as StackHookTarget, ReadyAction, RollbackEvent, ServiceSettings,
+    DeploymentConfig, HookProtocol, HookTarget as StackHookTarget, ReadyAction, RollbackEvent,
+    ServiceSettings, TrafficShift,
 };
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Green must be registered and healthy within this long (ECS gives a task
@@ -26,47 +26,37 @@ pub(crate) enum HookTarget {
 
 /// Resolves a deployment configuration name: predefined CodeDeploy names,
 /// then the custom ones of the last applied stack.
-pub(crate) fn routing(name: &str, stack: Option<&Value>) -> Result<TrafficRouting, String> {
+pub(crate) fn routing(
+    name: &str,
+    configs: &BTreeMap<String, DeploymentConfig>,
+) -> Result<TrafficRouting, String> {
     if let Some(r) = TrafficRouting::predefined(name) {
         return Ok(r);
     }
-    let cfg = stack
-        .and_then(|s| s.get("deploymentConfigs"))
-        .and_then(|c| c.get(name))
-        .ok_or_else(|| {
-            format!(
-                "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs"
-            )
-        })?;
-    let tr = cfg
-        .get("trafficRouting")
-        .or_else(|| cfg.get("trafficRoutingConfig"))
-        .ok_or_else(|| format!("deployment configuration {name:?} has no trafficRouting"))?;
-    let secs = |v: &Value, s: &str, m: &str| -> Option<u64> {
-        v.get(s)
-            .and_then(Value::as_u64)
-            .or_else(|| v.get(m).and_then(Value::as_u64).map(|x| x * 60))
-    };
-    match tr["type"].as_str() {
-        Some("AllAtOnce") => Ok(TrafficRouting::AllAtOnce),
-        Some("TimeBasedCanary") => {
-            let c = &tr["timeBasedCanary"];
-            Ok(TrafficRouting::Canary {
-                percent: c["canaryPercentage"].as_u64().unwrap_or(10) as u8,
-                interval_ms: secs(c, "canaryIntervalSeconds", "canaryInterval").unwrap_or(60)
-                    * 1000,
-            })
-        }
-        Some("TimeBasedLinear") => {
-            let l = &tr["timeBasedLinear"];
-            Ok(TrafficRouting::Linear {
-                percent: l["linearPercentage"].as_u64().unwrap_or(10) as u8,
-                interval_ms: secs(l, "linearIntervalSeconds", "linearInterval").unwrap_or(60)
-                    * 1000,
-            })
-        }
-        other => Err(format!(
-            "deployment configuration {name:?}: unknown type {other:?}"
+    let cfg = configs.get(name).ok_or_else(|| {
+        format!(
+            "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs"
+        )
+    })?;
+    let percent = |p: u32| u8::try_from(p.min(100)).unwrap_or(100);
+    match cfg.shift() {
+        Some(TrafficShift::AllAtOnce) => Ok(TrafficRouting::AllAtOnce),
+        Some(TrafficShift::Canary {
+            percent: p,
+            interval,
+        }) => Ok(TrafficRouting::Canary {
+            percent: percent(p),
+            interval_ms: interval.as_millis() as u64,
+        }),
+        Some(TrafficShift::Linear {
+            percent: p,
+            interval,
+        }) => Ok(TrafficRouting::Linear {
+            percent: percent(p),
+            interval_ms: interval.as_millis() as u64,
+        }),
+        None => Err(format!(
+            "deployment configuration {name:?} has no trafficRouting"
         )),
     }
 }
@@ -161,32 +151,29 @@ mod tests {
 
     #[test]
     fn custom_and_predefined_configurations_resolve() {
-        let stack = json!({"deploymentConfigs": {
+        let stack: BTreeMap<String, DeploymentConfig> = serde_json::from_value(json!({
             "Canary20Percent5Seconds": {"trafficRouting": {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 20, "canaryIntervalSeconds": 5}}},
-            "Linear": {"trafficRoutingConfig": {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 25, "linearInterval": 1}}}}});
+            "Linear": {"trafficRoutingConfig": {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 25, "linearInterval": 1}}}}))
+        .unwrap();
         assert_eq!(
-            routing("Canary20Percent5Seconds", Some(&stack)).unwrap(),
+            routing("Canary20Percent5Seconds", &stack).unwrap(),
             TrafficRouting::Canary {
                 percent: 20,
                 interval_ms: 5_000
             }
         );
         assert_eq!(
-            routing("Linear", Some(&stack)).unwrap(),
+            routing("Linear", &stack).unwrap(),
             TrafficRouting::Linear {
                 percent: 25,
                 interval_ms: 60_000
             }
         );
         assert_eq!(
-            routing("CodeDeployDefault.ECSAllAtOnce", None).unwrap(),
+            routing("CodeDeployDefault.ECSAllAtOnce", &BTreeMap::new()).unwrap(),
             TrafficRouting::AllAtOnce
         );
-        assert!(
-            routing("Nope", Some(&stack))
-                .unwrap_err()
-                .contains("\"Nope\"")
-        );
+        assert!(routing("Nope", &stack).unwrap_err().contains("\"Nope\""));
     }
 
     #[test]
