@@ -222,6 +222,7 @@ impl Proxy {
             state_dir: Some(self.state_dir()),
             workers: 1,
             admin_address: None,
+            admin_token_file: None,
         };
         self.task = Some(tokio::spawn(cutover_proxy::run(opts, async {
             let _ = rx.await;
