@@ -22,8 +22,6 @@ pub const MAX_WEIGHT: u32 = 999;
 /// ALB's default deregistration delay, in seconds.
 pub const DEFAULT_DEREGISTRATION_DELAY_SECONDS: u64 = 300;
 
-/// Default `maxConnections` of a listener (open downstream connections).
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10_000;
 /// Default `requestHeaderTimeoutSeconds`: the first request's headers (and, on HTTP/1, every
 /// next request's headers, counted from the end of the previous response) must arrive within it.
 pub const DEFAULT_REQUEST_HEADER_TIMEOUT_SECONDS: f64 = 30.0;
@@ -76,9 +74,12 @@ pub struct ListenerConfig {
     pub rules: Vec<RuleConfig>,
     /// The action when no rule matches.
     pub default_action: ActionConfig,
-    /// Open connections accepted at most (default 10,000); further ones get a 503 with
-    /// `Connection: close` (plain listeners) or are closed (TLS), counted as
-    /// `RejectedConnectionCount`.
+    /// Open connections accepted at most; further ones get a 503 with `Connection: close`
+    /// (plain listeners) or are closed (TLS), counted as `RejectedConnectionCount`. Without it
+    /// only the process-wide budget applies: all listeners together hold at most the descriptor
+    /// limit (raised to its hard limit at start) minus a reserve of a quarter of it (at least
+    /// 64) kept for health checks, upstream connections and the admin API; 15,000 at a
+    /// 20,000-descriptor limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<u32>,
     /// Seconds a connection may take to send its first request's headers, and on HTTP/1 each
@@ -105,10 +106,6 @@ pub struct ListenerConfig {
 }
 
 impl ListenerConfig {
-    /// `maxConnections` or its default.
-    pub fn max_connections(&self) -> u32 {
-        self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS)
-    }
     /// `requestHeaderTimeoutSeconds` or its default.
     pub fn request_header_timeout(&self) -> std::time::Duration {
         secs(

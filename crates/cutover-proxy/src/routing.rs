@@ -70,7 +70,7 @@ pub(crate) struct ListenerLimits {
 impl ListenerLimits {
     pub(crate) fn compile(l: &ListenerConfig) -> Self {
         ListenerLimits {
-            max_connections: l.max_connections() as usize,
+            max_connections: l.max_connections.map_or(usize::MAX, |n| n as usize),
             header_timeout: l.request_header_timeout(),
             idle_timeout: l.idle_timeout(),
             max_header_bytes: l.max_header_bytes() as usize,

@@ -666,7 +666,7 @@ async fn accept_loop(
         {
             counters.rejected_connection();
             if let Some(suppressed) = rejected_log.allow(tokio::time::Instant::now()) {
-                tracing::warn!(listener = %name, open, max = lim.max_connections, suppressed, "connection refused: too many connections");
+                tracing::warn!(listener = %name, open, max = lim.max_connections.min(limits::downstream_budget()), suppressed, "connection refused: too many connections");
             }
             conn::refuse(stream, tls.is_none());
             continue;
