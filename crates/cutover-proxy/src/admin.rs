@@ -1,9 +1,17 @@
 //! The admin API (JSON under `/v1/`, Prometheus text at `/metrics`), served over HTTP/1.1 on
 //! the `admin:` address. Every change answers `{version}` only once the new snapshot is
 //! persisted and in force; a rejected change answers 400 with a located message and leaves the
-//! running configuration untouched. With a token configured (`adminToken` or the environment
-//! variable `CUTOVER_PROXY_TOKEN`), every request needs `Authorization: Bearer <token>`,
-//! compared in constant time.
+//! running configuration untouched.
+//!
+//! Authentication (see [`crate::auth`] for where the token comes from): with a token in force
+//! every request needs `Authorization: Bearer <token>` (scheme in any case, token compared in
+//! constant time). No answer and no log line carries the token: `GET /v1/config` shows a
+//! configured `adminToken` as `"<redacted>"`. A `PUT /v1/config` that omits `adminToken` or
+//! sends `"<redacted>"` keeps the configuration's token; one that sets `adminToken` while a
+//! token from `--admin-token-file` or `CUTOVER_PROXY_TOKEN` is in force is refused (400): that
+//! token cannot be replaced or cleared through the API.
+//!
+//! The accept loop backs off on errors ([`crate::limits::AcceptGuard`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,12 +24,12 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{ConfigResponse, ErrorResponse, TargetsRequest, VersionResponse, WeightsRequest};
-use crate::config::{self, Format, ProxyConfig, WeightedGroup};
+use crate::config::{self, Format, ProxyConfig, REDACTED, WeightedGroup};
+use crate::limits::AcceptGuard;
 use crate::server::{ApplyError, Shared};
 
 /// Request bodies larger than this are rejected.
@@ -40,13 +48,19 @@ pub(crate) fn serve(
 }
 
 async fn accept(shared: Arc<Shared>, socket: TcpListener, stop: CancellationToken) {
+    let mut guard = AcceptGuard::new("admin");
     loop {
         let (stream, _) = tokio::select! {
             r = socket.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    guard.succeeded();
+                    x
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    continue;
+                    tokio::select! {
+                        _ = guard.failed(&e) => continue,
+                        _ = stop.cancelled() => return,
+                    }
                 }
             },
             _ = stop.cancelled() => return,
@@ -106,8 +120,9 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> AdminResponse {
 fn authorize(shared: &Shared, req: &Request<Incoming>) -> Result<(), ApiError> {
     let snap = shared.snapshot.load();
     let Some(token) = shared
-        .env_token
-        .as_deref()
+        .fixed_token
+        .as_ref()
+        .map(|(t, _)| t.as_str())
         .or(snap.config.admin_token.as_deref())
     else {
         return Ok(());
@@ -115,10 +130,8 @@ fn authorize(shared: &Shared, req: &Request<Incoming>) -> Result<(), ApiError> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        .map(|v| v.as_bytes());
+    if crate::auth::bearer_matches(given, token) {
         Ok(())
     } else {
         Err(ApiError(
@@ -145,17 +158,22 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<AdminResp
         }
         (Method::GET, ["v1", "config"]) => {
             let snap = shared.snapshot.load();
+            let mut config = (*snap.config).clone();
+            if config.admin_token.is_some() {
+                config.admin_token = Some(REDACTED.to_owned());
+            }
             Ok(json(
                 StatusCode::OK,
                 &ConfigResponse {
                     version: snap.version,
-                    config: (*snap.config).clone(),
+                    config,
                 },
             ))
         }
         (Method::PUT, ["v1", "config"]) => {
             let text = body_text(req).await?;
-            let config = config::parse_json(REQUEST, &text)?;
+            let mut config = config::parse_json(REQUEST, &text)?;
+            keep_token(shared, &mut config)?;
             let version = shared.apply(config, REQUEST).await?;
             Ok(json(StatusCode::OK, &VersionResponse { version }))
         }
@@ -213,6 +231,28 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<AdminResp
             StatusCode::NOT_FOUND,
             format!("no route for {} {path}", req.method()),
         )),
+    }
+}
+
+/// The token rules of a `PUT /v1/config` (see the module documentation).
+fn keep_token(shared: &Shared, config: &mut ProxyConfig) -> Result<(), ApiError> {
+    match config.admin_token.as_deref() {
+        None | Some(REDACTED) => {
+            config
+                .admin_token
+                .clone_from(&shared.snapshot.load().config.admin_token);
+            Ok(())
+        }
+        Some(_) => match &shared.fixed_token {
+            Some((_, from)) => Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{REQUEST}: adminToken: the admin token is set by {} and cannot be changed through the admin API",
+                    from.describe()
+                ),
+            )),
+            None => Ok(()),
+        },
     }
 }
 

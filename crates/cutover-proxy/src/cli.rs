@@ -34,6 +34,10 @@ pub struct ProxyArgs {
     /// Admin API address, overriding the configuration's `admin:`.
     #[arg(long, env = "CUTOVER_PROXY_ADMIN_ADDRESS", value_name = "ADDR")]
     pub admin_address: Option<String>,
+    /// A file holding the admin API's bearer token (mode 0600 or stricter); wins over
+    /// CUTOVER_PROXY_TOKEN and the configuration's adminToken.
+    #[arg(long, env = "CUTOVER_PROXY_TOKEN_FILE", value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// A subcommand talking to a running proxy.
     #[command(subcommand)]
     pub command: Option<ProxyCommand>,
@@ -91,9 +95,12 @@ pub struct AdminArgs {
         default_value = "http://127.0.0.1:19900"
     )]
     pub admin: String,
-    /// Bearer token.
+    /// Bearer token (prefer --token-file: a command line is visible to other local users).
     #[arg(long, env = "CUTOVER_PROXY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the bearer token (mode 0600 or stricter); wins over --token.
+    #[arg(long, env = "CUTOVER_PROXY_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -109,8 +116,12 @@ pub enum Output {
 }
 
 impl AdminArgs {
-    fn client(&self) -> AdminClient {
-        AdminClient::new(&self.admin).with_token(self.token.clone())
+    fn client(&self) -> anyhow::Result<AdminClient> {
+        let token = match &self.token_file {
+            Some(path) => crate::auth::read_token_file(path).map_err(anyhow::Error::msg)?,
+            None => self.token.clone().unwrap_or_default(),
+        };
+        Ok(AdminClient::new(&self.admin).with_token(token))
     }
 }
 
@@ -122,12 +133,13 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             state_dir: args.state_dir,
             workers: args.workers.max(1),
             admin_address: args.admin_address,
+            admin_token_file: args.admin_token_file,
         };
         return serve(opts).await;
     };
     match command {
         ProxyCommand::Status(a) => {
-            let s = a.client().status().await?;
+            let s = a.client()?.status().await?;
             if a.output == Output::Json {
                 return print_json(&s);
             }
@@ -144,14 +156,14 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             }
         }
         ProxyCommand::Health(a) => {
-            let h = a.client().health().await?;
+            let h = a.client()?.health().await?;
             if a.output == Output::Json {
                 return print_json(&h);
             }
             print_health(&h, None);
         }
         ProxyCommand::Reload(a) => {
-            let v = a.client().reload().await?;
+            let v = a.client()?.reload().await?;
             print_version(a.output, v)?;
         }
         ProxyCommand::SetWeights {
@@ -170,7 +182,7 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("{w:?}: invalid weight"))?;
                 pairs.push((g, n));
             }
-            let v = admin.client().set_weights(&listener, rule, &pairs).await?;
+            let v = admin.client()?.set_weights(&listener, rule, &pairs).await?;
             print_version(admin.output, v)?;
         }
         ProxyCommand::Targets {
@@ -179,7 +191,7 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             clear,
             admin,
         } => {
-            let client = admin.client();
+            let client = admin.client()?;
             if targets.is_empty() && !clear {
                 let h = client.health().await?;
                 let g = h
@@ -195,7 +207,7 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             }
         }
         ProxyCommand::Config(a) => {
-            let c = a.client().get_config().await?;
+            let c = a.client()?.get_config().await?;
             if a.output == Output::Json {
                 return print_json(&c);
             }

@@ -91,9 +91,10 @@ impl AdminClient {
         }
     }
 
-    /// Sends `Authorization: Bearer <token>` with every call.
-    pub fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token.filter(|t| !t.is_empty());
+    /// Sends `Authorization: Bearer <token>` with every call (an empty token sends none).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.token = (!token.is_empty()).then_some(token);
         self
     }
 

@@ -22,6 +22,22 @@ pub const MAX_WEIGHT: u32 = 999;
 /// ALB's default deregistration delay, in seconds.
 pub const DEFAULT_DEREGISTRATION_DELAY_SECONDS: u64 = 300;
 
+/// Default `requestHeaderTimeoutSeconds`: the first request's headers (and, on HTTP/1, every
+/// next request's headers, counted from the end of the previous response) must arrive within it.
+pub const DEFAULT_REQUEST_HEADER_TIMEOUT_SECONDS: f64 = 30.0;
+/// Default `idleTimeoutSeconds` (ALB's idle timeout): a connection with no request in flight
+/// and no byte read or written for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: f64 = 60.0;
+/// Default `maxHeaderBytes`: the request line and all header lines together (nginx: 4 x 8k).
+pub const DEFAULT_MAX_HEADER_BYTES: u32 = 32 * 1024;
+/// Default `maxHeaderLineBytes`: one header line, or the request target (nginx: 8k).
+pub const DEFAULT_MAX_HEADER_LINE_BYTES: u32 = 8 * 1024;
+/// Default `responseTimeoutSeconds` of a target group (ALB's idle timeout).
+pub const DEFAULT_RESPONSE_TIMEOUT_SECONDS: f64 = 60.0;
+/// What `GET /v1/config` shows instead of a configured `adminToken`; a `PUT` carrying it keeps
+/// the token in force.
+pub const REDACTED: &str = "<redacted>";
+
 /// The complete configuration of one proxy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -29,8 +45,9 @@ pub struct ProxyConfig {
     /// Address of the admin API (`127.0.0.1:19900`); no admin API when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<String>,
-    /// Bearer token required by the admin API when set (the environment variable
-    /// `CUTOVER_PROXY_TOKEN` takes precedence).
+    /// Bearer token required by the admin API when set. A token from `--admin-token-file` or
+    /// the environment variable `CUTOVER_PROXY_TOKEN` takes precedence; `GET /v1/config` shows
+    /// it as [`REDACTED`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
     /// The listeners, each an address accepting HTTP/1.1 and HTTP/2.
@@ -41,8 +58,8 @@ pub struct ProxyConfig {
     pub target_groups: Vec<TargetGroupConfig>,
 }
 
-/// One listener: an address, optional TLS, ordered rules and a default action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One listener: an address, optional TLS, ordered rules, a default action and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Unique name (`prod`, `test`).
@@ -57,6 +74,66 @@ pub struct ListenerConfig {
     pub rules: Vec<RuleConfig>,
     /// The action when no rule matches.
     pub default_action: ActionConfig,
+    /// Open connections accepted at most; further ones get a 503 with `Connection: close`
+    /// (plain listeners) or are closed (TLS), counted as `RejectedConnectionCount`. Without it
+    /// only the process-wide budget applies: all listeners together hold at most the descriptor
+    /// limit (raised to its hard limit at start) minus a reserve of a quarter of it (at least
+    /// 64) kept for health checks, upstream connections and the admin API; 15,000 at a
+    /// 20,000-descriptor limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
+    /// Seconds a connection may take to send its first request's headers, and on HTTP/1 each
+    /// next request's headers after the previous response (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_header_timeout_seconds: Option<f64>,
+    /// Seconds a connection with no request in flight may stay without traffic (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<f64>,
+    /// Request line plus headers, in bytes (default 32 KiB); larger requests get 431.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_bytes: Option<u32>,
+    /// One header line (name, `: ` and value) or the request target, in bytes (default 8 KiB);
+    /// a longer header gets 431, a longer target 414.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_header_line_bytes: Option<u32>,
+    /// Merge repeated slashes of the path before matching and forwarding (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_slashes: Option<bool>,
+    /// Client addresses (`10.0.0.0/8`, `::1`) whose `Forwarded`, `X-Forwarded-*` and
+    /// `X-Real-IP` headers are trusted (default none); see the proxy's `headers` module.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl ListenerConfig {
+    /// `requestHeaderTimeoutSeconds` or its default.
+    pub fn request_header_timeout(&self) -> std::time::Duration {
+        secs(
+            self.request_header_timeout_seconds,
+            DEFAULT_REQUEST_HEADER_TIMEOUT_SECONDS,
+        )
+    }
+    /// `idleTimeoutSeconds` or its default.
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        secs(self.idle_timeout_seconds, DEFAULT_IDLE_TIMEOUT_SECONDS)
+    }
+    /// `maxHeaderBytes` or its default.
+    pub fn max_header_bytes(&self) -> u32 {
+        self.max_header_bytes.unwrap_or(DEFAULT_MAX_HEADER_BYTES)
+    }
+    /// `maxHeaderLineBytes` or its default.
+    pub fn max_header_line_bytes(&self) -> u32 {
+        self.max_header_line_bytes
+            .unwrap_or(DEFAULT_MAX_HEADER_LINE_BYTES)
+    }
+    /// `mergeSlashes` or its default (true).
+    pub fn merge_slashes(&self) -> bool {
+        self.merge_slashes.unwrap_or(true)
+    }
+}
+
+fn secs(v: Option<f64>, default: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(v.unwrap_or(default))
 }
 
 /// PEM files for a TLS listener.
@@ -224,6 +301,20 @@ pub struct TargetGroupConfig {
     /// How long a deregistered target may finish in-flight work (default 300).
     #[serde(default = "default_delay")]
     pub deregistration_delay_seconds: u64,
+    /// Seconds a target may take to send its response headers, and may then stay silent
+    /// between two pieces of its body (default 60); answered 504 before the headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_timeout_seconds: Option<f64>,
+}
+
+impl TargetGroupConfig {
+    /// `responseTimeoutSeconds` or its default.
+    pub fn response_timeout(&self) -> std::time::Duration {
+        secs(
+            self.response_timeout_seconds,
+            DEFAULT_RESPONSE_TIMEOUT_SECONDS,
+        )
+    }
 }
 
 fn default_delay() -> u64 {
@@ -456,6 +547,9 @@ impl ProxyConfig {
                 .parse::<std::net::SocketAddr>()
                 .map_err(|e| invalid("admin", format!("invalid socket address {admin:?}: {e}")))?;
         }
+        if let Some(t) = &self.admin_token {
+            crate::auth::check_token(t).map_err(|m| invalid("adminToken", m))?;
+        }
         let mut groups: HashMap<&str, &TargetGroupConfig> = HashMap::new();
         for (i, tg) in self.target_groups.iter().enumerate() {
             let p = format!("targetGroups[{i}]");
@@ -480,6 +574,9 @@ impl ProxyConfig {
             }
             if let Some(hc) = &tg.health_check {
                 validate_health_check(hc, &format!("{p}.healthCheck"))?;
+            }
+            if let Some(t) = tg.response_timeout_seconds {
+                validate_seconds(t, &format!("{p}.responseTimeoutSeconds"))?;
             }
         }
         let mut names = HashSet::new();
@@ -509,6 +606,7 @@ impl ProxyConfig {
                     format!("address {addr} is used twice"),
                 ));
             }
+            validate_limits(l, &p)?;
             for (j, r) in l.rules.iter().enumerate() {
                 let rp = format!("{p}.rules[{j}]");
                 for (k, c) in r.conditions.iter().enumerate() {
@@ -534,6 +632,55 @@ impl ProxyConfig {
         }
         used
     }
+}
+
+/// Timeouts: from 50 ms to one day.
+fn validate_seconds(v: f64, p: &str) -> Result<(), ValidationError> {
+    if !(v.is_finite() && (0.05..=86_400.0).contains(&v)) {
+        return Err(invalid(p, "must be between 0.05 and 86400 seconds"));
+    }
+    Ok(())
+}
+
+fn validate_limits(l: &ListenerConfig, p: &str) -> Result<(), ValidationError> {
+    if let Some(n) = l.max_connections
+        && !(1..=1_000_000).contains(&n)
+    {
+        return Err(invalid(
+            format!("{p}.maxConnections"),
+            "must be between 1 and 1000000",
+        ));
+    }
+    if let Some(t) = l.request_header_timeout_seconds {
+        validate_seconds(t, &format!("{p}.requestHeaderTimeoutSeconds"))?;
+    }
+    if let Some(t) = l.idle_timeout_seconds {
+        validate_seconds(t, &format!("{p}.idleTimeoutSeconds"))?;
+    }
+    if let Some(n) = l.max_header_bytes
+        && !(8192..=1 << 20).contains(&n)
+    {
+        return Err(invalid(
+            format!("{p}.maxHeaderBytes"),
+            "must be between 8192 and 1048576",
+        ));
+    }
+    if let Some(n) = l.max_header_line_bytes
+        && !(256..=l.max_header_bytes()).contains(&n)
+    {
+        return Err(invalid(
+            format!("{p}.maxHeaderLineBytes"),
+            format!(
+                "must be between 256 and maxHeaderBytes ({})",
+                l.max_header_bytes()
+            ),
+        ));
+    }
+    for (i, c) in l.trusted_proxies.iter().enumerate() {
+        crate::headers::Cidr::parse(c)
+            .map_err(|m| invalid(format!("{p}.trustedProxies[{i}]"), m))?;
+    }
+    Ok(())
 }
 
 fn validate_host_port(t: &str) -> Result<(), String> {

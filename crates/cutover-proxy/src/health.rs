@@ -11,6 +11,9 @@
 //! - A target in a group without a health check is `healthy` as soon as it is registered.
 //! - `draining` (deregistered, finishing in-flight work) and `unused` (its group is not used by
 //!   any listener) are reported on top of the probe state; draining targets never get requests.
+//! - A probe that could not run because this process or the system ran out of descriptors
+//!   (`EMFILE`, `ENFILE`) is a local error, not the target's: it is not counted either way
+//!   (the target keeps its state) and is logged at most once per second.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -130,6 +133,20 @@ pub struct ProbeResult {
     pub passed: bool,
     /// A short explanation (`status 200`, `connection refused`, `timed out after 1s`).
     pub reason: String,
+    /// The probe could not run for a local reason (descriptor exhaustion): the result says
+    /// nothing about the target and is not counted.
+    pub local_error: bool,
+}
+
+impl ProbeResult {
+    /// A probe that ran: passed or failed.
+    pub fn new(passed: bool, reason: impl Into<String>) -> Self {
+        ProbeResult {
+            passed,
+            reason: reason.into(),
+            local_error: false,
+        }
+    }
 }
 
 /// A boxed probe future.
@@ -151,53 +168,53 @@ impl Prober for HttpProber {
         Box::pin(async move {
             let timeout = Duration::from_secs_f64(check.timeout_seconds);
             match tokio::time::timeout(timeout, http_probe(addr, &check.path)).await {
-                Err(_) => ProbeResult {
-                    passed: false,
-                    reason: format!("timed out after {timeout:?}"),
-                },
-                Ok(Err(reason)) => ProbeResult {
-                    passed: false,
-                    reason,
-                },
+                Err(_) => ProbeResult::new(false, format!("timed out after {timeout:?}")),
+                Ok(Err(e)) => e,
                 Ok(Ok(status)) => {
                     let passed = StatusMatcher::parse(&check.matcher)
                         .map(|m| m.matches(status))
                         .unwrap_or(false);
-                    ProbeResult {
+                    ProbeResult::new(
                         passed,
-                        reason: if passed {
+                        if passed {
                             format!("status {status}")
                         } else {
                             format!("status {status} does not match {}", check.matcher)
                         },
-                    }
+                    )
                 }
             }
         })
     }
 }
 
-async fn http_probe(addr: SocketAddr, path: &str) -> Result<u16, String> {
-    let stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect failed: {e}"))?;
+async fn http_probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeResult> {
+    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+        let mut r = ProbeResult::new(false, format!("connect failed: {e}"));
+        r.local_error = crate::limits::is_fd_exhaustion(&e);
+        r
+    })?;
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("handshake failed: {e}"))?;
+        .map_err(|e| ProbeResult::new(false, format!("handshake failed: {e}")))?;
     let conn = tokio::spawn(conn);
     let req = http::Request::get(path)
         .header(http::header::HOST, addr.to_string())
         .header(http::header::USER_AGENT, "cutover-health-check")
         .header(http::header::CONNECTION, "close")
         .body(Empty::<Bytes>::new())
-        .map_err(|e| format!("invalid request: {e}"))?;
+        .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
     let resp = send
         .send_request(req)
         .await
-        .map_err(|e| format!("request failed: {e}"));
+        .map_err(|e| ProbeResult::new(false, format!("request failed: {e}")));
     conn.abort();
     Ok(resp?.status().as_u16())
 }
+
+/// Rate limit of the "could not run" log line, shared by every target.
+static LOCAL_ERRORS: crate::limits::LogLimiter =
+    crate::limits::LogLimiter::new(Duration::from_secs(1));
 
 /// Receives state changes from a [`run_checks`] loop.
 pub(crate) trait HealthSink: Send + Sync + 'static {
@@ -219,6 +236,12 @@ pub(crate) async fn run_checks(
     loop {
         interval.tick().await;
         let result = prober.probe(addr, &check).await;
+        if result.local_error {
+            if let Some(suppressed) = LOCAL_ERRORS.allow(tokio::time::Instant::now()) {
+                tracing::warn!(target_addr = %addr, reason = %result.reason, suppressed, "health check could not run (local error); not counted");
+            }
+            continue;
+        }
         let changed = tracker.record(result.passed);
         if let Some(state) = changed {
             tracing::info!(target_addr = %addr, state = state.as_str(), reason = %result.reason, "target health changed");
@@ -269,12 +292,7 @@ mod tests {
                 let mut v = self.0.lock().unwrap();
                 if v.is_empty() { false } else { v.remove(0) }
             };
-            Box::pin(async move {
-                ProbeResult {
-                    passed,
-                    reason: if passed { "ok" } else { "failed" }.to_owned(),
-                }
-            })
+            Box::pin(async move { ProbeResult::new(passed, if passed { "ok" } else { "failed" }) })
         }
     }
 
@@ -289,6 +307,60 @@ mod tests {
                     .push((tokio::time::Instant::now(), state));
             }
         }
+    }
+
+    /// Healthy, then only probes that could not run (EMFILE): the target stays healthy.
+    struct Exhausted(Mutex<u32>);
+    impl Prober for Exhausted {
+        fn probe<'a>(&'a self, _: SocketAddr, _: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+            let first = {
+                let mut n = self.0.lock().unwrap();
+                *n += 1;
+                *n == 1
+            };
+            Box::pin(async move {
+                if first {
+                    return ProbeResult::new(true, "ok");
+                }
+                let mut r = ProbeResult::new(false, "connect failed: Too many open files");
+                r.local_error = true;
+                r
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn descriptor_exhaustion_never_marks_a_target_unhealthy() {
+        let check = HealthCheckConfig {
+            path: "/health".into(),
+            interval_seconds: 1.0,
+            timeout_seconds: 1.0,
+            healthy_threshold_count: 2,
+            unhealthy_threshold_count: 2,
+            matcher: "200-299".into(),
+        };
+        let prober = Arc::new(Exhausted(Mutex::new(0)));
+        let sink = Arc::new(Recorder::default());
+        let task = tokio::spawn(run_checks(
+            "127.0.0.1:1".parse().unwrap(),
+            check,
+            HealthTracker::new(2, 2),
+            prober.clone(),
+            sink.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        task.abort();
+        assert_eq!(*prober.0.lock().unwrap(), 11, "probes kept running");
+        let states: Vec<TargetState> = sink.0.lock().unwrap().iter().map(|(_, s)| *s).collect();
+        assert_eq!(states, vec![TargetState::Healthy]);
+    }
+
+    #[test]
+    fn descriptor_exhaustion_errors_are_recognised() {
+        let e = std::io::Error::from_raw_os_error(libc::EMFILE);
+        assert!(crate::limits::is_fd_exhaustion(&e));
+        let refused = std::io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert!(!crate::limits::is_fd_exhaustion(&refused));
     }
 
     #[tokio::test(start_paused = true)]

@@ -21,6 +21,16 @@
 //! to targets in `initial` or `unhealthy` state, never to draining ones. When there is no such
 //! target either, the answer is 503 from the proxy.
 //!
+//! # Hostile clients
+//! Every listener bounds what a client can hold: connections (`maxConnections`, and a
+//! process-wide budget below the descriptor limit, which is raised to its hard limit at start),
+//! time to the first request and between requests, idle time, header sizes; requests with
+//! ambiguous `Host` headers, `CONNECT` and paths climbing above the root are refused; paths are
+//! normalised before rules match; forwarding headers from untrusted clients are replaced; a
+//! target that does not answer in time gets 504. See [`config::ListenerConfig`], the `conn`,
+//! `headers` and `normalize` modules, and `limits` for the accept loops' back-off. The admin API
+//! requires a bearer token whenever it listens beyond loopback (`auth`).
+//!
 //! # Health
 //! A new target in a group with a health check starts `initial` and gets traffic after its
 //! first passing probe; see [`health`].
@@ -37,6 +47,11 @@ pub mod health;
 pub mod metrics;
 
 mod admin;
+mod auth;
+mod conn;
+mod headers;
+mod limits;
+mod normalize;
 mod proxy;
 mod routing;
 mod server;
@@ -61,6 +76,9 @@ pub struct ProxyOptions {
     /// Admin API address overriding the configuration's `admin:` (used by `cutover server` to
     /// start a proxy with no configuration yet).
     pub admin_address: Option<String>,
+    /// A file holding the admin API's bearer token (`--admin-token-file`); it must not be
+    /// readable by group or others. Wins over `CUTOVER_PROXY_TOKEN` and `adminToken`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Why the proxy could not start.
@@ -75,6 +93,9 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// The admin token file is missing, empty, unreadable or not private.
+    #[error("{0}")]
+    Token(String),
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] config::ConfigError),

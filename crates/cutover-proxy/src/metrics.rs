@@ -5,7 +5,10 @@
 //! Names follow ALB's CloudWatch metrics: `RequestCount`, `HTTPCode_Target_2XX_Count` ..
 //! `5XX`, `HTTPCode_ELB_5XX_Count` (responses the proxy produced itself because it could not
 //! get one from a target), `TargetResponseTime` (p50/p90/p99, milliseconds, time to response
-//! headers), `HealthyHostCount`, `UnHealthyHostCount` and active connections.
+//! headers), `HealthyHostCount`, `UnHealthyHostCount` and active connections; also
+//! `HTTPCode_ELB_504_Count` (the 504s among the ELB 5xx: a target that did not answer within
+//! its group's `responseTimeoutSeconds`) and `RejectedConnectionCount` (connections refused
+//! at a listener's `maxConnections` or the descriptor budget).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -97,6 +100,8 @@ pub(crate) struct Counters {
     requests: AtomicU64,
     target: [AtomicU64; 4],
     elb_5xx: AtomicU64,
+    elb_504: AtomicU64,
+    rejected: AtomicU64,
     retries: AtomicU64,
     /// Open downstream connections (listener) or in-flight requests (target group).
     pub(crate) active: AtomicI64,
@@ -109,6 +114,8 @@ impl Counters {
             requests: AtomicU64::new(0),
             target: Default::default(),
             elb_5xx: AtomicU64::new(0),
+            elb_504: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             active: AtomicI64::new(0),
             latency: Histogram::new(),
@@ -133,6 +140,17 @@ impl Counters {
         self.elb_5xx.fetch_add(1, Relaxed);
     }
 
+    /// Counts one request the proxy answered itself with 504 (also an ELB 5xx).
+    pub(crate) fn elb_504(&self) {
+        self.elb_5xx();
+        self.elb_504.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one connection refused over the cap (listeners).
+    pub(crate) fn rejected_connection(&self) {
+        self.rejected.fetch_add(1, Relaxed);
+    }
+
     /// Counts one request the proxy answered itself without error (fixed response, redirect).
     pub(crate) fn proxy_response(&self) {
         self.requests.fetch_add(1, Relaxed);
@@ -148,6 +166,8 @@ impl Counters {
             requests: self.requests.load(Relaxed),
             target: std::array::from_fn(|i| self.target[i].load(Relaxed)),
             elb_5xx: self.elb_5xx.load(Relaxed),
+            elb_504: self.elb_504.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
             retries: self.retries.load(Relaxed),
             latency: self.latency.snapshot(),
         }
@@ -159,6 +179,8 @@ struct Totals {
     requests: u64,
     target: [u64; 4],
     elb_5xx: u64,
+    elb_504: u64,
+    rejected: u64,
     retries: u64,
     latency: Vec<u64>,
 }
@@ -179,6 +201,12 @@ pub struct MetricSample {
     pub target5xx: u64,
     /// 5xx responses produced by the proxy itself.
     pub elb5xx: u64,
+    /// Of those, 504s: a target did not answer within its response timeout.
+    #[serde(default)]
+    pub elb504: u64,
+    /// Connections refused over the cap (listeners only).
+    #[serde(default)]
+    pub rejected_connection_count: u64,
     /// Retries after connection failures.
     pub retries: u64,
     /// Target response time percentiles in milliseconds (none without target responses).
@@ -330,6 +358,11 @@ impl Metrics {
                 "# TYPE cutover_proxy_{kind}_target_responses_total counter"
             );
             let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_elb_5xx_total counter");
+            let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_elb_504_total counter");
+            let _ = writeln!(
+                out,
+                "# TYPE cutover_proxy_{kind}_rejected_connections_total counter"
+            );
             let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_retries_total counter");
             let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_active gauge");
             let _ = writeln!(
@@ -356,6 +389,16 @@ impl Metrics {
                     out,
                     "cutover_proxy_{kind}_elb_5xx_total{{{l}}} {}",
                     t.elb_5xx
+                );
+                let _ = writeln!(
+                    out,
+                    "cutover_proxy_{kind}_elb_504_total{{{l}}} {}",
+                    t.elb_504
+                );
+                let _ = writeln!(
+                    out,
+                    "cutover_proxy_{kind}_rejected_connections_total{{{l}}} {}",
+                    t.rejected
                 );
                 let _ = writeln!(
                     out,
@@ -419,6 +462,8 @@ fn diff_sample(series: &mut Series, hosts: HostCounts) -> MetricSample {
         target4xx: now.target[2] - before.target[2],
         target5xx: now.target[3] - before.target[3],
         elb5xx: now.elb_5xx - before.elb_5xx,
+        elb504: now.elb_504 - before.elb_504,
+        rejected_connection_count: now.rejected - before.rejected,
         retries: now.retries - before.retries,
         p50_ms: q[0],
         p90_ms: q[1],

@@ -2,22 +2,33 @@
 //! redirects, forward to a target with the forwarding headers, retry on another target when a
 //! connection could not be made, stream bodies both ways without buffering, and tunnel
 //! WebSocket and other `Upgrade` connections.
+//!
+//! Before routing, a request passes the checks of [`crate::headers`] and its path is normalised
+//! ([`crate::normalize`]): rules match the normalised path and the target receives it. A target
+//! that sends no response headers within its group's `responseTimeoutSeconds` gets the request
+//! answered with 504 (counted as `HTTPCode_ELB_5XX_Count` and `HTTPCode_ELB_504_Count`); a
+//! response body that stays silent that long is cut (streams with traffic live on).
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::conn::ConnState;
+use crate::headers::{self, Peer};
 use crate::metrics::Counters;
+use crate::normalize::{self, BadPath};
 use crate::routing::{self, Action};
 use crate::server::Shared;
 use crate::target::{InFlight, SendError, Upstream};
@@ -25,20 +36,19 @@ use crate::target::{InFlight, SendError, Upstream};
 /// How many targets one request may try when connections fail (the first try included).
 const MAX_ATTEMPTS: usize = 3;
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Per-connection facts the request path needs.
 pub(crate) struct ConnCtx {
     pub(crate) shared: Arc<Shared>,
     pub(crate) listener: Arc<str>,
     pub(crate) client_ip: HeaderValue,
+    /// The client's address, for `trustedProxies`.
+    pub(crate) peer_ip: IpAddr,
     pub(crate) port: HeaderValue,
     pub(crate) tls: bool,
+    /// What the connection watchdog reads.
+    pub(crate) state: Arc<ConnState>,
 }
 
 /// The body of every response the proxy sends downstream.
@@ -64,6 +74,9 @@ pub(crate) enum BodyError {
     /// The target was drained and its deregistration delay elapsed.
     #[error("target deregistered and its deregistration delay elapsed")]
     Cut,
+    /// The target sent nothing for its group's response timeout.
+    #[error("target body silent for {0:?}")]
+    Silent(Duration),
 }
 
 /// A target's response body: streams frames, gives the connection back to the pool at the
@@ -73,6 +86,10 @@ pub(crate) struct UpstreamBody {
     upstream: Option<Upstream>,
     guard: InFlight,
     cut: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The longest silence allowed between two frames.
+    idle: Duration,
+    /// Armed on the first wait, pushed back by every frame.
+    silence: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl UpstreamBody {
@@ -93,8 +110,20 @@ impl UpstreamBody {
                 self.finish();
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(BodyError::from))),
+            Poll::Ready(Some(r)) => {
+                if let Some(s) = &mut self.silence {
+                    s.as_mut().reset(tokio::time::Instant::now() + self.idle);
+                }
+                Poll::Ready(Some(r.map_err(BodyError::from)))
+            }
             Poll::Pending => {
+                let idle = self.idle;
+                let silence = self
+                    .silence
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                if silence.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Some(Err(BodyError::Silent(idle))));
+                }
                 let token = &self.guard.0.cut;
                 let cut = self
                     .cut
@@ -155,7 +184,7 @@ use std::future::Future as _;
 /// Serves one downstream request.
 pub(crate) async fn serve(
     ctx: Arc<ConnCtx>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let snapshot = ctx.shared.snapshot.load_full();
     let Some(listener) = snapshot.listener(&ctx.listener) else {
@@ -166,7 +195,30 @@ pub(crate) async fn serve(
         return Ok(resp);
     };
     let lc = &listener.counters;
-    match listener.route(req.uri(), req.headers()) {
+    let _waiting = ctx.state.request();
+    let limits = &listener.limits;
+    if let Err((status, message)) = headers::check_request(&mut req, limits.max_line_bytes) {
+        lc.proxy_response();
+        return Ok(refused(status, message));
+    }
+    let normalized = match normalize::normalize(req.uri().path(), limits.merge_slashes) {
+        Ok(n) => n,
+        Err(e) => {
+            lc.proxy_response();
+            let message = match e {
+                BadPath::AboveRoot => "path climbs above the root",
+                BadPath::BadEscape => "invalid percent escape in the path",
+            };
+            return Ok(refused(StatusCode::BAD_REQUEST, message));
+        }
+    };
+    let matched = normalized.matched.into_owned_if_changed();
+    let forward_path = normalized.forward.into_owned_if_changed();
+    if let Some(p) = forward_path {
+        set_path(&mut req, &p);
+    }
+    let path = matched.as_deref().unwrap_or(req.uri().path());
+    match listener.route(path, req.uri(), req.headers()) {
         Action::Fixed {
             status,
             content_type,
@@ -211,8 +263,58 @@ pub(crate) async fn serve(
             }
             Ok(resp)
         }
-        Action::Forward(groups) => Ok(forward(&ctx, groups, lc, req).await),
+        Action::Forward(groups) => {
+            let trusted = limits.trusts(ctx.peer_ip);
+            Ok(forward(&ctx, groups, lc, req, trusted).await)
+        }
     }
+}
+
+/// `Some(owned)` when normalisation changed the path, `None` when it is the request's own.
+trait OwnedIfChanged {
+    fn into_owned_if_changed(self) -> Option<String>;
+}
+
+impl OwnedIfChanged for std::borrow::Cow<'_, str> {
+    fn into_owned_if_changed(self) -> Option<String> {
+        match self {
+            std::borrow::Cow::Borrowed(_) => None,
+            std::borrow::Cow::Owned(s) => Some(s),
+        }
+    }
+}
+
+/// Replaces the request's path, keeping its query (and scheme and authority, if any).
+fn set_path<B>(req: &mut Request<B>, path: &str) {
+    let uri = req.uri();
+    let pq = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = http::uri::PathAndQuery::try_from(pq)
+        && let Ok(u) = {
+            parts.path_and_query = Some(pq);
+            Uri::from_parts(parts)
+        }
+    {
+        *req.uri_mut() = u;
+    }
+}
+
+/// An answer to a request refused before routing; the connection is closed after it, since
+/// the client's framing or intent is in doubt.
+fn refused(status: StatusCode, message: &'static str) -> Response<ProxyBody> {
+    let mut resp = error_response(status, message);
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        resp.headers_mut().insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS, TRACE"),
+        );
+    }
+    resp
 }
 
 async fn forward(
@@ -220,10 +322,21 @@ async fn forward(
     groups: &[(Arc<routing::GroupRt>, u32)],
     lc: &Counters,
     mut req: Request<Incoming>,
+    trusted: bool,
 ) -> Response<ProxyBody> {
-    let upgrade = is_upgrade(req.headers());
+    let upgrade = headers::is_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    prepare_request(ctx, &mut req, upgrade);
+    let peer = Peer {
+        ip: &ctx.client_ip,
+        port: &ctx.port,
+        tls: ctx.tls,
+        trusted,
+    };
+    headers::prepare_request(&mut req, &peer, upgrade);
+    if !req.headers().contains_key(&X_REQUEST_ID) {
+        req.headers_mut()
+            .insert(&X_REQUEST_ID, new_request_id(&ctx.shared.id_prefix));
+    }
 
     let mut tried = [0usize; MAX_ATTEMPTS];
     let mut last_error = None;
@@ -245,6 +358,12 @@ async fn forward(
                 lc.elb_5xx();
                 return error_response(StatusCode::BAD_GATEWAY, "target deregistered");
             }
+            _ = tokio::time::sleep(group.response_timeout) => {
+                tracing::warn!(target_group = %group.name, target_addr = %target.address, timeout = ?group.response_timeout, "target sent no response headers in time");
+                gc.elb_504();
+                lc.elb_504();
+                return error_response(StatusCode::GATEWAY_TIMEOUT, "target did not answer in time");
+            }
         };
         match sent {
             Ok((mut resp, upstream)) => {
@@ -257,16 +376,18 @@ async fn forward(
                         let up = hyper::upgrade::on(&mut resp);
                         tokio::spawn(tunnel(down, up, guard));
                     }
-                    strip_hop_by_hop(resp.headers_mut(), true);
+                    headers::strip_hop_by_hop(resp.headers_mut(), true);
                     return resp.map(|_| ProxyBody::Full(None));
                 }
-                strip_hop_by_hop(resp.headers_mut(), false);
+                headers::strip_hop_by_hop(resp.headers_mut(), false);
                 let (parts, inner) = resp.into_parts();
                 let mut body = UpstreamBody {
                     inner,
                     upstream: Some(upstream),
                     guard,
                     cut: None,
+                    idle: group.response_timeout,
+                    silence: None,
                 };
                 if body.inner.is_end_stream() {
                     body.finish();
@@ -332,101 +453,7 @@ async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade, 
     drop(guard);
 }
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| has_token(v.as_bytes(), b"upgrade"))
-}
-
-fn has_token(list: &[u8], token: &[u8]) -> bool {
-    list.split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// Removes hop-by-hop headers, those named in `Connection` included; keeps `Connection:
-/// upgrade` and `Upgrade` when the request or response is an upgrade.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    if let Some(conn) = headers.get(header::CONNECTION) {
-        let named: Vec<HeaderName> = conn
-            .as_bytes()
-            .split(|&b| b == b',')
-            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-            .filter(|n| !(keep_upgrade && n == header::UPGRADE))
-            .collect();
-        for n in named {
-            headers.remove(n);
-        }
-        if !keep_upgrade {
-            headers.remove(header::CONNECTION);
-        }
-    }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove(header::PROXY_AUTHENTICATE);
-    if !keep_upgrade {
-        headers.remove(header::UPGRADE);
-    } else {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    }
-}
-
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
-
-fn prepare_request(ctx: &ConnCtx, req: &mut Request<Incoming>, upgrade: bool) {
-    // HTTP/2 requests carry the host in the URI: HTTP/1.1 targets need a Host header.
-    if !req.headers().contains_key(header::HOST)
-        && let Some(v) = req
-            .uri()
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    {
-        req.headers_mut().insert(header::HOST, v);
-    }
-    if req.uri().scheme().is_some() || req.uri().authority().is_some() {
-        let pq = req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
-        if let Ok(u) = pq.parse::<Uri>() {
-            *req.uri_mut() = u;
-        }
-    }
-    *req.version_mut() = Version::HTTP_11;
-    let headers = req.headers_mut();
-    strip_hop_by_hop(headers, upgrade);
-    match headers.get(&X_FORWARDED_FOR) {
-        Some(prev) => {
-            let mut v = Vec::with_capacity(prev.len() + 2 + ctx.client_ip.len());
-            v.extend_from_slice(prev.as_bytes());
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ctx.client_ip.as_bytes());
-            if let Ok(v) = HeaderValue::from_bytes(&v) {
-                headers.insert(&X_FORWARDED_FOR, v);
-            }
-        }
-        None => {
-            headers.insert(&X_FORWARDED_FOR, ctx.client_ip.clone());
-        }
-    }
-    headers.insert(
-        &X_FORWARDED_PROTO,
-        HeaderValue::from_static(if ctx.tls { "https" } else { "http" }),
-    );
-    headers.insert(&X_FORWARDED_PORT, ctx.port.clone());
-    if !headers.contains_key(&X_REQUEST_ID) {
-        headers.insert(&X_REQUEST_ID, new_request_id(&ctx.shared.id_prefix));
-    }
-}
 
 fn new_request_id(prefix: &str) -> HeaderValue {
     let n = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
@@ -443,40 +470,4 @@ pub(crate) fn error_response(status: StatusCode, message: &'static str) -> Respo
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hop_by_hop_headers_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret"),
-        );
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert("x-kept", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h, false);
-        let names: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, vec!["x-kept"]);
-    }
-
-    #[test]
-    fn upgrade_headers_survive_an_upgrade() {
-        let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        assert!(is_upgrade(&h));
-        strip_hop_by_hop(&mut h, true);
-        assert_eq!(h[header::UPGRADE], "websocket");
-        assert_eq!(h[header::CONNECTION], "upgrade");
-    }
 }

@@ -13,13 +13,16 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri};
 
-use crate::config::{ActionConfig, ConditionConfig, ProxyConfig};
+use crate::config::{ActionConfig, ConditionConfig, ListenerConfig, ProxyConfig};
+use crate::headers::Cidr;
 use crate::metrics::Counters;
 use crate::target::Target;
 
@@ -49,13 +52,51 @@ pub(crate) struct ListenerRt {
     pub(crate) rules: Vec<(Vec<Condition>, Action)>,
     pub(crate) default_action: Action,
     pub(crate) counters: Arc<Counters>,
+    pub(crate) limits: ListenerLimits,
+}
+
+/// A listener's connection limits and request rules, compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ListenerLimits {
+    pub(crate) max_connections: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_header_bytes: usize,
+    pub(crate) max_line_bytes: usize,
+    pub(crate) merge_slashes: bool,
+    pub(crate) trusted: Vec<Cidr>,
+}
+
+impl ListenerLimits {
+    pub(crate) fn compile(l: &ListenerConfig) -> Self {
+        ListenerLimits {
+            max_connections: l.max_connections.map_or(usize::MAX, |n| n as usize),
+            header_timeout: l.request_header_timeout(),
+            idle_timeout: l.idle_timeout(),
+            max_header_bytes: l.max_header_bytes() as usize,
+            max_line_bytes: l.max_header_line_bytes() as usize,
+            merge_slashes: l.merge_slashes(),
+            trusted: l
+                .trusted_proxies
+                .iter()
+                .filter_map(|c| Cidr::parse(c).ok())
+                .collect(),
+        }
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    #[inline]
+    pub(crate) fn trusts(&self, ip: IpAddr) -> bool {
+        !self.trusted.is_empty() && self.trusted.iter().any(|c| c.contains(ip))
+    }
 }
 
 impl ListenerRt {
-    /// The action for a request: the first rule whose conditions all match, else the default.
-    pub(crate) fn route(&self, uri: &Uri, headers: &HeaderMap) -> &Action {
+    /// The action for a request whose normalised match path is `path`: the first rule whose
+    /// conditions all match, else the default.
+    pub(crate) fn route(&self, path: &str, uri: &Uri, headers: &HeaderMap) -> &Action {
         for (conditions, action) in &self.rules {
-            if conditions.iter().all(|c| c.matches(uri, headers)) {
+            if conditions.iter().all(|c| c.matches(path, uri, headers)) {
                 return action;
             }
         }
@@ -68,15 +109,23 @@ pub(crate) struct GroupRt {
     pub(crate) name: Arc<str>,
     pub(crate) targets: Vec<Arc<Target>>,
     pub(crate) counters: Arc<Counters>,
+    /// Time to response headers, and the longest silence within a response body.
+    pub(crate) response_timeout: Duration,
     next: AtomicUsize,
 }
 
 impl GroupRt {
-    pub(crate) fn new(name: &str, targets: Vec<Arc<Target>>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        targets: Vec<Arc<Target>>,
+        counters: Arc<Counters>,
+        response_timeout: Duration,
+    ) -> Self {
         GroupRt {
             name: name.into(),
             targets,
             counters,
+            response_timeout,
             next: AtomicUsize::new(0),
         }
     }
@@ -195,11 +244,11 @@ impl Condition {
         }
     }
 
-    fn matches(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+    fn matches(&self, path: &str, uri: &Uri, headers: &HeaderMap) -> bool {
         match self {
             Condition::Path(patterns) => patterns
                 .iter()
-                .any(|p| glob(p.as_bytes(), uri.path().as_bytes(), false)),
+                .any(|p| glob(p.as_bytes(), path.as_bytes(), false)),
             Condition::Host(patterns) => {
                 let host = request_host(uri, headers);
                 let host = strip_port(host);
@@ -356,7 +405,12 @@ mod tests {
                 t
             })
             .collect();
-        Arc::new(GroupRt::new(name, targets, m.group(name)))
+        Arc::new(GroupRt::new(
+            name,
+            targets,
+            m.group(name),
+            Duration::from_secs(60),
+        ))
     }
 
     /// 100,000 draws at 80/20: each share is binomial with sd = sqrt(n p q) ~ 126 requests, so a

@@ -5,14 +5,19 @@
 //! persisted in the state directory (`<state-dir>/config.json`) is served with its version.
 //! Every change is persisted there (temporary file, fsync, rename) before it takes effect and is
 //! acknowledged, so a restarted proxy comes back with the last acknowledged configuration even
-//! when the control plane is gone. Versions only grow, across restarts too.
+//! when the control plane is gone. Versions only grow, across restarts too. The state directory
+//! is made private (0700) and `config.json` (which may hold `adminToken`) is written 0600,
+//! whatever the umask.
+//!
+//! Every accept loop backs off on errors ([`crate::limits::AcceptGuard`]); listeners enforce
+//! their connection cap and timeouts ([`crate::conn`]).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -25,11 +30,14 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{
     GroupHealth, HealthReport, ListenerStatus, Persisted, StatusReport, TargetHealth,
 };
+use crate::auth::TokenSource;
 use crate::config::{self, ConfigError, HealthCheckConfig, ProxyConfig};
+use crate::conn::{self, ActivityIo, ConnState};
 use crate::health::{self, HealthTracker, Prober, TargetState};
+use crate::limits::{self, AcceptGuard, LogLimiter};
 use crate::metrics::{HostCounts, Metrics};
 use crate::proxy::{self, ConnCtx};
-use crate::routing::{self, GroupRt, ListenerRt, Snapshot};
+use crate::routing::{self, GroupRt, ListenerLimits, ListenerRt, Snapshot};
 use crate::target::Target;
 use crate::{ProxyError, ProxyOptions, admin, tls};
 
@@ -41,8 +49,11 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Prefix of generated request ids (random per process).
     pub(crate) id_prefix: String,
-    /// Bearer token from the environment; overrides the configuration's.
-    pub(crate) env_token: Option<String>,
+    /// Bearer token from `--admin-token-file` or the environment, fixed for the process's life;
+    /// overrides the configuration's.
+    pub(crate) fixed_token: Option<(String, TokenSource)>,
+    /// Open downstream connections over all listeners (checked against the descriptor budget).
+    downstream: AtomicUsize,
     /// When the proxy started.
     pub(crate) started: tokio::time::Instant,
     control: tokio::sync::Mutex<Control>,
@@ -99,6 +110,26 @@ impl Shared {
             path: e.path,
             message: e.message,
         })?;
+        let refuse = |path: &str, message: String| {
+            ApplyError::Invalid(ConfigError {
+                file: source.to_owned(),
+                location: None,
+                path: path.to_owned(),
+                message,
+            })
+        };
+        if config.admin_token.as_deref() == Some(config::REDACTED) {
+            return Err(refuse(
+                "adminToken",
+                format!(
+                    "{:?} is the placeholder shown by GET /v1/config, not a token",
+                    config::REDACTED
+                ),
+            ));
+        }
+        if let (Some((_, from)), Some(_)) = (&self.fixed_token, &config.admin_token) {
+            tracing::warn!(%source, "adminToken is ignored: the token given by {} is in force", from.describe());
+        }
         let mut control = self.control.lock().await;
         let version = self.version() + 1;
 
@@ -164,6 +195,19 @@ impl Shared {
             ),
             None => None,
         };
+        if let Some(a) = admin_addr
+            && !a.ip().to_canonical().is_loopback()
+            && self.fixed_token.is_none()
+            && config.admin_token.is_none()
+        {
+            return Err(refuse(
+                "admin",
+                format!(
+                    "the admin API address {a} is not loopback: it needs a token \
+                     (--admin-token-file, CUTOVER_PROXY_TOKEN or adminToken)"
+                ),
+            ));
+        }
         let new_admin = match admin_addr {
             Some(a) if control.admin.as_ref().map(|(x, _)| *x) != Some(a) => Some((
                 a,
@@ -212,7 +256,12 @@ impl Shared {
             let counters = self.metrics.group(&tg.name);
             groups.insert(
                 tg.name.clone(),
-                Arc::new(GroupRt::new(&tg.name, targets, counters)),
+                Arc::new(GroupRt::new(
+                    &tg.name,
+                    targets,
+                    counters,
+                    tg.response_timeout(),
+                )),
             );
         }
         let old = self.snapshot.load_full();
@@ -267,6 +316,7 @@ impl Shared {
                     .collect(),
                 default_action: routing::compile_action(&l.default_action, &groups),
                 counters: self.metrics.listener(&l.name),
+                limits: ListenerLimits::compile(l),
             })
             .collect();
         let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
@@ -490,17 +540,33 @@ const STATE_FILE: &str = "config.json";
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename,
 /// fsync of the directory.
+/// The file is created 0600 and its directory made 0700, whatever the umask.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    private_dir(dir)?;
     let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    // A leftover temporary file keeps its old mode: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` if needed and makes it 0700.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Reads and parses a YAML (or, by extension, JSON) configuration file.
@@ -529,6 +595,22 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
+/// The connection builder for a listener's limits.
+fn conn_builder(l: &ListenerLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .keep_alive(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(l.header_timeout)
+        .max_buf_size(l.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX));
+    builder
+}
+
 async fn accept_loop(
     shared: Arc<Shared>,
     name: Arc<str>,
@@ -539,62 +621,108 @@ async fn accept_loop(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     let port = HeaderValue::from(port);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        .timer(hyper_util::rt::TokioTimer::new());
-    builder.http2().timer(hyper_util::rt::TokioTimer::new());
-    let builder = Arc::new(builder);
+    let counters = shared.metrics.listener(&name);
+    let mut guard = AcceptGuard::new(format!("listener {name}"));
+    let rejected_log = LogLimiter::new(Duration::from_secs(1));
+    // The builder follows the listener's limits, rebuilt only when they change.
+    let mut seen_version = u64::MAX;
+    let mut limits: Option<ListenerLimits> = None;
+    let mut builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
     loop {
         let (stream, peer) = tokio::select! {
             r = socket.accept() => match r {
-                Ok(x) => x,
+                Ok(x) => {
+                    guard.succeeded();
+                    x
+                }
                 Err(e) => {
-                    tracing::warn!(listener = %name, error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
+                    tokio::select! {
+                        _ = guard.failed(&e) => continue,
+                        _ = stop.cancelled() => break,
+                    }
                 }
             },
             _ = stop.cancelled() => break,
         };
+        {
+            let snap = shared.snapshot.load();
+            if snap.version != seen_version {
+                seen_version = snap.version;
+                if let Some(l) = snap.listener(&name)
+                    && limits.as_ref() != Some(&l.limits)
+                {
+                    builder = Arc::new(conn_builder(&l.limits));
+                    limits = Some(l.limits.clone());
+                }
+            }
+        }
+        let Some(lim) = &limits else {
+            drop(stream);
+            continue;
+        };
+        let open = usize::try_from(counters.active.load(Ordering::Relaxed)).unwrap_or(0);
+        if open >= lim.max_connections
+            || shared.downstream.load(Ordering::Relaxed) >= limits::downstream_budget()
+        {
+            counters.rejected_connection();
+            if let Some(suppressed) = rejected_log.allow(tokio::time::Instant::now()) {
+                tracing::warn!(listener = %name, open, max = lim.max_connections.min(limits::downstream_budget()), suppressed, "connection refused: too many connections");
+            }
+            conn::refuse(stream, tls.is_none());
+            continue;
+        }
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        shared.downstream.fetch_add(1, Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
+        let state = Arc::new(ConnState::default());
         let ctx = Arc::new(ConnCtx {
             shared: shared.clone(),
             listener: name.clone(),
-            client_ip: HeaderValue::from_str(&peer.ip().to_string())
+            client_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
                 .unwrap_or(HeaderValue::from_static("unknown")),
+            peer_ip: peer.ip(),
             port: port.clone(),
             tls: tls.is_some(),
+            state: state.clone(),
         });
-        let counters = shared.metrics.listener(&name);
+        let (header_timeout, idle_timeout) = (lim.header_timeout, lim.idle_timeout);
+        let counters = counters.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let tls = tls.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
-            counters.active.fetch_add(1, Ordering::Relaxed);
+            let io = ActivityIo::new(stream, state.clone());
             let service = hyper::service::service_fn(move |req| proxy::serve(ctx.clone(), req));
-            let result = match tls {
-                None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => {
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(s), service);
+            let serve = async {
+                match tls {
+                    None => {
+                        let conn =
+                            builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                         watcher.watch(conn.into_owned()).await
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "tls handshake failed");
-                        Ok(())
-                    }
-                },
+                    Some(acceptor) => match acceptor.accept(io).await {
+                        Ok(s) => {
+                            let conn =
+                                builder.serve_connection_with_upgrades(TokioIo::new(s), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, "tls handshake failed");
+                            Ok(())
+                        }
+                    },
+                }
+            };
+            let result = tokio::select! {
+                r = serve => r,
+                _ = conn::watchdog(&state, header_timeout, idle_timeout) => Ok(()),
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "downstream connection ended with an error");
             }
             counters.active.fetch_sub(1, Ordering::Relaxed);
+            shared.downstream.fetch_sub(1, Ordering::Relaxed);
         });
     }
     drop(socket);
@@ -618,6 +746,34 @@ pub(crate) async fn run_with(
     prober: Arc<dyn Prober>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProxyError> {
+    let nofile = limits::raise_nofile_limit();
+    tracing::debug!(
+        nofile,
+        downstream_budget = limits::downstream_budget(),
+        "descriptor limits"
+    );
+    let fixed_token = match &opts.admin_token_file {
+        Some(path) => Some((
+            crate::auth::read_token_file(path).map_err(ProxyError::Token)?,
+            TokenSource::File,
+        )),
+        None => match std::env::var("CUTOVER_PROXY_TOKEN") {
+            Ok(t) if !t.is_empty() => {
+                crate::auth::check_token(&t)
+                    .map_err(|m| ProxyError::Token(format!("CUTOVER_PROXY_TOKEN: {m}")))?;
+                Some((t, TokenSource::Env))
+            }
+            _ => None,
+        },
+    };
+    if let Some(dir) = &opts.state_dir {
+        private_dir(dir).map_err(|e| {
+            ProxyError::Start(format!(
+                "cannot create the state directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
     let persisted = match &opts.state_dir {
         Some(dir) => read_state(dir)?,
         None => None,
@@ -659,9 +815,8 @@ pub(crate) async fn run_with(
         }),
         metrics: Metrics::default(),
         id_prefix: format!("{:08x}", rand_u32()),
-        env_token: std::env::var("CUTOVER_PROXY_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        fixed_token,
+        downstream: AtomicUsize::new(0),
         started: tokio::time::Instant::now(),
         control: tokio::sync::Mutex::new(Control {
             targets: HashMap::new(),

@@ -1,5 +1,8 @@
 //! TLS for listeners: loads a PEM certificate chain and private key into a rustls server
 //! configuration offering HTTP/2 and HTTP/1.1 by ALPN.
+//!
+//! Certificate and key files must be regular files of at most 1 MiB: a device (`/dev/zero`),
+//! a FIFO or a directory is refused at once with an error naming the file, never read.
 
 use std::sync::Arc;
 
@@ -28,12 +31,17 @@ pub(crate) enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
+/// Largest certificate or key file read.
+pub(crate) const MAX_PEM_FILE: u64 = 1 << 20;
+
 /// Builds an acceptor from the listener's `tls` section.
 pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let read = |path: &str| {
-        std::fs::read(path).map_err(|source| TlsError::Read {
-            path: path.to_owned(),
-            source,
+        crate::auth::read_regular_file(std::path::Path::new(path), MAX_PEM_FILE).map_err(|source| {
+            TlsError::Read {
+                path: path.to_owned(),
+                source,
+            }
         })
     };
     let cert_pem = read(&cfg.cert_file)?;
@@ -64,4 +72,32 @@ pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
         .with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_files_are_refused_at_once_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.pem");
+        std::fs::write(&key, "").unwrap();
+        let cfg = TlsConfig {
+            cert_file: "/dev/zero".into(),
+            key_file: key.display().to_string(),
+        };
+        let started = std::time::Instant::now();
+        let e = acceptor(&cfg).err().unwrap().to_string();
+        assert_eq!(e, "cannot read /dev/zero: not a regular file");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; (MAX_PEM_FILE + 1) as usize]).unwrap();
+        let cfg = TlsConfig {
+            cert_file: big.display().to_string(),
+            key_file: key.display().to_string(),
+        };
+        let e = acceptor(&cfg).err().unwrap().to_string();
+        assert!(e.ends_with("big.pem: larger than 1048576 bytes"), "{e}");
+    }
 }

@@ -64,7 +64,10 @@ async fn forwards_with_host_preserved_and_forwarding_headers() {
         h["x-seen-request-id"], "abc-123",
         "an incoming request id is kept"
     );
-    assert_eq!(h["x-seen-xff"], "10.0.0.1, 127.0.0.1");
+    assert_eq!(
+        h["x-seen-xff"], "127.0.0.1",
+        "an untrusted client's X-Forwarded-For is replaced"
+    );
 }
 
 #[tokio::test]
@@ -541,6 +544,7 @@ async fn starts_empty_with_an_admin_address_and_takes_pushed_configuration() {
         state_dir: Some(dir.path().to_owned()),
         workers: 1,
         admin_address: Some(admin.clone()),
+        admin_token_file: None,
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;

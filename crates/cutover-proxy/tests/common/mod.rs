@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 /// - `/slow?ms=N`: 200 after N ms,
 /// - `/sse`: two events one second apart,
 /// - `/ws`: a WebSocket echo,
-/// - anything else: 200 with body = the backend's name and `x-seen-*` headers echoing the
-///   request's host and forwarding headers.
+/// - anything else: 200 with body = the backend's name, `x-seen-*` headers echoing the
+///   request's host, path and forwarding headers, and `x-echo-<name>` for every request header.
 pub struct Backend {
     pub addr: SocketAddr,
     pub name: String,
@@ -148,6 +148,16 @@ async fn answer(name: &str, health: u16, mut req: Request<Incoming>) -> Response
         }
         _ => {
             let mut r = Response::new(full(name.to_owned()));
+            for (k, v) in req.headers() {
+                if let Ok(n) = http::HeaderName::try_from(format!("x-echo-{k}")) {
+                    r.headers_mut().append(n, v.clone());
+                }
+            }
+            if let Some(pq) = req.uri().path_and_query()
+                && let Ok(v) = http::HeaderValue::from_str(pq.as_str())
+            {
+                r.headers_mut().insert("x-seen-path", v);
+            }
             for (from, to) in [
                 ("host", "x-seen-host"),
                 ("x-forwarded-for", "x-seen-xff"),
@@ -222,6 +232,7 @@ impl Proxy {
             state_dir: Some(self.state_dir()),
             workers: 1,
             admin_address: None,
+            admin_token_file: None,
         };
         self.task = Some(tokio::spawn(cutover_proxy::run(opts, async {
             let _ = rx.await;
