@@ -38,6 +38,10 @@ pub struct ProxyArgs {
     /// CUTOVER_PROXY_TOKEN and the configuration's adminToken.
     #[arg(long, env = "CUTOVER_PROXY_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Write the admin API's bound address to this file (0600) once it listens; with
+    /// `--admin-address 127.0.0.1:0` the kernel picks the port.
+    #[arg(long, env = "CUTOVER_PROXY_ADMIN_ADDRESS_FILE", value_name = "FILE")]
+    pub admin_address_file: Option<PathBuf>,
     /// A subcommand talking to a running proxy.
     #[command(subcommand)]
     pub command: Option<ProxyCommand>,
@@ -134,6 +138,7 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             workers: args.workers.max(1),
             admin_address: args.admin_address,
             admin_token_file: args.admin_token_file,
+            admin_address_file: args.admin_address_file,
         };
         return serve(opts).await;
     };

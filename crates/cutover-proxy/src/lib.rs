@@ -79,6 +79,11 @@ pub struct ProxyOptions {
     /// A file holding the admin API's bearer token (`--admin-token-file`); it must not be
     /// readable by group or others. Wins over `CUTOVER_PROXY_TOKEN` and `adminToken`.
     pub admin_token_file: Option<PathBuf>,
+    /// Where to write the admin API's bound address (`--admin-address-file`), 0600, each time
+    /// it binds: with `--admin-address 127.0.0.1:0` the kernel picks a free port, and whoever
+    /// started the proxy reads it from there instead of guessing one that another process
+    /// could take first.
+    pub admin_address_file: Option<PathBuf>,
 }
 
 /// Why the proxy could not start.

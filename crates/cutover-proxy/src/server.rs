@@ -62,6 +62,7 @@ pub(crate) struct Shared {
     /// The configuration file reloaded on SIGHUP and `POST /v1/reload`.
     pub(crate) config_path: Option<PathBuf>,
     admin_override: Option<String>,
+    admin_address_file: Option<PathBuf>,
     shutdown: CancellationToken,
 }
 
@@ -377,6 +378,14 @@ impl Shared {
             (_, Some((addr, socket))) => {
                 if let Some((_, old)) = control.admin.take() {
                     old.cancel();
+                }
+                if let Some(file) = &self.admin_address_file {
+                    let bound = socket
+                        .local_addr()
+                        .map_err(|e| ApplyError::Io(format!("{source}: admin: {e}")))?;
+                    write_atomic(file, bound.to_string().as_bytes()).map_err(|e| {
+                        ApplyError::Io(format!("cannot write {}: {e}", file.display()))
+                    })?;
                 }
                 let stop = self.shutdown.child_token();
                 tokio::spawn(admin::serve(self.clone(), socket, stop.clone()));
@@ -829,6 +838,7 @@ pub(crate) async fn run_with(
         state_dir: opts.state_dir.clone(),
         config_path: opts.config_path.clone(),
         admin_override: opts.admin_address.clone(),
+        admin_address_file: opts.admin_address_file.clone(),
         shutdown: shutdown_token.clone(),
     });
     shared.apply(initial, &source).await.map_err(|e| match e {

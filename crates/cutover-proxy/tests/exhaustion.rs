@@ -41,6 +41,7 @@ fn child(dir: &str) {
         workers: 1,
         admin_address: None,
         admin_token_file: None,
+        admin_address_file: None,
     };
     rt.block_on(cutover_proxy::run(opts, std::future::pending::<()>()))
         .unwrap();

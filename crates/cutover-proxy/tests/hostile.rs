@@ -470,6 +470,7 @@ async fn start(
         workers: 1,
         admin_address: Some(admin.to_owned()),
         admin_token_file: token_file,
+        admin_address_file: None,
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;

@@ -545,6 +545,7 @@ async fn starts_empty_with_an_admin_address_and_takes_pushed_configuration() {
         workers: 1,
         admin_address: Some(admin.clone()),
         admin_token_file: None,
+        admin_address_file: None,
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;

@@ -204,3 +204,104 @@ fn the_data_directory_is_private_under_the_default_umask() {
     assert_eq!(mode(&s.data.join("state.db")), 0o600, "state.db");
     assert_eq!(mode(&s.data.join("proxy")), 0o700, "proxy state directory");
 }
+
+#[test]
+fn the_managed_proxy_admin_api_needs_the_token_from_a_private_file() {
+    let s = start("", &[]);
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 200);
+    let proxy = s.data.join("proxy");
+    let admin: SocketAddr = std::fs::read_to_string(proxy.join("admin.addr"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let token = std::fs::read_to_string(proxy.join("admin.token")).unwrap();
+    assert!(token.len() >= 64, "a long random token");
+    assert_eq!(mode(&proxy.join("admin.token")), 0o600);
+    assert_eq!(mode(&proxy.join("config.json")), 0o600);
+    // Unauthenticated: refused, and a PUT cannot re-route production.
+    let admin_get = |auth: &str| {
+        status(
+            admin,
+            &format!("GET /v1/config HTTP/1.1\r\nHost: {admin}\r\n{auth}Connection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(admin_get(""), 401);
+    assert_eq!(admin_get("Authorization: Bearer nope\r\n"), 401);
+    assert_eq!(
+        admin_get(&format!("Authorization: Bearer {}\r\n", token.trim())),
+        200
+    );
+    let body = r#"{"admin":"0.0.0.0:1","listeners":[],"targetGroups":[]}"#;
+    let put = format!(
+        "PUT /v1/config HTTP/1.1\r\nHost: {admin}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(status(admin, &put), 401);
+    // The token never appears on the proxy's command line.
+    let pid = std::fs::read_to_string(proxy.join("proxy.pid")).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(!cmdline.contains(token.trim()), "{cmdline}");
+    assert!(cmdline.contains("--admin-token-file"), "{cmdline}");
+}
+
+#[test]
+fn a_restarted_server_adopts_its_own_proxy_and_nothing_else() {
+    let mut s = start("", &[]);
+    let proxy = s.data.join("proxy");
+    let pid = std::fs::read_to_string(proxy.join("proxy.pid")).unwrap();
+    // kill -9 the server, start it again on the same data directory.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let log = std::fs::File::create(s.data.join("../server2.log")).unwrap();
+    s.child = Command::new(BIN)
+        .args(["server", "--listen", &s.addr.to_string(), "--data-dir"])
+        .arg(&s.data)
+        .env_remove("CUTOVER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let up = wait_until(Duration::from_secs(20), || {
+        TcpStream::connect(s.addr).is_ok()
+    });
+    assert!(up.is_some());
+    let host = s.addr.to_string();
+    assert_eq!(get(s.addr, &host, ""), 200);
+    assert_eq!(
+        std::fs::read_to_string(proxy.join("proxy.pid")).unwrap(),
+        pid,
+        "the same proxy process was adopted"
+    );
+    // A pid file naming something that is not our proxy is not adopted: the
+    // server starts its own instead of trusting whatever answers.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    let mut impostor = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(proxy.join("proxy.pid"), impostor.id().to_string()).unwrap();
+    let log = std::fs::File::create(s.data.join("../server3.log")).unwrap();
+    s.child = Command::new(BIN)
+        .args(["server", "--listen", &s.addr.to_string(), "--data-dir"])
+        .arg(&s.data)
+        .env_remove("CUTOVER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let up = wait_until(Duration::from_secs(20), || {
+        TcpStream::connect(s.addr).is_ok()
+    });
+    assert!(up.is_some());
+    assert_eq!(get(s.addr, &host, ""), 200);
+    let new_pid = std::fs::read_to_string(proxy.join("proxy.pid")).unwrap();
+    assert_ne!(new_pid.trim(), impostor.id().to_string());
+    assert_ne!(new_pid, pid);
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+}

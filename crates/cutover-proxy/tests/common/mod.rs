@@ -233,6 +233,7 @@ impl Proxy {
             workers: 1,
             admin_address: None,
             admin_token_file: None,
+            admin_address_file: None,
         };
         self.task = Some(tokio::spawn(cutover_proxy::run(opts, async {
             let _ = rx.await;
