@@ -136,3 +136,32 @@ pub struct ApplyResponse {
     #[schema(value_type = Vec<crate::schema::DiagnosticSchema>)]
     pub warnings: Vec<Diagnostic>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plan_entries_and_deployments_keep_their_wire_shape() {
+        let answer = json!({
+            "applied": true,
+            "deployments": [
+                {"id": "d-1", "service": "web", "status": "Queued"},
+                {"service": "api", "error": "no load balancer"}
+            ],
+            "plan": [
+                {"service": "web", "action": "update", "changes": ["desiredCount 1 -> 2"]},
+                {"buildProject": "b", "action": "unchanged", "changes": []}
+            ],
+            "warnings": []
+        });
+        let typed: ApplyResponse = serde_json::from_value(answer.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), answer);
+        assert!(matches!(
+            typed.deployments[1],
+            ApplyDeployment::Failed { .. }
+        ));
+        assert_eq!(typed.plan[1].subject.kind_and_name(), ("buildProject", "b"));
+    }
+}

@@ -326,3 +326,35 @@ pub struct RefDeleted {
     /// Always empty.
     pub executions: Vec<StartedExecution>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_webhook_answer_reads_back_as_its_own_shape() {
+        let answers = [
+            json!({"forge": "github", "ignored": "ping"}),
+            json!({"forge": "gitea", "delivery": "d1", "duplicate": true,
+                   "message": "this delivery was already received; nothing started", "executions": []}),
+            json!({"forge": "gitlab", "executions": []}),
+            json!({"forge": "github", "delivery": null, "commit": "abc", "message": null,
+                   "executions": [{"pipeline": "app", "executionId": "e1"}]}),
+        ];
+        let shapes: Vec<&str> = answers
+            .iter()
+            .map(|a| {
+                let typed: WebhookResponse = serde_json::from_value(a.clone()).unwrap();
+                assert_eq!(&serde_json::to_value(&typed).unwrap(), a);
+                match typed {
+                    WebhookResponse::Ignored { .. } => "ignored",
+                    WebhookResponse::Duplicate { .. } => "duplicate",
+                    WebhookResponse::Deleted(_) => "deleted",
+                    WebhookResponse::Pushed { .. } => "pushed",
+                }
+            })
+            .collect();
+        assert_eq!(shapes, ["ignored", "duplicate", "deleted", "pushed"]);
+    }
+}
