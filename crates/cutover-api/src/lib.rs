@@ -19,6 +19,7 @@ pub mod deployments;
 pub mod error;
 pub mod openapi;
 pub mod pipelines;
+pub mod query;
 mod schema;
 pub mod services;
 pub mod task_definitions;

@@ -3,21 +3,32 @@
 //! which names each route's request and response type. The server checks
 //! that its router and [`ENDPOINTS`] list the same routes.
 
+use crate::query::{
+    BuildListQuery, BuildLogQuery, DeploymentListQuery, EventsQuery, LogsQuery,
+    TaskDefinitionListQuery, TaskListQuery,
+};
 use crate::{alarms, apply, builds, deployments, error, pipelines, services};
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::path::{
-    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+    HttpMethod, OperationBuilder, Parameter, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{OpenApi as Document, PathsBuilder, Ref, Required};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// The name of a type's schema.
 type SchemaName = fn() -> Cow<'static, str>;
+
+/// The query parameters of a type.
+type QueryParams = fn() -> Vec<Parameter>;
+
+fn query<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
 
 /// What a route answers on success.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +54,8 @@ pub struct Endpoint {
     pub request: Option<SchemaName>,
     /// Whether the body may be left out.
     pub request_optional: bool,
+    /// Its query parameters.
+    pub query: Option<QueryParams>,
     /// What it answers.
     pub answer: Answer,
 }
@@ -60,6 +73,7 @@ const fn ep(
         summary,
         request,
         request_optional: false,
+        query: None,
         answer,
     }
 }
@@ -94,13 +108,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(services::ServerStatus),
     ),
-    ep(
-        "get",
-        "/v1/task-definitions",
-        "List task definition revisions (?family=)",
-        None,
-        ok!(taskdefs::TaskDefinitionList),
-    ),
+    Endpoint {
+        query: Some(query::<TaskDefinitionListQuery>),
+        ..ep(
+            "get",
+            "/v1/task-definitions",
+            "List task definition revisions (?family=)",
+            None,
+            ok!(taskdefs::TaskDefinitionList),
+        )
+    },
     ep(
         "post",
         "/v1/task-definitions",
@@ -150,27 +167,36 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some(name!(services::ScaleRequest)),
         ok!(services::ServiceEnvelope),
     ),
-    ep(
-        "get",
-        "/v1/services/{name}/events",
-        "A service's events (?limit=)",
-        None,
-        ok!(services::EventList),
-    ),
-    ep(
-        "get",
-        "/v1/services/{name}/logs",
-        "A service's tasks' logs, merged (?follow=true)",
-        None,
-        Answer::Text,
-    ),
-    ep(
-        "get",
-        "/v1/tasks",
-        "List tasks (?service=&all=&limit=)",
-        None,
-        ok!(tasks::TaskList),
-    ),
+    Endpoint {
+        query: Some(query::<EventsQuery>),
+        ..ep(
+            "get",
+            "/v1/services/{name}/events",
+            "A service's events (?limit=)",
+            None,
+            ok!(services::EventList),
+        )
+    },
+    Endpoint {
+        query: Some(query::<LogsQuery>),
+        ..ep(
+            "get",
+            "/v1/services/{name}/logs",
+            "A service's tasks' logs, merged (?follow=true)",
+            None,
+            Answer::Text,
+        )
+    },
+    Endpoint {
+        query: Some(query::<TaskListQuery>),
+        ..ep(
+            "get",
+            "/v1/tasks",
+            "List tasks (?service=&all=&limit=)",
+            None,
+            ok!(tasks::TaskList),
+        )
+    },
     ep(
         "get",
         "/v1/tasks/{id}",
@@ -178,20 +204,26 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(tasks::TaskEnvelope),
     ),
-    ep(
-        "get",
-        "/v1/tasks/{id}/logs",
-        "A task's log (?follow=true)",
-        None,
-        Answer::Text,
-    ),
-    ep(
-        "get",
-        "/v1/deployments",
-        "List deployments (?service=&limit=)",
-        None,
-        ok!(deployments::DeploymentList),
-    ),
+    Endpoint {
+        query: Some(query::<LogsQuery>),
+        ..ep(
+            "get",
+            "/v1/tasks/{id}/logs",
+            "A task's log (?follow=true)",
+            None,
+            Answer::Text,
+        )
+    },
+    Endpoint {
+        query: Some(query::<DeploymentListQuery>),
+        ..ep(
+            "get",
+            "/v1/deployments",
+            "List deployments (?service=&limit=)",
+            None,
+            ok!(deployments::DeploymentList),
+        )
+    },
     ep(
         "post",
         "/v1/deployments",
@@ -342,13 +374,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(pipelines::WebhookResponse),
     ),
-    ep(
-        "get",
-        "/v1/builds",
-        "List builds (?project=&limit=)",
-        None,
-        ok!(builds::BuildList),
-    ),
+    Endpoint {
+        query: Some(query::<BuildListQuery>),
+        ..ep(
+            "get",
+            "/v1/builds",
+            "List builds (?project=&limit=)",
+            None,
+            ok!(builds::BuildList),
+        )
+    },
     ep(
         "get",
         "/v1/builds/{id}",
@@ -356,13 +391,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(builds::BuildEnvelope),
     ),
-    ep(
-        "get",
-        "/v1/builds/{id}/logs",
-        "A build's log from ?offset=",
-        None,
-        ok!(builds::BuildLog),
-    ),
+    Endpoint {
+        query: Some(query::<BuildLogQuery>),
+        ..ep(
+            "get",
+            "/v1/builds/{id}/logs",
+            "A build's log from ?offset=",
+            None,
+            ok!(builds::BuildLog),
+        )
+    },
 ];
 
 /// Every schema of the document (utoipa adds the types they refer to).
@@ -464,6 +502,9 @@ pub fn document() -> Document {
                     .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
             );
         }
+        for p in e.query.map(|q| q()).unwrap_or_default() {
+            op = op.parameter(p);
+        }
         if let Some(req) = e.request {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()
@@ -539,6 +580,23 @@ mod tests {
             refs += 1;
         }
         assert!(refs > 50, "{refs}");
+    }
+
+    #[test]
+    fn query_parameters_are_documented() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let names = |path: &str| -> Vec<String> {
+            doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| p["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("/v1/tasks"), ["service", "all", "limit"]);
+        assert_eq!(names("/v1/builds/{id}/logs"), ["offset"]);
+        assert!(names("/v1/services").is_empty());
     }
 
     #[test]

@@ -7,28 +7,16 @@ use crate::pipelines::build::log_path;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use cutover_api::builds::{BuildEnvelope, BuildList, BuildLog};
+use cutover_api::query::{BuildListQuery, BuildLogQuery};
 use cutover_store::{BuildRow, pipeline_ops};
-use serde::Deserialize;
 use std::io::{Read, Seek, SeekFrom};
 
 /// Most log bytes answered at once.
 const MAX_CHUNK: u64 = 1 << 20;
 
-/// Query of `GET /v1/builds`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    project: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: u32,
-}
-
-fn default_limit() -> u32 {
-    50
-}
-
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<BuildListQuery>,
 ) -> ApiResult<Json<BuildList>> {
     let rows = st
         .store
@@ -55,17 +43,10 @@ pub(crate) async fn get(
     }))
 }
 
-/// Query of `GET /v1/builds/{id}/logs`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogQuery {
-    #[serde(default)]
-    offset: u64,
-}
-
 pub(crate) async fn logs(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
+    Query(q): Query<BuildLogQuery>,
 ) -> ApiResult<Json<BuildLog>> {
     let build = find(&st, &id)?;
     let path = log_path(&build);

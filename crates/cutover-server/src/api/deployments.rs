@@ -12,6 +12,7 @@ use cutover_api::deployments::{
     CreateDeploymentRequest, Deployment, DeploymentEnvelope, DeploymentList, HookStatusRequest,
     HookStatusResponse, Requested, StopDeploymentRequest, TaskDefinitionSource,
 };
+use cutover_api::query::DeploymentListQuery;
 use cutover_deploy::Input;
 use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_spec::taskdef::{KeyValuePair, TaskDefinition};
@@ -182,15 +183,9 @@ fn envelope(d: &DeploymentRow, requested: Requested) -> ApiResult<DeploymentEnve
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    service: Option<String>,
-    limit: Option<u32>,
-}
-
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<DeploymentListQuery>,
 ) -> ApiResult<Json<DeploymentList>> {
     let rows = st.store.with(|c| {
         ops::list_deployments(c, q.service.as_deref(), q.limit.unwrap_or(50).min(1000))

@@ -4,11 +4,11 @@ use super::{ApiError, ApiResult, AppState, views};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use cutover_api::query::EventsQuery;
 use cutover_api::services::{
     EventList, ScaleRequest, ServerStatus, ServiceEnvelope, ServiceList, ServiceStatus,
 };
 use cutover_store::{ServiceRow, ops};
-use serde::Deserialize;
 
 pub(crate) async fn status(State(st): State<AppState>) -> ApiResult<Json<ServerStatus>> {
     Ok(Json(ServerStatus {
@@ -135,11 +135,6 @@ pub(crate) async fn delete(
     })?;
     st.controller.wake(&name);
     Ok((StatusCode::ACCEPTED, Json(envelope(&st, &svc)?)))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct EventsQuery {
-    limit: Option<u32>,
 }
 
 pub(crate) async fn events(

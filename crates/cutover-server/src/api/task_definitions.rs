@@ -4,12 +4,12 @@ use super::{ApiError, ApiResult, AppState, views};
 use crate::files;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use cutover_api::query::TaskDefinitionListQuery;
 use cutover_api::task_definitions::{
     RegisterTaskDefinitionRequest, RegisterTaskDefinitionResponse, TaskDefinitionEnvelope,
     TaskDefinitionList,
 };
 use cutover_store::ops;
-use serde::Deserialize;
 
 pub(crate) async fn register(
     State(st): State<AppState>,
@@ -26,14 +26,9 @@ pub(crate) async fn register(
     }))
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    family: Option<String>,
-}
-
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<TaskDefinitionListQuery>,
 ) -> ApiResult<Json<TaskDefinitionList>> {
     let rows = st
         .store

@@ -8,24 +8,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
+use cutover_api::query::{LogsQuery, TaskListQuery};
 use cutover_api::tasks::{TaskEnvelope, TaskList};
 use cutover_store::{TaskRow, ops};
 use futures_util::{Stream, StreamExt, stream};
-use serde::Deserialize;
 use std::io;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    service: Option<String>,
-    /// Include stopped tasks.
-    #[serde(default)]
-    all: bool,
-    limit: Option<u32>,
-}
 
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<TaskListQuery>,
 ) -> ApiResult<Json<TaskList>> {
     let tasks = st
         .store
@@ -48,12 +39,6 @@ pub(crate) async fn describe(
     Ok(Json(TaskEnvelope {
         task: views::task(load(&st, &id)?),
     }))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogsQuery {
-    #[serde(default)]
-    follow: bool,
 }
 
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
