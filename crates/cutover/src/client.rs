@@ -82,6 +82,19 @@ impl Client {
             .await
     }
 
+    /// A GET with a query string (a `cutover_api::query` type).
+    pub(crate) async fn get_with<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::GET, path).query(query),
+            &format!("GET {path}"),
+        )
+        .await
+    }
+
     pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -115,8 +128,13 @@ impl Client {
     }
 
     /// A streaming GET (logs).
-    pub(crate) async fn stream(&self, path: &str) -> anyhow::Result<Response> {
-        self.send(self.request(Method::GET, path)).await
+    pub(crate) async fn stream<Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> anyhow::Result<Response> {
+        self.send(self.request(Method::GET, path).query(query))
+            .await
     }
 }
 

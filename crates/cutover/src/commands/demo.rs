@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use cutover_api::alarms::AlarmDescription;
 use cutover_api::apply::{ApplyRequest, ApplyResponse};
 use cutover_api::deployments::{CreateDeploymentRequest, DeploymentEnvelope};
+use cutover_api::query::TaskListQuery;
 use cutover_api::services::{Event, ServerStatus, ServiceEnvelope};
 use cutover_api::tasks::TaskList;
 use std::collections::BTreeMap;
@@ -171,6 +172,15 @@ fn split(traffic: &Traffic) -> String {
         parts.push(format!("5xx {:>3}%", fails * 100 / total));
     }
     format!("{} req/s  [{}]", recent.len(), parts.join("  "))
+}
+
+/// The query of the `web` service's running tasks.
+fn web_tasks() -> TaskListQuery {
+    TaskListQuery {
+        service: Some("web".into()),
+        all: false,
+        limit: None,
+    }
 }
 
 /// A deployment of the service's current revision with the `web`
@@ -376,7 +386,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         "   2 tasks RUNNING and HEALTHY in {} ms",
         t0.elapsed().as_millis()
     );
-    let tasks: TaskList = client.get("/v1/tasks?service=web").await?;
+    let tasks: TaskList = client.get_with("/v1/tasks", &web_tasks()).await?;
     super::tasks::print_tasks(&tasks.tasks);
 
     step(3, "Drive steady traffic through the production listener");
@@ -492,7 +502,10 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     let _ = client.delete::<ServiceEnvelope>("/v1/services/web").await;
     let gone = Instant::now();
     while gone.elapsed() < Duration::from_secs(10) {
-        match client.get::<TaskList>("/v1/tasks?service=web").await {
+        match client
+            .get_with::<_, TaskList>("/v1/tasks", &web_tasks())
+            .await
+        {
             Ok(v) if v.tasks.is_empty() => break,
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }

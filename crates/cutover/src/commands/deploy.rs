@@ -9,6 +9,7 @@ use cutover_api::deployments::{
     CreateDeploymentRequest, Deployment, DeploymentEnvelope, DeploymentList, FileBody, Requested,
     StopDeploymentRequest, TaskDefinitionSource,
 };
+use cutover_api::query::DeploymentListQuery;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -190,11 +191,11 @@ pub(crate) async fn deployments(
     let now = output::now_ms();
     match command {
         DeploymentCommand::Ls { service } => {
-            let path = match service {
-                Some(s) => format!("/v1/deployments?service={s}"),
-                None => "/v1/deployments".into(),
+            let query = DeploymentListQuery {
+                service,
+                limit: None,
             };
-            let resp: DeploymentList = client.get(&path).await?;
+            let resp: DeploymentList = client.get_with("/v1/deployments", &query).await?;
             let rows = resp.deployments.iter().map(|d| row(d, now)).collect();
             output::print(g.output, &resp, HEADERS, rows);
         }

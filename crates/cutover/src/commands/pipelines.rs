@@ -13,6 +13,7 @@ use cutover_api::pipelines::{
     StartExecutionRequest, StartExecutionResponse, StopExecutionRequest, StopExecutionResponse,
     TransitionRequest, TransitionResponse,
 };
+use cutover_api::query::{BuildListQuery, BuildLogQuery};
 use cutover_pipeline::engine::{ExecutionStatus, RetryMode};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -381,11 +382,8 @@ pub(crate) async fn builds(g: &Globals, command: BuildCommand) -> anyhow::Result
     let now = output::now_ms();
     match command {
         BuildCommand::Ls { project } => {
-            let path = match project {
-                Some(p) => format!("/v1/builds?project={p}"),
-                None => "/v1/builds".into(),
-            };
-            let resp: BuildList = client.get(&path).await?;
+            let query = BuildListQuery { project, limit: 50 };
+            let resp: BuildList = client.get_with("/v1/builds", &query).await?;
             let rows = resp
                 .builds
                 .iter()
@@ -450,7 +448,7 @@ pub(crate) async fn builds(g: &Globals, command: BuildCommand) -> anyhow::Result
             let mut offset = 0u64;
             loop {
                 let resp: BuildLog = client
-                    .get(&format!("/v1/builds/{id}/logs?offset={offset}"))
+                    .get_with(&format!("/v1/builds/{id}/logs"), &BuildLogQuery { offset })
                     .await?;
                 let text = resp.text;
                 let mut out = std::io::stdout().lock();

@@ -4,6 +4,7 @@ use crate::cli::{Globals, Output, TaskDefCommand};
 use crate::client::{Client, render_diagnostic};
 use crate::output;
 use anyhow::Context;
+use cutover_api::query::TaskDefinitionListQuery;
 use cutover_api::task_definitions::{
     RegisterTaskDefinitionRequest, RegisterTaskDefinitionResponse, TaskDefinitionEnvelope,
     TaskDefinitionList,
@@ -37,11 +38,9 @@ pub(crate) async fn run(g: &Globals, command: TaskDefCommand) -> anyhow::Result<
             );
         }
         TaskDefCommand::List { family } => {
-            let path = match family {
-                Some(f) => format!("/v1/task-definitions?family={f}"),
-                None => "/v1/task-definitions".into(),
-            };
-            let resp: TaskDefinitionList = client.get(&path).await?;
+            let resp: TaskDefinitionList = client
+                .get_with("/v1/task-definitions", &TaskDefinitionListQuery { family })
+                .await?;
             let now = output::now_ms();
             let rows = resp
                 .task_definitions

@@ -3,6 +3,7 @@
 use crate::cli::{Globals, TaskCommand};
 use crate::client::Client;
 use crate::output::{self, opt, wire};
+use cutover_api::query::TaskListQuery;
 use cutover_api::tasks::{Task, TaskEnvelope, TaskList};
 use std::process::ExitCode;
 
@@ -42,11 +43,12 @@ pub(crate) async fn run(g: &Globals, command: TaskCommand) -> anyhow::Result<Exi
     let now = output::now_ms();
     match command {
         TaskCommand::Ls { service, all } => {
-            let mut path = format!("/v1/tasks?all={all}");
-            if let Some(s) = service {
-                path.push_str(&format!("&service={s}"));
-            }
-            let resp: TaskList = client.get(&path).await?;
+            let query = TaskListQuery {
+                service,
+                all,
+                limit: None,
+            };
+            let resp: TaskList = client.get_with("/v1/tasks", &query).await?;
             let rows = resp.tasks.iter().map(|t| row(t, now)).collect();
             output::print(g.output, &resp, HEADERS, rows);
         }
