@@ -3,8 +3,10 @@
 
 use crate::cli::Globals;
 use anyhow::{Context, anyhow};
+use cutover_api::ApiErrorBody;
 use reqwest::{Method, Response, StatusCode};
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A client bound to one server.
 pub(crate) struct Client {
@@ -56,7 +58,7 @@ impl Client {
             return Ok(resp);
         }
         let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let body = resp.bytes().await.unwrap_or_default();
         Err(ApiFailure {
             status,
             message: render_error(status, &body),
@@ -64,80 +66,89 @@ impl Client {
         .into())
     }
 
-    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .send(self.request(Method::GET, path))
-            .await?
-            .json()
-            .await?)
+    /// Sends and reads the answer as a `T`.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        rb: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        let bytes = self.send(rb).await?.bytes().await?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("unexpected answer of the server to {what}"))
     }
 
-    pub(crate) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        Ok(self
-            .send(self.request(Method::POST, path).json(body))
-            .await?
-            .json()
-            .await?)
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(self.request(Method::GET, path), &format!("GET {path}"))
+            .await
     }
 
-    pub(crate) async fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
-        Ok(self
-            .send(self.request(Method::PUT, path).json(body))
-            .await?
-            .json()
-            .await?)
+    /// A GET with a query string (a `cutover_api::query` type).
+    pub(crate) async fn get_with<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::GET, path).query(query),
+            &format!("GET {path}"),
+        )
+        .await
     }
 
-    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        Ok(self
-            .send(self.request(Method::DELETE, path))
-            .await?
-            .json()
-            .await?)
+    pub(crate) async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::POST, path).json(body),
+            &format!("POST {path}"),
+        )
+        .await
+    }
+
+    pub(crate) async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::PUT, path).json(body),
+            &format!("PUT {path}"),
+        )
+        .await
+    }
+
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::DELETE, path),
+            &format!("DELETE {path}"),
+        )
+        .await
     }
 
     /// A streaming GET (logs).
-    pub(crate) async fn stream(&self, path: &str) -> anyhow::Result<Response> {
-        self.send(self.request(Method::GET, path)).await
+    pub(crate) async fn stream<Q: Serialize>(
+        &self,
+        path: &str,
+        query: &Q,
+    ) -> anyhow::Result<Response> {
+        self.send(self.request(Method::GET, path).query(query))
+            .await
     }
 }
 
-/// `file:line:col: path: message` lines for each diagnostic, after the message.
-pub(crate) fn render_error(status: StatusCode, body: &Value) -> String {
-    let err = &body["error"];
-    let mut out = err["message"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("the server answered {status}"));
-    for d in err["diagnostics"].as_array().into_iter().flatten() {
-        out.push_str("\n  ");
-        out.push_str(&render_diagnostic(d));
+/// The server's message, then `file:line:col: path: message` lines for
+/// each diagnostic; a body that is not an error body gives the status.
+pub(crate) fn render_error(status: StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<ApiErrorBody>(body) {
+        Ok(b) => b.error.render(),
+        Err(_) => format!("the server answered {status}"),
     }
-    for d in err["warnings"].as_array().into_iter().flatten() {
-        out.push_str("\n  warning: ");
-        out.push_str(&render_diagnostic(d));
-    }
-    out
 }
 
 /// One diagnostic as the compiler-style line users grep for.
-pub(crate) fn render_diagnostic(d: &Value) -> String {
-    let mut loc = d["file"].as_str().unwrap_or("").to_string();
-    if let Some(line) = d["line"].as_u64() {
-        loc.push_str(&format!(":{line}"));
-        if let Some(col) = d["column"].as_u64() {
-            loc.push_str(&format!(":{col}"));
-        }
-    }
-    let path = d["path"].as_str().unwrap_or("");
-    let msg = d["message"].as_str().unwrap_or("");
-    match (loc.is_empty(), path.is_empty()) {
-        (true, true) => msg.to_string(),
-        (true, false) => format!("{path}: {msg}"),
-        (false, true) => format!("{loc}: {msg}"),
-        (false, false) => format!("{loc}: {path}: {msg}"),
-    }
-}
+pub(crate) use cutover_api::error::render_diagnostic;
 
 #[cfg(test)]
 mod tests {
@@ -147,12 +158,17 @@ mod tests {
     #[test]
     fn diagnostics_render_like_compiler_messages() {
         let body = json!({"error": {"message": "stack.yaml was rejected", "diagnostics": [
-            {"file": "taskdef.json", "line": 14, "column": 7, "path": "containerDefinitions[0].portMappings[0].containerPort", "message": "expected an integer, found \"80a\""},
-            {"file": "stack.yaml", "path": "services.web", "message": "bad"}
-        ], "warnings": [{"file": "taskdef.json", "line": 2, "column": 3, "path": "foo", "message": "unknown field, ignored"}]}});
+            {"severity": "error", "file": "taskdef.json", "line": 14, "column": 7, "path": "containerDefinitions[0].portMappings[0].containerPort", "message": "expected an integer, found \"80a\""},
+            {"severity": "error", "file": "stack.yaml", "path": "services.web", "message": "bad"}
+        ], "warnings": [{"severity": "warning", "file": "taskdef.json", "line": 2, "column": 3, "path": "foo", "message": "unknown field, ignored"}]}});
+        let body = serde_json::to_vec(&body).unwrap();
         assert_eq!(
             render_error(StatusCode::UNPROCESSABLE_ENTITY, &body),
             "stack.yaml was rejected\n  taskdef.json:14:7: containerDefinitions[0].portMappings[0].containerPort: expected an integer, found \"80a\"\n  stack.yaml: services.web: bad\n  warning: taskdef.json:2:3: foo: unknown field, ignored"
+        );
+        assert_eq!(
+            render_error(StatusCode::BAD_GATEWAY, b"<html>"),
+            "the server answered 502 Bad Gateway"
         );
     }
 }

@@ -1,10 +1,19 @@
 //! Printing results: aligned tables for people, the API's JSON for scripts.
 
 use crate::cli::Output;
-use serde_json::Value;
+use serde::Serialize;
+use std::fmt::Display;
 
-/// Prints `value` as JSON, or as a table of `rows` with `headers`.
-pub(crate) fn print(output: Output, value: &Value, headers: &[&str], rows: Vec<Vec<String>>) {
+pub(crate) use cutover_api::wire_name as wire;
+
+/// Prints `value` (the server's answer) as JSON, or as a table of `rows`
+/// with `headers`.
+pub(crate) fn print<T: Serialize>(
+    output: Output,
+    value: &T,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) {
     match output {
         Output::Json => println!(
             "{}",
@@ -44,18 +53,20 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A JSON field as display text ("-" when absent).
-pub(crate) fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// Prints `value` (the server's answer) as pretty JSON.
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
 }
 
-/// A Unix-ms timestamp as an age ("3s", "5m", "2h", "4d").
-pub(crate) fn age(v: &Value, now_ms: u64) -> String {
-    let Some(at) = v.as_u64() else {
+/// An optional field as display text ("-" when absent).
+pub(crate) fn opt<T: Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// A Unix-ms timestamp as an age ("3s", "5m", "2h", "4d"; "-" when absent).
+pub(crate) fn age(at: Option<u64>, now_ms: u64) -> String {
+    let Some(at) = at else {
         return "-".into();
     };
     let secs = now_ms.saturating_sub(at) / 1000;
@@ -94,8 +105,8 @@ mod tests {
     #[test]
     fn ages_are_short() {
         let now = 10_000_000;
-        assert_eq!(age(&Value::from(now - 5_000), now), "5s");
-        assert_eq!(age(&Value::from(now - 600_000), now), "10m");
-        assert_eq!(age(&Value::Null, now), "-");
+        assert_eq!(age(Some(now - 5_000), now), "5s");
+        assert_eq!(age(Some(now - 600_000), now), "10m");
+        assert_eq!(age(None, now), "-");
     }
 }

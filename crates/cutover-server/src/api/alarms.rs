@@ -1,22 +1,30 @@
 //! Alarms: list, describe with history, and set-state for drills (as
 //! CloudWatch's SetAlarmState).
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, views};
 use crate::alarms::{SetState, parse_state};
 use axum::Json;
 use axum::extract::{Path, State};
+use cutover_api::alarms::{
+    AlarmDescription, AlarmHistory, AlarmList, DataPlaneStatus, SetAlarmStateRequest,
+    SetAlarmStateResponse,
+};
 use cutover_store::ops;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"alarms": st.store.with(ops::list_alarms)?})))
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<AlarmList>> {
+    let alarms = st
+        .store
+        .with(ops::list_alarms)?
+        .into_iter()
+        .map(views::alarm)
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(AlarmList { alarms }))
 }
 
 pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlarmDescription>> {
     let alarm = st
         .store
         .with(ops::list_alarms)?
@@ -26,32 +34,29 @@ pub(crate) async fn describe(
     let history = st
         .store
         .with(|c| ops::events(c, &format!("alarm/{name}"), 100))?;
-    Ok(Json(json!({"alarm": alarm, "history": history})))
+    Ok(Json(AlarmDescription {
+        alarm: views::alarm(alarm)?,
+        history: views::events(history),
+    }))
 }
 
 pub(crate) async fn history(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlarmHistory>> {
     let history = st
         .store
         .with(|c| ops::events(c, &format!("alarm/{name}"), 1000))?;
-    Ok(Json(json!({"history": history})))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SetStateRequest {
-    state: String,
-    #[serde(default)]
-    reason: String,
+    Ok(Json(AlarmHistory {
+        history: views::events(history),
+    }))
 }
 
 pub(crate) async fn set_state(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Json(req): Json<SetStateRequest>,
-) -> ApiResult<Json<Value>> {
+    Json(req): Json<SetAlarmStateRequest>,
+) -> ApiResult<Json<SetAlarmStateResponse>> {
     let state = parse_state(&req.state).ok_or_else(|| {
         ApiError::bad_request(format!(
             "state must be OK, ALARM or INSUFFICIENT_DATA, found {:?}",
@@ -82,10 +87,13 @@ pub(crate) async fn set_state(
                 "alarm evaluator is not running",
             )
         })?;
-    Ok(Json(json!({"alarm": name, "requested": req.state})))
+    Ok(Json(SetAlarmStateResponse {
+        alarm: name,
+        requested: state,
+    }))
 }
 
-pub(crate) async fn dataplane(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+pub(crate) async fn dataplane(State(st): State<AppState>) -> ApiResult<Json<DataPlaneStatus>> {
     let status = st
         .dataplane
         .status()
@@ -96,7 +104,9 @@ pub(crate) async fn dataplane(State(st): State<AppState>) -> ApiResult<Json<Valu
         .health()
         .await
         .map_err(|e| anyhow::anyhow!("data plane: {e}"))?;
-    Ok(Json(
-        json!({"admin": st.dataplane.admin(), "status": status, "health": health}),
-    ))
+    Ok(Json(DataPlaneStatus {
+        admin: st.dataplane.admin(),
+        status: serde_json::to_value(status).map_err(anyhow::Error::from)?,
+        health: serde_json::to_value(health).map_err(anyhow::Error::from)?,
+    }))
 }

@@ -13,33 +13,19 @@
 //! Applying the same file twice is a no-op: a task definition whose
 //! canonical JSON equals the newest revision of its family reuses it.
 
-use super::{ApiResult, AppState};
-use crate::files::{self, diagnostics_json};
+use super::{ApiResult, AppState, views};
+use crate::files;
 use axum::Json;
 use axum::extract::State;
+use cutover_api::apply::{
+    ApplyDeployment, ApplyRequest, ApplyResponse, PlanAction, PlanItem, PlanSubject,
+};
+use cutover_api::services::ServiceStatus;
 use cutover_spec::diag::Diagnostic;
 use cutover_spec::stack::TaskDefinitionRef;
 use cutover_store::{ServiceRow, ops};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// Body of `POST /v1/apply`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ApplyRequest {
-    #[serde(default = "default_file")]
-    file: String,
-    content: String,
-    #[serde(default)]
-    files: BTreeMap<String, String>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-fn default_file() -> String {
-    "stack.yaml".into()
-}
 
 /// What one service resolves to before anything is written.
 struct Resolved {
@@ -60,7 +46,7 @@ enum ResolvedTaskDef {
 pub(crate) async fn apply(
     State(st): State<AppState>,
     Json(req): Json<ApplyRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApplyResponse>> {
     let parsed = cutover_spec::stack::parse_stack(&req.file, &req.content)
         .map_err(|e| files::rejected(&req.file, e))?;
     let mut warnings = parsed.warnings.clone();
@@ -152,12 +138,11 @@ pub(crate) async fn apply(
                 }
             }
         };
-        let spec = svc.settings();
         resolved.push(Resolved {
             name: name.clone(),
             runtime,
             desired_count: svc.desired_count,
-            spec,
+            spec: svc.settings(),
             taskdef,
         });
     }
@@ -244,11 +229,12 @@ pub(crate) async fn apply(
                     changes.push(format!("taskDefinition {taskdef}"));
                     changes.push(format!("desiredCount {}", r.desired_count));
                     changes.push(format!("runtime {}", r.runtime));
-                    "create"
+                    PlanAction::Create
                 }
                 Some(e) => {
                     if e.task_definition != taskdef {
-                        let blue_green = r.spec.is_blue_green() && e.status == "ACTIVE";
+                        let blue_green =
+                            r.spec.is_blue_green() && e.status == ServiceStatus::Active.as_str();
                         let under_way = blue_green
                             && ops::unfinished_deployments(c)?
                                 .iter()
@@ -284,17 +270,17 @@ pub(crate) async fn apply(
                     if e.spec != r.spec {
                         changes.push("loadBalancer/deployment settings changed".to_string());
                     }
-                    if e.status != "ACTIVE" {
+                    if e.status != ServiceStatus::Active.as_str() {
                         changes.push(format!("status {} -> ACTIVE", e.status));
                     }
                     if changes.is_empty() {
-                        "unchanged"
+                        PlanAction::Unchanged
                     } else {
-                        "update"
+                        PlanAction::Update
                     }
                 }
             };
-            if !dry_run && action != "unchanged" {
+            if !dry_run && action != PlanAction::Unchanged {
                 let deployed_later = deferred.contains(&r.name);
                 let row = ServiceRow {
                     name: r.name.clone(),
@@ -305,7 +291,7 @@ pub(crate) async fn apply(
                     desired_count: r.desired_count,
                     runtime: r.runtime.clone(),
                     spec: r.spec.clone(),
-                    status: "ACTIVE".into(),
+                    status: ServiceStatus::Active.as_str().into(),
                     lb_group: existing
                         .as_ref()
                         .map_or_else(|| "a".to_string(), |e| e.lb_group.clone()),
@@ -318,20 +304,31 @@ pub(crate) async fn apply(
                     c,
                     now,
                     &format!("service/{}", r.name),
-                    &format!("{action}d by apply of {file}: {}", changes.join(", ")),
+                    &format!(
+                        "{}d by apply of {file}: {}",
+                        action.as_str(),
+                        changes.join(", ")
+                    ),
                 )?;
             }
-            plan.push(json!({"service": r.name, "action": action, "changes": changes}));
+            plan.push(PlanItem {
+                subject: PlanSubject {
+                    service: Some(r.name.clone()),
+                    ..PlanSubject::default()
+                },
+                action,
+                changes,
+            });
         }
         let existing_alarms = ops::list_alarms(c)?;
         for (name, alarm) in &alarms {
             let before = existing_alarms.iter().find(|a| &a.name == name);
             let action = match before {
-                None => "create",
-                Some(b) if b.spec != *alarm => "update",
-                Some(_) => "unchanged",
+                None => PlanAction::Create,
+                Some(b) if b.spec != *alarm => PlanAction::Update,
+                Some(_) => PlanAction::Unchanged,
             };
-            if !dry_run && action != "unchanged" {
+            if !dry_run && action != PlanAction::Unchanged {
                 ops::put_alarm(
                     c,
                     &cutover_store::AlarmRow {
@@ -345,9 +342,22 @@ pub(crate) async fn apply(
                     },
                 )?;
             }
-            plan.push(json!({"alarm": name, "action": action, "changes": []}));
+            plan.push(PlanItem {
+                subject: PlanSubject {
+                    alarm: Some(name.clone()),
+                    ..PlanSubject::default()
+                },
+                action,
+                changes: Vec::new(),
+            });
         }
-        plan.extend(crate::pipelines::config::store(c, &declared, now, dry_run)?);
+        for item in crate::pipelines::config::store(c, &declared, now, dry_run)? {
+            // The pipelines' part of the plan is still built as JSON there.
+            plan.push(
+                serde_json::from_value(item)
+                    .map_err(cutover_store::StoreError::json("a pipeline plan entry"))?,
+            );
+        }
         if !dry_run {
             ops::record_stack(c, now, &file, &stack_json)?;
         }
@@ -375,17 +385,22 @@ pub(crate) async fn apply(
                 started_by: format!("apply of {}", req.file),
                 rollback_of: None,
             }) {
-                Ok(d) => {
-                    deployments.push(json!({"id": d.id, "service": d.service, "status": d.status}))
-                }
-                Err(e) => deployments.push(json!({"service": service, "error": e.to_string()})),
+                Ok(d) => deployments.push(ApplyDeployment::Started {
+                    status: views::deployment_status(&d.status)?,
+                    id: d.id,
+                    service: d.service,
+                }),
+                Err(e) => deployments.push(ApplyDeployment::Failed {
+                    service,
+                    error: e.to_string(),
+                }),
             }
         }
     }
-    Ok(Json(json!({
-        "applied": !dry_run,
-        "deployments": deployments,
-        "plan": plan,
-        "warnings": diagnostics_json(&warnings),
-    })))
+    Ok(Json(ApplyResponse {
+        applied: !dry_run,
+        deployments,
+        plan,
+        warnings,
+    }))
 }

@@ -2,51 +2,30 @@
 //! from an offset (`cutover builds logs --follow` polls it while the build
 //! runs).
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, views};
 use crate::pipelines::build::log_path;
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use cutover_api::builds::{BuildEnvelope, BuildList, BuildLog};
+use cutover_api::query::{BuildListQuery, BuildLogQuery};
 use cutover_store::{BuildRow, pipeline_ops};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use std::io::{Read, Seek, SeekFrom};
 
 /// Most log bytes answered at once.
 const MAX_CHUNK: u64 = 1 << 20;
 
-fn view(b: &BuildRow) -> Value {
-    let mut v = serde_json::to_value(b).unwrap_or(Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert(
-            "durationMs".into(),
-            json!(b.finished_at.map(|f| f.saturating_sub(b.started_at))),
-        );
-    }
-    v
-}
-
-/// Query of `GET /v1/builds`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    project: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: u32,
-}
-
-fn default_limit() -> u32 {
-    50
-}
-
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<BuildListQuery>,
+) -> ApiResult<Json<BuildList>> {
     let rows = st
         .store
         .with(|c| pipeline_ops::list_builds(c, q.project.as_deref(), q.limit))?;
-    Ok(Json(
-        json!({"builds": rows.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    let builds = rows
+        .into_iter()
+        .map(views::build)
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(BuildList { builds }))
 }
 
 fn find(st: &AppState, id: &str) -> Result<BuildRow, ApiError> {
@@ -58,22 +37,17 @@ fn find(st: &AppState, id: &str) -> Result<BuildRow, ApiError> {
 pub(crate) async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"build": view(&find(&st, &id)?)})))
-}
-
-/// Query of `GET /v1/builds/{id}/logs`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogQuery {
-    #[serde(default)]
-    offset: u64,
+) -> ApiResult<Json<BuildEnvelope>> {
+    Ok(Json(BuildEnvelope {
+        build: views::build(find(&st, &id)?)?,
+    }))
 }
 
 pub(crate) async fn logs(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<LogQuery>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<BuildLogQuery>,
+) -> ApiResult<Json<BuildLog>> {
     let build = find(&st, &id)?;
     let path = log_path(&build);
     let text = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
@@ -96,10 +70,10 @@ pub(crate) async fn logs(
     .await
     .map_err(anyhow::Error::from)?
     .map_err(anyhow::Error::from)?;
-    Ok(Json(json!({
-        "text": String::from_utf8_lossy(&text),
-        "nextOffset": q.offset + text.len() as u64,
-        "finished": build.finished_at.is_some(),
-        "status": build.status,
-    })))
+    Ok(Json(BuildLog {
+        text: String::from_utf8_lossy(&text).into_owned(),
+        next_offset: q.offset + text.len() as u64,
+        finished: build.finished_at.is_some(),
+        status: views::build_status(&build.status)?,
+    }))
 }

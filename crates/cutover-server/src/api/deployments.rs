@@ -2,74 +2,40 @@
 //! --codedeploy-appspec`), list, get, stop, continue, rollback, and the
 //! CodeDeploy hook callback.
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, views};
 use crate::deploy::DeployRequest;
-use crate::files::{self, diagnostics_json};
+use crate::files;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use cutover_api::deployments::{
+    CreateDeploymentRequest, Deployment, DeploymentEnvelope, DeploymentList, HookStatusRequest,
+    HookStatusResponse, Requested, StopDeploymentRequest, TaskDefinitionSource,
+};
+use cutover_api::query::DeploymentListQuery;
 use cutover_deploy::Input;
-use cutover_deploy::bluegreen::HookOutcome;
+use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
+use cutover_spec::taskdef::{KeyValuePair, TaskDefinition};
 use cutover_store::{DeploymentRow, ops};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// A file as the user has it.
-#[derive(Debug, Deserialize)]
-pub(crate) struct FileBody {
-    file: String,
-    content: String,
-}
-
-/// Where the new revision comes from.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum TaskDefSource {
-    /// `family[:revision]` already registered.
-    Name(String),
-    /// A task definition file to register.
-    File(FileBody),
-}
-
-/// Body of `POST /v1/deployments`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct CreateRequest {
-    service: String,
-    task_definition: Option<TaskDefSource>,
-    appspec: Option<FileBody>,
-    deployment_config: Option<String>,
-    /// container name -> image
-    #[serde(default)]
-    images: BTreeMap<String, String>,
-    /// container name -> (variable -> value)
-    #[serde(default)]
-    env: BTreeMap<String, BTreeMap<String, String>>,
-    #[serde(default = "default_started_by")]
-    started_by: String,
-}
-
-fn default_started_by() -> String {
-    "api".into()
-}
 
 pub(crate) async fn create(
     State(st): State<AppState>,
-    Json(req): Json<CreateRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    Json(req): Json<CreateDeploymentRequest>,
+) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
     let svc = st
         .store
         .with(|c| ops::service(c, &req.service))?
         .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
     let mut warnings = Vec::new();
     let (family, mut body) = match &req.task_definition {
-        Some(TaskDefSource::File(f)) => {
+        Some(TaskDefinitionSource::File(f)) => {
             let td = files::task_definition(&f.file, &f.content)?;
             warnings.extend(td.warnings);
             (td.family, td.body)
         }
-        Some(TaskDefSource::Name(name)) => {
+        Some(TaskDefinitionSource::Name(name)) => {
             let (family, rev) = super::task_definitions::parse_name(name)?;
             let row = st
                 .store
@@ -123,118 +89,95 @@ pub(crate) async fn create(
     })?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"deployment": view(&st, &created, false)?, "warnings": diagnostics_json(&warnings)}),
-        ),
+        Json(DeploymentEnvelope {
+            deployment: views::deployment(&created)?,
+            warnings: Some(warnings),
+            requested: None,
+        }),
     ))
 }
 
-/// Applies `--image CONTAINER=IMAGE` and `--env CONTAINER:KEY=VALUE`.
+/// Applies `--image CONTAINER=IMAGE` and `--env CONTAINER:KEY=VALUE` to a
+/// stored task definition body.
 fn override_containers(
     body: &mut Value,
     images: &BTreeMap<String, String>,
     env: &BTreeMap<String, BTreeMap<String, String>>,
 ) -> ApiResult<()> {
-    let containers = body["containerDefinitions"]
-        .as_array_mut()
-        .ok_or_else(|| ApiError::bad_request("task definition has no containerDefinitions"))?;
-    let names: Vec<String> = containers
+    if images.is_empty() && env.is_empty() {
+        return Ok(());
+    }
+    let mut td: TaskDefinition = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::bad_request(format!("the task definition cannot be read: {e}")))?;
+    let names: Vec<&str> = td
+        .container_definitions
         .iter()
-        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .map(|c| c.name.as_str())
         .collect();
     for name in images.keys().chain(env.keys()) {
-        if !names.contains(name) {
+        if !names.contains(&name.as_str()) {
             return Err(ApiError::bad_request(format!(
                 "no container named {name:?} in the task definition (containers: {})",
                 names.join(", ")
             )));
         }
     }
-    for c in containers.iter_mut() {
-        let name = c["name"].as_str().unwrap_or_default().to_string();
-        if let Some(image) = images.get(&name) {
-            c["image"] = Value::String(image.clone());
+    for c in &mut td.container_definitions {
+        if let Some(image) = images.get(&c.name) {
+            c.image = image.clone();
         }
-        if let Some(vars) = env.get(&name) {
-            let list = c["environment"].as_array().cloned().unwrap_or_default();
-            let mut merged: BTreeMap<String, Value> = list
-                .into_iter()
-                .filter_map(|kv| Some((kv["name"].as_str()?.to_string(), kv)))
+        if let Some(vars) = env.get(&c.name) {
+            let mut merged: BTreeMap<String, String> = c
+                .environment
+                .drain(..)
+                .map(|kv| (kv.name, kv.value))
                 .collect();
-            for (k, v) in vars {
-                merged.insert(k.clone(), json!({"name": k, "value": v}));
-            }
-            c["environment"] = Value::Array(merged.into_values().collect());
+            merged.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+            c.environment = merged
+                .into_iter()
+                .map(|(name, value)| KeyValuePair { name, value })
+                .collect();
         }
     }
+    *body = td.to_json();
     Ok(())
 }
 
-/// A deployment as the API shows it: the row, its lifecycle and traffic
-/// from the engine state, and (optionally) its history.
-pub(crate) fn view(st: &AppState, d: &DeploymentRow, with_events: bool) -> ApiResult<Value> {
-    let mut v = serde_json::to_value(d).map_err(anyhow::Error::from)?;
-    let engine = v
-        .as_object_mut()
-        .and_then(|o| o.remove("engine"))
-        .unwrap_or(Value::Null);
-    if let Ok(bg) = serde_json::from_value::<cutover_deploy::BlueGreen>(engine) {
-        v["lifecycle"] = bg
-            .lifecycle()
-            .iter()
-            .map(|r| {
-                json!({
-                    "event": r.event.to_string(),
-                    "status": format!("{:?}", r.status),
-                    "startedAt": r.started_at,
-                    "endedAt": r.ended_at,
-                    "message": r.message,
-                })
-            })
-            .collect();
-        let t = bg.traffic();
-        v["traffic"] = json!({
-            "prodGreenPercent": t.prod_green_percent,
-            "testOnGreen": t.test_on_green,
-            "pendingPercent": t.pending.as_ref().map(|p| p.prod_green_percent),
-        });
-        v["alarms"] = json!(bg.spec().alarms);
-        v["routing"] = serde_json::to_value(bg.spec().routing).map_err(anyhow::Error::from)?;
-        v["nextWakeup"] = json!(bg.next_wakeup());
-    }
-    if with_events {
-        let events = st
-            .store
-            .with(|c| ops::events(c, &format!("deployment/{}", d.id), 500))?;
-        v["events"] = serde_json::to_value(
-            events
-                .into_iter()
-                .filter(|e| !e.subject.ends_with("/appspec-hooks"))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(anyhow::Error::from)?;
-    }
-    Ok(v)
+/// A deployment with its history (events of its hooks left out).
+fn with_events(st: &AppState, d: &DeploymentRow) -> ApiResult<Deployment> {
+    let mut view = views::deployment(d)?;
+    let events = st
+        .store
+        .with(|c| ops::events(c, &format!("deployment/{}", d.id), 500))?;
+    view.events = Some(views::events(
+        events
+            .into_iter()
+            .filter(|e| !e.subject.ends_with("/appspec-hooks"))
+            .collect(),
+    ));
+    Ok(view)
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    service: Option<String>,
-    limit: Option<u32>,
+fn envelope(d: &DeploymentRow, requested: Requested) -> ApiResult<DeploymentEnvelope> {
+    Ok(DeploymentEnvelope {
+        deployment: views::deployment(d)?,
+        warnings: None,
+        requested: Some(requested),
+    })
 }
 
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<DeploymentListQuery>,
+) -> ApiResult<Json<DeploymentList>> {
     let rows = st.store.with(|c| {
         ops::list_deployments(c, q.service.as_deref(), q.limit.unwrap_or(50).min(1000))
     })?;
-    let views = rows
+    let deployments = rows
         .iter()
-        .map(|d| view(&st, d, false))
-        .collect::<ApiResult<Vec<_>>>()?;
-    Ok(Json(json!({"deployments": views})))
+        .map(views::deployment)
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(DeploymentList { deployments }))
 }
 
 fn load(st: &AppState, id: &str) -> ApiResult<DeploymentRow> {
@@ -246,25 +189,19 @@ fn load(st: &AppState, id: &str) -> ApiResult<DeploymentRow> {
 pub(crate) async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"deployment": view(&st, &load(&st, &id)?, true)?}),
-    ))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct StopRequest {
-    /// Roll production back to the original tasks; absent: the deployment's
-    /// DEPLOYMENT_STOP_ON_REQUEST setting decides.
-    rollback: Option<bool>,
+) -> ApiResult<Json<DeploymentEnvelope>> {
+    Ok(Json(DeploymentEnvelope {
+        deployment: with_events(&st, &load(&st, &id)?)?,
+        warnings: None,
+        requested: None,
+    }))
 }
 
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    body: Option<Json<StopRequest>>,
-) -> ApiResult<Json<Value>> {
+    body: Option<Json<StopDeploymentRequest>>,
+) -> ApiResult<Json<DeploymentEnvelope>> {
     let d = load(&st, &id)?;
     let rollback = body.map(|b| b.0.rollback).unwrap_or_default();
     if d.kind != "BLUE_GREEN" {
@@ -275,25 +212,19 @@ pub(crate) async fn stop(
     }
     if st.deployer.cancel_queued(&id)? {
         let d = load(&st, &id)?;
-        return Ok(Json(
-            json!({"deployment": view(&st, &d, false)?, "requested": "stop"}),
-        ));
+        return Ok(Json(envelope(&d, Requested::Stop)?));
     }
     st.deployer.send(&id, Input::Stop { rollback })?;
-    Ok(Json(
-        json!({"deployment": view(&st, &d, false)?, "requested": "stop"}),
-    ))
+    Ok(Json(envelope(&d, Requested::Stop)?))
 }
 
 pub(crate) async fn continue_(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeploymentEnvelope>> {
     let d = load(&st, &id)?;
     st.deployer.send(&id, Input::Continue)?;
-    Ok(Json(
-        json!({"deployment": view(&st, &d, false)?, "requested": "continue"}),
-    ))
+    Ok(Json(envelope(&d, Requested::Continue)?))
 }
 
 /// Rolls a service back: instantly while its last deployment is still in
@@ -302,23 +233,27 @@ pub(crate) async fn continue_(
 pub(crate) async fn rollback_service(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
     let deployments = st
         .store
         .with(|c| ops::list_deployments(c, Some(&name), 50))?;
-    if let Some(d) = deployments
-        .iter()
-        .find(|d| d.finished_at.is_none() && d.kind == "BLUE_GREEN" && d.status != "Queued")
-    {
+    if let Some(d) = deployments.iter().find(|d| {
+        d.finished_at.is_none()
+            && d.kind == "BLUE_GREEN"
+            && views::deployment_status(&d.status).ok() != Some(DeploymentStatus::Queued)
+    }) {
         st.deployer.send(&d.id, Input::Rollback)?;
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"deployment": view(&st, d, false)?, "requested": "rollback"})),
+            Json(envelope(d, Requested::Rollback)?),
         ));
     }
     let last = deployments
         .iter()
-        .find(|d| d.status == "Succeeded" && d.kind != "ROLLBACK")
+        .find(|d| {
+            views::deployment_status(&d.status).ok() == Some(DeploymentStatus::Succeeded)
+                && d.kind != "ROLLBACK"
+        })
         .ok_or_else(|| {
             ApiError::bad_request(format!(
                 "service {name:?} has no succeeded deployment to roll back"
@@ -334,22 +269,15 @@ pub(crate) async fn rollback_service(
     })?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"deployment": view(&st, &created, false)?, "requested": "redeploy"})),
+        Json(envelope(&created, Requested::Redeploy)?),
     ))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct HookStatusRequest {
-    /// Succeeded or Failed (CodeDeploy's PutLifecycleEventHookExecutionStatus).
-    status: String,
 }
 
 pub(crate) async fn hook_status(
     State(st): State<AppState>,
     Path((id, execution_id)): Path<(String, String)>,
     Json(req): Json<HookStatusRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<HookStatusResponse>> {
     let outcome = match req.status.as_str() {
         "Succeeded" => HookOutcome::Succeeded,
         "Failed" => HookOutcome::Failed {
@@ -362,16 +290,19 @@ pub(crate) async fn hook_status(
         }
     };
     st.deployer.hook_status(&id, &execution_id, outcome)?;
-    Ok(Json(json!({"lifecycleEventHookExecutionId": execution_id})))
+    Ok(Json(HookStatusResponse {
+        lifecycle_event_hook_execution_id: execution_id,
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn image_and_env_overrides_touch_only_the_named_container() {
-        let mut body = json!({"containerDefinitions": [
+        let mut body = json!({"family": "f", "containerDefinitions": [
             {"name": "web", "image": "a", "environment": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]},
             {"name": "side", "image": "b"}]});
         let images = BTreeMap::from([("web".to_string(), "c".to_string())]);
@@ -383,12 +314,16 @@ mod tests {
             ]),
         )]);
         override_containers(&mut body, &images, &env).unwrap();
-        assert_eq!(body["containerDefinitions"][0]["image"], "c");
-        assert_eq!(
-            body["containerDefinitions"][0]["environment"],
-            json!([{"name": "X", "value": "1"}, {"name": "Y", "value": "3"}, {"name": "Z", "value": "4"}])
-        );
-        assert_eq!(body["containerDefinitions"][1]["image"], "b");
+        let td: TaskDefinition = serde_json::from_value(body.clone()).unwrap();
+        let (web, side) = (&td.container_definitions[0], &td.container_definitions[1]);
+        assert_eq!(web.image, "c");
+        let env: Vec<(&str, &str)> = web
+            .environment
+            .iter()
+            .map(|kv| (kv.name.as_str(), kv.value.as_str()))
+            .collect();
+        assert_eq!(env, [("X", "1"), ("Y", "3"), ("Z", "4")]);
+        assert_eq!(side.image, "b");
         let bad = BTreeMap::from([("nope".to_string(), "x".to_string())]);
         assert!(override_containers(&mut body, &bad, &BTreeMap::new()).is_err());
     }

@@ -4,15 +4,16 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use cutover_api::error::render_diagnostic;
+use cutover_api::{ApiErrorBody, ApiErrorDetail, Diagnostic};
 
 /// An error answered by the API.
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
-    diagnostics: Vec<serde_json::Value>,
-    warnings: Vec<serde_json::Value>,
+    diagnostics: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 impl ApiError {
@@ -33,17 +34,23 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// A rejected file: 422 with every diagnostic.
+    /// A rejected file: 422 with every diagnostic (given as the JSON
+    /// `crate::files` builds; each is a serialised [`Diagnostic`]).
     pub(crate) fn invalid(
         message: impl Into<String>,
         diagnostics: Vec<serde_json::Value>,
         warnings: Vec<serde_json::Value>,
     ) -> Self {
+        let typed = |list: Vec<serde_json::Value>| -> Vec<Diagnostic> {
+            list.into_iter()
+                .filter_map(|d| serde_json::from_value(d).ok())
+                .collect()
+        };
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: message.into(),
-            diagnostics,
-            warnings,
+            diagnostics: typed(diagnostics),
+            warnings: typed(warnings),
         }
     }
 }
@@ -52,20 +59,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
         for d in self.diagnostics.iter().chain(&self.warnings) {
-            let line = |k: &str| d.get(k).and_then(|v| v.as_u64());
-            write!(f, "\n  {}", d["file"].as_str().unwrap_or(""))?;
-            if let Some(l) = line("line") {
-                write!(f, ":{l}")?;
-                if let Some(c) = line("column") {
-                    write!(f, ":{c}")?;
-                }
-            }
-            write!(
-                f,
-                ": {}: {}",
-                d["path"].as_str().unwrap_or(""),
-                d["message"].as_str().unwrap_or("")
-            )?;
+            write!(f, "\n  {}", render_diagnostic(d))?;
         }
         Ok(())
     }
@@ -73,11 +67,13 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {
-            "message": self.message,
-            "diagnostics": self.diagnostics,
-            "warnings": self.warnings,
-        }});
+        let body = ApiErrorBody {
+            error: ApiErrorDetail {
+                message: self.message,
+                diagnostics: self.diagnostics,
+                warnings: self.warnings,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -14,6 +14,9 @@ mod pipelines;
 mod services;
 mod task_definitions;
 mod tasks;
+#[cfg(test)]
+mod tests;
+mod views;
 
 use crate::controller::Controller;
 use axum::Router;

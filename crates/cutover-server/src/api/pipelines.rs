@@ -2,19 +2,22 @@
 //! stage transitions, and the push webhook (`POST /v1/webhooks/{repository}`,
 //! outside bearer authentication: it is verified by its own signature).
 
-use std::collections::BTreeMap;
-
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, views};
 use crate::pipelines::webhook;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use cutover_pipeline::engine::{Execution, Input, PipelineState, RetryMode};
+use cutover_api::pipelines::{
+    ActionView, ApprovalRequest, ApprovalResponse, ExecutionEnvelope, ExecutionList,
+    ExecutionSummary, ExecutionView, PipelineDescription, PipelineList, PipelineSummary,
+    RefDeleted, RetryStageRequest, RetryStageResponse, StageView, StartExecutionRequest,
+    StartExecutionResponse, StartedExecution, StopExecutionRequest, StopExecutionResponse,
+    TransitionRequest, TransitionResponse, WebhookResponse,
+};
+use cutover_pipeline::engine::{Execution, Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_store::{ops, pipeline_ops, webhook_ops};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 fn definition(st: &AppState, name: &str) -> Result<(Pipeline, Option<PipelineState>), ApiError> {
     let row = st
@@ -27,47 +30,47 @@ fn definition(st: &AppState, name: &str) -> Result<(Pipeline, Option<PipelineSta
 }
 
 /// An execution as the API shows it: stages in pipeline order.
-fn execution_view(p: &Pipeline, e: &Execution) -> Value {
-    let stages: Vec<Value> = p
+fn execution_view(p: &Pipeline, e: &Execution) -> ExecutionView {
+    let stages = p
         .stages
         .iter()
         .filter_map(|s| {
             let run = e.stages.get(&s.name)?;
-            let actions: Vec<Value> = s
+            let actions = s
                 .actions
                 .iter()
                 .filter_map(|a| {
                     let r = run.actions.get(&a.name)?;
-                    Some(json!({
-                        "name": a.name,
-                        "status": r.status,
-                        "attempt": run.attempts.get(&a.name).copied().unwrap_or(1),
-                        "startedAt": r.started_at,
-                        "message": r.message,
-                    }))
+                    Some(ActionView {
+                        name: a.name.clone(),
+                        status: r.status,
+                        attempt: run.attempts.get(&a.name).copied().unwrap_or(1),
+                        started_at: r.started_at,
+                        message: r.message.clone(),
+                    })
                 })
                 .collect();
-            Some(json!({
-                "name": s.name,
-                "status": run.status,
-                "message": run.message,
-                "actions": actions,
-            }))
+            Some(StageView {
+                name: s.name.clone(),
+                status: run.status,
+                message: run.message.clone(),
+                actions,
+            })
         })
         .collect();
-    json!({
-        "id": e.id,
-        "status": e.status,
-        "kind": e.kind,
-        "trigger": e.trigger,
-        "startedAt": e.started_at,
-        "updatedAt": e.updated_at,
-        "sourceRevisions": e.source_revisions,
-        "variables": e.variables,
-        "outputVariables": e.namespaces,
-        "message": e.message,
-        "stages": stages,
-    })
+    ExecutionView {
+        id: e.id.clone(),
+        status: e.status,
+        kind: e.kind.clone(),
+        trigger: e.trigger.clone(),
+        started_at: e.started_at,
+        updated_at: e.updated_at,
+        source_revisions: e.source_revisions.clone(),
+        variables: e.variables.clone(),
+        output_variables: e.namespaces.clone(),
+        message: e.message.clone(),
+        stages,
+    }
 }
 
 fn newest(state: &Option<PipelineState>) -> Vec<&Execution> {
@@ -79,28 +82,31 @@ fn newest(state: &Option<PipelineState>) -> Vec<&Execution> {
     list
 }
 
-pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let mut out = Vec::new();
+pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<PipelineList>> {
+    let mut pipelines = Vec::new();
     for row in st.store.with(pipeline_ops::list_pipelines)? {
         let (p, state) = definition(&st, &row.name)?;
-        let latest = newest(&state).first().map(|e| {
-            json!({"id": e.id, "status": e.status, "trigger": e.trigger, "startedAt": e.started_at})
+        let latest_execution = newest(&state).first().map(|e| ExecutionSummary {
+            id: e.id.clone(),
+            status: e.status,
+            trigger: e.trigger.clone(),
+            started_at: e.started_at,
         });
-        out.push(json!({
-            "name": p.name,
-            "executionMode": p.execution_mode,
-            "stages": p.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
-            "latestExecution": latest,
-            "updatedAt": row.updated_at,
-        }));
+        pipelines.push(PipelineSummary {
+            stages: p.stages.iter().map(|s| s.name.clone()).collect(),
+            name: p.name,
+            execution_mode: p.execution_mode,
+            latest_execution,
+            updated_at: row.updated_at,
+        });
     }
-    Ok(Json(json!({"pipelines": out})))
+    Ok(Json(PipelineList { pipelines }))
 }
 
 pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PipelineDescription>> {
     let (p, state) = definition(&st, &name)?;
     let latest = newest(&state).first().map(|e| execution_view(&p, e));
     let transitions = state
@@ -110,32 +116,19 @@ pub(crate) async fn describe(
     let events = st
         .store
         .with(|c| ops::events(c, &format!("pipeline/{name}"), 50))?;
-    Ok(Json(json!({
-        "pipeline": p,
-        "transitions": transitions,
-        "latestExecution": latest,
-        "events": events,
-    })))
-}
-
-/// Body of `POST /v1/pipelines/{name}/executions`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct StartRequest {
-    #[serde(default)]
-    variables: BTreeMap<String, String>,
-    /// Source action name -> commit.
-    #[serde(default)]
-    source_revisions: BTreeMap<String, String>,
-    #[serde(default)]
-    trigger: Option<String>,
+    Ok(Json(PipelineDescription {
+        pipeline: p,
+        transitions,
+        latest_execution: latest,
+        events: views::events(events),
+    }))
 }
 
 pub(crate) async fn start(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Json(req): Json<StartRequest>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+    Json(req): Json<StartExecutionRequest>,
+) -> ApiResult<(StatusCode, Json<StartExecutionResponse>)> {
     let id = st
         .pipelines
         .start_execution(
@@ -145,48 +138,43 @@ pub(crate) async fn start(
             req.source_revisions,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"executionId": id}))))
+    Ok((
+        StatusCode::CREATED,
+        Json(StartExecutionResponse { execution_id: id }),
+    ))
 }
 
 pub(crate) async fn executions(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExecutionList>> {
     let (p, state) = definition(&st, &name)?;
-    let list: Vec<Value> = newest(&state)
+    let executions = newest(&state)
         .iter()
         .map(|e| execution_view(&p, e))
         .collect();
-    Ok(Json(json!({"executions": list})))
+    Ok(Json(ExecutionList { executions }))
 }
 
 pub(crate) async fn execution(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExecutionEnvelope>> {
     let (p, state) = definition(&st, &name)?;
     let e = state
         .as_ref()
         .and_then(|s| s.executions.get(&id))
         .ok_or_else(|| ApiError::not_found(format!("execution {id:?} of pipeline {name:?}")))?;
-    Ok(Json(json!({"execution": execution_view(&p, e)})))
-}
-
-/// Body of `POST .../stop`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct StopRequest {
-    #[serde(default)]
-    abandon: bool,
-    #[serde(default)]
-    reason: Option<String>,
+    Ok(Json(ExecutionEnvelope {
+        execution: execution_view(&p, e),
+    }))
 }
 
 pub(crate) async fn stop(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-    Json(req): Json<StopRequest>,
-) -> ApiResult<Json<Value>> {
+    Json(req): Json<StopExecutionRequest>,
+) -> ApiResult<Json<StopExecutionResponse>> {
     st.pipelines
         .send(
             &name,
@@ -199,27 +187,17 @@ pub(crate) async fn stop(
             },
         )
         .await?;
-    Ok(Json(json!({"executionId": id, "stopping": true})))
-}
-
-/// Body of `POST .../retry`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct RetryRequest {
-    stage: String,
-    #[serde(default = "default_mode")]
-    mode: RetryMode,
-}
-
-fn default_mode() -> RetryMode {
-    RetryMode::FailedActions
+    Ok(Json(StopExecutionResponse {
+        execution_id: id,
+        stopping: true,
+    }))
 }
 
 pub(crate) async fn retry(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
-    Json(req): Json<RetryRequest>,
-) -> ApiResult<Json<Value>> {
+    Json(req): Json<RetryStageRequest>,
+) -> ApiResult<Json<RetryStageResponse>> {
     st.pipelines
         .send(
             &name,
@@ -230,30 +208,17 @@ pub(crate) async fn retry(
             },
         )
         .await?;
-    Ok(Json(json!({"executionId": id, "retried": true})))
-}
-
-/// Body of `POST /v1/pipelines/{name}/approvals`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ApprovalRequest {
-    /// The execution; default: the one whose approval is waiting there.
-    #[serde(default)]
-    execution: Option<String>,
-    stage: String,
-    action: String,
-    approved: bool,
-    #[serde(default)]
-    summary: String,
-    #[serde(default)]
-    by: Option<String>,
+    Ok(Json(RetryStageResponse {
+        execution_id: id,
+        retried: true,
+    }))
 }
 
 pub(crate) async fn approve(
     State(st): State<AppState>,
     Path(name): Path<String>,
     Json(req): Json<ApprovalRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApprovalResponse>> {
     let execution = match req.execution {
         Some(e) => e,
         None => {
@@ -289,25 +254,17 @@ pub(crate) async fn approve(
             },
         )
         .await?;
-    Ok(Json(
-        json!({"executionId": execution, "approved": req.approved}),
-    ))
-}
-
-/// Body of `PUT /v1/pipelines/{name}/transitions/{stage}`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct TransitionRequest {
-    enabled: bool,
-    #[serde(default)]
-    reason: String,
+    Ok(Json(ApprovalResponse {
+        execution_id: execution,
+        approved: req.approved,
+    }))
 }
 
 pub(crate) async fn transition(
     State(st): State<AppState>,
     Path((name, stage)): Path<(String, String)>,
     Json(req): Json<TransitionRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TransitionResponse>> {
     st.pipelines
         .send(
             &name,
@@ -318,7 +275,10 @@ pub(crate) async fn transition(
             },
         )
         .await?;
-    Ok(Json(json!({"stage": stage, "enabled": req.enabled})))
+    Ok(Json(TransitionResponse {
+        stage,
+        enabled: req.enabled,
+    }))
 }
 
 /// The one answer to a webhook that cannot be verified, whatever the
@@ -343,7 +303,7 @@ pub(crate) async fn webhook(
     Path(repository): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<WebhookResponse>)> {
     let spec = st
         .store
         .with(|c| pipeline_ops::repository(c, &repository))?
@@ -370,7 +330,10 @@ pub(crate) async fn webhook(
         // A ping, or an event Cutover does not act on (pull requests, issues).
         return Ok((
             StatusCode::OK,
-            Json(json!({"forge": forge, "ignored": event})),
+            Json(WebhookResponse::Ignored {
+                forge: forge.to_string(),
+                ignored: event.to_string(),
+            }),
         ));
     }
     let push = webhook::parse_push(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -378,7 +341,10 @@ pub(crate) async fn webhook(
         // The ref was deleted: nothing to build.
         return Ok((
             StatusCode::OK,
-            Json(json!({"forge": forge, "executions": []})),
+            Json(WebhookResponse::Deleted(RefDeleted {
+                forge: forge.to_string(),
+                executions: Vec::new(),
+            })),
         ));
     }
     let delivery = webhook::delivery_id(&headers);
@@ -390,13 +356,13 @@ pub(crate) async fn webhook(
         tracing::info!(repository, forge, delivery = %id, "webhook delivery already seen: ignored");
         return Ok((
             StatusCode::OK,
-            Json(json!({
-                "forge": forge,
-                "delivery": id,
-                "duplicate": true,
-                "message": "this delivery was already received; nothing started",
-                "executions": [],
-            })),
+            Json(WebhookResponse::Duplicate {
+                forge: forge.to_string(),
+                delivery: id.clone(),
+                duplicate: true,
+                message: "this delivery was already received; nothing started".into(),
+                executions: Vec::new(),
+            }),
         ));
     }
     let outcome = match st.pipelines.webhook_push(&repository, &spec, push).await {
@@ -411,10 +377,13 @@ pub(crate) async fn webhook(
             return Err(e);
         }
     };
-    let started: Vec<Value> = outcome
+    let started: Vec<StartedExecution> = outcome
         .started
         .into_iter()
-        .map(|(p, id)| json!({"pipeline": p, "executionId": id}))
+        .map(|(pipeline, execution_id)| StartedExecution {
+            pipeline,
+            execution_id,
+        })
         .collect();
     tracing::info!(
         repository,
@@ -430,12 +399,12 @@ pub(crate) async fn webhook(
     };
     Ok((
         status,
-        Json(json!({
-            "forge": forge,
-            "delivery": delivery,
-            "commit": outcome.commit,
-            "executions": started,
-            "message": outcome.note,
-        })),
+        Json(WebhookResponse::Pushed {
+            forge: forge.to_string(),
+            delivery,
+            commit: outcome.commit,
+            executions: started,
+            message: outcome.note,
+        }),
     ))
 }

@@ -1,70 +1,58 @@
 //! Task definition registration and lookup.
 
-use super::{ApiError, ApiResult, AppState};
-use crate::files::{self, diagnostics_json};
+use super::{ApiError, ApiResult, AppState, views};
+use crate::files;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use cutover_store::{TaskDefinitionRow, ops};
-use serde::Deserialize;
-use serde_json::{Value, json};
-
-/// Body of `POST /v1/task-definitions`: the file as the user has it.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct RegisterRequest {
-    /// File name, for error messages.
-    #[serde(default = "default_file")]
-    file: String,
-    /// The file's text.
-    content: String,
-}
-
-fn default_file() -> String {
-    "taskdef.json".into()
-}
+use cutover_api::query::TaskDefinitionListQuery;
+use cutover_api::task_definitions::{
+    RegisterTaskDefinitionRequest, RegisterTaskDefinitionResponse, TaskDefinitionEnvelope,
+    TaskDefinitionList,
+};
+use cutover_store::ops;
 
 pub(crate) async fn register(
     State(st): State<AppState>,
-    Json(req): Json<RegisterRequest>,
-) -> ApiResult<Json<Value>> {
+    Json(req): Json<RegisterTaskDefinitionRequest>,
+) -> ApiResult<Json<RegisterTaskDefinitionResponse>> {
     let parsed = files::task_definition(&req.file, &req.content)?;
     let (row, created) = st.store.with(|c| {
         ops::register_task_definition(c, &parsed.family, &parsed.body, st.clock.now_ms(), true)
     })?;
-    Ok(Json(json!({
-        "taskDefinition": summary(&row, true),
-        "created": created,
-        "warnings": diagnostics_json(&parsed.warnings),
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    family: Option<String>,
+    Ok(Json(RegisterTaskDefinitionResponse {
+        task_definition: views::task_definition(&row, true),
+        created,
+        warnings: parsed.warnings,
+    }))
 }
 
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<TaskDefinitionListQuery>,
+) -> ApiResult<Json<TaskDefinitionList>> {
     let rows = st
         .store
         .with(|c| ops::list_task_definitions(c, q.family.as_deref()))?;
-    Ok(Json(json!({
-        "taskDefinitions": rows.iter().map(|r| summary(r, false)).collect::<Vec<_>>()
-    })))
+    Ok(Json(TaskDefinitionList {
+        task_definitions: rows
+            .iter()
+            .map(|r| views::task_definition(r, false))
+            .collect(),
+    }))
 }
 
 pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TaskDefinitionEnvelope>> {
     let (family, revision) = parse_name(&name)?;
     let row = st
         .store
         .with(|c| ops::task_definition(c, family, revision))?
         .ok_or_else(|| ApiError::not_found(format!("task definition {name}")))?;
-    Ok(Json(json!({"taskDefinition": summary(&row, true)})))
+    Ok(Json(TaskDefinitionEnvelope {
+        task_definition: views::task_definition(&row, true),
+    }))
 }
 
 /// Splits `family[:revision]`.
@@ -80,18 +68,4 @@ pub(crate) fn parse_name(name: &str) -> ApiResult<(&str, Option<u32>)> {
         }
         None => Ok((name, None)),
     }
-}
-
-fn summary(row: &TaskDefinitionRow, with_body: bool) -> Value {
-    let mut v = json!({
-        "name": row.name(),
-        "family": row.family,
-        "revision": row.revision,
-        "registeredAt": row.registered_at,
-        "digest": row.digest,
-    });
-    if with_body {
-        v["body"] = row.body.clone();
-    }
-    v
 }

@@ -1,36 +1,29 @@
 //! Tasks: list, describe, and their logs (one task, or a service's tasks
 //! merged line by line with a task prefix), optionally followed.
 
-use super::{ApiError, ApiResult, AppState};
+use super::{ApiError, ApiResult, AppState, views};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
+use cutover_api::query::{LogsQuery, TaskListQuery};
+use cutover_api::tasks::{TaskEnvelope, TaskList};
 use cutover_store::{TaskRow, ops};
 use futures_util::{Stream, StreamExt, stream};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use std::io;
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    service: Option<String>,
-    /// Include stopped tasks.
-    #[serde(default)]
-    all: bool,
-    limit: Option<u32>,
-}
 
 pub(crate) async fn list(
     State(st): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+    Query(q): Query<TaskListQuery>,
+) -> ApiResult<Json<TaskList>> {
     let tasks = st
         .store
         .with(|c| ops::list_tasks(c, q.service.as_deref(), q.all, q.limit.unwrap_or(1000)))?;
-    Ok(Json(json!({"tasks": tasks})))
+    Ok(Json(TaskList {
+        tasks: views::tasks(tasks),
+    }))
 }
 
 fn load(st: &AppState, id: &str) -> ApiResult<TaskRow> {
@@ -42,14 +35,10 @@ fn load(st: &AppState, id: &str) -> ApiResult<TaskRow> {
 pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"task": load(&st, &id)?})))
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct LogsQuery {
-    #[serde(default)]
-    follow: bool,
+) -> ApiResult<Json<TaskEnvelope>> {
+    Ok(Json(TaskEnvelope {
+        task: views::task(load(&st, &id)?),
+    }))
 }
 
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

@@ -3,8 +3,10 @@
 use super::watch::clock;
 use crate::cli::{AlarmCommand, Globals, Output};
 use crate::client::Client;
-use crate::output::{self, s};
-use serde_json::json;
+use crate::output::{self, wire};
+use cutover_api::alarms::{
+    AlarmDescription, AlarmList, SetAlarmStateRequest, SetAlarmStateResponse,
+};
 use std::process::ExitCode;
 
 pub(crate) async fn run(g: &Globals, command: AlarmCommand) -> anyhow::Result<ExitCode> {
@@ -12,17 +14,16 @@ pub(crate) async fn run(g: &Globals, command: AlarmCommand) -> anyhow::Result<Ex
     let now = output::now_ms();
     match command {
         AlarmCommand::Ls => {
-            let resp = client.get("/v1/alarms").await?;
-            let rows = resp["alarms"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let resp: AlarmList = client.get("/v1/alarms").await?;
+            let rows = resp
+                .alarms
+                .iter()
                 .map(|a| {
                     vec![
-                        s(&a["name"]),
-                        s(&a["state"]),
-                        output::age(&a["updatedAt"], now),
-                        s(&a["reason"]),
+                        a.name.clone(),
+                        wire(&a.state),
+                        output::age(Some(a.updated_at), now),
+                        a.reason.clone(),
                     ]
                 })
                 .collect();
@@ -34,22 +35,17 @@ pub(crate) async fn run(g: &Globals, command: AlarmCommand) -> anyhow::Result<Ex
             );
         }
         AlarmCommand::Describe { name } | AlarmCommand::History { name } => {
-            let resp = client.get(&format!("/v1/alarms/{name}")).await?;
+            let resp: AlarmDescription = client.get(&format!("/v1/alarms/{name}")).await?;
             if g.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let a = &resp["alarm"];
-            println!(
-                "{}  {}  ({})",
-                s(&a["name"]),
-                s(&a["state"]),
-                s(&a["reason"])
-            );
-            println!("{}", serde_json::to_string_pretty(&a["spec"])?);
+            let a = &resp.alarm;
+            println!("{}  {}  ({})", a.name, wire(&a.state), a.reason);
+            println!("{}", serde_json::to_string_pretty(&a.spec)?);
             println!("\nHISTORY");
-            for e in resp["history"].as_array().into_iter().flatten() {
-                println!("  {}  {}", clock(&e["at"]), s(&e["message"]));
+            for e in &resp.history {
+                println!("  {}  {}", clock(e.at), e.message);
             }
         }
         AlarmCommand::SetState {
@@ -57,10 +53,13 @@ pub(crate) async fn run(g: &Globals, command: AlarmCommand) -> anyhow::Result<Ex
             state,
             reason,
         } => {
-            let resp = client
+            let resp: SetAlarmStateResponse = client
                 .put(
                     &format!("/v1/alarms/{name}/state"),
-                    &json!({"state": state, "reason": reason}),
+                    &SetAlarmStateRequest {
+                        state: state.clone(),
+                        reason,
+                    },
                 )
                 .await?;
             output::print(

@@ -7,8 +7,10 @@
 
 use crate::cli::{ApplyArgs, Globals, Output};
 use crate::client::{Client, render_diagnostic};
+use crate::output;
 use anyhow::Context;
-use serde_json::{Map, Value, json};
+use cutover_api::apply::{ApplyDeployment, ApplyRequest, ApplyResponse, PlanAction};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -17,59 +19,50 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let base = args.file.parent().unwrap_or(Path::new("."));
     let files = referenced_files(&content, base);
-    let body = json!({
-        "file": args.file.display().to_string(),
-        "content": content,
-        "files": files,
-        "dryRun": args.dry_run,
-    });
-    let resp = Client::new(g)?.post("/v1/apply", &body).await?;
+    let body = ApplyRequest {
+        file: args.file.display().to_string(),
+        content,
+        files,
+        dry_run: args.dry_run,
+    };
+    let resp: ApplyResponse = Client::new(g)?.post("/v1/apply", &body).await?;
     if g.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&resp)?);
+        output::print_json(&resp)?;
         return Ok(ExitCode::SUCCESS);
     }
-    for w in resp["warnings"].as_array().into_iter().flatten() {
+    for w in &resp.warnings {
         eprintln!("warning: {}", render_diagnostic(w));
     }
-    let plan = resp["plan"].as_array().cloned().unwrap_or_default();
     let verb = if args.dry_run { "would" } else { "will" };
-    for item in &plan {
-        let action = item["action"].as_str().unwrap_or("");
-        let (kind, name) = ["alarm", "repository", "buildProject", "pipeline"]
-            .into_iter()
-            .find_map(|k| item[k].as_str().map(|n| (k, n)))
-            .unwrap_or(("service", item["service"].as_str().unwrap_or("")));
-        if kind != "service" && action == "unchanged" {
+    for item in &resp.plan {
+        let (kind, name) = item.subject.kind_and_name();
+        if kind != "service" && item.action == PlanAction::Unchanged {
             continue;
         }
-        let sign = match action {
-            "create" => "+",
-            "update" => "~",
-            _ => "=",
+        let sign = match item.action {
+            PlanAction::Create => "+",
+            PlanAction::Update => "~",
+            PlanAction::Unchanged => "=",
         };
-        println!("{sign} {kind} {name}: {action}");
-        for c in item["changes"].as_array().into_iter().flatten() {
-            println!("    {}", c.as_str().unwrap_or(""));
+        println!("{sign} {kind} {name}: {}", item.action.as_str());
+        for c in &item.changes {
+            println!("    {c}");
         }
     }
-    let changed = plan
+    let changed = resp
+        .plan
         .iter()
-        .filter(|p| p["action"] != "unchanged" && p["service"].is_string())
+        .filter(|p| p.action != PlanAction::Unchanged && p.subject.service.is_some())
         .count();
-    for d in resp["deployments"].as_array().into_iter().flatten() {
-        if let Some(err) = d["error"].as_str() {
-            eprintln!(
-                "error: service {} was updated but its deployment was not created: {err}",
-                d["service"].as_str().unwrap_or("")
-            );
-            continue;
+    for d in &resp.deployments {
+        match d {
+            ApplyDeployment::Failed { service, error } => eprintln!(
+                "error: service {service} was updated but its deployment was not created: {error}"
+            ),
+            ApplyDeployment::Started { id, service, .. } => println!(
+                "deployment {id} of service {service} started (follow it: cutover deployments watch {id})"
+            ),
         }
-        println!(
-            "deployment {} of service {} started (follow it: cutover deployments watch {})",
-            d["id"].as_str().unwrap_or(""),
-            d["service"].as_str().unwrap_or(""),
-            d["id"].as_str().unwrap_or("")
-        );
     }
     if args.dry_run {
         println!("dry run: {changed} service(s) {verb} change; nothing was applied");
@@ -84,14 +77,14 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
 /// Reads the files a stack references by path: `services.*.taskDefinition`
 /// values that look like paths. A file that cannot be read is left out; the
 /// server then reports it against the line that names it.
-fn referenced_files(stack: &str, base: &Path) -> Map<String, Value> {
-    let mut out = Map::new();
+fn referenced_files(stack: &str, base: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
     let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(stack) else {
         return out;
     };
     let mut add = |p: &str| {
         if let Ok(text) = std::fs::read_to_string(base.join(p)) {
-            out.insert(p.to_string(), Value::String(text));
+            out.insert(p.to_string(), text);
         }
     };
     let entries = |section: &str| {

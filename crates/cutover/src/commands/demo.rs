@@ -10,8 +10,14 @@
 use super::watch::{self, clock};
 use crate::cli::{DemoArgs, Globals, Output};
 use crate::client::Client;
+use crate::output::wire;
 use anyhow::{Context, bail};
-use serde_json::json;
+use cutover_api::alarms::AlarmDescription;
+use cutover_api::apply::{ApplyRequest, ApplyResponse};
+use cutover_api::deployments::{CreateDeploymentRequest, DeploymentEnvelope};
+use cutover_api::query::TaskListQuery;
+use cutover_api::services::{Event, ServerStatus, ServiceEnvelope};
+use cutover_api::tasks::TaskList;
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -168,6 +174,33 @@ fn split(traffic: &Traffic) -> String {
     format!("{} req/s  [{}]", recent.len(), parts.join("  "))
 }
 
+/// The query of the `web` service's running tasks.
+fn web_tasks() -> TaskListQuery {
+    TaskListQuery {
+        service: Some("web".into()),
+        all: false,
+        limit: None,
+    }
+}
+
+/// A deployment of the service's current revision with the `web`
+/// container's environment changed.
+fn redeploy_with(env: &[(&str, &str)]) -> CreateDeploymentRequest {
+    let vars = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    CreateDeploymentRequest {
+        service: "web".into(),
+        task_definition: None,
+        appspec: None,
+        deployment_config: None,
+        images: BTreeMap::new(),
+        env: BTreeMap::from([("web".to_string(), vars)]),
+        started_by: "demo".into(),
+    }
+}
+
 async fn follow_with_split(
     client: &Client,
     id: &str,
@@ -176,15 +209,11 @@ async fn follow_with_split(
     let mut seen = std::collections::HashSet::new();
     let mut last_split = Instant::now();
     loop {
-        let v = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = &v["deployment"];
-        for e in d["events"].as_array().into_iter().flatten() {
-            if seen.insert(e["id"].as_i64().unwrap_or_default()) {
-                println!(
-                    "   {}  {}",
-                    clock(&e["at"]),
-                    e["message"].as_str().unwrap_or("")
-                );
+        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
+        let d = v.deployment;
+        for e in d.events.iter().flatten() {
+            if seen.insert(e.id) {
+                println!("   {}  {}", clock(e.at), e.message);
             }
         }
         if last_split.elapsed() >= Duration::from_secs(1) {
@@ -194,11 +223,11 @@ async fn follow_with_split(
                 styled(2, &format!("  clients see {}", split(traffic)))
             );
         }
-        if d["finishedAt"].is_u64() {
+        if d.finished_at.is_some() {
             return Ok(watch::Ending {
-                status: d["status"].as_str().unwrap_or("").to_string(),
-                rolled_back: d["rolledBackBy"].is_string(),
-                deployment: d.clone(),
+                status: d.status,
+                rolled_back: d.rolled_back_by.is_some(),
+                deployment: d,
             });
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -228,12 +257,12 @@ impl Drop for DemoServer {
     }
 }
 
-async fn wait_healthy(client: &Client, n: u64) -> anyhow::Result<()> {
+async fn wait_healthy(client: &Client, n: u32) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let v = client.get("/v1/services/web").await?;
-        let s = &v["service"];
-        if s["healthyCount"].as_u64() == Some(n) && s["runningCount"].as_u64() == Some(n) {
+        let v: ServiceEnvelope = client.get("/v1/services/web").await?;
+        let s = &v.service;
+        if s.healthy_count == n && s.running_count == n {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -291,7 +320,7 @@ async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u1
         output: Output::Table,
     })?;
     let up = Instant::now();
-    while client.get("/v1/status").await.is_err() {
+    while client.get::<ServerStatus>("/v1/status").await.is_err() {
         if up.elapsed() > Duration::from_secs(15) {
             bail!(
                 "the demo's server did not start; see {}",
@@ -336,18 +365,20 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         .replace("{TEST}", &test.to_string());
     std::fs::write(server.data_dir.join("stack.yaml"), &stack)?;
     std::fs::write(server.data_dir.join("taskdef.json"), TASKDEF)?;
-    let plan = client
+    let plan: ApplyResponse = client
         .post(
             "/v1/apply",
-            &json!({"file": "stack.yaml", "content": stack, "files": {"./taskdef.json": TASKDEF}}),
+            &ApplyRequest {
+                file: "stack.yaml".into(),
+                content: stack,
+                files: BTreeMap::from([("./taskdef.json".to_string(), TASKDEF.to_string())]),
+                dry_run: false,
+            },
         )
         .await?;
-    for p in plan["plan"].as_array().into_iter().flatten() {
-        let what = match p["service"].as_str() {
-            Some(s) => format!("service {s}"),
-            None => format!("alarm {}", p["alarm"].as_str().unwrap_or("")),
-        };
-        println!("   + {what}: {}", p["action"].as_str().unwrap_or(""));
+    for p in &plan.plan {
+        let (kind, name) = p.subject.kind_and_name();
+        println!("   + {kind} {name}: {}", p.action.as_str());
     }
     let t0 = Instant::now();
     wait_healthy(&client, 2).await?;
@@ -355,8 +386,8 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         "   2 tasks RUNNING and HEALTHY in {} ms",
         t0.elapsed().as_millis()
     );
-    let tasks = client.get("/v1/tasks?service=web").await?;
-    super::tasks::print_tasks(tasks["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+    let tasks: TaskList = client.get_with("/v1/tasks", &web_tasks()).await?;
+    super::tasks::print_tasks(&tasks.tasks);
 
     step(3, "Drive steady traffic through the production listener");
     let traffic = Traffic::start(format!("http://127.0.0.1:{prod}/"))?;
@@ -368,26 +399,20 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         "Deploy v2 blue/green: test listener first, a hook, a 25% canary for 6 s, then 100%",
     );
     let v2_start = Instant::now();
-    let resp = client
-        .post(
-            "/v1/deployments",
-            &json!({"service": "web", "env": {"web": {"APP_VERSION": "v2"}}, "startedBy": "demo"}),
-        )
+    let resp: DeploymentEnvelope = client
+        .post("/v1/deployments", &redeploy_with(&[("APP_VERSION", "v2")]))
         .await?;
-    let id2 = resp["deployment"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let id2 = resp.deployment.id;
     let end2 = follow_with_split(&client, &id2, &traffic).await?;
     let during_v2 = traffic.since(v2_start);
     let failed_v2 = during_v2.iter().filter(|s| s.status >= 500).count();
     println!(
         "   => deployment {id2} {}: {} requests during it, {failed_v2} failed",
-        end2.status,
+        wire(&end2.status),
         during_v2.len()
     );
     if !end2.ok() {
-        bail!("the v2 deployment did not succeed ({})", end2.status);
+        bail!("the v2 deployment did not succeed ({})", wire(&end2.status));
     }
 
     step(
@@ -395,46 +420,31 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         "Deploy v3, which fails 30% of requests: the 1-second alarm stops it and rolls back",
     );
     let v3_start = Instant::now();
-    let resp = client
+    let resp: DeploymentEnvelope = client
         .post(
             "/v1/deployments",
-            &json!({"service": "web", "env": {"web": {"APP_VERSION": "v3", "FAIL_RATE": "0.3"}}, "startedBy": "demo"}),
+            &redeploy_with(&[("APP_VERSION", "v3"), ("FAIL_RATE", "0.3")]),
         )
         .await?;
-    let id3 = resp["deployment"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let id3 = resp.deployment.id;
     let end3 = follow_with_split(&client, &id3, &traffic).await?;
     let during_v3 = traffic.since(v3_start);
     let first_5xx = during_v3.iter().find(|s| s.status >= 500).map(|s| s.wall);
-    let events = end3.deployment["events"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let events: &[Event] = end3.deployment.events.as_deref().unwrap_or_default();
     // The rollback is in force when the data plane acknowledged the flip
     // back: the last "traffic applied: 0%" line of the deployment.
     let rollback_at = events
         .iter()
         .rev()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("traffic applied: 0%"))
-        })
-        .and_then(|e| e["at"].as_u64());
-    let alarm = client.get("/v1/alarms/web-5xx").await?;
-    let alarm_at = alarm["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
+        .find(|e| e.message.starts_with("traffic applied: 0%"))
+        .map(|e| e.at);
+    let alarm: AlarmDescription = client.get("/v1/alarms/web-5xx").await?;
+    let alarm_at = alarm
+        .history
+        .iter()
         .rev()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("-> ALARM"))
-        })
-        .and_then(|e| e["at"].as_u64());
+        .find(|e| e.message.contains("-> ALARM"))
+        .map(|e| e.at);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     println!("   clients see {}", split(&traffic));
     let final_version = reqwest::Client::builder()
@@ -472,7 +482,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     }
     println!(
         "   v3 deployment                        {}{}",
-        end3.status,
+        wire(&end3.status),
         if end3.rolled_back {
             ", rolled back"
         } else {
@@ -489,11 +499,14 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     );
 
     // Clean up: stop the tasks, then the server and the data plane.
-    let _ = client.delete("/v1/services/web").await;
+    let _ = client.delete::<ServiceEnvelope>("/v1/services/web").await;
     let gone = Instant::now();
     while gone.elapsed() < Duration::from_secs(10) {
-        match client.get("/v1/tasks?service=web").await {
-            Ok(v) if v["tasks"].as_array().is_some_and(|t| t.is_empty()) => break,
+        match client
+            .get_with::<_, TaskList>("/v1/tasks", &web_tasks())
+            .await
+        {
+            Ok(v) if v.tasks.is_empty() => break,
             _ => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }

@@ -3,9 +3,14 @@
 use super::watch;
 use crate::cli::{DeployArgs, DeploymentCommand, Globals, Output};
 use crate::client::{Client, render_diagnostic};
-use crate::output::{self, s};
+use crate::output::{self, opt, wire};
 use anyhow::Context;
-use serde_json::{Map, Value, json};
+use cutover_api::deployments::{
+    CreateDeploymentRequest, Deployment, DeploymentEnvelope, DeploymentList, FileBody, Requested,
+    StopDeploymentRequest, TaskDefinitionSource,
+};
+use cutover_api::query::DeploymentListQuery;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 const HEADERS: &[&str] = &[
@@ -21,37 +26,45 @@ const HEADERS: &[&str] = &[
     "OUTCOME",
 ];
 
-fn row(d: &Value, now: u64) -> Vec<String> {
+fn row(d: &Deployment, now: u64) -> Vec<String> {
     vec![
-        s(&d["id"]),
-        s(&d["service"]),
-        s(&d["kind"]),
-        s(&d["status"]),
-        s(&d["fromTaskDefinition"]),
-        s(&d["toTaskDefinition"]),
-        if d["kind"] == "BLUE_GREEN" {
+        d.id.clone(),
+        d.service.clone(),
+        d.kind.clone(),
+        wire(&d.status),
+        d.from_task_definition.clone(),
+        d.to_task_definition.clone(),
+        if d.kind == "BLUE_GREEN" {
             format!(
                 "{}%",
-                d["traffic"]["prodGreenPercent"].as_u64().unwrap_or(0)
+                d.blue_green
+                    .as_ref()
+                    .map_or(0, |bg| bg.traffic.prod_green_percent)
             )
         } else {
             "-".into()
         },
-        s(&d["startedBy"]),
-        output::age(&d["createdAt"], now),
-        s(&d["outcome"]),
+        d.started_by.clone(),
+        output::age(Some(d.created_at), now),
+        opt(d.outcome.as_deref()),
     ]
 }
 
-fn parse_overrides(args: &DeployArgs) -> anyhow::Result<(Map<String, Value>, Map<String, Value>)> {
-    let mut images = Map::new();
+/// Container name to image, and container name to (variable to value).
+type Overrides = (
+    BTreeMap<String, String>,
+    BTreeMap<String, BTreeMap<String, String>>,
+);
+
+fn parse_overrides(args: &DeployArgs) -> anyhow::Result<Overrides> {
+    let mut images = BTreeMap::new();
     for i in &args.images {
         let (c, img) = i
             .split_once('=')
             .with_context(|| format!("--image {i:?}: expected CONTAINER=IMAGE"))?;
-        images.insert(c.to_string(), Value::String(img.to_string()));
+        images.insert(c.to_string(), img.to_string());
     }
-    let mut env = Map::new();
+    let mut env: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for e in &args.env {
         let (c, kv) = e
             .split_once(':')
@@ -60,38 +73,49 @@ fn parse_overrides(args: &DeployArgs) -> anyhow::Result<(Map<String, Value>, Map
             .split_once('=')
             .with_context(|| format!("--env {e:?}: expected CONTAINER:KEY=VALUE"))?;
         env.entry(c.to_string())
-            .or_insert_with(|| json!({}))
-            .as_object_mut()
-            .map(|m| m.insert(k.to_string(), Value::String(v.to_string())));
+            .or_default()
+            .insert(k.to_string(), v.to_string());
     }
     Ok((images, env))
 }
 
-/// Creates a deployment from CLI arguments and returns its JSON.
-pub(crate) async fn create(client: &Client, args: &DeployArgs) -> anyhow::Result<Value> {
+/// Creates a deployment from CLI arguments and returns the server's answer.
+pub(crate) async fn create(
+    client: &Client,
+    args: &DeployArgs,
+) -> anyhow::Result<DeploymentEnvelope> {
     let (images, env) = parse_overrides(args)?;
-    let mut body =
-        json!({"service": args.service, "images": images, "env": env, "startedBy": "cli"});
-    if let Some(td) = &args.task_definition {
-        let path = std::path::Path::new(td);
-        if td.ends_with(".json") || td.contains('/') {
-            let content =
-                std::fs::read_to_string(path).with_context(|| format!("cannot read {td}"))?;
-            body["taskDefinition"] = json!({"file": td, "content": content});
-        } else {
-            body["taskDefinition"] = Value::String(td.clone());
+    let task_definition = match &args.task_definition {
+        Some(td) if td.ends_with(".json") || td.contains('/') => {
+            let content = std::fs::read_to_string(std::path::Path::new(td))
+                .with_context(|| format!("cannot read {td}"))?;
+            Some(TaskDefinitionSource::File(FileBody {
+                file: td.clone(),
+                content,
+            }))
         }
-    }
-    if let Some(a) = &args.appspec {
-        let content =
-            std::fs::read_to_string(a).with_context(|| format!("cannot read {}", a.display()))?;
-        body["appspec"] = json!({"file": a.display().to_string(), "content": content});
-    }
-    if let Some(c) = &args.deployment_config {
-        body["deploymentConfig"] = Value::String(c.clone());
-    }
-    let resp = client.post("/v1/deployments", &body).await?;
-    for w in resp["warnings"].as_array().into_iter().flatten() {
+        Some(td) => Some(TaskDefinitionSource::Name(td.clone())),
+        None => None,
+    };
+    let appspec = match &args.appspec {
+        Some(a) => Some(FileBody {
+            file: a.display().to_string(),
+            content: std::fs::read_to_string(a)
+                .with_context(|| format!("cannot read {}", a.display()))?,
+        }),
+        None => None,
+    };
+    let body = CreateDeploymentRequest {
+        service: args.service.clone(),
+        task_definition,
+        appspec,
+        deployment_config: args.deployment_config.clone(),
+        images,
+        env,
+        started_by: "cli".into(),
+    };
+    let resp: DeploymentEnvelope = client.post("/v1/deployments", &body).await?;
+    for w in resp.warnings.iter().flatten() {
         eprintln!("warning: {}", render_diagnostic(w));
     }
     Ok(resp)
@@ -100,8 +124,8 @@ pub(crate) async fn create(client: &Client, args: &DeployArgs) -> anyhow::Result
 pub(crate) async fn run(g: &Globals, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
     let resp = create(&client, &args).await?;
-    let d = &resp["deployment"];
-    let id = s(&d["id"]);
+    let d = &resp.deployment;
+    let id = d.id.clone();
     if !args.wait {
         output::print(g.output, &resp, HEADERS, vec![row(d, output::now_ms())]);
         return Ok(ExitCode::SUCCESS);
@@ -109,10 +133,7 @@ pub(crate) async fn run(g: &Globals, args: DeployArgs) -> anyhow::Result<ExitCod
     if g.output == Output::Table {
         println!(
             "deployment {id}: {} {} -> {} ({})",
-            s(&d["service"]),
-            s(&d["fromTaskDefinition"]),
-            s(&d["toTaskDefinition"]),
-            s(&d["config"])
+            d.service, d.from_task_definition, d.to_task_definition, d.config
         );
     }
     finish(g, &client, &id).await
@@ -125,13 +146,14 @@ async fn finish(g: &Globals, client: &Client, id: &str) -> anyhow::Result<ExitCo
         quiet_follow(client, id).await?
     };
     match g.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"deployment": ending.deployment}))?
-        ),
+        Output::Json => output::print_json(&DeploymentEnvelope {
+            deployment: ending.deployment.clone(),
+            warnings: None,
+            requested: None,
+        })?,
         Output::Table => println!(
             "deployment {id} {}{}",
-            ending.status,
+            wire(&ending.status),
             if ending.rolled_back {
                 " (rolled back)"
             } else {
@@ -148,13 +170,13 @@ async fn finish(g: &Globals, client: &Client, id: &str) -> anyhow::Result<ExitCo
 
 async fn quiet_follow(client: &Client, id: &str) -> anyhow::Result<watch::Ending> {
     loop {
-        let v = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = &v["deployment"];
-        if d["finishedAt"].is_u64() {
+        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
+        let d = v.deployment;
+        if d.finished_at.is_some() {
             return Ok(watch::Ending {
-                status: s(&d["status"]),
-                rolled_back: d["rolledBackBy"].is_string(),
-                deployment: d.clone(),
+                status: d.status,
+                rolled_back: d.rolled_back_by.is_some(),
+                deployment: d,
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -169,48 +191,34 @@ pub(crate) async fn deployments(
     let now = output::now_ms();
     match command {
         DeploymentCommand::Ls { service } => {
-            let path = match service {
-                Some(s) => format!("/v1/deployments?service={s}"),
-                None => "/v1/deployments".into(),
+            let query = DeploymentListQuery {
+                service,
+                limit: None,
             };
-            let resp = client.get(&path).await?;
-            let rows = resp["deployments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|d| row(d, now))
-                .collect();
+            let resp: DeploymentList = client.get_with("/v1/deployments", &query).await?;
+            let rows = resp.deployments.iter().map(|d| row(d, now)).collect();
             output::print(g.output, &resp, HEADERS, rows);
         }
         DeploymentCommand::Get { id } => {
-            let resp = client.get(&format!("/v1/deployments/{id}")).await?;
+            let resp: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
             if g.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let d = &resp["deployment"];
+            let d = &resp.deployment;
             print!("{}", output::table(HEADERS, &[row(d, now)]));
-            if d["lifecycle"].is_array() {
+            if let Some(bg) = &d.blue_green {
                 println!("\nLIFECYCLE");
-                let rows: Vec<_> = d["lifecycle"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let rows: Vec<_> = bg
+                    .lifecycle
+                    .iter()
                     .map(|e| {
                         vec![
-                            s(&e["event"]),
-                            s(&e["status"]),
-                            if e["startedAt"].is_u64() {
-                                watch::clock(&e["startedAt"])
-                            } else {
-                                "-".into()
-                            },
-                            if e["endedAt"].is_u64() {
-                                watch::clock(&e["endedAt"])
-                            } else {
-                                "-".into()
-                            },
-                            s(&e["message"]),
+                            e.event.to_string(),
+                            wire(&e.status),
+                            opt(e.started_at.map(watch::clock)),
+                            opt(e.ended_at.map(watch::clock)),
+                            opt(e.message.as_deref()),
                         ]
                     })
                     .collect();
@@ -220,8 +228,8 @@ pub(crate) async fn deployments(
                 );
             }
             println!("\nHISTORY");
-            for e in d["events"].as_array().into_iter().flatten() {
-                println!("  {}  {}", watch::clock(&e["at"]), s(&e["message"]));
+            for e in d.events.iter().flatten() {
+                println!("  {}  {}", watch::clock(e.at), e.message);
             }
         }
         DeploymentCommand::Watch { id } => return finish(g, &client, &id).await,
@@ -230,12 +238,14 @@ pub(crate) async fn deployments(
             rollback,
             no_rollback,
         } => {
-            let body = match (rollback, no_rollback) {
-                (true, _) => json!({"rollback": true}),
-                (_, true) => json!({"rollback": false}),
-                _ => json!({}),
+            let body = StopDeploymentRequest {
+                rollback: match (rollback, no_rollback) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
             };
-            let resp = client
+            let resp: DeploymentEnvelope = client
                 .post(&format!("/v1/deployments/{id}/stop"), &body)
                 .await?;
             output::print(
@@ -246,8 +256,11 @@ pub(crate) async fn deployments(
             );
         }
         DeploymentCommand::Continue { id } => {
-            let resp = client
-                .post(&format!("/v1/deployments/{id}/continue"), &json!({}))
+            let resp: DeploymentEnvelope = client
+                .post(
+                    &format!("/v1/deployments/{id}/continue"),
+                    &serde_json::Map::new(),
+                )
                 .await?;
             output::print(
                 g.output,
@@ -257,25 +270,29 @@ pub(crate) async fn deployments(
             );
         }
         DeploymentCommand::Rollback { service, wait } => {
-            let resp = client
-                .post(&format!("/v1/services/{service}/rollback"), &json!({}))
+            let resp: DeploymentEnvelope = client
+                .post(
+                    &format!("/v1/services/{service}/rollback"),
+                    &serde_json::Map::new(),
+                )
                 .await?;
-            let id = s(&resp["deployment"]["id"]);
+            let id = resp.deployment.id.clone();
+            let requested = opt(resp.requested.as_ref().map(wire));
             if wait {
                 if g.output == Output::Table {
-                    println!("{}: {}", s(&resp["requested"]), id);
+                    println!("{requested}: {id}");
                 }
                 let ending = watch::follow(&client, &id, "").await?;
-                if resp["requested"] == "rollback" {
+                if resp.requested == Some(Requested::Rollback) {
                     // An instant rollback ends the deployment as rolled back.
-                    println!("deployment {id} {} (rolled back)", ending.status);
+                    println!("deployment {id} {} (rolled back)", wire(&ending.status));
                     return Ok(if ending.rolled_back {
                         ExitCode::SUCCESS
                     } else {
                         ExitCode::FAILURE
                     });
                 }
-                println!("deployment {id} {}", ending.status);
+                println!("deployment {id} {}", wire(&ending.status));
                 return Ok(if ending.ok() {
                     ExitCode::SUCCESS
                 } else {
@@ -286,7 +303,7 @@ pub(crate) async fn deployments(
                 g.output,
                 &resp,
                 &["DEPLOYMENT", "REQUESTED"],
-                vec![vec![id, s(&resp["requested"])]],
+                vec![vec![id, requested]],
             );
         }
     }
@@ -309,8 +326,14 @@ mod tests {
             wait: false,
         };
         let (images, env) = parse_overrides(&args).unwrap();
-        assert_eq!(images["web"], "app:v2");
-        assert_eq!(env["web"], json!({"APP_VERSION": "v2", "X": "a=b"}));
+        assert_eq!(images.get("web").map(String::as_str), Some("app:v2"));
+        let web: Vec<(&str, &str)> = env
+            .get("web")
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(web, [("APP_VERSION", "v2"), ("X", "a=b")]);
         args.env = vec!["APP_VERSION=v2".into()];
         let err = parse_overrides(&args).unwrap_err().to_string();
         assert!(err.contains("CONTAINER:KEY=VALUE"), "{err}");

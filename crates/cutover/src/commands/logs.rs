@@ -3,15 +3,18 @@
 
 use crate::cli::{Globals, LogsArgs};
 use crate::client::{ApiFailure, Client};
+use cutover_api::query::LogsQuery;
 use futures_util::StreamExt;
 use std::io::Write;
 use std::process::ExitCode;
 
 pub(crate) async fn run(g: &Globals, args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
-    let q = if args.follow { "?follow=true" } else { "" };
+    let q = LogsQuery {
+        follow: args.follow,
+    };
     let resp = match client
-        .stream(&format!("/v1/services/{}/logs{q}", args.target))
+        .stream(&format!("/v1/services/{}/logs", args.target), &q)
         .await
     {
         Ok(r) => r,
@@ -20,7 +23,7 @@ pub(crate) async fn run(g: &Globals, args: LogsArgs) -> anyhow::Result<ExitCode>
                 .is_some_and(|f| f.status == 404) =>
         {
             client
-                .stream(&format!("/v1/tasks/{}/logs{q}", args.target))
+                .stream(&format!("/v1/tasks/{}/logs", args.target), &q)
                 .await
                 .map_err(|_| anyhow::anyhow!("no service or task named {:?}", args.target))?
         }

@@ -4,9 +4,17 @@
 use super::watch::clock;
 use crate::cli::{ApprovalArgs, BuildCommand, Globals, Output, PipelineCommand};
 use crate::client::Client;
-use crate::output::{self, s};
+use crate::output::{self, opt, wire};
 use anyhow::Context;
-use serde_json::{Map, Value, json};
+use cutover_api::builds::{BuildEnvelope, BuildList, BuildLog};
+use cutover_api::pipelines::{
+    ApprovalRequest, ApprovalResponse, ExecutionEnvelope, ExecutionList, ExecutionView,
+    PipelineDescription, PipelineList, RetryStageRequest, RetryStageResponse,
+    StartExecutionRequest, StartExecutionResponse, StopExecutionRequest, StopExecutionResponse,
+    TransitionRequest, TransitionResponse,
+};
+use cutover_api::query::{BuildListQuery, BuildLogQuery};
+use cutover_pipeline::engine::{ExecutionStatus, RetryMode};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,34 +23,32 @@ use std::time::Duration;
 /// How often `--wait` and `--follow` poll.
 const POLL: Duration = Duration::from_millis(250);
 
-fn parse_variables(vars: &[String]) -> anyhow::Result<Map<String, Value>> {
+fn parse_variables(vars: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     vars.iter()
         .map(|v| {
             let (k, val) = v
                 .split_once('=')
                 .with_context(|| format!("--variable {v:?}: expected NAME=VALUE"))?;
-            Ok((k.to_string(), Value::String(val.to_string())))
+            Ok((k.to_string(), val.to_string()))
         })
         .collect()
 }
 
-fn execution_rows(list: &Value, now: u64) -> Vec<Vec<String>> {
-    list.as_array()
-        .into_iter()
-        .flatten()
+fn execution_rows(list: &[ExecutionView], now: u64) -> Vec<Vec<String>> {
+    list.iter()
         .map(|e| {
-            let stage = e["stages"]
-                .as_array()
-                .and_then(|st| st.last())
-                .map(|st| format!("{} {}", s(&st["name"]), s(&st["status"])))
+            let stage = e
+                .stages
+                .last()
+                .map(|st| format!("{} {}", st.name, wire(&st.status)))
                 .unwrap_or_else(|| "-".into());
             vec![
-                s(&e["id"]),
-                s(&e["status"]),
+                e.id.clone(),
+                wire(&e.status),
                 stage,
-                s(&e["trigger"]),
-                output::age(&e["startedAt"], now),
-                s(&e["message"]),
+                e.trigger.clone(),
+                output::age(Some(e.started_at), now),
+                opt(e.message.as_deref()),
             ]
         })
         .collect()
@@ -55,22 +61,18 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
     let now = output::now_ms();
     match command {
         PipelineCommand::Ls => {
-            let resp = client.get("/v1/pipelines").await?;
-            let rows = resp["pipelines"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let resp: PipelineList = client.get("/v1/pipelines").await?;
+            let rows = resp
+                .pipelines
+                .iter()
                 .map(|p| {
-                    let l = &p["latestExecution"];
+                    let l = p.latest_execution.as_ref();
                     vec![
-                        s(&p["name"]),
-                        s(&p["executionMode"]),
-                        p["stages"]
-                            .as_array()
-                            .map(|st| st.iter().map(s).collect::<Vec<_>>().join(" > "))
-                            .unwrap_or_default(),
-                        s(&l["status"]),
-                        output::age(&l["startedAt"], now),
+                        p.name.clone(),
+                        wire(&p.execution_mode),
+                        p.stages.join(" > "),
+                        opt(l.map(|l| wire(&l.status))),
+                        output::age(l.map(|l| l.started_at), now),
                     ]
                 })
                 .collect();
@@ -82,21 +84,20 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             );
         }
         PipelineCommand::Get { name } => {
-            let resp = client.get(&format!("/v1/pipelines/{name}")).await?;
+            let resp: PipelineDescription = client.get(&format!("/v1/pipelines/{name}")).await?;
             if g.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let p = &resp["pipeline"];
-            println!("{}  ({})", s(&p["name"]), s(&p["executionMode"]));
-            for st in p["stages"].as_array().into_iter().flatten() {
-                let stage = s(&st["name"]);
-                let disabled = resp["transitions"][&stage]["enabled"] == false;
-                let actions: Vec<String> = st["actions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|a| format!("{} ({})", s(&a["name"]), s(&a["actionTypeId"]["provider"])))
+            let p = &resp.pipeline;
+            println!("{}  ({})", p.name, wire(&p.execution_mode));
+            for st in &p.stages {
+                let stage = &st.name;
+                let disabled = resp.transitions.get(stage).is_some_and(|t| !t.enabled);
+                let actions: Vec<String> = st
+                    .actions
+                    .iter()
+                    .map(|a| format!("{} ({})", a.name, a.action_type_id.provider))
                     .collect();
                 println!(
                     "  {stage}{}: {}",
@@ -108,18 +109,13 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
                     actions.join(", ")
                 );
             }
-            let latest = &resp["latestExecution"];
-            if !latest.is_null() {
-                println!(
-                    "\nLATEST EXECUTION {}  {}",
-                    s(&latest["id"]),
-                    s(&latest["status"])
-                );
+            if let Some(latest) = &resp.latest_execution {
+                println!("\nLATEST EXECUTION {}  {}", latest.id, wire(&latest.status));
                 print_stages(latest);
             }
             println!("\nEVENTS");
-            for e in resp["events"].as_array().into_iter().flatten() {
-                println!("  {}  {}", clock(&e["at"]), s(&e["message"]));
+            for e in &resp.events {
+                println!("  {}  {}", clock(e.at), e.message);
             }
         }
         PipelineCommand::Start {
@@ -127,12 +123,15 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             variables,
             wait,
         } => {
-            let body =
-                json!({"variables": parse_variables(&variables)?, "trigger": "manual (cli)"});
-            let resp = client
+            let body = StartExecutionRequest {
+                variables: parse_variables(&variables)?,
+                source_revisions: BTreeMap::new(),
+                trigger: Some("manual (cli)".into()),
+            };
+            let resp: StartExecutionResponse = client
                 .post(&format!("/v1/pipelines/{name}/executions"), &body)
                 .await?;
-            let id = s(&resp["executionId"]);
+            let id = resp.execution_id.clone();
             if !wait {
                 output::print(
                     g.output,
@@ -146,10 +145,10 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             return follow_execution(&client, &name, &id).await;
         }
         PipelineCommand::Executions { name } => {
-            let resp = client
+            let resp: ExecutionList = client
                 .get(&format!("/v1/pipelines/{name}/executions"))
                 .await?;
-            let rows = execution_rows(&resp["executions"], now);
+            let rows = execution_rows(&resp.executions, now);
             output::print(g.output, &resp, EXECUTION_HEADERS, rows);
         }
         PipelineCommand::Approve(args) => answer(g, &client, args, true).await?,
@@ -161,21 +160,24 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             all_actions,
         } => {
             let mode = if all_actions {
-                "ALL_ACTIONS"
+                RetryMode::AllActions
             } else {
-                "FAILED_ACTIONS"
+                RetryMode::FailedActions
             };
-            let resp = client
+            let resp: RetryStageResponse = client
                 .post(
                     &format!("/v1/pipelines/{name}/executions/{execution}/retry"),
-                    &json!({"stage": stage, "mode": mode}),
+                    &RetryStageRequest {
+                        stage: stage.clone(),
+                        mode,
+                    },
                 )
                 .await?;
             output::print(
                 g.output,
                 &resp,
                 &["EXECUTION", "STAGE", "RETRY"],
-                vec![vec![execution, stage, mode.into()]],
+                vec![vec![execution, stage, wire(&mode)]],
             );
         }
         PipelineCommand::Stop {
@@ -184,10 +186,10 @@ pub(crate) async fn run(g: &Globals, command: PipelineCommand) -> anyhow::Result
             abandon,
             reason,
         } => {
-            let resp = client
+            let resp: StopExecutionResponse = client
                 .post(
                     &format!("/v1/pipelines/{name}/executions/{execution}/stop"),
-                    &json!({"abandon": abandon, "reason": reason}),
+                    &StopExecutionRequest { abandon, reason },
                 )
                 .await?;
             output::print(
@@ -226,15 +228,15 @@ async fn answer(
     a: ApprovalArgs,
     approved: bool,
 ) -> anyhow::Result<()> {
-    let body = json!({
-        "execution": a.execution,
-        "stage": a.stage,
-        "action": a.action,
-        "approved": approved,
-        "summary": a.summary,
-        "by": std::env::var("USER").unwrap_or_else(|_| "cli".into()),
-    });
-    let resp = client
+    let body = ApprovalRequest {
+        execution: a.execution,
+        stage: a.stage.clone(),
+        action: a.action.clone(),
+        approved,
+        summary: a.summary,
+        by: Some(std::env::var("USER").unwrap_or_else(|_| "cli".into())),
+    };
+    let resp: ApprovalResponse = client
         .post(&format!("/v1/pipelines/{}/approvals", a.name), &body)
         .await?;
     output::print(
@@ -242,7 +244,7 @@ async fn answer(
         &resp,
         &["EXECUTION", "STAGE", "ACTION", "ANSWER"],
         vec![vec![
-            s(&resp["executionId"]),
+            resp.execution_id.clone(),
             a.stage,
             a.action,
             if approved { "approved" } else { "rejected" }.into(),
@@ -259,10 +261,13 @@ async fn transition(
     enabled: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let resp = client
+    let resp: TransitionResponse = client
         .put(
             &format!("/v1/pipelines/{name}/transitions/{stage}"),
-            &json!({"enabled": enabled, "reason": reason}),
+            &TransitionRequest {
+                enabled,
+                reason: reason.to_string(),
+            },
         )
         .await?;
     output::print(
@@ -277,42 +282,39 @@ async fn transition(
     Ok(())
 }
 
-fn print_stages(e: &Value) {
-    for st in e["stages"].as_array().into_iter().flatten() {
-        println!("  {}  {}", s(&st["name"]), s(&st["status"]));
-        for a in st["actions"].as_array().into_iter().flatten() {
+fn print_stages(e: &ExecutionView) {
+    for st in &e.stages {
+        println!("  {}  {}", st.name, wire(&st.status));
+        for a in &st.actions {
             println!(
                 "    {}  {} (attempt {})  {}",
-                s(&a["name"]),
-                s(&a["status"]),
-                s(&a["attempt"]),
-                s(&a["message"])
+                a.name,
+                wire(&a.status),
+                a.attempt,
+                opt(a.message.as_deref())
             );
         }
     }
 }
 
 /// Status lines of an execution: one per stage and per action.
-fn progress_lines(e: &Value) -> BTreeMap<String, String> {
+fn progress_lines(e: &ExecutionView) -> BTreeMap<String, String> {
     let mut lines = BTreeMap::new();
-    for (i, st) in e["stages"].as_array().into_iter().flatten().enumerate() {
-        let stage = s(&st["name"]);
+    for (i, st) in e.stages.iter().enumerate() {
+        let stage = &st.name;
         lines.insert(
             format!("{i:03}"),
-            format!("stage {stage}: {}", s(&st["status"])),
+            format!("stage {stage}: {}", wire(&st.status)),
         );
-        for (j, a) in st["actions"].as_array().into_iter().flatten().enumerate() {
-            let msg = match &a["message"] {
-                Value::Null => String::new(),
-                m => format!(" ({})", s(m)),
-            };
+        for (j, a) in st.actions.iter().enumerate() {
+            let msg = a
+                .message
+                .as_ref()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default();
             lines.insert(
-                format!("{i:03}.{j:03}.{}", s(&a["attempt"])),
-                format!(
-                    "  action {stage}/{}: {}{msg}",
-                    s(&a["name"]),
-                    s(&a["status"])
-                ),
+                format!("{i:03}.{j:03}.{}", a.attempt),
+                format!("  action {stage}/{}: {}{msg}", a.name, wire(&a.status)),
             );
         }
     }
@@ -324,26 +326,29 @@ fn progress_lines(e: &Value) -> BTreeMap<String, String> {
 async fn follow_execution(client: &Client, name: &str, id: &str) -> anyhow::Result<ExitCode> {
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
     loop {
-        let resp = client
+        let resp: ExecutionEnvelope = client
             .get(&format!("/v1/pipelines/{name}/executions/{id}"))
             .await?;
-        let e = &resp["execution"];
+        let e = &resp.execution;
         for (key, line) in progress_lines(e) {
             if shown.get(&key) != Some(&line) {
-                println!("{}  {line}", clock(&Value::from(output::now_ms())));
+                println!("{}  {line}", clock(output::now_ms()));
                 shown.insert(key, line);
             }
         }
-        let status = s(&e["status"]);
-        if !matches!(status.as_str(), "InProgress" | "Stopping") {
+        if !matches!(
+            e.status,
+            ExecutionStatus::InProgress | ExecutionStatus::Stopping
+        ) {
             println!(
-                "execution {id} {status}{}",
-                match &e["message"] {
-                    Value::Null => String::new(),
-                    m => format!(": {}", s(m)),
-                }
+                "execution {id} {}{}",
+                wire(&e.status),
+                e.message
+                    .as_ref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
             );
-            return Ok(if status == "Succeeded" {
+            return Ok(if e.status == ExecutionStatus::Succeeded {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -363,8 +368,8 @@ const BUILD_HEADERS: &[&str] = &[
     "AGE",
 ];
 
-fn duration(v: &Value) -> String {
-    match v.as_u64() {
+fn duration(ms: Option<u64>) -> String {
+    match ms {
         Some(ms) if ms < 10_000 => format!("{:.1}s", ms as f64 / 1000.0),
         Some(ms) => format!("{}s", ms / 1000),
         None => "-".into(),
@@ -377,58 +382,54 @@ pub(crate) async fn builds(g: &Globals, command: BuildCommand) -> anyhow::Result
     let now = output::now_ms();
     match command {
         BuildCommand::Ls { project } => {
-            let path = match project {
-                Some(p) => format!("/v1/builds?project={p}"),
-                None => "/v1/builds".into(),
-            };
-            let resp = client.get(&path).await?;
-            let rows = resp["builds"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let query = BuildListQuery { project, limit: 50 };
+            let resp: BuildList = client.get_with("/v1/builds", &query).await?;
+            let rows = resp
+                .builds
+                .iter()
                 .map(|b| {
                     vec![
-                        s(&b["id"]),
-                        s(&b["number"]),
-                        s(&b["status"]),
-                        s(&b["initiator"]),
-                        b["source"]
-                            .as_str()
+                        b.id.clone(),
+                        b.number.to_string(),
+                        wire(&b.status),
+                        b.initiator.clone(),
+                        b.source
+                            .as_deref()
                             .map_or("-".into(), |c| c.chars().take(12).collect()),
-                        duration(&b["durationMs"]),
-                        output::age(&b["startedAt"], now),
+                        duration(b.duration_ms),
+                        output::age(Some(b.started_at), now),
                     ]
                 })
                 .collect();
             output::print(g.output, &resp, BUILD_HEADERS, rows);
         }
         BuildCommand::Get { id } => {
-            let resp = client.get(&format!("/v1/builds/{id}")).await?;
+            let resp: BuildEnvelope = client.get(&format!("/v1/builds/{id}")).await?;
             if g.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let b = &resp["build"];
+            let b = &resp.build;
             println!(
                 "{}  #{}  {}  {}",
-                s(&b["id"]),
-                s(&b["number"]),
-                s(&b["status"]),
-                duration(&b["durationMs"])
+                b.id,
+                b.number,
+                wire(&b.status),
+                duration(b.duration_ms)
             );
-            if !b["message"].is_null() {
-                println!("{}", s(&b["message"]));
+            if let Some(m) = &b.message {
+                println!("{m}");
             }
-            let rows: Vec<Vec<String>> = b["detail"]["phases"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let detail = b.detail();
+            let rows: Vec<Vec<String>> = detail
+                .phases
+                .iter()
                 .map(|p| {
                     vec![
-                        s(&p["phase"]),
-                        s(&p["status"]),
-                        duration(&p["durationMs"]),
-                        s(&p["message"]),
+                        p.phase.clone(),
+                        p.status.clone(),
+                        duration(p.duration_ms),
+                        opt(p.message.as_deref()),
                     ]
                 })
                 .collect();
@@ -436,31 +437,25 @@ pub(crate) async fn builds(g: &Globals, command: BuildCommand) -> anyhow::Result
                 "{}",
                 output::table(&["PHASE", "STATUS", "DURATION", "MESSAGE"], &rows)
             );
-            if let Some(vars) = b["detail"]["exportedVariables"].as_object()
-                && !vars.is_empty()
-            {
-                println!(
-                    "
-EXPORTED VARIABLES"
-                );
-                for (k, v) in vars {
-                    println!("  {k}={}", s(v));
+            if !detail.exported_variables.is_empty() {
+                println!("\nEXPORTED VARIABLES");
+                for (k, v) in &detail.exported_variables {
+                    println!("  {k}={v}");
                 }
             }
         }
         BuildCommand::Logs { id, follow } => {
             let mut offset = 0u64;
             loop {
-                let resp = client
-                    .get(&format!("/v1/builds/{id}/logs?offset={offset}"))
+                let resp: BuildLog = client
+                    .get_with(&format!("/v1/builds/{id}/logs"), &BuildLogQuery { offset })
                     .await?;
-                let text = resp["text"].as_str().unwrap_or_default();
+                let text = resp.text;
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes())?;
                 out.flush()?;
-                offset = resp["nextOffset"].as_u64().unwrap_or(offset);
-                let finished = resp["finished"].as_bool().unwrap_or(true);
-                if !follow || (finished && text.is_empty()) {
+                offset = resp.next_offset;
+                if !follow || (resp.finished && text.is_empty()) {
                     break;
                 }
                 if text.is_empty() {
@@ -479,19 +474,27 @@ mod tests {
     #[test]
     fn variables_parse_as_name_value_pairs() {
         let vars = parse_variables(&["A=1".into(), "B=x=y".into()]).unwrap();
-        assert_eq!(vars["A"], "1");
-        assert_eq!(vars["B"], "x=y");
+        assert_eq!(vars.get("A").map(String::as_str), Some("1"));
+        assert_eq!(vars.get("B").map(String::as_str), Some("x=y"));
         assert!(parse_variables(&["nope".into()]).is_err());
     }
 
     #[test]
     fn progress_lines_change_when_an_action_moves() {
-        let running = json!({"stages": [{"name": "Build", "status": "InProgress",
-            "actions": [{"name": "B", "status": "InProgress", "attempt": 1, "message": null}]}]});
-        let done = json!({"stages": [{"name": "Build", "status": "Succeeded",
-            "actions": [{"name": "B", "status": "Succeeded", "attempt": 1, "message": "build p:1"}]}]});
-        let a = progress_lines(&running);
-        let b = progress_lines(&done);
+        let execution = |stages: serde_json::Value| -> ExecutionView {
+            serde_json::from_value(serde_json::json!({
+                "id": "e1", "status": "InProgress", "kind": "Standard", "trigger": "manual",
+                "startedAt": 1, "updatedAt": 2, "sourceRevisions": {}, "variables": {},
+                "outputVariables": {}, "message": null, "stages": stages,
+            }))
+            .unwrap()
+        };
+        let running = serde_json::json!({"stages": [{"name": "Build", "status": "InProgress",
+            "actions": [{"name": "B", "status": "InProgress", "attempt": 1, "startedAt": 1, "message": null}]}]});
+        let done = serde_json::json!({"stages": [{"name": "Build", "status": "Succeeded",
+            "actions": [{"name": "B", "status": "Succeeded", "attempt": 1, "startedAt": 1, "message": "build p:1"}]}]});
+        let a = progress_lines(&execution(running["stages"].clone()));
+        let b = progress_lines(&execution(done["stages"].clone()));
         assert_eq!(a.len(), 2);
         assert_eq!(b["000.000.1"], "  action Build/B: Succeeded (build p:1)");
         assert_ne!(a["000"], b["000"]);

@@ -2,19 +2,19 @@
 
 use crate::cli::{Globals, Output, ServiceCommand};
 use crate::client::Client;
-use crate::output::{self, s};
-use serde_json::{Value, json};
+use crate::output::{self, wire};
+use cutover_api::services::{ScaleRequest, Service, ServiceEnvelope, ServiceList};
 use std::process::ExitCode;
 
-fn row(svc: &Value) -> Vec<String> {
+fn row(svc: &Service) -> Vec<String> {
     vec![
-        s(&svc["name"]),
-        s(&svc["status"]),
-        s(&svc["taskDefinition"]),
-        s(&svc["desiredCount"]),
-        s(&svc["runningCount"]),
-        s(&svc["healthyCount"]),
-        s(&svc["runtime"]),
+        svc.name.clone(),
+        wire(&svc.status),
+        svc.task_definition.clone(),
+        svc.desired_count.to_string(),
+        svc.running_count.to_string(),
+        svc.healthy_count.to_string(),
+        svc.runtime.clone(),
     ]
 }
 
@@ -32,46 +32,40 @@ pub(crate) async fn run(g: &Globals, command: ServiceCommand) -> anyhow::Result<
     let client = Client::new(g)?;
     match command {
         ServiceCommand::Ls => {
-            let resp = client.get("/v1/services").await?;
-            let rows = resp["services"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(row)
-                .collect();
+            let resp: ServiceList = client.get("/v1/services").await?;
+            let rows = resp.services.iter().map(row).collect();
             output::print(g.output, &resp, HEADERS, rows);
         }
         ServiceCommand::Describe { name } => {
-            let resp = client.get(&format!("/v1/services/{name}")).await?;
+            let resp: ServiceEnvelope = client.get(&format!("/v1/services/{name}")).await?;
             if g.output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&resp)?);
+                output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let svc = &resp["service"];
+            let svc = &resp.service;
             print!("{}", output::table(HEADERS, &[row(svc)]));
             println!("\nTASKS");
-            super::tasks::print_tasks(svc["tasks"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+            super::tasks::print_tasks(svc.tasks.as_deref().unwrap_or_default());
             println!("\nEVENTS");
-            for e in svc["events"].as_array().into_iter().flatten() {
-                println!(
-                    "  {:>5} ago  {}",
-                    output::age(&e["at"], output::now_ms()),
-                    s(&e["message"])
-                );
+            let now = output::now_ms();
+            for e in svc.events.iter().flatten() {
+                println!("  {:>5} ago  {}", output::age(Some(e.at), now), e.message);
             }
         }
         ServiceCommand::Scale { name, desired } => {
-            let resp = client
+            let resp: ServiceEnvelope = client
                 .put(
                     &format!("/v1/services/{name}/desired-count"),
-                    &json!({"desiredCount": desired}),
+                    &ScaleRequest {
+                        desired_count: desired,
+                    },
                 )
                 .await?;
-            output::print(g.output, &resp, HEADERS, vec![row(&resp["service"])]);
+            output::print(g.output, &resp, HEADERS, vec![row(&resp.service)]);
         }
         ServiceCommand::Delete { name } => {
-            let resp = client.delete(&format!("/v1/services/{name}")).await?;
-            output::print(g.output, &resp, HEADERS, vec![row(&resp["service"])]);
+            let resp: ServiceEnvelope = client.delete(&format!("/v1/services/{name}")).await?;
+            output::print(g.output, &resp, HEADERS, vec![row(&resp.service)]);
         }
     }
     Ok(ExitCode::SUCCESS)

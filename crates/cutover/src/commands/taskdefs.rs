@@ -2,9 +2,13 @@
 
 use crate::cli::{Globals, Output, TaskDefCommand};
 use crate::client::{Client, render_diagnostic};
-use crate::output::{self, s};
+use crate::output;
 use anyhow::Context;
-use serde_json::json;
+use cutover_api::query::TaskDefinitionListQuery;
+use cutover_api::task_definitions::{
+    RegisterTaskDefinitionRequest, RegisterTaskDefinitionResponse, TaskDefinitionEnvelope,
+    TaskDefinitionList,
+};
 use std::process::ExitCode;
 
 pub(crate) async fn run(g: &Globals, command: TaskDefCommand) -> anyhow::Result<ExitCode> {
@@ -13,53 +17,51 @@ pub(crate) async fn run(g: &Globals, command: TaskDefCommand) -> anyhow::Result<
         TaskDefCommand::Register { file } => {
             let content = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let resp = client
+            let resp: RegisterTaskDefinitionResponse = client
                 .post(
                     "/v1/task-definitions",
-                    &json!({"file": file.display().to_string(), "content": content}),
+                    &RegisterTaskDefinitionRequest {
+                        file: file.display().to_string(),
+                        content,
+                    },
                 )
                 .await?;
-            for w in resp["warnings"].as_array().into_iter().flatten() {
+            for w in &resp.warnings {
                 eprintln!("warning: {}", render_diagnostic(w));
             }
-            let td = &resp["taskDefinition"];
+            let td = &resp.task_definition;
             output::print(
                 g.output,
                 &resp,
                 &["TASK DEFINITION", "DIGEST"],
-                vec![vec![
-                    s(&td["name"]),
-                    s(&td["digest"]).chars().take(12).collect(),
-                ]],
+                vec![vec![td.name.clone(), td.digest.chars().take(12).collect()]],
             );
         }
         TaskDefCommand::List { family } => {
-            let path = match family {
-                Some(f) => format!("/v1/task-definitions?family={f}"),
-                None => "/v1/task-definitions".into(),
-            };
-            let resp = client.get(&path).await?;
+            let resp: TaskDefinitionList = client
+                .get_with("/v1/task-definitions", &TaskDefinitionListQuery { family })
+                .await?;
             let now = output::now_ms();
-            let rows = resp["taskDefinitions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| vec![s(&t["name"]), output::age(&t["registeredAt"], now)])
+            let rows = resp
+                .task_definitions
+                .iter()
+                .map(|t| vec![t.name.clone(), output::age(Some(t.registered_at), now)])
                 .collect();
             output::print(g.output, &resp, &["TASK DEFINITION", "REGISTERED"], rows);
         }
         TaskDefCommand::Describe { name } => {
-            let resp = client.get(&format!("/v1/task-definitions/{name}")).await?;
+            let resp: TaskDefinitionEnvelope =
+                client.get(&format!("/v1/task-definitions/{name}")).await?;
             match g.output {
-                Output::Json => println!("{}", serde_json::to_string_pretty(&resp)?),
+                Output::Json => output::print_json(&resp)?,
                 Output::Table => {
-                    let td = &resp["taskDefinition"];
+                    let td = &resp.task_definition;
                     println!(
                         "{}  (registered {} ago)",
-                        s(&td["name"]),
-                        output::age(&td["registeredAt"], output::now_ms())
+                        td.name,
+                        output::age(Some(td.registered_at), output::now_ms())
                     );
-                    println!("{}", serde_json::to_string_pretty(&td["body"])?);
+                    println!("{}", serde_json::to_string_pretty(&td.body)?);
                 }
             }
         }

@@ -2,8 +2,9 @@
 
 use crate::cli::{Globals, TaskCommand};
 use crate::client::Client;
-use crate::output::{self, s};
-use serde_json::Value;
+use crate::output::{self, opt, wire};
+use cutover_api::query::TaskListQuery;
+use cutover_api::tasks::{Task, TaskEnvelope, TaskList};
 use std::process::ExitCode;
 
 const HEADERS: &[&str] = &[
@@ -17,21 +18,21 @@ const HEADERS: &[&str] = &[
     "STOPPED REASON",
 ];
 
-fn row(t: &Value, now: u64) -> Vec<String> {
+fn row(t: &Task, now: u64) -> Vec<String> {
     vec![
-        s(&t["id"]),
-        s(&t["service"]),
-        s(&t["taskDefinition"]),
-        s(&t["lastStatus"]),
-        s(&t["healthStatus"]),
-        s(&t["endpoint"]),
-        output::age(&t["createdAt"], now),
-        s(&t["stoppedReason"]),
+        t.id.clone(),
+        t.service.clone(),
+        t.task_definition.clone(),
+        wire(&t.last_status),
+        wire(&t.health_status),
+        opt(t.endpoint.as_deref()),
+        output::age(Some(t.created_at), now),
+        opt(t.stopped_reason.as_deref()),
     ]
 }
 
 /// Prints tasks as a table (used by `services describe` too).
-pub(crate) fn print_tasks(tasks: &[Value]) {
+pub(crate) fn print_tasks(tasks: &[Task]) {
     let now = output::now_ms();
     let rows: Vec<_> = tasks.iter().map(|t| row(t, now)).collect();
     print!("{}", output::table(HEADERS, &rows));
@@ -42,22 +43,18 @@ pub(crate) async fn run(g: &Globals, command: TaskCommand) -> anyhow::Result<Exi
     let now = output::now_ms();
     match command {
         TaskCommand::Ls { service, all } => {
-            let mut path = format!("/v1/tasks?all={all}");
-            if let Some(s) = service {
-                path.push_str(&format!("&service={s}"));
-            }
-            let resp = client.get(&path).await?;
-            let rows = resp["tasks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|t| row(t, now))
-                .collect();
+            let query = TaskListQuery {
+                service,
+                all,
+                limit: None,
+            };
+            let resp: TaskList = client.get_with("/v1/tasks", &query).await?;
+            let rows = resp.tasks.iter().map(|t| row(t, now)).collect();
             output::print(g.output, &resp, HEADERS, rows);
         }
         TaskCommand::Describe { id } => {
-            let resp = client.get(&format!("/v1/tasks/{id}")).await?;
-            output::print(g.output, &resp, HEADERS, vec![row(&resp["task"], now)]);
+            let resp: TaskEnvelope = client.get(&format!("/v1/tasks/{id}")).await?;
+            output::print(g.output, &resp, HEADERS, vec![row(&resp.task, now)]);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -2,23 +2,24 @@
 //! happen, and a progress bar of the production traffic split.
 
 use crate::client::Client;
-use crate::output::s;
+use crate::output::wire;
+use cutover_api::deployments::{Deployment, DeploymentEnvelope};
+use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
 
 /// How a followed deployment ended.
 pub(crate) struct Ending {
-    pub(crate) status: String,
+    pub(crate) status: DeploymentStatus,
     pub(crate) rolled_back: bool,
-    pub(crate) deployment: Value,
+    pub(crate) deployment: Deployment,
 }
 
 impl Ending {
     /// Succeeded without a rollback.
     pub(crate) fn ok(&self) -> bool {
-        self.status == "Succeeded" && !self.rolled_back
+        self.status == DeploymentStatus::Succeeded && !self.rolled_back
     }
 }
 
@@ -41,11 +42,11 @@ pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::R
     }
     let mut seen = HashSet::new();
     loop {
-        let v = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = &v["deployment"];
-        for e in d["events"].as_array().into_iter().flatten() {
-            if seen.insert(e["id"].as_i64().unwrap_or_default()) {
-                let line = format!("{prefix}{}  {}", clock(&e["at"]), s(&e["message"]));
+        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
+        let d = v.deployment;
+        for e in d.events.iter().flatten() {
+            if seen.insert(e.id) {
+                let line = format!("{prefix}{}  {}", clock(e.at), e.message);
                 if tty {
                     bar.println(line);
                 } else {
@@ -53,20 +54,25 @@ pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::R
                 }
             }
         }
-        let pct = d["traffic"]["prodGreenPercent"].as_u64().unwrap_or(0);
-        bar.set_position(pct);
-        let current = d["lifecycle"]
-            .as_array()
-            .and_then(|l| l.iter().rev().find(|e| e["status"] == "InProgress"))
-            .map(|e| s(&e["event"]))
+        let bg = d.blue_green.as_ref();
+        let pct = bg.map_or(0, |bg| bg.traffic.prod_green_percent);
+        bar.set_position(u64::from(pct));
+        let current = bg
+            .and_then(|bg| {
+                bg.lifecycle
+                    .iter()
+                    .rev()
+                    .find(|e| e.status == EventStatus::InProgress)
+            })
+            .map(|e| e.event.to_string())
             .unwrap_or_default();
-        bar.set_message(format!("{} {current}", s(&d["status"])));
-        if d["finishedAt"].is_u64() {
+        bar.set_message(format!("{} {current}", wire(&d.status)));
+        if d.finished_at.is_some() {
             bar.finish_and_clear();
             return Ok(Ending {
-                status: s(&d["status"]),
-                rolled_back: d["rolledBackBy"].is_string(),
-                deployment: d.clone(),
+                status: d.status,
+                rolled_back: d.rolled_back_by.is_some(),
+                deployment: d,
             });
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -74,8 +80,7 @@ pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::R
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a Unix-ms timestamp.
-pub(crate) fn clock(v: &Value) -> String {
-    let ms = v.as_u64().unwrap_or(0);
+pub(crate) fn clock(ms: u64) -> String {
     let secs = ms / 1000;
     format!(
         "{:02}:{:02}:{:02}.{:03}",
@@ -92,6 +97,6 @@ mod tests {
 
     #[test]
     fn clock_shows_milliseconds() {
-        assert_eq!(clock(&Value::from(3_723_004u64)), "01:02:03.004");
+        assert_eq!(clock(3_723_004), "01:02:03.004");
     }
 }
