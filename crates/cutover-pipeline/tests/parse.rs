@@ -263,7 +263,7 @@ fn deployment_window_and_rollback_rules() {
         errors(&text),
         [
             "pipeline.json:8:45: pipeline.stages[2].onFailure.result: only ROLLBACK and FAIL are supported as a stage's failure result",
-            "pipeline.json:10:31: pipeline.stages[2].beforeEntry.conditions[0].rules[0].configuration.Cron: invalid cron expression \"* * 25 ? * MON-FRI *\": hours: 25 is out of range 0-23",
+            "pipeline.json:10:31: pipeline.stages[2].beforeEntry.conditions[0].rules[0].configuration.Cron: invalid cron expression \"* * 25 ? * MON-FRI *\": hours: number out of bounds in \"25\" (allowed 0-23)",
         ]
         .join("\n")
     );
