@@ -207,13 +207,39 @@ impl Cron {
     }
 
     /// The first wall-clock minute at or after `from` that matches, if one
-    /// comes before `until`.
-    fn next_match(&self, from: DateTime, until: DateTime) -> Option<DateTime> {
+    /// comes before `horizon`. `memo` holds each alternative's last search
+    /// (croner searches up to the year 5000 when nothing matches, so a
+    /// search is not repeated for every stretch of [`DeploymentWindow::next_open`]).
+    fn next_match(
+        &self,
+        from: DateTime,
+        horizon: DateTime,
+        memo: &mut [Option<Searched>],
+    ) -> Option<DateTime> {
         self.alternatives
             .iter()
-            .filter_map(|a| a.next_match(from, until))
+            .zip(memo.iter_mut())
+            .filter_map(|(alt, memo)| {
+                if let Some(s) = memo
+                    && s.from <= from
+                    && s.found.is_none_or(|f| f >= from)
+                {
+                    // Nothing matched in [s.from, s.found), which holds `from`.
+                    return s.found;
+                }
+                let found = alt.next_match(from, horizon);
+                *memo = Some(Searched { from, found });
+                found
+            })
             .min()
     }
+}
+
+/// One search of an alternative: from `from`, the first match is `found`.
+#[derive(Debug, Clone, Copy)]
+struct Searched {
+    from: DateTime,
+    found: Option<DateTime>,
 }
 
 impl Alternative {
@@ -226,10 +252,10 @@ impl Alternative {
             .is_none_or(|n| local.day() == local.days_in_month() - n)
     }
 
-    fn next_match(&self, mut from: DateTime, until: DateTime) -> Option<DateTime> {
-        while from < until {
+    fn next_match(&self, mut from: DateTime, horizon: DateTime) -> Option<DateTime> {
+        while from < horizon {
             let found = self.cron.find_next_occurrence(&from, true).ok()?;
-            if found >= until {
+            if found >= horizon {
                 return None;
             }
             if self.day_ok(found) {
@@ -257,6 +283,11 @@ impl fmt::Display for Cron {
 fn check_words(field: usize, text: &str) -> Result<(), String> {
     if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
         return Err(format!("unexpected character '{c}' in \"{text}\""));
+    }
+    // croner skips empty list items, so "," would select nothing and a
+    // search for the next match would run to croner's year 5000.
+    if text.split(',').any(str::is_empty) {
+        return Err(format!("empty list item in \"{text}\""));
     }
     for word in text
         .split(|c: char| !c.is_ascii_alphabetic())
@@ -369,6 +400,12 @@ impl DeploymentWindow {
         }
         let start = timestamp(now_ms)?;
         let limit = timestamp(now_ms.saturating_add(SEARCH_LIMIT_MS)).unwrap_or(Timestamp::MAX);
+        // Past the limit in every zone (offsets stay within a day).
+        let horizon = Offset::UTC
+            .to_datetime(limit)
+            .checked_add(2.days())
+            .unwrap_or(DateTime::MAX);
+        let mut memo = vec![None; self.cron.alternatives.len()];
         let mut seg_start = start;
         // The first stretch starts after the current (closed) minute.
         let mut from = minute(self.zone.to_datetime(start))
@@ -382,8 +419,10 @@ impl DeploymentWindow {
                 .map(|t| t.timestamp())
                 .find(|t| *t > seg_start)
                 .map_or(limit, |t| t.min(limit));
-            let until = civil(offset, seg_end)?;
-            if let Some(local) = self.cron.next_match(from, until) {
+            let until = offset.to_datetime(seg_end);
+            if let Some(local) = self.cron.next_match(from, horizon, &mut memo)
+                && local < until
+            {
                 let at = offset.to_timestamp(local).ok()?.max(seg_start);
                 if at < seg_end {
                     return u64::try_from(at.as_millisecond()).ok();
@@ -392,7 +431,7 @@ impl DeploymentWindow {
             seg_start = seg_end;
             // A stretch may start inside a minute (odd historical offsets):
             // that minute counts.
-            from = minute(civil(self.zone.to_offset(seg_start), seg_start)?);
+            from = minute(self.zone.to_datetime(seg_start));
         }
         None
     }
@@ -401,10 +440,6 @@ impl DeploymentWindow {
 /// `ms` as a timestamp, if jiff can represent it.
 fn timestamp(ms: u64) -> Option<Timestamp> {
     Timestamp::from_millisecond(i64::try_from(ms).ok()?).ok()
-}
-
-fn civil(offset: Offset, ts: Timestamp) -> Option<DateTime> {
-    Some(offset.to_datetime(ts))
 }
 
 /// The start of the wall-clock minute holding `dt`.

@@ -178,6 +178,16 @@ fn errors() {
         e("* * */0 ? * * *"),
         "invalid cron expression \"* * */0 ? * * *\": hours: step cannot be zero in \"*/0\" (allowed 0-23)"
     );
+    // Found by fuzzing: an empty list item selected no hour, and the search
+    // for the next opening ran for seconds.
+    assert_eq!(
+        e("* */10  , L-1 * ? *"),
+        "invalid cron expression \"* */10  , L-1 * ? *\": hours: empty list item in \",\""
+    );
+    assert_eq!(
+        e("* 1,,2 * ? * * *"),
+        "invalid cron expression \"* 1,,2 * ? * * *\": minutes: empty list item in \"1,,2\""
+    );
     assert_eq!(
         e("@daily"),
         "invalid cron expression \"@daily\": expected 6 or 7 fields (5 for Unix cron, 6 inside cron(...)), found 1"
