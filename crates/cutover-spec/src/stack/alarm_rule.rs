@@ -254,8 +254,17 @@ impl RuleParser {
     }
 
     fn not(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        self.skip_ws();
+        let at = self.i + 1;
         if self.peek_word("NOT") {
-            return Ok(AlarmRule::Not(Box::new(self.not()?)));
+            // Each NOT is a level of recursion, like a parenthesis.
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err(err(at, "NOT nested deeper than 64 levels"));
+            }
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(AlarmRule::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -436,5 +445,21 @@ mod tests {
             bad("ALARM(\"a)"),
             "at character 7: unterminated quoted alarm name"
         );
+    }
+
+    #[test]
+    fn a_long_chain_of_not_is_an_error_not_a_stack_overflow() {
+        // Each NOT recursed without a limit: 100,000 of them overflowed the
+        // stack and aborted the process reading the stack file.
+        let text = "NOT ".repeat(100_000) + "TRUE";
+        assert_eq!(
+            bad(&text),
+            "at character 257: NOT nested deeper than 64 levels"
+        );
+        let ok_depth = "NOT ".repeat(64) + "TRUE";
+        assert!(parse_alarm_rule(&ok_depth).is_ok());
+        // Parentheses and NOT share the limit.
+        let mixed = "NOT (".repeat(40) + "TRUE" + &")".repeat(40);
+        assert!(bad(&mixed).contains("deeper than 64 levels"));
     }
 }
