@@ -303,3 +303,14 @@ fn codebuild_environment_variables_must_be_json() {
         "pipeline.json:7:74: pipeline.stages[1].actions[0].configuration.EnvironmentVariables: EnvironmentVariables must be a JSON array of {\"name\", \"value\", \"type\"}: missing field `value` at line 1 column 14"
     );
 }
+
+#[test]
+fn deeply_nested_yaml_is_refused_with_a_located_error() {
+    // Found by fuzzing: 8,000 nested flow mappings (40 KB) kept serde_yaml
+    // busy for seconds; the located document layer refuses them at once.
+    let text = "{a: ".repeat(8000);
+    let e = parse_pipeline("pipeline.yaml", &text)
+        .expect_err("the pipeline should be refused")
+        .to_string();
+    assert_eq!(e, "pipeline.yaml:1:1021: recursion limit exceeded");
+}

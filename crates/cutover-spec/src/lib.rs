@@ -40,9 +40,8 @@ pub use taskdef::{TaskDefinition, parse_task_definition};
 /// Reads `text` as a located document (JSON for `*.json`, YAML otherwise),
 /// reports duplicate keys, and reads the tree back as a JSON value through
 /// the located deserializer. This is the document layer alone, with no
-/// schema: the fuzz targets (`fuzz/`) call it; the file readers above are
-/// what applications use.
-#[doc(hidden)]
+/// schema: for readers that validate a plain value themselves (pipelines)
+/// and for the fuzz targets (`fuzz/`).
 pub fn read_document(file: &str, text: &str) -> Result<Parsed<serde_json::Value>, SpecError> {
     let doc = check::Document::parse(file, text, doc::Format::for_file(file))?;
     let sink = doc.sink(false);
