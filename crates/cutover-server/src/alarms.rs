@@ -15,11 +15,13 @@ use crate::dataplane::DataPlane;
 use crate::dataplane::config::{group_name, prod_listener, test_listener};
 use crate::deploy::Deployer;
 use cutover_deploy::alarm::{
-    AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, SecondSample, Statistic,
-    Transition, TreatMissing, parse_rule,
+    AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, Rule, SecondSample,
+    Statistic, Transition, TreatMissing,
 };
 use cutover_proxy::metrics::SecondBucket;
-use cutover_spec::stack::{Alarm, ListenerKind, MetricName, MetricRef};
+use cutover_spec::stack::{
+    Alarm, AlarmRule, ListenerKind, MetricName, MetricRef, parse_alarm_rule,
+};
 use cutover_store::{AlarmRow, Store, ops};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,11 +115,33 @@ fn build(name: &str, spec: &serde_json::Value) -> Result<Evaluator, String> {
             }),
         ),
         Alarm::Composite(c) => {
-            let rule = parse_rule(&c.alarm_rule)
+            // The stack's grammar, so that what `apply` accepted is what is
+            // evaluated (the evaluator's own parser refuses some of it, e.g.
+            // bare names with spaces: found by fuzzing).
+            let rule = parse_alarm_rule(&c.alarm_rule)
                 .map_err(|e| format!("alarm rule \"{}\": {e}", c.alarm_rule))?;
-            Evaluator::Composite(CompositeAlarm::new(name, rule))
+            Evaluator::Composite(CompositeAlarm::new(name, to_rule(&rule)))
         }
     })
+}
+
+/// The evaluator's form of a rule parsed by the stack's grammar.
+fn to_rule(rule: &AlarmRule) -> Rule {
+    match rule {
+        AlarmRule::Const(true) => Rule::True,
+        AlarmRule::Const(false) => Rule::False,
+        AlarmRule::State { state, alarm } => Rule::Is {
+            state: match state {
+                cutover_spec::stack::AlarmState::Ok => AlarmState::Ok,
+                cutover_spec::stack::AlarmState::Alarm => AlarmState::Alarm,
+                cutover_spec::stack::AlarmState::InsufficientData => AlarmState::InsufficientData,
+            },
+            alarm: alarm.clone(),
+        },
+        AlarmRule::Not(r) => Rule::Not(Box::new(to_rule(r))),
+        AlarmRule::And(a, b) => Rule::And(Box::new(to_rule(a)), Box::new(to_rule(b))),
+        AlarmRule::Or(a, b) => Rule::Or(Box::new(to_rule(a)), Box::new(to_rule(b))),
+    }
 }
 
 /// One second of one metric, as an alarm sees it. Counts are 0 in a second
@@ -560,6 +584,29 @@ mod tests {
             Some((_, Evaluator::Composite(_)))
         ));
         assert!(unevaluable.is_empty());
+    }
+
+    #[test]
+    fn a_rule_the_stack_accepts_is_evaluated_as_written() {
+        // The evaluator's own parser refused bare names with spaces, which
+        // the stack accepts: such an alarm was applied but never evaluated.
+        let text = "(ALARM(a) OR FALSE) AND NOT INSUFFICIENT_DATA( my alarm )";
+        let spec = serde_json::json!({ "alarmRule": text });
+        let Ok(Evaluator::Composite(c)) = build("guard", &spec) else {
+            panic!("not evaluated");
+        };
+        assert_eq!(
+            c.rule().to_string(),
+            "((ALARM(\"a\")) OR (FALSE)) AND (NOT (INSUFFICIENT_DATA(\"my alarm\")))"
+        );
+        let state =
+            |a: AlarmState, mine: AlarmState| move |n: &str| if n == "a" { a } else { mine };
+        assert!(c.rule().evaluate(&state(AlarmState::Alarm, AlarmState::Ok)));
+        assert!(
+            !c.rule()
+                .evaluate(&state(AlarmState::Alarm, AlarmState::InsufficientData))
+        );
+        assert!(!c.rule().evaluate(&state(AlarmState::Ok, AlarmState::Ok)));
     }
 
     #[test]
