@@ -90,7 +90,10 @@ impl fmt::Display for AlarmRule {
             AlarmRule::Const(true) => f.write_str("TRUE"),
             AlarmRule::Const(false) => f.write_str("FALSE"),
             AlarmRule::State { state, alarm } => {
-                write!(f, "{}({})", state.keyword(), crate::doc::quote(alarm))
+                // The grammar's own escapes (`\"`, `\\`), so the text parses
+                // back to the same name, control characters included.
+                let escaped = alarm.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, "{}(\"{escaped}\")", state.keyword())
             }
             AlarmRule::Not(r) => write!(f, "NOT {r}"),
             AlarmRule::And(a, b) => write!(f, "({a} AND {b})"),
@@ -461,5 +464,18 @@ mod tests {
         // Parentheses and NOT share the limit.
         let mixed = "NOT (".repeat(40) + "TRUE" + &")".repeat(40);
         assert!(bad(&mixed).contains("deeper than 64 levels"));
+    }
+
+    #[test]
+    fn a_written_rule_reads_back_the_same() {
+        // Found by fuzzing: names were written with JSON escapes (\u0007),
+        // which the grammar does not read.
+        for text in [
+            "OK(\"s\u{7}\0(a) o/\")",
+            r#"ALARM("a\"b\\c") OR NOT OK( tab\there )"#,
+        ] {
+            let rule = parse_alarm_rule(text).unwrap();
+            assert_eq!(parse_alarm_rule(&rule.to_string()).unwrap(), rule, "{text}");
+        }
     }
 }
