@@ -47,7 +47,8 @@
 //! - [`catalog`]: the supported providers and their configuration keys.
 //! - [`vars`]: `#{Namespace.Key}` references.
 //! - [`trigger`] and [`glob`]: git trigger filters.
-//! - [`cron`]: deployment-window cron expressions with fixed UTC offsets.
+//! - [`cron`]: deployment-window cron expressions (croner) in fixed offsets
+//!   or IANA time zones (jiff, bundled database).
 //! - [`engine`]: the execution engine.
 
 pub mod catalog;

@@ -263,7 +263,7 @@ fn deployment_window_and_rollback_rules() {
         errors(&text),
         [
             "pipeline.json:8:45: pipeline.stages[2].onFailure.result: only ROLLBACK and FAIL are supported as a stage's failure result",
-            "pipeline.json:10:31: pipeline.stages[2].beforeEntry.conditions[0].rules[0].configuration.Cron: invalid cron expression \"* * 25 ? * MON-FRI *\": hours: 25 is out of range 0-23",
+            "pipeline.json:10:31: pipeline.stages[2].beforeEntry.conditions[0].rules[0].configuration.Cron: invalid cron expression \"* * 25 ? * MON-FRI *\": hours: number out of bounds in \"25\" (allowed 0-23)",
         ]
         .join("\n")
     );
@@ -302,4 +302,15 @@ fn codebuild_environment_variables_must_be_json() {
         errors(&text),
         "pipeline.json:7:74: pipeline.stages[1].actions[0].configuration.EnvironmentVariables: EnvironmentVariables must be a JSON array of {\"name\", \"value\", \"type\"}: missing field `value` at line 1 column 14"
     );
+}
+
+#[test]
+fn deeply_nested_yaml_is_refused_with_a_located_error() {
+    // Found by fuzzing: 8,000 nested flow mappings (40 KB) kept serde_yaml
+    // busy for seconds; the located document layer refuses them at once.
+    let text = "{a: ".repeat(8000);
+    let e = parse_pipeline("pipeline.yaml", &text)
+        .expect_err("the pipeline should be refused")
+        .to_string();
+    assert_eq!(e, "pipeline.yaml:1:1021: recursion limit exceeded");
 }

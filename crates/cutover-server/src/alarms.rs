@@ -15,11 +15,13 @@ use crate::dataplane::SharedDataPlane;
 use crate::dataplane::config::{group_name, prod_listener, test_listener};
 use crate::deploy::Deployer;
 use cutover_deploy::alarm::{
-    AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, SecondSample, Statistic,
-    Transition, TreatMissing, parse_rule,
+    AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, Rule, SecondSample,
+    Statistic, Transition, TreatMissing,
 };
 use cutover_proxy::metrics::SecondBucket;
-use cutover_spec::stack::{Alarm, ListenerKind, MetricName, MetricRef};
+use cutover_spec::stack::{
+    Alarm, AlarmRule, ListenerKind, MetricName, MetricRef, parse_alarm_rule,
+};
 use cutover_store::{AlarmRow, Store, ops};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -68,9 +70,10 @@ pub(crate) fn parse_state(s: &str) -> Option<AlarmState> {
     }
 }
 
-fn build(name: &str, spec: &serde_json::Value) -> Option<Evaluator> {
-    let alarm: Alarm = serde_json::from_value(spec.clone()).ok()?;
-    Some(match alarm {
+/// The evaluator of a stored alarm, or why it cannot be evaluated.
+fn build(name: &str, spec: &serde_json::Value) -> Result<Evaluator, String> {
+    let alarm: Alarm = serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
+    Ok(match alarm {
         Alarm::Metric(m) => Evaluator::Metric(
             m.metric.clone(),
             AlarmEvaluator::new(MetricAlarm {
@@ -112,9 +115,33 @@ fn build(name: &str, spec: &serde_json::Value) -> Option<Evaluator> {
             }),
         ),
         Alarm::Composite(c) => {
-            Evaluator::Composite(CompositeAlarm::new(name, parse_rule(&c.alarm_rule).ok()?))
+            // The stack's grammar, so that what `apply` accepted is what is
+            // evaluated (the evaluator's own parser refuses some of it, e.g.
+            // bare names with spaces: found by fuzzing).
+            let rule = parse_alarm_rule(&c.alarm_rule)
+                .map_err(|e| format!("alarm rule \"{}\": {e}", c.alarm_rule))?;
+            Evaluator::Composite(CompositeAlarm::new(name, to_rule(&rule)))
         }
     })
+}
+
+/// The evaluator's form of a rule parsed by the stack's grammar.
+fn to_rule(rule: &AlarmRule) -> Rule {
+    match rule {
+        AlarmRule::Const(true) => Rule::True,
+        AlarmRule::Const(false) => Rule::False,
+        AlarmRule::State { state, alarm } => Rule::Is {
+            state: match state {
+                cutover_spec::stack::AlarmState::Ok => AlarmState::Ok,
+                cutover_spec::stack::AlarmState::Alarm => AlarmState::Alarm,
+                cutover_spec::stack::AlarmState::InsufficientData => AlarmState::InsufficientData,
+            },
+            alarm: alarm.clone(),
+        },
+        AlarmRule::Not(r) => Rule::Not(Box::new(to_rule(r))),
+        AlarmRule::And(a, b) => Rule::And(Box::new(to_rule(a)), Box::new(to_rule(b))),
+        AlarmRule::Or(a, b) => Rule::Or(Box::new(to_rule(a)), Box::new(to_rule(b))),
+    }
 }
 
 /// One second of one metric, as an alarm sees it. Counts are 0 in a second
@@ -216,6 +243,91 @@ fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value
     tracing::info!(alarm = name, "{msg}");
 }
 
+/// The alarms being evaluated, with the spec each was built from.
+type Evaluators = BTreeMap<String, (serde_json::Value, Evaluator)>;
+
+/// The alarms that cannot be evaluated, with when each was last logged.
+type Unevaluable = BTreeMap<String, u64>;
+
+/// How often an alarm that still cannot be evaluated is logged again.
+const UNEVALUABLE_LOG_EVERY_MS: u64 = 10 * 60 * 1000;
+
+/// Brings the evaluators in line with the stored alarms. An alarm whose
+/// declaration cannot be read is not evaluated: it is set to
+/// INSUFFICIENT_DATA with a reason naming the error and an event is
+/// recorded, once (the stored state says whether it already was, so a
+/// restart does not repeat it); a warning is logged at most every
+/// [`UNEVALUABLE_LOG_EVERY_MS`].
+fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevaluable, now: u64) {
+    let rows = match store.with(ops::list_alarms) {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load alarms");
+            return;
+        }
+    };
+    evaluators.retain(|name, _| rows.iter().any(|r| &r.name == name));
+    unevaluable.retain(|name, _| rows.iter().any(|r| &r.name == name));
+    for r in rows {
+        let fresh = evaluators
+            .get(&r.name)
+            .is_none_or(|(spec, _)| *spec != r.spec);
+        if !fresh {
+            continue;
+        }
+        match build(&r.name, &r.spec) {
+            Ok(ev) => {
+                unevaluable.remove(&r.name);
+                evaluators.insert(r.name.clone(), (r.spec.clone(), ev));
+            }
+            Err(error) => {
+                // Never go on evaluating a declaration that was replaced.
+                evaluators.remove(&r.name);
+                let reason = format!("the alarm cannot be evaluated: {error}");
+                if r.state != state_name(AlarmState::InsufficientData) || r.reason != reason {
+                    record_unevaluable(store, &r, &reason, now);
+                }
+                let due = unevaluable
+                    .get(&r.name)
+                    .is_none_or(|last| now.saturating_sub(*last) >= UNEVALUABLE_LOG_EVERY_MS);
+                if due {
+                    tracing::warn!(alarm = %r.name, %error, "alarm cannot be evaluated");
+                    unevaluable.insert(r.name.clone(), now);
+                }
+            }
+        }
+    }
+}
+
+/// Stores INSUFFICIENT_DATA with `reason` and one event, unless the
+/// declaration changed meanwhile (then the next reload judges the new one).
+fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
+    let to = state_name(AlarmState::InsufficientData);
+    let msg = format!("{} -> {to}: {reason}", row.state);
+    let result = store.atomically(|c| {
+        let current = ops::list_alarms(c)?
+            .into_iter()
+            .find(|a| a.name == row.name);
+        if current.is_none_or(|a| a.spec != row.spec) {
+            return Ok(());
+        }
+        ops::put_alarm(
+            c,
+            &AlarmRow {
+                state: to.into(),
+                reason: reason.to_string(),
+                updated_at: now,
+                ..row.clone()
+            },
+        )?;
+        ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
+        Ok(())
+    });
+    if let Err(e) = result {
+        tracing::warn!(alarm = %row.name, error = %e, "cannot record alarm state");
+    }
+}
+
 /// Runs until `cancel`.
 pub(crate) async fn run(
     store: Arc<Store>,
@@ -225,7 +337,8 @@ pub(crate) async fn run(
     mut requests: mpsc::UnboundedReceiver<SetState>,
     cancel: CancellationToken,
 ) {
-    let mut evaluators: BTreeMap<String, (serde_json::Value, Evaluator)> = BTreeMap::new();
+    let mut evaluators: Evaluators = BTreeMap::new();
+    let mut unevaluable = Unevaluable::new();
     let mut last_second = clock.now_ms() / 1000;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -254,20 +367,7 @@ pub(crate) async fn run(
         let now = clock.now_ms();
         if now >= reload_at {
             reload_at = now + 1_000;
-            match store.with(ops::list_alarms) {
-                Ok(rows) => {
-                    evaluators.retain(|name, _| rows.iter().any(|r| &r.name == name));
-                    for r in rows {
-                        let fresh = evaluators
-                            .get(&r.name)
-                            .is_none_or(|(spec, _)| *spec != r.spec);
-                        if fresh && let Some(ev) = build(&r.name, &r.spec) {
-                            evaluators.insert(r.name.clone(), (r.spec.clone(), ev));
-                        }
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot load alarms"),
-            }
+            reload(&store, &mut evaluators, &mut unevaluable, now);
         }
         if evaluators.is_empty() {
             last_second = now / 1000;
@@ -407,12 +507,134 @@ mod tests {
         let spec = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
             "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
             "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
-        let Some(Evaluator::Metric(m, mut e)) = build("web-5xx", &spec) else {
+        let Ok(Evaluator::Metric(m, mut e)) = build("web-5xx", &spec) else {
             panic!("not a metric alarm");
         };
         let b = bucket();
         e.observe(100, sample(&b, &m));
         let t = e.evaluate(101).unwrap();
         assert_eq!(t.to, AlarmState::Alarm);
+    }
+
+    fn stored(store: &Store, name: &str) -> AlarmRow {
+        store
+            .with(ops::list_alarms)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.name == name)
+            .unwrap()
+    }
+
+    fn history(store: &Store, name: &str) -> Vec<String> {
+        store
+            .with(|c| ops::events(c, &format!("alarm/{name}"), 100))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message)
+            .collect()
+    }
+
+    #[test]
+    fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
+        let store = Store::open_in_memory().unwrap();
+        let broken = serde_json::json!({"alarmRule": "ALARM(web-5xx) AND"});
+        let row = AlarmRow {
+            name: "guard".into(),
+            spec: broken.clone(),
+            state: "OK".into(),
+            reason: String::new(),
+            updated_at: 1,
+        };
+        store.with(|c| ops::put_alarm(c, &row)).unwrap();
+        let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        let a = stored(&store, "guard");
+        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert!(
+            a.reason
+                .starts_with("the alarm cannot be evaluated: alarm rule \"ALARM(web-5xx) AND\": "),
+            "{}",
+            a.reason
+        );
+        assert_eq!(a.spec, broken);
+        assert_eq!(
+            history(&store, "guard"),
+            [format!("OK -> INSUFFICIENT_DATA: {}", a.reason)]
+        );
+        assert!(evaluators.is_empty());
+        // Every later reload, and a restart (fresh maps), records nothing more.
+        for t in 2..5 {
+            reload(&store, &mut evaluators, &mut unevaluable, t * 1_000);
+        }
+        reload(
+            &store,
+            &mut Evaluators::new(),
+            &mut Unevaluable::new(),
+            9_000,
+        );
+        assert_eq!(history(&store, "guard").len(), 1);
+        assert_eq!(stored(&store, "guard").updated_at, 1_000);
+        // A fixed declaration is evaluated again.
+        let fixed = serde_json::json!({"alarmRule": "ALARM(web-5xx)"});
+        store
+            .with(|c| ops::put_alarm(c, &AlarmRow { spec: fixed, ..a }))
+            .unwrap();
+        reload(&store, &mut evaluators, &mut unevaluable, 10_000);
+        assert!(matches!(
+            evaluators.get("guard"),
+            Some((_, Evaluator::Composite(_)))
+        ));
+        assert!(unevaluable.is_empty());
+    }
+
+    #[test]
+    fn a_rule_the_stack_accepts_is_evaluated_as_written() {
+        // The evaluator's own parser refused bare names with spaces, which
+        // the stack accepts: such an alarm was applied but never evaluated.
+        let text = "(ALARM(a) OR FALSE) AND NOT INSUFFICIENT_DATA( my alarm )";
+        let spec = serde_json::json!({ "alarmRule": text });
+        let Ok(Evaluator::Composite(c)) = build("guard", &spec) else {
+            panic!("not evaluated");
+        };
+        assert_eq!(
+            c.rule().to_string(),
+            "((ALARM(\"a\")) OR (FALSE)) AND (NOT (INSUFFICIENT_DATA(\"my alarm\")))"
+        );
+        let state =
+            |a: AlarmState, mine: AlarmState| move |n: &str| if n == "a" { a } else { mine };
+        assert!(c.rule().evaluate(&state(AlarmState::Alarm, AlarmState::Ok)));
+        assert!(
+            !c.rule()
+                .evaluate(&state(AlarmState::Alarm, AlarmState::InsufficientData))
+        );
+        assert!(!c.rule().evaluate(&state(AlarmState::Ok, AlarmState::Ok)));
+    }
+
+    #[test]
+    fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
+        let store = Store::open_in_memory().unwrap();
+        let good = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
+            "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
+            "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
+        let mut row = AlarmRow {
+            name: "web-5xx".into(),
+            spec: good,
+            state: "OK".into(),
+            reason: String::new(),
+            updated_at: 1,
+        };
+        store.with(|c| ops::put_alarm(c, &row)).unwrap();
+        let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        assert!(evaluators.contains_key("web-5xx"));
+        row.spec["comparisonOperator"] = "Sideways".into();
+        store.with(|c| ops::put_alarm(c, &row)).unwrap();
+        reload(&store, &mut evaluators, &mut unevaluable, 2_000);
+        assert!(evaluators.is_empty());
+        let a = stored(&store, "web-5xx");
+        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert!(a.reason.contains("Sideways"), "{}", a.reason);
+        assert_eq!(history(&store, "web-5xx").len(), 1);
+        assert_eq!(unevaluable.get("web-5xx"), Some(&2_000));
     }
 }

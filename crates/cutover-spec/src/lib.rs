@@ -36,3 +36,15 @@ pub use diag::{Diagnostic, Parsed, Severity, SpecError};
 pub use handoff::{ImageDefinition, ImageDetail, parse_image_definitions, parse_image_detail};
 pub use stack::{Stack, parse_stack};
 pub use taskdef::{TaskDefinition, parse_task_definition};
+
+/// Reads `text` as a located document (JSON for `*.json`, YAML otherwise),
+/// reports duplicate keys, and reads the tree back as a JSON value through
+/// the located deserializer. This is the document layer alone, with no
+/// schema: for readers that validate a plain value themselves (pipelines)
+/// and for the fuzz targets (`fuzz/`).
+pub fn read_document(file: &str, text: &str) -> Result<Parsed<serde_json::Value>, SpecError> {
+    let doc = check::Document::parse(file, text, doc::Format::for_file(file))?;
+    let sink = doc.sink(false);
+    let value = sink.read::<serde_json::Value>(&doc::Path::root());
+    sink.finish(value)
+}

@@ -90,7 +90,10 @@ impl fmt::Display for AlarmRule {
             AlarmRule::Const(true) => f.write_str("TRUE"),
             AlarmRule::Const(false) => f.write_str("FALSE"),
             AlarmRule::State { state, alarm } => {
-                write!(f, "{}({})", state.keyword(), crate::doc::quote(alarm))
+                // The grammar's own escapes (`\"`, `\\`), so the text parses
+                // back to the same name, control characters included.
+                let escaped = alarm.replace('\\', "\\\\").replace('"', "\\\"");
+                write!(f, "{}(\"{escaped}\")", state.keyword())
             }
             AlarmRule::Not(r) => write!(f, "NOT {r}"),
             AlarmRule::And(a, b) => write!(f, "({a} AND {b})"),
@@ -254,8 +257,17 @@ impl RuleParser {
     }
 
     fn not(&mut self) -> Result<AlarmRule, AlarmRuleError> {
+        self.skip_ws();
+        let at = self.i + 1;
         if self.peek_word("NOT") {
-            return Ok(AlarmRule::Not(Box::new(self.not()?)));
+            // Each NOT is a level of recursion, like a parenthesis.
+            self.depth += 1;
+            if self.depth > 64 {
+                return Err(err(at, "NOT nested deeper than 64 levels"));
+            }
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(AlarmRule::Not(Box::new(inner)));
         }
         self.primary()
     }
@@ -436,5 +448,34 @@ mod tests {
             bad("ALARM(\"a)"),
             "at character 7: unterminated quoted alarm name"
         );
+    }
+
+    #[test]
+    fn a_long_chain_of_not_is_an_error_not_a_stack_overflow() {
+        // Each NOT recursed without a limit: 100,000 of them overflowed the
+        // stack and aborted the process reading the stack file.
+        let text = "NOT ".repeat(100_000) + "TRUE";
+        assert_eq!(
+            bad(&text),
+            "at character 257: NOT nested deeper than 64 levels"
+        );
+        let ok_depth = "NOT ".repeat(64) + "TRUE";
+        assert!(parse_alarm_rule(&ok_depth).is_ok());
+        // Parentheses and NOT share the limit.
+        let mixed = "NOT (".repeat(40) + "TRUE" + &")".repeat(40);
+        assert!(bad(&mixed).contains("deeper than 64 levels"));
+    }
+
+    #[test]
+    fn a_written_rule_reads_back_the_same() {
+        // Found by fuzzing: names were written with JSON escapes (\u0007),
+        // which the grammar does not read.
+        for text in [
+            "OK(\"s\u{7}\0(a) o/\")",
+            r#"ALARM("a\"b\\c") OR NOT OK( tab\there )"#,
+        ] {
+            let rule = parse_alarm_rule(text).unwrap();
+            assert_eq!(parse_alarm_rule(&rule.to_string()).unwrap(), rule, "{text}");
+        }
     }
 }

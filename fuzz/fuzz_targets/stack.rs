@@ -1,0 +1,10 @@
+//! Cutover's own `stack.yaml`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = cutover_spec::parse_stack("stack.yaml", text);
+    }
+});
