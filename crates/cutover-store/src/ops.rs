@@ -528,6 +528,25 @@ pub fn unfinished_deployments(c: &Connection) -> Result<Vec<DeploymentRow>, Stor
     rows.into_iter().map(finish_deployment).collect()
 }
 
+/// The unfinished deployments of one service, oldest first.
+pub fn unfinished_deployments_of(
+    c: &Connection,
+    service: &str,
+) -> Result<Vec<DeploymentRow>, StoreError> {
+    let mut stmt = c
+        .prepare_cached(&format!(
+            "SELECT {DEPLOYMENT_COLS} FROM deployments
+             WHERE service = ?1 AND finished_at IS NULL ORDER BY created_at, id"
+        ))
+        .map_err(StoreError::sql("list unfinished deployments"))?;
+    let rows = stmt
+        .query_map([service], deployment_from)
+        .map_err(StoreError::sql("list unfinished deployments"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list unfinished deployments"))?;
+    rows.into_iter().map(finish_deployment).collect()
+}
+
 /// Inserts or replaces an alarm.
 pub fn put_alarm(c: &Connection, a: &AlarmRow) -> Result<(), StoreError> {
     c.execute(

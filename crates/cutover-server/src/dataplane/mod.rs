@@ -59,18 +59,26 @@ pub(crate) type SharedDataPlane = Arc<dyn DataPlane>;
 /// The data plane configuration the store implies (as the JSON the admin
 /// API takes), with `admin` as its admin address.
 pub(crate) fn derive(store: &Store, admin: &str) -> anyhow::Result<Value> {
-    let services = store.with(ops::list_services)?;
-    let deployments = store.with(ops::unfinished_deployments)?;
-    let mut tasks = Vec::new();
-    for s in &services {
-        tasks.push(store.with(|c| ops::list_tasks(c, Some(&s.name), false, u32::MAX))?);
+    // Three queries however many services there are: this runs on every
+    // change and every second.
+    let (services, deployments, all_tasks) = store.with(|c| {
+        Ok((
+            ops::list_services(c)?,
+            ops::unfinished_deployments(c)?,
+            ops::list_tasks(c, None, false, u32::MAX)?,
+        ))
+    })?;
+    let mut tasks: std::collections::HashMap<&str, Vec<cutover_store::TaskRow>> =
+        std::collections::HashMap::new();
+    for t in &all_tasks {
+        tasks.entry(t.service.as_str()).or_default().push(t.clone());
     }
+    let none = Vec::new();
     let views: Vec<config::ServiceView<'_>> = services
         .iter()
-        .zip(&tasks)
-        .map(|(s, t)| config::ServiceView {
+        .map(|s| config::ServiceView {
             service: s,
-            tasks: t,
+            tasks: tasks.get(s.name.as_str()).unwrap_or(&none),
             deployment: deployments.iter().find(|d| d.service == s.name),
         })
         .collect();
