@@ -58,6 +58,16 @@ impl<'a> Document<'a> {
         })
     }
 
+    /// A document from an already parsed tree.
+    pub(crate) fn from_parts(file: &'a str, format: Format, root: Node) -> Document<'a> {
+        Document {
+            file,
+            format,
+            root,
+            early: Vec::new(),
+        }
+    }
+
     /// A sink for this document. `strict`: unknown keys are errors (Cutover's
     /// own files) rather than warnings (AWS files).
     pub fn sink(&self, strict: bool) -> Sink<'_> {
