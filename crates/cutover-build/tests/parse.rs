@@ -118,7 +118,7 @@ fn yaml_syntax_errors_are_located() {
     let text = "version: 0.2\nphases:\n  build:\n    commands: [make\n  post_build: {}\n";
     assert_eq!(
         errors(text),
-        "buildspec.yml:5:13: invalid YAML: did not find expected ',' or ']'"
+        "buildspec.yml:5:13: illegal placement of ':' indicator"
     );
 }
 

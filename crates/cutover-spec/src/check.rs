@@ -81,6 +81,11 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// The root of the located tree, for readers that walk it by hand.
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// The file name given to [`Document::parse`].
     pub fn file(&self) -> &str {
         self.file
@@ -261,5 +266,10 @@ mod tests {
         assert_eq!(suggest("loadbalancer", fields), Some("loadBalancer"));
         assert_eq!(suggest("deploy", fields), None);
         assert_eq!(suggest("replicas", fields), None);
+        // The buildspec's phase keys: typos only.
+        let phase = ["commands", "finally", "on-failure"];
+        assert_eq!(suggest("comands", phase), Some("commands"));
+        assert_eq!(suggest("finaly", phase), Some("finally"));
+        assert_eq!(suggest("run-as", phase), None);
     }
 }

@@ -27,39 +27,48 @@ pub struct Pos {
 
 /// One value of the document and where it starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) pos: Pos,
-    pub(crate) value: Value,
+pub struct Node {
+    /// Where the value starts.
+    pub pos: Pos,
+    /// The value.
+    pub value: Value,
     /// The source text of a YAML plain (unquoted) scalar, so that a field
     /// typed as a string can take `200` or `yes` as written and `on`/`off`
     /// can be read as booleans. `None` for JSON and quoted YAML scalars.
-    pub(crate) plain: Option<String>,
+    pub plain: Option<String>,
 }
 
 /// The value of a [`Node`].
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
+pub enum Value {
+    /// `null`, `~` or nothing.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// Integers in `i64::MIN..=u64::MAX`.
     Int(i128),
+    /// Other numbers.
     Float(f64),
+    /// Text.
     Str(String),
+    /// A sequence (list, array).
     Seq(Vec<Node>),
-    /// Entries in document order; duplicates are removed by [`check_duplicate_keys`].
+    /// Entries in document order; a duplicate key is reported and dropped.
     Map(Vec<Entry>),
 }
 
 /// A key and its value in a mapping.
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Always a [`Value::Str`] node: non-string scalar keys are converted.
-    pub(crate) key: Node,
-    pub(crate) value: Node,
+    pub key: Node,
+    /// The value.
+    pub value: Node,
 }
 
 impl Entry {
-    pub(crate) fn name(&self) -> &str {
+    /// The key's text.
+    pub fn name(&self) -> &str {
         match &self.key.value {
             Value::Str(s) => s,
             _ => "",
@@ -77,7 +86,7 @@ impl Node {
     }
 
     /// The entry named `key` when this node is a mapping.
-    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.value {
             Value::Map(entries) => entries.iter().find(|e| e.name() == key),
             _ => None,
@@ -116,7 +125,7 @@ impl Node {
     }
 
     /// The node at `path`, if the document has it.
-    pub(crate) fn get(&self, path: &Path) -> Option<&Node> {
+    pub fn get(&self, path: &Path) -> Option<&Node> {
         let mut node = self;
         for seg in &path.0 {
             node = match (seg, &node.value) {
