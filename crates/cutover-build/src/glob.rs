@@ -7,7 +7,9 @@
 //! and a `**` segment any number of segments (including none). A pattern
 //! that names a directory takes every file under it (`dist`, `scripts/**`).
 //! Matching is pure and works on `/`-separated relative paths; only
-//! [`walk_files`] touches the file system.
+//! [`walk_files`] touches the file system. The matcher is `globset`'s; a
+//! pattern is normalised to its syntax first (`./` and empty segments
+//! dropped, a `**` inside a segment read as `*`, braces literal).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -24,58 +26,68 @@ pub enum GlobError {
         /// The pattern as written.
         pattern: String,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Lit(char),
-    Star,
-    One,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
+    /// Any other mistake `globset` finds (an invalid range in a class).
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    Invalid {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seg {
-    /// `**`
-    AnyDirs,
-    Part(Vec<Tok>),
-}
-
 /// A compiled path pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Pattern {
     text: String,
     absolute: bool,
-    segs: Vec<Seg>,
+    /// The segments, normalised (no `.` or empty ones) and in `globset`'s syntax.
+    segs: Vec<String>,
+    matcher: globset::GlobMatcher,
 }
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Pattern {}
 
 impl Pattern {
     /// Compiles `text`. A leading `./` is ignored; a leading `/` makes the
     /// pattern absolute (only meaningful for `cache.paths`).
     pub fn new(text: &str) -> Result<Pattern, GlobError> {
         let absolute = text.starts_with('/');
-        let mut segs = Vec::new();
+        let mut segs: Vec<String> = Vec::new();
         for part in text.split('/') {
             match part {
                 "" | "." => {}
                 "**" => {
-                    if segs.last() != Some(&Seg::AnyDirs) {
-                        segs.push(Seg::AnyDirs);
+                    if segs.last().map(String::as_str) != Some("**") {
+                        segs.push("**".to_owned());
                     }
                 }
-                _ => segs.push(Seg::Part(compile_segment(part, text)?)),
+                _ => segs.push(translate_segment(part, text)?),
             }
         }
         if segs.is_empty() && !absolute {
             return Err(GlobError::Empty);
         }
+        let matcher = globset::GlobBuilder::new(&segs.join("/"))
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| GlobError::Invalid {
+                pattern: text.to_owned(),
+                reason: e.kind().to_string(),
+            })?
+            .compile_matcher();
         Ok(Pattern {
             text: text.to_owned(),
             absolute,
             segs,
+            matcher,
         })
     }
 
@@ -94,18 +106,9 @@ impl Pattern {
     pub fn literal_prefix(&self) -> PathBuf {
         let mut out = PathBuf::new();
         for seg in &self.segs {
-            match seg {
-                Seg::Part(toks) if toks.iter().all(|t| matches!(t, Tok::Lit(_))) => {
-                    out.push(
-                        toks.iter()
-                            .map(|t| match t {
-                                Tok::Lit(c) => *c,
-                                _ => unreachable!("checked above"),
-                            })
-                            .collect::<String>(),
-                    );
-                }
-                _ => break,
+            match unescape_literal(seg) {
+                Some(name) => out.push(name),
+                None => break,
             }
         }
         out
@@ -115,113 +118,84 @@ impl Pattern {
     /// pattern, relative to `/`) is selected: the pattern matches the path
     /// itself or one of its parent directories.
     pub fn selects(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        (1..=parts.len()).any(|n| match_segs(&self.segs, &parts[..n]))
+        let parts = parts(path);
+        (1..=parts.len()).any(|n| self.matcher.is_match(parts[..n].join("/")))
     }
 
     /// Whether the pattern matches exactly `path`, not a parent of it.
     pub fn matches(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path
-            .split('/')
-            .filter(|p| !p.is_empty() && *p != ".")
-            .collect();
-        match_segs(&self.segs, &parts)
+        self.matcher.is_match(parts(path).join("/"))
     }
 }
 
-fn compile_segment(part: &str, whole: &str) -> Result<Vec<Tok>, GlobError> {
-    let mut toks = Vec::new();
+fn parts(path: &str) -> Vec<&str> {
+    path.split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect()
+}
+
+/// One segment (not `**`) in `globset`'s syntax: `*` runs become one `*`
+/// (a `**` inside a segment stays within it), braces and commas are
+/// literal, a class must be closed.
+fn translate_segment(part: &str, whole: &str) -> Result<String, GlobError> {
+    let mut out = String::with_capacity(part.len() + 4);
     let mut chars = part.chars().peekable();
+    let mut last_star = false;
     while let Some(c) = chars.next() {
+        let star = c == '*';
         match c {
-            '*' => {
-                // `a**b` is two stars in one segment: the same as one.
-                if toks.last() != Some(&Tok::Star) {
-                    toks.push(Tok::Star);
-                }
-            }
-            '?' => toks.push(Tok::One),
-            '\\' => toks.push(Tok::Lit(chars.next().unwrap_or('\\'))),
+            '*' if last_star => {}
+            '*' | '?' => out.push(c),
+            '\\' => escape(chars.next().unwrap_or('\\'), &mut out),
             '[' => {
-                let negated = matches!(chars.peek(), Some('!' | '^'));
-                if negated {
+                out.push('[');
+                if let Some(n @ ('!' | '^')) = chars.peek().copied() {
                     chars.next();
+                    out.push(if n == '^' { '!' } else { n });
                 }
-                let mut ranges = Vec::new();
-                let mut closed = false;
                 let mut first = true;
-                while let Some(c) = chars.next() {
+                let mut closed = false;
+                for c in chars.by_ref() {
                     if c == ']' && !first {
                         closed = true;
                         break;
                     }
                     first = false;
-                    if chars.peek() == Some(&'-') {
-                        let mut look = chars.clone();
-                        look.next();
-                        match look.peek() {
-                            Some(&end) if end != ']' => {
-                                chars.next();
-                                chars.next();
-                                ranges.push((c, end));
-                                continue;
-                            }
-                            _ => {}
-                        }
-                    }
-                    ranges.push((c, c));
+                    out.push(c);
                 }
                 if !closed {
                     return Err(GlobError::UnclosedClass {
                         pattern: whole.to_owned(),
                     });
                 }
-                toks.push(Tok::Class { negated, ranges });
+                out.push(']');
             }
-            c => toks.push(Tok::Lit(c)),
+            c => escape(c, &mut out),
         }
+        last_star = star;
     }
-    Ok(toks)
+    Ok(out)
 }
 
-fn match_segs(segs: &[Seg], parts: &[&str]) -> bool {
-    match segs.split_first() {
-        None => parts.is_empty(),
-        Some((Seg::AnyDirs, rest)) => {
-            (0..=parts.len()).any(|skip| match_segs(rest, &parts[skip..]))
-        }
-        Some((Seg::Part(toks), rest)) => match parts.split_first() {
-            Some((part, more)) => {
-                let chars: Vec<char> = part.chars().collect();
-                match_toks(toks, &chars) && match_segs(rest, more)
-            }
-            None => false,
-        },
+fn escape(c: char, out: &mut String) {
+    if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | ',' | '\\') {
+        out.push('\\');
     }
+    out.push(c);
 }
 
-fn match_toks(toks: &[Tok], s: &[char]) -> bool {
-    match toks.split_first() {
-        None => s.is_empty(),
-        Some((Tok::Star, rest)) => (0..=s.len()).any(|skip| match_toks(rest, &s[skip..])),
-        Some((tok, rest)) => match s.split_first() {
-            None => false,
-            Some((c, more)) => {
-                let ok = match tok {
-                    Tok::Lit(l) => l == c,
-                    Tok::One => true,
-                    Tok::Class { negated, ranges } => {
-                        ranges.iter().any(|(a, b)| (a..=b).contains(&c)) != *negated
-                    }
-                    Tok::Star => unreachable!("handled above"),
-                };
-                ok && match_toks(rest, more)
-            }
-        },
+/// The name a translated segment stands for, if it has no wildcard.
+fn unescape_literal(seg: &str) -> Option<String> {
+    let mut out = String::with_capacity(seg.len());
+    let mut chars = seg.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            '*' | '?' | '[' => return None,
+            c => out.push(c),
+        }
     }
+    Some(out)
 }
 
 /// Every file under `root` (regular files and symlinks; symlinked
@@ -276,6 +250,12 @@ mod tests {
         assert!(p("target/*.jar").matches("target/app.jar"));
         assert!(p("build/libs/*.jar").matches("build/libs/x-1.0.jar"));
         assert!(!p("*.jar").matches("app.jar.sha"));
+        // `**` inside a segment stays within it; braces are literal.
+        assert!(p("a**.jar").matches("ab.jar"));
+        assert!(!p("a**.jar").matches("a/b.jar"));
+        assert!(p("{a,b}.txt").matches("{a,b}.txt"));
+        assert!(!p("{a,b}.txt").matches("a.txt"));
+        assert!(p("dist//x/./*.js").matches("dist/x/y.js"));
     }
 
     #[test]

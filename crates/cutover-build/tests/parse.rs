@@ -118,7 +118,7 @@ fn yaml_syntax_errors_are_located() {
     let text = "version: 0.2\nphases:\n  build:\n    commands: [make\n  post_build: {}\n";
     assert_eq!(
         errors(text),
-        "buildspec.yml:5:13: invalid YAML: did not find expected ',' or ']'"
+        "buildspec.yml:5:13: illegal placement of ':' indicator"
     );
 }
 
@@ -269,5 +269,25 @@ fn unsupported_and_unknown_keys_are_warnings_with_their_path() {
             "buildspec.yml:8:7: phases.install.runtime-versions: \"runtime-versions\" is not supported by cutover, ignored",
             "buildspec.yml:9:14: phases.install.comands: unknown field \"comands\", ignored (did you mean \"commands\"?)",
         ]
+    );
+}
+
+#[test]
+fn anchors_and_merge_keys() {
+    let text = "version: 0.2\nx-common: &common\n  on-failure: CONTINUE\n  finally: [echo done]\nphases:\n  pre_build:\n    <<: *common\n    commands: [make deps]\n  build:\n    <<: *common\n    on-failure: ABORT\n    commands: [make]\n";
+    let parsed = parse_buildspec("buildspec.yml", text).unwrap_or_else(|e| panic!("{e}"));
+    let phases = &parsed.value.phases;
+    assert_eq!(phases.pre_build.on_failure, Some(OnFailure::Continue));
+    assert_eq!(phases.pre_build.finally, ["echo done"]);
+    // A key written in the mapping wins over a merged one.
+    assert_eq!(phases.build.on_failure, Some(OnFailure::Abort));
+    assert_eq!(phases.build.commands, ["make"]);
+    assert_eq!(
+        parsed
+            .warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["buildspec.yml:2:11: x-common: unknown field \"x-common\", ignored"]
     );
 }

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE;
 use serde::{Deserialize, Serialize};
 
 /// The path of the Docker client configuration: `$DOCKER_CONFIG/config.json`,
@@ -116,7 +118,7 @@ fn header_from_config(config: &ConfigFile, registry: &str) -> Option<String> {
         return None;
     }
     let json = serde_json::to_vec(&auth).expect("credentials serialise");
-    Some(base64_encode(&json, URL_SAFE))
+    Some(URL_SAFE.encode(&json))
 }
 
 /// The keys `docker login` may have used for a registry host.
@@ -144,49 +146,18 @@ fn registry_keys(registry: &str) -> Vec<String> {
     ]
 }
 
-const STANDARD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const URL_SAFE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/// Base64 with padding in the given alphabet.
-fn base64_encode(input: &[u8], alphabet: &[u8; 64]) -> String {
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Decodes standard or URL-safe base64, padded or not.
+/// Decodes standard or URL-safe base64, padded or not (`docker login`
+/// writes standard padded; hand-written files vary).
 fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        STANDARD
-            .iter()
-            .position(|&a| a == c)
-            .or_else(|| URL_SAFE.iter().position(|&a| a == c))
-            .map(|p| p as u32)
-    };
-    let trimmed = input.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in trimmed.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::alphabet::{STANDARD, URL_SAFE};
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let config = GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+    let input = input.trim();
+    [STANDARD, URL_SAFE]
+        .into_iter()
+        .find_map(|alphabet| GeneralPurpose::new(&alphabet, config).decode(input).ok())
 }
 
 #[cfg(test)]
@@ -202,10 +173,13 @@ mod tests {
             ("foo", "Zm9v"),
             ("user:pa ss", "dXNlcjpwYSBzcw=="),
         ] {
-            assert_eq!(base64_encode(plain.as_bytes(), STANDARD), encoded);
+            assert_eq!(
+                base64::engine::general_purpose::STANDARD.encode(plain),
+                encoded
+            );
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
-        assert_eq!(base64_encode(&[0xfb, 0xff], URL_SAFE), "-_8=");
+        assert_eq!(URL_SAFE.encode([0xfb, 0xff]), "-_8=");
         assert_eq!(base64_decode("-_8").unwrap(), [0xfb, 0xff]);
         assert_eq!(base64_decode("not base64!"), None);
     }

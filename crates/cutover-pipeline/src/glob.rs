@@ -6,30 +6,28 @@
 //!   nothing, so `src/**/*.rs` matches `src/main.rs`;
 //! - `?` matches one character except `/`;
 //! - `[abc]`, `[a-z]`, `[!a-z]` (or `[^a-z]`) match one character of (or not of) a set;
-//! - `\` makes the next character literal.
+//! - `\` makes the next character literal; `{`, `}` and `,` are literal.
+//!
+//! Matching is `globset`'s; a pattern is translated to its syntax first, so
+//! that the rules above hold (a `**` inside a segment, `release-**`, still
+//! crosses `/`, and braces are not alternations).
 
 use std::fmt;
 
 /// A compiled glob pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Glob {
     source: String,
-    tokens: Vec<Token>,
+    matcher: globset::GlobMatcher,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
-    Literal(char),
-    One,
-    Star,
-    DoubleStar,
-    /// `**/`: nothing, or anything ending with `/`.
-    DoubleStarSlash,
-    Class {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
+impl PartialEq for Glob {
+    fn eq(&self, other: &Glob) -> bool {
+        self.source == other.source
+    }
 }
+
+impl Eq for Glob {}
 
 /// A pattern that does not compile.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,83 +46,28 @@ impl Glob {
             pattern: pattern.to_owned(),
             reason,
         };
-        let chars: Vec<char> = pattern.chars().collect();
-        let mut tokens = Vec::new();
-        let mut i = 0;
-        while i < chars.len() {
-            match chars[i] {
-                '*' if chars.get(i + 1) == Some(&'*') => {
-                    if chars.get(i + 2) == Some(&'/') {
-                        tokens.push(Token::DoubleStarSlash);
-                        i += 3;
-                    } else {
-                        tokens.push(Token::DoubleStar);
-                        i += 2;
-                    }
-                    continue;
-                }
-                '*' => tokens.push(Token::Star),
-                '?' => tokens.push(Token::One),
-                '\\' => {
-                    i += 1;
-                    let c = *chars.get(i).ok_or_else(|| err("trailing backslash"))?;
-                    tokens.push(Token::Literal(c));
-                }
-                '[' => {
-                    let (token, next) = class(&chars, i + 1).ok_or_else(|| err("unclosed ["))?;
-                    tokens.push(token);
-                    i = next;
-                    continue;
-                }
-                c => tokens.push(Token::Literal(c)),
-            }
-            i += 1;
-        }
+        let translated = translate(pattern).map_err(err)?;
+        let glob = globset::GlobBuilder::new(&translated)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| {
+                err(match e.kind() {
+                    globset::ErrorKind::UnclosedClass => "unclosed [",
+                    globset::ErrorKind::InvalidRange(..) => "invalid range in [",
+                    globset::ErrorKind::DanglingEscape => "trailing backslash",
+                    _ => "not a glob",
+                })
+            })?;
         Ok(Glob {
             source: pattern.to_owned(),
-            tokens,
+            matcher: glob.compile_matcher(),
         })
     }
 
     /// Whether the whole of `text` matches.
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
-        let mut memo = vec![None; (self.tokens.len() + 1) * (text.len() + 1)];
-        self.match_at(0, 0, &text, &mut memo)
-    }
-
-    fn match_at(&self, p: usize, t: usize, text: &[char], memo: &mut [Option<bool>]) -> bool {
-        let key = p * (text.len() + 1) + t;
-        if let Some(known) = memo[key] {
-            return known;
-        }
-        let result = match self.tokens.get(p) {
-            None => t == text.len(),
-            Some(Token::Literal(c)) => {
-                text.get(t) == Some(c) && self.match_at(p + 1, t + 1, text, memo)
-            }
-            Some(Token::One) => {
-                text.get(t).is_some_and(|c| *c != '/') && self.match_at(p + 1, t + 1, text, memo)
-            }
-            Some(Token::Class { negated, ranges }) => {
-                text.get(t).is_some_and(|c| {
-                    *c != '/' && ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated
-                }) && self.match_at(p + 1, t + 1, text, memo)
-            }
-            Some(Token::Star) => (t..=text.len())
-                .take_while(|&end| end == t || text[end - 1] != '/')
-                .any(|end| self.match_at(p + 1, end, text, memo)),
-            Some(Token::DoubleStar) => {
-                (t..=text.len()).any(|end| self.match_at(p + 1, end, text, memo))
-            }
-            Some(Token::DoubleStarSlash) => {
-                self.match_at(p + 1, t, text, memo)
-                    || (t + 1..=text.len())
-                        .any(|end| text[end - 1] == '/' && self.match_at(p + 1, end, text, memo))
-            }
-        };
-        memo[key] = Some(result);
-        result
+        self.matcher.is_match(text)
     }
 }
 
@@ -134,8 +77,54 @@ impl fmt::Display for Glob {
     }
 }
 
-/// Parses a class body starting after `[`; returns the token and the index after `]`.
-fn class(chars: &[char], mut i: usize) -> Option<(Token, usize)> {
+/// The pattern in `globset`'s syntax.
+fn translate(pattern: &str) -> Result<String, &'static str> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                let starts_segment = i == 0 || chars[i - 1] == '/';
+                let ends_segment = chars.get(i + 2).is_none_or(|c| *c == '/');
+                if starts_segment && ends_segment {
+                    out.push_str("**");
+                } else {
+                    // Any run of characters, `/` included: none, or some with a `/`.
+                    out.push_str("{*,*/**/*}");
+                }
+                i += 2;
+                continue;
+            }
+            '\\' => {
+                i += 1;
+                let c = *chars.get(i).ok_or("trailing backslash")?;
+                escape(c, &mut out);
+            }
+            '[' => {
+                let (class, next) = class(&chars, i + 1).ok_or("unclosed [")?;
+                out.push_str(&class);
+                i = next;
+                continue;
+            }
+            c @ ('*' | '?') => out.push(c),
+            c => escape(c, &mut out),
+        }
+        i += 1;
+    }
+    Ok(out)
+}
+
+fn escape(c: char, out: &mut String) {
+    if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | ',' | '\\') {
+        out.push('\\');
+    }
+    out.push(c);
+}
+
+/// Reads a class body starting after `[` (`]` first is literal, `\` escapes);
+/// returns it in `globset`'s syntax and the index after `]`.
+fn class(chars: &[char], mut i: usize) -> Option<(String, usize)> {
     let negated = matches!(chars.get(i), Some('!' | '^'));
     if negated {
         i += 1;
@@ -145,7 +134,8 @@ fn class(chars: &[char], mut i: usize) -> Option<(Token, usize)> {
     loop {
         let c = *chars.get(i)?;
         if c == ']' && !first {
-            return Some((Token::Class { negated, ranges }, i + 1));
+            i += 1;
+            break;
         }
         first = false;
         let lo = if c == '\\' {
@@ -155,14 +145,34 @@ fn class(chars: &[char], mut i: usize) -> Option<(Token, usize)> {
             c
         };
         if chars.get(i + 1) == Some(&'-') && chars.get(i + 2).is_some_and(|c| *c != ']') {
-            let hi = *chars.get(i + 2)?;
-            ranges.push((lo, hi));
+            ranges.push((lo, *chars.get(i + 2)?));
             i += 3;
         } else {
             ranges.push((lo, lo));
             i += 1;
         }
     }
+    // globset reads `]` as a member only first, and `-` only last.
+    let mut out = String::from(if negated { "[!" } else { "[" });
+    if ranges.contains(&(']', ']')) {
+        out.push(']');
+    }
+    for (lo, hi) in &ranges {
+        match (lo, hi) {
+            (']', ']') | ('-', '-') => {}
+            (lo, hi) if lo == hi => out.push(*lo),
+            (lo, hi) => {
+                out.push(*lo);
+                out.push('-');
+                out.push(*hi);
+            }
+        }
+    }
+    if ranges.contains(&('-', '-')) {
+        out.push('-');
+    }
+    out.push(']');
+    Some((out, i))
 }
 
 #[cfg(test)]
@@ -187,6 +197,13 @@ mod tests {
         assert!(m("**/*.md", "README.md"));
         assert!(m("**", "anything/at/all"));
         assert!(m("*", ""));
+        // `**` inside a segment crosses `/` too; braces are literal.
+        assert!(m("release-**", "release-1/hotfix"));
+        assert!(m("a**b", "ab"));
+        assert!(m("a**b", "a/x/yb"));
+        assert!(!m("a**b", "a/x/yc"));
+        assert!(m("{a,b}", "{a,b}"));
+        assert!(!m("{a,b}", "a"));
     }
 
     #[test]
@@ -199,6 +216,9 @@ mod tests {
         assert!(m("v[!0-9]", "vx"));
         assert!(!m("v[^0-9]", "v1"));
         assert!(m("[]]", "]"));
+        assert!(m("[a-]", "-"));
+        assert!(!m("[!]a]", "]"));
+        assert!(m("[!]a]", "b"));
         assert!(m("a\\*", "a*"));
         assert!(!m("a\\*", "ab"));
     }

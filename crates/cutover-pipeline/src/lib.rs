@@ -6,8 +6,9 @@
 //!
 //! [`parse::parse_pipeline`] reads a pipeline file (the output of
 //! `aws codepipeline get-pipeline`, or a bare pipeline object) and
-//! [`parse::parse_pipeline_value`] an inline one from `stack.yaml`. Both
-//! return `cutover_spec::diag::Parsed` or `SpecError`, with diagnostics like
+//! [`parse::read_pipeline`] one at a path of a document being read (an
+//! inline entry of `stack.yaml`), both through `cutover-spec`'s located
+//! document layer. Errors are `cutover_spec::diag::SpecError`s, with diagnostics like
 //! `pipeline.json:14:9: pipeline.stages[1].actions[0].inputArtifacts[0].name:
 //! artifact "SourceArtifact2" is not produced by an earlier action`.
 //!
@@ -62,5 +63,5 @@ pub mod vars;
 
 mod validate;
 
-pub use parse::{parse_pipeline, parse_pipeline_value};
+pub use parse::{parse_pipeline, pipeline_path, read_pipeline};
 pub use trigger::{PushEvent, trigger_matches};

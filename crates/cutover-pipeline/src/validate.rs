@@ -9,13 +9,15 @@ use crate::catalog::{self, CATEGORIES, DEFAULT_APPROVAL_TIMEOUT_MINUTES, Provide
 use crate::cron::DeploymentWindow;
 use crate::glob::Glob;
 use crate::model::{Action, ConditionResult, GlobFilter, Pipeline, Stage};
-use crate::parse::{FieldPath, Report, quote};
+use cutover_spec::doc::{Path, Sink};
+
+use crate::parse::quote;
 use crate::vars::{self, CODEPIPELINE, EXECUTION_ID_KEY, PIPELINE_VARIABLES};
 
 /// Where an artifact or namespace was produced: (stage index, run order, action name).
 type Origin = (usize, u32, String);
 
-pub(crate) fn validate(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) {
+pub(crate) fn validate(p: &Pipeline, root: &Path, r: &Sink<'_>) {
     if !is_name(&p.name) {
         r.error(&root.key("name"), name_message("pipeline", &p.name));
     }
@@ -153,7 +155,7 @@ pub(crate) fn validate(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) {
 }
 
 /// Declared pipeline variables, checked.
-fn pipeline_variables(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) -> BTreeSet<String> {
+fn pipeline_variables(p: &Pipeline, root: &Path, r: &Sink<'_>) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (i, v) in p.variables.iter().enumerate() {
         let path = root.key("variables").index(i).key("name");
@@ -173,7 +175,7 @@ fn pipeline_variables(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) -> BTr
 }
 
 /// Checks category, owner, provider and version; returns the provider when known.
-fn action_type(si: usize, action: &Action, ap: &FieldPath, r: &mut Report<'_>) -> Option<Provider> {
+fn action_type(si: usize, action: &Action, ap: &Path, r: &Sink<'_>) -> Option<Provider> {
     let t = &action.action_type_id;
     let tp = ap.key("actionTypeId");
     if !CATEGORIES.contains(&t.category.as_str()) {
@@ -269,12 +271,12 @@ fn provider_rules(
     kind: Provider,
     action: &Action,
     inputs: &BTreeSet<&str>,
-    ap: &FieldPath,
-    r: &mut Report<'_>,
+    ap: &Path,
+    r: &Sink<'_>,
 ) {
     let cp = ap.key("configuration");
     let config = &action.configuration;
-    let must_be_input = |key: &str, r: &mut Report<'_>| {
+    let must_be_input = |key: &str, r: &Sink<'_>| {
         if let Some(name) = config.get(key)
             && !inputs.contains(name.as_str())
         {
@@ -372,8 +374,8 @@ fn references(
     here: &Origin,
     variables: &BTreeSet<String>,
     namespaces: &BTreeMap<String, (Origin, Option<Provider>)>,
-    ap: &FieldPath,
-    r: &mut Report<'_>,
+    ap: &Path,
+    r: &Sink<'_>,
 ) {
     for (key, value) in &action.configuration {
         let path = ap.key("configuration").key(key);
@@ -436,7 +438,7 @@ fn references(
 }
 
 /// Checks `beforeEntry` and `onFailure`.
-fn stage_conditions(si: usize, stage: &Stage, sp: &FieldPath, r: &mut Report<'_>) {
+fn stage_conditions(si: usize, stage: &Stage, sp: &Path, r: &Sink<'_>) {
     if let Some(before) = &stage.before_entry {
         let bp = sp.key("beforeEntry");
         if si == 0 {
@@ -502,7 +504,7 @@ fn stage_conditions(si: usize, stage: &Stage, sp: &FieldPath, r: &mut Report<'_>
 }
 
 /// Checks the triggers.
-fn triggers(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) {
+fn triggers(p: &Pipeline, root: &Path, r: &Sink<'_>) {
     let sources: BTreeSet<&str> = p
         .stages
         .first()
@@ -543,7 +545,7 @@ fn triggers(p: &Pipeline, root: &FieldPath, r: &mut Report<'_>) {
     }
 }
 
-fn globs(filter: Option<&GlobFilter>, path: &FieldPath, r: &mut Report<'_>) {
+fn globs(filter: Option<&GlobFilter>, path: &Path, r: &Sink<'_>) {
     let Some(filter) = filter else { return };
     for (field, patterns) in [
         ("includes", &filter.includes),

@@ -85,7 +85,7 @@ fn unknown_fields_are_located_warnings() {
     let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
-        vec!["pipeline.json:1:62: pipeline.colour: unknown field \"colour\", ignored"]
+        vec!["pipeline.json:1:52: pipeline.colour: unknown field \"colour\", ignored"]
     );
     let text = contract_with(
         r#""ProjectName": "app-build""#,
@@ -102,7 +102,7 @@ fn unknown_fields_are_located_warnings() {
 fn syntax_error() {
     assert_eq!(
         errors("{\"pipeline\": {\"name\": \"app\",\n  \"stages\": [}}"),
-        "pipeline.json:2:14: expected value"
+        "pipeline.json:2:14: expected a JSON value, found `}`"
     );
 }
 
@@ -113,7 +113,7 @@ fn type_error() {
             r#""ProjectName": "app-build""#,
             r#""ProjectName": ["app-build"]"#
         )),
-        "pipeline.json:7:37: pipeline.stages[1].actions[0].configuration.ProjectName: invalid type: sequence, expected a string"
+        "pipeline.json:7:37: pipeline.stages[1].actions[0].configuration.ProjectName: expected a string, found an array"
     );
 }
 

@@ -216,8 +216,9 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             if a.output == Output::Json {
                 return print_json(&c);
             }
+            // JSON is YAML 1.2: the output reads back as an `lb.yaml`, without a YAML writer.
             println!("# version {}", c.version);
-            print!("{}", serde_yaml::to_string(&c.config)?);
+            println!("{}", serde_json::to_string_pretty(&c.config)?);
         }
     }
     Ok(())

@@ -1,20 +1,27 @@
 //! The load balancer's configuration: the `lb.yaml` schema (the same structure is accepted as
 //! JSON by the admin API), parsing with located errors and semantic validation.
 //!
-//! Every error names where it happened as `file:line:col: field.path: message`. Syntax and type
-//! errors come from serde (wrapped in `serde_path_to_error` for the field path); semantic errors
-//! (an unknown target group, a weight out of range, a duplicate name) are located afterwards by
-//! looking the field path up in a position index built from the YAML event stream, which also
-//! covers JSON since JSON documents are YAML.
+//! Every error names where it happened as `file:line:col: field.path: message`. The text is read
+//! by `cutover-spec`'s located-document layer ([`cutover_spec::doc`]), as every file Cutover reads:
+//! syntax and type errors are located at the value where they happen, an unknown key is an error
+//! with a "did you mean" suggestion, and semantic errors (an unknown target group, a weight out of
+//! range, a duplicate name) are located afterwards by their field path in the same document.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-mod locate;
+use cutover_spec::doc::{Document, Path};
 
-pub use locate::Location;
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// Line, starting at 1.
+    pub line: usize,
+    /// Column, starting at 1, counted in characters.
+    pub col: usize,
+}
 
 /// The highest weight a forward action accepts (as in ALB).
 pub const MAX_WEIGHT: u32 = 999;
@@ -445,81 +452,90 @@ pub fn parse_json(file: &str, text: &str) -> Result<ProxyConfig, ConfigError> {
 }
 
 /// Parses any serde type from `text` with located errors (used for admin request bodies too).
+/// Unknown keys are errors.
 pub fn deserialize<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
     format: Format,
 ) -> Result<T, ConfigError> {
-    let err = |location: Option<Location>, path: String, message: String| ConfigError {
-        file: file.to_owned(),
-        location,
-        path,
-        message,
+    read(file, text, format, |_| Ok(()))
+}
+
+/// Reads a `T` from `text` and checks it with `check`, whose errors are located by their field
+/// path in the same document, like type errors. The first error (in document order) is
+/// returned.
+///
+/// Valid JSON takes `serde_json`'s path, about ten times faster (the server sends its whole
+/// desired configuration at each change); JSON it refuses, and all YAML, is read through the
+/// located-document layer, which says where and why.
+fn read<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    format: Format,
+    check: impl Fn(&T) -> Result<(), ValidationError>,
+) -> Result<T, ConfigError> {
+    if format == Format::Json
+        && let Ok(value) = serde_json::from_str::<T>(text)
+        && check(&value).is_ok()
+    {
+        return Ok(value);
+    }
+    let format = match format {
+        Format::Yaml => cutover_spec::doc::Format::Yaml,
+        Format::Json => cutover_spec::doc::Format::Json,
     };
-    match format {
-        Format::Yaml => {
-            let de = serde_yaml::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(de).map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                let location = inner.location().map(|l| Location {
-                    line: l.line(),
-                    col: l.column(),
+    let doc = Document::parse(file, text, format).map_err(first_error)?;
+    let sink = doc.sink(true);
+    let value = sink.read::<T>(&Path::root());
+    if let Some(v) = &value
+        && let Err(e) = check(v)
+    {
+        match Path::parse(&e.path) {
+            Some(path) => sink.error(&path, e.message),
+            // `validate` writes paths that `Path` reads; this is for one it would not.
+            None => {
+                return Err(ConfigError {
+                    file: file.to_owned(),
+                    location: None,
+                    path: e.path,
+                    message: e.message,
                 });
-                err(location, path, strip_yaml_location(&inner.to_string()))
-            })
+            }
         }
-        Format::Json => {
-            let mut de = serde_json::Deserializer::from_str(text);
-            let json_err = |inner: serde_json::Error, path: String| {
-                let location = (inner.line() > 0).then(|| Location {
-                    line: inner.line(),
-                    col: inner.column(),
-                });
-                err(location, path, strip_json_location(&inner.to_string()))
-            };
-            let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                let path = e.path().to_string();
-                json_err(e.into_inner(), path)
-            })?;
-            de.end().map_err(|e| json_err(e, String::new()))?;
-            Ok(value)
-        }
+    }
+    sink.finish(value)
+        .map(|parsed| parsed.value)
+        .map_err(first_error)
+}
+
+/// The first diagnostic of a refused document, as a [`ConfigError`].
+fn first_error(e: cutover_spec::SpecError) -> ConfigError {
+    // A refused document always has at least one diagnostic.
+    let d = e
+        .diagnostics
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| cutover_spec::Diagnostic {
+            severity: cutover_spec::Severity::Error,
+            file: String::new(),
+            line: None,
+            column: None,
+            path: String::new(),
+            message: "could not be read".to_owned(),
+        });
+    ConfigError {
+        location: d.line.map(|line| Location {
+            line,
+            col: d.column.unwrap_or(1),
+        }),
+        file: d.file,
+        path: d.path,
+        message: d.message,
     }
 }
 
 fn parse_as(file: &str, text: &str, format: Format) -> Result<ProxyConfig, ConfigError> {
-    let config: ProxyConfig = deserialize(file, text, format)?;
-    if let Err(e) = config.validate() {
-        let location = locate::locate(text, &e.path);
-        return Err(ConfigError {
-            file: file.to_owned(),
-            location,
-            path: e.path,
-            message: e.message,
-        });
-    }
-    Ok(config)
-}
-
-/// serde_yaml prefixes its own field path and appends " at line L column C"; both are printed
-/// in front instead.
-fn strip_yaml_location(msg: &str) -> String {
-    let msg = match msg.rfind(" at line ") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    match msg.split_once(": ") {
-        Some((path, rest)) if !path.contains(char::is_whitespace) => rest.to_owned(),
-        _ => msg.to_owned(),
-    }
-}
-
-fn strip_json_location(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
+    read(file, text, format, ProxyConfig::validate)
 }
 
 /// A semantic error found by [`ProxyConfig::validate`]: a field path and a message.

@@ -1,6 +1,21 @@
 //! The shared machinery of every parser: a parsed [`Document`], and a
 //! [`Sink`] that collects located diagnostics while the typed value is read
 //! and then checked.
+//!
+//! Both are public (as `cutover_spec::doc::{Document, Sink}`) so that the
+//! readers of other crates (buildspecs, pipelines, the proxy's `lb.yaml`)
+//! report errors the same way as this crate's own files:
+//!
+//! ```
+//! use cutover_spec::doc::{Document, Format, Path};
+//! #[derive(Debug, serde::Deserialize)]
+//! struct Listener { port: u16 }
+//! let doc = Document::parse("lb.yaml", "port: 80a\n", Format::Yaml).unwrap();
+//! let sink = doc.sink(true);
+//! let value = sink.read::<Listener>(&Path::root());
+//! let err = sink.finish(value).unwrap_err();
+//! assert_eq!(err.to_string(), "lb.yaml:1:7: port: expected an integer, found \"80a\"");
+//! ```
 
 use std::cell::RefCell;
 use std::fmt::Display;
@@ -11,7 +26,7 @@ use crate::diag::{self, Diagnostic, Parsed, SpecError};
 use crate::doc::{self, Format, Node, Path, Pos};
 
 /// A file parsed into a located tree.
-pub(crate) struct Document<'a> {
+pub struct Document<'a> {
     pub(crate) file: &'a str,
     pub(crate) format: Format,
     pub(crate) root: Node,
@@ -20,12 +35,10 @@ pub(crate) struct Document<'a> {
 }
 
 impl<'a> Document<'a> {
-    /// Parses `text`; a syntax error refuses the file at once.
-    pub(crate) fn parse(
-        file: &'a str,
-        text: &str,
-        format: Format,
-    ) -> Result<Document<'a>, SpecError> {
+    /// Parses `text`; a syntax error refuses the file at once. `file` is used
+    /// only in messages. Duplicate keys are recorded and reported by
+    /// [`Sink::finish`].
+    pub fn parse(file: &'a str, text: &str, format: Format) -> Result<Document<'a>, SpecError> {
         let mut root = doc::parse(format, text).map_err(|e| SpecError {
             diagnostics: vec![Diagnostic::error(
                 file,
@@ -45,9 +58,19 @@ impl<'a> Document<'a> {
         })
     }
 
+    /// A document from an already parsed tree.
+    pub(crate) fn from_parts(file: &'a str, format: Format, root: Node) -> Document<'a> {
+        Document {
+            file,
+            format,
+            root,
+            early: Vec::new(),
+        }
+    }
+
     /// A sink for this document. `strict`: unknown keys are errors (Cutover's
     /// own files) rather than warnings (AWS files).
-    pub(crate) fn sink(&self, strict: bool) -> Sink<'_> {
+    pub fn sink(&self, strict: bool) -> Sink<'_> {
         Sink {
             file: self.file,
             format: self.format,
@@ -57,10 +80,30 @@ impl<'a> Document<'a> {
             warnings: RefCell::new(Vec::new()),
         }
     }
+
+    /// The root of the located tree, for readers that walk it by hand.
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// The file name given to [`Document::parse`].
+    pub fn file(&self) -> &str {
+        self.file
+    }
+
+    /// The syntax the document was read as.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The value at `path` as JSON (positions dropped), if the document has it.
+    pub fn to_json(&self, path: &Path) -> Option<serde_json::Value> {
+        self.root.get(path).map(Node::to_json)
+    }
 }
 
 /// Collects the diagnostics of one document.
-pub(crate) struct Sink<'a> {
+pub struct Sink<'a> {
     pub(crate) file: &'a str,
     pub(crate) format: Format,
     pub(crate) strict: bool,
@@ -70,8 +113,10 @@ pub(crate) struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Reads a `T` from the node at `path`, recording every error.
-    pub(crate) fn read<T: DeserializeOwned>(&self, path: &Path) -> Option<T> {
+    /// Reads a `T` from the node at `path`, recording every error (each at
+    /// the innermost value where it happened). `None` if the path is absent
+    /// or any error was recorded.
+    pub fn read<T: DeserializeOwned>(&self, path: &Path) -> Option<T> {
         let node = self.root.get(path)?;
         crate::de::read(node, path, self)
     }
@@ -90,31 +135,47 @@ impl Sink<'_> {
 
     /// An error about the value at `path` (or its nearest existing ancestor,
     /// when the value was defaulted).
-    pub(crate) fn error(&self, path: &Path, message: impl Into<String>) {
+    pub fn error(&self, path: &Path, message: impl Into<String>) {
         let at = self.root.locate(path);
         self.error_at(path, at.value, message);
     }
 
     /// An error about the key at the end of `path` (a bad name), located at
     /// the key rather than at its value.
-    pub(crate) fn error_key(&self, path: &Path, message: impl Into<String>) {
+    pub fn error_key(&self, path: &Path, message: impl Into<String>) {
         let at = self.root.locate(path);
         self.error_at(path, at.key.unwrap_or(at.value), message);
     }
 
     /// A warning about the value at `path`.
-    pub(crate) fn warning(&self, path: &Path, message: impl Into<String>) {
+    pub fn warning(&self, path: &Path, message: impl Into<String>) {
         let at = self.root.locate(path);
         self.warning_at(path, at.value, message);
     }
 
     /// Whether `path` is written in the document (as opposed to defaulted).
-    pub(crate) fn has(&self, path: &Path) -> bool {
+    pub fn has(&self, path: &Path) -> bool {
         self.root.get(path).is_some()
     }
 
+    /// The keys of the mapping at `path`, in document order (empty if it is
+    /// absent or not a mapping).
+    pub fn keys(&self, path: &Path) -> Vec<String> {
+        match self.root.get(path).map(|n| &n.value) {
+            Some(crate::doc::Value::Map(entries)) => {
+                entries.iter().map(|e| e.name().to_owned()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether errors were recorded so far.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.borrow().is_empty()
+    }
+
     /// Checks `min <= value <= max`; `unit` follows the numbers (" seconds").
-    pub(crate) fn range<T: PartialOrd + Display>(
+    pub fn range<T: PartialOrd + Display>(
         &self,
         path: &Path,
         value: T,
@@ -133,7 +194,7 @@ impl Sink<'_> {
     }
 
     /// The value if no error was recorded, else every error.
-    pub(crate) fn finish<T>(self, value: Option<T>) -> Result<Parsed<T>, SpecError> {
+    pub fn finish<T>(self, value: Option<T>) -> Result<Parsed<T>, SpecError> {
         let mut errors = self.errors.into_inner();
         let mut warnings = self.warnings.into_inner();
         diag::sort(&mut errors);
@@ -161,11 +222,10 @@ impl Sink<'_> {
 }
 
 /// The candidate closest to `word`, if it is close enough to be a typo:
-/// same letters in another case, or a small edit distance.
-pub(crate) fn suggest<'c>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'c str>,
-) -> Option<&'c str> {
+/// same letters in another case, or a small edit distance (Levenshtein, in
+/// characters, from `strsim`: at most 1 for words of up to 3 characters, 2
+/// up to 8, 3 beyond).
+pub fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
     let w = word.to_lowercase();
     let limit = match w.chars().count() {
         0..=3 => 1,
@@ -174,25 +234,10 @@ pub(crate) fn suggest<'c>(
     };
     candidates
         .into_iter()
-        .map(|c| (edit_distance(&w, &c.to_lowercase()), c))
+        .map(|c| (strsim::levenshtein(&w, &c.to_lowercase()), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance, counted in characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// `[A-Za-z0-9_-]{1,max}`: the names AWS allows for families and containers.
@@ -221,6 +266,10 @@ mod tests {
         assert_eq!(suggest("loadbalancer", fields), Some("loadBalancer"));
         assert_eq!(suggest("deploy", fields), None);
         assert_eq!(suggest("replicas", fields), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        // The buildspec's phase keys: typos only.
+        let phase = ["commands", "finally", "on-failure"];
+        assert_eq!(suggest("comands", phase), Some("commands"));
+        assert_eq!(suggest("finaly", phase), Some("finally"));
+        assert_eq!(suggest("run-as", phase), None);
     }
 }

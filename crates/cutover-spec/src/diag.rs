@@ -166,6 +166,18 @@ impl SourceMap {
         Some((pos.line, pos.column))
     }
 
+    /// The parsed text as a [`Document`](crate::doc::Document), to read
+    /// typed values out of it with located errors; `None` when the text did
+    /// not parse. Duplicate keys are not reported again.
+    pub fn document(&self) -> Option<crate::check::Document<'_>> {
+        let root = self.root.clone()?;
+        Some(crate::check::Document::from_parts(
+            &self.file,
+            Format::for_file(&self.file),
+            root,
+        ))
+    }
+
     /// An error about the value at `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
         self.diagnostic(Severity::Error, path, message.into())

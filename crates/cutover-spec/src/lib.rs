@@ -23,15 +23,16 @@
 
 pub mod appspec;
 pub mod diag;
+pub mod doc;
 pub mod handoff;
 pub mod stack;
 pub mod taskdef;
 
 mod check;
 mod de;
-mod doc;
 
 pub use appspec::{AppSpec, LifecycleEvent, parse_appspec};
+pub use check::suggest;
 pub use diag::{Diagnostic, Parsed, Severity, SpecError};
 pub use handoff::{ImageDefinition, ImageDetail, parse_image_definitions, parse_image_detail};
 pub use stack::{Stack, parse_stack};

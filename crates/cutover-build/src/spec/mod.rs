@@ -27,11 +27,11 @@ pub use model::{
 };
 
 use cutover_spec::diag::{Parsed, SpecError};
-use serde_yaml::Value;
+use cutover_spec::doc::{Document, Format, Node, Path, Value};
 
 use crate::glob::Pattern;
 use crate::vars;
-use read::{FieldPath, Reader, quote, suggest};
+use read::{Reader, quote};
 
 const ROOT_KEYS: &[&str] = &["version", "env", "phases", "reports", "artifacts", "cache"];
 const ROOT_UNSUPPORTED: &[&str] = &["run-as", "batch", "proxy", "fleet"];
@@ -79,72 +79,30 @@ const REPORT_FORMATS: &[&str] = &[
 /// assert_eq!(parsed.value.phases.build.commands, ["echo hi"]);
 /// ```
 pub fn parse_buildspec(file: &str, text: &str) -> Result<Parsed<BuildSpec>, SpecError> {
-    let mut r = Reader::new(file, text);
-    let root = match serde_yaml::from_str::<Value>(text) {
-        Ok(mut v) => match v.apply_merge() {
-            Ok(()) => v,
-            Err(e) => return Err(syntax_error(file, &e)),
-        },
-        Err(e) => return Err(syntax_error(file, &e)),
-    };
-    let spec = read_root(&mut r, &root);
-    let Reader {
-        mut errors,
-        mut warnings,
-        ..
-    } = r;
-    sort(&mut errors);
-    sort(&mut warnings);
-    match spec {
-        Some(value) if errors.is_empty() => Ok(Parsed { value, warnings }),
-        _ => Err(SpecError {
-            diagnostics: errors,
-            warnings,
-        }),
-    }
+    // Always YAML (JSON is YAML too), whatever the file is named.
+    let doc = Document::parse(file, text, Format::Yaml)?;
+    let sink = doc.sink(false);
+    let spec = read_root(&mut Reader::new(&sink), doc.root());
+    sink.finish(spec)
 }
 
-fn sort(diagnostics: &mut [cutover_spec::diag::Diagnostic]) {
-    diagnostics.sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
-}
-
-fn syntax_error(file: &str, e: &serde_yaml::Error) -> SpecError {
-    let loc = e.location();
-    let mut message = e.to_string();
-    // serde_yaml appends " at line L column C"; the location is ours to print.
-    if let Some(i) = message.find(" at line ") {
-        message.truncate(i);
-    }
-    SpecError {
-        diagnostics: vec![cutover_spec::diag::Diagnostic {
-            severity: cutover_spec::diag::Severity::Error,
-            file: file.to_owned(),
-            line: loc.as_ref().map(|l| l.line()),
-            column: loc.as_ref().map(|l| l.column()),
-            path: String::new(),
-            message: format!("invalid YAML: {message}"),
-        }],
-        warnings: Vec::new(),
-    }
-}
-
-fn read_root(r: &mut Reader, root: &Value) -> Option<BuildSpec> {
-    let path = FieldPath::root();
-    let map = match root {
-        Value::Mapping(m) => m,
+fn read_root(r: &mut Reader<'_>, root: &Node) -> Option<BuildSpec> {
+    let path = Path::root();
+    let map = match &root.value {
+        Value::Map(m) => m,
         Value::Null => {
             r.error(&path, "the buildspec is empty");
             return None;
         }
-        other => {
+        _ => {
             r.error(
                 &path,
-                format!("expected a mapping, found {}", read::describe(other)),
+                format!("expected a mapping, found {}", read::describe(root)),
             );
             return None;
         }
     };
-    let entries = r.entries(map, &path);
+    let entries = r.entries(map);
     r.check_keys(&entries, &path, ROOT_KEYS, ROOT_UNSUPPORTED);
     let get = |k: &str| entries.iter().find(|(n, _)| n == k).map(|(_, v)| *v);
 
@@ -183,10 +141,10 @@ fn read_root(r: &mut Reader, root: &Value) -> Option<BuildSpec> {
     })
 }
 
-fn read_version(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Version> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_owned(),
+fn read_version(r: &mut Reader<'_>, v: &Node, path: &Path) -> Option<Version> {
+    let text = match &v.value {
+        Value::Int(_) | Value::Float(_) => read::scalar_text(v).unwrap_or_default(),
+        Value::Str(s) => s.trim().to_owned(),
         _ => String::new(),
     };
     match text.as_str() {
@@ -202,12 +160,12 @@ fn read_version(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Version> 
     }
 }
 
-fn read_env(r: &mut Reader, v: &Value, path: &FieldPath) -> Env {
+fn read_env(r: &mut Reader<'_>, v: &Node, path: &Path) -> Env {
     let mut env = Env::default();
     let Some(map) = r.mapping(v, path) else {
         return env;
     };
-    let entries = r.entries(map, path);
+    let entries = r.entries(map);
     r.check_keys(&entries, path, ENV_KEYS, ENV_UNSUPPORTED);
     for (key, value) in &entries {
         let at = path.key(key);
@@ -243,7 +201,7 @@ fn read_env(r: &mut Reader, v: &Value, path: &FieldPath) -> Env {
 }
 
 /// A mapping whose keys are environment variable names.
-fn read_names(r: &mut Reader, v: &Value, path: &FieldPath, plain: bool) -> Vec<(String, String)> {
+fn read_names(r: &mut Reader<'_>, v: &Node, path: &Path, plain: bool) -> Vec<(String, String)> {
     let pairs = r.string_map(v, path);
     for (name, _) in &pairs {
         let at = path.key(name);
@@ -259,15 +217,15 @@ fn read_names(r: &mut Reader, v: &Value, path: &FieldPath, plain: bool) -> Vec<(
     pairs
 }
 
-fn read_phases(r: &mut Reader, v: &Value, path: &FieldPath) -> Phases {
+fn read_phases(r: &mut Reader<'_>, v: &Node, path: &Path) -> Phases {
     let mut phases = Phases::default();
     let Some(map) = r.mapping(v, path) else {
         return phases;
     };
-    for (key, value) in r.entries(map, path) {
+    for (key, value) in r.entries(map) {
         let at = path.key(&key);
         let Some(name) = PhaseName::ALL.into_iter().find(|p| p.key() == key) else {
-            let hint = match suggest(&key, PHASE_NAMES) {
+            let hint = match cutover_spec::suggest(&key, PHASE_NAMES.iter().copied()) {
                 Some(s) => format!(" (did you mean {}?)", quote(s)),
                 None => String::new(),
             };
@@ -285,12 +243,12 @@ fn read_phases(r: &mut Reader, v: &Value, path: &FieldPath) -> Phases {
     phases
 }
 
-fn read_phase(r: &mut Reader, v: &Value, path: &FieldPath) -> Phase {
+fn read_phase(r: &mut Reader<'_>, v: &Node, path: &Path) -> Phase {
     let mut phase = Phase::default();
     let Some(map) = r.mapping(v, path) else {
         return phase;
     };
-    let entries = r.entries(map, path);
+    let entries = r.entries(map);
     r.check_keys(&entries, path, PHASE_KEYS, PHASE_UNSUPPORTED);
     for (key, value) in &entries {
         let at = path.key(key);
@@ -304,16 +262,13 @@ fn read_phase(r: &mut Reader, v: &Value, path: &FieldPath) -> Phase {
     phase
 }
 
-fn read_commands(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
-    match v {
-        Value::Sequence(_) | Value::Null => {}
-        other => {
+fn read_commands(r: &mut Reader<'_>, v: &Node, path: &Path) -> Vec<String> {
+    match &v.value {
+        Value::Seq(_) | Value::Null => {}
+        _ => {
             r.error(
                 path,
-                format!(
-                    "expected a list of commands, found {}",
-                    read::describe(other)
-                ),
+                format!("expected a list of commands, found {}", read::describe(v)),
             );
             return Vec::new();
         }
@@ -327,7 +282,7 @@ fn read_commands(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
     commands
 }
 
-fn read_on_failure(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<OnFailure> {
+fn read_on_failure(r: &mut Reader<'_>, v: &Node, path: &Path) -> Option<OnFailure> {
     let s = r.string(v, path)?;
     match s.to_ascii_uppercase().as_str() {
         "ABORT" => Some(OnFailure::Abort),
@@ -352,9 +307,9 @@ fn read_on_failure(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<OnFail
     }
 }
 
-fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifacts> {
+fn read_artifacts(r: &mut Reader<'_>, v: &Node, path: &Path) -> Option<Artifacts> {
     let map = r.mapping(v, path)?;
-    let entries = r.entries(map, path);
+    let entries = r.entries(map);
     r.check_keys(&entries, path, ARTIFACT_KEYS, ARTIFACT_UNSUPPORTED);
     let has_primary = entries
         .iter()
@@ -363,7 +318,7 @@ fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifac
     if let Some((_, sec)) = entries.iter().find(|(k, _)| k == "secondary-artifacts") {
         let at = path.key("secondary-artifacts");
         if let Some(sec_map) = r.mapping(sec, &at) {
-            for (id, value) in r.entries(sec_map, &at) {
+            for (id, value) in r.entries(sec_map) {
                 let item = at.key(&id);
                 if id.is_empty()
                     || !id
@@ -382,7 +337,7 @@ fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifac
                     r.error(&item, "missing field \"files\"");
                     continue;
                 };
-                let e = r.entries(m, &item);
+                let e = r.entries(m);
                 let mut known: Vec<&str> = ARTIFACT_KEYS.to_vec();
                 known.retain(|k| *k != "secondary-artifacts");
                 r.check_keys(&e, &item, &known, ARTIFACT_UNSUPPORTED);
@@ -401,9 +356,9 @@ fn read_artifacts(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<Artifac
 }
 
 fn read_artifact_spec(
-    r: &mut Reader,
-    entries: &[(String, &Value)],
-    path: &FieldPath,
+    r: &mut Reader<'_>,
+    entries: &[(String, &Node)],
+    path: &Path,
 ) -> Option<ArtifactSpec> {
     let mut spec = ArtifactSpec::default();
     let mut has_files = false;
@@ -428,7 +383,7 @@ fn read_artifact_spec(
     Some(spec)
 }
 
-fn read_base_directory(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<String> {
+fn read_base_directory(r: &mut Reader<'_>, v: &Node, path: &Path) -> Option<String> {
     let s = r.string(v, path)?;
     if s.split('/').any(|seg| seg == "..") {
         r.error(
@@ -444,10 +399,10 @@ fn read_base_directory(r: &mut Reader, v: &Value, path: &FieldPath) -> Option<St
 
 /// A list of path patterns, each checked for syntax (with its variable
 /// references standing for any value).
-fn read_patterns(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
+fn read_patterns(r: &mut Reader<'_>, v: &Node, path: &Path) -> Vec<String> {
     let list = r.strings(v, path);
     for (i, p) in list.iter().enumerate() {
-        let at = if matches!(v, Value::Sequence(_)) {
+        let at = if matches!(v.value, Value::Seq(_)) {
             path.index(i)
         } else {
             path.clone()
@@ -460,18 +415,18 @@ fn read_patterns(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
     list
 }
 
-fn read_reports(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<ReportGroup> {
+fn read_reports(r: &mut Reader<'_>, v: &Node, path: &Path) -> Vec<ReportGroup> {
     let mut out = Vec::new();
     let Some(map) = r.mapping(v, path) else {
         return out;
     };
-    for (name, value) in r.entries(map, path) {
+    for (name, value) in r.entries(map) {
         let at = path.key(&name);
         let Some(m) = r.mapping(value, &at) else {
             r.error(&at, "missing field \"files\"");
             continue;
         };
-        let entries = r.entries(m, &at);
+        let entries = r.entries(m);
         r.check_keys(&entries, &at, REPORT_KEYS, &[]);
         let mut group = ReportGroup {
             name: name.clone(),
@@ -521,11 +476,11 @@ fn read_reports(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<ReportGroup>
     out
 }
 
-fn read_cache(r: &mut Reader, v: &Value, path: &FieldPath) -> Vec<String> {
+fn read_cache(r: &mut Reader<'_>, v: &Node, path: &Path) -> Vec<String> {
     let Some(map) = r.mapping(v, path) else {
         return Vec::new();
     };
-    let entries = r.entries(map, path);
+    let entries = r.entries(map);
     r.check_keys(&entries, path, CACHE_KEYS, CACHE_UNSUPPORTED);
     match entries.iter().find(|(k, _)| k == "paths") {
         Some((_, v)) => read_patterns(r, v, &path.key("paths")),

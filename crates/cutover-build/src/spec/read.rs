@@ -1,172 +1,90 @@
-//! Reading typed values out of a `serde_yaml::Value` tree, with field paths
-//! and located diagnostics.
+//! Reading typed values out of `cutover-spec`'s located document tree, with
+//! field paths and located diagnostics.
 //!
-//! serde_yaml forgets where a value came from once it is parsed, so every
-//! diagnostic is located afterwards through [`SourceMap`] (from
-//! `cutover-spec`), which finds the line and column of a field path in the
-//! original text. The [`Reader`] collects every error and warning in one pass,
-//! so that a user sees all the mistakes in a buildspec at once.
+//! The buildspec is walked by hand rather than deserialized, because its
+//! rules are CodeBuild's (a single string stands for a list of one, YAML 1.1
+//! booleans even when quoted, AWS features Cutover ignores are warnings).
+//! Every diagnostic goes to the document's [`Sink`], which locates it by its
+//! [`Path`] like every other file Cutover reads; the [`Reader`] collects
+//! every error and warning in one pass, so that a user sees all the mistakes
+//! in a buildspec at once.
 
-use cutover_spec::diag::{Diagnostic, SourceMap};
-use serde_yaml::{Mapping, Value};
+use cutover_spec::doc::{Entry, Node, Path, Sink, Value};
 
-/// A field path as diagnostics write it: `phases.build.commands[2]`,
-/// `reports["arn:aws:codebuild:...:report-group/x"].files`.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FieldPath(String);
-
-impl FieldPath {
-    /// The whole document.
-    pub(crate) fn root() -> FieldPath {
-        FieldPath(String::new())
-    }
-
-    /// The field `key` of this mapping.
-    pub(crate) fn key(&self, key: &str) -> FieldPath {
-        let mut s = self.0.clone();
-        if is_word(key) {
-            if !s.is_empty() {
-                s.push('.');
-            }
-            s.push_str(key);
-        } else {
-            s.push('[');
-            s.push_str(&quote(key));
-            s.push(']');
-        }
-        FieldPath(s)
-    }
-
-    /// The item `index` of this list.
-    pub(crate) fn index(&self, index: usize) -> FieldPath {
-        FieldPath(format!("{}[{index}]", self.0))
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn is_word(key: &str) -> bool {
-    !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
-/// `s` as a double-quoted string, the way values are quoted in messages.
-pub(crate) fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use cutover_spec::doc::quote;
 
 /// How a value is named in "expected X, found Y" messages.
-pub(crate) fn describe(value: &Value) -> String {
-    match value {
+pub(crate) fn describe(node: &Node) -> String {
+    match &node.value {
         Value::Null => "nothing".to_owned(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => quote(s),
-        Value::Sequence(_) => "a list".to_owned(),
-        Value::Mapping(_) => "a mapping".to_owned(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+        Value::Bool(_) | Value::Int(_) | Value::Float(_) => scalar_text(node).unwrap_or_default(),
+        Value::Str(s) => quote(s),
+        Value::Seq(_) => "a list".to_owned(),
+        Value::Map(_) => "a mapping".to_owned(),
     }
 }
 
-/// The text of a scalar key (`1:` and `true:` are keys too).
-pub(crate) fn key_text(key: &Value) -> Option<String> {
-    match key {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+/// A scalar as text: strings as written, numbers and booleans as written
+/// when plain (`PORT: 8080`, `CI: true`), else in their canonical form.
+pub(crate) fn scalar_text(node: &Node) -> Option<String> {
+    match (&node.value, &node.plain) {
+        (Value::Str(s), _) => Some(s.clone()),
+        (Value::Bool(_) | Value::Int(_) | Value::Float(_), Some(raw)) => Some(raw.clone()),
+        (Value::Bool(b), None) => Some(b.to_string()),
+        (Value::Int(n), None) => Some(n.to_string()),
+        (Value::Float(f), None) => Some(f.to_string()),
         _ => None,
     }
 }
 
 /// Collects the diagnostics of one file while its values are read.
-pub(crate) struct Reader {
-    map: SourceMap,
-    pub(crate) errors: Vec<Diagnostic>,
-    pub(crate) warnings: Vec<Diagnostic>,
+pub(crate) struct Reader<'s> {
+    sink: &'s Sink<'s>,
 }
 
-impl Reader {
-    pub(crate) fn new(file: &str, text: &str) -> Reader {
-        Reader {
-            map: SourceMap::new(file, text),
-            errors: Vec::new(),
-            warnings: Vec::new(),
-        }
+impl<'s> Reader<'s> {
+    pub(crate) fn new(sink: &'s Sink<'s>) -> Reader<'s> {
+        Reader { sink }
     }
 
-    pub(crate) fn error(&mut self, path: &FieldPath, message: impl Into<String>) {
-        let d = self.map.error(path.as_str(), message);
-        self.errors.push(d);
+    pub(crate) fn error(&mut self, path: &Path, message: impl Into<String>) {
+        self.sink.error(path, message);
     }
 
-    pub(crate) fn warn(&mut self, path: &FieldPath, message: impl Into<String>) {
-        let d = self.map.warning(path.as_str(), message);
-        self.warnings.push(d);
+    pub(crate) fn warn(&mut self, path: &Path, message: impl Into<String>) {
+        self.sink.warning(path, message);
     }
 
-    fn expected(&mut self, path: &FieldPath, what: &str, found: &Value) {
+    fn expected(&mut self, path: &Path, what: &str, found: &Node) {
         self.error(path, format!("expected {what}, found {}", describe(found)));
     }
 
-    /// A mapping; `None` (and no error) for an empty value, an error for
-    /// anything else.
-    pub(crate) fn mapping<'v>(
-        &mut self,
-        value: &'v Value,
-        path: &FieldPath,
-    ) -> Option<&'v Mapping> {
-        match value {
-            Value::Mapping(m) => Some(m),
+    /// The entries of a mapping, in document order; `None` (and no error)
+    /// for an empty value, an error for anything else.
+    pub(crate) fn mapping<'v>(&mut self, value: &'v Node, path: &Path) -> Option<&'v [Entry]> {
+        match &value.value {
+            Value::Map(entries) => Some(entries),
             Value::Null => None,
-            other => {
-                self.expected(path, "a mapping", other);
+            _ => {
+                self.expected(path, "a mapping", value);
                 None
             }
         }
     }
 
-    /// The entries of a mapping with string keys, in document order.
-    pub(crate) fn entries<'v>(
-        &mut self,
-        map: &'v Mapping,
-        path: &FieldPath,
-    ) -> Vec<(String, &'v Value)> {
-        let mut out = Vec::with_capacity(map.len());
-        for (k, v) in map {
-            match key_text(k) {
-                Some(name) => out.push((name, v)),
-                None => self.error(
-                    path,
-                    format!("expected a name as key, found {}", describe(k)),
-                ),
-            }
-        }
-        out
+    /// The entries of a mapping as `(name, value)`, in document order.
+    pub(crate) fn entries<'v>(&mut self, map: &'v [Entry]) -> Vec<(String, &'v Node)> {
+        map.iter()
+            .map(|e| (e.name().to_owned(), &e.value))
+            .collect()
     }
 
     /// Warns about keys this mapping does not know: `unsupported` ones are
     /// AWS features Cutover ignores, any other is probably a typo.
     pub(crate) fn check_keys(
         &mut self,
-        entries: &[(String, &Value)],
-        path: &FieldPath,
+        entries: &[(String, &Node)],
+        path: &Path,
         known: &[&str],
         unsupported: &[&str],
     ) {
@@ -181,7 +99,7 @@ impl Reader {
                     format!("{} is not supported by cutover, ignored", quote(name)),
                 );
             } else {
-                let message = match suggest(name, known) {
+                let message = match cutover_spec::suggest(name, known.iter().copied()) {
                     Some(s) => format!(
                         "unknown field {}, ignored (did you mean {}?)",
                         quote(name),
@@ -194,15 +112,13 @@ impl Reader {
         }
     }
 
-    /// A scalar as text: strings as written, numbers and booleans in their
-    /// canonical form (`PORT: 8080`, `CI: true`).
-    pub(crate) fn string(&mut self, value: &Value, path: &FieldPath) -> Option<String> {
-        match value {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            other => {
-                self.expected(path, "a string", other);
+    /// A scalar as text: strings as written, numbers and booleans as written
+    /// (`PORT: 8080`, `CI: true`).
+    pub(crate) fn string(&mut self, value: &Node, path: &Path) -> Option<String> {
+        match &value.value {
+            Value::Str(_) | Value::Bool(_) | Value::Int(_) | Value::Float(_) => scalar_text(value),
+            _ => {
+                self.expected(path, "a string", value);
                 None
             }
         }
@@ -211,14 +127,14 @@ impl Reader {
     /// A list of strings; a single string stands for a list of one
     /// (`files: imagedefinitions.json` is common). Empty items (`- ` or
     /// `- # comment`) are skipped with a warning.
-    pub(crate) fn strings(&mut self, value: &Value, path: &FieldPath) -> Vec<String> {
-        match value {
+    pub(crate) fn strings(&mut self, value: &Node, path: &Path) -> Vec<String> {
+        match &value.value {
             Value::Null => Vec::new(),
-            Value::Sequence(items) => {
+            Value::Seq(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let at = path.index(i);
-                    if item.is_null() {
+                    if matches!(item.value, Value::Null) {
                         self.warn(&at, "empty item, ignored");
                     } else if let Some(s) = self.string(item, &at) {
                         out.push(s);
@@ -226,11 +142,11 @@ impl Reader {
                 }
                 out
             }
-            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+            Value::Str(_) | Value::Bool(_) | Value::Int(_) | Value::Float(_) => {
                 self.string(value, path).into_iter().collect()
             }
-            other => {
-                self.expected(path, "a list of strings", other);
+            Value::Map(_) => {
+                self.expected(path, "a list of strings", value);
                 Vec::new()
             }
         }
@@ -238,32 +154,32 @@ impl Reader {
 
     /// A boolean: YAML `true`/`false`, or the YAML 1.1 words AWS documents
     /// (`yes`/`no`, `on`/`off`, `y`/`n`), in any case, quoted or not.
-    pub(crate) fn boolean(&mut self, value: &Value, path: &FieldPath) -> Option<bool> {
-        match value {
+    pub(crate) fn boolean(&mut self, value: &Node, path: &Path) -> Option<bool> {
+        match &value.value {
             Value::Bool(b) => Some(*b),
-            Value::String(s) => match parse_bool(s) {
+            Value::Str(s) => match parse_bool(s) {
                 Some(b) => Some(b),
                 None => {
                     self.expected(path, "yes or no", value);
                     None
                 }
             },
-            other => {
-                self.expected(path, "yes or no", other);
+            _ => {
+                self.expected(path, "yes or no", value);
                 None
             }
         }
     }
 
     /// A mapping of names to string values, in document order.
-    pub(crate) fn string_map(&mut self, value: &Value, path: &FieldPath) -> Vec<(String, String)> {
+    pub(crate) fn string_map(&mut self, value: &Node, path: &Path) -> Vec<(String, String)> {
         let Some(map) = self.mapping(value, path) else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        for (name, v) in self.entries(map, path) {
+        for (name, v) in self.entries(map) {
             let at = path.key(&name);
-            if v.is_null() {
+            if matches!(v.value, Value::Null) {
                 // `KEY:` with no value: AWS reads it as the empty string.
                 out.push((name, String::new()));
             } else if let Some(s) = self.string(v, &at) {
@@ -283,49 +199,9 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// The known name closest to `name`, when it is close enough to be a typo.
-pub(crate) fn suggest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (distance(name, k), *k))
-        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance, by characters.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_are_written_like_cutover_spec_writes_them() {
-        let p = FieldPath::root()
-            .key("phases")
-            .key("build")
-            .key("commands")
-            .index(2);
-        assert_eq!(p.as_str(), "phases.build.commands[2]");
-        let p = FieldPath::root()
-            .key("reports")
-            .key("arn:aws:x/y")
-            .key("files");
-        assert_eq!(p.as_str(), r#"reports["arn:aws:x/y"].files"#);
-    }
 
     #[test]
     fn booleans_of_yaml_1_1() {
@@ -336,13 +212,5 @@ mod tests {
             assert_eq!(parse_bool(no), Some(false), "{no}");
         }
         assert_eq!(parse_bool("maybe"), None);
-    }
-
-    #[test]
-    fn suggestions_catch_typos_only() {
-        let known = ["commands", "finally", "on-failure"];
-        assert_eq!(suggest("comands", &known), Some("commands"));
-        assert_eq!(suggest("finaly", &known), Some("finally"));
-        assert_eq!(suggest("run-as", &known), None);
     }
 }

@@ -24,7 +24,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cutover_pipeline::catalog::{self, Provider};
 use cutover_pipeline::model::Pipeline;
-use cutover_spec::diag::{Diagnostic, SourceMap};
+use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
+use cutover_spec::doc::{Document, Format, Path};
 use cutover_store::{BuildProjectRow, RepositoryRow, StoreError, pipeline_ops};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -166,18 +167,26 @@ pub(crate) fn check(
     warnings: &mut Vec<Diagnostic>,
 ) -> Declared {
     let mut out = Declared::default();
-    for (name, value) in entries(input, input.repositories, "repositories", errors) {
-        let at = format!("repositories.{name}");
-        if let Some(spec) = typed::<RepositorySpec>(input.map, &at, value, errors) {
+    let Some(stack) = input.map.document() else {
+        errors.push(input.map.error("", "could not be read"));
+        return out;
+    };
+    for (name, _) in entries(input, input.repositories, "repositories", errors) {
+        let path = Path::root().key("repositories").key(name);
+        if let Some(spec) = read_typed::<RepositorySpec>(&stack, &path, errors, warnings) {
             if spec.url.trim().is_empty() {
-                errors.push(input.map.error(&format!("{at}.url"), "must not be empty"));
+                errors.push(
+                    input
+                        .map
+                        .error(&path.key("url").to_string(), "must not be empty"),
+                );
             }
             out.repositories.push((name.clone(), spec));
         }
     }
-    for (name, value) in entries(input, input.build_projects, "buildProjects", errors) {
-        let at = format!("buildProjects.{name}");
-        let Some(mut spec) = typed::<BuildProjectSpec>(input.map, &at, value, errors) else {
+    for (name, _) in entries(input, input.build_projects, "buildProjects", errors) {
+        let path = Path::root().key("buildProjects").key(name);
+        let Some(mut spec) = read_typed::<BuildProjectSpec>(&stack, &path, errors, warnings) else {
             continue;
         };
         if spec
@@ -185,13 +194,13 @@ pub(crate) fn check(
             .is_some_and(|m| !(5..=2160).contains(&m))
         {
             errors.push(input.map.error(
-                &format!("{at}.timeoutInMinutes"),
+                &path.key("timeoutInMinutes").to_string(),
                 "must be between 5 and 2160 minutes, as in CodeBuild",
             ));
         }
         if spec.buildspec_text.is_some() {
             errors.push(input.map.error(
-                &format!("{at}.buildspecText"),
+                &path.key("buildspecText").to_string(),
                 "is set by cutover; give `buildspec: <path>` instead",
             ));
             continue;
@@ -217,7 +226,8 @@ pub(crate) fn check(
     let projects: BTreeSet<&str> = out.projects.iter().map(|(n, _)| n.as_str()).collect();
     let mut pipelines = Vec::new();
     for (name, value) in entries(input, input.pipelines, "pipelines", errors) {
-        let at = format!("pipelines.{name}");
+        let entry = Path::root().key("pipelines").key(name);
+        let at = entry.to_string();
         let (map, prefix, parsed) = match value.get("file").and_then(Value::as_str) {
             Some(path) => {
                 if value.as_object().is_some_and(|o| o.len() > 1) {
@@ -230,29 +240,25 @@ pub(crate) fn check(
                 }
                 let Some(text) = input.files.get(path) else {
                     errors.push(input.map.error(
-                        &format!("{at}.file"),
+                        &entry.key("file").to_string(),
                         format!(
                             "cannot read the pipeline file {path:?} (relative to the stack file)"
                         ),
                     ));
                     continue;
                 };
-                let prefix = if is_wrapped_text(path, text) {
-                    "pipeline"
-                } else {
-                    ""
+                let doc = match Document::parse(path, text, Format::for_file(path)) {
+                    Ok(doc) => doc,
+                    Err(e) => {
+                        errors.extend(e.diagnostics);
+                        continue;
+                    }
                 };
-                let parsed = cutover_pipeline::parse_pipeline(path, text);
-                (SourceMap::new(path, text), prefix.to_string(), parsed)
+                let (prefix, parsed) = read_pipeline(&doc, &Path::root());
+                (SourceMap::new(path, text), prefix, parsed)
             }
             None => {
-                let prefix = if value.get("pipeline").is_some() {
-                    format!("{at}.pipeline")
-                } else {
-                    at.clone()
-                };
-                let parsed =
-                    cutover_pipeline::parse_pipeline_value(input.file, input.map, &at, value);
+                let (prefix, parsed) = read_pipeline(&stack, &entry);
                 (input.map.clone(), prefix, parsed)
             }
         };
@@ -425,13 +431,14 @@ pub(crate) fn source_key(kind: Provider) -> &'static str {
     }
 }
 
-fn is_wrapped_text(path: &str, text: &str) -> bool {
-    let value: Option<Value> = if path.ends_with(".yaml") || path.ends_with(".yml") {
-        serde_yaml::from_str(text).ok()
-    } else {
-        serde_json::from_str(text).ok()
-    };
-    value.is_some_and(|v| v.get("pipeline").is_some())
+/// Reads the pipeline at `at` of `doc` (lenient: unknown fields are
+/// warnings, as for AWS files); returns the field path of its pipeline
+/// object too.
+fn read_pipeline(doc: &Document<'_>, at: &Path) -> (String, Result<Parsed<Pipeline>, SpecError>) {
+    let sink = doc.sink(false);
+    let prefix = cutover_pipeline::pipeline_path(&sink, at).to_string();
+    let pipeline = cutover_pipeline::read_pipeline(&sink, at);
+    (prefix, sink.finish(pipeline))
 }
 
 fn entries<'a>(
@@ -464,22 +471,25 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn typed<T: DeserializeOwned>(
-    map: &SourceMap,
-    at: &str,
-    value: &Value,
+/// Reads the `T` at `at` of the stack through the located-document layer:
+/// strict, as Cutover's own files are (an unknown key is an error, with a
+/// "did you mean" suggestion), every error at the value where it happened.
+fn read_typed<T: DeserializeOwned>(
+    stack: &Document<'_>,
+    at: &Path,
     errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Some(v),
+    let sink = stack.sink(true);
+    let value = sink.read::<T>(at);
+    match sink.finish(value) {
+        Ok(parsed) => {
+            warnings.extend(parsed.warnings);
+            Some(parsed.value)
+        }
         Err(e) => {
-            let inner = e.path().to_string();
-            let path = if inner == "." || inner.is_empty() {
-                at.to_string()
-            } else {
-                format!("{at}.{inner}")
-            };
-            errors.push(map.error(&path, e.inner().to_string()));
+            errors.extend(e.diagnostics);
+            warnings.extend(e.warnings);
             None
         }
     }
@@ -502,8 +512,8 @@ mod tests {
    "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
 
     fn run(stack: &str, files: &[(&str, &str)]) -> (Declared, Vec<Diagnostic>) {
-        let value: Value = serde_yaml::from_str(stack).unwrap();
         let map = SourceMap::new("stack.yaml", stack);
+        let value = map.document().unwrap().to_json(&Path::root()).unwrap();
         let files: BTreeMap<String, String> = files
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -601,7 +611,7 @@ mod tests {
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(errors.len(), 4, "{text:?}");
         assert!(
-            text[0].starts_with("stack.yaml:2:") && text[0].contains("unknown field `pollEvery`"),
+            text[0].starts_with("stack.yaml:2:24: repositories.app.pollEvery: unknown key \"pollEvery\", expected one of url,"),
             "{text:?}"
         );
         assert!(text[1].starts_with("ci.yml:4:"), "{text:?}");

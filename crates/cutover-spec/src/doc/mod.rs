@@ -14,48 +14,61 @@ use std::fmt;
 
 use crate::diag::Diagnostic;
 
+pub use crate::check::{Document, Sink};
+
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Pos {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
+pub struct Pos {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, counted in characters.
+    pub column: usize,
 }
 
 /// One value of the document and where it starts.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub(crate) pos: Pos,
-    pub(crate) value: Value,
+pub struct Node {
+    /// Where the value starts.
+    pub pos: Pos,
+    /// The value.
+    pub value: Value,
     /// The source text of a YAML plain (unquoted) scalar, so that a field
     /// typed as a string can take `200` or `yes` as written and `on`/`off`
     /// can be read as booleans. `None` for JSON and quoted YAML scalars.
-    pub(crate) plain: Option<String>,
+    pub plain: Option<String>,
 }
 
 /// The value of a [`Node`].
 #[derive(Debug, Clone)]
-pub(crate) enum Value {
+pub enum Value {
+    /// `null`, `~` or nothing.
     Null,
+    /// `true` or `false`.
     Bool(bool),
     /// Integers in `i64::MIN..=u64::MAX`.
     Int(i128),
+    /// Other numbers.
     Float(f64),
+    /// Text.
     Str(String),
+    /// A sequence (list, array).
     Seq(Vec<Node>),
-    /// Entries in document order; duplicates are removed by [`check_duplicate_keys`].
+    /// Entries in document order; a duplicate key is reported and dropped.
     Map(Vec<Entry>),
 }
 
 /// A key and its value in a mapping.
 #[derive(Debug, Clone)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// Always a [`Value::Str`] node: non-string scalar keys are converted.
-    pub(crate) key: Node,
-    pub(crate) value: Node,
+    pub key: Node,
+    /// The value.
+    pub value: Node,
 }
 
 impl Entry {
-    pub(crate) fn name(&self) -> &str {
+    /// The key's text.
+    pub fn name(&self) -> &str {
         match &self.key.value {
             Value::Str(s) => s,
             _ => "",
@@ -73,7 +86,7 @@ impl Node {
     }
 
     /// The entry named `key` when this node is a mapping.
-    pub(crate) fn entry(&self, key: &str) -> Option<&Entry> {
+    pub fn entry(&self, key: &str) -> Option<&Entry> {
         match &self.value {
             Value::Map(entries) => entries.iter().find(|e| e.name() == key),
             _ => None,
@@ -112,7 +125,7 @@ impl Node {
     }
 
     /// The node at `path`, if the document has it.
-    pub(crate) fn get(&self, path: &Path) -> Option<&Node> {
+    pub fn get(&self, path: &Path) -> Option<&Node> {
         let mut node = self;
         for seg in &path.0 {
             node = match (seg, &node.value) {
@@ -137,6 +150,35 @@ impl Node {
             };
         }
         Some(node)
+    }
+
+    /// The node as a JSON value (positions dropped). Integers outside the
+    /// 64-bit ranges and non-finite floats, which JSON cannot hold, become
+    /// floats and `null`.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(n) => {
+                if let Ok(u) = u64::try_from(*n) {
+                    J::from(u)
+                } else if let Ok(i) = i64::try_from(*n) {
+                    J::from(i)
+                } else {
+                    serde_json::Number::from_f64(*n as f64).map_or(J::Null, J::Number)
+                }
+            }
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|e| (e.name().to_owned(), e.value.to_json()))
+                    .collect(),
+            ),
+        }
     }
 
     /// Mutable access to the mapping entries of this node, if it is one.
@@ -164,20 +206,23 @@ pub(crate) enum Seg {
 
 /// A field path such as `containerDefinitions[0].portMappings[0].containerPort`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Path(Vec<Seg>);
+pub struct Path(Vec<Seg>);
 
 impl Path {
-    pub(crate) fn root() -> Path {
+    /// The whole document.
+    pub fn root() -> Path {
         Path(Vec::new())
     }
 
-    pub(crate) fn key(&self, key: &str) -> Path {
+    /// The path of field `key` of the mapping at this path.
+    pub fn key(&self, key: &str) -> Path {
         let mut segs = self.0.clone();
         segs.push(Seg::Key(key.to_owned()));
         Path(segs)
     }
 
-    pub(crate) fn index(&self, index: usize) -> Path {
+    /// The path of element `index` of the sequence at this path.
+    pub fn index(&self, index: usize) -> Path {
         let mut segs = self.0.clone();
         segs.push(Seg::Index(index));
         Path(segs)
@@ -188,7 +233,7 @@ impl Path {
     /// Reads a path as [`Path`]'s `Display` writes it:
     /// `services.web.loadBalancer`, `containerDefinitions[0].name`,
     /// `deploymentConfigs["CodeDeployDefault.X"]`. `None` if malformed.
-    pub(crate) fn parse(text: &str) -> Option<Path> {
+    pub fn parse(text: &str) -> Option<Path> {
         let mut segs = Vec::new();
         let mut rest = text;
         while !rest.is_empty() {
@@ -254,20 +299,22 @@ fn is_word(key: &str) -> bool {
 }
 
 /// `s` as a double-quoted JSON string, the way values are quoted in messages.
-pub(crate) fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
 /// Which syntax a file is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
+    /// JSON (RFC 8259).
     Json,
+    /// YAML 1.2 (with YAML 1.1 booleans where a boolean is expected).
     Yaml,
 }
 
 impl Format {
     /// JSON for `*.json`, YAML otherwise (YAML also reads most JSON).
-    pub(crate) fn for_file(file: &str) -> Format {
+    pub fn for_file(file: &str) -> Format {
         if file.to_ascii_lowercase().ends_with(".json") {
             Format::Json
         } else {
@@ -276,7 +323,7 @@ impl Format {
     }
 
     /// What a mapping is called in messages.
-    pub(crate) fn map_noun(self) -> &'static str {
+    pub fn map_noun(self) -> &'static str {
         match self {
             Format::Json => "an object",
             Format::Yaml => "a mapping",
@@ -284,7 +331,7 @@ impl Format {
     }
 
     /// What a sequence is called in messages.
-    pub(crate) fn seq_noun(self) -> &'static str {
+    pub fn seq_noun(self) -> &'static str {
         match self {
             Format::Json => "an array",
             Format::Yaml => "a list",

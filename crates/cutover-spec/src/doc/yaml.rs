@@ -102,7 +102,7 @@ impl Builder {
                         anchor,
                         entries,
                         ..
-                    }) => (Node::new(pos, Value::Map(entries)), anchor),
+                    }) => (Node::new(pos, Value::Map(merge_keys(entries)?)), anchor),
                     None => return Ok(()),
                 };
                 self.add(node, anchor)?;
@@ -146,6 +146,57 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// Applies YAML merge keys (`<<: *defaults`, `<<: [*a, *b]`), as CodeBuild
+/// and most YAML 1.1 readers do: the merged mappings' entries are inserted
+/// where `<<` stands, unless the mapping names that key itself (or an
+/// earlier merged mapping did). Merged values keep their own positions.
+fn merge_keys(entries: Vec<Entry>) -> Result<Vec<Entry>, SyntaxError> {
+    if !entries.iter().any(|e| e.name() == "<<") {
+        return Ok(entries);
+    }
+    let explicit: Vec<String> = entries
+        .iter()
+        .filter(|e| e.name() != "<<")
+        .map(|e| e.name().to_owned())
+        .collect();
+    let mut merged: Vec<String> = Vec::new();
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        if e.name() != "<<" {
+            out.push(e);
+            continue;
+        }
+        let sources = match e.value.value {
+            Value::Map(m) => vec![m],
+            Value::Seq(items) => items
+                .into_iter()
+                .map(|n| match n.value {
+                    Value::Map(m) => Ok(m),
+                    _ => Err(n.pos),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|pos| SyntaxError {
+                    pos,
+                    message: "a merge key (<<) takes a mapping or a list of mappings".to_owned(),
+                })?,
+            _ => {
+                return Err(SyntaxError {
+                    pos: e.value.pos,
+                    message: "a merge key (<<) takes a mapping or a list of mappings".to_owned(),
+                });
+            }
+        };
+        for entry in sources.into_iter().flatten() {
+            let name = entry.name().to_owned();
+            if !explicit.contains(&name) && !merged.contains(&name) {
+                merged.push(name);
+                out.push(entry);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Nodes in a subtree; an alias copies a whole subtree.
@@ -312,6 +363,34 @@ mod tests {
         assert!(matches!(resolve_plain("1.2.3"), Value::Str(_)));
         assert!(matches!(resolve_plain("127.0.0.1:80"), Value::Str(_)));
         assert!(matches!(resolve_plain("~"), Value::Null));
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let n =
+            parse("d: &d {a: 1, b: 2}\ne: &e {c: 3}\nx:\n  <<: [*d, *e]\n  b: 9\ny: {<<: *d}\n")
+                .unwrap();
+        let x = &n.entry("x").unwrap().value;
+        let names: Vec<&str> = match &x.value {
+            Value::Map(entries) => entries.iter().map(Entry::name).collect(),
+            _ => panic!(),
+        };
+        assert_eq!(names, ["a", "c", "b"]);
+        assert!(matches!(x.entry("b").unwrap().value.value, Value::Int(9)));
+        // A merged value is located where it is written.
+        assert_eq!(
+            x.entry("a").unwrap().value.pos,
+            Pos {
+                line: 1,
+                column: 11
+            }
+        );
+        assert!(n.entry("y").unwrap().value.entry("b").is_some());
+        let e = parse("x: {<<: 3}\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "a merge key (<<) takes a mapping or a list of mappings"
+        );
     }
 
     #[test]

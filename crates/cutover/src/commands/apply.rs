@@ -10,6 +10,8 @@ use crate::client::{Client, render_diagnostic};
 use crate::output;
 use anyhow::Context;
 use cutover_api::apply::{ApplyDeployment, ApplyRequest, ApplyResponse, PlanAction};
+use cutover_spec::doc::{Format, Path as DocPath};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
@@ -79,8 +81,9 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
 /// server then reports it against the line that names it.
 fn referenced_files(stack: &str, base: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(stack) else {
-        return out;
+    let doc = match cutover_spec::doc::Document::parse("stack.yaml", stack, Format::Yaml) {
+        Ok(doc) => doc.to_json(&DocPath::root()).unwrap_or(Value::Null),
+        Err(_) => return out,
     };
     let mut add = |p: &str| {
         if let Ok(text) = std::fs::read_to_string(base.join(p)) {
@@ -89,7 +92,7 @@ fn referenced_files(stack: &str, base: &Path) -> BTreeMap<String, String> {
     };
     let entries = |section: &str| {
         doc.get(section)
-            .and_then(|s| s.as_mapping())
+            .and_then(|s| s.as_object())
             .map(|m| m.values().cloned().collect::<Vec<_>>())
             .unwrap_or_default()
     };
