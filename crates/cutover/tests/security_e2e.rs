@@ -305,3 +305,70 @@ fn a_restarted_server_adopts_its_own_proxy_and_nothing_else() {
     let _ = impostor.kill();
     let _ = impostor.wait();
 }
+
+#[test]
+fn a_proxy_of_an_earlier_release_is_adopted_without_a_restart_and_locked() {
+    // What the previous release left: a proxy started without a token on a
+    // port chosen in advance, its pid and address in the state directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let proxy = data.join("proxy");
+    std::fs::create_dir_all(&proxy).unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let mut legacy = Command::new(BIN)
+        .args(["proxy", "--state-dir"])
+        .arg(&proxy)
+        .args(["--admin-address", &admin.to_string()])
+        .env_remove("CUTOVER_PROXY_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(proxy.join("proxy.pid"), legacy.id().to_string()).unwrap();
+    std::fs::write(proxy.join("admin.addr"), admin.to_string()).unwrap();
+    let admin_get = |auth: &str| {
+        status(
+            admin,
+            &format!("GET /v1/status HTTP/1.1\r\nHost: {admin}\r\n{auth}Connection: close\r\n\r\n"),
+        )
+    };
+    let up = wait_until(Duration::from_secs(20), || {
+        TcpStream::connect(admin).is_ok()
+    });
+    assert!(up.is_some());
+    assert_eq!(admin_get(""), 200, "the legacy proxy is open");
+
+    let addr: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let mut server = Command::new(BIN)
+        .args(["server", "--listen", &addr.to_string(), "--data-dir"])
+        .arg(&data)
+        .env_remove("CUTOVER_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_until(Duration::from_secs(20), || TcpStream::connect(addr).is_ok());
+    assert!(up.is_some());
+    assert_eq!(get(addr, &addr.to_string(), ""), 200);
+    assert!(
+        legacy.try_wait().unwrap().is_none(),
+        "the running proxy was adopted, not replaced"
+    );
+    assert_eq!(
+        std::fs::read_to_string(proxy.join("proxy.pid")).unwrap(),
+        legacy.id().to_string()
+    );
+    let token = std::fs::read_to_string(proxy.join("admin.token")).unwrap();
+    assert_eq!(mode(&proxy.join("admin.token")), 0o600);
+    assert_eq!(admin_get(""), 401, "locked at adoption");
+    assert_eq!(
+        admin_get(&format!("Authorization: Bearer {token}\r\n")),
+        200
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = legacy.kill();
+    let _ = legacy.wait();
+}

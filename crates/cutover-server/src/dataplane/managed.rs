@@ -15,6 +15,9 @@
 //!   `cutover proxy` with this state directory, and it answers the admin
 //!   API with this directory's token. Anything else is not adopted: a hung
 //!   proxy of ours is stopped and a new one started with a new token.
+//! - **Upgrades drop nothing.** A proxy of ours started by a release without
+//!   tokens (no token file) is adopted as it runs and locked at once: the
+//!   server pushes its configuration with a fresh `adminToken`.
 
 use super::{DataPlane, DataPlaneError, derive};
 use anyhow::Context;
@@ -160,12 +163,14 @@ impl ManagedProxy {
     /// The proxy a previous server started here, if it is really ours.
     async fn adoptable(&self) -> Option<Endpoint> {
         let pid = self.live_pid()?;
-        let token = std::fs::read_to_string(self.dir.join(TOKEN_FILE)).ok()?;
         let admin: SocketAddr = std::fs::read_to_string(self.dir.join(ADDR_FILE))
             .ok()?
             .trim()
             .parse()
             .ok()?;
+        let Ok(token) = std::fs::read_to_string(self.dir.join(TOKEN_FILE)) else {
+            return self.adopt_legacy(pid, admin).await;
+        };
         let client = AdminClient::new(format!("http://{admin}")).with_token(token.trim());
         match client.status().await {
             Ok(_) => Some(Endpoint { admin, client }),
@@ -174,6 +179,33 @@ impl ManagedProxy {
                 None
             }
         }
+    }
+
+    /// A proxy of ours started by a release without admin tokens: adopted
+    /// without a restart (so an upgrade drops no connection), and given a
+    /// token at once through its configuration's `adminToken`.
+    async fn adopt_legacy(&self, pid: i32, admin: SocketAddr) -> Option<Endpoint> {
+        let open = AdminClient::new(format!("http://{admin}"));
+        open.status().await.ok()?;
+        let token = new_token();
+        let token_file = self.dir.join(TOKEN_FILE);
+        if let Err(e) = crate::private::write_secret(&token_file, token.as_bytes()) {
+            tracing::warn!(error = %e, "cannot write the data plane token; not adopting the running proxy");
+            return None;
+        }
+        let mut desired = derive(&self.store, &admin.to_string()).ok()?;
+        desired["adminToken"] = Value::String(token.clone());
+        let text = serde_json::to_string(&desired).ok()?;
+        let config = cutover_proxy::config::parse_json("desired.json", &text).ok()?;
+        if let Err(e) = open.put_config(&config).await {
+            tracing::warn!(pid, error = %e, "cannot give the running data plane a token; not adopting it");
+            let _ = std::fs::remove_file(&token_file);
+            return None;
+        }
+        let client = open.with_token(token);
+        client.status().await.ok()?;
+        tracing::info!(pid, %admin, "data plane of an earlier release adopted and given an admin token");
+        Some(Endpoint { admin, client })
     }
 
     /// The pid of `proxy.pid` if it is a live `cutover proxy` of this state
