@@ -122,6 +122,17 @@ pub fn save(
     for pattern in compile(patterns, &mut report.skipped) {
         let prefix = pattern.literal_prefix();
         let start = src_dir.join(&prefix);
+        // Never walk through a symlinked directory: it could list host
+        // directories into the build log.
+        if crate::artifacts::checked_base(src_dir, &start).is_none() {
+            if std::fs::symlink_metadata(&start).is_ok() {
+                report.skipped.push(format!(
+                    "{}: not cached: the path passes through a symbolic link",
+                    slash_path(&prefix)
+                ));
+            }
+            continue;
+        }
         for rel in walk_files(&start).map_err(err(&start))? {
             let rel = prefix.join(rel);
             if !pattern.selects(&slash_path(&rel)) || stored.join(&rel).exists() {
@@ -214,5 +225,21 @@ mod tests {
             std::fs::read_to_string(host.path().join("bashrc")).unwrap(),
             "host"
         );
+    }
+
+    #[test]
+    fn saving_never_walks_a_symlinked_directory() {
+        let src = tempfile::tempdir().unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(host.path().join("secret-names")).unwrap();
+        std::fs::write(host.path().join("secret-names/payroll.xlsx"), "x").unwrap();
+        std::os::unix::fs::symlink(host.path(), src.path().join("link")).unwrap();
+        let patterns = vec!["link/**/*".to_owned()];
+        let saved = save(cache.path(), &patterns, src.path()).unwrap();
+        assert_eq!(saved.files, 0, "{saved:?}");
+        let log = saved.skipped.join("\n");
+        assert!(log.contains("passes through a symbolic link"), "{log}");
+        assert!(!log.contains("payroll"), "host file names leaked: {log}");
     }
 }

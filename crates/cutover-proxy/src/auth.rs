@@ -5,8 +5,9 @@
 //! - the token in force is, in this order: the file given with `--admin-token-file`
 //!   (`CUTOVER_PROXY_TOKEN_FILE`), the environment variable `CUTOVER_PROXY_TOKEN`, the
 //!   configuration's `adminToken`. The first two are fixed for the life of the process: no
-//!   configuration change can replace or clear them, and a configuration carrying a different
-//!   `adminToken` while one of them is in force is refused;
+//!   configuration change can replace or clear them: an admin `PUT` carrying a different
+//!   `adminToken` while one of them is in force is refused, and a reloaded file carrying one is
+//!   applied with that key ignored and a warning;
 //! - a token file must be a regular file of at most 64 KiB, not readable or writable by group or
 //!   others (like ssh keys), holding one token (trailing whitespace trimmed) of visible ASCII;
 //! - an admin address that is not loopback is refused unless a token is in force;

@@ -716,15 +716,9 @@ fn validate_health_check(hc: &HealthCheckConfig, p: &str) -> Result<(), Validati
     if !hc.path.starts_with('/') {
         return Err(invalid(format!("{p}.path"), "must start with /"));
     }
-    if !(hc.interval_seconds.is_finite() && hc.interval_seconds >= 0.05) {
-        return Err(invalid(
-            format!("{p}.intervalSeconds"),
-            "must be at least 0.05",
-        ));
-    }
-    if !(hc.timeout_seconds.is_finite() && hc.timeout_seconds > 0.0) {
-        return Err(invalid(format!("{p}.timeoutSeconds"), "must be positive"));
-    }
+    // Bounded, not only positive: Duration::from_secs_f64 panics past u64.
+    validate_seconds(hc.interval_seconds, &format!("{p}.intervalSeconds"))?;
+    validate_seconds(hc.timeout_seconds, &format!("{p}.timeoutSeconds"))?;
     for (name, v) in [
         ("healthyThresholdCount", hc.healthy_threshold_count),
         ("unhealthyThresholdCount", hc.unhealthy_threshold_count),

@@ -214,8 +214,12 @@ pub(crate) async fn serve(
     };
     let matched = normalized.matched.into_owned_if_changed();
     let forward_path = normalized.forward.into_owned_if_changed();
-    if let Some(p) = forward_path {
-        set_path(&mut req, &p);
+    if let Some(p) = forward_path
+        && !set_path(&mut req, &p)
+    {
+        // Never forward a path other than the one the rules matched.
+        lc.proxy_response();
+        return Ok(refused(StatusCode::BAD_REQUEST, "invalid request path"));
     }
     let path = matched.as_deref().unwrap_or(req.uri().path());
     match listener.route(path, req.uri(), req.headers()) {
@@ -284,8 +288,9 @@ impl OwnedIfChanged for std::borrow::Cow<'_, str> {
     }
 }
 
-/// Replaces the request's path, keeping its query (and scheme and authority, if any).
-fn set_path<B>(req: &mut Request<B>, path: &str) {
+/// Replaces the request's path, keeping its query (and scheme and authority, if any);
+/// false (and the request untouched) when the result is not a valid URI.
+fn set_path<B>(req: &mut Request<B>, path: &str) -> bool {
     let uri = req.uri();
     let pq = match uri.query() {
         Some(q) => format!("{path}?{q}"),
@@ -299,7 +304,9 @@ fn set_path<B>(req: &mut Request<B>, path: &str) {
         }
     {
         *req.uri_mut() = u;
+        return true;
     }
+    false
 }
 
 /// An answer to a request refused before routing; the connection is closed after it, since

@@ -383,7 +383,7 @@ impl Shared {
                     let bound = socket
                         .local_addr()
                         .map_err(|e| ApplyError::Io(format!("{source}: admin: {e}")))?;
-                    write_atomic(file, bound.to_string().as_bytes()).map_err(|e| {
+                    write_file_atomic(file, bound.to_string().as_bytes()).map_err(|e| {
                         ApplyError::Io(format!("cannot write {}: {e}", file.display()))
                     })?;
                 }
@@ -572,6 +572,51 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Creates `dir` if needed and makes it 0700.
+/// One open downstream connection, counted in its listener's and the
+/// process's totals until dropped.
+struct OpenConnection {
+    counters: Arc<crate::metrics::Counters>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.counters.active.fetch_sub(1, Ordering::Relaxed);
+        self.shared.downstream.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes `bytes` to `path` atomically, 0600, never through a symlink, and
+/// without touching the permissions of the directory it is in (which may be
+/// anyone's: `/tmp`, the current directory).
+fn write_file_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir)?;
@@ -701,6 +746,12 @@ async fn accept_loop(
         let tls = tls.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
+            // Released however the task ends, a panic included, so a
+            // failing connection never eats into the connection cap.
+            let _open = OpenConnection {
+                counters: counters.clone(),
+                shared: shared.clone(),
+            };
             let io = ActivityIo::new(stream, state.clone());
             let service = hyper::service::service_fn(move |req| proxy::serve(ctx.clone(), req));
             let serve = async {
@@ -730,8 +781,6 @@ async fn accept_loop(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "downstream connection ended with an error");
             }
-            counters.active.fetch_sub(1, Ordering::Relaxed);
-            shared.downstream.fetch_sub(1, Ordering::Relaxed);
         });
     }
     drop(socket);

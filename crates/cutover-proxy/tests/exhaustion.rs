@@ -76,7 +76,7 @@ targetGroups:
     .unwrap();
     let log = dir.path().join("proxy.log");
     let exe = std::env::current_exe().unwrap();
-    let mut proc = Command::new("sh")
+    let proc = Command::new("sh")
         .arg("-c")
         .arg("ulimit -n 128 && exec \"$0\" \"$@\"")
         .arg(&exe)
@@ -87,7 +87,9 @@ targetGroups:
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let pid = proc.id();
+    // Killed however the test ends, a failed assertion included.
+    let proc = KillOnDrop(proc);
+    let pid = proc.0.id();
     let client = cutover_proxy::client::AdminClient::new(&admin);
     let healthy = |rt: &tokio::runtime::Runtime| {
         rt.block_on(client.health())
@@ -145,6 +147,15 @@ targetGroups:
         !text.contains("unhealthy"),
         "the target was marked unhealthy: {text}"
     );
-    proc.kill().unwrap();
-    proc.wait().unwrap();
+    drop(proc);
+}
+
+/// A child process killed and reaped when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

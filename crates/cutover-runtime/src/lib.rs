@@ -8,6 +8,7 @@
 //! adopted when it comes back.
 
 mod error;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod process;
 mod types;

@@ -176,3 +176,12 @@ fn redirect_codes() {
     assert_eq!(RedirectCode::Number(308).status(), Some(308));
     assert_eq!(RedirectCode::Number(200).status(), None);
 }
+
+#[test]
+fn health_check_seconds_are_bounded_so_no_duration_overflows() {
+    for (field, value) in [("intervalSeconds", "1e20"), ("timeoutSeconds", "1e20")] {
+        let text = SAMPLE.replace(&format!("{field}: 1,"), &format!("{field}: {value},"));
+        let err = err_of(&text);
+        assert!(err.contains(field) && err.contains("86400"), "{err}");
+    }
+}

@@ -114,7 +114,9 @@ pub(crate) fn prepare(
             path: source.to_owned(),
         });
     };
-    let suffix = if keep_setuid { "-setuid" } else { "" };
+    // Copies made before setuid bits were stripped kept them and live at
+    // the plain name: a stripped copy gets its own name, never reusing one.
+    let suffix = if keep_setuid { "" } else { "-nosuid" };
     let final_dir = images_dir.join(format!("sha256-{hex}{suffix}"));
     let rootfs = final_dir.join("rootfs");
     let prepared = PreparedImage {

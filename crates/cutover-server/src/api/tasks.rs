@@ -114,6 +114,9 @@ fn prefixed_lines(inner: ByteStream, prefix: String) -> ByteStream {
             loop {
                 let newline = buf[scanned..].iter().position(|b| *b == b'\n');
                 let cut = match newline {
+                    // A long line whose newline came in the same chunk is
+                    // split too.
+                    Some(pos) if scanned + pos >= MAX_LINE => Some(MAX_LINE),
                     Some(pos) => Some(scanned + pos + 1),
                     None if buf.len() >= MAX_LINE => Some(MAX_LINE),
                     None if done && !buf.is_empty() => Some(buf.len()),
@@ -181,5 +184,20 @@ mod tests {
         }
         assert_eq!(total, 160 * 64 * 1024);
         assert_eq!(pieces, 160);
+
+        // The same with the newline arriving in the same chunk.
+        let mut long = vec![b'y'; 3 * MAX_LINE];
+        long.push(b'\n');
+        let s: ByteStream = Box::pin(stream::iter([Ok::<_, io::Error>(Bytes::from(long))]));
+        let pieces: Vec<Bytes> = prefixed_lines(s, "[t] ".into())
+            .map(|r| r.unwrap())
+            .collect()
+            .await;
+        assert!(
+            pieces.iter().all(|p| p.len() <= MAX_LINE + 5),
+            "{}",
+            pieces.len()
+        );
+        assert_eq!(pieces.len(), 4);
     }
 }
