@@ -21,6 +21,27 @@ struct Running {
     _tmp: tempfile::TempDir,
 }
 
+impl Running {
+    /// Starts the server again on the same address and data directory (the
+    /// previous process must be gone), logging to `log` beside the data.
+    fn respawn(&mut self, log: &str) {
+        let log = std::fs::File::create(self.data.join("..").join(log)).unwrap();
+        self.child = Command::new(BIN)
+            .args(["server", "--listen", &self.addr.to_string(), "--data-dir"])
+            .arg(&self.data)
+            .env_remove("CUTOVER_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let up = wait_until(Duration::from_secs(20), || {
+            TcpStream::connect(self.addr).is_ok()
+        });
+        assert!(up.is_some(), "the server did not come back");
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -256,20 +277,7 @@ fn a_restarted_server_adopts_its_own_proxy_and_nothing_else() {
     // kill -9 the server, start it again on the same data directory.
     s.child.kill().unwrap();
     s.child.wait().unwrap();
-    let log = std::fs::File::create(s.data.join("../server2.log")).unwrap();
-    s.child = Command::new(BIN)
-        .args(["server", "--listen", &s.addr.to_string(), "--data-dir"])
-        .arg(&s.data)
-        .env_remove("CUTOVER_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let up = wait_until(Duration::from_secs(20), || {
-        TcpStream::connect(s.addr).is_ok()
-    });
-    assert!(up.is_some());
+    s.respawn("server2.log");
     let host = s.addr.to_string();
     assert_eq!(get(s.addr, &host, ""), 200);
     assert_eq!(
@@ -284,20 +292,7 @@ fn a_restarted_server_adopts_its_own_proxy_and_nothing_else() {
     let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
     let mut impostor = Command::new("sleep").arg("30").spawn().unwrap();
     std::fs::write(proxy.join("proxy.pid"), impostor.id().to_string()).unwrap();
-    let log = std::fs::File::create(s.data.join("../server3.log")).unwrap();
-    s.child = Command::new(BIN)
-        .args(["server", "--listen", &s.addr.to_string(), "--data-dir"])
-        .arg(&s.data)
-        .env_remove("CUTOVER_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let up = wait_until(Duration::from_secs(20), || {
-        TcpStream::connect(s.addr).is_ok()
-    });
-    assert!(up.is_some());
+    s.respawn("server3.log");
     assert_eq!(get(s.addr, &host, ""), 200);
     let new_pid = std::fs::read_to_string(proxy.join("proxy.pid")).unwrap();
     assert_ne!(new_pid.trim(), impostor.id().to_string());
