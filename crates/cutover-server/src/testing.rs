@@ -25,6 +25,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+/// A task definition `web` whose one container serves port 8080 with
+/// `APP_VERSION=v1`; the fake runtime never runs its command.
+pub(crate) const WEB_TASKDEF: &str = r#"{
+  "family": "web",
+  "containerDefinitions": [{
+    "name": "web", "essential": true, "image": "local/web",
+    "command": ["sleep", "3600"],
+    "portMappings": [{"containerPort": 8080}],
+    "environment": [{"name": "APP_VERSION", "value": "v1"}]
+  }]
+}"#;
+
 /// 2026-01-01T00:00:00Z: the harness's clock starts here.
 pub(crate) const EPOCH_MS: u64 = 1_767_225_600_000;
 

@@ -21,15 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const TASKDEF: &str = r#"{
-  "family": "web",
-  "containerDefinitions": [{
-    "name": "web", "essential": true, "image": "local/web",
-    "command": ["sleep", "3600"],
-    "portMappings": [{"containerPort": 8080}],
-    "environment": [{"name": "APP_VERSION", "value": "v1"}]
-  }]
-}"#;
+use crate::testing::WEB_TASKDEF as TASKDEF;
 
 const STACK: &str = r#"services:
   web:

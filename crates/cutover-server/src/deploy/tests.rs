@@ -6,15 +6,7 @@ use crate::testing::Harness;
 use cutover_runtime::fake::Call;
 use std::time::Duration;
 
-const TASKDEF_V1: &str = r#"{
-  "family": "web",
-  "containerDefinitions": [{
-    "name": "web", "essential": true, "image": "local/web",
-    "command": ["sleep", "3600"],
-    "portMappings": [{"containerPort": 8080}],
-    "environment": [{"name": "APP_VERSION", "value": "v1"}]
-  }]
-}"#;
+use crate::testing::WEB_TASKDEF as TASKDEF_V1;
 
 /// A blue/green service with a 10% canary held for 15 minutes and a
 /// 5-minute termination wait.
