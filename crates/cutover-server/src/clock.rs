@@ -2,7 +2,7 @@
 //! time asks its [`Clock`], never the system directly.
 //!
 //! - [`SystemClock`] is the wall clock, used by `cutover server`.
-//! - [`TokioClock`] follows tokio's clock from a fixed epoch, so a test on
+//! - [`TokioClock`] (tests only) follows tokio's clock from a fixed epoch, so a test on
 //!   a paused runtime (`tokio::time::pause`, or `start_paused`) moves the
 //!   control plane's time exactly as far as its timers sleep: a 15-minute
 //!   canary runs in milliseconds.
@@ -38,13 +38,13 @@ impl Clock for SystemClock {
 
 /// Tokio's clock, read as wall time from `epoch_ms` at creation.
 #[derive(Debug, Clone)]
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg(test)]
 pub(crate) struct TokioClock {
     epoch_ms: Millis,
     start: tokio::time::Instant,
 }
 
-#[cfg_attr(not(test), allow(dead_code))]
+#[cfg(test)]
 impl TokioClock {
     /// A clock that reads `epoch_ms` now and advances with tokio's time.
     pub(crate) fn new(epoch_ms: Millis) -> TokioClock {
@@ -55,6 +55,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for TokioClock {
     fn now_ms(&self) -> Millis {
         self.epoch_ms + self.start.elapsed().as_millis() as Millis

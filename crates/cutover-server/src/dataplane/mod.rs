@@ -68,10 +68,10 @@ pub(crate) fn derive(store: &Store, admin: &str) -> anyhow::Result<Value> {
             ops::list_tasks(c, None, false, u32::MAX)?,
         ))
     })?;
-    let mut tasks: std::collections::HashMap<&str, Vec<cutover_store::TaskRow>> =
+    let mut tasks: std::collections::HashMap<String, Vec<cutover_store::TaskRow>> =
         std::collections::HashMap::new();
-    for t in &all_tasks {
-        tasks.entry(t.service.as_str()).or_default().push(t.clone());
+    for t in all_tasks {
+        tasks.entry(t.service.clone()).or_default().push(t);
     }
     let none = Vec::new();
     let views: Vec<config::ServiceView<'_>> = services
