@@ -10,10 +10,10 @@
 //! first bad second to the rollback is: the end of that second, at most
 //! 100 ms of polling, one store write, one proxy configuration push.
 
-use crate::clock::{Clock, SharedClock};
 use crate::dataplane::SharedDataPlane;
 use crate::dataplane::config::{group_name, prod_listener, test_listener};
 use crate::deploy::Deployer;
+use cutover_clock::{Clock, SharedClock};
 use cutover_deploy::alarm::{
     AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, Rule, SecondSample,
     Statistic, Transition, TreatMissing,

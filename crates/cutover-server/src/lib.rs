@@ -9,7 +9,6 @@
 
 mod alarms;
 mod api;
-mod clock;
 mod controller;
 mod dataplane;
 mod deploy;
@@ -21,6 +20,7 @@ mod taskdef;
 mod testing;
 
 use anyhow::Context;
+use cutover_clock as clock;
 use cutover_runtime::{ProcessRuntime, Runtime};
 use cutover_store::Store;
 use std::future::Future;

@@ -10,11 +10,11 @@
 //! tasks and the proxy outlive a server crash in production too).
 
 use crate::api::{self, AppState};
-use crate::clock::{Clock, SharedClock, TokioClock};
 use crate::dataplane::fake::FakeDataPlane;
 use crate::{Parts, assemble, controller};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use cutover_clock::{Clock, SharedClock, TokioClock};
 use cutover_runtime::Runtime;
 use cutover_runtime::fake::FakeRuntime;
 use cutover_store::{DeploymentRow, Store, ops};

@@ -50,6 +50,9 @@ pub enum StoreError {
         /// Its name or id.
         name: String,
     },
+    /// The runtime is shutting down and the operation was not run.
+    #[error("state store: the server is shutting down")]
+    ShuttingDown,
     /// A write conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),

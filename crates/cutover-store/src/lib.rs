@@ -25,7 +25,7 @@ pub use rows::{
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A handle on the database; cheap to share behind an `Arc`.
 pub struct Store {
@@ -97,9 +97,84 @@ impl Store {
         Ok(out)
     }
 
+    /// Runs `f` on the connection on tokio's blocking pool, so an async
+    /// caller never holds a worker thread while SQLite works or waits
+    /// (`fsync` with `synchronous=FULL`). The async form of [`Store::with`].
+    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = Arc::clone(self);
+        join(tokio::task::spawn_blocking(move || store.with(f)).await)
+    }
+
+    /// Runs `f` in one transaction on tokio's blocking pool: the async form
+    /// of [`Store::atomically`].
+    pub async fn transact<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = Arc::clone(self);
+        join(tokio::task::spawn_blocking(move || store.atomically(f)).await)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction open
         // (rusqlite rolls back on drop), so the connection stays usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Unwraps a blocking task's result: a panic inside the closure is resumed
+/// in the caller, as it would have been had the closure run inline.
+fn join<T>(joined: Result<Result<T, StoreError>, tokio::task::JoinError>) -> Result<T, StoreError> {
+    match joined {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::ShuttingDown),
+    }
+}
+
+#[cfg(test)]
+mod async_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn call_and_transact_run_off_the_async_threads_and_commit_all_or_nothing() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        store
+            .call(|c| {
+                c.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+                    .map_err(StoreError::sql("create"))
+            })
+            .await
+            .unwrap();
+        let failed = store
+            .transact(|c| {
+                c.execute("INSERT INTO t VALUES (1)", [])
+                    .map_err(StoreError::sql("insert"))?;
+                Err::<(), _>(StoreError::Conflict("refused half-way".into()))
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::Conflict(_))));
+        let count: i64 = store
+            .call(|c| {
+                c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+                    .map_err(StoreError::sql("count"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "the refused transaction left nothing behind");
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "closure panicked")]
+    async fn a_panic_inside_the_closure_reaches_the_caller() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let _ = store
+            .call(|_| -> Result<(), StoreError> { panic!("closure panicked") })
+            .await;
     }
 }

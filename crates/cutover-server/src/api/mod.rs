@@ -30,7 +30,7 @@ pub(crate) use error::{ApiError, ApiResult};
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<Store>,
-    pub(crate) clock: crate::clock::SharedClock,
+    pub(crate) clock: cutover_clock::SharedClock,
     pub(crate) controller: Arc<Controller>,
     pub(crate) dataplane: crate::dataplane::SharedDataPlane,
     pub(crate) deployer: Arc<crate::deploy::Deployer>,

@@ -13,7 +13,7 @@
 //!   account for.
 
 use super::Runtimes;
-use crate::clock::Clock;
+use cutover_clock::Clock;
 use cutover_core::task::{DesiredStatus, TaskState};
 use cutover_runtime::TaskStatus;
 use cutover_store::{Store, ops};

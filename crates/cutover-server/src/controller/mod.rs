@@ -14,7 +14,7 @@ mod service_loop;
 #[cfg(test)]
 mod tests;
 
-use crate::clock::SharedClock;
+use cutover_clock::SharedClock;
 use cutover_runtime::Runtime;
 use cutover_store::{Store, ops};
 use std::collections::{BTreeMap, HashMap};

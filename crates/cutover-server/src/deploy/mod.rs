@@ -16,9 +16,9 @@ pub(crate) mod spec;
 mod tests;
 
 use crate::api::ApiError;
-use crate::clock::SharedClock;
 use crate::controller::Controller;
 use crate::dataplane::SharedDataPlane;
+use cutover_clock::SharedClock;
 use cutover_deploy::bluegreen::HookOutcome;
 use cutover_deploy::{BlueGreen, Input};
 use cutover_store::{DeploymentRow, Store, ops};

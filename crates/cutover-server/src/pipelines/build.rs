@@ -67,7 +67,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::artifacts::{ArtifactStore, copy_tree};
 use super::config::{BuildEnvironment, BuildProjectSpec};
-use crate::clock::{Clock, SharedClock};
+use cutover_clock::{Clock, SharedClock};
 
 /// The message of a build interrupted by a restart.
 pub(crate) const RESTARTED: &str = "control plane restarted during the build";
@@ -567,7 +567,7 @@ mod tests {
         let artifacts = ArtifactStore::new(data.path());
         let builder = Builder::new(
             store.clone(),
-            Arc::new(crate::clock::SystemClock),
+            Arc::new(cutover_clock::SystemClock),
             data.path(),
             artifacts.clone(),
         );
@@ -639,7 +639,7 @@ mod tests {
         // Without an engine the build fails and says why.
         let builder = Builder::new(
             store.clone(),
-            Arc::new(crate::clock::SystemClock),
+            Arc::new(cutover_clock::SystemClock),
             data.path(),
             artifacts.clone(),
         );
@@ -698,7 +698,7 @@ mod tests {
         let store = Arc::new(Store::open_in_memory().unwrap());
         let builder = Builder::new(
             store.clone(),
-            Arc::new(crate::clock::SystemClock),
+            Arc::new(cutover_clock::SystemClock),
             data.path(),
             ArtifactStore::new(data.path()),
         );
@@ -721,7 +721,7 @@ mod tests {
         let store = Arc::new(Store::open_in_memory().unwrap());
         let builder = Builder::new(
             store.clone(),
-            Arc::new(crate::clock::SystemClock),
+            Arc::new(cutover_clock::SystemClock),
             data.path(),
             ArtifactStore::new(data.path()),
         );
@@ -749,7 +749,7 @@ mod tests {
         let store = Arc::new(Store::open_in_memory().unwrap());
         let builder = Builder::new(
             store,
-            Arc::new(crate::clock::SystemClock),
+            Arc::new(cutover_clock::SystemClock),
             data.path(),
             ArtifactStore::new(data.path()),
         );
@@ -822,7 +822,7 @@ mod tests {
             finished_at: None,
         };
         store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
-        fail_interrupted(&store, &crate::clock::SystemClock).unwrap();
+        fail_interrupted(&store, &cutover_clock::SystemClock).unwrap();
         let after = store
             .with(|c| pipeline_ops::build(c, "p:1"))
             .unwrap()

@@ -39,8 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiError;
-use crate::clock::SharedClock;
 use crate::deploy::Deployer;
+use cutover_clock::SharedClock;
 
 /// Owns the pipeline drivers, the poller, the git mirrors and the builder.
 pub(crate) struct Pipelines {

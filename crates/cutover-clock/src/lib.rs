@@ -2,7 +2,7 @@
 //! time asks its [`Clock`], never the system directly.
 //!
 //! - [`SystemClock`] is the wall clock, used by `cutover server`.
-//! - [`TokioClock`] (tests only) follows tokio's clock from a fixed epoch, so a test on
+//! - [`TokioClock`] (feature `tokio`, for tests) follows tokio's clock from a fixed epoch, so a test on
 //!   a paused runtime (`tokio::time::pause`, or `start_paused`) moves the
 //!   control plane's time exactly as far as its timers sleep: a 15-minute
 //!   canary runs in milliseconds.
@@ -15,17 +15,17 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
-pub(crate) trait Clock: Send + Sync + 'static {
+pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> Millis;
 }
 
 /// The clock the components share.
-pub(crate) type SharedClock = Arc<dyn Clock>;
+pub type SharedClock = Arc<dyn Clock>;
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct SystemClock;
+pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> Millis {
@@ -38,16 +38,16 @@ impl Clock for SystemClock {
 
 /// Tokio's clock, read as wall time from `epoch_ms` at creation.
 #[derive(Debug, Clone)]
-#[cfg(test)]
-pub(crate) struct TokioClock {
+#[cfg(feature = "tokio")]
+pub struct TokioClock {
     epoch_ms: Millis,
     start: tokio::time::Instant,
 }
 
-#[cfg(test)]
+#[cfg(feature = "tokio")]
 impl TokioClock {
     /// A clock that reads `epoch_ms` now and advances with tokio's time.
-    pub(crate) fn new(epoch_ms: Millis) -> TokioClock {
+    pub fn new(epoch_ms: Millis) -> TokioClock {
         TokioClock {
             epoch_ms,
             start: tokio::time::Instant::now(),
@@ -55,7 +55,7 @@ impl TokioClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(feature = "tokio")]
 impl Clock for TokioClock {
     fn now_ms(&self) -> Millis {
         self.epoch_ms + self.start.elapsed().as_millis() as Millis
@@ -67,6 +67,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    #[cfg(feature = "tokio")]
     #[tokio::test(start_paused = true)]
     async fn the_tokio_clock_moves_with_paused_time() {
         let clock = TokioClock::new(1_000_000);
