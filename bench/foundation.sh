@@ -5,13 +5,16 @@
 #
 #   bench/foundation.sh            # release build, 100 services
 #   SERVICES=20 bench/foundation.sh
+#   CUTOVER_BIN=path bench/foundation.sh
 #
 # Everything runs on 127.0.0.1 with a temporary data dir and is cleaned up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERVICES="${SERVICES:-100}"
-cargo build --release --locked -p cutover >/dev/null 2>&1 || cargo build --release --locked -p cutover
-BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/cutover"
+if [ -z "${CUTOVER_BIN:-}" ]; then
+  cargo build --release --locked -p cutover >/dev/null 2>&1 || cargo build --release --locked -p cutover
+fi
+BIN="${CUTOVER_BIN:-${CARGO_TARGET_DIR:-$PWD/target}/release/cutover}"
 DATA="$(mktemp -d)"
 PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
 export CUTOVER_SERVER="http://127.0.0.1:$PORT"
