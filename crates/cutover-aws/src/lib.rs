@@ -6,4 +6,5 @@
 //! Pure like `cutover-core`: no clock, no file system, no network
 //! (`clippy.toml` enforces it).
 
+pub mod shapes;
 pub mod sigv4;
