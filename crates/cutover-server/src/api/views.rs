@@ -152,8 +152,10 @@ pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
 /// An alarm.
 pub(crate) fn alarm(a: AlarmRow) -> ApiResult<Alarm> {
     Ok(Alarm {
-        state: crate::alarms::parse_state(&a.state)
-            .ok_or_else(|| unknown("alarm state", &a.state))?,
+        state: a
+            .state
+            .parse()
+            .map_err(|_| unknown("alarm state", &a.state))?,
         name: a.name,
         spec: a.spec,
         reason: a.reason,
