@@ -146,7 +146,7 @@ fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value
     let row = AlarmRow {
         name: name.to_string(),
         spec: spec.clone(),
-        state: t.to.as_str().into(),
+        state: t.to,
         reason: t.reason.clone(),
         updated_at: now,
     };
@@ -201,7 +201,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
                 // Never go on evaluating a declaration that was replaced.
                 evaluators.remove(&r.name);
                 let reason = format!("the alarm cannot be evaluated: {error}");
-                if r.state != AlarmState::InsufficientData.as_str() || r.reason != reason {
+                if r.state != AlarmState::InsufficientData || r.reason != reason {
                     record_unevaluable(store, &r, &reason, now);
                 }
                 let due = unevaluable
@@ -219,7 +219,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
 /// Stores INSUFFICIENT_DATA with `reason` and one event, unless the
 /// declaration changed meanwhile (then the next reload judges the new one).
 fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
-    let to = AlarmState::InsufficientData.as_str();
+    let to = AlarmState::InsufficientData;
     let msg = format!("{} -> {to}: {reason}", row.state);
     let result = store.atomically(|c| {
         let current = ops::list_alarms(c)?
@@ -231,7 +231,7 @@ fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
         ops::put_alarm(
             c,
             &AlarmRow {
-                state: to.into(),
+                state: to,
                 reason: reason.to_string(),
                 updated_at: now,
                 ..row.clone()
@@ -458,7 +458,7 @@ mod tests {
         let row = AlarmRow {
             name: "guard".into(),
             spec: broken.clone(),
-            state: "OK".into(),
+            state: AlarmState::Ok,
             reason: String::new(),
             updated_at: 1,
         };
@@ -466,7 +466,7 @@ mod tests {
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
         reload(&store, &mut evaluators, &mut unevaluable, 1_000);
         let a = stored(&store, "guard");
-        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert_eq!(a.state, AlarmState::InsufficientData);
         assert!(
             a.reason
                 .starts_with("the alarm cannot be evaluated: alarm rule \"ALARM(web-5xx) AND\": "),
@@ -537,7 +537,7 @@ mod tests {
         let mut row = AlarmRow {
             name: "web-5xx".into(),
             spec: good,
-            state: "OK".into(),
+            state: AlarmState::Ok,
             reason: String::new(),
             updated_at: 1,
         };
@@ -550,7 +550,7 @@ mod tests {
         reload(&store, &mut evaluators, &mut unevaluable, 2_000);
         assert!(evaluators.is_empty());
         let a = stored(&store, "web-5xx");
-        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert_eq!(a.state, AlarmState::InsufficientData);
         assert!(a.reason.contains("Sideways"), "{}", a.reason);
         assert_eq!(history(&store, "web-5xx").len(), 1);
         assert_eq!(unevaluable.get("web-5xx"), Some(&2_000));

@@ -13,7 +13,7 @@
 //! Applying the same file twice is a no-op: a task definition whose
 //! canonical JSON equals the newest revision of its family reuses it.
 
-use super::{ApiResult, AppState, views};
+use super::{ApiResult, AppState};
 use crate::files;
 use axum::Json;
 use axum::extract::State;
@@ -334,8 +334,10 @@ pub(crate) async fn apply(
                     &cutover_store::AlarmRow {
                         name: name.clone(),
                         spec: alarm.clone(),
-                        state: before
-                            .map_or_else(|| "INSUFFICIENT_DATA".to_string(), |b| b.state.clone()),
+                        state: before.map_or(
+                            cutover_deploy::alarm::AlarmState::InsufficientData,
+                            |b| b.state,
+                        ),
                         reason: before
                             .map_or_else(|| "created by apply".to_string(), |b| b.reason.clone()),
                         updated_at: now,
@@ -386,7 +388,7 @@ pub(crate) async fn apply(
                 rollback_of: None,
             }) {
                 Ok(d) => deployments.push(ApplyDeployment::Started {
-                    status: views::deployment_status(&d.status)?,
+                    status: d.status,
                     id: d.id,
                     service: d.service,
                 }),

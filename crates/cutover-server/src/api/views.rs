@@ -9,7 +9,6 @@ use cutover_api::deployments::{BlueGreenView, Deployment, LifecycleRecord, Traff
 use cutover_api::services::{Event, Service, ServiceStatus};
 use cutover_api::task_definitions::TaskDefinition;
 use cutover_api::tasks::Task;
-use cutover_deploy::bluegreen::DeploymentStatus;
 use cutover_store::{
     AlarmRow, BuildRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow, ops,
 };
@@ -91,46 +90,38 @@ pub(crate) fn task_definition(row: &TaskDefinitionRow, with_body: bool) -> TaskD
     }
 }
 
-/// A deployment's stored status.
-pub(crate) fn deployment_status(s: &str) -> ApiResult<DeploymentStatus> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| unknown("deployment status", s))
-}
-
 /// A deployment: the row, and its lifecycle and traffic from the engine
 /// state when it is a blue/green one (events left out).
 pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
-    let blue_green = serde_json::from_value::<cutover_deploy::BlueGreen>(d.engine.clone())
-        .ok()
-        .map(|bg| {
-            let t = bg.traffic();
-            BlueGreenView {
-                lifecycle: bg
-                    .lifecycle()
-                    .iter()
-                    .map(|r| LifecycleRecord {
-                        event: r.event,
-                        status: r.status,
-                        started_at: r.started_at,
-                        ended_at: r.ended_at,
-                        message: r.message.clone(),
-                    })
-                    .collect(),
-                traffic: Traffic {
-                    prod_green_percent: t.prod_green_percent,
-                    test_on_green: t.test_on_green,
-                    pending_percent: t.pending.as_ref().map(|p| p.prod_green_percent),
-                },
-                alarms: bg.spec().alarms.clone(),
-                routing: bg.spec().routing,
-                next_wakeup: bg.next_wakeup(),
-            }
-        });
+    let blue_green = d.engine.blue_green().map(|bg| {
+        let t = bg.traffic();
+        BlueGreenView {
+            lifecycle: bg
+                .lifecycle()
+                .iter()
+                .map(|r| LifecycleRecord {
+                    event: r.event,
+                    status: r.status,
+                    started_at: r.started_at,
+                    ended_at: r.ended_at,
+                    message: r.message.clone(),
+                })
+                .collect(),
+            traffic: Traffic {
+                prod_green_percent: t.prod_green_percent,
+                test_on_green: t.test_on_green,
+                pending_percent: t.pending.as_ref().map(|p| p.prod_green_percent),
+            },
+            alarms: bg.spec().alarms.clone(),
+            routing: bg.spec().routing,
+            next_wakeup: bg.next_wakeup(),
+        }
+    });
     Ok(Deployment {
         id: d.id.clone(),
         service: d.service.clone(),
-        kind: d.kind.clone(),
-        status: deployment_status(&d.status)?,
+        kind: d.kind(),
+        status: d.status,
         from_task_definition: d.from_task_definition.clone(),
         to_task_definition: d.to_task_definition.clone(),
         config: d.config.clone(),
@@ -152,10 +143,7 @@ pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
 /// An alarm.
 pub(crate) fn alarm(a: AlarmRow) -> ApiResult<Alarm> {
     Ok(Alarm {
-        state: a
-            .state
-            .parse()
-            .map_err(|_| unknown("alarm state", &a.state))?,
+        state: a.state,
         name: a.name,
         spec: a.spec,
         reason: a.reason,

@@ -189,7 +189,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         .store
         .with(|c| ops::unfinished_deployments_of(c, &svc.name))?
         .into_iter()
-        .find(|d| d.kind == "BLUE_GREEN");
+        .find(|d| d.kind() == cutover_deploy::DeploymentKind::BlueGreen);
     let mut targets = targets(&svc, &tasks, current_has_health, deployment.is_some());
     st.set_revisions.clear();
     if let Some(d) = deployment.as_ref().filter(|d| d.green_provisioned) {

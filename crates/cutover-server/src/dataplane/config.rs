@@ -186,12 +186,18 @@ mod tests {
         DeploymentRow {
             id: "d1".into(),
             service: "web".into(),
-            kind: "BLUE_GREEN".into(),
-            status: "InProgress".into(),
+            status: cutover_deploy::DeploymentStatus::InProgress,
             from_task_definition: "web:1".into(),
             to_task_definition: "web:2".into(),
             config: "x".into(),
-            engine: Value::Null,
+            engine: cutover_deploy::BlueGreen::new(
+                cutover_deploy::BlueGreenSpec::new(
+                    "d1",
+                    cutover_deploy::TrafficRouting::ecs_all_at_once(),
+                ),
+                0,
+            )
+            .into(),
             green_provisioned: true,
             prod_green_percent: pct,
             test_on_green: test,
