@@ -30,6 +30,8 @@ pub(crate) const DEPLOYMENT_STATUSES: &[&str] = &[
     "Failed",
     "Stopped",
 ];
+/// Wire values of `cutover_core::service::ServiceStatus`.
+pub(crate) const SERVICE_STATUSES: &[&str] = &["ACTIVE", "DRAINING"];
 /// Wire values of `cutover_deploy::DeploymentKind`.
 pub(crate) const DEPLOYMENT_KINDS: &[&str] = &["BLUE_GREEN", "ROLLING", "ROLLBACK"];
 /// Wire values of `cutover_deploy::bluegreen::EventStatus`.
@@ -67,6 +69,9 @@ pub(crate) fn health_status() -> Object {
 }
 pub(crate) fn deployment_status() -> Object {
     string_enum(DEPLOYMENT_STATUSES)
+}
+pub(crate) fn service_status() -> Object {
+    string_enum(SERVICE_STATUSES)
 }
 pub(crate) fn deployment_kind() -> Object {
     string_enum(DEPLOYMENT_KINDS)
@@ -139,6 +144,11 @@ mod tests {
         assert_eq!(
             DEPLOYMENT_STATUSES.len(),
             cutover_deploy::DeploymentStatus::ALL.len()
+        );
+        all_parse::<cutover_core::service::ServiceStatus>(SERVICE_STATUSES);
+        assert_eq!(
+            SERVICE_STATUSES.len(),
+            cutover_core::service::ServiceStatus::ALL.len()
         );
         all_parse::<cutover_deploy::DeploymentKind>(DEPLOYMENT_KINDS);
         assert_eq!(

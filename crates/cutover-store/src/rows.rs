@@ -1,5 +1,6 @@
 //! Plain row types, one per table, serialised as the API shows them.
 
+use cutover_core::service::ServiceStatus;
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::alarm::AlarmState;
 use cutover_deploy::{DeploymentEngine, DeploymentKind, DeploymentStatus};
@@ -43,8 +44,9 @@ pub struct ServiceRow {
     pub runtime: String,
     /// The rest of the service's declaration (load balancer, deployment), as applied.
     pub spec: ServiceSettings,
-    /// ACTIVE, or DRAINING after a delete until its tasks stopped.
-    pub status: String,
+    /// ACTIVE, or DRAINING after a delete until its tasks stopped (stored
+    /// under these names; an unknown one is an error).
+    pub status: ServiceStatus,
     /// Which of the service's two target groups (`a` or `b`) is live.
     pub lb_group: String,
     /// Bumped on every change of the declaration.

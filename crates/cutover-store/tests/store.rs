@@ -11,7 +11,7 @@ fn service(name: &str, desired: u32) -> ServiceRow {
         desired_count: desired,
         runtime: "process".into(),
         spec: Default::default(),
-        status: "ACTIVE".into(),
+        status: cutover_core::service::ServiceStatus::Active,
         lb_group: "a".into(),
         generation: 1,
         created_at: 10,
@@ -259,7 +259,7 @@ fn deployments_and_alarms_round_trip() {
 }
 
 #[test]
-fn unknown_stored_deployment_kinds_statuses_and_alarm_states_are_refused() {
+fn unknown_stored_deployment_kinds_service_and_deployment_statuses_and_alarm_states_are_refused() {
     use cutover_deploy::alarm::AlarmState;
     use cutover_deploy::{DeploymentEngine, DeploymentStatus};
     use cutover_store::{AlarmRow, DeploymentRow};
@@ -307,6 +307,14 @@ fn unknown_stored_deployment_kinds_statuses_and_alarm_states_are_refused() {
     let err = s.with(|c| ops::deployment(c, "d-1")).unwrap_err();
     assert!(
         error_chain(&err).starts_with("state store: corrupt deployment engine state"),
+        "{}",
+        error_chain(&err)
+    );
+    s.with(|c| ops::put_service(c, &service("web", 1))).unwrap();
+    corrupt("UPDATE services SET status = 'Active'");
+    let err = s.with(ops::list_services).unwrap_err();
+    assert!(
+        error_chain(&err).contains("unknown service status \"Active\""),
         "{}",
         error_chain(&err)
     );

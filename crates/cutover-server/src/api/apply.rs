@@ -234,7 +234,7 @@ pub(crate) async fn apply(
                 Some(e) => {
                     if e.task_definition != taskdef {
                         let blue_green =
-                            r.spec.is_blue_green() && e.status == ServiceStatus::Active.as_str();
+                            r.spec.is_blue_green() && e.status == ServiceStatus::Active;
                         let under_way = blue_green
                             && ops::unfinished_deployments(c)?
                                 .iter()
@@ -270,7 +270,7 @@ pub(crate) async fn apply(
                     if e.spec != r.spec {
                         changes.push("loadBalancer/deployment settings changed".to_string());
                     }
-                    if e.status != ServiceStatus::Active.as_str() {
+                    if e.status != ServiceStatus::Active {
                         changes.push(format!("status {} -> ACTIVE", e.status));
                     }
                     if changes.is_empty() {
@@ -291,7 +291,7 @@ pub(crate) async fn apply(
                     desired_count: r.desired_count,
                     runtime: r.runtime.clone(),
                     spec: r.spec.clone(),
-                    status: ServiceStatus::Active.as_str().into(),
+                    status: ServiceStatus::Active,
                     lb_group: existing
                         .as_ref()
                         .map_or_else(|| "a".to_string(), |e| e.lb_group.clone()),

@@ -6,7 +6,7 @@ use super::ApiResult;
 use cutover_api::alarms::Alarm;
 use cutover_api::builds::{Build, BuildStatus};
 use cutover_api::deployments::{BlueGreenView, Deployment, LifecycleRecord, Traffic};
-use cutover_api::services::{Event, Service, ServiceStatus};
+use cutover_api::services::{Event, Service};
 use cutover_api::task_definitions::TaskDefinition;
 use cutover_api::tasks::Task;
 use cutover_store::{
@@ -21,8 +21,7 @@ fn unknown(what: &str, value: &str) -> super::ApiError {
 pub(crate) fn service(svc: &ServiceRow, counts: ops::TaskCounts) -> ApiResult<Service> {
     Ok(Service {
         name: svc.name.clone(),
-        status: ServiceStatus::parse(&svc.status)
-            .ok_or_else(|| unknown("service status", &svc.status))?,
+        status: svc.status,
         task_definition: svc.task_definition.clone(),
         desired_count: svc.desired_count,
         running_count: counts.running,

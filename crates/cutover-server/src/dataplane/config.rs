@@ -60,7 +60,7 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
         let Some(lb) = svc.spec.load_balancer.as_ref() else {
             continue;
         };
-        if svc.status != "ACTIVE" && v.tasks.is_empty() {
+        if svc.status != cutover_core::service::ServiceStatus::Active && v.tasks.is_empty() {
             continue;
         }
         let live = svc.lb_group.as_str();
@@ -152,7 +152,7 @@ mod tests {
                 "deregistrationDelaySeconds": 2}}),
             )
             .unwrap(),
-            status: "ACTIVE".into(),
+            status: cutover_core::service::ServiceStatus::Active,
             lb_group: lb_group.into(),
             generation: 1,
             created_at: 0,

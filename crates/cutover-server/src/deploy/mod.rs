@@ -108,7 +108,7 @@ impl Deployer {
             .store
             .with(|c| ops::service(c, &req.service))?
             .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
-        if svc.status != "ACTIVE" {
+        if svc.status != cutover_core::service::ServiceStatus::Active {
             return Err(ApiError::bad_request(format!(
                 "service {:?} is being deleted",
                 svc.name
