@@ -1,6 +1,7 @@
 //! Deployments (CodeDeploy-style blue/green, and rolling updates).
 
 use crate::services::Event;
+use cutover_deploy::DeploymentKind;
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus};
 use cutover_deploy::config::{LifecycleEvent, TrafficRouting};
 use cutover_spec::diag::Diagnostic;
@@ -66,7 +67,8 @@ pub struct Deployment {
     /// The service.
     pub service: String,
     /// `BLUE_GREEN`, `ROLLING` or `ROLLBACK`.
-    pub kind: String,
+    #[schema(schema_with = crate::schema::deployment_kind)]
+    pub kind: DeploymentKind,
     /// CodeDeploy's status.
     #[schema(schema_with = crate::schema::deployment_status)]
     pub status: DeploymentStatus,

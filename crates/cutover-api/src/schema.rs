@@ -30,6 +30,10 @@ pub(crate) const DEPLOYMENT_STATUSES: &[&str] = &[
     "Failed",
     "Stopped",
 ];
+/// Wire values of `cutover_core::service::ServiceStatus`.
+pub(crate) const SERVICE_STATUSES: &[&str] = &["ACTIVE", "DRAINING"];
+/// Wire values of `cutover_deploy::DeploymentKind`.
+pub(crate) const DEPLOYMENT_KINDS: &[&str] = &["BLUE_GREEN", "ROLLING", "ROLLBACK"];
 /// Wire values of `cutover_deploy::bluegreen::EventStatus`.
 pub(crate) const EVENT_STATUSES: &[&str] =
     &["Pending", "InProgress", "Succeeded", "Failed", "Skipped"];
@@ -65,6 +69,12 @@ pub(crate) fn health_status() -> Object {
 }
 pub(crate) fn deployment_status() -> Object {
     string_enum(DEPLOYMENT_STATUSES)
+}
+pub(crate) fn service_status() -> Object {
+    string_enum(SERVICE_STATUSES)
+}
+pub(crate) fn deployment_kind() -> Object {
+    string_enum(DEPLOYMENT_KINDS)
 }
 pub(crate) fn event_status() -> Object {
     string_enum(EVENT_STATUSES)
@@ -131,8 +141,26 @@ mod tests {
         all_parse::<DesiredStatus>(DESIRED_STATUSES);
         all_parse::<HealthStatus>(HEALTH_STATUSES);
         all_parse::<cutover_deploy::bluegreen::DeploymentStatus>(DEPLOYMENT_STATUSES);
+        assert_eq!(
+            DEPLOYMENT_STATUSES.len(),
+            cutover_deploy::DeploymentStatus::ALL.len()
+        );
+        all_parse::<cutover_core::service::ServiceStatus>(SERVICE_STATUSES);
+        assert_eq!(
+            SERVICE_STATUSES.len(),
+            cutover_core::service::ServiceStatus::ALL.len()
+        );
+        all_parse::<cutover_deploy::DeploymentKind>(DEPLOYMENT_KINDS);
+        assert_eq!(
+            DEPLOYMENT_KINDS.len(),
+            cutover_deploy::DeploymentKind::ALL.len()
+        );
         all_parse::<cutover_deploy::bluegreen::EventStatus>(EVENT_STATUSES);
         all_parse::<cutover_deploy::alarm::AlarmState>(ALARM_STATES);
+        assert_eq!(
+            ALARM_STATES.len(),
+            cutover_deploy::alarm::AlarmState::ALL.len()
+        );
         all_parse::<cutover_pipeline::engine::ExecutionStatus>(EXECUTION_STATUSES);
         all_parse::<cutover_pipeline::engine::StageStatus>(STAGE_STATUSES);
         all_parse::<cutover_pipeline::engine::ActionStatus>(ACTION_STATUSES);

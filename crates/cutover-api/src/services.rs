@@ -18,34 +18,9 @@ pub struct ServerStatus {
     pub runtimes: Vec<String>,
 }
 
-/// Whether a service runs or is being deleted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ServiceStatus {
-    /// Kept at its desired count.
-    Active,
-    /// Delete requested: its tasks are stopping.
-    Draining,
-}
-
-impl ServiceStatus {
-    /// The wire name (`ACTIVE`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceStatus::Active => "ACTIVE",
-            ServiceStatus::Draining => "DRAINING",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<ServiceStatus> {
-        match s {
-            "ACTIVE" => Some(ServiceStatus::Active),
-            "DRAINING" => Some(ServiceStatus::Draining),
-            _ => None,
-        }
-    }
-}
+/// Whether a service runs or is being deleted (`cutover-core`'s, which the
+/// store holds too).
+pub use cutover_core::service::ServiceStatus;
 
 /// A service with counts of its tasks, as `aws ecs describe-services` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -54,6 +29,7 @@ pub struct Service {
     /// Name.
     pub name: String,
     /// Active or draining.
+    #[schema(schema_with = crate::schema::service_status)]
     pub status: ServiceStatus,
     /// `family:revision` its tasks run.
     pub task_definition: String,

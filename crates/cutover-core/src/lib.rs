@@ -1,5 +1,6 @@
 //! Pure domain logic shared by the control plane: time, task lifecycle,
-//! container health checks and the service reconcile decision.
+//! service status, container health checks and the service reconcile
+//! decision.
 //!
 //! Nothing in this crate performs IO or reads a clock. Every function that
 //! depends on time takes `now: Millis` from the caller, so the control plane
@@ -7,6 +8,7 @@
 
 pub mod health;
 pub mod reconcile;
+pub mod service;
 pub mod task;
 
 /// Milliseconds since the Unix epoch, injected by the caller.

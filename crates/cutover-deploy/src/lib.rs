@@ -63,16 +63,20 @@
 //! - [`schedule`]: the traffic steps of a routing.
 //! - [`bluegreen`]: the state machine.
 //! - [`rolling`]: the ECS rolling-update planner with circuit breaker.
+//! - [`deployment`]: a stored deployment's kind and engine state, and the
+//!   names of kinds and statuses.
 //! - [`alarm`]: CloudWatch-style metric alarms at one-second resolution and
 //!   composite alarm rules.
 
 pub mod alarm;
 pub mod bluegreen;
 pub mod config;
+pub mod deployment;
 pub mod rolling;
 pub mod schedule;
 pub mod time;
 
 pub use bluegreen::{BlueGreen, DeploymentStatus, Effect, Input};
 pub use config::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
+pub use deployment::{DeploymentEngine, DeploymentKind};
 pub use time::Millis;

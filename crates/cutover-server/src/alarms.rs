@@ -15,13 +15,10 @@ use crate::dataplane::config::{group_name, prod_listener, test_listener};
 use crate::deploy::Deployer;
 use cutover_clock::{Clock, SharedClock};
 use cutover_deploy::alarm::{
-    AlarmEvaluator, AlarmState, Comparison, CompositeAlarm, MetricAlarm, Rule, SecondSample,
-    Statistic, Transition, TreatMissing,
+    AlarmEvaluator, AlarmState, CompositeAlarm, MetricAlarm, SecondSample, Transition,
 };
 use cutover_proxy::metrics::SecondBucket;
-use cutover_spec::stack::{
-    Alarm, AlarmRule, ListenerKind, MetricName, MetricRef, parse_alarm_rule,
-};
+use cutover_spec::stack::{Alarm, ListenerKind, MetricName, MetricRef, parse_alarm_rule};
 use cutover_store::{AlarmRow, Store, ops};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -51,97 +48,22 @@ impl Evaluator {
     }
 }
 
-/// The state name as CloudWatch writes it.
-pub(crate) fn state_name(s: AlarmState) -> &'static str {
-    match s {
-        AlarmState::Ok => "OK",
-        AlarmState::Alarm => "ALARM",
-        AlarmState::InsufficientData => "INSUFFICIENT_DATA",
-    }
-}
-
-/// Parses a state name.
-pub(crate) fn parse_state(s: &str) -> Option<AlarmState> {
-    match s {
-        "OK" => Some(AlarmState::Ok),
-        "ALARM" => Some(AlarmState::Alarm),
-        "INSUFFICIENT_DATA" => Some(AlarmState::InsufficientData),
-        _ => None,
-    }
-}
-
 /// The evaluator of a stored alarm, or why it cannot be evaluated.
 fn build(name: &str, spec: &serde_json::Value) -> Result<Evaluator, String> {
     let alarm: Alarm = serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
     Ok(match alarm {
         Alarm::Metric(m) => Evaluator::Metric(
             m.metric.clone(),
-            AlarmEvaluator::new(MetricAlarm {
-                name: name.to_string(),
-                statistic: match m.statistic {
-                    cutover_spec::stack::Statistic::Sum => Statistic::Sum,
-                    cutover_spec::stack::Statistic::Average => Statistic::Average,
-                    cutover_spec::stack::Statistic::Minimum => Statistic::Minimum,
-                    cutover_spec::stack::Statistic::Maximum => Statistic::Maximum,
-                    cutover_spec::stack::Statistic::SampleCount => Statistic::SampleCount,
-                    cutover_spec::stack::Statistic::Percentile(p) => Statistic::Percentile(p),
-                },
-                period_secs: m.period_seconds,
-                evaluation_periods: m.evaluation_periods,
-                datapoints_to_alarm: m.datapoints_to_alarm,
-                threshold: m.threshold,
-                comparison: match m.comparison_operator {
-                    cutover_spec::stack::ComparisonOperator::GreaterThanOrEqualToThreshold => {
-                        Comparison::GreaterThanOrEqualToThreshold
-                    }
-                    cutover_spec::stack::ComparisonOperator::GreaterThanThreshold => {
-                        Comparison::GreaterThanThreshold
-                    }
-                    cutover_spec::stack::ComparisonOperator::LessThanThreshold => {
-                        Comparison::LessThanThreshold
-                    }
-                    cutover_spec::stack::ComparisonOperator::LessThanOrEqualToThreshold => {
-                        Comparison::LessThanOrEqualToThreshold
-                    }
-                },
-                treat_missing: match m.treat_missing_data {
-                    cutover_spec::stack::TreatMissingData::Missing => TreatMissing::Missing,
-                    cutover_spec::stack::TreatMissingData::NotBreaching => {
-                        TreatMissing::NotBreaching
-                    }
-                    cutover_spec::stack::TreatMissingData::Breaching => TreatMissing::Breaching,
-                    cutover_spec::stack::TreatMissingData::Ignore => TreatMissing::Ignore,
-                },
-            }),
+            AlarmEvaluator::new(MetricAlarm::from_spec(name, &m)),
         ),
         Alarm::Composite(c) => {
             // The stack's grammar, so that what `apply` accepted is what is
-            // evaluated (the evaluator's own parser refuses some of it, e.g.
-            // bare names with spaces: found by fuzzing).
+            // evaluated.
             let rule = parse_alarm_rule(&c.alarm_rule)
                 .map_err(|e| format!("alarm rule \"{}\": {e}", c.alarm_rule))?;
-            Evaluator::Composite(CompositeAlarm::new(name, to_rule(&rule)))
+            Evaluator::Composite(CompositeAlarm::new(name, rule))
         }
     })
-}
-
-/// The evaluator's form of a rule parsed by the stack's grammar.
-fn to_rule(rule: &AlarmRule) -> Rule {
-    match rule {
-        AlarmRule::Const(true) => Rule::True,
-        AlarmRule::Const(false) => Rule::False,
-        AlarmRule::State { state, alarm } => Rule::Is {
-            state: match state {
-                cutover_spec::stack::AlarmState::Ok => AlarmState::Ok,
-                cutover_spec::stack::AlarmState::Alarm => AlarmState::Alarm,
-                cutover_spec::stack::AlarmState::InsufficientData => AlarmState::InsufficientData,
-            },
-            alarm: alarm.clone(),
-        },
-        AlarmRule::Not(r) => Rule::Not(Box::new(to_rule(r))),
-        AlarmRule::And(a, b) => Rule::And(Box::new(to_rule(a)), Box::new(to_rule(b))),
-        AlarmRule::Or(a, b) => Rule::Or(Box::new(to_rule(a)), Box::new(to_rule(b))),
-    }
 }
 
 /// One second of one metric, as an alarm sees it. Counts are 0 in a second
@@ -224,16 +146,11 @@ fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value
     let row = AlarmRow {
         name: name.to_string(),
         spec: spec.clone(),
-        state: state_name(t.to).into(),
+        state: t.to,
         reason: t.reason.clone(),
         updated_at: now,
     };
-    let msg = format!(
-        "{} -> {}: {}",
-        state_name(t.from),
-        state_name(t.to),
-        t.reason
-    );
+    let msg = format!("{} -> {}: {}", t.from, t.to, t.reason);
     if let Err(e) = store.atomically(|c| {
         ops::put_alarm(c, &row)?;
         ops::add_event(c, now, &format!("alarm/{name}"), &msg)
@@ -284,7 +201,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
                 // Never go on evaluating a declaration that was replaced.
                 evaluators.remove(&r.name);
                 let reason = format!("the alarm cannot be evaluated: {error}");
-                if r.state != state_name(AlarmState::InsufficientData) || r.reason != reason {
+                if r.state != AlarmState::InsufficientData || r.reason != reason {
                     record_unevaluable(store, &r, &reason, now);
                 }
                 let due = unevaluable
@@ -302,7 +219,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
 /// Stores INSUFFICIENT_DATA with `reason` and one event, unless the
 /// declaration changed meanwhile (then the next reload judges the new one).
 fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
-    let to = state_name(AlarmState::InsufficientData);
+    let to = AlarmState::InsufficientData;
     let msg = format!("{} -> {to}: {reason}", row.state);
     let result = store.atomically(|c| {
         let current = ops::list_alarms(c)?
@@ -314,7 +231,7 @@ fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
         ops::put_alarm(
             c,
             &AlarmRow {
-                state: to.into(),
+                state: to,
                 reason: reason.to_string(),
                 updated_at: now,
                 ..row.clone()
@@ -541,7 +458,7 @@ mod tests {
         let row = AlarmRow {
             name: "guard".into(),
             spec: broken.clone(),
-            state: "OK".into(),
+            state: AlarmState::Ok,
             reason: String::new(),
             updated_at: 1,
         };
@@ -549,7 +466,7 @@ mod tests {
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
         reload(&store, &mut evaluators, &mut unevaluable, 1_000);
         let a = stored(&store, "guard");
-        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert_eq!(a.state, AlarmState::InsufficientData);
         assert!(
             a.reason
                 .starts_with("the alarm cannot be evaluated: alarm rule \"ALARM(web-5xx) AND\": "),
@@ -589,8 +506,9 @@ mod tests {
 
     #[test]
     fn a_rule_the_stack_accepts_is_evaluated_as_written() {
-        // The evaluator's own parser refused bare names with spaces, which
-        // the stack accepts: such an alarm was applied but never evaluated.
+        // The evaluator once had its own parser, which refused bare names
+        // with spaces that the stack accepts: such an alarm was applied but
+        // never evaluated. There is one grammar now.
         let text = "(ALARM(a) OR FALSE) AND NOT INSUFFICIENT_DATA( my alarm )";
         let spec = serde_json::json!({ "alarmRule": text });
         let Ok(Evaluator::Composite(c)) = build("guard", &spec) else {
@@ -598,7 +516,7 @@ mod tests {
         };
         assert_eq!(
             c.rule().to_string(),
-            "((ALARM(\"a\")) OR (FALSE)) AND (NOT (INSUFFICIENT_DATA(\"my alarm\")))"
+            "((ALARM(\"a\") OR FALSE) AND NOT INSUFFICIENT_DATA(\"my alarm\"))"
         );
         let state =
             |a: AlarmState, mine: AlarmState| move |n: &str| if n == "a" { a } else { mine };
@@ -619,7 +537,7 @@ mod tests {
         let mut row = AlarmRow {
             name: "web-5xx".into(),
             spec: good,
-            state: "OK".into(),
+            state: AlarmState::Ok,
             reason: String::new(),
             updated_at: 1,
         };
@@ -632,7 +550,7 @@ mod tests {
         reload(&store, &mut evaluators, &mut unevaluable, 2_000);
         assert!(evaluators.is_empty());
         let a = stored(&store, "web-5xx");
-        assert_eq!(a.state, "INSUFFICIENT_DATA");
+        assert_eq!(a.state, AlarmState::InsufficientData);
         assert!(a.reason.contains("Sideways"), "{}", a.reason);
         assert_eq!(history(&store, "web-5xx").len(), 1);
         assert_eq!(unevaluable.get("web-5xx"), Some(&2_000));

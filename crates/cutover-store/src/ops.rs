@@ -4,6 +4,8 @@
 use crate::{
     AlarmRow, DeploymentRow, EventRow, ServiceRow, StoreError, TaskDefinitionRow, TaskRow,
 };
+use cutover_deploy::alarm::AlarmState;
+use cutover_deploy::{DeploymentEngine, DeploymentKind};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -126,7 +128,7 @@ fn service_from(r: &Row<'_>) -> rusqlite::Result<(ServiceRow, String)> {
             desired_count: r.get(2)?,
             runtime: r.get(3)?,
             spec: Default::default(),
-            status: r.get(5)?,
+            status: status(r, 5)?,
             generation: r.get::<_, i64>(6)? as u64,
             created_at: r.get::<_, i64>(7)? as u64,
             updated_at: r.get::<_, i64>(8)? as u64,
@@ -157,7 +159,7 @@ pub fn put_service(c: &Connection, s: &ServiceRow) -> Result<(), StoreError> {
             s.desired_count,
             s.runtime,
             serde_json::to_string(&s.spec).map_err(StoreError::json("service spec"))?,
-            s.status,
+            s.status.as_str(),
             s.generation as i64,
             s.created_at as i64,
             s.updated_at as i64,
@@ -415,17 +417,16 @@ pub fn record_stack(
 
 const DEPLOYMENT_COLS: &str = "id, service, kind, status, from_task_definition, to_task_definition, config, engine, green_provisioned, prod_green_percent, test_on_green, started_by, rollback_of, rolled_back_by, outcome, created_at, updated_at, finished_at";
 
-fn deployment_from(r: &Row<'_>) -> rusqlite::Result<(DeploymentRow, String)> {
+fn deployment_from(r: &Row<'_>) -> rusqlite::Result<(DeploymentRow, DeploymentKind, String)> {
     Ok((
         DeploymentRow {
             id: r.get(0)?,
             service: r.get(1)?,
-            kind: r.get(2)?,
-            status: r.get(3)?,
+            status: status(r, 3)?,
             from_task_definition: r.get(4)?,
             to_task_definition: r.get(5)?,
             config: r.get(6)?,
-            engine: serde_json::Value::Null,
+            engine: DeploymentEngine::Rolling,
             green_provisioned: r.get(8)?,
             prod_green_percent: r.get(9)?,
             test_on_green: r.get(10)?,
@@ -437,16 +438,32 @@ fn deployment_from(r: &Row<'_>) -> rusqlite::Result<(DeploymentRow, String)> {
             updated_at: r.get::<_, i64>(16)? as u64,
             finished_at: opt_u64(r.get(17)?),
         },
+        status(r, 2)?,
         r.get(7)?,
     ))
 }
 
+/// The engine column of a deployment of `kind`: a blue/green one holds the
+/// engine's JSON, the others `null`.
 fn finish_deployment(
-    (mut d, engine): (DeploymentRow, String),
+    (mut d, kind, engine): (DeploymentRow, DeploymentKind, String),
 ) -> Result<DeploymentRow, StoreError> {
-    d.engine =
-        serde_json::from_str(&engine).map_err(StoreError::json("deployment engine state"))?;
+    d.engine = match kind {
+        DeploymentKind::BlueGreen => DeploymentEngine::BlueGreen(
+            serde_json::from_str(&engine).map_err(StoreError::json("deployment engine state"))?,
+        ),
+        DeploymentKind::Rolling => DeploymentEngine::Rolling,
+        DeploymentKind::Rollback => DeploymentEngine::Rollback,
+    };
     Ok(d)
+}
+
+/// The engine column's text (see [`finish_deployment`]).
+fn engine_column(engine: &DeploymentEngine) -> Result<String, StoreError> {
+    match engine.blue_green() {
+        Some(bg) => serde_json::to_string(bg).map_err(StoreError::json("deployment engine state")),
+        None => Ok("null".to_string()),
+    }
 }
 
 /// Inserts or replaces a deployment.
@@ -458,12 +475,12 @@ pub fn put_deployment(c: &Connection, d: &DeploymentRow) -> Result<(), StoreErro
         params![
             d.id,
             d.service,
-            d.kind,
-            d.status,
+            d.kind().as_str(),
+            d.status.as_str(),
             d.from_task_definition,
             d.to_task_definition,
             d.config,
-            d.engine.to_string(),
+            engine_column(&d.engine)?,
             d.green_provisioned,
             d.prod_green_percent,
             d.test_on_green,
@@ -551,7 +568,13 @@ pub fn unfinished_deployments_of(
 pub fn put_alarm(c: &Connection, a: &AlarmRow) -> Result<(), StoreError> {
     c.execute(
         "INSERT OR REPLACE INTO alarms (name, spec, state, reason, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![a.name, a.spec.to_string(), a.state, a.reason, a.updated_at as i64],
+        params![
+            a.name,
+            a.spec.to_string(),
+            a.state.as_str(),
+            a.reason,
+            a.updated_at as i64
+        ],
     )
     .map_err(StoreError::sql("write alarm"))?;
     Ok(())
@@ -574,7 +597,7 @@ pub fn list_alarms(c: &Connection) -> Result<Vec<AlarmRow>, StoreError> {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                status::<AlarmState>(r, 2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
             ))

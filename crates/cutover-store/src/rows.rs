@@ -1,6 +1,9 @@
 //! Plain row types, one per table, serialised as the API shows them.
 
+use cutover_core::service::ServiceStatus;
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
+use cutover_deploy::alarm::AlarmState;
+use cutover_deploy::{DeploymentEngine, DeploymentKind, DeploymentStatus};
 use cutover_spec::stack::ServiceSettings;
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +44,9 @@ pub struct ServiceRow {
     pub runtime: String,
     /// The rest of the service's declaration (load balancer, deployment), as applied.
     pub spec: ServiceSettings,
-    /// ACTIVE, or DRAINING after a delete until its tasks stopped.
-    pub status: String,
+    /// ACTIVE, or DRAINING after a delete until its tasks stopped (stored
+    /// under these names; an unknown one is an error).
+    pub status: ServiceStatus,
     /// Which of the service's two target groups (`a` or `b`) is live.
     pub lb_group: String,
     /// Bumped on every change of the declaration.
@@ -149,18 +153,19 @@ pub struct DeploymentRow {
     pub id: String,
     /// The service.
     pub service: String,
-    /// BLUE_GREEN or ROLLING.
-    pub kind: String,
-    /// Created, Queued, InProgress, Baking, Ready, Succeeded, Failed, Stopped.
-    pub status: String,
+    /// Created, Queued, InProgress, Baking, Ready, Succeeded, Failed,
+    /// Stopped (stored under these names; an unknown one is an error).
+    pub status: DeploymentStatus,
     /// Revision before (`family:revision`).
     pub from_task_definition: String,
     /// Revision deployed.
     pub to_task_definition: String,
     /// Deployment configuration name.
     pub config: String,
-    /// The pure engine's serialized state.
-    pub engine: serde_json::Value,
+    /// The kind, and for a blue/green deployment the pure engine's state
+    /// (stored as the `kind` column and the engine's JSON); see
+    /// [`DeploymentRow::kind`].
+    pub engine: DeploymentEngine,
     /// Whether the replacement task set should run.
     pub green_provisioned: bool,
     /// Production traffic on the replacement, as last pushed to the proxy.
@@ -190,8 +195,8 @@ impl DeploymentRow {
     pub fn new(
         id: &str,
         service: &str,
-        kind: &str,
-        status: &str,
+        engine: DeploymentEngine,
+        status: DeploymentStatus,
         from: &str,
         to: &str,
         config: &str,
@@ -201,12 +206,11 @@ impl DeploymentRow {
         DeploymentRow {
             id: id.to_string(),
             service: service.to_string(),
-            kind: kind.to_string(),
-            status: status.to_string(),
+            status,
             from_task_definition: from.to_string(),
             to_task_definition: to.to_string(),
             config: config.to_string(),
-            engine: serde_json::Value::Null,
+            engine,
             green_provisioned: false,
             prod_green_percent: 0,
             test_on_green: false,
@@ -219,6 +223,11 @@ impl DeploymentRow {
             finished_at: None,
         }
     }
+
+    /// BLUE_GREEN, ROLLING or ROLLBACK, implied by the engine state.
+    pub fn kind(&self) -> DeploymentKind {
+        self.engine.kind()
+    }
 }
 
 /// An alarm's declaration and last state.
@@ -229,8 +238,9 @@ pub struct AlarmRow {
     pub name: String,
     /// Its declaration, as applied.
     pub spec: serde_json::Value,
-    /// OK, ALARM, INSUFFICIENT_DATA.
-    pub state: String,
+    /// OK, ALARM, INSUFFICIENT_DATA (stored under these names; an unknown
+    /// one is an error).
+    pub state: AlarmState,
     /// Why.
     pub reason: String,
     /// Unix ms of the last state change.

@@ -11,7 +11,7 @@ fn service(name: &str, desired: u32) -> ServiceRow {
         desired_count: desired,
         runtime: "process".into(),
         spec: Default::default(),
-        status: "ACTIVE".into(),
+        status: cutover_core::service::ServiceStatus::Active,
         lb_group: "a".into(),
         generation: 1,
         created_at: 10,
@@ -151,19 +151,38 @@ fn a_newer_schema_is_refused() {
     assert!(err.to_string().contains("schema version 999"), "{err}");
 }
 
+fn blue_green() -> cutover_deploy::DeploymentEngine {
+    use cutover_deploy::{BlueGreen, BlueGreenSpec, Input, TrafficRouting};
+    let spec = BlueGreenSpec::new("d-1", TrafficRouting::ecs_canary_10_percent_5_minutes());
+    let mut engine = BlueGreen::new(spec, 5);
+    engine.handle(5, Input::Start);
+    engine.into()
+}
+
+fn error_chain(err: &StoreError) -> String {
+    let mut chain = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        chain += &format!(": {s}");
+        source = s.source();
+    }
+    chain
+}
+
 #[test]
 fn deployments_and_alarms_round_trip() {
+    use cutover_deploy::alarm::AlarmState;
+    use cutover_deploy::{DeploymentEngine, DeploymentKind, DeploymentStatus};
     use cutover_store::{AlarmRow, DeploymentRow};
     let s = Store::open_in_memory().unwrap();
     let d = DeploymentRow {
         id: "d-1".into(),
         service: "web".into(),
-        kind: "BLUE_GREEN".into(),
-        status: "InProgress".into(),
+        status: DeploymentStatus::InProgress,
         from_task_definition: "web:1".into(),
         to_task_definition: "web:2".into(),
-        config: "CodeDeployDefault.ECSAllAtOnce".into(),
-        engine: json!({"state": 1}),
+        config: "CodeDeployDefault.ECSCanary10Percent5Minutes".into(),
+        engine: blue_green(),
         green_provisioned: true,
         prod_green_percent: 20,
         test_on_green: true,
@@ -175,14 +194,31 @@ fn deployments_and_alarms_round_trip() {
         updated_at: 6,
         finished_at: None,
     };
+    assert_eq!(d.kind(), DeploymentKind::BlueGreen);
     s.with(|c| ops::put_deployment(c, &d)).unwrap();
     assert_eq!(
         s.with(|c| ops::deployment(c, "d-1")).unwrap(),
         Some(d.clone())
     );
+    // The columns keep the spelling they always had.
+    let (kind, status): (String, String) = s
+        .with(|c| {
+            Ok(c.query_row(
+                "SELECT kind, status FROM deployments WHERE id = 'd-1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap())
+        })
+        .unwrap();
+    assert_eq!(
+        (kind.as_str(), status.as_str()),
+        ("BLUE_GREEN", "InProgress")
+    );
     assert_eq!(s.with(ops::unfinished_deployments).unwrap().len(), 1);
     let mut done = d.clone();
     done.finished_at = Some(9);
+    done.status = DeploymentStatus::Succeeded;
     s.with(|c| ops::put_deployment(c, &done)).unwrap();
     assert!(s.with(ops::unfinished_deployments).unwrap().is_empty());
     assert_eq!(
@@ -190,11 +226,29 @@ fn deployments_and_alarms_round_trip() {
             .unwrap(),
         vec![done]
     );
+    for (id, engine) in [
+        ("d-2", DeploymentEngine::Rolling),
+        ("d-3", DeploymentEngine::Rollback),
+    ] {
+        let row = DeploymentRow::new(
+            id,
+            "web",
+            engine,
+            DeploymentStatus::Succeeded,
+            "web:2",
+            "web:1",
+            "rolling",
+            "user",
+            10,
+        );
+        s.with(|c| ops::put_deployment(c, &row)).unwrap();
+        assert_eq!(s.with(|c| ops::deployment(c, id)).unwrap(), Some(row));
+    }
 
     let a = AlarmRow {
         name: "web-5xx".into(),
         spec: json!({"threshold": 1}),
-        state: "OK".into(),
+        state: AlarmState::Ok,
         reason: "initial".into(),
         updated_at: 1,
     };
@@ -202,6 +256,75 @@ fn deployments_and_alarms_round_trip() {
     assert_eq!(s.with(ops::list_alarms).unwrap(), vec![a]);
     s.with(|c| ops::delete_alarm(c, "web-5xx")).unwrap();
     assert!(s.with(ops::list_alarms).unwrap().is_empty());
+}
+
+#[test]
+fn unknown_stored_deployment_kinds_service_and_deployment_statuses_and_alarm_states_are_refused() {
+    use cutover_deploy::alarm::AlarmState;
+    use cutover_deploy::{DeploymentEngine, DeploymentStatus};
+    use cutover_store::{AlarmRow, DeploymentRow};
+    let s = Store::open_in_memory().unwrap();
+    let row = DeploymentRow::new(
+        "d-1",
+        "web",
+        DeploymentEngine::Rolling,
+        DeploymentStatus::InProgress,
+        "web:1",
+        "web:2",
+        "rolling",
+        "user",
+        1,
+    );
+    let alarm = AlarmRow {
+        name: "web-5xx".into(),
+        spec: json!({}),
+        state: AlarmState::Alarm,
+        reason: String::new(),
+        updated_at: 1,
+    };
+    s.with(|c| {
+        ops::put_deployment(c, &row)?;
+        ops::put_alarm(c, &alarm)
+    })
+    .unwrap();
+    let corrupt = |sql: &str| s.with(|c| Ok(c.execute(sql, []).unwrap())).unwrap();
+    corrupt("UPDATE deployments SET status = 'Done'");
+    let err = s.with(|c| ops::deployment(c, "d-1")).unwrap_err();
+    assert!(
+        error_chain(&err).contains("unknown deployment status \"Done\""),
+        "{}",
+        error_chain(&err)
+    );
+    corrupt("UPDATE deployments SET status = 'InProgress', kind = 'CANARY'");
+    let err = s.with(ops::unfinished_deployments).unwrap_err();
+    assert!(
+        error_chain(&err).contains("unknown deployment kind \"CANARY\""),
+        "{}",
+        error_chain(&err)
+    );
+    // A blue/green row must hold its engine's state.
+    corrupt("UPDATE deployments SET kind = 'BLUE_GREEN'");
+    let err = s.with(|c| ops::deployment(c, "d-1")).unwrap_err();
+    assert!(
+        error_chain(&err).starts_with("state store: corrupt deployment engine state"),
+        "{}",
+        error_chain(&err)
+    );
+    s.with(|c| ops::put_service(c, &service("web", 1))).unwrap();
+    corrupt("UPDATE services SET status = 'Active'");
+    let err = s.with(ops::list_services).unwrap_err();
+    assert!(
+        error_chain(&err).contains("unknown service status \"Active\""),
+        "{}",
+        error_chain(&err)
+    );
+    corrupt("UPDATE alarms SET state = 'Alarm'");
+    let err = s.with(ops::list_alarms).unwrap_err();
+    assert!(
+        error_chain(&err).contains("unknown alarm state \"Alarm\""),
+        "{}",
+        error_chain(&err)
+    );
 }
 
 #[test]
@@ -297,11 +420,6 @@ fn task_states_only_move_forward_and_unknown_stored_states_are_refused() {
         })
         .unwrap();
     let err = store.with(|c| ops::task(c, "t2")).unwrap_err();
-    let mut chain = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(s) = source {
-        chain += &format!(": {s}");
-        source = s.source();
-    }
+    let chain = error_chain(&err);
     assert!(chain.contains("\"RUNNIN\""), "{chain}");
 }

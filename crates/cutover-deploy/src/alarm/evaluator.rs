@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::{AlarmState, MetricAlarm, SecondSample, Statistic, Transition, TreatMissing};
+use super::{AlarmState, MetricAlarm, SecondSample, Statistic, Transition, TreatMissingData};
 
 /// Transitions kept in [`AlarmEvaluator::history`].
 pub const HISTORY_LIMIT: usize = 100;
@@ -171,8 +171,8 @@ impl AlarmEvaluator {
         let resolved: Vec<Datapoint> = datapoints
             .iter()
             .map(|d| match (d, treat) {
-                (Datapoint::Missing, TreatMissing::Breaching) => Datapoint::Breaching(f64::NAN),
-                (Datapoint::Missing, TreatMissing::NotBreaching) => {
+                (Datapoint::Missing, TreatMissingData::Breaching) => Datapoint::Breaching(f64::NAN),
+                (Datapoint::Missing, TreatMissingData::NotBreaching) => {
                     Datapoint::NotBreaching(f64::NAN)
                 }
                 (d, _) => *d,
@@ -204,7 +204,7 @@ impl AlarmEvaluator {
         let keep = || (self.state, self.reason.clone());
         if present == 0 {
             return match treat {
-                TreatMissing::Ignore => keep(),
+                TreatMissingData::Ignore => keep(),
                 _ => (
                     AlarmState::InsufficientData,
                     format!("insufficient data: no datapoints in the last {n} periods"),
@@ -213,7 +213,7 @@ impl AlarmEvaluator {
         }
         if present < m && breaching == present {
             return match treat {
-                TreatMissing::Ignore => keep(),
+                TreatMissingData::Ignore => keep(),
                 _ => crossed(AlarmState::Alarm),
             };
         }

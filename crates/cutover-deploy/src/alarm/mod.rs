@@ -24,105 +24,23 @@
 //! true percentile of the union never exceeds that value, so an alarm on
 //! "latency above a threshold" fires no later than an exact one would, and
 //! may fire earlier.
+//!
+//! The alarm vocabulary is `cutover-spec`'s, where stack files are parsed:
+//! [`AlarmState`], [`Statistic`], [`ComparisonOperator`],
+//! [`TreatMissingData`] and the composite rule's [`AlarmRule`] (re-exported
+//! here), so a declaration is evaluated exactly as it was validated.
 
 pub mod composite;
 mod evaluator;
 
 use serde::{Deserialize, Serialize};
 
-pub use composite::{CompositeAlarm, Rule, RuleError, parse_rule};
+pub use composite::CompositeAlarm;
+pub use cutover_spec::stack::{
+    AlarmRule, AlarmRuleError, AlarmState, ComparisonOperator, Statistic, TreatMissingData,
+    parse_alarm_rule,
+};
 pub use evaluator::{AlarmEvaluator, HISTORY_LIMIT};
-
-/// The state of an alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AlarmState {
-    /// `OK`.
-    #[serde(rename = "OK")]
-    Ok,
-    /// `ALARM`.
-    #[serde(rename = "ALARM")]
-    Alarm,
-    /// `INSUFFICIENT_DATA`, the initial state.
-    #[serde(rename = "INSUFFICIENT_DATA")]
-    InsufficientData,
-}
-
-impl AlarmState {
-    /// The CloudWatch name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "OK",
-            Self::Alarm => "ALARM",
-            Self::InsufficientData => "INSUFFICIENT_DATA",
-        }
-    }
-}
-
-/// The statistic of a period (`Statistic` or `ExtendedStatistic`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub enum Statistic {
-    /// Sum of the values.
-    Sum,
-    /// Sum over count.
-    Average,
-    /// Smallest value.
-    Minimum,
-    /// Largest value.
-    Maximum,
-    /// Number of values.
-    SampleCount,
-    /// A percentile such as 99.0 for `p99` (see the module documentation).
-    Percentile(f64),
-}
-
-/// `ComparisonOperator`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Comparison {
-    /// `GreaterThanOrEqualToThreshold`.
-    GreaterThanOrEqualToThreshold,
-    /// `GreaterThanThreshold`.
-    GreaterThanThreshold,
-    /// `LessThanThreshold`.
-    LessThanThreshold,
-    /// `LessThanOrEqualToThreshold`.
-    LessThanOrEqualToThreshold,
-}
-
-impl Comparison {
-    /// Whether `value` breaches `threshold`.
-    pub fn breaches(self, value: f64, threshold: f64) -> bool {
-        match self {
-            Self::GreaterThanOrEqualToThreshold => value >= threshold,
-            Self::GreaterThanThreshold => value > threshold,
-            Self::LessThanThreshold => value < threshold,
-            Self::LessThanOrEqualToThreshold => value <= threshold,
-        }
-    }
-
-    fn phrase(self) -> &'static str {
-        match self {
-            Self::GreaterThanOrEqualToThreshold => "greater than or equal to",
-            Self::GreaterThanThreshold => "greater than",
-            Self::LessThanThreshold => "less than",
-            Self::LessThanOrEqualToThreshold => "less than or equal to",
-        }
-    }
-}
-
-/// `TreatMissingData`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum TreatMissing {
-    /// `missing` (the default).
-    #[default]
-    Missing,
-    /// `notBreaching`.
-    NotBreaching,
-    /// `breaching`.
-    Breaching,
-    /// `ignore`.
-    Ignore,
-}
 
 /// What the data plane measured in one second for one metric.
 ///
@@ -179,9 +97,25 @@ pub struct MetricAlarm {
     /// `Threshold`.
     pub threshold: f64,
     /// `ComparisonOperator`.
-    pub comparison: Comparison,
+    pub comparison: ComparisonOperator,
     /// `TreatMissingData`.
-    pub treat_missing: TreatMissing,
+    pub treat_missing: TreatMissingData,
+}
+
+impl MetricAlarm {
+    /// The evaluator's configuration of a stack's metric alarm named `name`.
+    pub fn from_spec(name: &str, spec: &cutover_spec::stack::MetricAlarm) -> Self {
+        Self {
+            name: name.to_string(),
+            statistic: spec.statistic,
+            period_secs: spec.period_seconds,
+            evaluation_periods: spec.evaluation_periods,
+            datapoints_to_alarm: spec.datapoints_to_alarm,
+            threshold: spec.threshold,
+            comparison: spec.comparison_operator,
+            treat_missing: spec.treat_missing_data,
+        }
+    }
 }
 
 /// A change of an alarm's state.

@@ -2,13 +2,14 @@
 //! CloudWatch's SetAlarmState).
 
 use super::{ApiError, ApiResult, AppState, views};
-use crate::alarms::{SetState, parse_state};
+use crate::alarms::SetState;
 use axum::Json;
 use axum::extract::{Path, State};
 use cutover_api::alarms::{
     AlarmDescription, AlarmHistory, AlarmList, DataPlaneStatus, SetAlarmStateRequest,
     SetAlarmStateResponse,
 };
+use cutover_deploy::alarm::AlarmState;
 use cutover_store::ops;
 
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<AlarmList>> {
@@ -57,7 +58,7 @@ pub(crate) async fn set_state(
     Path(name): Path<String>,
     Json(req): Json<SetAlarmStateRequest>,
 ) -> ApiResult<Json<SetAlarmStateResponse>> {
-    let state = parse_state(&req.state).ok_or_else(|| {
+    let state = req.state.parse::<AlarmState>().map_err(|_| {
         ApiError::bad_request(format!(
             "state must be OK, ALARM or INSUFFICIENT_DATA, found {:?}",
             req.state

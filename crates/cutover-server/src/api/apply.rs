@@ -13,7 +13,7 @@
 //! Applying the same file twice is a no-op: a task definition whose
 //! canonical JSON equals the newest revision of its family reuses it.
 
-use super::{ApiResult, AppState, views};
+use super::{ApiResult, AppState};
 use crate::files;
 use axum::Json;
 use axum::extract::State;
@@ -234,7 +234,7 @@ pub(crate) async fn apply(
                 Some(e) => {
                     if e.task_definition != taskdef {
                         let blue_green =
-                            r.spec.is_blue_green() && e.status == ServiceStatus::Active.as_str();
+                            r.spec.is_blue_green() && e.status == ServiceStatus::Active;
                         let under_way = blue_green
                             && ops::unfinished_deployments(c)?
                                 .iter()
@@ -270,7 +270,7 @@ pub(crate) async fn apply(
                     if e.spec != r.spec {
                         changes.push("loadBalancer/deployment settings changed".to_string());
                     }
-                    if e.status != ServiceStatus::Active.as_str() {
+                    if e.status != ServiceStatus::Active {
                         changes.push(format!("status {} -> ACTIVE", e.status));
                     }
                     if changes.is_empty() {
@@ -291,7 +291,7 @@ pub(crate) async fn apply(
                     desired_count: r.desired_count,
                     runtime: r.runtime.clone(),
                     spec: r.spec.clone(),
-                    status: ServiceStatus::Active.as_str().into(),
+                    status: ServiceStatus::Active,
                     lb_group: existing
                         .as_ref()
                         .map_or_else(|| "a".to_string(), |e| e.lb_group.clone()),
@@ -334,8 +334,10 @@ pub(crate) async fn apply(
                     &cutover_store::AlarmRow {
                         name: name.clone(),
                         spec: alarm.clone(),
-                        state: before
-                            .map_or_else(|| "INSUFFICIENT_DATA".to_string(), |b| b.state.clone()),
+                        state: before.map_or(
+                            cutover_deploy::alarm::AlarmState::InsufficientData,
+                            |b| b.state,
+                        ),
                         reason: before
                             .map_or_else(|| "created by apply".to_string(), |b| b.reason.clone()),
                         updated_at: now,
@@ -386,7 +388,7 @@ pub(crate) async fn apply(
                 rollback_of: None,
             }) {
                 Ok(d) => deployments.push(ApplyDeployment::Started {
-                    status: views::deployment_status(&d.status)?,
+                    status: d.status,
                     id: d.id,
                     service: d.service,
                 }),

@@ -13,6 +13,7 @@ use cutover_api::deployments::{
     HookStatusResponse, Requested, StopDeploymentRequest, TaskDefinitionSource,
 };
 use cutover_api::query::DeploymentListQuery;
+use cutover_deploy::DeploymentKind;
 use cutover_deploy::Input;
 use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_spec::taskdef::{KeyValuePair, TaskDefinition};
@@ -204,10 +205,10 @@ pub(crate) async fn stop(
 ) -> ApiResult<Json<DeploymentEnvelope>> {
     let d = load(&st, &id)?;
     let rollback = body.map(|b| b.0.rollback).unwrap_or_default();
-    if d.kind != "BLUE_GREEN" {
+    if d.kind() != DeploymentKind::BlueGreen {
         return Err(ApiError::bad_request(format!(
             "deployment {id} is a {} deployment; only blue/green deployments can be stopped",
-            d.kind
+            d.kind()
         )));
     }
     if st.deployer.cancel_queued(&id)? {
@@ -239,8 +240,8 @@ pub(crate) async fn rollback_service(
         .with(|c| ops::list_deployments(c, Some(&name), 50))?;
     if let Some(d) = deployments.iter().find(|d| {
         d.finished_at.is_none()
-            && d.kind == "BLUE_GREEN"
-            && views::deployment_status(&d.status).ok() != Some(DeploymentStatus::Queued)
+            && d.kind() == DeploymentKind::BlueGreen
+            && d.status != DeploymentStatus::Queued
     }) {
         st.deployer.send(&d.id, Input::Rollback)?;
         return Ok((
@@ -250,10 +251,7 @@ pub(crate) async fn rollback_service(
     }
     let last = deployments
         .iter()
-        .find(|d| {
-            views::deployment_status(&d.status).ok() == Some(DeploymentStatus::Succeeded)
-                && d.kind != "ROLLBACK"
-        })
+        .find(|d| d.status == DeploymentStatus::Succeeded && d.kind() != DeploymentKind::Rollback)
         .ok_or_else(|| {
             ApiError::bad_request(format!(
                 "service {name:?} has no succeeded deployment to roll back"

@@ -85,7 +85,7 @@ pub(crate) async fn scale(
             kind: "service",
             name: name.clone(),
         })?;
-        if svc.status != ServiceStatus::Active.as_str() {
+        if svc.status != ServiceStatus::Active {
             return Err(cutover_store::StoreError::Conflict(format!(
                 "service {name:?} is being deleted"
             )));
@@ -121,7 +121,7 @@ pub(crate) async fn delete(
             name: name.clone(),
         })?;
         let now = st.clock.now_ms();
-        svc.status = ServiceStatus::Draining.as_str().into();
+        svc.status = ServiceStatus::Draining;
         svc.generation += 1;
         svc.updated_at = now;
         ops::put_service(c, &svc)?;

@@ -6,10 +6,9 @@ use super::ApiResult;
 use cutover_api::alarms::Alarm;
 use cutover_api::builds::{Build, BuildStatus};
 use cutover_api::deployments::{BlueGreenView, Deployment, LifecycleRecord, Traffic};
-use cutover_api::services::{Event, Service, ServiceStatus};
+use cutover_api::services::{Event, Service};
 use cutover_api::task_definitions::TaskDefinition;
 use cutover_api::tasks::Task;
-use cutover_deploy::bluegreen::DeploymentStatus;
 use cutover_store::{
     AlarmRow, BuildRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow, ops,
 };
@@ -22,8 +21,7 @@ fn unknown(what: &str, value: &str) -> super::ApiError {
 pub(crate) fn service(svc: &ServiceRow, counts: ops::TaskCounts) -> ApiResult<Service> {
     Ok(Service {
         name: svc.name.clone(),
-        status: ServiceStatus::parse(&svc.status)
-            .ok_or_else(|| unknown("service status", &svc.status))?,
+        status: svc.status,
         task_definition: svc.task_definition.clone(),
         desired_count: svc.desired_count,
         running_count: counts.running,
@@ -91,46 +89,38 @@ pub(crate) fn task_definition(row: &TaskDefinitionRow, with_body: bool) -> TaskD
     }
 }
 
-/// A deployment's stored status.
-pub(crate) fn deployment_status(s: &str) -> ApiResult<DeploymentStatus> {
-    serde_json::from_value(serde_json::Value::String(s.to_string()))
-        .map_err(|_| unknown("deployment status", s))
-}
-
 /// A deployment: the row, and its lifecycle and traffic from the engine
 /// state when it is a blue/green one (events left out).
 pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
-    let blue_green = serde_json::from_value::<cutover_deploy::BlueGreen>(d.engine.clone())
-        .ok()
-        .map(|bg| {
-            let t = bg.traffic();
-            BlueGreenView {
-                lifecycle: bg
-                    .lifecycle()
-                    .iter()
-                    .map(|r| LifecycleRecord {
-                        event: r.event,
-                        status: r.status,
-                        started_at: r.started_at,
-                        ended_at: r.ended_at,
-                        message: r.message.clone(),
-                    })
-                    .collect(),
-                traffic: Traffic {
-                    prod_green_percent: t.prod_green_percent,
-                    test_on_green: t.test_on_green,
-                    pending_percent: t.pending.as_ref().map(|p| p.prod_green_percent),
-                },
-                alarms: bg.spec().alarms.clone(),
-                routing: bg.spec().routing,
-                next_wakeup: bg.next_wakeup(),
-            }
-        });
+    let blue_green = d.engine.blue_green().map(|bg| {
+        let t = bg.traffic();
+        BlueGreenView {
+            lifecycle: bg
+                .lifecycle()
+                .iter()
+                .map(|r| LifecycleRecord {
+                    event: r.event,
+                    status: r.status,
+                    started_at: r.started_at,
+                    ended_at: r.ended_at,
+                    message: r.message.clone(),
+                })
+                .collect(),
+            traffic: Traffic {
+                prod_green_percent: t.prod_green_percent,
+                test_on_green: t.test_on_green,
+                pending_percent: t.pending.as_ref().map(|p| p.prod_green_percent),
+            },
+            alarms: bg.spec().alarms.clone(),
+            routing: bg.spec().routing,
+            next_wakeup: bg.next_wakeup(),
+        }
+    });
     Ok(Deployment {
         id: d.id.clone(),
         service: d.service.clone(),
-        kind: d.kind.clone(),
-        status: deployment_status(&d.status)?,
+        kind: d.kind(),
+        status: d.status,
         from_task_definition: d.from_task_definition.clone(),
         to_task_definition: d.to_task_definition.clone(),
         config: d.config.clone(),
@@ -152,8 +142,7 @@ pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
 /// An alarm.
 pub(crate) fn alarm(a: AlarmRow) -> ApiResult<Alarm> {
     Ok(Alarm {
-        state: crate::alarms::parse_state(&a.state)
-            .ok_or_else(|| unknown("alarm state", &a.state))?,
+        state: a.state,
         name: a.name,
         spec: a.spec,
         reason: a.reason,

@@ -17,6 +17,7 @@ use crate::taskdef::{RunPlan, run_plan};
 use cutover_core::Millis;
 use cutover_core::health::{HealthTracker, ProbeResult};
 use cutover_core::reconcile::{self, Action, Backoff, TaskSetTarget, TaskView};
+use cutover_core::service::ServiceStatus;
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::rolling::{self, RollingSpec, RollingView};
 use cutover_runtime::{ExitInfo, ProbeOutcome, Runtime, TaskSpec};
@@ -144,7 +145,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         }
         return Ok(PassOutcome::Continue(None));
     };
-    if svc.status == "DRAINING" && tasks.is_empty() {
+    if svc.status == ServiceStatus::Draining && tasks.is_empty() {
         ctl.store.with(|c| ops::delete_service(c, &svc.name))?;
         ctl.event(
             &format!("service/{}", svc.name),
@@ -189,7 +190,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         .store
         .with(|c| ops::unfinished_deployments_of(c, &svc.name))?
         .into_iter()
-        .find(|d| d.kind == "BLUE_GREEN");
+        .find(|d| d.kind() == cutover_deploy::DeploymentKind::BlueGreen);
     let mut targets = targets(&svc, &tasks, current_has_health, deployment.is_some());
     st.set_revisions.clear();
     if let Some(d) = deployment.as_ref().filter(|d| d.green_provisioned) {
@@ -198,7 +199,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
             .insert(set.clone(), d.to_task_definition.clone());
         targets.push(TaskSetTarget {
             task_set: set,
-            desired: if svc.status == "DRAINING" {
+            desired: if svc.status == ServiceStatus::Draining {
                 0
             } else {
                 svc.desired_count
@@ -286,7 +287,7 @@ fn targets(
     has_health_check: bool,
     blue_green: bool,
 ) -> Vec<TaskSetTarget> {
-    let desired = if svc.status == "DRAINING" {
+    let desired = if svc.status == ServiceStatus::Draining {
         0
     } else {
         svc.desired_count
@@ -692,7 +693,7 @@ fn report_steady_state(
     changed: bool,
 ) {
     let steady = !changed
-        && svc.status == "ACTIVE"
+        && svc.status == ServiceStatus::Active
         && tasks.iter().all(|t| {
             t.task_set == svc.task_definition
                 && t.last_status == TaskState::Running
@@ -721,7 +722,7 @@ mod tests {
             runtime: "process".into(),
             spec: serde_json::from_value(json!({"deployment": {"type": "ROLLING", "minimumHealthyPercent": min, "maximumPercent": max}}))
                 .unwrap(),
-            status: "ACTIVE".into(),
+            status: ServiceStatus::Active,
             lb_group: "a".into(),
             generation: 2,
             created_at: 0,

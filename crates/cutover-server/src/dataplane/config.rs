@@ -60,7 +60,7 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
         let Some(lb) = svc.spec.load_balancer.as_ref() else {
             continue;
         };
-        if svc.status != "ACTIVE" && v.tasks.is_empty() {
+        if svc.status != cutover_core::service::ServiceStatus::Active && v.tasks.is_empty() {
             continue;
         }
         let live = svc.lb_group.as_str();
@@ -152,7 +152,7 @@ mod tests {
                 "deregistrationDelaySeconds": 2}}),
             )
             .unwrap(),
-            status: "ACTIVE".into(),
+            status: cutover_core::service::ServiceStatus::Active,
             lb_group: lb_group.into(),
             generation: 1,
             created_at: 0,
@@ -186,12 +186,18 @@ mod tests {
         DeploymentRow {
             id: "d1".into(),
             service: "web".into(),
-            kind: "BLUE_GREEN".into(),
-            status: "InProgress".into(),
+            status: cutover_deploy::DeploymentStatus::InProgress,
             from_task_definition: "web:1".into(),
             to_task_definition: "web:2".into(),
             config: "x".into(),
-            engine: Value::Null,
+            engine: cutover_deploy::BlueGreen::new(
+                cutover_deploy::BlueGreenSpec::new(
+                    "d1",
+                    cutover_deploy::TrafficRouting::ecs_all_at_once(),
+                ),
+                0,
+            )
+            .into(),
             green_provisioned: true,
             prod_green_percent: pct,
             test_on_green: test,

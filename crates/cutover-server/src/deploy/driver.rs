@@ -15,8 +15,9 @@ use super::hooks::{self, HookContext};
 use super::spec::{self, HookTarget};
 use crate::dataplane::config::{green_set, group_name, other_group};
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
+use cutover_deploy::alarm::AlarmState;
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
-use cutover_deploy::{BlueGreen, Effect, Input, LifecycleEvent};
+use cutover_deploy::{BlueGreen, DeploymentEngine, Effect, Input, LifecycleEvent};
 use cutover_spec::stack::RollbackEvent;
 use cutover_store::{DeploymentRow, ops};
 use std::collections::{BTreeMap, VecDeque};
@@ -77,7 +78,11 @@ async fn drive(
         .store
         .with(|c| ops::deployment(c, id))?
         .ok_or_else(|| anyhow::anyhow!("deployment {id} vanished"))?;
-    let engine: BlueGreen = serde_json::from_value(row.engine.clone())?;
+    let engine: BlueGreen = row
+        .engine
+        .blue_green()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("deployment {id} is a {} one", row.kind()))?;
     let svc = dep
         .store
         .with(|c| ops::service(c, &row.service))?
@@ -110,7 +115,7 @@ async fn drive(
     // The alarm intent is not only in memory: an alarm of the spec that the
     // store says is in ALARM stops the deployment at start and on resume.
     for alarm in dep.store.with(ops::list_alarms)? {
-        if alarm.state == "ALARM" && d.engine.spec().alarms.contains(&alarm.name) {
+        if alarm.state == AlarmState::Alarm && d.engine.spec().alarms.contains(&alarm.name) {
             d.queue.push_back(Input::AlarmFired { alarm: alarm.name });
         }
     }
@@ -167,8 +172,8 @@ impl Driver {
     }
 
     fn persist(&mut self) -> anyhow::Result<()> {
-        self.row.engine = serde_json::to_value(&self.engine)?;
-        self.row.status = status_name(self.engine.status()).into();
+        self.row.engine = self.engine.clone().into();
+        self.row.status = self.engine.status();
         self.row.updated_at = self.dep.clock.now_ms();
         self.dep.store.with(|c| ops::put_deployment(c, &self.row))?;
         Ok(())
@@ -217,8 +222,8 @@ impl Driver {
                 other => rest.push(other),
             }
         }
-        self.row.engine = serde_json::to_value(&self.engine)?;
-        self.row.status = status_name(self.engine.status()).into();
+        self.row.engine = self.engine.clone().into();
+        self.row.status = self.engine.status();
         self.row.updated_at = self.dep.clock.now_ms();
         let (row, subject, now) = (
             &self.row,
@@ -483,7 +488,7 @@ impl Driver {
         self.row.green_provisioned = false;
         self.row.prod_green_percent = 0;
         self.row.test_on_green = false;
-        self.row.engine = serde_json::to_value(&self.engine)?;
+        self.row.engine = self.engine.clone().into();
         let row = self.row.clone();
         self.dep.store.atomically(|c| {
             let Some(mut svc) = ops::service(c, &row.service)? else {
@@ -534,12 +539,12 @@ impl Driver {
         let now = self.dep.clock.now_ms();
         self.row.finished_at = Some(now);
         self.row.outcome = reason.clone();
-        self.row.engine = serde_json::to_value(&self.engine)?;
-        self.row.status = status_name(status).into();
+        self.row.engine = self.engine.clone().into();
+        self.row.status = status;
         let summary = format!(
             "deployment {} {}{}{}",
             self.row.id,
-            status_name(status).to_lowercase(),
+            status.as_str().to_lowercase(),
             if rollback {
                 ", production traffic rolled back to the original tasks"
             } else {
@@ -557,8 +562,8 @@ impl Driver {
             let mut r = DeploymentRow::new(
                 &rid,
                 &self.row.service,
-                "ROLLBACK",
-                "Succeeded",
+                DeploymentEngine::Rollback,
+                DeploymentStatus::Succeeded,
                 &self.row.to_task_definition,
                 &self.row.from_task_definition,
                 "atomic flip to the original task set",
@@ -582,20 +587,6 @@ impl Driver {
         tracing::info!(deployment = %self.row.id, "{summary}");
         self.dep.controller.wake(&self.row.service);
         Ok(())
-    }
-}
-
-/// CodeDeploy's name of a status.
-pub(crate) fn status_name(s: DeploymentStatus) -> &'static str {
-    match s {
-        DeploymentStatus::Created => "Created",
-        DeploymentStatus::Queued => "Queued",
-        DeploymentStatus::InProgress => "InProgress",
-        DeploymentStatus::Baking => "Baking",
-        DeploymentStatus::Ready => "Ready",
-        DeploymentStatus::Succeeded => "Succeeded",
-        DeploymentStatus::Failed => "Failed",
-        DeploymentStatus::Stopped => "Stopped",
     }
 }
 
@@ -628,7 +619,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
         let Ok(Some(svc)) = dep.store.with(|c| ops::service(c, &row.service)) else {
             // The service was deleted: the update ends with it.
             let now = dep.clock.now_ms();
-            row.status = "Stopped".into();
+            row.status = DeploymentStatus::Stopped;
             row.outcome = Some("the service was deleted".into());
             row.finished_at = Some(now);
             let _ = dep.store.with(|c| ops::put_deployment(c, &row));
@@ -681,17 +672,17 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
                 .and_then(|all| {
                     all.into_iter().find(|a| {
                         watched.contains(&a.name.as_str())
-                            && a.state == "ALARM"
+                            && a.state == AlarmState::Alarm
                             && a.updated_at >= row.created_at
                     })
                 })
                 .map(|a| a.name)
         };
         let (status, outcome) = if let Some(alarm) = &firing {
-            ("Stopped", format!("alarm {alarm} fired"))
+            (DeploymentStatus::Stopped, format!("alarm {alarm} fired"))
         } else if done {
             (
-                "Succeeded",
+                DeploymentStatus::Succeeded,
                 format!(
                     "service runs {} tasks of {}",
                     svc.desired_count, row.to_task_definition
@@ -699,25 +690,25 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             )
         } else if failures >= threshold {
             (
-                "Failed",
+                DeploymentStatus::Failed,
                 format!("circuit breaker: {failures} new tasks failed to start or stay healthy"),
             )
         } else if dep.clock.now_ms() - started > 10 * 60 * 1000 {
             (
-                "Failed",
+                DeploymentStatus::Failed,
                 "the service did not become stable within 10 minutes".to_string(),
             )
         } else {
             continue;
         };
         let now = dep.clock.now_ms();
-        row.status = status.into();
+        row.status = status;
         row.outcome = Some(outcome.clone());
         row.finished_at = Some(now);
         let auto_rollback =
             |event: RollbackEvent| svc.spec.deployment.auto_rollback.contains(&event);
         let rollback = match status {
-            "Failed" => {
+            DeploymentStatus::Failed => {
                 svc.spec
                     .deployment
                     .circuit_breaker
@@ -725,7 +716,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
                     .is_some_and(|c| c.rollback)
                     || auto_rollback(RollbackEvent::DeploymentFailure)
             }
-            "Stopped" => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
+            DeploymentStatus::Stopped => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
             _ => false,
         };
         let _ = dep.store.atomically(|c| {
@@ -747,7 +738,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
                 &format!("deployment/{id}"),
                 &format!(
                     "rolling update {}: {outcome}{}",
-                    status.to_lowercase(),
+                    status.as_str().to_lowercase(),
                     if rollback { "; rolling back" } else { "" }
                 ),
             )

@@ -20,7 +20,7 @@ use crate::controller::Controller;
 use crate::dataplane::SharedDataPlane;
 use cutover_clock::SharedClock;
 use cutover_deploy::bluegreen::HookOutcome;
-use cutover_deploy::{BlueGreen, Input};
+use cutover_deploy::{BlueGreen, DeploymentEngine, DeploymentKind, DeploymentStatus, Input};
 use cutover_store::{DeploymentRow, Store, ops};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -70,15 +70,15 @@ impl Deployer {
             shutdown,
         });
         for d in store.with(ops::unfinished_deployments)? {
-            match (d.kind.as_str(), d.status.as_str()) {
-                ("ROLLING", _) => {
+            match (d.kind(), d.status) {
+                (DeploymentKind::Rolling, _) => {
                     let (dep, id) = (me.clone(), d.id.clone());
                     tokio::spawn(async move { driver::watch_rolling(dep, id).await });
                 }
                 // Queued ones start when the one ahead of them finishes.
-                (_, "Queued") => {}
+                (_, DeploymentStatus::Queued) => {}
                 // Recorded, but the server stopped before it started.
-                (_, "Created") => me.spawn(d.id.clone(), false),
+                (_, DeploymentStatus::Created) => me.spawn(d.id.clone(), false),
                 _ => me.spawn(d.id.clone(), true),
             }
         }
@@ -86,12 +86,12 @@ impl Deployer {
         let unfinished = store.with(ops::unfinished_deployments)?;
         let waiting: std::collections::BTreeSet<&str> = unfinished
             .iter()
-            .filter(|d| d.status == "Queued")
+            .filter(|d| d.status == DeploymentStatus::Queued)
             .map(|d| d.service.as_str())
             .filter(|svc| {
                 !unfinished
                     .iter()
-                    .any(|o| o.service == *svc && o.status != "Queued")
+                    .any(|o| o.service == *svc && o.status != DeploymentStatus::Queued)
             })
             .collect();
         for svc in waiting {
@@ -108,7 +108,7 @@ impl Deployer {
             .store
             .with(|c| ops::service(c, &req.service))?
             .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
-        if svc.status != "ACTIVE" {
+        if svc.status != cutover_core::service::ServiceStatus::Active {
             return Err(ApiError::bad_request(format!(
                 "service {:?} is being deleted",
                 svc.name
@@ -128,8 +128,8 @@ impl Deployer {
                 let mut row = DeploymentRow::new(
                     &id,
                     &s.name,
-                    "ROLLING",
-                    "InProgress",
+                    DeploymentEngine::Rolling,
+                    DeploymentStatus::InProgress,
                     &s.task_definition,
                     &req.task_definition,
                     "rolling",
@@ -140,9 +140,9 @@ impl Deployer {
                 // A newer rolling update supersedes the one still running.
                 for mut older in ops::unfinished_deployments(c)?
                     .into_iter()
-                    .filter(|d| d.service == s.name && d.kind == "ROLLING")
+                    .filter(|d| d.service == s.name && d.kind() == DeploymentKind::Rolling)
                 {
-                    older.status = "Stopped".into();
+                    older.status = DeploymentStatus::Stopped;
                     older.outcome = Some(format!("superseded by {id}"));
                     older.finished_at = Some(now);
                     older.updated_at = now;
@@ -197,15 +197,18 @@ impl Deployer {
         let mut row = DeploymentRow::new(
             &id,
             &svc.name,
-            "BLUE_GREEN",
-            if busy { "Queued" } else { "Created" },
+            engine.into(),
+            if busy {
+                DeploymentStatus::Queued
+            } else {
+                DeploymentStatus::Created
+            },
             &svc.task_definition,
             &req.task_definition,
             &config,
             &req.started_by,
             now,
         );
-        row.engine = serde_json::to_value(&engine).map_err(anyhow::Error::from)?;
         row.rollback_of = req.rollback_of.clone();
         let hooks = serde_json::to_value(&req.appspec_hooks).map_err(anyhow::Error::from)?;
         self.store.atomically(|c| {
@@ -258,10 +261,10 @@ impl Deployer {
             let Some(mut d) = ops::deployment(c, id)? else {
                 return Ok(false);
             };
-            if d.status != "Queued" || d.finished_at.is_some() {
+            if d.status != DeploymentStatus::Queued || d.finished_at.is_some() {
                 return Ok(false);
             }
-            d.status = "Stopped".into();
+            d.status = DeploymentStatus::Stopped;
             d.outcome = Some("stopped by request while queued".into());
             d.finished_at = Some(now);
             d.updated_at = now;
@@ -347,7 +350,7 @@ impl Deployer {
             .ok()
             .and_then(|all| {
                 all.into_iter()
-                    .find(|d| d.service == service && d.status == "Queued")
+                    .find(|d| d.service == service && d.status == DeploymentStatus::Queued)
             });
         if let Some(d) = next {
             self.spawn(d.id, false);

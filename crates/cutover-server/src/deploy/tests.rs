@@ -74,7 +74,7 @@ fn green_percents(h: &Harness) -> Vec<u32> {
 }
 
 fn status(h: &Harness, id: &str) -> String {
-    h.deployment(id).status
+    h.deployment(id).status.to_string()
 }
 
 #[tokio::test(start_paused = true)]

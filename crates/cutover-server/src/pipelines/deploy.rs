@@ -282,12 +282,12 @@ async fn wait(ctx: &DeployContext, id: &str) -> Result<String, String> {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("deployment {id} disappeared"))?;
         if row.finished_at.is_some() {
-            return if row.status == "Succeeded" {
+            return if row.status == cutover_deploy::DeploymentStatus::Succeeded {
                 Ok(id.to_string())
             } else {
                 Err(format!(
                     "deployment {id} {}{}",
-                    row.status.to_lowercase(),
+                    row.status.as_str().to_lowercase(),
                     row.outcome.map(|o| format!(": {o}")).unwrap_or_default()
                 ))
             };

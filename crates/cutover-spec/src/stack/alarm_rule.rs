@@ -5,24 +5,49 @@
 //! double-quoted with `\"` and `\\` escaped, or bare up to the closing
 //! parenthesis), constants `TRUE` and `FALSE`, operators `NOT`, `AND`, `OR`
 //! (in that order of precedence, `AND` and `OR` left-associative) and
-//! parentheses. Keywords are upper case. This is the grammar of
-//! `cutover-deploy`'s evaluator too; the two must accept the same rules.
+//! parentheses. Keywords are upper case. A rule is at most
+//! [`MAX_RULE_LEN`] characters (CloudWatch's limit) and nests at most
+//! [`MAX_DEPTH`] levels of parentheses and `NOT`s.
+//!
+//! This is the one grammar and AST of the workspace: `apply` validates
+//! stack files with it, and `cutover-deploy`'s composite alarm evaluates
+//! the [`AlarmRule`] it returns. [`AlarmState`] is the one alarm-state enum.
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::str::FromStr;
 
-/// The state of an alarm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// CloudWatch's limit on the length of an `AlarmRule`, in characters.
+pub const MAX_RULE_LEN: usize = 10_240;
+
+/// Deepest nesting of parentheses and `NOT`s accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// The state of an alarm, named as CloudWatch names it (`OK`, `ALARM`,
+/// `INSUFFICIENT_DATA`) in rules, the store and the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum AlarmState {
-    /// The condition is not met.
+    /// `OK`: the condition is not met.
+    #[serde(rename = "OK")]
     Ok,
-    /// The condition is met.
+    /// `ALARM`: the condition is met.
+    #[serde(rename = "ALARM")]
     Alarm,
-    /// Not enough data to decide.
+    /// `INSUFFICIENT_DATA`: not enough data to decide (the initial state).
+    #[serde(rename = "INSUFFICIENT_DATA")]
     InsufficientData,
 }
 
 impl AlarmState {
-    fn keyword(self) -> &'static str {
+    /// Every state.
+    pub const ALL: [AlarmState; 3] = [
+        AlarmState::Ok,
+        AlarmState::Alarm,
+        AlarmState::InsufficientData,
+    ];
+
+    /// The CloudWatch name.
+    pub fn as_str(self) -> &'static str {
         match self {
             AlarmState::Ok => "OK",
             AlarmState::Alarm => "ALARM",
@@ -31,8 +56,30 @@ impl AlarmState {
     }
 }
 
+impl fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of the alarm states.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown alarm state {0:?}, expected OK, ALARM or INSUFFICIENT_DATA")]
+pub struct UnknownAlarmState(pub String);
+
+impl FromStr for AlarmState {
+    type Err = UnknownAlarmState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AlarmState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownAlarmState(s.to_string()))
+    }
+}
+
 /// A parsed composite alarm rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlarmRule {
     /// `TRUE` or `FALSE`.
     Const(bool),
@@ -93,7 +140,7 @@ impl fmt::Display for AlarmRule {
                 // The grammar's own escapes (`\"`, `\\`), so the text parses
                 // back to the same name, control characters included.
                 let escaped = alarm.replace('\\', "\\\\").replace('"', "\\\"");
-                write!(f, "{}(\"{escaped}\")", state.keyword())
+                write!(f, "{}(\"{escaped}\")", state.as_str())
             }
             AlarmRule::Not(r) => write!(f, "NOT {r}"),
             AlarmRule::And(a, b) => write!(f, "({a} AND {b})"),
@@ -130,6 +177,13 @@ enum Tok {
 
 /// Parses a composite alarm rule.
 pub fn parse_alarm_rule(text: &str) -> Result<AlarmRule, AlarmRuleError> {
+    // Bytes bound characters: the count is only taken when it may matter.
+    if text.len() > MAX_RULE_LEN && text.chars().count() > MAX_RULE_LEN {
+        return Err(err(
+            MAX_RULE_LEN + 1,
+            &format!("rule longer than {MAX_RULE_LEN} characters"),
+        ));
+    }
     let mut p = RuleParser {
         chars: text.chars().collect(),
         i: 0,
@@ -262,8 +316,11 @@ impl RuleParser {
         if self.peek_word("NOT") {
             // Each NOT is a level of recursion, like a parenthesis.
             self.depth += 1;
-            if self.depth > 64 {
-                return Err(err(at, "NOT nested deeper than 64 levels"));
+            if self.depth > MAX_DEPTH {
+                return Err(err(
+                    at,
+                    &format!("NOT nested deeper than {MAX_DEPTH} levels"),
+                ));
             }
             let inner = self.not()?;
             self.depth -= 1;
@@ -277,8 +334,11 @@ impl RuleParser {
         match tok {
             Tok::Open => {
                 self.depth += 1;
-                if self.depth > 64 {
-                    return Err(err(at, "parentheses nested deeper than 64 levels"));
+                if self.depth > MAX_DEPTH {
+                    return Err(err(
+                        at,
+                        &format!("parentheses nested deeper than {MAX_DEPTH} levels"),
+                    ));
                 }
                 let inner = self.or()?;
                 match self.next()? {
@@ -454,7 +514,11 @@ mod tests {
     fn a_long_chain_of_not_is_an_error_not_a_stack_overflow() {
         // Each NOT recursed without a limit: 100,000 of them overflowed the
         // stack and aborted the process reading the stack file.
+        // Such a rule is now refused for its length first; a chain within
+        // the length limit still stops at the depth limit.
         let text = "NOT ".repeat(100_000) + "TRUE";
+        assert!(bad(&text).contains("rule longer than 10240 characters"));
+        let text = "NOT ".repeat(2_000) + "TRUE";
         assert_eq!(
             bad(&text),
             "at character 257: NOT nested deeper than 64 levels"
@@ -477,5 +541,150 @@ mod tests {
             let rule = parse_alarm_rule(text).unwrap();
             assert_eq!(parse_alarm_rule(&rule.to_string()).unwrap(), rule, "{text}");
         }
+    }
+
+    // The cases below were `cutover-deploy`'s own parser's tests, moved
+    // here when its parser was removed in favour of this one.
+
+    fn states(name: &str) -> AlarmState {
+        match name {
+            "cpu" | "5xx errors" => AlarmState::Alarm,
+            "mem" => AlarmState::Ok,
+            _ => AlarmState::InsufficientData,
+        }
+    }
+
+    #[test]
+    fn evaluates_by_precedence_and_reads_back_what_it_writes() {
+        let cases = [
+            ("ALARM(cpu)", true),
+            ("ALARM(\"cpu\")", true),
+            ("OK(mem)", true),
+            ("INSUFFICIENT_DATA(disk)", true),
+            ("ALARM(\"5xx errors\") AND OK(mem)", true),
+            ("ALARM(mem) OR ALARM(disk)", false),
+            ("NOT ALARM(mem)", true),
+            ("TRUE AND FALSE", false),
+            ("ALARM(mem) AND ALARM(cpu) OR TRUE", true),
+            // NOT > AND > OR: (NOT cpu AND mem) OR FALSE
+            ("NOT ALARM(cpu) AND ALARM(mem) OR FALSE", false),
+            ("NOT (ALARM(cpu) AND OK(mem))", false),
+            ("TRUE OR TRUE AND FALSE", true),
+            ("(TRUE OR TRUE) AND FALSE", false),
+            ("  ( ALARM( cpu ) )  ", true),
+            ("NOT NOT TRUE", true),
+        ];
+        for (text, expected) in cases {
+            let rule = parse_alarm_rule(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(rule.evaluate(&states), expected, "{text}");
+            let again = parse_alarm_rule(&rule.to_string()).unwrap();
+            assert_eq!(again, rule, "display of {text} does not parse back");
+        }
+    }
+
+    #[test]
+    fn precedence_builds_the_expected_tree() {
+        use AlarmRule::{And, Const, Not, Or};
+        let rule = parse_alarm_rule("NOT TRUE AND FALSE OR TRUE").unwrap();
+        let expected = Or(
+            Box::new(And(
+                Box::new(Not(Box::new(Const(true)))),
+                Box::new(Const(false)),
+            )),
+            Box::new(Const(true)),
+        );
+        assert_eq!(rule, expected);
+    }
+
+    #[test]
+    fn names_come_in_order_of_appearance() {
+        let rule = parse_alarm_rule(
+            r#"ALARM("a \"q\"") AND (OK(b) OR NOT INSUFFICIENT_DATA(c)) OR ALARM(b)"#,
+        )
+        .unwrap();
+        assert_eq!(rule.alarm_names(), ["a \"q\"", "b", "c", "b"]);
+    }
+
+    #[test]
+    fn errors_carry_positions() {
+        let cases = [
+            (
+                "",
+                1,
+                "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`, found the end of the rule",
+            ),
+            ("ALARM(cpu", 10, "unbalanced parentheses: missing `)`"),
+            ("ALARM()", 7, "ALARM() needs an alarm name"),
+            ("ALARM(\"\")", 7, "ALARM() needs an alarm name"),
+            ("ALARM(\"cpu)", 7, "unterminated quoted alarm name"),
+            (
+                "ALARM(cpu) AND",
+                15,
+                "expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`, found the end of the rule",
+            ),
+            (
+                "ALARM(cpu) XOR OK(mem)",
+                12,
+                "expected AND, OR or the end of the rule, found `XOR`",
+            ),
+            (
+                "alarm(cpu)",
+                1,
+                "unknown word `alarm`, expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`",
+            ),
+            ("(TRUE", 6, "unbalanced parentheses: missing `)`"),
+            ("ALARM cpu", 7, "expected `(` after ALARM, found `cpu`"),
+            (
+                "ALARMS(cpu)",
+                1,
+                "unknown word `ALARMS`, expected ALARM(...), OK(...), INSUFFICIENT_DATA(...), TRUE, FALSE, NOT or `(`",
+            ),
+        ];
+        for (text, position, message) in cases {
+            let e = parse_alarm_rule(text).unwrap_err();
+            assert_eq!(
+                (e.position, e.message.as_str()),
+                (position, message),
+                "{text}"
+            );
+        }
+        // A backslash before anything but `"` or `\` is itself (the
+        // evaluator's old parser refused it; the stack always accepted it).
+        let rule = parse_alarm_rule(r#"ALARM("a\x")"#).unwrap();
+        assert_eq!(rule.alarm_names(), [r"a\x"]);
+    }
+
+    #[test]
+    fn a_rule_longer_than_cloudwatch_allows_is_refused() {
+        let long = format!("TRUE{}", " OR TRUE".repeat(2_000));
+        assert_eq!(
+            bad(&long),
+            "at character 10241: rule longer than 10240 characters"
+        );
+        // Characters, not bytes: 10,240 two-byte characters are allowed.
+        let name = "é".repeat(MAX_RULE_LEN - "OK()".len());
+        let rule = parse_alarm_rule(&format!("OK({name})")).unwrap();
+        assert_eq!(rule.alarm_names(), [name.as_str()]);
+        let deep = format!("{}TRUE{}", "(".repeat(200), ")".repeat(200));
+        assert_eq!(
+            bad(&deep),
+            "at character 65: parentheses nested deeper than 64 levels"
+        );
+    }
+
+    #[test]
+    fn states_read_and_write_their_cloudwatch_names() {
+        for state in AlarmState::ALL {
+            assert_eq!(state.as_str().parse::<AlarmState>(), Ok(state));
+            assert_eq!(
+                serde_json::to_value(state).unwrap(),
+                serde_json::json!(state.as_str())
+            );
+            assert_eq!(state.to_string(), state.as_str());
+        }
+        assert_eq!(
+            "Alarm".parse::<AlarmState>().unwrap_err().to_string(),
+            "unknown alarm state \"Alarm\", expected OK, ALARM or INSUFFICIENT_DATA"
+        );
     }
 }

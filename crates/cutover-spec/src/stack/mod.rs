@@ -54,7 +54,10 @@ use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-pub use self::alarm_rule::{AlarmRule, AlarmRuleError, AlarmState, parse_alarm_rule};
+pub use self::alarm_rule::{
+    AlarmRule, AlarmRuleError, AlarmState, MAX_DEPTH, MAX_RULE_LEN, UnknownAlarmState,
+    parse_alarm_rule,
+};
 use crate::appspec::{LifecycleEvent, parse_family_revision};
 use crate::check::{Document, Sink, suggest};
 use crate::de::tolerant_map;
@@ -966,6 +969,17 @@ impl ComparisonOperator {
             ComparisonOperator::GreaterThanThreshold => value > threshold,
             ComparisonOperator::LessThanThreshold => value < threshold,
             ComparisonOperator::LessThanOrEqualToThreshold => value <= threshold,
+        }
+    }
+
+    /// The comparison in words, for an alarm's reason
+    /// ("greater than or equal to").
+    pub fn phrase(self) -> &'static str {
+        match self {
+            ComparisonOperator::GreaterThanOrEqualToThreshold => "greater than or equal to",
+            ComparisonOperator::GreaterThanThreshold => "greater than",
+            ComparisonOperator::LessThanThreshold => "less than",
+            ComparisonOperator::LessThanOrEqualToThreshold => "less than or equal to",
         }
     }
 }

@@ -30,11 +30,11 @@ fn row(d: &Deployment, now: u64) -> Vec<String> {
     vec![
         d.id.clone(),
         d.service.clone(),
-        d.kind.clone(),
+        d.kind.to_string(),
         wire(&d.status),
         d.from_task_definition.clone(),
         d.to_task_definition.clone(),
-        if d.kind == "BLUE_GREEN" {
+        if d.kind == cutover_deploy::DeploymentKind::BlueGreen {
             format!(
                 "{}%",
                 d.blue_green
