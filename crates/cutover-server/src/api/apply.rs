@@ -184,7 +184,8 @@ pub(crate) async fn apply(
                 diagnostics: errors,
                 warnings,
             },
-        ));
+        )
+        .into());
     }
 
     let stack_json = serde_json::to_value(&parsed.value).map_err(anyhow::Error::from)?;

@@ -15,7 +15,6 @@ pub(crate) mod spec;
 #[cfg(test)]
 mod tests;
 
-use crate::api::ApiError;
 use crate::controller::Controller;
 use crate::dataplane::SharedDataPlane;
 use cutover_clock::SharedClock;
@@ -26,6 +25,32 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+/// Why a deployment could not be created or reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeployError {
+    /// The service does not exist.
+    #[error("service {0:?} not found")]
+    ServiceNotFound(String),
+    /// The service is being deleted.
+    #[error("service {0:?} is being deleted")]
+    ServiceDeleting(String),
+    /// The deployment configuration or the service's settings are invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The deployment has no running driver (finished, queued or unknown).
+    #[error("deployment {0} is not running (finished, queued or unknown)")]
+    NotRunning(String),
+    /// The deployment's driver ended while the input was sent.
+    #[error("deployment {0} just finished")]
+    JustFinished(String),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] cutover_store::StoreError),
+    /// The engine state could not be encoded.
+    #[error("cannot encode the deployment: {0}")]
+    Encode(#[from] serde_json::Error),
+}
 
 /// What a new deployment deploys.
 pub(crate) struct DeployRequest {
@@ -102,17 +127,17 @@ impl Deployer {
 
     /// Creates a deployment; it starts at once, or queues behind the
     /// service's running one.
-    pub(crate) fn create(self: &Arc<Self>, req: DeployRequest) -> Result<DeploymentRow, ApiError> {
+    pub(crate) fn create(
+        self: &Arc<Self>,
+        req: DeployRequest,
+    ) -> Result<DeploymentRow, DeployError> {
         let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         let svc = self
             .store
             .with(|c| ops::service(c, &req.service))?
-            .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
+            .ok_or_else(|| DeployError::ServiceNotFound(req.service.clone()))?;
         if svc.status != "ACTIVE" {
-            return Err(ApiError::bad_request(format!(
-                "service {:?} is being deleted",
-                svc.name
-            )));
+            return Err(DeployError::ServiceDeleting(svc.name.clone()));
         }
         let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let now = self.clock.now_ms();
@@ -182,9 +207,9 @@ impl Deployer {
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
         let configs = self.store.with(ops::latest_deployment_configs)?;
-        let routing = spec::routing(&config, &configs).map_err(ApiError::bad_request)?;
+        let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
         let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
-            .map_err(|e| ApiError::bad_request(format!("service {:?}: {e}", svc.name)))?;
+            .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;
         let mut engine = BlueGreen::new(bg, now);
         let busy = self
             .store
@@ -205,9 +230,9 @@ impl Deployer {
             &req.started_by,
             now,
         );
-        row.engine = serde_json::to_value(&engine).map_err(anyhow::Error::from)?;
+        row.engine = serde_json::to_value(&engine)?;
         row.rollback_of = req.rollback_of.clone();
-        let hooks = serde_json::to_value(&req.appspec_hooks).map_err(anyhow::Error::from)?;
+        let hooks = serde_json::to_value(&req.appspec_hooks)?;
         self.store.atomically(|c| {
             ops::put_deployment(c, &row)?;
             ops::add_event(
@@ -251,7 +276,7 @@ impl Deployer {
 
     /// Stops a deployment that is still queued: it never ran, so it just
     /// ends. Returns `false` when it is not (or no longer) queued.
-    pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, ApiError> {
+    pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, DeployError> {
         let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
         let now = self.clock.now_ms();
         Ok(self.store.atomically(|c| {
@@ -277,20 +302,13 @@ impl Deployer {
     }
 
     /// Sends an operator or callback input to a running deployment.
-    pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), ApiError> {
+    pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), DeployError> {
         let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = inboxes.get(id).ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                format!("deployment {id} is not running (finished, queued or unknown)"),
-            )
-        })?;
-        tx.send(input).map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                format!("deployment {id} just finished"),
-            )
-        })
+        let tx = inboxes
+            .get(id)
+            .ok_or_else(|| DeployError::NotRunning(id.to_string()))?;
+        tx.send(input)
+            .map_err(|_| DeployError::JustFinished(id.to_string()))
     }
 
     /// A CodeDeploy-protocol hook reported back.
@@ -299,7 +317,7 @@ impl Deployer {
         id: &str,
         execution_id: &str,
         outcome: HookOutcome,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DeployError> {
         self.send(
             id,
             Input::HookResult {
