@@ -52,7 +52,7 @@ pub(super) async fn adopt(
                 }
                 row.started_at = row.started_at.or(Some(handle.started_at_unix_ms));
                 store.with(|c| {
-                    ops::put_task(c, &row)?;
+                    ops::update_task_lifecycle(c, &row)?;
                     ops::add_event(
                         c,
                         now,
@@ -70,7 +70,7 @@ pub(super) async fn adopt(
                     row.stopped_reason = Some(info.reason.clone());
                 }
                 row.desired_status = DesiredStatus::Stopped;
-                store.with(|c| ops::put_task(c, &row))?;
+                store.with(|c| ops::update_task_lifecycle(c, &row))?;
                 rt.remove(&row.id).await.ok();
             }
             TaskStatus::Gone => {
@@ -86,7 +86,7 @@ pub(super) async fn adopt(
                     row.stopped_reason.get_or_insert_with(|| {
                         "task was not found by its runtime after a control-plane restart".into()
                     });
-                    store.with(|c| ops::put_task(c, &row))?;
+                    store.with(|c| ops::update_task_lifecycle(c, &row))?;
                 }
             }
         }

@@ -259,7 +259,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
                     .unwrap_or_else(|| task_set.clone());
                 for _ in 0..count {
                     let row = new_task_row(&svc, &task_set, &task_definition, now);
-                    ctl.store.with(|c| ops::put_task(c, &row))?;
+                    ctl.store.with(|c| ops::insert_task(c, &row))?;
                     start_task(ctl, st, &runtime, row).await?;
                 }
             }
@@ -436,7 +436,7 @@ async fn start_task(
             row.endpoint = handle.endpoint.map(|e| e.to_string());
             row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
             row.handle = Some(serde_json::to_value(&handle)?);
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.store.with(|c| ops::update_task_lifecycle(c, &row))?;
             ctl.changed.notify_one();
             ctl.event(
                 &format!("service/{}", row.service),
@@ -463,7 +463,7 @@ async fn start_task(
                 other => format!("CannotStartContainerError: {other}"),
             });
             row.stopped_at = Some(now);
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.store.with(|c| ops::update_task_lifecycle(c, &row))?;
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!("task {} failed to start: {e}", row.id),
@@ -494,7 +494,7 @@ async fn stop_task(
     row.stopping_at = Some(now + drain_ms);
     row.stop_code = Some(code.into());
     row.stopped_reason = Some(reason.into());
-    ctl.store.with(|c| ops::put_task(c, &row))?;
+    ctl.store.with(|c| ops::update_task_lifecycle(c, &row))?;
     ctl.changed.notify_one();
     if drain_ms > 0 {
         ctl.event(
@@ -637,7 +637,7 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 row.stop_code = Some("EssentialContainerExited".into());
                 row.stopped_reason = Some(info.reason.clone());
             }
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            ctl.store.with(|c| ops::update_task_lifecycle(c, &row))?;
             st.signalled.remove(&row.id);
             ctl.changed.notify_one();
             forget_old_exits(ctl, &row.service);
@@ -669,7 +669,7 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                     return Ok(());
                 }
                 row.health_status = tr.to;
-                ctl.store.with(|c| ops::put_task(c, &row))?;
+                ctl.store.with(|c| ops::update_task_lifecycle(c, &row))?;
                 ctl.changed.notify_one();
                 if tr.to == HealthStatus::Healthy {
                     st.backoff.task_succeeded();

@@ -489,24 +489,20 @@ impl Driver {
             let Some(mut svc) = ops::service(c, &row.service)? else {
                 return Ok(());
             };
-            let tasks = ops::list_tasks(c, Some(&svc.name), false, u32::MAX)?;
             let green = green_set(&id);
             // promote clears green_provisioned in this same transaction, so
             // a stored false means it already ran (a resumed teardown).
             let already = !ops::deployment(c, &id)?.is_some_and(|d| d.green_provisioned);
             if !already {
-                for mut t in tasks
-                    .iter()
-                    .filter(|t| t.task_set == svc.task_definition)
-                    .cloned()
-                {
-                    t.task_set = format!("retired-{id}");
-                    ops::put_task(c, &t)?;
-                }
-                for mut t in tasks.iter().filter(|t| t.task_set == green).cloned() {
-                    t.task_set = to.clone();
-                    ops::put_task(c, &t)?;
-                }
+                // Only the task set column: the service loop owns the rest
+                // of each row and may be writing it from an older read.
+                ops::relabel_task_set(
+                    c,
+                    &svc.name,
+                    &svc.task_definition,
+                    &format!("retired-{id}"),
+                )?;
+                ops::relabel_task_set(c, &svc.name, &green, &to)?;
                 svc.task_definition = to.clone();
                 svc.lb_group = other_group(&svc.lb_group).to_string();
                 svc.generation += 1;
