@@ -9,6 +9,7 @@
 
 mod alarms;
 mod api;
+mod apply;
 mod controller;
 mod dataplane;
 mod deploy;

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use cutover_api::error::render_diagnostic;
 use cutover_api::{ApiErrorBody, ApiErrorDetail, Diagnostic};
 
+use crate::apply::ApplyError;
 use crate::deploy::DeployError;
 use crate::files::FileError;
 
@@ -100,6 +101,18 @@ impl From<FileError> for ApiError {
             FileError::Rejected { error, .. } => {
                 ApiError::invalid(message, error.diagnostics, error.warnings)
             }
+        }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Rejected(e) => e.into(),
+            ApplyError::Store(e) => e.into(),
+            ApplyError::Encode(e) => anyhow::Error::from(e)
+                .context("cannot encode the stack")
+                .into(),
         }
     }
 }
