@@ -39,14 +39,18 @@ pub(crate) async fn apply(
             };
             // The stack is applied already; a deployment that cannot be
             // created is reported with it, not as a failed apply.
-            match st.deployer.create(crate::deploy::DeployRequest {
-                service: s.name.clone(),
-                task_definition: revision.clone(),
-                config: None,
-                appspec_hooks: BTreeMap::new(),
-                started_by: format!("apply of {}", req.file),
-                rollback_of: None,
-            }) {
+            match st
+                .deployer
+                .create(crate::deploy::DeployRequest {
+                    service: s.name.clone(),
+                    task_definition: revision.clone(),
+                    config: None,
+                    appspec_hooks: BTreeMap::new(),
+                    started_by: format!("apply of {}", req.file),
+                    rollback_of: None,
+                })
+                .await
+            {
                 Ok(d) => deployments.push(ApplyDeployment::Started {
                     status: views::deployment_status(&d.status)?,
                     id: d.id,

@@ -601,7 +601,7 @@ pub(crate) fn status_name(s: DeploymentStatus) -> &'static str {
 pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
     if let Some(service) = follow_rolling(&dep, &id).await {
         // A blue/green deployment queued behind this one may start now.
-        dep.start_next(&service);
+        dep.start_next(&service).await;
     }
 }
 

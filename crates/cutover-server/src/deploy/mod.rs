@@ -53,6 +53,7 @@ pub(crate) enum DeployError {
 }
 
 /// What a new deployment deploys.
+#[derive(Clone)]
 pub(crate) struct DeployRequest {
     pub(crate) service: String,
     /// `family:revision`, already registered.
@@ -72,14 +73,15 @@ pub(crate) struct Deployer {
     dataplane: SharedDataPlane,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
     /// Serialises `create`, so "is one running?" and the insert that
-    /// follows are never interleaved with another create.
-    creating: Mutex<()>,
+    /// follows are never interleaved with another create (held across the
+    /// store calls, hence tokio's mutex).
+    creating: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
 }
 
 impl Deployer {
     /// Resumes every unfinished deployment.
-    pub(crate) fn start(
+    pub(crate) async fn start(
         store: Arc<Store>,
         controller: Arc<Controller>,
         dataplane: SharedDataPlane,
@@ -91,10 +93,10 @@ impl Deployer {
             controller,
             dataplane,
             inboxes: Mutex::new(HashMap::new()),
-            creating: Mutex::new(()),
+            creating: tokio::sync::Mutex::new(()),
             shutdown,
         });
-        for d in store.with(ops::unfinished_deployments)? {
+        for d in store.call(ops::unfinished_deployments).await? {
             match (d.kind.as_str(), d.status.as_str()) {
                 ("ROLLING", _) => {
                     let (dep, id) = (me.clone(), d.id.clone());
@@ -108,7 +110,7 @@ impl Deployer {
             }
         }
         // A queue whose head finished while the server was down moves on.
-        let unfinished = store.with(ops::unfinished_deployments)?;
+        let unfinished = store.call(ops::unfinished_deployments).await?;
         let waiting: std::collections::BTreeSet<&str> = unfinished
             .iter()
             .filter(|d| d.status == "Queued")
@@ -120,21 +122,23 @@ impl Deployer {
             })
             .collect();
         for svc in waiting {
-            me.start_next(svc);
+            me.start_next(svc).await;
         }
         Ok(me)
     }
 
     /// Creates a deployment; it starts at once, or queues behind the
     /// service's running one.
-    pub(crate) fn create(
+    pub(crate) async fn create(
         self: &Arc<Self>,
         req: DeployRequest,
     ) -> Result<DeploymentRow, DeployError> {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+        let _one_at_a_time = self.creating.lock().await;
+        let name = req.service.clone();
         let svc = self
             .store
-            .with(|c| ops::service(c, &req.service))?
+            .call(move |c| ops::service(c, &name))
+            .await?
             .ok_or_else(|| DeployError::ServiceNotFound(req.service.clone()))?;
         if svc.status != "ACTIVE" {
             return Err(DeployError::ServiceDeleting(svc.name.clone()));
@@ -144,58 +148,62 @@ impl Deployer {
         if !svc.spec.is_blue_green() {
             // A rolling update: the service's reconcile loop replaces tasks,
             // keeping the old ones until the new revision is fully up.
-            let row = self.store.atomically(|c| {
-                let mut s =
-                    ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
-                        kind: "service",
-                        name: svc.name.clone(),
-                    })?;
-                let mut row = DeploymentRow::new(
-                    &id,
-                    &s.name,
-                    "ROLLING",
-                    "InProgress",
-                    &s.task_definition,
-                    &req.task_definition,
-                    "rolling",
-                    &req.started_by,
-                    now,
-                );
-                row.rollback_of = req.rollback_of.clone();
-                // A newer rolling update supersedes the one still running.
-                for mut older in ops::unfinished_deployments(c)?
-                    .into_iter()
-                    .filter(|d| d.service == s.name && d.kind == "ROLLING")
-                {
-                    older.status = "Stopped".into();
-                    older.outcome = Some(format!("superseded by {id}"));
-                    older.finished_at = Some(now);
-                    older.updated_at = now;
-                    ops::put_deployment(c, &older)?;
+            let (svc, req, id) = (svc.clone(), req.clone(), id.clone());
+            let row = self
+                .store
+                .transact(move |c| {
+                    let mut s =
+                        ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
+                            kind: "service",
+                            name: svc.name.clone(),
+                        })?;
+                    let mut row = DeploymentRow::new(
+                        &id,
+                        &s.name,
+                        "ROLLING",
+                        "InProgress",
+                        &s.task_definition,
+                        &req.task_definition,
+                        "rolling",
+                        &req.started_by,
+                        now,
+                    );
+                    row.rollback_of = req.rollback_of.clone();
+                    // A newer rolling update supersedes the one still running.
+                    for mut older in ops::unfinished_deployments(c)?
+                        .into_iter()
+                        .filter(|d| d.service == s.name && d.kind == "ROLLING")
+                    {
+                        older.status = "Stopped".into();
+                        older.outcome = Some(format!("superseded by {id}"));
+                        older.finished_at = Some(now);
+                        older.updated_at = now;
+                        ops::put_deployment(c, &older)?;
+                        ops::add_event(
+                            c,
+                            now,
+                            &format!("deployment/{}", older.id),
+                            &format!("superseded by {id}"),
+                        )?;
+                    }
+                    s.task_definition = req.task_definition.clone();
+                    s.generation += 1;
+                    s.updated_at = now;
+                    ops::put_service(c, &s)?;
+                    ops::put_deployment(c, &row)?;
                     ops::add_event(
                         c,
                         now,
-                        &format!("deployment/{}", older.id),
-                        &format!("superseded by {id}"),
+                        &format!("deployment/{id}"),
+                        &format!(
+                            "rolling update of {} to {} started by {}",
+                            s.name, req.task_definition, req.started_by
+                        ),
                     )?;
-                }
-                s.task_definition = req.task_definition.clone();
-                s.generation += 1;
-                s.updated_at = now;
-                ops::put_service(c, &s)?;
-                ops::put_deployment(c, &row)?;
-                ops::add_event(
-                    c,
-                    now,
-                    &format!("deployment/{id}"),
-                    &format!(
-                        "rolling update of {} to {} started by {}",
-                        s.name, req.task_definition, req.started_by
-                    ),
-                )?;
-                Ok(row)
-            })?;
-            self.controller.wake(&svc.name);
+                    Ok(row)
+                })
+                .await?;
+            self.controller.wake(&row.service);
             let me = self.clone();
             let rid = row.id.clone();
             tokio::spawn(async move { driver::watch_rolling(me, rid).await });
@@ -206,14 +214,15 @@ impl Deployer {
             .clone()
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
-        let configs = self.store.with(ops::latest_deployment_configs)?;
+        let configs = self.store.call(ops::latest_deployment_configs).await?;
         let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
         let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
             .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;
         let mut engine = BlueGreen::new(bg, now);
         let busy = self
             .store
-            .with(ops::unfinished_deployments)?
+            .call(ops::unfinished_deployments)
+            .await?
             .into_iter()
             .any(|d| d.service == svc.name);
         if busy {
@@ -233,41 +242,45 @@ impl Deployer {
         row.engine = serde_json::to_value(&engine)?;
         row.rollback_of = req.rollback_of.clone();
         let hooks = serde_json::to_value(&req.appspec_hooks)?;
-        self.store.atomically(|c| {
-            ops::put_deployment(c, &row)?;
-            ops::add_event(
-                c,
-                now,
-                &format!("deployment/{id}"),
-                &format!(
-                    "blue/green deployment of {} from {} to {} ({}) created by {}{}",
-                    row.service,
-                    row.from_task_definition,
-                    row.to_task_definition,
-                    row.config,
-                    row.started_by,
-                    if busy {
-                        "; queued behind the running deployment"
-                    } else {
-                        ""
-                    }
-                ),
-            )?;
-            if !req.appspec_hooks.is_empty() {
+        let (written, has_hooks, id_) = (row.clone(), !req.appspec_hooks.is_empty(), id.clone());
+        self.store
+            .transact(move |c| {
+                let (row, id) = (written, id_);
+                ops::put_deployment(c, &row)?;
                 ops::add_event(
                     c,
                     now,
-                    &format!("deployment/{id}/appspec-hooks"),
-                    &hooks.to_string(),
+                    &format!("deployment/{id}"),
+                    &format!(
+                        "blue/green deployment of {} from {} to {} ({}) created by {}{}",
+                        row.service,
+                        row.from_task_definition,
+                        row.to_task_definition,
+                        row.config,
+                        row.started_by,
+                        if busy {
+                            "; queued behind the running deployment"
+                        } else {
+                            ""
+                        }
+                    ),
                 )?;
-            }
-            ops::add_event(
-                c,
-                now,
-                &format!("service/{}", row.service),
-                &format!("deployment {id} to {} created", row.to_task_definition),
-            )
-        })?;
+                if has_hooks {
+                    ops::add_event(
+                        c,
+                        now,
+                        &format!("deployment/{id}/appspec-hooks"),
+                        &hooks.to_string(),
+                    )?;
+                }
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("service/{}", row.service),
+                    &format!("deployment {id} to {} created", row.to_task_definition),
+                )
+            })
+            .await?;
         if !busy {
             self.spawn(id, false);
         }
@@ -276,29 +289,33 @@ impl Deployer {
 
     /// Stops a deployment that is still queued: it never ran, so it just
     /// ends. Returns `false` when it is not (or no longer) queued.
-    pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, DeployError> {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) async fn cancel_queued(&self, id: &str) -> Result<bool, DeployError> {
+        let _one_at_a_time = self.creating.lock().await;
         let now = self.clock.now_ms();
-        Ok(self.store.atomically(|c| {
-            let Some(mut d) = ops::deployment(c, id)? else {
-                return Ok(false);
-            };
-            if d.status != "Queued" || d.finished_at.is_some() {
-                return Ok(false);
-            }
-            d.status = "Stopped".into();
-            d.outcome = Some("stopped by request while queued".into());
-            d.finished_at = Some(now);
-            d.updated_at = now;
-            ops::put_deployment(c, &d)?;
-            ops::add_event(
-                c,
-                now,
-                &format!("deployment/{id}"),
-                "stopped by request while queued",
-            )?;
-            Ok(true)
-        })?)
+        let id = id.to_string();
+        Ok(self
+            .store
+            .transact(move |c| {
+                let Some(mut d) = ops::deployment(c, &id)? else {
+                    return Ok(false);
+                };
+                if d.status != "Queued" || d.finished_at.is_some() {
+                    return Ok(false);
+                }
+                d.status = "Stopped".into();
+                d.outcome = Some("stopped by request while queued".into());
+                d.finished_at = Some(now);
+                d.updated_at = now;
+                ops::put_deployment(c, &d)?;
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("deployment/{id}"),
+                    "stopped by request while queued",
+                )?;
+                Ok(true)
+            })
+            .await?)
     }
 
     /// Sends an operator or callback input to a running deployment.
@@ -352,16 +369,17 @@ impl Deployer {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             if let Some(service) = service {
-                me.start_next(&service);
+                me.start_next(&service).await;
             }
         });
     }
 
     /// Starts the oldest queued deployment of `service`, if any.
-    pub(crate) fn start_next(self: &Arc<Self>, service: &str) {
+    pub(crate) async fn start_next(self: &Arc<Self>, service: &str) {
         let next = self
             .store
-            .with(ops::unfinished_deployments)
+            .call(ops::unfinished_deployments)
+            .await
             .ok()
             .and_then(|all| {
                 all.into_iter()

@@ -269,6 +269,7 @@ async fn deploy(
             started_by,
             rollback_of: None,
         })
+        .await
         .map_err(|e| format!("cannot deploy {} to service {service:?}: {e}", row.name()))?;
     tracing::info!(deployment = %created.id, service, task_definition = %row.name(), "pipeline deployment started");
     wait(ctx, &created.id).await
