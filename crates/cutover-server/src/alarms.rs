@@ -219,7 +219,13 @@ pub(crate) fn sample(bucket: &SecondBucket, metric: &MetricRef) -> Option<Second
     })
 }
 
-fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value, t: &Transition) {
+async fn record(
+    store: &Arc<Store>,
+    clock: &dyn Clock,
+    name: &str,
+    spec: &serde_json::Value,
+    t: &Transition,
+) {
     let now = clock.now_ms();
     let row = AlarmRow {
         name: name.to_string(),
@@ -234,10 +240,14 @@ fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value
         state_name(t.to),
         t.reason
     );
-    if let Err(e) = store.atomically(|c| {
-        ops::put_alarm(c, &row)?;
-        ops::add_event(c, now, &format!("alarm/{name}"), &msg)
-    }) {
+    let (subject, line) = (format!("alarm/{name}"), msg.clone());
+    if let Err(e) = store
+        .transact(move |c| {
+            ops::put_alarm(c, &row)?;
+            ops::add_event(c, now, &subject, &line)
+        })
+        .await
+    {
         tracing::warn!(alarm = name, error = %e, "cannot record alarm state");
     }
     tracing::info!(alarm = name, "{msg}");
@@ -258,8 +268,13 @@ const UNEVALUABLE_LOG_EVERY_MS: u64 = 10 * 60 * 1000;
 /// recorded, once (the stored state says whether it already was, so a
 /// restart does not repeat it); a warning is logged at most every
 /// [`UNEVALUABLE_LOG_EVERY_MS`].
-fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevaluable, now: u64) {
-    let rows = match store.with(ops::list_alarms) {
+async fn reload(
+    store: &Arc<Store>,
+    evaluators: &mut Evaluators,
+    unevaluable: &mut Unevaluable,
+    now: u64,
+) {
+    let rows = match store.call(ops::list_alarms).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load alarms");
@@ -285,7 +300,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
                 evaluators.remove(&r.name);
                 let reason = format!("the alarm cannot be evaluated: {error}");
                 if r.state != state_name(AlarmState::InsufficientData) || r.reason != reason {
-                    record_unevaluable(store, &r, &reason, now);
+                    record_unevaluable(store, &r, &reason, now).await;
                 }
                 let due = unevaluable
                     .get(&r.name)
@@ -301,30 +316,34 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
 
 /// Stores INSUFFICIENT_DATA with `reason` and one event, unless the
 /// declaration changed meanwhile (then the next reload judges the new one).
-fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
+async fn record_unevaluable(store: &Arc<Store>, row: &AlarmRow, reason: &str, now: u64) {
     let to = state_name(AlarmState::InsufficientData);
     let msg = format!("{} -> {to}: {reason}", row.state);
-    let result = store.atomically(|c| {
-        let current = ops::list_alarms(c)?
-            .into_iter()
-            .find(|a| a.name == row.name);
-        if current.is_none_or(|a| a.spec != row.spec) {
-            return Ok(());
-        }
-        ops::put_alarm(
-            c,
-            &AlarmRow {
-                state: to.into(),
-                reason: reason.to_string(),
-                updated_at: now,
-                ..row.clone()
-            },
-        )?;
-        ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
-        Ok(())
-    });
+    let (row, reason) = (row.clone(), reason.to_string());
+    let name = row.name.clone();
+    let result = store
+        .transact(move |c| {
+            let current = ops::list_alarms(c)?
+                .into_iter()
+                .find(|a| a.name == row.name);
+            if current.is_none_or(|a| a.spec != row.spec) {
+                return Ok(());
+            }
+            ops::put_alarm(
+                c,
+                &AlarmRow {
+                    state: to.into(),
+                    reason: reason.to_string(),
+                    updated_at: now,
+                    ..row.clone()
+                },
+            )?;
+            ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
+            Ok(())
+        })
+        .await;
     if let Err(e) = result {
-        tracing::warn!(alarm = %row.name, error = %e, "cannot record alarm state");
+        tracing::warn!(alarm = %name, error = %e, "cannot record alarm state");
     }
 }
 
@@ -354,7 +373,7 @@ pub(crate) async fn run(
                         Evaluator::Composite(_) => None,
                     };
                     if let Some(t) = t {
-                        record(&store, clock.as_ref(), &req.name, spec, &t);
+                        record(&store, clock.as_ref(), &req.name, spec, &t).await;
                         if t.to == AlarmState::Alarm {
                             deployer.alarm_fired(&req.name);
                         }
@@ -367,7 +386,7 @@ pub(crate) async fn run(
         let now = clock.now_ms();
         if now >= reload_at {
             reload_at = now + 1_000;
-            reload(&store, &mut evaluators, &mut unevaluable, now);
+            reload(&store, &mut evaluators, &mut unevaluable, now).await;
         }
         if evaluators.is_empty() {
             last_second = now / 1000;
@@ -396,7 +415,7 @@ pub(crate) async fn run(
             if let Evaluator::Metric(_, e) = ev
                 && let Some(t) = e.evaluate(last_second + 1)
             {
-                record(&store, clock.as_ref(), name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t).await;
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }
@@ -416,7 +435,7 @@ pub(crate) async fn run(
             if let Evaluator::Composite(c) = ev
                 && let Some(t) = c.evaluate(&lookup, last_second + 1)
             {
-                record(&store, clock.as_ref(), name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t).await;
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }
