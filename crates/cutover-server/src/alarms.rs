@@ -448,6 +448,8 @@ pub(crate) async fn run(
 }
 
 #[cfg(test)]
+// Tests set up and inspect the store directly, off the control plane's path.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use cutover_proxy::metrics::MetricSample;
@@ -553,9 +555,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
-        let store = Store::open_in_memory().unwrap();
+    #[tokio::test]
+    async fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
         let broken = serde_json::json!({"alarmRule": "ALARM(web-5xx) AND"});
         let row = AlarmRow {
             name: "guard".into(),
@@ -566,7 +568,7 @@ mod tests {
         };
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
-        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000).await;
         let a = stored(&store, "guard");
         assert_eq!(a.state, "INSUFFICIENT_DATA");
         assert!(
@@ -583,14 +585,15 @@ mod tests {
         assert!(evaluators.is_empty());
         // Every later reload, and a restart (fresh maps), records nothing more.
         for t in 2..5 {
-            reload(&store, &mut evaluators, &mut unevaluable, t * 1_000);
+            reload(&store, &mut evaluators, &mut unevaluable, t * 1_000).await;
         }
         reload(
             &store,
             &mut Evaluators::new(),
             &mut Unevaluable::new(),
             9_000,
-        );
+        )
+        .await;
         assert_eq!(history(&store, "guard").len(), 1);
         assert_eq!(stored(&store, "guard").updated_at, 1_000);
         // A fixed declaration is evaluated again.
@@ -598,7 +601,7 @@ mod tests {
         store
             .with(|c| ops::put_alarm(c, &AlarmRow { spec: fixed, ..a }))
             .unwrap();
-        reload(&store, &mut evaluators, &mut unevaluable, 10_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 10_000).await;
         assert!(matches!(
             evaluators.get("guard"),
             Some((_, Evaluator::Composite(_)))
@@ -629,9 +632,9 @@ mod tests {
         assert!(!c.rule().evaluate(&state(AlarmState::Ok, AlarmState::Ok)));
     }
 
-    #[test]
-    fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
-        let store = Store::open_in_memory().unwrap();
+    #[tokio::test]
+    async fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
         let good = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
             "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
             "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
@@ -644,11 +647,11 @@ mod tests {
         };
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
-        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000).await;
         assert!(evaluators.contains_key("web-5xx"));
         row.spec["comparisonOperator"] = "Sideways".into();
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
-        reload(&store, &mut evaluators, &mut unevaluable, 2_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 2_000).await;
         assert!(evaluators.is_empty());
         let a = stored(&store, "web-5xx");
         assert_eq!(a.state, "INSUFFICIENT_DATA");

@@ -178,6 +178,9 @@ impl Harness {
     }
 
     /// The stored deployment `id`.
+    // A test reading the store; the control plane under test is not blocked
+    // by it for longer than one read.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn deployment(&self, id: &str) -> DeploymentRow {
         self.state
             .store
@@ -187,6 +190,9 @@ impl Harness {
     }
 
     /// The newest deployment of `service`.
+    // A test reading the store; the control plane under test is not blocked
+    // by it for longer than one read.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn latest_deployment(&self, service: &str) -> Option<DeploymentRow> {
         self.state
             .store

@@ -2,6 +2,9 @@
 //! plan as a pure function, and the commit against a real (in-memory)
 //! store.
 
+// The tests inspect the store synchronously, outside any control plane.
+#![allow(clippy::disallowed_methods)]
+
 use super::commit::commit;
 use super::plan::{Current, plan};
 use super::validate::{self, Known, Validated};
