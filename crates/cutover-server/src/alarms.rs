@@ -141,7 +141,13 @@ pub(crate) fn sample(bucket: &SecondBucket, metric: &MetricRef) -> Option<Second
     })
 }
 
-fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value, t: &Transition) {
+async fn record(
+    store: &Arc<Store>,
+    clock: &dyn Clock,
+    name: &str,
+    spec: &serde_json::Value,
+    t: &Transition,
+) {
     let now = clock.now_ms();
     let row = AlarmRow {
         name: name.to_string(),
@@ -151,10 +157,14 @@ fn record(store: &Store, clock: &dyn Clock, name: &str, spec: &serde_json::Value
         updated_at: now,
     };
     let msg = format!("{} -> {}: {}", t.from, t.to, t.reason);
-    if let Err(e) = store.atomically(|c| {
-        ops::put_alarm(c, &row)?;
-        ops::add_event(c, now, &format!("alarm/{name}"), &msg)
-    }) {
+    let (subject, line) = (format!("alarm/{name}"), msg.clone());
+    if let Err(e) = store
+        .transact(move |c| {
+            ops::put_alarm(c, &row)?;
+            ops::add_event(c, now, &subject, &line)
+        })
+        .await
+    {
         tracing::warn!(alarm = name, error = %e, "cannot record alarm state");
     }
     tracing::info!(alarm = name, "{msg}");
@@ -175,8 +185,13 @@ const UNEVALUABLE_LOG_EVERY_MS: u64 = 10 * 60 * 1000;
 /// recorded, once (the stored state says whether it already was, so a
 /// restart does not repeat it); a warning is logged at most every
 /// [`UNEVALUABLE_LOG_EVERY_MS`].
-fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevaluable, now: u64) {
-    let rows = match store.with(ops::list_alarms) {
+async fn reload(
+    store: &Arc<Store>,
+    evaluators: &mut Evaluators,
+    unevaluable: &mut Unevaluable,
+    now: u64,
+) {
+    let rows = match store.call(ops::list_alarms).await {
         Ok(rows) => rows,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load alarms");
@@ -202,7 +217,7 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
                 evaluators.remove(&r.name);
                 let reason = format!("the alarm cannot be evaluated: {error}");
                 if r.state != AlarmState::InsufficientData || r.reason != reason {
-                    record_unevaluable(store, &r, &reason, now);
+                    record_unevaluable(store, &r, &reason, now).await;
                 }
                 let due = unevaluable
                     .get(&r.name)
@@ -218,30 +233,34 @@ fn reload(store: &Store, evaluators: &mut Evaluators, unevaluable: &mut Unevalua
 
 /// Stores INSUFFICIENT_DATA with `reason` and one event, unless the
 /// declaration changed meanwhile (then the next reload judges the new one).
-fn record_unevaluable(store: &Store, row: &AlarmRow, reason: &str, now: u64) {
+async fn record_unevaluable(store: &Arc<Store>, row: &AlarmRow, reason: &str, now: u64) {
     let to = AlarmState::InsufficientData;
     let msg = format!("{} -> {to}: {reason}", row.state);
-    let result = store.atomically(|c| {
-        let current = ops::list_alarms(c)?
-            .into_iter()
-            .find(|a| a.name == row.name);
-        if current.is_none_or(|a| a.spec != row.spec) {
-            return Ok(());
-        }
-        ops::put_alarm(
-            c,
-            &AlarmRow {
-                state: to,
-                reason: reason.to_string(),
-                updated_at: now,
-                ..row.clone()
-            },
-        )?;
-        ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
-        Ok(())
-    });
+    let (row, reason) = (row.clone(), reason.to_string());
+    let name = row.name.clone();
+    let result = store
+        .transact(move |c| {
+            let current = ops::list_alarms(c)?
+                .into_iter()
+                .find(|a| a.name == row.name);
+            if current.is_none_or(|a| a.spec != row.spec) {
+                return Ok(());
+            }
+            ops::put_alarm(
+                c,
+                &AlarmRow {
+                    state: to,
+                    reason: reason.to_string(),
+                    updated_at: now,
+                    ..row.clone()
+                },
+            )?;
+            ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
+            Ok(())
+        })
+        .await;
     if let Err(e) = result {
-        tracing::warn!(alarm = %row.name, error = %e, "cannot record alarm state");
+        tracing::warn!(alarm = %name, error = %e, "cannot record alarm state");
     }
 }
 
@@ -271,7 +290,7 @@ pub(crate) async fn run(
                         Evaluator::Composite(_) => None,
                     };
                     if let Some(t) = t {
-                        record(&store, clock.as_ref(), &req.name, spec, &t);
+                        record(&store, clock.as_ref(), &req.name, spec, &t).await;
                         if t.to == AlarmState::Alarm {
                             deployer.alarm_fired(&req.name);
                         }
@@ -284,7 +303,7 @@ pub(crate) async fn run(
         let now = clock.now_ms();
         if now >= reload_at {
             reload_at = now + 1_000;
-            reload(&store, &mut evaluators, &mut unevaluable, now);
+            reload(&store, &mut evaluators, &mut unevaluable, now).await;
         }
         if evaluators.is_empty() {
             last_second = now / 1000;
@@ -313,7 +332,7 @@ pub(crate) async fn run(
             if let Evaluator::Metric(_, e) = ev
                 && let Some(t) = e.evaluate(last_second + 1)
             {
-                record(&store, clock.as_ref(), name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t).await;
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }
@@ -333,7 +352,7 @@ pub(crate) async fn run(
             if let Evaluator::Composite(c) = ev
                 && let Some(t) = c.evaluate(&lookup, last_second + 1)
             {
-                record(&store, clock.as_ref(), name, spec, &t);
+                record(&store, clock.as_ref(), name, spec, &t).await;
                 if t.to == AlarmState::Alarm {
                     fired.push(name.clone());
                 }
@@ -346,6 +365,8 @@ pub(crate) async fn run(
 }
 
 #[cfg(test)]
+// Tests set up and inspect the store directly, off the control plane's path.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use cutover_proxy::metrics::MetricSample;
@@ -451,9 +472,9 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
-        let store = Store::open_in_memory().unwrap();
+    #[tokio::test]
+    async fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
         let broken = serde_json::json!({"alarmRule": "ALARM(web-5xx) AND"});
         let row = AlarmRow {
             name: "guard".into(),
@@ -464,7 +485,7 @@ mod tests {
         };
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
-        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000).await;
         let a = stored(&store, "guard");
         assert_eq!(a.state, AlarmState::InsufficientData);
         assert!(
@@ -481,14 +502,15 @@ mod tests {
         assert!(evaluators.is_empty());
         // Every later reload, and a restart (fresh maps), records nothing more.
         for t in 2..5 {
-            reload(&store, &mut evaluators, &mut unevaluable, t * 1_000);
+            reload(&store, &mut evaluators, &mut unevaluable, t * 1_000).await;
         }
         reload(
             &store,
             &mut Evaluators::new(),
             &mut Unevaluable::new(),
             9_000,
-        );
+        )
+        .await;
         assert_eq!(history(&store, "guard").len(), 1);
         assert_eq!(stored(&store, "guard").updated_at, 1_000);
         // A fixed declaration is evaluated again.
@@ -496,7 +518,7 @@ mod tests {
         store
             .with(|c| ops::put_alarm(c, &AlarmRow { spec: fixed, ..a }))
             .unwrap();
-        reload(&store, &mut evaluators, &mut unevaluable, 10_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 10_000).await;
         assert!(matches!(
             evaluators.get("guard"),
             Some((_, Evaluator::Composite(_)))
@@ -528,9 +550,9 @@ mod tests {
         assert!(!c.rule().evaluate(&state(AlarmState::Ok, AlarmState::Ok)));
     }
 
-    #[test]
-    fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
-        let store = Store::open_in_memory().unwrap();
+    #[tokio::test]
+    async fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
         let good = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
             "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
             "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
@@ -543,11 +565,11 @@ mod tests {
         };
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
-        reload(&store, &mut evaluators, &mut unevaluable, 1_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 1_000).await;
         assert!(evaluators.contains_key("web-5xx"));
         row.spec["comparisonOperator"] = "Sideways".into();
         store.with(|c| ops::put_alarm(c, &row)).unwrap();
-        reload(&store, &mut evaluators, &mut unevaluable, 2_000);
+        reload(&store, &mut evaluators, &mut unevaluable, 2_000).await;
         assert!(evaluators.is_empty());
         let a = stored(&store, "web-5xx");
         assert_eq!(a.state, AlarmState::InsufficientData);

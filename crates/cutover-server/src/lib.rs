@@ -9,6 +9,7 @@
 
 mod alarms;
 mod api;
+mod apply;
 mod controller;
 mod dataplane;
 mod deploy;
@@ -189,6 +190,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         dataplane.clone(),
         cancel.clone(),
     )
+    .await
     .context("cannot resume deployments")?;
     let pipelines = pipelines::Pipelines::start(
         store.clone(),

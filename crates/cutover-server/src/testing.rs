@@ -105,9 +105,20 @@ impl Harness {
             self.clock.clone(),
             self.dir.clone(),
         );
+        let old_store = self.state.store.clone();
         drop(self);
-        // Let the cancelled tasks observe the cancellation.
-        tokio::task::yield_now().await;
+        // Let the cancelled tasks observe the cancellation, and the store
+        // calls already on the blocking pool land (a process that dies
+        // never writes after its successor started): wait until nothing
+        // but the data plane (which outlives the crash) and this function
+        // holds the old store handle. Bounded, in case some task keeps it.
+        for _ in 0..100_000 {
+            tokio::task::yield_now().await;
+            if Arc::strong_count(&old_store) <= 2 {
+                break;
+            }
+        }
+        drop(old_store);
         let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
         Harness::assemble(dir, store, clock, runtime, dataplane).await
     }
@@ -167,6 +178,9 @@ impl Harness {
     }
 
     /// The stored deployment `id`.
+    // A test reading the store; the control plane under test is not blocked
+    // by it for longer than one read.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn deployment(&self, id: &str) -> DeploymentRow {
         self.state
             .store
@@ -176,6 +190,9 @@ impl Harness {
     }
 
     /// The newest deployment of `service`.
+    // A test reading the store; the control plane under test is not blocked
+    // by it for longer than one read.
+    #[allow(clippy::disallowed_methods)]
     pub(crate) fn latest_deployment(&self, service: &str) -> Option<DeploymentRow> {
         self.state
             .store

@@ -256,11 +256,16 @@ fn finish_task((mut t, handle): (TaskRow, Option<String>)) -> Result<TaskRow, St
     Ok(t)
 }
 
-/// Inserts or replaces a task row.
-pub fn put_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
+/// Inserts a new task row (PROVISIONING, before its runtime starts it).
+///
+/// The columns of a task row have one writer each (see [`TaskRow`]): this
+/// insert writes them all once; afterwards [`update_task_lifecycle`] owns
+/// the lifecycle columns and [`relabel_task_set`] the task set. An id that
+/// is already stored is refused, never replaced.
+pub fn insert_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     c.execute(
         &format!(
-            "INSERT OR REPLACE INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+            "INSERT INTO tasks ({TASK_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ),
         params![
             t.id,
@@ -282,8 +287,94 @@ pub fn put_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
             t.stopped_at.map(|x| x as i64),
         ],
     )
-    .map_err(StoreError::sql("write task"))?;
+    .map_err(StoreError::sql("insert task"))?;
     Ok(())
+}
+
+/// Writes the lifecycle columns of a task from `t`: status, desired status,
+/// health, endpoint, handle, stop code and reason, exit code and the
+/// start/stopping/stop times. Never the identity columns nor the task set,
+/// so a row read before a promotion relabelled its task set cannot undo the
+/// relabelling.
+///
+/// The status change goes through [`cutover_core::task::TaskState::can_become`]
+/// against the *stored* status, compared and set in one statement: a move
+/// backwards (from a stale read, say) is refused with
+/// [`StoreError::Conflict`], and so is a task that does not exist.
+pub fn update_task_lifecycle(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
+    let stored: Option<String> = c
+        .query_row(
+            "SELECT last_status FROM tasks WHERE id = ?1",
+            [&t.id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sql("read task status"))?;
+    let Some(stored) = stored else {
+        return Err(StoreError::NotFound {
+            kind: "task",
+            name: t.id.clone(),
+        });
+    };
+    let from: cutover_core::task::TaskState = stored.parse().map_err(|_| {
+        StoreError::Conflict(format!("task {}: unknown stored status {stored:?}", t.id))
+    })?;
+    let mut moved = TaskRow {
+        last_status: from,
+        ..t.clone()
+    };
+    moved
+        .set_status(t.last_status)
+        .map_err(|e| StoreError::Conflict(e.to_string()))?;
+    let n = c
+        .execute(
+            "UPDATE tasks SET last_status = ?2, desired_status = ?3, health_status = ?4,
+                 endpoint = ?5, handle = ?6, stop_code = ?7, stopped_reason = ?8,
+                 exit_code = ?9, started_at = ?10, stopping_at = ?11, stopped_at = ?12
+             WHERE id = ?1 AND last_status = ?13",
+            params![
+                t.id,
+                t.last_status.as_str(),
+                t.desired_status.as_str(),
+                t.health_status.as_str(),
+                t.endpoint,
+                t.handle.as_ref().map(|h| h.to_string()),
+                t.stop_code,
+                t.stopped_reason,
+                t.exit_code,
+                t.started_at.map(|x| x as i64),
+                t.stopping_at.map(|x| x as i64),
+                t.stopped_at.map(|x| x as i64),
+                stored,
+            ],
+        )
+        .map_err(StoreError::sql("update task"))?;
+    if n == 0 {
+        // Outside a transaction another connection moved it in between.
+        return Err(StoreError::Conflict(format!(
+            "task {}: its status changed while it was being written",
+            t.id
+        )));
+    }
+    Ok(())
+}
+
+/// Moves every task of `service` in task set `from` that is not STOPPED to
+/// task set `to` (a blue/green promotion: the replacement joins the live
+/// set, the original is retired). Writes only the task set column; returns
+/// how many tasks moved.
+pub fn relabel_task_set(
+    c: &Connection,
+    service: &str,
+    from: &str,
+    to: &str,
+) -> Result<usize, StoreError> {
+    c.execute(
+        "UPDATE tasks SET task_set = ?3
+         WHERE service = ?1 AND task_set = ?2 AND last_status != 'STOPPED'",
+        params![service, from, to],
+    )
+    .map_err(StoreError::sql("relabel task set"))
 }
 
 /// One task.

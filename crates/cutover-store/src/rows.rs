@@ -58,6 +58,16 @@ pub struct ServiceRow {
 }
 
 /// A task: one running (or once running) copy of a service.
+///
+/// Each column has one writer, so a write from a stale read can never undo
+/// another writer's change: [`crate::ops::insert_task`] writes the row once;
+/// the identity columns (`id`, `service`, `task_definition`, `runtime`,
+/// `created_at`) never change; `task_set` changes only through
+/// [`crate::ops::relabel_task_set`] (a blue/green promotion); every other
+/// column is the lifecycle, written only by the service's reconcile loop
+/// (and adoption, before the loop starts) through
+/// [`crate::ops::update_task_lifecycle`], which checks the status change
+/// against the stored status.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskRow {

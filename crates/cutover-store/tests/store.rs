@@ -89,7 +89,7 @@ fn state_survives_reopening_the_file() {
         let s = Store::open(&path).unwrap();
         s.with(|c| {
             ops::put_service(c, &service("web", 2))?;
-            ops::put_task(c, &task("t1", "RUNNING", 5))?;
+            ops::insert_task(c, &task("t1", "RUNNING", 5))?;
             ops::add_event(c, 7, "service/web", "started 1 task")
         })
         .unwrap();
@@ -107,9 +107,9 @@ fn state_survives_reopening_the_file() {
 fn task_listing_puts_live_tasks_first_and_filters_stopped() {
     let s = Store::open_in_memory().unwrap();
     s.with(|c| {
-        ops::put_task(c, &task("old", "STOPPED", 1))?;
-        ops::put_task(c, &task("a", "RUNNING", 2))?;
-        ops::put_task(c, &task("b", "PENDING", 3))?;
+        ops::insert_task(c, &task("old", "STOPPED", 1))?;
+        ops::insert_task(c, &task("a", "RUNNING", 2))?;
+        ops::insert_task(c, &task("b", "PENDING", 3))?;
         Ok(())
     })
     .unwrap();
@@ -410,7 +410,7 @@ fn task_states_only_move_forward_and_unknown_stored_states_are_refused() {
     let store = Store::open_in_memory().unwrap();
     store
         .with(|c| {
-            ops::put_task(c, &task("t2", "RUNNING", 5))?;
+            ops::insert_task(c, &task("t2", "RUNNING", 5))?;
             c.execute(
                 "UPDATE tasks SET last_status = 'RUNNIN' WHERE id = 't2'",
                 [],
@@ -422,4 +422,88 @@ fn task_states_only_move_forward_and_unknown_stored_states_are_refused() {
     let err = store.with(|c| ops::task(c, "t2")).unwrap_err();
     let chain = error_chain(&err);
     assert!(chain.contains("\"RUNNIN\""), "{chain}");
+}
+
+#[test]
+fn a_lifecycle_write_from_a_stale_read_keeps_a_promotions_relabelling() {
+    let store = Store::open_in_memory().unwrap();
+    let mut green = task("g1", "RUNNING", 5);
+    green.task_set = "green-d1".into();
+    store
+        .with(|c| {
+            ops::insert_task(c, &task("b1", "RUNNING", 4))?;
+            ops::insert_task(c, &green)
+        })
+        .unwrap();
+    // The service loop reads its tasks ...
+    let stale = store.with(|c| ops::task(c, "g1")).unwrap().unwrap();
+    // ... a promotion relabels the sets in between ...
+    let moved = store
+        .atomically(|c| {
+            let retired = ops::relabel_task_set(c, "web", "primary", "retired-d1")?;
+            let promoted = ops::relabel_task_set(c, "web", "green-d1", "primary")?;
+            Ok((retired, promoted))
+        })
+        .unwrap();
+    assert_eq!(moved, (1, 1));
+    // ... and the loop writes what it decided from its stale read.
+    let mut row = stale;
+    row.health_status = HealthStatus::Healthy;
+    row.set_status(TaskState::Stopping).unwrap();
+    row.desired_status = DesiredStatus::Stopped;
+    row.stopping_at = Some(9);
+    store.with(|c| ops::update_task_lifecycle(c, &row)).unwrap();
+    let now = store.with(|c| ops::task(c, "g1")).unwrap().unwrap();
+    assert_eq!(now.task_set, "primary", "the relabelling survives");
+    assert_eq!(now.last_status, TaskState::Stopping);
+    assert_eq!(now.health_status, HealthStatus::Healthy);
+    assert_eq!(now.stopping_at, Some(9));
+    let retired = store.with(|c| ops::task(c, "b1")).unwrap().unwrap();
+    assert_eq!(retired.task_set, "retired-d1");
+}
+
+#[test]
+fn a_lifecycle_write_cannot_move_the_stored_status_backwards() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .with(|c| ops::insert_task(c, &task("t1", "RUNNING", 5)))
+        .unwrap();
+    let stale = store.with(|c| ops::task(c, "t1")).unwrap().unwrap();
+    let mut exited = stale.clone();
+    exited.set_status(TaskState::Stopped).unwrap();
+    exited.exit_code = Some(1);
+    store
+        .with(|c| ops::update_task_lifecycle(c, &exited))
+        .unwrap();
+    // A decision taken on the RUNNING read would now move STOPPED back to
+    // STOPPING: refused, and the stored row keeps its exit.
+    let mut stopping = stale;
+    stopping.set_status(TaskState::Stopping).unwrap();
+    let err = store
+        .with(|c| ops::update_task_lifecycle(c, &stopping))
+        .unwrap_err();
+    assert_eq!(err.to_string(), "task t1: STOPPED cannot become STOPPING");
+    let now = store.with(|c| ops::task(c, "t1")).unwrap().unwrap();
+    assert_eq!(now.last_status, TaskState::Stopped);
+    assert_eq!(now.exit_code, Some(1));
+    // Unknown ids and duplicate inserts are refused, never created or replaced.
+    let mut ghost = task("ghost", "RUNNING", 1);
+    ghost.set_status(TaskState::Stopped).unwrap();
+    assert!(matches!(
+        store.with(|c| ops::update_task_lifecycle(c, &ghost)),
+        Err(cutover_store::StoreError::NotFound { kind: "task", .. })
+    ));
+    assert!(
+        store
+            .with(|c| ops::insert_task(c, &task("t1", "PENDING", 6)))
+            .is_err()
+    );
+    assert_eq!(
+        store
+            .with(|c| ops::task(c, "t1"))
+            .unwrap()
+            .unwrap()
+            .last_status,
+        TaskState::Stopped
+    );
 }

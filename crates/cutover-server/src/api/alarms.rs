@@ -15,7 +15,8 @@ use cutover_store::ops;
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<AlarmList>> {
     let alarms = st
         .store
-        .with(ops::list_alarms)?
+        .call(ops::list_alarms)
+        .await?
         .into_iter()
         .map(views::alarm)
         .collect::<ApiResult<_>>()?;
@@ -28,13 +29,16 @@ pub(crate) async fn describe(
 ) -> ApiResult<Json<AlarmDescription>> {
     let alarm = st
         .store
-        .with(ops::list_alarms)?
+        .call(ops::list_alarms)
+        .await?
         .into_iter()
         .find(|a| a.name == name)
         .ok_or_else(|| ApiError::not_found(format!("alarm {name:?}")))?;
+    let subject = format!("alarm/{name}");
     let history = st
         .store
-        .with(|c| ops::events(c, &format!("alarm/{name}"), 100))?;
+        .call(move |c| ops::events(c, &subject, 100))
+        .await?;
     Ok(Json(AlarmDescription {
         alarm: views::alarm(alarm)?,
         history: views::events(history),
@@ -47,7 +51,8 @@ pub(crate) async fn history(
 ) -> ApiResult<Json<AlarmHistory>> {
     let history = st
         .store
-        .with(|c| ops::events(c, &format!("alarm/{name}"), 1000))?;
+        .call(move |c| ops::events(c, &format!("alarm/{name}"), 1000))
+        .await?;
     Ok(Json(AlarmHistory {
         history: views::events(history),
     }))
@@ -66,7 +71,8 @@ pub(crate) async fn set_state(
     })?;
     if !st
         .store
-        .with(ops::list_alarms)?
+        .call(ops::list_alarms)
+        .await?
         .iter()
         .any(|a| a.name == name)
     {

@@ -25,9 +25,11 @@ pub(crate) async fn create(
     State(st): State<AppState>,
     Json(req): Json<CreateDeploymentRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
+    let name = req.service.clone();
     let svc = st
         .store
-        .with(|c| ops::service(c, &req.service))?
+        .call(move |c| ops::service(c, &name))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
     let mut warnings = Vec::new();
     let (family, mut body) = match &req.task_definition {
@@ -38,17 +40,21 @@ pub(crate) async fn create(
         }
         Some(TaskDefinitionSource::Name(name)) => {
             let (family, rev) = super::task_definitions::parse_name(name)?;
+            let family = family.to_string();
             let row = st
                 .store
-                .with(|c| ops::task_definition(c, family, rev))?
+                .call(move |c| ops::task_definition(c, &family, rev))
+                .await?
                 .ok_or_else(|| ApiError::not_found(format!("task definition {name}")))?;
             (row.family, row.body)
         }
         None => {
             let (family, rev) = super::task_definitions::parse_name(&svc.task_definition)?;
+            let family = family.to_string();
             let row = st
                 .store
-                .with(|c| ops::task_definition(c, family, rev))?
+                .call(move |c| ops::task_definition(c, &family, rev))
+                .await?
                 .ok_or_else(|| {
                     ApiError::not_found(format!("task definition {}", svc.task_definition))
                 })?;
@@ -76,18 +82,23 @@ pub(crate) async fn create(
             appspec_hooks.insert(h.event.as_str().to_string(), h.function.clone());
         }
     }
+    let now = st.clock.now_ms();
     let row = st
         .store
-        .with(|c| ops::register_task_definition(c, &family, &body, st.clock.now_ms(), false))?
+        .call(move |c| ops::register_task_definition(c, &family, &body, now, false))
+        .await?
         .0;
-    let created = st.deployer.create(DeployRequest {
-        service: svc.name.clone(),
-        task_definition: row.name(),
-        config: req.deployment_config.clone(),
-        appspec_hooks,
-        started_by: req.started_by.clone(),
-        rollback_of: None,
-    })?;
+    let created = st
+        .deployer
+        .create(DeployRequest {
+            service: svc.name.clone(),
+            task_definition: row.name(),
+            config: req.deployment_config.clone(),
+            appspec_hooks,
+            started_by: req.started_by.clone(),
+            rollback_of: None,
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(DeploymentEnvelope {
@@ -145,11 +156,13 @@ fn override_containers(
 }
 
 /// A deployment with its history (events of its hooks left out).
-fn with_events(st: &AppState, d: &DeploymentRow) -> ApiResult<Deployment> {
+async fn with_events(st: &AppState, d: &DeploymentRow) -> ApiResult<Deployment> {
     let mut view = views::deployment(d)?;
+    let subject = format!("deployment/{}", d.id);
     let events = st
         .store
-        .with(|c| ops::events(c, &format!("deployment/{}", d.id), 500))?;
+        .call(move |c| ops::events(c, &subject, 500))
+        .await?;
     view.events = Some(views::events(
         events
             .into_iter()
@@ -171,9 +184,11 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<DeploymentListQuery>,
 ) -> ApiResult<Json<DeploymentList>> {
-    let rows = st.store.with(|c| {
-        ops::list_deployments(c, q.service.as_deref(), q.limit.unwrap_or(50).min(1000))
-    })?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let rows = st
+        .store
+        .call(move |c| ops::list_deployments(c, q.service.as_deref(), limit))
+        .await?;
     let deployments = rows
         .iter()
         .map(views::deployment)
@@ -181,9 +196,11 @@ pub(crate) async fn list(
     Ok(Json(DeploymentList { deployments }))
 }
 
-fn load(st: &AppState, id: &str) -> ApiResult<DeploymentRow> {
+async fn load(st: &AppState, id: &str) -> ApiResult<DeploymentRow> {
+    let i = id.to_string();
     st.store
-        .with(|c| ops::deployment(c, id))?
+        .call(move |c| ops::deployment(c, &i))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("deployment {id:?}")))
 }
 
@@ -192,7 +209,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentEnvelope>> {
     Ok(Json(DeploymentEnvelope {
-        deployment: with_events(&st, &load(&st, &id)?)?,
+        deployment: with_events(&st, &load(&st, &id).await?).await?,
         warnings: None,
         requested: None,
     }))
@@ -203,7 +220,7 @@ pub(crate) async fn stop(
     Path(id): Path<String>,
     body: Option<Json<StopDeploymentRequest>>,
 ) -> ApiResult<Json<DeploymentEnvelope>> {
-    let d = load(&st, &id)?;
+    let d = load(&st, &id).await?;
     let rollback = body.map(|b| b.0.rollback).unwrap_or_default();
     if d.kind() != DeploymentKind::BlueGreen {
         return Err(ApiError::bad_request(format!(
@@ -211,8 +228,8 @@ pub(crate) async fn stop(
             d.kind()
         )));
     }
-    if st.deployer.cancel_queued(&id)? {
-        let d = load(&st, &id)?;
+    if st.deployer.cancel_queued(&id).await? {
+        let d = load(&st, &id).await?;
         return Ok(Json(envelope(&d, Requested::Stop)?));
     }
     st.deployer.send(&id, Input::Stop { rollback })?;
@@ -223,7 +240,7 @@ pub(crate) async fn continue_(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeploymentEnvelope>> {
-    let d = load(&st, &id)?;
+    let d = load(&st, &id).await?;
     st.deployer.send(&id, Input::Continue)?;
     Ok(Json(envelope(&d, Requested::Continue)?))
 }
@@ -235,9 +252,11 @@ pub(crate) async fn rollback_service(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
+    let n = name.clone();
     let deployments = st
         .store
-        .with(|c| ops::list_deployments(c, Some(&name), 50))?;
+        .call(move |c| ops::list_deployments(c, Some(&n), 50))
+        .await?;
     if let Some(d) = deployments.iter().find(|d| {
         d.finished_at.is_none()
             && d.kind() == DeploymentKind::BlueGreen
@@ -257,14 +276,17 @@ pub(crate) async fn rollback_service(
                 "service {name:?} has no succeeded deployment to roll back"
             ))
         })?;
-    let created = st.deployer.create(DeployRequest {
-        service: name.clone(),
-        task_definition: last.from_task_definition.clone(),
-        config: None,
-        appspec_hooks: BTreeMap::new(),
-        started_by: format!("rollback of {}", last.id),
-        rollback_of: Some(last.id.clone()),
-    })?;
+    let created = st
+        .deployer
+        .create(DeployRequest {
+            service: name.clone(),
+            task_definition: last.from_task_definition.clone(),
+            config: None,
+            appspec_hooks: BTreeMap::new(),
+            started_by: format!("rollback of {}", last.id),
+            rollback_of: Some(last.id.clone()),
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(envelope(&created, Requested::Redeploy)?),

@@ -7,6 +7,10 @@ use axum::response::{IntoResponse, Response};
 use cutover_api::error::render_diagnostic;
 use cutover_api::{ApiErrorBody, ApiErrorDetail, Diagnostic};
 
+use crate::apply::ApplyError;
+use crate::deploy::DeployError;
+use crate::files::FileError;
+
 /// An error answered by the API.
 #[derive(Debug)]
 pub(crate) struct ApiError {
@@ -34,23 +38,17 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// A rejected file: 422 with every diagnostic (given as the JSON
-    /// `crate::files` builds; each is a serialised [`Diagnostic`]).
+    /// A rejected file: 422 with every diagnostic and warning.
     pub(crate) fn invalid(
         message: impl Into<String>,
-        diagnostics: Vec<serde_json::Value>,
-        warnings: Vec<serde_json::Value>,
+        diagnostics: Vec<Diagnostic>,
+        warnings: Vec<Diagnostic>,
     ) -> Self {
-        let typed = |list: Vec<serde_json::Value>| -> Vec<Diagnostic> {
-            list.into_iter()
-                .filter_map(|d| serde_json::from_value(d).ok())
-                .collect()
-        };
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: message.into(),
-            diagnostics: typed(diagnostics),
-            warnings: typed(warnings),
+            diagnostics,
+            warnings,
         }
     }
 }
@@ -96,6 +94,47 @@ impl From<cutover_store::StoreError> for ApiError {
     }
 }
 
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        let message = e.to_string();
+        match e {
+            FileError::Rejected { error, .. } => {
+                ApiError::invalid(message, error.diagnostics, error.warnings)
+            }
+        }
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Rejected(e) => e.into(),
+            ApplyError::Store(e) => e.into(),
+            ApplyError::Encode(e) => anyhow::Error::from(e)
+                .context("cannot encode the stack")
+                .into(),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::ServiceNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            DeployError::ServiceDeleting(_) | DeployError::Invalid(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            DeployError::NotRunning(_) | DeployError::JustFinished(_) => {
+                ApiError::new(StatusCode::CONFLICT, e.to_string())
+            }
+            DeployError::Store(e) => e.into(),
+            DeployError::Encode(e) => anyhow::Error::from(e)
+                .context("cannot encode the deployment")
+                .into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -108,3 +147,48 @@ impl From<anyhow::Error> for ApiError {
 
 /// Result type of the handlers.
 pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_errors_map_to_their_http_status_only_here() {
+        let status = |e: ApiError| e.status;
+        assert_eq!(
+            status(DeployError::ServiceNotFound("web".into()).into()),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(DeployError::ServiceDeleting("web".into()).into()),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(DeployError::Invalid("bad config".into()).into()),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(DeployError::NotRunning("d-1".into()).into()),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(DeployError::JustFinished("d-1".into()).into()),
+            StatusCode::CONFLICT
+        );
+        let missing = cutover_store::StoreError::NotFound {
+            kind: "service",
+            name: "web".into(),
+        };
+        assert_eq!(
+            status(DeployError::Store(missing).into()),
+            StatusCode::NOT_FOUND
+        );
+        let rejected: ApiError = crate::files::task_definition("td.json", "{\"family\": 3}")
+            .err()
+            .expect("refused")
+            .into();
+        assert_eq!(rejected.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(!rejected.diagnostics.is_empty());
+        assert!(rejected.message.starts_with("td.json was rejected"));
+    }
+}

@@ -2,6 +2,9 @@
 //! stage transitions, and the push webhook (`POST /v1/webhooks/{repository}`,
 //! outside bearer authentication: it is verified by its own signature).
 
+// TODO(issue 9): converted by the cutover-ci move
+#![allow(clippy::disallowed_methods)]
+
 use super::{ApiError, ApiResult, AppState, views};
 use crate::pipelines::webhook;
 use axum::Json;

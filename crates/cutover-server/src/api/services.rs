@@ -20,10 +20,11 @@ pub(crate) async fn status(State(st): State<AppState>) -> ApiResult<Json<ServerS
 }
 
 /// The counts of one service (one query per service is fine for one).
-fn counts_of(st: &AppState, name: &str) -> ApiResult<ops::TaskCounts> {
+async fn counts_of(st: &AppState, name: &str) -> ApiResult<ops::TaskCounts> {
     Ok(st
         .store
-        .with(ops::task_counts)?
+        .call(ops::task_counts)
+        .await?
         .remove(name)
         .unwrap_or_default())
 }
@@ -32,7 +33,8 @@ pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<ServiceLi
     // Two queries whatever the number of services.
     let (services, counts) = st
         .store
-        .with(|c| Ok((ops::list_services(c)?, ops::task_counts(c)?)))?;
+        .call(|c| Ok((ops::list_services(c)?, ops::task_counts(c)?)))
+        .await?;
     let services = services
         .iter()
         .map(|s| views::service(s, counts.get(&s.name).copied().unwrap_or_default()))
@@ -41,15 +43,17 @@ pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<ServiceLi
 }
 
 /// A service and its counts, as scale and delete answer it.
-fn envelope(st: &AppState, svc: &ServiceRow) -> ApiResult<ServiceEnvelope> {
+async fn envelope(st: &AppState, svc: &ServiceRow) -> ApiResult<ServiceEnvelope> {
     Ok(ServiceEnvelope {
-        service: views::service(svc, counts_of(st, &svc.name)?)?,
+        service: views::service(svc, counts_of(st, &svc.name).await?)?,
     })
 }
 
-fn load(st: &AppState, name: &str) -> ApiResult<ServiceRow> {
+async fn load(st: &AppState, name: &str) -> ApiResult<ServiceRow> {
+    let n = name.to_string();
     st.store
-        .with(|c| ops::service(c, name))?
+        .call(move |c| ops::service(c, &n))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("service {name:?}")))
 }
 
@@ -57,15 +61,20 @@ pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceEnvelope>> {
-    let svc = load(&st, &name)?;
-    let mut service = views::service(&svc, counts_of(&st, &name)?)?;
-    let events = st
-        .store
-        .with(|c| ops::events(c, &format!("service/{name}"), 20))?;
+    let svc = load(&st, &name).await?;
+    let mut service = views::service(&svc, counts_of(&st, &name).await?)?;
+    let (events, tasks) = {
+        let name = name.clone();
+        st.store
+            .call(move |c| {
+                Ok((
+                    ops::events(c, &format!("service/{name}"), 20)?,
+                    ops::list_tasks(c, Some(&name), false, u32::MAX)?,
+                ))
+            })
+            .await?
+    };
     service.events = Some(views::events(events));
-    let tasks = st
-        .store
-        .with(|c| ops::list_tasks(c, Some(&name), false, u32::MAX))?;
     service.tasks = Some(views::tasks(tasks));
     Ok(Json(ServiceEnvelope { service }))
 }
@@ -80,61 +89,71 @@ pub(crate) async fn scale(
             "desiredCount must be between 0 and 1000",
         ));
     }
-    let svc = st.store.atomically(|c| {
-        let mut svc = ops::service(c, &name)?.ok_or(cutover_store::StoreError::NotFound {
-            kind: "service",
-            name: name.clone(),
-        })?;
-        if svc.status != ServiceStatus::Active {
-            return Err(cutover_store::StoreError::Conflict(format!(
-                "service {name:?} is being deleted"
-            )));
-        }
-        let now = st.clock.now_ms();
-        let before = svc.desired_count;
-        svc.desired_count = req.desired_count;
-        svc.generation += 1;
-        svc.updated_at = now;
-        ops::put_service(c, &svc)?;
-        ops::add_event(
-            c,
-            now,
-            &format!("service/{name}"),
-            &format!(
-                "desired count changed from {before} to {}",
-                req.desired_count
-            ),
-        )?;
-        Ok(svc)
-    })?;
+    let (n, clock) = (name.clone(), st.clock.clone());
+    let svc = st
+        .store
+        .transact(move |c| {
+            let name = n;
+            let mut svc = ops::service(c, &name)?.ok_or(cutover_store::StoreError::NotFound {
+                kind: "service",
+                name: name.clone(),
+            })?;
+            if svc.status != ServiceStatus::Active {
+                return Err(cutover_store::StoreError::Conflict(format!(
+                    "service {name:?} is being deleted"
+                )));
+            }
+            let now = clock.now_ms();
+            let before = svc.desired_count;
+            svc.desired_count = req.desired_count;
+            svc.generation += 1;
+            svc.updated_at = now;
+            ops::put_service(c, &svc)?;
+            ops::add_event(
+                c,
+                now,
+                &format!("service/{name}"),
+                &format!(
+                    "desired count changed from {before} to {}",
+                    req.desired_count
+                ),
+            )?;
+            Ok(svc)
+        })
+        .await?;
     st.controller.wake(&name);
-    Ok(Json(envelope(&st, &svc)?))
+    Ok(Json(envelope(&st, &svc).await?))
 }
 
 pub(crate) async fn delete(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<ServiceEnvelope>)> {
-    let svc = st.store.atomically(|c| {
-        let mut svc = ops::service(c, &name)?.ok_or(cutover_store::StoreError::NotFound {
-            kind: "service",
-            name: name.clone(),
-        })?;
-        let now = st.clock.now_ms();
-        svc.status = ServiceStatus::Draining;
-        svc.generation += 1;
-        svc.updated_at = now;
-        ops::put_service(c, &svc)?;
-        ops::add_event(
-            c,
-            now,
-            &format!("service/{name}"),
-            "service delete requested: stopping its tasks",
-        )?;
-        Ok(svc)
-    })?;
+    let (n, clock) = (name.clone(), st.clock.clone());
+    let svc = st
+        .store
+        .transact(move |c| {
+            let name = n;
+            let mut svc = ops::service(c, &name)?.ok_or(cutover_store::StoreError::NotFound {
+                kind: "service",
+                name: name.clone(),
+            })?;
+            let now = clock.now_ms();
+            svc.status = ServiceStatus::Draining;
+            svc.generation += 1;
+            svc.updated_at = now;
+            ops::put_service(c, &svc)?;
+            ops::add_event(
+                c,
+                now,
+                &format!("service/{name}"),
+                "service delete requested: stopping its tasks",
+            )?;
+            Ok(svc)
+        })
+        .await?;
     st.controller.wake(&name);
-    Ok((StatusCode::ACCEPTED, Json(envelope(&st, &svc)?)))
+    Ok((StatusCode::ACCEPTED, Json(envelope(&st, &svc).await?)))
 }
 
 pub(crate) async fn events(
@@ -142,13 +161,11 @@ pub(crate) async fn events(
     Path(name): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<EventList>> {
-    let events = st.store.with(|c| {
-        ops::events(
-            c,
-            &format!("service/{name}"),
-            q.limit.unwrap_or(100).min(10_000),
-        )
-    })?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    let events = st
+        .store
+        .call(move |c| ops::events(c, &format!("service/{name}"), limit))
+        .await?;
     Ok(Json(EventList {
         events: views::events(events),
     }))

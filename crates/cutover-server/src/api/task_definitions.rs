@@ -16,9 +16,15 @@ pub(crate) async fn register(
     Json(req): Json<RegisterTaskDefinitionRequest>,
 ) -> ApiResult<Json<RegisterTaskDefinitionResponse>> {
     let parsed = files::task_definition(&req.file, &req.content)?;
-    let (row, created) = st.store.with(|c| {
-        ops::register_task_definition(c, &parsed.family, &parsed.body, st.clock.now_ms(), true)
-    })?;
+    let (family, body, now) = (
+        parsed.family.clone(),
+        parsed.body.clone(),
+        st.clock.now_ms(),
+    );
+    let (row, created) = st
+        .store
+        .call(move |c| ops::register_task_definition(c, &family, &body, now, true))
+        .await?;
     Ok(Json(RegisterTaskDefinitionResponse {
         task_definition: views::task_definition(&row, true),
         created,
@@ -32,7 +38,8 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<TaskDefinitionList>> {
     let rows = st
         .store
-        .with(|c| ops::list_task_definitions(c, q.family.as_deref()))?;
+        .call(move |c| ops::list_task_definitions(c, q.family.as_deref()))
+        .await?;
     Ok(Json(TaskDefinitionList {
         task_definitions: rows
             .iter()
@@ -46,9 +53,11 @@ pub(crate) async fn describe(
     Path(name): Path<String>,
 ) -> ApiResult<Json<TaskDefinitionEnvelope>> {
     let (family, revision) = parse_name(&name)?;
+    let family = family.to_string();
     let row = st
         .store
-        .with(|c| ops::task_definition(c, family, revision))?
+        .call(move |c| ops::task_definition(c, &family, revision))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("task definition {name}")))?;
     Ok(Json(TaskDefinitionEnvelope {
         task_definition: views::task_definition(&row, true),

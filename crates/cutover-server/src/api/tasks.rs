@@ -18,17 +18,21 @@ pub(crate) async fn list(
     State(st): State<AppState>,
     Query(q): Query<TaskListQuery>,
 ) -> ApiResult<Json<TaskList>> {
+    let limit = q.limit.unwrap_or(1000);
     let tasks = st
         .store
-        .with(|c| ops::list_tasks(c, q.service.as_deref(), q.all, q.limit.unwrap_or(1000)))?;
+        .call(move |c| ops::list_tasks(c, q.service.as_deref(), q.all, limit))
+        .await?;
     Ok(Json(TaskList {
         tasks: views::tasks(tasks),
     }))
 }
 
-fn load(st: &AppState, id: &str) -> ApiResult<TaskRow> {
+async fn load(st: &AppState, id: &str) -> ApiResult<TaskRow> {
+    let i = id.to_string();
     st.store
-        .with(|c| ops::task(c, id))?
+        .call(move |c| ops::task(c, &i))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("task {id:?}")))
 }
 
@@ -37,7 +41,7 @@ pub(crate) async fn describe(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TaskEnvelope>> {
     Ok(Json(TaskEnvelope {
-        task: views::task(load(&st, &id)?),
+        task: views::task(load(&st, &id).await?),
     }))
 }
 
@@ -69,7 +73,7 @@ pub(crate) async fn logs(
     Path(id): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    let task = load(&st, &id)?;
+    let task = load(&st, &id).await?;
     Ok(text_response(task_stream(&st, &task, q.follow).await?))
 }
 
@@ -78,12 +82,17 @@ pub(crate) async fn service_logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> ApiResult<Response> {
-    st.store
-        .with(|c| ops::service(c, &name))?
-        .ok_or_else(|| ApiError::not_found(format!("service {name:?}")))?;
-    let tasks = st
+    let n = name.clone();
+    let (svc, tasks) = st
         .store
-        .with(|c| ops::list_tasks(c, Some(&name), false, u32::MAX))?;
+        .call(move |c| {
+            Ok((
+                ops::service(c, &n)?,
+                ops::list_tasks(c, Some(&n), false, u32::MAX)?,
+            ))
+        })
+        .await?;
+    svc.ok_or_else(|| ApiError::not_found(format!("service {name:?}")))?;
     let mut streams = Vec::new();
     for t in &tasks {
         let prefix = format!("[{}] ", &t.id[..t.id.len().min(8)]);

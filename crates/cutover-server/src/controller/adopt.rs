@@ -18,13 +18,16 @@ use cutover_core::task::{DesiredStatus, TaskState};
 use cutover_runtime::TaskStatus;
 use cutover_store::{Store, ops};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 pub(super) async fn adopt(
-    store: &Store,
+    store: &Arc<Store>,
     clock: &dyn Clock,
     runtimes: &Runtimes,
 ) -> anyhow::Result<()> {
-    let known = store.with(|c| ops::list_tasks(c, None, false, u32::MAX))?;
+    let known = store
+        .call(|c| ops::list_tasks(c, None, false, u32::MAX))
+        .await?;
     let mut live_ids = HashSet::new();
     for task in &known {
         live_ids.insert(task.id.clone());
@@ -51,15 +54,18 @@ pub(super) async fn adopt(
                     row.set_status(TaskState::Running)?;
                 }
                 row.started_at = row.started_at.or(Some(handle.started_at_unix_ms));
-                store.with(|c| {
-                    ops::put_task(c, &row)?;
-                    ops::add_event(
-                        c,
-                        now,
-                        &format!("service/{}", row.service),
-                        &format!("adopted running task {} (pid {:?})", row.id, handle.pid),
-                    )
-                })?;
+                let (written, pid) = (row.clone(), handle.pid);
+                store
+                    .call(move |c| {
+                        ops::update_task_lifecycle(c, &written)?;
+                        ops::add_event(
+                            c,
+                            now,
+                            &format!("service/{}", written.service),
+                            &format!("adopted running task {} (pid {pid:?})", written.id),
+                        )
+                    })
+                    .await?;
             }
             TaskStatus::Exited(info) => {
                 row.set_status(TaskState::Stopped)?;
@@ -70,7 +76,10 @@ pub(super) async fn adopt(
                     row.stopped_reason = Some(info.reason.clone());
                 }
                 row.desired_status = DesiredStatus::Stopped;
-                store.with(|c| ops::put_task(c, &row))?;
+                let written = row.clone();
+                store
+                    .call(move |c| ops::update_task_lifecycle(c, &written))
+                    .await?;
                 rt.remove(&row.id).await.ok();
             }
             TaskStatus::Gone => {
@@ -86,7 +95,10 @@ pub(super) async fn adopt(
                     row.stopped_reason.get_or_insert_with(|| {
                         "task was not found by its runtime after a control-plane restart".into()
                     });
-                    store.with(|c| ops::put_task(c, &row))?;
+                    let written = row.clone();
+                    store
+                        .call(move |c| ops::update_task_lifecycle(c, &written))
+                        .await?;
                 }
             }
         }
@@ -105,17 +117,16 @@ pub(super) async fn adopt(
             }
             if let Ok(TaskStatus::Running(_)) = rt.status(&handle.task_id).await {
                 tracing::warn!(task = %handle.task_id, runtime = %name, "stopping orphan task unknown to the store");
-                store.with(|c| {
-                    ops::add_event(
-                        c,
-                        clock.now_ms(),
-                        "controller",
-                        &format!(
-                            "stopped orphan task {} of runtime {name}: not in the state store",
-                            handle.task_id
-                        ),
-                    )
-                })?;
+                let (at, message) = (
+                    clock.now_ms(),
+                    format!(
+                        "stopped orphan task {} of runtime {name}: not in the state store",
+                        handle.task_id
+                    ),
+                );
+                store
+                    .call(move |c| ops::add_event(c, at, "controller", &message))
+                    .await?;
                 rt.stop(&handle.task_id).await.ok();
                 let _ = tokio::time::timeout(
                     std::time::Duration::from_secs(60),

@@ -60,7 +60,7 @@ impl Controller {
             shutdown,
             changed: Arc::new(Notify::new()),
         });
-        for svc in store.with(ops::list_services)? {
+        for svc in store.call(ops::list_services).await? {
             controller.wake(&svc.name);
         }
         Ok(controller)
@@ -102,10 +102,16 @@ impl Controller {
     }
 
     /// Records a line of history; failures to record are logged, not fatal.
-    pub(crate) fn event(&self, subject: &str, message: &str) {
+    pub(crate) async fn event(&self, subject: &str, message: &str) {
+        let (at, subj, msg) = (
+            self.clock.now_ms(),
+            subject.to_string(),
+            message.to_string(),
+        );
         if let Err(e) = self
             .store
-            .with(|c| ops::add_event(c, self.clock.now_ms(), subject, message))
+            .call(move |c| ops::add_event(c, at, &subj, &msg))
+            .await
         {
             tracing::warn!(error = %e, subject, "cannot record event");
         }

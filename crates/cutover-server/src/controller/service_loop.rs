@@ -97,11 +97,11 @@ pub(super) async fn run(
             _ = wake.notified() => {}
             _ = tokio::time::sleep(sleep_for) => {}
             Some(ev) = rx.recv() => {
-                if let Err(e) = on_event(&ctl, &mut st, ev) {
+                if let Err(e) = on_event(&ctl, &mut st, ev).await {
                     tracing::error!(error = %format!("{e:#}"), "cannot record task event");
                 }
                 while let Ok(ev) = rx.try_recv() {
-                    if let Err(e) = on_event(&ctl, &mut st, ev) {
+                    if let Err(e) = on_event(&ctl, &mut st, ev).await {
                         tracing::error!(error = %format!("{e:#}"), "cannot record task event");
                     }
                 }
@@ -123,10 +123,16 @@ fn runtime_for(ctl: &Controller, name: &str) -> anyhow::Result<Arc<dyn Runtime>>
 }
 
 async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassOutcome> {
-    let svc = ctl.store.with(|c| ops::service(c, &st.service))?;
-    let tasks = ctl
+    let name = st.service.clone();
+    let (svc, tasks) = ctl
         .store
-        .with(|c| ops::list_tasks(c, Some(&st.service), false, u32::MAX))?;
+        .call(move |c| {
+            Ok((
+                ops::service(c, &name)?,
+                ops::list_tasks(c, Some(&name), false, u32::MAX)?,
+            ))
+        })
+        .await?;
     let Some(svc) = svc else {
         // Deleted outright: stop whatever is left, then end the loop.
         if tasks.is_empty() {
@@ -146,11 +152,15 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         return Ok(PassOutcome::Continue(None));
     };
     if svc.status == ServiceStatus::Draining && tasks.is_empty() {
-        ctl.store.with(|c| ops::delete_service(c, &svc.name))?;
+        let name = svc.name.clone();
+        ctl.store
+            .call(move |c| ops::delete_service(c, &name))
+            .await?;
         ctl.event(
             &format!("service/{}", svc.name),
             "service deleted: all tasks stopped",
-        );
+        )
+        .await;
         return Ok(PassOutcome::Finished);
     }
     let runtime = runtime_for(ctl, &svc.runtime)?;
@@ -184,11 +194,14 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
     }
 
     let current_has_health = plan_for(ctl, st, &svc.task_definition)
+        .await
         .map(|p| p.health.is_some())
         .unwrap_or(false);
+    let name = svc.name.clone();
     let deployment = ctl
         .store
-        .with(|c| ops::unfinished_deployments_of(c, &svc.name))?
+        .call(move |c| ops::unfinished_deployments_of(c, &name))
+        .await?
         .into_iter()
         .find(|d| d.kind() == cutover_deploy::DeploymentKind::BlueGreen);
     let mut targets = targets(&svc, &tasks, current_has_health, deployment.is_some());
@@ -260,13 +273,16 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
                     .unwrap_or_else(|| task_set.clone());
                 for _ in 0..count {
                     let row = new_task_row(&svc, &task_set, &task_definition, now);
-                    ctl.store.with(|c| ops::put_task(c, &row))?;
+                    let written = row.clone();
+                    ctl.store
+                        .call(move |c| ops::insert_task(c, &written))
+                        .await?;
                     start_task(ctl, st, &runtime, row).await?;
                 }
             }
         }
     }
-    report_steady_state(ctl, st, &svc, &tasks, changed);
+    report_steady_state(ctl, st, &svc, &tasks, changed).await;
     Ok(PassOutcome::Continue(deadline))
 }
 
@@ -388,7 +404,7 @@ fn new_task_row(svc: &ServiceRow, task_set: &str, task_definition: &str, now: Mi
     }
 }
 
-fn plan_for(
+async fn plan_for(
     ctl: &Controller,
     st: &mut LoopState,
     task_definition: &str,
@@ -400,9 +416,11 @@ fn plan_for(
         .rsplit_once(':')
         .ok_or_else(|| anyhow::anyhow!("bad task definition name {task_definition:?}"))?;
     let rev: u32 = rev.parse()?;
+    let family = family.to_string();
     let row = ctl
         .store
-        .with(|c| ops::task_definition(c, family, Some(rev)))?
+        .call(move |c| ops::task_definition(c, &family, Some(rev)))
+        .await?
         .ok_or_else(|| anyhow::anyhow!("task definition {task_definition} not found"))?;
     let plan = run_plan(&row.body).map_err(|e| anyhow::anyhow!("{task_definition}: {e}"))?;
     st.plans.insert(task_definition.to_string(), plan.clone());
@@ -415,7 +433,7 @@ async fn start_task(
     runtime: &Arc<dyn Runtime>,
     mut row: TaskRow,
 ) -> anyhow::Result<()> {
-    let plan = plan_for(ctl, st, &row.task_definition)?;
+    let plan = plan_for(ctl, st, &row.task_definition).await?;
     let spec = TaskSpec {
         task_id: row.id.clone(),
         service: row.service.clone(),
@@ -437,7 +455,10 @@ async fn start_task(
             row.endpoint = handle.endpoint.map(|e| e.to_string());
             row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
             row.handle = Some(serde_json::to_value(&handle)?);
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            let written = row.clone();
+            ctl.store
+                .call(move |c| ops::update_task_lifecycle(c, &written))
+                .await?;
             ctl.changed.notify_one();
             ctl.event(
                 &format!("service/{}", row.service),
@@ -447,7 +468,8 @@ async fn start_task(
                     row.task_definition,
                     row.endpoint.as_deref().unwrap_or("no endpoint")
                 ),
-            );
+            )
+            .await;
             watch(st, runtime, &row.id);
         }
         Err(e) => {
@@ -464,11 +486,15 @@ async fn start_task(
                 other => format!("CannotStartContainerError: {other}"),
             });
             row.stopped_at = Some(now);
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            let written = row.clone();
+            ctl.store
+                .call(move |c| ops::update_task_lifecycle(c, &written))
+                .await?;
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!("task {} failed to start: {e}", row.id),
-            );
+            )
+            .await;
         }
     }
     Ok(())
@@ -495,7 +521,10 @@ async fn stop_task(
     row.stopping_at = Some(now + drain_ms);
     row.stop_code = Some(code.into());
     row.stopped_reason = Some(reason.into());
-    ctl.store.with(|c| ops::put_task(c, &row))?;
+    let written = row.clone();
+    ctl.store
+        .call(move |c| ops::update_task_lifecycle(c, &written))
+        .await?;
     ctl.changed.notify_one();
     if drain_ms > 0 {
         ctl.event(
@@ -504,13 +533,15 @@ async fn stop_task(
                 "draining task {} for {drain_ms} ms, then stopping it: {reason}",
                 row.id
             ),
-        );
+        )
+        .await;
         return Ok(());
     }
     ctl.event(
         &format!("service/{}", row.service),
         &format!("stopping task {}: {reason}", row.id),
-    );
+    )
+    .await;
     st.signalled.insert(row.id.clone(), now);
     let runtime = runtime_for(ctl, &row.runtime)?;
     runtime.stop(&row.id).await?;
@@ -522,10 +553,12 @@ async fn stop_task(
 /// does not pile up exited containers or task directories.
 const KEEP_EXITED: usize = 5;
 
-fn forget_old_exits(ctl: &Arc<Controller>, service: &str) {
+async fn forget_old_exits(ctl: &Arc<Controller>, service: &str) {
+    let service = service.to_string();
     let Ok(tasks) = ctl
         .store
-        .with(|c| ops::list_tasks(c, Some(service), true, 1_000))
+        .call(move |c| ops::list_tasks(c, Some(&service), true, 1_000))
+        .await
     else {
         return;
     };
@@ -575,7 +608,7 @@ async fn schedule_probes(
     let live: HashSet<&str> = tasks.iter().map(|t| t.id.as_str()).collect();
     st.trackers.retain(|id, _| live.contains(id.as_str()));
     for t in tasks.iter().filter(|t| t.last_status == TaskState::Running) {
-        let Ok(plan) = plan_for(ctl, st, &t.task_definition) else {
+        let Ok(plan) = plan_for(ctl, st, &t.task_definition).await else {
             continue;
         };
         let Some((cmd, policy)) = plan.health else {
@@ -615,12 +648,19 @@ async fn schedule_probes(
     deadline
 }
 
-fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow::Result<()> {
+async fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow::Result<()> {
     match ev {
         LoopEvent::Exited { task_id, info } => {
             st.watched.remove(&task_id);
             st.trackers.remove(&task_id);
-            let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
+            let Some(mut row) = ctl
+                .store
+                .call({
+                    let id = task_id.clone();
+                    move |c| ops::task(c, &id)
+                })
+                .await?
+            else {
                 return Ok(());
             };
             if row.last_status == TaskState::Stopped {
@@ -638,10 +678,13 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 row.stop_code = Some("EssentialContainerExited".into());
                 row.stopped_reason = Some(info.reason.clone());
             }
-            ctl.store.with(|c| ops::put_task(c, &row))?;
+            let written = row.clone();
+            ctl.store
+                .call(move |c| ops::update_task_lifecycle(c, &written))
+                .await?;
             st.signalled.remove(&row.id);
             ctl.changed.notify_one();
-            forget_old_exits(ctl, &row.service);
+            forget_old_exits(ctl, &row.service).await;
             ctl.event(
                 &format!("service/{}", row.service),
                 &format!(
@@ -650,7 +693,8 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                     info.exit_code.map_or("none".to_string(), |c| c.to_string()),
                     row.stopped_reason.as_deref().unwrap_or(&info.reason)
                 ),
-            );
+            )
+            .await;
             st.steady = false;
         }
         LoopEvent::Probe {
@@ -663,14 +707,24 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 return Ok(());
             };
             if let Some(tr) = tracker.record(at, result) {
-                let Some(mut row) = ctl.store.with(|c| ops::task(c, &task_id))? else {
+                let Some(mut row) = ctl
+                    .store
+                    .call({
+                        let id = task_id.clone();
+                        move |c| ops::task(c, &id)
+                    })
+                    .await?
+                else {
                     return Ok(());
                 };
                 if row.last_status == TaskState::Stopped {
                     return Ok(());
                 }
                 row.health_status = tr.to;
-                ctl.store.with(|c| ops::put_task(c, &row))?;
+                let written = row.clone();
+                ctl.store
+                    .call(move |c| ops::update_task_lifecycle(c, &written))
+                    .await?;
                 ctl.changed.notify_one();
                 if tr.to == HealthStatus::Healthy {
                     st.backoff.task_succeeded();
@@ -678,14 +732,15 @@ fn on_event(ctl: &Arc<Controller>, st: &mut LoopState, ev: LoopEvent) -> anyhow:
                 ctl.event(
                     &format!("service/{}", row.service),
                     &format!("task {} is {}", row.id, tr.to),
-                );
+                )
+                .await;
             }
         }
     }
     Ok(())
 }
 
-fn report_steady_state(
+async fn report_steady_state(
     ctl: &Controller,
     st: &mut LoopState,
     svc: &ServiceRow,
@@ -704,7 +759,8 @@ fn report_steady_state(
         ctl.event(
             &format!("service/{}", svc.name),
             &format!("service {} has reached a steady state", svc.name),
-        );
+        )
+        .await;
     }
     st.steady = steady;
 }

@@ -76,6 +76,7 @@ impl FakeDataPlane {
 impl DataPlane for FakeDataPlane {
     async fn sync(&self) -> Result<u64, DataPlaneError> {
         let desired = derive(&self.store, &self.admin())
+            .await
             .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
         let text =
             serde_json::to_string(&desired).map_err(|e| DataPlaneError::Derive(e.to_string()))?;

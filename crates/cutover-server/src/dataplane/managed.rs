@@ -61,6 +61,7 @@ impl DataPlane for ManagedProxy {
         let mut last = self.last.lock().await;
         let ep = self.endpoint()?;
         let desired = derive(&self.store, &ep.admin.to_string())
+            .await
             .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
         if let Some((cfg, version)) = last.as_ref()
             && *cfg == desired
@@ -193,7 +194,7 @@ impl ManagedProxy {
             tracing::warn!(error = %e, "cannot write the data plane token; not adopting the running proxy");
             return None;
         }
-        let mut desired = derive(&self.store, &admin.to_string()).ok()?;
+        let mut desired = derive(&self.store, &admin.to_string()).await.ok()?;
         desired["adminToken"] = Value::String(token.clone());
         let text = serde_json::to_string(&desired).ok()?;
         let config = cutover_proxy::config::parse_json("desired.json", &text).ok()?;

@@ -58,16 +58,18 @@ pub(crate) type SharedDataPlane = Arc<dyn DataPlane>;
 
 /// The data plane configuration the store implies (as the JSON the admin
 /// API takes), with `admin` as its admin address.
-pub(crate) fn derive(store: &Store, admin: &str) -> anyhow::Result<Value> {
+pub(crate) async fn derive(store: &Arc<Store>, admin: &str) -> anyhow::Result<Value> {
     // Three queries however many services there are: this runs on every
     // change and every second.
-    let (services, deployments, all_tasks) = store.with(|c| {
-        Ok((
-            ops::list_services(c)?,
-            ops::unfinished_deployments(c)?,
-            ops::list_tasks(c, None, false, u32::MAX)?,
-        ))
-    })?;
+    let (services, deployments, all_tasks) = store
+        .call(|c| {
+            Ok((
+                ops::list_services(c)?,
+                ops::unfinished_deployments(c)?,
+                ops::list_tasks(c, None, false, u32::MAX)?,
+            ))
+        })
+        .await?;
     let mut tasks: std::collections::HashMap<String, Vec<cutover_store::TaskRow>> =
         std::collections::HashMap::new();
     for t in all_tasks {

@@ -74,22 +74,28 @@ async fn drive(
     rx: &mut mpsc::UnboundedReceiver<Input>,
     resume: bool,
 ) -> anyhow::Result<Option<String>> {
+    let did = id.to_string();
     let mut row = dep
         .store
-        .with(|c| ops::deployment(c, id))?
+        .call(move |c| ops::deployment(c, &did))
+        .await?
         .ok_or_else(|| anyhow::anyhow!("deployment {id} vanished"))?;
     let engine: BlueGreen = row
         .engine
         .blue_green()
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("deployment {id} is a {} one", row.kind()))?;
+    let name = row.service.clone();
     let svc = dep
         .store
-        .with(|c| ops::service(c, &row.service))?
+        .call(move |c| ops::service(c, &name))
+        .await?
         .ok_or_else(|| anyhow::anyhow!("service {} vanished", row.service))?;
+    let subject = format!("deployment/{id}/appspec-hooks");
     let appspec_hooks: BTreeMap<String, String> = dep
         .store
-        .with(|c| ops::events(c, &format!("deployment/{id}/appspec-hooks"), 1))?
+        .call(move |c| ops::events(c, &subject, 1))
+        .await?
         .first()
         .and_then(|e| serde_json::from_str(&e.message).ok())
         .unwrap_or_default();
@@ -114,7 +120,7 @@ async fn drive(
     let now = dep.clock.now_ms();
     // The alarm intent is not only in memory: an alarm of the spec that the
     // store says is in ALARM stops the deployment at start and on resume.
-    for alarm in dep.store.with(ops::list_alarms)? {
+    for alarm in dep.store.call(ops::list_alarms).await? {
         if alarm.state == AlarmState::Alarm && d.engine.spec().alarms.contains(&alarm.name) {
             d.queue.push_back(Input::AlarmFired { alarm: alarm.name });
         }
@@ -171,24 +177,31 @@ impl Driver {
             .any(|r| r.event == LifecycleEvent::Install && r.status == EventStatus::InProgress)
     }
 
-    fn persist(&mut self) -> anyhow::Result<()> {
+    async fn persist(&mut self) -> anyhow::Result<()> {
         self.row.engine = self.engine.clone().into();
         self.row.status = self.engine.status();
         self.row.updated_at = self.dep.clock.now_ms();
-        self.dep.store.with(|c| ops::put_deployment(c, &self.row))?;
+        let row = self.row.clone();
+        self.dep
+            .store
+            .call(move |c| ops::put_deployment(c, &row))
+            .await?;
         Ok(())
     }
 
-    fn event(&self, message: &str) {
+    async fn event(&self, message: &str) {
         let id = &self.row.id;
-        if let Err(e) = self.dep.store.with(|c| {
-            ops::add_event(
-                c,
-                self.dep.clock.now_ms(),
-                &format!("deployment/{id}"),
-                message,
-            )
-        }) {
+        let (at, subject, line) = (
+            self.dep.clock.now_ms(),
+            format!("deployment/{id}"),
+            message.to_string(),
+        );
+        if let Err(e) = self
+            .dep
+            .store
+            .call(move |c| ops::add_event(c, at, &subject, &line))
+            .await
+        {
             tracing::warn!(error = %e, "cannot record deployment event");
         }
         tracing::info!(deployment = %id, "{message}");
@@ -226,17 +239,21 @@ impl Driver {
         self.row.status = self.engine.status();
         self.row.updated_at = self.dep.clock.now_ms();
         let (row, subject, now) = (
-            &self.row,
+            self.row.clone(),
             format!("deployment/{}", self.row.id),
             self.dep.clock.now_ms(),
         );
-        self.dep.store.atomically(|c| {
-            ops::put_deployment(c, row)?;
-            for line in &lines {
-                ops::add_event(c, now, &subject, line)?;
-            }
-            Ok(())
-        })?;
+        let written = lines.clone();
+        self.dep
+            .store
+            .transact(move |c| {
+                ops::put_deployment(c, &row)?;
+                for line in &written {
+                    ops::add_event(c, now, &subject, line)?;
+                }
+                Ok(())
+            })
+            .await?;
         for line in &lines {
             tracing::info!(deployment = %self.row.id, "{line}");
         }
@@ -253,7 +270,8 @@ impl Driver {
                 self.event(&format!(
                     "Install: starting replacement tasks of {}",
                     self.row.to_task_definition
-                ));
+                ))
+                .await;
                 self.dep.controller.wake(&self.row.service);
             }
             Effect::InvokeHook {
@@ -261,7 +279,10 @@ impl Driver {
                 execution_id,
                 attempt,
                 details,
-            } => self.invoke_hook(event, execution_id, attempt, details)?,
+            } => {
+                self.invoke_hook(event, execution_id, attempt, details)
+                    .await?
+            }
             Effect::ApplyTraffic {
                 request_id,
                 prod_green_percent,
@@ -277,7 +298,7 @@ impl Driver {
                             100 - prod_green_percent,
                             if test_on_green { "replacement" } else { "original" },
                             started.elapsed().as_millis()
-                        ));
+                        )).await;
                         self.queue.push_back(Input::TrafficApplied { request_id });
                     }
                     Err(e) => self.queue.push_back(Input::TrafficFailed {
@@ -290,31 +311,32 @@ impl Driver {
                 self.row.green_provisioned = false;
                 self.row.prod_green_percent = 0;
                 self.row.test_on_green = false;
-                self.persist()?;
+                self.persist().await?;
                 self.dep.dataplane.sync().await.ok();
-                self.event("replacement tasks deregistered and stopping");
+                self.event("replacement tasks deregistered and stopping")
+                    .await;
                 self.dep.controller.wake(&self.row.service);
             }
             Effect::TeardownBlue => {
-                self.promote()?;
+                self.promote().await?;
                 self.dep.dataplane.sync().await.ok();
                 self.event(&format!(
                     "original tasks of {} deregistered and stopping; {} is now the service's revision",
                     self.row.from_task_definition, self.row.to_task_definition
-                ));
+                )).await;
                 self.dep.controller.wake(&self.row.service);
             }
             Effect::Finished {
                 status,
                 rollback,
                 reason,
-            } => self.finish(status, rollback, reason)?,
-            Effect::Event { message } => self.event(&message),
+            } => self.finish(status, rollback, reason).await?,
+            Effect::Event { message } => self.event(&message).await,
         }
         Ok(())
     }
 
-    fn invoke_hook(
+    async fn invoke_hook(
         &mut self,
         event: LifecycleEvent,
         execution_id: String,
@@ -328,10 +350,8 @@ impl Driver {
             });
             return Ok(());
         };
-        let svc = self
-            .dep
-            .store
-            .with(|c| ops::service(c, &self.row.service))?;
+        let name = self.row.service.clone();
+        let svc = self.dep.store.call(move |c| ops::service(c, &name)).await?;
         let lb = svc.as_ref().and_then(|s| s.spec.load_balancer.clone());
         let timeout_ms = self
             .engine
@@ -354,7 +374,8 @@ impl Driver {
         };
         self.event(&format!(
             "{event}: invoking hook (attempt {attempt}, execution {execution_id})"
-        ));
+        ))
+        .await;
         let tx = self.tx.clone();
         tokio::spawn(async move {
             if let Some(outcome) = hooks::invoke(&target, &ctx).await {
@@ -370,20 +391,19 @@ impl Driver {
     /// Whether the replacement tasks are up: running, healthy by their
     /// container health check (if any) and healthy in the proxy.
     async fn check_green(&mut self) -> anyhow::Result<Option<Input>> {
-        let Some(svc) = self
-            .dep
-            .store
-            .with(|c| ops::service(c, &self.row.service))?
-        else {
+        let name = self.row.service.clone();
+        let Some(svc) = self.dep.store.call(move |c| ops::service(c, &name)).await? else {
             return Ok(Some(Input::GreenFailed {
                 reason: "the service was deleted".into(),
             }));
         };
         let set = green_set(&self.row.id);
+        let name = svc.name.clone();
         let tasks: Vec<_> = self
             .dep
             .store
-            .with(|c| ops::list_tasks(c, Some(&svc.name), true, 10_000))?
+            .call(move |c| ops::list_tasks(c, Some(&name), true, 10_000))
+            .await?
             .into_iter()
             .filter(|t| t.task_set == set)
             .collect();
@@ -414,17 +434,15 @@ impl Driver {
                 ),
             }));
         }
+        let to = self.row.to_task_definition.clone();
         let has_check = self
             .dep
             .store
-            .with(|c| {
-                let (family, rev) = self
-                    .row
-                    .to_task_definition
-                    .rsplit_once(':')
-                    .unwrap_or(("", "0"));
+            .call(move |c| {
+                let (family, rev) = to.rsplit_once(':').unwrap_or(("", "0"));
                 ops::task_definition(c, family, rev.parse().ok())
-            })?
+            })
+            .await?
             .and_then(|td| crate::taskdef::run_plan(&td.body).ok())
             .is_some_and(|p| p.health.is_some());
         let ready: Vec<&str> = tasks
@@ -473,7 +491,8 @@ impl Driver {
             self.event(&format!(
                 "Install: {} replacement tasks healthy in target group {group}",
                 ready.len()
-            ));
+            ))
+            .await;
             return Ok(Some(Input::GreenReady));
         }
         Ok(None)
@@ -481,7 +500,7 @@ impl Driver {
 
     /// The replacement becomes the service: its tasks join the live task
     /// set, the original tasks are retired, the live target group flips.
-    fn promote(&mut self) -> anyhow::Result<()> {
+    async fn promote(&mut self) -> anyhow::Result<()> {
         let id = self.row.id.clone();
         let to = self.row.to_task_definition.clone();
         let now = self.dep.clock.now_ms();
@@ -490,47 +509,46 @@ impl Driver {
         self.row.test_on_green = false;
         self.row.engine = self.engine.clone().into();
         let row = self.row.clone();
-        self.dep.store.atomically(|c| {
-            let Some(mut svc) = ops::service(c, &row.service)? else {
-                return Ok(());
-            };
-            let tasks = ops::list_tasks(c, Some(&svc.name), false, u32::MAX)?;
-            let green = green_set(&id);
-            // promote clears green_provisioned in this same transaction, so
-            // a stored false means it already ran (a resumed teardown).
-            let already = !ops::deployment(c, &id)?.is_some_and(|d| d.green_provisioned);
-            if !already {
-                for mut t in tasks
-                    .iter()
-                    .filter(|t| t.task_set == svc.task_definition)
-                    .cloned()
-                {
-                    t.task_set = format!("retired-{id}");
-                    ops::put_task(c, &t)?;
+        self.dep
+            .store
+            .transact(move |c| {
+                let Some(mut svc) = ops::service(c, &row.service)? else {
+                    return Ok(());
+                };
+                let green = green_set(&id);
+                // promote clears green_provisioned in this same transaction, so
+                // a stored false means it already ran (a resumed teardown).
+                let already = !ops::deployment(c, &id)?.is_some_and(|d| d.green_provisioned);
+                if !already {
+                    // Only the task set column: the service loop owns the rest
+                    // of each row and may be writing it from an older read.
+                    ops::relabel_task_set(
+                        c,
+                        &svc.name,
+                        &svc.task_definition,
+                        &format!("retired-{id}"),
+                    )?;
+                    ops::relabel_task_set(c, &svc.name, &green, &to)?;
+                    svc.task_definition = to.clone();
+                    svc.lb_group = other_group(&svc.lb_group).to_string();
+                    svc.generation += 1;
+                    svc.updated_at = now;
+                    ops::put_service(c, &svc)?;
                 }
-                for mut t in tasks.iter().filter(|t| t.task_set == green).cloned() {
-                    t.task_set = to.clone();
-                    ops::put_task(c, &t)?;
-                }
-                svc.task_definition = to.clone();
-                svc.lb_group = other_group(&svc.lb_group).to_string();
-                svc.generation += 1;
-                svc.updated_at = now;
-                ops::put_service(c, &svc)?;
-            }
-            ops::put_deployment(c, &row)?;
-            ops::add_event(
-                c,
-                now,
-                &format!("service/{}", svc.name),
-                &format!("deployment {id}: now running {to}"),
-            )?;
-            Ok(())
-        })?;
+                ops::put_deployment(c, &row)?;
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("service/{}", svc.name),
+                    &format!("deployment {id}: now running {to}"),
+                )?;
+                Ok(())
+            })
+            .await?;
         Ok(())
     }
 
-    fn finish(
+    async fn finish(
         &mut self,
         status: DeploymentStatus,
         rollback: bool,
@@ -575,15 +593,18 @@ impl Driver {
             r.finished_at = Some(now);
             rollback_row = Some(r);
         }
-        let row = self.row.clone();
-        self.dep.store.atomically(|c| {
-            ops::put_deployment(c, &row)?;
-            if let Some(r) = &rollback_row {
-                ops::put_deployment(c, r)?;
-            }
-            ops::add_event(c, now, &format!("deployment/{}", row.id), &summary)?;
-            ops::add_event(c, now, &format!("service/{}", row.service), &summary)
-        })?;
+        let (row, line) = (self.row.clone(), summary.clone());
+        self.dep
+            .store
+            .transact(move |c| {
+                ops::put_deployment(c, &row)?;
+                if let Some(r) = &rollback_row {
+                    ops::put_deployment(c, r)?;
+                }
+                ops::add_event(c, now, &format!("deployment/{}", row.id), &line)?;
+                ops::add_event(c, now, &format!("service/{}", row.service), &line)
+            })
+            .await?;
         tracing::info!(deployment = %self.row.id, "{summary}");
         self.dep.controller.wake(&self.row.service);
         Ok(())
@@ -596,7 +617,7 @@ impl Driver {
 pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
     if let Some(service) = follow_rolling(&dep, &id).await {
         // A blue/green deployment queued behind this one may start now.
-        dep.start_next(&service);
+        dep.start_next(&service).await;
     }
 }
 
@@ -608,7 +629,8 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             _ = dep.shutdown.cancelled() => return None,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
-        let Ok(Some(mut row)) = dep.store.with(|c| ops::deployment(c, id)) else {
+        let did = id.to_string();
+        let Ok(Some(mut row)) = dep.store.call(move |c| ops::deployment(c, &did)).await else {
             return None;
         };
         if row.finished_at.is_some() {
@@ -616,18 +638,22 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             return Some(row.service);
         }
         let started = row.created_at;
-        let Ok(Some(svc)) = dep.store.with(|c| ops::service(c, &row.service)) else {
+        let name = row.service.clone();
+        let Ok(Some(svc)) = dep.store.call(move |c| ops::service(c, &name)).await else {
             // The service was deleted: the update ends with it.
             let now = dep.clock.now_ms();
             row.status = DeploymentStatus::Stopped;
             row.outcome = Some("the service was deleted".into());
             row.finished_at = Some(now);
-            let _ = dep.store.with(|c| ops::put_deployment(c, &row));
-            return Some(row.service);
+            let service = row.service.clone();
+            let _ = dep.store.call(move |c| ops::put_deployment(c, &row)).await;
+            return Some(service);
         };
+        let name = svc.name.clone();
         let Ok(tasks) = dep
             .store
-            .with(|c| ops::list_tasks(c, Some(&svc.name), true, 10_000))
+            .call(move |c| ops::list_tasks(c, Some(&name), true, 10_000))
+            .await
         else {
             continue;
         };
@@ -667,7 +693,8 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             None
         } else {
             dep.store
-                .with(ops::list_alarms)
+                .call(ops::list_alarms)
+                .await
                 .ok()
                 .and_then(|all| {
                     all.into_iter().find(|a| {
@@ -719,30 +746,34 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             DeploymentStatus::Stopped => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
             _ => false,
         };
-        let _ = dep.store.atomically(|c| {
-            ops::put_deployment(c, &row)?;
-            // Re-read inside the transaction: a scale in the meantime stays,
-            // and a newer deployment's revision is never rolled over.
-            if rollback
-                && let Some(mut s) = ops::service(c, &row.service)?
-                && s.task_definition == row.to_task_definition
-            {
-                s.task_definition = row.from_task_definition.clone();
-                s.generation += 1;
-                s.updated_at = now;
-                ops::put_service(c, &s)?;
-            }
-            ops::add_event(
-                c,
-                now,
-                &format!("deployment/{id}"),
-                &format!(
-                    "rolling update {}: {outcome}{}",
-                    status.as_str().to_lowercase(),
-                    if rollback { "; rolling back" } else { "" }
-                ),
-            )
-        });
+        let id = id.to_string();
+        let _ = dep
+            .store
+            .transact(move |c| {
+                ops::put_deployment(c, &row)?;
+                // Re-read inside the transaction: a scale in the meantime stays,
+                // and a newer deployment's revision is never rolled over.
+                if rollback
+                    && let Some(mut s) = ops::service(c, &row.service)?
+                    && s.task_definition == row.to_task_definition
+                {
+                    s.task_definition = row.from_task_definition.clone();
+                    s.generation += 1;
+                    s.updated_at = now;
+                    ops::put_service(c, &s)?;
+                }
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("deployment/{id}"),
+                    &format!(
+                        "rolling update {}: {outcome}{}",
+                        status.as_str().to_lowercase(),
+                        if rollback { "; rolling back" } else { "" }
+                    ),
+                )
+            })
+            .await;
         dep.controller.wake(&svc.name);
         return Some(svc.name.clone());
     }

@@ -15,7 +15,6 @@ pub(crate) mod spec;
 #[cfg(test)]
 mod tests;
 
-use crate::api::ApiError;
 use crate::controller::Controller;
 use crate::dataplane::SharedDataPlane;
 use cutover_clock::SharedClock;
@@ -27,7 +26,34 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Why a deployment could not be created or reached.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeployError {
+    /// The service does not exist.
+    #[error("service {0:?} not found")]
+    ServiceNotFound(String),
+    /// The service is being deleted.
+    #[error("service {0:?} is being deleted")]
+    ServiceDeleting(String),
+    /// The deployment configuration or the service's settings are invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The deployment has no running driver (finished, queued or unknown).
+    #[error("deployment {0} is not running (finished, queued or unknown)")]
+    NotRunning(String),
+    /// The deployment's driver ended while the input was sent.
+    #[error("deployment {0} just finished")]
+    JustFinished(String),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] cutover_store::StoreError),
+    /// The engine state could not be encoded.
+    #[error("cannot encode the deployment: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 /// What a new deployment deploys.
+#[derive(Clone)]
 pub(crate) struct DeployRequest {
     pub(crate) service: String,
     /// `family:revision`, already registered.
@@ -47,14 +73,15 @@ pub(crate) struct Deployer {
     dataplane: SharedDataPlane,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
     /// Serialises `create`, so "is one running?" and the insert that
-    /// follows are never interleaved with another create.
-    creating: Mutex<()>,
+    /// follows are never interleaved with another create (held across the
+    /// store calls, hence tokio's mutex).
+    creating: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
 }
 
 impl Deployer {
     /// Resumes every unfinished deployment.
-    pub(crate) fn start(
+    pub(crate) async fn start(
         store: Arc<Store>,
         controller: Arc<Controller>,
         dataplane: SharedDataPlane,
@@ -66,10 +93,10 @@ impl Deployer {
             controller,
             dataplane,
             inboxes: Mutex::new(HashMap::new()),
-            creating: Mutex::new(()),
+            creating: tokio::sync::Mutex::new(()),
             shutdown,
         });
-        for d in store.with(ops::unfinished_deployments)? {
+        for d in store.call(ops::unfinished_deployments).await? {
             match (d.kind(), d.status) {
                 (DeploymentKind::Rolling, _) => {
                     let (dep, id) = (me.clone(), d.id.clone());
@@ -83,7 +110,7 @@ impl Deployer {
             }
         }
         // A queue whose head finished while the server was down moves on.
-        let unfinished = store.with(ops::unfinished_deployments)?;
+        let unfinished = store.call(ops::unfinished_deployments).await?;
         let waiting: std::collections::BTreeSet<&str> = unfinished
             .iter()
             .filter(|d| d.status == DeploymentStatus::Queued)
@@ -95,82 +122,88 @@ impl Deployer {
             })
             .collect();
         for svc in waiting {
-            me.start_next(svc);
+            me.start_next(svc).await;
         }
         Ok(me)
     }
 
     /// Creates a deployment; it starts at once, or queues behind the
     /// service's running one.
-    pub(crate) fn create(self: &Arc<Self>, req: DeployRequest) -> Result<DeploymentRow, ApiError> {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) async fn create(
+        self: &Arc<Self>,
+        req: DeployRequest,
+    ) -> Result<DeploymentRow, DeployError> {
+        let _one_at_a_time = self.creating.lock().await;
+        let name = req.service.clone();
         let svc = self
             .store
-            .with(|c| ops::service(c, &req.service))?
-            .ok_or_else(|| ApiError::not_found(format!("service {:?}", req.service)))?;
+            .call(move |c| ops::service(c, &name))
+            .await?
+            .ok_or_else(|| DeployError::ServiceNotFound(req.service.clone()))?;
         if svc.status != cutover_core::service::ServiceStatus::Active {
-            return Err(ApiError::bad_request(format!(
-                "service {:?} is being deleted",
-                svc.name
-            )));
+            return Err(DeployError::ServiceDeleting(svc.name.clone()));
         }
         let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let now = self.clock.now_ms();
         if !svc.spec.is_blue_green() {
             // A rolling update: the service's reconcile loop replaces tasks,
             // keeping the old ones until the new revision is fully up.
-            let row = self.store.atomically(|c| {
-                let mut s =
-                    ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
-                        kind: "service",
-                        name: svc.name.clone(),
-                    })?;
-                let mut row = DeploymentRow::new(
-                    &id,
-                    &s.name,
-                    DeploymentEngine::Rolling,
-                    DeploymentStatus::InProgress,
-                    &s.task_definition,
-                    &req.task_definition,
-                    "rolling",
-                    &req.started_by,
-                    now,
-                );
-                row.rollback_of = req.rollback_of.clone();
-                // A newer rolling update supersedes the one still running.
-                for mut older in ops::unfinished_deployments(c)?
-                    .into_iter()
-                    .filter(|d| d.service == s.name && d.kind() == DeploymentKind::Rolling)
-                {
-                    older.status = DeploymentStatus::Stopped;
-                    older.outcome = Some(format!("superseded by {id}"));
-                    older.finished_at = Some(now);
-                    older.updated_at = now;
-                    ops::put_deployment(c, &older)?;
+            let (svc, req, id) = (svc.clone(), req.clone(), id.clone());
+            let row = self
+                .store
+                .transact(move |c| {
+                    let mut s =
+                        ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
+                            kind: "service",
+                            name: svc.name.clone(),
+                        })?;
+                    let mut row = DeploymentRow::new(
+                        &id,
+                        &s.name,
+                        DeploymentEngine::Rolling,
+                        DeploymentStatus::InProgress,
+                        &s.task_definition,
+                        &req.task_definition,
+                        "rolling",
+                        &req.started_by,
+                        now,
+                    );
+                    row.rollback_of = req.rollback_of.clone();
+                    // A newer rolling update supersedes the one still running.
+                    for mut older in ops::unfinished_deployments(c)?
+                        .into_iter()
+                        .filter(|d| d.service == s.name && d.kind() == DeploymentKind::Rolling)
+                    {
+                        older.status = DeploymentStatus::Stopped;
+                        older.outcome = Some(format!("superseded by {id}"));
+                        older.finished_at = Some(now);
+                        older.updated_at = now;
+                        ops::put_deployment(c, &older)?;
+                        ops::add_event(
+                            c,
+                            now,
+                            &format!("deployment/{}", older.id),
+                            &format!("superseded by {id}"),
+                        )?;
+                    }
+                    s.task_definition = req.task_definition.clone();
+                    s.generation += 1;
+                    s.updated_at = now;
+                    ops::put_service(c, &s)?;
+                    ops::put_deployment(c, &row)?;
                     ops::add_event(
                         c,
                         now,
-                        &format!("deployment/{}", older.id),
-                        &format!("superseded by {id}"),
+                        &format!("deployment/{id}"),
+                        &format!(
+                            "rolling update of {} to {} started by {}",
+                            s.name, req.task_definition, req.started_by
+                        ),
                     )?;
-                }
-                s.task_definition = req.task_definition.clone();
-                s.generation += 1;
-                s.updated_at = now;
-                ops::put_service(c, &s)?;
-                ops::put_deployment(c, &row)?;
-                ops::add_event(
-                    c,
-                    now,
-                    &format!("deployment/{id}"),
-                    &format!(
-                        "rolling update of {} to {} started by {}",
-                        s.name, req.task_definition, req.started_by
-                    ),
-                )?;
-                Ok(row)
-            })?;
-            self.controller.wake(&svc.name);
+                    Ok(row)
+                })
+                .await?;
+            self.controller.wake(&row.service);
             let me = self.clone();
             let rid = row.id.clone();
             tokio::spawn(async move { driver::watch_rolling(me, rid).await });
@@ -181,14 +214,15 @@ impl Deployer {
             .clone()
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
-        let configs = self.store.with(ops::latest_deployment_configs)?;
-        let routing = spec::routing(&config, &configs).map_err(ApiError::bad_request)?;
+        let configs = self.store.call(ops::latest_deployment_configs).await?;
+        let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
         let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
-            .map_err(|e| ApiError::bad_request(format!("service {:?}: {e}", svc.name)))?;
+            .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;
         let mut engine = BlueGreen::new(bg, now);
         let busy = self
             .store
-            .with(ops::unfinished_deployments)?
+            .call(ops::unfinished_deployments)
+            .await?
             .into_iter()
             .any(|d| d.service == svc.name);
         if busy {
@@ -210,42 +244,46 @@ impl Deployer {
             now,
         );
         row.rollback_of = req.rollback_of.clone();
-        let hooks = serde_json::to_value(&req.appspec_hooks).map_err(anyhow::Error::from)?;
-        self.store.atomically(|c| {
-            ops::put_deployment(c, &row)?;
-            ops::add_event(
-                c,
-                now,
-                &format!("deployment/{id}"),
-                &format!(
-                    "blue/green deployment of {} from {} to {} ({}) created by {}{}",
-                    row.service,
-                    row.from_task_definition,
-                    row.to_task_definition,
-                    row.config,
-                    row.started_by,
-                    if busy {
-                        "; queued behind the running deployment"
-                    } else {
-                        ""
-                    }
-                ),
-            )?;
-            if !req.appspec_hooks.is_empty() {
+        let hooks = serde_json::to_value(&req.appspec_hooks)?;
+        let (written, has_hooks, id_) = (row.clone(), !req.appspec_hooks.is_empty(), id.clone());
+        self.store
+            .transact(move |c| {
+                let (row, id) = (written, id_);
+                ops::put_deployment(c, &row)?;
                 ops::add_event(
                     c,
                     now,
-                    &format!("deployment/{id}/appspec-hooks"),
-                    &hooks.to_string(),
+                    &format!("deployment/{id}"),
+                    &format!(
+                        "blue/green deployment of {} from {} to {} ({}) created by {}{}",
+                        row.service,
+                        row.from_task_definition,
+                        row.to_task_definition,
+                        row.config,
+                        row.started_by,
+                        if busy {
+                            "; queued behind the running deployment"
+                        } else {
+                            ""
+                        }
+                    ),
                 )?;
-            }
-            ops::add_event(
-                c,
-                now,
-                &format!("service/{}", row.service),
-                &format!("deployment {id} to {} created", row.to_task_definition),
-            )
-        })?;
+                if has_hooks {
+                    ops::add_event(
+                        c,
+                        now,
+                        &format!("deployment/{id}/appspec-hooks"),
+                        &hooks.to_string(),
+                    )?;
+                }
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("service/{}", row.service),
+                    &format!("deployment {id} to {} created", row.to_task_definition),
+                )
+            })
+            .await?;
         if !busy {
             self.spawn(id, false);
         }
@@ -254,46 +292,43 @@ impl Deployer {
 
     /// Stops a deployment that is still queued: it never ran, so it just
     /// ends. Returns `false` when it is not (or no longer) queued.
-    pub(crate) fn cancel_queued(&self, id: &str) -> Result<bool, ApiError> {
-        let _one_at_a_time = self.creating.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) async fn cancel_queued(&self, id: &str) -> Result<bool, DeployError> {
+        let _one_at_a_time = self.creating.lock().await;
         let now = self.clock.now_ms();
-        Ok(self.store.atomically(|c| {
-            let Some(mut d) = ops::deployment(c, id)? else {
-                return Ok(false);
-            };
-            if d.status != DeploymentStatus::Queued || d.finished_at.is_some() {
-                return Ok(false);
-            }
-            d.status = DeploymentStatus::Stopped;
-            d.outcome = Some("stopped by request while queued".into());
-            d.finished_at = Some(now);
-            d.updated_at = now;
-            ops::put_deployment(c, &d)?;
-            ops::add_event(
-                c,
-                now,
-                &format!("deployment/{id}"),
-                "stopped by request while queued",
-            )?;
-            Ok(true)
-        })?)
+        let id = id.to_string();
+        Ok(self
+            .store
+            .transact(move |c| {
+                let Some(mut d) = ops::deployment(c, &id)? else {
+                    return Ok(false);
+                };
+                if d.status != DeploymentStatus::Queued || d.finished_at.is_some() {
+                    return Ok(false);
+                }
+                d.status = DeploymentStatus::Stopped;
+                d.outcome = Some("stopped by request while queued".into());
+                d.finished_at = Some(now);
+                d.updated_at = now;
+                ops::put_deployment(c, &d)?;
+                ops::add_event(
+                    c,
+                    now,
+                    &format!("deployment/{id}"),
+                    "stopped by request while queued",
+                )?;
+                Ok(true)
+            })
+            .await?)
     }
 
     /// Sends an operator or callback input to a running deployment.
-    pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), ApiError> {
+    pub(crate) fn send(&self, id: &str, input: Input) -> Result<(), DeployError> {
         let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = inboxes.get(id).ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                format!("deployment {id} is not running (finished, queued or unknown)"),
-            )
-        })?;
-        tx.send(input).map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::CONFLICT,
-                format!("deployment {id} just finished"),
-            )
-        })
+        let tx = inboxes
+            .get(id)
+            .ok_or_else(|| DeployError::NotRunning(id.to_string()))?;
+        tx.send(input)
+            .map_err(|_| DeployError::JustFinished(id.to_string()))
     }
 
     /// A CodeDeploy-protocol hook reported back.
@@ -302,7 +337,7 @@ impl Deployer {
         id: &str,
         execution_id: &str,
         outcome: HookOutcome,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), DeployError> {
         self.send(
             id,
             Input::HookResult {
@@ -337,16 +372,17 @@ impl Deployer {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             if let Some(service) = service {
-                me.start_next(&service);
+                me.start_next(&service).await;
             }
         });
     }
 
     /// Starts the oldest queued deployment of `service`, if any.
-    pub(crate) fn start_next(self: &Arc<Self>, service: &str) {
+    pub(crate) async fn start_next(self: &Arc<Self>, service: &str) {
         let next = self
             .store
-            .with(ops::unfinished_deployments)
+            .call(ops::unfinished_deployments)
+            .await
             .ok()
             .and_then(|all| {
                 all.into_iter()

@@ -17,6 +17,9 @@
 //! attempt after a restart, the action waits for that deployment instead of
 //! starting another.
 
+// TODO(issue 9): converted by the cutover-ci move
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -269,6 +272,7 @@ async fn deploy(
             started_by,
             rollback_of: None,
         })
+        .await
         .map_err(|e| format!("cannot deploy {} to service {service:?}: {e}", row.name()))?;
     tracing::info!(deployment = %created.id, service, task_definition = %row.name(), "pipeline deployment started");
     wait(ctx, &created.id).await

@@ -1,0 +1,242 @@
+//! Step one of an apply: read the stack and every file it references, and
+//! collect *all* of their errors, each located at `file:line:col` with its
+//! field path. Nothing here reads the store: what validation needs from it
+//! ([`Known`]) is read first, in one call.
+
+use super::ApplyError;
+use crate::files::{self, FileError, TaskDefFile};
+use crate::pipelines::config::Declared;
+use cutover_api::apply::ApplyRequest;
+use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
+use cutover_spec::stack::{ServiceSettings, Stack, TaskDefinitionRef};
+use cutover_store::{StoreError, ops};
+use rusqlite::Connection;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What one service resolves to before anything is written.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) name: String,
+    pub(crate) runtime: String,
+    pub(crate) desired_count: u32,
+    pub(crate) spec: ServiceSettings,
+    pub(crate) taskdef: ResolvedTaskDef,
+}
+
+/// The task definition a service runs.
+#[derive(Debug, Clone)]
+pub(crate) enum ResolvedTaskDef {
+    /// A file to register (or reuse if identical to the newest revision).
+    File { family: String, body: Value },
+    /// An existing `family:revision`.
+    Existing(String),
+}
+
+/// A stack that passed validation: what the plan is computed from.
+pub(crate) struct Validated {
+    /// The stack file's name.
+    pub(crate) file: String,
+    /// The stack as recorded with the apply.
+    pub(crate) stack_json: Value,
+    pub(crate) services: Vec<Resolved>,
+    /// Alarm specs by name, as stored.
+    pub(crate) alarms: Vec<(String, Value)>,
+    /// The pipeline sections that validated.
+    pub(crate) declared: Declared,
+    pub(crate) warnings: Vec<Diagnostic>,
+}
+
+/// What validation needs to know from the store.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    /// Registered task definitions the stack names by family (and
+    /// revision): the `family:revision` each resolves to.
+    pub(crate) registered: BTreeMap<(String, Option<u32>), String>,
+    /// The services already stored.
+    pub(crate) services: BTreeSet<String>,
+}
+
+/// The registered task definitions `stack` names by family (and revision).
+pub(crate) fn family_refs(stack: &Stack) -> BTreeSet<(String, Option<u32>)> {
+    stack
+        .services
+        .values()
+        .filter_map(|svc| match &svc.task_definition {
+            TaskDefinitionRef::Family { family, revision } => Some((family.clone(), *revision)),
+            TaskDefinitionRef::Path(_) => None,
+        })
+        .collect()
+}
+
+impl Known {
+    /// Reads what [`validate`] needs: the task definitions named in `refs`
+    /// (see [`family_refs`]) and the stored services.
+    pub(crate) fn read(
+        c: &Connection,
+        refs: BTreeSet<(String, Option<u32>)>,
+    ) -> Result<Known, StoreError> {
+        let mut known = Known::default();
+        for (family, revision) in refs {
+            if let Some(row) = ops::task_definition(c, &family, revision)? {
+                known.registered.insert((family, revision), row.name());
+            }
+        }
+        known.services = ops::list_services(c)?.into_iter().map(|s| s.name).collect();
+        Ok(known)
+    }
+}
+
+/// Parses the stack file itself; a file that cannot be read is rejected
+/// with every diagnostic.
+pub(crate) fn parse(file: &str, content: &str) -> Result<Parsed<Stack>, FileError> {
+    cutover_spec::stack::parse_stack(file, content).map_err(|e| files::rejected(file, e))
+}
+
+/// Validates the parsed stack and every file it references against what
+/// this server offers (`runtimes`) and what the store knows. Every error of
+/// the stack, its task definition files and its pipeline sections is
+/// reported at once.
+pub(crate) fn validate(
+    req: &ApplyRequest,
+    parsed: Parsed<Stack>,
+    runtimes: &BTreeSet<String>,
+    known: &Known,
+) -> Result<Validated, ApplyError> {
+    let stack = &parsed.value;
+    let mut warnings = parsed.warnings.clone();
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let mut services = Vec::new();
+    let map = SourceMap::new(&req.file, &req.content);
+    // Task definition files by path, each read once however many services
+    // use it, and the services to check against theirs.
+    let mut taskdef_files: BTreeMap<&str, Result<TaskDefFile, FileError>> = BTreeMap::new();
+    let mut to_check: Vec<(&str, &str)> = Vec::new();
+
+    for (name, svc) in &stack.services {
+        let at = |field: &str| format!("services.{name}.{field}");
+        let runtime = match svc.runtime {
+            cutover_spec::stack::Runtime::Process => "process",
+            cutover_spec::stack::Runtime::Docker => "docker",
+        }
+        .to_string();
+        if !runtimes.contains(&runtime) {
+            errors.push(map.error(
+                &at("runtime"),
+                format!(
+                    "runtime {runtime:?} is not available on this server (available: {})",
+                    runtimes
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let taskdef = match &svc.task_definition {
+            TaskDefinitionRef::Path(p) => {
+                let Some(text) = req.files.get(p) else {
+                    errors.push(map.error(
+                        &at("taskDefinition"),
+                        format!("cannot read the task definition file {p:?} (relative to the stack file)"),
+                    ));
+                    continue;
+                };
+                let first = !taskdef_files.contains_key(p.as_str());
+                let td = taskdef_files
+                    .entry(p.as_str())
+                    .or_insert_with(|| files::task_definition(p, text));
+                match td {
+                    Ok(td) => {
+                        if first {
+                            warnings.extend(td.warnings.iter().cloned());
+                        }
+                        to_check.push((name.as_str(), p.as_str()));
+                        ResolvedTaskDef::File {
+                            family: td.family.clone(),
+                            body: td.body.clone(),
+                        }
+                    }
+                    Err(FileError::Rejected { error, .. }) => {
+                        // The file's own diagnostics, once.
+                        if first {
+                            errors.extend(error.diagnostics.iter().cloned());
+                            warnings.extend(error.warnings.iter().cloned());
+                        }
+                        continue;
+                    }
+                }
+            }
+            TaskDefinitionRef::Family { family, revision } => {
+                match known.registered.get(&(family.clone(), *revision)) {
+                    Some(name) => ResolvedTaskDef::Existing(name.clone()),
+                    None => {
+                        errors.push(map.error(
+                            &at("taskDefinition"),
+                            format!(
+                                "task definition {family}{} is not registered",
+                                revision.map(|r| format!(":{r}")).unwrap_or_default()
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+            }
+        };
+        services.push(Resolved {
+            name: name.clone(),
+            runtime,
+            desired_count: svc.desired_count,
+            spec: svc.settings(),
+            taskdef,
+        });
+    }
+    let checks: Vec<(&str, &cutover_spec::taskdef::TaskDefinition)> = to_check
+        .iter()
+        .filter_map(|(svc, path)| {
+            let td = taskdef_files.get(path)?.as_ref().ok()?;
+            Some((*svc, &td.parsed))
+        })
+        .collect();
+    if let Err(e) = cutover_spec::stack::check_task_definitions(&req.file, &req.content, &checks) {
+        errors.extend(e.diagnostics);
+    }
+    let mut all_services: BTreeSet<String> = stack.services.keys().cloned().collect();
+    all_services.extend(known.services.iter().cloned());
+    let declared = crate::pipelines::config::check(
+        &crate::pipelines::config::StackInput {
+            file: &req.file,
+            map: &map,
+            repositories: stack.repositories.as_ref(),
+            build_projects: stack.build_projects.as_ref(),
+            pipelines: stack.pipelines.as_ref(),
+            files: &req.files,
+            services: &all_services,
+        },
+        &mut errors,
+        &mut warnings,
+    );
+    if !errors.is_empty() {
+        return Err(files::rejected(
+            &req.file,
+            SpecError {
+                diagnostics: errors,
+                warnings,
+            },
+        )
+        .into());
+    }
+    let alarms = stack
+        .alarms
+        .iter()
+        .map(|(n, a)| Ok((n.clone(), serde_json::to_value(a)?)))
+        .collect::<Result<_, serde_json::Error>>()?;
+    Ok(Validated {
+        file: req.file.clone(),
+        stack_json: serde_json::to_value(stack)?,
+        services,
+        alarms,
+        declared,
+        warnings,
+    })
+}
