@@ -343,3 +343,99 @@ pub fn unfinished_builds(c: &Connection) -> Result<Vec<BuildRow>, StoreError> {
         "list unfinished builds",
     )
 }
+
+/// Records the head seen on a repository branch unless one is recorded
+/// already; returns whether it was recorded now.
+pub fn set_repository_head_if_absent(
+    c: &Connection,
+    repository: &str,
+    branch: &str,
+    commit: &str,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "INSERT OR IGNORE INTO repository_heads (repository, branch, commit_id, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            params![repository, branch, commit, now as i64],
+        )
+        .map_err(StoreError::sql("write repository head"))?;
+    Ok(n > 0)
+}
+
+/// The names under `pipelines:` in the last stack applied from `file`
+/// (empty when that file was never applied).
+pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        #[serde(default)]
+        pipelines: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    let body: Option<String> = c
+        .query_row(
+            "SELECT body FROM stacks WHERE file = ?1 ORDER BY id DESC LIMIT 1",
+            [file],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sql("read previous stack"))?;
+    match body {
+        None => Ok(Vec::new()),
+        Some(b) => serde_json::from_str::<Stored>(&b)
+            .map(|s| {
+                s.pipelines
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect()
+            })
+            .map_err(StoreError::json("stack pipelines")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, ops};
+
+    #[test]
+    fn a_head_recorded_if_absent_never_moves_a_recorded_one() {
+        let s = Store::open_in_memory().unwrap();
+        let set = |commit: &str| {
+            s.with(|c| set_repository_head_if_absent(c, "app", "main", commit, 1))
+                .unwrap()
+        };
+        assert!(set("aaa"));
+        assert!(!set("bbb"));
+        let head = s.with(|c| repository_head(c, "app", "main")).unwrap();
+        assert_eq!(head.as_deref(), Some("aaa"));
+    }
+
+    #[test]
+    fn the_previous_pipelines_are_those_of_the_same_file() {
+        let s = Store::open_in_memory().unwrap();
+        let prev = |file: &str| s.with(|c| previous_stack_pipelines(c, file)).unwrap();
+        assert!(prev("stack.yaml").is_empty());
+        s.with(|c| {
+            ops::record_stack(
+                c,
+                1,
+                "stack.yaml",
+                &serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
+            )?;
+            ops::record_stack(c, 2, "other.yaml", &serde_json::json!({"services": {}}))
+        })
+        .unwrap();
+        assert_eq!(prev("stack.yaml"), ["a", "b"]);
+        assert!(prev("other.yaml").is_empty());
+        s.with(|c| {
+            ops::record_stack(
+                c,
+                3,
+                "stack.yaml",
+                &serde_json::json!({"pipelines": {"b": {}}}),
+            )
+        })
+        .unwrap();
+        assert_eq!(prev("stack.yaml"), ["b"]);
+    }
+}

@@ -364,9 +364,7 @@ pub(crate) async fn apply(
         Ok(plan)
     })?;
     if !dry_run {
-        if !declared.pipelines.is_empty() {
-            st.pipelines.reload()?;
-        }
+        st.pipelines.reload()?;
         for r in &resolved {
             st.controller.changed.notify_one();
             st.controller.wake(&r.name);

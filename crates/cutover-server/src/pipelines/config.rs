@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cutover_pipeline::catalog::{self, Provider};
+use cutover_pipeline::engine::{Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
 use cutover_spec::doc::{Document, Format, Path};
@@ -141,6 +142,9 @@ pub(crate) struct BuildProjectSpec {
 /// The pipeline sections of a stack, validated.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
+    /// The stack file, as the client named it (pipelines it declared
+    /// before and no longer does are deleted).
+    pub(crate) file: String,
     pub(crate) repositories: Vec<(String, RepositorySpec)>,
     pub(crate) projects: Vec<(String, BuildProjectSpec)>,
     pub(crate) pipelines: Vec<(String, Pipeline)>,
@@ -166,7 +170,10 @@ pub(crate) fn check(
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Declared {
-    let mut out = Declared::default();
+    let mut out = Declared {
+        file: input.file.to_string(),
+        ..Declared::default()
+    };
     let Some(stack) = input.map.document() else {
         errors.push(input.map.error("", "could not be read"));
         return out;
@@ -364,6 +371,16 @@ pub(crate) fn check(
 
 /// Writes what [`check`] validated (unless `dry_run`); returns the plan
 /// entries (`{"repository"|"buildProject"|"pipeline": name, "action": ...}`).
+///
+/// As CodePipeline's CreatePipeline, a pipeline created here gets its first
+/// execution at once, from the head of each source: it is started in the
+/// engine state written with the definition (same transaction), and its
+/// driver runs it when it starts. An updated pipeline starts nothing.
+///
+/// A pipeline the last apply of the same stack file declared and this one
+/// does not is deleted (plan action `delete`): its row and state go in this
+/// transaction, and its driver, told by [`super::Pipelines::reload`], stops
+/// its executions and kills their running actions.
 pub(crate) fn store(
     c: &rusqlite::Connection,
     declared: &Declared,
@@ -418,9 +435,68 @@ pub(crate) fn store(
         if !dry_run && act != "unchanged" {
             pipeline_ops::put_pipeline_definition(c, name, &definition, now)?;
         }
+        if !dry_run && act == "create" {
+            first_execution(c, name, pipeline, &declared.file, now)?;
+        }
         plan.push(json!({"pipeline": name, "action": act, "changes": []}));
     }
+    for name in pipeline_ops::previous_stack_pipelines(c, &declared.file)? {
+        if declared.pipelines.iter().any(|(n, _)| *n == name)
+            || pipeline_ops::pipeline(c, &name)?.is_none()
+        {
+            continue;
+        }
+        if !dry_run {
+            pipeline_ops::delete_pipeline(c, &name)?;
+            cutover_store::ops::add_event(
+                c,
+                now,
+                &format!("pipeline/{name}"),
+                &format!(
+                    "deleted: no longer declared in {}; its executions in progress are stopped",
+                    declared.file
+                ),
+            )?;
+        }
+        plan.push(json!({"pipeline": name, "action": "delete", "changes": []}));
+    }
     Ok(plan)
+}
+
+/// The execution a created pipeline runs at once (CodePipeline's
+/// CreatePipeline does), saved as the pipeline's first engine state.
+fn first_execution(
+    c: &rusqlite::Connection,
+    name: &str,
+    pipeline: &Pipeline,
+    file: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut state = PipelineState::new(pipeline.clone());
+    let id = uuid::Uuid::new_v4().to_string();
+    // The engine refuses only unknown variables and duplicate ids, neither
+    // possible here; a refusal leaves the pipeline created without a run.
+    if let Err(e) = state.handle(
+        now,
+        Input::StartExecution {
+            id: id.clone(),
+            trigger: format!("CreatePipeline: created by apply of {file}"),
+            variables: BTreeMap::new(),
+            source_revisions: BTreeMap::new(),
+        },
+    ) {
+        tracing::warn!(pipeline = %name, error = %e, "the first execution was not started");
+        return Ok(());
+    }
+    let saved = serde_json::to_value(&state).map_err(StoreError::json("pipeline state"))?;
+    pipeline_ops::save_pipeline_state(c, name, &saved, now)?;
+    cutover_store::ops::add_event(
+        c,
+        now,
+        &format!("pipeline/{name}"),
+        &format!("execution {id} started (created with the pipeline)"),
+    )?;
+    Ok(())
 }
 
 /// The configuration key naming the repository of a source provider.
