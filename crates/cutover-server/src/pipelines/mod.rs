@@ -26,6 +26,8 @@ pub(crate) mod deploy;
 pub(crate) mod driver;
 pub(crate) mod invoke;
 pub(crate) mod source;
+#[cfg(test)]
+mod tests;
 pub(crate) mod triggers;
 pub(crate) mod webhook;
 

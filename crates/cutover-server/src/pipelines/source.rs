@@ -127,7 +127,21 @@ impl Git {
                 &["clone", "--mirror", "--quiet", "--", url, &target],
             )
             .await?;
-            std::fs::rename(&tmp, &mirror).map_err(GitError::Spawn)?;
+            if let Err(e) = std::fs::rename(&tmp, &mirror) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                // Another clone of the same repository (an action of the
+                // control plane before a restart) got there first: its
+                // mirror is as good, and is fetched.
+                if !mirror.join("HEAD").exists() {
+                    return Err(GitError::Spawn(e));
+                }
+                run(
+                    repository,
+                    &mirror,
+                    &["fetch", "--prune", "--quiet", "origin"],
+                )
+                .await?;
+            }
         }
         Ok(())
     }
