@@ -4,6 +4,17 @@
 use crate::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+fn typed_col<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(StoreError::json(what))
+}
+
+fn typed_text<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(StoreError::json(what))
+}
+
 fn json_col(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(StoreError::json(what))
 }
@@ -30,7 +41,11 @@ fn named_rows(
 pub fn put_repository(c: &Connection, r: &RepositoryRow) -> Result<(), StoreError> {
     c.execute(
         "INSERT OR REPLACE INTO repositories (name, spec, updated_at) VALUES (?1, ?2, ?3)",
-        params![r.name, r.spec.to_string(), r.updated_at as i64],
+        params![
+            r.name,
+            typed_text("repository spec", &r.spec)?,
+            r.updated_at as i64
+        ],
     )
     .map_err(StoreError::sql("write repository"))?;
     Ok(())
@@ -43,7 +58,7 @@ pub fn list_repositories(c: &Connection) -> Result<Vec<RepositoryRow>, StoreErro
         .map(|(name, spec, updated_at)| {
             Ok(RepositoryRow {
                 name,
-                spec: json_col("repository spec", &spec)?,
+                spec: typed_col("repository spec", &spec)?,
                 updated_at,
             })
         })
@@ -66,7 +81,11 @@ pub fn delete_repository(c: &Connection, name: &str) -> Result<(), StoreError> {
 pub fn put_build_project(c: &Connection, p: &BuildProjectRow) -> Result<(), StoreError> {
     c.execute(
         "INSERT OR REPLACE INTO build_projects (name, spec, updated_at) VALUES (?1, ?2, ?3)",
-        params![p.name, p.spec.to_string(), p.updated_at as i64],
+        params![
+            p.name,
+            typed_text("build project spec", &p.spec)?,
+            p.updated_at as i64
+        ],
     )
     .map_err(StoreError::sql("write build project"))?;
     Ok(())
@@ -79,7 +98,7 @@ pub fn list_build_projects(c: &Connection) -> Result<Vec<BuildProjectRow>, Store
         .map(|(name, spec, updated_at)| {
             Ok(BuildProjectRow {
                 name,
-                spec: json_col("build project spec", &spec)?,
+                spec: typed_col("build project spec", &spec)?,
                 updated_at,
             })
         })

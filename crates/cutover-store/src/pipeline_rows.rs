@@ -10,7 +10,7 @@ pub struct RepositoryRow {
     /// The name pipelines use (`RepositoryName`, `FullRepositoryId`).
     pub name: String,
     /// The declaration as applied (`url`, `pollIntervalSeconds`, webhook secret settings).
-    pub spec: serde_json::Value,
+    pub spec: cutover_spec::stack::ci::RepositorySpec,
     /// Last apply, Unix ms.
     pub updated_at: u64,
 }
@@ -22,7 +22,7 @@ pub struct BuildProjectRow {
     /// The name pipelines use (`ProjectName`).
     pub name: String,
     /// The declaration as applied, with the buildspec text when one was sent.
-    pub spec: serde_json::Value,
+    pub spec: cutover_spec::stack::ci::BuildProjectSpec,
     /// Last apply, Unix ms.
     pub updated_at: u64,
 }

@@ -378,7 +378,7 @@ fn repository(me: &Pipelines, name: &str) -> Result<RepositorySpec, String> {
         .with(|c| pipeline_ops::repository(c, name))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("repository {name:?} is not declared"))?;
-    serde_json::from_value(row.spec).map_err(|e| format!("repository {name:?}: {e}"))
+    Ok(row.spec)
 }
 
 async fn source_action(
@@ -473,8 +473,7 @@ async fn build_action(
         .with(|c| pipeline_ops::build_project(c, project))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("build project {project:?} is not declared"))?;
-    let spec: BuildProjectSpec =
-        serde_json::from_value(row.spec).map_err(|e| format!("build project {project:?}: {e}"))?;
+    let spec: BuildProjectSpec = row.spec;
     let primary = match req.configuration.get("PrimarySource") {
         Some(p) => req
             .input_artifacts

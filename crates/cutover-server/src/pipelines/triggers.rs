@@ -187,9 +187,7 @@ pub(crate) async fn poll(me: Arc<Pipelines>) {
         };
         let all = pipelines(&me);
         for row in repos {
-            let Ok(spec) = serde_json::from_value::<RepositorySpec>(row.spec) else {
-                continue;
-            };
+            let spec = row.spec;
             if spec.poll_interval_seconds == 0 {
                 continue;
             }
