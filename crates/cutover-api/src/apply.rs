@@ -37,6 +37,8 @@ pub enum PlanAction {
     Update,
     /// Same as stored.
     Unchanged,
+    /// Stored, no longer declared: removed.
+    Delete,
 }
 
 impl PlanAction {
@@ -46,6 +48,7 @@ impl PlanAction {
             PlanAction::Create => "create",
             PlanAction::Update => "update",
             PlanAction::Unchanged => "unchanged",
+            PlanAction::Delete => "delete",
         }
     }
 }

@@ -4,6 +4,17 @@
 use crate::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow, StoreError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+fn typed_col<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(StoreError::json(what))
+}
+
+fn typed_text<T: serde::Serialize>(what: &'static str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(StoreError::json(what))
+}
+
 fn json_col(what: &'static str, text: &str) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(text).map_err(StoreError::json(what))
 }
@@ -30,7 +41,11 @@ fn named_rows(
 pub fn put_repository(c: &Connection, r: &RepositoryRow) -> Result<(), StoreError> {
     c.execute(
         "INSERT OR REPLACE INTO repositories (name, spec, updated_at) VALUES (?1, ?2, ?3)",
-        params![r.name, r.spec.to_string(), r.updated_at as i64],
+        params![
+            r.name,
+            typed_text("repository spec", &r.spec)?,
+            r.updated_at as i64
+        ],
     )
     .map_err(StoreError::sql("write repository"))?;
     Ok(())
@@ -43,7 +58,7 @@ pub fn list_repositories(c: &Connection) -> Result<Vec<RepositoryRow>, StoreErro
         .map(|(name, spec, updated_at)| {
             Ok(RepositoryRow {
                 name,
-                spec: json_col("repository spec", &spec)?,
+                spec: typed_col("repository spec", &spec)?,
                 updated_at,
             })
         })
@@ -66,7 +81,11 @@ pub fn delete_repository(c: &Connection, name: &str) -> Result<(), StoreError> {
 pub fn put_build_project(c: &Connection, p: &BuildProjectRow) -> Result<(), StoreError> {
     c.execute(
         "INSERT OR REPLACE INTO build_projects (name, spec, updated_at) VALUES (?1, ?2, ?3)",
-        params![p.name, p.spec.to_string(), p.updated_at as i64],
+        params![
+            p.name,
+            typed_text("build project spec", &p.spec)?,
+            p.updated_at as i64
+        ],
     )
     .map_err(StoreError::sql("write build project"))?;
     Ok(())
@@ -79,7 +98,7 @@ pub fn list_build_projects(c: &Connection) -> Result<Vec<BuildProjectRow>, Store
         .map(|(name, spec, updated_at)| {
             Ok(BuildProjectRow {
                 name,
-                spec: json_col("build project spec", &spec)?,
+                spec: typed_col("build project spec", &spec)?,
                 updated_at,
             })
         })
@@ -342,4 +361,100 @@ pub fn unfinished_builds(c: &Connection) -> Result<Vec<BuildRow>, StoreError> {
         [],
         "list unfinished builds",
     )
+}
+
+/// Records the head seen on a repository branch unless one is recorded
+/// already; returns whether it was recorded now.
+pub fn set_repository_head_if_absent(
+    c: &Connection,
+    repository: &str,
+    branch: &str,
+    commit: &str,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let n = c
+        .execute(
+            "INSERT OR IGNORE INTO repository_heads (repository, branch, commit_id, updated_at) VALUES (?1, ?2, ?3, ?4)",
+            params![repository, branch, commit, now as i64],
+        )
+        .map_err(StoreError::sql("write repository head"))?;
+    Ok(n > 0)
+}
+
+/// The names under `pipelines:` in the last stack applied from `file`
+/// (empty when that file was never applied).
+pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        #[serde(default)]
+        pipelines: Option<serde_json::Map<String, serde_json::Value>>,
+    }
+    let body: Option<String> = c
+        .query_row(
+            "SELECT body FROM stacks WHERE file = ?1 ORDER BY id DESC LIMIT 1",
+            [file],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sql("read previous stack"))?;
+    match body {
+        None => Ok(Vec::new()),
+        Some(b) => serde_json::from_str::<Stored>(&b)
+            .map(|s| {
+                s.pipelines
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect()
+            })
+            .map_err(StoreError::json("stack pipelines")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Store, ops};
+
+    #[test]
+    fn a_head_recorded_if_absent_never_moves_a_recorded_one() {
+        let s = Store::open_in_memory().unwrap();
+        let set = |commit: &str| {
+            s.with(|c| set_repository_head_if_absent(c, "app", "main", commit, 1))
+                .unwrap()
+        };
+        assert!(set("aaa"));
+        assert!(!set("bbb"));
+        let head = s.with(|c| repository_head(c, "app", "main")).unwrap();
+        assert_eq!(head.as_deref(), Some("aaa"));
+    }
+
+    #[test]
+    fn the_previous_pipelines_are_those_of_the_same_file() {
+        let s = Store::open_in_memory().unwrap();
+        let prev = |file: &str| s.with(|c| previous_stack_pipelines(c, file)).unwrap();
+        assert!(prev("stack.yaml").is_empty());
+        s.with(|c| {
+            ops::record_stack(
+                c,
+                1,
+                "stack.yaml",
+                &serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
+            )?;
+            ops::record_stack(c, 2, "other.yaml", &serde_json::json!({"services": {}}))
+        })
+        .unwrap();
+        assert_eq!(prev("stack.yaml"), ["a", "b"]);
+        assert!(prev("other.yaml").is_empty());
+        s.with(|c| {
+            ops::record_stack(
+                c,
+                3,
+                "stack.yaml",
+                &serde_json::json!({"pipelines": {"b": {}}}),
+            )
+        })
+        .unwrap();
+        assert_eq!(prev("stack.yaml"), ["b"]);
+    }
 }

@@ -350,7 +350,7 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         id: id.into(),
         project: project.into(),
         number,
-        status: "IN_PROGRESS".into(),
+        status: cutover_store::BuildState::InProgress,
         initiator: "codepipeline/app".into(),
         action_key: Some(format!("app/e1/Build/Build/{number}")),
         source: None,
@@ -367,7 +367,7 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         assert_eq!(pops::next_build_number(c, "p")?, 2);
         let mut done = build("p:2", "p", 2);
         done.finished_at = Some(9);
-        done.status = "SUCCEEDED".into();
+        done.status = cutover_store::BuildState::Succeeded;
         pops::put_build(c, &done)?;
         Ok(())
     })
@@ -383,7 +383,7 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         .with(|c| pops::build_for_action(c, "app/e1/Build/Build/2"))
         .unwrap()
         .unwrap();
-    assert_eq!(by_action.status, "SUCCEEDED");
+    assert_eq!(by_action.status, cutover_store::BuildState::Succeeded);
 
     s.with(|c| {
         assert_eq!(pops::repository_head(c, "app", "main")?, None);

@@ -12,6 +12,10 @@
 //!   stop and abandon ends one; `start --wait` fails on a rejection.
 //! - A build interrupted by a restart is failed and killed, and its stage
 //!   retries.
+//! - As in CodePipeline, a pipeline runs once when it is created (not on an
+//!   update, not on a dry run); a pipeline dropped from its stack file is
+//!   stopped (its build killed) and deleted; a new tag matching a trigger's
+//!   `tags` filter is seen by polling and starts an execution.
 
 mod common;
 
@@ -150,16 +154,39 @@ pipelines:
         http_get(&addr, "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v1")
     })
     .expect("the listener never served v1");
-    // Let the poller record the first head, so the next commit is new.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Created, the pipeline ran once on the head (v1), as CodePipeline
+    // does; that head is the polling baseline, so the next commit is new.
+    let mut last = None;
+    wait_until(Duration::from_secs(120), || {
+        last = latest_execution(&server, "app");
+        last.as_ref().is_some_and(|e| e["status"] == "Succeeded")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the first execution never succeeded: {last:?}\n{}",
+            server.log()
+        )
+    });
+    let first = last.take().unwrap();
+    assert!(
+        first["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("CreatePipeline"),
+        "{first}"
+    );
+    wait_until(Duration::from_secs(15), || {
+        http_get(&addr, "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v1")
+    })
+    .expect("the listener does not serve v1 after the first execution");
 
     let load = Load::start(addr.clone(), 4);
     let v2 = commit(&repo, &[("VERSION", "v2\n")], "version 2");
-    let mut last = None;
     let done = wait_until(Duration::from_secs(120), || {
         last = latest_execution(&server, "app");
-        last.as_ref()
-            .is_some_and(|e| e["status"] != "InProgress" && e["status"] != "Stopping")
+        last.as_ref().is_some_and(|e| {
+            e["id"] != first["id"] && e["status"] != "InProgress" && e["status"] != "Stopping"
+        })
     });
     assert!(
         done.is_some(),
@@ -361,11 +388,39 @@ fn webhooks_are_verified_and_start_an_execution_at_once() {
         &body,
     );
     assert_eq!(status, 401);
-    assert!(
-        server.json(&["pipelines", "executions", "hooked"])["executions"]
-            .as_array()
-            .unwrap()
-            .is_empty()
+    // Only the execution of the creation ran, on the head.
+    let mut last = None;
+    wait_until(Duration::from_secs(30), || {
+        last = latest_execution(&server, "hooked");
+        last.as_ref().is_some_and(|e| e["status"] == "Succeeded")
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the first execution never succeeded: {last:?}\n{}",
+            server.log()
+        )
+    });
+    let executions = server.json(&["pipelines", "executions", "hooked"])["executions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(executions.len(), 1, "{executions:?}");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), first);
+    // A push of the head the creation built starts nothing.
+    let (status, answer) = post(
+        &addr,
+        "/v1/webhooks/me%2Fapp",
+        &[
+            ("X-Gitlab-Token", "s3cret"),
+            ("X-Gitlab-Event", "Push Hook"),
+        ],
+        &body,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains("already acted on"), "{answer}");
+    let second = commit(&repo, &[("README.md", "hello again\n")], "second");
+    let body = format!(
+        r#"{{"ref": "refs/heads/main", "before": "{first}", "after": "{second}", "commits": []}}"#
     );
 
     let (status, answer) = post(
@@ -394,10 +449,10 @@ fn webhooks_are_verified_and_start_an_execution_at_once() {
     assert_eq!(status, 202, "{answer}\n{}", server.log());
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["executions"][0]["pipeline"], "hooked", "{answer}");
-    let mut last = None;
     wait_until(Duration::from_secs(30), || {
         last = latest_execution(&server, "hooked");
-        last.as_ref().is_some_and(|e| e["status"] == "Succeeded")
+        last.as_ref()
+            .is_some_and(|e| e["status"] == "Succeeded" && e["id"] != executions[0]["id"])
     })
     .unwrap_or_else(|| panic!("no successful execution: {last:?}\n{}", server.log()));
     let e = last.unwrap();
@@ -405,7 +460,7 @@ fn webhooks_are_verified_and_start_an_execution_at_once() {
         e["trigger"].as_str().unwrap().starts_with("webhook:"),
         "{e}"
     );
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), first);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), second);
 }
 
 #[test]
@@ -498,8 +553,11 @@ fn an_approval_survives_a_restart_then_retry_transitions_and_stop_work_through_t
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let started = server.json(&["pipelines", "start", "gated"]);
-    let id = started["executionId"].as_str().unwrap().to_string();
+    // The execution of the creation is the one followed.
+    let id = latest_execution(&server, "gated").expect("no execution at creation")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     wait_until(Duration::from_secs(20), || {
         action_status(&execution(&server, "gated", &id), "Gate", "Approve") == "InProgress"
     })
@@ -711,7 +769,7 @@ fn a_build_interrupted_by_a_restart_fails_is_killed_and_can_be_retried() {
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(plan.contains("+ pipeline slow: create"), "{plan}");
     assert!(plan.contains("+ buildProject slow-build: create"), "{plan}");
-    let id = server.json(&["pipelines", "start", "slow"])["executionId"]
+    let id = latest_execution(&server, "slow").expect("no execution at creation")["id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -778,4 +836,202 @@ fn a_build_interrupted_by_a_restart_fails_is_killed_and_can_be_retried() {
     let builds = server.json(&["builds", "ls", "--project", "slow-build"]);
     assert_eq!(builds["builds"][0]["status"], "SUCCEEDED", "{builds}");
     assert_eq!(builds["builds"][0]["number"], 2, "{builds}");
+}
+
+/// The executions of `pipeline`, newest first.
+fn executions(server: &Server, pipeline: &str) -> Vec<serde_json::Value> {
+    server.json(&["pipelines", "executions", pipeline])["executions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn apply(server: &Server, root: &Path, args: &[&str]) -> String {
+    let mut all = vec!["apply", "-f", "stack.yaml"];
+    all.extend_from_slice(args);
+    let out = server.cli_in(&all, Some(root));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_pipeline_runs_once_when_created_and_is_stopped_and_deleted_when_dropped() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (pid_file, repo) = (root.join("build.pid"), root.join("repo"));
+    init_repo(
+        &repo,
+        &[(
+            "buildspec.yml",
+            &format!(
+                "version: 0.2\nphases:\n  build:\n    commands:\n      - echo $$ > {pid}\n      - sleep 120\n",
+                pid = pid_file.display(),
+            ),
+        )],
+    );
+    let pipeline = |description: &str| {
+        format!(
+            r#"{{"pipeline": {{"name": "slow", "variables": [{{"name": "Why", "defaultValue": "x", "description": "{description}"}}], "stages": [
+ {{"name": "Source", "actions": [{{"name": "Source",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+   "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "Src"}}]}}]}},
+ {{"name": "Build", "actions": [{{"name": "Build",
+   "actionTypeId": {{"category": "Build", "owner": "AWS", "provider": "CodeBuild", "version": "1"}},
+   "configuration": {{"ProjectName": "slow-build"}}, "inputArtifacts": [{{"name": "Src"}}]}}]}}]}}}}"#
+        )
+    };
+    std::fs::write(root.join("pipeline.json"), pipeline("first")).unwrap();
+    let base = format!(
+        "services: {{}}\nrepositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\nbuildProjects:\n  slow-build: {{}}\n",
+        repo.display()
+    );
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!("{base}pipelines:\n  slow: {{file: pipeline.json}}\n"),
+    )
+    .unwrap();
+
+    // A dry run creates and starts nothing.
+    let plan = apply(&server, root, &["--dry-run"]);
+    assert!(plan.contains("+ pipeline slow: create"), "{plan}");
+    let listed = server.json(&["pipelines", "ls"]);
+    assert!(
+        listed["pipelines"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+
+    // Created: one execution at once, on the head of the source.
+    let plan = apply(&server, root, &[]);
+    assert!(plan.contains("+ pipeline slow: create"), "{plan}");
+    let e = executions(&server, "slow");
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0]["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("CreatePipeline"),
+        "{e:?}"
+    );
+    let id = e[0]["id"].as_str().unwrap().to_string();
+    let mut pid = 0;
+    wait_until(Duration::from_secs(20), || {
+        pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    })
+    .unwrap_or_else(|| panic!("the build never started\n{}", server.log()));
+    assert!(alive(pid));
+
+    // Updated: no new execution.
+    std::fs::write(root.join("pipeline.json"), pipeline("second")).unwrap();
+    let plan = apply(&server, root, &[]);
+    assert!(plan.contains("~ pipeline slow: update"), "{plan}");
+    let e = executions(&server, "slow");
+    assert_eq!(e.len(), 1, "an update must not start an execution: {e:?}");
+    assert_eq!(e[0]["id"], id.as_str());
+
+    // Dropped from the stack file: stopped, its build killed, deleted.
+    std::fs::write(root.join("stack.yaml"), &base).unwrap();
+    let plan = apply(&server, root, &["--dry-run"]);
+    assert!(plan.contains("- pipeline slow: delete"), "{plan}");
+    assert_eq!(
+        server.json(&["pipelines", "ls"])["pipelines"][0]["name"],
+        "slow"
+    );
+    let plan = apply(&server, root, &[]);
+    assert!(plan.contains("- pipeline slow: delete"), "{plan}");
+    let listed = server.json(&["pipelines", "ls"]);
+    assert!(
+        listed["pipelines"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+    wait_until(Duration::from_secs(10), || !alive(pid)).unwrap_or_else(|| {
+        panic!(
+            "the build of a deleted pipeline still runs\n{}",
+            server.log()
+        )
+    });
+    let mut builds = serde_json::Value::Null;
+    wait_until(Duration::from_secs(10), || {
+        builds = server.json(&["builds", "ls"]);
+        builds["builds"][0]["status"] == "STOPPED"
+    })
+    .unwrap_or_else(|| panic!("the build was not stopped: {builds}"));
+    let out = server.cli(&["pipelines", "start", "slow"]);
+    assert!(!out.status.success(), "a deleted pipeline cannot start");
+}
+
+#[test]
+fn a_new_tag_matching_a_trigger_is_seen_by_polling() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    init_repo(&repo, &[("README.md", "hello\n")]);
+    git(&repo, &["tag", "v0"]);
+    let marker = root.join("tags");
+    std::fs::write(
+        root.join("pipeline.json"),
+        format!(
+            r##"{{"pipeline": {{"name": "tagged", "pipelineType": "V2",
+ "triggers": [{{"providerType": "CodeStarSourceConnection", "gitConfiguration": {{"sourceActionName": "Src",
+   "push": [{{"tags": {{"includes": ["v*"]}}}}]}}}}],
+ "stages": [
+ {{"name": "Source", "actions": [{{"name": "Src", "namespace": "S",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeStarSourceConnection", "version": "1"}},
+   "configuration": {{"FullRepositoryId": "me/app", "BranchName": "main", "ConnectionArn": "arn:aws:codeconnections:x"}},
+   "outputArtifacts": [{{"name": "Out"}}]}}]}},
+ {{"name": "Notify", "actions": [{{"name": "Touch",
+   "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+   "configuration": {{"FunctionName": "echo $USER_PARAMETERS >> {marker}", "UserParameters": "#{{S.CommitId}}"}}}}]}}]}}}}"##,
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  me/app: {{url: {}, pollIntervalSeconds: 1}}\npipelines:\n  tagged: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    apply(&server, root, &[]);
+    // The tags there at the first poll (v0) are the baseline.
+    wait_until(Duration::from_secs(20), || {
+        server.log().contains("tag recorded (baseline)")
+    })
+    .unwrap_or_else(|| panic!("the tags were never polled\n{}", server.log()));
+    let head = commit(&repo, &[("README.md", "two\n")], "two");
+    git(&repo, &["tag", "x1"]);
+    git(&repo, &["tag", "v1"]);
+    let mut e = Vec::new();
+    wait_until(Duration::from_secs(30), || {
+        e = executions(&server, "tagged");
+        e.len() == 2 && e.iter().all(|x| x["status"] == "Succeeded")
+    })
+    .unwrap_or_else(|| panic!("no execution for tag v1: {e:?}\n{}", server.log()));
+    let trigger = e[0]["trigger"].as_str().unwrap();
+    assert!(
+        trigger.starts_with("poll:") && trigger.contains("tag v1"),
+        "{trigger}"
+    );
+    assert!(
+        e[1]["trigger"]
+            .as_str()
+            .unwrap()
+            .starts_with("CreatePipeline"),
+        "{e:?}"
+    );
+    // v0 (the baseline) started nothing, nor x1 (no match): two executions.
+    let built = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(built.lines().last(), Some(head.as_str()), "{built}");
 }

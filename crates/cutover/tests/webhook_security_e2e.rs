@@ -5,6 +5,7 @@
 //!   never runs it: the file it names is not created.
 //! - An unknown repository gets the same 401, with the same body, as a bad
 //!   token for a known one.
+//! - The pipeline ran once at its creation, on the head.
 //! - The same delivery twice starts one execution.
 //! - An old push replayed under a new delivery id starts nothing: the
 //!   commit built is what the branch points at after a fetch, never the
@@ -73,6 +74,14 @@ fn hostile_webhooks_inject_nothing_replay_nothing_and_reveal_nothing() {
         String::from_utf8_lossy(&out.stderr),
         server.log()
     );
+    // Created, the pipeline runs once on the head.
+    wait_until(Duration::from_secs(30), || {
+        executions(&server)
+            .first()
+            .is_some_and(|e| e["status"] == "Succeeded")
+    })
+    .unwrap_or_else(|| panic!("the first execution never succeeded\n{}", server.log()));
+    assert_eq!(std::fs::read_to_string(&built).unwrap().trim(), head);
     let addr = server.addr.to_string();
     let hook = |delivery: &str, body: &str| {
         post(
@@ -97,7 +106,7 @@ fn hostile_webhooks_inject_nothing_replay_nothing_and_reveal_nothing() {
     assert_eq!(status, 400, "{answer}");
     assert!(answer.contains("is not a commit id"), "{answer}");
     assert!(!injected.exists(), "git ran the payload's option");
-    assert!(executions(&server).is_empty());
+    assert_eq!(executions(&server).len(), 1);
 
     // An unknown repository looks exactly like a bad token.
     let (bad_status, bad_body) = post(
@@ -116,8 +125,9 @@ fn hostile_webhooks_inject_nothing_replay_nothing_and_reveal_nothing() {
     assert_eq!(bad_body, unknown_body);
 
     // One delivery, sent twice, starts one execution.
+    let mid = commit(&repo, "VERSION", "2b");
     let push = format!(
-        r#"{{"ref": "refs/heads/main", "before": "{old}", "after": "{head}", "commits": []}}"#
+        r#"{{"ref": "refs/heads/main", "before": "{head}", "after": "{mid}", "commits": []}}"#
     );
     let (status, answer) = hook("delivery-1", &push);
     assert_eq!(status, 202, "{answer}\n{}", server.log());
@@ -125,26 +135,29 @@ fn hostile_webhooks_inject_nothing_replay_nothing_and_reveal_nothing() {
     assert_eq!(status, 200, "{answer}");
     assert!(answer.contains("\"duplicate\":true"), "{answer}");
     wait_until(Duration::from_secs(30), || {
-        executions(&server)
-            .first()
-            .is_some_and(|e| e["status"] == "Succeeded")
+        let e = executions(&server);
+        e.len() == 2 && e[0]["status"] == "Succeeded"
     })
     .unwrap_or_else(|| panic!("no successful execution\n{}", server.log()));
-    assert_eq!(executions(&server).len(), 1);
+    assert_eq!(executions(&server).len(), 2);
 
     // An old push replayed with a new delivery id: the branch is still at
-    // `head`, which was acted on; `old` is not built.
+    // `mid`, which was acted on; `old` is not built.
     let replay = format!(
         r#"{{"ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": "{old}", "commits": []}}"#
     );
     let (status, answer) = hook("delivery-2", &replay);
     assert_eq!(status, 200, "{answer}");
     assert!(
-        answer.contains(&format!("\"commit\":\"{head}\"")),
+        answer.contains(&format!("\"commit\":\"{mid}\"")),
         "{answer}"
     );
-    assert_eq!(executions(&server).len(), 1);
-    assert_eq!(std::fs::read_to_string(&built).unwrap().trim(), head);
+    assert_eq!(executions(&server).len(), 2);
+    let lines = std::fs::read_to_string(&built).unwrap();
+    assert_eq!(
+        lines.lines().collect::<Vec<_>>(),
+        [head.as_str(), mid.as_str()]
+    );
 
     // A real new commit still goes through, on what the branch points at.
     let newer = commit(&repo, "VERSION", "3");
@@ -159,12 +172,12 @@ fn hostile_webhooks_inject_nothing_replay_nothing_and_reveal_nothing() {
             .unwrap_or_default()
             .lines()
             .count()
-            == 2
+            == 3
     })
     .unwrap_or_else(|| panic!("the new head was not built\n{}", server.log()));
     let lines = std::fs::read_to_string(&built).unwrap();
     assert_eq!(
         lines.lines().collect::<Vec<_>>(),
-        [head.as_str(), newer.as_str()]
+        [head.as_str(), mid.as_str(), newer.as_str()]
     );
 }

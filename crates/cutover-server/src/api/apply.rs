@@ -26,9 +26,8 @@ pub(crate) async fn apply(
     let committed = commit::commit(&st.store, valid, st.clock.now_ms(), dry_run).await?;
     let mut deployments = Vec::new();
     if !dry_run {
-        if !committed.validated.declared.pipelines.is_empty() {
-            st.pipelines.reload()?;
-        }
+        // Also when none is declared now: a pipeline the stack dropped ends.
+        st.pipelines.reload()?;
         for s in &committed.plan.services {
             st.controller.changed.notify_one();
             st.controller.wake(&s.name);

@@ -77,6 +77,6 @@ pub(crate) async fn logs(
         text: String::from_utf8_lossy(&text).into_owned(),
         next_offset: q.offset + text.len() as u64,
         finished: build.finished_at.is_some(),
-        status: views::build_status(&build.status)?,
+        status: views::build_status(build.status.as_str())?,
     }))
 }

@@ -310,10 +310,10 @@ pub(crate) async fn webhook(
     let spec = st
         .store
         .with(|c| pipeline_ops::repository(c, &repository))?
-        .and_then(|row| {
-            serde_json::from_value::<crate::pipelines::config::RepositorySpec>(row.spec).ok()
-        });
-    let secret = spec.as_ref().and_then(|s| s.webhook_secret());
+        .map(|row| row.spec);
+    let secret = spec
+        .as_ref()
+        .and_then(|s| s.webhook_secret(|v| std::env::var(v).ok()));
     let (Some(spec), Some(secret)) = (spec, secret) else {
         let why = webhook::verify_unknown(&headers, &body);
         tracing::warn!(repository, reason = %why, "webhook refused: unknown repository or no webhook secret");

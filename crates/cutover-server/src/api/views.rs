@@ -158,7 +158,7 @@ pub(crate) fn build_status(s: &str) -> ApiResult<BuildStatus> {
 /// A build with its duration.
 pub(crate) fn build(b: BuildRow) -> ApiResult<Build> {
     Ok(Build {
-        status: build_status(&b.status)?,
+        status: build_status(b.status.as_str())?,
         duration_ms: b.finished_at.map(|f| f.saturating_sub(b.started_at)),
         id: b.id,
         project: b.project,

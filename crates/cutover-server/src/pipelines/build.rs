@@ -64,7 +64,7 @@ use cutover_build::run::{SecretLookup, SecretSource};
 use cutover_build::{BuildContainer, BuildRequest, BuildStatus, LogLine};
 use cutover_docker::DockerRuntime;
 use cutover_pipeline::engine::ArtifactRef;
-use cutover_store::{BuildRow, Store, pipeline_ops};
+use cutover_store::{BuildRow, BuildState, Store, pipeline_ops};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -223,7 +223,7 @@ impl Builder {
             id: id.clone(),
             project: job.project.clone(),
             number,
-            status: "IN_PROGRESS".into(),
+            status: BuildState::InProgress,
             initiator: job.initiator.clone(),
             action_key: job.action_key.clone(),
             source: job.source_version.clone(),
@@ -257,13 +257,17 @@ impl Builder {
         row.finished_at = Some(self.clock.now_ms());
         let out = match result {
             Ok((status, detail, result)) => {
-                row.status = status.as_str().into();
+                row.status = match status {
+                    BuildStatus::Succeeded => BuildState::Succeeded,
+                    BuildStatus::Failed => BuildState::Failed,
+                    BuildStatus::Stopped => BuildState::Stopped,
+                };
                 row.detail = detail;
                 match status {
                     BuildStatus::Succeeded => Ok(result),
                     BuildStatus::Failed => Err(format!("build {id} failed")),
                     BuildStatus::Stopped if timed_out.load(Ordering::SeqCst) => {
-                        row.status = "TIMED_OUT".into();
+                        row.status = BuildState::TimedOut;
                         Err(format!(
                             "build {id} timed out after {}",
                             humanize(job.timeout)
@@ -273,15 +277,15 @@ impl Builder {
                 }
             }
             Err(message) => {
-                row.status = "FAULT".into();
+                row.status = BuildState::Fault;
                 Err(format!("build {id}: {message}"))
             }
         };
         let out = out.and_then(|r| r.ok_or_else(|| format!("build {id}: no artifacts")));
         if let Err(m) = &out {
             row.message = Some(m.clone());
-            if row.status == "SUCCEEDED" {
-                row.status = "FAILED".into();
+            if row.status == BuildState::Succeeded {
+                row.status = BuildState::Failed;
             }
         }
         if let Err(e) = self.store.with(|c| pipeline_ops::put_build(c, &row)) {
@@ -517,7 +521,7 @@ pub(crate) fn fail_interrupted(store: &Store, clock: &dyn Clock) -> anyhow::Resu
             Ok(false) => {}
             Err(e) => tracing::warn!(build = %b.id, error = %e, "cannot kill an interrupted build"),
         }
-        b.status = "FAILED".into();
+        b.status = BuildState::Failed;
         b.message = Some(RESTARTED.into());
         b.finished_at = Some(clock.now_ms());
         store.with(|c| pipeline_ops::put_build(c, &b))?;
@@ -599,7 +603,7 @@ mod tests {
             .with(|c| pipeline_ops::build(c, &result.build_id))
             .unwrap()
             .unwrap();
-        assert_eq!(row.status, "SUCCEEDED");
+        assert_eq!(row.status, BuildState::Succeeded);
         assert_eq!(row.number, 1);
         assert!(row.finished_at.is_some());
         let log = std::fs::read_to_string(log_path(&row)).unwrap();
@@ -620,7 +624,7 @@ mod tests {
             .with(|c| pipeline_ops::list_builds(c, Some("p"), 10))
             .unwrap();
         assert_eq!(builds[0].number, 2);
-        assert_eq!(builds[0].status, "FAILED");
+        assert_eq!(builds[0].status, BuildState::Failed);
     }
 
     #[tokio::test]
@@ -715,7 +719,7 @@ mod tests {
         let row = &store
             .with(|c| pipeline_ops::list_builds(c, None, 1))
             .unwrap()[0];
-        assert_eq!(row.status, "FAULT");
+        assert_eq!(row.status, BuildState::Fault);
     }
 
     #[tokio::test]
@@ -743,7 +747,7 @@ mod tests {
         let row = &store
             .with(|c| pipeline_ops::list_builds(c, None, 1))
             .unwrap()[0];
-        assert_eq!(row.status, "TIMED_OUT");
+        assert_eq!(row.status, BuildState::TimedOut);
     }
 
     #[test]
@@ -814,7 +818,7 @@ mod tests {
             id: "p:1".into(),
             project: "p".into(),
             number: 1,
-            status: "IN_PROGRESS".into(),
+            status: BuildState::InProgress,
             initiator: "test".into(),
             action_key: None,
             source: None,
@@ -830,7 +834,7 @@ mod tests {
             .with(|c| pipeline_ops::build(c, "p:1"))
             .unwrap()
             .unwrap();
-        assert_eq!(after.status, "FAILED");
+        assert_eq!(after.status, BuildState::Failed);
         assert_eq!(after.message.as_deref(), Some(RESTARTED));
         assert!(
             store

@@ -23,124 +23,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cutover_pipeline::catalog::{self, Provider};
+use cutover_pipeline::engine::{Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
 use cutover_spec::doc::{Document, Format, Path};
+pub(crate) use cutover_spec::stack::ci::{BuildEnvironment, BuildProjectSpec, RepositorySpec};
 use cutover_store::{BuildProjectRow, RepositoryRow, StoreError, pipeline_ops};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-/// Default polling interval of a repository.
-pub(crate) const DEFAULT_POLL_SECONDS: u64 = 60;
-
-/// One entry of `repositories:`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct RepositorySpec {
-    /// A git URL or a local path.
-    pub(crate) url: String,
-    /// Seconds between polls; 0 turns polling off (webhooks only).
-    #[serde(default = "default_poll")]
-    pub(crate) poll_interval_seconds: u64,
-    /// The webhook secret (GitHub and Gitea HMAC key, GitLab token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) webhook_secret: Option<String>,
-    /// The environment variable of the server holding the webhook secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) webhook_secret_env: Option<String>,
-}
-
-fn default_poll() -> u64 {
-    DEFAULT_POLL_SECONDS
-}
-
-impl RepositorySpec {
-    /// The webhook secret, from the stack or the server's environment.
-    pub(crate) fn webhook_secret(&self) -> Option<String> {
-        self.webhook_secret
-            .clone()
-            .or_else(|| {
-                self.webhook_secret_env
-                    .as_ref()
-                    .and_then(|v| std::env::var(v).ok())
-            })
-            .filter(|s| !s.is_empty())
-    }
-}
-
-/// Where a build runs: `host`, or `{image: NAME}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) enum BuildEnvironment {
-    /// On the server's host, in one shell session.
-    #[default]
-    Host,
-    /// In a container of this image, on the server's container engine.
-    Image(String),
-}
-
-impl Serialize for BuildEnvironment {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            BuildEnvironment::Host => s.serialize_str("host"),
-            BuildEnvironment::Image(image) => json!({ "image": image }).serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for BuildEnvironment {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let expected = "expected `host` or `{image: NAME}`";
-        match Value::deserialize(d)? {
-            Value::String(s) if s == "host" => Ok(BuildEnvironment::Host),
-            Value::Object(map) => match (map.len(), map.get("image")) {
-                (1, Some(Value::String(image))) => {
-                    if image.is_empty() || image.chars().any(char::is_whitespace) {
-                        Err(D::Error::custom(format!(
-                            "image {image:?} is not an image name"
-                        )))
-                    } else {
-                        Ok(BuildEnvironment::Image(image.clone()))
-                    }
-                }
-                _ => Err(D::Error::custom(format!(
-                    "{expected}; found a mapping with keys {}",
-                    map.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))),
-            },
-            other => Err(D::Error::custom(format!("{expected}; found {other}"))),
-        }
-    }
-}
-
-/// One entry of `buildProjects:`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct BuildProjectSpec {
-    /// Where builds run.
-    #[serde(default)]
-    pub(crate) environment: BuildEnvironment,
-    /// The buildspec: a file sent with the stack, else a path in the source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) buildspec: Option<String>,
-    /// Keep the buildspec's `cache.paths` between builds.
-    #[serde(default)]
-    pub(crate) cache: bool,
-    /// Variables every build of the project gets (pipeline ones override them).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub(crate) environment_variables: BTreeMap<String, String>,
-    /// Minutes a build may run before it is stopped (CodeBuild's default, 60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) timeout_in_minutes: Option<u64>,
-    /// The buildspec text, when it was sent with the stack (set by apply).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) buildspec_text: Option<String>,
-}
 
 /// The pipeline sections of a stack, validated.
 #[derive(Debug, Default)]
 pub(crate) struct Declared {
+    /// The stack file, as the client named it (pipelines it declared
+    /// before and no longer does are deleted).
+    pub(crate) file: String,
     pub(crate) repositories: Vec<(String, RepositorySpec)>,
     pub(crate) projects: Vec<(String, BuildProjectSpec)>,
     pub(crate) pipelines: Vec<(String, Pipeline)>,
@@ -166,7 +63,10 @@ pub(crate) fn check(
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Declared {
-    let mut out = Declared::default();
+    let mut out = Declared {
+        file: input.file.to_string(),
+        ..Declared::default()
+    };
     let Some(stack) = input.map.document() else {
         errors.push(input.map.error("", "could not be read"));
         return out;
@@ -364,13 +264,23 @@ pub(crate) fn check(
 
 /// Writes what [`check`] validated (unless `dry_run`); returns the plan
 /// entries (`{"repository"|"buildProject"|"pipeline": name, "action": ...}`).
+///
+/// As CodePipeline's CreatePipeline, a pipeline created here gets its first
+/// execution at once, from the head of each source: it is started in the
+/// engine state written with the definition (same transaction), and its
+/// driver runs it when it starts. An updated pipeline starts nothing.
+///
+/// A pipeline the last apply of the same stack file declared and this one
+/// does not is deleted (plan action `delete`): its row and state go in this
+/// transaction, and its driver, told by [`super::Pipelines::reload`], stops
+/// its executions and kills their running actions.
 pub(crate) fn store(
     c: &rusqlite::Connection,
     declared: &Declared,
     now: u64,
     dry_run: bool,
 ) -> Result<Vec<Value>, StoreError> {
-    fn action(before: Option<&Value>, after: &Value) -> &'static str {
+    fn action<T: PartialEq>(before: Option<&T>, after: &T) -> &'static str {
         match before {
             None => "create",
             Some(b) if b != after => "update",
@@ -379,15 +289,14 @@ pub(crate) fn store(
     }
     let mut plan = Vec::new();
     for (name, spec) in &declared.repositories {
-        let spec = serde_json::to_value(spec).map_err(StoreError::json("repository spec"))?;
         let before = pipeline_ops::repository(c, name)?.map(|r| r.spec);
-        let act = action(before.as_ref(), &spec);
+        let act = action(before.as_ref(), spec);
         if !dry_run && act != "unchanged" {
             pipeline_ops::put_repository(
                 c,
                 &RepositoryRow {
                     name: name.clone(),
-                    spec,
+                    spec: spec.clone(),
                     updated_at: now,
                 },
             )?;
@@ -395,15 +304,14 @@ pub(crate) fn store(
         plan.push(json!({"repository": name, "action": act, "changes": []}));
     }
     for (name, spec) in &declared.projects {
-        let spec = serde_json::to_value(spec).map_err(StoreError::json("build project spec"))?;
         let before = pipeline_ops::build_project(c, name)?.map(|r| r.spec);
-        let act = action(before.as_ref(), &spec);
+        let act = action(before.as_ref(), spec);
         if !dry_run && act != "unchanged" {
             pipeline_ops::put_build_project(
                 c,
                 &BuildProjectRow {
                     name: name.clone(),
-                    spec,
+                    spec: spec.clone(),
                     updated_at: now,
                 },
             )?;
@@ -418,9 +326,68 @@ pub(crate) fn store(
         if !dry_run && act != "unchanged" {
             pipeline_ops::put_pipeline_definition(c, name, &definition, now)?;
         }
+        if !dry_run && act == "create" {
+            first_execution(c, name, pipeline, &declared.file, now)?;
+        }
         plan.push(json!({"pipeline": name, "action": act, "changes": []}));
     }
+    for name in pipeline_ops::previous_stack_pipelines(c, &declared.file)? {
+        if declared.pipelines.iter().any(|(n, _)| *n == name)
+            || pipeline_ops::pipeline(c, &name)?.is_none()
+        {
+            continue;
+        }
+        if !dry_run {
+            pipeline_ops::delete_pipeline(c, &name)?;
+            cutover_store::ops::add_event(
+                c,
+                now,
+                &format!("pipeline/{name}"),
+                &format!(
+                    "deleted: no longer declared in {}; its executions in progress are stopped",
+                    declared.file
+                ),
+            )?;
+        }
+        plan.push(json!({"pipeline": name, "action": "delete", "changes": []}));
+    }
     Ok(plan)
+}
+
+/// The execution a created pipeline runs at once (CodePipeline's
+/// CreatePipeline does), saved as the pipeline's first engine state.
+fn first_execution(
+    c: &rusqlite::Connection,
+    name: &str,
+    pipeline: &Pipeline,
+    file: &str,
+    now: u64,
+) -> Result<(), StoreError> {
+    let mut state = PipelineState::new(pipeline.clone());
+    let id = uuid::Uuid::new_v4().to_string();
+    // The engine refuses only unknown variables and duplicate ids, neither
+    // possible here; a refusal leaves the pipeline created without a run.
+    if let Err(e) = state.handle(
+        now,
+        Input::StartExecution {
+            id: id.clone(),
+            trigger: format!("CreatePipeline: created by apply of {file}"),
+            variables: BTreeMap::new(),
+            source_revisions: BTreeMap::new(),
+        },
+    ) {
+        tracing::warn!(pipeline = %name, error = %e, "the first execution was not started");
+        return Ok(());
+    }
+    let saved = serde_json::to_value(&state).map_err(StoreError::json("pipeline state"))?;
+    pipeline_ops::save_pipeline_state(c, name, &saved, now)?;
+    cutover_store::ops::add_event(
+        c,
+        now,
+        &format!("pipeline/{name}"),
+        &format!("execution {id} started (created with the pipeline)"),
+    )?;
+    Ok(())
 }
 
 /// The configuration key naming the repository of a source provider.
@@ -558,30 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn a_build_environment_is_host_or_an_image() {
-        let parse =
-            |v: Value| serde_json::from_value::<BuildEnvironment>(v).map_err(|e| e.to_string());
-        assert_eq!(parse(json!("host")), Ok(BuildEnvironment::Host));
-        assert_eq!(
-            parse(json!({"image": "cutover-sample:test"})),
-            Ok(BuildEnvironment::Image("cutover-sample:test".into()))
-        );
-        for bad in [
-            json!("docker"),
-            json!({"image": ""}),
-            json!({"image": "a b"}),
-            json!({"image": "x", "tag": "y"}),
-            json!(3),
-        ] {
-            assert!(parse(bad.clone()).is_err(), "{bad}");
-        }
-        // Stored rows read back the same.
-        for env in [
-            BuildEnvironment::Host,
-            BuildEnvironment::Image("node:20".into()),
-        ] {
-            assert_eq!(parse(serde_json::to_value(&env).unwrap()), Ok(env));
-        }
+    fn a_build_environment_is_located_in_the_stack() {
         let stack = "buildProjects:\n  img: {environment: {image: node:20}}\n  bad: {environment: {image: 'a b'}}\n";
         let (declared, errors) = run(stack, &[]);
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -60,20 +60,21 @@ pub(crate) fn action_key(pipeline: &str, req: &ActionRequest) -> String {
     )
 }
 
-fn load(me: &Pipelines, name: &str) -> anyhow::Result<PipelineState> {
-    let row = me
-        .store
-        .with(|c| pipeline_ops::pipeline(c, name))?
-        .ok_or_else(|| anyhow::anyhow!("pipeline {name:?} not found"))?;
+/// The pipeline's saved state with its current definition; `None` when
+/// the pipeline was deleted.
+fn load(me: &Pipelines, name: &str) -> anyhow::Result<Option<PipelineState>> {
+    let Some(row) = me.store.with(|c| pipeline_ops::pipeline(c, name))? else {
+        return Ok(None);
+    };
     let definition: Pipeline = serde_json::from_value(row.definition)?;
-    Ok(match row.state {
+    Ok(Some(match row.state {
         Some(state) => {
             let mut s: PipelineState = serde_json::from_value(state)?;
             s.pipeline = definition;
             s
         }
         None => PipelineState::new(definition),
-    })
+    }))
 }
 
 /// Runs the driver of pipeline `name` until shutdown.
@@ -84,7 +85,11 @@ pub(crate) async fn drive(
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) {
     let mut state = match load(&me, &name) {
-        Ok(s) => s,
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::info!(pipeline = %name, "the pipeline was deleted; its driver is not running");
+            return;
+        }
         Err(e) => {
             tracing::error!(pipeline = %name, error = %e, "cannot load the pipeline; its driver is not running");
             return;
@@ -131,7 +136,11 @@ pub(crate) async fn drive(
                 }
             }
             Msg::Reload => match load(&me, &name) {
-                Ok(fresh) => {
+                Ok(None) => {
+                    deleted(&me, &name, &inbox, &mut state);
+                    return;
+                }
+                Ok(Some(fresh)) => {
                     state.pipeline = fresh.pipeline;
                     if let Ok(fx) = state.handle(me.clock.now_ms(), Input::Tick) {
                         commit(&me, &name, &inbox, &mut state, fx);
@@ -143,6 +152,43 @@ pub(crate) async fn drive(
             },
         }
     }
+}
+
+/// The pipeline was deleted (by an apply that no longer declares it): its
+/// executions in progress stop and abandon their actions, every action
+/// still running is cancelled (a build is killed), and the driver ends.
+/// Nothing is saved: the row is gone; the stops are recorded as events.
+fn deleted(me: &Arc<Pipelines>, name: &str, inbox: &Inbox, state: &mut PipelineState) {
+    let active: Vec<String> = state
+        .executions
+        .values()
+        .filter(|e| !e.status.is_terminal())
+        .map(|e| e.id.clone())
+        .collect();
+    let mut fx = Vec::new();
+    for execution in active {
+        match state.handle(
+            me.clock.now_ms(),
+            Input::Stop {
+                execution,
+                abandon: true,
+                reason: "the pipeline was deleted".into(),
+            },
+        ) {
+            Ok(more) => fx.extend(more),
+            Err(e) => tracing::warn!(pipeline = %name, error = %e, "cannot stop an execution"),
+        }
+    }
+    // Only cancellations and history: nothing new starts for a deleted pipeline.
+    fx.retain(|e| !matches!(e, Effect::RunAction(_)));
+    carry_out(me, name, inbox, fx);
+    let prefix = format!("{name}/");
+    for (key, token) in me.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if key.starts_with(&prefix) {
+            token.cancel();
+        }
+    }
+    tracing::info!(pipeline = %name, "pipeline deleted; its driver stops");
 }
 
 /// Saves the state, then carries out the effects (only if the save worked:
@@ -166,6 +212,12 @@ fn commit(
         tracing::error!(pipeline = %name, error = %e, "cannot save the pipeline state; its effects are not carried out");
         return;
     }
+    carry_out(me, name, inbox, fx);
+}
+
+/// Carries out effects whose state is saved (or, for a deleted pipeline,
+/// gone).
+fn carry_out(me: &Arc<Pipelines>, name: &str, inbox: &Inbox, fx: Vec<Effect>) {
     for effect in fx {
         match effect {
             Effect::RunAction(req) => start_action(me, name, inbox, req),
@@ -329,7 +381,7 @@ fn repository(me: &Pipelines, name: &str) -> Result<RepositorySpec, String> {
         .with(|c| pipeline_ops::repository(c, name))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("repository {name:?} is not declared"))?;
-    serde_json::from_value(row.spec).map_err(|e| format!("repository {name:?}: {e}"))
+    Ok(row.spec)
 }
 
 async fn source_action(
@@ -359,6 +411,23 @@ async fn source_action(
         .resolve(repo, &revision)
         .await
         .map_err(|e| e.to_string())?;
+    if req.source_revision.is_none() {
+        // The branch head this execution builds is the baseline of polling
+        // when none is recorded yet (a pipeline's first execution, at its
+        // creation), so the poller does not start the same commit again.
+        let _held = me.heads.lock().await;
+        me.store
+            .with(|c| {
+                pipeline_ops::set_repository_head_if_absent(
+                    c,
+                    repo,
+                    branch,
+                    &commit,
+                    me.clock.now_ms(),
+                )
+            })
+            .map_err(|e| e.to_string())?;
+    }
     let info = me
         .git
         .commit_info(repo, &commit)
@@ -407,8 +476,7 @@ async fn build_action(
         .with(|c| pipeline_ops::build_project(c, project))
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("build project {project:?} is not declared"))?;
-    let spec: BuildProjectSpec =
-        serde_json::from_value(row.spec).map_err(|e| format!("build project {project:?}: {e}"))?;
+    let spec: BuildProjectSpec = row.spec;
     let primary = match req.configuration.get("PrimarySource") {
         Some(p) => req
             .input_artifacts

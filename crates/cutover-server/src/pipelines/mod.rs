@@ -29,6 +29,8 @@ pub(crate) mod deploy;
 pub(crate) mod driver;
 pub(crate) mod invoke;
 pub(crate) mod source;
+#[cfg(test)]
+mod tests;
 pub(crate) mod triggers;
 pub(crate) mod webhook;
 
@@ -107,7 +109,8 @@ impl Pipelines {
     }
 
     /// Starts a driver for each new pipeline and tells the others their
-    /// definition may have changed (after an apply).
+    /// definition may have changed (after an apply). The driver of a
+    /// deleted pipeline is told too: it stops its executions and ends.
     pub(crate) fn reload(self: &Arc<Self>) -> anyhow::Result<()> {
         let names: Vec<String> = self
             .store
@@ -116,6 +119,12 @@ impl Pipelines {
             .map(|p| p.name)
             .collect();
         let mut drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        drivers.retain(|name, inbox| {
+            names.contains(name) || {
+                let _ = inbox.send(driver::Msg::Reload);
+                false
+            }
+        });
         for name in names {
             match drivers.get(&name) {
                 Some(inbox) if inbox.send(driver::Msg::Reload).is_ok() => {}

@@ -127,7 +127,21 @@ impl Git {
                 &["clone", "--mirror", "--quiet", "--", url, &target],
             )
             .await?;
-            std::fs::rename(&tmp, &mirror).map_err(GitError::Spawn)?;
+            if let Err(e) = std::fs::rename(&tmp, &mirror) {
+                let _ = std::fs::remove_dir_all(&tmp);
+                // Another clone of the same repository (an action of the
+                // control plane before a restart) got there first: its
+                // mirror is as good, and is fetched.
+                if !mirror.join("HEAD").exists() {
+                    return Err(GitError::Spawn(e));
+                }
+                run(
+                    repository,
+                    &mirror,
+                    &["fetch", "--prune", "--quiet", "origin"],
+                )
+                .await?;
+            }
         }
         Ok(())
     }
@@ -152,6 +166,22 @@ impl Git {
         )
         .await?;
         Ok(out.trim().to_string())
+    }
+
+    /// Every tag of the mirror with the commit it names (annotated tags
+    /// peeled), by tag name.
+    pub(crate) async fn tags(&self, repository: &str) -> Result<Vec<(String, String)>, GitError> {
+        let out = run(
+            repository,
+            &self.mirror(repository),
+            &[
+                "for-each-ref",
+                "--format=%(refname:strip=2)%09%(objectname)%09%(*objectname)",
+                "refs/tags",
+            ],
+        )
+        .await?;
+        Ok(parse_tags(&out))
     }
 
     /// The metadata of a commit.
@@ -256,6 +286,18 @@ fn dir_name(repository: &str) -> String {
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
             other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Reads `for-each-ref` lines `name TAB object TAB peeled-object`.
+fn parse_tags(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            let (name, object) = (parts.next()?, parts.next()?);
+            let commit = parts.next().filter(|p| !p.is_empty()).unwrap_or(object);
+            (!name.is_empty() && !commit.is_empty()).then(|| (name.to_string(), commit.to_string()))
         })
         .collect()
 }
@@ -370,6 +412,26 @@ pub(crate) mod tests {
             g.resolve("app", "nope").await,
             Err(GitError::Failed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn tags_list_the_commit_they_name_and_follow_a_move() {
+        let repo = repo_with(&[("a.txt", "1")]);
+        let first = git(repo.path(), &["rev-parse", "HEAD"]);
+        git(repo.path(), &["tag", "v1"]);
+        git(repo.path(), &["tag", "-a", "v2", "-m", "annotated"]);
+        let data = tempfile::tempdir().unwrap();
+        let g = Git::new(data.path());
+        let url = repo.path().to_string_lossy().into_owned();
+        g.fetch("app", &url).await.unwrap();
+        assert_eq!(
+            g.tags("app").await.unwrap(),
+            [("v1".to_string(), first.clone()), ("v2".to_string(), first)]
+        );
+        let second = commit(repo.path(), &[("a.txt", "2")], "two");
+        git(repo.path(), &["tag", "-f", "v1"]);
+        g.fetch("app", &url).await.unwrap();
+        assert_eq!(g.tags("app").await.unwrap()[0], ("v1".to_string(), second));
     }
 
     #[tokio::test]

@@ -10,16 +10,22 @@
 //!   and compares each watched branch head with the last one recorded. A
 //!   new head starts the pipelines that watch the branch (trigger `poll`),
 //!   with the changed files from `git diff` for file-path filters. The first
-//!   head seen is only recorded: a pipeline starts on the commits after it
-//!   was declared (`cutover pipelines start` runs it at once). A source
-//!   action with `PollForSourceChanges: false` is not polled.
+//!   head seen is only recorded: a pipeline runs once when it is created
+//!   (whose source action records the head it built when none is), then
+//!   on the commits after. A source action with `PollForSourceChanges:
+//!   false` is not polled.
+//! - Tags are polled too, for a source action with a V2 trigger that has a
+//!   `tags` filter: every tag of the repository is compared with the commit
+//!   last recorded for it (key `tag:NAME`); a new tag, or one moved to
+//!   another commit, starts the pipelines whose filters match it. The tags
+//!   seen at the first tag poll of a repository are only recorded (the
+//!   baseline, marked by the key [`TAGS_BASELINE`]).
 //! - Webhooks: a verified push fetches the repository at once and starts
 //!   the matching pipelines (trigger `webhook`) on the commit the pushed ref
 //!   points at after the fetch, not on the payload's `after`; a ref still at
 //!   its recorded head starts nothing (see `Pipelines::webhook_push`). The
-//!   head is recorded so the poller does not start them again. Tag pushes
-//!   (for `tags` trigger filters) arrive only this way: polling watches
-//!   branches.
+//!   head is recorded so the poller does not start them again (for a tag,
+//!   under the same `tag:NAME` key).
 
 // TODO(issue 9): converted by the cutover-ci move
 #![allow(clippy::disallowed_methods)]
@@ -80,6 +86,21 @@ pub(crate) fn watches(pipeline: &Pipeline, repository: &str) -> Vec<Watch> {
             })
         })
         .collect()
+}
+
+/// The `repository_heads` key marking that a repository's tags were
+/// recorded once (their baseline); not a valid branch name.
+pub(crate) const TAGS_BASELINE: &str = "tags:baseline";
+
+/// Whether a trigger of `pipeline` on the source action of `watch` filters
+/// tags (so the poller must look at tags).
+pub(crate) fn watches_tags(pipeline: &Pipeline, watch: &Watch) -> bool {
+    pipeline
+        .triggers
+        .iter()
+        .filter(|t| t.git_configuration.source_action_name == watch.action)
+        .flat_map(|t| &t.git_configuration.push)
+        .any(|f| f.tags.is_some())
 }
 
 /// Whether `event` starts `pipeline` through the source action of `watch`.
@@ -169,9 +190,7 @@ pub(crate) async fn poll(me: Arc<Pipelines>) {
         };
         let all = pipelines(&me);
         for row in repos {
-            let Ok(spec) = serde_json::from_value::<RepositorySpec>(row.spec) else {
-                continue;
-            };
+            let spec = row.spec;
             if spec.poll_interval_seconds == 0 {
                 continue;
             }
@@ -241,6 +260,52 @@ async fn poll_repository(
         };
         push(me, repository, &event, &head, "poll").await;
     }
+    if watched.iter().any(|(p, w)| watches_tags(p, w)) {
+        poll_tags(me, repository).await?;
+    }
+    Ok(())
+}
+
+/// Starts the pipelines a new or moved tag of `repository` triggers; at the
+/// first tag poll of the repository, only records the tags.
+async fn poll_tags(me: &Pipelines, repository: &str) -> anyhow::Result<()> {
+    let tags = me.git.tags(repository).await?;
+    let baseline = me
+        .store
+        .with(|c| pipeline_ops::repository_head(c, repository, TAGS_BASELINE))?
+        .is_none();
+    for (tag, commit) in tags {
+        let key = format!("tag:{tag}");
+        let before = {
+            let _held = me.heads.lock().await;
+            let before = me
+                .store
+                .with(|c| pipeline_ops::repository_head(c, repository, &key))?;
+            if before.as_deref() == Some(commit.as_str()) {
+                continue;
+            }
+            me.store.with(|c| {
+                pipeline_ops::set_repository_head(c, repository, &key, &commit, me.clock.now_ms())
+            })?;
+            before
+        };
+        if baseline {
+            tracing::info!(repository, tag, %commit, "tag recorded (baseline)");
+            continue;
+        }
+        tracing::info!(repository, tag, %commit, moved_from = ?before, "new tag seen");
+        let event = PushEvent {
+            branch: None,
+            tag: Some(tag),
+            changed_files: Vec::new(),
+        };
+        push(me, repository, &event, &commit, "poll").await;
+    }
+    if baseline {
+        me.store.with(|c| {
+            pipeline_ops::set_repository_head(c, repository, TAGS_BASELINE, "", me.clock.now_ms())
+        })?;
+    }
     Ok(())
 }
 
@@ -300,5 +365,9 @@ mod tests {
         ));
         assert!(!starts(&p, w, &push(Some("main"), None, &["src/a.rs"])));
         assert!(starts(&p, w, &push(None, Some("v2"), &[])));
+        assert!(!starts(&p, w, &push(None, Some("x2"), &[])));
+        assert!(watches_tags(&p, w));
+        let plain = pipeline("");
+        assert!(!watches_tags(&plain, &watches(&plain, "app")[0]));
     }
 }

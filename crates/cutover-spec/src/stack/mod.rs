@@ -42,6 +42,7 @@
 //! the task definition) is checked by [`check_task_definition`].
 
 mod alarm_rule;
+pub mod ci;
 mod validate;
 
 use std::collections::BTreeMap;

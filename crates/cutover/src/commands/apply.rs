@@ -45,6 +45,7 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
             PlanAction::Create => "+",
             PlanAction::Update => "~",
             PlanAction::Unchanged => "=",
+            PlanAction::Delete => "-",
         };
         println!("{sign} {kind} {name}: {}", item.action.as_str());
         for c in &item.changes {
