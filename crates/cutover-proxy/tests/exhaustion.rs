@@ -41,7 +41,7 @@ fn child(dir: &str) {
         workers: 1,
         admin_address: None,
         admin_token_file: None,
-        admin_address_file: None,
+        admin_address_file: Some(std::path::Path::new(dir).join("admin.address")),
     };
     rt.block_on(cutover_proxy::run(opts, std::future::pending::<()>()))
         .unwrap();
@@ -55,12 +55,11 @@ fn descriptor_exhaustion_neither_spins_nor_floods_the_log_nor_flips_health() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let blue = rt.block_on(common::backend("blue"));
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
     let listen = format!("127.0.0.1:{}", common::free_port());
     std::fs::write(
         dir.path().join("lb.yaml"),
         format!(
-            "admin: {admin}
+            "admin: 127.0.0.1:0
 listeners:
   - name: prod
     address: {listen}
@@ -88,8 +87,27 @@ targetGroups:
         .spawn()
         .unwrap();
     // Killed however the test ends, a failed assertion included.
-    let proc = KillOnDrop(proc);
+    let mut proc = KillOnDrop(proc);
     let pid = proc.0.id();
+    // The child writes its admin address once bound.
+    let address_file = dir.path().join("admin.address");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let admin = loop {
+        if let Ok(text) = std::fs::read_to_string(&address_file) {
+            break text.trim().to_owned();
+        }
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!(
+                "the child proxy exited ({status}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the child proxy wrote no admin address"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
     let client = cutover_proxy::client::AdminClient::new(&admin);
     let healthy = |rt: &tokio::runtime::Runtime| {
         rt.block_on(client.health())
@@ -110,12 +128,25 @@ targetGroups:
     for _ in 0..300 {
         held.push(std::net::TcpStream::connect(&admin).unwrap());
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The proxy runs out of descriptors accepting them: wait for its first complaint.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap()
+        .contains("accept failed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the child proxy never failed to accept: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let lines_before = std::fs::read_to_string(&log)
         .unwrap()
         .matches("accept failed")
         .count();
     let cpu_before = cpu(pid);
+    // The measurement window: CPU and log lines spent in 3 s of exhaustion.
     std::thread::sleep(Duration::from_secs(3));
     let used = cpu(pid) - cpu_before;
     let text = std::fs::read_to_string(&log).unwrap();

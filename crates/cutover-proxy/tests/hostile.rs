@@ -470,7 +470,7 @@ async fn start(
         workers: 1,
         admin_address: Some(admin.to_owned()),
         admin_token_file: token_file,
-        admin_address_file: None,
+        admin_address_file: Some(dir.join("admin.address")),
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;
@@ -481,20 +481,19 @@ async fn start(
 #[tokio::test]
 async fn a_token_file_protects_the_admin_api_and_is_never_echoed_or_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
     let file = token_file(dir.path(), 0o600);
-    let (stop, task) = start(dir.path(), None, &admin, Some(file)).await;
-    let open = cutover_proxy::client::AdminClient::new(&admin);
+    let (stop, task) = start(dir.path(), None, "127.0.0.1:0", Some(file)).await;
+    let admin = common::admin_address(&dir.path().join("admin.address"), || None).await;
+    let open = cutover_proxy::client::AdminClient::new(admin.to_string());
     let authed = open.clone().with_token("s3cret-token");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while authed.status().await.is_err() {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    authed
+        .status()
+        .await
+        .expect("the proxy answers with the token");
     let e = open.status().await.unwrap_err().to_string();
     assert!(e.contains("401"), "{e}");
     let a = raw(
-        admin.parse().unwrap(),
+        admin,
         "GET /v1/status HTTP/1.1\r\nHost: a\r\nAuthorization: bEaReR s3cret-token\r\n\r\n",
     )
     .await;
@@ -525,17 +524,17 @@ async fn a_token_file_protects_the_admin_api_and_is_never_echoed_or_replaced() {
 #[tokio::test]
 async fn a_configured_token_is_redacted_and_a_round_trip_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
-    let yaml = format!("admin: {admin}\nadminToken: from-config\n");
-    let (stop, task) = start(dir.path(), Some(&yaml), &admin, None).await;
-    let authed = cutover_proxy::client::AdminClient::new(&admin).with_token("from-config");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while authed.status().await.is_err() {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let yaml = "admin: 127.0.0.1:0\nadminToken: from-config\n";
+    let (stop, task) = start(dir.path(), Some(yaml), "127.0.0.1:0", None).await;
+    let admin = common::admin_address(&dir.path().join("admin.address"), || None).await;
+    let authed =
+        cutover_proxy::client::AdminClient::new(admin.to_string()).with_token("from-config");
+    authed
+        .status()
+        .await
+        .expect("the proxy answers with the token");
     let a = raw(
-        admin.parse().unwrap(),
+        admin,
         "GET /v1/config HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer from-config\r\n\r\n",
     )
     .await;
@@ -558,9 +557,8 @@ async fn a_configured_token_is_redacted_and_a_round_trip_keeps_it() {
 #[tokio::test]
 async fn unsafe_token_files_and_open_non_loopback_admin_addresses_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
     let file = token_file(dir.path(), 0o644);
-    let (_stop, task) = start(dir.path(), None, &admin, Some(file)).await;
+    let (_stop, task) = start(dir.path(), None, "127.0.0.1:0", Some(file)).await;
     let e = task.await.unwrap().unwrap_err().to_string();
     assert!(
         e.ends_with("admin.token is accessible by group or others (mode 0644); make it private with chmod 600"),

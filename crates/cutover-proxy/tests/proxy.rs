@@ -183,7 +183,12 @@ async fn a_long_request_to_a_deregistered_target_completes() {
         let c = c.clone();
         async move { get(&c, &url, &[]).await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy
+        .wait_for("the slow request to reach blue", |h| {
+            h.group("blue")
+                .is_some_and(|g| g.targets.iter().any(|t| t.in_flight == 1))
+        })
+        .await;
     proxy
         .admin
         .set_weights("prod", None, &[("blue", 0), ("green", 100)])
@@ -202,12 +207,11 @@ async fn a_long_request_to_a_deregistered_target_completes() {
 
     let (status, _, body) = slow.await.unwrap();
     assert_eq!((status.as_u16(), body.as_str()), (200, "blue"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let h = proxy.admin.health().await.unwrap();
-    assert!(
-        h.group("blue").unwrap().targets.is_empty(),
-        "drained target is gone once idle"
-    );
+    proxy
+        .wait_for("the drained target to be gone once idle", |h| {
+            h.group("blue").unwrap().targets.is_empty()
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -368,6 +372,7 @@ targetGroups:
 async fn connect_failures_are_retried_on_another_target_and_counted() {
     let blue = backend("blue").await;
     let green = backend("green").await;
+    // Held but never listening: every connection to it is refused.
     let dead = format!("127.0.0.1:{}", common::free_port());
     let proxy = Proxy::start(&two_groups(
         &format!("\"{dead}\", \"{}\"", blue.addr),
@@ -536,30 +541,23 @@ targetGroups:
 async fn starts_empty_with_an_admin_address_and_takes_pushed_configuration() {
     let blue = backend("blue").await;
     let dir = tempfile::tempdir().unwrap();
-    let admin = format!("127.0.0.1:{}", common::free_port());
     let listen = format!("127.0.0.1:{}", common::free_port());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let address_file = dir.path().join("admin.address");
     let opts = cutover_proxy::ProxyOptions {
         config_path: None,
         state_dir: Some(dir.path().to_owned()),
         workers: 1,
-        admin_address: Some(admin.clone()),
+        admin_address: Some("127.0.0.1:0".into()),
         admin_token_file: None,
-        admin_address_file: None,
+        admin_address_file: Some(address_file.clone()),
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;
     }));
-    let client = cutover_proxy::client::AdminClient::new(&admin);
-    let mut status = None;
-    for _ in 0..200 {
-        if let Ok(s) = client.status().await {
-            status = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let status = status.expect("admin api answers");
+    let admin = common::admin_address(&address_file, || None).await;
+    let client = cutover_proxy::client::AdminClient::new(format!("http://{admin}"));
+    let status = client.status().await.expect("admin api answers");
     assert!(status.listeners.is_empty());
     let config = cutover_proxy::config::parse_json(
         "<test>",

@@ -165,14 +165,17 @@ async fn kill_of_the_task_is_seen_by_wait_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime(dir.path());
     let handle = rt.start(&task("victim", &["sleep", "30"])).await.unwrap();
-    let waiter = tokio::spawn(async move {
-        let exit = rt.wait("victim").await.unwrap();
-        (exit, Instant::now())
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Polled once, `wait` is parked on the shim's pidfd: it is waiting before the kill.
+    let mut waiting = std::pin::pin!(rt.wait("victim"));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx))).await;
+    assert!(
+        first.is_pending(),
+        "the task ended before the kill: {first:?}"
+    );
     let killed_at = Instant::now();
     kill("-KILL", handle.pid.unwrap());
-    let (exit, seen_at) = waiter.await.unwrap();
+    let exit = waiting.await.unwrap();
+    let seen_at = Instant::now();
     assert!(
         seen_at - killed_at < Duration::from_secs(1),
         "took {:?}",

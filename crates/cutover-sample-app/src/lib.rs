@@ -14,7 +14,9 @@
 //! `LATENCY_MS` (added to every non-health request) and `START_DELAY_MS`
 //! (wait before listening). On SIGTERM or SIGINT the app stops accepting,
 //! lets in-flight requests finish for at most `GRACE_PERIOD_MS` (default 30 s)
-//! and exits 0. It prints one line to stdout when it starts and one when it stops.
+//! and exits 0. It prints one line to stdout when it starts and one when it stops;
+//! the first, `sample-app <version> listening on <address> (pid <pid>)`, names the
+//! address it bound, so whoever starts it with `PORT=0` learns the port the kernel picked.
 
 mod config;
 mod server;

@@ -5,7 +5,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::get;
+use common::{get, get_first_frame};
 use cutover_sample_app::{SampleAppConfig, VERSION_HEADER, serve};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -123,12 +123,17 @@ async fn events_stream_one_per_interval() {
 #[tokio::test]
 async fn shutdown_finishes_in_flight_and_refuses_new() {
     let (addr, stop, server) = start(config()).await;
-    let in_flight = tokio::spawn(async move { get(addr, "/slow?ms=400").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Two events 300 ms apart: the request is in flight from its first event to its second.
+    let in_flight = get_first_frame(addr, "/events?count=2&interval_ms=300")
+        .await
+        .unwrap();
     stop.send(()).unwrap();
-    let answer = in_flight.await.unwrap().unwrap();
-    assert_eq!(answer.status, 200);
-    assert_eq!(answer.body, "v7\n");
+    assert_eq!(in_flight.status, 200);
+    let body = in_flight.finish().await.unwrap();
+    assert_eq!(
+        body,
+        "id: 0\ndata: {\"seq\":0,\"version\":\"v7\"}\n\nid: 1\ndata: {\"seq\":1,\"version\":\"v7\"}\n\n"
+    );
     server.await.unwrap();
     assert!(
         get(addr, "/").await.is_err(),
@@ -143,11 +148,13 @@ async fn grace_period_bounds_shutdown() {
         ..config()
     };
     let (addr, stop, server) = start(cfg).await;
-    let in_flight = tokio::spawn(async move { get(addr, "/slow?ms=10000").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // In flight for 10 s after its first event, far beyond the grace period.
+    let in_flight = get_first_frame(addr, "/events?count=2&interval_ms=10000")
+        .await
+        .unwrap();
     let began = Instant::now();
     stop.send(()).unwrap();
     server.await.unwrap();
     assert!(began.elapsed() < Duration::from_secs(2));
-    in_flight.abort();
+    drop(in_flight);
 }

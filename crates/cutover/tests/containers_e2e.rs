@@ -152,6 +152,7 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
                     Ok((200, _)) => ok += 1,
                     _ => bad += 1,
                 }
+                // Pacing: about 100 requests a second.
                 std::thread::sleep(Duration::from_millis(10));
             }
             tx.send((ok, bad)).unwrap();
@@ -183,6 +184,9 @@ fn containers_are_kept_replaced_deployed_blue_green_and_adopted() {
     // kill -9 of the server: the same containers are adopted.
     server.kill9();
     server.spawn();
+    // `spawn` returns once the server listens, after its adoption pass. The
+    // 2 s are the behaviour under test: a window in which a duplicate start
+    // or a replacement by the restarted service loop would show.
     std::thread::sleep(Duration::from_secs(2));
     let adopted = wait_healthy(&server, "web", 2, Duration::from_secs(60));
     let mut a: Vec<_> = after_deploy.iter().map(|t| t.id.clone()).collect();

@@ -109,8 +109,13 @@ fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes(
     );
     server.kill9();
     let down_at = Instant::now();
-    // The data plane keeps serving both versions while no control plane runs.
-    std::thread::sleep(Duration::from_secs(2));
+    // The data plane keeps serving both versions while no control plane runs:
+    // 200 more answers, all successful, before the restart.
+    let ok_at_kill = load.ok.load(Ordering::Relaxed);
+    wait_until(Duration::from_secs(20), || {
+        load.ok.load(Ordering::Relaxed) >= ok_at_kill + 200
+    })
+    .expect("the data plane stopped serving while the control plane was down");
     let (ok_mid, failed_mid) = (
         load.ok.load(Ordering::Relaxed),
         load.failed.load(Ordering::Relaxed),
@@ -132,7 +137,12 @@ fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes(
     );
     let d = server.json(&["deployments", "get", &id]);
     assert_eq!(d["deployment"]["status"], "Succeeded", "{d:#}");
-    std::thread::sleep(Duration::from_millis(500));
+    // Some traffic after the end: 50 more answers.
+    let ok_at_end = load.ok.load(Ordering::Relaxed);
+    wait_until(Duration::from_secs(20), || {
+        load.ok.load(Ordering::Relaxed) >= ok_at_end + 50
+    })
+    .expect("the listener stopped serving after the deployment");
     let (ok, failed, versions) = load.finish();
     eprintln!("requests: {ok} ok, {failed} failed ({ok_mid} ok before the restart)");
     assert_eq!(failed, 0, "requests failed during the deployment");
@@ -262,7 +272,22 @@ alarms:
     ]);
     let id = created["deployment"]["id"].as_str().unwrap().to_string();
     assert_eq!(created["deployment"]["kind"], "ROLLING");
-    std::thread::sleep(Duration::from_millis(1500));
+    // The drill lands once the update started a task of the new revision
+    // (which needs 4 s to answer), so in the middle of the update.
+    let mut seen = serde_json::Value::Null;
+    wait_until(Duration::from_secs(30), || {
+        seen = server.json(&["tasks", "ls", "--service", "web"]);
+        seen["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["taskDefinition"] == "web:2")
+    })
+    .unwrap_or_else(|| panic!("the update never started a web:2 task: {seen:#}"));
+    assert!(
+        server.json(&["deployments", "get", &id])["deployment"]["finishedAt"].is_null(),
+        "the update ended before the drill"
+    );
     server.json(&[
         "alarms",
         "set-state",

@@ -6,7 +6,7 @@ mod common;
 
 use common::{BIN, wait_until};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,18 +52,12 @@ impl Drop for Running {
     }
 }
 
-fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(extra: &str, env: &[(&str, &str)]) -> (Child, SocketAddr, PathBuf, tempfile::TempDir) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let addr: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let log = std::fs::File::create(tmp.path().join("server.log")).unwrap();
     let script = format!("umask 022; exec \"$0\" server --listen {addr} --data-dir \"$1\" {extra}");
     let mut cmd = Command::new("sh");
@@ -309,7 +303,9 @@ fn a_proxy_of_an_earlier_release_is_adopted_without_a_restart_and_locked() {
     let data = tmp.path().join("data");
     let proxy = data.join("proxy");
     std::fs::create_dir_all(&proxy).unwrap();
-    let admin: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let mut legacy = Command::new(BIN)
         .args(["proxy", "--state-dir"])
         .arg(&proxy)
@@ -334,7 +330,9 @@ fn a_proxy_of_an_earlier_release_is_adopted_without_a_restart_and_locked() {
     assert!(up.is_some());
     assert_eq!(admin_get(""), 200, "the legacy proxy is open");
 
-    let addr: SocketAddr = format!("127.0.0.1:{}", port()).parse().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let mut server = Command::new(BIN)
         .args(["server", "--listen", &addr.to_string(), "--data-dir"])
         .arg(&data)

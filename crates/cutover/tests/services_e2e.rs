@@ -63,6 +63,9 @@ fn keeps_desired_count_replaces_killed_tasks_and_adopts_after_server_crash() {
         assert!(alive(t.pid.unwrap()), "task {} died with the server", t.id);
     }
     server.spawn();
+    // `spawn` returns once the server listens, after its adoption pass. The
+    // 2 s are the behaviour under test: a window in which a duplicate start
+    // or a replacement by the restarted service loop would show.
     std::thread::sleep(Duration::from_secs(2));
     let after = wait_healthy(&server, "web", 2, Duration::from_secs(30));
     let mut pids_before: Vec<_> = before.iter().map(|t| t.pid).collect();

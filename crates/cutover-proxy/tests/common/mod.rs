@@ -1,12 +1,18 @@
 //! Test helpers: a small backend on an ephemeral port, a proxy started in-process, and an HTTP
 //! client.
+//!
+//! Ports: a backend binds port 0 and keeps its listener; a proxy's admin API binds
+//! `127.0.0.1:0` and reports the port in its `--admin-address-file`; a proxy listener, whose
+//! address only a configuration file can name, gets a port from [`free_port`], held by this
+//! process until it exits so that no other process can take it in between.
 
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cutover_proxy::ProxyOptions;
@@ -96,6 +102,7 @@ async fn answer(name: &str, health: u16, mut req: Request<Incoming>) -> Response
                 .and_then(|q| q.strip_prefix("ms="))
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1000);
+            // The slowness is the behaviour: a request that stays in flight for `ms`.
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Response::new(full(name.to_owned()))
         }
@@ -105,6 +112,7 @@ async fn answer(name: &str, health: u16, mut req: Request<Incoming>) -> Response
                     return None;
                 }
                 if i > 0 {
+                    // The behaviour: events one second apart.
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
                 let frame = Frame::data(Bytes::from(format!("data: event {i}\n\n")));
@@ -174,13 +182,45 @@ async fn answer(name: &str, health: u16, mut req: Request<Incoming>) -> Response
     }
 }
 
-/// A free loopback port (bound then released).
+/// Sockets holding the ports [`free_port`] handed out, for the life of the test process.
+static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+
+/// A loopback port that no other process can take: a socket of this process stays bound to it
+/// with `SO_REUSEADDR` but never listens, until the process exits. The kernel hands it to no
+/// other `bind(0)` nor outgoing connection; a connection to it is refused; and a server that
+/// binds it with `SO_REUSEADDR` (tokio's, std's and the proxy's listeners all do) can listen
+/// on it, again after a restart. For an address a configuration file must name.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    HELD.lock().unwrap().push(socket);
+    port
+}
+
+/// Waits for the address file a proxy writes once its admin API is bound
+/// (`admin_address_file`), polling every 5 ms for at most 10 s, and returns the address.
+/// `failed` is asked at each poll whether the proxy already stopped (it then panics with why).
+pub async fn admin_address(file: &Path, mut failed: impl FnMut() -> Option<String>) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            return text
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{}: {text:?}: {e}", file.display()));
+        }
+        if let Some(why) = failed() {
+            panic!("the proxy stopped before binding its admin API: {why}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy wrote no admin address to {} within 10 s",
+            file.display()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// A running proxy.
@@ -194,20 +234,21 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Writes `yaml` (with `LISTEN` and `ADMIN` replaced by free addresses) to `lb.yaml` in a
-    /// temporary directory and starts a proxy on it, with `state/` as its state directory.
+    /// Writes `yaml` to `lb.yaml` in a temporary directory, with `LISTEN` replaced by a held
+    /// loopback address ([`free_port`]) and `ADMIN` by `127.0.0.1:0` (the proxy reports the port
+    /// it got), and starts a proxy on it, with `state/` as its state directory.
     pub async fn start(yaml: &str) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let text = yaml
             .replace("LISTEN", &listen.to_string())
-            .replace("ADMIN", &admin_addr.to_string());
+            .replace("ADMIN", "127.0.0.1:0");
         std::fs::write(dir.path().join("lb.yaml"), text).unwrap();
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut p = Proxy {
             listen,
-            admin: AdminClient::new(format!("http://{admin_addr}")),
-            admin_addr,
+            admin: AdminClient::new(format!("http://{unbound}")),
+            admin_addr: unbound,
             dir,
             stop: None,
             task: None,
@@ -224,8 +265,11 @@ impl Proxy {
         self.dir.path().join("state")
     }
 
-    /// Starts `run` (again), with or without the configuration file.
+    /// Starts `run` (again), with or without the configuration file, and returns once the
+    /// admin API is bound: `admin` and `admin_addr` then name the port it got this time.
     pub async fn launch(&mut self, config: Option<PathBuf>) {
+        let address_file = self.dir.path().join("admin.address");
+        let _ = std::fs::remove_file(&address_file);
         let (tx, rx) = oneshot::channel::<()>();
         let opts = ProxyOptions {
             config_path: config,
@@ -233,19 +277,19 @@ impl Proxy {
             workers: 1,
             admin_address: None,
             admin_token_file: None,
-            admin_address_file: None,
+            admin_address_file: Some(address_file.clone()),
         };
-        self.task = Some(tokio::spawn(cutover_proxy::run(opts, async {
+        let task = tokio::spawn(cutover_proxy::run(opts, async {
             let _ = rx.await;
-        })));
+        }));
         self.stop = Some(tx);
-        for _ in 0..200 {
-            if self.admin.status().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("proxy did not start");
+        let addr = admin_address(&address_file, || {
+            task.is_finished().then(|| "see the test output".to_owned())
+        })
+        .await;
+        self.task = Some(task);
+        self.admin_addr = addr;
+        self.admin = AdminClient::new(format!("http://{addr}"));
     }
 
     /// Stops `run` and waits for it to return.
@@ -264,14 +308,27 @@ impl Proxy {
 
     /// Waits until `group` reports `n` healthy targets.
     pub async fn wait_healthy(&self, group: &str, n: usize) {
-        for _ in 0..500 {
+        self.wait_for(&format!("{group} to have {n} healthy targets"), |h| {
+            h.group(group).is_some_and(|g| g.healthy_host_count == n)
+        })
+        .await;
+    }
+
+    /// Polls the health report every 10 ms until `ok` holds; panics naming `what` after 10 s.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        mut ok: impl FnMut(&cutover_proxy::HealthReport) -> bool,
+    ) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
             let h = self.admin.health().await.unwrap();
-            if h.group(group).is_some_and(|g| g.healthy_host_count == n) {
+            if ok(&h) {
                 return;
             }
+            assert!(Instant::now() < deadline, "waited 10 s for {what}: {h:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("{group} never had {n} healthy targets");
     }
 }
 

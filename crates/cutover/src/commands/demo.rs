@@ -19,7 +19,6 @@ use cutover_api::query::TaskListQuery;
 use cutover_api::services::{Event, ServerStatus, ServiceEnvelope};
 use cutover_api::tasks::TaskList;
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
@@ -65,8 +64,26 @@ const TASKDEF: &str = r#"{"family": "web", "containerDefinitions": [{"name": "we
   "healthCheck": {"command": ["CMD-SHELL", "curl -fs http://127.0.0.1:$PORT/health"], "interval": 1, "timeout": 1, "retries": 2}}]}
 "#;
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A loopback port held for the demo: a socket bound to it with
+/// `SO_REUSEADDR` that never listens. Until it is dropped, no other process
+/// gets the port from `bind(0)` or an outgoing connection, while the demo's
+/// server and data plane, which bind with `SO_REUSEADDR` too, can listen on
+/// it. So the ports the demo writes into its stack cannot be taken between
+/// the choice and the bind.
+struct HeldPort {
+    _socket: tokio::net::TcpSocket,
+    port: u16,
+}
+
+fn held_port() -> anyhow::Result<HeldPort> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    let port = socket.local_addr()?.port();
+    Ok(HeldPort {
+        _socket: socket,
+        port,
+    })
 }
 
 fn tty() -> bool {
@@ -239,6 +256,8 @@ struct DemoServer {
     child: std::process::Child,
     data_dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// The API port, held while the server runs (none with `--port`).
+    _api_port: Option<HeldPort>,
 }
 
 impl Drop for DemoServer {
@@ -280,11 +299,12 @@ async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u1
         }
     };
     std::fs::create_dir_all(&data_dir)?;
-    let api_port = if args.port == 0 {
-        free_port()?
+    let held = if args.port == 0 {
+        Some(held_port()?)
     } else {
-        args.port
+        None
     };
+    let api_port = held.as_ref().map_or(args.port, |h| h.port);
     println!(
         "State in {} (removed at the end unless you passed --data-dir).",
         data_dir.display()
@@ -313,6 +333,7 @@ async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u1
         child,
         data_dir: data_dir.clone(),
         _tmp: tmp,
+        _api_port: held,
     };
     let client = Client::new(&Globals {
         server: format!("http://127.0.0.1:{api_port}"),
@@ -352,7 +373,9 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         styled(1, "Cutover demo")
     );
     let (server, client, _) = start_server(&args).await?;
-    let (prod, test) = (free_port()?, free_port()?);
+    // Held until the demo ends: the data plane's listeners bind them.
+    let (prod_port, test_port) = (held_port()?, held_port()?);
+    let (prod, test) = (prod_port.port, test_port.port);
 
     step(
         2,

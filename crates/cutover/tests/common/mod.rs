@@ -1,9 +1,14 @@
 //! Test harness: runs the real `cutover` binary on loopback ports with a
 //! temporary data directory, and talks to it with the CLI and plain HTTP.
+//!
+//! Ports: every port a test names (the server's API, which must stay the same
+//! across a `kill -9` and restart, and the listeners of a stack file, which
+//! only the file can name) comes from [`free_port`]: held by this test
+//! process until it exits, so no other process can take it in between.
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,13 +17,22 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
-/// A free loopback port (bound then released).
+/// Sockets holding the ports [`free_port`] handed out, for the life of the test process.
+static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+
+/// A loopback port that no other process can take: a socket of this process
+/// stays bound to it with `SO_REUSEADDR` but never listens, until the process
+/// exits. The kernel hands it to no other `bind(0)` nor outgoing connection, a
+/// connection to it is refused, and a server binding it with `SO_REUSEADDR`
+/// (tokio's and std's listeners, so `cutover server`, `cutover proxy` and the
+/// sample app, all do) listens on it, again after a restart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    HELD.lock().unwrap().push(socket);
+    port
 }
 
 /// A running `cutover server`.
@@ -42,7 +56,9 @@ impl Server {
         s
     }
 
-    /// Starts (again) the server process on the same data dir and port.
+    /// Starts (again) the server process on the same data dir and (held) port;
+    /// returns once the API accepts connections, so after the running tasks
+    /// were adopted (the server adopts them before it listens).
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -294,6 +310,7 @@ impl Load {
                                 }
                                 Err(_) => {
                                     failed.fetch_add(1, Ordering::Relaxed);
+                                    // Pacing: retry the connection 100 times a second.
                                     std::thread::sleep(Duration::from_millis(10));
                                     continue;
                                 }
@@ -309,6 +326,7 @@ impl Load {
                                 conn = None;
                             }
                         }
+                        // Pacing: the load is one request every 5 ms per client.
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 })
