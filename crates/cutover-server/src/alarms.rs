@@ -283,6 +283,12 @@ pub(crate) async fn run(
         tokio::select! {
             _ = cancel.cancelled() => return,
             Some(req) = requests.recv() => {
+                if !evaluators.contains_key(&req.name) {
+                    // Declared since the last reload (they run every second).
+                    let now = clock.now_ms();
+                    reload_at = now + 1_000;
+                    reload(&store, &mut evaluators, &mut unevaluable, now).await;
+                }
                 if let Some((spec, ev)) = evaluators.get_mut(&req.name) {
                     let now_sec = clock.now_ms() / 1000;
                     let t = match ev {
@@ -295,6 +301,8 @@ pub(crate) async fn run(
                             deployer.alarm_fired(&req.name);
                         }
                     }
+                } else {
+                    tracing::warn!(alarm = %req.name, "state request ignored: the alarm is gone or cannot be evaluated");
                 }
                 continue;
             }

@@ -80,7 +80,9 @@ pub(super) async fn adopt(
                 store
                     .call(move |c| ops::update_task_lifecycle(c, &written))
                     .await?;
-                rt.remove(&row.id).await.ok();
+                if let Err(e) = rt.remove(&row.id).await {
+                    tracing::warn!(task = %row.id, error = %e, "cannot remove an exited task's remains");
+                }
             }
             TaskStatus::Gone => {
                 // Recorded but never started (crash between the store write
@@ -127,14 +129,18 @@ pub(super) async fn adopt(
                 store
                     .call(move |c| ops::add_event(c, at, "controller", &message))
                     .await?;
-                rt.stop(&handle.task_id).await.ok();
+                if let Err(e) = rt.stop(&handle.task_id).await {
+                    tracing::warn!(task = %handle.task_id, error = %e, "cannot stop an unknown task");
+                }
                 let _ = tokio::time::timeout(
                     std::time::Duration::from_secs(60),
                     rt.wait(&handle.task_id),
                 )
                 .await;
             }
-            rt.remove(&handle.task_id).await.ok();
+            if let Err(e) = rt.remove(&handle.task_id).await {
+                tracing::warn!(task = %handle.task_id, error = %e, "cannot remove an unknown task");
+            }
         }
     }
     Ok(())

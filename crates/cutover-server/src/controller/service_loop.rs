@@ -181,7 +181,10 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
                     || signalled.is_some_and(|at| now > at + 5_000)
                 {
                     st.signalled.insert(t.id.clone(), now);
-                    runtime.stop(&t.id).await.ok();
+                    if let Err(e) = runtime.stop(&t.id).await {
+                        // Signalled again after 5 s.
+                        tracing::warn!(task = %t.id, error = %e, "cannot signal a stopping task");
+                    }
                 } else if signalled.is_none() {
                     deadline = Some(deadline.map_or(due, |d: Millis| d.min(due)));
                 }
@@ -573,8 +576,10 @@ async fn forget_old_exits(ctl: &Arc<Controller>, service: &str) {
     let runtimes = ctl.runtimes().clone();
     tokio::spawn(async move {
         for (id, runtime) in old {
-            if let Some(rt) = runtimes.get(&runtime) {
-                let _ = rt.remove(&id).await;
+            if let Some(rt) = runtimes.get(&runtime)
+                && let Err(e) = rt.remove(&id).await
+            {
+                tracing::warn!(task = %id, error = %e, "cannot remove a stopped task's remains");
             }
         }
     });

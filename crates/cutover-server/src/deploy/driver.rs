@@ -128,7 +128,10 @@ async fn drive(
     let effects = if resume {
         // The proxy keeps its last configuration; make sure it carries what
         // the store says before the engine goes on.
-        d.dep.dataplane.sync().await.ok();
+        if let Err(e) = d.dep.dataplane.sync().await {
+            // The data plane's own 1 s sync tries again.
+            tracing::warn!(deployment = %d.row.id, error = %e, "data plane sync on resume failed");
+        }
         d.engine.resume(now)
     } else {
         d.engine.handle(now, Input::Start)
@@ -175,6 +178,14 @@ impl Driver {
             .lifecycle()
             .iter()
             .any(|r| r.event == LifecycleEvent::Install && r.status == EventStatus::InProgress)
+    }
+
+    /// Pushes the store's view to the data plane after a teardown; a
+    /// failure is logged and the data plane's own 1 s sync tries again.
+    async fn sync_dataplane(&self) {
+        if let Err(e) = self.dep.dataplane.sync().await {
+            tracing::warn!(deployment = %self.row.id, error = %e, "data plane sync failed");
+        }
     }
 
     async fn persist(&mut self) -> anyhow::Result<()> {
@@ -312,14 +323,14 @@ impl Driver {
                 self.row.prod_green_percent = 0;
                 self.row.test_on_green = false;
                 self.persist().await?;
-                self.dep.dataplane.sync().await.ok();
+                self.sync_dataplane().await;
                 self.event("replacement tasks deregistered and stopping")
                     .await;
                 self.dep.controller.wake(&self.row.service);
             }
             Effect::TeardownBlue => {
                 self.promote().await?;
-                self.dep.dataplane.sync().await.ok();
+                self.sync_dataplane().await;
                 self.event(&format!(
                     "original tasks of {} deregistered and stopping; {} is now the service's revision",
                     self.row.from_task_definition, self.row.to_task_definition
@@ -627,6 +638,7 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
     loop {
         tokio::select! {
             _ = dep.shutdown.cancelled() => return None,
+            _ = dep.fired.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
         let did = id.to_string();
@@ -689,8 +701,13 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             .iter()
             .map(String::as_str)
             .collect();
+        // An alarm that entered ALARM since the update began counts even if
+        // it is OK again by now (heard in memory); after a restart, the
+        // stored state of one still in ALARM does.
         let firing = if watched.is_empty() {
             None
+        } else if let Some(alarm) = dep.fired_since(&watched, row.created_at) {
+            Some(alarm)
         } else {
             dep.store
                 .call(ops::list_alarms)

@@ -72,6 +72,11 @@ pub(crate) struct Deployer {
     controller: Arc<Controller>,
     dataplane: SharedDataPlane,
     inboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Input>>>,
+    /// When each alarm last entered ALARM (this process's lifetime), so a
+    /// rolling update sees an alarm that fired and cleared between two of
+    /// its checks; `fired` wakes the rolling watchers at once.
+    alarms_fired: Mutex<HashMap<String, cutover_core::Millis>>,
+    fired: tokio::sync::Notify,
     /// Serialises `create`, so "is one running?" and the insert that
     /// follows are never interleaved with another create (held across the
     /// store calls, hence tokio's mutex).
@@ -93,6 +98,8 @@ impl Deployer {
             controller,
             dataplane,
             inboxes: Mutex::new(HashMap::new()),
+            alarms_fired: Mutex::new(HashMap::new()),
+            fired: tokio::sync::Notify::new(),
             creating: tokio::sync::Mutex::new(()),
             shutdown,
         });
@@ -350,12 +357,31 @@ impl Deployer {
     /// An alarm entered ALARM: every running deployment hears it (the engine
     /// ignores alarms its spec does not name).
     pub(crate) fn alarm_fired(&self, alarm: &str) {
+        self.alarms_fired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(alarm.to_string(), self.clock.now_ms());
+        self.fired.notify_waiters();
         let inboxes = self.inboxes.lock().unwrap_or_else(|p| p.into_inner());
         for tx in inboxes.values() {
             let _ = tx.send(Input::AlarmFired {
                 alarm: alarm.to_string(),
             });
         }
+    }
+
+    /// The first of `alarms` that entered ALARM at or after `since`, as
+    /// heard by [`Deployer::alarm_fired`].
+    pub(crate) fn fired_since(
+        &self,
+        alarms: &[&str],
+        since: cutover_core::Millis,
+    ) -> Option<String> {
+        let fired = self.alarms_fired.lock().unwrap_or_else(|p| p.into_inner());
+        alarms
+            .iter()
+            .find(|a| fired.get(**a).is_some_and(|at| *at >= since))
+            .map(|a| a.to_string())
     }
 
     fn spawn(self: &Arc<Self>, id: String, resume: bool) {

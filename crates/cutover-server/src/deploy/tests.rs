@@ -289,3 +289,75 @@ async fn an_alarm_during_the_canary_rolls_back_in_one_traffic_change() {
         .await;
     assert!(ended, "{}", status(&h, &id));
 }
+
+/// A rolling service whose update an alarm stops (and rolls back).
+const ROLLING_STACK: &str = r#"services:
+  web:
+    runtime: process
+    desiredCount: 2
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:18080
+      healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}
+    deployment:
+      type: ROLLING
+      alarms: [web-drill]
+      autoRollback: [DEPLOYMENT_STOP_ON_ALARM]
+alarms:
+  web-drill:
+    metric: {name: HTTPCode_Target_5XX_Count, service: web}
+    statistic: Sum
+    periodSeconds: 60
+    evaluationPeriods: 1
+    threshold: 1000000
+    comparisonOperator: GreaterThanOrEqualToThreshold
+    treatMissingData: notBreaching
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_that_fires_and_clears_between_two_checks_still_stops_a_rolling_update() {
+    use axum::http::Method;
+    let h = Harness::start().await;
+    h.apply(ROLLING_STACK, &[("./taskdef.json", TASKDEF_V1)])
+        .await;
+    assert!(
+        h.run_until(Duration::from_secs(60), Duration::from_millis(100), |h| {
+            h.runtime.running().len() == 2
+        })
+        .await
+    );
+    let (code, body) = h
+        .call(
+            Method::POST,
+            "/v1/deployments",
+            Some(serde_json::json!({"service": "web", "env": {"web": {"APP_VERSION": "v2"}}})),
+        )
+        .await;
+    assert!(code.is_success(), "{code} {body}");
+    let id = h.latest_deployment("web").expect("a rolling update").id;
+    assert_eq!(h.deployment(&id).kind().to_string(), "ROLLING");
+    // The alarm enters ALARM and is back to OK before the watcher's next
+    // look at the stored state (the evaluator does that at a period's end).
+    for state in ["ALARM", "OK"] {
+        let (code, body) = h
+            .call(
+                Method::PUT,
+                "/v1/alarms/web-drill/state",
+                Some(serde_json::json!({"state": state, "reason": "drill"})),
+            )
+            .await;
+        assert!(code.is_success(), "{code} {body}");
+    }
+    let ended = h
+        .run_until(Duration::from_secs(60), Duration::from_millis(100), |h| {
+            h.deployment(&id).finished_at.is_some()
+        })
+        .await;
+    let (_, history) = h.call(Method::GET, "/v1/alarms/web-drill", None).await;
+    assert!(ended, "{} {history}", status(&h, &id));
+    let d = h.deployment(&id);
+    assert_eq!(d.status.to_string(), "Stopped");
+    assert_eq!(d.outcome.as_deref(), Some("alarm web-drill fired"));
+}
