@@ -2,9 +2,15 @@
 //! the calls of the aws CLI and the SDKs.
 //!
 //! - [`sigv4`]: Signature Version 4 verification (the time is an argument).
+//! - [`protocol`]: JSON 1.1 framing: `X-Amz-Target` to service and operation,
+//!   and AWS's error body.
+//! - [`shapes`]: request and response types generated from botocore's models.
+//! - [`arn`]: ARNs, read and written alike; names accepted in their place.
 //!
 //! Pure like `cutover-core`: no clock, no file system, no network
 //! (`clippy.toml` enforces it).
 
+pub mod arn;
+pub mod protocol;
 pub mod shapes;
 pub mod sigv4;
