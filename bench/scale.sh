@@ -103,8 +103,9 @@ if [ "$DEPLOYMENTS" -gt 0 ]; then
   python3 - "$DATA/stack" "$DEPLOYMENTS" <<'PY'
 import socket, sys
 d, n = sys.argv[1], int(sys.argv[2])
+held = []  # every port stays bound until the stack is written, so no two services share one
 def port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); held.append(s); return s.getsockname()[1]
 for v in ("v1", "v2"):
     open(f"{d}/taskdef-{v}.json", "w").write(
         '{"family": "web", "containerDefinitions": [{"name": "web", "essential": true, "image": "x",'

@@ -160,8 +160,18 @@ async fn record(
     let (subject, line) = (format!("alarm/{name}"), msg.clone());
     if let Err(e) = store
         .transact(move |c| {
+            // Only the state of the declaration this evaluator judged: an
+            // apply that changed the alarm meanwhile keeps its new spec (the
+            // next reload judges that one).
+            let current = ops::list_alarms(c)?
+                .into_iter()
+                .find(|a| a.name == row.name);
+            if current.is_none_or(|a| a.spec != row.spec) {
+                return Ok(());
+            }
             ops::put_alarm(c, &row)?;
-            ops::add_event(c, now, &subject, &line)
+            ops::add_event(c, now, &subject, &line)?;
+            Ok(())
         })
         .await
     {

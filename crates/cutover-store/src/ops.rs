@@ -4,6 +4,7 @@
 use crate::{
     AlarmRow, DeploymentRow, EventRow, ServiceRow, StoreError, TaskDefinitionRow, TaskRow,
 };
+use cutover_core::service::ServiceStatus;
 use cutover_deploy::alarm::AlarmState;
 use cutover_deploy::{DeploymentEngine, DeploymentKind};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -199,10 +200,18 @@ pub fn list_services(c: &Connection) -> Result<Vec<ServiceRow>, StoreError> {
 }
 
 /// Removes a service row (its tasks' history stays).
-pub fn delete_service(c: &Connection, name: &str) -> Result<(), StoreError> {
-    c.execute("DELETE FROM services WHERE name = ?1", [name])
+/// Deletes a service whose deletion has finished: still DRAINING (an apply
+/// may have made it ACTIVE again since it was read) and with no task that is
+/// not STOPPED, judged in the one statement. Returns whether it was deleted.
+pub fn delete_drained_service(c: &Connection, name: &str) -> Result<bool, StoreError> {
+    let deleted = c
+        .execute(
+            "DELETE FROM services WHERE name = ?1 AND status = ?2
+               AND NOT EXISTS (SELECT 1 FROM tasks WHERE service = ?1 AND last_status != 'STOPPED')",
+            params![name, ServiceStatus::Draining.as_str()],
+        )
         .map_err(StoreError::sql("delete service"))?;
-    Ok(())
+    Ok(deleted == 1)
 }
 
 const TASK_COLS: &str = "id, service, task_set, task_definition, runtime, last_status, desired_status, health_status, endpoint, handle, stop_code, stopped_reason, exit_code, created_at, started_at, stopping_at, stopped_at";
@@ -300,7 +309,8 @@ pub fn insert_task(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
 /// The status change goes through [`cutover_core::task::TaskState::can_become`]
 /// against the *stored* status, compared and set in one statement: a move
 /// backwards (from a stale read, say) is refused with
-/// [`StoreError::Conflict`], and so is a task that does not exist.
+/// [`StoreError::Conflict`]; a task that does not exist is
+/// [`StoreError::NotFound`].
 pub fn update_task_lifecycle(c: &Connection, t: &TaskRow) -> Result<(), StoreError> {
     let stored: Option<String> = c
         .query_row(

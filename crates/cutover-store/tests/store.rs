@@ -507,3 +507,30 @@ fn a_lifecycle_write_cannot_move_the_stored_status_backwards() {
         TaskState::Stopped
     );
 }
+
+#[test]
+fn a_service_is_deleted_only_while_draining_and_without_live_tasks() {
+    use cutover_core::service::ServiceStatus;
+    let store = Store::open_in_memory().unwrap();
+    store
+        .with(|c| {
+            let mut svc = service("web", 1);
+            ops::put_service(c, &svc)?;
+            // Made ACTIVE again by an apply after the loop read it DRAINING.
+            assert!(!ops::delete_drained_service(c, "web")?);
+            svc.status = ServiceStatus::Draining;
+            ops::put_service(c, &svc)?;
+            ops::insert_task(c, &task("t1", "RUNNING", 20))?;
+            assert!(!ops::delete_drained_service(c, "web")?, "a task still runs");
+            ops::insert_task(c, &task("t0", "STOPPED", 15))?;
+            c.execute(
+                "UPDATE tasks SET last_status = 'STOPPED' WHERE id = 't1'",
+                [],
+            )
+            .unwrap();
+            assert!(ops::delete_drained_service(c, "web")?);
+            assert!(ops::service(c, "web")?.is_none());
+            Ok(())
+        })
+        .unwrap();
+}

@@ -14,6 +14,17 @@ pub(crate) async fn apply(
     State(st): State<AppState>,
     Json(req): Json<ApplyRequest>,
 ) -> ApiResult<Json<ApplyResponse>> {
+    // On its own task: a client that goes away after the commit must not
+    // leave the stack written without its loops woken, its pipelines
+    // reloaded and its deployments created.
+    match tokio::spawn(apply_and_wake(st, req)).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(cutover_store::StoreError::ShuttingDown.into()),
+    }
+}
+
+async fn apply_and_wake(st: AppState, req: ApplyRequest) -> ApiResult<Json<ApplyResponse>> {
     let parsed = validate::parse(&req.file, &req.content)?;
     let refs = validate::family_refs(&parsed.value);
     let known = st

@@ -153,9 +153,14 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
     };
     if svc.status == ServiceStatus::Draining && tasks.is_empty() {
         let name = svc.name.clone();
-        ctl.store
-            .call(move |c| ops::delete_service(c, &name))
+        let deleted = ctl
+            .store
+            .call(move |c| ops::delete_drained_service(c, &name))
             .await?;
+        if !deleted {
+            // Made ACTIVE again (or given a task) since the read: go on.
+            return Ok(PassOutcome::Continue(None));
+        }
         ctl.event(
             &format!("service/{}", svc.name),
             "service deleted: all tasks stopped",

@@ -763,10 +763,16 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
             DeploymentStatus::Stopped => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
             _ => false,
         };
-        let id = id.to_string();
-        let _ = dep
+        let did = id.to_string();
+        let written = dep
             .store
             .transact(move |c| {
+                let id = did;
+                // Ended meanwhile (superseded by a newer rolling update):
+                // that outcome stands.
+                if ops::deployment(c, &id)?.is_none_or(|d| d.finished_at.is_some()) {
+                    return Ok(());
+                }
                 ops::put_deployment(c, &row)?;
                 // Re-read inside the transaction: a scale in the meantime stays,
                 // and a newer deployment's revision is never rolled over.
@@ -788,9 +794,15 @@ async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
                         status.as_str().to_lowercase(),
                         if rollback { "; rolling back" } else { "" }
                     ),
-                )
+                )?;
+                Ok(())
             })
             .await;
+        if let Err(e) = written {
+            // Not ended in the store: judge again at the next check.
+            tracing::warn!(deployment = %id, error = %e, "cannot record the end of a rolling update");
+            continue;
+        }
         dep.controller.wake(&svc.name);
         return Some(svc.name.clone());
     }

@@ -140,6 +140,21 @@ impl Deployer {
         self: &Arc<Self>,
         req: DeployRequest,
     ) -> Result<DeploymentRow, DeployError> {
+        // On its own task: a caller dropped half-way (an API client that
+        // went away) must not leave a committed deployment without the
+        // driver or watcher started after the commit.
+        let me = self.clone();
+        match tokio::spawn(async move { me.create_and_start(req).await }).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(cutover_store::StoreError::ShuttingDown.into()),
+        }
+    }
+
+    async fn create_and_start(
+        self: &Arc<Self>,
+        req: DeployRequest,
+    ) -> Result<DeploymentRow, DeployError> {
         let _one_at_a_time = self.creating.lock().await;
         let name = req.service.clone();
         let svc = self
@@ -405,6 +420,10 @@ impl Deployer {
 
     /// Starts the oldest queued deployment of `service`, if any.
     pub(crate) async fn start_next(self: &Arc<Self>, service: &str) {
+        // Serialised with `create` and `cancel_queued`, so a deployment
+        // queued while the previous one finished is not left waiting, a
+        // cancelled one is not started, and none gets two drivers.
+        let _one_at_a_time = self.creating.lock().await;
         let next = self
             .store
             .call(ops::unfinished_deployments)
@@ -415,7 +434,14 @@ impl Deployer {
                     .find(|d| d.service == service && d.status == DeploymentStatus::Queued)
             });
         if let Some(d) = next {
-            self.spawn(d.id, false);
+            let driven = self
+                .inboxes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&d.id);
+            if !driven {
+                self.spawn(d.id, false);
+            }
         }
     }
 }
