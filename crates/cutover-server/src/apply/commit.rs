@@ -40,13 +40,12 @@ pub(crate) async fn commit(
             if !dry_run {
                 write(c, &v, &plan, now)?;
             }
-            for item in crate::pipelines::config::store(c, &v.declared, now, dry_run)? {
-                // The pipelines' part of the plan is still built as JSON there.
-                items.push(
-                    serde_json::from_value(item)
-                        .map_err(StoreError::json("a pipeline plan entry"))?,
-                );
-            }
+            items.extend(crate::pipelines::config::store(
+                c,
+                &v.declared,
+                now,
+                dry_run,
+            )?);
             if !dry_run {
                 ops::record_stack(c, now, &v.file, &v.stack_json)?;
             }

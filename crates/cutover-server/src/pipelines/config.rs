@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use cutover_api::apply::{PlanAction, PlanItem, PlanSubject};
 use cutover_pipeline::catalog::{self, Provider};
 use cutover_pipeline::engine::{Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
@@ -30,7 +31,7 @@ use cutover_spec::doc::{Document, Format, Path};
 pub(crate) use cutover_spec::stack::ci::{BuildEnvironment, BuildProjectSpec, RepositorySpec};
 use cutover_store::{BuildProjectRow, RepositoryRow, StoreError, pipeline_ops};
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The pipeline sections of a stack, validated.
 #[derive(Debug, Default)]
@@ -279,19 +280,26 @@ pub(crate) fn store(
     declared: &Declared,
     now: u64,
     dry_run: bool,
-) -> Result<Vec<Value>, StoreError> {
-    fn action<T: PartialEq>(before: Option<&T>, after: &T) -> &'static str {
+) -> Result<Vec<PlanItem>, StoreError> {
+    fn action<T: PartialEq>(before: Option<&T>, after: &T) -> PlanAction {
         match before {
-            None => "create",
-            Some(b) if b != after => "update",
-            Some(_) => "unchanged",
+            None => PlanAction::Create,
+            Some(b) if b != after => PlanAction::Update,
+            Some(_) => PlanAction::Unchanged,
+        }
+    }
+    fn item(subject: PlanSubject, action: PlanAction) -> PlanItem {
+        PlanItem {
+            subject,
+            action,
+            changes: Vec::new(),
         }
     }
     let mut plan = Vec::new();
     for (name, spec) in &declared.repositories {
         let before = pipeline_ops::repository(c, name)?.map(|r| r.spec);
         let act = action(before.as_ref(), spec);
-        if !dry_run && act != "unchanged" {
+        if !dry_run && act != PlanAction::Unchanged {
             pipeline_ops::put_repository(
                 c,
                 &RepositoryRow {
@@ -301,12 +309,18 @@ pub(crate) fn store(
                 },
             )?;
         }
-        plan.push(json!({"repository": name, "action": act, "changes": []}));
+        plan.push(item(
+            PlanSubject {
+                repository: Some(name.clone()),
+                ..PlanSubject::default()
+            },
+            act,
+        ));
     }
     for (name, spec) in &declared.projects {
         let before = pipeline_ops::build_project(c, name)?.map(|r| r.spec);
         let act = action(before.as_ref(), spec);
-        if !dry_run && act != "unchanged" {
+        if !dry_run && act != PlanAction::Unchanged {
             pipeline_ops::put_build_project(
                 c,
                 &BuildProjectRow {
@@ -316,20 +330,32 @@ pub(crate) fn store(
                 },
             )?;
         }
-        plan.push(json!({"buildProject": name, "action": act, "changes": []}));
+        plan.push(item(
+            PlanSubject {
+                build_project: Some(name.clone()),
+                ..PlanSubject::default()
+            },
+            act,
+        ));
     }
     for (name, pipeline) in &declared.pipelines {
         let definition =
             serde_json::to_value(pipeline).map_err(StoreError::json("pipeline definition"))?;
         let before = pipeline_ops::pipeline(c, name)?.map(|r| r.definition);
         let act = action(before.as_ref(), &definition);
-        if !dry_run && act != "unchanged" {
+        if !dry_run && act != PlanAction::Unchanged {
             pipeline_ops::put_pipeline_definition(c, name, &definition, now)?;
         }
-        if !dry_run && act == "create" {
+        if !dry_run && act == PlanAction::Create {
             first_execution(c, name, pipeline, &declared.file, now)?;
         }
-        plan.push(json!({"pipeline": name, "action": act, "changes": []}));
+        plan.push(item(
+            PlanSubject {
+                pipeline: Some(name.clone()),
+                ..PlanSubject::default()
+            },
+            act,
+        ));
     }
     for name in pipeline_ops::previous_stack_pipelines(c, &declared.file)? {
         if declared.pipelines.iter().any(|(n, _)| *n == name)
@@ -349,7 +375,13 @@ pub(crate) fn store(
                 ),
             )?;
         }
-        plan.push(json!({"pipeline": name, "action": "delete", "changes": []}));
+        plan.push(item(
+            PlanSubject {
+                pipeline: Some(name),
+                ..PlanSubject::default()
+            },
+            PlanAction::Delete,
+        ));
     }
     Ok(plan)
 }
