@@ -148,21 +148,25 @@ async fn record(
     spec: &serde_json::Value,
     t: &Transition,
 ) {
-    let now = clock.now_ms();
     let row = AlarmRow {
         name: name.to_string(),
         spec: spec.clone(),
         state: t.to,
         reason: t.reason.clone(),
-        updated_at: now,
+        updated_at: clock.now_ms(),
     };
     let msg = format!("{} -> {}: {}", t.from, t.to, t.reason);
-    let (subject, line) = (format!("alarm/{name}"), msg.clone());
-    if let Err(e) = store
+    write_state(store, row, msg.clone()).await;
+    tracing::info!(alarm = name, "{msg}");
+}
+
+/// Stores `row`'s state with `event` in the alarm's history, only if the
+/// stored declaration is still `row.spec`: an apply that changed the alarm
+/// meanwhile keeps its new spec (the next reload judges that one).
+async fn write_state(store: &Arc<Store>, row: AlarmRow, event: String) {
+    let name = row.name.clone();
+    let written = store
         .transact(move |c| {
-            // Only the state of the declaration this evaluator judged: an
-            // apply that changed the alarm meanwhile keeps its new spec (the
-            // next reload judges that one).
             let current = ops::list_alarms(c)?
                 .into_iter()
                 .find(|a| a.name == row.name);
@@ -170,14 +174,13 @@ async fn record(
                 return Ok(());
             }
             ops::put_alarm(c, &row)?;
-            ops::add_event(c, now, &subject, &line)?;
+            ops::add_event(c, row.updated_at, &format!("alarm/{}", row.name), &event)?;
             Ok(())
         })
-        .await
-    {
-        tracing::warn!(alarm = name, error = %e, "cannot record alarm state");
+        .await;
+    if let Err(e) = written {
+        tracing::warn!(alarm = %name, error = %e, "cannot record alarm state");
     }
-    tracing::info!(alarm = name, "{msg}");
 }
 
 /// The alarms being evaluated, with the spec each was built from.
@@ -246,32 +249,13 @@ async fn reload(
 async fn record_unevaluable(store: &Arc<Store>, row: &AlarmRow, reason: &str, now: u64) {
     let to = AlarmState::InsufficientData;
     let msg = format!("{} -> {to}: {reason}", row.state);
-    let (row, reason) = (row.clone(), reason.to_string());
-    let name = row.name.clone();
-    let result = store
-        .transact(move |c| {
-            let current = ops::list_alarms(c)?
-                .into_iter()
-                .find(|a| a.name == row.name);
-            if current.is_none_or(|a| a.spec != row.spec) {
-                return Ok(());
-            }
-            ops::put_alarm(
-                c,
-                &AlarmRow {
-                    state: to,
-                    reason: reason.to_string(),
-                    updated_at: now,
-                    ..row.clone()
-                },
-            )?;
-            ops::add_event(c, now, &format!("alarm/{}", row.name), &msg)?;
-            Ok(())
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(alarm = %name, error = %e, "cannot record alarm state");
-    }
+    let row = AlarmRow {
+        state: to,
+        reason: reason.to_string(),
+        updated_at: now,
+        ..row.clone()
+    };
+    write_state(store, row, msg).await;
 }
 
 /// Runs until `cancel`.
