@@ -13,6 +13,7 @@ mod apply;
 mod controller;
 mod dataplane;
 mod deploy;
+mod detach;
 mod files;
 mod pipelines;
 mod private;

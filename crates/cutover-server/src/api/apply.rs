@@ -17,11 +17,7 @@ pub(crate) async fn apply(
     // On its own task: a client that goes away after the commit must not
     // leave the stack written without its loops woken, its pipelines
     // reloaded and its deployments created.
-    match tokio::spawn(apply_and_wake(st, req)).await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(cutover_store::StoreError::ShuttingDown.into()),
-    }
+    crate::detach::to_completion(apply_and_wake(st, req)).await
 }
 
 async fn apply_and_wake(st: AppState, req: ApplyRequest) -> ApiResult<Json<ApplyResponse>> {

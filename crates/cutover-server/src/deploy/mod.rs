@@ -144,11 +144,7 @@ impl Deployer {
         // went away) must not leave a committed deployment without the
         // driver or watcher started after the commit.
         let me = self.clone();
-        match tokio::spawn(async move { me.create_and_start(req).await }).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(cutover_store::StoreError::ShuttingDown.into()),
-        }
+        crate::detach::to_completion(async move { me.create_and_start(req).await }).await
     }
 
     async fn create_and_start(
