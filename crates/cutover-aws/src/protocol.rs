@@ -35,37 +35,33 @@ impl Service {
 
     /// The `X-Amz-Target` prefix, from AWS's model.
     pub fn target_prefix(self) -> &'static str {
-        match self {
-            Service::Ecs => ecs::TARGET_PREFIX,
-            Service::CodeDeploy => codedeploy::TARGET_PREFIX,
-            Service::CodePipeline => codepipeline::TARGET_PREFIX,
-            Service::CodeBuild => codebuild::TARGET_PREFIX,
-            Service::SecretsManager => secretsmanager::TARGET_PREFIX,
-            Service::Ssm => ssm::TARGET_PREFIX,
-        }
+        self.model().0
     }
 
     /// Every operation of the service in AWS's model.
     pub fn all_operations(self) -> &'static [&'static str] {
-        match self {
-            Service::Ecs => ecs::ALL_OPERATIONS,
-            Service::CodeDeploy => codedeploy::ALL_OPERATIONS,
-            Service::CodePipeline => codepipeline::ALL_OPERATIONS,
-            Service::CodeBuild => codebuild::ALL_OPERATIONS,
-            Service::SecretsManager => secretsmanager::ALL_OPERATIONS,
-            Service::Ssm => ssm::ALL_OPERATIONS,
-        }
+        self.model().1
     }
 
     /// The name requests are signed for (the credential scope's service).
     pub fn signing_name(self) -> &'static str {
+        self.model().2
+    }
+
+    /// The generated module's constants: target prefix, operations, signing name.
+    fn model(self) -> (&'static str, &'static [&'static str], &'static str) {
+        macro_rules! model {
+            ($m:ident) => {
+                ($m::TARGET_PREFIX, $m::ALL_OPERATIONS, $m::SIGNING_NAME)
+            };
+        }
         match self {
-            Service::Ecs => ecs::SIGNING_NAME,
-            Service::CodeDeploy => codedeploy::SIGNING_NAME,
-            Service::CodePipeline => codepipeline::SIGNING_NAME,
-            Service::CodeBuild => codebuild::SIGNING_NAME,
-            Service::SecretsManager => secretsmanager::SIGNING_NAME,
-            Service::Ssm => ssm::SIGNING_NAME,
+            Service::Ecs => model!(ecs),
+            Service::CodeDeploy => model!(codedeploy),
+            Service::CodePipeline => model!(codepipeline),
+            Service::CodeBuild => model!(codebuild),
+            Service::SecretsManager => model!(secretsmanager),
+            Service::Ssm => model!(ssm),
         }
     }
 }
