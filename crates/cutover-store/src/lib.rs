@@ -9,6 +9,7 @@
 //! returned from survives a crash of the process (and of the machine). The
 //! control plane persists its intent here before it acts.
 
+pub mod access_keys;
 mod error;
 mod migrations;
 pub mod ops;

@@ -148,6 +148,25 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (received_at);
     "#,
+    // 5: the installation's settings (its AWS account id) and the access
+    // keys the AWS protocols are signed with; a key with an owner (a build,
+    // a hook) is short-lived and removed with it.
+    r#"
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE access_keys (
+        id         TEXT PRIMARY KEY,
+        secret     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        status     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        owner      TEXT
+    );
+    CREATE INDEX access_keys_by_owner ON access_keys (owner);
+    "#,
 ];
 
 /// The schema version stored in the file.
