@@ -4,6 +4,7 @@
 //! - [`sigv4`]: Signature Version 4 verification (the time is an argument).
 //! - [`protocol`]: JSON 1.1 framing: `X-Amz-Target` to service and operation,
 //!   and AWS's error body.
+//! - [`query`]: the query protocol (STS): form in, XML out.
 //! - [`shapes`]: request and response types generated from botocore's models.
 //! - [`arn`]: ARNs, read and written alike; names accepted in their place.
 //!
@@ -12,5 +13,6 @@
 
 pub mod arn;
 pub mod protocol;
+pub mod query;
 pub mod shapes;
 pub mod sigv4;
