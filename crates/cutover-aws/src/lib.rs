@@ -6,12 +6,14 @@
 //!   and AWS's error body.
 //! - [`query`]: the query protocol (STS): form in, XML out.
 //! - [`shapes`]: request and response types generated from botocore's models.
+//! - [`keys`]: access key ids, secrets, the account id, IAM's key status.
 //! - [`arn`]: ARNs, read and written alike; names accepted in their place.
 //!
 //! Pure like `cutover-core`: no clock, no file system, no network
 //! (`clippy.toml` enforces it).
 
 pub mod arn;
+pub mod keys;
 pub mod protocol;
 pub mod query;
 pub mod shapes;

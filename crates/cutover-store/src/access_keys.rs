@@ -13,40 +13,7 @@ use secrecy::SecretString;
 
 use crate::StoreError;
 
-/// Whether a key may sign requests (IAM's `StatusType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum AccessKeyStatus {
-    /// It may.
-    Active,
-    /// It may not (kept, but refused).
-    Inactive,
-}
-
-impl AccessKeyStatus {
-    /// The stored (and IAM) name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccessKeyStatus::Active => "Active",
-            AccessKeyStatus::Inactive => "Inactive",
-        }
-    }
-}
-
-/// A stored status that is not one of [`AccessKeyStatus`]'s.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown access key status {0:?}")]
-pub struct UnknownStatus(String);
-
-impl std::str::FromStr for AccessKeyStatus {
-    type Err = UnknownStatus;
-    fn from_str(text: &str) -> Result<AccessKeyStatus, UnknownStatus> {
-        match text {
-            "Active" => Ok(AccessKeyStatus::Active),
-            "Inactive" => Ok(AccessKeyStatus::Inactive),
-            other => Err(UnknownStatus(other.to_string())),
-        }
-    }
-}
+pub use cutover_aws::keys::AccessKeyStatus;
 
 /// A stored access key.
 #[derive(Debug, Clone)]
