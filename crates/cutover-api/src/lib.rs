@@ -12,6 +12,7 @@
 //! a task's runtime `handle`, a task definition's `body`) stay
 //! `serde_json::Value` here until the stored rows are typed.
 
+pub mod access_keys;
 pub mod alarms;
 pub mod apply;
 pub mod builds;

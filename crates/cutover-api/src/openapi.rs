@@ -7,7 +7,7 @@ use crate::query::{
     BuildListQuery, BuildLogQuery, DeploymentListQuery, EventsQuery, LogsQuery,
     TaskDefinitionListQuery, TaskListQuery,
 };
-use crate::{alarms, apply, builds, deployments, error, pipelines, services};
+use crate::{access_keys, alarms, apply, builds, deployments, error, pipelines, services};
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
 use utoipa::openapi::content::ContentBuilder;
@@ -374,6 +374,27 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(pipelines::WebhookResponse),
     ),
+    ep(
+        "get",
+        "/v1/access-keys",
+        "List AWS access keys (no secrets)",
+        None,
+        ok!(access_keys::AccessKeyList),
+    ),
+    ep(
+        "post",
+        "/v1/access-keys",
+        "Create an AWS access key (the secret is shown once)",
+        Some(name!(access_keys::CreateAccessKeyRequest)),
+        ok!(access_keys::CreateAccessKeyResponse),
+    ),
+    ep(
+        "delete",
+        "/v1/access-keys/{id}",
+        "Delete an AWS access key",
+        None,
+        ok!(access_keys::DeleteAccessKeyResponse),
+    ),
     Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
@@ -455,6 +476,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         builds::BuildList,
         builds::BuildEnvelope,
         builds::BuildLog,
+        access_keys::AccessKeyList,
+        access_keys::CreateAccessKeyRequest,
+        access_keys::CreateAccessKeyResponse,
+        access_keys::DeleteAccessKeyResponse,
     ))
 )]
 struct Components;

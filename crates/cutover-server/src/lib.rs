@@ -10,6 +10,7 @@
 mod alarms;
 mod api;
 mod apply;
+mod aws;
 mod controller;
 mod dataplane;
 mod deploy;
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     /// Keep setuid and setgid bits of process-runtime images (off: they
     /// are stripped when an image is materialised).
     pub keep_setuid_images: bool,
+    /// The AWS region builds and hooks are given (`AWS_REGION`); requests
+    /// signed for any region are answered.
+    pub aws_region: String,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -60,6 +64,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("cutover_bin", &self.cutover_bin)
             .field("docker_host", &self.docker_host)
             .field("keep_setuid_images", &self.keep_setuid_images)
+            .field("aws_region", &self.aws_region)
             .finish()
     }
 }
@@ -115,6 +120,12 @@ pub async fn run(
         runtimes.insert(docker.name().to_string(), docker);
     }
 
+    // Bound before the components start, so builds and hooks can be given
+    // the endpoint (`AWS_ENDPOINT_URL`) from the first one on.
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let proxy = dataplane::ManagedProxy::start(store.clone(), &cfg.data_dir, bin)
         .await
@@ -127,14 +138,12 @@ pub async fn run(
         data_dir: cfg.data_dir.clone(),
         engine,
         cancel: cancel.clone(),
+        aws_endpoint: format!("http://{addr}"),
+        aws_region: cfg.aws_region.clone(),
     })
     .await?;
     tokio::spawn(proxy.supervise(state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "cutover server ready");
     if let Some(tx) = ready {
         let _ = tx.send(addr);
@@ -165,6 +174,10 @@ pub(crate) struct Parts {
     pub(crate) data_dir: PathBuf,
     pub(crate) engine: Option<Arc<cutover_docker::DockerRuntime>>,
     pub(crate) cancel: CancellationToken,
+    /// `AWS_ENDPOINT_URL` for builds and hooks: this server's listener.
+    pub(crate) aws_endpoint: String,
+    /// `AWS_REGION` for builds and hooks.
+    pub(crate) aws_region: String,
 }
 
 /// Wires the control plane's components over `parts`: adoption and the
@@ -180,7 +193,21 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         data_dir,
         engine,
         cancel,
+        aws_endpoint,
+        aws_region,
     } = parts;
+    let keys = aws::keys::KeyRing::load(store.clone())
+        .await
+        .context("cannot load the AWS access keys")?;
+    let now = clock.now_ms();
+    if let Err(e) = keys.prune(now).await {
+        tracing::warn!(error = %e, "cannot prune expired access keys");
+    }
+    let aws = Arc::new(aws::Aws {
+        keys,
+        endpoint: aws_endpoint,
+        region: aws_region,
+    });
     let controller =
         controller::Controller::start(store.clone(), clock.clone(), runtimes, cancel.clone())
             .await
@@ -219,6 +246,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         deployer,
         pipelines,
         alarms: alarm_tx,
+        aws,
     })
 }
 

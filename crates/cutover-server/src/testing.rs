@@ -81,6 +81,8 @@ impl Harness {
             data_dir: dir.path().to_path_buf(),
             engine: None,
             cancel: cancel.clone(),
+            aws_endpoint: "http://127.0.0.1:7070".into(),
+            aws_region: "us-east-1".into(),
         })
         .await
         .unwrap();

@@ -94,6 +94,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: BuildCommand,
     },
+    /// AWS access keys for the aws CLI and the SDKs (`AWS_ENDPOINT_URL`).
+    #[command(name = "access-keys")]
+    AccessKeys {
+        #[command(subcommand)]
+        command: AccessKeyCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -119,6 +125,10 @@ pub(crate) struct ServerArgs {
     /// default: DOCKER_HOST, else the usual Docker and Podman sockets.
     #[arg(long)]
     pub(crate) docker_host: Option<String>,
+    /// The AWS region builds and hooks are given (AWS_REGION); requests
+    /// signed for any region are answered.
+    #[arg(long, env = "CUTOVER_AWS_REGION", default_value = "us-east-1")]
+    pub(crate) aws_region: String,
 }
 
 #[derive(Debug, Args)]
@@ -290,6 +300,26 @@ pub(crate) enum DeploymentCommand {
         /// Follow the rollback live.
         #[arg(long)]
         wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccessKeyCommand {
+    /// Create a key; prints `aws iam create-access-key`'s shape, the only
+    /// time the secret is shown.
+    Create {
+        /// Who the key is for (IAM's UserName).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets).
+    #[command(alias = "list")]
+    Ls,
+    /// Delete a key: requests it signs are refused from now on.
+    #[command(alias = "rm")]
+    Delete {
+        /// The access key id.
+        id: String,
     },
 }
 

@@ -77,6 +77,11 @@ impl Client {
             .with_context(|| format!("unexpected answer of the server to {what}"))
     }
 
+    /// The server's base URL (also its AWS endpoint).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
     pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.call(self.request(Method::GET, path), &format!("GET {path}"))
             .await

@@ -3,6 +3,7 @@
 //! Handlers are thin: they validate input, call the store or the apply
 //! planner, and wake the controller. Long work never runs in a handler.
 
+mod access_keys;
 mod alarms;
 mod apply;
 mod auth;
@@ -20,7 +21,7 @@ mod views;
 
 use crate::controller::Controller;
 use axum::Router;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use cutover_store::Store;
 use std::sync::Arc;
 
@@ -37,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) pipelines: Arc<crate::pipelines::Pipelines>,
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
+    pub(crate) aws: Arc<crate::aws::Aws>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -82,6 +84,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/builds"),
     ("get", "/v1/builds/{id}"),
     ("get", "/v1/builds/{id}/logs"),
+    ("get", "/v1/access-keys"),
+    ("post", "/v1/access-keys"),
+    ("delete", "/v1/access-keys/{id}"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -158,6 +163,11 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/builds", get(builds::list))
         .route("/v1/builds/{id}", get(builds::get))
         .route("/v1/builds/{id}/logs", get(builds::logs))
+        .route(
+            "/v1/access-keys",
+            get(access_keys::list).post(access_keys::create),
+        )
+        .route("/v1/access-keys/{id}", delete(access_keys::delete))
         .with_state(state.clone());
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
@@ -168,9 +178,10 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         // rebinding and cross-site forms are refused).
         None => api.layer(axum::middleware::from_fn(auth::require_loopback)),
     };
-    // Webhooks carry their own signature instead of the API token.
+    // Webhooks carry their own signature instead of the API token, and
+    // AWS's protocols theirs (SigV4, verified before any handler runs).
     let hooks = Router::new()
         .route("/v1/webhooks/{repository}", post(pipelines::webhook))
-        .with_state(state);
-    api.merge(hooks)
+        .with_state(state.clone());
+    api.merge(hooks).merge(crate::aws::router(state))
 }

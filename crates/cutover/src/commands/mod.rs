@@ -1,5 +1,6 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
+mod access_keys;
 mod alarms;
 mod apply;
 mod demo;
@@ -30,6 +31,7 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Deploy(args) => deploy::run(&g, args).await,
         Command::Deployments { command } => deploy::deployments(&g, command).await,
         Command::Alarms { command } => alarms::run(&g, command).await,
+        Command::AccessKeys { command } => access_keys::run(&g, command).await,
         Command::Pipelines { command } => pipelines::run(&g, command).await,
         Command::Builds { command } => pipelines::builds(&g, command).await,
         Command::Shim(_) | Command::SampleApp => {

@@ -33,6 +33,7 @@ pub(crate) async fn run(g: &Globals, args: ServerArgs) -> anyhow::Result<ExitCod
         docker_host: args.docker_host,
         token,
         keep_setuid_images: args.keep_setuid_images,
+        aws_region: args.aws_region,
     };
     cutover_server::run(cfg, super::shutdown_signal(), None).await?;
     Ok(ExitCode::SUCCESS)
