@@ -12,11 +12,18 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 need=()
 command -v curl >/dev/null || need+=(curl)
+python3 -m venv --help >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+
+# AWS's own clients (aws CLI, boto3) from PyPI, first on PATH: the AWS
+# protocol tests drive the server with them, and builds the server runs find
+# `aws` as they would in AWS's build images.
+aws_bin="$(./scripts/setup-aws-clients.sh)"
+export PATH="$aws_bin:$PATH"
 
 if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-podman.sh
