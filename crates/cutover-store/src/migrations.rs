@@ -167,6 +167,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX access_keys_by_owner ON access_keys (owner);
     "#,
+    // 6: task definition revisions deregistered through ECS's API (they stay
+    // readable, as on AWS, but run no new service).
+    r#"
+    CREATE TABLE task_definition_deregistrations (
+        family          TEXT NOT NULL,
+        revision        INTEGER NOT NULL,
+        deregistered_at INTEGER NOT NULL,
+        PRIMARY KEY (family, revision)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

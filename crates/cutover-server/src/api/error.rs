@@ -38,6 +38,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// The HTTP status it is answered with.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     /// A rejected file: 422 with every diagnostic and warning.
     pub(crate) fn invalid(
         message: impl Into<String>,

@@ -7,17 +7,17 @@ mod access_keys;
 mod alarms;
 mod apply;
 mod auth;
-mod builds;
-mod deployments;
+pub(crate) mod builds;
+pub(crate) mod deployments;
 mod error;
 mod openapi;
-mod pipelines;
-mod services;
-mod task_definitions;
+pub(crate) mod pipelines;
+pub(crate) mod services;
+pub(crate) mod task_definitions;
 mod tasks;
 #[cfg(test)]
 mod tests;
-mod views;
+pub(crate) mod views;
 
 use crate::controller::Controller;
 use axum::Router;

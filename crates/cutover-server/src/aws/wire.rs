@@ -10,7 +10,7 @@ use cutover_aws::sigv4::Caller;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::AppState;
+use crate::api::{ApiError, AppState};
 
 /// One verified call: the server's state, who signed, the request id.
 pub(crate) struct Call<'a> {
@@ -119,5 +119,30 @@ pub(crate) fn query_error(e: AwsError, request_id: &str) -> Response {
         )
             .into_response(),
         request_id,
+    )
+}
+
+/// A refusal of the domain operation `/v1` shares, in a service's
+/// vocabulary: a 404 becomes `not_found`, another 4xx `invalid`, a 5xx an
+/// internal failure (logged, its cause not answered).
+pub(crate) fn refused(e: ApiError, not_found: &str, invalid: &str) -> AwsError {
+    let status = e.status();
+    if status.is_server_error() {
+        return internal(&e, "run the operation");
+    }
+    let code = if status == StatusCode::NOT_FOUND {
+        not_found
+    } else {
+        invalid
+    };
+    AwsError::client(code, e.to_string())
+}
+
+/// A store failure: always internal.
+pub(crate) fn store(e: cutover_store::StoreError) -> AwsError {
+    refused(
+        ApiError::from(e),
+        "ResourceNotFoundException",
+        "InvalidParameterException",
     )
 }

@@ -44,6 +44,7 @@
 mod alarm_rule;
 pub mod ci;
 mod validate;
+pub use self::validate::is_service_name;
 
 use std::collections::BTreeMap;
 use std::fmt;

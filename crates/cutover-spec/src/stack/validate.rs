@@ -47,8 +47,8 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
     validate_alarms(stack, s);
 }
 
-/// `[a-z0-9][a-z0-9-]{0,62}`
-fn is_service_name(name: &str) -> bool {
+/// Whether `name` is a service name: `[a-z0-9][a-z0-9-]{0,62}`.
+pub fn is_service_name(name: &str) -> bool {
     let b = name.as_bytes();
     !b.is_empty()
         && b.len() <= 63
