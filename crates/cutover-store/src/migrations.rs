@@ -177,6 +177,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (family, revision)
     );
     "#,
+    // 7: deployment configurations created through CodeDeploy's API (a
+    // stack's own `deploymentConfigs` stay in the applied stack).
+    r#"
+    CREATE TABLE deployment_configs (
+        name       TEXT PRIMARY KEY,
+        id         TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

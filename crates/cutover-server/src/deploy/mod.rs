@@ -232,7 +232,18 @@ impl Deployer {
             .clone()
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
-        let configs = self.store.call(ops::latest_deployment_configs).await?;
+        // The applied stack's configurations, then those created through
+        // CodeDeploy's API (the stack's win a name both use).
+        let configs = self
+            .store
+            .call(|c| {
+                let mut all = ops::latest_deployment_configs(c)?;
+                for (name, row) in cutover_store::deployment_configs::all(c)? {
+                    all.entry(name).or_insert(row.config);
+                }
+                Ok(all)
+            })
+            .await?;
         let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
         let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
             .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;

@@ -35,7 +35,7 @@ pub(crate) fn routing(
     }
     let cfg = configs.get(name).ok_or_else(|| {
         format!(
-            "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs"
+            "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs nor created with CodeDeploy's CreateDeploymentConfig"
         )
     })?;
     let percent = |p: u32| u8::try_from(p.min(100)).unwrap_or(100);

@@ -481,9 +481,27 @@ pub struct Deployment {
     /// ROLLING: stop (and maybe roll back) an update whose tasks keep failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// The CodeDeploy application AWS's API names this service by
+    /// (BLUE_GREEN only; default: the service's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// The CodeDeploy deployment group AWS's API names this service by
+    /// (BLUE_GREEN only; default: the service's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_group: Option<String>,
 }
 
 impl Deployment {
+    /// The CodeDeploy application naming service `service`.
+    pub fn application_name<'a>(&'a self, service: &'a str) -> &'a str {
+        self.application.as_deref().unwrap_or(service)
+    }
+
+    /// The CodeDeploy deployment group naming service `service`.
+    pub fn deployment_group_name<'a>(&'a self, service: &'a str) -> &'a str {
+        self.deployment_group.as_deref().unwrap_or(service)
+    }
+
     /// The deployment configuration name, or the default.
     pub fn config_name(&self) -> &str {
         self.config.as_deref().unwrap_or(DEFAULT_DEPLOYMENT_CONFIG)

@@ -40,11 +40,37 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
         validate_deployment(stack, svc, &at.key("deployment"), s);
     }
     check_listeners(stack, s);
+    check_deployment_groups(stack, s);
     let configs = Path::root().key("deploymentConfigs");
     for (name, cfg) in &stack.deployment_configs {
         validate_config(name, cfg, &configs.key(name), s);
     }
     validate_alarms(stack, s);
+}
+
+/// Each blue/green service is one CodeDeploy deployment group: two services
+/// may not share an application and deployment group name.
+fn check_deployment_groups(stack: &Stack, s: &Sink<'_>) {
+    let mut seen = std::collections::BTreeMap::new();
+    for (name, svc) in &stack.services {
+        if svc.deployment.kind != DeploymentType::BlueGreen {
+            continue;
+        }
+        let d = &svc.deployment;
+        let key = (d.application_name(name), d.deployment_group_name(name));
+        if let Some(other) = seen.insert(key, name) {
+            s.error(
+                &Path::root().key("services").key(name).key("deployment"),
+                format!(
+                    "services {} and {} are both CodeDeploy application {} with deployment group {}: name one of them apart (deployment.application, deployment.deploymentGroup)",
+                    quote(other),
+                    quote(name),
+                    quote(key.0),
+                    quote(key.1)
+                ),
+            );
+        }
+    }
 }
 
 /// Whether `name` is a service name: `[a-z0-9][a-z0-9-]{0,62}`.
@@ -205,6 +231,12 @@ fn validate_deployment(stack: &Stack, svc: &Service, at: &Path, s: &Sink<'_>) {
                 d.deployment_ready.is_some(),
             );
             not_for("hooks", "BLUE_GREEN", !d.hooks.is_empty());
+            not_for("application", "BLUE_GREEN", d.application.is_some());
+            not_for(
+                "deploymentGroup",
+                "BLUE_GREEN",
+                d.deployment_group.is_some(),
+            );
             validate_rolling_percents(svc, at, s);
         }
     }

@@ -11,6 +11,8 @@ mod services;
 mod taskdefs;
 mod tasks;
 
+pub(crate) use taskdefs::{page, resolve_active};
+
 use cutover_aws::arn;
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::ecs::{self, Operation};
