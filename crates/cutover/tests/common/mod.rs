@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod aws;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
 /// Sockets holding the ports [`free_port`] handed out, for the life of the test process.

@@ -1,0 +1,419 @@
+//! AWS's own clients drive a real server: the aws CLI and boto3 (from
+//! PyPI, see scripts/setup-aws-clients.sh), signed with SigV4 by botocore,
+//! run the sequences of the seeds' Jenkinsfile and GitHub action, stop a
+//! canary with auto rollback, and are refused without changing anything
+//! when a request is unsigned, expired, tampered with or wrongly signed.
+
+mod common;
+
+use common::aws::{AwsClients, error_code};
+use common::*;
+use std::time::Duration;
+
+fn write_taskdef(dir: &std::path::Path, file: &str, version: &str) {
+    std::fs::write(
+        dir.join(file),
+        format!(
+            r#"{{"family": "web", "containerDefinitions": [{{"name": "web", "image": "sample-app:v1",
+  "command": ["cutover", "sample-app"], "environment": [{{"name": "APP_VERSION", "value": "{version}"}}],
+  "portMappings": [{{"containerPort": 8080}}],
+  "healthCheck": {{"command": ["CMD-SHELL", "curl -fs http://127.0.0.1:$PORT/health"], "interval": 1, "timeout": 1, "retries": 2}}}}]}}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// A stack of one service `web` behind a listener; `deployment` is its
+/// `deployment:` block (indented by the caller).
+fn apply(server: &Server, dir: &std::path::Path, prod: u16, test: u16, deployment: &str) {
+    write_taskdef(dir, "td1.json", "v1");
+    std::fs::write(
+        dir.join("stack.yaml"),
+        format!(
+            r#"services:
+  web:
+    desiredCount: 2
+    taskDefinition: ./td1.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:{prod}
+      testListener: 127.0.0.1:{test}
+      healthCheck: {{path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}}
+      deregistrationDelaySeconds: 0
+{deployment}
+deploymentConfigs:
+  Canary50Percent1Minutes:
+    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 50, canaryIntervalSeconds: 60}}}}
+  Canary20Percent3Seconds:
+    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 20, canaryIntervalSeconds: 3}}}}
+"#
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(server, "web", 2, Duration::from_secs(30));
+    let prod = format!("127.0.0.1:{prod}");
+    assert!(
+        wait_until(Duration::from_secs(15), || http_get(&prod, "/")
+            .is_ok_and(|(s, b)| s == 200 && b.trim() == "v1"))
+        .is_some(),
+        "v1 never served"
+    );
+}
+
+fn served(prod: u16) -> String {
+    http_get(&format!("127.0.0.1:{prod}"), "/")
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_jenkinsfile_sequence_registers_updates_waits_and_serves_the_new_version() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    apply(&server, dir.path(), prod, test, "");
+    let aws = AwsClients::new(&server);
+    write_taskdef(dir.path(), "taskdef.json", "v2");
+    // As seed 003's Jenkinsfile: jq without -r keeps the quotes.
+    let registered = aws.json(&[
+        "ecs",
+        "register-task-definition",
+        "--cli-input-json",
+        &format!("file://{}", dir.path().join("taskdef.json").display()),
+    ]);
+    let rev = format!(
+        "\"{}\"",
+        registered["taskDefinition"]["taskDefinitionArn"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(rev.contains(":task-definition/web:2"), "{rev}");
+    assert_eq!(registered["taskDefinition"]["status"], "ACTIVE");
+    let updated = aws.json(&[
+        "ecs",
+        "update-service",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--task-definition",
+        &rev,
+    ]);
+    let deployments = updated["service"]["deployments"].as_array().unwrap();
+    assert_eq!(deployments[0]["status"], "PRIMARY");
+    assert_eq!(deployments[0]["rolloutState"], "IN_PROGRESS");
+    assert!(deployments.len() >= 2, "{updated}");
+    let out = aws.run(&[
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "prod",
+        "--services",
+        "web",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(served(prod), "v2");
+    let described = aws.json(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "default",
+        "--services",
+        "web",
+    ]);
+    let svc = &described["services"][0];
+    assert_eq!(svc["deployments"].as_array().unwrap().len(), 1, "{svc}");
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_eq!(
+        (svc["runningCount"].as_i64(), svc["desiredCount"].as_i64()),
+        (Some(2), Some(2))
+    );
+    assert!(
+        svc["taskDefinition"]
+            .as_str()
+            .unwrap()
+            .ends_with("task-definition/web:2")
+    );
+    // The same deployment is the one /v1 shows.
+    let v1 = server.json(&["deployments", "ls", "--service", "web"]);
+    assert!(v1.to_string().contains("ecs:UpdateService"), "{v1}");
+    let missing = aws.json(&["ecs", "describe-services", "--services", "nope"]);
+    assert_eq!(missing["failures"][0]["reason"], "MISSING");
+}
+
+const GITHUB_ACTION: &str = r#"
+import json, sys, hashlib, boto3
+taskdef_file, = sys.argv[1:]
+ecs = boto3.client("ecs")
+cd = boto3.client("codedeploy")
+arn = ecs.register_task_definition(**json.load(open(taskdef_file)))["taskDefinition"]["taskDefinitionArn"]
+appspec = json.dumps({"version": 0.0, "Resources": [{"TargetService": {"Type": "AWS::ECS::Service",
+    "Properties": {"TaskDefinition": arn, "LoadBalancerInfo": {"ContainerName": "web", "ContainerPort": 8080}}}}]})
+d = cd.create_deployment(applicationName="web", deploymentGroupName="web",
+    revision={"revisionType": "AppSpecContent",
+              "appSpecContent": {"content": appspec, "sha256": hashlib.sha256(appspec.encode()).hexdigest()}})
+cd.get_waiter("deployment_successful").wait(deploymentId=d["deploymentId"], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+info = cd.get_deployment(deploymentId=d["deploymentId"])["deploymentInfo"]
+print(json.dumps({"id": d["deploymentId"], "status": info["status"], "overview": info["deploymentOverview"]}))
+"#;
+
+#[test]
+fn the_github_action_sequence_deploys_blue_green_through_codedeploy_with_no_failed_request() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    apply(
+        &server,
+        dir.path(),
+        prod,
+        test,
+        "    deployment:\n      type: BLUE_GREEN\n      config: Canary20Percent3Seconds\n      terminationWaitSeconds: 1",
+    );
+    let aws = AwsClients::new(&server);
+    let group = aws.json(&[
+        "deploy",
+        "get-deployment-group",
+        "--application-name",
+        "web",
+        "--deployment-group-name",
+        "web",
+    ]);
+    assert_eq!(
+        group["deploymentGroupInfo"]["ecsServices"][0]["serviceName"],
+        "web"
+    );
+    write_taskdef(dir.path(), "taskdef.json", "v2");
+    let load = Load::start(format!("127.0.0.1:{prod}"), 4);
+    let out = aws.python(
+        GITHUB_ACTION,
+        &[dir.path().join("taskdef.json").to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "Succeeded");
+    assert_eq!(result["overview"]["Succeeded"], 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed, versions) = load.finish();
+    assert_eq!(failed, 0, "failed requests during the cutover ({ok} ok)");
+    assert!(versions.iter().any(|v| v == "v1") && versions.last().unwrap() == "v2");
+    let listed = aws.json(&[
+        "deploy",
+        "list-deployments",
+        "--application-name",
+        "web",
+        "--deployment-group-name",
+        "web",
+    ]);
+    assert_eq!(listed["deployments"][0], result["id"]);
+}
+
+#[test]
+fn stop_deployment_with_auto_rollback_during_a_canary_rolls_production_back() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    apply(
+        &server,
+        dir.path(),
+        prod,
+        test,
+        "    deployment:\n      type: BLUE_GREEN\n      config: Canary50Percent1Minutes\n      terminationWaitSeconds: 1",
+    );
+    let aws = AwsClients::new(&server);
+    write_taskdef(dir.path(), "taskdef.json", "v2");
+    let arn = aws.json(&[
+        "ecs",
+        "register-task-definition",
+        "--cli-input-json",
+        &format!("file://{}", dir.path().join("taskdef.json").display()),
+    ])["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let appspec = format!(
+        "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: {arn}\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\n"
+    );
+    let revision =
+        serde_json::json!({"revisionType": "String", "string": {"content": appspec}}).to_string();
+    let id = aws.json(&[
+        "deploy",
+        "create-deployment",
+        "--application-name",
+        "web",
+        "--deployment-group-name",
+        "web",
+        "--revision",
+        &revision,
+    ])["deploymentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The canary: half of production on v2.
+    let prod_addr = format!("127.0.0.1:{prod}");
+    assert!(
+        wait_until(Duration::from_secs(40), || (0..6)
+            .filter_map(|_| http_get(&prod_addr, "/").ok())
+            .any(|(_, b)| b.trim() == "v2"))
+        .is_some(),
+        "the canary never served v2"
+    );
+    let stopped = aws.json(&[
+        "deploy",
+        "stop-deployment",
+        "--deployment-id",
+        &id,
+        "--auto-rollback-enabled",
+    ]);
+    assert_eq!(stopped["status"], "Pending");
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            aws.json(&["deploy", "get-deployment", "--deployment-id", &id])["deploymentInfo"]["status"]
+                == "Stopped"
+        })
+        .is_some()
+    );
+    let info = aws.json(&["deploy", "get-deployment", "--deployment-id", &id]);
+    assert_eq!(
+        info["deploymentInfo"]["errorInformation"]["code"],
+        "MANUAL_STOP"
+    );
+    for _ in 0..20 {
+        assert_eq!(served(prod), "v1");
+    }
+    let again = aws.run(&["deploy", "stop-deployment", "--deployment-id", &id]);
+    assert_eq!(error_code(&again), "DeploymentAlreadyCompletedException");
+    let wait = aws.run(&[
+        "deploy",
+        "wait",
+        "deployment-successful",
+        "--deployment-id",
+        &id,
+    ]);
+    assert!(
+        !wait.status.success(),
+        "the waiter must fail on a stopped deployment"
+    );
+}
+
+/// Signs an UpdateService request with botocore, then breaks it as
+/// `sys.argv[1]` says, sends it with urllib and prints the status and body.
+const REFUSED: &str = r#"
+import sys, json, datetime, urllib.request, urllib.error
+from unittest import mock
+import botocore.auth, botocore.awsrequest, botocore.credentials
+how, endpoint, key, secret = sys.argv[1:]
+body = json.dumps({"cluster": "default", "service": "web", "desiredCount": 7})
+req = botocore.awsrequest.AWSRequest(method="POST", url=endpoint + "/", data=body, headers={
+    "Content-Type": "application/x-amz-json-1.1",
+    "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.UpdateService"})
+if how == "wrong-secret":
+    secret = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+if how == "expired":
+    then = botocore.auth.get_current_datetime() - datetime.timedelta(minutes=20)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=then):
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ecs", "us-east-1").add_auth(req)
+elif how != "unsigned":
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), "ecs", "us-east-1").add_auth(req)
+data = body.replace("7", "9") if how == "tampered" else body
+prepared = urllib.request.Request(endpoint + "/", data=data.encode(), method="POST",
+    headers={k: v for k, v in req.headers.items()})
+try:
+    with urllib.request.urlopen(prepared) as r:
+        print(json.dumps({"status": r.status, "body": json.loads(r.read())}))
+except urllib.error.HTTPError as e:
+    print(json.dumps({"status": e.code, "body": json.loads(e.read())}))
+"#;
+
+#[test]
+fn refused_requests_change_nothing() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_stack(dir.path(), "v1", 1);
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(dir.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aws = AwsClients::new(&server);
+    let (key, secret) = aws.key();
+    let url = server.url();
+    for (how, code) in [
+        ("wrong-secret", "InvalidSignatureException"),
+        ("expired", "InvalidSignatureException"),
+        ("unsigned", "MissingAuthenticationTokenException"),
+        ("tampered", "InvalidSignatureException"),
+    ] {
+        let out = aws.python(REFUSED, &[how, &url, &key, &secret]);
+        assert!(
+            out.status.success(),
+            "{how}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(answer["body"]["__type"], code, "{how}: {answer}");
+        assert!(answer["status"].as_u64().unwrap() >= 400, "{how}: {answer}");
+        if how == "expired" {
+            assert!(
+                answer["body"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Signature expired"),
+                "{answer}"
+            );
+        }
+    }
+    // Nothing changed: no desired count moved, no event was recorded.
+    let svc = server.json(&["services", "describe", "web"]);
+    assert_eq!(svc["service"]["desiredCount"], 1, "{svc}");
+    assert!(!svc.to_string().contains("desired count changed"), "{svc}");
+    // The same request, signed properly, is answered.
+    let out = aws.python(REFUSED, &["signed", &url, &key, &secret]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"]["service"]["desiredCount"], 7);
+    // An unknown key, and an unknown operation, through the aws CLI.
+    let mut unknown = std::process::Command::new("aws");
+    let out = unknown
+        .args(["ecs", "list-clusters"])
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_ACCESS_KEY_ID", "AKIAAAAAAAAAAAAAAAAA")
+        .env("AWS_SECRET_ACCESS_KEY", "x")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    assert_eq!(error_code(&out), "UnrecognizedClientException");
+    let out = aws.run(&["ecs", "run-task", "--task-definition", "web"]);
+    assert_eq!(error_code(&out), "UnknownOperationException");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RunTask"));
+    let who = aws.json(&["sts", "get-caller-identity"]);
+    assert_eq!(
+        who["Arn"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .nth(4)
+            .unwrap()
+            .len(),
+        12
+    );
+    assert!(who["Arn"].as_str().unwrap().ends_with(":user/tests"));
+}
