@@ -417,3 +417,149 @@ fn refused_requests_change_nothing() {
     );
     assert!(who["Arn"].as_str().unwrap().ends_with(":user/tests"));
 }
+
+#[test]
+fn a_pipeline_started_with_variables_waits_for_an_approval_given_with_its_token() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.email", "dev@example.com"]);
+    git(&repo, &["config", "user.name", "Dev"]);
+    std::fs::write(repo.join("README.md"), "hello\n").unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    let marker = root.join("marker");
+    std::fs::write(
+        root.join("pipeline.json"),
+        format!(
+            r#"{{"pipeline": {{"name": "gated", "pipelineType": "V2", "executionMode": "PARALLEL",
+ "variables": [{{"name": "Greeting", "defaultValue": "default"}}], "stages": [
+ {{"name": "Source", "actions": [{{"name": "Source",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+   "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "Out"}}]}}]}},
+ {{"name": "Gate", "actions": [{{"name": "Approve",
+   "actionTypeId": {{"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}}}]}},
+ {{"name": "Run", "actions": [{{"name": "Run",
+   "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+   "configuration": {{"FunctionName": "echo #{{variables.Greeting}} > {marker}"}}}}]}}]}}}}"#,
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\npipelines:\n  gated: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let aws = AwsClients::new(&server);
+    let listed = aws.json(&["codepipeline", "list-pipelines"]);
+    assert_eq!(listed["pipelines"][0]["name"], "gated");
+    let declared = aws.json(&["codepipeline", "get-pipeline", "--name", "gated"]);
+    assert_eq!(
+        declared["pipeline"]["stages"][1]["actions"][0]["actionTypeId"]["category"],
+        "Approval"
+    );
+    let id = aws.json(&[
+        "codepipeline",
+        "start-pipeline-execution",
+        "--name",
+        "gated",
+        "--variables",
+        "name=Greeting,value=hi",
+    ])["pipelineExecutionId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The approval waits; its token comes from GetPipelineState.
+    let mut token = String::new();
+    let waited = wait_until(Duration::from_secs(30), || {
+        let state = aws.json(&["codepipeline", "get-pipeline-state", "--name", "gated"]);
+        let gate = &state["stageStates"][1];
+        let latest = &gate["actionStates"][0]["latestExecution"];
+        if gate["latestExecution"]["pipelineExecutionId"] == id.as_str()
+            && latest["status"] == "InProgress"
+        {
+            token = latest["token"].as_str().unwrap_or_default().to_string();
+        }
+        !token.is_empty()
+    });
+    assert!(
+        waited.is_some(),
+        "the approval never waited\n{}",
+        server.log()
+    );
+    let wrong = aws.run(&[
+        "codepipeline",
+        "put-approval-result",
+        "--pipeline-name",
+        "gated",
+        "--stage-name",
+        "Gate",
+        "--action-name",
+        "Approve",
+        "--result",
+        "summary=no,status=Rejected",
+        "--token",
+        "00000000-0000-0000-0000-000000000000",
+    ]);
+    assert_eq!(error_code(&wrong), "InvalidApprovalTokenException");
+    let approved = aws.json(&[
+        "codepipeline",
+        "put-approval-result",
+        "--pipeline-name",
+        "gated",
+        "--stage-name",
+        "Gate",
+        "--action-name",
+        "Approve",
+        "--result",
+        "summary=lgtm,status=Approved",
+        "--token",
+        &token,
+    ]);
+    assert!(approved["approvedAt"].is_number(), "{approved}");
+    let done = wait_until(Duration::from_secs(30), || {
+        aws.json(&[
+            "codepipeline",
+            "get-pipeline-execution",
+            "--pipeline-name",
+            "gated",
+            "--pipeline-execution-id",
+            &id,
+        ])["pipelineExecution"]["status"]
+            == "Succeeded"
+    });
+    assert!(
+        done.is_some(),
+        "the execution never succeeded\n{}",
+        server.log()
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "hi");
+    let again = aws.run(&[
+        "codepipeline",
+        "put-approval-result",
+        "--pipeline-name",
+        "gated",
+        "--stage-name",
+        "Gate",
+        "--action-name",
+        "Approve",
+        "--result",
+        "summary=lgtm,status=Approved",
+        "--token",
+        &token,
+    ]);
+    assert_eq!(error_code(&again), "ApprovalAlreadyCompletedException");
+}
