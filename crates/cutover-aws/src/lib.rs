@@ -8,11 +8,13 @@
 //! - [`shapes`]: request and response types generated from botocore's models.
 //! - [`keys`]: access key ids, secrets, the account id, IAM's key status.
 //! - [`arn`]: ARNs, read and written alike; names accepted in their place.
+//! - [`docs`]: the generated page of the operations answered (`docs/aws-api.md`).
 //!
 //! Pure like `cutover-core`: no clock, no file system, no network
 //! (`clippy.toml` enforces it).
 
 pub mod arn;
+pub mod docs;
 pub mod keys;
 pub mod protocol;
 pub mod query;

@@ -33,6 +33,18 @@ impl Service {
         Service::Ssm,
     ];
 
+    /// The service's name, as AWS writes it.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Service::Ecs => "Amazon ECS",
+            Service::CodeDeploy => "AWS CodeDeploy",
+            Service::CodePipeline => "AWS CodePipeline",
+            Service::CodeBuild => "AWS CodeBuild",
+            Service::SecretsManager => "AWS Secrets Manager",
+            Service::Ssm => "AWS Systems Manager Parameter Store",
+        }
+    }
+
     /// The `X-Amz-Target` prefix, from AWS's model.
     pub fn target_prefix(self) -> &'static str {
         self.model().0
