@@ -216,6 +216,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         store.clone(),
         controller.clone(),
         dataplane.clone(),
+        aws.clone(),
         cancel.clone(),
     )
     .await

@@ -180,7 +180,10 @@ fn the_github_action_sequence_deploys_blue_green_through_codedeploy_with_no_fail
         dir.path(),
         prod,
         test,
-        "    deployment:\n      type: BLUE_GREEN\n      config: Canary20Percent3Seconds\n      terminationWaitSeconds: 1",
+        &format!(
+            "    deployment:\n      type: BLUE_GREEN\n      config: Canary20Percent3Seconds\n      terminationWaitSeconds: 1\n      hooks:\n        AfterAllowTestTraffic:\n          command: [sh, -c, \"aws sts get-caller-identity --output json > {0}/hook-identity.json && aws ecs describe-services --services web --query 'services[0].deployments[0].status' --output text > {0}/hook-ecs\"]",
+            dir.path().display()
+        ),
     );
     let aws = AwsClients::new(&server);
     let group = aws.json(&[
@@ -223,6 +226,31 @@ fn the_github_action_sequence_deploys_blue_green_through_codedeploy_with_no_fail
         "web",
     ]);
     assert_eq!(listed["deployments"][0], result["id"]);
+    // The hook command called AWS's APIs with a key of its own, revoked since.
+    let identity: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("hook-identity.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        identity["Arn"].as_str().unwrap().contains(":user/hook:"),
+        "{identity}"
+    );
+    assert!(
+        identity["UserId"].as_str().unwrap().starts_with("ASIA"),
+        "{identity}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("hook-ecs"))
+            .unwrap()
+            .trim(),
+        "PRIMARY"
+    );
+    let keys = server.json(&["access-keys", "ls"]);
+    assert_eq!(
+        keys["AccessKeyMetadata"].as_array().unwrap().len(),
+        1,
+        "{keys}"
+    );
 }
 
 #[test]

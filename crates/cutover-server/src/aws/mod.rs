@@ -52,6 +52,76 @@ pub(crate) struct Aws {
     pub(crate) region: String,
 }
 
+/// What a build or a hook command is given to call AWS's APIs as it would
+/// on AWS: this server's endpoint, the region, and a short-lived key of its
+/// own (the secret kept as a `SecretString` until the process is spawned).
+#[derive(Debug, Clone)]
+pub(crate) struct AwsEnv {
+    endpoint: String,
+    region: String,
+    key_id: String,
+    secret: secrecy::SecretString,
+}
+
+impl AwsEnv {
+    /// The variables to set: `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
+    pub(crate) fn vars(&self) -> Vec<(&'static str, String)> {
+        use secrecy::ExposeSecret;
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", self.region.clone()),
+            ("AWS_DEFAULT_REGION", self.region.clone()),
+            ("AWS_ACCESS_KEY_ID", self.key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.secret.expose_secret().to_string(),
+            ),
+        ]
+    }
+}
+
+impl Aws {
+    /// Issues a key for `owner` (`build:ID`, `hook:ID`) valid `ttl_ms`, and
+    /// the environment carrying it; `endpoint` overrides the server's own
+    /// (a container reaches the host by another name). Revoke it with
+    /// [`Aws::revoke`] when the owner ends.
+    pub(crate) async fn env_for(
+        &self,
+        owner: &str,
+        now: u64,
+        ttl_ms: u64,
+        endpoint: Option<&str>,
+    ) -> Result<AwsEnv, cutover_store::StoreError> {
+        let key = self.keys.issue(owner, now, ttl_ms).await?;
+        Ok(AwsEnv {
+            endpoint: endpoint.unwrap_or(&self.endpoint).to_string(),
+            region: self.region.clone(),
+            key_id: key.id,
+            secret: key.secret,
+        })
+    }
+
+    /// Deletes the keys issued to `owner`; a failure is logged (the key
+    /// expires anyway).
+    pub(crate) async fn revoke(&self, owner: &str) {
+        if let Err(e) = self.keys.revoke(owner).await {
+            tracing::warn!(owner, error = %e, "cannot revoke a short-lived access key (it expires on its own)");
+        }
+    }
+
+    /// The ARN prefix builds see in `CODEBUILD_BUILD_ARN`.
+    pub(crate) fn build_arn(&self, project: &str, build_id: &str) -> String {
+        cutover_aws::arn::Arn::new(
+            "codebuild",
+            &self.region,
+            self.keys.account(),
+            &format!("build/{project}:{build_id}"),
+        )
+        .to_string()
+    }
+}
+
 /// The routes of AWS's protocols.
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -127,7 +197,7 @@ async fn dispatch(
     body: &[u8],
 ) -> Result<wire::Reply, AwsError> {
     let (service, name) = protocol::parse_target(target)?;
-    tracing::debug!(service = ?service, operation = name, key = %call.caller.access_key_id, "AWS request");
+    tracing::debug!(service = ?service, operation = name, key = %call.caller.access_key_id, request_id = call.request_id, "AWS request");
     macro_rules! route {
         ($module:ident, $shapes:ident) => {
             match cutover_aws::shapes::$shapes::Operation::from_name(name) {

@@ -370,7 +370,7 @@ impl Driver {
             .hooks
             .get(&event)
             .map_or(3_600_000, |h| h.timeout_ms);
-        let ctx = HookContext {
+        let mut ctx = HookContext {
             deployment_id: self.row.id.clone(),
             service: self.row.service.clone(),
             event: event.to_string(),
@@ -382,14 +382,36 @@ impl Driver {
                 .and_then(|l| l.test_listener)
                 .map(|a| format!("http://{a}")),
             timeout: Duration::from_millis(timeout_ms),
+            aws: None,
         };
+        let owner = format!("hook:{}:{execution_id}", self.row.id);
+        let is_command = matches!(target, super::spec::HookTarget::Command(_));
+        if is_command {
+            // A key of the hook's own, valid as long as the hook may run.
+            match self
+                .dep
+                .aws
+                .env_for(&owner, self.dep.clock.now_ms(), timeout_ms + 60_000, None)
+                .await
+            {
+                Ok(env) => ctx.aws = Some(env),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot issue an access key to a hook command")
+                }
+            }
+        }
         self.event(&format!(
             "{event}: invoking hook (attempt {attempt}, execution {execution_id})"
         ))
         .await;
         let tx = self.tx.clone();
+        let aws = self.dep.aws.clone();
         tokio::spawn(async move {
-            if let Some(outcome) = hooks::invoke(&target, &ctx).await {
+            let outcome = hooks::invoke(&target, &ctx).await;
+            if is_command {
+                aws.revoke(&owner).await;
+            }
+            if let Some(outcome) = outcome {
                 let _ = tx.send(Input::HookResult {
                     execution_id: ctx.execution_id.clone(),
                     outcome,

@@ -3,8 +3,10 @@
 //! - A command runs with the deployment's context in its environment
 //!   (`CUTOVER_DEPLOYMENT_ID`, `CUTOVER_LIFECYCLE_EVENT`,
 //!   `CUTOVER_HOOK_EXECUTION_ID`, `CUTOVER_SERVICE`, `CUTOVER_PROD_URL`,
-//!   `CUTOVER_TEST_URL`); exit code 0 succeeds, anything else fails with the
-//!   tail of its output.
+//!   `CUTOVER_TEST_URL`) and AWS's (`AWS_ENDPOINT_URL`, the region, and a
+//!   short-lived access key of its own, deleted when it ends), so `aws ...`
+//!   inside it reaches this server; exit code 0 succeeds, anything else
+//!   fails with the tail of its output.
 //! - An ECS-native HTTP hook is POSTed `{deploymentId,
 //!   lifecycleEventHookExecutionId, lifecycleStage, hookDetails}` and answers
 //!   `{hookStatus: SUCCEEDED|FAILED|IN_PROGRESS, callBackDelay?, hookDetails?}`.
@@ -31,6 +33,8 @@ pub(crate) struct HookContext {
     pub(crate) prod_url: Option<String>,
     pub(crate) test_url: Option<String>,
     pub(crate) timeout: Duration,
+    /// AWS's endpoint and a key of the hook's own, for a command.
+    pub(crate) aws: Option<crate::aws::AwsEnv>,
 }
 
 /// Runs one invocation. `None` means the result comes later by callback.
@@ -67,6 +71,9 @@ async fn command(argv: &[String], ctx: &HookContext) -> HookOutcome {
         .kill_on_drop(true);
     if let Some(d) = &ctx.details {
         cmd.env("CUTOVER_HOOK_DETAILS", d);
+    }
+    if let Some(aws) = &ctx.aws {
+        cmd.envs(aws.vars());
     }
     match tokio::time::timeout(ctx.timeout, cmd.output()).await {
         Err(_) => failed(format!(
@@ -196,6 +203,7 @@ mod tests {
             prod_url: Some("http://127.0.0.1:1".into()),
             test_url: Some("http://127.0.0.1:2".into()),
             timeout: Duration::from_secs(5),
+            aws: None,
         }
     }
 

@@ -66,6 +66,8 @@ pub(crate) struct DeployRequest {
 
 /// Owns the deployment drivers.
 pub(crate) struct Deployer {
+    /// Issues the keys hook commands call AWS's APIs with.
+    pub(crate) aws: Arc<crate::aws::Aws>,
     store: Arc<Store>,
     /// The control plane's clock.
     pub(crate) clock: SharedClock,
@@ -90,9 +92,11 @@ impl Deployer {
         store: Arc<Store>,
         controller: Arc<Controller>,
         dataplane: SharedDataPlane,
+        aws: Arc<crate::aws::Aws>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Deployer>> {
         let me = Arc::new(Deployer {
+            aws,
             store: store.clone(),
             clock: controller.clock.clone(),
             controller,
