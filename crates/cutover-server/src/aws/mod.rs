@@ -109,17 +109,6 @@ impl Aws {
             tracing::warn!(owner, error = %e, "cannot revoke a short-lived access key (it expires on its own)");
         }
     }
-
-    /// The ARN prefix builds see in `CODEBUILD_BUILD_ARN`.
-    pub(crate) fn build_arn(&self, project: &str, build_id: &str) -> String {
-        cutover_aws::arn::Arn::new(
-            "codebuild",
-            &self.region,
-            self.keys.account(),
-            &format!("build/{project}:{build_id}"),
-        )
-        .to_string()
-    }
 }
 
 /// The routes of AWS's protocols.
