@@ -16,6 +16,7 @@ pub mod ops;
 pub mod pipeline_ops;
 mod pipeline_rows;
 mod rows;
+pub mod secrets;
 pub mod webhook_ops;
 
 pub use error::StoreError;
