@@ -38,7 +38,10 @@ impl Aws {
         let env = vec![
             ("AWS_ENDPOINT_URL", server.url()),
             ("AWS_DEFAULT_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", key["AccessKeyId"].as_str().unwrap().into()),
+            (
+                "AWS_ACCESS_KEY_ID",
+                key["AccessKeyId"].as_str().unwrap().into(),
+            ),
             (
                 "AWS_SECRET_ACCESS_KEY",
                 key["SecretAccessKey"].as_str().unwrap().into(),
@@ -106,7 +109,10 @@ fn secrets_manager_through_the_aws_cli() {
     ]);
     let arn = created["ARN"].as_str().unwrap().to_string();
     let suffix = arn.rsplit_once("secret:prod/db-").unwrap().1;
-    assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:"), "{arn}");
+    assert!(
+        arn.starts_with("arn:aws:secretsmanager:us-east-1:"),
+        "{arn}"
+    );
     assert!(
         suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()),
         "{arn}"
@@ -160,10 +166,18 @@ fn secrets_manager_through_the_aws_cli() {
         / 86400.0;
     assert!((6.9..=7.0).contains(&in_days), "{deleted}");
     aws.fails(
-        &["secretsmanager", "get-secret-value", "--secret-id", "prod/db"],
+        &[
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "prod/db",
+        ],
         "InvalidRequestException",
     );
-    assert!(!server.log().contains("second"), "a secret value reached the log");
+    assert!(
+        !server.log().contains("second"),
+        "a secret value reached the log"
+    );
 }
 
 #[test]
@@ -171,11 +185,33 @@ fn parameter_store_through_the_aws_cli() {
     let server = Server::start();
     let aws = Aws::new(&server);
     let put = aws.ok(&[
-        "ssm", "put-parameter", "--name", "/app/db/pass", "--value", "s3cret", "--type", "SecureString",
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/app/db/pass",
+        "--value",
+        "s3cret",
+        "--type",
+        "SecureString",
     ]);
     assert_eq!(put["Version"], 1);
-    aws.ok(&["ssm", "put-parameter", "--name", "/app/db/url", "--value", "pg://db", "--type", "String"]);
-    let shown = aws.ok(&["ssm", "get-parameter", "--name", "/app/db/pass", "--with-decryption"]);
+    aws.ok(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/app/db/url",
+        "--value",
+        "pg://db",
+        "--type",
+        "String",
+    ]);
+    let shown = aws.ok(&[
+        "ssm",
+        "get-parameter",
+        "--name",
+        "/app/db/pass",
+        "--with-decryption",
+    ]);
     assert_eq!(shown["Parameter"]["Value"], "s3cret");
     let arn = shown["Parameter"]["ARN"].as_str().unwrap();
     assert!(
@@ -185,7 +221,13 @@ fn parameter_store_through_the_aws_cli() {
 
     // The CLI follows NextToken itself: one page per parameter here.
     let all = aws.ok(&[
-        "ssm", "get-parameters-by-path", "--path", "/app", "--recursive", "--page-size", "1",
+        "ssm",
+        "get-parameters-by-path",
+        "--path",
+        "/app",
+        "--recursive",
+        "--page-size",
+        "1",
     ]);
     let values: Vec<_> = all["Parameters"]
         .as_array()
@@ -195,11 +237,20 @@ fn parameter_store_through_the_aws_cli() {
         .collect();
     assert_eq!(values[1], ("/app/db/url", "pg://db"));
     assert_eq!(values[0].0, "/app/db/pass");
-    assert_ne!(values[0].1, "s3cret", "a SecureString read without decryption");
+    assert_ne!(
+        values[0].1, "s3cret",
+        "a SecureString read without decryption"
+    );
 
     aws.ok(&["ssm", "delete-parameter", "--name", "/app/db/url"]);
-    aws.fails(&["ssm", "delete-parameter", "--name", "/app/db/url"], "ParameterNotFound");
-    assert!(!server.log().contains("s3cret"), "a parameter value reached the log");
+    aws.fails(
+        &["ssm", "delete-parameter", "--name", "/app/db/url"],
+        "ParameterNotFound",
+    );
+    assert!(
+        !server.log().contains("s3cret"),
+        "a parameter value reached the log"
+    );
 }
 
 /// boto3: binary secrets, SecureString round trips, explicit pagination

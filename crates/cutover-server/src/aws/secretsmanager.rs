@@ -20,12 +20,10 @@ use cutover_aws::shapes::Timestamp;
 use cutover_aws::shapes::secretsmanager::{
     CreateSecretRequest, CreateSecretResponse, DeleteSecretRequest, DeleteSecretResponse,
     FilterNameStringType, GetSecretValueRequest, GetSecretValueResponse, ListSecretsRequest,
-    ListSecretsResponse, Operation, PutSecretValueRequest, PutSecretValueResponse,
-    SecretListEntry, SortByType, SortOrderType, errors,
+    ListSecretsResponse, Operation, PutSecretValueRequest, PutSecretValueResponse, SecretListEntry,
+    SortByType, SortOrderType, errors,
 };
-use cutover_store::secrets::{
-    self, AWSCURRENT, NoVersion, SecretRow, SecretValue, SecretVersion,
-};
+use cutover_store::secrets::{self, AWSCURRENT, NoVersion, SecretRow, SecretValue, SecretVersion};
 use rand::Rng as _;
 use rusqlite::Connection;
 use secrecy::{ExposeSecret, SecretString};
@@ -133,10 +131,19 @@ fn live_secret(
     })
 }
 
-async fn create(call: &Call<'_>, req: CreateSecretRequest) -> Result<CreateSecretResponse, AwsError> {
+async fn create(
+    call: &Call<'_>,
+    req: CreateSecretRequest,
+) -> Result<CreateSecretResponse, AwsError> {
     check_name(&req.name)?;
-    if req.add_replica_regions.as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(invalid_parameter("Cutover does not replicate secrets to other regions."));
+    if req
+        .add_replica_regions
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(invalid_parameter(
+            "Cutover does not replicate secrets to other regions.",
+        ));
     }
     let value = value_of(req.secret_string, req.secret_binary)?;
     let id = version_id(req.client_request_token)?;
@@ -190,7 +197,9 @@ async fn get_value(
 ) -> Result<GetSecretValueResponse, AwsError> {
     let now = call.st.clock.now_ms();
     let id = req.secret_id.clone();
-    let secret = call.transact(move |c| live_secret(c, &id, now, false)).await?;
+    let secret = call
+        .transact(move |c| live_secret(c, &id, now, false))
+        .await?;
     let (version, stage) = secret
         .version(req.version_id.as_deref(), req.version_stage.as_deref())
         .map_err(|e| {
@@ -255,7 +264,9 @@ async fn put_value(
                 } else {
                     Err(AwsError::client(
                         errors::RESOURCE_EXISTS_EXCEPTION,
-                        format!("A version with VersionId {id} already exists with a different value."),
+                        format!(
+                            "A version with VersionId {id} already exists with a different value."
+                        ),
                     ))
                 });
             }
@@ -285,7 +296,9 @@ async fn put_value(
 fn passes(s: &SecretRow, key: FilterNameStringType, values: &[String]) -> bool {
     let description = s.description.as_deref().unwrap_or("").to_lowercase();
     values.iter().any(|v| {
-        let (negate, v) = v.strip_prefix('!').map_or((false, v.as_str()), |v| (true, v));
+        let (negate, v) = v
+            .strip_prefix('!')
+            .map_or((false, v.as_str()), |v| (true, v));
         let hit = match key {
             FilterNameStringType::Name => s.name.starts_with(v),
             FilterNameStringType::Description => description.starts_with(&v.to_lowercase()),
@@ -304,7 +317,9 @@ async fn list(call: &Call<'_>, req: ListSecretsRequest) -> Result<ListSecretsRes
         let key = f.key.unwrap_or(FilterNameStringType::All);
         if !matches!(
             key,
-            FilterNameStringType::Name | FilterNameStringType::Description | FilterNameStringType::All
+            FilterNameStringType::Name
+                | FilterNameStringType::Description
+                | FilterNameStringType::All
         ) {
             return Err(invalid_parameter(format!(
                 "Cutover filters secrets by name, description and all, not by {}.",
@@ -327,8 +342,7 @@ async fn list(call: &Call<'_>, req: ListSecretsRequest) -> Result<ListSecretsRes
         .await?;
     let planned = req.include_planned_deletion.unwrap_or(false);
     all.retain(|s| {
-        (planned || !s.scheduled_for_deletion())
-            && filters.iter().all(|(k, v)| passes(s, *k, v))
+        (planned || !s.scheduled_for_deletion()) && filters.iter().all(|(k, v)| passes(s, *k, v))
     });
     if req.sort_by == Some(SortByType::Name) {
         all.sort_by(|a, b| a.name.cmp(&b.name));
@@ -339,7 +353,10 @@ async fn list(call: &Call<'_>, req: ListSecretsRequest) -> Result<ListSecretsRes
         all.reverse();
     }
     let (page, next_token) = wire::page(all, max, req.next_token.as_deref(), || {
-        AwsError::client(errors::INVALID_NEXT_TOKEN_EXCEPTION, "The NextToken value is invalid.")
+        AwsError::client(
+            errors::INVALID_NEXT_TOKEN_EXCEPTION,
+            "The NextToken value is invalid.",
+        )
     })?;
     let stamp = |t: Option<u64>| t.map(Timestamp::from_millis);
     let secret_list = page
@@ -366,7 +383,10 @@ async fn list(call: &Call<'_>, req: ListSecretsRequest) -> Result<ListSecretsRes
     })
 }
 
-async fn delete(call: &Call<'_>, req: DeleteSecretRequest) -> Result<DeleteSecretResponse, AwsError> {
+async fn delete(
+    call: &Call<'_>,
+    req: DeleteSecretRequest,
+) -> Result<DeleteSecretResponse, AwsError> {
     let force = req.force_delete_without_recovery.unwrap_or(false);
     let window_days = match (force, req.recovery_window_in_days) {
         (true, Some(_)) => {

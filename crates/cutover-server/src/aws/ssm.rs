@@ -66,9 +66,12 @@ fn check_name(name: &str) -> Result<(), AwsError> {
         && name.len() <= 2048
         && !lower.starts_with("aws")
         && !lower.starts_with("ssm")
-        && bare
-            .split('/')
-            .all(|level| !level.is_empty() && level.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+        && bare.split('/').all(|level| {
+            !level.is_empty()
+                && level
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        });
     if !ok {
         return Err(validation(
             "Parameter name: can't be prefixed with \"aws\" or \"ssm\" (case-insensitive). If formed as a path, it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_",
@@ -96,10 +99,8 @@ fn name_and_selector(raw: &str) -> (&str, Option<&str>) {
 /// `p` in AWS's shape, its value decrypted or not (see the module header).
 fn shape(call: &Call<'_>, p: &ParameterRow, decrypt: bool, selector: Option<&str>) -> Parameter {
     let value = if p.type_ == ParameterType::SecureString && !decrypt {
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "cutover:SecureString:{}:{}",
-            p.name, p.version
-        ))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("cutover:SecureString:{}:{}", p.name, p.version))
     } else {
         p.value.expose_secret().to_string()
     };
@@ -189,7 +190,9 @@ async fn by_path(
     call: &Call<'_>,
     req: GetParametersByPathRequest,
 ) -> Result<GetParametersByPathResult, AwsError> {
-    if !req.path.starts_with('/') || (req.path != "/" && check_name(req.path.trim_end_matches('/')).is_err()) {
+    if !req.path.starts_with('/')
+        || (req.path != "/" && check_name(req.path.trim_end_matches('/')).is_err())
+    {
         return Err(validation(
             "The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\".",
         ));
@@ -199,7 +202,10 @@ async fn by_path(
         if f.key != "Type" || f.option.as_deref().is_some_and(|o| o != "Equals") {
             return Err(AwsError::client(
                 errors::INVALID_FILTER_KEY,
-                format!("Cutover filters parameters by path only on Type Equals, not {}.", f.key),
+                format!(
+                    "Cutover filters parameters by path only on Type Equals, not {}.",
+                    f.key
+                ),
             ));
         }
         let values = f.values.unwrap_or_default();
@@ -208,7 +214,10 @@ async fn by_path(
             wanted.push(
                 serde_json::from_value::<ParameterType>(serde_json::Value::String(v.clone()))
                     .map_err(|_| {
-                        AwsError::client(errors::INVALID_FILTER_VALUE, format!("{v} is not a parameter type."))
+                        AwsError::client(
+                            errors::INVALID_FILTER_VALUE,
+                            format!("{v} is not a parameter type."),
+                        )
                     })?,
             );
         }
@@ -229,7 +238,10 @@ async fn by_path(
         all.retain(|p| types.contains(&p.type_));
     }
     let (page, next_token) = wire::page(all, max, req.next_token.as_deref(), || {
-        AwsError::client(errors::INVALID_NEXT_TOKEN, "The specified token isn't valid.")
+        AwsError::client(
+            errors::INVALID_NEXT_TOKEN,
+            "The specified token isn't valid.",
+        )
     })?;
     Ok(GetParametersByPathResult {
         parameters: Some(page.iter().map(|p| shape(call, p, decrypt, None)).collect()),
@@ -239,7 +251,9 @@ async fn by_path(
 
 async fn put(call: &Call<'_>, req: PutParameterRequest) -> Result<PutParameterResult, AwsError> {
     if req.name.starts_with("arn:") {
-        return Err(validation("You can't enter the ARN for a parameter, only the parameter name itself."));
+        return Err(validation(
+            "You can't enter the ARN for a parameter, only the parameter name itself.",
+        ));
     }
     let name = req.name.trim().to_string();
     check_name(&name)?;
@@ -247,7 +261,9 @@ async fn put(call: &Call<'_>, req: PutParameterRequest) -> Result<PutParameterRe
         return Err(validation("Value must not be empty."));
     }
     if req.allowed_pattern.is_some() || req.policies.is_some() {
-        return Err(validation("Cutover does not support AllowedPattern or Policies on parameters."));
+        return Err(validation(
+            "Cutover does not support AllowedPattern or Policies on parameters.",
+        ));
     }
     let now = call.st.clock.now_ms();
     let overwrite = req.overwrite.unwrap_or(false);

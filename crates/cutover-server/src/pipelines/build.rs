@@ -201,8 +201,9 @@ impl Builder {
             }
             let name = match source {
                 SecretSource::ParameterStore => reference,
-                SecretSource::SecretsManager => SecretReference::parse(reference)
-                    .map_or(reference, |r| r.secret_id),
+                SecretSource::SecretsManager => {
+                    SecretReference::parse(reference).map_or(reference, |r| r.secret_id)
+                }
             };
             if !valid_secret_name(name) {
                 return None;
@@ -908,7 +909,11 @@ mod tests {
         );
         let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-a1B2c3";
         assert_eq!(
-            lookup(SecretSource::SecretsManager, &format!("{arn}:password:AWSCURRENT")).as_deref(),
+            lookup(
+                SecretSource::SecretsManager,
+                &format!("{arn}:password:AWSCURRENT")
+            )
+            .as_deref(),
             Some("pw")
         );
         // A stored secret wins over a file of the same name, even when it

@@ -125,7 +125,10 @@ pub fn secret_value(
     let version = match secret.version(r.version_id, r.version_stage) {
         Ok((v, _)) => v,
         Err(_) => {
-            let which = r.version_id.or(r.version_stage).unwrap_or(super::AWSCURRENT);
+            let which = r
+                .version_id
+                .or(r.version_stage)
+                .unwrap_or(super::AWSCURRENT);
             return Ok(Err(ReferenceError::NoVersion(
                 secret.name.clone(),
                 which.to_string(),
@@ -138,14 +141,13 @@ pub fn secret_value(
     let Some(key) = r.json_key else {
         return Ok(Ok(text.expose_secret().to_string()));
     };
-    let picked = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-        text.expose_secret(),
-    )
-    .ok()
-    .and_then(|mut m| m.remove(key))
-    .map(|v| match v {
-        serde_json::Value::String(s) => s,
-        other => other.to_string(),
-    });
+    let picked =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text.expose_secret())
+            .ok()
+            .and_then(|mut m| m.remove(key))
+            .map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            });
     Ok(picked.ok_or_else(|| ReferenceError::NoJsonKey(secret.name.clone(), key.to_string())))
 }

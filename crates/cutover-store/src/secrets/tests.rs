@@ -1,6 +1,8 @@
 //! The secret store's operations and the buildspec reference grammar.
 
-use super::build_ref::{ReferenceError, SecretReference, parameter_name, parameter_value, secret_value};
+use super::build_ref::{
+    ReferenceError, SecretReference, parameter_name, parameter_value, secret_value,
+};
 use super::*;
 use crate::Store;
 
@@ -98,7 +100,13 @@ fn secrets_round_trip_with_their_versions_and_never_debug_print_a_value() {
     .unwrap();
     let bin = s.with(|c| secret(c, "bin")).unwrap().unwrap();
     assert_eq!(shown(&bin.current.unwrap().value), "[0, 255, 7]");
-    assert!(s.with(|c| secret(c, "empty")).unwrap().unwrap().current.is_none());
+    assert!(
+        s.with(|c| secret(c, "empty"))
+            .unwrap()
+            .unwrap()
+            .current
+            .is_none()
+    );
     let names: Vec<_> = s
         .with(list_secrets)
         .unwrap()
@@ -122,7 +130,11 @@ fn a_secret_is_found_by_name_full_arn_or_partial_arn() {
         arn.to_string(),
     ] {
         let found = s.with(|c| find_secret(c, &id)).unwrap();
-        assert_eq!(found.map(|s| s.name).as_deref(), Some("prod/db-main"), "{id}");
+        assert_eq!(
+            found.map(|s| s.name).as_deref(),
+            Some("prod/db-main"),
+            "{id}"
+        );
     }
     for id in [
         "prod/db".to_string(),
@@ -177,7 +189,10 @@ fn parameters_round_trip_and_top_level_names_have_two_spellings() {
             .collect()
     };
     assert_eq!(names("/app", false), ["/app/name"]);
-    assert_eq!(names("/app/", true), ["/app/db/pass", "/app/db/url", "/app/name"]);
+    assert_eq!(
+        names("/app/", true),
+        ["/app/db/pass", "/app/db/url", "/app/name"]
+    );
     assert_eq!(names("/", false), ["/apple", "token"]);
     assert_eq!(names("/app/db/url", true), Vec::<String>::new());
 
@@ -230,8 +245,14 @@ fn buildspec_references_parse_with_arns_and_empty_parts() {
     for bad in ["", ":key", "a:b:c:d:e", "arn:aws:secretsmanager:us-east-1"] {
         assert!(SecretReference::parse(bad).is_err(), "{bad:?}");
     }
-    assert_eq!(parameter_name("arn:aws:ssm:us-east-1:1:parameter/a/b"), "/a/b");
-    assert_eq!(parameter_name("arn:aws:ssm:us-east-1:1:parameter/top"), "top");
+    assert_eq!(
+        parameter_name("arn:aws:ssm:us-east-1:1:parameter/a/b"),
+        "/a/b"
+    );
+    assert_eq!(
+        parameter_name("arn:aws:ssm:us-east-1:1:parameter/top"),
+        "top"
+    );
     assert_eq!(parameter_name("/a/b"), "/a/b");
 }
 
@@ -279,6 +300,9 @@ fn buildspec_references_resolve_against_the_store() {
             .map(|v| v.expose_secret().to_string())
     };
     assert_eq!(param("/ci/token").unwrap(), "tok");
-    assert_eq!(param("arn:aws:ssm:us-east-1:1:parameter/ci/token").unwrap(), "tok");
+    assert_eq!(
+        param("arn:aws:ssm:us-east-1:1:parameter/ci/token").unwrap(),
+        "tok"
+    );
     assert!(param("/ci/other").is_err());
 }
