@@ -366,10 +366,25 @@ pub fn purge_deleted(c: &Connection, now: u64) -> Result<Vec<String>, StoreError
 const PARAMETER_COLUMNS: &str =
     "name, parameter_type, value, parameter_version, changed_at, description";
 
+/// The parameter type AWS spells `text`, if it is one.
+pub fn parse_parameter_type(text: &str) -> Option<ParameterType> {
+    [
+        ParameterType::String,
+        ParameterType::StringList,
+        ParameterType::SecureString,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == text)
+}
+
 fn parameter_type(r: &Row<'_>, i: usize) -> rusqlite::Result<ParameterType> {
     let text: String = r.get(i)?;
-    serde_json::from_value(serde_json::Value::String(text)).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    parse_parameter_type(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown parameter type {text:?}").into(),
+        )
     })
 }
 

@@ -329,6 +329,9 @@ page = ssm.get_parameters_by_path(Path="/list", MaxResults=2, NextToken=page["Ne
 assert [p["Name"] for p in page["Parameters"]] == ["/list/p2"] and "NextToken" not in page, page
 top = ssm.get_parameters_by_path(Path="/", WithDecryption=True)["Parameters"]
 assert [(p["Name"], p["Value"]) for p in top] == [("token", "t1p")], top
+typed = lambda t: ssm.get_parameters_by_path(Path="/list", ParameterFilters=[{"Key": "Type", "Values": [t]}])["Parameters"]
+assert len(typed("StringList")) == 3 and typed("String") == []
+assert code(ssm.get_parameters_by_path, Path="/list", ParameterFilters=[{"Key": "Label", "Values": ["x"]}]) == "InvalidFilterKey"
 assert code(ssm.get_parameters_by_path, Path="list") == "ValidationException"
 assert code(ssm.delete_parameter, Name="/nope") == "ParameterNotFound"
 print("boto3 ok")
@@ -341,7 +344,7 @@ fn secrets_and_parameters_through_boto3() {
     let out = aws.run("python3", &["-c", BOTO3]);
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("boto3 ok"),
-        "{}\n{}",
+        "boto3 (installed beside aws by scripts/setup-aws-clients.sh) failed:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

@@ -208,18 +208,14 @@ async fn by_path(
                 ),
             ));
         }
-        let values = f.values.unwrap_or_default();
         let mut wanted = Vec::new();
-        for v in &values {
-            wanted.push(
-                serde_json::from_value::<ParameterType>(serde_json::Value::String(v.clone()))
-                    .map_err(|_| {
-                        AwsError::client(
-                            errors::INVALID_FILTER_VALUE,
-                            format!("{v} is not a parameter type."),
-                        )
-                    })?,
-            );
+        for v in f.values.unwrap_or_default() {
+            wanted.push(secrets::parse_parameter_type(&v).ok_or_else(|| {
+                AwsError::client(
+                    errors::INVALID_FILTER_VALUE,
+                    format!("{v} is not a parameter type."),
+                )
+            })?);
         }
         types = Some(wanted);
     }
