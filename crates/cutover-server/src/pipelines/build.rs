@@ -515,7 +515,7 @@ fn valid_secret_name(name: &str) -> bool {
 /// (`cutover_store::secrets::build_ref` has the rules): `None` if the store
 /// has no such parameter or secret (the older sources are asked next),
 /// `Some(None)` if it has one that cannot serve (no such version or JSON
-/// key, a binary value). Why is logged, never a value.
+/// key, a binary value) or cannot be read. Why is logged, never a value.
 fn from_secret_store(
     store: &Store,
     source: SecretSource,
@@ -539,7 +539,7 @@ fn from_secret_store(
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the secret store");
-            None
+            Some(None)
         }
     }
 }
