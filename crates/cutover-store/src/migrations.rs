@@ -187,6 +187,31 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // 8: the one secret store of Secrets Manager secrets (`kind` 'secret')
+    // and SSM parameters (`kind` 'parameter'), read by the AWS protocols and
+    // by builds. `value` is TEXT for a string and BLOB for a binary secret;
+    // NULL for a secret created without a value.
+    r#"
+    CREATE TABLE secrets (
+        kind                TEXT NOT NULL,
+        name                TEXT NOT NULL,
+        description         TEXT,
+        created_at          INTEGER NOT NULL,
+        changed_at          INTEGER NOT NULL,
+        value               BLOB,
+        version_id          TEXT,
+        version_at          INTEGER,
+        previous_value      BLOB,
+        previous_version_id TEXT,
+        previous_at         INTEGER,
+        arn_suffix          TEXT,
+        deleted_at          INTEGER,
+        purge_at            INTEGER,
+        parameter_type      TEXT,
+        parameter_version   INTEGER,
+        PRIMARY KEY (kind, name)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -23,7 +23,7 @@ use cutover_pipeline::engine::{
 use cutover_pipeline::model::Pipeline;
 use sha2::{Digest, Sha256};
 
-use super::ecs::{at, page};
+use super::ecs::at;
 use super::wire::{self, Call, Reply, input, output};
 use crate::api::ApiError;
 
@@ -66,6 +66,22 @@ fn refused(e: ApiError, not_found: &str) -> AwsError {
         return AwsError::client(errors::CONFLICT_EXCEPTION, e.to_string());
     }
     wire::refused(e, not_found, errors::VALIDATION_EXCEPTION)
+}
+
+/// One page of a listing (CodePipeline refuses a token it did not hand out
+/// with `InvalidNextTokenException`).
+fn next_page(
+    items: Vec<String>,
+    token: Option<&str>,
+    max: Option<i32>,
+) -> Result<(Vec<String>, Option<String>), AwsError> {
+    let size = max.map_or(100, |m| m.clamp(1, 1000) as usize);
+    wire::page(items, size, token, || {
+        AwsError::client(
+            errors::INVALID_NEXT_TOKEN_EXCEPTION,
+            "The next token was specified in an invalid format.",
+        )
+    })
 }
 
 async fn describe(call: &Call<'_>, name: &str) -> Result<PipelineDescription, AwsError> {
@@ -149,7 +165,7 @@ async fn list(
         .0
         .pipelines;
     let names: Vec<String> = all.iter().map(|p| p.name.clone()).collect();
-    let (names, next) = page(names, req.next_token.as_deref(), req.max_results)?;
+    let (names, next) = next_page(names, req.next_token.as_deref(), req.max_results)?;
     Ok(cp::ListPipelinesOutput {
         pipelines: Some(
             all.iter()
@@ -338,7 +354,7 @@ async fn list_executions(
 ) -> Result<cp::ListPipelineExecutionsOutput, AwsError> {
     let runs = executions(call, &req.pipeline_name).await?;
     let ids = runs.iter().map(|e| e.id.clone()).collect();
-    let (ids, next) = page(ids, req.next_token.as_deref(), req.max_results)?;
+    let (ids, next) = next_page(ids, req.next_token.as_deref(), req.max_results)?;
     Ok(cp::ListPipelineExecutionsOutput {
         pipeline_execution_summaries: Some(
             runs.iter()

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use cutover_aws::arn::Arn;
 use cutover_aws::protocol::AwsError;
 use cutover_aws::sigv4::Caller;
+use cutover_store::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -36,6 +37,52 @@ impl Call<'_> {
     pub(crate) fn account(&self) -> &str {
         self.st.aws.keys.account()
     }
+
+    /// Runs `f` in one store transaction off the async threads: `f`'s own
+    /// refusal (`Ok(Err(..))`) rolls nothing back by itself, so it decides
+    /// before writing; a store failure is an internal error.
+    pub(crate) async fn transact<T, F>(&self, f: F) -> Result<T, AwsError>
+    where
+        F: FnOnce(&rusqlite::Connection) -> Result<Result<T, AwsError>, StoreError>
+            + Send
+            + 'static,
+        T: Send + 'static,
+    {
+        self.st
+            .store
+            .transact(f)
+            .await
+            .map_err(|e| internal(&e, "use the state store"))?
+    }
+}
+
+/// One page of `items`: at most `max` from where `token` (a `NextToken`
+/// this function handed out) says, and the token of the next page if
+/// there is one. A token not handed out is refused with `bad_token`.
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    max: usize,
+    token: Option<&str>,
+    bad_token: impl FnOnce() -> AwsError,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let start = match token {
+        None => 0,
+        Some(t) => engine
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("cutover-page:")?.parse::<usize>().ok())
+            .filter(|&n| n <= items.len())
+            .ok_or_else(bad_token)?,
+    };
+    let end = start.saturating_add(max.max(1)).min(items.len());
+    let next = (end < items.len()).then(|| engine.encode(format!("cutover-page:{end}")));
+    Ok((
+        items.into_iter().skip(start).take(end - start).collect(),
+        next,
+    ))
 }
 
 /// A JSON answer, already serialised.

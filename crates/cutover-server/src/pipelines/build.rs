@@ -10,10 +10,15 @@
 //! with phases, exported variables, artifacts and reports in `detail`.
 //!
 //! Secrets (`env.parameter-store`, `env.secrets-manager`) come from the
-//! local secret store, files under `<data_dir>/secrets/` named by the
-//! reference (`[A-Za-z0-9_./-]`, no `..` component, not absolute; a file
-//! that is a symlink leading out of the secrets directory is refused), or
-//! from the server's environment variable of that name only if the
+//! secret store first: the SSM parameters and Secrets Manager secrets the
+//! AWS protocols wrote (`cutover_store::secrets::build_ref`: a parameter
+//! name or ARN, decrypted; `secret-id:json-key:version-stage:version-id`
+//! with `secret-id` a name or ARN). Failing that, a plain name (the
+//! secret id of a `secrets-manager` reference) is looked up, as before the
+//! store existed, in files under `<data_dir>/secrets/`
+//! (`[A-Za-z0-9_./-]`, no `..` component, not absolute; a file
+//! that is a symlink leading out of the secrets directory is refused), then
+//! in the server's environment variable of that name only if the
 //! operator listed it in `CUTOVER_BUILD_ENV_SECRETS` (comma-separated; a
 //! `CUTOVER_*` name never qualifies, listed or not). A secret found nowhere
 //! fails the build before anything runs, naming the buildspec field.
@@ -64,6 +69,7 @@ use cutover_build::run::{SecretLookup, SecretSource};
 use cutover_build::{BuildContainer, BuildRequest, BuildStatus, LogLine};
 use cutover_docker::DockerRuntime;
 use cutover_pipeline::engine::ArtifactRef;
+use cutover_store::secrets::build_ref::{self, ReferenceError, SecretReference};
 use cutover_store::{BuildRow, BuildState, Store, pipeline_ops};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -181,13 +187,25 @@ impl Builder {
         self
     }
 
+    /// Resolves the buildspec's secrets: the secret store first (what
+    /// `aws ssm put-parameter` and `aws secretsmanager create-secret`
+    /// wrote), then, for a plain name, a file under `<data_dir>/secrets/`,
+    /// then a listed environment variable (see the module header).
     fn secrets(&self) -> SecretLookup {
         let dir = self.data_dir.join("secrets");
         let allowed = env_secret_names(std::env::var(ENV_SECRETS).ok().as_deref());
-        Arc::new(move |_source: SecretSource, reference: &str| {
-            let name = reference.split(':').next().unwrap_or(reference);
+        let store = Arc::clone(&self.store);
+        Arc::new(move |source: SecretSource, reference: &str| {
+            if let Some(found) = from_secret_store(&store, source, reference) {
+                return found;
+            }
+            let name = match source {
+                SecretSource::ParameterStore => reference,
+                SecretSource::SecretsManager => {
+                    SecretReference::parse(reference).map_or(reference, |r| r.secret_id)
+                }
+            };
             if !valid_secret_name(name) {
-                tracing::warn!(reference, "refused secret name");
                 return None;
             }
             if let Some(text) = read_secret_file(&dir, name) {
@@ -493,6 +511,39 @@ fn valid_secret_name(name: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// The secret store's answer for a buildspec reference
+/// (`cutover_store::secrets::build_ref` has the rules): `None` if the store
+/// has no such parameter or secret (the older sources are asked next),
+/// `Some(None)` if it has one that cannot serve (no such version or JSON
+/// key, a binary value) or cannot be read. Why is logged, never a value.
+fn from_secret_store(
+    store: &Store,
+    source: SecretSource,
+    reference: &str,
+) -> Option<Option<String>> {
+    use secrecy::ExposeSecret as _;
+    let found = store.with(|c| match source {
+        SecretSource::ParameterStore => build_ref::parameter_value(c, reference)
+            .map(|r| r.map(|v| v.expose_secret().to_string())),
+        SecretSource::SecretsManager => build_ref::secret_value(c, reference),
+    });
+    match found {
+        Ok(Ok(value)) => Some(Some(value)),
+        Ok(Err(why @ (ReferenceError::NoParameter(_) | ReferenceError::NoSecret(_)))) => {
+            tracing::debug!(%source, reference, %why, "not in the secret store");
+            None
+        }
+        Ok(Err(why)) => {
+            tracing::warn!(%source, reference, %why, "refused a buildspec secret");
+            Some(None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the secret store");
+            Some(None)
+        }
+    }
+}
+
 /// The secret file `name` under `dir`, if it exists and, symlinks
 /// resolved, is still inside `dir`; its trailing newlines removed.
 fn read_secret_file(dir: &Path, name: &str) -> Option<String> {
@@ -795,6 +846,86 @@ mod tests {
         );
         // The server's own environment is not a secret store.
         assert_eq!(lookup(SecretSource::ParameterStore, "PATH"), None);
+    }
+
+    #[test]
+    fn secrets_come_from_the_secret_store_before_the_files() {
+        use cutover_store::secrets::{
+            ParameterRow, ParameterType, SecretRow, SecretValue, SecretVersion, put_parameter,
+            put_secret,
+        };
+        use secrecy::SecretString;
+        let data = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        store
+            .with(|c| {
+                put_parameter(
+                    c,
+                    &ParameterRow {
+                        name: "/prod/db-password".into(),
+                        type_: ParameterType::SecureString,
+                        value: SecretString::from("from-ssm"),
+                        version: 1,
+                        last_modified: 1,
+                        description: None,
+                    },
+                )?;
+                put_secret(
+                    c,
+                    &SecretRow {
+                        name: "prod/db".into(),
+                        arn_suffix: "a1B2c3".into(),
+                        description: None,
+                        current: Some(SecretVersion {
+                            id: "v1".into(),
+                            value: SecretValue::Text(SecretString::from(r#"{"password":"pw"}"#)),
+                            created_at: 1,
+                        }),
+                        previous: None,
+                        created_at: 1,
+                        changed_at: 1,
+                        deleted_at: None,
+                        purge_at: None,
+                    },
+                )
+            })
+            .unwrap();
+        let builder = Builder::new(
+            store,
+            Arc::new(cutover_clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        );
+        std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
+        std::fs::write(data.path().join("secrets/prod/db"), "from-file").unwrap();
+        let lookup = builder.secrets();
+        assert_eq!(
+            lookup(SecretSource::ParameterStore, "/prod/db-password").as_deref(),
+            Some("from-ssm")
+        );
+        assert_eq!(
+            lookup(SecretSource::SecretsManager, "prod/db:password").as_deref(),
+            Some("pw")
+        );
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-a1B2c3";
+        assert_eq!(
+            lookup(
+                SecretSource::SecretsManager,
+                &format!("{arn}:password:AWSCURRENT")
+            )
+            .as_deref(),
+            Some("pw")
+        );
+        // A stored secret wins over a file of the same name, even when it
+        // cannot serve the reference.
+        assert_eq!(lookup(SecretSource::SecretsManager, "prod/db:user"), None);
+        // One the store lacks is still read from its file.
+        std::fs::write(data.path().join("secrets/prod/other"), "old").unwrap();
+        assert_eq!(
+            lookup(SecretSource::SecretsManager, "prod/other:user").as_deref(),
+            Some("old")
+        );
+        assert_eq!(lookup(SecretSource::ParameterStore, "/prod/other"), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@ use cutover_spec::stack::{
 use cutover_store::deployment_configs::{self as stored, DeploymentConfigRow};
 use cutover_store::ops;
 
-use crate::aws::ecs::{at, page};
+use super::next_page;
+use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
 
 /// Where a configuration comes from.
@@ -168,7 +169,7 @@ pub(super) async fn list(
     req: cd::ListDeploymentConfigsInput,
 ) -> Result<cd::ListDeploymentConfigsOutput, AwsError> {
     let names = all(call).await?.into_keys().collect();
-    let (names, next) = page(names, req.next_token.as_deref(), None)?;
+    let (names, next) = next_page(names, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentConfigsOutput {
         deployment_configs_list: Some(names),
         next_token: next,

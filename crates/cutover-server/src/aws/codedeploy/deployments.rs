@@ -16,8 +16,9 @@ use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_store::{DeploymentRow, ServiceRow, ops};
 use sha2::{Digest, Sha256};
 
+use super::next_page;
 use super::{application_of, group_of, service_of};
-use crate::aws::ecs::{at, page};
+use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
 
 fn status(s: DeploymentStatus) -> cd::DeploymentStatus {
@@ -285,7 +286,7 @@ pub(super) async fn list(
         })
         .map(|d| d.id.clone())
         .collect();
-    let (ids, next) = page(ids, req.next_token.as_deref(), None)?;
+    let (ids, next) = next_page(ids, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentsOutput {
         deployments: Some(ids),
         next_token: next,

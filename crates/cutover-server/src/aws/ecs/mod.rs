@@ -11,7 +11,7 @@ mod services;
 mod taskdefs;
 mod tasks;
 
-pub(crate) use taskdefs::{page, resolve_active};
+pub(crate) use taskdefs::resolve_active;
 
 use cutover_aws::arn;
 use cutover_aws::protocol::AwsError;
