@@ -6,6 +6,7 @@
 mod alarms;
 mod apply;
 mod auth;
+mod body;
 mod builds;
 mod deployments;
 mod error;

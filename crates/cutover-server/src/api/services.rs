@@ -1,5 +1,6 @@
 //! Services: list, describe, scale, delete, events; and the server status.
 
+use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -14,7 +15,7 @@ pub(crate) async fn status(State(st): State<AppState>) -> ApiResult<Json<ServerS
     Ok(Json(ServerStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: st.started_at,
-        schema_version: st.store.schema_version()?,
+        schema_version: st.store.call(ops::schema_version).await?,
         runtimes: st.controller.runtimes().keys().cloned().collect(),
     }))
 }
@@ -82,7 +83,7 @@ pub(crate) async fn describe(
 pub(crate) async fn scale(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Json(req): Json<ScaleRequest>,
+    Body(req): Body<ScaleRequest>,
 ) -> ApiResult<Json<ServiceEnvelope>> {
     if req.desired_count > 1000 {
         return Err(ApiError::bad_request(

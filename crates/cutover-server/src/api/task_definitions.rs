@@ -1,5 +1,6 @@
 //! Task definition registration and lookup.
 
+use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use crate::files;
 use axum::Json;
@@ -13,7 +14,7 @@ use cutover_store::ops;
 
 pub(crate) async fn register(
     State(st): State<AppState>,
-    Json(req): Json<RegisterTaskDefinitionRequest>,
+    Body(req): Body<RegisterTaskDefinitionRequest>,
 ) -> ApiResult<Json<RegisterTaskDefinitionResponse>> {
     let parsed = files::task_definition(&req.file, &req.content)?;
     let (family, body, now) = (

@@ -99,8 +99,7 @@ async fn drive(
         .first()
         .and_then(|e| serde_json::from_str(&e.message).ok())
         .unwrap_or_default();
-    let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)?;
     if !resume {
         // A queued deployment starts from whatever runs now.
         row.from_task_definition = svc.task_definition.clone();

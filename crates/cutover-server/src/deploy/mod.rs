@@ -35,9 +35,17 @@ pub(crate) enum DeployError {
     /// The service is being deleted.
     #[error("service {0:?} is being deleted")]
     ServiceDeleting(String),
-    /// The deployment configuration or the service's settings are invalid.
-    #[error("{0}")]
-    Invalid(String),
+    /// The deployment configuration is unknown or has no traffic routing.
+    #[error(transparent)]
+    Config(spec::DeploySpecError),
+    /// The service's deployment settings give no valid blue/green spec.
+    #[error("service {service:?}: {source}")]
+    Settings {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        source: spec::DeploySpecError,
+    },
     /// The deployment has no running driver (finished, queued or unknown).
     #[error("deployment {0} is not running (finished, queued or unknown)")]
     NotRunning(String),
@@ -233,9 +241,14 @@ impl Deployer {
             .or_else(|| svc.spec.deployment.config.clone())
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
         let configs = self.store.call(ops::latest_deployment_configs).await?;
-        let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
-        let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
-            .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;
+        let routing = spec::routing(&config, &configs).map_err(DeployError::Config)?;
+        let (bg, _) =
+            spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks).map_err(|source| {
+                DeployError::Settings {
+                    service: svc.name.clone(),
+                    source,
+                }
+            })?;
         let mut engine = BlueGreen::new(bg, now);
         let busy = self
             .store
