@@ -11,6 +11,7 @@
 
 mod driver;
 pub(crate) mod hooks;
+mod rolling;
 pub(crate) mod spec;
 #[cfg(test)]
 mod tests;
@@ -115,7 +116,7 @@ impl Deployer {
             match (d.kind(), d.status) {
                 (DeploymentKind::Rolling, _) => {
                     let (dep, id) = (me.clone(), d.id.clone());
-                    tokio::spawn(async move { driver::watch_rolling(dep, id).await });
+                    tokio::spawn(async move { rolling::watch_rolling(dep, id).await });
                 }
                 // Queued ones start when the one ahead of them finishes.
                 (_, DeploymentStatus::Queued) => {}
@@ -232,7 +233,7 @@ impl Deployer {
             self.controller.wake(&row.service);
             let me = self.clone();
             let rid = row.id.clone();
-            tokio::spawn(async move { driver::watch_rolling(me, rid).await });
+            tokio::spawn(async move { rolling::watch_rolling(me, rid).await });
             return Ok(row);
         }
         let config = req
