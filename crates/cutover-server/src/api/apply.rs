@@ -3,7 +3,6 @@
 //! the pipeline drivers, and a deployment for every blue/green service whose
 //! revision changed.
 
-use super::body::Body;
 use super::{ApiResult, AppState};
 use crate::apply::{commit, validate};
 use axum::Json;
@@ -13,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub(crate) async fn apply(
     State(st): State<AppState>,
-    Body(req): Body<ApplyRequest>,
+    Json(req): Json<ApplyRequest>,
 ) -> ApiResult<Json<ApplyResponse>> {
     // On its own task: a client that goes away after the commit must not
     // leave the stack written without its loops woken, its pipelines

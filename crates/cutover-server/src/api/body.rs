@@ -1,7 +1,11 @@
-//! The API's JSON request body: axum's `Json`, except that a body serde
-//! refuses (not JSON, a missing field, a value outside a status enum) is
-//! answered with the API's error body, naming the field (see
-//! `From<JsonRejection> for ApiError` in `error.rs`).
+//! The JSON request body of the handlers whose body holds a status enum
+//! (a hook's `status`, an alarm's requested `state`): axum's `Json`, except
+//! that a body serde refuses (not JSON, a missing field, a value outside
+//! the enum) is answered 400 with the API's error body and serde's message,
+//! which names the field and the values it takes (see
+//! `From<JsonRejection> for ApiError` in `error.rs`). The other handlers
+//! keep axum's `Json` (422, plain text) for now: the AWS adapters call them
+//! with a `Json` value.
 
 use super::ApiError;
 

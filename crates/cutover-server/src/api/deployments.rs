@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 
 pub(crate) async fn create(
     State(st): State<AppState>,
-    Body(req): Body<CreateDeploymentRequest>,
+    Json(req): Json<CreateDeploymentRequest>,
 ) -> ApiResult<(StatusCode, Json<DeploymentEnvelope>)> {
     let name = req.service.clone();
     let svc = st

@@ -1,6 +1,5 @@
 //! Services: list, describe, scale, delete, events; and the server status.
 
-use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -83,7 +82,7 @@ pub(crate) async fn describe(
 pub(crate) async fn scale(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Body(req): Body<ScaleRequest>,
+    Json(req): Json<ScaleRequest>,
 ) -> ApiResult<Json<ServiceEnvelope>> {
     if req.desired_count > 1000 {
         return Err(ApiError::bad_request(

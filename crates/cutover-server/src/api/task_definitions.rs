@@ -1,6 +1,5 @@
 //! Task definition registration and lookup.
 
-use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use crate::files;
 use axum::Json;
@@ -14,7 +13,7 @@ use cutover_store::ops;
 
 pub(crate) async fn register(
     State(st): State<AppState>,
-    Body(req): Body<RegisterTaskDefinitionRequest>,
+    Json(req): Json<RegisterTaskDefinitionRequest>,
 ) -> ApiResult<Json<RegisterTaskDefinitionResponse>> {
     let parsed = files::task_definition(&req.file, &req.content)?;
     let (family, body, now) = (
