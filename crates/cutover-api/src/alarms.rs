@@ -11,8 +11,10 @@ use utoipa::ToSchema;
 pub struct Alarm {
     /// Name.
     pub name: String,
-    /// The stack's definition, as stored; untyped until the stored row is.
-    pub spec: serde_json::Value,
+    /// The stack's declaration, as applied; `null` when the stored one
+    /// cannot be read by this server (`reason` then says why).
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<cutover_spec::stack::Alarm>,
     /// Its state.
     #[schema(schema_with = crate::schema::alarm_state)]
     pub state: AlarmState,
@@ -49,8 +51,10 @@ pub struct AlarmHistory {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAlarmStateRequest {
-    /// `OK`, `ALARM` or `INSUFFICIENT_DATA` (anything else is answered 400).
-    pub state: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA` (anything else is refused with
+    /// 400).
+    #[schema(schema_with = crate::schema::alarm_state)]
+    pub state: AlarmState,
     /// Why (default "set by operator").
     #[serde(default)]
     pub reason: String,

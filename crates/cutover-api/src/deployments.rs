@@ -203,8 +203,9 @@ pub struct StopDeploymentRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HookStatusRequest {
-    /// `Succeeded` or `Failed` (anything else is answered 400).
-    pub status: String,
+    /// `Succeeded` or `Failed` (anything else is refused with 400).
+    #[schema(schema_with = crate::schema::hook_status)]
+    pub status: cutover_deploy::bluegreen::HookStatus,
 }
 
 /// Answer of the hook callback.

@@ -8,8 +8,7 @@
 //! Pure: types, (de)serialisation and small helpers, no IO.
 //!
 //! Fields that the server still builds from a `serde_json::Value` stored in
-//! the database (a service's `spec`, an alarm's `spec`, a build's `detail`,
-//! a task's runtime `handle`, a task definition's `body`) stay
+//! the database (a build's `detail`, a task definition's `body`) stay
 //! `serde_json::Value` here until the stored rows are typed.
 
 pub mod access_keys;

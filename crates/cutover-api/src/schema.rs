@@ -37,6 +37,8 @@ pub(crate) const DEPLOYMENT_KINDS: &[&str] = &["BLUE_GREEN", "ROLLING", "ROLLBAC
 /// Wire values of `cutover_deploy::bluegreen::EventStatus`.
 pub(crate) const EVENT_STATUSES: &[&str] =
     &["Pending", "InProgress", "Succeeded", "Failed", "Skipped"];
+/// Wire values of `cutover_deploy::bluegreen::HookStatus`.
+pub(crate) const HOOK_STATUSES: &[&str] = &["Succeeded", "Failed"];
 /// Wire values of `cutover_deploy::alarm::AlarmState`.
 pub(crate) const ALARM_STATES: &[&str] = &["OK", "ALARM", "INSUFFICIENT_DATA"];
 /// Wire values of `cutover_pipeline::engine::ExecutionStatus`.
@@ -78,6 +80,9 @@ pub(crate) fn deployment_kind() -> Object {
 }
 pub(crate) fn event_status() -> Object {
     string_enum(EVENT_STATUSES)
+}
+pub(crate) fn hook_status() -> Object {
+    string_enum(HOOK_STATUSES)
 }
 pub(crate) fn alarm_state() -> Object {
     string_enum(ALARM_STATES)
@@ -156,6 +161,7 @@ mod tests {
             cutover_deploy::DeploymentKind::ALL.len()
         );
         all_parse::<cutover_deploy::bluegreen::EventStatus>(EVENT_STATUSES);
+        all_parse::<cutover_deploy::bluegreen::HookStatus>(HOOK_STATUSES);
         all_parse::<cutover_deploy::alarm::AlarmState>(ALARM_STATES);
         assert_eq!(
             ALARM_STATES.len(),

@@ -29,8 +29,10 @@ pub struct Task {
     pub health_status: HealthStatus,
     /// `host:port` it serves on.
     pub endpoint: Option<String>,
-    /// The runtime's handle (pid, container id), as stored.
-    pub handle: Option<serde_json::Value>,
+    /// The runtime's handle (pid, endpoint; `detail` holds the runtime's
+    /// own fields, such as a container id).
+    #[schema(value_type = Option<Object>)]
+    pub handle: Option<cutover_core::task::TaskHandle>,
     /// ECS-style stop code.
     pub stop_code: Option<String>,
     /// Why it stopped.

@@ -163,6 +163,31 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// A started task, as a runtime reports it and the control plane records
+/// it (the `handle` of a stored task, used for adoption after a restart).
+///
+/// Defined here, not in `cutover-runtime`, so that the store and the API
+/// (which must not depend on an adapter) carry it as this type; the
+/// runtime crate re-exports it. Its JSON is the one stored since the first
+/// release (a task row's `handle` column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskHandle {
+    /// Id of the task.
+    pub task_id: String,
+    /// Name of the runtime that runs it ("process", "docker").
+    pub runtime: String,
+    /// Where the task serves its container port, if it has one.
+    pub endpoint: Option<std::net::SocketAddr>,
+    /// Host pid of the task's main process, when known.
+    pub pid: Option<u32>,
+    /// When the task's process started (Unix epoch, milliseconds).
+    pub started_at_unix_ms: u64,
+    /// Runtime-specific details (paths, image digest, warnings): each
+    /// runtime's own object, shown to users and never read back.
+    pub detail: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 //! [`TaskHandle`], [`TaskStatus`] and [`ExitInfo`].
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -109,23 +108,7 @@ pub enum ProbeOutcome {
     TimedOut,
 }
 
-/// A started task, as the control plane records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskHandle {
-    /// Id of the task.
-    pub task_id: String,
-    /// Name of the runtime that runs it ("process", "docker").
-    pub runtime: String,
-    /// Where the task serves its container port, if it has one.
-    pub endpoint: Option<SocketAddr>,
-    /// Host pid of the task's main process, when known.
-    pub pid: Option<u32>,
-    /// When the task's process started (Unix epoch, milliseconds).
-    pub started_at_unix_ms: u64,
-    /// Runtime-specific details (paths, image digest, warnings).
-    pub detail: serde_json::Value,
-}
+pub use cutover_core::task::TaskHandle;
 
 /// Where a task stands.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,7 +19,7 @@ use cutover_deploy::alarm::{
 };
 use cutover_proxy::metrics::SecondBucket;
 use cutover_spec::stack::{Alarm, ListenerKind, MetricName, MetricRef, parse_alarm_rule};
-use cutover_store::{AlarmRow, Store, ops};
+use cutover_store::{AlarmRow, AlarmSpec, Store, ops};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,12 +49,11 @@ impl Evaluator {
 }
 
 /// The evaluator of a stored alarm, or why it cannot be evaluated.
-fn build(name: &str, spec: &serde_json::Value) -> Result<Evaluator, String> {
-    let alarm: Alarm = serde_json::from_value(spec.clone()).map_err(|e| e.to_string())?;
-    Ok(match alarm {
+fn build(name: &str, spec: &AlarmSpec) -> Result<Evaluator, String> {
+    Ok(match spec.declared()? {
         Alarm::Metric(m) => Evaluator::Metric(
             m.metric.clone(),
-            AlarmEvaluator::new(MetricAlarm::from_spec(name, &m)),
+            AlarmEvaluator::new(MetricAlarm::from_spec(name, m)),
         ),
         Alarm::Composite(c) => {
             // The stack's grammar, so that what `apply` accepted is what is
@@ -145,7 +144,7 @@ async fn record(
     store: &Arc<Store>,
     clock: &dyn Clock,
     name: &str,
-    spec: &serde_json::Value,
+    spec: &AlarmSpec,
     t: &Transition,
 ) {
     let row = AlarmRow {
@@ -184,7 +183,7 @@ async fn write_state(store: &Arc<Store>, row: AlarmRow, event: String) {
 }
 
 /// The alarms being evaluated, with the spec each was built from.
-type Evaluators = BTreeMap<String, (serde_json::Value, Evaluator)>;
+type Evaluators = BTreeMap<String, (AlarmSpec, Evaluator)>;
 
 /// The alarms that cannot be evaluated, with when each was last logged.
 type Unevaluable = BTreeMap<String, u64>;
@@ -444,16 +443,36 @@ mod tests {
 
     #[test]
     fn a_stack_alarm_becomes_an_evaluator_that_fires_on_the_first_bad_second() {
-        let spec = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
-            "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
-            "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
-        let Ok(Evaluator::Metric(m, mut e)) = build("web-5xx", &spec) else {
+        let Ok(Evaluator::Metric(m, mut e)) = build("web-5xx", &spec(FIVE_XX)) else {
             panic!("not a metric alarm");
         };
         let b = bucket();
         e.observe(100, sample(&b, &m));
         let t = e.evaluate(101).unwrap();
         assert_eq!(t.to, AlarmState::Alarm);
+    }
+
+    const FIVE_XX: &str = r#"{"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
+        "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
+        "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"}"#;
+
+    /// A declaration as the stack reads it.
+    fn spec(json: &str) -> AlarmSpec {
+        AlarmSpec::Declared(serde_json::from_str(json).unwrap())
+    }
+
+    /// Stores `spec`'s text as the alarm's declaration, as an older or
+    /// damaged database may hold it.
+    fn store_text(store: &Store, name: &str, spec: &str) {
+        store
+            .with(|c| {
+                c.execute(
+                    "UPDATE alarms SET spec = ?2 WHERE name = ?1",
+                    rusqlite::params![name, spec],
+                )
+                .map_err(cutover_store::StoreError::sql("corrupt"))
+            })
+            .unwrap();
     }
 
     fn stored(store: &Store, name: &str) -> AlarmRow {
@@ -477,7 +496,7 @@ mod tests {
     #[tokio::test]
     async fn an_alarm_that_cannot_be_parsed_is_reported_once_then_evaluated_when_fixed() {
         let store = Arc::new(Store::open_in_memory().unwrap());
-        let broken = serde_json::json!({"alarmRule": "ALARM(web-5xx) AND"});
+        let broken = spec(r#"{"alarmRule": "ALARM(web-5xx) AND"}"#);
         let row = AlarmRow {
             name: "guard".into(),
             spec: broken.clone(),
@@ -516,7 +535,7 @@ mod tests {
         assert_eq!(history(&store, "guard").len(), 1);
         assert_eq!(stored(&store, "guard").updated_at, 1_000);
         // A fixed declaration is evaluated again.
-        let fixed = serde_json::json!({"alarmRule": "ALARM(web-5xx)"});
+        let fixed = spec(r#"{"alarmRule": "ALARM(web-5xx)"}"#);
         store
             .with(|c| ops::put_alarm(c, &AlarmRow { spec: fixed, ..a }))
             .unwrap();
@@ -534,8 +553,8 @@ mod tests {
         // with spaces that the stack accepts: such an alarm was applied but
         // never evaluated. There is one grammar now.
         let text = "(ALARM(a) OR FALSE) AND NOT INSUFFICIENT_DATA( my alarm )";
-        let spec = serde_json::json!({ "alarmRule": text });
-        let Ok(Evaluator::Composite(c)) = build("guard", &spec) else {
+        let declared = spec(&serde_json::json!({ "alarmRule": text }).to_string());
+        let Ok(Evaluator::Composite(c)) = build("guard", &declared) else {
             panic!("not evaluated");
         };
         assert_eq!(
@@ -555,12 +574,9 @@ mod tests {
     #[tokio::test]
     async fn a_replaced_declaration_that_cannot_be_read_stops_the_old_evaluator() {
         let store = Arc::new(Store::open_in_memory().unwrap());
-        let good = serde_json::json!({"metric": {"name": "HTTPCode_Target_5XX_Count", "service": "web"},
-            "statistic": "Sum", "periodSeconds": 1, "evaluationPeriods": 1, "datapointsToAlarm": 1, "threshold": 1,
-            "comparisonOperator": "GreaterThanOrEqualToThreshold", "treatMissingData": "notBreaching"});
-        let mut row = AlarmRow {
+        let row = AlarmRow {
             name: "web-5xx".into(),
-            spec: good,
+            spec: spec(FIVE_XX),
             state: AlarmState::Ok,
             reason: String::new(),
             updated_at: 1,
@@ -569,8 +585,12 @@ mod tests {
         let (mut evaluators, mut unevaluable) = (Evaluators::new(), Unevaluable::new());
         reload(&store, &mut evaluators, &mut unevaluable, 1_000).await;
         assert!(evaluators.contains_key("web-5xx"));
-        row.spec["comparisonOperator"] = "Sideways".into();
-        store.with(|c| ops::put_alarm(c, &row)).unwrap();
+        // A declaration this binary cannot read (a newer or damaged one).
+        store_text(
+            &store,
+            "web-5xx",
+            &FIVE_XX.replace("GreaterThanOrEqualToThreshold", "Sideways"),
+        );
         reload(&store, &mut evaluators, &mut unevaluable, 2_000).await;
         assert!(evaluators.is_empty());
         let a = stored(&store, "web-5xx");

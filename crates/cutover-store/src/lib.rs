@@ -24,7 +24,8 @@ pub mod webhook_ops;
 pub use error::StoreError;
 pub use pipeline_rows::{BuildProjectRow, BuildRow, BuildState, PipelineRow, RepositoryRow};
 pub use rows::{
-    AlarmRow, DeploymentRow, EventRow, InvalidTransition, ServiceRow, TaskDefinitionRow, TaskRow,
+    AlarmRow, AlarmSpec, DeploymentRow, EventRow, InvalidTransition, ServiceRow, TaskDefinitionRow,
+    TaskRow,
 };
 
 use rusqlite::Connection;
@@ -76,7 +77,7 @@ impl Store {
 
     /// The schema version after migrations.
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        migrations::version(&self.lock())
+        self.with(ops::schema_version)
     }
 
     /// Runs `f` on the connection (auto-commit per statement).

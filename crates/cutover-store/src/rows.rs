@@ -1,10 +1,10 @@
 //! Plain row types, one per table, serialised as the API shows them.
 
 use cutover_core::service::ServiceStatus;
-use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
+use cutover_core::task::{DesiredStatus, HealthStatus, TaskHandle, TaskState};
 use cutover_deploy::alarm::AlarmState;
 use cutover_deploy::{DeploymentEngine, DeploymentKind, DeploymentStatus};
-use cutover_spec::stack::ServiceSettings;
+use cutover_spec::stack::{Alarm, ServiceSettings};
 use serde::{Deserialize, Serialize};
 
 /// One registered task definition revision.
@@ -90,8 +90,8 @@ pub struct TaskRow {
     pub health_status: HealthStatus,
     /// host:port the task serves on.
     pub endpoint: Option<String>,
-    /// The runtime's handle (JSON), for adoption.
-    pub handle: Option<serde_json::Value>,
+    /// The runtime's handle, for adoption (stored as its JSON).
+    pub handle: Option<TaskHandle>,
     /// ECS-style stop code (EssentialContainerExited, TaskFailedToStart, ServiceSchedulerInitiated, UserInitiated).
     pub stop_code: Option<String>,
     /// Human-readable stop reason.
@@ -241,13 +241,12 @@ impl DeploymentRow {
 }
 
 /// An alarm's declaration and last state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlarmRow {
     /// Alarm name.
     pub name: String,
     /// Its declaration, as applied.
-    pub spec: serde_json::Value,
+    pub spec: AlarmSpec,
     /// OK, ALARM, INSUFFICIENT_DATA (stored under these names; an unknown
     /// one is an error).
     pub state: AlarmState,
@@ -255,4 +254,59 @@ pub struct AlarmRow {
     pub reason: String,
     /// Unix ms of the last state change.
     pub updated_at: u64,
+}
+
+/// An alarm's stored declaration: the stack's alarm entry (stored as its
+/// JSON), or, for a stored text this binary cannot read, that text and why.
+///
+/// An unreadable declaration is not an error of the whole table, unlike an
+/// unknown state: the alarm loop reports that one alarm (INSUFFICIENT_DATA,
+/// with the reason) and goes on evaluating the others, and writing the row
+/// back keeps the text as it was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlarmSpec {
+    /// The declaration, typed.
+    Declared(Alarm),
+    /// A stored declaration that does not decode as an [`Alarm`].
+    Unreadable {
+        /// The stored JSON text, unchanged.
+        json: String,
+        /// Why it does not decode.
+        error: String,
+    },
+}
+
+impl AlarmSpec {
+    /// The declaration, or why the stored one cannot be read.
+    pub fn declared(&self) -> Result<&Alarm, &str> {
+        match self {
+            AlarmSpec::Declared(a) => Ok(a),
+            AlarmSpec::Unreadable { error, .. } => Err(error),
+        }
+    }
+
+    /// The spec of a stored column's text.
+    pub(crate) fn from_column(json: String) -> AlarmSpec {
+        match serde_json::from_str(&json) {
+            Ok(a) => AlarmSpec::Declared(a),
+            Err(e) => AlarmSpec::Unreadable {
+                json,
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// The column's text.
+    pub(crate) fn to_column(&self) -> Result<String, serde_json::Error> {
+        match self {
+            AlarmSpec::Declared(a) => serde_json::to_string(a),
+            AlarmSpec::Unreadable { json, .. } => Ok(json.clone()),
+        }
+    }
+}
+
+impl From<Alarm> for AlarmSpec {
+    fn from(a: Alarm) -> AlarmSpec {
+        AlarmSpec::Declared(a)
+    }
 }

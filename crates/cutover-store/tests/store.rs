@@ -30,7 +30,14 @@ fn task(id: &str, status: &str, created: u64) -> TaskRow {
         desired_status: DesiredStatus::Running,
         health_status: HealthStatus::Unknown,
         endpoint: Some("127.0.0.1:4000".into()),
-        handle: Some(json!({"pid": 42})),
+        handle: Some(cutover_core::task::TaskHandle {
+            task_id: id.into(),
+            runtime: "process".into(),
+            endpoint: Some("127.0.0.1:4000".parse().unwrap()),
+            pid: Some(42),
+            started_at_unix_ms: created,
+            detail: json!({"port": 4000}),
+        }),
         stop_code: None,
         stopped_reason: None,
         exit_code: None,
@@ -159,6 +166,14 @@ fn blue_green() -> cutover_deploy::DeploymentEngine {
     engine.into()
 }
 
+fn composite(rule: &str) -> cutover_store::AlarmSpec {
+    cutover_store::AlarmSpec::Declared(cutover_spec::stack::Alarm::Composite(
+        cutover_spec::stack::CompositeAlarm {
+            alarm_rule: rule.into(),
+        },
+    ))
+}
+
 fn error_chain(err: &StoreError) -> String {
     let mut chain = err.to_string();
     let mut source = std::error::Error::source(err);
@@ -247,7 +262,7 @@ fn deployments_and_alarms_round_trip() {
 
     let a = AlarmRow {
         name: "web-5xx".into(),
-        spec: json!({"threshold": 1}),
+        spec: composite("ALARM(web-5xx-fast)"),
         state: AlarmState::Ok,
         reason: "initial".into(),
         updated_at: 1,
@@ -277,7 +292,7 @@ fn unknown_stored_deployment_kinds_service_and_deployment_statuses_and_alarm_sta
     );
     let alarm = AlarmRow {
         name: "web-5xx".into(),
-        spec: json!({}),
+        spec: composite("ALARM(web-5xx-fast)"),
         state: AlarmState::Alarm,
         reason: String::new(),
         updated_at: 1,

@@ -344,7 +344,7 @@ pub(crate) enum AlarmCommand {
         name: String,
         /// OK, ALARM or INSUFFICIENT_DATA.
         #[arg(long)]
-        state: String,
+        state: cutover_deploy::alarm::AlarmState,
         /// Why.
         #[arg(long, default_value = "drill")]
         reason: String,

@@ -20,8 +20,8 @@ use crate::schedule;
 use crate::time::Millis;
 
 pub use types::{
-    DEFAULT_CALLBACK_DELAY_MS, DeploymentStatus, Effect, EventStatus, HookOutcome, Input,
-    LifecycleEventRecord, Outcome, PendingTraffic, TrafficState,
+    DEFAULT_CALLBACK_DELAY_MS, DeploymentStatus, Effect, EventStatus, HookOutcome, HookStatus,
+    Input, LifecycleEventRecord, Outcome, PendingTraffic, TrafficState,
 };
 
 /// Time the proxy has to acknowledge a traffic change before the engine

@@ -100,6 +100,17 @@ pub struct TrafficState {
     pub pending: Option<PendingTraffic>,
 }
 
+/// The status a CodeDeploy-protocol hook reports back
+/// (PutLifecycleEventHookExecutionStatus): of CodeDeploy's
+/// `LifecycleEventStatus` values, only these two are a hook's to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HookStatus {
+    /// The hook's checks passed.
+    Succeeded,
+    /// The hook's checks failed: the deployment fails.
+    Failed,
+}
+
 /// What a hook reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HookOutcome {

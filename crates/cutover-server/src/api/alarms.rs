@@ -1,6 +1,7 @@
 //! Alarms: list, describe with history, and set-state for drills (as
 //! CloudWatch's SetAlarmState).
 
+use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use crate::alarms::SetState;
 use axum::Json;
@@ -9,7 +10,6 @@ use cutover_api::alarms::{
     AlarmDescription, AlarmHistory, AlarmList, DataPlaneStatus, SetAlarmStateRequest,
     SetAlarmStateResponse,
 };
-use cutover_deploy::alarm::AlarmState;
 use cutover_store::ops;
 
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<AlarmList>> {
@@ -61,14 +61,9 @@ pub(crate) async fn history(
 pub(crate) async fn set_state(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    Json(req): Json<SetAlarmStateRequest>,
+    Body(req): Body<SetAlarmStateRequest>,
 ) -> ApiResult<Json<SetAlarmStateResponse>> {
-    let state = req.state.parse::<AlarmState>().map_err(|_| {
-        ApiError::bad_request(format!(
-            "state must be OK, ALARM or INSUFFICIENT_DATA, found {:?}",
-            req.state
-        ))
-    })?;
+    let state = req.state;
     if !st
         .store
         .call(ops::list_alarms)

@@ -2,6 +2,7 @@
 //! --codedeploy-appspec`), list, get, stop, continue, rollback, and the
 //! CodeDeploy hook callback.
 
+use super::body::Body;
 use super::{ApiError, ApiResult, AppState, views};
 use crate::deploy::DeployRequest;
 use crate::files;
@@ -15,7 +16,7 @@ use cutover_api::deployments::{
 use cutover_api::query::DeploymentListQuery;
 use cutover_deploy::DeploymentKind;
 use cutover_deploy::Input;
-use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
+use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome, HookStatus};
 use cutover_spec::taskdef::{KeyValuePair, TaskDefinition};
 use cutover_store::{DeploymentRow, ops};
 use serde_json::Value;
@@ -296,18 +297,13 @@ pub(crate) async fn rollback_service(
 pub(crate) async fn hook_status(
     State(st): State<AppState>,
     Path((id, execution_id)): Path<(String, String)>,
-    Json(req): Json<HookStatusRequest>,
+    Body(req): Body<HookStatusRequest>,
 ) -> ApiResult<Json<HookStatusResponse>> {
-    let outcome = match req.status.as_str() {
-        "Succeeded" => HookOutcome::Succeeded,
-        "Failed" => HookOutcome::Failed {
+    let outcome = match req.status {
+        HookStatus::Succeeded => HookOutcome::Succeeded,
+        HookStatus::Failed => HookOutcome::Failed {
             reason: format!("hook execution {execution_id} reported Failed"),
         },
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "status must be Succeeded or Failed, found {other:?}"
-            )));
-        }
     };
     st.deployer.hook_status(&id, &execution_id, outcome)?;
     Ok(Json(HookStatusResponse {

@@ -2,6 +2,7 @@
 //! located diagnostics. Internal causes are logged, not leaked.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cutover_api::error::render_diagnostic;
@@ -126,9 +127,9 @@ impl From<DeployError> for ApiError {
     fn from(e: DeployError) -> Self {
         match e {
             DeployError::ServiceNotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
-            DeployError::ServiceDeleting(_) | DeployError::Invalid(_) => {
-                ApiError::bad_request(e.to_string())
-            }
+            DeployError::ServiceDeleting(_)
+            | DeployError::Config(_)
+            | DeployError::Settings { .. } => ApiError::bad_request(e.to_string()),
             DeployError::NotRunning(_) | DeployError::JustFinished(_) => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }
@@ -137,6 +138,21 @@ impl From<DeployError> for ApiError {
                 .context("cannot encode the deployment")
                 .into(),
         }
+    }
+}
+
+/// A request body serde refuses is a bad request (axum answers 422 for a
+/// well-formed body of the wrong shape; here 422 means a rejected file),
+/// with serde's message, which names the field and the value.
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        let status = match r {
+            JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => r.status(),
+        };
+        ApiError::new(status, r.body_text())
     }
 }
 
@@ -156,6 +172,7 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::spec::DeploySpecError;
 
     #[test]
     fn domain_errors_map_to_their_http_status_only_here() {
@@ -168,10 +185,24 @@ mod tests {
             status(DeployError::ServiceDeleting("web".into()).into()),
             StatusCode::BAD_REQUEST
         );
-        assert_eq!(
-            status(DeployError::Invalid("bad config".into()).into()),
-            StatusCode::BAD_REQUEST
+        let unknown = DeployError::Config(DeploySpecError::UnknownConfig("Nope".into()));
+        // The message users saw before the error was typed (it may go on
+        // to name more places a configuration comes from).
+        assert!(
+            unknown.to_string().starts_with(
+                "deployment configuration \"Nope\" is neither predefined nor declared in the stack's deploymentConfigs"
+            )
         );
+        assert_eq!(status(unknown.into()), StatusCode::BAD_REQUEST);
+        let settings = DeployError::Settings {
+            service: "web".into(),
+            source: DeploySpecError::NotAHookEvent("Install".into()),
+        };
+        assert_eq!(
+            settings.to_string(),
+            "service \"web\": \"Install\" is not a lifecycle hook event"
+        );
+        assert_eq!(status(settings.into()), StatusCode::BAD_REQUEST);
         assert_eq!(
             status(DeployError::NotRunning("d-1".into()).into()),
             StatusCode::CONFLICT

@@ -7,6 +7,7 @@ mod access_keys;
 mod alarms;
 mod apply;
 mod auth;
+mod body;
 pub(crate) mod builds;
 pub(crate) mod deployments;
 mod error;

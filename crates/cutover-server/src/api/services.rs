@@ -14,7 +14,7 @@ pub(crate) async fn status(State(st): State<AppState>) -> ApiResult<Json<ServerS
     Ok(Json(ServerStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
         started_at: st.started_at,
-        schema_version: st.store.schema_version()?,
+        schema_version: st.store.call(ops::schema_version).await?,
         runtimes: st.controller.runtimes().keys().cloned().collect(),
     }))
 }

@@ -8,7 +8,9 @@ use axum::http::{Method, StatusCode};
 use cutover_api::alarms::{AlarmDescription, AlarmHistory, AlarmList, DataPlaneStatus};
 use cutover_api::apply::{ApplyResponse, PlanAction};
 use cutover_api::builds::BuildList;
-use cutover_api::deployments::{DeploymentEnvelope, DeploymentList, HookStatusRequest};
+use cutover_api::deployments::{
+    DeploymentEnvelope, DeploymentList, HookStatusRequest, HookStatusResponse,
+};
 use cutover_api::pipelines::PipelineList;
 use cutover_api::services::{EventList, ServerStatus, ServiceEnvelope, ServiceList};
 use cutover_api::task_definitions::{
@@ -150,6 +152,39 @@ async fn real_answers_are_their_declared_types() {
     let _: PipelineList = get(&h, "/v1/pipelines").await;
     let _: BuildList = get(&h, "/v1/builds").await;
 
+    // A status outside the enum is refused by serde, naming the field and
+    // the values it takes.
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("/v1/deployments/{id}/lifecycle-hooks/x"),
+            Some(json!({"status": "Maybe"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let err: ApiErrorBody = round_trip("hook status error", &body);
+    assert!(
+        err.error
+            .message
+            .contains("status: unknown variant `Maybe`, expected `Succeeded` or `Failed`"),
+        "{}",
+        err.error.message
+    );
+    let hook = HookStatusRequest {
+        status: cutover_deploy::bluegreen::HookStatus::Succeeded,
+    };
+    let (status, body) = h
+        .call(
+            Method::PUT,
+            &format!("/v1/deployments/{id}/lifecycle-hooks/x"),
+            Some(serde_json::to_value(hook).unwrap()),
+        )
+        .await;
+    // Typed and accepted: the running driver hears it (an execution it did
+    // not start is ignored there).
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let answered: HookStatusResponse = round_trip("hook status", &body);
+    assert_eq!(answered.lifecycle_event_hook_execution_id, "x");
     let (status, body) = h
         .call(Method::POST, &format!("/v1/deployments/{id}/stop"), None)
         .await;
@@ -159,18 +194,22 @@ async fn real_answers_are_their_declared_types() {
         stopped.requested,
         Some(cutover_api::deployments::Requested::Stop)
     );
-    let hook = HookStatusRequest {
-        status: "Maybe".into(),
-    };
     let (status, body) = h
         .call(
             Method::PUT,
-            &format!("/v1/deployments/{id}/lifecycle-hooks/x"),
-            Some(serde_json::to_value(hook).unwrap()),
+            "/v1/alarms/errors/state",
+            Some(json!({"state": "Alarm"})),
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let _: ApiErrorBody = round_trip("hook status error", &body);
+    let err: ApiErrorBody = round_trip("alarm state error", &body);
+    assert!(
+        err.error.message.contains(
+            "state: unknown variant `Alarm`, expected one of `OK`, `ALARM`, `INSUFFICIENT_DATA`"
+        ),
+        "{}",
+        err.error.message
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -144,7 +144,7 @@ pub(crate) fn alarm(a: AlarmRow) -> ApiResult<Alarm> {
     Ok(Alarm {
         state: a.state,
         name: a.name,
-        spec: a.spec,
+        spec: a.spec.declared().ok().cloned(),
         reason: a.reason,
         updated_at: a.updated_at,
     })

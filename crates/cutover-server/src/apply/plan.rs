@@ -208,7 +208,7 @@ pub(crate) fn plan(v: &Validated, current: &Current, now: u64) -> ApplyPlan {
         let before = current.alarms.get(name);
         let action = match before {
             None => PlanAction::Create,
-            Some(b) if b.spec != *alarm => PlanAction::Update,
+            Some(b) if b.spec.declared() != Ok(alarm) => PlanAction::Update,
             Some(_) => PlanAction::Unchanged,
         };
         out.alarms.push(AlarmPlan {
@@ -216,7 +216,7 @@ pub(crate) fn plan(v: &Validated, current: &Current, now: u64) -> ApplyPlan {
             action,
             row: AlarmRow {
                 name: name.clone(),
-                spec: alarm.clone(),
+                spec: alarm.clone().into(),
                 state: before.map_or(cutover_deploy::alarm::AlarmState::InsufficientData, |b| {
                     b.state
                 }),

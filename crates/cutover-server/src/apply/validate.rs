@@ -8,7 +8,7 @@ use crate::files::{self, FileError, TaskDefFile};
 use crate::pipelines::config::Declared;
 use cutover_api::apply::ApplyRequest;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
-use cutover_spec::stack::{ServiceSettings, Stack, TaskDefinitionRef};
+use cutover_spec::stack::{Alarm, ServiceSettings, Stack, TaskDefinitionRef};
 use cutover_store::{StoreError, ops};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -40,8 +40,8 @@ pub(crate) struct Validated {
     /// The stack as recorded with the apply.
     pub(crate) stack_json: Value,
     pub(crate) services: Vec<Resolved>,
-    /// Alarm specs by name, as stored.
-    pub(crate) alarms: Vec<(String, Value)>,
+    /// The stack's alarms by name, as stored.
+    pub(crate) alarms: Vec<(String, Alarm)>,
     /// The pipeline sections that validated.
     pub(crate) declared: Declared,
     pub(crate) warnings: Vec<Diagnostic>,
@@ -226,16 +226,15 @@ pub(crate) fn validate(
         )
         .into());
     }
-    let alarms = stack
-        .alarms
-        .iter()
-        .map(|(n, a)| Ok((n.clone(), serde_json::to_value(a)?)))
-        .collect::<Result<_, serde_json::Error>>()?;
     Ok(Validated {
         file: req.file.clone(),
         stack_json: serde_json::to_value(stack)?,
         services,
-        alarms,
+        alarms: stack
+            .alarms
+            .iter()
+            .map(|(n, a)| (n.clone(), a.clone()))
+            .collect(),
         declared,
         warnings,
     })

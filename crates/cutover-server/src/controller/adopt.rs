@@ -49,7 +49,7 @@ pub(super) async fn adopt(
         match status {
             TaskStatus::Running(handle) => {
                 row.endpoint = handle.endpoint.map(|e| e.to_string());
-                row.handle = Some(serde_json::to_value(&handle)?);
+                row.handle = Some(handle.clone());
                 if row.last_status != TaskState::Stopping {
                     row.set_status(TaskState::Running)?;
                 }

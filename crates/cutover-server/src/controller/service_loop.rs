@@ -461,7 +461,7 @@ async fn start_task(
             row.set_status(TaskState::Running)?;
             row.endpoint = handle.endpoint.map(|e| e.to_string());
             row.started_at = Some(handle.started_at_unix_ms.max(row.created_at));
-            row.handle = Some(serde_json::to_value(&handle)?);
+            row.handle = Some(handle);
             let written = row.clone();
             ctl.store
                 .call(move |c| ops::update_task_lifecycle(c, &written))

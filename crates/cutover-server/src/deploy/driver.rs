@@ -8,17 +8,15 @@
 //! any effect runs. Traffic changes are pushed to the data plane and
 //! acknowledged with its configuration version before the engine hears
 //! `TrafficApplied`, so a step never starts before the previous one is in
-//! force.
+//! force. Green's readiness checks and its promotion are in
+//! `driver/green.rs`; rolling updates are watched by `rolling.rs`.
 
 use super::Deployer;
 use super::hooks::{self, HookContext};
 use super::spec::{self, HookTarget};
-use crate::dataplane::config::{green_set, group_name, other_group};
-use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
 use cutover_deploy::alarm::AlarmState;
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus, HookOutcome};
 use cutover_deploy::{BlueGreen, DeploymentEngine, Effect, Input, LifecycleEvent};
-use cutover_spec::stack::RollbackEvent;
 use cutover_store::{DeploymentRow, ops};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -26,8 +24,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-/// Replacement tasks that may fail before the deployment gives up on green.
-const GREEN_FAILURE_LIMIT: usize = 3;
+mod green;
 
 struct Driver {
     dep: Arc<Deployer>,
@@ -99,8 +96,7 @@ async fn drive(
         .first()
         .and_then(|e| serde_json::from_str(&e.message).ok())
         .unwrap_or_default();
-    let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)?;
     if !resume {
         // A queued deployment starts from whatever runs now.
         row.from_task_definition = svc.task_definition.clone();
@@ -421,166 +417,6 @@ impl Driver {
         Ok(())
     }
 
-    /// Whether the replacement tasks are up: running, healthy by their
-    /// container health check (if any) and healthy in the proxy.
-    async fn check_green(&mut self) -> anyhow::Result<Option<Input>> {
-        let name = self.row.service.clone();
-        let Some(svc) = self.dep.store.call(move |c| ops::service(c, &name)).await? else {
-            return Ok(Some(Input::GreenFailed {
-                reason: "the service was deleted".into(),
-            }));
-        };
-        let set = green_set(&self.row.id);
-        let name = svc.name.clone();
-        let tasks: Vec<_> = self
-            .dep
-            .store
-            .call(move |c| ops::list_tasks(c, Some(&name), true, 10_000))
-            .await?
-            .into_iter()
-            .filter(|t| t.task_set == set)
-            .collect();
-        let failed: Vec<_> = tasks
-            .iter()
-            .filter(|t| {
-                t.last_status == TaskState::Stopped
-                    && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
-            })
-            .collect();
-        let unhealthy_stops = tasks
-            .iter()
-            .filter(|t| {
-                t.stopped_reason
-                    .as_deref()
-                    .is_some_and(|r| r.contains("health checks"))
-            })
-            .count();
-        if failed.len() + unhealthy_stops >= GREEN_FAILURE_LIMIT {
-            let last = failed
-                .first()
-                .and_then(|t| t.stopped_reason.clone())
-                .unwrap_or_else(|| "failed container health checks".into());
-            return Ok(Some(Input::GreenFailed {
-                reason: format!(
-                    "{} replacement tasks failed; last: {last}",
-                    failed.len() + unhealthy_stops
-                ),
-            }));
-        }
-        let to = self.row.to_task_definition.clone();
-        let has_check = self
-            .dep
-            .store
-            .call(move |c| {
-                let (family, rev) = to.rsplit_once(':').unwrap_or(("", "0"));
-                ops::task_definition(c, family, rev.parse().ok())
-            })
-            .await?
-            .and_then(|td| crate::taskdef::run_plan(&td.body).ok())
-            .is_some_and(|p| p.health.is_some());
-        let ready: Vec<&str> = tasks
-            .iter()
-            .filter(|t| {
-                t.last_status == TaskState::Running
-                    && t.desired_status == DesiredStatus::Running
-                    && (t.health_status == HealthStatus::Healthy
-                        || (!has_check && t.health_status == HealthStatus::Unknown))
-            })
-            .filter_map(|t| t.endpoint.as_deref())
-            .collect();
-        if (ready.len() as u32) < svc.desired_count {
-            return Ok(None);
-        }
-        if svc.desired_count == 0 {
-            return Ok(Some(Input::GreenReady));
-        }
-        // The proxy must see them healthy too before any weight moves. A
-        // data-plane hiccup means "not yet": the next tick asks again.
-        if let Err(e) = self.dep.dataplane.sync().await {
-            tracing::warn!(error = %format!("{e:#}"), "data plane not synced yet");
-            return Ok(None);
-        }
-        let group = group_name(&svc.name, other_group(&svc.lb_group));
-        let report = match self.dep.dataplane.health().await {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(error = %e, "data plane health not available yet");
-                return Ok(None);
-            }
-        };
-        let healthy_in_proxy = report
-            .target_groups
-            .iter()
-            .find(|g| g.name == group)
-            .map(|g| {
-                ready.iter().all(|addr| {
-                    g.targets.iter().any(|t| {
-                        t.address == *addr && t.state == cutover_proxy::health::TargetState::Healthy
-                    })
-                })
-            })
-            .unwrap_or(false);
-        if healthy_in_proxy {
-            self.event(&format!(
-                "Install: {} replacement tasks healthy in target group {group}",
-                ready.len()
-            ))
-            .await;
-            return Ok(Some(Input::GreenReady));
-        }
-        Ok(None)
-    }
-
-    /// The replacement becomes the service: its tasks join the live task
-    /// set, the original tasks are retired, the live target group flips.
-    async fn promote(&mut self) -> anyhow::Result<()> {
-        let id = self.row.id.clone();
-        let to = self.row.to_task_definition.clone();
-        let now = self.dep.clock.now_ms();
-        self.row.green_provisioned = false;
-        self.row.prod_green_percent = 0;
-        self.row.test_on_green = false;
-        self.row.engine = self.engine.clone().into();
-        let row = self.row.clone();
-        self.dep
-            .store
-            .transact(move |c| {
-                let Some(mut svc) = ops::service(c, &row.service)? else {
-                    return Ok(());
-                };
-                let green = green_set(&id);
-                // promote clears green_provisioned in this same transaction, so
-                // a stored false means it already ran (a resumed teardown).
-                let already = !ops::deployment(c, &id)?.is_some_and(|d| d.green_provisioned);
-                if !already {
-                    // Only the task set column: the service loop owns the rest
-                    // of each row and may be writing it from an older read.
-                    ops::relabel_task_set(
-                        c,
-                        &svc.name,
-                        &svc.task_definition,
-                        &format!("retired-{id}"),
-                    )?;
-                    ops::relabel_task_set(c, &svc.name, &green, &to)?;
-                    svc.task_definition = to.clone();
-                    svc.lb_group = other_group(&svc.lb_group).to_string();
-                    svc.generation += 1;
-                    svc.updated_at = now;
-                    ops::put_service(c, &svc)?;
-                }
-                ops::put_deployment(c, &row)?;
-                ops::add_event(
-                    c,
-                    now,
-                    &format!("service/{}", svc.name),
-                    &format!("deployment {id}: now running {to}"),
-                )?;
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    }
-
     async fn finish(
         &mut self,
         status: DeploymentStatus,
@@ -641,191 +477,5 @@ impl Driver {
         tracing::info!(deployment = %self.row.id, "{summary}");
         self.dep.controller.wake(&self.row.service);
         Ok(())
-    }
-}
-
-/// Follows a rolling update until the service runs only the new revision,
-/// healthy, at its desired count; fails it if new tasks keep failing (the
-/// circuit breaker: half the desired count, at least 3) or after 10 minutes.
-pub(super) async fn watch_rolling(dep: Arc<Deployer>, id: String) {
-    if let Some(service) = follow_rolling(&dep, &id).await {
-        // A blue/green deployment queued behind this one may start now.
-        dep.start_next(&service).await;
-    }
-}
-
-/// Returns the service once the rolling update has finished (or `None` on
-/// shutdown).
-async fn follow_rolling(dep: &Arc<Deployer>, id: &str) -> Option<String> {
-    loop {
-        tokio::select! {
-            _ = dep.shutdown.cancelled() => return None,
-            _ = dep.fired.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-        }
-        let did = id.to_string();
-        let Ok(Some(mut row)) = dep.store.call(move |c| ops::deployment(c, &did)).await else {
-            return None;
-        };
-        if row.finished_at.is_some() {
-            // Finished elsewhere (superseded by a newer rolling update).
-            return Some(row.service);
-        }
-        let started = row.created_at;
-        let name = row.service.clone();
-        let Ok(Some(svc)) = dep.store.call(move |c| ops::service(c, &name)).await else {
-            // The service was deleted: the update ends with it.
-            let now = dep.clock.now_ms();
-            row.status = DeploymentStatus::Stopped;
-            row.outcome = Some("the service was deleted".into());
-            row.finished_at = Some(now);
-            let service = row.service.clone();
-            let _ = dep.store.call(move |c| ops::put_deployment(c, &row)).await;
-            return Some(service);
-        };
-        let name = svc.name.clone();
-        let Ok(tasks) = dep
-            .store
-            .call(move |c| ops::list_tasks(c, Some(&name), true, 10_000))
-            .await
-        else {
-            continue;
-        };
-        let live: Vec<_> = tasks
-            .iter()
-            .filter(|t| {
-                t.last_status != TaskState::Stopped && t.desired_status == DesiredStatus::Running
-            })
-            .collect();
-        let done = live.len() as u32 == svc.desired_count
-            && live.iter().all(|t| {
-                t.task_set == row.to_task_definition
-                    && t.last_status == TaskState::Running
-                    && t.health_status != HealthStatus::Unhealthy
-            })
-            && !tasks.iter().any(|t| t.last_status == TaskState::Stopping);
-        let failures = tasks
-            .iter()
-            .filter(|t| {
-                t.task_set == row.to_task_definition
-                    && t.created_at >= row.created_at
-                    && t.last_status == TaskState::Stopped
-                    && t.stop_code.as_deref() != Some("ServiceSchedulerInitiated")
-            })
-            .count() as u32;
-        let threshold = svc.desired_count.div_ceil(2).clamp(3, 200);
-        // ECS deployment alarms: one of the service's alarms in ALARM while
-        // the update runs fails it (and rolls back when asked to).
-        let watched: Vec<&str> = svc
-            .spec
-            .deployment
-            .alarms
-            .iter()
-            .map(String::as_str)
-            .collect();
-        // An alarm that entered ALARM since the update began counts even if
-        // it is OK again by now (heard in memory); after a restart, the
-        // stored state of one still in ALARM does.
-        let firing = if watched.is_empty() {
-            None
-        } else if let Some(alarm) = dep.fired_since(&watched, row.created_at) {
-            Some(alarm)
-        } else {
-            dep.store
-                .call(ops::list_alarms)
-                .await
-                .ok()
-                .and_then(|all| {
-                    all.into_iter().find(|a| {
-                        watched.contains(&a.name.as_str())
-                            && a.state == AlarmState::Alarm
-                            && a.updated_at >= row.created_at
-                    })
-                })
-                .map(|a| a.name)
-        };
-        let (status, outcome) = if let Some(alarm) = &firing {
-            (DeploymentStatus::Stopped, format!("alarm {alarm} fired"))
-        } else if done {
-            (
-                DeploymentStatus::Succeeded,
-                format!(
-                    "service runs {} tasks of {}",
-                    svc.desired_count, row.to_task_definition
-                ),
-            )
-        } else if failures >= threshold {
-            (
-                DeploymentStatus::Failed,
-                format!("circuit breaker: {failures} new tasks failed to start or stay healthy"),
-            )
-        } else if dep.clock.now_ms() - started > 10 * 60 * 1000 {
-            (
-                DeploymentStatus::Failed,
-                "the service did not become stable within 10 minutes".to_string(),
-            )
-        } else {
-            continue;
-        };
-        let now = dep.clock.now_ms();
-        row.status = status;
-        row.outcome = Some(outcome.clone());
-        row.finished_at = Some(now);
-        let auto_rollback =
-            |event: RollbackEvent| svc.spec.deployment.auto_rollback.contains(&event);
-        let rollback = match status {
-            DeploymentStatus::Failed => {
-                svc.spec
-                    .deployment
-                    .circuit_breaker
-                    .as_ref()
-                    .is_some_and(|c| c.rollback)
-                    || auto_rollback(RollbackEvent::DeploymentFailure)
-            }
-            DeploymentStatus::Stopped => auto_rollback(RollbackEvent::DeploymentStopOnAlarm),
-            _ => false,
-        };
-        let did = id.to_string();
-        let written = dep
-            .store
-            .transact(move |c| {
-                let id = did;
-                // Ended meanwhile (superseded by a newer rolling update):
-                // that outcome stands.
-                if ops::deployment(c, &id)?.is_none_or(|d| d.finished_at.is_some()) {
-                    return Ok(());
-                }
-                ops::put_deployment(c, &row)?;
-                // Re-read inside the transaction: a scale in the meantime stays,
-                // and a newer deployment's revision is never rolled over.
-                if rollback
-                    && let Some(mut s) = ops::service(c, &row.service)?
-                    && s.task_definition == row.to_task_definition
-                {
-                    s.task_definition = row.from_task_definition.clone();
-                    s.generation += 1;
-                    s.updated_at = now;
-                    ops::put_service(c, &s)?;
-                }
-                ops::add_event(
-                    c,
-                    now,
-                    &format!("deployment/{id}"),
-                    &format!(
-                        "rolling update {}: {outcome}{}",
-                        status.as_str().to_lowercase(),
-                        if rollback { "; rolling back" } else { "" }
-                    ),
-                )?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = written {
-            // Not ended in the store: judge again at the next check.
-            tracing::warn!(deployment = %id, error = %e, "cannot record the end of a rolling update");
-            continue;
-        }
-        dep.controller.wake(&svc.name);
-        return Some(svc.name.clone());
     }
 }

@@ -11,6 +11,7 @@
 
 mod driver;
 pub(crate) mod hooks;
+mod rolling;
 pub(crate) mod spec;
 #[cfg(test)]
 mod tests;
@@ -35,9 +36,17 @@ pub(crate) enum DeployError {
     /// The service is being deleted.
     #[error("service {0:?} is being deleted")]
     ServiceDeleting(String),
-    /// The deployment configuration or the service's settings are invalid.
-    #[error("{0}")]
-    Invalid(String),
+    /// The deployment configuration is unknown or has no traffic routing.
+    #[error(transparent)]
+    Config(spec::DeploySpecError),
+    /// The service's deployment settings give no valid blue/green spec.
+    #[error("service {service:?}: {source}")]
+    Settings {
+        /// The service.
+        service: String,
+        /// What is wrong.
+        source: spec::DeploySpecError,
+    },
     /// The deployment has no running driver (finished, queued or unknown).
     #[error("deployment {0} is not running (finished, queued or unknown)")]
     NotRunning(String),
@@ -111,7 +120,7 @@ impl Deployer {
             match (d.kind(), d.status) {
                 (DeploymentKind::Rolling, _) => {
                     let (dep, id) = (me.clone(), d.id.clone());
-                    tokio::spawn(async move { driver::watch_rolling(dep, id).await });
+                    tokio::spawn(async move { rolling::watch_rolling(dep, id).await });
                 }
                 // Queued ones start when the one ahead of them finishes.
                 (_, DeploymentStatus::Queued) => {}
@@ -228,7 +237,7 @@ impl Deployer {
             self.controller.wake(&row.service);
             let me = self.clone();
             let rid = row.id.clone();
-            tokio::spawn(async move { driver::watch_rolling(me, rid).await });
+            tokio::spawn(async move { rolling::watch_rolling(me, rid).await });
             return Ok(row);
         }
         let config = req
@@ -248,9 +257,14 @@ impl Deployer {
                 Ok(all)
             })
             .await?;
-        let routing = spec::routing(&config, &configs).map_err(DeployError::Invalid)?;
-        let (bg, _) = spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks)
-            .map_err(|e| DeployError::Invalid(format!("service {:?}: {e}", svc.name)))?;
+        let routing = spec::routing(&config, &configs).map_err(DeployError::Config)?;
+        let (bg, _) =
+            spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks).map_err(|source| {
+                DeployError::Settings {
+                    service: svc.name.clone(),
+                    source,
+                }
+            })?;
         let mut engine = BlueGreen::new(bg, now);
         let busy = self
             .store

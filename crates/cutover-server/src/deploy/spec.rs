@@ -1,7 +1,9 @@
 //! From a service's stored declaration to the pure engine's
 //! [`BlueGreenSpec`], and the hook targets the driver calls.
 
-use cutover_deploy::config::{AutoRollback, HookSpec, ReadyOption, ReadyTimeoutAction};
+use cutover_deploy::config::{
+    AutoRollback, ConfigError, HookSpec, ReadyOption, ReadyTimeoutAction,
+};
 use cutover_deploy::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
 use cutover_spec::stack::{
     DeploymentConfig, HookProtocol, HookTarget as StackHookTarget, ReadyAction, RollbackEvent,
@@ -12,6 +14,26 @@ use std::collections::BTreeMap;
 /// Green must be registered and healthy within this long (ECS gives a task
 /// set 10 minutes by default).
 const INSTALL_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
+/// Why a deployment configuration or a service's settings give no engine
+/// spec (a bad request: see `api/error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeploySpecError {
+    /// The configuration name is neither predefined nor declared.
+    #[error(
+        "deployment configuration {0:?} is neither predefined nor declared in the stack's deploymentConfigs nor created with CodeDeploy's CreateDeploymentConfig"
+    )]
+    UnknownConfig(String),
+    /// A declared configuration without `trafficRouting`.
+    #[error("deployment configuration {0:?} has no trafficRouting")]
+    NoTrafficRouting(String),
+    /// A hook (stack or appspec) names an event that takes no hook.
+    #[error("{0:?} is not a lifecycle hook event")]
+    NotAHookEvent(String),
+    /// The engine refuses the spec.
+    #[error(transparent)]
+    Engine(#[from] ConfigError),
+}
 
 /// A hook target.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,15 +51,13 @@ pub(crate) enum HookTarget {
 pub(crate) fn routing(
     name: &str,
     configs: &BTreeMap<String, DeploymentConfig>,
-) -> Result<TrafficRouting, String> {
+) -> Result<TrafficRouting, DeploySpecError> {
     if let Some(r) = TrafficRouting::predefined(name) {
         return Ok(r);
     }
-    let cfg = configs.get(name).ok_or_else(|| {
-        format!(
-            "deployment configuration {name:?} is neither predefined nor declared in the stack's deploymentConfigs nor created with CodeDeploy's CreateDeploymentConfig"
-        )
-    })?;
+    let cfg = configs
+        .get(name)
+        .ok_or_else(|| DeploySpecError::UnknownConfig(name.to_string()))?;
     let percent = |p: u32| u8::try_from(p.min(100)).unwrap_or(100);
     match cfg.shift() {
         Some(TrafficShift::AllAtOnce) => Ok(TrafficRouting::AllAtOnce),
@@ -55,9 +75,7 @@ pub(crate) fn routing(
             percent: percent(p),
             interval_ms: interval.as_millis() as u64,
         }),
-        None => Err(format!(
-            "deployment configuration {name:?} has no trafficRouting"
-        )),
+        None => Err(DeploySpecError::NoTrafficRouting(name.to_string())),
     }
 }
 
@@ -69,7 +87,7 @@ pub(crate) fn blue_green(
     service: &ServiceSettings,
     routing: TrafficRouting,
     appspec_hooks: &BTreeMap<String, String>,
-) -> Result<(BlueGreenSpec, BTreeMap<LifecycleEvent, HookTarget>), String> {
+) -> Result<(BlueGreenSpec, BTreeMap<LifecycleEvent, HookTarget>), DeploySpecError> {
     let d = &service.deployment;
     let mut spec = BlueGreenSpec::new(deployment_id, routing);
     spec.has_test_listener = service
@@ -133,15 +151,15 @@ pub(crate) fn blue_green(
         };
         targets.insert(event, t);
     }
-    spec.validate().map_err(|e| e.to_string())?;
+    spec.validate()?;
     Ok((spec, targets))
 }
 
-fn event(name: &str) -> Result<LifecycleEvent, String> {
+fn event(name: &str) -> Result<LifecycleEvent, DeploySpecError> {
     LifecycleEvent::ALL
         .into_iter()
         .find(|e| e.to_string() == name && e.is_hook())
-        .ok_or_else(|| format!("{name:?} is not a lifecycle hook event"))
+        .ok_or_else(|| DeploySpecError::NotAHookEvent(name.to_string()))
 }
 
 #[cfg(test)]
@@ -173,7 +191,13 @@ mod tests {
             routing("CodeDeployDefault.ECSAllAtOnce", &BTreeMap::new()).unwrap(),
             TrafficRouting::AllAtOnce
         );
-        assert!(routing("Nope", &stack).unwrap_err().contains("\"Nope\""));
+        // The message users saw before the error was typed (it may go on
+        // to name more places a configuration comes from).
+        assert!(
+            routing("Nope", &stack).unwrap_err().to_string().starts_with(
+                "deployment configuration \"Nope\" is neither predefined nor declared in the stack's deploymentConfigs"
+            )
+        );
     }
 
     #[test]

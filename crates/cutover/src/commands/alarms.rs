@@ -56,17 +56,14 @@ pub(crate) async fn run(g: &Globals, command: AlarmCommand) -> anyhow::Result<Ex
             let resp: SetAlarmStateResponse = client
                 .put(
                     &format!("/v1/alarms/{name}/state"),
-                    &SetAlarmStateRequest {
-                        state: state.clone(),
-                        reason,
-                    },
+                    &SetAlarmStateRequest { state, reason },
                 )
                 .await?;
             output::print(
                 g.output,
                 &resp,
                 &["ALARM", "REQUESTED"],
-                vec![vec![name, state]],
+                vec![vec![name, state.to_string()]],
             );
         }
     }

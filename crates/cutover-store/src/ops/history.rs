@@ -1,0 +1,85 @@
+//! History a user reads (events) and the applied stack files, with the
+//! deployment configurations of the last one.
+
+use crate::{EventRow, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::BTreeMap;
+
+/// Appends a history line.
+pub fn add_event(c: &Connection, at: u64, subject: &str, message: &str) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO events (at, subject, message) VALUES (?1, ?2, ?3)",
+        params![at as i64, subject, message],
+    )
+    .map_err(StoreError::sql("add event"))?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The newest `limit` events of a subject prefix (e.g. `service/web`), oldest first.
+pub fn events(
+    c: &Connection,
+    subject_prefix: &str,
+    limit: u32,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT id, at, subject, message FROM (
+               SELECT id, at, subject, message FROM events
+               WHERE subject = ?1 OR subject LIKE ?1 || '/%'
+               ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )
+        .map_err(StoreError::sql("list events"))?;
+    stmt.query_map(params![subject_prefix, limit], |r| {
+        Ok(EventRow {
+            id: r.get(0)?,
+            at: r.get::<_, i64>(1)? as u64,
+            subject: r.get(2)?,
+            message: r.get(3)?,
+        })
+    })
+    .map_err(StoreError::sql("list events"))?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(StoreError::sql("list events"))
+}
+
+/// Records an applied stack file (its canonical JSON).
+pub fn record_stack(
+    c: &Connection,
+    at: u64,
+    file: &str,
+    body: &serde_json::Value,
+) -> Result<i64, StoreError> {
+    c.execute(
+        "INSERT INTO stacks (applied_at, file, body) VALUES (?1, ?2, ?3)",
+        params![at as i64, file, body.to_string()],
+    )
+    .map_err(StoreError::sql("record stack"))?;
+    Ok(c.last_insert_rowid())
+}
+
+/// The `deploymentConfigs` of the last applied stack (empty when none was
+/// applied), typed.
+pub fn latest_deployment_configs(
+    c: &Connection,
+) -> Result<BTreeMap<String, cutover_spec::stack::DeploymentConfig>, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Stored {
+        #[serde(default)]
+        deployment_configs: BTreeMap<String, cutover_spec::stack::DeploymentConfig>,
+    }
+    let body: Option<String> = c
+        .query_row(
+            "SELECT body FROM stacks ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::sql("read latest stack"))?;
+    match body {
+        None => Ok(BTreeMap::new()),
+        Some(b) => serde_json::from_str::<Stored>(&b)
+            .map(|s| s.deployment_configs)
+            .map_err(StoreError::json("stack deploymentConfigs")),
+    }
+}
