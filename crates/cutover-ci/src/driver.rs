@@ -8,46 +8,73 @@
 //! `pipeline/execution/stage/action/attempt`; a cancel token per key lets
 //! an abandoned build be killed.
 //!
+//! A driver is the only writer of its pipeline's state once the pipeline
+//! exists. When a reload finds the stored state is not the one it last
+//! saved, the pipeline was deleted and declared again (by two applies
+//! between reloads): the driver stops its old executions, as for a
+//! deletion, and carries on with the new pipeline's state.
+//!
 //! After a restart the driver loads the saved state, applies the current
 //! definition and calls [`PipelineState::resume`], which re-issues every
 //! action in flight with the same attempt: a source action fetches again,
 //! a deploy action finds the deployment it started (tagged with its key) and
 //! waits for it, a build action whose build was interrupted fails with
-//! "control plane restarted during the build" (see [`super::build`]), and a
+//! "control plane restarted during the build" (see the `build` module), and a
 //! manual approval keeps waiting.
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use cutover_pipeline::catalog::{self, Provider};
-use cutover_pipeline::engine::{
-    ActionRequest, ArtifactRef, Effect, EngineError, Input, PipelineState,
-};
+use cutover_pipeline::engine::{ActionRequest, ArtifactRef, Effect, Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_store::{ops, pipeline_ops};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::Pipelines;
-use super::build::{BuildJob, RESTARTED};
-use super::config::{BuildProjectSpec, RepositorySpec, source_key};
+use crate::build::{BuildJob, RESTARTED};
+use crate::config::{BuildProjectSpec, RepositorySpec, source_key};
+use crate::{PipelineError, Pipelines};
 
 /// Finished executions kept per pipeline.
 const KEEP_EXECUTIONS: usize = 100;
 
+/// A repository head to record as acted on, with the state that acts on it.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
+    /// The repository.
+    pub(crate) repository: String,
+    /// The branch name, or `tag:NAME`.
+    pub(crate) key: String,
+    /// The commit.
+    pub(crate) commit: String,
+}
+
 /// A message to a driver.
 pub(crate) enum Msg {
-    /// Apply an input; the answer says whether the engine accepted it.
-    Input(Input, Option<oneshot::Sender<Result<(), EngineError>>>),
-    /// The definition changed in the store.
+    /// Apply an input; the answer says whether the engine accepted it and
+    /// the state was saved (with `head`, in the same transaction). Boxed:
+    /// an input is large, the other messages are not.
+    Input {
+        input: Box<Input>,
+        head: Option<Head>,
+        reply: Option<oneshot::Sender<Result<(), PipelineError>>>,
+    },
+    /// The definition may have changed in the store.
     Reload,
+    /// The pipeline was deleted: stop its executions and end, whatever
+    /// the store holds by now.
+    Deleted,
 }
 
 /// The inbox of a running driver.
 pub(crate) type Inbox = mpsc::UnboundedSender<Msg>;
+
+/// A running driver: its inbox, and a token cancelled when it has ended.
+pub(crate) struct Handle {
+    pub(crate) inbox: Inbox,
+    pub(crate) done: CancellationToken,
+}
 
 /// Cancel tokens of running actions, by key.
 pub(crate) type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
@@ -60,32 +87,92 @@ pub(crate) fn action_key(pipeline: &str, req: &ActionRequest) -> String {
     )
 }
 
-/// The pipeline's saved state with its current definition; `None` when
-/// the pipeline was deleted.
-fn load(me: &Pipelines, name: &str) -> anyhow::Result<Option<PipelineState>> {
-    let Some(row) = me.store.with(|c| pipeline_ops::pipeline(c, name))? else {
-        return Ok(None);
-    };
-    let definition: Pipeline = serde_json::from_value(row.definition)?;
-    Ok(Some(match row.state {
-        Some(state) => {
-            let mut s: PipelineState = serde_json::from_value(state)?;
-            s.pipeline = definition;
-            s
-        }
-        None => PipelineState::new(definition),
-    }))
+/// Starts the driver of pipeline `name`, once `previous` (the driver the
+/// pipeline had before it was deleted) has ended.
+pub(crate) fn spawn(
+    me: Arc<Pipelines>,
+    name: String,
+    previous: Option<CancellationToken>,
+) -> Handle {
+    let (inbox, rx) = mpsc::unbounded_channel();
+    let done = CancellationToken::new();
+    tokio::spawn(drive(me, name, inbox.clone(), rx, previous, done.clone()));
+    Handle { inbox, done }
 }
 
-/// Runs the driver of pipeline `name` until shutdown.
-pub(crate) async fn drive(
+/// A pipeline's row, read: the stored state as it is (to recognise a
+/// state this driver did not write) and the state to run (with the
+/// current definition). `None` when the pipeline was deleted.
+struct Loaded {
+    stored: Option<PipelineState>,
+    state: PipelineState,
+}
+
+async fn load(me: &Pipelines, name: &str) -> Result<Option<Loaded>, PipelineError> {
+    let owned = name.to_string();
+    let Some(row) = me
+        .store
+        .call(move |c| pipeline_ops::pipeline(c, &owned))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let corrupt = |source| PipelineError::State {
+        pipeline: name.to_string(),
+        source,
+    };
+    let definition: Pipeline = serde_json::from_value(row.definition).map_err(corrupt)?;
+    let stored: Option<PipelineState> = row
+        .state
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(corrupt)?;
+    let state = match &stored {
+        Some(s) => PipelineState {
+            pipeline: definition,
+            ..s.clone()
+        },
+        None => PipelineState::new(definition),
+    };
+    Ok(Some(Loaded { stored, state }))
+}
+
+/// One pipeline's driver.
+struct Driver {
+    me: Arc<Pipelines>,
+    name: String,
+    inbox: Inbox,
+    state: PipelineState,
+    /// The state as the store holds it (loaded, or last saved).
+    stored: Option<PipelineState>,
+}
+
+/// Runs the driver of pipeline `name` until it is deleted or shutdown.
+async fn drive(
     me: Arc<Pipelines>,
     name: String,
     inbox: Inbox,
     mut rx: mpsc::UnboundedReceiver<Msg>,
+    previous: Option<CancellationToken>,
+    done: CancellationToken,
 ) {
-    let mut state = match load(&me, &name) {
-        Ok(Some(s)) => s,
+    let _done = done.drop_guard();
+    if let Some(previous) = previous {
+        tokio::select! {
+            _ = me.shutdown.cancelled() => return,
+            _ = previous.cancelled() => {}
+        }
+    }
+    // Deleted again while waiting: nothing to run.
+    let mut pending = VecDeque::new();
+    while let Ok(msg) = rx.try_recv() {
+        if matches!(msg, Msg::Deleted) {
+            return;
+        }
+        pending.push_back(msg);
+    }
+    let loaded = match load(&me, &name).await {
+        Ok(Some(l)) => l,
         Ok(None) => {
             tracing::info!(pipeline = %name, "the pipeline was deleted; its driver is not running");
             return;
@@ -95,187 +182,275 @@ pub(crate) async fn drive(
             return;
         }
     };
-    let fx = state.resume(me.clock.now_ms());
-    commit(&me, &name, &inbox, &mut state, fx);
+    let mut d = Driver {
+        me,
+        name,
+        inbox,
+        state: loaded.state,
+        stored: loaded.stored,
+    };
+    d.resume().await;
     loop {
-        let wakeup = state.next_wakeup();
-        let sleep = async {
-            match wakeup {
-                Some(at) => {
-                    let wait = at.saturating_sub(me.clock.now_ms());
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        let msg = match pending.pop_front() {
+            Some(m) => m,
+            None => {
+                let wakeup = d.state.next_wakeup();
+                let sleep = async {
+                    match wakeup {
+                        Some(at) => {
+                            let wait = at.saturating_sub(d.me.clock.now_ms());
+                            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = d.me.shutdown.cancelled() => return,
+                    _ = sleep => Msg::Input { input: Box::new(Input::Tick), head: None, reply: None },
+                    msg = rx.recv() => match msg {
+                        Some(m) => m,
+                        None => return,
+                    },
                 }
-                None => std::future::pending().await,
             }
-        };
-        let msg = tokio::select! {
-            _ = me.shutdown.cancelled() => return,
-            _ = sleep => Msg::Input(Input::Tick, None),
-            msg = rx.recv() => match msg {
-                Some(m) => m,
-                None => return,
-            },
         };
         match msg {
-            Msg::Input(input, reply) => {
-                let result = state.handle(me.clock.now_ms(), input);
-                match result {
-                    Ok(fx) => {
-                        commit(&me, &name, &inbox, &mut state, fx);
-                        if let Some(r) = reply {
-                            let _ = r.send(Ok(()));
-                        }
+            Msg::Input { input, head, reply } => {
+                let result = d.input(*input, head).await;
+                match reply {
+                    Some(r) => {
+                        let _ = r.send(result);
                     }
-                    Err(e) => {
-                        if let Some(r) = reply {
-                            let _ = r.send(Err(e));
-                        } else {
-                            tracing::warn!(pipeline = %name, error = %e, "pipeline input refused");
+                    None => {
+                        if let Err(e) = result {
+                            tracing::warn!(pipeline = %d.name, error = %e, "pipeline input refused");
                         }
                     }
                 }
             }
-            Msg::Reload => match load(&me, &name) {
-                Ok(None) => {
-                    deleted(&me, &name, &inbox, &mut state);
+            Msg::Reload => {
+                if !d.reload().await {
                     return;
                 }
-                Ok(Some(fresh)) => {
-                    state.pipeline = fresh.pipeline;
-                    if let Ok(fx) = state.handle(me.clock.now_ms(), Input::Tick) {
-                        commit(&me, &name, &inbox, &mut state, fx);
+            }
+            Msg::Deleted => {
+                d.stop_all("the pipeline was deleted").await;
+                tracing::info!(pipeline = %d.name, "pipeline deleted; its driver stops");
+                return;
+            }
+        }
+    }
+}
+
+impl Driver {
+    /// Re-issues what was in flight (at start, or for a re-created pipeline).
+    async fn resume(&mut self) {
+        let fx = self.state.resume(self.me.clock.now_ms());
+        if let Err(e) = self.commit(fx, None).await {
+            tracing::error!(pipeline = %self.name, error = %e, "cannot save the resumed pipeline state");
+        }
+    }
+
+    /// Applies `input`; saves the state (and `head`), then carries out the
+    /// effects. Nothing is kept of an input whose state could not be saved.
+    async fn input(&mut self, input: Input, head: Option<Head>) -> Result<(), PipelineError> {
+        let fx = self.state.handle(self.me.clock.now_ms(), input)?;
+        self.commit(fx, head).await
+    }
+
+    /// Reloads the definition; `false` when the driver must end (the
+    /// pipeline is gone).
+    async fn reload(&mut self) -> bool {
+        match load(&self.me, &self.name).await {
+            Ok(None) => {
+                self.stop_all("the pipeline was deleted").await;
+                tracing::info!(pipeline = %self.name, "pipeline deleted; its driver stops");
+                false
+            }
+            Ok(Some(fresh)) if fresh.stored != self.stored => {
+                // Deleted and declared again since this driver last looked.
+                self.stop_all("the pipeline was deleted and declared again")
+                    .await;
+                tracing::info!(pipeline = %self.name, "pipeline declared again; its driver starts over");
+                self.state = fresh.state;
+                self.stored = fresh.stored;
+                self.resume().await;
+                true
+            }
+            Ok(Some(fresh)) => {
+                self.state.pipeline = fresh.state.pipeline;
+                if let Err(e) = self.input(Input::Tick, None).await {
+                    tracing::warn!(pipeline = %self.name, error = %e, "cannot apply the new definition");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(pipeline = %self.name, error = %e, "cannot reload the pipeline");
+                true
+            }
+        }
+    }
+
+    /// Stops every execution in progress, abandoning its actions, and
+    /// cancels every action still running (a build is killed). Nothing is
+    /// saved: the row is gone or belongs to a new pipeline; the stops are
+    /// recorded as events.
+    async fn stop_all(&mut self, reason: &str) {
+        let active: Vec<String> = self
+            .state
+            .executions
+            .values()
+            .filter(|e| !e.status.is_terminal())
+            .map(|e| e.id.clone())
+            .collect();
+        let mut fx = Vec::new();
+        for execution in &active {
+            match self.state.handle(
+                self.me.clock.now_ms(),
+                Input::Stop {
+                    execution: execution.clone(),
+                    abandon: true,
+                    reason: reason.into(),
+                },
+            ) {
+                Ok(more) => fx.extend(more),
+                Err(e) => {
+                    tracing::warn!(pipeline = %self.name, error = %e, "cannot stop an execution")
+                }
+            }
+        }
+        // Only cancellations and history: nothing new starts.
+        fx.retain(|e| !matches!(e, Effect::RunAction(_)));
+        self.carry_out(fx).await;
+        let prefixes: Vec<String> = self
+            .state
+            .executions
+            .keys()
+            .map(|e| format!("{}/{e}/", self.name))
+            .collect();
+        for (key, token) in self
+            .me
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            if prefixes.iter().any(|p| key.starts_with(p)) {
+                token.cancel();
+            }
+        }
+    }
+
+    /// Saves the state (with `head` in the same transaction), then carries
+    /// out the effects. When the save fails, the effects are not carried
+    /// out and the state goes back to the stored one: what is not saved
+    /// must not happen.
+    async fn commit(&mut self, fx: Vec<Effect>, head: Option<Head>) -> Result<(), PipelineError> {
+        self.state.prune(KEEP_EXECUTIONS);
+        let saved = self.state.clone();
+        let value = serde_json::to_value(&saved).map_err(|source| PipelineError::State {
+            pipeline: self.name.clone(),
+            source,
+        });
+        let (name, now) = (self.name.clone(), self.me.clock.now_ms());
+        let written = match value {
+            Ok(v) => self
+                .me
+                .store
+                .transact(move |c| {
+                    pipeline_ops::save_pipeline_state(c, &name, &v, now)?;
+                    if let Some(h) = head {
+                        pipeline_ops::set_repository_head(
+                            c,
+                            &h.repository,
+                            &h.key,
+                            &h.commit,
+                            now,
+                        )?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(PipelineError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::error!(pipeline = %self.name, error = %e, "cannot save the pipeline state; its effects are not carried out");
+            self.state = match &self.stored {
+                Some(s) => PipelineState {
+                    pipeline: self.state.pipeline.clone(),
+                    ..s.clone()
+                },
+                None => PipelineState::new(self.state.pipeline.clone()),
+            };
+            return Err(e);
+        }
+        self.stored = Some(saved);
+        self.carry_out(fx).await;
+        Ok(())
+    }
+
+    /// Carries out effects whose state is saved (or, for a deleted
+    /// pipeline, gone); the events are written in one store call.
+    async fn carry_out(&self, fx: Vec<Effect>) {
+        let name = &self.name;
+        let mut events = Vec::new();
+        for effect in fx {
+            match effect {
+                Effect::RunAction(req) => start_action(&self.me, name, &self.inbox, req),
+                Effect::CancelAction {
+                    execution,
+                    stage,
+                    action,
+                    attempt,
+                } => {
+                    let key = format!("{name}/{execution}/{stage}/{action}/{attempt}");
+                    if let Some(token) = self
+                        .me
+                        .running
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&key)
+                    {
+                        token.cancel();
                     }
                 }
-                Err(e) => {
-                    tracing::error!(pipeline = %name, error = %e, "cannot reload the pipeline")
+                Effect::ExecutionStarted { execution, kind } => {
+                    events.push(format!("execution {execution} started ({kind:?})"));
                 }
-            },
-        }
-    }
-}
-
-/// The pipeline was deleted (by an apply that no longer declares it): its
-/// executions in progress stop and abandon their actions, every action
-/// still running is cancelled (a build is killed), and the driver ends.
-/// Nothing is saved: the row is gone; the stops are recorded as events.
-fn deleted(me: &Arc<Pipelines>, name: &str, inbox: &Inbox, state: &mut PipelineState) {
-    let active: Vec<String> = state
-        .executions
-        .values()
-        .filter(|e| !e.status.is_terminal())
-        .map(|e| e.id.clone())
-        .collect();
-    let mut fx = Vec::new();
-    for execution in active {
-        match state.handle(
-            me.clock.now_ms(),
-            Input::Stop {
-                execution,
-                abandon: true,
-                reason: "the pipeline was deleted".into(),
-            },
-        ) {
-            Ok(more) => fx.extend(more),
-            Err(e) => tracing::warn!(pipeline = %name, error = %e, "cannot stop an execution"),
-        }
-    }
-    // Only cancellations and history: nothing new starts for a deleted pipeline.
-    fx.retain(|e| !matches!(e, Effect::RunAction(_)));
-    carry_out(me, name, inbox, fx);
-    let prefix = format!("{name}/");
-    for (key, token) in me.running.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        if key.starts_with(&prefix) {
-            token.cancel();
-        }
-    }
-    tracing::info!(pipeline = %name, "pipeline deleted; its driver stops");
-}
-
-/// Saves the state, then carries out the effects (only if the save worked:
-/// what is not saved must not happen).
-fn commit(
-    me: &Arc<Pipelines>,
-    name: &str,
-    inbox: &Inbox,
-    state: &mut PipelineState,
-    fx: Vec<Effect>,
-) {
-    state.prune(KEEP_EXECUTIONS);
-    let saved = serde_json::to_value(&*state)
-        .map_err(anyhow::Error::from)
-        .and_then(|v| {
-            me.store
-                .with(|c| pipeline_ops::save_pipeline_state(c, name, &v, me.clock.now_ms()))
-                .map_err(anyhow::Error::from)
-        });
-    if let Err(e) = saved {
-        tracing::error!(pipeline = %name, error = %e, "cannot save the pipeline state; its effects are not carried out");
-        return;
-    }
-    carry_out(me, name, inbox, fx);
-}
-
-/// Carries out effects whose state is saved (or, for a deleted pipeline,
-/// gone).
-fn carry_out(me: &Arc<Pipelines>, name: &str, inbox: &Inbox, fx: Vec<Effect>) {
-    for effect in fx {
-        match effect {
-            Effect::RunAction(req) => start_action(me, name, inbox, req),
-            Effect::CancelAction {
-                execution,
-                stage,
-                action,
-                attempt,
-            } => {
-                let key = format!("{name}/{execution}/{stage}/{action}/{attempt}");
-                if let Some(token) = me
-                    .running
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&key)
-                {
-                    token.cancel();
-                }
-            }
-            Effect::ExecutionStarted { execution, kind } => {
-                event(
-                    me,
-                    name,
-                    &format!("execution {execution} started ({kind:?})"),
-                );
-            }
-            Effect::ExecutionFinished {
-                execution,
-                status,
-                message,
-            } => {
-                tracing::info!(pipeline = %name, %execution, ?status, "pipeline execution finished");
-                event(
-                    me,
-                    name,
-                    &format!(
+                Effect::ExecutionFinished {
+                    execution,
+                    status,
+                    message,
+                } => {
+                    tracing::info!(pipeline = %name, %execution, ?status, "pipeline execution finished");
+                    events.push(format!(
                         "execution {execution} {status:?}{}",
                         message.map(|m| format!(": {m}")).unwrap_or_default()
-                    ),
-                );
-            }
-            Effect::Event { execution, message } => {
-                let text = match execution {
+                    ));
+                }
+                Effect::Event { execution, message } => events.push(match execution {
                     Some(e) => format!("{e}: {message}"),
                     None => message,
-                };
-                event(me, name, &text);
+                }),
             }
         }
-    }
-}
-
-fn event(me: &Pipelines, name: &str, message: &str) {
-    if let Err(e) = me
-        .store
-        .with(|c| ops::add_event(c, me.clock.now_ms(), &format!("pipeline/{name}"), message))
-    {
-        tracing::warn!(pipeline = %name, error = %e, "cannot record a pipeline event");
+        if events.is_empty() {
+            return;
+        }
+        let (subject, now) = (format!("pipeline/{name}"), self.me.clock.now_ms());
+        let written = self
+            .me
+            .store
+            .call(move |c| {
+                events
+                    .iter()
+                    .try_for_each(|m| ops::add_event(c, now, &subject, m).map(drop))
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(pipeline = %name, error = %e, "cannot record pipeline events");
+        }
     }
 }
 
@@ -336,7 +511,11 @@ fn start_action(me: &Arc<Pipelines>, name: &str, inbox: &Inbox, req: ActionReque
                 }
             }
         };
-        let _ = inbox.send(Msg::Input(input, None));
+        let _ = inbox.send(Msg::Input {
+            input: Box::new(input),
+            head: None,
+            reply: None,
+        });
     });
 }
 
@@ -356,16 +535,16 @@ async fn run_action(
         Provider::Ecs | Provider::CodeDeployToEcs => {
             let ctx = me.deploy_context();
             let id = if kind == Provider::Ecs {
-                super::deploy::ecs(&ctx, key, req).await?
+                crate::deploy::ecs(&ctx, key, req).await?
             } else {
-                super::deploy::code_deploy(&ctx, key, req).await?
+                crate::deploy::code_deploy(&ctx, key, req).await?
             };
             Ok(Output {
                 summary: Some(format!("deployment {id} succeeded")),
                 ..Output::default()
             })
         }
-        Provider::Lambda => super::invoke::invoke(req, cancel)
+        Provider::Lambda => crate::invoke::invoke(req, cancel)
             .await
             .map(|summary| Output {
                 summary: Some(summary),
@@ -375,10 +554,12 @@ async fn run_action(
     }
 }
 
-fn repository(me: &Pipelines, name: &str) -> Result<RepositorySpec, String> {
+async fn repository(me: &Pipelines, name: &str) -> Result<RepositorySpec, String> {
+    let owned = name.to_string();
     let row = me
         .store
-        .with(|c| pipeline_ops::repository(c, name))
+        .call(move |c| pipeline_ops::repository(c, &owned))
+        .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("repository {name:?} is not declared"))?;
     Ok(row.spec)
@@ -397,7 +578,7 @@ async fn source_action(
         .configuration
         .get("BranchName")
         .ok_or("configuration.BranchName is missing")?;
-    let spec = repository(me, repo)?;
+    let spec = repository(me, repo).await?;
     me.git
         .fetch(repo, &spec.url)
         .await
@@ -416,16 +597,17 @@ async fn source_action(
         // when none is recorded yet (a pipeline's first execution, at its
         // creation), so the poller does not start the same commit again.
         let _held = me.heads.lock().await;
+        let (repo, branch, commit, now) = (
+            repo.clone(),
+            branch.clone(),
+            commit.clone(),
+            me.clock.now_ms(),
+        );
         me.store
-            .with(|c| {
-                pipeline_ops::set_repository_head_if_absent(
-                    c,
-                    repo,
-                    branch,
-                    &commit,
-                    me.clock.now_ms(),
-                )
+            .call(move |c| {
+                pipeline_ops::set_repository_head_if_absent(c, &repo, &branch, &commit, now)
             })
+            .await
             .map_err(|e| e.to_string())?;
     }
     let info = me
@@ -459,9 +641,11 @@ async fn build_action(
     req: &ActionRequest,
     cancel: CancellationToken,
 ) -> Result<Output, String> {
+    let owned = key.to_string();
     if let Some(prior) = me
         .store
-        .with(|c| pipeline_ops::build_for_action(c, key))
+        .call(move |c| pipeline_ops::build_for_action(c, &owned))
+        .await
         .map_err(|e| e.to_string())?
         && prior.message.as_deref() == Some(RESTARTED)
     {
@@ -471,9 +655,11 @@ async fn build_action(
         .configuration
         .get("ProjectName")
         .ok_or("configuration.ProjectName is missing")?;
+    let owned = project.clone();
     let row = me
         .store
-        .with(|c| pipeline_ops::build_project(c, project))
+        .call(move |c| pipeline_ops::build_project(c, &owned))
+        .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("build project {project:?} is not declared"))?;
     let spec: BuildProjectSpec = row.spec;
@@ -500,7 +686,7 @@ async fn build_action(
         Some(text) => environment_variables(text)?,
         None => Vec::new(),
     };
-    let source_version = me.source_revision(pipeline, &req.execution);
+    let source_version = me.source_revision(pipeline, &req.execution).await;
     let job = BuildJob {
         project: project.clone(),
         spec: spec.clone(),

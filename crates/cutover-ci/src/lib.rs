@@ -1,186 +1,243 @@
-//! Pipelines and builds in the control plane: the declared pipelines run for
-//! real, from a git commit to a deployed service.
+//! Pipelines and builds: the declared pipelines run for real, from a git
+//! commit to a deployed service. The control plane (`cutover-server`)
+//! starts [`Pipelines`], tells it when an apply changed the pipeline rows
+//! ([`Pipelines::reload`]), and maps [`PipelineError`] to HTTP.
 //!
 //! - [`config`]: the `repositories:`, `buildProjects:` and `pipelines:`
-//!   sections of `stack.yaml`, validated by `apply`.
-//! - [`driver`]: one task per pipeline around the pure engine of
+//!   sections of `stack.yaml`, validated and written by `apply`.
+//! - `driver`: one task per pipeline around the pure engine of
 //!   `cutover-pipeline`; state saved before effects run; resumed at start.
-//! - [`source`]: git mirrors, commit metadata, source artifacts.
-//! - [`build`]: builds with `cutover-build`, logs in files, rows in `builds`.
-//! - [`artifacts`]: the content-addressed artifact store.
-//! - [`deploy`]: `ECS` and `CodeDeployToECS` through the service's deployment.
-//! - [`invoke`]: invoke actions (a command or a URL).
+//! - `source`: git mirrors, commit metadata, source artifacts.
+//! - `build`: builds with `cutover-build`, logs in files, rows in `builds`.
+//! - `artifacts`: the content-addressed artifact store.
+//! - `deploy`: `ECS` and `CodeDeployToECS` through the service's
+//!   deployment, which the server provides as [`Deployments`].
+//! - `invoke`: invoke actions (a command or a URL).
 //! - [`webhook`]: GitHub, GitLab and Gitea push webhooks.
-//! - [`triggers`]: polling and webhook pushes to executions.
+//! - `triggers`: polling and webhook pushes to executions.
 //!
 //! Crash safety: every pipeline's engine state is in the store and is
 //! written before the effects of each step run. At start, builds left
-//! running by the previous server are failed and their processes killed
-//! ([`build::fail_interrupted`]), then every pipeline's driver resumes (see
-//! [`driver`] for what each kind of action does when re-issued).
+//! running by the previous server are failed and their processes killed,
+//! then every pipeline's driver resumes (see `driver` for what each kind of
+//! action does when re-issued).
+//!
+//! Store access never blocks an async worker thread: every call goes
+//! through `Store::call` or `Store::transact` (this crate's `clippy.toml`
+//! forbids the synchronous forms).
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
-pub(crate) mod artifacts;
-pub(crate) mod build;
-pub(crate) mod config;
-pub(crate) mod deploy;
-pub(crate) mod driver;
-pub(crate) mod invoke;
-pub(crate) mod source;
+mod artifacts;
+mod build;
+pub mod config;
+mod deploy;
+mod deployments;
+mod driver;
+mod error;
+mod invoke;
+mod source;
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
-pub(crate) mod triggers;
-pub(crate) mod webhook;
+mod triggers;
+pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap};
+pub use build::log_path;
+pub use deployments::{DeploymentRequest, DeploymentState, Deployments, DeploymentsError};
+pub use error::PipelineError;
+pub use source::GitError;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use cutover_pipeline::engine::{EngineError, Input, PipelineState};
+use cutover_clock::SharedClock;
+use cutover_pipeline::engine::{Input, PipelineState};
+use cutover_spec::stack::ci::RepositorySpec;
 use cutover_store::{Store, pipeline_ops};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiError;
-use crate::deploy::Deployer;
-use cutover_clock::SharedClock;
-
 /// Owns the pipeline drivers, the poller, the git mirrors and the builder.
-pub(crate) struct Pipelines {
+pub struct Pipelines {
     store: Arc<Store>,
     clock: SharedClock,
-    deployer: Arc<Deployer>,
+    deployments: Arc<dyn Deployments>,
     artifacts: artifacts::ArtifactStore,
     git: source::Git,
     builder: build::Builder,
-    drivers: Mutex<HashMap<String, driver::Inbox>>,
+    /// Held across a whole [`Pipelines::reload`], so that reloads apply
+    /// the store's pipeline list in the order they read it.
+    drivers: tokio::sync::Mutex<Drivers>,
     running: driver::Running,
     shutdown: CancellationToken,
-    /// Held while a recorded head is compared and moved (poller, webhooks),
-    /// so that one new head starts its pipelines once.
+    /// Held while a recorded head is compared, its executions started and
+    /// the head moved (poller, webhooks), so that one new head starts its
+    /// pipelines once.
     heads: tokio::sync::Mutex<()>,
+}
+
+/// The drivers by pipeline name: at most one runs per name. A driver
+/// told its pipeline was deleted is `ending` until it has stopped its
+/// executions; a driver started for the same name meanwhile waits for it.
+#[derive(Default)]
+struct Drivers {
+    live: HashMap<String, driver::Handle>,
+    ending: HashMap<String, CancellationToken>,
 }
 
 /// What a verified push did.
 #[derive(Debug, Default)]
-pub(crate) struct WebhookOutcome {
+pub struct WebhookOutcome {
     /// The commit the ref points at after the fetch, if it exists.
-    pub(crate) commit: Option<String>,
+    pub commit: Option<String>,
     /// `(pipeline, execution id)` of each execution started.
-    pub(crate) started: Vec<(String, String)>,
+    pub started: Vec<(String, String)>,
     /// Why nothing started, when nothing did.
-    pub(crate) note: Option<String>,
+    pub note: Option<String>,
 }
 
 impl Pipelines {
     /// Fails interrupted builds, resumes every pipeline and starts polling.
-    pub(crate) fn start(
+    /// Builds of projects naming an image run on `engine`.
+    pub async fn start(
         store: Arc<Store>,
-        deployer: Arc<Deployer>,
+        clock: SharedClock,
+        deployments: Arc<dyn Deployments>,
         data_dir: &Path,
         engine: Option<Arc<cutover_docker::DockerRuntime>>,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<Arc<Pipelines>> {
-        build::fail_interrupted(&store, deployer.clock.as_ref())?;
+    ) -> Result<Arc<Pipelines>, PipelineError> {
+        build::fail_interrupted(&store, clock.as_ref()).await?;
         let artifacts = artifacts::ArtifactStore::new(data_dir);
         let me = Arc::new(Pipelines {
-            builder: build::Builder::new(
-                store.clone(),
-                deployer.clock.clone(),
-                data_dir,
-                artifacts.clone(),
-            )
-            .with_engine(engine),
+            builder: build::Builder::new(store.clone(), clock.clone(), data_dir, artifacts.clone())
+                .with_engine(engine),
             store,
-            clock: deployer.clock.clone(),
-            deployer,
+            clock,
+            deployments,
             artifacts,
             git: source::Git::new(data_dir),
-            drivers: Mutex::new(HashMap::new()),
+            drivers: tokio::sync::Mutex::default(),
             running: Arc::default(),
             shutdown,
             heads: tokio::sync::Mutex::new(()),
         });
-        me.reload()?;
+        me.reload().await?;
         tokio::spawn(triggers::poll(me.clone()));
         Ok(me)
     }
 
-    /// Starts a driver for each new pipeline and tells the others their
-    /// definition may have changed (after an apply). The driver of a
-    /// deleted pipeline is told too: it stops its executions and ends.
-    pub(crate) fn reload(self: &Arc<Self>) -> anyhow::Result<()> {
-        let names: Vec<String> = self
+    /// Brings the drivers in line with the stored pipelines (after an
+    /// apply): a new pipeline gets a driver, the others are told their
+    /// definition may have changed, and the driver of a deleted pipeline is
+    /// told so: it stops its executions and ends. A pipeline deleted and
+    /// declared again gets a new driver only once the old one has ended, so
+    /// a pipeline never has two.
+    pub async fn reload(self: &Arc<Self>) -> Result<(), PipelineError> {
+        let mut drivers = self.drivers.lock().await;
+        let names: BTreeSet<String> = self
             .store
-            .with(pipeline_ops::list_pipelines)?
+            .call(pipeline_ops::list_pipelines)
+            .await?
             .into_iter()
             .map(|p| p.name)
             .collect();
-        let mut drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
-        drivers.retain(|name, inbox| {
-            names.contains(name) || {
-                let _ = inbox.send(driver::Msg::Reload);
-                false
+        let Drivers { live, ending } = &mut *drivers;
+        ending.retain(|_, done| !done.is_cancelled());
+        let gone: Vec<String> = live
+            .keys()
+            .filter(|n| !names.contains(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(d) = live.remove(&name) {
+                let _ = d.inbox.send(driver::Msg::Deleted);
+                ending.insert(name, d.done);
             }
-        });
+        }
         for name in names {
-            match drivers.get(&name) {
-                Some(inbox) if inbox.send(driver::Msg::Reload).is_ok() => {}
-                _ => {
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    tokio::spawn(driver::drive(self.clone(), name.clone(), tx.clone(), rx));
-                    drivers.insert(name, tx);
-                }
+            if let Some(d) = live.get(&name)
+                && d.inbox.send(driver::Msg::Reload).is_ok()
+            {
+                continue;
             }
+            // A new pipeline, or one whose driver ended (it could not load
+            // it): the new driver first waits for any previous one's end.
+            let previous = live
+                .remove(&name)
+                .map(|d| d.done)
+                .or_else(|| ending.remove(&name));
+            let handle = driver::spawn(self.clone(), name.clone(), previous);
+            live.insert(name, handle);
         }
         Ok(())
     }
 
-    /// Feeds `input` to pipeline `name` and waits for the engine's answer.
-    pub(crate) async fn send(&self, name: &str, input: Input) -> Result<(), ApiError> {
+    /// Feeds `input` to pipeline `name` and waits until the engine accepted
+    /// it and the resulting state is saved, with `head` recorded in the same
+    /// transaction when given.
+    async fn feed(
+        &self,
+        name: &str,
+        input: Input,
+        head: Option<driver::Head>,
+    ) -> Result<(), PipelineError> {
         let inbox = self
             .drivers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .await
+            .live
             .get(name)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
+            .map(|d| d.inbox.clone())
+            .ok_or_else(|| PipelineError::NotFound(name.to_string()))?;
         let (tx, rx) = oneshot::channel();
         inbox
-            .send(driver::Msg::Input(input, Some(tx)))
-            .map_err(|_| {
-                ApiError::from(anyhow::anyhow!("the driver of pipeline {name:?} stopped"))
-            })?;
-        match rx.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(engine_error(e)),
-            Err(_) => Err(ApiError::from(anyhow::anyhow!(
-                "the driver of pipeline {name:?} stopped"
-            ))),
-        }
+            .send(driver::Msg::Input {
+                input: Box::new(input),
+                head,
+                reply: Some(tx),
+            })
+            .map_err(|_| PipelineError::DriverStopped(name.to_string()))?;
+        rx.await
+            .map_err(|_| PipelineError::DriverStopped(name.to_string()))?
     }
 
-    /// Starts an execution; returns its id.
-    pub(crate) async fn start_execution(
+    /// Feeds `input` to pipeline `name` and waits for the engine's answer.
+    pub async fn send(&self, name: &str, input: Input) -> Result<(), PipelineError> {
+        self.feed(name, input, None).await
+    }
+
+    /// Starts an execution; returns its id once its start is saved.
+    pub async fn start_execution(
         &self,
         name: &str,
         trigger: String,
         variables: BTreeMap<String, String>,
         source_revisions: BTreeMap<String, String>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, PipelineError> {
+        self.start_recording(name, trigger, variables, source_revisions, None)
+            .await
+    }
+
+    /// [`Pipelines::start_execution`], recording `head` as acted on in the
+    /// transaction that saves the start.
+    async fn start_recording(
+        &self,
+        name: &str,
+        trigger: String,
+        variables: BTreeMap<String, String>,
+        source_revisions: BTreeMap<String, String>,
+        head: Option<driver::Head>,
+    ) -> Result<String, PipelineError> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.send(
-            name,
-            Input::StartExecution {
-                id: id.clone(),
-                trigger,
-                variables,
-                source_revisions,
-            },
-        )
-        .await?;
+        let input = Input::StartExecution {
+            id: id.clone(),
+            trigger,
+            variables,
+            source_revisions,
+        };
+        self.feed(name, input, head).await?;
         Ok(id)
     }
 
@@ -190,17 +247,16 @@ impl Pipelines {
     /// time). The payload only says "look now": its `after` is not built
     /// when the forge's ref says otherwise, and when the ref is where it
     /// was last recorded (an old or replayed push) nothing starts, so a
-    /// payload never moves a head backwards or sideways.
-    pub(crate) async fn webhook_push(
+    /// payload never moves a head backwards or sideways. The head is
+    /// recorded only with an execution start (same transaction), or when
+    /// the push starts no pipeline at all.
+    pub async fn webhook_push(
         &self,
         repository: &str,
-        spec: &config::RepositorySpec,
+        spec: &RepositorySpec,
         push: webhook::Push,
-    ) -> Result<WebhookOutcome, ApiError> {
-        self.git
-            .fetch(repository, &spec.url)
-            .await
-            .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
+    ) -> Result<WebhookOutcome, PipelineError> {
+        self.git.fetch(repository, &spec.url).await?;
         let (reference, key) = match (&push.branch, &push.tag) {
             (Some(b), _) => (format!("refs/heads/{b}"), b.clone()),
             (None, Some(t)) => (format!("refs/tags/{t}"), format!("tag:{t}")),
@@ -212,26 +268,22 @@ impl Pipelines {
                 ..WebhookOutcome::default()
             });
         };
+        let _held = self.heads.lock().await;
         let recorded = {
-            let _held = self.heads.lock().await;
-            let recorded = self
-                .store
-                .with(|c| pipeline_ops::repository_head(c, repository, &key))?;
-            if recorded.as_deref() == Some(commit.as_str()) {
-                return Ok(WebhookOutcome {
-                    note: Some(format!(
-                        "{reference} is still at {commit}, which was already acted on"
-                    )),
-                    commit: Some(commit),
-                    ..WebhookOutcome::default()
-                });
-            }
-            // The poller must not start the same commit again.
-            self.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, &key, &commit, self.clock.now_ms())
-            })?;
-            recorded
+            let (repository, key) = (repository.to_string(), key.clone());
+            self.store
+                .call(move |c| pipeline_ops::repository_head(c, &repository, &key))
+                .await?
         };
+        if recorded.as_deref() == Some(commit.as_str()) {
+            return Ok(WebhookOutcome {
+                note: Some(format!(
+                    "{reference} is still at {commit}, which was already acted on"
+                )),
+                commit: Some(commit),
+                ..WebhookOutcome::default()
+            });
+        }
         let trusted_files = push.after.as_deref() == Some(commit.as_str())
             && !push.changed_files.is_empty()
             && (recorded.is_none() || recorded == push.before);
@@ -251,7 +303,17 @@ impl Pipelines {
             tag: push.tag,
             changed_files: changed,
         };
-        let started = triggers::push(self, repository, &event, &commit, "webhook").await;
+        let head = driver::Head {
+            repository: repository.to_string(),
+            key,
+            commit: commit.clone(),
+        };
+        let started = triggers::push(self, &event, &head, "webhook")
+            .await
+            .map_err(|()| PipelineError::NotStarted {
+                reference,
+                commit: commit.clone(),
+            })?;
         Ok(WebhookOutcome {
             commit: Some(commit),
             started,
@@ -260,20 +322,25 @@ impl Pipelines {
     }
 
     /// The saved state of a pipeline (`None` before its first save).
-    pub(crate) fn state(&self, name: &str) -> Result<Option<PipelineState>, ApiError> {
+    pub async fn state(&self, name: &str) -> Result<Option<PipelineState>, PipelineError> {
+        let owned = name.to_string();
         let row = self
             .store
-            .with(|c| pipeline_ops::pipeline(c, name))?
-            .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
+            .call(move |c| pipeline_ops::pipeline(c, &owned))
+            .await?
+            .ok_or_else(|| PipelineError::NotFound(name.to_string()))?;
         row.state
             .map(serde_json::from_value)
             .transpose()
-            .map_err(|e| ApiError::from(anyhow::Error::from(e)))
+            .map_err(|source| PipelineError::State {
+                pipeline: name.to_string(),
+                source,
+            })
     }
 
     /// The commit an execution's sources resolved to (the first source).
-    fn source_revision(&self, pipeline: &str, execution: &str) -> Option<String> {
-        let state = self.state(pipeline).ok()??;
+    async fn source_revision(&self, pipeline: &str, execution: &str) -> Option<String> {
+        let state = self.state(pipeline).await.ok()??;
         state
             .executions
             .get(execution)?
@@ -285,26 +352,8 @@ impl Pipelines {
 
     fn deploy_context(&self) -> deploy::DeployContext {
         deploy::DeployContext {
-            store: self.store.clone(),
-            deployer: self.deployer.clone(),
+            deployments: self.deployments.clone(),
             artifacts: self.artifacts.clone(),
         }
-    }
-}
-
-/// An engine refusal as an API error.
-fn engine_error(e: EngineError) -> ApiError {
-    match e {
-        EngineError::UnknownExecution(_)
-        | EngineError::UnknownStage(_)
-        | EngineError::NoPendingApproval { .. } => {
-            ApiError::new(axum::http::StatusCode::NOT_FOUND, e.to_string())
-        }
-        EngineError::DuplicateExecution(_)
-        | EngineError::Finished { .. }
-        | EngineError::NotRetryable { .. } => {
-            ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string())
-        }
-        EngineError::UnknownVariable(_) => ApiError::bad_request(e.to_string()),
     }
 }

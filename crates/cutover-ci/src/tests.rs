@@ -1,18 +1,22 @@
 //! The pipeline driver in-process, on tokio's paused clock: a pipeline with
 //! a manual approval and a deployment window that holds its last stage for
 //! about 45 minutes runs in milliseconds, once without a crash and once
-//! with the whole control plane crashed and restarted at each step, and
+//! with the whole pipelines service crashed and restarted at each step, and
 //! both runs end the same (one build, the approval kept, the same statuses).
+//! Then the bugs of dropped and redeclared pipelines: a stack is one stack
+//! whichever path names it, another file's pipeline is never deleted, and
+//! a pipeline never has two drivers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
-use cutover_pipeline::engine::{ActionStatus, Execution, ExecutionStatus, Position};
+use cutover_api::apply::PlanAction;
+use cutover_pipeline::engine::{ActionStatus, Execution, ExecutionStatus, Input, Position};
 use cutover_store::pipeline_ops;
-use serde_json::json;
 
-use crate::pipelines::source::tests::repo_with;
+use crate::PipelineError;
+
+use crate::source::tests::{commit, repo_with};
 use crate::testing::Harness;
 
 /// Source, a manual approval, then a build held by a deployment window
@@ -37,7 +41,7 @@ fn pipeline() -> String {
 const BUILDSPEC: &str = "version: 0.2\nphases:\n  build:\n    commands:\n      - cat README.md > out.txt\nartifacts:\n  files: [out.txt]\n";
 
 fn execution(h: &Harness) -> Option<Execution> {
-    let state = h.state.pipelines.state("gated").ok()??;
+    let state = h.state("gated")?;
     state.executions.into_values().next()
 }
 
@@ -78,8 +82,12 @@ async fn scenario(crash: bool) -> Outcome {
     );
     let mut h = Harness::start().await;
     let p = pipeline();
-    h.apply(&stack, &[("p.json", &p), ("ci.yml", BUILDSPEC)])
-        .await;
+    h.apply(
+        "stack.yaml",
+        &stack,
+        &[("p.json", &p), ("ci.yml", BUILDSPEC)],
+    )
+    .await;
     let restart = |h: Harness| async move { if crash { h.crash().await } else { h } };
     // Step 1: created, the first execution's source runs.
     h = restart(h).await;
@@ -97,14 +105,21 @@ async fn scenario(crash: bool) -> Outcome {
     h.advance(Duration::from_secs(15 * 60)).await;
     h = restart(h).await;
     assert!(waiting(&h), "the approval was lost: {:?}", execution(&h));
-    let (status, body) = h
-        .call(
-            Method::POST,
-            "/v1/pipelines/gated/approvals",
-            Some(json!({"stage": "Gate", "action": "Approve", "approved": true, "summary": "lgtm", "by": "ann"})),
+    let id = execution(&h).unwrap().id;
+    h.pipelines
+        .send(
+            "gated",
+            Input::ApprovalResult {
+                execution: id,
+                stage: "Gate".into(),
+                action: "Approve".into(),
+                approved: true,
+                summary: "lgtm".into(),
+                by: "ann".into(),
+            },
         )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+        .await
+        .unwrap();
     // Step 3: held by the closed window until 01:00 UTC, across a crash.
     let held = |h: &Harness| {
         execution(h).is_some_and(|e| {
@@ -144,8 +159,8 @@ async fn scenario(crash: bool) -> Outcome {
     );
     h = restart(h).await;
     let e = execution(&h).unwrap();
+    #[allow(clippy::disallowed_methods)] // a test's read of the store
     let builds = h
-        .state
         .store
         .with(|c| pipeline_ops::list_builds(c, Some("b"), 10))
         .unwrap();
@@ -178,4 +193,195 @@ async fn a_gated_and_windowed_execution_ends_the_same_with_a_crash_at_each_step(
     assert_eq!(plain.approval.as_deref(), Some("approved by ann: lgtm"));
     let crashed = scenario(true).await;
     assert_eq!(crashed, plain);
+}
+
+/// A pipeline `name`: a source, then a manual approval that holds its
+/// execution in progress.
+fn approval_pipeline(name: &str) -> String {
+    format!(
+        r#"{{"pipeline": {{"name": "{name}", "pipelineType": "V2", "stages": [
+ {{"name": "Source", "actions": [{{"name": "Source",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+   "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "Src"}}]}}]}},
+ {{"name": "Gate", "actions": [{{"name": "Approve",
+   "actionTypeId": {{"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}}}]}}]}}}}"#
+    )
+}
+
+/// A stack declaring repository `app` at `repo` and `pipelines`, each from
+/// `<name>.json`.
+fn stack_with(repo: &std::path::Path, pipelines: &[&str]) -> String {
+    let mut stack = format!(
+        "repositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\npipelines:\n",
+        repo.display()
+    );
+    if pipelines.is_empty() {
+        stack.push_str("  {}\n");
+    }
+    for p in pipelines {
+        stack.push_str(&format!("  {p}: {{file: {p}.json}}\n"));
+    }
+    stack
+}
+
+/// The plan entries of pipelines, as `(name, action)`.
+fn pipeline_plan(plan: &[cutover_api::apply::PlanItem]) -> Vec<(String, PlanAction)> {
+    plan.iter()
+        .filter_map(|i| Some((i.subject.pipeline.clone()?, i.action)))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_pipeline_is_deleted_whichever_path_names_the_stack_and_never_another_files() {
+    let repo = repo_with(&[("README.md", "hello\n")]);
+    let h = Harness::start().await;
+    let files: Vec<(String, String)> = ["one", "two", "shared"]
+        .iter()
+        .map(|p| (format!("{p}.json"), approval_pipeline(p)))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    h.apply(
+        "./stack.yaml",
+        &stack_with(repo.path(), &["one", "shared"]),
+        &files,
+    )
+    .await;
+    h.apply(
+        "other.yaml",
+        &stack_with(repo.path(), &["two", "shared"]),
+        &files,
+    )
+    .await;
+    // The same stack named another way drops `one` and `shared`: `one`
+    // goes, `shared` stays (other.yaml declares it), `two` is not its own.
+    let plan = h
+        .apply("a/../stack.yaml", &stack_with(repo.path(), &[]), &files)
+        .await;
+    assert_eq!(
+        pipeline_plan(&plan),
+        [("one".to_string(), PlanAction::Delete)]
+    );
+    assert_eq!(h.pipeline_names(), ["shared", "two"]);
+    // Dropped by other.yaml too: now nothing declares it.
+    let plan = h
+        .apply("other.yaml", &stack_with(repo.path(), &["two"]), &files)
+        .await;
+    assert_eq!(
+        pipeline_plan(&plan),
+        [
+            ("two".to_string(), PlanAction::Unchanged),
+            ("shared".to_string(), PlanAction::Delete)
+        ]
+    );
+    assert_eq!(h.pipeline_names(), ["two"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pipeline_dropped_and_declared_again_has_one_driver() {
+    let repo = repo_with(&[("README.md", "hello\n")]);
+    let h = Harness::start().await;
+    let p = approval_pipeline("app");
+    let files = [("app.json", p.as_str())];
+    let waiting = |h: &Harness| {
+        h.state("app").is_some_and(|s| {
+            s.executions
+                .values()
+                .any(|e| action(e, "Gate", "Approve") == Some(ActionStatus::InProgress))
+        })
+    };
+    let declared = stack_with(repo.path(), &["app"]);
+    h.apply("stack.yaml", &declared, &files).await;
+    assert!(until_real(&h, Duration::from_secs(30), waiting).await);
+    let first: Vec<String> = h.state("app").unwrap().executions.into_keys().collect();
+    // Dropped and declared again at once, twice, with the old drivers
+    // still stopping their executions; then concurrently.
+    let dropped = stack_with(repo.path(), &[]);
+    for _ in 0..2 {
+        h.apply("stack.yaml", &dropped, &files).await;
+        h.apply("stack.yaml", &declared, &files).await;
+    }
+    tokio::join!(
+        h.apply("stack.yaml", &dropped, &files),
+        h.apply("stack.yaml", &declared, &files)
+    );
+    h.apply("stack.yaml", &declared, &files).await;
+    assert!(until_real(&h, Duration::from_secs(30), waiting).await);
+    h.advance(Duration::from_secs(60)).await;
+    // One driver writes the row: only the newest pipeline's first
+    // execution is in it, none of the old ones, and it waits once.
+    let state = h.state("app").unwrap();
+    let ids: Vec<&String> = state.executions.keys().collect();
+    assert_eq!(ids.len(), 1, "{:?}", state.executions);
+    assert!(
+        !first.contains(ids[0]),
+        "an old execution came back: {ids:?}"
+    );
+    let id = ids[0].clone();
+    h.pipelines
+        .send(
+            "app",
+            Input::ApprovalResult {
+                execution: id.clone(),
+                stage: "Gate".into(),
+                action: "Approve".into(),
+                approved: true,
+                summary: "ok".into(),
+                by: "ann".into(),
+            },
+        )
+        .await
+        .unwrap();
+    h.advance(Duration::from_secs(1)).await;
+    let e = h.state("app").unwrap().executions.remove(&id).unwrap();
+    assert_eq!(e.status, ExecutionStatus::Succeeded, "{e:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_push_is_recorded_only_with_the_execution_it_started() {
+    let repo = repo_with(&[("README.md", "hello\n")]);
+    let mut h = Harness::start().await;
+    let p = approval_pipeline("app");
+    let files = [("app.json", p.as_str())];
+    let stack = stack_with(repo.path(), &["app"]);
+    h.apply("stack.yaml", &stack, &files).await;
+    let created = |h: &Harness| h.head("app", "main").is_some();
+    assert!(until_real(&h, Duration::from_secs(30), created).await);
+    let built = h.head("app", "main");
+    let spec = cutover_spec::stack::ci::RepositorySpec {
+        url: repo.path().display().to_string(),
+        poll_interval_seconds: 0,
+        webhook_secret: None,
+        webhook_secret_env: None,
+    };
+    let push = |after: &str| crate::webhook::Push {
+        branch: Some("main".into()),
+        tag: None,
+        before: built.clone(),
+        after: Some(after.to_string()),
+        changed_files: vec!["README.md".into()],
+    };
+    let next = commit(repo.path(), &[("README.md", "bye\n")], "second");
+    // The driver is gone: the execution cannot start, so the push is not
+    // acted on and a redelivery (or the next poll) tries again.
+    h.stop_tasks().await;
+    let err = h
+        .pipelines
+        .webhook_push("app", &spec, push(&next))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PipelineError::NotStarted { .. }), "{err:?}");
+    assert_eq!(h.head("app", "main"), built);
+    h = h.crash().await;
+    let outcome = h
+        .pipelines
+        .webhook_push("app", &spec, push(&next))
+        .await
+        .unwrap();
+    assert_eq!(outcome.started.len(), 1, "{outcome:?}");
+    assert_eq!(h.head("app", "main").as_deref(), Some(next.as_str()));
+    let state = h.state("app").unwrap();
+    assert!(state.executions.contains_key(&outcome.started[0].1));
 }

@@ -18,7 +18,7 @@ mod rows;
 pub mod webhook_ops;
 
 pub use error::StoreError;
-pub use pipeline_rows::{BuildProjectRow, BuildRow, BuildState, PipelineRow, RepositoryRow};
+pub use pipeline_rows::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow};
 pub use rows::{
     AlarmRow, DeploymentRow, EventRow, InvalidTransition, ServiceRow, TaskDefinitionRow, TaskRow,
 };

@@ -2,6 +2,7 @@
 //! pipelines (definition and engine state), repository heads and builds.
 
 use crate::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow, StoreError};
+use cutover_api::builds::BuildStatus;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn typed_col<T: serde::de::DeserializeOwned>(
@@ -242,7 +243,7 @@ fn build_from(r: &Row<'_>) -> rusqlite::Result<(BuildRow, String)> {
             id: r.get(0)?,
             project: r.get(1)?,
             number: r.get::<_, i64>(2)? as u64,
-            status: r.get(3)?,
+            status: build_status(r, 3)?,
             initiator: r.get(4)?,
             action_key: r.get(5)?,
             source: r.get(6)?,
@@ -254,6 +255,19 @@ fn build_from(r: &Row<'_>) -> rusqlite::Result<(BuildRow, String)> {
         },
         r.get(8)?,
     ))
+}
+
+/// A stored build status (`IN_PROGRESS`, ...); an unknown name is an
+/// error naming it.
+fn build_status(r: &Row<'_>, i: usize) -> rusqlite::Result<BuildStatus> {
+    let text: String = r.get(i)?;
+    BuildStatus::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown build status {text:?}").into(),
+        )
+    })
 }
 
 fn finish_build((mut b, detail): (BuildRow, String)) -> Result<BuildRow, StoreError> {
@@ -297,7 +311,7 @@ pub fn put_build(c: &Connection, b: &BuildRow) -> Result<(), StoreError> {
             b.id,
             b.project,
             b.number as i64,
-            b.status,
+            b.status.as_str(),
             b.initiator,
             b.action_key,
             b.source,
@@ -381,14 +395,27 @@ pub fn set_repository_head_if_absent(
     Ok(n > 0)
 }
 
-/// The names under `pipelines:` in the last stack applied from `file`
-/// (empty when that file was never applied).
-pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
+/// The names under `pipelines:` of a recorded stack body.
+fn stack_pipelines(body: &str) -> Result<Vec<String>, StoreError> {
     #[derive(serde::Deserialize)]
     struct Stored {
         #[serde(default)]
         pipelines: Option<serde_json::Map<String, serde_json::Value>>,
     }
+    serde_json::from_str::<Stored>(body)
+        .map(|s| {
+            s.pipelines
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .map_err(StoreError::json("stack pipelines"))
+}
+
+/// The names under `pipelines:` in the last stack applied from `file`
+/// (empty when that file was never applied).
+pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
     let body: Option<String> = c
         .query_row(
             "SELECT body FROM stacks WHERE file = ?1 ORDER BY id DESC LIMIT 1",
@@ -397,18 +424,30 @@ pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String
         )
         .optional()
         .map_err(StoreError::sql("read previous stack"))?;
-    match body {
-        None => Ok(Vec::new()),
-        Some(b) => serde_json::from_str::<Stored>(&b)
-            .map(|s| {
-                s.pipelines
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect()
-            })
-            .map_err(StoreError::json("stack pipelines")),
+    body.map_or(Ok(Vec::new()), |b| stack_pipelines(&b))
+}
+
+/// The names under `pipelines:` in the last stack applied from each file
+/// other than `file`: pipelines another stack file declares.
+pub fn pipelines_declared_elsewhere(
+    c: &Connection,
+    file: &str,
+) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file) AND file <> ?1",
+        )
+        .map_err(StoreError::sql("read other stacks"))?;
+    let bodies = stmt
+        .query_map([file], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sql("read other stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("read other stacks"))?;
+    let mut names = std::collections::BTreeSet::new();
+    for body in bodies {
+        names.extend(stack_pipelines(&body)?);
     }
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -456,5 +495,63 @@ mod tests {
         })
         .unwrap();
         assert_eq!(prev("stack.yaml"), ["b"]);
+        let elsewhere = |file: &str| s.with(|c| pipelines_declared_elsewhere(c, file)).unwrap();
+        s.with(|c| {
+            ops::record_stack(
+                c,
+                4,
+                "other.yaml",
+                &serde_json::json!({"pipelines": {"a": {}}}),
+            )
+        })
+        .unwrap();
+        assert_eq!(
+            elsewhere("stack.yaml").into_iter().collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(
+            elsewhere("other.yaml").into_iter().collect::<Vec<_>>(),
+            ["b"]
+        );
+    }
+
+    #[test]
+    fn build_statuses_are_stored_by_name_and_unknown_names_are_refused() {
+        let s = Store::open_in_memory().unwrap();
+        let mut row = BuildRow {
+            id: "p:1".into(),
+            project: "p".into(),
+            number: 1,
+            status: BuildStatus::TimedOut,
+            initiator: "test".into(),
+            action_key: None,
+            source: None,
+            work_dir: "/nowhere".into(),
+            detail: serde_json::json!({}),
+            message: None,
+            started_at: 1,
+            finished_at: Some(2),
+        };
+        s.with(|c| put_build(c, &row)).unwrap();
+        let text: String = s
+            .with(|c| {
+                c.query_row("SELECT status FROM builds", [], |r| r.get(0))
+                    .map_err(StoreError::sql("read"))
+            })
+            .unwrap();
+        assert_eq!(text, "TIMED_OUT");
+        assert_eq!(
+            s.with(|c| build(c, "p:1")).unwrap().unwrap().status,
+            BuildStatus::TimedOut
+        );
+        row.id = "p:2".into();
+        s.with(|c| put_build(c, &row)).unwrap();
+        s.with(|c| {
+            c.execute("UPDATE builds SET status = 'RUNNING' WHERE id = 'p:2'", [])
+                .map_err(StoreError::sql("corrupt"))
+        })
+        .unwrap();
+        let err = s.with(|c| build(c, "p:2")).unwrap_err();
+        assert!(format!("{err:?}").contains("RUNNING"), "{err:?}");
     }
 }
