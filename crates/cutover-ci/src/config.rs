@@ -313,9 +313,11 @@ pub fn check(
 /// engine state written with the definition (same transaction), and its
 /// driver runs it when it starts. An updated pipeline starts nothing.
 ///
-/// A pipeline the last apply of the same stack (by [`stack_key`]) declared
-/// and this one does not is deleted (plan action `delete`), unless the last
-/// apply of another stack file declares it: its row and state go in this
+/// A pipeline the last apply of the same stack (by [`stack_key`], or by
+/// the file name normalised for applies recorded before, which are filed
+/// under the stack's key from now on) declared and this one does not is
+/// deleted (plan action `delete`), unless the last apply of another stack
+/// declares it: its row and state go in this
 /// transaction, and its driver, told by [`crate::Pipelines::reload`], stops
 /// its executions and kills their running actions.
 pub fn store(
@@ -400,8 +402,32 @@ pub fn store(
             act,
         ));
     }
-    let elsewhere = pipeline_ops::pipelines_declared_elsewhere(c, &declared.stack)?;
-    for name in pipeline_ops::previous_stack_pipelines(c, &declared.stack)? {
+    // This stack's records: under its key, or under another name for the
+    // same file (recorded before applies carried the stack's identity, or
+    // with `./` and the like), which become its own.
+    let alias = stack_key(&declared.file, None);
+    let ours = |key: &str| key == declared.stack || stack_key(key, None) == alias;
+    let stacks = pipeline_ops::latest_stacks(c)?;
+    let previous = stacks
+        .iter()
+        .rev()
+        .find(|(key, _)| ours(key))
+        .map(|(_, names)| names.clone())
+        .unwrap_or_default();
+    let elsewhere: BTreeSet<&String> = stacks
+        .iter()
+        .filter(|(key, _)| !ours(key))
+        .flat_map(|(_, names)| names)
+        .collect();
+    if !dry_run {
+        for (key, _) in stacks
+            .iter()
+            .filter(|(k, _)| ours(k) && *k != declared.stack)
+        {
+            pipeline_ops::rename_stack(c, key, &declared.stack)?;
+        }
+    }
+    for name in previous {
         if declared.pipelines.iter().any(|(n, _)| *n == name)
             || elsewhere.contains(&name)
             || pipeline_ops::pipeline(c, &name)?.is_none()

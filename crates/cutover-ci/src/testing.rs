@@ -139,13 +139,24 @@ impl Harness {
         stack: &str,
         files: &[(&str, &str)],
     ) -> Vec<PlanItem> {
+        self.apply_as(file, None, stack, files).await
+    }
+
+    /// [`Harness::apply`] with the stack's identity the client sent.
+    pub(crate) async fn apply_as(
+        &self,
+        file: &str,
+        identity: Option<&str>,
+        stack: &str,
+        files: &[(&str, &str)],
+    ) -> Vec<PlanItem> {
         let map = SourceMap::new(file, stack);
         let value = map.document().unwrap().to_json(&Path::root()).unwrap();
         let files: BTreeMap<String, String> = files
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
             .collect();
-        let key = config::stack_key(file, None);
+        let key = config::stack_key(file, identity);
         let (mut errors, mut warnings) = (Vec::new(), Vec::new());
         let declared = config::check(
             &StackInput {

@@ -265,6 +265,31 @@ async fn a_dropped_pipeline_is_deleted_whichever_path_names_the_stack_and_never_
         [("one".to_string(), PlanAction::Delete)]
     );
     assert_eq!(h.pipeline_names(), ["shared", "two"]);
+    // Reloaded by each apply, the kept pipeline's driver carries on: its
+    // first execution still waits, nothing was stopped.
+    let waiting = |h: &Harness| {
+        h.state("shared").is_some_and(|s| {
+            s.executions
+                .values()
+                .any(|e| action(e, "Gate", "Approve") == Some(ActionStatus::InProgress))
+        })
+    };
+    assert!(until_real(&h, Duration::from_secs(30), waiting).await);
+    h.apply("stack.yaml", &stack_with(repo.path(), &[]), &files)
+        .await;
+    h.advance(Duration::from_secs(1)).await;
+    assert!(waiting(&h));
+    let state = h.state("shared").unwrap();
+    assert_eq!(state.executions.len(), 1, "{:?}", state.executions);
+    #[allow(clippy::disallowed_methods)] // a test's read of the store
+    let events = h
+        .store
+        .with(|c| cutover_store::ops::events(c, "pipeline/shared", 50))
+        .unwrap();
+    assert!(
+        !events.iter().any(|e| e.message.contains("Stopped")),
+        "{events:?}"
+    );
     // Dropped by other.yaml too: now nothing declares it.
     let plan = h
         .apply("other.yaml", &stack_with(repo.path(), &["two"]), &files)
@@ -277,6 +302,57 @@ async fn a_dropped_pipeline_is_deleted_whichever_path_names_the_stack_and_never_
         ]
     );
     assert_eq!(h.pipeline_names(), ["two"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn applies_recorded_before_stacks_had_an_identity_stay_the_stacks_own() {
+    let repo = repo_with(&[("README.md", "hello\n")]);
+    let h = Harness::start().await;
+    let files: Vec<(String, String)> = ["one", "shared"]
+        .iter()
+        .map(|p| (format!("{p}.json"), approval_pipeline(p)))
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let me = Some("/srv/app/stack.yaml");
+    // An older client: no identity, the path as typed.
+    h.apply(
+        "./stack.yaml",
+        &stack_with(repo.path(), &["one", "shared"]),
+        &files,
+    )
+    .await;
+    let plan = h
+        .apply_as(
+            "stack.yaml",
+            me,
+            &stack_with(repo.path(), &["shared"]),
+            &files,
+        )
+        .await;
+    assert_eq!(
+        pipeline_plan(&plan),
+        [
+            ("shared".to_string(), PlanAction::Unchanged),
+            ("one".to_string(), PlanAction::Delete)
+        ]
+    );
+    // The old record is this stack's now, not another file declaring
+    // `shared`: dropping it deletes it; another stack never did.
+    let plan = h
+        .apply("other.yaml", &stack_with(repo.path(), &[]), &files)
+        .await;
+    assert_eq!(pipeline_plan(&plan), []);
+    let plan = h
+        .apply_as("stack.yaml", me, &stack_with(repo.path(), &[]), &files)
+        .await;
+    assert_eq!(
+        pipeline_plan(&plan),
+        [("shared".to_string(), PlanAction::Delete)]
+    );
+    assert!(h.pipeline_names().is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -413,41 +413,30 @@ fn stack_pipelines(body: &str) -> Result<Vec<String>, StoreError> {
         .map_err(StoreError::json("stack pipelines"))
 }
 
-/// The names under `pipelines:` in the last stack applied from `file`
-/// (empty when that file was never applied).
-pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
-    let body: Option<String> = c
-        .query_row(
-            "SELECT body FROM stacks WHERE file = ?1 ORDER BY id DESC LIMIT 1",
-            [file],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::sql("read previous stack"))?;
-    body.map_or(Ok(Vec::new()), |b| stack_pipelines(&b))
-}
-
-/// The names under `pipelines:` in the last stack applied from each file
-/// other than `file`: pipelines another stack file declares.
-pub fn pipelines_declared_elsewhere(
-    c: &Connection,
-    file: &str,
-) -> Result<std::collections::BTreeSet<String>, StoreError> {
+/// The last stack applied under each stack key (`stacks.file`), oldest
+/// first: `(key, names under its pipelines:)`.
+pub fn latest_stacks(c: &Connection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
     let mut stmt = c
         .prepare(
-            "SELECT body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file) AND file <> ?1",
+            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file) ORDER BY id",
         )
-        .map_err(StoreError::sql("read other stacks"))?;
-    let bodies = stmt
-        .query_map([file], |r| r.get::<_, String>(0))
-        .map_err(StoreError::sql("read other stacks"))?
+        .map_err(StoreError::sql("read stacks"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(StoreError::sql("read stacks"))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sql("read other stacks"))?;
-    let mut names = std::collections::BTreeSet::new();
-    for body in bodies {
-        names.extend(stack_pipelines(&body)?);
-    }
-    Ok(names)
+        .map_err(StoreError::sql("read stacks"))?;
+    rows.into_iter()
+        .map(|(file, body)| Ok((file, stack_pipelines(&body)?)))
+        .collect()
+}
+
+/// Files the records of stack key `from` under `to` (a stack first applied
+/// under another name for it).
+pub fn rename_stack(c: &Connection, from: &str, to: &str) -> Result<(), StoreError> {
+    c.execute("UPDATE stacks SET file = ?2 WHERE file = ?1", [from, to])
+        .map_err(StoreError::sql("rename stack"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -469,50 +458,30 @@ mod tests {
     }
 
     #[test]
-    fn the_previous_pipelines_are_those_of_the_same_file() {
+    fn the_latest_stack_of_each_key_names_its_pipelines() {
         let s = Store::open_in_memory().unwrap();
-        let prev = |file: &str| s.with(|c| previous_stack_pipelines(c, file)).unwrap();
-        assert!(prev("stack.yaml").is_empty());
-        s.with(|c| {
-            ops::record_stack(
-                c,
-                1,
-                "stack.yaml",
-                &serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
-            )?;
-            ops::record_stack(c, 2, "other.yaml", &serde_json::json!({"services": {}}))
-        })
-        .unwrap();
-        assert_eq!(prev("stack.yaml"), ["a", "b"]);
-        assert!(prev("other.yaml").is_empty());
-        s.with(|c| {
-            ops::record_stack(
-                c,
-                3,
-                "stack.yaml",
-                &serde_json::json!({"pipelines": {"b": {}}}),
-            )
-        })
-        .unwrap();
-        assert_eq!(prev("stack.yaml"), ["b"]);
-        let elsewhere = |file: &str| s.with(|c| pipelines_declared_elsewhere(c, file)).unwrap();
-        s.with(|c| {
-            ops::record_stack(
-                c,
-                4,
-                "other.yaml",
-                &serde_json::json!({"pipelines": {"a": {}}}),
-            )
-        })
-        .unwrap();
-        assert_eq!(
-            elsewhere("stack.yaml").into_iter().collect::<Vec<_>>(),
-            ["a"]
+        let latest = || s.with(latest_stacks).unwrap();
+        assert!(latest().is_empty());
+        let record = |at: u64, file: &str, body: serde_json::Value| {
+            s.with(|c| ops::record_stack(c, at, file, &body)).unwrap();
+        };
+        record(
+            1,
+            "stack.yaml",
+            serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
         );
-        assert_eq!(
-            elsewhere("other.yaml").into_iter().collect::<Vec<_>>(),
-            ["b"]
-        );
+        record(2, "other.yaml", serde_json::json!({"services": {}}));
+        record(3, "stack.yaml", serde_json::json!({"pipelines": {"b": {}}}));
+        let names = |l: Vec<(String, Vec<String>)>| {
+            l.into_iter()
+                .map(|(f, p)| format!("{f}:{}", p.join(",")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(latest()), ["other.yaml:", "stack.yaml:b"]);
+        s.with(|c| rename_stack(c, "stack.yaml", "/srv/app/stack.yaml"))
+            .unwrap();
+        record(4, "other.yaml", serde_json::json!({"pipelines": {"a": {}}}));
+        assert_eq!(names(latest()), ["/srv/app/stack.yaml:b", "other.yaml:a"]);
     }
 
     #[test]
