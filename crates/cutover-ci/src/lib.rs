@@ -7,6 +7,8 @@
 //!   sections of `stack.yaml`, validated and written by `apply`.
 //! - `driver`: one task per pipeline around the pure engine of
 //!   `cutover-pipeline`; state saved before effects run; resumed at start.
+//! - `actions`: each action of an execution as a task reporting back to
+//!   its driver.
 //! - `source`: git mirrors, commit metadata, source artifacts.
 //! - `build`: builds with `cutover-build`, logs in files, rows in `builds`.
 //! - `artifacts`: the content-addressed artifact store.
@@ -26,6 +28,7 @@
 //! through `Store::call` or `Store::transact` (this crate's `clippy.toml`
 //! forbids the synchronous forms).
 
+mod actions;
 mod artifacts;
 mod build;
 pub mod config;
