@@ -10,9 +10,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplyRequest {
-    /// The stack file's name (default `stack.yaml`).
+    /// The stack file's name (default `stack.yaml`), as errors show it.
     #[serde(default = "default_file")]
     pub file: String,
+    /// The stack's identity: the file's canonical absolute path on the
+    /// client (`cutover apply` sends it). The pipelines a stack no longer
+    /// declares are found under it; without it, `file` normalised
+    /// (`./stack.yaml` is `stack.yaml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
     /// The stack file's text.
     pub content: String,
     /// Referenced files (task definitions, buildspecs) by the path the stack uses.

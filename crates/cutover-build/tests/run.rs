@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::{build, build_with, request};
@@ -168,7 +167,7 @@ async fn secrets_are_resolved_and_masked_in_logs() {
         "version: 0.2\nenv:\n  parameter-store:\n    DB_PASS: /prod/db/pass\n  secrets-manager:\n    TOKEN: prod/api:token\nphases:\n  build:\n    commands:\n      - echo \"pass=$DB_PASS token=$TOKEN\"\n      - echo \"$DB_PASS\" | wc -c\n      - echo Running with $TOKEN\n",
         |_| {},
         |req| {
-            req.secrets = Arc::new(|source, reference| match (source, reference) {
+            req.secrets = cutover_build::run::sync_lookup(|source, reference| match (source, reference) {
                 (SecretSource::ParameterStore, "/prod/db/pass") => Some("s3cr3t-pass".into()),
                 (SecretSource::SecretsManager, "prod/api:token") => Some("tok-123456".into()),
                 _ => None,

@@ -7,7 +7,6 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use common::{Build, build_with};
 use cutover_build::BuildStatus;
@@ -27,7 +26,7 @@ async fn with_secret(value: &'static str, commands: &[&str]) -> Build {
         &yaml,
         |_| {},
         move |req| {
-            req.secrets = Arc::new(move |source, reference| {
+            req.secrets = cutover_build::run::sync_lookup(move |source, reference| {
                 (source == SecretSource::ParameterStore && reference == "/prod/token")
                     .then(|| value.to_owned())
             });
@@ -204,7 +203,7 @@ async fn the_state_of_a_stopped_build_is_deleted_too() {
     let src = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let mut req = common::request(src.path(), work.path());
-    req.secrets = Arc::new(|_, _| Some(SECRET.to_owned()));
+    req.secrets = cutover_build::run::sync_lookup(|_, _| Some(SECRET.to_owned()));
     let cancel = CancellationToken::new();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let mut tx = Some(tx);

@@ -16,7 +16,6 @@ mod dataplane;
 mod deploy;
 mod detach;
 mod files;
-mod pipelines;
 mod private;
 mod taskdef;
 #[cfg(test)]
@@ -221,13 +220,19 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
     )
     .await
     .context("cannot resume deployments")?;
-    let pipelines = pipelines::Pipelines::start(
+    let deployments = Arc::new(deploy::for_pipelines::PipelineDeployments {
+        store: store.clone(),
+        deployer: deployer.clone(),
+    });
+    let pipelines = cutover_ci::Pipelines::start(
         store.clone(),
-        deployer.clone(),
+        clock.clone(),
+        deployments,
         &data_dir,
         engine,
         cancel.clone(),
     )
+    .await
     .context("cannot resume pipelines")?;
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(

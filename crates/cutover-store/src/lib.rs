@@ -22,7 +22,7 @@ pub mod taskdef_status;
 pub mod webhook_ops;
 
 pub use error::StoreError;
-pub use pipeline_rows::{BuildProjectRow, BuildRow, BuildState, PipelineRow, RepositoryRow};
+pub use pipeline_rows::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow};
 pub use rows::{
     AlarmRow, AlarmSpec, DeploymentRow, EventRow, InvalidTransition, ServiceRow, TaskDefinitionRow,
     TaskRow,

@@ -2,6 +2,7 @@
 //! pipelines (definition and engine state), repository heads and builds.
 
 use crate::{BuildProjectRow, BuildRow, PipelineRow, RepositoryRow, StoreError};
+use cutover_api::builds::BuildStatus;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 fn typed_col<T: serde::de::DeserializeOwned>(
@@ -242,7 +243,7 @@ fn build_from(r: &Row<'_>) -> rusqlite::Result<(BuildRow, String)> {
             id: r.get(0)?,
             project: r.get(1)?,
             number: r.get::<_, i64>(2)? as u64,
-            status: r.get(3)?,
+            status: build_status(r, 3)?,
             initiator: r.get(4)?,
             action_key: r.get(5)?,
             source: r.get(6)?,
@@ -254,6 +255,19 @@ fn build_from(r: &Row<'_>) -> rusqlite::Result<(BuildRow, String)> {
         },
         r.get(8)?,
     ))
+}
+
+/// A stored build status (`IN_PROGRESS`, ...); an unknown name is an
+/// error naming it.
+fn build_status(r: &Row<'_>, i: usize) -> rusqlite::Result<BuildStatus> {
+    let text: String = r.get(i)?;
+    BuildStatus::parse(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown build status {text:?}").into(),
+        )
+    })
 }
 
 fn finish_build((mut b, detail): (BuildRow, String)) -> Result<BuildRow, StoreError> {
@@ -297,7 +311,7 @@ pub fn put_build(c: &Connection, b: &BuildRow) -> Result<(), StoreError> {
             b.id,
             b.project,
             b.number as i64,
-            b.status,
+            b.status.as_str(),
             b.initiator,
             b.action_key,
             b.source,
@@ -381,34 +395,48 @@ pub fn set_repository_head_if_absent(
     Ok(n > 0)
 }
 
-/// The names under `pipelines:` in the last stack applied from `file`
-/// (empty when that file was never applied).
-pub fn previous_stack_pipelines(c: &Connection, file: &str) -> Result<Vec<String>, StoreError> {
+/// The names under `pipelines:` of a recorded stack body.
+fn stack_pipelines(body: &str) -> Result<Vec<String>, StoreError> {
     #[derive(serde::Deserialize)]
     struct Stored {
         #[serde(default)]
         pipelines: Option<serde_json::Map<String, serde_json::Value>>,
     }
-    let body: Option<String> = c
-        .query_row(
-            "SELECT body FROM stacks WHERE file = ?1 ORDER BY id DESC LIMIT 1",
-            [file],
-            |r| r.get(0),
+    serde_json::from_str::<Stored>(body)
+        .map(|s| {
+            s.pipelines
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .map_err(StoreError::json("stack pipelines"))
+}
+
+/// The last stack applied under each stack key (`stacks.file`), oldest
+/// first: `(key, names under its pipelines:)`.
+pub fn latest_stacks(c: &Connection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file) ORDER BY id",
         )
-        .optional()
-        .map_err(StoreError::sql("read previous stack"))?;
-    match body {
-        None => Ok(Vec::new()),
-        Some(b) => serde_json::from_str::<Stored>(&b)
-            .map(|s| {
-                s.pipelines
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .collect()
-            })
-            .map_err(StoreError::json("stack pipelines")),
-    }
+        .map_err(StoreError::sql("read stacks"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(StoreError::sql("read stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("read stacks"))?;
+    rows.into_iter()
+        .map(|(file, body)| Ok((file, stack_pipelines(&body)?)))
+        .collect()
+}
+
+/// Files the records of stack key `from` under `to` (a stack first applied
+/// under another name for it).
+pub fn rename_stack(c: &Connection, from: &str, to: &str) -> Result<(), StoreError> {
+    c.execute("UPDATE stacks SET file = ?2 WHERE file = ?1", [from, to])
+        .map_err(StoreError::sql("rename stack"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -430,31 +458,69 @@ mod tests {
     }
 
     #[test]
-    fn the_previous_pipelines_are_those_of_the_same_file() {
+    fn the_latest_stack_of_each_key_names_its_pipelines() {
         let s = Store::open_in_memory().unwrap();
-        let prev = |file: &str| s.with(|c| previous_stack_pipelines(c, file)).unwrap();
-        assert!(prev("stack.yaml").is_empty());
+        let latest = || s.with(latest_stacks).unwrap();
+        assert!(latest().is_empty());
+        let record = |at: u64, file: &str, body: serde_json::Value| {
+            s.with(|c| ops::record_stack(c, at, file, &body)).unwrap();
+        };
+        record(
+            1,
+            "stack.yaml",
+            serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
+        );
+        record(2, "other.yaml", serde_json::json!({"services": {}}));
+        record(3, "stack.yaml", serde_json::json!({"pipelines": {"b": {}}}));
+        let names = |l: Vec<(String, Vec<String>)>| {
+            l.into_iter()
+                .map(|(f, p)| format!("{f}:{}", p.join(",")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(latest()), ["other.yaml:", "stack.yaml:b"]);
+        s.with(|c| rename_stack(c, "stack.yaml", "/srv/app/stack.yaml"))
+            .unwrap();
+        record(4, "other.yaml", serde_json::json!({"pipelines": {"a": {}}}));
+        assert_eq!(names(latest()), ["/srv/app/stack.yaml:b", "other.yaml:a"]);
+    }
+
+    #[test]
+    fn build_statuses_are_stored_by_name_and_unknown_names_are_refused() {
+        let s = Store::open_in_memory().unwrap();
+        let mut row = BuildRow {
+            id: "p:1".into(),
+            project: "p".into(),
+            number: 1,
+            status: BuildStatus::TimedOut,
+            initiator: "test".into(),
+            action_key: None,
+            source: None,
+            work_dir: "/nowhere".into(),
+            detail: serde_json::json!({}),
+            message: None,
+            started_at: 1,
+            finished_at: Some(2),
+        };
+        s.with(|c| put_build(c, &row)).unwrap();
+        let text: String = s
+            .with(|c| {
+                c.query_row("SELECT status FROM builds", [], |r| r.get(0))
+                    .map_err(StoreError::sql("read"))
+            })
+            .unwrap();
+        assert_eq!(text, "TIMED_OUT");
+        assert_eq!(
+            s.with(|c| build(c, "p:1")).unwrap().unwrap().status,
+            BuildStatus::TimedOut
+        );
+        row.id = "p:2".into();
+        s.with(|c| put_build(c, &row)).unwrap();
         s.with(|c| {
-            ops::record_stack(
-                c,
-                1,
-                "stack.yaml",
-                &serde_json::json!({"pipelines": {"a": {}, "b": {}}}),
-            )?;
-            ops::record_stack(c, 2, "other.yaml", &serde_json::json!({"services": {}}))
+            c.execute("UPDATE builds SET status = 'RUNNING' WHERE id = 'p:2'", [])
+                .map_err(StoreError::sql("corrupt"))
         })
         .unwrap();
-        assert_eq!(prev("stack.yaml"), ["a", "b"]);
-        assert!(prev("other.yaml").is_empty());
-        s.with(|c| {
-            ops::record_stack(
-                c,
-                3,
-                "stack.yaml",
-                &serde_json::json!({"pipelines": {"b": {}}}),
-            )
-        })
-        .unwrap();
-        assert_eq!(prev("stack.yaml"), ["b"]);
+        let err = s.with(|c| build(c, "p:2")).unwrap_err();
+        assert!(format!("{err:?}").contains("RUNNING"), "{err:?}");
     }
 }

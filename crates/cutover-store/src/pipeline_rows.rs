@@ -1,6 +1,7 @@
 //! Row types of the pipeline tables: repositories, build projects,
 //! pipelines with their engine state, and builds.
 
+use cutover_api::builds::BuildStatus;
 use serde::{Deserialize, Serialize};
 
 /// A git repository declared in `stack.yaml` (`repositories:`).
@@ -52,8 +53,8 @@ pub struct BuildRow {
     pub project: String,
     /// Build number within the project, from 1.
     pub number: u64,
-    /// Where the build is.
-    pub status: BuildState,
+    /// Where the build is (the API's type: one status enum for builds).
+    pub status: BuildStatus,
     /// Who started it (`codepipeline/<pipeline>`, ...).
     pub initiator: String,
     /// The pipeline action it runs for, `pipeline/execution/stage/action/attempt`.
@@ -70,94 +71,4 @@ pub struct BuildRow {
     pub started_at: u64,
     /// End, Unix ms.
     pub finished_at: Option<u64>,
-}
-
-/// The status of a build, as CodeBuild names it (`IN_PROGRESS`,
-/// `SUCCEEDED`, ...); stored as that name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BuildState {
-    /// Running.
-    InProgress,
-    /// Every phase succeeded and the artifacts were stored.
-    Succeeded,
-    /// A phase failed, or the outputs could not be stored.
-    Failed,
-    /// Cutover could not run it (a workspace, a container engine).
-    Fault,
-    /// Stopped (by a pipeline stop or a deletion).
-    Stopped,
-    /// Stopped at the project's timeout.
-    TimedOut,
-}
-
-impl BuildState {
-    const ALL: [BuildState; 6] = [
-        BuildState::InProgress,
-        BuildState::Succeeded,
-        BuildState::Failed,
-        BuildState::Fault,
-        BuildState::Stopped,
-        BuildState::TimedOut,
-    ];
-
-    /// CodeBuild's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BuildState::InProgress => "IN_PROGRESS",
-            BuildState::Succeeded => "SUCCEEDED",
-            BuildState::Failed => "FAILED",
-            BuildState::Fault => "FAULT",
-            BuildState::Stopped => "STOPPED",
-            BuildState::TimedOut => "TIMED_OUT",
-        }
-    }
-
-    /// The status named `s`, if any.
-    pub fn parse(s: &str) -> Option<BuildState> {
-        BuildState::ALL.into_iter().find(|b| b.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for BuildState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl rusqlite::types::ToSql for BuildState {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        Ok(self.as_str().into())
-    }
-}
-
-impl rusqlite::types::FromSql for BuildState {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
-        let text = value.as_str()?;
-        BuildState::parse(text).ok_or_else(|| {
-            rusqlite::types::FromSqlError::Other(format!("unknown build status {text:?}").into())
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_states_read_back_by_name_and_unknown_names_are_refused() {
-        for state in BuildState::ALL {
-            assert_eq!(BuildState::parse(state.as_str()), Some(state));
-            let json = serde_json::to_value(state).unwrap();
-            assert_eq!(json, state.as_str());
-        }
-        assert_eq!(BuildState::parse("RUNNING"), None);
-        let c = rusqlite::Connection::open_in_memory().unwrap();
-        let back: BuildState = c
-            .query_row("SELECT ?1", [BuildState::TimedOut], |r| r.get(0))
-            .unwrap();
-        assert_eq!(back, BuildState::TimedOut);
-        let bad: rusqlite::Result<BuildState> = c.query_row("SELECT 'NOPE'", [], |r| r.get(0));
-        assert!(bad.is_err());
-    }
 }

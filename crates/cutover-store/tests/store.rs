@@ -365,7 +365,7 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         id: id.into(),
         project: project.into(),
         number,
-        status: cutover_store::BuildState::InProgress,
+        status: cutover_api::builds::BuildStatus::InProgress,
         initiator: "codepipeline/app".into(),
         action_key: Some(format!("app/e1/Build/Build/{number}")),
         source: None,
@@ -382,7 +382,7 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         assert_eq!(pops::next_build_number(c, "p")?, 2);
         let mut done = build("p:2", "p", 2);
         done.finished_at = Some(9);
-        done.status = cutover_store::BuildState::Succeeded;
+        done.status = cutover_api::builds::BuildStatus::Succeeded;
         pops::put_build(c, &done)?;
         Ok(())
     })
@@ -398,7 +398,10 @@ fn pipeline_state_survives_definition_updates_and_builds_are_numbered_per_projec
         .with(|c| pops::build_for_action(c, "app/e1/Build/Build/2"))
         .unwrap()
         .unwrap();
-    assert_eq!(by_action.status, cutover_store::BuildState::Succeeded);
+    assert_eq!(
+        by_action.status,
+        cutover_api::builds::BuildStatus::Succeeded
+    );
 
     s.with(|c| {
         assert_eq!(pops::repository_head(c, "app", "main")?, None);

@@ -54,7 +54,7 @@ use crate::vars;
 pub use crate::process::kill_leftover;
 pub use request::{
     BuildError, BuildOutcome, BuildRequest, LogLine, LogSource, PhaseRecord, SecretLookup,
-    SecretSource,
+    SecretSource, sync_lookup,
 };
 
 mod finish;
@@ -176,7 +176,7 @@ pub async fn run_build_in(
         (SecretSource::SecretsManager, &spec.env.secrets_manager),
     ] {
         for (name, reference) in list {
-            let Some(value) = (req.secrets)(source, reference) else {
+            let Some(value) = (req.secrets)(source, reference.clone()).await else {
                 return Err(BuildError::MissingSecret {
                     variable: name.clone(),
                     store: source,

@@ -30,7 +30,22 @@ impl fmt::Display for SecretSource {
 }
 
 /// Resolves a secret reference to its value (`None`: no such secret).
-pub type SecretLookup = Arc<dyn Fn(SecretSource, &str) -> Option<String> + Send + Sync>;
+/// Asynchronous, so a lookup in a store never blocks the build's thread.
+pub type SecretLookup = Arc<
+    dyn Fn(SecretSource, String) -> futures_util::future::BoxFuture<'static, Option<String>>
+        + Send
+        + Sync,
+>;
+
+/// A [`SecretLookup`] over a synchronous function (tests, fixed values).
+pub fn sync_lookup(
+    f: impl Fn(SecretSource, &str) -> Option<String> + Send + Sync + 'static,
+) -> SecretLookup {
+    Arc::new(move |source, reference| {
+        let found = f(source, &reference);
+        Box::pin(async move { found })
+    })
+}
 
 /// What to build and where.
 #[derive(Clone)]
@@ -83,7 +98,7 @@ impl BuildRequest {
             resolved_source_version: None,
             initiator: "cutover".to_owned(),
             env: Vec::new(),
-            secrets: Arc::new(|_, _| None),
+            secrets: sync_lookup(|_, _| None),
         }
     }
 }

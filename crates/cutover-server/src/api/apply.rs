@@ -34,7 +34,7 @@ async fn apply_and_wake(st: AppState, req: ApplyRequest) -> ApiResult<Json<Apply
     let mut deployments = Vec::new();
     if !dry_run {
         // Also when none is declared now: a pipeline the stack dropped ends.
-        st.pipelines.reload()?;
+        st.pipelines.reload().await?;
         for s in &committed.plan.services {
             st.controller.changed.notify_one();
             st.controller.wake(&s.name);

@@ -2,15 +2,12 @@
 //! from an offset (`cutover builds logs --follow` polls it while the build
 //! runs).
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
 use super::{ApiError, ApiResult, AppState, views};
-use crate::pipelines::build::log_path;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use cutover_api::builds::{BuildEnvelope, BuildList, BuildLog};
 use cutover_api::query::{BuildListQuery, BuildLogQuery};
+use cutover_ci::log_path;
 use cutover_store::{BuildRow, pipeline_ops};
 use std::io::{Read, Seek, SeekFrom};
 
@@ -23,17 +20,17 @@ pub(crate) async fn list(
 ) -> ApiResult<Json<BuildList>> {
     let rows = st
         .store
-        .with(|c| pipeline_ops::list_builds(c, q.project.as_deref(), q.limit))?;
-    let builds = rows
-        .into_iter()
-        .map(views::build)
-        .collect::<ApiResult<_>>()?;
+        .call(move |c| pipeline_ops::list_builds(c, q.project.as_deref(), q.limit))
+        .await?;
+    let builds = rows.into_iter().map(views::build).collect();
     Ok(Json(BuildList { builds }))
 }
 
-fn find(st: &AppState, id: &str) -> Result<BuildRow, ApiError> {
+async fn find(st: &AppState, id: &str) -> Result<BuildRow, ApiError> {
+    let owned = id.to_string();
     st.store
-        .with(|c| pipeline_ops::build(c, id))?
+        .call(move |c| pipeline_ops::build(c, &owned))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("build {id:?}")))
 }
 
@@ -42,7 +39,7 @@ pub(crate) async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildEnvelope>> {
     Ok(Json(BuildEnvelope {
-        build: views::build(find(&st, &id)?)?,
+        build: views::build(find(&st, &id).await?),
     }))
 }
 
@@ -51,7 +48,7 @@ pub(crate) async fn logs(
     Path(id): Path<String>,
     Query(q): Query<BuildLogQuery>,
 ) -> ApiResult<Json<BuildLog>> {
-    let build = find(&st, &id)?;
+    let build = find(&st, &id).await?;
     let path = log_path(&build);
     let text = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
         let mut f = match std::fs::File::open(&path) {
@@ -77,6 +74,6 @@ pub(crate) async fn logs(
         text: String::from_utf8_lossy(&text).into_owned(),
         next_offset: q.offset + text.len() as u64,
         finished: build.finished_at.is_some(),
-        status: views::build_status(build.status.as_str())?,
+        status: build.status,
     }))
 }

@@ -11,6 +11,8 @@ use cutover_api::{ApiErrorBody, ApiErrorDetail, Diagnostic};
 use crate::apply::ApplyError;
 use crate::deploy::DeployError;
 use crate::files::FileError;
+use cutover_ci::PipelineError;
+use cutover_pipeline::engine::EngineError;
 
 /// An error answered by the API.
 #[derive(Debug)]
@@ -156,6 +158,31 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        match e {
+            PipelineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            PipelineError::Refused(refused) => {
+                let status = match refused {
+                    EngineError::UnknownExecution(_)
+                    | EngineError::UnknownStage(_)
+                    | EngineError::NoPendingApproval { .. } => StatusCode::NOT_FOUND,
+                    EngineError::DuplicateExecution(_)
+                    | EngineError::Finished { .. }
+                    | EngineError::NotRetryable { .. } => StatusCode::CONFLICT,
+                    EngineError::UnknownVariable(_) => StatusCode::BAD_REQUEST,
+                };
+                ApiError::new(status, refused.to_string())
+            }
+            PipelineError::Store(e) => e.into(),
+            PipelineError::DriverStopped(_)
+            | PipelineError::State { .. }
+            | PipelineError::Git(_)
+            | PipelineError::NotStarted { .. } => anyhow::Error::from(e).into(),
+        }
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         tracing::error!(error = %format!("{e:#}"), "request failed");
@@ -226,5 +253,31 @@ mod tests {
         assert_eq!(rejected.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(!rejected.diagnostics.is_empty());
         assert!(rejected.message.starts_with("td.json was rejected"));
+        assert_eq!(
+            status(PipelineError::NotFound("app".into()).into()),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(PipelineError::Refused(EngineError::UnknownStage("Ship".into())).into()),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(PipelineError::Refused(EngineError::DuplicateExecution("e".into())).into()),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(PipelineError::Refused(EngineError::UnknownVariable("V".into())).into()),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(
+                PipelineError::NotStarted {
+                    reference: "refs/heads/main".into(),
+                    commit: "abc".into()
+                }
+                .into()
+            ),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -36,7 +36,7 @@ pub(crate) struct AppState {
     pub(crate) controller: Arc<Controller>,
     pub(crate) dataplane: crate::dataplane::SharedDataPlane,
     pub(crate) deployer: Arc<crate::deploy::Deployer>,
-    pub(crate) pipelines: Arc<crate::pipelines::Pipelines>,
+    pub(crate) pipelines: Arc<cutover_ci::Pipelines>,
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,

@@ -2,11 +2,7 @@
 //! stage transitions, and the push webhook (`POST /v1/webhooks/{repository}`,
 //! outside bearer authentication: it is verified by its own signature).
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
 use super::{ApiError, ApiResult, AppState, views};
-use crate::pipelines::webhook;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -18,18 +14,24 @@ use cutover_api::pipelines::{
     StartExecutionResponse, StartedExecution, StopExecutionRequest, StopExecutionResponse,
     TransitionRequest, TransitionResponse, WebhookResponse,
 };
+use cutover_ci::webhook;
 use cutover_pipeline::engine::{Execution, Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_store::{ops, pipeline_ops, webhook_ops};
 
-fn definition(st: &AppState, name: &str) -> Result<(Pipeline, Option<PipelineState>), ApiError> {
+async fn definition(
+    st: &AppState,
+    name: &str,
+) -> Result<(Pipeline, Option<PipelineState>), ApiError> {
+    let owned = name.to_string();
     let row = st
         .store
-        .with(|c| pipeline_ops::pipeline(c, name))?
+        .call(move |c| pipeline_ops::pipeline(c, &owned))
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("pipeline {name:?}")))?;
     let p: Pipeline = serde_json::from_value(row.definition)
         .map_err(|e| ApiError::from(anyhow::Error::from(e)))?;
-    Ok((p, st.pipelines.state(name)?))
+    Ok((p, st.pipelines.state(name).await?))
 }
 
 /// An execution as the API shows it: stages in pipeline order.
@@ -87,8 +89,8 @@ fn newest(state: &Option<PipelineState>) -> Vec<&Execution> {
 
 pub(crate) async fn list(State(st): State<AppState>) -> ApiResult<Json<PipelineList>> {
     let mut pipelines = Vec::new();
-    for row in st.store.with(pipeline_ops::list_pipelines)? {
-        let (p, state) = definition(&st, &row.name)?;
+    for row in st.store.call(pipeline_ops::list_pipelines).await? {
+        let (p, state) = definition(&st, &row.name).await?;
         let latest_execution = newest(&state).first().map(|e| ExecutionSummary {
             id: e.id.clone(),
             status: e.status,
@@ -110,15 +112,14 @@ pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<PipelineDescription>> {
-    let (p, state) = definition(&st, &name)?;
+    let (p, state) = definition(&st, &name).await?;
     let latest = newest(&state).first().map(|e| execution_view(&p, e));
     let transitions = state
         .as_ref()
         .map(|s| s.transitions.clone())
         .unwrap_or_default();
-    let events = st
-        .store
-        .with(|c| ops::events(c, &format!("pipeline/{name}"), 50))?;
+    let subject = format!("pipeline/{name}");
+    let events = st.store.call(move |c| ops::events(c, &subject, 50)).await?;
     Ok(Json(PipelineDescription {
         pipeline: p,
         transitions,
@@ -151,7 +152,7 @@ pub(crate) async fn executions(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ExecutionList>> {
-    let (p, state) = definition(&st, &name)?;
+    let (p, state) = definition(&st, &name).await?;
     let executions = newest(&state)
         .iter()
         .map(|e| execution_view(&p, e))
@@ -163,7 +164,7 @@ pub(crate) async fn execution(
     State(st): State<AppState>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ExecutionEnvelope>> {
-    let (p, state) = definition(&st, &name)?;
+    let (p, state) = definition(&st, &name).await?;
     let e = state
         .as_ref()
         .and_then(|s| s.executions.get(&id))
@@ -225,7 +226,7 @@ pub(crate) async fn approve(
     let execution = match req.execution {
         Some(e) => e,
         None => {
-            let (_, state) = definition(&st, &name)?;
+            let (_, state) = definition(&st, &name).await?;
             newest(&state)
                 .into_iter()
                 .find(|e| {
@@ -307,9 +308,11 @@ pub(crate) async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<WebhookResponse>)> {
+    let owned = repository.clone();
     let spec = st
         .store
-        .with(|c| pipeline_ops::repository(c, &repository))?
+        .call(move |c| pipeline_ops::repository(c, &owned))
+        .await?
         .map(|row| row.spec);
     let secret = spec
         .as_ref()
@@ -352,9 +355,12 @@ pub(crate) async fn webhook(
     }
     let delivery = webhook::delivery_id(&headers);
     if let Some(id) = &delivery
-        && !st
-            .store
-            .with(|c| webhook_ops::record_delivery(c, &repository, id, st.clock.now_ms()))?
+        && !{
+            let (repository, id, now) = (repository.clone(), id.clone(), st.clock.now_ms());
+            st.store
+                .call(move |c| webhook_ops::record_delivery(c, &repository, &id, now))
+                .await?
+        }
     {
         tracing::info!(repository, forge, delivery = %id, "webhook delivery already seen: ignored");
         return Ok((
@@ -371,13 +377,15 @@ pub(crate) async fn webhook(
     let outcome = match st.pipelines.webhook_push(&repository, &spec, push).await {
         Ok(o) => o,
         Err(e) => {
-            if let Some(id) = &delivery {
+            if let Some(id) = delivery {
                 // Not acted on: a redelivery may try again.
+                let repository = repository.clone();
                 let _ = st
                     .store
-                    .with(|c| webhook_ops::forget_delivery(c, &repository, id));
+                    .call(move |c| webhook_ops::forget_delivery(c, &repository, &id))
+                    .await;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let started: Vec<StartedExecution> = outcome

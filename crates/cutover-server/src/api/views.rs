@@ -1,10 +1,10 @@
-//! Store rows as the API's types (`cutover_api`): the one place where a
-//! stored string status becomes its enum. A stored value outside the enum
-//! is an internal error naming it, never a guess.
+//! Store rows as the API's types (`cutover_api`). Rows carry typed
+//! statuses already (the store refuses a stored value outside its enum,
+//! naming it), so this is a change of shape, never a guess.
 
 use super::ApiResult;
 use cutover_api::alarms::Alarm;
-use cutover_api::builds::{Build, BuildStatus};
+use cutover_api::builds::Build;
 use cutover_api::deployments::{BlueGreenView, Deployment, LifecycleRecord, Traffic};
 use cutover_api::services::{Event, Service};
 use cutover_api::task_definitions::TaskDefinition;
@@ -12,10 +12,6 @@ use cutover_api::tasks::Task;
 use cutover_store::{
     AlarmRow, BuildRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow, ops,
 };
-
-fn unknown(what: &str, value: &str) -> super::ApiError {
-    anyhow::anyhow!("stored {what} {value:?} is not one the API knows").into()
-}
 
 /// A service with counts of its tasks (events and tasks left out).
 pub(crate) fn service(svc: &ServiceRow, counts: ops::TaskCounts) -> ApiResult<Service> {
@@ -150,15 +146,10 @@ pub(crate) fn alarm(a: AlarmRow) -> ApiResult<Alarm> {
     })
 }
 
-/// A build's stored status.
-pub(crate) fn build_status(s: &str) -> ApiResult<BuildStatus> {
-    BuildStatus::parse(s).ok_or_else(|| unknown("build status", s))
-}
-
 /// A build with its duration.
-pub(crate) fn build(b: BuildRow) -> ApiResult<Build> {
-    Ok(Build {
-        status: build_status(b.status.as_str())?,
+pub(crate) fn build(b: BuildRow) -> Build {
+    Build {
+        status: b.status,
         duration_ms: b.finished_at.map(|f| f.saturating_sub(b.started_at)),
         id: b.id,
         project: b.project,
@@ -171,5 +162,5 @@ pub(crate) fn build(b: BuildRow) -> ApiResult<Build> {
         message: b.message,
         started_at: b.started_at,
         finished_at: b.finished_at,
-    })
+    }
 }

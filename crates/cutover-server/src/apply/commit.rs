@@ -40,14 +40,11 @@ pub(crate) async fn commit(
             if !dry_run {
                 write(c, &v, &plan, now)?;
             }
-            items.extend(crate::pipelines::config::store(
-                c,
-                &v.declared,
-                now,
-                dry_run,
-            )?);
+            items.extend(cutover_ci::config::store(c, &v.declared, now, dry_run)?);
             if !dry_run {
-                ops::record_stack(c, now, &v.file, &v.stack_json)?;
+                // Under the stack's identity, which finds its dropped
+                // pipelines at the next apply.
+                ops::record_stack(c, now, &v.declared.stack, &v.stack_json)?;
             }
             Ok(Committed {
                 validated: v,

@@ -62,6 +62,7 @@ const BLUE_GREEN: &str = "services:
 fn request(stack: &str) -> ApplyRequest {
     ApplyRequest {
         file: "stack.yaml".into(),
+        stack: None,
         content: stack.into(),
         files: BTreeMap::from([
             ("./web.json".to_string(), WEB_TASKDEF.to_string()),

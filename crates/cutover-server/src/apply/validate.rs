@@ -5,8 +5,8 @@
 
 use super::ApplyError;
 use crate::files::{self, FileError, TaskDefFile};
-use crate::pipelines::config::Declared;
 use cutover_api::apply::ApplyRequest;
+use cutover_ci::config::{self, Declared};
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
 use cutover_spec::stack::{Alarm, ServiceSettings, Stack, TaskDefinitionRef};
 use cutover_store::{StoreError, ops};
@@ -203,9 +203,11 @@ pub(crate) fn validate(
     }
     let mut all_services: BTreeSet<String> = stack.services.keys().cloned().collect();
     all_services.extend(known.services.iter().cloned());
-    let declared = crate::pipelines::config::check(
-        &crate::pipelines::config::StackInput {
+    let stack_key = config::stack_key(&req.file, req.stack.as_deref());
+    let declared = config::check(
+        &config::StackInput {
             file: &req.file,
+            stack: &stack_key,
             map: &map,
             repositories: stack.repositories.as_ref(),
             build_projects: stack.build_projects.as_ref(),

@@ -10,6 +10,7 @@
 //!   accepts new ones.
 
 mod driver;
+pub(crate) mod for_pipelines;
 pub(crate) mod hooks;
 mod rolling;
 pub(crate) mod spec;

@@ -23,6 +23,7 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
     let files = referenced_files(&content, base);
     let body = ApplyRequest {
         file: args.file.display().to_string(),
+        stack: stack_identity(&args.file),
         content,
         files,
         dry_run: args.dry_run,
@@ -75,6 +76,15 @@ pub(crate) async fn run(g: &Globals, args: ApplyArgs) -> anyhow::Result<ExitCode
         println!("applied: {changed} service(s) changed");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The stack's identity the server records its applies under: the file's
+/// canonical absolute path, so `./stack.yaml`, `stack.yaml` and its
+/// absolute path are one stack (the pipelines it drops are deleted).
+fn stack_identity(file: &Path) -> Option<String> {
+    std::fs::canonicalize(file)
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 /// Reads the files a stack references by path: `services.*.taskDefinition`
@@ -132,6 +142,23 @@ mod tests {
         let files = referenced_files(stack, dir.path());
         assert_eq!(files.len(), 1);
         assert_eq!(files["./taskdef.json"], "{}");
+    }
+
+    #[test]
+    fn a_stack_is_the_same_whichever_path_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("stack.yaml"), "services: {}").unwrap();
+        let plain = stack_identity(&dir.path().join("stack.yaml")).unwrap();
+        assert!(plain.starts_with('/'), "{plain}");
+        for other in ["./stack.yaml", "sub/../stack.yaml", "sub/.././stack.yaml"] {
+            assert_eq!(
+                stack_identity(&dir.path().join(other)).as_deref(),
+                Some(plain.as_str()),
+                "{other}"
+            );
+        }
+        assert_eq!(stack_identity(&dir.path().join("missing.yaml")), None);
     }
 
     #[test]

@@ -393,6 +393,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
             "/v1/apply",
             &ApplyRequest {
                 file: "stack.yaml".into(),
+                stack: None,
                 content: stack,
                 files: BTreeMap::from([("./taskdef.json".to_string(), TASKDEF.to_string())]),
                 dry_run: false,

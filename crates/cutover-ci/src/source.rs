@@ -20,7 +20,7 @@ use tokio::process::Command;
 
 /// Why a git operation failed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum GitError {
+pub enum GitError {
     /// `git` could not be started.
     #[error("cannot run git: {0}")]
     Spawn(std::io::Error),

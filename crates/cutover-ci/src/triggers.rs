@@ -26,9 +26,11 @@
 //!   its recorded head starts nothing (see `Pipelines::webhook_push`). The
 //!   head is recorded so the poller does not start them again (for a tag,
 //!   under the same `tag:NAME` key).
-
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
+//!
+//! A new head (or tag) is recorded as acted on only in the transaction
+//! that saves an execution it started, or at once when it starts no
+//! pipeline; when every start fails it stays unrecorded, and the next poll
+//! or delivery tries again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -39,8 +41,9 @@ use cutover_pipeline::model::Pipeline;
 use cutover_pipeline::{PushEvent, trigger_matches};
 use cutover_store::pipeline_ops;
 
-use super::Pipelines;
-use super::config::{RepositorySpec, source_key};
+use crate::Pipelines;
+use crate::config::{RepositorySpec, source_key};
+use crate::driver::Head;
 
 /// A source action that watches a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,8 +120,8 @@ pub(crate) fn starts(pipeline: &Pipeline, watch: &Watch, event: &PushEvent) -> b
     }
 }
 
-fn pipelines(me: &Pipelines) -> Vec<Pipeline> {
-    match me.store.with(pipeline_ops::list_pipelines) {
+async fn pipelines(me: &Pipelines) -> Vec<Pipeline> {
+    match me.store.call(pipeline_ops::list_pipelines).await {
         Ok(rows) => rows
             .into_iter()
             .filter_map(|r| serde_json::from_value(r.definition).ok())
@@ -130,21 +133,34 @@ fn pipelines(me: &Pipelines) -> Vec<Pipeline> {
     }
 }
 
-/// Starts the pipelines a push to `repository` triggers; returns
-/// `(pipeline, execution id)` of each started.
+/// Records `head` as acted on (a baseline, or a push that starts nothing).
+async fn record(me: &Pipelines, head: &Head) -> Result<(), cutover_store::StoreError> {
+    let (h, now) = (head.clone(), me.clock.now_ms());
+    me.store
+        .call(move |c| pipeline_ops::set_repository_head(c, &h.repository, &h.key, &h.commit, now))
+        .await
+}
+
+/// Starts the pipelines `event` (a push to `head`'s repository, now at
+/// `head`'s commit) triggers; returns `(pipeline, execution id)` of each
+/// started. `head` is recorded by the transaction of each start, or here
+/// when no pipeline matches; `Err` when some matched and none started
+/// (the head is then left unrecorded). Called with `heads` held.
 pub(crate) async fn push(
     me: &Pipelines,
-    repository: &str,
     event: &PushEvent,
-    commit: &str,
+    head: &Head,
     trigger: &str,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>, ()> {
+    let (repository, commit) = (head.repository.as_str(), head.commit.as_str());
     let mut started = Vec::new();
-    for p in pipelines(me) {
+    let mut matched = 0;
+    for p in pipelines(me).await {
         for w in watches(&p, repository) {
             if !starts(&p, &w, event) {
                 continue;
             }
+            matched += 1;
             let what = match (&event.branch, &event.tag) {
                 (_, Some(tag)) => format!("tag {tag}"),
                 (Some(b), None) => format!("branch {b}"),
@@ -156,7 +172,13 @@ pub(crate) async fn push(
             );
             let revisions = BTreeMap::from([(w.action.clone(), commit.to_string())]);
             match me
-                .start_execution(&p.name, text, BTreeMap::new(), revisions)
+                .start_recording(
+                    &p.name,
+                    text,
+                    BTreeMap::new(),
+                    revisions,
+                    Some(head.clone()),
+                )
                 .await
             {
                 Ok(id) => {
@@ -164,12 +186,20 @@ pub(crate) async fn push(
                     started.push((p.name.clone(), id));
                 }
                 Err(e) => {
-                    tracing::warn!(pipeline = %p.name, error = ?e, "cannot start an execution")
+                    tracing::warn!(pipeline = %p.name, error = %e, repository, commit, "cannot start an execution")
                 }
             }
         }
     }
-    started
+    if matched == 0 {
+        if let Err(e) = record(me, head).await {
+            tracing::warn!(repository, commit, error = %e, "cannot record a head");
+            return Err(());
+        }
+    } else if started.is_empty() {
+        return Err(());
+    }
+    Ok(started)
 }
 
 /// The poller: runs until shutdown.
@@ -181,14 +211,14 @@ pub(crate) async fn poll(me: Arc<Pipelines>) {
             _ = me.shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let repos = match me.store.with(pipeline_ops::list_repositories) {
+        let repos = match me.store.call(pipeline_ops::list_repositories).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot list repositories");
                 continue;
             }
         };
-        let all = pipelines(&me);
+        let all = pipelines(&me).await;
         for row in repos {
             let spec = row.spec;
             if spec.poll_interval_seconds == 0 {
@@ -217,6 +247,18 @@ pub(crate) async fn poll(me: Arc<Pipelines>) {
     }
 }
 
+/// The head recorded for `key` of `repository`.
+async fn recorded(
+    me: &Pipelines,
+    repository: &str,
+    key: &str,
+) -> Result<Option<String>, cutover_store::StoreError> {
+    let (repository, key) = (repository.to_string(), key.to_string());
+    me.store
+        .call(move |c| pipeline_ops::repository_head(c, &repository, &key))
+        .await
+}
+
 async fn poll_repository(
     me: &Pipelines,
     repository: &str,
@@ -228,37 +270,40 @@ async fn poll_repository(
     branches.sort();
     branches.dedup();
     for branch in branches {
-        let Ok(head) = me
+        let Ok(commit) = me
             .git
             .resolve(repository, &format!("refs/heads/{branch}"))
             .await
         else {
             continue;
         };
-        let before = {
-            let _held = me.heads.lock().await;
-            let before = me
-                .store
-                .with(|c| pipeline_ops::repository_head(c, repository, branch))?;
-            if before.as_deref() == Some(head.as_str()) {
-                continue;
-            }
-            me.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, branch, &head, me.clock.now_ms())
-            })?;
-            before
+        let head = Head {
+            repository: repository.to_string(),
+            key: branch.to_string(),
+            commit,
         };
+        let _held = me.heads.lock().await;
+        let before = recorded(me, repository, branch).await?;
+        if before.as_deref() == Some(head.commit.as_str()) {
+            continue;
+        }
         let Some(before) = before else {
-            tracing::info!(repository, branch, commit = %head, "first head recorded");
+            record(me, &head).await?;
+            tracing::info!(repository, branch, commit = %head.commit, "first head recorded");
             continue;
         };
-        let changed = me.git.changed_files(repository, &before, &head).await?;
+        let changed = me
+            .git
+            .changed_files(repository, &before, &head.commit)
+            .await?;
         let event = PushEvent {
             branch: Some(branch.to_string()),
             tag: None,
             changed_files: changed,
         };
-        push(me, repository, &event, &head, "poll").await;
+        if push(me, &event, &head, "poll").await.is_err() {
+            tracing::warn!(repository, branch, commit = %head.commit, "no execution started; the next poll tries again");
+        }
     }
     if watched.iter().any(|(p, w)| watches_tags(p, w)) {
         poll_tags(me, repository).await?;
@@ -270,41 +315,40 @@ async fn poll_repository(
 /// first tag poll of the repository, only records the tags.
 async fn poll_tags(me: &Pipelines, repository: &str) -> anyhow::Result<()> {
     let tags = me.git.tags(repository).await?;
-    let baseline = me
-        .store
-        .with(|c| pipeline_ops::repository_head(c, repository, TAGS_BASELINE))?
-        .is_none();
+    let baseline = recorded(me, repository, TAGS_BASELINE).await?.is_none();
     for (tag, commit) in tags {
-        let key = format!("tag:{tag}");
-        let before = {
-            let _held = me.heads.lock().await;
-            let before = me
-                .store
-                .with(|c| pipeline_ops::repository_head(c, repository, &key))?;
-            if before.as_deref() == Some(commit.as_str()) {
-                continue;
-            }
-            me.store.with(|c| {
-                pipeline_ops::set_repository_head(c, repository, &key, &commit, me.clock.now_ms())
-            })?;
-            before
+        let head = Head {
+            repository: repository.to_string(),
+            key: format!("tag:{tag}"),
+            commit,
         };
-        if baseline {
-            tracing::info!(repository, tag, %commit, "tag recorded (baseline)");
+        let _held = me.heads.lock().await;
+        let before = recorded(me, repository, &head.key).await?;
+        if before.as_deref() == Some(head.commit.as_str()) {
             continue;
         }
-        tracing::info!(repository, tag, %commit, moved_from = ?before, "new tag seen");
+        if baseline {
+            record(me, &head).await?;
+            tracing::info!(repository, tag, commit = %head.commit, "tag recorded (baseline)");
+            continue;
+        }
+        tracing::info!(repository, tag, commit = %head.commit, moved_from = ?before, "new tag seen");
         let event = PushEvent {
             branch: None,
-            tag: Some(tag),
+            tag: Some(tag.clone()),
             changed_files: Vec::new(),
         };
-        push(me, repository, &event, &commit, "poll").await;
+        if push(me, &event, &head, "poll").await.is_err() {
+            tracing::warn!(repository, tag, commit = %head.commit, "no execution started; the next poll tries again");
+        }
     }
     if baseline {
-        me.store.with(|c| {
-            pipeline_ops::set_repository_head(c, repository, TAGS_BASELINE, "", me.clock.now_ms())
-        })?;
+        let head = Head {
+            repository: repository.to_string(),
+            key: TAGS_BASELINE.to_string(),
+            commit: String::new(),
+        };
+        record(me, &head).await?;
     }
     Ok(())
 }

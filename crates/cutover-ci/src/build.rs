@@ -53,9 +53,6 @@
 //! removes the build containers left behind when it starts, before any
 //! build runs.
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -64,18 +61,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use cutover_api::builds::BuildStatus;
 use cutover_build::container::BoxFuture;
 use cutover_build::run::{SecretLookup, SecretSource};
-use cutover_build::{BuildContainer, BuildRequest, BuildStatus, LogLine};
+use cutover_build::{BuildContainer, BuildRequest, BuildStatus as RunStatus, LogLine};
 use cutover_docker::DockerRuntime;
 use cutover_pipeline::engine::ArtifactRef;
 use cutover_store::secrets::build_ref::{self, ReferenceError, SecretReference};
-use cutover_store::{BuildRow, BuildState, Store, pipeline_ops};
+use cutover_store::{BuildRow, Store, StoreError, pipeline_ops};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::artifacts::{ArtifactStore, copy_tree};
-use super::config::{BuildEnvironment, BuildProjectSpec};
+use crate::artifacts::{ArtifactStore, copy_tree};
+use crate::config::{BuildEnvironment, BuildProjectSpec};
 use cutover_clock::{Clock, SharedClock};
 
 /// The message of a build interrupted by a restart.
@@ -160,7 +158,7 @@ impl BuildContainer for EngineContainer {
 }
 
 /// The log file of a build row.
-pub(crate) fn log_path(row: &BuildRow) -> PathBuf {
+pub fn log_path(row: &BuildRow) -> PathBuf {
     Path::new(&row.work_dir).join("build.log")
 }
 
@@ -192,30 +190,39 @@ impl Builder {
     /// wrote), then, for a plain name, a file under `<data_dir>/secrets/`,
     /// then a listed environment variable (see the module header).
     fn secrets(&self) -> SecretLookup {
-        let dir = self.data_dir.join("secrets");
-        let allowed = env_secret_names(std::env::var(ENV_SECRETS).ok().as_deref());
+        let dir = Arc::new(self.data_dir.join("secrets"));
+        let allowed = Arc::new(env_secret_names(std::env::var(ENV_SECRETS).ok().as_deref()));
         let store = Arc::clone(&self.store);
-        Arc::new(move |source: SecretSource, reference: &str| {
-            if let Some(found) = from_secret_store(&store, source, reference) {
-                return found;
-            }
-            let name = match source {
-                SecretSource::ParameterStore => reference,
-                SecretSource::SecretsManager => {
-                    SecretReference::parse(reference).map_or(reference, |r| r.secret_id)
+        Arc::new(move |source: SecretSource, reference: String| {
+            let (dir, allowed, store) = (dir.clone(), allowed.clone(), store.clone());
+            Box::pin(async move {
+                if let Some(found) = from_secret_store(&store, source, &reference).await {
+                    return found;
                 }
-            };
-            if !valid_secret_name(name) {
-                return None;
-            }
-            if let Some(text) = read_secret_file(&dir, name) {
-                return Some(text);
-            }
-            if allowed.iter().any(|a| a == name) {
-                return std::env::var(name).ok();
-            }
-            None
+                let name = match source {
+                    SecretSource::ParameterStore => reference.as_str(),
+                    SecretSource::SecretsManager => SecretReference::parse(&reference)
+                        .map_or(reference.as_str(), |r| r.secret_id),
+                };
+                if !valid_secret_name(name) {
+                    return None;
+                }
+                if let Some(text) = read_secret_file(&dir, name) {
+                    return Some(text);
+                }
+                if allowed.iter().any(|a| a == name) {
+                    return std::env::var(name).ok();
+                }
+                None
+            })
         })
+    }
+
+    async fn put(&self, row: &BuildRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.store
+            .call(move |c| pipeline_ops::put_build(c, &row))
+            .await
     }
 
     /// Runs `job` until it ends or `cancel` fires. `Err` carries the
@@ -233,15 +240,17 @@ impl Builder {
         }
         let (src, work) = (root.join("src"), root.join("work"));
         let id = format!("{}:{uuid}", job.project);
+        let project = job.project.clone();
         let number = self
             .store
-            .with(|c| pipeline_ops::next_build_number(c, &job.project))
+            .call(move |c| pipeline_ops::next_build_number(c, &project))
+            .await
             .map_err(|e| e.to_string())?;
         let mut row = BuildRow {
             id: id.clone(),
             project: job.project.clone(),
             number,
-            status: BuildState::InProgress,
+            status: BuildStatus::InProgress,
             initiator: job.initiator.clone(),
             action_key: job.action_key.clone(),
             source: job.source_version.clone(),
@@ -251,9 +260,7 @@ impl Builder {
             started_at: self.clock.now_ms(),
             finished_at: None,
         };
-        self.store
-            .with(|c| pipeline_ops::put_build(c, &row))
-            .map_err(|e| e.to_string())?;
+        self.put(&row).await.map_err(|e| e.to_string())?;
         tracing::info!(build = %id, project = %job.project, "build started");
         // The build's own token: cancelled by the caller or by the timeout.
         let token = cancel.child_token();
@@ -276,42 +283,42 @@ impl Builder {
         let out = match result {
             Ok((status, detail, result)) => {
                 row.status = match status {
-                    BuildStatus::Succeeded => BuildState::Succeeded,
-                    BuildStatus::Failed => BuildState::Failed,
-                    BuildStatus::Stopped => BuildState::Stopped,
+                    RunStatus::Succeeded => BuildStatus::Succeeded,
+                    RunStatus::Failed => BuildStatus::Failed,
+                    RunStatus::Stopped => BuildStatus::Stopped,
                 };
                 row.detail = detail;
                 match status {
-                    BuildStatus::Succeeded => Ok(result),
-                    BuildStatus::Failed => Err(format!("build {id} failed")),
-                    BuildStatus::Stopped if timed_out.load(Ordering::SeqCst) => {
-                        row.status = BuildState::TimedOut;
+                    RunStatus::Succeeded => Ok(result),
+                    RunStatus::Failed => Err(format!("build {id} failed")),
+                    RunStatus::Stopped if timed_out.load(Ordering::SeqCst) => {
+                        row.status = BuildStatus::TimedOut;
                         Err(format!(
                             "build {id} timed out after {}",
                             humanize(job.timeout)
                         ))
                     }
-                    BuildStatus::Stopped => Err(format!("build {id} was stopped")),
+                    RunStatus::Stopped => Err(format!("build {id} was stopped")),
                 }
             }
             Err(message) => {
-                row.status = BuildState::Fault;
+                row.status = BuildStatus::Fault;
                 Err(format!("build {id}: {message}"))
             }
         };
         let out = out.and_then(|r| r.ok_or_else(|| format!("build {id}: no artifacts")));
         if let Err(m) = &out {
             row.message = Some(m.clone());
-            if row.status == BuildState::Succeeded {
-                row.status = BuildState::Failed;
+            if row.status == BuildStatus::Succeeded {
+                row.status = BuildStatus::Failed;
             }
         }
-        if let Err(e) = self.store.with(|c| pipeline_ops::put_build(c, &row)) {
+        if let Err(e) = self.put(&row).await {
             tracing::error!(build = %id, error = %e, "cannot record the end of a build");
         }
         // The source copy is not needed any more; the log and work dir stay.
         let _ = std::fs::remove_dir_all(&src);
-        tracing::info!(build = %id, status = %row.status, "build finished");
+        tracing::info!(build = %id, status = row.status.as_str(), "build finished");
         out
     }
 
@@ -324,7 +331,7 @@ impl Builder {
         src: &Path,
         work: &Path,
         cancel: CancellationToken,
-    ) -> Result<(BuildStatus, serde_json::Value, Option<BuildResult>), String> {
+    ) -> Result<(RunStatus, serde_json::Value, Option<BuildResult>), String> {
         std::fs::create_dir_all(src).map_err(|e| format!("{}: {e}", src.display()))?;
         copy_tree(&job.source, src).map_err(|e| e.to_string())?;
         let (file, text) = match (&job.spec.buildspec_text, &job.spec.buildspec) {
@@ -439,7 +446,7 @@ impl Builder {
                 "skipped": r.skipped,
             })).collect::<Vec<_>>(),
         });
-        if outcome.status != BuildStatus::Succeeded {
+        if outcome.status != RunStatus::Succeeded {
             return Ok((outcome.status, detail, None));
         }
         let mut stored = BTreeMap::new();
@@ -472,7 +479,7 @@ impl Builder {
             variables: outcome.exported_variables.clone(),
             artifacts: stored,
         };
-        Ok((BuildStatus::Succeeded, detail, Some(result)))
+        Ok((RunStatus::Succeeded, detail, Some(result)))
     }
 }
 
@@ -516,17 +523,21 @@ fn valid_secret_name(name: &str) -> bool {
 /// has no such parameter or secret (the older sources are asked next),
 /// `Some(None)` if it has one that cannot serve (no such version or JSON
 /// key, a binary value) or cannot be read. Why is logged, never a value.
-fn from_secret_store(
-    store: &Store,
+async fn from_secret_store(
+    store: &Arc<Store>,
     source: SecretSource,
     reference: &str,
 ) -> Option<Option<String>> {
     use secrecy::ExposeSecret as _;
-    let found = store.with(|c| match source {
-        SecretSource::ParameterStore => build_ref::parameter_value(c, reference)
-            .map(|r| r.map(|v| v.expose_secret().to_string())),
-        SecretSource::SecretsManager => build_ref::secret_value(c, reference),
-    });
+    let r = reference.to_string();
+    let found = store
+        .call(move |c| match source {
+            SecretSource::ParameterStore => {
+                build_ref::parameter_value(c, &r).map(|r| r.map(|v| v.expose_secret().to_string()))
+            }
+            SecretSource::SecretsManager => build_ref::secret_value(c, &r),
+        })
+        .await;
     match found {
         Ok(Ok(value)) => Some(Some(value)),
         Ok(Err(why @ (ReferenceError::NoParameter(_) | ReferenceError::NoSecret(_)))) => {
@@ -562,8 +573,11 @@ fn read_secret_file(dir: &Path, name: &str) -> Option<String> {
 
 /// Marks every build left running by a previous server FAILED and kills
 /// what is left of its processes (see the module header).
-pub(crate) fn fail_interrupted(store: &Store, clock: &dyn Clock) -> anyhow::Result<()> {
-    for mut b in store.with(pipeline_ops::unfinished_builds)? {
+pub(crate) async fn fail_interrupted(
+    store: &Arc<Store>,
+    clock: &dyn Clock,
+) -> Result<(), StoreError> {
+    for mut b in store.call(pipeline_ops::unfinished_builds).await? {
         let work = Path::new(&b.work_dir).join("work");
         match cutover_build::run::kill_leftover(&work) {
             Ok(true) => {
@@ -572,15 +586,17 @@ pub(crate) fn fail_interrupted(store: &Store, clock: &dyn Clock) -> anyhow::Resu
             Ok(false) => {}
             Err(e) => tracing::warn!(build = %b.id, error = %e, "cannot kill an interrupted build"),
         }
-        b.status = BuildState::Failed;
+        b.status = BuildStatus::Failed;
         b.message = Some(RESTARTED.into());
         b.finished_at = Some(clock.now_ms());
-        store.with(|c| pipeline_ops::put_build(c, &b))?;
+        store.call(move |c| pipeline_ops::put_build(c, &b)).await?;
     }
     Ok(())
 }
 
 #[cfg(test)]
+// Tests read the store inline: nothing else runs on their runtime.
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
 
@@ -654,7 +670,7 @@ mod tests {
             .with(|c| pipeline_ops::build(c, &result.build_id))
             .unwrap()
             .unwrap();
-        assert_eq!(row.status, BuildState::Succeeded);
+        assert_eq!(row.status, BuildStatus::Succeeded);
         assert_eq!(row.number, 1);
         assert!(row.finished_at.is_some());
         let log = std::fs::read_to_string(log_path(&row)).unwrap();
@@ -675,7 +691,7 @@ mod tests {
             .with(|c| pipeline_ops::list_builds(c, Some("p"), 10))
             .unwrap();
         assert_eq!(builds[0].number, 2);
-        assert_eq!(builds[0].status, BuildState::Failed);
+        assert_eq!(builds[0].status, BuildStatus::Failed);
     }
 
     #[tokio::test]
@@ -770,7 +786,7 @@ mod tests {
         let row = &store
             .with(|c| pipeline_ops::list_builds(c, None, 1))
             .unwrap()[0];
-        assert_eq!(row.status, BuildState::Fault);
+        assert_eq!(row.status, BuildStatus::Fault);
     }
 
     #[tokio::test]
@@ -798,7 +814,7 @@ mod tests {
         let row = &store
             .with(|c| pipeline_ops::list_builds(c, None, 1))
             .unwrap()[0];
-        assert_eq!(row.status, BuildState::TimedOut);
+        assert_eq!(row.status, BuildStatus::TimedOut);
     }
 
     #[test]
@@ -814,7 +830,14 @@ mod tests {
         std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
         std::fs::write(data.path().join("secrets/prod/db-password"), "hunter2\n").unwrap();
         std::fs::write(data.path().join("outside"), "no").unwrap();
-        let lookup = builder.secrets();
+        let secrets = builder.secrets();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lookup = |source: SecretSource, reference: &str| {
+            rt.block_on(secrets(source, reference.to_string()))
+        };
         assert_eq!(
             lookup(SecretSource::ParameterStore, "prod/db-password").as_deref(),
             Some("hunter2")
@@ -898,7 +921,14 @@ mod tests {
         );
         std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
         std::fs::write(data.path().join("secrets/prod/db"), "from-file").unwrap();
-        let lookup = builder.secrets();
+        let secrets = builder.secrets();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lookup = |source: SecretSource, reference: &str| {
+            rt.block_on(secrets(source, reference.to_string()))
+        };
         assert_eq!(
             lookup(SecretSource::ParameterStore, "/prod/db-password").as_deref(),
             Some("from-ssm")
@@ -941,15 +971,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn interrupted_builds_are_failed_at_start() {
-        let store = Store::open_in_memory().unwrap();
+    #[tokio::test]
+    async fn interrupted_builds_are_failed_at_start() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
         let data = tempfile::tempdir().unwrap();
         let row = BuildRow {
             id: "p:1".into(),
             project: "p".into(),
             number: 1,
-            status: BuildState::InProgress,
+            status: BuildStatus::InProgress,
             initiator: "test".into(),
             action_key: None,
             source: None,
@@ -960,12 +990,14 @@ mod tests {
             finished_at: None,
         };
         store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
-        fail_interrupted(&store, &cutover_clock::SystemClock).unwrap();
+        fail_interrupted(&store, &cutover_clock::SystemClock)
+            .await
+            .unwrap();
         let after = store
             .with(|c| pipeline_ops::build(c, "p:1"))
             .unwrap()
             .unwrap();
-        assert_eq!(after.status, BuildState::Failed);
+        assert_eq!(after.status, BuildStatus::Failed);
         assert_eq!(after.message.as_deref(), Some(RESTARTED));
         assert!(
             store

@@ -24,11 +24,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use axum::http;
-
 /// Why a webhook was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum WebhookError {
+pub enum WebhookError {
     /// No signature or token header of a known forge.
     #[error(
         "no X-Hub-Signature-256, X-Gitea-Signature or X-Gitlab-Token header: cannot verify the webhook"
@@ -47,7 +45,7 @@ pub(crate) enum WebhookError {
 
 /// Checks the request's signature or token against `secret`; returns the
 /// forge it came from.
-pub(crate) fn verify(
+pub fn verify(
     headers: &HeaderMap,
     body: &[u8],
     secret: &str,
@@ -85,7 +83,7 @@ pub(crate) fn verify(
 
 /// The check for a repository that does not exist or has no secret: the
 /// same work as [`verify`] against a dummy secret, and always a refusal.
-pub(crate) fn verify_unknown(headers: &HeaderMap, body: &[u8]) -> WebhookError {
+pub fn verify_unknown(headers: &HeaderMap, body: &[u8]) -> WebhookError {
     const DUMMY: &str = "cutover-webhook-dummy-secret-000000000000";
     match verify(headers, body, DUMMY) {
         Err(e) => e,
@@ -99,7 +97,7 @@ pub(crate) fn verify_unknown(headers: &HeaderMap, body: &[u8]) -> WebhookError {
 /// `X-Gitlab-Event-UUID` (or `X-Gitlab-Webhook-UUID`), `X-Gitea-Delivery`
 /// or `X-Gogs-Delivery`. Ids longer than 128 bytes or with characters
 /// other than letters, digits, `-`, `_` and `.` are ignored.
-pub(crate) fn delivery_id(headers: &HeaderMap) -> Option<String> {
+pub fn delivery_id(headers: &HeaderMap) -> Option<String> {
     [
         "x-github-delivery",
         "x-gitlab-event-uuid",
@@ -121,7 +119,7 @@ pub(crate) fn delivery_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Whether `id` is a full commit id: 40 hex digits (SHA-1) or 64 (SHA-256).
-pub(crate) fn is_commit_id(id: &str) -> bool {
+pub fn is_commit_id(id: &str) -> bool {
     matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
@@ -164,17 +162,17 @@ pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
 
 /// A push, as the webhook described it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Push {
+pub struct Push {
     /// The branch pushed to, for a branch push.
-    pub(crate) branch: Option<String>,
+    pub branch: Option<String>,
     /// The tag pushed, for a tag push.
-    pub(crate) tag: Option<String>,
+    pub tag: Option<String>,
     /// The commit before (`None` for a new ref).
-    pub(crate) before: Option<String>,
+    pub before: Option<String>,
     /// The new commit (`None` when the ref was deleted).
-    pub(crate) after: Option<String>,
+    pub after: Option<String>,
     /// Paths the pushed commits touched, deduplicated, sorted.
-    pub(crate) changed_files: Vec<String>,
+    pub changed_files: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,7 +203,7 @@ fn is_zero(id: &Option<String>) -> bool {
 }
 
 /// Reads a push payload.
-pub(crate) fn parse_push(body: &[u8]) -> Result<Push, WebhookError> {
+pub fn parse_push(body: &[u8]) -> Result<Push, WebhookError> {
     let p: Payload =
         serde_json::from_slice(body).map_err(|e| WebhookError::Payload(e.to_string()))?;
     let (branch, tag) = if let Some(b) = p.reference.strip_prefix("refs/heads/") {
@@ -253,7 +251,7 @@ pub(crate) fn parse_push(body: &[u8]) -> Result<Push, WebhookError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use http::HeaderValue;
 
     fn headers(name: &'static str, value: &str) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -28,44 +28,86 @@ use cutover_pipeline::engine::{Input, PipelineState};
 use cutover_pipeline::model::Pipeline;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
 use cutover_spec::doc::{Document, Format, Path};
-pub(crate) use cutover_spec::stack::ci::{BuildEnvironment, BuildProjectSpec, RepositorySpec};
+pub use cutover_spec::stack::ci::{BuildEnvironment, BuildProjectSpec, RepositorySpec};
 use cutover_store::{BuildProjectRow, RepositoryRow, StoreError, pipeline_ops};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The pipeline sections of a stack, validated.
 #[derive(Debug, Default)]
-pub(crate) struct Declared {
-    /// The stack file, as the client named it (pipelines it declared
-    /// before and no longer does are deleted).
-    pub(crate) file: String,
-    pub(crate) repositories: Vec<(String, RepositorySpec)>,
-    pub(crate) projects: Vec<(String, BuildProjectSpec)>,
-    pub(crate) pipelines: Vec<(String, Pipeline)>,
+pub struct Declared {
+    /// The stack file, as the client named it (for messages).
+    pub file: String,
+    /// The stack's identity ([`stack_key`]): pipelines the last apply of
+    /// the same stack declared and this one does not are deleted.
+    pub stack: String,
+    /// Repositories by name.
+    pub repositories: Vec<(String, RepositorySpec)>,
+    /// Build projects by name.
+    pub projects: Vec<(String, BuildProjectSpec)>,
+    /// Pipelines by name.
+    pub pipelines: Vec<(String, Pipeline)>,
 }
 
 /// What [`check`] needs to know about the stack.
-pub(crate) struct StackInput<'a> {
-    pub(crate) file: &'a str,
-    pub(crate) map: &'a SourceMap,
-    pub(crate) repositories: Option<&'a Value>,
-    pub(crate) build_projects: Option<&'a Value>,
-    pub(crate) pipelines: Option<&'a Value>,
+pub struct StackInput<'a> {
+    /// The stack file, as the client named it.
+    pub file: &'a str,
+    /// The stack's identity ([`stack_key`]).
+    pub stack: &'a str,
+    /// The stack's text, located.
+    pub map: &'a SourceMap,
+    /// The `repositories:` section as written.
+    pub repositories: Option<&'a Value>,
+    /// The `buildProjects:` section as written.
+    pub build_projects: Option<&'a Value>,
+    /// The `pipelines:` section as written.
+    pub pipelines: Option<&'a Value>,
     /// Files sent with the stack, by the path written in it.
-    pub(crate) files: &'a BTreeMap<String, String>,
+    pub files: &'a BTreeMap<String, String>,
     /// Services of the stack and of the store.
-    pub(crate) services: &'a BTreeSet<String>,
+    pub services: &'a BTreeSet<String>,
+}
+
+/// The identity of a stack file, under which its applies are recorded and
+/// its dropped pipelines found: the identity the client sent (`cutover
+/// apply` sends the file's canonical absolute path), else the file name
+/// normalised (`./stack.yaml`, `stack.yaml` and `a/../stack.yaml` are the
+/// same stack).
+pub fn stack_key(file: &str, identity: Option<&str>) -> String {
+    if let Some(id) = identity.map(str::trim).filter(|id| !id.is_empty()) {
+        return id.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    let absolute = file.starts_with('/');
+    for part in file.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            other => parts.push(other),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 /// Reads and cross-checks the pipeline sections; errors and warnings are
 /// appended, and what validated is returned.
-pub(crate) fn check(
+pub fn check(
     input: &StackInput<'_>,
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Declared {
     let mut out = Declared {
         file: input.file.to_string(),
+        stack: input.stack.to_string(),
         ..Declared::default()
     };
     let Some(stack) = input.map.document() else {
@@ -271,11 +313,14 @@ pub(crate) fn check(
 /// engine state written with the definition (same transaction), and its
 /// driver runs it when it starts. An updated pipeline starts nothing.
 ///
-/// A pipeline the last apply of the same stack file declared and this one
-/// does not is deleted (plan action `delete`): its row and state go in this
-/// transaction, and its driver, told by [`super::Pipelines::reload`], stops
+/// A pipeline the last apply of the same stack (by [`stack_key`], or by
+/// the file name normalised for applies recorded before, which are filed
+/// under the stack's key from now on) declared and this one does not is
+/// deleted (plan action `delete`), unless the last apply of another stack
+/// declares it: its row and state go in this
+/// transaction, and its driver, told by [`crate::Pipelines::reload`], stops
 /// its executions and kills their running actions.
-pub(crate) fn store(
+pub fn store(
     c: &rusqlite::Connection,
     declared: &Declared,
     now: u64,
@@ -357,8 +402,34 @@ pub(crate) fn store(
             act,
         ));
     }
-    for name in pipeline_ops::previous_stack_pipelines(c, &declared.file)? {
+    // This stack's records: under its key, or under another name for the
+    // same file (recorded before applies carried the stack's identity, or
+    // with `./` and the like), which become its own.
+    let alias = stack_key(&declared.file, None);
+    let ours = |key: &str| key == declared.stack || stack_key(key, None) == alias;
+    let stacks = pipeline_ops::latest_stacks(c)?;
+    let previous = stacks
+        .iter()
+        .rev()
+        .find(|(key, _)| ours(key))
+        .map(|(_, names)| names.clone())
+        .unwrap_or_default();
+    let elsewhere: BTreeSet<&String> = stacks
+        .iter()
+        .filter(|(key, _)| !ours(key))
+        .flat_map(|(_, names)| names)
+        .collect();
+    if !dry_run {
+        for (key, _) in stacks
+            .iter()
+            .filter(|(k, _)| ours(k) && *k != declared.stack)
+        {
+            pipeline_ops::rename_stack(c, key, &declared.stack)?;
+        }
+    }
+    for name in previous {
         if declared.pipelines.iter().any(|(n, _)| *n == name)
+            || elsewhere.contains(&name)
             || pipeline_ops::pipeline(c, &name)?.is_none()
         {
             continue;
@@ -520,6 +591,7 @@ mod tests {
         let services = BTreeSet::from(["web".to_string()]);
         let input = StackInput {
             file: "stack.yaml",
+            stack: "stack.yaml",
             map: &map,
             repositories: value.get("repositories"),
             build_projects: value.get("buildProjects"),
@@ -530,6 +602,31 @@ mod tests {
         let (mut errors, mut warnings) = (Vec::new(), Vec::new());
         let declared = check(&input, &mut errors, &mut warnings);
         (declared, errors)
+    }
+
+    #[test]
+    fn a_stack_is_one_stack_whichever_path_names_it() {
+        for same in [
+            "stack.yaml",
+            "./stack.yaml",
+            "a/../stack.yaml",
+            ".//stack.yaml",
+        ] {
+            assert_eq!(stack_key(same, None), "stack.yaml", "{same}");
+        }
+        assert_eq!(
+            stack_key("/srv/./app/../stack.yaml", None),
+            "/srv/stack.yaml"
+        );
+        assert_eq!(stack_key("../stack.yaml", None), "../stack.yaml");
+        assert_eq!(stack_key("/../stack.yaml", None), "/stack.yaml");
+        assert_eq!(stack_key("dev/stack.yaml", None), "dev/stack.yaml");
+        // The identity the client sent wins; a blank one is no identity.
+        assert_eq!(
+            stack_key("./stack.yaml", Some("/home/ann/app/stack.yaml")),
+            "/home/ann/app/stack.yaml"
+        );
+        assert_eq!(stack_key("./stack.yaml", Some("  ")), "stack.yaml");
     }
 
     #[test]

@@ -17,20 +17,16 @@
 //! attempt after a restart, the action waits for that deployment instead of
 //! starting another.
 
-// TODO(issue 9): converted by the cutover-ci move
-#![allow(clippy::disallowed_methods)]
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cutover_pipeline::engine::ActionRequest;
-use cutover_store::{Store, ops};
 use serde_json::Value;
 
-use super::artifacts::ArtifactStore;
-use crate::deploy::{DeployRequest, Deployer};
+use crate::artifacts::ArtifactStore;
+use crate::deployments::{DeploymentRequest, DeploymentState, Deployments};
 
 /// How often the action looks at its deployment.
 const POLL: Duration = Duration::from_millis(100);
@@ -38,8 +34,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// What the deploy actions need.
 #[derive(Clone)]
 pub(crate) struct DeployContext {
-    pub(crate) store: Arc<Store>,
-    pub(crate) deployer: Arc<Deployer>,
+    pub(crate) deployments: Arc<dyn Deployments>,
     pub(crate) artifacts: ArtifactStore,
 }
 
@@ -92,7 +87,7 @@ pub(crate) async fn ecs(
         .ok_or("configuration.ServiceName is missing")?
         .clone();
     let started_by = format!("pipeline/{key}");
-    if let Some(id) = existing(ctx, &service, &started_by)? {
+    if let Some(id) = existing(ctx, &service, &started_by).await? {
         return wait(ctx, &id).await;
     }
     let file = req
@@ -103,18 +98,12 @@ pub(crate) async fn ecs(
     let artifact = &req.input_artifacts[0].0;
     let text = read(&dir, file, artifact)?;
     let defs = cutover_spec::handoff::parse_image_definitions(file, &text).map_err(diagnostics)?;
-    let svc = ctx
-        .store
-        .with(|c| ops::service(c, &service))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("service {service:?} not found"))?;
-    let (family, revision) = split_name(&svc.task_definition)?;
-    let current = ctx
-        .store
-        .with(|c| ops::task_definition(c, family, Some(revision)))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("task definition {} not found", svc.task_definition))?;
-    let mut body = current.body.clone();
+    let (current, mut body) = ctx
+        .deployments
+        .current_task_definition(&service)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (family, _) = split_name(&current)?;
     let images: BTreeMap<&str, &str> = defs
         .value
         .iter()
@@ -122,8 +111,7 @@ pub(crate) async fn ecs(
         .collect();
     replace_images(&mut body, &images).map_err(|missing| {
         format!(
-            "{file} names container {missing:?}, which task definition {} of service {service:?} does not have",
-            svc.task_definition
+            "{file} names container {missing:?}, which task definition {current} of service {service:?} does not have"
         )
     })?;
     deploy(ctx, &service, family, &body, BTreeMap::new(), started_by).await
@@ -140,7 +128,7 @@ pub(crate) async fn code_deploy(
         .ok_or("configuration.DeploymentGroupName is missing")?
         .to_string();
     let started_by = format!("pipeline/{key}");
-    if let Some(id) = existing(ctx, &service, &started_by)? {
+    if let Some(id) = existing(ctx, &service, &started_by).await? {
         return wait(ctx, &id).await;
     }
     let td_artifact = conf("TaskDefinitionTemplateArtifact")
@@ -188,15 +176,13 @@ pub(crate) async fn code_deploy(
         .iter()
         .map(|h| (h.event.as_str().to_string(), h.function.clone()))
         .collect();
-    if ctx
-        .store
-        .with(|c| ops::service(c, &service))
-        .map_err(|e| e.to_string())?
-        .is_none()
-    {
-        return Err(format!(
-            "service {service:?} (the deployment group) not found"
-        ));
+    if let Err(e) = ctx.deployments.current_task_definition(&service).await {
+        return Err(match e {
+            crate::DeploymentsError::ServiceNotFound(_) => {
+                format!("service {service:?} (the deployment group) not found")
+            }
+            other => other.to_string(),
+        });
     }
     let family = taskdef.family.clone();
     deploy(
@@ -232,19 +218,15 @@ fn replace_images(body: &mut Value, images: &BTreeMap<&str, &str>) -> Result<(),
     Ok(())
 }
 
-fn existing(
+async fn existing(
     ctx: &DeployContext,
     service: &str,
     started_by: &str,
 ) -> Result<Option<String>, String> {
-    let rows = ctx
-        .store
-        .with(|c| ops::list_deployments(c, Some(service), 200))
-        .map_err(|e| e.to_string())?;
-    Ok(rows
-        .into_iter()
-        .find(|d| d.started_by == started_by)
-        .map(|d| d.id))
+    ctx.deployments
+        .started_by(service, started_by)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn deploy(
@@ -255,48 +237,28 @@ async fn deploy(
     appspec_hooks: BTreeMap<String, String>,
     started_by: String,
 ) -> Result<String, String> {
-    let row = ctx
-        .store
-        .with(|c| {
-            ops::register_task_definition(c, family, body, ctx.deployer.clock.now_ms(), false)
-        })
-        .map_err(|e| e.to_string())?
-        .0;
-    let created = ctx
-        .deployer
-        .create(DeployRequest {
+    let (id, task_definition) = ctx
+        .deployments
+        .create(DeploymentRequest {
             service: service.to_string(),
-            task_definition: row.name(),
-            config: None,
+            family: family.to_string(),
+            task_definition: body.clone(),
             appspec_hooks,
             started_by,
-            rollback_of: None,
         })
         .await
-        .map_err(|e| format!("cannot deploy {} to service {service:?}: {e}", row.name()))?;
-    tracing::info!(deployment = %created.id, service, task_definition = %row.name(), "pipeline deployment started");
-    wait(ctx, &created.id).await
+        .map_err(|e| format!("cannot deploy {family} to service {service:?}: {e}"))?;
+    tracing::info!(deployment = %id, service, %task_definition, "pipeline deployment started");
+    wait(ctx, &id).await
 }
 
 async fn wait(ctx: &DeployContext, id: &str) -> Result<String, String> {
     loop {
-        let row = ctx
-            .store
-            .with(|c| ops::deployment(c, id))
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("deployment {id} disappeared"))?;
-        if row.finished_at.is_some() {
-            return if row.status == cutover_deploy::DeploymentStatus::Succeeded {
-                Ok(id.to_string())
-            } else {
-                Err(format!(
-                    "deployment {id} {}{}",
-                    row.status.as_str().to_lowercase(),
-                    row.outcome.map(|o| format!(": {o}")).unwrap_or_default()
-                ))
-            };
+        match ctx.deployments.state(id).await.map_err(|e| e.to_string())? {
+            DeploymentState::Succeeded => return Ok(id.to_string()),
+            DeploymentState::Failed(message) => return Err(message),
+            DeploymentState::Running => tokio::time::sleep(POLL).await,
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 
