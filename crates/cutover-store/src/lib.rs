@@ -35,6 +35,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// A handle on the database; cheap to share behind an `Arc`.
 pub struct Store {
     conn: Mutex<Connection>,
+    /// One permit: [`Store::call`] and [`Store::transact`] wait for it
+    /// before they take a blocking-pool thread, so callers queue here,
+    /// as tasks, rather than as pool threads parked on `conn`.
+    gate: tokio::sync::Semaphore,
     path: Option<PathBuf>,
 }
 
@@ -71,6 +75,7 @@ impl Store {
         migrations::migrate(&mut conn)?;
         Ok(Store {
             conn: Mutex::new(conn),
+            gate: tokio::sync::Semaphore::new(1),
             path,
         })
     }
@@ -105,13 +110,17 @@ impl Store {
     /// Runs `f` on the connection on tokio's blocking pool, so an async
     /// caller never holds a worker thread while SQLite works or waits
     /// (`fsync` with `synchronous=FULL`). The async form of [`Store::with`].
+    ///
+    /// Calls take turns (first come, first served) before they reach the
+    /// pool: the one connection serialises them anyway, and 100 service
+    /// loops calling at once would otherwise park 100 pool threads on its
+    /// lock (each with its stack and malloc arena, kept 10 s after use).
     pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
-        let store = Arc::clone(self);
-        join(tokio::task::spawn_blocking(move || store.with(f)).await)
+        self.on_pool(move |store| store.with(f)).await
     }
 
     /// Runs `f` in one transaction on tokio's blocking pool: the async form
@@ -121,8 +130,19 @@ impl Store {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
     {
+        self.on_pool(move |store| store.atomically(f)).await
+    }
+
+    /// Runs `f` on the blocking pool once it is this caller's turn.
+    async fn on_pool<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        // The semaphore is never closed, so `acquire` cannot fail.
+        let _turn = self.gate.acquire().await.ok();
         let store = Arc::clone(self);
-        join(tokio::task::spawn_blocking(move || store.atomically(f)).await)
+        join(tokio::task::spawn_blocking(move || f(&store)).await)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -172,6 +192,49 @@ mod async_tests {
             .await
             .unwrap();
         assert_eq!(count, 0, "the refused transaction left nothing behind");
+    }
+
+    #[tokio::test]
+    async fn async_calls_take_turns_in_the_order_they_came() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        // Someone else holds the connection while the calls come in.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn({
+            let store = Arc::clone(&store);
+            move || {
+                store.with(|_| {
+                    locked.send(()).unwrap();
+                    held.recv().unwrap();
+                    Ok(())
+                })
+            }
+        });
+        is_locked.recv().unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let calls: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, order) = (Arc::clone(&store), Arc::clone(&order));
+                tokio::spawn(async move {
+                    store
+                        .call(move |_| {
+                            order.lock().unwrap().push(i);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        // Racing pool threads for the connection's lock would mix them up.
+        assert_eq!(*order.lock().unwrap(), (0..20).collect::<Vec<_>>());
     }
 
     #[tokio::test]
