@@ -29,6 +29,10 @@ small=${SMALL:-100}
 requests=${REQUESTS:-2000}
 batches=${BATCHES:-300}
 sigv4_loop=${SIGV4_LOOP:-200000}
+if ((services < 10)) || ((small > 0 && small < 10)); then
+  echo "error: SERVICES and SMALL need at least 10 services (DescribeServices of 10 names)" >&2
+  exit 2
+fi
 
 if [[ -z ${CUTOVER_BIN:-} ]]; then
   cargo build --release --locked -p cutover >&2
@@ -47,13 +51,18 @@ stop_server() {
     server_pid=""
   fi
   [[ -n $data ]] || return 0
-  # The data plane and the task shims outlive the server by design.
-  local f pid
-  for f in "$data/proxy/proxy.pid" "$data"/tasks/*/shim.pid "$data"/tasks/*/task.pid; do
-    [[ -f $f ]] || continue
-    pid=$(awk '{print $1; exit}' "$f" | tr -dc 0-9)
-    if [[ -n $pid ]]; then kill -9 "$pid" 2>/dev/null || true; fi
-  done
+  # The data plane, the task shims and the tasks outlive the server by
+  # design: their pid files (a number, or the runtime's JSON) name them.
+  python3 - "$data" <<'PY' | xargs -r kill -9 2>/dev/null || true
+import glob, json, sys
+d = sys.argv[1]
+for f in [f"{d}/proxy/proxy.pid"] + glob.glob(f"{d}/tasks/*/shim.pid") + glob.glob(f"{d}/tasks/*/task.pid"):
+    try:
+        text = open(f).read().strip()
+        print(json.loads(text)["pid"] if text.startswith("{") else int(text))
+    except (OSError, ValueError, KeyError):
+        pass
+PY
 }
 cleanup() {
   local rc=$?
