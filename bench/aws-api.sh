@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The cost of AWS's protocol (issue 10), everything on 127.0.0.1:
 #   1. SigV4 verification per request: the pure verifier in a loop (the
-#      cutover-aws example sigv4_cost), then end to end on a running server
-#      by paired differences of interleaved requests (signed, wrong
-#      signature, unknown key, unsigned; see bench/aws-api/client.py);
+#      cutover-aws example sigv4_cost; CPU time and wall clock), then end to
+#      end on a running server by paired differences of requests sent in a
+#      random order (signed, wrong signature, unknown key, unsigned; see
+#      bench/aws-api/client.py);
 #   2. DescribeServices against GET /v1/services/NAME with SERVICES services
 #      (desiredCount 0: SERVICES processes are too many for a 2-core
 #      machine), 1 name per call and 10 names per call (against 10 GETs);
