@@ -82,7 +82,9 @@ cleanup() {
   fi
   for f in "$data"/tasks/*/shim.pid "$data"/tasks/*/task.pid; do
     [[ -f "$f" ]] || continue
-    pid=$(awk '{print $1; exit}' "$f" | tr -dc 0-9)
+    # The runtime writes {"pid": N, ...} (older versions: "N START").
+    pid=$(grep -o '"pid": *[0-9]*' "$f" | tr -dc 0-9)
+    [[ -n "$pid" ]] || pid=$(awk '{print $1; exit}' "$f" | tr -dc 0-9)
     if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi
   done
   if ((rc != 0)) || [[ -n "${KEEP_WORK:-}" ]]; then
