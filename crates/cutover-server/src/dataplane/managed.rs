@@ -194,10 +194,10 @@ impl ManagedProxy {
             tracing::warn!(error = %e, "cannot write the data plane token; not adopting the running proxy");
             return None;
         }
-        let mut desired = derive(&self.store, &admin.to_string()).await.ok()?;
-        desired["adminToken"] = Value::String(token.clone());
+        let desired = derive(&self.store, &admin.to_string()).await.ok()?;
         let text = serde_json::to_string(&desired).ok()?;
-        let config = cutover_proxy::config::parse_json("desired.json", &text).ok()?;
+        let mut config = cutover_proxy::config::parse_json("desired.json", &text).ok()?;
+        config.admin_token = Some(token.clone());
         if let Err(e) = open.put_config(&config).await {
             tracing::warn!(pid, error = %e, "cannot give the running data plane a token; not adopting it");
             let _ = std::fs::remove_file(&token_file);

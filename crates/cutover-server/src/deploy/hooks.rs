@@ -20,6 +20,7 @@
 
 use super::spec::HookTarget;
 use cutover_deploy::bluegreen::HookOutcome;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -148,25 +149,50 @@ async fn ecs(url: &str, ctx: &HookContext) -> HookOutcome {
     parse_ecs_answer(&v)
 }
 
+/// An ECS-native hook's answer (ECS's lifecycle hook protocol).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EcsHookAnswer {
+    hook_status: EcsHookStatus,
+    #[serde(default)]
+    call_back_delay: Option<u64>,
+    /// Opaque to Cutover: handed back to the hook's next invocation.
+    #[serde(default)]
+    hook_details: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum EcsHookStatus {
+    Succeeded,
+    Failed,
+    InProgress,
+}
+
 /// Reads an ECS-native hook answer.
 pub(crate) fn parse_ecs_answer(v: &Value) -> HookOutcome {
-    let details = v
-        .get("hookDetails")
+    let answer = match EcsHookAnswer::deserialize(v) {
+        Ok(a) => a,
+        Err(e) => {
+            return failed(format!(
+                "hook answered {e}; expected hookStatus SUCCEEDED, FAILED or IN_PROGRESS"
+            ));
+        }
+    };
+    let details = answer
+        .hook_details
         .filter(|d| !d.is_null())
         .map(|d| match d {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s,
             other => other.to_string(),
         });
-    match v["hookStatus"].as_str() {
-        Some("SUCCEEDED") => HookOutcome::Succeeded,
-        Some("FAILED") => failed(details.unwrap_or_else(|| "hook reported FAILED".into())),
-        Some("IN_PROGRESS") => HookOutcome::InProgress {
-            callback_delay_ms: v["callBackDelay"].as_u64().map(|s| s * 1000),
+    match answer.hook_status {
+        EcsHookStatus::Succeeded => HookOutcome::Succeeded,
+        EcsHookStatus::Failed => failed(details.unwrap_or_else(|| "hook reported FAILED".into())),
+        EcsHookStatus::InProgress => HookOutcome::InProgress {
+            callback_delay_ms: answer.call_back_delay.map(|s| s * 1000),
             details,
         },
-        other => failed(format!(
-            "hook answered hookStatus {other:?}; expected SUCCEEDED, FAILED or IN_PROGRESS"
-        )),
     }
 }
 
