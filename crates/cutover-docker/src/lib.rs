@@ -23,12 +23,10 @@
 //! the `cutover.instance` label; the control plane decides what to adopt.
 
 mod auth;
-mod client;
 mod container;
 mod discovery;
 mod error;
 mod image;
-mod logs;
 mod probe;
 mod runtime;
 
