@@ -21,6 +21,9 @@
 //!
 //! After a restart of the server the runtime finds its containers again by
 //! the `cutover.instance` label; the control plane decides what to adopt.
+//!
+//! The API client is `bollard`; this crate keeps the engine discovery (which
+//! sockets are trusted) and the reading of registry credentials.
 
 mod auth;
 mod container;
