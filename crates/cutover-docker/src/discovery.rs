@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bollard::models::Network;
 use bollard::query_parameters::ListNetworksOptions;
-use bollard::{ClientVersion, Docker};
+use bollard::{BollardRequest, ClientVersion, Docker};
 
 use crate::error::DockerError;
 use crate::{EngineInfo, NetworkMode};
@@ -171,9 +171,9 @@ fn euid() -> u32 {
 }
 
 /// A `bollard` client of the engine at `endpoint`, speaking API `version`,
-/// with no deadline of its own (see [`NO_DEADLINE`]) and registry
-/// credentials sent the way engines decode them
-/// ([`crate::auth::url_safe_registry_auth`]).
+/// with no deadline of its own (see [`NO_DEADLINE`]), the version in every
+/// path ([`versioned`]) and registry credentials sent the way engines decode
+/// them ([`crate::auth::url_safe_registry_auth`]).
 fn client(endpoint: &Endpoint, (major, minor): (usize, usize)) -> Result<Docker, DockerError> {
     let version = ClientVersion {
         major_version: major,
@@ -185,7 +185,46 @@ fn client(endpoint: &Endpoint, (major, minor): (usize, usize)) -> Result<Docker,
         }
         Endpoint::Tcp(addr) => Docker::connect_with_http(addr, NO_DEADLINE, &version)?,
     };
-    Ok(docker.with_request_modifier(crate::auth::url_safe_registry_auth))
+    Ok(docker.with_request_modifier(move |request| {
+        crate::auth::url_safe_registry_auth(versioned(request, (major, minor)))
+    }))
+}
+
+/// Puts `/v{major}.{minor}` in front of a request's path. `bollard` 0.21
+/// builds its versioned base URL and then joins the absolute API path onto
+/// it, which drops the version, so the engine would answer every request
+/// in its own newest API instead of the negotiated one.
+fn versioned(mut request: BollardRequest, (major, minor): (usize, usize)) -> BollardRequest {
+    let mut parts = request.uri().clone().into_parts();
+    let Some(path) = parts.path_and_query.as_ref() else {
+        return request;
+    };
+    if has_version(path.path()) {
+        return request;
+    }
+    let Ok(path) = format!("/v{major}.{minor}{path}").parse() else {
+        return request;
+    };
+    parts.path_and_query = Some(path);
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// Whether `path` starts with an API version (`/v1.41/...`).
+fn has_version(path: &str) -> bool {
+    path.strip_prefix("/v")
+        .and_then(|rest| rest.split_once('/').map(|(v, _)| v).or(Some(rest)))
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major
+                    .bytes()
+                    .chain(minor.bytes())
+                    .all(|b| b.is_ascii_digit())
+        })
 }
 
 /// An engine that answered: the client, whether its containers are
@@ -437,6 +476,28 @@ mod tests {
         assert!(parse_api_version("1.9").unwrap() < parse_api_version("1.41").unwrap());
         assert_eq!(parse_api_version("4.3.1"), None);
         assert_eq!(parse_api_version("x"), None);
+    }
+
+    #[test]
+    fn requests_carry_the_negotiated_version() {
+        let sent = |uri: &str| {
+            let request = http::Request::builder()
+                .uri(uri)
+                .body(bollard::body_full(bytes::Bytes::new()))
+                .unwrap();
+            versioned(request, (1, 41)).uri().to_string()
+        };
+        assert_eq!(sent("http://h:2375/_ping"), "http://h:2375/v1.41/_ping");
+        assert_eq!(
+            sent("http://h:2375/volumes?x=1"),
+            "http://h:2375/v1.41/volumes?x=1"
+        );
+        assert_eq!(
+            sent("http://h:2375/v1.40/version"),
+            "http://h:2375/v1.40/version"
+        );
+        assert!(has_version("/v1.41/_ping") && has_version("/v1.41"));
+        assert!(!has_version("/volumes") && !has_version("/v1/x") && !has_version("/v.1/x"));
     }
 
     #[test]

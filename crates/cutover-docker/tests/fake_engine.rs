@@ -83,7 +83,7 @@ async fn answer(
         ("GET", "/v1.40/_ping") => full(200, "OK"),
         ("GET", "/v1.40/version") => full(
             200,
-            r#"{"Version":"99.0.1","ApiVersion":"1.47","Components":[{"Name":"Engine"}]}"#,
+            r#"{"Version":"99.0.1","ApiVersion":"1.47","Components":[{"Name":"Engine","Version":"99.0.1"}]}"#,
         ),
         ("GET", "/v1.41/networks") => full(200, r#"[{"Name":"host","Driver":"host"}]"#),
         ("GET", p) if p.starts_with("/v1.41/images/") => {
