@@ -6,13 +6,21 @@
 //! Credential helpers (`credsStore`, `credHelpers`) are not run; a pull that
 //! needs them goes out without credentials and is logged. The file is read
 //! at each pull, so a `docker login` takes effect without a restart.
+//!
+//! The credentials go to `bollard` as [`DockerCredentials`], which sends
+//! them in `X-Registry-Auth`. `bollard` 0.21 encodes that header in
+//! standard base64, while Docker and Podman decode it as base64url (RFC 4648
+//! section 5): credentials whose encoding has a `+` or `/` would fail, so
+//! [`url_safe_registry_auth`] swaps the two alphabets' differing characters
+//! on the way out.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE;
-use serde::{Deserialize, Serialize};
+use bollard::BollardRequest;
+use bollard::auth::DockerCredentials;
+use http::HeaderValue;
+use serde::Deserialize;
 
 /// The path of the Docker client configuration: `$DOCKER_CONFIG/config.json`,
 /// else `$HOME/.docker/config.json`.
@@ -45,22 +53,10 @@ struct AuthEntry {
     identity_token: Option<String>,
 }
 
-/// The JSON the engine expects, base64url-encoded, in `X-Registry-Auth`.
-#[derive(Debug, Serialize, PartialEq, Eq)]
-struct RegistryAuth {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    password: String,
-    #[serde(skip_serializing_if = "String::is_empty", rename = "identitytoken")]
-    identity_token: String,
-    serveraddress: String,
-}
-
-/// The `X-Registry-Auth` header value for pulls from `registry`, if the
-/// configuration at `path` has credentials for it. A missing or unreadable
-/// file means no credentials (logged at debug level).
-pub(crate) fn registry_auth_header(path: &Path, registry: &str) -> Option<String> {
+/// The credentials for pulls from `registry`, if the configuration at
+/// `path` has some. A missing or unreadable file means none (logged at
+/// debug level).
+pub(crate) fn registry_credentials(path: &Path, registry: &str) -> Option<DockerCredentials> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(error) => {
@@ -75,10 +71,10 @@ pub(crate) fn registry_auth_header(path: &Path, registry: &str) -> Option<String
             return None;
         }
     };
-    header_from_config(&config, registry)
+    credentials_from_config(&config, registry)
 }
 
-fn header_from_config(config: &ConfigFile, registry: &str) -> Option<String> {
+fn credentials_from_config(config: &ConfigFile, registry: &str) -> Option<DockerCredentials> {
     let Some((key, entry)) = registry_keys(registry)
         .into_iter()
         .find_map(|key| config.auths.get(&key).map(|entry| (key, entry)))
@@ -92,33 +88,52 @@ fn header_from_config(config: &ConfigFile, registry: &str) -> Option<String> {
         }
         return None;
     };
-    let (mut username, mut password) = (
-        entry.username.clone().unwrap_or_default(),
-        entry.password.clone().unwrap_or_default(),
-    );
+    let (mut username, mut password) = (entry.username.clone(), entry.password.clone());
     if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
         let decoded = base64_decode(auth).and_then(|b| String::from_utf8(b).ok());
         match decoded.as_deref().and_then(|d| d.split_once(':')) {
             Some((user, pass)) => {
-                username = user.to_owned();
-                password = pass.to_owned();
+                username = Some(user.to_owned());
+                password = Some(pass.to_owned());
             }
             None => {
                 tracing::warn!(registry = %key, "the auth entry is not base64 of user:password; ignored");
             }
         }
     }
-    let auth = RegistryAuth {
-        username,
-        password,
-        identity_token: entry.identity_token.clone().unwrap_or_default(),
-        serveraddress: key,
-    };
-    if auth.username.is_empty() && auth.identity_token.is_empty() {
+    let username = username.filter(|u| !u.is_empty());
+    let identitytoken = entry.identity_token.clone().filter(|t| !t.is_empty());
+    if username.is_none() && identitytoken.is_none() {
         return None;
     }
-    let json = serde_json::to_vec(&auth).expect("credentials serialise");
-    Some(URL_SAFE.encode(&json))
+    Some(DockerCredentials {
+        username,
+        password: password.filter(|p| !p.is_empty()),
+        identitytoken,
+        serveraddress: Some(key),
+        ..DockerCredentials::default()
+    })
+}
+
+/// Re-encodes a request's `X-Registry-Auth` header from standard base64
+/// (what `bollard` writes) to base64url (what engines read): the alphabets
+/// differ only in `+`/`-` and `/`/`_`, and both pad with `=`.
+pub(crate) fn url_safe_registry_auth(mut request: BollardRequest) -> BollardRequest {
+    if let Some(value) = request.headers_mut().get_mut("x-registry-auth") {
+        let url_safe: Vec<u8> = value
+            .as_bytes()
+            .iter()
+            .map(|&b| match b {
+                b'+' => b'-',
+                b'/' => b'_',
+                b => b,
+            })
+            .collect();
+        if let Ok(fixed) = HeaderValue::from_bytes(&url_safe) {
+            *value = fixed;
+        }
+    }
+    request
 }
 
 /// The keys `docker login` may have used for a registry host.
@@ -149,6 +164,7 @@ fn registry_keys(registry: &str) -> Vec<String> {
 /// Decodes standard or URL-safe base64, padded or not (`docker login`
 /// writes standard padded; hand-written files vary).
 fn base64_decode(input: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
     use base64::alphabet::{STANDARD, URL_SAFE};
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     let config = GeneralPurposeConfig::new()
@@ -163,9 +179,10 @@ fn base64_decode(input: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     #[test]
-    fn base64_round_trips() {
+    fn base64_decodes_both_alphabets_padded_or_not() {
         for (plain, encoded) in [
             ("", ""),
             ("f", "Zg=="),
@@ -173,14 +190,10 @@ mod tests {
             ("foo", "Zm9v"),
             ("user:pa ss", "dXNlcjpwYSBzcw=="),
         ] {
-            assert_eq!(
-                base64::engine::general_purpose::STANDARD.encode(plain),
-                encoded
-            );
             assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
         }
-        assert_eq!(URL_SAFE.encode([0xfb, 0xff]), "-_8=");
         assert_eq!(base64_decode("-_8").unwrap(), [0xfb, 0xff]);
+        assert_eq!(base64_decode("+/8=").unwrap(), [0xfb, 0xff]);
         assert_eq!(base64_decode("not base64!"), None);
     }
 
@@ -188,17 +201,17 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
-    fn decode_header(header: &str) -> serde_json::Value {
-        serde_json::from_slice(&base64_decode(header).unwrap()).unwrap()
-    }
-
     #[test]
     fn docker_hub_credentials_use_the_index_key() {
         let c = config(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpzZWNyZXQ="}}}"#);
-        let header = header_from_config(&c, "docker.io").unwrap();
         assert_eq!(
-            decode_header(&header),
-            serde_json::json!({"username":"user","password":"secret","serveraddress":"https://index.docker.io/v1/"})
+            credentials_from_config(&c, "docker.io").unwrap(),
+            DockerCredentials {
+                username: Some("user".into()),
+                password: Some("secret".into()),
+                serveraddress: Some("https://index.docker.io/v1/".into()),
+                ..DockerCredentials::default()
+            }
         );
     }
 
@@ -207,18 +220,48 @@ mod tests {
         let c = config(
             r#"{"auths":{"registry.example.com:5000":{"identitytoken":"tok"},"other.example":{"auth":"eDp5"}}}"#,
         );
-        let header = header_from_config(&c, "registry.example.com:5000").unwrap();
         assert_eq!(
-            decode_header(&header),
-            serde_json::json!({"identitytoken":"tok","serveraddress":"registry.example.com:5000"})
+            credentials_from_config(&c, "registry.example.com:5000").unwrap(),
+            DockerCredentials {
+                identitytoken: Some("tok".into()),
+                serveraddress: Some("registry.example.com:5000".into()),
+                ..DockerCredentials::default()
+            }
         );
-        assert_eq!(header_from_config(&c, "docker.io"), None);
+        assert_eq!(credentials_from_config(&c, "docker.io"), None);
     }
 
     #[test]
-    fn helpers_and_empty_entries_give_no_header() {
+    fn helpers_and_empty_entries_give_no_credentials() {
         let c = config(r#"{"auths":{"ghcr.io":{}},"credsStore":"desktop"}"#);
-        assert_eq!(header_from_config(&c, "ghcr.io"), None);
-        assert_eq!(header_from_config(&c, "quay.io"), None);
+        assert_eq!(credentials_from_config(&c, "ghcr.io"), None);
+        assert_eq!(credentials_from_config(&c, "quay.io"), None);
+    }
+
+    #[test]
+    fn the_registry_auth_header_goes_out_as_base64url() {
+        // Standard base64 of these bytes has both `+` and `/`.
+        let bytes = [0xfb, 0xef, 0xff];
+        let standard = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_eq!(standard, "++//");
+        let request = http::Request::builder()
+            .header("x-registry-auth", standard)
+            .header("x-other", "a+b/c")
+            .body(bollard::body_full(bytes::Bytes::new()))
+            .unwrap();
+        let sent = url_safe_registry_auth(request);
+        let header = sent.headers()["x-registry-auth"].to_str().unwrap();
+        assert_eq!(header, "--__");
+        assert_eq!(
+            base64::engine::general_purpose::URL_SAFE
+                .decode(header)
+                .unwrap(),
+            bytes
+        );
+        assert_eq!(
+            sent.headers()["x-other"],
+            "a+b/c",
+            "other headers untouched"
+        );
     }
 }

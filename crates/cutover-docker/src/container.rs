@@ -6,14 +6,17 @@
 //! server: which instance owns it, the task, service and revision, and the
 //! host port and network mode chosen when it was created.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerState, ContainerStateStatusEnum,
+    HealthConfig, HostConfig, PortBinding,
+};
 use cutover_runtime::{
     ExitInfo, REASON_CANNOT_START, REASON_EXITED, REASON_STOPPED, TaskHandle, TaskSpec,
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::NetworkMode;
 
@@ -66,12 +69,16 @@ pub(crate) struct Placement {
 }
 
 /// The `POST /containers/create` body of a task.
-pub(crate) fn create_body(spec: &TaskSpec, instance: &str, placement: Placement) -> Value {
+pub(crate) fn create_body(
+    spec: &TaskSpec,
+    instance: &str,
+    placement: Placement,
+) -> ContainerCreateBody {
     let c = &spec.container;
     let host_network = placement.network == NetworkMode::Host;
     let stop_secs = stop_timeout_secs(c.stop_timeout);
 
-    let mut labels: BTreeMap<String, String> = spec.labels.clone();
+    let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_SERVICE.into(), spec.service.clone());
     labels.insert(LABEL_TASK.into(), spec.task_id.clone());
     labels.insert(LABEL_TASK_DEFINITION.into(), spec.task_definition.clone());
@@ -112,53 +119,57 @@ pub(crate) fn create_body(spec: &TaskSpec, instance: &str, placement: Placement)
     }
     let env: Vec<String> = env.into_iter().map(|(n, v)| format!("{n}={v}")).collect();
 
-    let mut host_config = json!({
-        "NetworkMode": if host_network { "host" } else { "bridge" },
-        "Init": false,
-    });
-    let mut body = json!({
-        "Image": c.image.clone().unwrap_or_default(),
-        "Env": env,
-        "Labels": labels,
-        "StopSignal": "SIGTERM",
-        "StopTimeout": stop_secs,
-        // Cutover runs the health check itself (Runtime::health_probe), so
-        // the image's own HEALTHCHECK would only run it twice.
-        "Healthcheck": { "Test": ["NONE"] },
-        "Tty": false,
-        "OpenStdin": false,
-        "AttachStdout": false,
-        "AttachStderr": false,
-    });
-    if !c.entry_point.is_empty() {
-        body["Entrypoint"] = json!(c.entry_point);
-    }
-    if !c.command.is_empty() {
-        body["Cmd"] = json!(c.command);
-    }
-    if let Some(dir) = &c.working_directory {
-        body["WorkingDir"] = json!(dir);
-    }
+    let mut host_config = HostConfig {
+        network_mode: Some(if host_network { "host" } else { "bridge" }.into()),
+        init: Some(false),
+        ..HostConfig::default()
+    };
+    let mut exposed_ports = None;
     if let (Some(container_port), false) = (c.container_port, host_network) {
         let key = format!("{container_port}/tcp");
-        body["ExposedPorts"] = json!({ key.clone(): {} });
         if let Some(host_port) = placement.host_port {
-            host_config["PortBindings"] =
-                json!({ key: [{ "HostIp": "127.0.0.1", "HostPort": host_port.to_string() }] });
+            let binding = PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(host_port.to_string()),
+            };
+            host_config.port_bindings = Some(HashMap::from([(key.clone(), Some(vec![binding]))]));
         }
+        exposed_ports = Some(vec![key]);
     }
     if let Some(cpu) = c.cpu.filter(|&u| u > 0) {
         // 1024 units = 1 CPU, as ECS counts them.
-        host_config["NanoCpus"] = json!(u64::from(cpu) * 1_000_000_000 / 1024);
+        host_config.nano_cpus = Some(i64::from(cpu) * 1_000_000_000 / 1024);
     }
     if let Some(mib) = c.memory_mib.filter(|&m| m > 0) {
-        let bytes = u64::from(mib) * 1024 * 1024;
-        host_config["Memory"] = json!(bytes);
+        let bytes = i64::from(mib) * 1024 * 1024;
+        host_config.memory = Some(bytes);
         // A hard limit, as in ECS: no swap beyond it.
-        host_config["MemorySwap"] = json!(bytes);
+        host_config.memory_swap = Some(bytes);
     }
-    body["HostConfig"] = host_config;
-    body
+    let non_empty = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    ContainerCreateBody {
+        image: Some(c.image.clone().unwrap_or_default()),
+        entrypoint: non_empty(&c.entry_point),
+        cmd: non_empty(&c.command),
+        working_dir: c.working_directory.clone(),
+        env: Some(env),
+        labels: Some(labels),
+        stop_signal: Some("SIGTERM".into()),
+        stop_timeout: Some(i64::try_from(stop_secs).unwrap_or(i64::MAX)),
+        // Cutover runs the health check itself (Runtime::health_probe), so
+        // the image's own HEALTHCHECK would only run it twice.
+        healthcheck: Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..HealthConfig::default()
+        }),
+        tty: Some(false),
+        open_stdin: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        exposed_ports,
+        host_config: Some(host_config),
+        ..ContainerCreateBody::default()
+    }
 }
 
 /// Docker takes whole seconds; a fraction rounds up so a task always gets
@@ -167,47 +178,37 @@ pub(crate) fn stop_timeout_secs(timeout: std::time::Duration) -> u64 {
     timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0)
 }
 
-/// The part of `GET /containers/{id}/json` the runtime reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
+/// The part of an inspected container (`GET /containers/{id}/json`) the
+/// runtime reads.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Inspect {
+    /// The container id.
     pub(crate) id: String,
-    pub(crate) name: String,
-    pub(crate) image: String,
-    pub(crate) state: State,
-    pub(crate) config: Config,
+    name: String,
+    image_id: String,
+    image: String,
+    labels: HashMap<String, String>,
+    state: ContainerState,
 }
 
-/// `State` of an inspected container.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct State {
-    pub(crate) status: String,
-    pub(crate) running: bool,
-    pub(crate) paused: bool,
-    pub(crate) restarting: bool,
-    #[serde(rename = "OOMKilled")]
-    pub(crate) oom_killed: bool,
-    pub(crate) pid: i64,
-    pub(crate) exit_code: i32,
-    pub(crate) error: String,
-    pub(crate) started_at: String,
-    pub(crate) finished_at: String,
-}
-
-/// `Config` of an inspected container.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub(crate) struct Config {
-    pub(crate) image: String,
-    pub(crate) tty: bool,
-    pub(crate) labels: Option<BTreeMap<String, String>>,
+impl From<ContainerInspectResponse> for Inspect {
+    fn from(r: ContainerInspectResponse) -> Self {
+        let config = r.config.unwrap_or_default();
+        Self {
+            id: r.id.unwrap_or_default(),
+            name: r.name.unwrap_or_default(),
+            image_id: r.image.unwrap_or_default(),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default(),
+            state: r.state.unwrap_or_default(),
+        }
+    }
 }
 
 impl Inspect {
     /// A label's value.
     pub(crate) fn label(&self, name: &str) -> Option<&str> {
-        self.config.labels.as_ref()?.get(name).map(String::as_str)
+        self.labels.get(name).map(String::as_str)
     }
 
     /// The task id from the labels.
@@ -217,12 +218,25 @@ impl Inspect {
 
     /// Whether the container's process runs (or is paused or restarting).
     pub(crate) fn is_running(&self) -> bool {
-        self.state.running || self.state.paused || self.state.restarting
+        let s = &self.state;
+        [s.running, s.paused, s.restarting].contains(&Some(true))
     }
 
-    /// Created but never started.
-    pub(crate) fn is_created(&self) -> bool {
-        self.state.status == "created" || (self.state.status == "configured")
+    /// Created and never started, and no start failed: what a server that
+    /// died between create and start leaves.
+    pub(crate) fn is_unstarted(&self) -> bool {
+        self.state.status == Some(ContainerStateStatusEnum::CREATED)
+            && self.start_error().is_empty()
+    }
+
+    /// Why the engine could not start the container, or "".
+    fn start_error(&self) -> &str {
+        self.state.error.as_deref().unwrap_or_default()
+    }
+
+    /// The engine's status word ("running", "exited", ...), for logs.
+    pub(crate) fn status(&self) -> String {
+        self.state.status.map(|s| s.to_string()).unwrap_or_default()
     }
 
     /// The stop timeout recorded at creation.
@@ -240,13 +254,17 @@ impl Inspect {
             task_id: self.task_id().to_owned(),
             runtime: "docker".into(),
             endpoint,
-            pid: u32::try_from(self.state.pid).ok().filter(|&p| p > 0),
-            started_at_unix_ms: parse_time_ms(&self.state.started_at).unwrap_or(0),
+            pid: self
+                .state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|&p| p > 0),
+            started_at_unix_ms: parse_time_ms(self.state.started_at.as_deref()).unwrap_or(0),
             detail: json!({
                 "containerId": self.id,
                 "containerName": self.name.trim_start_matches('/'),
-                "image": self.config.image,
-                "imageId": self.image,
+                "image": self.image,
+                "imageId": self.image_id,
                 "engine": engine,
                 "network": self.label(LABEL_NETWORK).unwrap_or("bridge"),
             }),
@@ -257,20 +275,23 @@ impl Inspect {
     /// the runtime (reason [`REASON_STOPPED`] unless the OOM killer struck).
     pub(crate) fn exit_info(&self, stopped: bool) -> ExitInfo {
         let s = &self.state;
-        let finished = parse_time_ms(&s.finished_at).unwrap_or_else(now_ms);
-        if !s.error.is_empty() && parse_time_ms(&s.started_at).is_none() {
+        let finished = parse_time_ms(s.finished_at.as_deref()).unwrap_or_else(now_ms);
+        if !self.start_error().is_empty() && parse_time_ms(s.started_at.as_deref()).is_none() {
             return ExitInfo {
                 exit_code: None,
                 signal: None,
                 oom_killed: false,
-                reason: format!("{REASON_CANNOT_START}: {}", s.error),
+                reason: format!("{REASON_CANNOT_START}: {}", self.start_error()),
                 finished_at_unix_ms: finished,
             };
         }
-        let signal = (129..=192)
-            .contains(&s.exit_code)
-            .then(|| s.exit_code - 128);
-        let reason = if s.oom_killed {
+        let exit_code = s
+            .exit_code
+            .and_then(|c| i32::try_from(c).ok())
+            .unwrap_or_default();
+        let oom_killed = s.oom_killed.unwrap_or_default();
+        let signal = (129..=192).contains(&exit_code).then(|| exit_code - 128);
+        let reason = if oom_killed {
             REASON_OOM.to_owned()
         } else if stopped {
             REASON_STOPPED.to_owned()
@@ -278,9 +299,9 @@ impl Inspect {
             REASON_EXITED.to_owned()
         };
         ExitInfo {
-            exit_code: Some(s.exit_code),
+            exit_code: Some(exit_code),
             signal,
-            oom_killed: s.oom_killed,
+            oom_killed,
             reason,
             finished_at_unix_ms: finished,
         }
@@ -289,9 +310,9 @@ impl Inspect {
 
 /// Milliseconds since the epoch of an engine timestamp; `None` for the zero
 /// time engines use for "never" (`0001-01-01T00:00:00Z`) and for garbage.
-pub(crate) fn parse_time_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_time_ms(text: Option<&str>) -> Option<u64> {
     let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        time::OffsetDateTime::parse(text?, &time::format_description::well_known::Rfc3339).ok()?;
     let ms = t.unix_timestamp_nanos() / 1_000_000;
     u64::try_from(ms).ok().filter(|&ms| ms > 0)
 }
@@ -307,6 +328,7 @@ pub(crate) fn now_ms() -> u64 {
 mod tests {
     use super::*;
     use cutover_runtime::ContainerSpec;
+    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn spec() -> TaskSpec {
@@ -341,14 +363,14 @@ mod tests {
 
     #[test]
     fn bridge_tasks_publish_their_port_on_loopback() {
-        let body = create_body(
+        let body = wire(create_body(
             &spec(),
             "inst-1",
             Placement {
                 network: NetworkMode::Bridge,
                 host_port: Some(41000),
             },
-        );
+        ));
         assert_eq!(body["Image"], "cutover-sample:test");
         assert_eq!(body["Entrypoint"], json!(["/cutover"]));
         assert_eq!(body["Cmd"], json!(["sample-app"]));
@@ -385,14 +407,14 @@ mod tests {
         s.container.command.clear();
         s.container.cpu = None;
         s.container.memory_mib = None;
-        let body = create_body(
+        let body = wire(create_body(
             &s,
             "i",
             Placement {
                 network: NetworkMode::Host,
                 host_port: Some(41001),
             },
-        );
+        ));
         assert_eq!(
             body["Env"],
             json!(["PORT=41001", "HOST=127.0.0.1", "APP_VERSION=v2"])
@@ -409,8 +431,13 @@ mod tests {
         assert_eq!(body["Labels"][LABEL_NETWORK], "host");
     }
 
+    /// The create body as it goes to the engine.
+    fn wire(body: ContainerCreateBody) -> serde_json::Value {
+        serde_json::to_value(body).unwrap()
+    }
+
     fn inspect(state: serde_json::Value) -> Inspect {
-        serde_json::from_value(json!({
+        serde_json::from_value::<ContainerInspectResponse>(json!({
             "Id": "abc",
             "Name": "/cutover-web-t-1",
             "Image": "sha256:img",
@@ -419,6 +446,7 @@ mod tests {
                        "Labels": {"cutover.task": "t-1", "cutover.host-port": "41000", "cutover.stop-timeout": "3"}},
         }))
         .unwrap()
+        .into()
     }
 
     #[test]

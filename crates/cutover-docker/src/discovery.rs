@@ -1,5 +1,6 @@
 //! Finding the engine: `DOCKER_HOST`, else the usual Docker and Podman
-//! sockets; then API version negotiation and what the server prints.
+//! sockets; then a `bollard` client on the one chosen, API version
+//! negotiation and what the server prints.
 //!
 //! The order of the default sockets is `/var/run/docker.sock`,
 //! `$XDG_RUNTIME_DIR/podman/podman.sock` and `/run/podman/podman.sock`
@@ -8,30 +9,58 @@
 //! any local user could plant a fake engine there and receive container
 //! secrets and registry credentials. A default socket is also refused, with
 //! the reason in the error, when it or its directory is owned by someone
-//! other than root or the user the server runs as.
+//! other than root or the user the server runs as. (`bollard`'s own
+//! `connect_with_unix` only checks that the path exists, and its defaults
+//! follow other rules, so discovery stays here.)
 //!
 //! An explicit host, from the options or `DOCKER_HOST`, is the only one
 //! tried, and trusted as given: a typo there must not silently pick another
 //! engine.
-#![allow(unsafe_code)]
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::Method;
-use serde::Deserialize;
+use bollard::models::Network;
+use bollard::query_parameters::ListNetworksOptions;
+use bollard::{BollardRequest, ClientVersion, Docker};
 
-use crate::client::{Client, Endpoint};
 use crate::error::DockerError;
 use crate::{EngineInfo, NetworkMode};
 
+/// Where an engine listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// A TCP address `host:port` (plain HTTP).
+    Tcp(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unix(path) => write!(f, "unix://{}", path.display()),
+            Self::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
 /// The API version this client is written against (Podman 4.3 serves it,
 /// Docker 20.10 serves 1.41 too).
-pub(crate) const API_VERSION: (u32, u32) = (1, 41);
-/// The oldest API version that has everything this client uses.
-const MIN_API_VERSION: (u32, u32) = (1, 40);
+const API_VERSION: (usize, usize) = (1, 41);
+/// The oldest API version that has everything this client uses; discovery
+/// asks `/_ping` and `/version` in it, since `bollard` puts a version in
+/// every path and an engine refuses one newer than its own.
+const MIN_API_VERSION: (usize, usize) = (1, 40);
 /// How long an engine has to answer `/_ping` during discovery.
 const PING_TIMEOUT: Duration = Duration::from_secs(3);
+/// `bollard`'s per-request deadline, in seconds: none. It bounds the wait
+/// for response headers, and some answers come only when the container
+/// does something (a stop after its timeout, a wait when it exits); the
+/// requests that must be bounded (discovery's ping, a pull's idle time,
+/// a health check) are bounded by the caller.
+const NO_DEADLINE: u64 = u64::MAX;
 
 /// Parses a `DOCKER_HOST` value: `unix:///path`, `tcp://host:port`, or a
 /// bare absolute socket path.
@@ -138,33 +167,75 @@ fn untrusted_owner(path: &std::path::Path, me: u32) -> Option<String> {
 
 /// The effective user id of this process.
 fn euid() -> u32 {
-    // SAFETY: geteuid(2) has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Version {
-    #[serde(default)]
-    version: String,
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    components: Vec<Component>,
+/// A `bollard` client of the engine at `endpoint`, speaking API `version`,
+/// with no deadline of its own (see [`NO_DEADLINE`]), the version in every
+/// path ([`versioned`]) and registry credentials sent the way engines decode
+/// them ([`crate::auth::url_safe_registry_auth`]).
+fn client(endpoint: &Endpoint, (major, minor): (usize, usize)) -> Result<Docker, DockerError> {
+    let version = ClientVersion {
+        major_version: major,
+        minor_version: minor,
+    };
+    let docker = match endpoint {
+        Endpoint::Unix(path) => {
+            Docker::connect_with_unix(&path.to_string_lossy(), NO_DEADLINE, &version)?
+        }
+        Endpoint::Tcp(addr) => Docker::connect_with_http(addr, NO_DEADLINE, &version)?,
+    };
+    Ok(docker.with_request_modifier(move |request| {
+        crate::auth::url_safe_registry_auth(versioned(request, (major, minor)))
+    }))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Component {
-    name: String,
+/// Puts `/v{major}.{minor}` in front of a request's path. `bollard` 0.21
+/// builds its versioned base URL and then joins the absolute API path onto
+/// it, which drops the version, so the engine would answer every request
+/// in its own newest API instead of the negotiated one.
+fn versioned(mut request: BollardRequest, (major, minor): (usize, usize)) -> BollardRequest {
+    let mut parts = request.uri().clone().into_parts();
+    let Some(path) = parts.path_and_query.as_ref() else {
+        return request;
+    };
+    if has_version(path.path()) {
+        return request;
+    }
+    let Ok(path) = format!("/v{major}.{minor}{path}").parse() else {
+        return request;
+    };
+    parts.path_and_query = Some(path);
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Network {
-    name: String,
-    #[serde(default)]
-    driver: String,
+/// Whether `path` starts with an API version (`/v1.41/...`).
+fn has_version(path: &str) -> bool {
+    path.strip_prefix("/v")
+        .and_then(|rest| rest.split_once('/').map(|(v, _)| v).or(Some(rest)))
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major
+                    .bytes()
+                    .chain(minor.bytes())
+                    .all(|b| b.is_ascii_digit())
+        })
+}
+
+/// An engine that answered: the client, whether its containers are
+/// processes of this host (a unix socket), and what it is.
+pub(crate) struct Connected {
+    /// The client, speaking the negotiated API version.
+    pub(crate) docker: Docker,
+    /// Reached through a local socket.
+    pub(crate) local: bool,
+    /// Name, versions, address and network mode.
+    pub(crate) info: EngineInfo,
 }
 
 /// Connects to the first engine that answers, negotiates the API version
@@ -172,7 +243,7 @@ struct Network {
 pub(crate) async fn connect(
     candidates: Candidates,
     network: NetworkMode,
-) -> Result<(Client, EngineInfo), DockerError> {
+) -> Result<Connected, DockerError> {
     let mut tried = Vec::new();
     for endpoint in candidates.endpoints {
         if let Endpoint::Unix(path) = &endpoint {
@@ -188,39 +259,29 @@ pub(crate) async fn connect(
                 continue;
             }
         }
-        let mut client = Client::new(endpoint.clone());
-        let ping =
-            tokio::time::timeout(PING_TIMEOUT, client.call(Method::GET, "/_ping", None)).await;
-        match ping {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tried.push(format!("{endpoint}: {}", crate::error::error_chain(&e)));
+        let probe = match ping(&endpoint).await {
+            Ok(probe) => probe,
+            Err(why) => {
+                tried.push(format!("{endpoint}: {why}"));
                 continue;
             }
-            Err(_) => {
-                tried.push(format!("{endpoint}: no answer within {PING_TIMEOUT:?}"));
-                continue;
-            }
-        }
-        let version: Version = client.json(Method::GET, "/version", None).await?;
-        let served =
-            parse_api_version(&version.api_version).ok_or_else(|| DockerError::OldApi {
-                endpoint: endpoint.to_string(),
-                api_version: version.api_version.clone(),
-                minimum: "1.40",
-            })?;
+        };
+        let version = probe.version().await?;
+        let served_text = version.api_version.unwrap_or_default();
+        let old_api = || DockerError::OldApi {
+            endpoint: endpoint.to_string(),
+            api_version: served_text.clone(),
+            minimum: "1.40",
+        };
+        let served = parse_api_version(&served_text).ok_or_else(old_api)?;
         if served < MIN_API_VERSION {
-            return Err(DockerError::OldApi {
-                endpoint: endpoint.to_string(),
-                api_version: version.api_version,
-                minimum: "1.40",
-            });
+            return Err(old_api());
         }
-        let (major, minor) = served.min(API_VERSION);
-        let api_version = format!("{major}.{minor}");
-        client.set_version(&api_version);
+        let negotiated = served.min(API_VERSION);
+        let docker = client(&endpoint, negotiated)?;
         let name = if version
             .components
+            .unwrap_or_default()
             .iter()
             .any(|c| c.name.to_ascii_lowercase().contains("podman"))
         {
@@ -230,29 +291,44 @@ pub(crate) async fn connect(
         };
         let network = match network {
             NetworkMode::Auto => {
-                let networks: Vec<Network> = client.json(Method::GET, "/networks", None).await?;
-                detect_network(&networks)
+                detect_network(&docker.list_networks(None::<ListNetworksOptions>).await?)
             }
             chosen => chosen,
         };
         let info = EngineInfo {
             name: name.to_owned(),
-            version: version.version,
-            api_version,
+            version: version.version.unwrap_or_default(),
+            api_version: format!("{}.{}", negotiated.0, negotiated.1),
             socket: endpoint.to_string(),
             network,
         };
-        return Ok((client, info));
+        return Ok(Connected {
+            docker,
+            local: matches!(endpoint, Endpoint::Unix(_)),
+            info,
+        });
     }
     Err(DockerError::NoEngine { tried })
+}
+
+/// A client of `endpoint` in the oldest API version, once the engine
+/// answered `/_ping`; else why not, for [`DockerError::NoEngine`].
+async fn ping(endpoint: &Endpoint) -> Result<Docker, String> {
+    let probe = client(endpoint, MIN_API_VERSION).map_err(|e| crate::error::error_chain(&e))?;
+    match tokio::time::timeout(PING_TIMEOUT, probe.ping()).await {
+        Ok(Ok(_)) => Ok(probe),
+        Ok(Err(e)) => Err(crate::error::error_chain(&DockerError::from(e))),
+        Err(_) => Err(format!("no answer within {PING_TIMEOUT:?}")),
+    }
 }
 
 /// Publishing ports needs a bridge network; Docker run with `--bridge=none`
 /// has only `host` and `none`, and then tasks use the host's network.
 fn detect_network(networks: &[Network]) -> NetworkMode {
-    let bridge = networks
-        .iter()
-        .any(|n| n.driver == "bridge" && matches!(n.name.as_str(), "bridge" | "podman"));
+    let bridge = networks.iter().any(|n| {
+        n.driver.as_deref() == Some("bridge")
+            && matches!(n.name.as_deref(), Some("bridge" | "podman"))
+    });
     if bridge {
         NetworkMode::Bridge
     } else {
@@ -261,7 +337,7 @@ fn detect_network(networks: &[Network]) -> NetworkMode {
 }
 
 /// Parses "1.41" into (1, 41).
-fn parse_api_version(v: &str) -> Option<(u32, u32)> {
+fn parse_api_version(v: &str) -> Option<(usize, usize)> {
     let (major, minor) = v.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
@@ -403,10 +479,33 @@ mod tests {
     }
 
     #[test]
+    fn requests_carry_the_negotiated_version() {
+        let sent = |uri: &str| {
+            let request = http::Request::builder()
+                .uri(uri)
+                .body(bollard::body_full(bytes::Bytes::new()))
+                .unwrap();
+            versioned(request, (1, 41)).uri().to_string()
+        };
+        assert_eq!(sent("http://h:2375/_ping"), "http://h:2375/v1.41/_ping");
+        assert_eq!(
+            sent("http://h:2375/volumes?x=1"),
+            "http://h:2375/v1.41/volumes?x=1"
+        );
+        assert_eq!(
+            sent("http://h:2375/v1.40/version"),
+            "http://h:2375/v1.40/version"
+        );
+        assert!(has_version("/v1.41/_ping") && has_version("/v1.41"));
+        assert!(!has_version("/volumes") && !has_version("/v1/x") && !has_version("/v.1/x"));
+    }
+
+    #[test]
     fn bridge_networks_allow_publishing() {
         let net = |name: &str, driver: &str| Network {
-            name: name.into(),
-            driver: driver.into(),
+            name: Some(name.into()),
+            driver: Some(driver.into()),
+            ..Network::default()
         };
         assert_eq!(
             detect_network(&[net("bridge", "bridge")]),

@@ -1,10 +1,8 @@
-//! Errors of the engine client, each naming the engine and the request.
+//! Errors of finding and talking to the engine.
 //!
 //! [`DockerError`] is what talking to Docker or Podman can go wrong with; the
 //! runtime wraps it into [`cutover_runtime::RuntimeError`] with the task id
 //! (see [`DockerError::for_task`]) so the control plane sees one error type.
-
-use std::time::Duration;
 
 use cutover_runtime::RuntimeError;
 
@@ -35,64 +33,20 @@ pub enum DockerError {
         /// The oldest version this client speaks.
         minimum: &'static str,
     },
-    /// The engine's socket or port cannot be reached.
-    #[error("cannot connect to the engine at {endpoint}")]
-    Connect {
-        /// Address of the engine.
-        endpoint: String,
-        /// Underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The HTTP exchange with the engine failed.
-    #[error("{method} {path} at {endpoint} failed")]
-    Http {
-        /// Address of the engine.
-        endpoint: String,
-        /// Request method.
-        method: String,
-        /// Request path.
-        path: String,
-        /// Underlying error.
-        #[source]
-        source: hyper::Error,
-    },
-    /// The engine answered with an error status.
-    #[error("{method} {path}: engine answered {status}: {message}")]
-    Api {
-        /// Request method.
-        method: String,
-        /// Request path.
-        path: String,
-        /// HTTP status code.
-        status: u16,
-        /// The engine's `message`, or the body as text.
-        message: String,
-    },
-    /// The engine's answer is not the JSON expected.
-    #[error("{path}: unexpected answer from the engine")]
-    Decode {
-        /// Request path.
-        path: String,
-        /// Underlying error.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// The engine did not answer in time.
-    #[error("{what}: no answer from the engine within {after:?}")]
-    Timeout {
-        /// What was waited for.
-        what: String,
-        /// How long.
-        after: Duration,
-    },
+    /// A request to the engine failed: it could not be sent, the engine
+    /// answered with an error status (`DockerResponseServerError`), or the
+    /// answer is not what the API describes.
+    #[error(transparent)]
+    Engine(#[from] bollard::errors::Error),
 }
 
 impl DockerError {
-    /// HTTP status of an [`DockerError::Api`] error.
+    /// HTTP status of an error answer of the engine.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Api { status, .. } => Some(*status),
+            Self::Engine(bollard::errors::Error::DockerResponseServerError {
+                status_code, ..
+            }) => Some(*status_code),
             _ => None,
         }
     }
@@ -102,10 +56,15 @@ impl DockerError {
         self.status() == Some(404)
     }
 
-    /// The engine's own words, for stop reasons (`message` of an API error).
+    /// The engine's own words, for stop reasons: the `message` of an error
+    /// answer or of an error event in a stream, else the whole error chain.
     pub fn engine_message(&self) -> String {
+        use bollard::errors::Error;
         match self {
-            Self::Api { message, .. } => message.clone(),
+            Self::Engine(
+                Error::DockerResponseServerError { message, .. }
+                | Error::DockerStreamError { error: message },
+            ) => message.clone(),
             other => error_chain(other),
         }
     }
@@ -124,6 +83,18 @@ impl DockerError {
             path: endpoint.into(),
             source: std::io::Error::other(self),
         }
+    }
+}
+
+/// An engine answer where "no such object" (HTTP 404) is `None`, not an
+/// error.
+pub(crate) fn if_exists<T>(
+    answer: Result<T, bollard::errors::Error>,
+) -> Result<Option<T>, DockerError> {
+    match answer.map_err(DockerError::from) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

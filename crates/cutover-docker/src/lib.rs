@@ -21,14 +21,15 @@
 //!
 //! After a restart of the server the runtime finds its containers again by
 //! the `cutover.instance` label; the control plane decides what to adopt.
+//!
+//! The API client is `bollard`; this crate keeps the engine discovery (which
+//! sockets are trusted) and the reading of registry credentials.
 
 mod auth;
-mod client;
 mod container;
 mod discovery;
 mod error;
 mod image;
-mod logs;
 mod probe;
 mod runtime;
 

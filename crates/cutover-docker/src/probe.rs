@@ -9,41 +9,26 @@
 //! verifiably in the container's cgroup; otherwise the engine reaps it when
 //! it ends.
 
-#![allow(unsafe_code)]
-
 use std::time::Duration;
 
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::ExecInspectResponse;
 use bytes::BytesMut;
 use cutover_runtime::{HealthCommand, ProbeOutcome};
 use futures_util::StreamExt;
-use http::Method;
-use serde::Deserialize;
-use serde_json::json;
 
-use crate::client::{Client, body_stream};
 use crate::error::DockerError;
-use crate::logs::{Demuxer, Output};
 
 /// How much of each output a probe keeps.
 const TAIL: usize = 1024;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Created {
-    id: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-struct ExecState {
-    running: bool,
-    exit_code: Option<i32>,
-    pid: i64,
-}
-
-/// Runs `check` once in container `container_id`.
+/// Runs `check` once in container `container_id`; `local` says whether the
+/// engine's processes are this host's (so a timed-out probe can be killed).
 pub(crate) async fn probe(
-    client: &Client,
+    docker: &Docker,
+    local: bool,
     container_id: &str,
     check: &HealthCommand,
     timeout: Duration,
@@ -58,56 +43,52 @@ pub(crate) async fn probe(
             output: "empty health check command".into(),
         });
     }
-    let body = json!({
-        "AttachStdin": false,
-        "AttachStdout": true,
-        "AttachStderr": true,
-        "Tty": false,
-        "Cmd": cmd,
-    });
-    let created: Created = match client
-        .json(
-            Method::POST,
-            &format!("/containers/{container_id}/exec"),
-            Some(&body),
-        )
-        .await
-    {
-        Ok(created) => created,
-        Err(e) if e.status() == Some(409) => {
-            return Ok(ProbeOutcome::Unhealthy {
-                exit_code: None,
-                output: format!("cannot run the health check: {}", e.engine_message()),
-            });
-        }
-        Err(e) => return Err(e),
+    let options = CreateExecOptions {
+        attach_stdin: Some(false),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        cmd: Some(cmd),
+        ..CreateExecOptions::default()
     };
-    let exec_id = created.id;
-    match tokio::time::timeout(timeout, run(client, &exec_id)).await {
+    let exec_id = match docker.create_exec(container_id, options).await {
+        Ok(created) => created.id,
+        Err(e) => {
+            let e = DockerError::from(e);
+            if e.status() == Some(409) {
+                return Ok(ProbeOutcome::Unhealthy {
+                    exit_code: None,
+                    output: format!("cannot run the health check: {}", e.engine_message()),
+                });
+            }
+            return Err(e);
+        }
+    };
+    match tokio::time::timeout(timeout, run(docker, &exec_id)).await {
         Ok(outcome) => outcome,
         Err(_) => {
-            kill_exec(client, container_id, &exec_id).await;
+            kill_exec(docker, local, container_id, &exec_id).await;
             Ok(ProbeOutcome::TimedOut)
         }
     }
 }
 
-async fn run(client: &Client, exec_id: &str) -> Result<ProbeOutcome, DockerError> {
-    let path = format!("/exec/{exec_id}/start");
-    let start = json!({ "Detach": false, "Tty": false });
-    let response = client.send(Method::POST, &path, Some(&start), &[]).await?;
-    let response = client.check(&Method::POST, &path, response).await?;
-    let mut body = Box::pin(body_stream(response));
-    let mut demuxer = Demuxer::default();
+async fn run(docker: &Docker, exec_id: &str) -> Result<ProbeOutcome, DockerError> {
+    let start = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: None,
+    };
     let (mut stdout, mut stderr) = (BytesMut::new(), BytesMut::new());
-    while let Some(chunk) = body.next().await {
-        let Ok(chunk) = chunk else { break };
-        demuxer.push(&chunk);
-        while let Some((output, payload)) = demuxer.next_frame() {
-            let buf = if output == Output::Stderr {
-                &mut stderr
-            } else {
-                &mut stdout
+    if let StartExecResults::Attached { mut output, .. } =
+        docker.start_exec(exec_id, Some(start)).await?
+    {
+        while let Some(Ok(frame)) = output.next().await {
+            let (buf, payload) = match frame {
+                LogOutput::StdErr { message } => (&mut stderr, message),
+                LogOutput::StdOut { message }
+                | LogOutput::Console { message }
+                | LogOutput::StdIn { message } => (&mut stdout, message),
             };
             buf.extend_from_slice(&payload);
             if buf.len() > 2 * TAIL {
@@ -117,22 +98,22 @@ async fn run(client: &Client, exec_id: &str) -> Result<ProbeOutcome, DockerError
         }
     }
     // The stream ends with the process; its exit code can lag a little.
-    let state = loop {
-        let state: ExecState = client
-            .json(Method::GET, &format!("/exec/{exec_id}/json"), None)
-            .await?;
-        if !state.running && state.exit_code.is_some() {
-            break state;
+    let exit_code = loop {
+        let state = docker.inspect_exec(exec_id).await?;
+        if state.running != Some(true)
+            && let Some(code) = state.exit_code
+        {
+            break code;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    if state.exit_code == Some(0) {
+    if exit_code == 0 {
         return Ok(ProbeOutcome::Healthy);
     }
     let mut output = String::from_utf8_lossy(tail(&stdout)).into_owned();
     output.push_str(&String::from_utf8_lossy(tail(&stderr)));
     Ok(ProbeOutcome::Unhealthy {
-        exit_code: state.exit_code,
+        exit_code: i32::try_from(exit_code).ok(),
         output,
     })
 }
@@ -143,37 +124,39 @@ fn tail(buf: &[u8]) -> &[u8] {
 
 /// Kills a probe that ran past its timeout, if it is safe to: the engine is
 /// local and `/proc/<pid>/cgroup` names the container.
-async fn kill_exec(client: &Client, container_id: &str, exec_id: &str) {
-    let state: ExecState = match client
-        .json(Method::GET, &format!("/exec/{exec_id}/json"), None)
-        .await
-    {
+async fn kill_exec(docker: &Docker, local: bool, container_id: &str, exec_id: &str) {
+    let state: ExecInspectResponse = match docker.inspect_exec(exec_id).await {
         Ok(state) => state,
         Err(error) => {
             tracing::debug!(exec = exec_id, %error, "cannot inspect a timed-out health check");
             return;
         }
     };
-    let Ok(pid) = i32::try_from(state.pid) else {
+    let pid = state
+        .pid
+        .and_then(|pid| i32::try_from(pid).ok())
+        .and_then(rustix::process::Pid::from_raw);
+    let Some(pid) = pid else {
         return;
     };
-    if !state.running || pid <= 0 || !client.is_local() {
+    if state.running != Some(true) || !local {
         return;
     }
-    let in_container = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+    let in_container = std::fs::read_to_string(format!("/proc/{}/cgroup", pid.as_raw_nonzero()))
         .is_ok_and(|cgroup| cgroup.contains(container_id));
     if !in_container {
         tracing::debug!(
             exec = exec_id,
-            pid,
+            pid = pid.as_raw_nonzero(),
             "timed-out health check left to the engine"
         );
         return;
     }
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid was just
-    // checked to belong to the task's container.
-    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
-    if rc == 0 {
-        tracing::debug!(exec = exec_id, pid, "killed a timed-out health check");
+    if rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok() {
+        tracing::debug!(
+            exec = exec_id,
+            pid = pid.as_raw_nonzero(),
+            "killed a timed-out health check"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::Bytes;
 use cutover_docker::{DockerOptions, DockerRuntime, NetworkMode, PullProgress};
 use cutover_runtime::{ContainerSpec, Runtime, RuntimeError, TaskSpec};
@@ -78,10 +79,11 @@ async fn answer(
         s.registry_auth.push(auth.to_str().unwrap().to_owned());
     }
     let response = match (req.method().as_str(), path.as_str()) {
-        ("GET", "/_ping") => full(200, "OK"),
-        ("GET", "/version") => full(
+        // Discovery asks in the oldest version it accepts.
+        ("GET", "/v1.40/_ping") => full(200, "OK"),
+        ("GET", "/v1.40/version") => full(
             200,
-            r#"{"Version":"99.0.1","ApiVersion":"1.47","Components":[{"Name":"Engine"}]}"#,
+            r#"{"Version":"99.0.1","ApiVersion":"1.47","Components":[{"Name":"Engine","Version":"99.0.1"}]}"#,
         ),
         ("GET", "/v1.41/networks") => full(200, r#"[{"Name":"host","Driver":"host"}]"#),
         ("GET", p) if p.starts_with("/v1.41/images/") => {
@@ -170,21 +172,6 @@ fn task(image: &str) -> TaskSpec {
     }
 }
 
-fn decode_base64url(text: &str) -> Vec<u8> {
-    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for c in text.trim_end_matches('=').bytes() {
-        acc = (acc << 6) | alphabet.iter().position(|&a| a == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_newer_engine_is_spoken_to_in_api_1_41_and_reported() {
     let engine = start_fake("negotiate");
@@ -212,10 +199,11 @@ async fn pulls_carry_credentials_and_report_progress() {
         "cutover-fake-docker-config-{}.json",
         std::process::id()
     ));
-    // "dXNlcjpzM2NyZXQ=" is base64 of "user:s3cret".
+    // Base64 of "user:s3cret???~~~": credentials whose JSON has `/` and `+`
+    // in standard base64, which engines (base64url) would misread.
     std::fs::write(
         &config,
-        r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpzM2NyZXQ="}}}"#,
+        r#"{"auths":{"registry.example.com":{"auth":"dXNlcjpzM2NyZXQ/Pz9+fn4="}}}"#,
     )
     .unwrap();
     let events: Arc<Mutex<Vec<PullProgress>>> = Arc::default();
@@ -245,18 +233,28 @@ async fn pulls_carry_credentials_and_report_progress() {
     let seen = engine.seen.lock().unwrap();
     assert!(
         seen.requests.contains(
-            &"POST /v1.41/images/create?fromImage=registry.example.com%2Fteam%2Fapp&tag=v1"
+            &"POST /v1.41/images/create?fromImage=registry.example.com%2Fteam%2Fapp&tag=v1&platform="
                 .to_owned()
         ),
         "{:?}",
         seen.requests
     );
     assert_eq!(seen.registry_auth.len(), 1);
-    let auth: serde_json::Value =
-        serde_json::from_slice(&decode_base64url(&seen.registry_auth[0])).unwrap();
+    let header = &seen.registry_auth[0];
+    assert!(
+        !header.contains(['+', '/']),
+        "base64url, not base64: {header}"
+    );
+    let decoded = base64::engine::general_purpose::URL_SAFE
+        .decode(header)
+        .expect("base64url");
+    let auth: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
     assert_eq!(
         auth,
-        serde_json::json!({"username": "user", "password": "s3cret", "serveraddress": "registry.example.com"})
+        serde_json::json!({
+            "username": "user", "password": "s3cret???~~~", "serveraddress": "registry.example.com",
+            "auth": null, "email": null, "identitytoken": null, "registrytoken": null,
+        })
     );
     let events = events.lock().unwrap();
     let statuses: Vec<&str> = events.iter().map(|e| e.status.as_str()).collect();

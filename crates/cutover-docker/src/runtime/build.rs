@@ -6,14 +6,14 @@
 //! `cutover_build::container`), so no attached stream is needed here.
 //! Removing the container kills everything the build started.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
-use http::Method;
-use serde::Deserialize;
-use serde_json::json;
+use bollard::exec::{CreateExecOptions, StartExecOptions};
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{CreateContainerOptions, StartContainerOptions};
 
-use super::{CreatedContainer, DockerRuntime};
-use crate::client::encode;
+use super::DockerRuntime;
 use crate::container::{REASON_CANNOT_CREATE, REASON_CANNOT_PULL};
 use crate::error::{DockerError, error_chain};
 
@@ -54,18 +54,6 @@ pub enum BuildContainerError {
     },
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Listed {
-    id: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreatedExec {
-    id: String,
-}
-
 impl DockerRuntime {
     /// Creates and starts a container for build `build_id` from `image`
     /// (pulled if it is not local), with each of `mounts` bind-mounted
@@ -78,7 +66,7 @@ impl DockerRuntime {
         mounts: &[PathBuf],
     ) -> Result<String, BuildContainerError> {
         crate::image::ensure(
-            &self.client,
+            &self.docker,
             image,
             self.docker_config.as_deref(),
             self.pull_idle_timeout,
@@ -93,25 +81,37 @@ impl DockerRuntime {
             .iter()
             .map(|p| format!("{0}:{0}:rw", p.display()))
             .collect();
-        let body = json!({
-            "Image": image,
-            "Entrypoint": ["sleep"],
-            "Cmd": ["2147483647"],
-            "Labels": { LABEL_BUILD_INSTANCE: self.instance, LABEL_BUILD: build_id },
-            "HostConfig": { "Binds": binds, "NetworkMode": "host", "Init": true },
-        });
-        let cannot_create = |source| BuildContainerError::CannotCreate {
+        let body = ContainerCreateBody {
+            image: Some(image.to_owned()),
+            entrypoint: Some(vec!["sleep".into()]),
+            cmd: Some(vec!["2147483647".into()]),
+            labels: Some(HashMap::from([
+                (LABEL_BUILD_INSTANCE.to_owned(), self.instance.clone()),
+                (LABEL_BUILD.to_owned(), build_id.to_owned()),
+            ])),
+            host_config: Some(HostConfig {
+                binds: Some(binds),
+                network_mode: Some("host".into()),
+                init: Some(true),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let cannot_create = |source: bollard::errors::Error| BuildContainerError::CannotCreate {
             build_id: build_id.to_owned(),
             image: image.to_owned(),
-            source,
+            source: source.into(),
         };
-        let created: CreatedContainer = self
-            .client
-            .json(Method::POST, "/containers/create", Some(&body))
+        let created = self
+            .docker
+            .create_container(None::<CreateContainerOptions>, body)
             .await
             .map_err(cannot_create)?;
-        let start = format!("/containers/{}/start", created.id);
-        if let Err(e) = self.client.call(Method::POST, &start, None).await {
+        let started = self
+            .docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await;
+        if let Err(e) = started {
             self.remove_build_container(&created.id).await;
             return Err(cannot_create(e));
         }
@@ -129,35 +129,32 @@ impl DockerRuntime {
         env: &[(String, String)],
         workdir: &str,
     ) -> Result<(), BuildContainerError> {
-        let engine = |source| BuildContainerError::Engine {
+        let engine = |source: bollard::errors::Error| BuildContainerError::Engine {
             container_id: container_id.to_owned(),
-            source,
+            source: source.into(),
         };
-        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let body = json!({
-            "Cmd": argv,
-            "Env": env,
-            "WorkingDir": workdir,
-            "AttachStdin": false,
-            "AttachStdout": false,
-            "AttachStderr": false,
-            "Tty": false,
-        });
-        let created: CreatedExec = self
-            .client
-            .json(
-                Method::POST,
-                &format!("/containers/{}/exec", encode(container_id)),
-                Some(&body),
-            )
+        let options = CreateExecOptions {
+            cmd: Some(argv.to_vec()),
+            env: Some(env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(workdir.to_owned()),
+            attach_stdin: Some(false),
+            attach_stdout: Some(false),
+            attach_stderr: Some(false),
+            tty: Some(false),
+            ..CreateExecOptions::default()
+        };
+        let created = self
+            .docker
+            .create_exec(container_id, options)
             .await
             .map_err(engine)?;
-        self.client
-            .call(
-                Method::POST,
-                &format!("/exec/{}/start", created.id),
-                Some(&json!({ "Detach": true, "Tty": false })),
-            )
+        let start = StartExecOptions {
+            detach: true,
+            tty: false,
+            output_capacity: None,
+        };
+        self.docker
+            .start_exec(&created.id, Some(start))
             .await
             .map_err(engine)?;
         Ok(())
@@ -167,14 +164,11 @@ impl DockerRuntime {
     /// server left behind. Call it at start, before any build runs. Returns
     /// how many were removed.
     pub async fn remove_build_containers(&self) -> Result<usize, DockerError> {
-        let filters = json!({ "label": [format!("{LABEL_BUILD_INSTANCE}={}", self.instance)] });
-        let path = format!(
-            "/containers/json?all=true&filters={}",
-            encode(&filters.to_string())
-        );
-        let found: Vec<Listed> = self.client.json(Method::GET, &path, None).await?;
-        for c in &found {
-            self.remove_build_container(&c.id).await;
+        let found = self
+            .list_labelled(vec![format!("{LABEL_BUILD_INSTANCE}={}", self.instance)])
+            .await?;
+        for id in found.iter().filter_map(|c| c.id.as_deref()) {
+            self.remove_build_container(id).await;
         }
         if !found.is_empty() {
             tracing::info!(count = found.len(), "left-over build containers removed");
@@ -185,10 +179,8 @@ impl DockerRuntime {
     /// Kills and removes build container `container_id` (and what runs in
     /// it). A container already gone is fine; other failures are logged.
     pub async fn remove_build_container(&self, container_id: &str) {
-        let path = format!("/containers/{}?force=true", encode(container_id));
-        match self.client.call(Method::DELETE, &path, None).await {
-            Ok(_) => tracing::info!(container_id, "build container removed"),
-            Err(e) if e.is_not_found() => {}
+        match self.delete(container_id).await {
+            Ok(()) => tracing::info!(container_id, "build container removed"),
             Err(e) => tracing::warn!(
                 container_id, error = %error_chain(&e), "could not remove the build container"
             ),

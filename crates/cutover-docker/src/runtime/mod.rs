@@ -11,17 +11,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bollard::Docker;
+use bollard::models::ContainerSummary;
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StartContainerOptions,
+};
 use cutover_runtime::{REASON_CANNOT_START, RuntimeError, TaskHandle, TaskSpec};
-use http::Method;
-use serde::Deserialize;
-use serde_json::json;
 
-use crate::client::{Client, encode};
 use crate::container::{
     Inspect, LABEL_INSTANCE, LABEL_TASK, Placement, REASON_CANNOT_CREATE, container_name,
     create_body,
 };
-use crate::error::DockerError;
+use crate::error::{DockerError, if_exists};
 use crate::{DockerOptions, EngineInfo, NetworkMode, ProgressFn, discovery};
 
 mod build;
@@ -45,7 +47,9 @@ pub use build::{BuildContainerError, LABEL_BUILD, LABEL_BUILD_INSTANCE};
 /// [`REASON_STOPPED`]: cutover_runtime::REASON_STOPPED
 /// [`REASON_EXITED`]: cutover_runtime::REASON_EXITED
 pub struct DockerRuntime {
-    client: Arc<Client>,
+    docker: Docker,
+    /// The engine is reached through a local socket (its processes are ours to see).
+    local: bool,
     info: EngineInfo,
     engine: String,
     instance: String,
@@ -57,14 +61,6 @@ pub struct DockerRuntime {
     start_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Summary {
-    id: String,
-    #[serde(default)]
-    created: i64,
-}
-
 /// How often a start is tried when the chosen host port was taken meanwhile.
 const PORT_ATTEMPTS: u32 = 3;
 
@@ -74,12 +70,6 @@ enum Created {
     New(String),
     /// The task's container already existed (a concurrent start won).
     Existing(TaskHandle),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreatedContainer {
-    id: String,
 }
 
 impl DockerRuntime {
@@ -99,14 +89,19 @@ impl DockerRuntime {
             docker_host.as_deref(),
             xdg.as_deref(),
         )?;
-        let (client, info) = discovery::connect(candidates, options.network).await?;
+        let discovery::Connected {
+            docker,
+            local,
+            info,
+        } = discovery::connect(candidates, options.network).await?;
         tracing::info!(
             engine = %info.name, version = %info.version, api = %info.api_version,
             socket = %info.socket, network = %info.network, instance = %options.instance,
             "container engine connected"
         );
         Ok(Self {
-            client: Arc::new(client),
+            docker,
+            local,
             engine: format!("{} {}", info.name, info.version),
             info,
             instance: options.instance,
@@ -128,15 +123,7 @@ impl DockerRuntime {
 
     /// Whether the engine has `image` locally (no pull is attempted).
     pub async fn image_exists(&self, image: &str) -> Result<bool, DockerError> {
-        match self
-            .client
-            .call(Method::GET, &format!("/images/{image}/json"), None)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
+        crate::image::exists(&self.docker, image).await
     }
 
     /// The instance id containers are labelled with.
@@ -145,37 +132,42 @@ impl DockerRuntime {
     }
 
     fn err(&self, task_id: &str, action: &'static str) -> impl FnOnce(DockerError) -> RuntimeError {
-        let endpoint = self.client.endpoint().to_owned();
+        let endpoint = self.info.socket.clone();
         let task_id = task_id.to_owned();
         move |e| e.for_task(&task_id, action, &endpoint)
     }
 
     async fn inspect(&self, container: &str) -> Result<Option<Inspect>, DockerError> {
-        match self
-            .client
-            .json(Method::GET, &format!("/containers/{container}/json"), None)
-            .await
-        {
-            Ok(inspect) => Ok(Some(inspect)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let answer = self
+            .docker
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await;
+        Ok(if_exists(answer)?.map(Inspect::from))
     }
 
     /// The containers of this instance, optionally of one task only.
-    async fn containers(&self, task_id: Option<&str>) -> Result<Vec<Summary>, DockerError> {
+    async fn containers(
+        &self,
+        task_id: Option<&str>,
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
         let mut labels = vec![format!("{LABEL_INSTANCE}={}", self.instance)];
         if let Some(task_id) = task_id {
             labels.push(format!("{LABEL_TASK}={task_id}"));
         }
-        let filters = json!({ "label": labels }).to_string();
-        self.client
-            .json(
-                Method::GET,
-                &format!("/containers/json?all=true&filters={}", encode(&filters)),
-                None,
-            )
-            .await
+        self.list_labelled(labels).await
+    }
+
+    /// Every container (running or not) carrying all of `labels`
+    /// (`name=value` each).
+    async fn list_labelled(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<ContainerSummary>, DockerError> {
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&HashMap::from([("label", labels)]))
+            .build();
+        Ok(self.docker.list_containers(Some(options)).await?)
     }
 
     /// The task's container, inspected; `None` when there is none.
@@ -206,10 +198,10 @@ impl DockerRuntime {
             );
         }
         matches.sort_by_key(|s| std::cmp::Reverse(s.created));
-        let Some(summary) = matches.into_iter().next() else {
+        let Some(id) = matches.into_iter().find_map(|s| s.id) else {
             return Ok(None);
         };
-        let found = self.inspect(&summary.id).await?;
+        let found = self.inspect(&id).await?;
         if let Some(found) = &found {
             self.remember(task_id, &found.id);
         }
@@ -270,13 +262,13 @@ impl DockerRuntime {
         let body = create_body(spec, &self.instance, placement);
         let name = container_name(&spec.service, task_id);
         let created = self
-            .client
-            .json::<CreatedContainer>(
-                Method::POST,
-                &format!("/containers/create?name={}", encode(&name)),
-                Some(&body),
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
             )
-            .await;
+            .await
+            .map_err(DockerError::from);
         let container_id = match created {
             Ok(created) => created.id,
             Err(e) if is_name_conflict(&e) => {
@@ -315,14 +307,10 @@ impl DockerRuntime {
         container_id: &str,
     ) -> Result<TaskHandle, RuntimeError> {
         let started = self
-            .client
-            .call(
-                Method::POST,
-                &format!("/containers/{container_id}/start"),
-                None,
-            )
+            .docker
+            .start_container(container_id, None::<StartContainerOptions>)
             .await;
-        if let Err(e) = started {
+        if let Err(e) = started.map_err(DockerError::from) {
             let message = format!("{REASON_CANNOT_START}: {}", e.engine_message());
             tracing::warn!(task = task_id, container = container_id, reason = %message, "container did not start");
             if let Err(error) = self.delete(container_id).await {
@@ -347,28 +335,27 @@ impl DockerRuntime {
     /// The handle of a task whose container already exists, starting it if
     /// it was created but never started.
     async fn resume(&self, task_id: &str, existing: Inspect) -> Result<TaskHandle, RuntimeError> {
-        if existing.is_created() && existing.state.error.is_empty() {
+        if existing.is_unstarted() {
             tracing::info!(task = task_id, container = %existing.id, "starting a container created before");
             return self.start_container(task_id, &existing.id).await;
         }
-        tracing::debug!(task = task_id, container = %existing.id, status = %existing.state.status, "task already has a container");
+        tracing::debug!(task = task_id, container = %existing.id, status = %existing.status(), "task already has a container");
         Ok(existing.handle(&self.engine))
     }
 
+    /// Removes a container, running or not, with its anonymous volumes; one
+    /// already gone is fine.
     async fn delete(&self, container_id: &str) -> Result<(), DockerError> {
-        match self
-            .client
-            .call(
-                Method::DELETE,
-                &format!("/containers/{container_id}?force=true&v=true"),
-                None,
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(e),
-        }
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if_exists(
+            self.docker
+                .remove_container(container_id, Some(options))
+                .await,
+        )?;
+        Ok(())
     }
 }
 
@@ -440,12 +427,10 @@ mod tests {
     use super::*;
 
     fn api(status: u16, message: &str) -> DockerError {
-        DockerError::Api {
-            method: "POST".into(),
-            path: "/containers/create".into(),
-            status,
+        DockerError::Engine(bollard::errors::Error::DockerResponseServerError {
+            status_code: status,
             message: message.into(),
-        }
+        })
     }
 
     #[test]

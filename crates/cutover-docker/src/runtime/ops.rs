@@ -5,16 +5,19 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bollard::query_parameters::{
+    LogsOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
 use cutover_runtime::{
     ExitInfo, HealthCommand, LogStream, ProbeOutcome, Runtime, RuntimeError, TaskHandle, TaskSpec,
     TaskStatus,
 };
-use http::Method;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Created, DockerRuntime, PORT_ATTEMPTS, port_taken, validate_task_id};
-use crate::client::body_stream;
 use crate::container::REASON_CANNOT_PULL;
-use crate::{image, logs, probe};
+use crate::error::{DockerError, if_exists};
+use crate::{image, probe};
 
 #[async_trait]
 impl Runtime for DockerRuntime {
@@ -49,7 +52,7 @@ impl Runtime for DockerRuntime {
         }
 
         let availability = image::ensure(
-            &self.client,
+            &self.docker,
             image,
             self.docker_config.as_deref(),
             self.pull_idle_timeout,
@@ -97,7 +100,7 @@ impl Runtime for DockerRuntime {
         };
         if found.is_running() {
             Ok(TaskStatus::Running(found.handle(&self.engine)))
-        } else if found.is_created() && found.state.error.is_empty() {
+        } else if found.is_unstarted() {
             Ok(TaskStatus::Gone)
         } else {
             Ok(TaskStatus::Exited(
@@ -123,16 +126,18 @@ impl Runtime for DockerRuntime {
             .unwrap_or_else(|e| e.into_inner())
             .insert(task_id.to_owned());
         let timeout = found.stop_timeout_secs().unwrap_or(30);
-        let client = self.client.clone();
+        let options = StopContainerOptionsBuilder::default()
+            .t(i32::try_from(timeout).unwrap_or(i32::MAX))
+            .build();
+        let docker = self.docker.clone();
         let container_id = found.id.clone();
         let task = task_id.to_owned();
         tokio::spawn(async move {
-            let path = format!("/containers/{container_id}/stop?t={timeout}");
-            match client.call(Method::POST, &path, None).await {
-                Ok(_) => {
+            match if_exists(docker.stop_container(&container_id, Some(options)).await) {
+                Ok(Some(())) => {
                     tracing::debug!(task = %task, container = %container_id, "container stopped")
                 }
-                Err(e) if e.is_not_found() => {}
+                Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(task = %task, container = %container_id, %error, "cannot stop the container")
                 }
@@ -159,19 +164,28 @@ impl Runtime for DockerRuntime {
                     // do not spin.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                let path = format!("/containers/{}/wait?condition=not-running", found.id);
-                match self.client.call(Method::POST, &path, None).await {
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => {
-                        return Err(e.for_task(
-                            task_id,
-                            "wait for the container at",
-                            self.client.endpoint(),
-                        ));
+                let options = WaitContainerOptionsBuilder::default()
+                    .condition("not-running")
+                    .build();
+                let mut waited = self.docker.wait_container(&found.id, Some(options));
+                match waited.next().await {
+                    // `bollard` yields a non-zero exit as this error; the exit
+                    // itself is read from the inspect answer next round.
+                    None
+                    | Some(Ok(_))
+                    | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => {}
+                    Some(Err(e)) => {
+                        let e = DockerError::from(e);
+                        if !e.is_not_found() {
+                            return Err(e.for_task(
+                                task_id,
+                                "wait for the container at",
+                                &self.info.socket,
+                            ));
+                        }
                     }
                 }
-            } else if found.is_created() && found.state.error.is_empty() {
+            } else if found.is_unstarted() {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             } else {
                 return Ok(found.exit_info(self.was_stopped(task_id)));
@@ -186,9 +200,9 @@ impl Runtime for DockerRuntime {
             .await
             .map_err(self.err("", "list containers at"))?;
         let mut out = Vec::with_capacity(summaries.len());
-        for summary in summaries {
+        for id in summaries.into_iter().filter_map(|s| s.id) {
             let Some(found) = self
-                .inspect(&summary.id)
+                .inspect(&id)
                 .await
                 .map_err(self.err("", "inspect a container at"))?
             else {
@@ -246,7 +260,7 @@ impl Runtime for DockerRuntime {
                 output: "container is not running".into(),
             });
         }
-        probe::probe(&self.client, &found.id, check, timeout)
+        probe::probe(&self.docker, self.local, &found.id, check, timeout)
             .await
             .map_err(self.err(task_id, "run the health check at"))
     }
@@ -261,25 +275,18 @@ impl Runtime for DockerRuntime {
                 task_id: task_id.to_owned(),
             });
         };
-        let path = format!(
-            "/containers/{}/logs?stdout=true&stderr=true&follow={follow}",
-            found.id
-        );
-        let response = self
-            .client
-            .send(Method::GET, &path, None, &[])
-            .await
-            .map_err(self.err(task_id, "read the log at"))?;
-        let response = self
-            .client
-            .check(&Method::GET, &path, response)
-            .await
-            .map_err(self.err(task_id, "read the log at"))?;
-        let body = Box::pin(body_stream(response));
-        if found.config.tty {
-            Ok(Box::pin(body))
-        } else {
-            Ok(Box::pin(logs::demultiplex(body)))
-        }
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(follow)
+            .build();
+        // `bollard` takes the engine's frames apart (stdout and stderr
+        // interleaved as sent; a TTY's stream as it is).
+        let stream = self
+            .docker
+            .logs(&found.id, Some(options))
+            .map_ok(|output| output.into_bytes())
+            .map_err(std::io::Error::other);
+        Ok(Box::pin(stream))
     }
 }
