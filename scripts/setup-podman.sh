@@ -85,7 +85,8 @@ if ! ping; then
   rm -f "$socket"
   echo "setup-podman: starting podman system service on unix://$socket (log: $log)"
   # From /: conmon writes files (e.g. `oom`) into the service's working directory.
-  (cd / && nohup podman system service --time=0 "unix://$socket" >"$log" 2>&1 </dev/null &)
+  # In its own session: it outlives the shell (and the process group) that started it.
+  (cd / && setsid nohup podman system service --time=0 "unix://$socket" >"$log" 2>&1 </dev/null &)
   for _ in $(seq 1 100); do
     ping && break
     sleep 0.1
