@@ -87,6 +87,7 @@ impl Harness {
             store.clone(),
             clock.clone(),
             Arc::new(NoDeployments),
+            Arc::new(crate::NoCredentials),
             dir.path(),
             None,
             cancel.clone(),
