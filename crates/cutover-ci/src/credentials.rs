@@ -77,3 +77,146 @@ impl BuildCredentials for NoCredentials {
 
     async fn revoke(&self, _build_id: &str) {}
 }
+
+#[cfg(test)]
+// Tests read the store inline: nothing else runs on their runtime.
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use cutover_api::builds::BuildStatus;
+    use cutover_store::{BuildRow, Store, pipeline_ops};
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::artifacts::ArtifactStore;
+    use crate::build::{BuildJob, Builder, fail_interrupted, log_path};
+
+    /// Issues `SECRET-<build id>` and records what it was asked.
+    #[derive(Default)]
+    struct Recording {
+        issued: Mutex<Vec<(String, u64, bool)>>,
+        revoked: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl BuildCredentials for Recording {
+        async fn issue(
+            &self,
+            build_id: &str,
+            ttl_ms: u64,
+            in_container: bool,
+        ) -> Result<IssuedCredentials, StoreError> {
+            self.issued
+                .lock()
+                .unwrap()
+                .push((build_id.into(), ttl_ms, in_container));
+            let secret = format!("SECRET-{build_id}");
+            Ok(IssuedCredentials {
+                vars: vec![
+                    ("AWS_SECRET_ACCESS_KEY".into(), secret.clone()),
+                    (
+                        "CODEBUILD_BUILD_ARN".into(),
+                        format!("arn:build/{build_id}"),
+                    ),
+                ],
+                masked: vec![secret],
+            })
+        }
+
+        async fn revoke(&self, build_id: &str) {
+            self.revoked.lock().unwrap().push(build_id.into());
+        }
+    }
+
+    fn job(source: &Path, commands: &str, timeout: Duration) -> BuildJob {
+        std::fs::write(
+            source.join("buildspec.yml"),
+            format!("version: 0.2\nphases:\n  build:\n    commands: {commands}\n"),
+        )
+        .unwrap();
+        BuildJob {
+            project: "p".into(),
+            spec: serde_json::from_value(serde_json::json!({})).unwrap(),
+            action_key: None,
+            initiator: "test".into(),
+            source: source.to_path_buf(),
+            secondary: Vec::new(),
+            source_version: None,
+            env: Vec::new(),
+            secret_env: Vec::new(),
+            outputs: Vec::new(),
+            timeout,
+        }
+    }
+
+    #[tokio::test]
+    async fn every_build_gets_credentials_masked_and_revoked_whatever_its_end() {
+        let data = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let credentials = Arc::new(Recording::default());
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(cutover_clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        )
+        .with_credentials(credentials.clone());
+
+        let ok = job(
+            source.path(),
+            r#"["echo arn=$CODEBUILD_BUILD_ARN key=$AWS_SECRET_ACCESS_KEY"]"#,
+            Duration::from_secs(60),
+        );
+        let result = builder.run(ok, CancellationToken::new()).await.unwrap();
+        let row = store
+            .with(|c| pipeline_ops::build(c, &result.build_id))
+            .unwrap()
+            .unwrap();
+        let log = std::fs::read_to_string(log_path(&row)).unwrap();
+        let id = &result.build_id;
+        assert!(
+            log.contains(&format!("arn=arn:build/{id} key=***")),
+            "{log}"
+        );
+        assert!(!log.contains("SECRET-"), "{log}");
+        // Valid for the timeout and a margin, revoked at the end.
+        assert_eq!(
+            credentials.issued.lock().unwrap()[0],
+            (id.clone(), 360_000, false)
+        );
+        assert_eq!(*credentials.revoked.lock().unwrap(), [id.clone()]);
+
+        // A build that times out is revoked too.
+        let slow = job(source.path(), r#"["sleep 30"]"#, Duration::from_millis(200));
+        builder
+            .run(slow, CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert_eq!(credentials.revoked.lock().unwrap().len(), 2);
+
+        // A build cut off by a crash is revoked when the next server starts.
+        let row = BuildRow {
+            id: "p:cut".into(),
+            project: "p".into(),
+            number: 9,
+            status: BuildStatus::InProgress,
+            initiator: "test".into(),
+            action_key: None,
+            source: None,
+            work_dir: data.path().to_string_lossy().into_owned(),
+            detail: serde_json::json!({}),
+            message: None,
+            started_at: 1,
+            finished_at: None,
+        };
+        store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
+        fail_interrupted(&store, &cutover_clock::SystemClock, credentials.as_ref())
+            .await
+            .unwrap();
+        assert_eq!(credentials.revoked.lock().unwrap()[2], "p:cut");
+    }
+}
