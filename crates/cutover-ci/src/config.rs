@@ -178,7 +178,7 @@ pub fn check(
                 .key("repository");
             errors.push(input.map.error(
                 &at.to_string(),
-                &format!(
+                format!(
                     "repository {:?} is not declared under repositories:",
                     source.repository
                 ),

@@ -188,7 +188,10 @@ mod tests {
             credentials.issued.lock().unwrap()[0],
             (id.clone(), 360_000, false)
         );
-        assert_eq!(*credentials.revoked.lock().unwrap(), [id.clone()]);
+        assert_eq!(
+            credentials.revoked.lock().unwrap().as_slice(),
+            [id.as_str()]
+        );
 
         // A build that times out is revoked too.
         let slow = job(source.path(), r#"["sleep 30"]"#, Duration::from_millis(200));

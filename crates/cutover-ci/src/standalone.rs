@@ -240,3 +240,134 @@ impl Pipelines {
 fn build_io(e: impl std::fmt::Display) -> PipelineError {
     PipelineError::BuildNotStarted(e.to_string())
 }
+
+#[cfg(test)]
+// Tests write the store inline: nothing else runs on their runtime yet.
+#[allow(clippy::disallowed_methods)]
+mod tests {
+    use cutover_api::builds::BuildStatus;
+    use cutover_store::{BuildProjectRow, RepositoryRow, Store};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::source::tests::repo_with;
+
+    /// Polls the store until build `id` has ended (bounded).
+    async fn ended(store: &Arc<Store>, id: &str) -> BuildRow {
+        for _ in 0..600 {
+            let id = id.to_string();
+            let row = store
+                .call(move |c| pipeline_ops::build(c, &id))
+                .await
+                .unwrap()
+                .unwrap();
+            if row.finished_at.is_some() {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("build {id} never ended");
+    }
+
+    fn start(project: &str, source_version: Option<&str>) -> StartBuild {
+        StartBuild {
+            project: project.into(),
+            source_version: source_version.map(str::to_string),
+            env: vec![("X".into(), EnvValue::Plain("1".into()))],
+            buildspec_override: None,
+            initiator: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn standalone_builds_check_out_their_source_and_can_be_stopped() {
+        let data = tempfile::tempdir().unwrap();
+        let repo = repo_with(&[
+            ("README.md", "hi"),
+            (
+                "buildspec.yml",
+                "version: 0.2\nphases:\n  build:\n    commands: ['test -f README.md', 'test \"$X\" = 1']\n",
+            ),
+        ]);
+        let store = Arc::new(Store::open(&data.path().join("state.db")).unwrap());
+        let project = |name: &str, spec: serde_json::Value| BuildProjectRow {
+            name: name.into(),
+            spec: serde_json::from_value(spec).unwrap(),
+            updated_at: 1,
+        };
+        store
+            .with(|c| {
+                pipeline_ops::put_repository(
+                    c,
+                    &RepositoryRow {
+                        name: "app".into(),
+                        spec: serde_json::from_value(
+                            json!({"url": repo.path().to_string_lossy()}),
+                        )
+                        .unwrap(),
+                        updated_at: 1,
+                    },
+                )?;
+                pipeline_ops::put_build_project(
+                    c,
+                    &project("b", json!({"source": {"repository": "app"}})),
+                )?;
+                pipeline_ops::put_build_project(c, &project("empty", json!({})))?;
+                pipeline_ops::put_build_project(
+                    c,
+                    &project(
+                        "sleeper",
+                        json!({"buildspecText": "version: 0.2\nphases:\n  build:\n    commands: ['sleep 30']\n"}),
+                    ),
+                )
+            })
+            .unwrap();
+        let pipelines = Pipelines::start(
+            store.clone(),
+            Arc::new(cutover_clock::SystemClock),
+            Arc::new(crate::testing::NoDeployments),
+            Arc::new(crate::NoCredentials),
+            data.path(),
+            None,
+            CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+
+        let row = pipelines
+            .start_build(start("b", Some("main")))
+            .await
+            .unwrap();
+        assert_eq!(row.action_key, None);
+        assert_eq!(row.source.as_deref().map(str::len), Some(40));
+        assert_eq!(ended(&store, &row.id).await.status, BuildStatus::Succeeded);
+
+        for (req, refused) in [
+            (start("nope", None), "build project \"nope\" not found"),
+            (start("empty", None), "project empty has no source"),
+            (start("b", Some("nope")), "sourceVersion \"nope\" names no"),
+            (
+                start("sleeper", Some("main")),
+                "has no source, so a sourceVersion",
+            ),
+        ] {
+            let e = pipelines.start_build(req).await.unwrap_err().to_string();
+            assert!(e.contains(refused), "{e}");
+        }
+        // An override gives a project without source a buildspec.
+        let mut req = start("empty", None);
+        req.buildspec_override =
+            Some("version: 0.2\nphases:\n  build:\n    commands: ['test \"$X\" = 1']\n".into());
+        let row = pipelines.start_build(req).await.unwrap();
+        assert_eq!(ended(&store, &row.id).await.status, BuildStatus::Succeeded);
+
+        let row = pipelines.start_build(start("sleeper", None)).await.unwrap();
+        pipelines.stop_build(&row.id).await.unwrap();
+        assert_eq!(ended(&store, &row.id).await.status, BuildStatus::Stopped);
+        assert!(matches!(
+            pipelines.stop_build("p:none").await,
+            Err(PipelineError::BuildNotFound(_))
+        ));
+    }
+}
