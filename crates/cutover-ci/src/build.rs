@@ -1,5 +1,5 @@
-//! Builds on the host: a pipeline's build action (or a future direct start)
-//! runs `cutover-build` in `<data_dir>/builds/<uuid>/` with
+//! Builds on the host: a pipeline's build action (or StartBuild, see
+//! `standalone`) runs `cutover-build` in `<data_dir>/builds/<uuid>/` with
 //!
 //! - `src/`: a copy of the input artifact (builds may write into it);
 //! - `work/`: the build's own directory (artifacts, scripts, `build.pid`);

@@ -99,6 +99,8 @@ mod tests {
     struct Recording {
         issued: Mutex<Vec<(String, u64, bool)>>,
         revoked: Mutex<Vec<String>>,
+        /// `AWS_ENDPOINT_URL`, when given.
+        endpoint: Option<String>,
     }
 
     #[async_trait]
@@ -114,14 +116,20 @@ mod tests {
                 .unwrap()
                 .push((build_id.into(), ttl_ms, in_container));
             let secret = format!("SECRET-{build_id}");
+            let mut vars = vec![
+                ("AWS_SECRET_ACCESS_KEY".into(), secret.clone()),
+                (
+                    "CODEBUILD_BUILD_ARN".into(),
+                    format!("arn:build/{build_id}"),
+                ),
+            ];
+            vars.extend(
+                self.endpoint
+                    .clone()
+                    .map(|e| ("AWS_ENDPOINT_URL".to_string(), e)),
+            );
             Ok(IssuedCredentials {
-                vars: vec![
-                    ("AWS_SECRET_ACCESS_KEY".into(), secret.clone()),
-                    (
-                        "CODEBUILD_BUILD_ARN".into(),
-                        format!("arn:build/{build_id}"),
-                    ),
-                ],
+                vars,
                 masked: vec![secret],
             })
         }
@@ -221,5 +229,74 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(credentials.revoked.lock().unwrap()[2], "p:cut");
+    }
+
+    /// A container build reaches an endpoint on the host's loopback (build
+    /// containers use host networking), which is what the server gives.
+    #[tokio::test]
+    async fn a_container_build_reaches_the_loopback_endpoint_it_is_given() {
+        use std::io::{Read as _, Write as _};
+        let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
+        let options =
+            cutover_docker::DockerOptions::new(format!("test-creds-{}", std::process::id()));
+        let engine = match cutover_docker::DockerRuntime::connect(options).await {
+            Ok(engine) => Arc::new(engine),
+            Err(e) if required => panic!("CUTOVER_CONTAINER_TESTS=1 but no container engine: {e}"),
+            Err(e) => {
+                eprintln!("skipping: no container engine ({e})");
+                return;
+            }
+        };
+        if !engine.image_exists("cutover-sample:test").await.unwrap() {
+            assert!(
+                !required,
+                "CUTOVER_CONTAINER_TESTS=1 but no cutover-sample:test image"
+            );
+            eprintln!("skipping: no cutover-sample:test image");
+            return;
+        }
+        // One HTTP answer on an ephemeral loopback port, held until used.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nreached")
+                .unwrap();
+        });
+        let data = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let credentials = Arc::new(Recording {
+            endpoint: Some(endpoint),
+            ..Recording::default()
+        });
+        let builder = Builder::new(
+            store.clone(),
+            Arc::new(cutover_clock::SystemClock),
+            data.path(),
+            ArtifactStore::new(data.path()),
+        )
+        .with_engine(Some(engine))
+        .with_credentials(credentials.clone());
+        let mut job = job(
+            source.path(),
+            r#"["wget -qO- \"$AWS_ENDPOINT_URL/\" | grep -qx reached"]"#,
+            Duration::from_secs(60),
+        );
+        job.spec.environment = crate::config::BuildEnvironment::Image("cutover-sample:test".into());
+        let result = builder.run(job, CancellationToken::new()).await;
+        let row = &store
+            .with(|c| pipeline_ops::list_builds(c, None, 1))
+            .unwrap()[0];
+        let log = std::fs::read_to_string(log_path(row)).unwrap_or_default();
+        assert!(result.is_ok(), "{result:?}\n{log}");
+        server.join().unwrap();
+        assert!(
+            credentials.issued.lock().unwrap()[0].2,
+            "issued for a container"
+        );
+        assert_eq!(credentials.revoked.lock().unwrap().len(), 1);
     }
 }
