@@ -181,12 +181,7 @@ async fn source_action(
         .commit_info(repo, &commit)
         .await
         .map_err(|e| e.to_string())?;
-    let staged = me.artifacts.staging().map_err(|e| e.to_string())?;
-    if let Err(e) = me.git.export(repo, &commit, &staged).await {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(e.to_string());
-    }
-    let stored = me.artifacts.commit(&staged).map_err(|e| e.to_string())?;
+    let stored = me.export(repo, &commit).await.map_err(|e| e.to_string())?;
     let artifacts = req
         .output_artifact_names
         .iter()
@@ -262,6 +257,7 @@ async fn build_action(
         secondary,
         source_version,
         env,
+        secret_env: Vec::new(),
         outputs: req.output_artifact_names.clone(),
         timeout: std::time::Duration::from_secs(60 * spec.timeout_in_minutes.unwrap_or(60)),
     };

@@ -1,5 +1,5 @@
-//! Builds on the host: a pipeline's build action (or a future direct start)
-//! runs `cutover-build` in `<data_dir>/builds/<uuid>/` with
+//! Builds on the host: a pipeline's build action (or StartBuild, see
+//! `standalone`) runs `cutover-build` in `<data_dir>/builds/<uuid>/` with
 //!
 //! - `src/`: a copy of the input artifact (builds may write into it);
 //! - `work/`: the build's own directory (artifacts, scripts, `build.pid`);
@@ -43,6 +43,11 @@
 //! A build may run `timeoutInMinutes` (default 60) before it is stopped
 //! (TIMED_OUT).
 //!
+//! Every build gets AWS credentials of its own from [`BuildCredentials`]
+//! (see `credentials`): issued once its row is written, valid for its
+//! timeout and a margin, their secret masked in the log, revoked when it
+//! ends whatever the outcome, and by [`fail_interrupted`] after a crash.
+//!
 //! A project with `environment: {image: NAME}` builds in a container of
 //! that image on the server's container engine ([`EngineContainer`]): one
 //! container per build, `src/`, `work/` and the secondary sources
@@ -74,6 +79,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::artifacts::{ArtifactStore, copy_tree};
 use crate::config::{BuildEnvironment, BuildProjectSpec};
+use crate::credentials::{BuildCredentials, IssuedCredentials, NoCredentials};
 use cutover_clock::{Clock, SharedClock};
 
 /// The message of a build interrupted by a restart.
@@ -96,8 +102,12 @@ pub(crate) struct BuildJob {
     pub(crate) secondary: Vec<(String, PathBuf)>,
     /// The commit built, if known.
     pub(crate) source_version: Option<String>,
-    /// Variables from the pipeline action, applied last.
+    /// Variables from the pipeline action (or StartBuild), applied last.
     pub(crate) env: Vec<(String, String)>,
+    /// Variables resolved from the secret store (StartBuild's
+    /// `PARAMETER_STORE` and `SECRETS_MANAGER` overrides): source, name,
+    /// reference; resolved and masked as the buildspec's own.
+    pub(crate) secret_env: Vec<(SecretSource, String, String)>,
     /// The output artifacts to store: the first is the primary artifact,
     /// the others match secondary artifact identifiers.
     pub(crate) outputs: Vec<String>,
@@ -124,7 +134,11 @@ pub(crate) struct Builder {
     data_dir: PathBuf,
     artifacts: ArtifactStore,
     engine: Option<Arc<DockerRuntime>>,
+    credentials: Arc<dyn BuildCredentials>,
 }
+
+/// The margin past a build's timeout its access key stays valid.
+const KEY_MARGIN: Duration = Duration::from_secs(300);
 
 impl std::fmt::Debug for Builder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -176,7 +190,14 @@ impl Builder {
             data_dir: data_dir.to_path_buf(),
             artifacts,
             engine: None,
+            credentials: Arc::new(NoCredentials),
         }
+    }
+
+    /// Builds get AWS credentials from `credentials`.
+    pub(crate) fn with_credentials(mut self, credentials: Arc<dyn BuildCredentials>) -> Builder {
+        self.credentials = credentials;
+        self
     }
 
     /// Builds of projects naming an image run on `engine`.
@@ -232,13 +253,19 @@ impl Builder {
         job: BuildJob,
         cancel: CancellationToken,
     ) -> Result<BuildResult, String> {
+        let row = self.begin(&job).await?;
+        self.execute(job, row, cancel).await
+    }
+
+    /// Writes the row of a new build of `job` (IN_PROGRESS) and makes its
+    /// directory; [`Builder::execute`] runs it.
+    pub(crate) async fn begin(&self, job: &BuildJob) -> Result<BuildRow, String> {
         let uuid = uuid::Uuid::new_v4();
         let root = self.data_dir.join("builds").join(uuid.simple().to_string());
         for dir in [self.data_dir.join("builds"), root.clone()] {
             cutover_build::safe_fs::private_dir(&dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let (src, work) = (root.join("src"), root.join("work"));
         let id = format!("{}:{uuid}", job.project);
         let project = job.project.clone();
         let number = self
@@ -246,7 +273,7 @@ impl Builder {
             .call(move |c| pipeline_ops::next_build_number(c, &project))
             .await
             .map_err(|e| e.to_string())?;
-        let mut row = BuildRow {
+        let row = BuildRow {
             id: id.clone(),
             project: job.project.clone(),
             number,
@@ -262,6 +289,33 @@ impl Builder {
         };
         self.put(&row).await.map_err(|e| e.to_string())?;
         tracing::info!(build = %id, project = %job.project, "build started");
+        Ok(row)
+    }
+
+    /// Runs the build [`Builder::begin`] wrote until it ends or `cancel`
+    /// fires, and records its end.
+    pub(crate) async fn execute(
+        &self,
+        job: BuildJob,
+        mut row: BuildRow,
+        cancel: CancellationToken,
+    ) -> Result<BuildResult, String> {
+        let id = row.id.clone();
+        let root = PathBuf::from(&row.work_dir);
+        let (src, work) = (root.join("src"), root.join("work"));
+        let in_container = matches!(job.spec.environment, BuildEnvironment::Image(_));
+        let ttl = job.timeout.saturating_add(KEY_MARGIN).as_millis();
+        let credentials = match self
+            .credentials
+            .issue(&id, u64::try_from(ttl).unwrap_or(u64::MAX), in_container)
+            .await
+        {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(build = %id, error = %e, "cannot issue AWS credentials to a build");
+                None
+            }
+        };
         // The build's own token: cancelled by the caller or by the timeout.
         let token = cancel.child_token();
         let timed_out = Arc::new(AtomicBool::new(false));
@@ -277,8 +331,11 @@ impl Builder {
                 }
             }
         });
-        let result = self.run_in(&job, &row, &src, &work, token).await;
+        let result = self
+            .run_in(&job, &row, &src, &work, credentials.as_ref(), token)
+            .await;
         timer.abort();
+        self.credentials.revoke(&id).await;
         row.finished_at = Some(self.clock.now_ms());
         let out = match result {
             Ok((status, detail, result)) => {
@@ -330,6 +387,7 @@ impl Builder {
         row: &BuildRow,
         src: &Path,
         work: &Path,
+        credentials: Option<&IssuedCredentials>,
         cancel: CancellationToken,
     ) -> Result<(RunStatus, serde_json::Value, Option<BuildResult>), String> {
         std::fs::create_dir_all(src).map_err(|e| format!("{}: {e}", src.display()))?;
@@ -351,13 +409,20 @@ impl Builder {
                 (name, text)
             }
         };
-        let spec = cutover_build::parse_buildspec(&file, &text).map_err(|e| {
+        let mut spec = cutover_build::parse_buildspec(&file, &text).map_err(|e| {
             e.diagnostics
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("; ")
         })?;
+        for (source, name, reference) in &job.secret_env {
+            let list = match source {
+                SecretSource::ParameterStore => &mut spec.value.env.parameter_store,
+                SecretSource::SecretsManager => &mut spec.value.env.secrets_manager,
+            };
+            list.push((name.clone(), reference.clone()));
+        }
         let mut req = BuildRequest::new(
             &job.project,
             row.number,
@@ -369,13 +434,20 @@ impl Builder {
         req.source_version = job.source_version.clone();
         req.resolved_source_version = job.source_version.clone();
         req.initiator = job.initiator.clone();
-        req.env = job
-            .spec
-            .environment_variables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let (aws_vars, masked) = credentials
+            .map(|c| (c.vars.clone(), c.masked.clone()))
+            .unwrap_or_default();
+        req.env = aws_vars
+            .into_iter()
+            .chain(
+                job.spec
+                    .environment_variables
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            )
             .chain(job.env.iter().cloned())
             .collect();
+        req.masked = masked;
         req.secrets = self.secrets();
         if job.spec.cache {
             req.cache_dir = Some(self.data_dir.join("cache").join(&job.project));
@@ -576,8 +648,11 @@ fn read_secret_file(dir: &Path, name: &str) -> Option<String> {
 pub(crate) async fn fail_interrupted(
     store: &Arc<Store>,
     clock: &dyn Clock,
+    credentials: &dyn BuildCredentials,
 ) -> Result<(), StoreError> {
     for mut b in store.call(pipeline_ops::unfinished_builds).await? {
+        // Its access key may not have expired yet.
+        credentials.revoke(&b.id).await;
         let work = Path::new(&b.work_dir).join("work");
         match cutover_build::run::kill_leftover(&work) {
             Ok(true) => {
@@ -608,6 +683,7 @@ mod tests {
             environment_variables: BTreeMap::from([("GREETING".into(), "hi".into())]),
             buildspec_text: None,
             timeout_in_minutes: None,
+            source: None,
         }
     }
 
@@ -629,6 +705,7 @@ mod tests {
             secondary: Vec::new(),
             source_version: None,
             env: Vec::new(),
+            secret_env: Vec::new(),
             outputs: Vec::new(),
             timeout: Duration::from_secs(60),
         }
@@ -990,7 +1067,7 @@ mod tests {
             finished_at: None,
         };
         store.with(|c| pipeline_ops::put_build(c, &row)).unwrap();
-        fail_interrupted(&store, &cutover_clock::SystemClock)
+        fail_interrupted(&store, &cutover_clock::SystemClock, &NoCredentials)
             .await
             .unwrap();
         let after = store

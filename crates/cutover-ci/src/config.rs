@@ -167,6 +167,24 @@ pub fn check(
     }
     let repos: BTreeSet<&str> = out.repositories.iter().map(|(n, _)| n.as_str()).collect();
     let projects: BTreeSet<&str> = out.projects.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, spec) in &out.projects {
+        if let Some(source) = &spec.source
+            && !repos.contains(source.repository.as_str())
+        {
+            let at = Path::root()
+                .key("buildProjects")
+                .key(name)
+                .key("source")
+                .key("repository");
+            errors.push(input.map.error(
+                &at.to_string(),
+                format!(
+                    "repository {:?} is not declared under repositories:",
+                    source.repository
+                ),
+            ));
+        }
+    }
     let mut pipelines = Vec::new();
     for (name, value) in entries(input, input.pipelines, "pipelines", errors) {
         let entry = Path::root().key("pipelines").key(name);
@@ -651,6 +669,23 @@ mod tests {
             "pipeline.stages[0].actions[0].configuration.RepositoryName: repository \"app\" is not declared"
         ), "{text:?}");
         assert!(text[1].contains("configuration.ProjectName: build project \"app-build\""));
+    }
+
+    #[test]
+    fn a_build_source_names_a_declared_repository() {
+        let stack = "repositories:\n  app: {url: /srv/app}\nbuildProjects:\n  ok: {source: {repository: app}}\n  bad:\n    source: {repository: nope}\n";
+        let (declared, errors) = run(stack, &[]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with("stack.yaml:6:")
+                && text[0].contains(
+                    "buildProjects.bad.source.repository: repository \"nope\" is not declared"
+                ),
+            "{text:?}"
+        );
+        let ok = &declared.projects.iter().find(|(n, _)| n == "ok").unwrap().1;
+        assert_eq!(ok.source.as_ref().unwrap().repository, "app");
     }
 
     #[test]

@@ -43,6 +43,19 @@ pub enum PipelineError {
         /// The commit it points at.
         commit: String,
     },
+    /// No build project of that name.
+    #[error("build project {0:?} not found")]
+    BuildProjectNotFound(String),
+    /// No build of that id.
+    #[error("build {0:?} not found")]
+    BuildNotFound(String),
+    /// A build cannot start as asked (no source to build, a bad buildspec
+    /// override or source version); the text says why.
+    #[error("{0}")]
+    InvalidBuild(String),
+    /// A build could not be prepared (its directory, its source copy).
+    #[error("the build could not start: {0}")]
+    BuildNotStarted(String),
     /// The state store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

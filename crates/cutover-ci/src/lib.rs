@@ -10,7 +10,10 @@
 //! - `actions`: each action of an execution as a task reporting back to
 //!   its driver.
 //! - `source`: git mirrors, commit metadata, source artifacts.
-//! - `build`: builds with `cutover-build`, logs in files, rows in `builds`.
+//! - `build`: builds with `cutover-build`, logs in files, rows in `builds`;
+//!   `standalone`: builds started on their own (CodeBuild's StartBuild);
+//!   `credentials`: the AWS credentials every build gets, which the server
+//!   provides as [`BuildCredentials`].
 //! - `artifacts`: the content-addressed artifact store.
 //! - `deploy`: `ECS` and `CodeDeployToECS` through the service's
 //!   deployment, which the server provides as [`Deployments`].
@@ -32,12 +35,14 @@ mod actions;
 mod artifacts;
 mod build;
 pub mod config;
+mod credentials;
 mod deploy;
 mod deployments;
 mod driver;
 mod error;
 mod invoke;
 mod source;
+mod standalone;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
@@ -46,9 +51,11 @@ mod triggers;
 pub mod webhook;
 
 pub use build::log_path;
+pub use credentials::{BuildCredentials, IssuedCredentials, NoCredentials};
 pub use deployments::{DeploymentRequest, DeploymentState, Deployments, DeploymentsError};
 pub use error::PipelineError;
 pub use source::GitError;
+pub use standalone::{EnvValue, StartBuild};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -73,6 +80,8 @@ pub struct Pipelines {
     /// the store's pipeline list in the order they read it.
     drivers: tokio::sync::Mutex<Drivers>,
     running: driver::Running,
+    /// Cancel tokens of running standalone builds, by build id.
+    builds: driver::Running,
     shutdown: CancellationToken,
     /// Held while a recorded head is compared, its executions started and
     /// the head moved (poller, webhooks), so that one new head starts its
@@ -101,21 +110,25 @@ pub struct WebhookOutcome {
 }
 
 impl Pipelines {
-    /// Fails interrupted builds, resumes every pipeline and starts polling.
-    /// Builds of projects naming an image run on `engine`.
+    /// Fails interrupted builds (revoking their credentials), resumes
+    /// every pipeline and starts polling. Builds of projects naming an
+    /// image run on `engine`; every build gets AWS credentials from
+    /// `credentials`.
     pub async fn start(
         store: Arc<Store>,
         clock: SharedClock,
         deployments: Arc<dyn Deployments>,
+        credentials: Arc<dyn BuildCredentials>,
         data_dir: &Path,
         engine: Option<Arc<cutover_docker::DockerRuntime>>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Pipelines>, PipelineError> {
-        build::fail_interrupted(&store, clock.as_ref()).await?;
+        build::fail_interrupted(&store, clock.as_ref(), credentials.as_ref()).await?;
         let artifacts = artifacts::ArtifactStore::new(data_dir);
         let me = Arc::new(Pipelines {
             builder: build::Builder::new(store.clone(), clock.clone(), data_dir, artifacts.clone())
-                .with_engine(engine),
+                .with_engine(engine)
+                .with_credentials(credentials),
             store,
             clock,
             deployments,
@@ -123,6 +136,7 @@ impl Pipelines {
             git: source::Git::new(data_dir),
             drivers: tokio::sync::Mutex::default(),
             running: Arc::default(),
+            builds: Arc::default(),
             shutdown,
             heads: tokio::sync::Mutex::new(()),
         });

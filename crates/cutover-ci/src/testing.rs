@@ -31,7 +31,7 @@ use crate::{DeploymentRequest, DeploymentState, Deployments, DeploymentsError, P
 pub(crate) const EPOCH_MS: u64 = 1_767_225_600_000;
 
 /// Deployments of a control plane without services.
-struct NoDeployments;
+pub(crate) struct NoDeployments;
 
 #[async_trait]
 impl Deployments for NoDeployments {
@@ -87,6 +87,7 @@ impl Harness {
             store.clone(),
             clock.clone(),
             Arc::new(NoDeployments),
+            Arc::new(crate::NoCredentials),
             dir.path(),
             None,
             cancel.clone(),

@@ -224,10 +224,15 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         store: store.clone(),
         deployer: deployer.clone(),
     });
+    let credentials = Arc::new(aws::build_credentials::ServerBuildCredentials {
+        aws: aws.clone(),
+        clock: clock.clone(),
+    });
     let pipelines = cutover_ci::Pipelines::start(
         store.clone(),
         clock.clone(),
         deployments,
+        credentials,
         &data_dir,
         engine,
         cancel.clone(),

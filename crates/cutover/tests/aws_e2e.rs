@@ -591,3 +591,195 @@ fn a_pipeline_started_with_variables_waits_for_an_approval_given_with_its_token(
     ]);
     assert_eq!(error_code(&again), "ApprovalAlreadyCompletedException");
 }
+
+/// The build `id` as BatchGetBuilds answers it, once it has finished.
+fn finished_build(aws: &AwsClients, server: &Server, id: &str) -> serde_json::Value {
+    let mut build = serde_json::Value::Null;
+    let done = wait_until(Duration::from_secs(30), || {
+        build = aws.json(&["codebuild", "batch-get-builds", "--ids", id])["builds"][0].clone();
+        build["buildStatus"] != "IN_PROGRESS"
+    });
+    assert!(
+        done.is_some(),
+        "build {id} never finished: {build}\n{}",
+        server.log()
+    );
+    build
+}
+
+#[test]
+fn a_build_started_through_codebuild_calls_aws_from_inside_with_a_key_of_its_own() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.email", "dev@example.com"]);
+    git(&repo, &["config", "user.name", "Dev"]);
+    let leak = root.join("leak");
+    std::fs::write(
+        repo.join("buildspec.yml"),
+        r#"version: 0.2
+phases:
+  build:
+    commands:
+      - export PATH="$AWS_BIN:$PATH"
+      - aws sts get-caller-identity --query Account --output text
+      - test "$(aws secretsmanager get-secret-value --secret-id app/token --query SecretString --output text)" = tok-123
+      - test "$(aws ssm get-parameter --name /app/db --with-decryption --query Parameter.Value --output text)" = s3cr3t-db
+      - test "$DB_FROM_OVERRIDE" = s3cr3t-db
+      - aws ecs update-service --cluster default --service web --desired-count 2 --query service.desiredCount
+      - echo "arn=$CODEBUILD_BUILD_ARN region=$AWS_REGION"
+      - echo "key=$AWS_SECRET_ACCESS_KEY"
+      - printf %s "$AWS_SECRET_ACCESS_KEY" > "$LEAK"
+"#,
+    )
+    .unwrap();
+    git(&repo, &["add", "-A"]);
+    git(&repo, &["commit", "-q", "-m", "first"]);
+    write_stack(root, "v1", 1);
+    std::fs::write(
+        root.join("sleep.yml"),
+        "version: 0.2\nphases:\n  build:\n    commands: [\"sleep 60\"]\n",
+    )
+    .unwrap();
+    let mut stack = std::fs::read_to_string(root.join("stack.yaml")).unwrap();
+    stack.push_str(&format!(
+        "repositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\nbuildProjects:\n  deploy: {{source: {{repository: app}}, timeoutInMinutes: 5}}\n  sleeper: {{buildspec: ./sleep.yml}}\n",
+        repo.display()
+    ));
+    std::fs::write(root.join("stack.yaml"), stack).unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(&server, "web", 1, Duration::from_secs(30));
+
+    let aws = AwsClients::new(&server);
+    let (test_key, _) = aws.key();
+    aws.json(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        "app/token",
+        "--secret-string",
+        "tok-123",
+    ]);
+    aws.json(&[
+        "ssm",
+        "put-parameter",
+        "--name",
+        "/app/db",
+        "--type",
+        "SecureString",
+        "--value",
+        "s3cr3t-db",
+    ]);
+    let projects = aws.json(&["codebuild", "list-projects"]);
+    assert_eq!(
+        projects["projects"],
+        serde_json::json!(["deploy", "sleeper"])
+    );
+    let got = aws.json(&[
+        "codebuild",
+        "batch-get-projects",
+        "--names",
+        "deploy",
+        "nope",
+    ]);
+    assert_eq!(got["projectsNotFound"], serde_json::json!(["nope"]));
+    assert!(
+        got["projects"][0]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":project/deploy"),
+        "{got}"
+    );
+
+    let aws_bin = aws.bin_dir().display().to_string();
+    let started = aws.json(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "deploy",
+        "--source-version",
+        "main",
+        "--environment-variables-override",
+        &format!("name=AWS_BIN,value={aws_bin},type=PLAINTEXT"),
+        &format!("name=LEAK,value={},type=PLAINTEXT", leak.display()),
+        "name=AWS_CONFIG_FILE,value=/nonexistent,type=PLAINTEXT",
+        "name=DB_FROM_OVERRIDE,value=/app/db,type=PARAMETER_STORE",
+    ]);
+    let id = started["build"]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("deploy:"), "{started}");
+    let build = finished_build(&aws, &server, &id);
+    let addr = server.url().trim_start_matches("http://").to_string();
+    let (_, log) = http_get(&addr, &format!("/v1/builds/{id}/logs")).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let log = log["text"].as_str().unwrap().to_string();
+    assert_eq!(build["buildStatus"], "SUCCEEDED", "{build}\n{log}");
+    assert_eq!(build["currentPhase"], "COMPLETED");
+    assert_eq!(
+        build["sourceVersion"].as_str().unwrap().len(),
+        40,
+        "{build}"
+    );
+    assert!(
+        build["initiator"]
+            .as_str()
+            .unwrap()
+            .starts_with("codebuild:StartBuild"),
+        "{build}"
+    );
+    // The build changed the service through ECS's API.
+    let web = aws.json(&["ecs", "describe-services", "--services", "web"]);
+    assert_eq!(web["services"][0]["desiredCount"], 2, "{web}");
+    // Its ARN carries the account; its secret never reached the log.
+    assert!(
+        log.contains(&format!(":build/{id} region=us-east-1")) && log.contains("key=***"),
+        "{log}"
+    );
+    let secret = std::fs::read_to_string(&leak).unwrap();
+    assert!(secret.len() >= 20);
+    assert!(!log.contains(&secret), "{log}");
+    // Its key was revoked when it ended: only the test's own is left.
+    let keys = server.json(&["access-keys", "ls"]);
+    let ids: Vec<&str> = keys["AccessKeyMetadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["AccessKeyId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [test_key.as_str()], "{keys}");
+    let listed = aws.json(&[
+        "codebuild",
+        "list-builds-for-project",
+        "--project-name",
+        "deploy",
+    ]);
+    assert_eq!(listed["ids"], serde_json::json!([id]));
+    let builds = server.json(&["builds", "ls"]);
+    assert!(builds.to_string().contains(&id), "{builds}");
+
+    // A build with no source runs the project's buildspec; StopBuild stops it.
+    let sleeping = aws.json(&["codebuild", "start-build", "--project-name", "sleeper"]);
+    let sleeping = sleeping["build"]["id"].as_str().unwrap().to_string();
+    let stopped = aws.json(&["codebuild", "stop-build", "--id", &sleeping]);
+    assert_eq!(stopped["build"]["id"], sleeping.as_str());
+    let build = finished_build(&aws, &server, &sleeping);
+    assert_eq!(build["buildStatus"], "STOPPED", "{build}");
+    let missing = aws.run(&["codebuild", "start-build", "--project-name", "nope"]);
+    assert_eq!(error_code(&missing), "ResourceNotFoundException");
+    let no_source = aws.run(&[
+        "codebuild",
+        "start-build",
+        "--project-name",
+        "sleeper",
+        "--source-version",
+        "main",
+    ]);
+    assert_eq!(error_code(&no_source), "InvalidInputException");
+}

@@ -218,6 +218,7 @@ pub async fn run_build_in(
         set(&mut env, k, v.clone());
     }
 
+    secret_values.extend(req.masked.iter().cloned());
     let masker = Masker::new(secret_values);
     let mut logger = Logger {
         log,

@@ -75,6 +75,9 @@ pub struct BuildRequest {
     pub env: Vec<(String, String)>,
     /// Resolves `parameter-store` and `secrets-manager` references.
     pub secrets: SecretLookup,
+    /// Values masked in the log besides the resolved secrets (the secret
+    /// of the build's own access key, given in `env`).
+    pub masked: Vec<String>,
 }
 
 impl BuildRequest {
@@ -99,6 +102,7 @@ impl BuildRequest {
             initiator: "cutover".to_owned(),
             env: Vec::new(),
             secrets: sync_lookup(|_, _| None),
+            masked: Vec::new(),
         }
     }
 }

@@ -161,7 +161,12 @@ impl From<JsonRejection> for ApiError {
 impl From<PipelineError> for ApiError {
     fn from(e: PipelineError) -> Self {
         match e {
-            PipelineError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            PipelineError::NotFound(_)
+            | PipelineError::BuildProjectNotFound(_)
+            | PipelineError::BuildNotFound(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            }
+            PipelineError::InvalidBuild(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
             PipelineError::Refused(refused) => {
                 let status = match refused {
                     EngineError::UnknownExecution(_)
@@ -178,7 +183,8 @@ impl From<PipelineError> for ApiError {
             PipelineError::DriverStopped(_)
             | PipelineError::State { .. }
             | PipelineError::Git(_)
-            | PipelineError::NotStarted { .. } => anyhow::Error::from(e).into(),
+            | PipelineError::NotStarted { .. }
+            | PipelineError::BuildNotStarted(_) => anyhow::Error::from(e).into(),
         }
     }
 }

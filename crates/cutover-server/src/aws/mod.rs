@@ -14,6 +14,7 @@
 //! An operation Cutover does not answer is refused with
 //! `UnknownOperationException` naming it, never a silent success.
 
+pub(crate) mod build_credentials;
 mod codebuild;
 mod codedeploy;
 mod codepipeline;
@@ -64,6 +65,11 @@ pub(crate) struct AwsEnv {
 }
 
 impl AwsEnv {
+    /// The secret access key (masked in a build's log).
+    pub(crate) fn secret(&self) -> &secrecy::SecretString {
+        &self.secret
+    }
+
     /// The variables to set: `AWS_ENDPOINT_URL`, `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.
     pub(crate) fn vars(&self) -> Vec<(&'static str, String)> {

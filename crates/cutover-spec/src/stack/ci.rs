@@ -8,8 +8,14 @@
 //! repositories:
 //!   app: {url: /path/to/repo, pollIntervalSeconds: 1, webhookSecretEnv: APP_HOOK_SECRET}
 //! buildProjects:
-//!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true, timeoutInMinutes: 30}
+//!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true, timeoutInMinutes: 30,
+//!               source: {repository: app}}
 //! ```
+//!
+//! A project's `source` is what a build started on its own (CodeBuild's
+//! StartBuild) checks out; a project without one builds an empty directory
+//! (CodeBuild's `NO_SOURCE`). A pipeline's build action builds its input
+//! artifact either way.
 
 use std::collections::BTreeMap;
 
@@ -115,9 +121,20 @@ pub struct BuildProjectSpec {
     /// Minutes a build may run before it is stopped (CodeBuild's default, 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_in_minutes: Option<u64>,
+    /// What a build started on its own checks out (none: an empty source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<BuildSourceSpec>,
     /// The buildspec text, when it was sent with the stack (set by apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildspec_text: Option<String>,
+}
+
+/// The `source` of a build project: one of the stack's `repositories`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BuildSourceSpec {
+    /// The repository's name under `repositories:`.
+    pub repository: String,
 }
 
 #[cfg(test)]

@@ -48,6 +48,11 @@ impl AwsClients {
         }
     }
 
+    /// The directory holding `aws` (and the venv's Python).
+    pub fn bin_dir(&self) -> &std::path::Path {
+        &self.bin_dir
+    }
+
     /// The access key id and secret the clients sign with.
     pub fn key(&self) -> (String, String) {
         let get = |k: &str| {
