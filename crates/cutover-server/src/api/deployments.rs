@@ -65,7 +65,15 @@ pub(crate) async fn create(
     override_containers(&mut body, &req.images, &req.env)?;
     let mut appspec_hooks = BTreeMap::new();
     if let Some(a) = &req.appspec {
-        let parsed = cutover_spec::appspec::parse_appspec(&a.file, &a.content)
+        // The task definition deployed is the request's (or the service's):
+        // the appspec's `TaskDefinition` is replaced whatever it holds, as
+        // `aws ecs deploy --codedeploy-appspec` does. CodeDeploy's
+        // `CreateDeployment` checked it strictly before resolving it here.
+        let parsed = cutover_spec::appspec::parse_appspec_for(
+            &a.file,
+            &a.content,
+            cutover_spec::TaskDefinitionFrom::Elsewhere,
+        )
             .map_err(|e| files::rejected(&a.file, e))?;
         warnings.extend(parsed.warnings);
         let ts = parsed.value.target_service();
