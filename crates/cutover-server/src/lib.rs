@@ -10,6 +10,8 @@
 mod alarms;
 mod api;
 mod apply;
+/// Checking a stack with no server (`cutover validate`).
+pub use apply::validate_offline as validate_stack_offline;
 mod aws;
 mod controller;
 mod dataplane;

@@ -57,6 +57,9 @@ pub(crate) struct Known {
     pub(crate) registered: BTreeMap<(String, Option<u32>), String>,
     /// The services already stored.
     pub(crate) services: BTreeSet<String>,
+    /// Offline (`cutover validate`): no store to ask, so a task definition
+    /// named by family is taken as registered.
+    pub(crate) offline: bool,
     /// The active stored services with a load balancer: what the data
     /// plane serves beside this stack.
     pub(crate) load_balancers: Vec<StoredLb>,
@@ -198,6 +201,10 @@ pub(crate) fn validate(
             TaskDefinitionRef::Family { family, revision } => {
                 match known.registered.get(&(family.clone(), *revision)) {
                     Some(name) => ResolvedTaskDef::Existing(name.clone()),
+                    None if known.offline => ResolvedTaskDef::Existing(format!(
+                        "{family}{}",
+                        revision.map(|r| format!(":{r}")).unwrap_or_default()
+                    )),
                     None => {
                         errors.push(map.error(
                             &at("taskDefinition"),
