@@ -129,9 +129,10 @@ pub async fn run(
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
     let system_clock: clock::SharedClock = Arc::new(clock::SystemClock);
-    let proxy = dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
-        .await
-        .context("cannot start the data plane")?;
+    let proxy =
+        dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
+            .await
+            .context("cannot start the data plane")?;
     let state = assemble(Parts {
         store,
         clock: system_clock,

@@ -5,8 +5,8 @@
 //! indentation and the first newline, so line 1 is the first line shown.
 
 use cutover_spec::{
-    SpecError, TaskDefinitionFrom, parse_appspec, parse_appspec_for, parse_image_definitions, parse_image_detail, parse_stack,
-    parse_task_definition,
+    SpecError, TaskDefinitionFrom, parse_appspec, parse_appspec_for, parse_image_definitions,
+    parse_image_detail, parse_stack, parse_task_definition,
 };
 
 /// Removes the first newline and the indentation common to all lines.
@@ -870,7 +870,7 @@ fn appspec_mistakes() {
 
 #[test]
 fn appspec_task_definition_placeholders_are_replaced_where_the_task_definition_comes_from_elsewhere()
-{
+ {
     let appspec = |td: &str| {
         format!(
             r#"
@@ -887,7 +887,10 @@ fn appspec_task_definition_placeholders_are_replaced_where_the_task_definition_c
     for (td, shown) in [
         (r#""application-stack:*""#, "application-stack:*"),
         (r#""taskdef.json""#, "taskdef.json"),
-        (r#""[YOUR_TASK_DEFINITION_ARN]""#, "[YOUR_TASK_DEFINITION_ARN]"),
+        (
+            r#""[YOUR_TASK_DEFINITION_ARN]""#,
+            "[YOUR_TASK_DEFINITION_ARN]",
+        ),
         (r#""arn:....""#, "arn:...."),
     ] {
         check_warnings(

@@ -38,7 +38,9 @@ fn verdicts(report: &Value) -> Vec<(String, String, bool, usize, String)> {
             let first = f["errors"].get(0).map_or(String::new(), |d| {
                 format!(
                     "{}:{}: {}",
-                    d["line"], d["column"], d["message"].as_str().unwrap()
+                    d["line"],
+                    d["column"],
+                    d["message"].as_str().unwrap()
                 )
             });
             (
@@ -62,34 +64,110 @@ const CASES: &[(&str, &str, &str, &str, bool, usize, &str)] = &[
     (
         "taskdef-warned.json",
         r#"{"family": "web", "colour": "x", "containerDefinitions": [{"name": "web", "image": "nginx", "essential": true, "memory": 128}]}"#,
-        "taskdef", "file name", true, 1, "",
+        "taskdef",
+        "file name",
+        true,
+        1,
+        "",
     ),
-    ("web-td.json", r#"{"family": "web"}"#, "taskdef", "content: family", false, 0, "containerDefinitions"),
+    (
+        "web-td.json",
+        r#"{"family": "web"}"#,
+        "taskdef",
+        "content: family",
+        false,
+        0,
+        "containerDefinitions",
+    ),
     (
         "appspec.yaml",
         "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo: {ContainerName: web, ContainerPort: 80}\n",
-        "appspec", "file name", true, 0, "",
+        "appspec",
+        "file name",
+        true,
+        0,
+        "",
     ),
     (
         "deploy/spec.yaml",
         "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: \"taskdef.json\"\n        LoadBalancerInfo: {ContainerName: web, ContainerPort: 80}\n",
-        "appspec", "content: Resources", true, 1, "",
+        "appspec",
+        "content: Resources",
+        true,
+        1,
+        "",
     ),
     (
         "ec2.yml",
         "version: 0.0\nos: linux\nfiles:\n  - source: /\n    destination: /srv\n",
-        "appspec", "content: version with os, files or hooks", false, 0, "2:1: this is an EC2/on-premises appspec",
+        "appspec",
+        "content: version with os, files or hooks",
+        false,
+        0,
+        "2:1: this is an EC2/on-premises appspec",
     ),
-    ("buildspec.yml", "version: 0.2\nphases:\n  build:\n    commands: [make]\n", "buildspec", "file name", true, 0, ""),
-    ("ci.yml", "version: 0.2\nphases:\n  biuld:\n    commands: [make]\n", "buildspec", "content: phases", false, 0, "biuld"),
-    ("imagedefinitions.json", r#"[{"name": "web", "imageUri": "nginx:1"}]"#, "imagedefinitions", "file name", true, 0, ""),
-    ("images.json", r#"[{"name": "web", "imageUri": ""}]"#, "imagedefinitions", "content: [].imageUri", false, 0, ""),
-    ("imageDetail.json", r#"{"ImageURI": "nginx:1"}"#, "imagedetail", "file name", true, 0, ""),
-    ("lb.yaml", "listeners: []\ntargetGroups: []\n", "lb", "file name", true, 0, ""),
+    (
+        "buildspec.yml",
+        "version: 0.2\nphases:\n  build:\n    commands: [make]\n",
+        "buildspec",
+        "file name",
+        true,
+        0,
+        "",
+    ),
+    (
+        "ci.yml",
+        "version: 0.2\nphases:\n  biuld:\n    commands: [make]\n",
+        "buildspec",
+        "content: phases",
+        false,
+        0,
+        "biuld",
+    ),
+    (
+        "imagedefinitions.json",
+        r#"[{"name": "web", "imageUri": "nginx:1"}]"#,
+        "imagedefinitions",
+        "file name",
+        true,
+        0,
+        "",
+    ),
+    (
+        "images.json",
+        r#"[{"name": "web", "imageUri": ""}]"#,
+        "imagedefinitions",
+        "content: [].imageUri",
+        false,
+        0,
+        "",
+    ),
+    (
+        "imageDetail.json",
+        r#"{"ImageURI": "nginx:1"}"#,
+        "imagedetail",
+        "file name",
+        true,
+        0,
+        "",
+    ),
+    (
+        "lb.yaml",
+        "listeners: []\ntargetGroups: []\n",
+        "lb",
+        "file name",
+        true,
+        0,
+        "",
+    ),
     (
         "proxy.yaml",
         "listeners:\n  - name: a\n    address: 127.0.0.1:8080\n    defaultAction: {fixedResponse: {statusCode: 200}}\n  - name: b\n    address: 127.0.0.1:8080\n    defaultAction: {fixedResponse: {statusCode: 200}}\n",
-        "lb", "content: listeners", false, 0, "is used twice",
+        "lb",
+        "content: listeners",
+        false,
+        0,
+        "is used twice",
     ),
 ];
 
@@ -103,8 +181,7 @@ fn every_kind_is_detected_and_accepted_warned_or_refused() {
     let names: Vec<&str> = CASES.iter().map(|c| c.0).collect();
     let (code, report) = validate(dir.path(), &names);
     assert_eq!(code, 1, "{report:#}");
-    for ((name, _, kind, by, accepted, warnings, error), got) in
-        CASES.iter().zip(verdicts(&report))
+    for ((name, _, kind, by, accepted, warnings, error), got) in CASES.iter().zip(verdicts(&report))
     {
         assert_eq!(
             (got.0.as_str(), got.1.as_str(), got.2, got.3),
@@ -148,7 +225,9 @@ fn a_pipeline_alone_checks_its_own_rules_and_with_a_stack_its_references() {
         .map(|d| d["message"].as_str().unwrap())
         .collect();
     assert!(
-        messages.iter().any(|m| m.contains("build project \"web-build\" is not declared")),
+        messages
+            .iter()
+            .any(|m| m.contains("build project \"web-build\" is not declared")),
         "{report:#}"
     );
 }
@@ -171,7 +250,10 @@ fn a_stack_is_checked_with_the_files_it_references() {
     .unwrap();
     let (code, report) = validate(dir.path(), &["stack.yaml"]);
     assert_eq!(code, 1, "{report:#}");
-    assert_eq!(verdicts(&report)[0].4, "3:21: cannot read the task definition file \"./missing.json\" (relative to the stack file)");
+    assert_eq!(
+        verdicts(&report)[0].4,
+        "3:21: cannot read the task definition file \"./missing.json\" (relative to the stack file)"
+    );
 }
 
 #[test]
@@ -190,5 +272,8 @@ fn human_output_reads_like_the_servers_rejections() {
         lines.next(),
         Some("taskdef.json was rejected (1 error): taskdef (by file name)")
     );
-    assert!(lines.next().unwrap().starts_with("  taskdef.json:1:1: "), "{text}");
+    assert!(
+        lines.next().unwrap().starts_with("  taskdef.json:1:1: "),
+        "{text}"
+    );
 }

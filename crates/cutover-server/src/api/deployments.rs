@@ -74,7 +74,7 @@ pub(crate) async fn create(
             &a.content,
             cutover_spec::TaskDefinitionFrom::Elsewhere,
         )
-            .map_err(|e| files::rejected(&a.file, e))?;
+        .map_err(|e| files::rejected(&a.file, e))?;
         warnings.extend(parsed.warnings);
         let ts = parsed.value.target_service();
         let lb = svc.spec.load_balancer.as_ref();

@@ -311,7 +311,9 @@ async fn a_listener_claimed_twice_is_refused_and_never_stops_the_other_services(
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
     assert_eq!(
         diagnostics(&body),
-        ["three/stack.yaml:17:17: services.y2.loadBalancer.listener: address 127.0.0.1:18090 is already used by services.y1.loadBalancer.listener"]
+        [
+            "three/stack.yaml:17:17: services.y2.loadBalancer.listener: address 127.0.0.1:18090 is already used by services.y1.loadBalancer.listener"
+        ]
     );
 
     // A clash written behind apply's back: x2 is left out, with an event,
@@ -332,7 +334,9 @@ async fn a_listener_claimed_twice_is_refused_and_never_stops_the_other_services(
         .unwrap();
     let (status, body) = apply("four/stack.yaml", lb_stack("web", "127.0.0.1:18100"), false).await;
     assert_eq!(status, StatusCode::OK, "{body:#}");
-    crate::dataplane::DataPlane::sync(h.dataplane.as_ref()).await.unwrap();
+    crate::dataplane::DataPlane::sync(h.dataplane.as_ref())
+        .await
+        .unwrap();
     let last = h.dataplane.applied().pop().unwrap();
     let listeners: Vec<&str> = last.listeners.iter().map(|l| l.name.as_str()).collect();
     assert_eq!(listeners, ["web-prod", "x1-prod"]);

@@ -4,12 +4,12 @@
 //! ([`Known`]) is read first, in one call.
 
 use super::ApplyError;
+use crate::dataplane::config::{self as dp, Refusal};
 use crate::files::{self, FileError, TaskDefFile};
 use cutover_api::apply::ApplyRequest;
 use cutover_ci::config::{self, Declared};
-use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
-use crate::dataplane::config::{self as dp, Refusal};
 use cutover_core::service::ServiceStatus;
+use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
 use cutover_spec::stack::{Alarm, LoadBalancer, ServiceSettings, Stack, TaskDefinitionRef};
 use cutover_store::{StoreError, ops};
 use rusqlite::Connection;

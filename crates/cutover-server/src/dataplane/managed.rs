@@ -20,8 +20,8 @@
 //!   server pushes its configuration with a fresh `adminToken`.
 
 use super::{DataPlane, DataPlaneError, LeftOut, derive};
-use cutover_clock::SharedClock;
 use anyhow::Context;
+use cutover_clock::SharedClock;
 use cutover_proxy::api::{HealthReport, StatusReport};
 use cutover_proxy::client::AdminClient;
 use cutover_proxy::metrics::MetricsFeed;
@@ -64,9 +64,14 @@ impl DataPlane for ManagedProxy {
     async fn sync(&self) -> Result<u64, DataPlaneError> {
         let mut last = self.last.lock().await;
         let ep = self.endpoint()?;
-        let desired = derive(&self.store, &self.clock, &ep.admin.to_string(), &self.left_out)
-            .await
-            .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
+        let desired = derive(
+            &self.store,
+            &self.clock,
+            &ep.admin.to_string(),
+            &self.left_out,
+        )
+        .await
+        .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
         if let Some((cfg, version)) = last.as_ref()
             && *cfg == desired
         {

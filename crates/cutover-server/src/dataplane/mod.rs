@@ -20,10 +20,10 @@ mod managed;
 
 pub(crate) use managed::ManagedProxy;
 
+use cutover_clock::SharedClock;
 use cutover_proxy::api::{HealthReport, StatusReport};
 use cutover_proxy::metrics::MetricsFeed;
 use cutover_store::{Store, ops};
-use cutover_clock::SharedClock;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;

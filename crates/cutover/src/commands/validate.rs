@@ -141,7 +141,10 @@ fn detect(file: &str, text: &str) -> Option<(Kind, String)> {
     }
     if has("containerDefinitions") {
         by(Kind::Taskdef, "containerDefinitions")
-    } else if value.pointer("/taskDefinition/containerDefinitions").is_some() {
+    } else if value
+        .pointer("/taskDefinition/containerDefinitions")
+        .is_some()
+    {
         by(Kind::Taskdef, "taskDefinition.containerDefinitions")
     } else if has("family") {
         by(Kind::Taskdef, "family")
@@ -172,8 +175,8 @@ struct StackFile {
 }
 
 fn read_stack(path: &Path) -> anyhow::Result<StackFile> {
-    let content = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let content =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     Ok(StackFile {
         file: path.display().to_string(),
