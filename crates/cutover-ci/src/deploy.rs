@@ -169,7 +169,14 @@ pub(crate) async fn code_deploy(
         as_file,
         as_artifact,
     )?;
-    let appspec = cutover_spec::appspec::parse_appspec(as_file, &as_text).map_err(diagnostics)?;
+    // CodeDeployToECS substitutes the registered task definition for the
+    // appspec's `TaskDefinition`, whatever it holds.
+    let appspec = cutover_spec::appspec::parse_appspec_for(
+        as_file,
+        &as_text,
+        cutover_spec::TaskDefinitionFrom::Elsewhere,
+    )
+    .map_err(diagnostics)?;
     let hooks: BTreeMap<String, String> = appspec
         .value
         .hooks

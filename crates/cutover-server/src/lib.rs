@@ -10,6 +10,8 @@
 mod alarms;
 mod api;
 mod apply;
+/// Checking a stack with no server (`cutover validate`).
+pub use apply::validate_offline as validate_stack_offline;
 mod aws;
 mod controller;
 mod dataplane;
@@ -126,12 +128,14 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
-    let proxy = dataplane::ManagedProxy::start(store.clone(), &cfg.data_dir, bin)
-        .await
-        .context("cannot start the data plane")?;
+    let system_clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    let proxy =
+        dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
+            .await
+            .context("cannot start the data plane")?;
     let state = assemble(Parts {
         store,
-        clock: Arc::new(clock::SystemClock),
+        clock: system_clock,
         runtimes,
         dataplane: proxy.clone(),
         data_dir: cfg.data_dir.clone(),

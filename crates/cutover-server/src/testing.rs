@@ -59,7 +59,7 @@ impl Harness {
         let clock = Arc::new(TokioClock::new(EPOCH_MS));
         let now_clock = clock.clone();
         let runtime = FakeRuntime::new("process", Arc::new(move || now_clock.now_ms()));
-        let dataplane = FakeDataPlane::new(store.clone());
+        let dataplane = FakeDataPlane::new(store.clone(), clock.clone());
         Harness::assemble(dir, store, clock, runtime, dataplane).await
     }
 

@@ -15,7 +15,14 @@
 //!
 //! `version` may be the YAML float `0.0` or the string `"0.0"`. `Resources`
 //! holds exactly one service. `TaskDefinition` is an ARN, `family[:revision]`
-//! or a `<PLACEHOLDER>` (see [`TaskDefinitionTarget`]). Each hook is a
+//! or a `<PLACEHOLDER>` (see [`TaskDefinitionTarget`]) where the appspec
+//! names the task definition to deploy (CodeDeploy's `CreateDeployment`);
+//! where the task definition comes from elsewhere (`cutover deploy
+//! --task-definition F --appspec A`, CodePipeline's `CodeDeployToECS`), the
+//! value is replaced whatever it holds, as AWS does, and a value that names
+//! no task definition is only a warning ([`TaskDefinitionFrom`]). An
+//! EC2/on-premises appspec (`os`, `files`, `hooks`) is recognised and
+//! refused as such, not read as a broken ECS one. Each hook is a
 //! one-key mapping from a lifecycle event to the function to call. Keys are
 //! case-sensitive; an unknown key is a warning.
 
@@ -237,20 +244,63 @@ impl ServiceProperties {
     }
 }
 
-/// Reads an AppSpec for ECS. `*.json` is read as JSON, anything else as YAML.
+/// Where the task definition a deployment runs comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskDefinitionFrom {
+    /// The appspec's `TaskDefinition` names it (CodeDeploy's
+    /// `CreateDeployment`): the value must be an ARN, `family[:revision]` or
+    /// a `<PLACEHOLDER>`.
+    AppSpec,
+    /// It is given elsewhere (`--task-definition`, a pipeline's task
+    /// definition artifact) and replaces the appspec's value, whatever it
+    /// holds (`"application-stack:*"`, `"taskdef.json"`, `"[YOUR_ARN]"`):
+    /// a value that names no task definition is a warning.
+    Elsewhere,
+}
+
+/// Reads an AppSpec for ECS whose `TaskDefinition` names the task
+/// definition ([`TaskDefinitionFrom::AppSpec`]). `*.json` is read as JSON,
+/// anything else as YAML.
 pub fn parse_appspec(file: &str, text: &str) -> Result<Parsed<AppSpec>, SpecError> {
+    parse_appspec_for(file, text, TaskDefinitionFrom::AppSpec)
+}
+
+/// Reads an AppSpec for ECS, checking `TaskDefinition` as `from` says.
+pub fn parse_appspec_for(
+    file: &str,
+    text: &str,
+    from: TaskDefinitionFrom,
+) -> Result<Parsed<AppSpec>, SpecError> {
     let doc = Document::parse(file, text, Format::for_file(file))?;
     let sink = doc.sink(false);
+    if let Some(key) = host_appspec_key(doc.root()) {
+        sink.error_key(
+            &Path::root().key(key),
+            "this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service",
+        );
+        return sink.finish(None);
+    }
     let spec: Option<AppSpec> = sink.read(&Path::root());
     if let Some(spec) = &spec {
-        validate(spec, &sink);
+        validate(spec, &sink, from);
     }
     // An AppSpec without exactly one resource is refused by `validate`, so
     // `target_service` can index it.
     sink.finish(spec)
 }
 
-fn validate(spec: &AppSpec, s: &Sink<'_>) {
+/// The first of `os`, `files` and `hooks` when the document is an
+/// EC2/on-premises appspec: one of them at the top and no `Resources`.
+fn host_appspec_key(root: &crate::doc::Node) -> Option<&'static str> {
+    if root.entry("Resources").is_some() {
+        return None;
+    }
+    ["os", "files", "hooks"]
+        .into_iter()
+        .find(|k| root.entry(k).is_some())
+}
+
+fn validate(spec: &AppSpec, s: &Sink<'_>, from: TaskDefinitionFrom) {
     if spec.version != "0.0" {
         s.error(
             &Path::root().key("version"),
@@ -280,7 +330,16 @@ fn validate(spec: &AppSpec, s: &Sink<'_>) {
         }
         let props = at.key("Properties");
         if let Err(e) = r.service.properties.task_definition_target() {
-            s.error(&props.key("TaskDefinition"), e);
+            match from {
+                TaskDefinitionFrom::AppSpec => s.error(&props.key("TaskDefinition"), e),
+                TaskDefinitionFrom::Elsewhere => s.warning(
+                    &props.key("TaskDefinition"),
+                    format!(
+                        "{} names no task definition; it is replaced by the task definition this deployment registers",
+                        quote(&r.service.properties.task_definition)
+                    ),
+                ),
+            }
         }
         let lb = props.key("LoadBalancerInfo");
         let info = &r.service.properties.load_balancer_info;

@@ -31,7 +31,7 @@ pub mod taskdef;
 mod check;
 mod de;
 
-pub use appspec::{AppSpec, LifecycleEvent, parse_appspec};
+pub use appspec::{AppSpec, LifecycleEvent, TaskDefinitionFrom, parse_appspec, parse_appspec_for};
 pub use check::suggest;
 pub use diag::{Diagnostic, Parsed, Severity, SpecError};
 pub use handoff::{ImageDefinition, ImageDetail, parse_image_definitions, parse_image_detail};

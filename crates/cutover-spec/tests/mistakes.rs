@@ -5,8 +5,8 @@
 //! indentation and the first newline, so line 1 is the first line shown.
 
 use cutover_spec::{
-    SpecError, parse_appspec, parse_image_definitions, parse_image_detail, parse_stack,
-    parse_task_definition,
+    SpecError, TaskDefinitionFrom, parse_appspec, parse_appspec_for, parse_image_definitions,
+    parse_image_detail, parse_stack, parse_task_definition,
 };
 
 /// Removes the first newline and the indentation common to all lines.
@@ -36,6 +36,9 @@ fn parse(file: &str, text: &str) -> Result<Vec<String>, SpecError> {
         warnings(parse_task_definition(file, text))
     } else if file.starts_with("stack") {
         warnings(parse_stack(file, text))
+    } else if let Some(name) = file.strip_prefix("template/") {
+        // An appspec whose task definition comes from elsewhere.
+        warnings(parse_appspec_for(name, text, TaskDefinitionFrom::Elsewhere))
     } else if file.starts_with("appspec") {
         warnings(parse_appspec(file, text))
     } else if file.starts_with("imagedefinitions") {
@@ -862,6 +865,79 @@ fn appspec_mistakes() {
         r#"
         appspec.yaml:9:5: Hooks[0].BeforeInstal: unknown variant "BeforeInstal", expected one of BeforeInstall, AfterInstall, AfterAllowTestTraffic, BeforeAllowTraffic, AfterAllowTraffic
         "#,
+    );
+}
+
+#[test]
+fn appspec_task_definition_placeholders_are_replaced_where_the_task_definition_comes_from_elsewhere()
+ {
+    let appspec = |td: &str| {
+        format!(
+            r#"
+            version: 0.0
+            Resources:
+              - TargetService:
+                  Type: AWS::ECS::Service
+                  Properties:
+                    TaskDefinition: {td}
+                    LoadBalancerInfo: {{ContainerName: web, ContainerPort: 80}}
+            "#
+        )
+    };
+    for (td, shown) in [
+        (r#""application-stack:*""#, "application-stack:*"),
+        (r#""taskdef.json""#, "taskdef.json"),
+        (
+            r#""[YOUR_TASK_DEFINITION_ARN]""#,
+            "[YOUR_TASK_DEFINITION_ARN]",
+        ),
+        (r#""arn:....""#, "arn:...."),
+    ] {
+        check_warnings(
+            "template/appspec.yaml",
+            &appspec(td),
+            &format!(
+                r#"appspec.yaml:6:25: Resources[0].TargetService.Properties.TaskDefinition: "{shown}" names no task definition; it is replaced by the task definition this deployment registers"#
+            ),
+        );
+    }
+    // What names a task definition is replaced without a word.
+    for td in ["<TASK_DEFINITION>", "ARN", "web:3"] {
+        check_warnings("template/appspec.yaml", &appspec(td), "");
+    }
+    // Where the appspec names the task definition (CreateDeployment), the
+    // value must name one.
+    check(
+        "appspec.yaml",
+        &appspec(r#""application-stack:*""#),
+        r#"appspec.yaml:6:25: Resources[0].TargetService.Properties.TaskDefinition: invalid revision "*" in "application-stack:*": expected an integer of 1 or more"#,
+    );
+}
+
+#[test]
+fn an_ec2_appspec_is_recognised_as_such() {
+    let expected = "appspec.yml:2:1: os: this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service";
+    let ec2 = r#"
+        version: 0.0
+        os: linux
+        files:
+          - source: /
+            destination: /var/www/html
+        hooks:
+          AfterInstall:
+            - location: scripts/restart.sh
+              timeout: 300
+        "#;
+    check("appspec.yml", ec2, expected);
+    check("template/appspec.yml", ec2, expected);
+    // JSON, with `hooks` alone.
+    check(
+        "appspec.json",
+        r#"
+        {"version": 0.0,
+         "hooks": {"ApplicationStart": [{"location": "start.sh"}]}}
+        "#,
+        r#"appspec.json:2:2: hooks: this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service"#,
     );
 }
 

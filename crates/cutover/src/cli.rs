@@ -54,6 +54,8 @@ pub(crate) enum Command {
     SampleApp,
     /// Create or update services from a stack file.
     Apply(ApplyArgs),
+    /// Check files offline (no server) with the server's own parsers.
+    Validate(ValidateArgs),
     /// Register and inspect task definitions.
     #[command(name = "task-definitions", alias = "taskdefs")]
     TaskDefinitions {
@@ -149,6 +151,57 @@ pub(crate) struct ApplyArgs {
     /// Print what would change; change nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The files to check.
+    #[arg(required = true)]
+    pub(crate) files: Vec<PathBuf>,
+    /// What the files are (default: found from each file's name, else its content).
+    #[arg(long, value_enum)]
+    pub(crate) kind: Option<ValidateKind>,
+    /// A stack file: a pipeline's repositories, build projects and services must be its own.
+    #[arg(long)]
+    pub(crate) stack: Option<PathBuf>,
+}
+
+/// The kinds of file `cutover validate` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ValidateKind {
+    /// An ECS task definition (`taskdef.json`).
+    Taskdef,
+    /// A CodeDeploy appspec for ECS.
+    Appspec,
+    /// A CodeBuild buildspec.
+    Buildspec,
+    /// CodePipeline's `imagedefinitions.json`.
+    Imagedefinitions,
+    /// CodePipeline's `imageDetail.json`.
+    Imagedetail,
+    /// A CodePipeline definition.
+    Pipeline,
+    /// A Cutover stack.
+    Stack,
+    /// A `cutover proxy` configuration (`lb.yaml`).
+    Lb,
+}
+
+impl ValidateKind {
+    /// The name `--kind` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ValidateKind::Taskdef => "taskdef",
+            ValidateKind::Appspec => "appspec",
+            ValidateKind::Buildspec => "buildspec",
+            ValidateKind::Imagedefinitions => "imagedefinitions",
+            ValidateKind::Imagedetail => "imagedetail",
+            ValidateKind::Pipeline => "pipeline",
+            ValidateKind::Stack => "stack",
+            ValidateKind::Lb => "lb",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

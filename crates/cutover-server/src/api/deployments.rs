@@ -65,8 +65,16 @@ pub(crate) async fn create(
     override_containers(&mut body, &req.images, &req.env)?;
     let mut appspec_hooks = BTreeMap::new();
     if let Some(a) = &req.appspec {
-        let parsed = cutover_spec::appspec::parse_appspec(&a.file, &a.content)
-            .map_err(|e| files::rejected(&a.file, e))?;
+        // The task definition deployed is the request's (or the service's):
+        // the appspec's `TaskDefinition` is replaced whatever it holds, as
+        // `aws ecs deploy --codedeploy-appspec` does. CodeDeploy's
+        // `CreateDeployment` checked it strictly before resolving it here.
+        let parsed = cutover_spec::appspec::parse_appspec_for(
+            &a.file,
+            &a.content,
+            cutover_spec::TaskDefinitionFrom::Elsewhere,
+        )
+        .map_err(|e| files::rejected(&a.file, e))?;
         warnings.extend(parsed.warnings);
         let ts = parsed.value.target_service();
         let lb = svc.spec.load_balancer.as_ref();

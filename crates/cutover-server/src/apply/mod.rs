@@ -34,3 +34,31 @@ pub(crate) enum ApplyError {
     #[error("cannot encode the stack: {0}")]
     Encode(#[from] serde_json::Error),
 }
+
+/// Validates a stack and the files it references with no server
+/// (`cutover validate`): every check of an apply, over an empty store
+/// where task definitions named by family are taken as registered and
+/// every runtime is available. The warnings, or every diagnostic.
+pub fn validate_offline(
+    req: &cutover_api::apply::ApplyRequest,
+) -> Result<Vec<cutover_spec::Diagnostic>, cutover_spec::SpecError> {
+    let rejected = |e: ApplyError| match e {
+        ApplyError::Rejected(FileError::Rejected { error, .. }) => error,
+        other => cutover_spec::SpecError {
+            diagnostics: vec![
+                cutover_spec::diag::SourceMap::new(&req.file, &req.content)
+                    .error("", other.to_string()),
+            ],
+            warnings: Vec::new(),
+        },
+    };
+    let parsed = validate::parse(&req.file, &req.content).map_err(|e| rejected(e.into()))?;
+    let runtimes = ["process", "docker"].map(String::from).into();
+    let known = validate::Known {
+        offline: true,
+        ..validate::Known::default()
+    };
+    validate::validate(req, parsed, &runtimes, &known)
+        .map(|v| v.warnings)
+        .map_err(rejected)
+}

@@ -182,7 +182,7 @@ fn validation_reports_every_error_of_the_stack_located() {
     // What the store knows resolves the family reference.
     let known = Known {
         registered: BTreeMap::from([(("api".to_string(), Some(3)), "api:3".to_string())]),
-        services: BTreeSet::new(),
+        ..Known::default()
     };
     let Err(ApplyError::Rejected(FileError::Rejected { error, .. })) =
         validated(&request(stack), &known)
@@ -254,5 +254,95 @@ async fn a_dry_run_writes_nothing_and_a_second_commit_changes_nothing() {
             .unwrap()
             .revision,
         1
+    );
+}
+
+/// The diagnostics of a refused apply, as the CLI prints them.
+fn diagnostics(body: &serde_json::Value) -> Vec<String> {
+    let d: Vec<cutover_spec::Diagnostic> =
+        serde_json::from_value(body["error"]["diagnostics"].clone()).unwrap();
+    d.iter().map(ToString::to_string).collect()
+}
+
+/// A stack of one blue/green service `name` on `listener`.
+fn lb_stack(name: &str, listener: &str) -> String {
+    format!(
+        "services:
+  {name}:
+    runtime: process
+    desiredCount: 1
+    taskDefinition: ./web.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: {listener}
+"
+    )
+}
+
+/// Issue 17's repro: a listener address claimed by a second stack is
+/// refused by the apply and its dry run, naming the service that holds it
+/// and its stack file; and a clash already in the store (written by an
+/// older release) leaves only the newer service out of the data plane.
+#[tokio::test(start_paused = true)]
+async fn a_listener_claimed_twice_is_refused_and_never_stops_the_other_services() {
+    use crate::testing::Harness;
+    use axum::http::{Method, StatusCode};
+    use serde_json::json;
+    let h = Harness::start().await;
+    let apply = |file: &str, stack: String, dry_run: bool| {
+        let body = json!({"file": file, "stack": file, "content": stack, "dryRun": dry_run,
+            "files": {"./web.json": WEB_TASKDEF}});
+        h.call(Method::POST, "/v1/apply", Some(body))
+    };
+    let (status, body) = apply("one/stack.yaml", lb_stack("x1", "127.0.0.1:18080"), false).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    let expected = "two/stack.yaml:9:17: services.x2.loadBalancer.listener: address 127.0.0.1:18080 is already the listener of service \"x1\" (declared in one/stack.yaml): two services cannot share a listener";
+    for dry_run in [true, false] {
+        let (status, body) =
+            apply("two/stack.yaml", lb_stack("x2", "127.0.0.1:18080"), dry_run).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+        assert_eq!(diagnostics(&body), [expected]);
+    }
+    // Two services of one stack on one address: the stack's own rule.
+    let both = lb_stack("y1", "127.0.0.1:18090")
+        + &lb_stack("y2", "127.0.0.1:18090").replace("services:\n", "");
+    let (status, body) = apply("three/stack.yaml", both, true).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+    assert_eq!(
+        diagnostics(&body),
+        [
+            "three/stack.yaml:17:17: services.y2.loadBalancer.listener: address 127.0.0.1:18090 is already used by services.y1.loadBalancer.listener"
+        ]
+    );
+
+    // A clash written behind apply's back: x2 is left out, with an event,
+    // and a healthy service applied afterwards is served.
+    let mut x2 = h
+        .state
+        .store
+        .call(|c| ops::service(c, "x1"))
+        .await
+        .unwrap()
+        .unwrap();
+    x2.name = "x2".into();
+    x2.created_at += 1;
+    h.state
+        .store
+        .call(move |c| ops::put_service(c, &x2))
+        .await
+        .unwrap();
+    let (status, body) = apply("four/stack.yaml", lb_stack("web", "127.0.0.1:18100"), false).await;
+    assert_eq!(status, StatusCode::OK, "{body:#}");
+    crate::dataplane::DataPlane::sync(h.dataplane.as_ref())
+        .await
+        .unwrap();
+    let last = h.dataplane.applied().pop().unwrap();
+    let listeners: Vec<&str> = last.listeners.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(listeners, ["web-prod", "x1-prod"]);
+    let (_, events) = h.call(Method::GET, "/v1/services/x2/events", None).await;
+    assert!(
+        events.to_string().contains("left out of the data plane configuration: listener address 127.0.0.1:18080 is already used by service \\\"x1\\\""),
+        "{events:#}"
     );
 }

@@ -4,11 +4,13 @@
 //! ([`Known`]) is read first, in one call.
 
 use super::ApplyError;
+use crate::dataplane::config::{self as dp, Refusal};
 use crate::files::{self, FileError, TaskDefFile};
 use cutover_api::apply::ApplyRequest;
 use cutover_ci::config::{self, Declared};
+use cutover_core::service::ServiceStatus;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
-use cutover_spec::stack::{Alarm, ServiceSettings, Stack, TaskDefinitionRef};
+use cutover_spec::stack::{Alarm, LoadBalancer, ServiceSettings, Stack, TaskDefinitionRef};
 use cutover_store::{StoreError, ops};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -55,6 +57,21 @@ pub(crate) struct Known {
     pub(crate) registered: BTreeMap<(String, Option<u32>), String>,
     /// The services already stored.
     pub(crate) services: BTreeSet<String>,
+    /// Offline (`cutover validate`): no store to ask, so a task definition
+    /// named by family is taken as registered.
+    pub(crate) offline: bool,
+    /// The active stored services with a load balancer: what the data
+    /// plane serves beside this stack.
+    pub(crate) load_balancers: Vec<StoredLb>,
+}
+
+/// A stored service's load balancer, and the stack file that declared it.
+#[derive(Debug)]
+pub(crate) struct StoredLb {
+    pub(crate) service: String,
+    pub(crate) created_at: u64,
+    pub(crate) lb: LoadBalancer,
+    pub(crate) stack_file: Option<String>,
 }
 
 /// The registered task definitions `stack` names by family (and revision).
@@ -82,7 +99,21 @@ impl Known {
                 known.registered.insert((family, revision), row.name());
             }
         }
-        known.services = ops::list_services(c)?.into_iter().map(|s| s.name).collect();
+        let stored = ops::list_services(c)?;
+        let mut files = ops::stack_files_by_service(c)?;
+        for s in &stored {
+            if s.status == ServiceStatus::Active
+                && let Some(lb) = &s.spec.load_balancer
+            {
+                known.load_balancers.push(StoredLb {
+                    service: s.name.clone(),
+                    created_at: s.created_at,
+                    lb: lb.clone(),
+                    stack_file: files.remove(&s.name),
+                });
+            }
+        }
+        known.services = stored.into_iter().map(|s| s.name).collect();
         Ok(known)
     }
 }
@@ -170,6 +201,10 @@ pub(crate) fn validate(
             TaskDefinitionRef::Family { family, revision } => {
                 match known.registered.get(&(family.clone(), *revision)) {
                     Some(name) => ResolvedTaskDef::Existing(name.clone()),
+                    None if known.offline => ResolvedTaskDef::Existing(format!(
+                        "{family}{}",
+                        revision.map(|r| format!(":{r}")).unwrap_or_default()
+                    )),
                     None => {
                         errors.push(map.error(
                             &at("taskDefinition"),
@@ -201,6 +236,7 @@ pub(crate) fn validate(
     if let Err(e) = cutover_spec::stack::check_task_definitions(&req.file, &req.content, &checks) {
         errors.extend(e.diagnostics);
     }
+    check_load_balancers(stack, known, &map, &mut errors);
     let mut all_services: BTreeSet<String> = stack.services.keys().cloned().collect();
     all_services.extend(known.services.iter().cloned());
     let stack_key = config::stack_key(&req.file, req.stack.as_deref());
@@ -240,4 +276,64 @@ pub(crate) fn validate(
         declared,
         warnings,
     })
+}
+
+/// Refuses a stack whose load balancers would make the data plane's
+/// configuration invalid, with the check the data plane sync runs
+/// ([`dp::admit`]): each service's part alone, then its listener addresses
+/// against every other active service's (those of other stacks keep
+/// theirs) and against the stack's own.
+fn check_load_balancers(
+    stack: &Stack,
+    known: &Known,
+    map: &SourceMap,
+    errors: &mut Vec<Diagnostic>,
+) {
+    // Services of other stacks first (by age), then this stack's, which
+    // may never take an address another service holds.
+    let mut parts: Vec<dp::Part> = known
+        .load_balancers
+        .iter()
+        .filter(|s| !stack.services.contains_key(&s.service))
+        .map(|s| dp::declared_part(&s.service, s.created_at, &s.lb))
+        .collect();
+    let first_ours = parts.len();
+    for (name, svc) in &stack.services {
+        if let Some(lb) = &svc.load_balancer {
+            parts.push(dp::declared_part(name, u64::MAX, lb));
+        }
+    }
+    let verdicts = dp::admit(None, &parts);
+    for (p, verdict) in parts[first_ours..].iter().zip(&verdicts[first_ours..]) {
+        let at = format!("services.{}.loadBalancer", p.service);
+        match verdict {
+            Ok(()) => {}
+            Err(Refusal::Invalid(why)) => errors.push(map.error(
+                &at,
+                format!("the data plane would refuse this load balancer: {why}"),
+            )),
+            Err(Refusal::Clash {
+                address,
+                role,
+                other,
+            }) => {
+                let declared = match known.load_balancers.iter().find(|s| s.service == *other) {
+                    Some(StoredLb {
+                        stack_file: Some(f),
+                        ..
+                    }) if !stack.services.contains_key(other) => format!(" (declared in {f})"),
+                    Some(_) if !stack.services.contains_key(other) => " (already running)".into(),
+                    _ => " (in this stack)".into(),
+                };
+                errors.push(map.error(
+                    &format!("{at}.{}", role.field()),
+                    format!("address {address} is already the listener of service {other:?}{declared}: two services cannot share a listener"),
+                ));
+            }
+            Err(Refusal::Admin { address, role }) => errors.push(map.error(
+                &format!("{at}.{}", role.field()),
+                format!("address {address} is the data plane's admin address"),
+            )),
+        }
+    }
 }

@@ -13,8 +13,15 @@
 //! Only RUNNING tasks with an endpoint are targets; the proxy's own health
 //! checks decide when they receive traffic. This is a pure function of the
 //! rows, so the same store always yields the same configuration.
+//!
+//! Each service's part is checked on its own ([`admit`]): a part the proxy
+//! would refuse, or whose listener address an older service already holds,
+//! is left out (and reported), so one bad service never stops the others
+//! from deploying. `apply` runs the same check before it writes a stack.
 
 use cutover_core::task::{DesiredStatus, TaskState};
+use cutover_proxy::config::ProxyConfig;
+use cutover_spec::stack::LoadBalancer;
 use cutover_store::{DeploymentRow, ServiceRow, TaskRow};
 use serde_json::{Value, json};
 
@@ -51,10 +58,200 @@ pub(crate) struct ServiceView<'a> {
     pub(crate) deployment: Option<&'a DeploymentRow>,
 }
 
-/// Builds the proxy configuration (as the JSON the admin API takes).
-pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
-    let mut listeners = Vec::new();
+/// The configuration to push, and the services left out of it.
+#[derive(Debug)]
+pub(crate) struct Desired {
+    /// The proxy configuration (as the JSON the admin API takes).
+    pub(crate) config: Value,
+    /// Services whose part was left out, and why (see [`admit`]).
+    pub(crate) left_out: Vec<(String, Refusal)>,
+}
+
+/// One service's part of the configuration: its listeners and target groups.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) service: String,
+    /// When the service was created: on a clash the older one keeps the
+    /// address.
+    pub(crate) created_at: u64,
+    pub(crate) listeners: Vec<Value>,
+    pub(crate) groups: Vec<Value>,
+}
+
+/// Which of a service's listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerRole {
+    Production,
+    Test,
+}
+
+impl ListenerRole {
+    /// The stack field that declares it.
+    pub(crate) fn field(self) -> &'static str {
+        match self {
+            ListenerRole::Production => "listener",
+            ListenerRole::Test => "testListener",
+        }
+    }
+}
+
+/// Why a service's part cannot go into the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// The part alone is not a configuration the proxy accepts.
+    #[error("its load balancer is not a valid proxy configuration: {0}")]
+    Invalid(String),
+    /// One of its listener addresses is another service's (or its own
+    /// other listener's).
+    #[error("listener address {address} is already used by service {other:?}")]
+    Clash {
+        address: std::net::SocketAddr,
+        role: ListenerRole,
+        other: String,
+    },
+    /// One of its listener addresses is the data plane's admin address.
+    #[error("listener address {address} is the data plane's admin address")]
+    Admin {
+        address: std::net::SocketAddr,
+        role: ListenerRole,
+    },
+}
+
+/// Decides which parts go into the configuration: each part is checked
+/// alone with the proxy's own validation, then its listener addresses
+/// against those of the parts already admitted (older services first, so
+/// a newcomer never takes an address from a running service) and the admin
+/// address. One bad service never keeps the others out. Returns one answer
+/// per part, in the order given.
+pub(crate) fn admit(admin: Option<&str>, parts: &[Part]) -> Vec<Result<(), Refusal>> {
+    let admin_addr: Option<std::net::SocketAddr> = admin.and_then(|a| a.parse().ok());
+    let mut order: Vec<usize> = (0..parts.len()).collect();
+    order.sort_by(|&a, &b| {
+        (parts[a].created_at, &parts[a].service).cmp(&(parts[b].created_at, &parts[b].service))
+    });
+    let mut used: std::collections::HashMap<std::net::SocketAddr, &str> =
+        std::collections::HashMap::new();
+    let mut out = vec![Ok(()); parts.len()];
+    for i in order {
+        let p = &parts[i];
+        let alone = json!({"listeners": p.listeners, "targetGroups": p.groups});
+        let checked = serde_json::from_value::<ProxyConfig>(alone)
+            .map_err(|e| Refusal::Invalid(e.to_string()))
+            .and_then(|cfg| {
+                cfg.validate()
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?;
+                Ok(cfg)
+            });
+        let cfg = match checked {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                out[i] = Err(e);
+                continue;
+            }
+        };
+        let mut addresses = Vec::new();
+        for l in &cfg.listeners {
+            // `validate` parsed every address.
+            let Ok(address) = l.address.parse::<std::net::SocketAddr>() else {
+                continue;
+            };
+            let role = if l.name == test_listener(&p.service) {
+                ListenerRole::Test
+            } else {
+                ListenerRole::Production
+            };
+            if admin_addr == Some(address) {
+                out[i] = Err(Refusal::Admin { address, role });
+                break;
+            }
+            if let Some(other) = used.get(&address) {
+                out[i] = Err(Refusal::Clash {
+                    address,
+                    role,
+                    other: (*other).to_string(),
+                });
+                break;
+            }
+            addresses.push(address);
+        }
+        if out[i].is_ok() {
+            for a in addresses {
+                used.insert(a, &p.service);
+            }
+        }
+    }
+    out
+}
+
+/// A service's part with no targets, as a stack declares it (what `apply`
+/// checks before anything is written).
+pub(crate) fn declared_part(service: &str, created_at: u64, lb: &LoadBalancer) -> Part {
+    part(service, created_at, lb, "a", &[], &[], 0, false)
+}
+
+/// Builds one service's listeners and target groups.
+#[allow(clippy::too_many_arguments)]
+fn part(
+    service: &str,
+    created_at: u64,
+    lb: &LoadBalancer,
+    live: &str,
+    live_targets: &[String],
+    other_targets: &[String],
+    pct: u32,
+    test_on_green: bool,
+) -> Part {
+    let other = other_group(live);
+    let hc = &lb.health_check;
+    let health = json!({
+        "path": hc.path,
+        "intervalSeconds": hc.interval_seconds,
+        "timeoutSeconds": hc.timeout().as_secs(),
+        "healthyThresholdCount": hc.healthy_threshold_count,
+        "unhealthyThresholdCount": hc.unhealthy_threshold_count,
+        "matcher": hc.matcher.as_str(),
+    });
+    let delay = lb.deregistration_delay_seconds;
     let mut groups = Vec::new();
+    for (g, t) in [(live, live_targets), (other, other_targets)] {
+        groups.push(json!({
+            "name": group_name(service, g),
+            "targets": t,
+            "healthCheck": health,
+            "deregistrationDelaySeconds": delay,
+        }));
+    }
+    let mut listeners = vec![json!({
+        "name": prod_listener(service),
+        "address": lb.listener.to_string(),
+        "defaultAction": {"forward": [
+            {"targetGroup": group_name(service, live), "weight": 100 - pct},
+            {"targetGroup": group_name(service, other), "weight": pct},
+        ]},
+    })];
+    if let Some(test) = lb.test_listener {
+        let (tw_live, tw_other) = if test_on_green { (0, 100) } else { (100, 0) };
+        listeners.push(json!({
+            "name": test_listener(service),
+            "address": test.to_string(),
+            "defaultAction": {"forward": [
+                {"targetGroup": group_name(service, live), "weight": tw_live},
+                {"targetGroup": group_name(service, other), "weight": tw_other},
+            ]},
+        }));
+    }
+    Part {
+        service: service.to_string(),
+        created_at,
+        listeners,
+        groups,
+    }
+}
+
+/// Builds the proxy configuration (as the JSON the admin API takes) from
+/// the parts [`admit`] lets in; the others are listed in `left_out`.
+pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Desired {
+    let mut parts = Vec::new();
     for v in services {
         let svc = v.service;
         let Some(lb) = svc.spec.load_balancer.as_ref() else {
@@ -64,7 +261,6 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
             continue;
         }
         let live = svc.lb_group.as_str();
-        let other = other_group(live);
         let green = v.deployment.filter(|d| d.green_provisioned);
         let green_set_id = green.map(|d| green_set(&d.id));
         let targets = |in_set: &dyn Fn(&str) -> bool| -> Vec<String> {
@@ -91,47 +287,36 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Value {
             Some(g) => targets(&|set: &str| set == g),
             None => Vec::new(),
         };
-        let hc = &lb.health_check;
-        let health = json!({
-            "path": hc.path,
-            "intervalSeconds": hc.interval_seconds,
-            "timeoutSeconds": hc.timeout().as_secs(),
-            "healthyThresholdCount": hc.healthy_threshold_count,
-            "unhealthyThresholdCount": hc.unhealthy_threshold_count,
-            "matcher": hc.matcher.as_str(),
-        });
-        let delay = lb.deregistration_delay_seconds;
-        for (g, t) in [(live, &live_targets), (other, &other_targets)] {
-            groups.push(json!({
-                "name": group_name(&svc.name, g),
-                "targets": t,
-                "healthCheck": health,
-                "deregistrationDelaySeconds": delay,
-            }));
-        }
         let pct = green.map_or(0, |d| u32::from(d.prod_green_percent.min(100)));
-        listeners.push(json!({
-            "name": prod_listener(&svc.name),
-            "address": lb.listener.to_string(),
-            "defaultAction": {"forward": [
-                {"targetGroup": group_name(&svc.name, live), "weight": 100 - pct},
-                {"targetGroup": group_name(&svc.name, other), "weight": pct},
-            ]},
-        }));
-        if let Some(test) = lb.test_listener {
-            let on_green = green.is_some_and(|d| d.test_on_green);
-            let (tw_live, tw_other) = if on_green { (0, 100) } else { (100, 0) };
-            listeners.push(json!({
-                "name": test_listener(&svc.name),
-                "address": test.to_string(),
-                "defaultAction": {"forward": [
-                    {"targetGroup": group_name(&svc.name, live), "weight": tw_live},
-                    {"targetGroup": group_name(&svc.name, other), "weight": tw_other},
-                ]},
-            }));
+        let on_green = green.is_some_and(|d| d.test_on_green);
+        parts.push(part(
+            &svc.name,
+            svc.created_at,
+            lb,
+            live,
+            &live_targets,
+            &other_targets,
+            pct,
+            on_green,
+        ));
+    }
+    let verdicts = admit(Some(admin), &parts);
+    let mut listeners = Vec::new();
+    let mut groups = Vec::new();
+    let mut left_out = Vec::new();
+    for (p, verdict) in parts.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => {
+                listeners.extend(p.listeners);
+                groups.extend(p.groups);
+            }
+            Err(why) => left_out.push((p.service, why)),
         }
     }
-    json!({"admin": admin, "listeners": listeners, "targetGroups": groups})
+    Desired {
+        config: json!({"admin": admin, "listeners": listeners, "targetGroups": groups}),
+        left_out,
+    }
 }
 
 #[cfg(test)]
@@ -226,7 +411,8 @@ mod tests {
                 tasks: &tasks,
                 deployment: None,
             }],
-        );
+        )
+        .config;
         assert_eq!(cfg["targetGroups"][0]["name"], "web-a");
         assert_eq!(
             cfg["targetGroups"][0]["targets"],
@@ -263,7 +449,8 @@ mod tests {
                 tasks: &tasks,
                 deployment: None,
             }],
-        );
+        )
+        .config;
         assert_eq!(
             cfg["targetGroups"][0]["targets"],
             json!(["127.0.0.1:2", "127.0.0.1:5"])
@@ -285,7 +472,8 @@ mod tests {
                 tasks: &tasks,
                 deployment: Some(&d),
             }],
-        );
+        )
+        .config;
         assert_eq!(cfg["targetGroups"][0]["name"], "web-b");
         assert_eq!(cfg["targetGroups"][1]["name"], "web-a");
         assert_eq!(cfg["targetGroups"][1]["targets"], json!(["127.0.0.1:5"]));
@@ -299,6 +487,64 @@ mod tests {
         );
         // The result is a configuration the proxy accepts.
         let text = serde_json::to_string(&cfg).unwrap();
+        cutover_proxy::config::parse_json("desired.json", &text).unwrap();
+    }
+
+    #[test]
+    fn a_clashing_or_invalid_service_is_left_out_and_the_others_stay() {
+        let older = service("a");
+        let mut newer = service("a");
+        newer.name = "x2".into();
+        newer.created_at = 5;
+        // Same production listener as `web`, created later.
+        let mut broken = service("a");
+        broken.name = "bad".into();
+        broken.created_at = 1;
+        broken.spec.load_balancer.as_mut().unwrap().listener = "127.0.0.1:9".parse().unwrap();
+        broken.spec.load_balancer.as_mut().unwrap().test_listener = None;
+        let mut fine = service("a");
+        fine.name = "fine".into();
+        fine.created_at = 9;
+        fine.spec.load_balancer.as_mut().unwrap().listener = "127.0.0.1:18081".parse().unwrap();
+        fine.spec.load_balancer.as_mut().unwrap().test_listener = None;
+        let tasks = [task("t1", "web:1", "RUNNING", "127.0.0.1:2")];
+        let view = |s| ServiceView {
+            service: s,
+            tasks: &tasks,
+            deployment: None,
+        };
+        let d = desired(
+            "127.0.0.1:9",
+            &[view(&newer), view(&older), view(&broken), view(&fine)],
+        );
+        let names: Vec<&str> = d.config["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["web-prod", "web-test", "fine-prod"]);
+        assert_eq!(
+            d.left_out,
+            [
+                (
+                    "x2".to_string(),
+                    Refusal::Clash {
+                        address: "127.0.0.1:18080".parse().unwrap(),
+                        role: ListenerRole::Production,
+                        other: "web".into()
+                    }
+                ),
+                (
+                    "bad".to_string(),
+                    Refusal::Admin {
+                        address: "127.0.0.1:9".parse().unwrap(),
+                        role: ListenerRole::Production,
+                    }
+                ),
+            ]
+        );
+        let text = serde_json::to_string(&d.config).unwrap();
         cutover_proxy::config::parse_json("desired.json", &text).unwrap();
     }
 }

@@ -7,7 +7,8 @@
 //! - Every target is healthy.
 //! - The metrics feed serves the seconds the test pushes.
 
-use super::{DataPlane, DataPlaneError, derive};
+use super::{DataPlane, DataPlaneError, LeftOut, derive};
+use cutover_clock::SharedClock;
 use cutover_proxy::api::{GroupHealth, HealthReport, StatusReport, TargetHealth};
 use cutover_proxy::config::ProxyConfig;
 use cutover_proxy::health::TargetState;
@@ -24,13 +25,17 @@ struct State {
 /// A data plane that lives in the test's memory.
 pub(crate) struct FakeDataPlane {
     store: Arc<Store>,
+    clock: SharedClock,
+    left_out: LeftOut,
     state: Mutex<State>,
 }
 
 impl FakeDataPlane {
-    pub(crate) fn new(store: Arc<Store>) -> Arc<FakeDataPlane> {
+    pub(crate) fn new(store: Arc<Store>, clock: SharedClock) -> Arc<FakeDataPlane> {
         Arc::new(FakeDataPlane {
             store,
+            clock,
+            left_out: LeftOut::default(),
             state: Mutex::new(State::default()),
         })
     }
@@ -75,7 +80,7 @@ impl FakeDataPlane {
 #[async_trait::async_trait]
 impl DataPlane for FakeDataPlane {
     async fn sync(&self) -> Result<u64, DataPlaneError> {
-        let desired = derive(&self.store, &self.admin())
+        let desired = derive(&self.store, &self.clock, &self.admin(), &self.left_out)
             .await
             .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
         let text =

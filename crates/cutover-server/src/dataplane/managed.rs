@@ -19,8 +19,9 @@
 //!   tokens (no token file) is adopted as it runs and locked at once: the
 //!   server pushes its configuration with a fresh `adminToken`.
 
-use super::{DataPlane, DataPlaneError, derive};
+use super::{DataPlane, DataPlaneError, LeftOut, derive};
 use anyhow::Context;
+use cutover_clock::SharedClock;
 use cutover_proxy::api::{HealthReport, StatusReport};
 use cutover_proxy::client::AdminClient;
 use cutover_proxy::metrics::MetricsFeed;
@@ -47,6 +48,9 @@ struct Endpoint {
 /// Handle on the proxy process.
 pub(crate) struct ManagedProxy {
     store: Arc<Store>,
+    clock: SharedClock,
+    /// Services left out of the last configuration derived.
+    left_out: LeftOut,
     dir: PathBuf,
     bin: PathBuf,
     endpoint: std::sync::Mutex<Option<Endpoint>>,
@@ -60,9 +64,14 @@ impl DataPlane for ManagedProxy {
     async fn sync(&self) -> Result<u64, DataPlaneError> {
         let mut last = self.last.lock().await;
         let ep = self.endpoint()?;
-        let desired = derive(&self.store, &ep.admin.to_string())
-            .await
-            .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
+        let desired = derive(
+            &self.store,
+            &self.clock,
+            &ep.admin.to_string(),
+            &self.left_out,
+        )
+        .await
+        .map_err(|e| DataPlaneError::Derive(format!("{e:#}")))?;
         if let Some((cfg, version)) = last.as_ref()
             && *cfg == desired
         {
@@ -107,6 +116,7 @@ impl ManagedProxy {
     /// Adopts the running proxy of this data directory, or starts one.
     pub(crate) async fn start(
         store: Arc<Store>,
+        clock: SharedClock,
         data_dir: &Path,
         bin: PathBuf,
     ) -> anyhow::Result<Arc<ManagedProxy>> {
@@ -115,6 +125,8 @@ impl ManagedProxy {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let dp = Arc::new(ManagedProxy {
             store,
+            clock,
+            left_out: LeftOut::default(),
             dir,
             bin,
             endpoint: std::sync::Mutex::new(None),
@@ -194,7 +206,9 @@ impl ManagedProxy {
             tracing::warn!(error = %e, "cannot write the data plane token; not adopting the running proxy");
             return None;
         }
-        let desired = derive(&self.store, &admin.to_string()).await.ok()?;
+        let desired = derive(&self.store, &self.clock, &admin.to_string(), &self.left_out)
+            .await
+            .ok()?;
         let text = serde_json::to_string(&desired).ok()?;
         let mut config = cutover_proxy::config::parse_json("desired.json", &text).ok()?;
         config.admin_token = Some(token.clone());

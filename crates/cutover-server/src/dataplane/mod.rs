@@ -20,10 +20,12 @@ mod managed;
 
 pub(crate) use managed::ManagedProxy;
 
+use cutover_clock::SharedClock;
 use cutover_proxy::api::{HealthReport, StatusReport};
 use cutover_proxy::metrics::MetricsFeed;
 use cutover_store::{Store, ops};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why the data plane could not do what was asked.
@@ -56,9 +58,52 @@ pub(crate) trait DataPlane: Send + Sync + 'static {
 /// The data plane the control plane uses.
 pub(crate) type SharedDataPlane = Arc<dyn DataPlane>;
 
+/// Services the last derivation left out of the data plane, and why: each
+/// change is written once as an event of the service, not at every sync.
+#[derive(Default)]
+pub(crate) struct LeftOut(std::sync::Mutex<BTreeMap<String, String>>);
+
+impl LeftOut {
+    /// The events to write for `now_out` (service, message): services newly
+    /// left out (or for a new reason), and services back in.
+    fn changes(&self, now_out: &[(String, config::Refusal)]) -> Vec<(String, String)> {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let now: BTreeMap<String, String> = now_out
+            .iter()
+            .map(|(s, why)| (s.clone(), why.to_string()))
+            .collect();
+        let mut events = Vec::new();
+        for (svc, why) in &now {
+            if last.get(svc) != Some(why) {
+                events.push((
+                    svc.clone(),
+                    format!("left out of the data plane configuration: {why}; the other services are served as usual"),
+                ));
+            }
+        }
+        for svc in last.keys() {
+            if !now.contains_key(svc) {
+                events.push((
+                    svc.clone(),
+                    "back in the data plane configuration".to_string(),
+                ));
+            }
+        }
+        *last = now;
+        events
+    }
+}
+
 /// The data plane configuration the store implies (as the JSON the admin
-/// API takes), with `admin` as its admin address.
-pub(crate) async fn derive(store: &Arc<Store>, admin: &str) -> anyhow::Result<Value> {
+/// API takes), with `admin` as its admin address. A service whose part is
+/// invalid or clashes with an older service's is left out, with an event
+/// on that service when that changes (see [`config::admit`]).
+pub(crate) async fn derive(
+    store: &Arc<Store>,
+    clock: &SharedClock,
+    admin: &str,
+    left_out: &LeftOut,
+) -> anyhow::Result<Value> {
     // Three queries however many services there are: this runs on every
     // change and every second.
     let (services, deployments, all_tasks) = store
@@ -84,5 +129,21 @@ pub(crate) async fn derive(store: &Arc<Store>, admin: &str) -> anyhow::Result<Va
             deployment: deployments.iter().find(|d| d.service == s.name),
         })
         .collect();
-    Ok(config::desired(admin, &views))
+    let desired = config::desired(admin, &views);
+    let events = left_out.changes(&desired.left_out);
+    for (svc, message) in &events {
+        tracing::warn!(service = %svc, "{message}");
+    }
+    if !events.is_empty() {
+        let now = clock.now_ms();
+        store
+            .call(move |c| {
+                for (svc, message) in &events {
+                    ops::add_event(c, now, &format!("service/{svc}"), message)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(desired.config)
 }

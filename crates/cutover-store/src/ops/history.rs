@@ -62,6 +62,37 @@ pub fn record_stack(
     Ok(c.last_insert_rowid())
 }
 
+/// The stack file that last declared each service: the newest apply of
+/// every stack, read for its `services` (a stored body that cannot be read
+/// names nothing).
+pub fn stack_files_by_service(c: &Connection) -> Result<BTreeMap<String, String>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        services: BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let mut stmt = c
+        .prepare(
+            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
+             ORDER BY id",
+        )
+        .map_err(StoreError::sql("list stacks"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(StoreError::sql("list stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list stacks"))?;
+    let mut out = BTreeMap::new();
+    for (file, body) in rows {
+        if let Ok(body) = serde_json::from_str::<Body>(&body) {
+            for svc in body.services.into_keys() {
+                out.insert(svc, file.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The `deploymentConfigs` of the last applied stack (empty when none was
 /// applied), typed.
 pub fn latest_deployment_configs(

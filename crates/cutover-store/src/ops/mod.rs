@@ -13,7 +13,9 @@ pub use alarms::{delete_alarm, list_alarms, put_alarm};
 pub use deployments::{
     deployment, list_deployments, put_deployment, unfinished_deployments, unfinished_deployments_of,
 };
-pub use history::{add_event, events, latest_deployment_configs, record_stack};
+pub use history::{
+    add_event, events, latest_deployment_configs, record_stack, stack_files_by_service,
+};
 pub use services::{delete_drained_service, list_services, put_service, service};
 pub use task_definitions::{
     digest, list_task_definitions, register_task_definition, task_definition,

@@ -90,7 +90,7 @@ fn stack_identity(file: &Path) -> Option<String> {
 /// Reads the files a stack references by path: `services.*.taskDefinition`
 /// values that look like paths. A file that cannot be read is left out; the
 /// server then reports it against the line that names it.
-fn referenced_files(stack: &str, base: &Path) -> BTreeMap<String, String> {
+pub(crate) fn referenced_files(stack: &str, base: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let doc = match cutover_spec::doc::Document::parse("stack.yaml", stack, Format::Yaml) {
         Ok(doc) => doc.to_json(&DocPath::root()).unwrap_or(Value::Null),

@@ -11,6 +11,7 @@ mod server;
 mod services;
 mod taskdefs;
 mod tasks;
+mod validate;
 pub(crate) mod watch;
 
 use crate::cli::{Command, Globals};
@@ -24,6 +25,7 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
             .map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => demo::run(g, args).await,
         Command::Apply(args) => apply::run(&g, args).await,
+        Command::Validate(args) => validate::run(&g, args),
         Command::TaskDefinitions { command } => taskdefs::run(&g, command).await,
         Command::Services { command } => services::run(&g, command).await,
         Command::Tasks { command } => tasks::run(&g, command).await,
