@@ -30,7 +30,9 @@ fn container_count(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
     if n > MAX_CONTAINERS {
         s.error(
             &base.key("containerDefinitions"),
-            format!("ECS allows at most {MAX_CONTAINERS} containers in a task definition, found {n}"),
+            format!(
+                "ECS allows at most {MAX_CONTAINERS} containers in a task definition, found {n}"
+            ),
         );
     }
 }
@@ -97,7 +99,7 @@ impl FargateMemory {
         match *self {
             FargateMemory::Of(values) => values.contains(&mib),
             FargateMemory::Range(low, high, step) => {
-                (low..=high).contains(&mib) && (mib - low) % step == 0
+                (low..=high).contains(&mib) && (mib - low).is_multiple_of(step)
             }
         }
     }
