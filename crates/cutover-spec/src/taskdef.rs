@@ -19,14 +19,17 @@
 //! - `healthCheck`: `command` is not empty, and `CMD` or `CMD-SHELL` has a
 //!   command after it; another first word (`["curl", ...]`) is accepted
 //!   with a warning, as ECS registers it, and never run, as Docker never
-//!   runs it: the container's health stays UNKNOWN; `interval` 1..=300 s (AWS: 5..=300; 1 is allowed so
-//!   that local tests are fast), `timeout` 1..=120 s (AWS: 2..=120),
+//!   runs it: the container's health stays UNKNOWN; `interval` 1..=300 s
+//!   (AWS: 5..=300; 1 is allowed so that local tests are fast), `timeout` 1..=120 s (AWS: 2..=120),
 //!   `retries` 1..=10, `startPeriod` 0..=300 s. A `timeout` that is given
 //!   must not exceed the interval; when it is not given it defaults to
 //!   5 s, or to the interval if that is shorter (see
 //!   [`HealthCheck::timeout_or_default`]).
 //! - `dependsOn`: the container exists, is not the container itself, and
 //!   has a `healthCheck` when the condition is `HEALTHY`; no cycles.
+//! - What `RegisterTaskDefinition` refuses beyond its shapes (at most 10
+//!   containers; awsvpc host ports; Fargate's host volumes and cpu/memory
+//!   table): see the `register` module.
 //! - `stopTimeout` 0..=120 s; `memoryReservation` not above `memory`;
 //!   task `cpu` as CPU units (`"256"`) or vCPUs (`"0.5 vCPU"`), task
 //!   `memory` as MiB (`"512"`) or GB (`"1 GB"`).
@@ -46,8 +49,8 @@ use crate::doc::{Format, Path, Value as NodeValue, quote};
 mod register;
 
 /// Fields of `describe-task-definition` output that are not part of a
-/// registration: accepted and dropped, each with a warning (AWS documents
-/// unknown fields of its files as ignored with a warning).
+/// registration: accepted and dropped, each with a warning that says so
+/// (`aws ecs register-task-definition` refuses them as unknown parameters).
 const READ_ONLY_FIELDS: &[&str] = &[
     "taskDefinitionArn",
     "revision",
@@ -645,7 +648,7 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
             );
         } else if let Some(first) = names.get(c.name.as_str()) {
             // Container names are unique within a task (`name`,
-            // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#standard_container_definition_params).
+            // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
             s.error(
                 &at.key("name"),
                 format!(
@@ -709,7 +712,7 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
         );
     }
     // "All tasks must have at least one essential container"
-    // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html#container_definition_environment).
+    // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
     if !td
         .container_definitions
         .iter()
