@@ -23,8 +23,9 @@ pub(super) fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
     }
 }
 
-/// "Containers per task definition: 10", a quota that cannot be raised
-/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-quotas.html).
+/// "Containers per task definition: 10", an ECS service quota
+/// (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_limits.html,
+/// which lists them at https://docs.aws.amazon.com/general/latest/gr/ecs-service.html).
 fn container_count(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
     let n = td.container_definitions.len();
     if n > MAX_CONTAINERS {
