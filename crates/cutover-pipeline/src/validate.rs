@@ -9,7 +9,7 @@ use crate::catalog::{self, CATEGORIES, DEFAULT_APPROVAL_TIMEOUT_MINUTES, Provide
 use crate::cron::DeploymentWindow;
 use crate::glob::Glob;
 use crate::model::{Action, ConditionResult, GlobFilter, Pipeline, Stage};
-use cutover_spec::doc::{Path, Sink};
+use cutover_spec::doc::{Document, Format, Path, Sink};
 
 use crate::parse::quote;
 use crate::vars::{self, CODEPIPELINE, EXECUTION_ID_KEY, PIPELINE_VARIABLES};
@@ -312,7 +312,7 @@ fn provider_rules(
                 );
             }
             if let Some(env) = config.get("EnvironmentVariables")
-                && let Err(e) = serde_json::from_str::<Vec<EnvVar>>(env)
+                && let Some(e) = env_var_error(env)
             {
                 r.error(
                     &cp.key("EnvironmentVariables"),
@@ -366,6 +366,25 @@ struct EnvVar {
     value: String,
     #[serde(default, rename = "type")]
     kind: Option<String>,
+}
+
+/// What is wrong with an `EnvironmentVariables` value, read through the
+/// located document layer so that its words are every reader's
+/// (`[0]: missing field "value"`); `None` if it reads.
+fn env_var_error(text: &str) -> Option<String> {
+    let first = |e: cutover_spec::SpecError| {
+        e.diagnostics.first().map(|d| match d.path.as_str() {
+            "" => d.message.clone(),
+            path => format!("{path}: {}", d.message),
+        })
+    };
+    let doc = match Document::parse("EnvironmentVariables", text, Format::Json) {
+        Ok(doc) => doc,
+        Err(e) => return first(e),
+    };
+    let sink = doc.sink(false);
+    let value = sink.read::<Vec<EnvVar>>(&Path::root());
+    sink.finish(value).err().and_then(first)
 }
 
 /// Checks the variable references in the action's configuration values.

@@ -300,7 +300,7 @@ fn codebuild_environment_variables_must_be_json() {
     );
     assert_eq!(
         errors(&text),
-        "pipeline.json:7:74: pipeline.stages[1].actions[0].configuration.EnvironmentVariables: EnvironmentVariables must be a JSON array of {\"name\", \"value\", \"type\"}: missing field `value` at line 1 column 14"
+        "pipeline.json:7:74: pipeline.stages[1].actions[0].configuration.EnvironmentVariables: EnvironmentVariables must be a JSON array of {\"name\", \"value\", \"type\"}: [0]: missing field \"value\""
     );
 }
 

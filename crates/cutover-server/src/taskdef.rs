@@ -64,7 +64,18 @@ pub(crate) struct RunPlan {
     /// The container the runtime starts.
     pub(crate) container: ContainerSpec,
     /// Its health check, if the task definition has one.
-    pub(crate) health: Option<(HealthCommand, HealthPolicy)>,
+    pub(crate) health: Option<HealthPlan>,
+}
+
+/// A container's health check.
+#[derive(Debug, Clone)]
+pub(crate) struct HealthPlan {
+    /// What to run; `None` when `command[0]` is neither `CMD` nor
+    /// `CMD-SHELL`: ECS hands such a check to Docker, which never runs it,
+    /// so the task's health stays UNKNOWN (and it never counts as healthy).
+    pub(crate) command: Option<HealthCommand>,
+    /// When and how often.
+    pub(crate) policy: HealthPolicy,
 }
 
 /// Reads the essential container of a stored task definition body.
@@ -78,10 +89,13 @@ pub(crate) fn run_plan(body: &serde_json::Value) -> Result<RunPlan, String> {
         .ok_or("task definition has no essential container")?;
     let health = match c.health_check {
         Some(h) => {
-            let cmd = match h.command.split_first() {
-                Some((kind, rest)) if kind == "CMD-SHELL" => HealthCommand::Shell(rest.join(" ")),
-                Some((kind, rest)) if kind == "CMD" => HealthCommand::Cmd(rest.to_vec()),
-                _ => return Err("healthCheck.command must start with CMD or CMD-SHELL".into()),
+            let command = match h.command.split_first() {
+                Some((kind, rest)) if kind == "CMD-SHELL" => {
+                    Some(HealthCommand::Shell(rest.join(" ")))
+                }
+                Some((kind, rest)) if kind == "CMD" => Some(HealthCommand::Cmd(rest.to_vec())),
+                Some(_) => None,
+                None => return Err("healthCheck.command is empty".into()),
             };
             let policy = HealthPolicy {
                 interval_ms: h.interval.unwrap_or(30) * 1000,
@@ -89,7 +103,7 @@ pub(crate) fn run_plan(body: &serde_json::Value) -> Result<RunPlan, String> {
                 retries: h.retries.unwrap_or(3),
                 start_period_ms: h.start_period.unwrap_or(0) * 1000,
             };
-            Some((cmd, policy))
+            Some(HealthPlan { command, policy })
         }
         None => None,
     };
@@ -135,13 +149,23 @@ mod tests {
             vec![("APP_VERSION".into(), "v1".into())]
         );
         assert_eq!(plan.container.stop_timeout, Duration::from_secs(30));
-        let (cmd, policy) = plan.health.unwrap();
+        let HealthPlan { command, policy } = plan.health.unwrap();
         assert!(
-            matches!(cmd, HealthCommand::Shell(s) if s == "curl -fs http://127.0.0.1:$PORT/health")
+            matches!(command, Some(HealthCommand::Shell(s)) if s == "curl -fs http://127.0.0.1:$PORT/health")
         );
         assert_eq!(policy.interval_ms, 5000);
         assert_eq!(policy.retries, 2);
         assert_eq!(policy.start_period_ms, 0);
+    }
+
+    #[test]
+    fn a_health_check_without_cmd_is_kept_but_never_run() {
+        let body = json!({"family": "web", "containerDefinitions": [
+            {"name": "web", "image": "x",
+             "healthCheck": {"command": ["curl", "-f", "http://localhost/"], "retries": 2}}]});
+        let health = run_plan(&body).unwrap().health.unwrap();
+        assert!(health.command.is_none());
+        assert_eq!(health.policy.retries, 2);
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! (Cutover's own files), a warning in lenient mode (AWS files, where new
 //! fields appear all the time).
 //!
+//! AWS's JSON and YAML readers coerce a numeric string where an integer
+//! belongs (`"containerPort": "80"`): in lenient mode such a string is read
+//! as the number, with a warning; strict mode refuses it as a wrong type.
+//!
 //! [`tolerant_vec`] and [`tolerant_map`] keep reading the other elements of a
 //! collection after one fails, so that one pass reports the errors of every
 //! container or service, not only the first.
@@ -304,6 +308,17 @@ impl<'s> De<'s> {
     }
 }
 
+/// Every integer type reads through [`De::deserialize_integer`].
+macro_rules! integers {
+    ($($method:ident)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                self.deserialize_integer(visitor)
+            }
+        )*
+    };
+}
+
 impl<'de, 's> Deserializer<'de> for De<'s> {
     type Error = Error;
 
@@ -311,15 +326,7 @@ impl<'de, 's> Deserializer<'de> for De<'s> {
         let r = match &self.node.value {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
-            Value::Int(n) => {
-                if let Ok(u) = u64::try_from(*n) {
-                    visitor.visit_u64(u)
-                } else if let Ok(i) = i64::try_from(*n) {
-                    visitor.visit_i64(i)
-                } else {
-                    visitor.visit_i128(*n)
-                }
-            }
+            Value::Int(n) => visit_int(visitor, *n),
             Value::Float(f) => visitor.visit_f64(*f),
             Value::Str(s) => visitor.visit_str(s),
             Value::Seq(items) => visitor.visit_seq(SeqAcc {
@@ -502,8 +509,57 @@ impl<'de, 's> Deserializer<'de> for De<'s> {
         visitor.visit_unit()
     }
 
+    integers! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 bytes byte_buf
+        f32 f64 bytes byte_buf
+    }
+}
+
+impl De<'_> {
+    /// An integer; in lenient mode (AWS files) also a string of digits, as
+    /// AWS's readers coerce it, with a warning that says so.
+    fn deserialize_integer<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        if let Value::Str(s) = &self.node.value
+            && !self.sink.strict
+            && let Some(n) = numeric_string(s)
+        {
+            let name = self.path.last_key().unwrap_or("the value");
+            self.sink.warning_at(
+                &self.path,
+                self.node.pos,
+                format!(
+                    "{name} is the string {}; AWS reads it as the number {n}",
+                    quote(s)
+                ),
+            );
+            let r = visit_int(visitor, n);
+            return self.finish(r);
+        }
+        self.deserialize_any(visitor)
+    }
+}
+
+/// `"80"`, `"-1"`: an optional minus and decimal digits, as an integer.
+fn numeric_string(s: &str) -> Option<i128> {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Hands an integer to `visitor` as the narrowest of u64, i64 and i128.
+fn visit_int<'de, V: Visitor<'de>>(visitor: V, n: i128) -> Result<V::Value, Error> {
+    if let Ok(u) = u64::try_from(n) {
+        visitor.visit_u64(u)
+    } else if let Ok(i) = i64::try_from(n) {
+        visitor.visit_i64(i)
+    } else {
+        visitor.visit_i128(n)
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Also accepted: the output of `aws ecs describe-task-definition` (either
 //! the whole `{"taskDefinition": {...}, "tags": [...]}` or its
-//! `--query taskDefinition` part); the read-only fields it adds
-//! (`taskDefinitionArn`, `revision`, `status`, ...) are dropped silently.
-//! Any other field this crate does not know is a warning, not an error.
+//! `--query taskDefinition` part); the output-only fields it adds
+//! (`taskDefinitionArn`, `revision`, `status`, ...) are dropped, each with a
+//! warning that says so. Any other field this crate does not know is a
+//! warning, not an error. An integer written as a string (`"80"`) is read as
+//! the number, with a warning, as AWS's readers coerce it.
 //!
 //! Rules checked beyond the types, with Cutover's deliberate differences
 //! from AWS noted:
@@ -14,15 +16,20 @@
 //! - `environment` and `secrets`: a variable name appears once across both.
 //! - `portMappings`: `containerPort` 1..=65535 (or a `containerPortRange`),
 //!   `hostPort` 0..=65535, mapping names unique.
-//! - `healthCheck`: `command` starts with `CMD` or `CMD-SHELL` and has a
-//!   command after it; `interval` 1..=300 s (AWS: 5..=300; 1 is allowed so
-//!   that local tests are fast), `timeout` 1..=120 s (AWS: 2..=120),
+//! - `healthCheck`: `command` is not empty, and `CMD` or `CMD-SHELL` has a
+//!   command after it; another first word (`["curl", ...]`) is accepted
+//!   with a warning, as ECS registers it, and never run, as Docker never
+//!   runs it: the container's health stays UNKNOWN; `interval` 1..=300 s
+//!   (AWS: 5..=300; 1 is allowed so that local tests are fast), `timeout` 1..=120 s (AWS: 2..=120),
 //!   `retries` 1..=10, `startPeriod` 0..=300 s. A `timeout` that is given
 //!   must not exceed the interval; when it is not given it defaults to
 //!   5 s, or to the interval if that is shorter (see
 //!   [`HealthCheck::timeout_or_default`]).
 //! - `dependsOn`: the container exists, is not the container itself, and
 //!   has a `healthCheck` when the condition is `HEALTHY`; no cycles.
+//! - What `RegisterTaskDefinition` refuses beyond its shapes (at most 10
+//!   containers; awsvpc host ports; Fargate's host volumes and cpu/memory
+//!   table): see the `register` module.
 //! - `stopTimeout` 0..=120 s; `memoryReservation` not above `memory`;
 //!   task `cpu` as CPU units (`"256"`) or vCPUs (`"0.5 vCPU"`), task
 //!   `memory` as MiB (`"512"`) or GB (`"1 GB"`).
@@ -39,8 +46,11 @@ use crate::de::tolerant_vec;
 use crate::diag::{Parsed, SpecError};
 use crate::doc::{Format, Path, Value as NodeValue, quote};
 
+mod register;
+
 /// Fields of `describe-task-definition` output that are not part of a
-/// registration: accepted and dropped without a warning.
+/// registration: accepted and dropped, each with a warning that says so
+/// (`aws ecs register-task-definition` refuses them as unknown parameters).
 const READ_ONLY_FIELDS: &[&str] = &[
     "taskDefinitionArn",
     "revision",
@@ -81,9 +91,9 @@ pub struct TaskDefinition {
     /// The containers, at least one.
     #[serde(deserialize_with = "tolerant_vec")]
     pub container_definitions: Vec<ContainerDefinition>,
-    /// Kept as written.
+    /// Data volumes the containers mount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<Value>,
+    pub volumes: Option<Vec<Volume>>,
     /// Kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement_constraints: Option<Value>,
@@ -128,6 +138,40 @@ pub struct TaskDefinition {
     /// Kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_fault_injection: Option<bool>,
+}
+
+/// A data volume of the task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    /// The name containers' `mountPoints` refer to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A bind mount of the host (`sourcePath`), or a task-local volume when
+    /// `sourcePath` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostVolume>,
+    /// Kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured_at_launch: Option<bool>,
+    /// Kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_volume_configuration: Option<Value>,
+    /// Kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub efs_volume_configuration: Option<Value>,
+    /// Kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fsx_windows_file_server_volume_configuration: Option<Value>,
+}
+
+/// The `host` part of a [`Volume`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostVolume {
+    /// The host path to bind-mount; absent for a task-local volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
 }
 
 /// Docker networking mode of the task.
@@ -388,7 +432,9 @@ impl HealthCheck {
             .unwrap_or(DEFAULT_HEALTH_CHECK_START_PERIOD)
     }
 
-    /// The command to run: `Shell("curl ...")` for `CMD-SHELL`, `Exec([...])` for `CMD`.
+    /// The command to run: `Shell("curl ...")` for `CMD-SHELL`, `Exec([...])`
+    /// for `CMD`, `Never` for any other first word (as Docker, which runs
+    /// ECS's checks, does); `None` for an empty command or a bare `CMD`.
     pub fn probe(&self) -> Option<HealthProbe<'_>> {
         match self.command.split_first() {
             Some((kind, rest)) if kind == "CMD-SHELL" && !rest.is_empty() => {
@@ -397,6 +443,7 @@ impl HealthCheck {
             Some((kind, rest)) if kind == "CMD" && !rest.is_empty() => {
                 Some(HealthProbe::Exec(rest))
             }
+            Some((kind, _)) if kind != "CMD" && kind != "CMD-SHELL" => Some(HealthProbe::Never),
             _ => None,
         }
     }
@@ -409,6 +456,9 @@ pub enum HealthProbe<'a> {
     Shell(String),
     /// Run directly: program and arguments.
     Exec(&'a [String]),
+    /// Nothing: `command[0]` is neither `CMD` nor `CMD-SHELL`, so Docker (and
+    /// so ECS) never runs the check and the container's health stays UNKNOWN.
+    Never,
 }
 
 /// A dependency on another container of the task.
@@ -439,6 +489,14 @@ impl TaskDefinition {
     /// The task definition as canonical JSON (camelCase, absent fields left out).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).expect("a task definition always serializes to JSON")
+    }
+
+    /// Whether `requiresCompatibilities` names `FARGATE` (AWS then holds the
+    /// task to Fargate's rules, even when `EC2` is named too).
+    pub fn requires_fargate(&self) -> bool {
+        self.requires_compatibilities
+            .as_deref()
+            .is_some_and(|c| c.iter().any(|c| c == "FARGATE"))
     }
 
     /// The container named `name`.
@@ -484,12 +542,29 @@ impl ContainerDefinition {
 pub fn parse_task_definition(file: &str, text: &str) -> Result<Parsed<TaskDefinition>, SpecError> {
     let mut doc = Document::parse(file, text, Format::for_file(file))?;
     let base = unwrap_describe_output(&mut doc.root);
+    let mut read_only = Vec::new();
     if let Some(node) = doc.root.get_mut(&base)
         && let Some(entries) = node.entries_mut()
     {
-        entries.retain(|e| !READ_ONLY_FIELDS.contains(&e.name()));
+        entries.retain(|e| {
+            let keep = !READ_ONLY_FIELDS.contains(&e.name());
+            if !keep {
+                read_only.push((e.name().to_owned(), e.key.pos));
+            }
+            keep
+        });
     }
     let sink = doc.sink(false);
+    for (name, pos) in read_only {
+        sink.warning_at(
+            &base.key(&name),
+            pos,
+            format!(
+                "{} is an output-only field of describe-task-definition, ignored",
+                quote(&name)
+            ),
+        );
+    }
     let td: Option<TaskDefinition> = sink.read(&base);
     if let Some(td) = &td {
         validate(td, &base, &sink);
@@ -572,6 +647,8 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
                 ),
             );
         } else if let Some(first) = names.get(c.name.as_str()) {
+            // Container names are unique within a task (`name`,
+            // https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
             s.error(
                 &at.key("name"),
                 format!(
@@ -585,6 +662,8 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
         }
         validate_container(c, &at, s, &mut port_names);
     }
+    // `dependsOn` names a container of the same task, not itself, and forms
+    // no cycle (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerDependency.html).
     for (i, c) in td.container_definitions.iter().enumerate() {
         for (j, d) in c.depends_on.iter().enumerate() {
             let at = containers
@@ -632,6 +711,8 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
             ),
         );
     }
+    // "All tasks must have at least one essential container"
+    // (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html).
     if !td
         .container_definitions
         .iter()
@@ -639,6 +720,7 @@ fn validate(td: &TaskDefinition, base: &Path, s: &Sink<'_>) {
     {
         s.error(&containers, "at least one container must be essential");
     }
+    register::validate(td, base, s);
 }
 
 fn validate_container<'a>(
@@ -732,10 +814,17 @@ fn validate_health_check(hc: &HealthCheck, at: &Path, s: &Sink<'_>) {
             );
         }
         Some("CMD" | "CMD-SHELL") => {}
-        Some(other) => s.error(
+        // ECS registers it and hands it to Docker as `HealthConfig.Test`
+        // unchanged; Docker runs only CMD and CMD-SHELL tests and leaves any
+        // other kind unprobed, its health "starting", which ECS reports as
+        // UNKNOWN. See https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_HealthCheck.html
+        // ("maps to the HEALTHCHECK parameter of docker run") and moby's
+        // daemon/health.go (`getProbe`: "Unknown healthcheck type").
+        Some(other) => s.warning(
             &command.index(0),
             format!(
-                "must be \"CMD\" or \"CMD-SHELL\", found {} (write [\"CMD-SHELL\", {}])",
+                "{} is not \"CMD\" or \"CMD-SHELL\": ECS registers it, but Docker runs no such check, \
+                 so the container's health stays UNKNOWN (here too); write [\"CMD-SHELL\", {}]",
                 quote(other),
                 quote(&hc.command.join(" "))
             ),

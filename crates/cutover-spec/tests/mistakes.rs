@@ -210,7 +210,7 @@ fn taskdef_port_out_of_range() {
 }
 
 #[test]
-fn taskdef_health_check_command_without_cmd() {
+fn taskdef_health_check_out_of_range() {
     check(
         "taskdef.json",
         r#"
@@ -219,15 +219,235 @@ fn taskdef_health_check_command_without_cmd() {
           "containerDefinitions": [{
             "name": "web",
             "image": "nginx",
-            "healthCheck": {"command": ["curl", "-f", "http://localhost/"], "interval": 0, "timeout": 40}
+            "healthCheck": {"command": ["CMD"], "interval": 0, "timeout": 40}
           }]
         }
         "#,
         r#"
-        taskdef.json:6:33: containerDefinitions[0].healthCheck.command[0]: must be "CMD" or "CMD-SHELL", found "curl" (write ["CMD-SHELL", "curl -f http://localhost/"])
-        taskdef.json:6:81: containerDefinitions[0].healthCheck.interval: must be between 1 and 300 seconds, found 0
-        taskdef.json:6:95: containerDefinitions[0].healthCheck.timeout: must not exceed the interval (0 seconds), found 40
+        taskdef.json:6:32: containerDefinitions[0].healthCheck.command: "CMD" must be followed by a command
+        taskdef.json:6:53: containerDefinitions[0].healthCheck.interval: must be between 1 and 300 seconds, found 0
+        taskdef.json:6:67: containerDefinitions[0].healthCheck.timeout: must not exceed the interval (0 seconds), found 40
         "#,
+    );
+}
+
+/// ECS registers a check whose first word is a command; Docker never runs it.
+#[test]
+fn taskdef_health_check_command_without_cmd_is_a_warning() {
+    check_warnings(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "containerDefinitions": [{
+            "name": "web",
+            "image": "nginx",
+            "healthCheck": {"command": ["curl", "-f", "http://localhost/"]}
+          }]
+        }
+        "#,
+        r#"taskdef.json:6:33: containerDefinitions[0].healthCheck.command[0]: "curl" is not "CMD" or "CMD-SHELL": ECS registers it, but Docker runs no such check, so the container's health stays UNKNOWN (here too); write ["CMD-SHELL", "curl -f http://localhost/"]"#,
+    );
+}
+
+/// AWS's readers coerce `"80"` to 80 in every integer field; so does Cutover, with a warning.
+#[test]
+fn taskdef_integers_written_as_strings_are_warnings() {
+    check_warnings(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "containerDefinitions": [{
+            "name": "web",
+            "image": "nginx",
+            "memory": "512",
+            "portMappings": [{"containerPort": "80", "hostPort": "0"}],
+            "healthCheck": {"command": ["CMD-SHELL", "true"], "retries": "2"}
+          }]
+        }
+        "#,
+        r#"
+        taskdef.json:6:15: containerDefinitions[0].memory: memory is the string "512"; AWS reads it as the number 512
+        taskdef.json:7:40: containerDefinitions[0].portMappings[0].containerPort: containerPort is the string "80"; AWS reads it as the number 80
+        taskdef.json:7:58: containerDefinitions[0].portMappings[0].hostPort: hostPort is the string "0"; AWS reads it as the number 0
+        taskdef.json:8:66: containerDefinitions[0].healthCheck.retries: retries is the string "2"; AWS reads it as the number 2
+        "#,
+    );
+    // The number is then checked like any other.
+    check(
+        "taskdef.json",
+        r#"
+        {"family": "web", "containerDefinitions": [{"name": "web", "image": "nginx", "portMappings": [{"containerPort": "70000"}]}]}
+        "#,
+        r#"taskdef.json:1:113: containerDefinitions[0].portMappings[0].containerPort: must be between 1 and 65535, found 70000"#,
+    );
+}
+
+/// Cutover's own files keep refusing a quoted number.
+#[test]
+fn stack_integer_written_as_a_string_is_refused() {
+    check(
+        "stack.yaml",
+        r#"
+        services:
+          web:
+            desiredCount: "2"
+            taskDefinition: ./taskdef.json
+        "#,
+        r#"stack.yaml:3:19: services.web.desiredCount: expected an integer, found "2""#,
+    );
+}
+
+#[test]
+fn taskdef_describe_output_fields_are_warnings() {
+    check_warnings(
+        "taskdef.json",
+        r#"
+        {
+          "taskDefinitionArn": "arn:aws:ecs:us-east-1:111122223333:task-definition/web:3",
+          "family": "web",
+          "revision": 3,
+          "containerDefinitions": [{"name": "web", "image": "nginx"}],
+          "registeredAt": "2024-03-05T10:12:44.312000+00:00"
+        }
+        "#,
+        r#"
+        taskdef.json:2:3: taskDefinitionArn: "taskDefinitionArn" is an output-only field of describe-task-definition, ignored
+        taskdef.json:4:3: revision: "revision" is an output-only field of describe-task-definition, ignored
+        taskdef.json:6:3: registeredAt: "registeredAt" is an output-only field of describe-task-definition, ignored
+        "#,
+    );
+}
+
+// RegisterTaskDefinition's rules (crates/cutover-spec/src/taskdef/register.rs).
+
+#[test]
+fn taskdef_awsvpc_host_port_differs_from_container_port() {
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "networkMode": "awsvpc",
+          "containerDefinitions": [
+            {"name": "web", "image": "nginx", "portMappings": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 443, "hostPort": 443}]}
+          ]
+        }
+        "#,
+        r#"taskdef.json:5:90: containerDefinitions[0].portMappings[0].hostPort: in awsvpc network mode hostPort must be left out or equal containerPort (80), found 8080"#,
+    );
+}
+
+#[test]
+fn taskdef_fargate_host_volume() {
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "requiresCompatibilities": ["EC2", "FARGATE"],
+          "networkMode": "awsvpc",
+          "cpu": "256",
+          "memory": "512",
+          "volumes": [{"name": "scratch", "host": {}}, {"name": "data", "host": {"sourcePath": "/srv/data"}}],
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
+        }
+        "#,
+        r#"taskdef.json:7:88: volumes[1].host.sourcePath: Fargate tasks cannot mount a host path (requiresCompatibilities includes FARGATE): leave out sourcePath for a task-local volume, or use efsVolumeConfiguration"#,
+    );
+}
+
+#[test]
+fn taskdef_fargate_cpu_and_memory() {
+    // A memory the CPU value does not take.
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "requiresCompatibilities": ["FARGATE"],
+          "cpu": "0.25 vCPU",
+          "memory": "4 GB",
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
+        }
+        "#,
+        r#"taskdef.json:5:13: memory: Fargate tasks of 256 CPU units take 512, 1024 or 2048 MiB of memory, found "4 GB""#,
+    );
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "requiresCompatibilities": ["FARGATE"],
+          "cpu": "2048",
+          "memory": "5000",
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
+        }
+        "#,
+        r#"taskdef.json:5:13: memory: Fargate tasks of 2048 CPU units take 4096 to 16384 MiB in steps of 1024 of memory, found "5000""#,
+    );
+    // A CPU value Fargate does not have.
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "requiresCompatibilities": ["FARGATE"],
+          "cpu": 300,
+          "memory": 1024,
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
+        }
+        "#,
+        r#"taskdef.json:4:10: cpu: Fargate tasks take 256, 512, 1024, 2048, 4096, 8192 or 16384 CPU units, found "300""#,
+    );
+    // Both are required.
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "requiresCompatibilities": ["FARGATE"],
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
+        }
+        "#,
+        r#"
+        taskdef.json:1:1: cpu: missing field "cpu" (Fargate tasks need a task-level cpu and memory)
+        taskdef.json:1:1: memory: missing field "memory" (Fargate tasks need a task-level cpu and memory)
+        "#,
+    );
+}
+
+#[test]
+fn taskdef_more_than_ten_containers() {
+    let containers: Vec<String> = (0..11)
+        .map(|i| format!(r#"{{"name": "c{i}", "image": "nginx"}}"#))
+        .collect();
+    let text = format!(
+        "{{\"family\": \"web\", \"containerDefinitions\": [{}]}}",
+        containers.join(", ")
+    );
+    check(
+        "taskdef.json",
+        &text,
+        "taskdef.json:1:43: containerDefinitions: ECS allows at most 10 containers in a task definition, found 11",
+    );
+}
+
+#[test]
+fn taskdef_no_essential_container() {
+    check(
+        "taskdef.json",
+        r#"
+        {
+          "family": "web",
+          "containerDefinitions": [
+            {"name": "web", "image": "nginx", "essential": false},
+            {"name": "log", "image": "fluent-bit", "essential": false}
+          ]
+        }
+        "#,
+        r#"taskdef.json:3:27: containerDefinitions: at least one container must be essential"#,
     );
 }
 
@@ -269,19 +489,16 @@ fn taskdef_depends_on_cycle() {
 }
 
 #[test]
-fn taskdef_invalid_family_and_no_essential_container() {
+fn taskdef_invalid_family() {
     check(
         "taskdef.json",
         r#"
         {
           "family": "web app",
-          "containerDefinitions": [{"name": "web", "image": "nginx", "essential": false}]
+          "containerDefinitions": [{"name": "web", "image": "nginx"}]
         }
         "#,
-        r#"
-        taskdef.json:2:13: family: invalid family name "web app": use 1 to 255 letters, digits, hyphens and underscores
-        taskdef.json:3:27: containerDefinitions: at least one container must be essential
-        "#,
+        r#"taskdef.json:2:13: family: invalid family name "web app": use 1 to 255 letters, digits, hyphens and underscores"#,
     );
 }
 
@@ -822,6 +1039,24 @@ fn stack_yaml_syntax_error() {
 }
 
 // ---------------------------------------------------------------- other files
+
+/// The appspec reads through the same layer: a quoted port is coerced, with a warning.
+#[test]
+fn appspec_container_port_written_as_a_string_is_a_warning() {
+    check_warnings(
+        "appspec.yaml",
+        r#"
+        version: 0.0
+        Resources:
+          - TargetService:
+              Type: AWS::ECS::Service
+              Properties:
+                TaskDefinition: "arn:aws:ecs:us-east-1:111122223333:task-definition/web:8"
+                LoadBalancerInfo: {ContainerName: web, ContainerPort: "8080"}
+        "#,
+        r#"appspec.yaml:7:63: Resources[0].TargetService.Properties.LoadBalancerInfo.ContainerPort: ContainerPort is the string "8080"; AWS reads it as the number 8080"#,
+    );
+}
 
 #[test]
 fn appspec_mistakes() {

@@ -139,3 +139,29 @@ async fn a_control_plane_crash_at_any_point_of_a_scale_up_never_duplicates_tasks
         assert_eq!(ids.len(), 6, "crash after {crash_after_ms} ms: {ids:?}");
     }
 }
+
+/// The health of every task of `api`, as the API reports it.
+async fn health(h: &Harness) -> Vec<String> {
+    let (status, body) = h.call(Method::GET, "/v1/tasks?service=api", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["healthStatus"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_health_check_without_cmd_never_runs_and_the_health_stays_unknown() {
+    // ECS registers `["true"]` and Docker never runs it; so here. The same
+    // task definition with CMD-SHELL is probed and becomes healthy.
+    let bare = TASKDEF.replace(r#"["CMD-SHELL", "true"]"#, r#"["true"]"#);
+    for (taskdef, expected) in [(TASKDEF, "HEALTHY"), (bare.as_str(), "UNKNOWN")] {
+        let h = Harness::start().await;
+        h.apply(STACK, &[("./taskdef.json", taskdef)]).await;
+        assert!(running(&h, 3).await, "{:?}", h.runtime.calls());
+        h.advance(Duration::from_secs(60)).await;
+        assert_eq!(health(&h).await, vec![expected; 3], "{taskdef}");
+    }
+}

@@ -227,6 +227,15 @@ impl Path {
         segs.push(Seg::Index(index));
         Path(segs)
     }
+
+    /// The last key of the path (`containerPort` of
+    /// `portMappings[0].containerPort`), if it ends with a key.
+    pub(crate) fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Seg::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 impl Path {

@@ -5,6 +5,7 @@
 use super::tasks::{forget_old_exits, plan_for};
 use super::{LoopEvent, LoopState};
 use crate::controller::Controller;
+use crate::taskdef::HealthPlan;
 use cutover_core::Millis;
 use cutover_core::health::{HealthTracker, ProbeResult};
 use cutover_core::service::ServiceStatus;
@@ -30,7 +31,13 @@ pub(super) async fn schedule_probes(
         let Ok(plan) = plan_for(ctl, st, &t.task_definition).await else {
             continue;
         };
-        let Some((cmd, policy)) = plan.health else {
+        // A check ECS would never run (neither CMD nor CMD-SHELL) is not
+        // probed: the task's health stays unknown, as on ECS.
+        let Some(HealthPlan {
+            command: Some(cmd),
+            policy,
+        }) = plan.health
+        else {
             continue;
         };
         let tracker = st
