@@ -452,13 +452,7 @@ fn a_pipeline_started_with_variables_waits_for_an_approval_given_with_its_token(
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.email", "dev@example.com"]);
-    git(&repo, &["config", "user.name", "Dev"]);
-    std::fs::write(repo.join("README.md"), "hello\n").unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "first"]);
+    init_repo(&repo, &[("README.md", "hello\n")]);
     let marker = root.join("marker");
     std::fs::write(
         root.join("pipeline.json"),
@@ -528,35 +522,36 @@ fn a_pipeline_started_with_variables_waits_for_an_approval_given_with_its_token(
         "the approval never waited\n{}",
         server.log()
     );
-    let wrong = aws.run(&[
-        "codepipeline",
-        "put-approval-result",
-        "--pipeline-name",
-        "gated",
-        "--stage-name",
-        "Gate",
-        "--action-name",
-        "Approve",
-        "--result",
+    let put_approval = |result: &str, token: &str| {
+        aws.run(&[
+            "codepipeline",
+            "put-approval-result",
+            "--pipeline-name",
+            "gated",
+            "--stage-name",
+            "Gate",
+            "--action-name",
+            "Approve",
+            "--result",
+            result,
+            "--token",
+            token,
+            "--output",
+            "json",
+        ])
+    };
+    let wrong = put_approval(
         "summary=no,status=Rejected",
-        "--token",
         "00000000-0000-0000-0000-000000000000",
-    ]);
+    );
     assert_eq!(error_code(&wrong), "InvalidApprovalTokenException");
-    let approved = aws.json(&[
-        "codepipeline",
-        "put-approval-result",
-        "--pipeline-name",
-        "gated",
-        "--stage-name",
-        "Gate",
-        "--action-name",
-        "Approve",
-        "--result",
-        "summary=lgtm,status=Approved",
-        "--token",
-        &token,
-    ]);
+    let approved = put_approval("summary=lgtm,status=Approved", &token);
+    assert!(
+        approved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&approved.stderr)
+    );
+    let approved: serde_json::Value = serde_json::from_slice(&approved.stdout).unwrap();
     assert!(approved["approvedAt"].is_number(), "{approved}");
     let done = wait_until(Duration::from_secs(30), || {
         aws.json(&[
@@ -575,20 +570,7 @@ fn a_pipeline_started_with_variables_waits_for_an_approval_given_with_its_token(
         server.log()
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "hi");
-    let again = aws.run(&[
-        "codepipeline",
-        "put-approval-result",
-        "--pipeline-name",
-        "gated",
-        "--stage-name",
-        "Gate",
-        "--action-name",
-        "Approve",
-        "--result",
-        "summary=lgtm,status=Approved",
-        "--token",
-        &token,
-    ]);
+    let again = put_approval("summary=lgtm,status=Approved", &token);
     assert_eq!(error_code(&again), "ApprovalAlreadyCompletedException");
 }
 
@@ -613,14 +595,12 @@ fn a_build_started_through_codebuild_calls_aws_from_inside_with_a_key_of_its_own
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let repo = root.join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["config", "user.email", "dev@example.com"]);
-    git(&repo, &["config", "user.name", "Dev"]);
     let leak = root.join("leak");
-    std::fs::write(
-        repo.join("buildspec.yml"),
-        r#"version: 0.2
+    init_repo(
+        &repo,
+        &[(
+            "buildspec.yml",
+            r#"version: 0.2
 phases:
   build:
     commands:
@@ -634,10 +614,8 @@ phases:
       - echo "key=$AWS_SECRET_ACCESS_KEY"
       - printf %s "$AWS_SECRET_ACCESS_KEY" > "$LEAK"
 "#,
-    )
-    .unwrap();
-    git(&repo, &["add", "-A"]);
-    git(&repo, &["commit", "-q", "-m", "first"]);
+        )],
+    );
     write_stack(root, "v1", 1);
     std::fs::write(
         root.join("sleep.yml"),

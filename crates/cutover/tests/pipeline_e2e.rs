@@ -24,23 +24,6 @@ use std::path::Path;
 use std::time::Duration;
 
 /// A repository on `main` with `files`, committed.
-fn init_repo(dir: &Path, files: &[(&str, &str)]) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["config", "user.email", "dev@example.com"]);
-    git(dir, &["config", "user.name", "Dev"]);
-    commit(dir, files, "first")
-}
-
-fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
-    for (p, text) in files {
-        std::fs::write(dir.join(p), text).unwrap();
-    }
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", message]);
-    git(dir, &["rev-parse", "HEAD"])
-}
-
 const BUILDSPEC: &str = r#"version: 0.2
 env:
   exported-variables: [IMAGE_DIR]

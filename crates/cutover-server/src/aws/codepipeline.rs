@@ -68,22 +68,6 @@ fn refused(e: ApiError, not_found: &str) -> AwsError {
     wire::refused(e, not_found, errors::VALIDATION_EXCEPTION)
 }
 
-/// One page of a listing (CodePipeline refuses a token it did not hand out
-/// with `InvalidNextTokenException`).
-fn next_page(
-    items: Vec<String>,
-    token: Option<&str>,
-    max: Option<i32>,
-) -> Result<(Vec<String>, Option<String>), AwsError> {
-    let size = max.map_or(100, |m| m.clamp(1, 1000) as usize);
-    wire::page(items, size, token, || {
-        AwsError::client(
-            errors::INVALID_NEXT_TOKEN_EXCEPTION,
-            "The next token was specified in an invalid format.",
-        )
-    })
-}
-
 async fn describe(call: &Call<'_>, name: &str) -> Result<PipelineDescription, AwsError> {
     crate::api::pipelines::describe(State(call.st.clone()), Path(name.to_string()))
         .await
@@ -165,7 +149,7 @@ async fn list(
         .0
         .pipelines;
     let names: Vec<String> = all.iter().map(|p| p.name.clone()).collect();
-    let (names, next) = next_page(names, req.next_token.as_deref(), req.max_results)?;
+    let (names, next) = wire::next_token_page(names, req.next_token.as_deref(), req.max_results)?;
     Ok(cp::ListPipelinesOutput {
         pipelines: Some(
             all.iter()
@@ -354,7 +338,7 @@ async fn list_executions(
 ) -> Result<cp::ListPipelineExecutionsOutput, AwsError> {
     let runs = executions(call, &req.pipeline_name).await?;
     let ids = runs.iter().map(|e| e.id.clone()).collect();
-    let (ids, next) = next_page(ids, req.next_token.as_deref(), req.max_results)?;
+    let (ids, next) = wire::next_token_page(ids, req.next_token.as_deref(), req.max_results)?;
     Ok(cp::ListPipelineExecutionsOutput {
         pipeline_execution_summaries: Some(
             runs.iter()

@@ -56,6 +56,23 @@ impl Call<'_> {
     }
 }
 
+/// One page of a CodeDeploy or CodePipeline listing: `max` (default 100,
+/// at most 1,000) items; a token not handed out is refused with their
+/// `InvalidNextTokenException`.
+pub(crate) fn next_token_page(
+    items: Vec<String>,
+    token: Option<&str>,
+    max: Option<i32>,
+) -> Result<(Vec<String>, Option<String>), AwsError> {
+    let size = max.map_or(100, |m| m.clamp(1, 1000) as usize);
+    page(items, size, token, || {
+        AwsError::client(
+            "InvalidNextTokenException",
+            "The next token was specified in an invalid format.",
+        )
+    })
+}
+
 /// One page of `items`: at most `max` from where `token` (a `NextToken`
 /// this function handed out) says, and the token of the next page if
 /// there is one. A token not handed out is refused with `bad_token`.

@@ -387,6 +387,27 @@ pub fn get(c: &mut BufReader<TcpStream>, host: &str) -> Option<(u16, String)> {
     Some((status, String::from_utf8_lossy(&body).trim().to_string()))
 }
 
+/// A new git repository in `dir` on branch `main`, with `files` committed;
+/// returns the commit id.
+pub fn init_repo(dir: &Path, files: &[(&str, &str)]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.email", "dev@example.com"]);
+    git(dir, &["config", "user.name", "Dev"]);
+    commit(dir, files, "first")
+}
+
+/// Writes `files` into the repository `dir` and commits them; returns the
+/// commit id.
+pub fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (p, text) in files {
+        std::fs::write(dir.join(p), text).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
 /// Runs git in `dir`, panicking on failure; returns its trimmed stdout.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

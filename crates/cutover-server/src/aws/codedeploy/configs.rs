@@ -16,7 +16,6 @@ use cutover_spec::stack::{
 use cutover_store::deployment_configs::{self as stored, DeploymentConfigRow};
 use cutover_store::ops;
 
-use super::next_page;
 use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
 
@@ -169,7 +168,7 @@ pub(super) async fn list(
     req: cd::ListDeploymentConfigsInput,
 ) -> Result<cd::ListDeploymentConfigsOutput, AwsError> {
     let names = all(call).await?.into_keys().collect();
-    let (names, next) = next_page(names, req.next_token.as_deref(), None)?;
+    let (names, next) = wire::next_token_page(names, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentConfigsOutput {
         deployment_configs_list: Some(names),
         next_token: next,

@@ -16,7 +16,6 @@ use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_store::{DeploymentRow, ServiceRow, ops};
 use sha2::{Digest, Sha256};
 
-use super::next_page;
 use super::{application_of, group_of, service_of};
 use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
@@ -286,7 +285,7 @@ pub(super) async fn list(
         })
         .map(|d| d.id.clone())
         .collect();
-    let (ids, next) = next_page(ids, req.next_token.as_deref(), None)?;
+    let (ids, next) = wire::next_token_page(ids, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentsOutput {
         deployments: Some(ids),
         next_token: next,

@@ -46,22 +46,6 @@ pub(super) async fn call(call: &Call<'_>, op: Operation, body: &[u8]) -> Result<
     }
 }
 
-/// One page of a listing (CodeDeploy pages by 100 and refuses a token it
-/// did not hand out with `InvalidNextTokenException`).
-pub(crate) fn next_page(
-    items: Vec<String>,
-    token: Option<&str>,
-    max: Option<i32>,
-) -> Result<(Vec<String>, Option<String>), AwsError> {
-    let size = max.map_or(100, |m| m.clamp(1, 100) as usize);
-    wire::page(items, size, token, || {
-        AwsError::client(
-            errors::INVALID_NEXT_TOKEN_EXCEPTION,
-            "The next token was specified in an invalid format.",
-        )
-    })
-}
-
 /// The blue/green services: each one deployment group.
 async fn groups(call: &Call<'_>) -> Result<Vec<ServiceRow>, AwsError> {
     let all = call
@@ -156,7 +140,7 @@ async fn list_applications(
         .collect();
     names.sort();
     names.dedup();
-    let (page, next) = next_page(names, req.next_token.as_deref(), None)?;
+    let (page, next) = wire::next_token_page(names, req.next_token.as_deref(), None)?;
     Ok(cd::ListApplicationsOutput {
         applications: Some(page),
         next_token: next,
@@ -177,7 +161,7 @@ async fn list_deployment_groups(
         return Err(no_application(&req.application_name));
     }
     names.sort();
-    let (page, next) = next_page(names, req.next_token.as_deref(), None)?;
+    let (page, next) = wire::next_token_page(names, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentGroupsOutput {
         application_name: Some(req.application_name),
         deployment_groups: Some(page),
