@@ -513,11 +513,19 @@ fn stage_conditions(si: usize, stage: &Stage, sp: &Path, r: &Sink<'_>) {
             Some(ConditionResult::Rollback) if si == 0 => {
                 r.error(&fp, "the first stage cannot roll back")
             }
-            Some(ConditionResult::Retry) | Some(ConditionResult::Skip) => r.error(
+            Some(ConditionResult::Skip) => r.error(
                 &fp,
-                "only ROLLBACK and FAIL are supported as a stage's failure result",
+                "a stage's failure result must be ROLLBACK, FAIL or RETRY, found SKIP",
             ),
             _ => {}
+        }
+        if on_failure.retry_configuration.is_some()
+            && on_failure.result != Some(ConditionResult::Retry)
+        {
+            r.warning(
+                &sp.key("onFailure").key("retryConfiguration"),
+                "retryConfiguration is used only with result RETRY, ignored",
+            );
         }
     }
 }
