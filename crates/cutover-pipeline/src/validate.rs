@@ -208,12 +208,14 @@ fn action_type(si: usize, action: &Action, ap: &Path, r: &Sink<'_>) -> Option<Pr
             "Source actions are allowed only in the first stage",
         );
     }
-    if t.owner != "AWS" {
+    let owner = catalog::lookup(&t.category, &t.provider).map_or("AWS", |s| s.owner);
+    if t.owner != owner {
         r.error(
             &tp.key("owner"),
             format!(
-                "owner {} is not supported, expected \"AWS\"",
-                quote(&t.owner)
+                "owner {} is not supported, expected {}",
+                quote(&t.owner),
+                quote(owner)
             ),
         );
     }
@@ -287,7 +289,13 @@ fn provider_rules(
         }
     };
     match kind {
-        Provider::CodeCommit | Provider::CodeStarSourceConnection => {
+        Provider::CodeCommit | Provider::CodeStarSourceConnection | Provider::GitHub => {
+            if kind == Provider::GitHub && config.contains_key("OAuthToken") {
+                r.warning(
+                    &cp.key("OAuthToken"),
+                    "OAuthToken is ignored: the source is read from the repository Owner/Repo declared under repositories:",
+                );
+            }
             if !action.input_artifacts.is_empty() {
                 r.error(
                     &ap.key("inputArtifacts"),

@@ -361,3 +361,61 @@ fn stage_retry_on_failure_is_typed() {
         ]
     );
 }
+
+/// The contract pipeline with a GitHub version 1 source of owner `owner`.
+fn github_v1(owner: &str, configuration: &str) -> String {
+    contract_with(
+        r#""owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}"#,
+        &format!(
+            r#""owner": "{owner}", "provider": "GitHub", "version": "1"}},
+   "configuration": {configuration}"#
+        ),
+    )
+}
+
+#[test]
+fn github_version_1_source_is_accepted_with_its_token_ignored() {
+    let text = github_v1(
+        "ThirdParty",
+        r#"{"Owner": "me", "Repo": "app", "Branch": "main", "OAuthToken": "{{resolve:secretsmanager:gh}}", "PollForSourceChanges": "false"}"#,
+    );
+    let parsed = parse_pipeline("pipeline.json", &text).unwrap();
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "pipeline.json:4:84: pipeline.stages[0].actions[0].configuration.OAuthToken: OAuthToken is ignored: the source is read from the repository Owner/Repo declared under repositories:"
+        ]
+    );
+    let action = &parsed.value.stages[0].actions[0];
+    let kind = cutover_pipeline::catalog::lookup("Source", "GitHub")
+        .unwrap()
+        .kind;
+    assert_eq!(
+        cutover_pipeline::catalog::source_repository(kind, &action.configuration),
+        Some(("Repo", "me/app".to_owned()))
+    );
+    assert_eq!(
+        cutover_pipeline::catalog::source_branch(kind, &action.configuration),
+        Some("main")
+    );
+    // Without a token: no warning. With owner AWS, or a missing key: refused.
+    let text = github_v1(
+        "ThirdParty",
+        r#"{"Owner": "me", "Repo": "app", "Branch": "main"}"#,
+    );
+    assert_eq!(
+        parse_pipeline("pipeline.json", &text).unwrap().warnings,
+        vec![]
+    );
+    let text = github_v1("AWS", r#"{"Owner": "me", "Repo": "app"}"#);
+    assert_eq!(
+        errors(&text),
+        [
+            "pipeline.json:3:52: pipeline.stages[0].actions[0].actionTypeId.owner: owner \"AWS\" is not supported, expected \"ThirdParty\"",
+            "pipeline.json:4:21: pipeline.stages[0].actions[0].configuration: missing configuration key \"Branch\" required by GitHub",
+        ]
+        .join("\n")
+    );
+}
