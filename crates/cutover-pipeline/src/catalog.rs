@@ -182,16 +182,6 @@ pub const PROVIDERS: &[ProviderSpec] = &[
     },
 ];
 
-impl Provider {
-    /// Whether it is a source (reads a repository of `repositories:`).
-    pub fn is_source(self) -> bool {
-        matches!(
-            self,
-            Provider::CodeCommit | Provider::CodeStarSourceConnection | Provider::GitHub
-        )
-    }
-}
-
 /// The repository a source action of `kind` reads, as `repositories:`
 /// names it, with the configuration key that names it (for messages):
 /// `RepositoryName`, `FullRepositoryId`, or GitHub version 1's
