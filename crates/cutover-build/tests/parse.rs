@@ -78,11 +78,34 @@ fn exported_variable_names_are_checked() {
 }
 
 #[test]
+fn windows_shells_are_accepted_with_a_located_warning() {
+    for (name, shell) in [
+        ("powershell.exe", Shell::PowerShell),
+        ("pwsh", Shell::Pwsh),
+        ("cmd.exe", Shell::Cmd),
+    ] {
+        let text = format!(
+            "version: 0.2\nenv:\n  shell: {name}\nphases:\n  build:\n    commands: [dir]\n"
+        );
+        let parsed = parse_buildspec("buildspec.yml", &text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.value.env.shell, shell);
+        assert!(shell.is_windows());
+        assert_eq!(
+            warnings(&text),
+            [format!(
+                "buildspec.yml:3:10: env.shell: \"{name}\" runs only on CodeBuild's Windows images; \
+                 Windows builds are not supported here, so a build of this buildspec fails at start"
+            )]
+        );
+    }
+}
+
+#[test]
 fn unknown_shell() {
-    let text = "version: 0.2\nenv:\n  shell: powershell.exe\n";
+    let text = "version: 0.2\nenv:\n  shell: fish\n";
     assert_eq!(
         errors(text),
-        "buildspec.yml:3:10: env.shell: expected bash or sh, found \"powershell.exe\""
+        "buildspec.yml:3:10: env.shell: expected bash or sh (or powershell.exe, pwsh or cmd.exe for Windows images), found \"fish\""
     );
 }
 
@@ -127,7 +150,7 @@ fn every_error_is_reported_in_one_pass() {
     let text = "version: 0.2\nenv:\n  shell: zsh\nphases:\n  build:\n    on-failure: NEVER\n";
     assert_eq!(
         errors(text),
-        "buildspec.yml:3:10: env.shell: expected bash or sh, found \"zsh\"\n\
+        "buildspec.yml:3:10: env.shell: expected bash or sh (or powershell.exe, pwsh or cmd.exe for Windows images), found \"zsh\"\n\
          buildspec.yml:6:17: phases.build.on-failure: expected ABORT or CONTINUE, found \"NEVER\""
     );
 }

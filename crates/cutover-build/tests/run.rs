@@ -525,3 +525,35 @@ async fn set_x_traces_commands_but_not_the_session_loop() {
     assert!(out.iter().any(|l| l.ends_with("echo hi")), "{out:#?}");
     assert_eq!(b.phase(PhaseType::Build), PhaseStatus::Failed);
 }
+
+#[tokio::test]
+async fn a_windows_shell_fails_the_build_at_start_with_a_clear_message() {
+    let yaml = "version: 0.2\nenv:\n  shell: powershell.exe\nphases:\n  build:\n    commands:\n      - echo ran > ran.txt\n";
+    let spec = parse_buildspec("buildspec.yml", yaml).unwrap().value;
+    let src = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let err = run_build(
+        &spec,
+        request(src.path(), work.path()),
+        |_| {},
+        CancellationToken::new(),
+    )
+    .await
+    .expect_err("a Windows shell must not start");
+    assert!(matches!(
+        err,
+        cutover_build::run::BuildError::WindowsShell {
+            program: "powershell.exe"
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "env.shell is powershell.exe, a Windows shell: Windows builds are not supported here (builds run on Linux with bash or sh)"
+    );
+    assert!(!src.path().join("ran.txt").exists());
+    assert_eq!(
+        std::fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "nothing prepared"
+    );
+}

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Pipelines;
 use crate::build::{BuildJob, RESTARTED};
-use crate::config::{BuildProjectSpec, RepositorySpec, source_key};
+use crate::config::{BuildProjectSpec, RepositorySpec};
 use crate::driver::{Inbox, Msg, action_key};
 
 /// What an action produced.
@@ -94,8 +94,8 @@ async fn run_action(
     cancel: CancellationToken,
 ) -> Result<Output, String> {
     match kind {
-        Provider::CodeCommit | Provider::CodeStarSourceConnection => {
-            source_action(me, req, source_key(kind)).await
+        Provider::CodeCommit | Provider::CodeStarSourceConnection | Provider::GitHub => {
+            source_action(me, req, kind).await
         }
         Provider::CodeBuild => build_action(me, pipeline, key, req, cancel).await,
         Provider::Ecs | Provider::CodeDeployToEcs => {
@@ -134,16 +134,15 @@ async fn repository(me: &Pipelines, name: &str) -> Result<RepositorySpec, String
 async fn source_action(
     me: &Arc<Pipelines>,
     req: &ActionRequest,
-    repo_key: &str,
+    kind: Provider,
 ) -> Result<Output, String> {
-    let repo = req
-        .configuration
-        .get(repo_key)
-        .ok_or_else(|| format!("configuration.{repo_key} is missing"))?;
-    let branch = req
-        .configuration
-        .get("BranchName")
-        .ok_or("configuration.BranchName is missing")?;
+    let (_, repo_name) = catalog::source_repository(kind, &req.configuration)
+        .ok_or("the configuration does not name a repository")?;
+    let repo = &repo_name;
+    let branch_name = catalog::source_branch(kind, &req.configuration)
+        .ok_or("the configuration does not name a branch")?
+        .to_owned();
+    let branch = &branch_name;
     let spec = repository(me, repo).await?;
     me.git
         .fetch(repo, &spec.url)

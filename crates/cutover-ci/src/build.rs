@@ -466,6 +466,8 @@ impl Builder {
             };
             let _ = log.write_all(text.as_bytes());
         };
+        // Before any container is created for it.
+        cutover_build::run::check_runnable(&spec.value).map_err(|e| e.to_string())?;
         let outcome = match &job.spec.environment {
             BuildEnvironment::Host => cutover_build::run_build(&spec.value, req, writer, cancel)
                 .await

@@ -262,15 +262,22 @@ pub fn check(
                 };
                 let get = |k: &str| action.configuration.get(k).map(String::as_str);
                 match spec.kind {
-                    Provider::CodeCommit | Provider::CodeStarSourceConnection => {
-                        let key = source_key(spec.kind);
-                        if let Some(repo) = get(key)
-                            && !repos.contains(repo)
+                    Provider::CodeCommit
+                    | Provider::CodeStarSourceConnection
+                    | Provider::GitHub => {
+                        if let Some((key, repo)) =
+                            catalog::source_repository(spec.kind, &action.configuration)
+                            && !repos.contains(repo.as_str())
                         {
+                            let how = if spec.kind == Provider::GitHub {
+                                " (a GitHub version 1 source reads the repository named Owner/Repo)"
+                            } else {
+                                ""
+                            };
                             errors.push(map.error(
                                 &cfg(key),
                                 format!(
-                                    "repository {repo:?} is not declared under repositories: in {}",
+                                    "repository {repo:?} is not declared under repositories: in {}{how}",
                                     input.file
                                 ),
                             ));
@@ -511,14 +518,6 @@ fn first_execution(
     Ok(())
 }
 
-/// The configuration key naming the repository of a source provider.
-pub(crate) fn source_key(kind: Provider) -> &'static str {
-    match kind {
-        Provider::CodeStarSourceConnection => "FullRepositoryId",
-        _ => "RepositoryName",
-    }
-}
-
 /// Reads the pipeline at `at` of `doc` (lenient: unknown fields are
 /// warnings, as for AWS files); returns the field path of its pipeline
 /// object too.
@@ -600,6 +599,14 @@ mod tests {
    "inputArtifacts": [{"name": "BuildArtifact"}]}]}]}}"#;
 
     fn run(stack: &str, files: &[(&str, &str)]) -> (Declared, Vec<Diagnostic>) {
+        let (declared, errors, _) = run_with_warnings(stack, files);
+        (declared, errors)
+    }
+
+    fn run_with_warnings(
+        stack: &str,
+        files: &[(&str, &str)],
+    ) -> (Declared, Vec<Diagnostic>, Vec<Diagnostic>) {
         let map = SourceMap::new("stack.yaml", stack);
         let value = map.document().unwrap().to_json(&Path::root()).unwrap();
         let files: BTreeMap<String, String> = files
@@ -619,7 +626,49 @@ mod tests {
         };
         let (mut errors, mut warnings) = (Vec::new(), Vec::new());
         let declared = check(&input, &mut errors, &mut warnings);
-        (declared, errors)
+        (declared, errors, warnings)
+    }
+
+    /// The contract pipeline with a GitHub version 1 source.
+    fn github_v1_pipeline() -> String {
+        let codecommit = r#""actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}"#;
+        assert!(PIPELINE.contains(codecommit));
+        PIPELINE.replace(
+            codecommit,
+            r#""actionTypeId": {"category": "Source", "owner": "ThirdParty", "provider": "GitHub", "version": "1"},
+   "configuration": {"Owner": "me", "Repo": "app", "Branch": "main", "OAuthToken": "****"}"#,
+        )
+    }
+
+    #[test]
+    fn a_github_v1_source_reads_the_repository_owner_slash_repo() {
+        let pipeline = github_v1_pipeline();
+        let stack = "repositories:\n  me/app: {url: /srv/app}\nbuildProjects:\n  app-build: {environment: host}\npipelines:\n  app: {file: p.json}\n";
+        let (d, errors, warnings) = run_with_warnings(stack, &[("p.json", &pipeline)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(d.pipelines[0].1.stages[0].actions[0].name, "Source");
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "p.json:4:84: pipeline.stages[0].actions[0].configuration.OAuthToken: OAuthToken is ignored: the source is read from the repository Owner/Repo declared under repositories:"
+            ]
+        );
+        let watches = crate::triggers::watches(&d.pipelines[0].1, "me/app");
+        assert_eq!(watches.len(), 1);
+        assert_eq!(watches[0].branch, "main");
+        assert!(watches[0].poll);
+
+        let stack = "repositories:\n  app: {url: /srv/app}\nbuildProjects:\n  app-build: {environment: host}\npipelines:\n  app: {file: p.json}\n";
+        let (_, errors) = run(stack, &[("p.json", &pipeline)]);
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "p.json:4:45: pipeline.stages[0].actions[0].configuration.Repo: repository \"me/app\" is not declared under repositories: in stack.yaml (a GitHub version 1 source reads the repository named Owner/Repo)"
+            ]
+        );
     }
 
     #[test]

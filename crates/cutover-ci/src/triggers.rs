@@ -36,13 +36,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cutover_pipeline::catalog::{self, Provider};
+use cutover_pipeline::catalog;
 use cutover_pipeline::model::Pipeline;
 use cutover_pipeline::{PushEvent, trigger_matches};
 use cutover_store::pipeline_ops;
 
 use crate::Pipelines;
-use crate::config::{RepositorySpec, source_key};
+use crate::config::RepositorySpec;
 use crate::driver::Head;
 
 /// A source action that watches a repository.
@@ -52,7 +52,7 @@ pub(crate) struct Watch {
     pub(crate) pipeline: String,
     /// Source action name.
     pub(crate) action: String,
-    /// `BranchName`.
+    /// `BranchName` (`Branch` for a GitHub version 1 source).
     pub(crate) branch: String,
     /// Whether polling applies (`PollForSourceChanges` is not `false`).
     pub(crate) poll: bool,
@@ -68,20 +68,13 @@ pub(crate) fn watches(pipeline: &Pipeline, repository: &str) -> Vec<Watch> {
         .iter()
         .filter_map(|a| {
             let spec = catalog::lookup(&a.action_type_id.category, &a.action_type_id.provider)?;
-            if !matches!(
-                spec.kind,
-                Provider::CodeCommit | Provider::CodeStarSourceConnection
-            ) {
-                return None;
-            }
-            (a.configuration.get(source_key(spec.kind))? == repository).then(|| Watch {
+            let (_, name) = catalog::source_repository(spec.kind, &a.configuration)?;
+            (name == repository).then(|| Watch {
                 pipeline: pipeline.name.clone(),
                 action: a.name.clone(),
-                branch: a
-                    .configuration
-                    .get("BranchName")
-                    .cloned()
-                    .unwrap_or_default(),
+                branch: catalog::source_branch(spec.kind, &a.configuration)
+                    .unwrap_or_default()
+                    .to_owned(),
                 poll: a
                     .configuration
                     .get("PollForSourceChanges")

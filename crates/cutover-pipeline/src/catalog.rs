@@ -3,11 +3,15 @@
 //! name the supported providers and the missing keys; the engine uses
 //! [`Provider`] to know which actions are approvals.
 
+use std::collections::BTreeMap;
+
 /// What Cutover knows about one `(category, provider)` pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderSpec {
     /// `actionTypeId.category`.
     pub category: &'static str,
+    /// `actionTypeId.owner`: `AWS`, or `ThirdParty` for GitHub version 1.
+    pub owner: &'static str,
     /// `actionTypeId.provider`.
     pub provider: &'static str,
     /// Which one it is.
@@ -28,6 +32,10 @@ pub enum Provider {
     CodeCommit,
     /// Source from a connection (`FullRepositoryId`, `BranchName`).
     CodeStarSourceConnection,
+    /// GitHub version 1 source (`owner: ThirdParty`; `Owner`, `Repo`,
+    /// `Branch`): reads the repository `Owner/Repo` of `repositories:`,
+    /// like a connection; its `OAuthToken` is ignored.
+    GitHub,
     /// A build or test (`ProjectName`).
     CodeBuild,
     /// A manual approval.
@@ -70,6 +78,7 @@ const BUILD_OPTIONAL: &[&str] = &[
 /// Every supported provider.
 pub const PROVIDERS: &[ProviderSpec] = &[
     ProviderSpec {
+        owner: "AWS",
         category: "Source",
         provider: "CodeCommit",
         kind: Provider::CodeCommit,
@@ -86,6 +95,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         ],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Source",
         provider: "CodeStarSourceConnection",
         kind: Provider::CodeStarSourceConnection,
@@ -103,6 +113,16 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         ],
     },
     ProviderSpec {
+        owner: "ThirdParty",
+        category: "Source",
+        provider: "GitHub",
+        kind: Provider::GitHub,
+        required: &["Owner", "Repo", "Branch"],
+        optional: &["OAuthToken", "PollForSourceChanges"],
+        output_variables: &["CommitId", "CommitMessage", "AuthorDate", "BranchName"],
+    },
+    ProviderSpec {
+        owner: "AWS",
         category: "Build",
         provider: "CodeBuild",
         kind: Provider::CodeBuild,
@@ -111,6 +131,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Test",
         provider: "CodeBuild",
         kind: Provider::CodeBuild,
@@ -119,6 +140,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Approval",
         provider: "Manual",
         kind: Provider::Manual,
@@ -127,6 +149,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Deploy",
         provider: "ECS",
         kind: Provider::Ecs,
@@ -135,6 +158,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Deploy",
         provider: "CodeDeployToECS",
         kind: Provider::CodeDeployToEcs,
@@ -148,6 +172,7 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
     ProviderSpec {
+        owner: "AWS",
         category: "Invoke",
         provider: "Lambda",
         kind: Provider::Lambda,
@@ -156,6 +181,37 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         output_variables: &[],
     },
 ];
+
+/// The repository a source action of `kind` reads, as `repositories:`
+/// names it, with the configuration key that names it (for messages):
+/// `RepositoryName`, `FullRepositoryId`, or GitHub version 1's
+/// `Owner/Repo` (at `Repo`). `None` for other providers or when a key is
+/// missing.
+pub fn source_repository(
+    kind: Provider,
+    configuration: &BTreeMap<String, String>,
+) -> Option<(&'static str, String)> {
+    let get = |key: &str| configuration.get(key);
+    match kind {
+        Provider::CodeCommit => Some(("RepositoryName", get("RepositoryName")?.clone())),
+        Provider::CodeStarSourceConnection => {
+            Some(("FullRepositoryId", get("FullRepositoryId")?.clone()))
+        }
+        Provider::GitHub => Some(("Repo", format!("{}/{}", get("Owner")?, get("Repo")?))),
+        _ => None,
+    }
+}
+
+/// The branch a source action of `kind` reads: `BranchName`, or GitHub
+/// version 1's `Branch`.
+pub fn source_branch(kind: Provider, configuration: &BTreeMap<String, String>) -> Option<&str> {
+    let key = if kind == Provider::GitHub {
+        "Branch"
+    } else {
+        "BranchName"
+    };
+    configuration.get(key).map(String::as_str)
+}
 
 /// The categories AWS defines, in its order.
 pub const CATEGORIES: &[&str] = &["Source", "Build", "Test", "Deploy", "Approval", "Invoke"];

@@ -98,7 +98,7 @@ pub struct Stage {
     pub blockers: Option<Value>,
     /// The actions (at least one).
     pub actions: Vec<Action>,
-    /// What happens when the stage fails (`result: ROLLBACK`).
+    /// What happens when the stage fails (`result: ROLLBACK` or `RETRY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<FailureConditions>,
     /// Conditions checked after the stage succeeds; kept, not evaluated.
@@ -117,6 +117,22 @@ impl Stage {
             .is_some_and(|f| f.result == Some(ConditionResult::Rollback))
     }
 
+    /// The actions an automatic retry runs again when this stage fails
+    /// (`result: RETRY`); `None` when it does not retry. Without
+    /// `retryConfiguration` only the failed actions are retried.
+    pub fn retries_on_failure(&self) -> Option<RetryMode> {
+        let on_failure = self.on_failure.as_ref()?;
+        if on_failure.result != Some(ConditionResult::Retry) {
+            return None;
+        }
+        Some(
+            on_failure
+                .retry_configuration
+                .and_then(|c| c.retry_mode)
+                .unwrap_or(RetryMode::FailedActions),
+        )
+    }
+
     /// The action named `name`.
     pub fn action(&self, name: &str) -> Option<&Action> {
         self.actions.iter().find(|a| a.name == name)
@@ -127,15 +143,37 @@ impl Stage {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FailureConditions {
-    /// `ROLLBACK` rolls the stage back to its last successful execution.
+    /// `ROLLBACK` rolls the stage back to its last successful execution;
+    /// `RETRY` retries it once, automatically.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<ConditionResult>,
     /// Conditions, kept as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
-    /// Automatic retry settings, kept as written and unused.
+    /// How `result: RETRY` retries the stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry_configuration: Option<Value>,
+    pub retry_configuration: Option<RetryConfiguration>,
+}
+
+/// `onFailure.retryConfiguration` of a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryConfiguration {
+    /// Which actions the automatic retry runs again (default
+    /// `FAILED_ACTIONS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_mode: Option<RetryMode>,
+}
+
+/// Which actions a stage retry runs again: `retryMode` of an automatic
+/// retry, and the mode of a manual one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RetryMode {
+    /// Only the failed (and not yet run) actions.
+    FailedActions,
+    /// Every action of the stage.
+    AllActions,
 }
 
 /// `beforeEntry` or `onSuccess` of a stage.

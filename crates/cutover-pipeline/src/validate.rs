@@ -208,12 +208,14 @@ fn action_type(si: usize, action: &Action, ap: &Path, r: &Sink<'_>) -> Option<Pr
             "Source actions are allowed only in the first stage",
         );
     }
-    if t.owner != "AWS" {
+    let owner = catalog::lookup(&t.category, &t.provider).map_or("AWS", |s| s.owner);
+    if t.owner != owner {
         r.error(
             &tp.key("owner"),
             format!(
-                "owner {} is not supported, expected \"AWS\"",
-                quote(&t.owner)
+                "owner {} is not supported, expected {}",
+                quote(&t.owner),
+                quote(owner)
             ),
         );
     }
@@ -287,7 +289,13 @@ fn provider_rules(
         }
     };
     match kind {
-        Provider::CodeCommit | Provider::CodeStarSourceConnection => {
+        Provider::CodeCommit | Provider::CodeStarSourceConnection | Provider::GitHub => {
+            if kind == Provider::GitHub && config.contains_key("OAuthToken") {
+                r.warning(
+                    &cp.key("OAuthToken"),
+                    "OAuthToken is ignored: the source is read from the repository Owner/Repo declared under repositories:",
+                );
+            }
             if !action.input_artifacts.is_empty() {
                 r.error(
                     &ap.key("inputArtifacts"),
@@ -513,11 +521,19 @@ fn stage_conditions(si: usize, stage: &Stage, sp: &Path, r: &Sink<'_>) {
             Some(ConditionResult::Rollback) if si == 0 => {
                 r.error(&fp, "the first stage cannot roll back")
             }
-            Some(ConditionResult::Retry) | Some(ConditionResult::Skip) => r.error(
+            Some(ConditionResult::Skip) => r.error(
                 &fp,
-                "only ROLLBACK and FAIL are supported as a stage's failure result",
+                "a stage's failure result must be ROLLBACK, FAIL or RETRY, found SKIP",
             ),
             _ => {}
+        }
+        if on_failure.retry_configuration.is_some()
+            && on_failure.result != Some(ConditionResult::Retry)
+        {
+            r.warning(
+                &sp.key("onFailure").key("retryConfiguration"),
+                "retryConfiguration is used only with result RETRY, ignored",
+            );
         }
     }
 }

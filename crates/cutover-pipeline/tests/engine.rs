@@ -626,6 +626,116 @@ fn failed_stage_with_rollback_redeploys_last_success() {
     assert_eq!(h.state.last_success["Deploy"].execution, "good");
 }
 
+/// The test pipeline with `onFailure` on the Build stage.
+fn build_on_failure(on_failure: &str) -> Harness {
+    let json = pipeline_json("SUPERSEDED", "").replacen(
+        r#"{"name": "Build", "actions""#,
+        &format!(r#"{{"name": "Build", "onFailure": {on_failure}, "actions""#),
+        1,
+    );
+    Harness::from_json(&json)
+}
+
+fn events(fx: &[Effect]) -> Vec<&str> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Event { message, .. } => Some(message.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stage_retry_on_failure_reruns_the_failed_actions_once_automatically() {
+    let mut h = build_on_failure(
+        r#"{"result": "RETRY", "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}}"#,
+    );
+    h.roundtrip = true;
+    h.start("e1");
+    h.ok("e1", "Source", "Source");
+    h.ok("e1", "Build", "Build");
+    let fx = h.fail("e1", "Build", "Test");
+    assert_eq!(finished(&fx), vec![]);
+    assert_eq!(runs(&fx), vec![run("e1", "Build", "Test", 2)]);
+    assert_eq!(
+        events(&fx),
+        [
+            "action \"Test\" of stage \"Build\" failed: exit status 1",
+            "stage \"Build\" failed, retried automatically (FailedActions), attempt 1 of 1"
+        ]
+    );
+    assert_eq!(h.status("e1"), ExecutionStatus::InProgress);
+    assert_eq!(
+        h.state.executions["e1"].stages["Build"].status,
+        StageStatus::InProgress
+    );
+    assert_eq!(
+        runs(&h.ok("e1", "Build", "Test")),
+        vec![run("e1", "Build", "Package", 1)]
+    );
+    h.ok("e1", "Build", "Package");
+    h.ok("e1", "Deploy", "Deploy");
+    assert_eq!(h.status("e1"), ExecutionStatus::Succeeded);
+}
+
+#[test]
+fn stage_retry_on_failure_is_made_once_then_the_stage_fails() {
+    let mut h = build_on_failure(
+        r#"{"result": "RETRY", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}}"#,
+    );
+    h.start("e1");
+    h.ok("e1", "Source", "Source");
+    h.ok("e1", "Build", "Build");
+    let fx = h.fail("e1", "Build", "Test");
+    assert_eq!(
+        runs(&fx),
+        vec![
+            run("e1", "Build", "Build", 2),
+            run("e1", "Build", "Test", 2)
+        ]
+    );
+    h.ok("e1", "Build", "Build");
+    let fx = h.fail("e1", "Build", "Test");
+    assert_eq!(finished(&fx), vec![("e1".into(), ExecutionStatus::Failed)]);
+    assert_eq!(runs(&fx), vec![]);
+    assert_eq!(
+        h.state.executions["e1"].stages["Build"].status,
+        StageStatus::Failed
+    );
+    // A manual retry is still possible, and brings no second automatic one.
+    let fx = h.send(Input::RetryStage {
+        execution: "e1".into(),
+        stage: "Build".into(),
+        mode: RetryMode::FailedActions,
+    });
+    assert_eq!(runs(&fx), vec![run("e1", "Build", "Test", 3)]);
+    let fx = h.fail("e1", "Build", "Test");
+    assert_eq!(finished(&fx), vec![("e1".into(), ExecutionStatus::Failed)]);
+    // A later execution gets its own automatic retry.
+    h.start("e2");
+    h.ok("e2", "Source", "Source");
+    h.ok("e2", "Build", "Build");
+    let fx = h.fail("e2", "Build", "Test");
+    assert_eq!(finished(&fx), vec![]);
+    assert_eq!(
+        runs(&fx),
+        vec![
+            run("e2", "Build", "Build", 2),
+            run("e2", "Build", "Test", 2)
+        ]
+    );
+}
+
+#[test]
+fn stage_retry_without_retry_configuration_retries_failed_actions() {
+    let mut h = build_on_failure(r#"{"result": "RETRY"}"#);
+    h.start("e1");
+    h.ok("e1", "Source", "Source");
+    h.ok("e1", "Build", "Build");
+    let fx = h.fail("e1", "Build", "Test");
+    assert_eq!(runs(&fx), vec![run("e1", "Build", "Test", 2)]);
+}
+
 fn window_json(result: &str) -> String {
     pipeline_json(
         "SUPERSEDED",

@@ -1,7 +1,7 @@
 //! Parsing pipelines: the reference files read cleanly, and each mistake is
 //! reported with its file, line, column, field path and full message.
 
-use cutover_pipeline::model::ExecutionMode;
+use cutover_pipeline::model::{ExecutionMode, RetryMode};
 use cutover_pipeline::parse::parse_pipeline;
 
 const CONTRACT: &str = include_str!("fixtures/contract.json");
@@ -255,14 +255,14 @@ fn invalid_artifact_name_and_duplicate_output() {
 fn deployment_window_and_rollback_rules() {
     let text = contract_with(
         r#"{"name": "Deploy", "actions""#,
-        r#"{"name": "Deploy", "onFailure": {"result": "RETRY"}, "beforeEntry": {"conditions": [{"rules": [
+        r#"{"name": "Deploy", "onFailure": {"result": "SKIP"}, "beforeEntry": {"conditions": [{"rules": [
    {"name": "Window", "ruleTypeId": {"category": "Rule", "owner": "AWS", "provider": "DeploymentWindow", "version": "1"},
     "configuration": {"Cron": "* * 25 ? * MON-FRI *", "TimeZone": "UTC"}}]}]}, "actions""#,
     );
     assert_eq!(
         errors(&text),
         [
-            "pipeline.json:8:45: pipeline.stages[2].onFailure.result: only ROLLBACK and FAIL are supported as a stage's failure result",
+            "pipeline.json:8:45: pipeline.stages[2].onFailure.result: a stage's failure result must be ROLLBACK, FAIL or RETRY, found SKIP",
             "pipeline.json:10:31: pipeline.stages[2].beforeEntry.conditions[0].rules[0].configuration.Cron: invalid cron expression \"* * 25 ? * MON-FRI *\": hours: number out of bounds in \"25\" (allowed 0-23)",
         ]
         .join("\n")
@@ -313,4 +313,109 @@ fn deeply_nested_yaml_is_refused_with_a_located_error() {
         .expect_err("the pipeline should be refused")
         .to_string();
     assert_eq!(e, "pipeline.yaml:1:1021: recursion limit exceeded");
+}
+
+#[test]
+fn stage_retry_on_failure_is_typed() {
+    for (config, mode) in [
+        (
+            r#", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}"#,
+            RetryMode::AllActions,
+        ),
+        (
+            r#", "retryConfiguration": {"retryMode": "FAILED_ACTIONS"}"#,
+            RetryMode::FailedActions,
+        ),
+        ("", RetryMode::FailedActions),
+    ] {
+        let text = contract_with(
+            r#"{"name": "Deploy", "actions""#,
+            &format!(
+                r#"{{"name": "Deploy", "onFailure": {{"result": "RETRY"{config}}}, "actions""#
+            ),
+        );
+        let parsed = parse_pipeline("pipeline.json", &text).unwrap();
+        assert_eq!(parsed.warnings, vec![]);
+        assert_eq!(parsed.value.stages[2].retries_on_failure(), Some(mode));
+        assert_eq!(parsed.value.stages[1].retries_on_failure(), None);
+    }
+    let text = contract_with(
+        r#"{"name": "Deploy", "actions""#,
+        r#"{"name": "Deploy", "onFailure": {"result": "RETRY", "retryConfiguration": {"retryMode": "SOME_ACTIONS"}}, "actions""#,
+    );
+    assert_eq!(
+        errors(&text),
+        "pipeline.json:8:90: pipeline.stages[2].onFailure.retryConfiguration.retryMode: unknown variant \"SOME_ACTIONS\", expected one of FAILED_ACTIONS, ALL_ACTIONS"
+    );
+    let text = contract_with(
+        r#"{"name": "Deploy", "actions""#,
+        r#"{"name": "Deploy", "onFailure": {"result": "ROLLBACK", "retryConfiguration": {"retryMode": "ALL_ACTIONS"}}, "actions""#,
+    );
+    let parsed = parse_pipeline("pipeline.json", &text).unwrap();
+    assert_eq!(parsed.value.stages[2].retries_on_failure(), None);
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "pipeline.json:8:79: pipeline.stages[2].onFailure.retryConfiguration: retryConfiguration is used only with result RETRY, ignored"
+        ]
+    );
+}
+
+/// The contract pipeline with a GitHub version 1 source of owner `owner`.
+fn github_v1(owner: &str, configuration: &str) -> String {
+    contract_with(
+        r#""owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}"#,
+        &format!(
+            r#""owner": "{owner}", "provider": "GitHub", "version": "1"}},
+   "configuration": {configuration}"#
+        ),
+    )
+}
+
+#[test]
+fn github_version_1_source_is_accepted_with_its_token_ignored() {
+    let text = github_v1(
+        "ThirdParty",
+        r#"{"Owner": "me", "Repo": "app", "Branch": "main", "OAuthToken": "{{resolve:secretsmanager:gh}}", "PollForSourceChanges": "false"}"#,
+    );
+    let parsed = parse_pipeline("pipeline.json", &text).unwrap();
+    let warnings: Vec<String> = parsed.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "pipeline.json:4:84: pipeline.stages[0].actions[0].configuration.OAuthToken: OAuthToken is ignored: the source is read from the repository Owner/Repo declared under repositories:"
+        ]
+    );
+    let action = &parsed.value.stages[0].actions[0];
+    let kind = cutover_pipeline::catalog::lookup("Source", "GitHub")
+        .unwrap()
+        .kind;
+    assert_eq!(
+        cutover_pipeline::catalog::source_repository(kind, &action.configuration),
+        Some(("Repo", "me/app".to_owned()))
+    );
+    assert_eq!(
+        cutover_pipeline::catalog::source_branch(kind, &action.configuration),
+        Some("main")
+    );
+    // Without a token: no warning. With owner AWS, or a missing key: refused.
+    let text = github_v1(
+        "ThirdParty",
+        r#"{"Owner": "me", "Repo": "app", "Branch": "main"}"#,
+    );
+    assert_eq!(
+        parse_pipeline("pipeline.json", &text).unwrap().warnings,
+        vec![]
+    );
+    let text = github_v1("AWS", r#"{"Owner": "me", "Repo": "app"}"#);
+    assert_eq!(
+        errors(&text),
+        [
+            "pipeline.json:3:52: pipeline.stages[0].actions[0].actionTypeId.owner: owner \"AWS\" is not supported, expected \"ThirdParty\"",
+            "pipeline.json:4:21: pipeline.stages[0].actions[0].configuration: missing configuration key \"Branch\" required by GitHub",
+        ]
+        .join("\n")
+    );
 }

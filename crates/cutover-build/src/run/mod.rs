@@ -123,6 +123,18 @@ fn set(env: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
+/// Refuses, before anything is prepared, a buildspec that cannot run here:
+/// one whose `env.shell` is a Windows shell (the parser accepts it, with a
+/// warning, as CodeBuild's Windows images do).
+pub fn check_runnable(spec: &BuildSpec) -> Result<(), BuildError> {
+    if spec.env.shell.is_windows() {
+        return Err(BuildError::WindowsShell {
+            program: spec.env.shell.program(),
+        });
+    }
+    Ok(())
+}
+
 /// Runs `spec` for `req`, passing log lines to `log` as they come, until
 /// the build ends or `cancel` is triggered (the build's processes are then
 /// killed and the outcome is [`crate::plan::BuildStatus::Stopped`]).
@@ -146,6 +158,7 @@ pub async fn run_build_in(
     log: impl FnMut(LogLine) + Send,
     cancel: CancellationToken,
 ) -> Result<BuildOutcome, BuildError> {
+    check_runnable(spec)?;
     let started = SystemTime::now();
     let src_dir = std::fs::canonicalize(&req.src_dir).map_err(io_err(&req.src_dir))?;
     crate::safe_fs::private_dir(&req.work_dir).map_err(io_err(&req.work_dir))?;

@@ -207,6 +207,14 @@ pub enum BuildError {
         /// The error.
         source: std::io::Error,
     },
+    /// The buildspec's `env.shell` is a Windows shell.
+    #[error(
+        "env.shell is {program}, a Windows shell: Windows builds are not supported here (builds run on Linux with bash or sh)"
+    )]
+    WindowsShell {
+        /// `powershell.exe`, `pwsh` or `cmd.exe`.
+        program: &'static str,
+    },
     /// The shell could not be started.
     #[error("cannot run {program}: {source}")]
     Shell {

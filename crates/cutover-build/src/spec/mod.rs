@@ -175,7 +175,25 @@ fn read_env(r: &mut Reader<'_>, v: &Node, path: &Path) -> Env {
                     match s.as_str() {
                         "bash" | "/bin/bash" | "/usr/bin/bash" => env.shell = Shell::Bash,
                         "sh" | "/bin/sh" | "/usr/bin/sh" => env.shell = Shell::Sh,
-                        _ => r.error(&at, format!("expected bash or sh, found {}", quote(&s))),
+                        "powershell.exe" => env.shell = Shell::PowerShell,
+                        "pwsh" => env.shell = Shell::Pwsh,
+                        "cmd.exe" => env.shell = Shell::Cmd,
+                        _ => r.error(
+                            &at,
+                            format!(
+                                "expected bash or sh (or powershell.exe, pwsh or cmd.exe for Windows images), found {}",
+                                quote(&s)
+                            ),
+                        ),
+                    }
+                    if env.shell.is_windows() {
+                        r.warn(
+                            &at,
+                            format!(
+                                "{} runs only on CodeBuild's Windows images; Windows builds are not supported here, so a build of this buildspec fails at start",
+                                quote(&s)
+                            ),
+                        );
                     }
                 }
             }

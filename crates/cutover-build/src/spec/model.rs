@@ -37,15 +37,32 @@ pub enum Shell {
     Bash,
     /// `sh`.
     Sh,
+    /// `powershell.exe` (CodeBuild's Windows images): accepted, but a
+    /// build refuses to start.
+    PowerShell,
+    /// `pwsh` (Windows images): accepted, but a build refuses to start.
+    Pwsh,
+    /// `cmd.exe` (Windows images): accepted, but a build refuses to start.
+    Cmd,
 }
 
 impl Shell {
-    /// The program to run.
+    /// The program to run, as the buildspec names it.
     pub fn program(self) -> &'static str {
         match self {
             Shell::Bash => "bash",
             Shell::Sh => "sh",
+            Shell::PowerShell => "powershell.exe",
+            Shell::Pwsh => "pwsh",
+            Shell::Cmd => "cmd.exe",
         }
+    }
+
+    /// Whether this is one of the Windows shells, which only CodeBuild's
+    /// Windows images have: builds here run on Linux, so such a build
+    /// fails at start.
+    pub fn is_windows(self) -> bool {
+        matches!(self, Shell::PowerShell | Shell::Pwsh | Shell::Cmd)
     }
 }
 

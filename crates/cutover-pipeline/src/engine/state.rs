@@ -473,11 +473,7 @@ impl PipelineState {
         exec.message = None;
         exec.updated_at = now;
         if let Some(run) = exec.stages.get_mut(stage_name) {
-            run.status = StageStatus::InProgress;
-            run.message = None;
-            run.actions.retain(|_, a| {
-                mode == RetryMode::FailedActions && a.status == ActionStatus::Succeeded
-            });
+            reset_for_retry(run, mode);
         }
         fx.push(event(
             Some(id),
@@ -631,6 +627,7 @@ impl PipelineState {
                         status: StageStatus::Failed,
                         actions: BTreeMap::new(),
                         attempts: BTreeMap::new(),
+                        auto_retries: 0,
                         message: Some(message.clone()),
                     },
                 );
@@ -654,6 +651,7 @@ impl PipelineState {
                         status: StageStatus::Skipped,
                         actions: BTreeMap::new(),
                         attempts: BTreeMap::new(),
+                        auto_retries: 0,
                         message: Some(message),
                     },
                 );
@@ -671,6 +669,7 @@ impl PipelineState {
                 status: StageStatus::InProgress,
                 actions: BTreeMap::new(),
                 attempts: BTreeMap::new(),
+                auto_retries: 0,
                 message: None,
             },
         );
@@ -877,6 +876,25 @@ impl PipelineState {
         fx: &mut Vec<Effect>,
     ) {
         let exec = self.exec_mut(id);
+        // `onFailure.result: RETRY`: one automatic retry, then the stage
+        // fails as any other (a manual retry is still possible).
+        if let Some(mode) = stage.retries_on_failure()
+            && let Some(run) = exec.stages.get_mut(&stage.name)
+            && run.auto_retries < AUTO_RETRIES
+        {
+            run.auto_retries += 1;
+            let attempt = run.auto_retries;
+            reset_for_retry(run, mode);
+            exec.updated_at = now;
+            fx.push(event(
+                Some(id),
+                format!(
+                    "stage \"{}\" failed, retried automatically ({mode:?}), attempt {attempt} of {AUTO_RETRIES}",
+                    stage.name
+                ),
+            ));
+            return;
+        }
         if let Some(run) = exec.stages.get_mut(&stage.name) {
             run.status = StageStatus::Failed;
             run.message = Some(message.clone());
@@ -942,6 +960,19 @@ impl PipelineState {
             },
         );
     }
+}
+
+/// How many times a stage with `onFailure.result: RETRY` is retried
+/// automatically ("one attempt is allowed", AWS's `RetryStageMetadata`).
+const AUTO_RETRIES: u32 = 1;
+
+/// Clears a failed stage run for a retry: every action runs again, or
+/// (`FailedActions`) only those that did not succeed.
+fn reset_for_retry(run: &mut StageRun, mode: RetryMode) {
+    run.status = StageStatus::InProgress;
+    run.message = None;
+    run.actions
+        .retain(|_, a| mode == RetryMode::FailedActions && a.status == ActionStatus::Succeeded);
 }
 
 /// Moves an execution past stage `index`.

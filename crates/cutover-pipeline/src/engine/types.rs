@@ -69,15 +69,7 @@ pub enum ActionStatus {
     Abandoned,
 }
 
-/// Which actions a stage retry runs again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum RetryMode {
-    /// Only the failed (and not yet run) actions.
-    FailedActions,
-    /// Every action of the stage.
-    AllActions,
-}
+pub use crate::model::RetryMode;
 
 /// How an execution came to be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -319,6 +311,10 @@ pub struct StageRun {
     pub actions: BTreeMap<String, ActionRun>,
     /// Attempts so far, by action name.
     pub attempts: BTreeMap<String, u32>,
+    /// Automatic retries made so far (`onFailure.result: RETRY`; at most
+    /// one, as in AWS).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub auto_retries: u32,
     /// Why it failed, stopped or was skipped.
     pub message: Option<String>,
 }
@@ -406,4 +402,8 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
