@@ -138,7 +138,9 @@ const FORMATS: &[(&str, &str, &str)] = &[
         "buildspec",
         "CodeBuild buildspecs",
         "`version: 0.2` buildspecs, run by Cutover's builder with the same phases, \
-         environment and artifacts.",
+         environment and artifacts. A Windows shell (`env.shell: powershell.exe`, `pwsh`, \
+         `cmd.exe`) is accepted with a warning, and a build of it fails at start: builds run on \
+         Linux.",
     ),
     (
         "imagedefinitions",
@@ -154,9 +156,11 @@ const FORMATS: &[(&str, &str, &str)] = &[
     (
         "pipeline",
         "CodePipeline pipelines",
-        "`create-pipeline` input and `get-pipeline` output: CodeCommit and \
-         CodeStarSourceConnection sources, CodeBuild build and test actions, manual approvals, \
-         ECS and CodeDeployToECS deploy actions, Lambda invoke actions. Other providers (an S3 \
+        "`create-pipeline` input and `get-pipeline` output: CodeCommit, \
+         CodeStarSourceConnection and GitHub version 1 sources (its `OAuthToken` ignored, with a \
+         warning), CodeBuild build and test actions, manual approvals, \
+         ECS and CodeDeployToECS deploy actions, Lambda invoke actions, a stage's \
+         `onFailure` ROLLBACK, FAIL or RETRY (one automatic retry, as AWS). Other providers (an S3 \
          source, CodeDeploy to EC2) are refused, naming the providers supported for the \
          category; get-pipeline's `metadata` is ignored, and unknown fields are warned about and ignored.",
     ),
