@@ -43,6 +43,7 @@
 
 mod alarm_rule;
 pub mod ci;
+pub mod functions;
 mod validate;
 pub use self::validate::is_service_name;
 
@@ -144,6 +145,14 @@ pub struct Stack {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub alarms: BTreeMap<String, Alarm>,
+    /// What Cutover runs for a Lambda function that an appspec hook or an
+    /// invoke action names, by function name or ARN (see [`functions`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub functions: BTreeMap<String, HookSpec>,
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repositories: Option<Value>,
@@ -608,7 +617,7 @@ pub enum RollbackEvent {
 }
 
 /// A deployment hook: a command to run or a URL to call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookSpec {
     /// Program and arguments (exactly one of `command` and `url`).
