@@ -36,6 +36,9 @@
 //! stored stack is canonical. The same goes for `trafficRoutingConfig`
 //! (folded into `trafficRouting`) and `extendedStatistic` (into `statistic`).
 //!
+//! `functions:` maps the Lambda functions that appspec hooks and invoke
+//! actions name to hooks Cutover runs (see [`functions`]).
+//!
 //! Cross-references are checked: alarm and deployment config names, the
 //! service an alarm watches, listener addresses unique across services.
 //! What needs another file (the container named by `loadBalancer` exists in
