@@ -41,17 +41,13 @@ pub(crate) async fn invoke(
         .get("UserParameters")
         .cloned()
         .unwrap_or_default();
-    let shell;
     let (url, argv) = match functions::lookup(function, functions).map(HookSpec::target) {
-        Some(HookTarget::Url { url, .. }) => (Some(url), None),
-        Some(HookTarget::Command(argv)) => (None, Some(argv)),
+        Some(HookTarget::Url { url, .. }) => (Some(url), Vec::new()),
+        Some(HookTarget::Command(argv)) => (None, argv.to_vec()),
         None if function.starts_with("http://") || function.starts_with("https://") => {
-            (Some(function.as_str()), None)
+            (Some(function.as_str()), Vec::new())
         }
-        None => {
-            shell = ["sh".to_string(), "-c".to_string(), function.clone()];
-            (None, Some(&shell[..]))
-        }
+        None => (None, vec!["sh".into(), "-c".into(), function.clone()]),
     };
     if let Some(target) = url {
         let call = reqwest::Client::new().post(target).body(params).send();
@@ -67,7 +63,6 @@ pub(crate) async fn invoke(
             Err(format!("POST {target}: {status}: {}", clip(&body)))
         }
     } else {
-        let argv = argv.unwrap_or_default();
         let target = function;
         let (program, args) = argv
             .split_first()

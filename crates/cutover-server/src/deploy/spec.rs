@@ -175,13 +175,12 @@ pub(crate) fn recorded_appspec_hooks(message: &str) -> BTreeMap<String, StackHoo
     let raw: BTreeMap<String, String> = serde_json::from_str(message).unwrap_or_default();
     raw.into_iter()
         .map(|(event, value)| {
-            let hook = if value.starts_with("http://") || value.starts_with("https://") {
-                StackHookSpec {
-                    url: Some(value),
+            let hook = match functions::FunctionRef::classify(&value) {
+                Ok(functions::FunctionRef::Url(url)) => StackHookSpec {
+                    url: Some(url.to_string()),
                     ..StackHookSpec::default()
-                }
-            } else {
-                functions::shell(&value)
+                },
+                _ => functions::shell(&value),
             };
             (event, hook)
         })

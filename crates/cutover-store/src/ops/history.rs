@@ -172,3 +172,49 @@ pub fn latest_deployment_configs(
             .map_err(StoreError::json("stack deploymentConfigs")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn functions_come_from_the_newest_apply_of_the_declaring_stack() {
+        let s = Store::open_in_memory().unwrap();
+        let record = |at: u64, file: &str, body: serde_json::Value| {
+            s.with(|c| record_stack(c, at, file, &body)).unwrap();
+        };
+        let hook = |cmd: &str| serde_json::json!({"command": [cmd]});
+        record(
+            1,
+            "a.yaml",
+            serde_json::json!({"services": {"web": {}}, "functions": {"F": hook("old")}}),
+        );
+        record(
+            2,
+            "b.yaml",
+            serde_json::json!({"services": {"api": {}}, "pipelines": {"app": {}}, "functions": {"F": hook("b")}}),
+        );
+        record(
+            3,
+            "a.yaml",
+            serde_json::json!({"services": {"web": {}}, "functions": {"F": hook("new")}}),
+        );
+        let command = |section, name: &str| {
+            s.with(|c| stack_functions(c, section, name))
+                .unwrap()
+                .get("F")
+                .map(|h| h.command.join(" "))
+        };
+        assert_eq!(
+            command(StackSection::Services, "web").as_deref(),
+            Some("new")
+        );
+        assert_eq!(command(StackSection::Services, "api").as_deref(), Some("b"));
+        assert_eq!(
+            command(StackSection::Pipelines, "app").as_deref(),
+            Some("b")
+        );
+        assert_eq!(command(StackSection::Pipelines, "web"), None);
+    }
+}
