@@ -110,12 +110,26 @@ async fn run_action(
                 ..Output::default()
             })
         }
-        Provider::Lambda => crate::invoke::invoke(req, cancel)
-            .await
-            .map(|summary| Output {
-                summary: Some(summary),
-                ..Output::default()
-            }),
+        Provider::Lambda => {
+            let name = pipeline.to_string();
+            let functions = me
+                .store
+                .call(move |c| {
+                    cutover_store::ops::stack_functions(
+                        c,
+                        cutover_store::ops::StackSection::Pipelines,
+                        &name,
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            crate::invoke::invoke(req, &functions, cancel)
+                .await
+                .map(|summary| Output {
+                    summary: Some(summary),
+                    ..Output::default()
+                })
+        }
         Provider::Manual => Err("a manual approval is not run".into()),
     }
 }

@@ -26,7 +26,7 @@ use cutover_pipeline::engine::ActionRequest;
 use serde_json::Value;
 
 use crate::artifacts::ArtifactStore;
-use crate::deployments::{DeploymentRequest, DeploymentState, Deployments};
+use crate::deployments::{AppSpecFile, DeploymentRequest, DeploymentState, Deployments};
 
 /// How often the action looks at its deployment.
 const POLL: Duration = Duration::from_millis(100);
@@ -114,7 +114,7 @@ pub(crate) async fn ecs(
             "{file} names container {missing:?}, which task definition {current} of service {service:?} does not have"
         )
     })?;
-    deploy(ctx, &service, family, &body, BTreeMap::new(), started_by).await
+    deploy(ctx, &service, family, &body, None, started_by).await
 }
 
 /// Runs a `CodeDeployToECS` deploy action; returns the deployment id.
@@ -177,12 +177,6 @@ pub(crate) async fn code_deploy(
         cutover_spec::TaskDefinitionFrom::Elsewhere,
     )
     .map_err(diagnostics)?;
-    let hooks: BTreeMap<String, String> = appspec
-        .value
-        .hooks
-        .iter()
-        .map(|h| (h.event.as_str().to_string(), h.function.clone()))
-        .collect();
     if let Err(e) = ctx.deployments.current_task_definition(&service).await {
         return Err(match e {
             crate::DeploymentsError::ServiceNotFound(_) => {
@@ -197,7 +191,11 @@ pub(crate) async fn code_deploy(
         &service,
         &family,
         &taskdef.to_json(),
-        hooks,
+        Some(AppSpecFile {
+            file: as_file.to_string(),
+            text: as_text,
+            appspec: appspec.value,
+        }),
         started_by,
     )
     .await
@@ -241,7 +239,7 @@ async fn deploy(
     service: &str,
     family: &str,
     body: &Value,
-    appspec_hooks: BTreeMap<String, String>,
+    appspec: Option<AppSpecFile>,
     started_by: String,
 ) -> Result<String, String> {
     let (id, task_definition) = ctx
@@ -250,7 +248,7 @@ async fn deploy(
             service: service.to_string(),
             family: family.to_string(),
             task_definition: body.clone(),
-            appspec_hooks,
+            appspec,
             started_by,
         })
         .await

@@ -4,8 +4,6 @@
 //! tagged for this action, a new deployment, and its status). The server
 //! implements it over its deployer; this crate never depends on the server.
 
-use std::collections::BTreeMap;
-
 use async_trait::async_trait;
 use cutover_store::StoreError;
 use serde_json::Value;
@@ -20,10 +18,22 @@ pub struct DeploymentRequest {
     /// The task definition body (ECS JSON) to register, or reuse when it
     /// equals the newest revision of `family`.
     pub task_definition: Value,
-    /// AppSpec hooks: lifecycle event name to the command (`CodeDeployToECS`).
-    pub appspec_hooks: BTreeMap<String, String>,
+    /// The appspec of a `CodeDeployToECS` action, whose hooks the control
+    /// plane resolves against the service's stack `functions`.
+    pub appspec: Option<AppSpecFile>,
     /// `pipeline/<action key>`: finds the deployment again after a restart.
     pub started_by: String,
+}
+
+/// An appspec as read: its name, its text and the typed value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSpecFile {
+    /// The file name, for messages.
+    pub file: String,
+    /// The text, to locate messages in.
+    pub text: String,
+    /// The parsed appspec.
+    pub appspec: cutover_spec::AppSpec,
 }
 
 /// Where a deployment is.

@@ -52,7 +52,9 @@ pub mod webhook;
 
 pub use build::log_path;
 pub use credentials::{BuildCredentials, IssuedCredentials, NoCredentials};
-pub use deployments::{DeploymentRequest, DeploymentState, Deployments, DeploymentsError};
+pub use deployments::{
+    AppSpecFile, DeploymentRequest, DeploymentState, Deployments, DeploymentsError,
+};
 pub use error::PipelineError;
 pub use source::GitError;
 pub use standalone::{EnvValue, StartBuild};

@@ -1219,3 +1219,107 @@ fn handoff_mistakes() {
         "imagedefinitions.json: the file is 124001 bytes; CodePipeline accepts at most 102400 (100 KB)"
     );
 }
+
+#[test]
+fn stack_bad_functions() {
+    check(
+        "stack.yaml",
+        r#"
+        functions:
+          "check green": {command: [./check.sh]}
+          arn:aws:lambda:us-east-1:111122223333:layer:x: {command: [./check.sh]}
+          CodeDeployHook_BeforeTraffic: {url: "ftp://example/hook"}
+          AfterAllowTestTraffic: {}
+          Notify: {comand: [./notify.sh]}
+        "#,
+        r#"
+        stack.yaml:2:3: functions["check green"]: invalid function "check green": use a Lambda function name (1 to 64 letters, digits, hyphens and underscores) or a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)
+        stack.yaml:3:3: functions["arn:aws:lambda:us-east-1:111122223333:layer:x"]: invalid function "arn:aws:lambda:us-east-1:111122223333:layer:x": use a Lambda function name (1 to 64 letters, digits, hyphens and underscores) or a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)
+        stack.yaml:4:39: functions.CodeDeployHook_BeforeTraffic.url: expected an http:// or https:// URL, found "ftp://example/hook"
+        stack.yaml:5:26: functions.AfterAllowTestTraffic: needs a command or a url
+        stack.yaml:6:11: functions.Notify: needs a command or a url
+        stack.yaml:6:12: functions.Notify.comand: unknown key "comand", did you mean "command"?
+        "#,
+    );
+}
+
+/// Resolves the hooks of appspec `text` against the `functions` of stack
+/// `stack` (both dedented).
+fn resolve(stack: &str, text: &str) -> Result<Vec<String>, SpecError> {
+    let stack = parse_stack("stack.yaml", &dedent(stack)).expect("stack accepted");
+    let text = dedent(text);
+    let appspec = parse_appspec_for("appspec.yaml", &text, TaskDefinitionFrom::Elsewhere)
+        .expect("appspec accepted");
+    cutover_spec::stack::functions::resolve_appspec_hooks(
+        "appspec.yaml",
+        &text,
+        &appspec.value,
+        &stack.value.functions,
+    )
+    .map(|p| p.warnings.iter().map(ToString::to_string).collect())
+}
+
+const STACK_WITH_FUNCTIONS: &str = r#"
+    functions:
+      CodeDeployHook_BeforeTraffic: {command: [./smoke.sh]}
+      CheckGreen: {url: "http://127.0.0.1:9000/hook", protocol: codedeploy}
+    "#;
+
+#[test]
+fn appspec_hooks_name_unmapped_functions() {
+    let err = resolve(
+        STACK_WITH_FUNCTIONS,
+        r#"
+        version: 0.0
+        Resources:
+          - TargetService:
+              Type: AWS::ECS::Service
+              Properties:
+                TaskDefinition: <TASK_DEFINITION>
+                LoadBalancerInfo: {ContainerName: web, ContainerPort: 8080}
+        Hooks:
+          - BeforeInstall: "CodeDeployHook_BeforeInstall"
+          - AfterAllowTestTraffic: "CheckGren"
+          - BeforeAllowTraffic: "arn:aws:lambda:us-east-1:111122223333:function:CodeDeployHook_BeforeTraffic"
+          - AfterAllowTraffic: "arn:...."
+        "#,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        dedent(
+            r#"
+            appspec.yaml:9:20: Hooks[0].BeforeInstall: Lambda function "CodeDeployHook_BeforeInstall" is not mapped: Cutover runs no Lambda functions; map it in the service's stack.yaml, e.g. functions: {CodeDeployHook_BeforeInstall: {command: [./check.sh]}} or {CodeDeployHook_BeforeInstall: {url: "http://HOST/hook", protocol: ecs}}
+            appspec.yaml:10:28: Hooks[1].AfterAllowTestTraffic: Lambda function "CheckGren" is not mapped (did you mean "CheckGreen"?): Cutover runs no Lambda functions; map it in the service's stack.yaml, e.g. functions: {CheckGren: {command: [./check.sh]}} or {CheckGren: {url: "http://HOST/hook", protocol: ecs}}
+            appspec.yaml:12:24: Hooks[3].AfterAllowTraffic: expected a Lambda function ARN like arn:aws:lambda:REGION:ACCOUNT:function:NAME, found "arn:...."
+            "#
+        )
+        .trim_end()
+    );
+}
+
+#[test]
+fn appspec_shell_commands_still_run_with_a_warning() {
+    let warnings = resolve(
+        STACK_WITH_FUNCTIONS,
+        r#"
+        version: 0.0
+        Resources:
+          - TargetService:
+              Type: AWS::ECS::Service
+              Properties:
+                TaskDefinition: <TASK_DEFINITION>
+                LoadBalancerInfo: {ContainerName: web, ContainerPort: 8080}
+        Hooks:
+          - AfterInstall: "./check.sh --green"
+          - BeforeAllowTraffic: "http://127.0.0.1:9000/ecs"
+        "#,
+    )
+    .unwrap();
+    assert_eq!(
+        warnings,
+        [
+            r#"appspec.yaml:9:19: Hooks[0].AfterInstall: "./check.sh --green" is run as a shell command (sh -c); AWS calls a Lambda function here: name a function and map it in the stack's functions: section"#
+        ]
+    );
+}

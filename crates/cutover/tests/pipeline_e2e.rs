@@ -110,6 +110,8 @@ fn commit_and_deploy(pipeline: &str, buildspec: &str, extra: &[(&str, &str)]) ->
       type: BLUE_GREEN
       config: CodeDeployDefault.ECSAllAtOnce
       terminationWaitSeconds: 0
+functions:
+  CodeDeployHook_BeforeTraffic: {{command: [sh, -c, "echo $CUTOVER_LIFECYCLE_EVENT >> {hook_log}"]}}
 repositories:
   app: {{url: {repo}, pollIntervalSeconds: 1}}
 buildProjects:
@@ -121,6 +123,7 @@ pipelines:
 "#,
             repo = repo.display(),
             images = images.display(),
+            hook_log = root.join("hook.log").display(),
         ),
     )
     .unwrap();
@@ -266,6 +269,8 @@ Resources:
         LoadBalancerInfo:
           ContainerName: web
           ContainerPort: 8080
+Hooks:
+  - BeforeAllowTraffic: \"arn:aws:lambda:us-east-1:111122223333:function:CodeDeployHook_BeforeTraffic\"
 ";
 
 const CODEDEPLOY_PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType": "V2", "stages": [
@@ -286,10 +291,10 @@ const CODEDEPLOY_PIPELINE: &str = r#"{"pipeline": {"name": "app", "pipelineType"
 fn a_code_deploy_to_ecs_action_fills_the_placeholders_and_deploys_with_no_failed_request() {
     let Deployed {
         server,
+        _tmp: tmp,
         images,
         commit,
         execution,
-        ..
     } = commit_and_deploy(
         CODEDEPLOY_PIPELINE,
         CODEDEPLOY_BUILDSPEC,
@@ -309,6 +314,14 @@ fn a_code_deploy_to_ecs_action_fills_the_placeholders_and_deploys_with_no_failed
     assert!(
         image.contains(&format!("file://{}", images.join(&commit).display())),
         "{td}"
+    );
+    // The appspec's hook names a Lambda function by ARN: the stack's
+    // `functions` entry ran in its place, once per deployment.
+    let ran = std::fs::read_to_string(tmp.path().join("hook.log")).unwrap_or_default();
+    assert!(
+        !ran.is_empty() && ran.lines().all(|l| l == "BeforeAllowTraffic"),
+        "{ran:?}\n{}",
+        server.log()
     );
 }
 

@@ -87,9 +87,13 @@ pub(crate) async fn create(
                 a.file, info.container_name, svc.name, lb.container_name
             )));
         }
-        for h in &parsed.value.hooks {
-            appspec_hooks.insert(h.event.as_str().to_string(), h.function.clone());
-        }
+        let hooks = st
+            .deployer
+            .appspec_hooks(&svc.name, &a.file, &a.content, &parsed.value)
+            .await?
+            .map_err(|e| files::rejected(&a.file, e))?;
+        warnings.extend(hooks.warnings);
+        appspec_hooks = hooks.value;
     }
     let now = st.clock.now_ms();
     let row = st

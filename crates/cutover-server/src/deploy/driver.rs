@@ -89,12 +89,12 @@ async fn drive(
         .await?
         .ok_or_else(|| anyhow::anyhow!("service {} vanished", row.service))?;
     let subject = format!("deployment/{id}/appspec-hooks");
-    let appspec_hooks: BTreeMap<String, String> = dep
+    let appspec_hooks = dep
         .store
         .call(move |c| ops::events(c, &subject, 1))
         .await?
         .first()
-        .and_then(|e| serde_json::from_str(&e.message).ok())
+        .map(|e| spec::recorded_appspec_hooks(&e.message))
         .unwrap_or_default();
     let (_, hooks) = spec::blue_green(id, &svc.spec, engine.spec().routing, &appspec_hooks)?;
     if !resume {

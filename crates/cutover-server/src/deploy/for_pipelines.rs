@@ -3,6 +3,7 @@
 //! ordinary one of its service (rolling or blue/green, as the service
 //! declares), tagged `started_by = pipeline/<action key>`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -69,6 +70,18 @@ impl Deployments for PipelineDeployments {
         &self,
         request: DeploymentRequest,
     ) -> Result<(String, String), DeploymentsError> {
+        let mut appspec_hooks = BTreeMap::new();
+        if let Some(a) = &request.appspec {
+            let hooks = self
+                .deployer
+                .appspec_hooks(&request.service, &a.file, &a.text, &a.appspec)
+                .await?
+                .map_err(|e| DeploymentsError::Refused(e.to_string()))?;
+            for w in &hooks.warnings {
+                tracing::warn!(service = %request.service, "{w}");
+            }
+            appspec_hooks = hooks.value;
+        }
         let now = self.deployer.clock.now_ms();
         let (family, body) = (request.family.clone(), request.task_definition.clone());
         let row = self
@@ -82,7 +95,7 @@ impl Deployments for PipelineDeployments {
                 service: request.service,
                 task_definition: row.name(),
                 config: None,
-                appspec_hooks: request.appspec_hooks,
+                appspec_hooks,
                 started_by: request.started_by,
                 rollback_of: None,
             })

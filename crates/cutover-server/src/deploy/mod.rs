@@ -69,7 +69,8 @@ pub(crate) struct DeployRequest {
     /// `family:revision`, already registered.
     pub(crate) task_definition: String,
     pub(crate) config: Option<String>,
-    pub(crate) appspec_hooks: BTreeMap<String, String>,
+    /// Appspec hooks by event name, resolved by [`Deployer::appspec_hooks`].
+    pub(crate) appspec_hooks: BTreeMap<String, cutover_spec::stack::HookSpec>,
     pub(crate) started_by: String,
     pub(crate) rollback_of: Option<String>,
 }
@@ -96,7 +97,43 @@ pub(crate) struct Deployer {
     shutdown: CancellationToken,
 }
 
+/// An appspec's hooks resolved against the stack's `functions`, or why not.
+pub(crate) type AppSpecHooks = Result<
+    cutover_spec::Parsed<BTreeMap<String, cutover_spec::stack::HookSpec>>,
+    cutover_spec::SpecError,
+>;
+
 impl Deployer {
+    /// Resolves the hooks of `appspec` (read from `text`, named `file`)
+    /// against the `functions` of the stack that declares `service`: the one
+    /// place where appspec hooks become hooks, for the API's deployments
+    /// (and CodeDeploy's CreateDeployment, which goes through it) and
+    /// CodePipeline's CodeDeployToECS. The outer error is the store's.
+    pub(crate) async fn appspec_hooks(
+        &self,
+        service: &str,
+        file: &str,
+        text: &str,
+        appspec: &cutover_spec::AppSpec,
+    ) -> Result<AppSpecHooks, cutover_store::StoreError> {
+        let name = service.to_string();
+        let functions = self
+            .store
+            .call(move |c| ops::stack_functions(c, ops::StackSection::Services, &name))
+            .await?;
+        Ok(
+            cutover_spec::stack::functions::resolve_appspec_hooks(file, text, appspec, &functions)
+                .map(|p| cutover_spec::Parsed {
+                    value: p
+                        .value
+                        .into_iter()
+                        .map(|(e, h)| (e.as_str().to_string(), h))
+                        .collect(),
+                    warnings: p.warnings,
+                }),
+        )
+    }
+
     /// Resumes every unfinished deployment.
     pub(crate) async fn start(
         store: Arc<Store>,

@@ -6,8 +6,8 @@ use cutover_deploy::config::{
 };
 use cutover_deploy::{BlueGreenSpec, LifecycleEvent, TrafficRouting};
 use cutover_spec::stack::{
-    DeploymentConfig, HookProtocol, HookTarget as StackHookTarget, ReadyAction, RollbackEvent,
-    ServiceSettings, TrafficShift,
+    DeploymentConfig, HookProtocol, HookSpec as StackHookSpec, HookTarget as StackHookTarget,
+    ReadyAction, RollbackEvent, ServiceSettings, TrafficShift, functions,
 };
 use std::collections::BTreeMap;
 
@@ -81,12 +81,13 @@ pub(crate) fn routing(
 
 /// The engine spec and hook targets of a blue/green deployment of a
 /// service whose declaration is `service_spec`. `appspec_hooks` (event name
-/// -> target) come from an appspec.yaml and win over the stack's hooks.
+/// -> hook, resolved by [`functions::resolve_appspec_hooks`]) come from an
+/// appspec.yaml and win over the stack's hooks.
 pub(crate) fn blue_green(
     deployment_id: &str,
     service: &ServiceSettings,
     routing: TrafficRouting,
-    appspec_hooks: &BTreeMap<String, String>,
+    appspec_hooks: &BTreeMap<String, StackHookSpec>,
 ) -> Result<(BlueGreenSpec, BTreeMap<LifecycleEvent, HookTarget>), DeploySpecError> {
     let d = &service.deployment;
     let mut spec = BlueGreenSpec::new(deployment_id, routing);
@@ -120,39 +121,70 @@ pub(crate) fn blue_green(
     spec.alarms = d.alarms.clone();
     spec.install_timeout_ms = INSTALL_TIMEOUT_MS;
     let mut targets = BTreeMap::new();
-    for (name, h) in &d.hooks {
-        let event = event(name.as_str())?;
-        spec.hooks.insert(
-            event,
-            HookSpec {
-                timeout_ms: h.timeout_seconds.unwrap_or(3600) * 1000,
-            },
-        );
-        let target = match h.target() {
-            StackHookTarget::Command(argv) => HookTarget::Command(argv.to_vec()),
-            StackHookTarget::Url {
-                url,
-                protocol: HookProtocol::CodeDeploy,
-            } => HookTarget::CodeDeploy(url.to_string()),
-            StackHookTarget::Url {
-                url,
-                protocol: HookProtocol::Ecs,
-            } => HookTarget::Ecs(url.to_string()),
-        };
-        targets.insert(event, target);
-    }
-    for (name, target) in appspec_hooks {
+    let stack_hooks = d.hooks.iter().map(|(e, h)| (e.as_str(), h));
+    let appspec = appspec_hooks.iter().map(|(e, h)| (e.as_str(), h));
+    for (from_appspec, (name, h)) in stack_hooks
+        .map(|x| (false, x))
+        .chain(appspec.map(|x| (true, x)))
+    {
         let event = event(name)?;
-        spec.hooks.entry(event).or_default();
-        let t = if target.starts_with("http://") || target.starts_with("https://") {
-            HookTarget::Ecs(target.clone())
-        } else {
-            HookTarget::Command(vec!["sh".into(), "-c".into(), target.clone()])
-        };
-        targets.insert(event, t);
+        let timeout = h.timeout_seconds.map(|t| HookSpec {
+            timeout_ms: t * 1000,
+        });
+        match timeout {
+            Some(t) => {
+                spec.hooks.insert(event, t);
+            }
+            // An appspec hook without a timeout keeps the stack's for the event.
+            None if from_appspec => {
+                spec.hooks.entry(event).or_default();
+            }
+            None => {
+                spec.hooks.insert(event, HookSpec::default());
+            }
+        }
+        targets.insert(event, target(h));
     }
     spec.validate()?;
     Ok((spec, targets))
+}
+
+/// What a stack's (or a resolved appspec's) hook runs.
+fn target(h: &StackHookSpec) -> HookTarget {
+    match h.target() {
+        StackHookTarget::Command(argv) => HookTarget::Command(argv.to_vec()),
+        StackHookTarget::Url {
+            url,
+            protocol: HookProtocol::CodeDeploy,
+        } => HookTarget::CodeDeploy(url.to_string()),
+        StackHookTarget::Url {
+            url,
+            protocol: HookProtocol::Ecs,
+        } => HookTarget::Ecs(url.to_string()),
+    }
+}
+
+/// The appspec hooks recorded with a deployment (the
+/// `deployment/ID/appspec-hooks` event): event name to the resolved hook.
+/// Deployments recorded before `functions:` existed stored the raw value,
+/// which meant a URL or a shell command.
+pub(crate) fn recorded_appspec_hooks(message: &str) -> BTreeMap<String, StackHookSpec> {
+    if let Ok(hooks) = serde_json::from_str(message) {
+        return hooks;
+    }
+    let raw: BTreeMap<String, String> = serde_json::from_str(message).unwrap_or_default();
+    raw.into_iter()
+        .map(|(event, value)| {
+            let hook = match functions::FunctionRef::classify(&value) {
+                Ok(functions::FunctionRef::Url(url)) => StackHookSpec {
+                    url: Some(url.to_string()),
+                    ..StackHookSpec::default()
+                },
+                _ => functions::shell(&value),
+            };
+            (event, hook)
+        })
+        .collect()
 }
 
 fn event(name: &str) -> Result<LifecycleEvent, DeploySpecError> {
@@ -207,10 +239,7 @@ mod tests {
               "alarms": ["web-5xx"], "autoRollback": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"],
               "hooks": {"AfterAllowTestTraffic": {"command": ["sh", "-c", "true"], "timeoutSeconds": 30},
                         "BeforeAllowTraffic": {"url": "http://127.0.0.1:9/h", "protocol": "codedeploy"}}}});
-        let appspec = BTreeMap::from([(
-            "AfterInstall".to_string(),
-            "http://127.0.0.1:9/ecs".to_string(),
-        )]);
+        let appspec = recorded_appspec_hooks(r#"{"AfterInstall": "http://127.0.0.1:9/ecs"}"#);
         let svc: ServiceSettings = serde_json::from_value(svc).unwrap();
         let (spec, targets) = blue_green("d1", &svc, TrafficRouting::AllAtOnce, &appspec).unwrap();
         assert!(spec.has_test_listener);

@@ -361,3 +361,66 @@ async fn an_alarm_that_fires_and_clears_between_two_checks_still_stops_a_rolling
     assert_eq!(d.status.to_string(), "Stopped");
     assert_eq!(d.outcome.as_deref(), Some("alarm web-drill fired"));
 }
+
+/// An appspec hook naming a Lambda function is resolved through the
+/// `functions` of the service's stack when the deployment is created: an
+/// unmapped name is refused there, located in the appspec, and a mapped
+/// one (here by ARN) is recorded as the stack's entry.
+#[tokio::test(start_paused = true)]
+async fn appspec_hooks_naming_functions_resolve_through_the_stack() {
+    use axum::http::{Method, StatusCode};
+    let h = with_v1().await;
+    let stack = format!(
+        "{STACK}functions:\n  CodeDeployHook_BeforeTraffic: {{command: [./smoke.sh], timeoutSeconds: 60}}\n"
+    );
+    h.apply(&stack, &[("./taskdef.json", TASKDEF_V1)]).await;
+    let before = h.latest_deployment("web").map(|d| d.id);
+    let create = |function: &str| {
+        let appspec = format!(
+            "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: <TASK_DEFINITION>\n        LoadBalancerInfo: {{ContainerName: web, ContainerPort: 8080}}\nHooks:\n  - BeforeAllowTraffic: \"{function}\"\n"
+        );
+        h.call(
+            Method::POST,
+            "/v1/deployments",
+            Some(serde_json::json!({"service": "web",
+                "taskDefinition": {"file": "taskdef.json", "content": v2()},
+                "appspec": {"file": "appspec.yaml", "content": appspec}})),
+        )
+    };
+
+    let (status, body) = create("CodeDeployHook_AfterTraffic").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:#}");
+    let d = &body["error"]["diagnostics"][0];
+    assert_eq!(
+        (&d["line"], &d["column"], &d["path"]),
+        (&9.into(), &25.into(), &"Hooks[0].BeforeAllowTraffic".into()),
+        "{body:#}"
+    );
+    assert!(
+        d["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"Lambda function "CodeDeployHook_AfterTraffic" is not mapped"#),
+        "{body:#}"
+    );
+    assert_eq!(h.latest_deployment("web").map(|d| d.id), before);
+
+    let (status, body) =
+        create("arn:aws:lambda:us-east-1:111122223333:function:CodeDeployHook_BeforeTraffic").await;
+    assert_eq!(status, StatusCode::CREATED, "{body:#}");
+    let id = body["deployment"]["id"].as_str().unwrap().to_string();
+    let subject = format!("deployment/{id}/appspec-hooks");
+    // A test reading the store once.
+    #[allow(clippy::disallowed_methods)]
+    let recorded = h
+        .state
+        .store
+        .with(|c| cutover_store::ops::events(c, &subject, 1))
+        .unwrap();
+    let hooks = super::spec::recorded_appspec_hooks(&recorded[0].message);
+    let hook = &hooks["BeforeAllowTraffic"];
+    assert_eq!(
+        (hook.command.as_slice(), hook.timeout_seconds),
+        (&["./smoke.sh".to_string()][..], Some(60))
+    );
+}

@@ -36,6 +36,9 @@
 //! stored stack is canonical. The same goes for `trafficRoutingConfig`
 //! (folded into `trafficRouting`) and `extendedStatistic` (into `statistic`).
 //!
+//! `functions:` maps the Lambda functions that appspec hooks and invoke
+//! actions name to hooks Cutover runs (see [`functions`]).
+//!
 //! Cross-references are checked: alarm and deployment config names, the
 //! service an alarm watches, listener addresses unique across services.
 //! What needs another file (the container named by `loadBalancer` exists in
@@ -43,6 +46,7 @@
 
 mod alarm_rule;
 pub mod ci;
+pub mod functions;
 mod validate;
 pub use self::validate::is_service_name;
 
@@ -144,6 +148,14 @@ pub struct Stack {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub alarms: BTreeMap<String, Alarm>,
+    /// What Cutover runs for a Lambda function that an appspec hook or an
+    /// invoke action names, by function name or ARN (see [`functions`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub functions: BTreeMap<String, HookSpec>,
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repositories: Option<Value>,
@@ -608,7 +620,7 @@ pub enum RollbackEvent {
 }
 
 /// A deployment hook: a command to run or a URL to call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookSpec {
     /// Program and arguments (exactly one of `command` and `url`).

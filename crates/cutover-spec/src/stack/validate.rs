@@ -46,6 +46,20 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
         validate_config(name, cfg, &configs.key(name), s);
     }
     validate_alarms(stack, s);
+    let functions = Path::root().key("functions");
+    for (name, hook) in &stack.functions {
+        let at = functions.key(name);
+        if !super::functions::is_function_key(name) {
+            s.error_key(
+                &at,
+                format!(
+                    "invalid function {}: use a Lambda function name (1 to 64 letters, digits, hyphens and underscores) or a function ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME)",
+                    quote(name)
+                ),
+            );
+        }
+        validate_hook(hook, &at, s);
+    }
 }
 
 /// Each blue/green service is one CodeDeploy deployment group: two services

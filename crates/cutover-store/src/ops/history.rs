@@ -93,6 +93,59 @@ pub fn stack_files_by_service(c: &Connection) -> Result<BTreeMap<String, String>
     Ok(out)
 }
 
+/// The `functions` of the newest apply of the stack that declares
+/// `name` under `section` (`services` or `pipelines`); empty when no stack
+/// does. Each stack maps its own functions: a service or pipeline resolves
+/// names only against the stack that declares it.
+pub fn stack_functions(
+    c: &Connection,
+    section: StackSection,
+    name: &str,
+) -> Result<BTreeMap<String, cutover_spec::stack::HookSpec>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        services: BTreeMap<String, serde::de::IgnoredAny>,
+        #[serde(default)]
+        pipelines: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+        #[serde(default)]
+        functions: BTreeMap<String, cutover_spec::stack::HookSpec>,
+    }
+    let mut stmt = c
+        .prepare(
+            "SELECT body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
+             ORDER BY id DESC",
+        )
+        .map_err(StoreError::sql("list stacks"))?;
+    let bodies = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(StoreError::sql("list stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list stacks"))?;
+    for body in bodies {
+        let Ok(b) = serde_json::from_str::<Body>(&body) else {
+            continue;
+        };
+        let declares = match section {
+            StackSection::Services => b.services.contains_key(name),
+            StackSection::Pipelines => b.pipelines.is_some_and(|p| p.contains_key(name)),
+        };
+        if declares {
+            return Ok(b.functions);
+        }
+    }
+    Ok(BTreeMap::new())
+}
+
+/// The section of a stack that declares something, for [`stack_functions`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StackSection {
+    /// `services:`.
+    Services,
+    /// `pipelines:`.
+    Pipelines,
+}
+
 /// The `deploymentConfigs` of the last applied stack (empty when none was
 /// applied), typed.
 pub fn latest_deployment_configs(
@@ -117,5 +170,51 @@ pub fn latest_deployment_configs(
         Some(b) => serde_json::from_str::<Stored>(&b)
             .map(|s| s.deployment_configs)
             .map_err(StoreError::json("stack deploymentConfigs")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn functions_come_from_the_newest_apply_of_the_declaring_stack() {
+        let s = Store::open_in_memory().unwrap();
+        let record = |at: u64, file: &str, body: serde_json::Value| {
+            s.with(|c| record_stack(c, at, file, &body)).unwrap();
+        };
+        let hook = |cmd: &str| serde_json::json!({"command": [cmd]});
+        record(
+            1,
+            "a.yaml",
+            serde_json::json!({"services": {"web": {}}, "functions": {"F": hook("old")}}),
+        );
+        record(
+            2,
+            "b.yaml",
+            serde_json::json!({"services": {"api": {}}, "pipelines": {"app": {}}, "functions": {"F": hook("b")}}),
+        );
+        record(
+            3,
+            "a.yaml",
+            serde_json::json!({"services": {"web": {}}, "functions": {"F": hook("new")}}),
+        );
+        let command = |section, name: &str| {
+            s.with(|c| stack_functions(c, section, name))
+                .unwrap()
+                .get("F")
+                .map(|h| h.command.join(" "))
+        };
+        assert_eq!(
+            command(StackSection::Services, "web").as_deref(),
+            Some("new")
+        );
+        assert_eq!(command(StackSection::Services, "api").as_deref(), Some("b"));
+        assert_eq!(
+            command(StackSection::Pipelines, "app").as_deref(),
+            Some("b")
+        );
+        assert_eq!(command(StackSection::Pipelines, "web"), None);
     }
 }
