@@ -46,6 +46,15 @@ const NOTABLE_UNSUPPORTED: &[(Service, &str, &str)] = &[
     ),
 ];
 
+/// What a user of a service must know beyond its operations.
+const SERVICE_NOTES: &[(Service, &str)] = &[(
+    Service::CodeDeploy,
+    "CreateDeployment's appspec names its hooks as Lambda functions: each must be\n\
+     mapped in the `functions:` section of the service's stack (see the README's\n\
+     blue/green section), or the call fails with InvalidRevisionException\n\
+     naming the hook's line and column.\n",
+)];
+
 /// The service's operations Cutover answers, by name.
 fn answered(service: Service) -> Vec<&'static str> {
     macro_rules! names {
@@ -127,6 +136,10 @@ pub fn operations_page() -> String {
                 cli_name(service),
                 cli_command(op)
             ));
+        }
+        for (_, note) in SERVICE_NOTES.iter().filter(|(s, _)| *s == service) {
+            page.push('\n');
+            page.push_str(note);
         }
         let notable: Vec<_> = NOTABLE_UNSUPPORTED
             .iter()
