@@ -322,9 +322,13 @@ pub enum Format {
 }
 
 impl Format {
-    /// JSON for `*.json`, YAML otherwise (YAML also reads most JSON).
+    /// JSON for `*.json` and for a template of a JSON file
+    /// (`taskdef.json.tpl`, `appspec.json.j2`: its mistakes are told in
+    /// JSON's words, not a YAML parser's), YAML otherwise (YAML also reads
+    /// most JSON).
     pub fn for_file(file: &str) -> Format {
-        if file.to_ascii_lowercase().ends_with(".json") {
+        let name = file.rsplit('/').next().unwrap_or(file).to_ascii_lowercase();
+        if name.split('.').skip(1).any(|ext| ext == "json") {
             Format::Json
         } else {
             Format::Yaml
@@ -411,6 +415,22 @@ pub(crate) fn check_duplicate_keys(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn json_files_and_their_templates_are_read_as_json() {
+        for (file, format) in [
+            ("taskdef.json", Format::Json),
+            ("dir/TASKDEF.JSON", Format::Json),
+            ("taskdef.json.tpl", Format::Json),
+            ("deploy/appspec.json.j2", Format::Json),
+            ("appspec.yaml", Format::Yaml),
+            ("buildspec.yml", Format::Yaml),
+            ("json.d/stack.yaml", Format::Yaml),
+            ("jsonnet.yaml", Format::Yaml),
+        ] {
+            assert_eq!(Format::for_file(file), format, "{file}");
+        }
+    }
     use super::*;
 
     #[test]
