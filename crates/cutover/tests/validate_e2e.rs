@@ -233,6 +233,34 @@ fn a_pipeline_alone_checks_its_own_rules_and_with_a_stack_its_references() {
 }
 
 #[test]
+fn with_a_stack_an_appspec_names_only_functions_the_stack_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("appspec.yaml"),
+        "version: 0.0\nResources:\n  - TargetService:\n      Type: AWS::ECS::Service\n      Properties:\n        TaskDefinition: \"<TASK_DEFINITION>\"\n        LoadBalancerInfo:\n          ContainerName: web\n          ContainerPort: 8080\nHooks:\n  - BeforeAllowTraffic: CodeDeployHook_BeforeTraffic\n",
+    )
+    .unwrap();
+    let (code, report) = validate(dir.path(), &["appspec.yaml"]);
+    assert_eq!(code, 0, "alone, the appspec is fine: {report:#}");
+    std::fs::write(dir.path().join("stack.yaml"), "services: {}\n").unwrap();
+    let (code, report) = validate(dir.path(), &["--stack", "stack.yaml", "appspec.yaml"]);
+    assert_eq!(code, 1, "{report:#}");
+    let error = &report["files"][0]["errors"][0];
+    assert_eq!(error["line"], 11, "{report:#}");
+    assert!(
+        error["message"].as_str().unwrap().contains("functions"),
+        "{report:#}"
+    );
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "services: {}\nfunctions:\n  CodeDeployHook_BeforeTraffic: {command: [\"true\"]}\n",
+    )
+    .unwrap();
+    let (code, report) = validate(dir.path(), &["--stack", "stack.yaml", "appspec.yaml"]);
+    assert_eq!(code, 0, "{report:#}");
+}
+
+#[test]
 fn a_stack_is_checked_with_the_files_it_references() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("web.json"), TASKDEF).unwrap();

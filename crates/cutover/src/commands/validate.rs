@@ -198,11 +198,28 @@ fn check(kind: Kind, path: &Path, file: &str, text: &str, stack: Option<&StackFi
         // Offline, the task definition deployed is not known: the appspec is
         // checked as `cutover deploy --task-definition` and CodeDeployToECS
         // read it.
-        Kind::Appspec => warnings(cutover_spec::parse_appspec_for(
-            file,
-            text,
-            cutover_spec::TaskDefinitionFrom::Elsewhere,
-        )),
+        Kind::Appspec => {
+            let parsed = cutover_spec::parse_appspec_for(
+                file,
+                text,
+                cutover_spec::TaskDefinitionFrom::Elsewhere,
+            )?;
+            match stack {
+                // Its hooks as a deployment resolves them: through the
+                // stack's `functions:`.
+                Some(stack) => {
+                    let declared = cutover_spec::parse_stack(&stack.file, &stack.content)?;
+                    let hooks = cutover_spec::stack::functions::resolve_appspec_hooks(
+                        file,
+                        text,
+                        &parsed.value,
+                        &declared.value.functions,
+                    )?;
+                    Ok(parsed.warnings.into_iter().chain(hooks.warnings).collect())
+                }
+                None => Ok(parsed.warnings),
+            }
+        }
         Kind::Buildspec => warnings(cutover_build::parse_buildspec(file, text)),
         Kind::Imagedefinitions => warnings(cutover_spec::parse_image_definitions(file, text)),
         Kind::Imagedetail => warnings(cutover_spec::parse_image_detail(file, text)),
