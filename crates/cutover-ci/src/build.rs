@@ -805,25 +805,9 @@ mod tests {
             "{err}"
         );
 
-        let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
-        let options =
-            cutover_docker::DockerOptions::new(format!("test-build-{}", std::process::id()));
-        let engine = match DockerRuntime::connect(options).await {
-            Ok(engine) => Arc::new(engine),
-            Err(e) if required => panic!("CUTOVER_CONTAINER_TESTS=1 but no container engine: {e}"),
-            Err(e) => {
-                eprintln!("skipping the container build: no container engine ({e})");
-                return;
-            }
-        };
-        if !engine.image_exists("cutover-sample:test").await.unwrap() {
-            assert!(
-                !required,
-                "CUTOVER_CONTAINER_TESTS=1 but no cutover-sample:test image"
-            );
-            eprintln!("skipping the container build: no cutover-sample:test image");
+        let Some(engine) = crate::testing::container_engine("test-build").await else {
             return;
-        }
+        };
         let builder = builder.with_engine(Some(engine));
         let result = builder
             .run(job.clone(), CancellationToken::new())
@@ -896,6 +880,15 @@ mod tests {
         assert_eq!(row.status, BuildStatus::TimedOut);
     }
 
+    /// `lookup` answered on a runtime of its own (the tests are synchronous).
+    fn blocking(lookup: SecretLookup) -> impl Fn(SecretSource, &str) -> Option<String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        move |source, reference| rt.block_on(lookup(source, reference.to_string()))
+    }
+
     #[test]
     fn secrets_come_from_the_local_store_and_cannot_escape_it() {
         let data = tempfile::tempdir().unwrap();
@@ -909,14 +902,7 @@ mod tests {
         std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
         std::fs::write(data.path().join("secrets/prod/db-password"), "hunter2\n").unwrap();
         std::fs::write(data.path().join("outside"), "no").unwrap();
-        let secrets = builder.secrets();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let lookup = |source: SecretSource, reference: &str| {
-            rt.block_on(secrets(source, reference.to_string()))
-        };
+        let lookup = blocking(builder.secrets());
         assert_eq!(
             lookup(SecretSource::ParameterStore, "prod/db-password").as_deref(),
             Some("hunter2")
@@ -1000,14 +986,7 @@ mod tests {
         );
         std::fs::create_dir_all(data.path().join("secrets/prod")).unwrap();
         std::fs::write(data.path().join("secrets/prod/db"), "from-file").unwrap();
-        let secrets = builder.secrets();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let lookup = |source: SecretSource, reference: &str| {
-            rt.block_on(secrets(source, reference.to_string()))
-        };
+        let lookup = blocking(builder.secrets());
         assert_eq!(
             lookup(SecretSource::ParameterStore, "/prod/db-password").as_deref(),
             Some("from-ssm")

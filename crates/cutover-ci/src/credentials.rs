@@ -236,25 +236,9 @@ mod tests {
     #[tokio::test]
     async fn a_container_build_reaches_the_loopback_endpoint_it_is_given() {
         use std::io::{Read as _, Write as _};
-        let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
-        let options =
-            cutover_docker::DockerOptions::new(format!("test-creds-{}", std::process::id()));
-        let engine = match cutover_docker::DockerRuntime::connect(options).await {
-            Ok(engine) => Arc::new(engine),
-            Err(e) if required => panic!("CUTOVER_CONTAINER_TESTS=1 but no container engine: {e}"),
-            Err(e) => {
-                eprintln!("skipping: no container engine ({e})");
-                return;
-            }
-        };
-        if !engine.image_exists("cutover-sample:test").await.unwrap() {
-            assert!(
-                !required,
-                "CUTOVER_CONTAINER_TESTS=1 but no cutover-sample:test image"
-            );
-            eprintln!("skipping: no cutover-sample:test image");
+        let Some(engine) = crate::testing::container_engine("test-creds").await else {
             return;
-        }
+        };
         // One HTTP answer on an ephemeral loopback port, held until used.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());

@@ -254,3 +254,27 @@ impl Drop for Harness {
         self.cancel.cancel();
     }
 }
+
+/// The local container engine with the test image, or `None` after saying
+/// why it is skipped (a panic when `CUTOVER_CONTAINER_TESTS=1` requires it).
+pub(crate) async fn container_engine(instance: &str) -> Option<Arc<cutover_docker::DockerRuntime>> {
+    let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
+    let options = cutover_docker::DockerOptions::new(format!("{instance}-{}", std::process::id()));
+    let engine = match cutover_docker::DockerRuntime::connect(options).await {
+        Ok(engine) => Arc::new(engine),
+        Err(e) if required => panic!("CUTOVER_CONTAINER_TESTS=1 but no container engine: {e}"),
+        Err(e) => {
+            eprintln!("skipping: no container engine ({e})");
+            return None;
+        }
+    };
+    if !engine.image_exists("cutover-sample:test").await.unwrap() {
+        assert!(
+            !required,
+            "CUTOVER_CONTAINER_TESTS=1 but no cutover-sample:test image"
+        );
+        eprintln!("skipping: no cutover-sample:test image");
+        return None;
+    }
+    Some(engine)
+}
