@@ -761,3 +761,112 @@ phases:
     ]);
     assert_eq!(error_code(&no_source), "InvalidInputException");
 }
+
+/// Hostile requests, from the network (no key) and from a key holder
+/// (signed, so they reach the handlers): garbage credentials, oversized
+/// headers and bodies, unknown targets, malformed, mistyped and deeply
+/// nested JSON, NULs and traversal in names. Prints one line per case:
+/// `case status __type`.
+const HOSTILE: &str = r#"
+import sys, json, http.client, urllib.parse
+import botocore.auth, botocore.awsrequest, botocore.credentials
+endpoint, key, secret = sys.argv[1:]
+host = urllib.parse.urlparse(endpoint).netloc
+def send(case, body, headers):
+    c = http.client.HTTPConnection(host, timeout=30)
+    try:
+        c.request("POST", "/", body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        try:
+            kind = json.loads(data).get("__type", "-")
+        except Exception:
+            kind = "not-json"
+        print(case, r.status, kind)
+    except Exception as e:
+        print(case, 0, type(e).__name__)
+    finally:
+        c.close()
+def signed(case, service, target, body):
+    req = botocore.awsrequest.AWSRequest(method="POST", url=endpoint + "/", data=body,
+        headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, secret), service, "us-east-1").add_auth(req)
+    send(case, body, dict(req.headers.items()))
+ecs = "AmazonEC2ContainerServiceV20141113."
+json11 = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": ecs + "ListClusters"}
+for i, auth in enumerate(["AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=", "Basic Zm9vOmJhcg==",
+        "AWS4-HMAC-SHA256 Credential=" + "A" * 8000 + ", SignedHeaders=host, Signature=00",
+        "AWS4-HMAC-SHA256 Credential=%s/20260101/us-east-1/ecs/aws4_request, SignedHeaders=, Signature=zz" % key]):
+    send("auth-%d" % i, b"{}", dict(json11, Authorization=auth))
+send("huge-unsigned", b"{" + b" " * (2 << 20) + b"}", json11)
+services = [("ecs", ecs + "DescribeServices"), ("codedeploy", "CodeDeploy_20141006.GetDeployment"),
+    ("codepipeline", "CodePipeline_20150709.GetPipeline"), ("codebuild", "CodeBuild_20161006.BatchGetBuilds"),
+    ("secretsmanager", "secretsmanager.GetSecretValue"), ("ssm", "AmazonSSM.GetParameter")]
+bodies = [("not-json", "{not json"), ("array", "[1, 2]"), ("nested", "[" * 100000 + "]" * 100000),
+    ("wrong-types", json.dumps({"services": 5, "deploymentId": [], "name": {}, "ids": "x", "SecretId": 1, "Name": True})),
+    ("nul-and-traversal", json.dumps({"services": ["../../etc/passwd\u0000"], "deploymentId": "../\u0000",
+        "name": "..\u0000", "ids": ["\u0000"], "SecretId": "../../x\u0000", "Name": "/../\u0000"})),
+    ("long-names", json.dumps({"services": ["a" * 100000], "deploymentId": "d" * 100000, "name": "p" * 100000,
+        "ids": ["b" * 100000], "SecretId": "s" * 100000, "Name": "/" + "n" * 100000}))]
+for service, target in services:
+    for name, body in bodies:
+        signed("%s-%s" % (service, name), service, target, body)
+signed("empty-target", "ecs", ecs, "{}")
+signed("unknown-service", "ecs", "Nope_20990101.Anything", "{}")
+signed("long-target", "ecs", ecs + "X" * 5000, "{}")
+signed("huge-signed", "ecs", ecs + "DescribeServices", json.dumps({"services": ["x" * (2 << 20)]}))
+"#;
+
+#[test]
+fn hostile_requests_are_refused_and_the_server_keeps_answering() {
+    let server = Server::start();
+    let aws = AwsClients::new(&server);
+    let (key, secret) = aws.key();
+    let out = aws.python(HOSTILE, &[&server.url(), &key, &secret]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(lines.len(), 5 + 1 + 6 * 6 + 4, "{text}");
+    for l in &lines {
+        let status: u16 = l[1].parse().unwrap();
+        // Refused as the client's mistake (or the body cut at its limit),
+        // never a crash, a hang or an internal error; batch reads (ECS's
+        // DescribeServices, CodeBuild's BatchGetBuilds) answer unknown
+        // names as failures of a 200, as AWS does.
+        let batch = l[0].starts_with("ecs-") || l[0].starts_with("codebuild-");
+        assert!(
+            (400..500).contains(&status) || (batch && status == 200),
+            "{text}\n{}",
+            server.log()
+        );
+        if status != 413 {
+            assert_ne!(l[2], "not-json", "AWS's error body expected: {text}");
+        }
+    }
+    let by_case = |case: &str| lines.iter().find(|l| l[0] == case).unwrap()[2].to_string();
+    // A header that is no SigV4 signature is an incomplete one (AWS's code).
+    assert_eq!(by_case("auth-2"), "IncompleteSignatureException", "{text}");
+    assert_eq!(by_case("ecs-not-json"), "SerializationException", "{text}");
+    assert_eq!(by_case("ecs-nested"), "SerializationException", "{text}");
+    assert_eq!(
+        by_case("unknown-service"),
+        "UnknownOperationException",
+        "{text}"
+    );
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+    // Still answering, with nothing created by any of it.
+    let who = aws.json(&["sts", "get-caller-identity"]);
+    assert!(who["Arn"].as_str().unwrap().ends_with(":user/tests"));
+    assert_eq!(
+        aws.json(&["ecs", "list-services"])["serviceArns"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        aws.json(&["secretsmanager", "list-secrets"])["SecretList"],
+        serde_json::json!([])
+    );
+}
