@@ -4,7 +4,6 @@
 use cutover_aws::arn;
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::ecs::{self, errors};
-use cutover_core::task::TaskState;
 use cutover_store::{TaskRow, ops};
 
 use super::taskdefs::page;
@@ -134,25 +133,24 @@ pub(super) async fn describe_clusters(
     call: &Call<'_>,
     req: ecs::DescribeClustersRequest,
 ) -> Result<ecs::DescribeClustersResponse, AwsError> {
-    let (services, tasks) = call
+    // The per-service counts `/v1/services` shows, in one query: no task
+    // rows are read.
+    let (services, counts) = call
         .st
         .store
-        .call(|c| {
-            Ok((
-                ops::list_services(c)?,
-                ops::list_tasks(c, None, false, u32::MAX)?,
-            ))
-        })
+        .call(|c| Ok((ops::list_services(c)?, ops::task_counts(c)?)))
         .await
         .map_err(wire::store)?;
-    let count = |s: TaskState| tasks.iter().filter(|t| t.last_status == s).count() as i32;
+    let (running, pending) = counts
+        .values()
+        .fold((0, 0), |(r, p), n| (r + n.running, p + n.pending));
     let cluster = ecs::Cluster {
         cluster_arn: Some(cluster_arn(call)),
         cluster_name: Some(CLUSTER.into()),
         status: Some("ACTIVE".into()),
         registered_container_instances_count: Some(0),
-        running_tasks_count: Some(count(TaskState::Running)),
-        pending_tasks_count: Some(count(TaskState::Pending) + count(TaskState::Provisioning)),
+        running_tasks_count: Some(running as i32),
+        pending_tasks_count: Some(pending as i32),
         active_services_count: Some(services.len() as i32),
         ..Default::default()
     };
