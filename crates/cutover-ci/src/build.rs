@@ -394,7 +394,12 @@ impl Builder {
         copy_tree(&job.source, src).map_err(|e| e.to_string())?;
         let (file, text) = match (&job.spec.buildspec_text, &job.spec.buildspec) {
             (Some(text), name) => (
-                name.clone().unwrap_or_else(|| "buildspec.yml".into()),
+                match name {
+                    // Inline text (several lines) is named by its field.
+                    Some(name) if name.contains('\n') => "buildspec (inline)".into(),
+                    Some(name) => name.clone(),
+                    None => "buildspec.yml".into(),
+                },
                 text.clone(),
             ),
             (None, name) => {

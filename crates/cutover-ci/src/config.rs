@@ -13,9 +13,12 @@
 //! ```
 //!
 //! A project's `buildspec` that was sent with the stack (a path relative to
-//! the stack file) is validated now and stored with the project; otherwise
-//! it names a file in the source, read when the build starts, as CodeBuild
-//! does (default `buildspec.yml`). Builds run on the host
+//! the stack file), or written inline (a value of several lines, as
+//! CodeBuild's project `buildspec` may be), is validated now and stored with
+//! the project; a path written as local (`./`, `../`, `/`) that was not sent
+//! is an error; any other path names a file in the source, read when the
+//! build starts, as CodeBuild does (default `buildspec.yml`), with a warning
+//! at apply that says so. Builds run on the host
 //! (`environment: host`, the default), or in a container of the image a
 //! project names (`environment: {image: alpine:3.20}`) on the server's
 //! container engine.
@@ -148,13 +151,39 @@ pub fn check(
             ));
             continue;
         }
-        if let Some(path) = &spec.buildspec
-            && let Some(text) = input.files.get(path)
-        {
-            match cutover_build::parse_buildspec(path, text) {
+        if let Some(buildspec) = &spec.buildspec {
+            let at = path.key("buildspec").to_string();
+            let (file, text) = match BuildspecRef::classify(buildspec, input.files) {
+                BuildspecRef::Sent(text) => (buildspec.clone(), text.clone()),
+                BuildspecRef::Inline => (format!("{}#{at}", input.file), buildspec.clone()),
+                BuildspecRef::MissingLocal => {
+                    errors.push(input.map.error(
+                        &at,
+                        format!(
+                            "{buildspec:?} is not found beside the stack file (a path starting \
+                             with ./, ../ or / names a file sent with the stack; a path in the \
+                             build's source is written without them, as in CodeBuild)"
+                        ),
+                    ));
+                    continue;
+                }
+                BuildspecRef::InSource => {
+                    warnings.push(input.map.warning(
+                        &at,
+                        format!(
+                            "{buildspec:?} is not beside the stack file, so it is read from the \
+                             build's source when a build starts, as CodeBuild does; a build \
+                             whose source lacks it fails"
+                        ),
+                    ));
+                    out.projects.push((name.clone(), spec));
+                    continue;
+                }
+            };
+            match cutover_build::parse_buildspec(&file, &text) {
                 Ok(parsed) => {
                     warnings.extend(parsed.warnings);
-                    spec.buildspec_text = Some(text.clone());
+                    spec.buildspec_text = Some(text);
                 }
                 Err(e) => {
                     errors.extend(e.diagnostics);
@@ -558,6 +587,32 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// What a project's `buildspec` value names, by CodeBuild's rules and the
+/// stack's: text of its own (a value of several lines, as CodeBuild's
+/// project `buildspec` may be inline), a file sent with the stack, or a
+/// path in the build's source. A path written as local (`./`, `../`, `/`)
+/// that was not sent is a mistake, never silently a source path.
+enum BuildspecRef<'a> {
+    Inline,
+    Sent(&'a String),
+    MissingLocal,
+    InSource,
+}
+
+impl<'a> BuildspecRef<'a> {
+    fn classify(value: &str, files: &'a BTreeMap<String, String>) -> Self {
+        if value.trim_end().contains('\n') {
+            Self::Inline
+        } else if let Some(text) = files.get(value) {
+            Self::Sent(text)
+        } else if value.starts_with("./") || value.starts_with("../") || value.starts_with('/') {
+            Self::MissingLocal
+        } else {
+            Self::InSource
+        }
+    }
+}
+
 /// Reads the `T` at `at` of the stack through the located-document layer:
 /// strict, as Cutover's own files are (an unknown key is an error, with a
 /// "did you mean" suggestion), every error at the value where it happened.
@@ -752,6 +807,62 @@ mod tests {
         assert_eq!(
             declared.projects[0].1.environment,
             BuildEnvironment::Image("node:20".into())
+        );
+    }
+
+    #[test]
+    fn a_buildspec_is_sent_inline_in_the_source_or_a_located_mistake() {
+        let stack = "buildProjects:\n  sent: {buildspec: ./ci.yml}\n  gone: {buildspec: ./nowhere.yml}\n  up: {buildspec: ../up.yml}\n  src: {buildspec: ci/in-source.yml}\n  inline:\n    buildspec: |\n      version: 0.2\n      phases:\n        build:\n          commands: [make]\n";
+        let (declared, errors, warnings) = run_with_warnings(
+            stack,
+            &[(
+                "./ci.yml",
+                "version: 0.2\nphases:\n  build:\n    commands: [true]\n",
+            )],
+        );
+        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors[0].starts_with("stack.yaml:3:")
+                && errors[0].contains("buildProjects.gone.buildspec: \"./nowhere.yml\" is not found beside the stack file"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[1].contains("buildProjects.up.buildspec"),
+            "{errors:?}"
+        );
+        let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.iter().any(|w| w.starts_with("stack.yaml:5:")
+                && w.contains("buildProjects.src.buildspec: \"ci/in-source.yml\" is not beside the stack file, so it is read from the build's source")),
+            "{warnings:?}"
+        );
+        let project = |name: &str| &declared.projects.iter().find(|(n, _)| n == name).unwrap().1;
+        assert!(
+            project("sent")
+                .buildspec_text
+                .as_deref()
+                .unwrap()
+                .contains("[true]")
+        );
+        assert!(
+            project("inline")
+                .buildspec_text
+                .as_deref()
+                .unwrap()
+                .contains("[make]")
+        );
+        assert_eq!(project("src").buildspec_text, None);
+
+        // An inline buildspec with a mistake is refused, named by its field.
+        let stack = "buildProjects:\n  inline:\n    buildspec: |\n      version: 0.2\n      phases: {build: {commands: {a: b}}}\n";
+        let (_, errors) = run(stack, &[]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0]
+                .to_string()
+                .starts_with("stack.yaml#buildProjects.inline.buildspec:"),
+            "{errors:?}"
         );
     }
 
