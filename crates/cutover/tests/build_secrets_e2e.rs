@@ -29,6 +29,7 @@ impl Drop for TokenServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        stop_data_plane(self.data.path());
     }
 }
 

@@ -46,9 +46,7 @@ impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Ok(pid) = std::fs::read_to_string(self.data.join("proxy/proxy.pid")) {
-            let _ = Command::new("kill").arg(pid.trim()).status();
-        }
+        common::stop_data_plane(&self.data);
     }
 }
 
@@ -84,6 +82,9 @@ fn start(extra: &str, env: &[(&str, &str)]) -> Running {
         up.is_some() && child.try_wait().unwrap().is_none(),
         "server did not start:\n{log}"
     );
+    // The listener is bound before the data plane starts: wait for an
+    // answer, which comes only once the server (and its proxy) is up.
+    get(addr, &addr.to_string(), "");
     Running {
         child,
         addr,

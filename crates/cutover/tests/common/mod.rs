@@ -145,6 +145,14 @@ impl Server {
     }
 }
 
+/// Kills the data plane a server of `data_dir` started: it outlives the
+/// server by design, so a test that starts a server owns it.
+pub fn stop_data_plane(data_dir: &Path) {
+    if let Ok(pid) = std::fs::read_to_string(data_dir.join("proxy/proxy.pid")) {
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         // Stop the tasks first so no process outlives the test.
@@ -160,10 +168,7 @@ impl Drop for Server {
             });
         }
         self.kill9();
-        // The data plane outlives the server by design; the test owns it.
-        if let Ok(pid) = std::fs::read_to_string(self.data_dir.join("proxy/proxy.pid")) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-        }
+        stop_data_plane(&self.data_dir);
         // Whatever is left (a failed test): kill every shim of this data dir.
         let tasks = self.data_dir.join("tasks");
         if let Ok(entries) = std::fs::read_dir(&tasks) {
