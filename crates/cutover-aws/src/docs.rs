@@ -60,7 +60,7 @@ const SERVICE_NOTES: &[(Service, &str)] = &[
         "ECR's API is coming (issue 11): its request and response shapes are generated,\n\
          but every ECR operation is refused with UnknownOperationException naming it for\n\
          now. Repositories can already be declared in `stack.yaml` (`imageRepositories:`,\n\
-         see docs/stack.md); they take effect once the registry is served.\n",
+         see the README); they take effect once the registry is served.\n",
     ),
 ];
 
