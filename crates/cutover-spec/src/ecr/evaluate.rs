@@ -64,7 +64,9 @@ pub fn evaluate(policy: &LifecyclePolicy, images: &[ImageInfo<'_>], now_ms: u64)
             .cmp(&a.pushed_at_ms)
             .then_with(|| a.digest.cmp(b.digest))
     });
-    order.dedup_by(|a, b| a.digest == b.digest);
+    // One entry per digest (the newest, should a caller list one twice).
+    let mut listed: HashSet<&str> = HashSet::new();
+    order.retain(|i| listed.insert(i.digest));
     let mut seen: HashSet<&str> = HashSet::new();
     let mut out = Vec::new();
     for rule in rules {

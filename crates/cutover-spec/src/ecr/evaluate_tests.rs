@@ -109,6 +109,13 @@ fn all_images_example_keeps_the_newest() {
 }
 
 #[test]
+fn an_image_listed_twice_is_expired_once() {
+    let repo: Repo<'_> = &[("A", &[], 9), ("A", &[], 8), ("B", &[], 1)];
+    let untagged = r#"{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 2}, "action": {"type": "expire"}}]}"#;
+    assert_eq!(run(untagged, repo), expired(&[("A", 1)]));
+}
+
+#[test]
 fn wildcards_match_runs_of_characters() {
     for (p, t, want) in [
         ("prod*", "prod", true),
