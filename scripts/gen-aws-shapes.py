@@ -56,6 +56,14 @@ OPERATIONS = {
     "ssm": [
         "GetParameter", "GetParameters", "GetParametersByPath", "PutParameter", "DeleteParameter",
     ],
+    # Issue 11: the shapes are generated; the server answers them once the registry is wired.
+    "ecr": [
+        "CreateRepository", "DescribeRepositories", "DeleteRepository", "PutImageTagMutability",
+        "PutImageScanningConfiguration", "DescribeImages", "ListImages", "BatchGetImage",
+        "BatchDeleteImage", "PutLifecyclePolicy", "GetLifecyclePolicy", "DeleteLifecyclePolicy",
+        "StartLifecyclePolicyPreview", "GetLifecyclePolicyPreview", "StartImageScan",
+        "DescribeImageScanFindings", "GetAuthorizationToken", "BatchCheckLayerAvailability",
+    ],
 }
 
 PRIMITIVE = {
@@ -204,6 +212,8 @@ class Generator:
             f"pub const JSON_VERSION: &str = {json.dumps(md.get('jsonVersion', '1.1'))};",
             "/// The signing name of the service (the credential scope's service).",
             f"pub const SIGNING_NAME: &str = {json.dumps(md.get('signingName', md.get('endpointPrefix', self.service)))};",
+            "/// The prefix of the service's AWS endpoint host (`PREFIX.REGION.amazonaws.com`).",
+            f"pub const ENDPOINT_PREFIX: &str = {json.dumps(md.get('endpointPrefix', self.service))};",
             "",
             "/// Every operation of the service in AWS's model, answered by Cutover or not.",
             "pub const ALL_OPERATIONS: &[&str] = &[",

@@ -2,7 +2,7 @@
 //! `X-Amz-Target` names, and the error body every refusal carries
 //! (`{"__type": CODE, "message": TEXT}`, with the HTTP status AWS uses).
 
-use crate::shapes::{codebuild, codedeploy, codepipeline, ecs, secretsmanager, ssm};
+use crate::shapes::{codebuild, codedeploy, codepipeline, ecr, ecs, secretsmanager, ssm};
 use serde::Serialize;
 
 /// The services whose JSON 1.1 operations Cutover answers.
@@ -20,6 +20,9 @@ pub enum Service {
     SecretsManager,
     /// AWS Systems Manager (Parameter Store).
     Ssm,
+    /// Amazon ECR (issue 11): its shapes are generated; the server refuses
+    /// its operations until the registry answers them.
+    Ecr,
 }
 
 impl Service {
@@ -31,6 +34,7 @@ impl Service {
         Service::CodeBuild,
         Service::SecretsManager,
         Service::Ssm,
+        Service::Ecr,
     ];
 
     /// The service's name, as AWS writes it.
@@ -42,6 +46,7 @@ impl Service {
             Service::CodeBuild => "AWS CodeBuild",
             Service::SecretsManager => "AWS Secrets Manager",
             Service::Ssm => "AWS Systems Manager Parameter Store",
+            Service::Ecr => "Amazon Elastic Container Registry",
         }
     }
 
@@ -60,11 +65,30 @@ impl Service {
         self.model().2
     }
 
-    /// The generated module's constants: target prefix, operations, signing name.
-    fn model(self) -> (&'static str, &'static [&'static str], &'static str) {
+    /// The prefix of the service's AWS endpoint host
+    /// (`PREFIX.REGION.amazonaws.com`; `api.ecr` for ECR).
+    pub fn endpoint_prefix(self) -> &'static str {
+        self.model().3
+    }
+
+    /// The generated module's constants: target prefix, operations, signing
+    /// name, endpoint prefix.
+    fn model(
+        self,
+    ) -> (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+    ) {
         macro_rules! model {
             ($m:ident) => {
-                ($m::TARGET_PREFIX, $m::ALL_OPERATIONS, $m::SIGNING_NAME)
+                (
+                    $m::TARGET_PREFIX,
+                    $m::ALL_OPERATIONS,
+                    $m::SIGNING_NAME,
+                    $m::ENDPOINT_PREFIX,
+                )
             };
         }
         match self {
@@ -74,6 +98,7 @@ impl Service {
             Service::CodeBuild => model!(codebuild),
             Service::SecretsManager => model!(secretsmanager),
             Service::Ssm => model!(ssm),
+            Service::Ecr => model!(ecr),
         }
     }
 }
@@ -187,6 +212,16 @@ mod tests {
         assert_eq!(
             parse_target(Some("CodeDeploy_20141006.CreateDeployment")),
             Ok((Service::CodeDeploy, "CreateDeployment"))
+        );
+        assert_eq!(
+            parse_target(Some(
+                "AmazonEC2ContainerRegistry_V20150921.DescribeRepositories"
+            )),
+            Ok((Service::Ecr, "DescribeRepositories"))
+        );
+        assert_eq!(
+            (Service::Ecr.signing_name(), Service::Ecr.endpoint_prefix()),
+            ("ecr", "api.ecr")
         );
         assert_eq!(
             parse_target(Some("secretsmanager.GetSecretValue")),

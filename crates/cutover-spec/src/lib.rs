@@ -7,6 +7,7 @@
 //! | `imagedefinitions.json` | [`handoff::parse_image_definitions`] | CodePipeline ECS deploy hand-off |
 //! | `imageDetail.json` | [`handoff::parse_image_detail`] | CodePipeline blue/green deploy hand-off |
 //! | `stack.yaml` | [`stack::parse_stack`] | Cutover's own stack of services, deployment configs and alarms |
+//! | ECR lifecycle policy | [`ecr::parse_lifecycle_policy`] | PutLifecyclePolicy's `lifecyclePolicyText` |
 //!
 //! Every function takes a file name (used only in messages) and the text,
 //! and returns [`Parsed`] (the value and its warnings) or [`SpecError`]
@@ -24,6 +25,7 @@
 pub mod appspec;
 pub mod diag;
 pub mod doc;
+pub mod ecr;
 pub mod handoff;
 pub mod stack;
 pub mod taskdef;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use cutover_spec::appspec::TaskDefinitionTarget;
+use cutover_spec::ecr::TagMutability;
 use cutover_spec::stack::{
     Alarm, DeploymentType, HookProtocol, HookTarget, ReadyAction, Runtime, Statistic,
     TaskDefinitionRef, TrafficShift, check_task_definition,
@@ -351,6 +352,23 @@ fn stack_fixture() {
         ["web-5xx", "web-latency"]
     );
     assert_eq!(stack.repositories, Some(serde_json::json!({})));
+
+    let web = &stack.image_repositories["web"];
+    assert_eq!(web.image_tag_mutability, TagMutability::Immutable);
+    assert!(web.image_scanning_configuration.scan_on_push && !web.anonymous_pull);
+    let policy = web.lifecycle_policy.as_ref().unwrap();
+    assert_eq!(policy.rules[1].selection.count_number, 14);
+    // The stack's mapping is ECR's policy text.
+    let text = policy.to_json_text();
+    assert_eq!(
+        &cutover_spec::ecr::parse_lifecycle_policy("policy.json", &text)
+            .unwrap()
+            .value,
+        policy
+    );
+    let base = &stack.image_repositories["team/base-images"];
+    assert_eq!(base.image_tag_mutability, TagMutability::Mutable);
+    assert!(base.anonymous_pull && base.lifecycle_policy.is_none());
 }
 
 #[test]
@@ -455,7 +473,7 @@ services:
     let err = parse_stack("stack.yaml", text).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"stack.yaml:1:1: x-health: unknown key "x-health", expected one of services, deploymentConfigs, alarms, functions, repositories, buildProjects, pipelines"#
+        r#"stack.yaml:1:1: x-health: unknown key "x-health", expected one of services, deploymentConfigs, alarms, functions, imageRepositories, repositories, buildProjects, pipelines"#
     );
 
     let text = text

@@ -1243,6 +1243,49 @@ fn stack_bad_functions() {
     );
 }
 
+#[test]
+fn stack_bad_image_repositories() {
+    check(
+        "stack.yaml",
+        r#"
+        imageRepositories:
+          team/api:
+            imageTagMutability: IMMUTABLE_WITH_EXCLUSION
+          worker:
+            imageScanningConfiguration: {scanOnPush: yes please}
+            anonymousPul: true
+        "#,
+        r#"
+        stack.yaml:3:25: imageRepositories["team/api"].imageTagMutability: unknown variant "IMMUTABLE_WITH_EXCLUSION", expected one of MUTABLE, IMMUTABLE
+        stack.yaml:5:46: imageRepositories.worker.imageScanningConfiguration.scanOnPush: expected true or false, found "yes please"
+        stack.yaml:6:5: imageRepositories.worker.anonymousPul: unknown key "anonymousPul", did you mean "anonymousPull"?
+        "#,
+    );
+    // Checked once the types are right: names and lifecycle policies.
+    check(
+        "stack.yaml",
+        r#"
+        imageRepositories:
+          Web: {}
+          jobs:
+            lifecyclePolicy:
+              rules:
+                - rulePriority: 1
+                  selection: {tagStatus: any, countType: imageCountMoreThan, countNumber: 5}
+                  action: {type: expire}
+                - rulePriority: 2
+                  selection: {tagStatus: tagged, tagPatternList: ["*a*b*c*d*e"], countType: sinceImagePushed, countNumber: 7}
+                  action: {type: expire}
+        "#,
+        r#"
+        stack.yaml:2:3: imageRepositories.Web: invalid repository name "Web": use 2 to 256 characters, lowercase letters and digits separated by ".", "_", "__", "-" or "/" (ECR's pattern)
+        stack.yaml:7:34: imageRepositories.jobs.lifecyclePolicy.rules[0].selection.tagStatus: a rule with tagStatus "any" must have the highest rulePriority of the policy
+        stack.yaml:10:22: imageRepositories.jobs.lifecyclePolicy.rules[1].selection.countUnit: countType "sinceImagePushed" needs countUnit: "days"
+        stack.yaml:10:59: imageRepositories.jobs.lifecyclePolicy.rules[1].selection.tagPatternList[0]: pattern "*a*b*c*d*e" has 5 wildcards; at most 4 are allowed
+        "#,
+    );
+}
+
 /// Resolves the hooks of appspec `text` against the `functions` of stack
 /// `stack` (both dedented).
 fn resolve(stack: &str, text: &str) -> Result<Vec<String>, SpecError> {

@@ -432,6 +432,15 @@ fn refused_requests_change_nothing() {
     let out = aws.run(&["ecs", "run-task", "--task-definition", "web"]);
     assert_eq!(error_code(&out), "UnknownOperationException");
     assert!(String::from_utf8_lossy(&out.stderr).contains("RunTask"));
+    // ECR's calls arrive as JSON 1.1 with ECR's target; not answered yet.
+    let out = aws.run(&["ecr", "describe-repositories"]);
+    assert_eq!(error_code(&out), "UnknownOperationException");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("Cutover does not support DescribeRepositories yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let who = aws.json(&["sts", "get-caller-identity"]);
     assert_eq!(
         who["Arn"]

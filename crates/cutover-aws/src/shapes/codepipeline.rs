@@ -14,6 +14,8 @@ pub const TARGET_PREFIX: &str = "CodePipeline_20150709";
 pub const JSON_VERSION: &str = "1.1";
 /// The signing name of the service (the credential scope's service).
 pub const SIGNING_NAME: &str = "codepipeline";
+/// The prefix of the service's AWS endpoint host (`PREFIX.REGION.amazonaws.com`).
+pub const ENDPOINT_PREFIX: &str = "codepipeline";
 
 /// Every operation of the service in AWS's model, answered by Cutover or not.
 pub const ALL_OPERATIONS: &[&str] = &[

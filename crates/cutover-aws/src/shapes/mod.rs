@@ -5,6 +5,7 @@
 pub mod codebuild;
 pub mod codedeploy;
 pub mod codepipeline;
+pub mod ecr;
 pub mod ecs;
 pub mod secretsmanager;
 pub mod ssm;

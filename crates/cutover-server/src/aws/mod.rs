@@ -208,6 +208,8 @@ async fn dispatch(
         Service::CodeBuild => route!(codebuild, codebuild),
         Service::SecretsManager => route!(secretsmanager, secretsmanager),
         Service::Ssm => route!(ssm, ssm),
+        // Issue 11: ECR's shapes exist, its operations are not answered yet.
+        Service::Ecr => Err(protocol::unsupported(service, name)),
     }
 }
 

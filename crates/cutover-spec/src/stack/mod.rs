@@ -39,6 +39,11 @@
 //! `functions:` maps the Lambda functions that appspec hooks and invoke
 //! actions name to hooks Cutover runs (see [`functions`]).
 //!
+//! `imageRepositories:` declares the registry's repositories by ECR
+//! repository name: tag mutability, scan on push, a lifecycle policy (as a
+//! mapping, checked as ECR checks a policy's text) and `anonymousPull` (see
+//! [`crate::ecr::ImageRepositorySpec`]).
+//!
 //! Cross-references are checked: alarm and deployment config names, the
 //! service an alarm watches, listener addresses unique across services.
 //! What needs another file (the container named by `loadBalancer` exists in
@@ -156,6 +161,15 @@ pub struct Stack {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub functions: BTreeMap<String, HookSpec>,
+    /// The registry's image repositories by repository name, as ECR's
+    /// CreateRepository and PutLifecyclePolicy would set them (see
+    /// [`crate::ecr::ImageRepositorySpec`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub image_repositories: BTreeMap<String, crate::ecr::ImageRepositorySpec>,
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repositories: Option<Value>,

@@ -60,6 +60,22 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
         }
         validate_hook(hook, &at, s);
     }
+    let repositories = Path::root().key("imageRepositories");
+    for (name, repo) in &stack.image_repositories {
+        let at = repositories.key(name);
+        if !crate::ecr::is_repository_name(name) {
+            s.error_key(
+                &at,
+                format!(
+                    "invalid repository name {}: use 2 to 256 characters, lowercase letters and digits separated by \".\", \"_\", \"__\", \"-\" or \"/\" (ECR's pattern)",
+                    quote(name)
+                ),
+            );
+        }
+        if let Some(policy) = &repo.lifecycle_policy {
+            crate::ecr::lifecycle::check(policy, s, &at.key("lifecyclePolicy"));
+        }
+    }
 }
 
 /// Each blue/green service is one CodeDeploy deployment group: two services
