@@ -8,6 +8,9 @@
 //! that sends no response headers within its group's `responseTimeoutSeconds` gets the request
 //! answered with 504 (counted as `HTTPCode_ELB_5XX_Count` and `HTTPCode_ELB_504_Count`); a
 //! response body that stays silent that long is cut (streams with traffic live on).
+//!
+//! A rule's guard (its JWT authorizer, then its throttle) runs after routing and before the
+//! action, in [`admit`]: a refused request is answered here and never forwarded.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
