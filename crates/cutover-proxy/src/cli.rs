@@ -139,6 +139,7 @@ pub async fn main(args: ProxyArgs) -> anyhow::Result<()> {
             admin_address: args.admin_address,
             admin_token_file: args.admin_token_file,
             admin_address_file: args.admin_address_file,
+            clock: Default::default(),
         };
         return serve(opts).await;
     };

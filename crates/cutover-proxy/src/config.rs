@@ -14,6 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use cutover_spec::doc::{Document, Path};
 
+mod gateway;
+pub use gateway::{
+    AuthorizerConfig, AuthorizerKind, DEFAULT_LEEWAY_SECONDS, ThrottleConfig, ThrottleKey,
+};
+
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
@@ -153,13 +158,20 @@ pub struct TlsConfig {
     pub key_file: String,
 }
 
-/// A rule: conditions that must all match, and the action taken when they do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A rule: conditions that must all match, and the action taken when they do; an optional
+/// authorizer and throttle run (in that order) before the action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RuleConfig {
     /// Conditions, all of which must match; each matches when any of its values does.
     #[serde(default)]
     pub conditions: Vec<ConditionConfig>,
+    /// A JWT authorizer: a request without a valid token gets 401, without a scope 403.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<AuthorizerConfig>,
+    /// A token bucket per client key: a request over it gets 429 with `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<ThrottleConfig>,
     /// The action for matching requests.
     pub action: ActionConfig,
 }
@@ -180,6 +192,10 @@ pub struct ConditionConfig {
     /// Query parameters; the condition matches when any pair matches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_string: Option<Vec<QueryCondition>>,
+    /// Client networks (`10.0.0.0/8`, `::1/128`), matched against the connection's peer
+    /// address as ALB's `source-ip` condition (not against forwarding headers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<Vec<String>>,
 }
 
 /// A header condition.
@@ -628,6 +644,16 @@ impl ProxyConfig {
                 for (k, c) in r.conditions.iter().enumerate() {
                     validate_condition(c, &format!("{rp}.conditions[{k}]"))?;
                 }
+                if let Some(a) = &r.authorizer {
+                    gateway::validate_authorizer(a, &format!("{rp}.authorizer"))?;
+                }
+                if let Some(t) = &r.throttle {
+                    gateway::validate_throttle(
+                        t,
+                        &format!("{rp}.throttle"),
+                        r.authorizer.is_some(),
+                    )?;
+                }
                 validate_action(&r.action, &format!("{rp}.action"), &groups)?;
             }
             validate_action(&l.default_action, &format!("{p}.defaultAction"), &groups)?;
@@ -737,6 +763,7 @@ fn validate_condition(c: &ConditionConfig, p: &str) -> Result<(), ValidationErro
         c.host.is_some(),
         c.http_header.is_some(),
         c.query_string.is_some(),
+        c.source_ip.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -744,15 +771,21 @@ fn validate_condition(c: &ConditionConfig, p: &str) -> Result<(), ValidationErro
     if set != 1 {
         return Err(invalid(
             p,
-            "a condition needs exactly one of pathPattern, host, httpHeader, queryString",
+            "a condition needs exactly one of pathPattern, host, httpHeader, queryString, sourceIp",
         ));
+    }
+    for (i, c) in c.source_ip.iter().flatten().enumerate() {
+        crate::headers::Cidr::parse(c).map_err(|m| invalid(format!("{p}.sourceIp[{i}]"), m))?;
     }
     let empty = match c {
         ConditionConfig {
             path_pattern: Some(v),
             ..
         }
-        | ConditionConfig { host: Some(v), .. } => v.is_empty(),
+        | ConditionConfig { host: Some(v), .. }
+        | ConditionConfig {
+            source_ip: Some(v), ..
+        } => v.is_empty(),
         ConditionConfig {
             http_header: Some(h),
             ..

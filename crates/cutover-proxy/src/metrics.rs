@@ -8,7 +8,10 @@
 //! headers), `HealthyHostCount`, `UnHealthyHostCount` and active connections; also
 //! `HTTPCode_ELB_504_Count` (the 504s among the ELB 5xx: a target that did not answer within
 //! its group's `responseTimeoutSeconds`) and `RejectedConnectionCount` (connections refused
-//! at a listener's `maxConnections` or the descriptor budget).
+//! at a listener's `maxConnections` or the descriptor budget). Requests a rule's authorizer
+//! refused (401, 403) and its throttle refused (429) are counted as `unauthorizedCount` and
+//! `throttledCount`. Each target has its own series too (requests, 5xx, latency), in the feed's
+//! `targets` (by group, then address) and in `/metrics` as a Prometheus histogram.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -103,6 +106,8 @@ pub(crate) struct Counters {
     elb_504: AtomicU64,
     rejected: AtomicU64,
     retries: AtomicU64,
+    unauthorized: AtomicU64,
+    throttled: AtomicU64,
     /// Open downstream connections (listener) or in-flight requests (target group).
     pub(crate) active: AtomicI64,
     latency: Histogram,
@@ -117,6 +122,8 @@ impl Counters {
             elb_504: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            unauthorized: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
             active: AtomicI64::new(0),
             latency: Histogram::new(),
         }
@@ -156,6 +163,18 @@ impl Counters {
         self.requests.fetch_add(1, Relaxed);
     }
 
+    /// Counts one request an authorizer refused (401, 403).
+    pub(crate) fn unauthorized(&self) {
+        self.requests.fetch_add(1, Relaxed);
+        self.unauthorized.fetch_add(1, Relaxed);
+    }
+
+    /// Counts one request a throttle refused (429).
+    pub(crate) fn throttled(&self) {
+        self.requests.fetch_add(1, Relaxed);
+        self.throttled.fetch_add(1, Relaxed);
+    }
+
     /// Counts one retry after a failed connection.
     pub(crate) fn retry(&self) {
         self.retries.fetch_add(1, Relaxed);
@@ -169,6 +188,8 @@ impl Counters {
             elb_504: self.elb_504.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
             retries: self.retries.load(Relaxed),
+            unauthorized: self.unauthorized.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
             latency: self.latency.snapshot(),
         }
     }
@@ -182,6 +203,8 @@ struct Totals {
     elb_504: u64,
     rejected: u64,
     retries: u64,
+    unauthorized: u64,
+    throttled: u64,
     latency: Vec<u64>,
 }
 
@@ -209,6 +232,12 @@ pub struct MetricSample {
     pub rejected_connection_count: u64,
     /// Retries after connection failures.
     pub retries: u64,
+    /// Requests refused by a rule's authorizer (401, 403; listeners only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unauthorized_count: u64,
+    /// Requests refused by a rule's throttle (429; listeners only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub throttled_count: u64,
     /// Target response time percentiles in milliseconds (none without target responses).
     pub p50_ms: Option<f64>,
     /// 90th percentile.
@@ -233,6 +262,13 @@ pub struct SecondBucket {
     pub listeners: BTreeMap<String, MetricSample>,
     /// Per target group name.
     pub target_groups: BTreeMap<String, MetricSample>,
+    /// Per target group name, then per target address (`127.0.0.1:19001`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, BTreeMap<String, MetricSample>>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The answer of `GET /v1/metrics/feed`.
@@ -261,6 +297,8 @@ struct Series {
 struct Inner {
     listeners: HashMap<String, Series>,
     groups: HashMap<String, Series>,
+    /// By (group, address).
+    targets: HashMap<(String, String), Series>,
     feed: VecDeque<SecondBucket>,
 }
 
@@ -273,16 +311,22 @@ pub(crate) struct Metrics {
 impl Metrics {
     /// The counters of listener `name`, created on first use and kept across config changes.
     pub(crate) fn listener(&self, name: &str) -> Arc<Counters> {
-        Self::series(&mut self.inner.lock().unwrap().listeners, name)
+        Self::series(&mut self.inner.lock().unwrap().listeners, name.to_owned())
     }
 
     /// The counters of target group `name`.
     pub(crate) fn group(&self, name: &str) -> Arc<Counters> {
-        Self::series(&mut self.inner.lock().unwrap().groups, name)
+        Self::series(&mut self.inner.lock().unwrap().groups, name.to_owned())
     }
 
-    fn series(map: &mut HashMap<String, Series>, name: &str) -> Arc<Counters> {
-        map.entry(name.to_owned())
+    /// The counters of target `address` in group `group`.
+    pub(crate) fn target(&self, group: &str, address: &str) -> Arc<Counters> {
+        let mut inner = self.inner.lock().unwrap();
+        Self::series(&mut inner.targets, (group.to_owned(), address.to_owned()))
+    }
+
+    fn series<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Series>, name: K) -> Arc<Counters> {
+        map.entry(name)
             .or_insert_with(|| {
                 let counters = Arc::new(Counters::new());
                 let last = counters.totals();
@@ -293,12 +337,18 @@ impl Metrics {
     }
 
     /// Forgets series whose names are no longer configured.
-    pub(crate) fn retain(&self, listeners: &[&str], groups: &[&str]) {
+    pub(crate) fn retain(
+        &self,
+        listeners: &[&str],
+        groups: &[&str],
+        targets: &std::collections::HashSet<(String, String)>,
+    ) {
         let mut inner = self.inner.lock().unwrap();
         inner
             .listeners
             .retain(|k, _| listeners.contains(&k.as_str()));
         inner.groups.retain(|k, _| groups.contains(&k.as_str()));
+        inner.targets.retain(|k, _| targets.contains(k));
     }
 
     /// Closes the bucket for second `time`: differences since the previous sample.
@@ -319,6 +369,13 @@ impl Metrics {
             bucket
                 .target_groups
                 .insert(name.clone(), diff_sample(series, h));
+        }
+        for ((group, address), series) in &mut inner.targets {
+            bucket
+                .targets
+                .entry(group.clone())
+                .or_default()
+                .insert(address.clone(), diff_sample(series, HostCounts::default()));
         }
         if inner.feed.len() == FEED_SECONDS {
             inner.feed.pop_front();
@@ -364,6 +421,11 @@ impl Metrics {
                 "# TYPE cutover_proxy_{kind}_rejected_connections_total counter"
             );
             let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_retries_total counter");
+            let _ = writeln!(
+                out,
+                "# TYPE cutover_proxy_{kind}_unauthorized_total counter"
+            );
+            let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_throttled_total counter");
             let _ = writeln!(out, "# TYPE cutover_proxy_{kind}_active gauge");
             let _ = writeln!(
                 out,
@@ -407,6 +469,16 @@ impl Metrics {
                 );
                 let _ = writeln!(
                     out,
+                    "cutover_proxy_{kind}_unauthorized_total{{{l}}} {}",
+                    t.unauthorized
+                );
+                let _ = writeln!(
+                    out,
+                    "cutover_proxy_{kind}_throttled_total{{{l}}} {}",
+                    t.throttled
+                );
+                let _ = writeln!(
+                    out,
                     "cutover_proxy_{kind}_active{{{l}}} {}",
                     c.active.load(Relaxed)
                 );
@@ -429,6 +501,7 @@ impl Metrics {
                 }
             }
         }
+        target_series(&mut out, &inner.targets);
         let _ = writeln!(out, "# TYPE cutover_proxy_healthy_hosts gauge");
         let _ = writeln!(out, "# TYPE cutover_proxy_unhealthy_hosts gauge");
         let mut names: Vec<&String> = hosts.keys().collect();
@@ -465,6 +538,8 @@ fn diff_sample(series: &mut Series, hosts: HostCounts) -> MetricSample {
         elb504: now.elb_504 - before.elb_504,
         rejected_connection_count: now.rejected - before.rejected,
         retries: now.retries - before.retries,
+        unauthorized_count: now.unauthorized - before.unauthorized,
+        throttled_count: now.throttled - before.throttled,
         p50_ms: q[0],
         p90_ms: q[1],
         p99_ms: q[2],
@@ -478,6 +553,74 @@ fn diff_sample(series: &mut Series, hosts: HostCounts) -> MetricSample {
     };
     series.last = now;
     sample
+}
+
+/// Upper bounds (milliseconds) of the per-target latency histogram in `/metrics`.
+const LE_MS: [f64; 14] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+];
+
+/// Per-target requests, 5xx (target's and the proxy's) and a latency histogram, cumulative.
+/// A bucket of the internal log-linear histogram is counted under the first bound at or above
+/// its midpoint (within 1/8 of the true value).
+fn target_series(out: &mut String, targets: &HashMap<(String, String), Series>) {
+    let _ = writeln!(out, "# TYPE cutover_proxy_target_requests_total counter");
+    let _ = writeln!(out, "# TYPE cutover_proxy_target_5xx_total counter");
+    let _ = writeln!(
+        out,
+        "# TYPE cutover_proxy_target_response_time_ms histogram"
+    );
+    let mut keys: Vec<&(String, String)> = targets.keys().collect();
+    keys.sort();
+    for key in keys {
+        let t = targets[key].counters.totals();
+        let l = format!(
+            "target_group=\"{}\",target=\"{}\"",
+            escape(&key.0),
+            escape(&key.1)
+        );
+        let _ = writeln!(
+            out,
+            "cutover_proxy_target_requests_total{{{l}}} {}",
+            t.requests
+        );
+        let _ = writeln!(
+            out,
+            "cutover_proxy_target_5xx_total{{{l}}} {}",
+            t.target[3] + t.elb_5xx
+        );
+        let mut counts = [0u64; LE_MS.len()];
+        let mut count = 0u64;
+        let mut sum_ms = 0.0;
+        for (i, n) in t.latency.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let ms = Histogram::value(i) / 1000.0;
+            count += n;
+            sum_ms += ms * *n as f64;
+            if let Some(b) = LE_MS.iter().position(|le| ms <= *le) {
+                counts[b] += n;
+            }
+        }
+        let mut cumulative = 0;
+        for (le, n) in LE_MS.iter().zip(counts) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "cutover_proxy_target_response_time_ms_bucket{{{l},le=\"{le}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "cutover_proxy_target_response_time_ms_bucket{{{l},le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "cutover_proxy_target_response_time_ms_sum{{{l}}} {sum_ms:.3}"
+        );
+        let _ = writeln!(
+            out,
+            "cutover_proxy_target_response_time_ms_count{{{l}}} {count}"
+        );
+    }
 }
 
 fn escape(s: &str) -> String {

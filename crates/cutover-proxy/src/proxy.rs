@@ -8,6 +8,9 @@
 //! that sends no response headers within its group's `responseTimeoutSeconds` gets the request
 //! answered with 504 (counted as `HTTPCode_ELB_5XX_Count` and `HTTPCode_ELB_504_Count`); a
 //! response body that stays silent that long is cut (streams with traffic live on).
+//!
+//! A rule's guard (its JWT authorizer, then its throttle) runs after routing and before the
+//! action, in [`admit`]: a refused request is answered here and never forwarded.
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -25,11 +28,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use crate::config::ThrottleKey;
 use crate::conn::ConnState;
 use crate::headers::{self, Peer};
 use crate::metrics::Counters;
 use crate::normalize::{self, BadPath};
-use crate::routing::{self, Action};
+use crate::routing::{self, Action, Guard};
 use crate::server::Shared;
 use crate::target::{InFlight, SendError, Upstream};
 
@@ -222,7 +226,13 @@ pub(crate) async fn serve(
         return Ok(refused(StatusCode::BAD_REQUEST, "invalid request path"));
     }
     let path = matched.as_deref().unwrap_or(req.uri().path());
-    match listener.route(path, req.uri(), req.headers()) {
+    let (action, guard) = listener.route(path, req.uri(), req.headers(), ctx.peer_ip);
+    if let Some(guard) = guard
+        && let Err(resp) = admit(&ctx, guard, lc, &mut req).await
+    {
+        return Ok(resp);
+    }
+    match action {
         Action::Fixed {
             status,
             content_type,
@@ -272,6 +282,69 @@ pub(crate) async fn serve(
             Ok(forward(&ctx, groups, lc, req, trusted).await)
         }
     }
+}
+
+/// Runs a rule's authorizer, then its throttle: `Err` is the answer to a refused request,
+/// which never reaches a target. On success the configured claims replace any client-sent
+/// headers of the same names.
+async fn admit(
+    ctx: &ConnCtx,
+    guard: &Guard,
+    lc: &Counters,
+    req: &mut Request<Incoming>,
+) -> Result<(), Response<ProxyBody>> {
+    let now_ms = ctx.shared.clock.now_ms();
+    let mut claims = None;
+    if let Some(a) = &guard.authorizer {
+        for (_, h) in &a.claim_headers {
+            req.headers_mut().remove(h);
+        }
+        match a.authorize(req.headers(), now_ms).await {
+            Ok(c) => {
+                for (claim, h) in &a.claim_headers {
+                    if let Some(v) = c.text(claim).and_then(|v| HeaderValue::from_str(&v).ok()) {
+                        req.headers_mut().insert(h.clone(), v);
+                    }
+                }
+                claims = Some(c);
+            }
+            Err(denied) => {
+                let (status, challenge) = a.refusal(denied);
+                tracing::debug!(listener = %ctx.listener, ?denied, "authorizer refused a request");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    lc.elb_5xx();
+                } else {
+                    lc.unauthorized();
+                }
+                let message = match status {
+                    StatusCode::UNAUTHORIZED => "unauthorized",
+                    StatusCode::FORBIDDEN => "forbidden",
+                    _ => "the token issuer's keys are unavailable",
+                };
+                let mut resp = error_response(status, message);
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, challenge);
+                return Err(resp);
+            }
+        }
+    }
+    if let Some(t) = &guard.throttle {
+        let key = match &t.key {
+            ThrottleKey::SourceIp => t.hash(ctx.peer_ip),
+            ThrottleKey::Header(name) => {
+                t.hash(req.headers().get(name.as_str()).map(|v| v.as_bytes()))
+            }
+            ThrottleKey::Claim(name) => t.hash(claims.as_ref().and_then(|c| c.text(name))),
+        };
+        if let Err(wait) = t.take(key, now_ms) {
+            lc.throttled();
+            let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, "too many requests");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return Err(resp);
+        }
+    }
+    Ok(())
 }
 
 /// `Some(owned)` when normalisation changed the path, `None` when it is the request's own.
@@ -361,12 +434,14 @@ async fn forward(
             biased;
             r = target.send(req, downstream_upgrade.is_some()) => r,
             _ = target.cut.cancelled() => {
+                target.counters.elb_5xx();
                 gc.elb_5xx();
                 lc.elb_5xx();
                 return error_response(StatusCode::BAD_GATEWAY, "target deregistered");
             }
             _ = tokio::time::sleep(group.response_timeout) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, timeout = ?group.response_timeout, "target sent no response headers in time");
+                target.counters.elb_504();
                 gc.elb_504();
                 lc.elb_504();
                 return error_response(StatusCode::GATEWAY_TIMEOUT, "target did not answer in time");
@@ -376,6 +451,7 @@ async fn forward(
             Ok((mut resp, upstream)) => {
                 let status = resp.status();
                 let elapsed = start.elapsed();
+                target.counters.target_response(status.as_u16(), elapsed);
                 gc.target_response(status.as_u16(), elapsed);
                 lc.target_response(status.as_u16(), elapsed);
                 if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -410,6 +486,7 @@ async fn forward(
             }
             Err(SendError::Failed(e)) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, error = %e, "target failed to answer");
+                target.counters.elb_5xx();
                 gc.elb_5xx();
                 lc.elb_5xx();
                 return error_response(StatusCode::BAD_GATEWAY, "target failed to answer");

@@ -49,7 +49,7 @@ impl Snapshot {
 /// A compiled listener.
 pub(crate) struct ListenerRt {
     pub(crate) name: Arc<str>,
-    pub(crate) rules: Vec<(Vec<Condition>, Action)>,
+    pub(crate) rules: Vec<Rule>,
     pub(crate) default_action: Action,
     pub(crate) counters: Arc<Counters>,
     pub(crate) limits: ListenerLimits,
@@ -92,16 +92,40 @@ impl ListenerLimits {
 }
 
 impl ListenerRt {
-    /// The action for a request whose normalised match path is `path`: the first rule whose
-    /// conditions all match, else the default.
-    pub(crate) fn route(&self, path: &str, uri: &Uri, headers: &HeaderMap) -> &Action {
-        for (conditions, action) in &self.rules {
-            if conditions.iter().all(|c| c.matches(path, uri, headers)) {
-                return action;
+    /// The action (and the guard, if the rule has one) for a request whose normalised match
+    /// path is `path` from `peer`: the first rule whose conditions all match, else the default.
+    pub(crate) fn route(
+        &self,
+        path: &str,
+        uri: &Uri,
+        headers: &HeaderMap,
+        peer: IpAddr,
+    ) -> (&Action, Option<&Guard>) {
+        for rule in &self.rules {
+            if rule
+                .conditions
+                .iter()
+                .all(|c| c.matches(path, uri, headers, peer))
+            {
+                return (&rule.action, rule.guard.as_deref());
             }
         }
-        &self.default_action
+        (&self.default_action, None)
     }
+}
+
+/// A compiled rule.
+pub(crate) struct Rule {
+    pub(crate) conditions: Vec<Condition>,
+    /// What runs before the action; `None` (no cost) for most rules.
+    pub(crate) guard: Option<Box<Guard>>,
+    pub(crate) action: Action,
+}
+
+/// A rule's authorizer and throttle, run in that order before its action.
+pub(crate) struct Guard {
+    pub(crate) authorizer: Option<crate::jwt::Authorizer>,
+    pub(crate) throttle: Option<crate::throttle::Throttle>,
 }
 
 /// A compiled target group.
@@ -223,6 +247,7 @@ pub(crate) enum Condition {
     Host(Vec<String>),
     Header(http::HeaderName, Vec<String>),
     Query(Vec<(Option<String>, String)>),
+    SourceIp(Vec<Cidr>),
 }
 
 impl Condition {
@@ -238,14 +263,17 @@ impl Condition {
                 name,
                 h.values.iter().map(|s| s.to_ascii_lowercase()).collect(),
             )
+        } else if let Some(nets) = &c.source_ip {
+            Condition::SourceIp(nets.iter().filter_map(|n| Cidr::parse(n).ok()).collect())
         } else {
             let pairs = c.query_string.iter().flatten();
             Condition::Query(pairs.map(|q| (q.key.clone(), q.value.clone())).collect())
         }
     }
 
-    fn matches(&self, path: &str, uri: &Uri, headers: &HeaderMap) -> bool {
+    fn matches(&self, path: &str, uri: &Uri, headers: &HeaderMap, peer: IpAddr) -> bool {
         match self {
+            Condition::SourceIp(nets) => nets.iter().any(|n| n.contains(peer)),
             Condition::Path(patterns) => patterns
                 .iter()
                 .any(|p| glob(p.as_bytes(), path.as_bytes(), false)),
@@ -393,7 +421,13 @@ mod tests {
             .enumerate()
             .map(|(i, h)| {
                 let addr = format!("127.0.0.1:{}", 1000 + i);
-                let t = Target::new(name, &addr, addr.parse().unwrap(), true);
+                let t = Target::new(
+                    name,
+                    &addr,
+                    addr.parse().unwrap(),
+                    true,
+                    m.target(name, &addr),
+                );
                 if *h {
                     crate::health::HealthSink::report(
                         &*t,

@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     pub(crate) snapshot: ArcSwap<Snapshot>,
     /// Counters and the 1-second feed.
     pub(crate) metrics: Metrics,
+    /// The wall clock of authorizers and throttles.
+    pub(crate) clock: cutover_clock::SharedClock,
+    /// JWK set caches by URI, kept across configuration changes while some rule names them.
+    jwks: std::sync::Mutex<HashMap<String, Arc<crate::jwt::jwks::Jwks>>>,
     /// Prefix of generated request ids (random per process).
     pub(crate) id_prefix: String,
     /// Bearer token from `--admin-token-file` or the environment, fixed for the process's life;
@@ -242,7 +246,13 @@ impl Shared {
                         x
                     }
                     None => {
-                        let x = Target::new(&tg.name, t, addr, tg.health_check.is_some());
+                        let x = Target::new(
+                            &tg.name,
+                            t,
+                            addr,
+                            tg.health_check.is_some(),
+                            self.metrics.target(&tg.name, t),
+                        );
                         self.start_checks(&x, tg.health_check.clone());
                         x
                     }
@@ -305,14 +315,14 @@ impl Shared {
                 rules: l
                     .rules
                     .iter()
-                    .map(|r| {
-                        (
-                            r.conditions
-                                .iter()
-                                .map(routing::Condition::compile)
-                                .collect(),
-                            routing::compile_action(&r.action, &groups),
-                        )
+                    .map(|r| routing::Rule {
+                        conditions: r
+                            .conditions
+                            .iter()
+                            .map(routing::Condition::compile)
+                            .collect(),
+                        guard: self.compile_guard(r),
+                        action: routing::compile_action(&r.action, &groups),
                     })
                     .collect(),
                 default_action: routing::compile_action(&l.default_action, &groups),
@@ -326,7 +336,8 @@ impl Shared {
             .iter()
             .map(|g| g.name.as_str())
             .collect();
-        self.metrics.retain(&names, &group_names);
+        self.metrics.retain(&names, &group_names, &keep_keys);
+        self.retain_jwks(&config);
         let _ = used;
         self.snapshot.store(Arc::new(Snapshot {
             version,
@@ -407,6 +418,44 @@ impl Shared {
         control.draining.retain(|t| !t.cut.is_cancelled());
         tracing::info!(version, source, "configuration in force");
         Ok(version)
+    }
+
+    /// A rule's authorizer and throttle; `None` when it has neither.
+    fn compile_guard(&self, r: &config::RuleConfig) -> Option<Box<routing::Guard>> {
+        if r.authorizer.is_none() && r.throttle.is_none() {
+            return None;
+        }
+        let authorizer = r.authorizer.as_ref().map(|a| {
+            let jwks = self
+                .jwks
+                .lock()
+                .unwrap()
+                .entry(a.jwks_uri.clone())
+                .or_insert_with(|| {
+                    Arc::new(crate::jwt::jwks::Jwks::new(&a.jwks_uri, self.clock.clone()))
+                })
+                .clone();
+            crate::jwt::Authorizer::new(a, jwks)
+        });
+        Some(Box::new(routing::Guard {
+            authorizer,
+            throttle: r.throttle.as_ref().map(crate::throttle::Throttle::new),
+        }))
+    }
+
+    /// Forgets the JWK sets no rule names any more.
+    fn retain_jwks(&self, config: &ProxyConfig) {
+        let used: HashSet<&str> = config
+            .listeners
+            .iter()
+            .flat_map(|l| &l.rules)
+            .filter_map(|r| r.authorizer.as_ref())
+            .map(|a| a.jwks_uri.as_str())
+            .collect();
+        self.jwks
+            .lock()
+            .unwrap()
+            .retain(|uri, _| used.contains(uri.as_str()));
     }
 
     fn start_checks(&self, target: &Arc<Target>, check: Option<HealthCheckConfig>) {
@@ -872,6 +921,8 @@ pub(crate) async fn run_with(
             groups: HashMap::new(),
         }),
         metrics: Metrics::default(),
+        clock: opts.clock.0.clone(),
+        jwks: Default::default(),
         id_prefix: format!("{:08x}", rand_u32()),
         fixed_token,
         downstream: AtomicUsize::new(0),

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{HealthSink, TargetState};
+use crate::metrics::Counters;
 
 /// Keep at most this many idle connections per target.
 const MAX_IDLE: usize = 1024;
@@ -47,6 +48,8 @@ pub(crate) struct Target {
     pool: Mutex<Vec<Upstream>>,
     /// The running health-check task, if the group has a health check.
     pub(crate) checker: Mutex<Option<tokio::task::AbortHandle>>,
+    /// This target's requests, 5xx and latency.
+    pub(crate) counters: Arc<Counters>,
 }
 
 /// Why a request could not be sent to a target.
@@ -60,7 +63,13 @@ pub(crate) enum SendError {
 
 impl Target {
     /// A new target in state `initial` (or `healthy` when its group has no health check).
-    pub(crate) fn new(group: &str, address: &str, addr: SocketAddr, checked: bool) -> Arc<Self> {
+    pub(crate) fn new(
+        group: &str,
+        address: &str,
+        addr: SocketAddr,
+        checked: bool,
+        counters: Arc<Counters>,
+    ) -> Arc<Self> {
         let (state, reason) = if checked {
             (TargetState::Initial, "waiting for the first health check")
         } else {
@@ -78,6 +87,7 @@ impl Target {
             cut: CancellationToken::new(),
             pool: Mutex::new(Vec::new()),
             checker: Mutex::new(None),
+            counters,
         })
     }
 

@@ -42,6 +42,7 @@ fn child(dir: &str) {
         admin_address: None,
         admin_token_file: None,
         admin_address_file: Some(std::path::Path::new(dir).join("admin.address")),
+        clock: Default::default(),
     };
     rt.block_on(cutover_proxy::run(opts, std::future::pending::<()>()))
         .unwrap();

@@ -471,6 +471,7 @@ async fn start(
         admin_address: Some(admin.to_owned()),
         admin_token_file: token_file,
         admin_address_file: Some(dir.join("admin.address")),
+        clock: Default::default(),
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;

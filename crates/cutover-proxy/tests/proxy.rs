@@ -551,6 +551,7 @@ async fn starts_empty_with_an_admin_address_and_takes_pushed_configuration() {
         admin_address: Some("127.0.0.1:0".into()),
         admin_token_file: None,
         admin_address_file: Some(address_file.clone()),
+        clock: Default::default(),
     };
     let task = tokio::spawn(cutover_proxy::run(opts, async {
         let _ = rx.await;

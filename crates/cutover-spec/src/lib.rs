@@ -26,6 +26,7 @@ pub mod appspec;
 pub mod diag;
 pub mod doc;
 pub mod ecr;
+pub mod gateway;
 pub mod handoff;
 pub mod stack;
 pub mod taskdef;

@@ -712,6 +712,24 @@ fn stack_bad_durations() {
         "#,
         r#"stack.yaml:4:118: services.web.loadBalancer.deregistrationDelaySeconds: expected a non-negative integer, found -5"#,
     );
+    check(
+        "stack.yaml",
+        r#"
+        services:
+          web:
+            taskDefinition: ./taskdef.json
+            loadBalancer:
+              containerName: web
+              containerPort: 8080
+              listener: 127.0.0.1:18080
+              authorizer: {type: JWT, issuer: "https://issuer.example", audience: [], jwksUri: "https://issuer.example/jwks", claimsToHeaders: {sub: "x user"}}
+              throttle: {rate: 10, burst: 0, key: "claim:sub"}
+        "#,
+        r#"
+        stack.yaml:8:75: services.web.loadBalancer.authorizer.audience: needs at least one non-empty audience
+        stack.yaml:9:35: services.web.loadBalancer.throttle.burst: must be between 1 and 1e9
+        "#,
+    );
 }
 
 #[test]

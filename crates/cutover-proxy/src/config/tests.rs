@@ -185,3 +185,95 @@ fn health_check_seconds_are_bounded_so_no_duration_overflows() {
         assert!(err.contains(field) && err.contains("86400"), "{err}");
     }
 }
+
+const GATEWAY: &str = r#"listeners:
+  - name: api
+    address: 127.0.0.1:18081
+    rules:
+      - conditions: [{pathPattern: ["/api/*"]}, {sourceIp: ["10.0.0.0/8", "::1/128"]}]
+        authorizer: {type: JWT, issuer: "https://issuer.example", audience: ["api"], jwksUri: "file:///etc/jwks.json", scopes: [read], claimsToHeaders: {sub: x-user-id}}
+        throttle: {rate: 100, burst: 200, key: "claim:sub"}
+        action: {forward: [{targetGroup: api, weight: 1}]}
+    defaultAction: {fixedResponse: {statusCode: 404}}
+targetGroups:
+  - name: api
+    targets: ["127.0.0.1:19001"]
+"#;
+
+#[test]
+fn gateway_keys_parse_and_round_trip() {
+    let c = parse("lb.yaml", GATEWAY).unwrap();
+    let r = &c.listeners[0].rules[0];
+    let a = r.authorizer.as_ref().unwrap();
+    assert_eq!(a.kind, AuthorizerKind::Jwt);
+    assert_eq!(a.leeway_seconds(), DEFAULT_LEEWAY_SECONDS);
+    assert_eq!(a.claims_to_headers["sub"], "x-user-id");
+    let t = r.throttle.as_ref().unwrap();
+    assert_eq!((t.rate, t.burst), (100.0, 200));
+    assert_eq!(t.key, ThrottleKey::Claim("sub".into()));
+    assert_eq!(r.conditions[1].source_ip.as_ref().unwrap().len(), 2);
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(parse_json("config.json", &json).unwrap(), c);
+}
+
+#[test]
+fn gateway_mistakes_are_located() {
+    for (from, to, want) in [
+        (
+            "type: JWT",
+            "type: OIDC",
+            "lb.yaml:6:28: listeners[0].rules[0].authorizer.type: unknown variant",
+        ),
+        (
+            "\"file:///etc/jwks.json\"",
+            "\"ftp://x\"",
+            "authorizer.jwksUri: \"ftp://x\" must be",
+        ),
+        (
+            "audience: [\"api\"]",
+            "audience: []",
+            "authorizer.audience: needs at least one",
+        ),
+        (
+            "x-user-id",
+            "\"bad header\"",
+            "authorizer.claimsToHeaders.sub: invalid header name",
+        ),
+        (
+            "rate: 100",
+            "rate: 0",
+            "throttle.rate: must be between 0.001",
+        ),
+        (
+            "burst: 200",
+            "burst: 0",
+            "throttle.burst: must be between 1",
+        ),
+        ("\"claim:sub\"", "\"cookie:x\"", "throttle.key"),
+        (
+            "\"::1/128\"",
+            "\"::1/129\"",
+            "conditions[1].sourceIp[1]: invalid prefix length",
+        ),
+        (
+            "scopes:",
+            "scope:",
+            "unknown key \"scope\", did you mean \"scopes\"?",
+        ),
+    ] {
+        let text = GATEWAY.replace(from, to);
+        assert_ne!(text, GATEWAY, "{from}");
+        let e = err_of(&text);
+        assert!(e.contains(want), "{to}: {e}");
+    }
+    // A claim key needs an authorizer on the rule.
+    let text = GATEWAY.replace(
+        "        authorizer: {type: JWT, issuer: \"https://issuer.example\", audience: [\"api\"], jwksUri: \"file:///etc/jwks.json\", scopes: [read], claimsToHeaders: {sub: x-user-id}}\n",
+        "",
+    );
+    assert!(
+        err_of(&text).contains("throttle.key: a claim key needs an authorizer"),
+        "{}",
+        err_of(&text)
+    );
+}

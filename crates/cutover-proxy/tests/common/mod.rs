@@ -231,6 +231,7 @@ pub struct Proxy {
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), cutover_proxy::ProxyError>>>,
+    clock: cutover_proxy::ProxyClock,
 }
 
 impl Proxy {
@@ -238,6 +239,11 @@ impl Proxy {
     /// loopback address ([`free_port`]) and `ADMIN` by `127.0.0.1:0` (the proxy reports the port
     /// it got), and starts a proxy on it, with `state/` as its state directory.
     pub async fn start(yaml: &str) -> Proxy {
+        Self::start_with_clock(yaml, Default::default()).await
+    }
+
+    /// Like [`Proxy::start`], with the wall clock that authorizers and throttles read.
+    pub async fn start_with_clock(yaml: &str, clock: cutover_proxy::ProxyClock) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let text = yaml
@@ -252,6 +258,7 @@ impl Proxy {
             dir,
             stop: None,
             task: None,
+            clock,
         };
         p.launch(Some(p.config_path())).await;
         p
@@ -278,6 +285,7 @@ impl Proxy {
             admin_address: None,
             admin_token_file: None,
             admin_address_file: Some(address_file.clone()),
+            clock: self.clock.clone(),
         };
         let task = tokio::spawn(cutover_proxy::run(opts, async {
             let _ = rx.await;

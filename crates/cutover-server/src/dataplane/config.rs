@@ -221,24 +221,39 @@ fn part(
             "deregistrationDelaySeconds": delay,
         }));
     }
-    let mut listeners = vec![json!({
-        "name": prod_listener(service),
-        "address": lb.listener.to_string(),
-        "defaultAction": {"forward": [
+    // The stack's authorizer and throttle guard every request of the service's listeners: a
+    // catch-all rule carrying them, with the listener's forward.
+    let listener = |name: String, address: String, forward: serde_json::Value| {
+        let mut l =
+            json!({"name": name, "address": address, "defaultAction": {"forward": forward}});
+        if lb.authorizer.is_some() || lb.throttle.is_some() {
+            l["rules"] = json!([{
+                "conditions": [{"pathPattern": ["*"]}],
+                "authorizer": lb.authorizer,
+                "throttle": lb.throttle,
+                "action": {"forward": forward},
+            }]);
+        }
+        l
+    };
+    let mut listeners = vec![listener(
+        prod_listener(service),
+        lb.listener.to_string(),
+        json!([
             {"targetGroup": group_name(service, live), "weight": 100 - pct},
             {"targetGroup": group_name(service, other), "weight": pct},
-        ]},
-    })];
+        ]),
+    )];
     if let Some(test) = lb.test_listener {
         let (tw_live, tw_other) = if test_on_green { (0, 100) } else { (100, 0) };
-        listeners.push(json!({
-            "name": test_listener(service),
-            "address": test.to_string(),
-            "defaultAction": {"forward": [
+        listeners.push(listener(
+            test_listener(service),
+            test.to_string(),
+            json!([
                 {"targetGroup": group_name(service, live), "weight": tw_live},
                 {"targetGroup": group_name(service, other), "weight": tw_other},
-            ]},
-        }));
+            ]),
+        ));
     }
     Part {
         service: service.to_string(),
@@ -428,6 +443,35 @@ mod tests {
             cfg["listeners"][1]["defaultAction"]["forward"][0]["weight"],
             100
         );
+    }
+
+    #[test]
+    fn a_stack_authorizer_and_throttle_guard_both_listeners() {
+        let mut svc = service("a");
+        let lb = svc.spec.load_balancer.as_mut().unwrap();
+        lb.authorizer = Some(
+            serde_json::from_value(json!({"type": "JWT", "issuer": "https://issuer.example",
+                "audience": ["api"], "jwksUri": "https://issuer.example/jwks.json"}))
+            .unwrap(),
+        );
+        lb.throttle = Some(serde_json::from_value(json!({"rate": 5, "burst": 10})).unwrap());
+        let lb = lb.clone();
+        let view = ServiceView {
+            service: &svc,
+            tasks: &[],
+            deployment: None,
+        };
+        let desired = desired("127.0.0.1:9", &[view]);
+        assert!(desired.left_out.is_empty(), "{:?}", desired.left_out);
+        let cfg: ProxyConfig = serde_json::from_value(desired.config).unwrap();
+        cfg.validate().unwrap();
+        for l in &cfg.listeners {
+            let rule = &l.rules[0];
+            assert_eq!(rule.action, l.default_action, "{}", l.name);
+            assert_eq!(rule.authorizer, lb.authorizer);
+            assert_eq!(rule.throttle, lb.throttle);
+        }
+        assert_eq!(cfg.listeners.len(), 2);
     }
 
     #[test]

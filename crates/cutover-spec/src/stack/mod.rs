@@ -300,8 +300,9 @@ impl fmt::Display for TaskDefinitionRef {
 }
 
 /// The local load balancer of a service: a production listener, an optional
-/// test listener, and a target group health check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// test listener, and a target group health check; optionally a JWT
+/// authorizer and a throttle applied to every request of its listeners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancer {
     /// The container that receives traffic.
@@ -324,6 +325,12 @@ pub struct LoadBalancer {
     /// Seconds a deregistering target keeps serving in-flight requests, 0..=3600 (default 300).
     #[serde(default = "default_deregistration_delay")]
     pub deregistration_delay_seconds: u64,
+    /// A JWT authorizer in front of the service (as on an `lb.yaml` rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorizer: Option<crate::gateway::AuthorizerConfig>,
+    /// A throttle per client key in front of the service (as on an `lb.yaml` rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<crate::gateway::ThrottleConfig>,
 }
 
 fn default_deregistration_delay() -> u64 {

@@ -120,6 +120,23 @@ fn at_least(s: &Sink<'_>, path: &Path, value: u64, min: u64, unit: &str) {
 }
 
 fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
+    let gateway = [
+        lb.authorizer
+            .as_ref()
+            .map(|a| ("authorizer", crate::gateway::check_authorizer(a))),
+        lb.throttle.as_ref().map(|t| {
+            (
+                "throttle",
+                crate::gateway::check_throttle(t, lb.authorizer.is_some()),
+            )
+        }),
+    ];
+    for (key, checked) in gateway.into_iter().flatten() {
+        if let Err((field, message)) = checked {
+            let path = field.split('.').fold(at.key(key), |p, k| p.key(k));
+            s.error(&path, message);
+        }
+    }
     if lb.container_name.trim().is_empty() {
         s.error(&at.key("containerName"), "must not be empty");
     }
