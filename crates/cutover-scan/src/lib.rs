@@ -1,0 +1,2 @@
+//! Cutover's image scanner. Placeholder while modules land.
+pub mod version;
