@@ -139,8 +139,11 @@ pub(crate) fn compile(record: &OsvRecord, index: u32) -> Option<(Advisory, Vec<A
     if record.withdrawn.is_some() {
         return None;
     }
-    let affected: Vec<Affected> =
-        record.affected.iter().filter_map(|a| compile_affected(a, index)).collect();
+    let affected: Vec<Affected> = record
+        .affected
+        .iter()
+        .filter_map(|a| compile_affected(a, index))
+        .collect();
     if affected.is_empty() {
         return None;
     }
@@ -150,8 +153,16 @@ pub(crate) fn compile(record: &OsvRecord, index: u32) -> Option<(Advisory, Vec<A
         .map(|c| Severity::from_score(c.score))
         .or_else(|| rating(record.database_specific.as_ref()))
         .unwrap_or(Severity::Undefined);
-    let text = record.summary.as_deref().or(record.details.as_deref()).unwrap_or("");
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let text = record
+        .summary
+        .as_deref()
+        .or(record.details.as_deref())
+        .unwrap_or("");
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let summary = match line.char_indices().nth(MAX_SUMMARY) {
         Some((cut, _)) => format!("{}…", &line[..cut]),
         None => line.to_string(),
@@ -179,13 +190,14 @@ pub(crate) fn compile(record: &OsvRecord, index: u32) -> Option<(Advisory, Vec<A
 pub(crate) fn affects(a: &Affected, version: &str) -> Option<Option<String>> {
     let scheme = a.ecosystem.kind.scheme();
     let cmp = |x: &str, y: &str| compare(scheme, x, y);
-    if a.versions.iter().any(|v| cmp(v, version) == Some(Ordering::Equal) || v == version) {
+    if a.versions
+        .iter()
+        .any(|v| cmp(v, version) == Some(Ordering::Equal) || v == version)
+    {
         return Some(fixed_after(a, scheme, version));
     }
     // A version the ordering cannot read is in no range.
-    if cmp(version, version).is_none() {
-        return None;
-    }
+    cmp(version, version)?;
     for events in &a.ranges {
         if in_range(events, scheme, version) {
             return Some(fixed_in(events, scheme, version));
@@ -202,7 +214,10 @@ fn in_range(events: &[Event], scheme: VersionScheme, version: &str) -> bool {
     let below = |v: &str, strict: bool| {
         cmp(v, version).is_some_and(|o| o.is_lt() || (!strict && o.is_eq()))
     };
-    if events.iter().any(|e| matches!(e, Event::Limit(l) if below(l, false))) {
+    if events
+        .iter()
+        .any(|e| matches!(e, Event::Limit(l) if below(l, false)))
+    {
         return false;
     }
     let applicable = events.iter().filter_map(|e| match e {
@@ -237,7 +252,9 @@ fn fixed_in(events: &[Event], scheme: VersionScheme, version: &str) -> Option<St
 }
 
 fn fixed_after(a: &Affected, scheme: VersionScheme, version: &str) -> Option<String> {
-    a.ranges.iter().find_map(|events| fixed_in(events, scheme, version))
+    a.ranges
+        .iter()
+        .find_map(|events| fixed_in(events, scheme, version))
 }
 
 #[cfg(test)]
@@ -268,7 +285,12 @@ mod tests {
             vec![
                 vec![Introduced(s("0")), Fixed(s("1.2.0"))],
                 vec![Introduced(s("2.0.0")), LastAffected(s("2.3.0"))],
-                vec![Introduced(s("3.0.0")), Fixed(s("3.1.0")), Introduced(s("3.2.0")), Limit(s("3.5.0"))],
+                vec![
+                    Introduced(s("3.0.0")),
+                    Fixed(s("3.1.0")),
+                    Introduced(s("3.2.0")),
+                    Limit(s("3.5.0")),
+                ],
             ],
             &["9.9.9"],
         );

@@ -87,7 +87,8 @@ impl DbBuilder {
         for (i, (_, (adv, affected))) in self.records.into_iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
             data.advisories.push(adv);
-            data.affected.extend(affected.into_iter().map(|a| Affected { advisory: i, ..a }));
+            data.affected
+                .extend(affected.into_iter().map(|a| Affected { advisory: i, ..a }));
         }
         let payload = postcard::to_stdvec(&data).unwrap_or_default();
         AdvisoryDb::from_data(data, hex::encode(Sha256::digest(&payload)))
@@ -99,9 +100,16 @@ impl AdvisoryDb {
         let mut index: HashMap<(Ecosystem, String), Vec<u32>> = HashMap::new();
         for (i, a) in data.affected.iter().enumerate() {
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            index.entry((a.ecosystem.clone(), a.name.clone())).or_default().push(i);
+            index
+                .entry((a.ecosystem.clone(), a.name.clone()))
+                .or_default()
+                .push(i);
         }
-        AdvisoryDb { data, index, version }
+        AdvisoryDb {
+            data,
+            index,
+            version,
+        }
     }
 
     /// The content version: a SHA-256 of the data, in hex. Equal data gives
@@ -132,10 +140,16 @@ impl AdvisoryDb {
     /// Writes the database: a magic header, the content version, then the
     /// postcard-encoded data. Written to a temporary file and renamed.
     pub fn save(&self, path: &Path) -> Result<(), ScanError> {
-        let io = |e| ScanError::Io { path: path.display().to_string(), source: e };
+        let io = |e| ScanError::Io {
+            path: path.display().to_string(),
+            source: e,
+        };
         let payload =
             postcard::to_stdvec(&self.data).map_err(|e| ScanError::Database(e.to_string()))?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         tmp.write_all(MAGIC).map_err(io)?;
         tmp.write_all(&Sha256::digest(&payload)).map_err(io)?;
@@ -148,17 +162,19 @@ impl AdvisoryDb {
     /// Reads a database written by [`AdvisoryDb::save`], checking its
     /// header and digest.
     pub fn load(path: &Path) -> Result<AdvisoryDb, ScanError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| ScanError::Io { path: path.display().to_string(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| ScanError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         AdvisoryDb::from_bytes(&bytes)
     }
 
     /// Decodes a saved database from memory.
     pub fn from_bytes(bytes: &[u8]) -> Result<AdvisoryDb, ScanError> {
         let bad = |m: &str| ScanError::Database(m.to_string());
-        let rest = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
-            bad("not a cutover advisory database of this version (bad header)")
-        })?;
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| bad("not a cutover advisory database of this version (bad header)"))?;
         if rest.len() < 32 {
             return Err(bad("truncated"));
         }
@@ -183,14 +199,21 @@ impl AdvisoryDb {
         let mut seen = std::collections::HashSet::new();
         for p in &inventory.packages {
             let (name, version) = match &p.source {
-                Some(src) => (src.name.as_str(), src.version.as_deref().unwrap_or(&p.version)),
+                Some(src) => (
+                    src.name.as_str(),
+                    src.version.as_deref().unwrap_or(&p.version),
+                ),
                 None => (p.name.as_str(), p.version.as_str()),
             };
             let key = (p.ecosystem.clone(), p.ecosystem.normalize_name(name));
-            let Some(hits) = self.index.get(&key) else { continue };
+            let Some(hits) = self.index.get(&key) else {
+                continue;
+            };
             for &i in hits {
                 let a = &self.data.affected[i as usize];
-                let Some(fixed) = affects(a, version) else { continue };
+                let Some(fixed) = affects(a, version) else {
+                    continue;
+                };
                 let adv = &self.data.advisories[a.advisory as usize];
                 if !seen.insert((a.advisory, &p.name, &p.version)) {
                     continue;

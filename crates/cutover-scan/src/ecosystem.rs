@@ -65,7 +65,9 @@ impl EcosystemKind {
             EcosystemKind::RockyLinux | EcosystemKind::AlmaLinux | EcosystemKind::Suse => {
                 VersionScheme::Rpm
             }
-            EcosystemKind::Npm | EcosystemKind::CratesIo | EcosystemKind::Go => VersionScheme::Semver,
+            EcosystemKind::Npm | EcosystemKind::CratesIo | EcosystemKind::Go => {
+                VersionScheme::Semver
+            }
             EcosystemKind::PyPi => VersionScheme::Pep440,
             EcosystemKind::RubyGems => VersionScheme::Gem,
             EcosystemKind::Maven => VersionScheme::Maven,
@@ -74,7 +76,10 @@ impl EcosystemKind {
 
     /// Whether packages of this kind come from an operating system's database.
     pub fn is_os(self) -> bool {
-        matches!(self.scheme(), VersionScheme::Dpkg | VersionScheme::Apk | VersionScheme::Rpm)
+        matches!(
+            self.scheme(),
+            VersionScheme::Dpkg | VersionScheme::Apk | VersionScheme::Rpm
+        )
     }
 }
 
@@ -90,7 +95,10 @@ pub struct Ecosystem {
 impl Ecosystem {
     /// A language ecosystem, which has no release.
     pub fn lang(kind: EcosystemKind) -> Ecosystem {
-        Ecosystem { kind, release: None }
+        Ecosystem {
+            kind,
+            release: None,
+        }
     }
 
     /// The form a package name is indexed under: PyPI names are
@@ -169,10 +177,21 @@ mod tests {
 
     #[test]
     fn osv_names_round_trip() {
-        for name in ["Debian:12", "Alpine:v3.19", "npm", "PyPI", "crates.io", "Go", "Rocky Linux:9"] {
+        for name in [
+            "Debian:12",
+            "Alpine:v3.19",
+            "npm",
+            "PyPI",
+            "crates.io",
+            "Go",
+            "Rocky Linux:9",
+        ] {
             assert_eq!(name.parse::<Ecosystem>().unwrap().to_string(), name);
         }
-        assert_eq!("Ubuntu:22.04:LTS".parse::<Ecosystem>().unwrap().to_string(), "Ubuntu:22.04");
+        assert_eq!(
+            "Ubuntu:22.04:LTS".parse::<Ecosystem>().unwrap().to_string(),
+            "Ubuntu:22.04"
+        );
         assert!("Packagist".parse::<Ecosystem>().is_err());
         let py = Ecosystem::lang(EcosystemKind::PyPi);
         assert_eq!(py.normalize_name("Zope.Interface_x"), "zope-interface-x");

@@ -23,7 +23,9 @@ impl Default for LayerBuilder {
 impl LayerBuilder {
     /// An empty layer.
     pub fn new() -> LayerBuilder {
-        LayerBuilder { tar: tar::Builder::new(Vec::new()) }
+        LayerBuilder {
+            tar: tar::Builder::new(Vec::new()),
+        }
     }
 
     fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
@@ -73,7 +75,11 @@ impl LayerBuilder {
 
     /// Adds a symbolic or hard link.
     pub fn link(&mut self, path: &str, target: &str, hard: bool) -> &mut Self {
-        let kind = if hard { tar::EntryType::Link } else { tar::EntryType::Symlink };
+        let kind = if hard {
+            tar::EntryType::Link
+        } else {
+            tar::EntryType::Symlink
+        };
         let mut h = Self::header(kind, 0, 0o777);
         let _ = self.tar.append_link(&mut h, path, target);
         self
@@ -104,13 +110,23 @@ impl LayerBuilder {
 
     /// The tar, zstd-compressed.
     pub fn zstd(self) -> Vec<u8> {
-        ruzstd::encoding::compress_to_vec(&self.tar()[..], ruzstd::encoding::CompressionLevel::Fastest)
+        ruzstd::encoding::compress_to_vec(
+            &self.tar()[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        )
     }
 }
 
 /// An OSV record (as JSON) affecting one package below a fixed version,
 /// with a CVSS v3.1 vector and a CVE alias.
-pub fn osv_record(id: &str, cve: &str, ecosystem: &str, package: &str, fixed: &str, vector: &str) -> String {
+pub fn osv_record(
+    id: &str,
+    cve: &str,
+    ecosystem: &str,
+    package: &str,
+    fixed: &str,
+    vector: &str,
+) -> String {
     serde_json::json!({
         "schema_version": "1.6.0",
         "id": id,
@@ -129,7 +145,9 @@ pub fn osv_record(id: &str, cve: &str, ecosystem: &str, package: &str, fixed: &s
 
 /// A dpkg status paragraph for an installed package.
 pub fn dpkg_paragraph(name: &str, version: &str, source: Option<&str>) -> String {
-    let mut p = format!("Package: {name}\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: {version}\n");
+    let mut p = format!(
+        "Package: {name}\nStatus: install ok installed\nPriority: optional\nArchitecture: amd64\nVersion: {version}\n"
+    );
     if let Some(s) = source {
         p.push_str(&format!("Source: {s}\n"));
     }

@@ -31,7 +31,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_file_bytes: 64 << 20, max_notes: 1000 }
+        Limits {
+            max_file_bytes: 64 << 20,
+            max_notes: 1000,
+        }
     }
 }
 
@@ -90,15 +93,22 @@ impl View {
 
     fn remove_children(&mut self, dir: &str) {
         let prefix = format!("{dir}/");
-        let doomed: Vec<String> =
-            self.files.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<String> = self
+            .files
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.files.remove(&k);
         }
     }
 
     fn apply<R: Read>(&mut self, layer: usize, reader: R) -> Result<(), ScanError> {
-        let err = |e: io::Error| ScanError::Layer { layer, message: e.to_string() };
+        let err = |e: io::Error| ScanError::Layer {
+            layer,
+            message: e.to_string(),
+        };
         let mut archive = tar::Archive::new(decompress(reader).map_err(err)?);
         let mut added: BTreeMap<String, Parsed> = BTreeMap::new();
         for entry in archive.entries().map_err(err)? {
@@ -106,7 +116,9 @@ impl View {
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let Some(path) = normalize(&raw) else {
                 if !matches!(raw.trim_matches('/'), "" | ".") {
-                    self.note(format!("layer {layer}: entry {raw:?} climbs out of the root, skipped"));
+                    self.note(format!(
+                        "layer {layer}: entry {raw:?} climbs out of the root, skipped"
+                    ));
                 }
                 continue;
             };
@@ -121,7 +133,8 @@ impl View {
                         None => self.files.clear(),
                     }
                 } else {
-                    let target = dir.map_or_else(|| hidden.to_string(), |d| format!("{d}/{hidden}"));
+                    let target =
+                        dir.map_or_else(|| hidden.to_string(), |d| format!("{d}/{hidden}"));
                     self.remove_tree(&target);
                 }
                 continue;
@@ -133,13 +146,19 @@ impl View {
             }
             self.remove_tree(&path);
             let mode = entry.header().mode().unwrap_or(0);
-            let Some(kind) = classify(&path, mode) else { continue };
+            let Some(kind) = classify(&path, mode) else {
+                continue;
+            };
             match ty {
                 EntryType::Regular | EntryType::Continuous => {}
                 EntryType::Link => {
                     // A hard link shares its target's content, read earlier.
-                    let target = entry.link_name_bytes().and_then(|t| normalize(&String::from_utf8_lossy(&t)));
-                    if let Some(p) = target.and_then(|t| added.get(&t).or_else(|| self.files.get(&t)).cloned()) {
+                    let target = entry
+                        .link_name_bytes()
+                        .and_then(|t| normalize(&String::from_utf8_lossy(&t)));
+                    if let Some(p) =
+                        target.and_then(|t| added.get(&t).or_else(|| self.files.get(&t)).cloned())
+                    {
                         added.insert(path, p);
                     }
                     continue;
@@ -156,13 +175,21 @@ impl View {
             let size = entry.header().size().unwrap_or(u64::MAX);
             let max = self.limits.max_file_bytes;
             if size > max {
-                self.note(format!("{path}: {size} bytes, larger than the {max}-byte limit, not read"));
+                self.note(format!(
+                    "{path}: {size} bytes, larger than the {max}-byte limit, not read"
+                ));
                 continue;
             }
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(1 << 20));
-            (&mut entry).take(max + 1).read_to_end(&mut bytes).map_err(err)?;
+            (&mut entry)
+                .take(max + 1)
+                .read_to_end(&mut bytes)
+                .map_err(err)?;
             added.insert(path.clone(), parse(kind, &path, &bytes));
         }
+        // Read to the end, so a truncated or corrupt compressed stream (its
+        // trailer and checksum come after the tar's end) is an error.
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(err)?;
         self.files.extend(added);
         Ok(())
     }
@@ -175,8 +202,16 @@ pub fn scan<R: Read>(layers: impl IntoIterator<Item = R>) -> Result<Inventory, S
 }
 
 /// [`scan`] with explicit limits.
-pub fn scan_with<R: Read>(layers: impl IntoIterator<Item = R>, limits: &Limits) -> Result<Inventory, ScanError> {
-    let mut view = View { files: BTreeMap::new(), notes: Vec::new(), dropped_notes: 0, limits: limits.clone() };
+pub fn scan_with<R: Read>(
+    layers: impl IntoIterator<Item = R>,
+    limits: &Limits,
+) -> Result<Inventory, ScanError> {
+    let mut view = View {
+        files: BTreeMap::new(),
+        notes: Vec::new(),
+        dropped_notes: 0,
+        limits: limits.clone(),
+    };
     for (i, layer) in layers.into_iter().enumerate() {
         view.apply(i, layer)?;
     }
@@ -192,8 +227,10 @@ pub fn scan_paths<P: AsRef<Path>>(paths: &[P]) -> Result<Inventory, ScanError> {
     let files = paths
         .iter()
         .map(|p| {
-            std::fs::File::open(p.as_ref())
-                .map_err(|e| ScanError::Io { path: p.as_ref().display().to_string(), source: e })
+            std::fs::File::open(p.as_ref()).map_err(|e| ScanError::Io {
+                path: p.as_ref().display().to_string(),
+                source: e,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     scan(files)

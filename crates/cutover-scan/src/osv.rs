@@ -187,7 +187,9 @@ impl Imported {
     fn push(&mut self, name: &str, bytes: &[u8]) {
         match parse_record(bytes) {
             Ok(r) => self.records.push(r),
-            Err(e) => self.notes.push(format!("{name}: skipped, not an OSV record: {e}")),
+            Err(e) => self
+                .notes
+                .push(format!("{name}: skipped, not an OSV record: {e}")),
         }
     }
 }
@@ -197,7 +199,10 @@ impl Imported {
 pub fn import_dir(dir: &Path) -> Result<Imported, ScanError> {
     let mut out = Imported::default();
     let mut stack = vec![dir.to_path_buf()];
-    let io = |path: &Path, e| ScanError::Io { path: path.display().to_string(), source: e };
+    let io = |path: &Path, e| ScanError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     while let Some(d) = stack.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&d)
             .map_err(|e| io(&d, e))?
@@ -213,9 +218,13 @@ pub fn import_dir(dir: &Path) -> Result<Imported, ScanError> {
             } else if ft.is_file() && name.ends_with(".json") {
                 let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
                 let mut bytes = Vec::new();
-                file.take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes).map_err(|e| io(&path, e))?;
+                file.take(MAX_RECORD_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| io(&path, e))?;
                 if bytes.len() as u64 > MAX_RECORD_BYTES {
-                    out.notes.push(format!("{name}: skipped, larger than {MAX_RECORD_BYTES} bytes"));
+                    out.notes.push(format!(
+                        "{name}: skipped, larger than {MAX_RECORD_BYTES} bytes"
+                    ));
                 } else {
                     out.push(&name, &bytes);
                 }
@@ -223,7 +232,8 @@ pub fn import_dir(dir: &Path) -> Result<Imported, ScanError> {
                 let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
                 let inner = import_zip(std::io::BufReader::new(file))?;
                 out.records.extend(inner.records);
-                out.notes.extend(inner.notes.into_iter().map(|n| format!("{name}: {n}")));
+                out.notes
+                    .extend(inner.notes.into_iter().map(|n| format!("{name}: {n}")));
             }
         }
     }
@@ -249,12 +259,17 @@ pub fn import_zip<R: Read + Seek>(reader: R) -> Result<Imported, ScanError> {
         }
         bytes.clear();
         // The declared size can lie; the read is capped either way.
-        if let Err(e) = (&mut member).take(MAX_RECORD_BYTES + 1).read_to_end(&mut bytes) {
+        if let Err(e) = (&mut member)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_end(&mut bytes)
+        {
             out.notes.push(format!("{name}: skipped: {e}"));
             continue;
         }
         if bytes.len() as u64 > MAX_RECORD_BYTES {
-            out.notes.push(format!("{name}: skipped, larger than {MAX_RECORD_BYTES} bytes"));
+            out.notes.push(format!(
+                "{name}: skipped, larger than {MAX_RECORD_BYTES} bytes"
+            ));
             continue;
         }
         out.push(&name, &bytes);

@@ -66,7 +66,11 @@ impl Severity {
     /// `high`, with `*` marks), or ECR's names. `None` for anything else
     /// (`not yet assigned`, `end-of-life`).
     pub fn from_rating(rating: &str) -> Option<Severity> {
-        let r = rating.trim().trim_end_matches('*').trim().to_ascii_lowercase();
+        let r = rating
+            .trim()
+            .trim_end_matches('*')
+            .trim()
+            .to_ascii_lowercase();
         Some(match r.as_str() {
             "critical" => Severity::Critical,
             "high" | "important" => Severity::High,
@@ -86,7 +90,9 @@ impl fmt::Display for Severity {
 
 /// A severity name that is not one of ECR's.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown severity {0:?} (expected CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL or UNDEFINED)")]
+#[error(
+    "unknown severity {0:?} (expected CRITICAL, HIGH, MEDIUM, LOW, INFORMATIONAL or UNDEFINED)"
+)]
 pub struct UnknownSeverity(pub String);
 
 impl FromStr for Severity {
@@ -113,7 +119,10 @@ pub struct CvssScore {
 pub fn score_vector(vector: &str) -> Option<CvssScore> {
     let parsed: cvss::Cvss = vector.trim().parse().ok()?;
     let score = parsed.score();
-    score.is_finite().then(|| CvssScore { score, vector: vector.trim().to_string() })
+    score.is_finite().then(|| CvssScore {
+        score,
+        vector: vector.trim().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -136,7 +145,8 @@ mod tests {
 
     #[test]
     fn v4_scores() {
-        let s = score_vector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N").unwrap();
+        let s = score_vector("CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N")
+            .unwrap();
         assert_eq!(s.score, 9.3);
         assert!(score_vector("AV:N/AC:L/Au:N/C:P/I:P/A:P").is_none());
         assert!(score_vector("CVSS:3.1/garbage").is_none());
@@ -146,9 +156,14 @@ mod tests {
     fn names_and_order() {
         assert_eq!("high".parse::<Severity>().unwrap(), Severity::High);
         assert!("severe".parse::<Severity>().is_err());
-        assert!(Severity::Critical > Severity::High && Severity::Informational > Severity::Undefined);
+        assert!(
+            Severity::Critical > Severity::High && Severity::Informational > Severity::Undefined
+        );
         assert_eq!(Severity::from_rating("MODERATE"), Some(Severity::Medium));
-        assert_eq!(Severity::from_rating("unimportant"), Some(Severity::Informational));
+        assert_eq!(
+            Severity::from_rating("unimportant"),
+            Some(Severity::Informational)
+        );
         assert_eq!(Severity::from_rating("not yet assigned"), None);
         assert_eq!(Severity::from_score(0.0), Severity::Informational);
     }

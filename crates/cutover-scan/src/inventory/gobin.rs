@@ -30,7 +30,7 @@ pub(crate) fn scan<R: Read>(mut r: R, path: &str) -> io::Result<Parsed> {
         let mut from = 0;
         let mut hit = None;
         while let Some(p) = finder.find(&buf[from..]) {
-            if (base + from + p) % 16 == 0 {
+            if (base + from + p).is_multiple_of(16) {
                 hit = Some(from + p);
                 break;
             }
@@ -49,7 +49,9 @@ pub(crate) fn scan<R: Read>(mut r: R, path: &str) -> io::Result<Parsed> {
             base += drop;
         }
     };
-    let Some(at) = found else { return Ok(Parsed::default()) };
+    let Some(at) = found else {
+        return Ok(Parsed::default());
+    };
     buf.drain(..at);
     // Read what follows the header, up to the cap.
     let want = HEADER + 2 * 10 + 256 + MAX_INFO;
@@ -93,7 +95,11 @@ pub(crate) fn parse(blob: &[u8], path: &str) -> Parsed {
     };
     let modinfo = string(rest).map(|(m, _)| m).unwrap_or_default();
     // Module info is framed by 16-byte sentinels.
-    let modinfo = if modinfo.len() >= 33 { &modinfo[16..modinfo.len() - 16] } else { &[][..] };
+    let modinfo = if modinfo.len() >= 33 {
+        &modinfo[16..modinfo.len() - 16]
+    } else {
+        &[][..]
+    };
     let mut packages = Vec::new();
     let go = |name: &str, version: &str| Package {
         ecosystem: Ecosystem::lang(EcosystemKind::Go),
@@ -105,13 +111,19 @@ pub(crate) fn parse(blob: &[u8], path: &str) -> Parsed {
     let version = String::from_utf8_lossy(version);
     if let Some(v) = version.strip_prefix("go") {
         let v = v.split([' ', '-']).next().unwrap_or(v);
-        let v = if v.matches('.').count() == 1 { format!("{v}.0") } else { v.to_string() };
+        let v = if v.matches('.').count() == 1 {
+            format!("{v}.0")
+        } else {
+            v.to_string()
+        };
         packages.push(go("stdlib", &v));
     }
     for line in String::from_utf8_lossy(modinfo).lines() {
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
-            ["mod" | "dep", module, version, ..] if *version != "(devel)" => packages.push(go(module, version)),
+            ["mod" | "dep", module, version, ..] if *version != "(devel)" => {
+                packages.push(go(module, version))
+            }
             ["=>", module, version, ..] => {
                 // A replacement applies to the dep before it.
                 if let Some(last) = packages.last_mut().filter(|p| p.name != "stdlib") {
@@ -122,7 +134,10 @@ pub(crate) fn parse(blob: &[u8], path: &str) -> Parsed {
             _ => {}
         }
     }
-    Parsed { packages, ..Parsed::default() }
+    Parsed {
+        packages,
+        ..Parsed::default()
+    }
 }
 
 /// Builds an ELF-looking file holding Go 1.18+ build info (for tests and
@@ -166,8 +181,20 @@ mod tests {
         for pad in [0, 100, (256 << 10) - 10, 600_000] {
             let bin = build_go_binary("go1.21", info, pad);
             let p = scan(&bin[..], "app").unwrap();
-            let got: Vec<String> = p.packages.iter().map(|p| format!("{}@{}", p.name, p.version)).collect();
-            assert_eq!(got, ["stdlib@1.21.0", "golang.org/x/net@v0.7.0", "github.com/c/b@v1.1.0"], "pad {pad}");
+            let got: Vec<String> = p
+                .packages
+                .iter()
+                .map(|p| format!("{}@{}", p.name, p.version))
+                .collect();
+            assert_eq!(
+                got,
+                [
+                    "stdlib@1.21.0",
+                    "golang.org/x/net@v0.7.0",
+                    "github.com/c/b@v1.1.0"
+                ],
+                "pad {pad}"
+            );
         }
         assert!(scan(&b"#!/bin/sh\n"[..], "s").unwrap().packages.is_empty());
         let bin = build_go_binary("go1.22.1", "x", 0);

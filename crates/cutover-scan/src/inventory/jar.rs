@@ -20,12 +20,15 @@ fn walk(bytes: &[u8], path: &str, depth: u8, out: &mut Parsed) {
     let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(z) => z,
         Err(e) => {
-            out.notes.push(format!("{path}: not a readable archive: {e}"));
+            out.notes
+                .push(format!("{path}: not a readable archive: {e}"));
             return;
         }
     };
     for i in 0..zip.len() {
-        let Ok(mut member) = zip.by_index(i) else { continue };
+        let Ok(mut member) = zip.by_index(i) else {
+            continue;
+        };
         let name = member.name().to_string();
         let pom = name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties");
         let nested = depth == 0 && name.ends_with(".jar");
@@ -33,13 +36,20 @@ fn walk(bytes: &[u8], path: &str, depth: u8, out: &mut Parsed) {
             continue;
         }
         let mut buf = Vec::new();
-        if (&mut member).take(MAX_MEMBER + 1).read_to_end(&mut buf).is_err() || buf.len() as u64 > MAX_MEMBER {
-            out.notes.push(format!("{path}!{name}: unreadable or too large, skipped"));
+        if (&mut member)
+            .take(MAX_MEMBER + 1)
+            .read_to_end(&mut buf)
+            .is_err()
+            || buf.len() as u64 > MAX_MEMBER
+        {
+            out.notes
+                .push(format!("{path}!{name}: unreadable or too large, skipped"));
             continue;
         }
         let inner = format!("{path}!{name}");
         if pom {
-            out.packages.extend(lang::pom_properties(&String::from_utf8_lossy(&buf), &inner));
+            out.packages
+                .extend(lang::pom_properties(&String::from_utf8_lossy(&buf), &inner));
         } else {
             walk(&buf, &inner, depth + 1, out);
         }

@@ -54,11 +54,16 @@ pub(super) fn npm_lock(bytes: &[u8], path: &str) -> Parsed {
     let mut out = Vec::new();
     if !lock.packages.is_empty() {
         for (key, e) in &lock.packages {
-            let Some(at) = key.rfind("node_modules/") else { continue };
+            let Some(at) = key.rfind("node_modules/") else {
+                continue;
+            };
             if e.link {
                 continue;
             }
-            let name = e.name.clone().unwrap_or_else(|| key[at + "node_modules/".len()..].to_string());
+            let name = e
+                .name
+                .clone()
+                .unwrap_or_else(|| key[at + "node_modules/".len()..].to_string());
             if let Some(v) = &e.version {
                 out.push(pkg(EcosystemKind::Npm, &name, v, path));
             }
@@ -73,7 +78,10 @@ pub(super) fn npm_lock(bytes: &[u8], path: &str) -> Parsed {
             stack.extend(e.dependencies.iter());
         }
     }
-    Parsed { packages: out, ..Parsed::default() }
+    Parsed {
+        packages: out,
+        ..Parsed::default()
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,9 +93,13 @@ struct PackageJson {
 /// `node_modules/NAME/package.json`: an installed npm package.
 pub(super) fn npm_package_json(bytes: &[u8], path: &str) -> Parsed {
     match serde_json::from_slice::<PackageJson>(bytes) {
-        Ok(PackageJson { name: Some(n), version: Some(v) }) => {
-            Parsed { packages: vec![pkg(EcosystemKind::Npm, &n, &v, path)], ..Parsed::default() }
-        }
+        Ok(PackageJson {
+            name: Some(n),
+            version: Some(v),
+        }) => Parsed {
+            packages: vec![pkg(EcosystemKind::Npm, &n, &v, path)],
+            ..Parsed::default()
+        },
         Ok(_) => Parsed::default(),
         Err(e) => Parsed::note(path, format_args!("not a package.json: {e}")),
     }
@@ -141,7 +153,10 @@ pub(super) fn toml_lock(text: &str, path: &str, kind: EcosystemKind) -> Parsed {
         .filter(|p| kind != EcosystemKind::CratesIo || p.source.is_some())
         .map(|p| pkg(kind, &p.name, &p.version, path))
         .collect();
-    Parsed { packages, ..Parsed::default() }
+    Parsed {
+        packages,
+        ..Parsed::default()
+    }
 }
 
 #[derive(Deserialize)]
@@ -167,9 +182,19 @@ pub(super) fn pipfile_lock(bytes: &[u8], path: &str) -> Parsed {
         .default
         .iter()
         .chain(&lock.develop)
-        .filter_map(|(n, e)| Some(pkg(EcosystemKind::PyPi, n, e.version.as_deref()?.strip_prefix("==")?, path)))
+        .filter_map(|(n, e)| {
+            Some(pkg(
+                EcosystemKind::PyPi,
+                n,
+                e.version.as_deref()?.strip_prefix("==")?,
+                path,
+            ))
+        })
         .collect();
-    Parsed { packages, ..Parsed::default() }
+    Parsed {
+        packages,
+        ..Parsed::default()
+    }
 }
 
 /// `requirements*.txt`: only exact pins (`name==version`, extras and
@@ -200,7 +225,9 @@ pub(super) fn gemfile_lock(text: &str, path: &str) -> Vec<Package> {
         if !in_gem || !line.starts_with("    ") || line.starts_with("     ") {
             continue;
         }
-        let Some((name, rest)) = line.trim().split_once(" (") else { continue };
+        let Some((name, rest)) = line.trim().split_once(" (") else {
+            continue;
+        };
         let version = rest.trim_end_matches(')');
         // `nokogiri (1.15.4-x86_64-linux)`: the platform is not part of the version.
         let version = version.split_once('-').map_or(version, |(v, _)| v);
@@ -226,7 +253,10 @@ mod tests {
     use super::*;
 
     fn names(p: &[Package]) -> Vec<String> {
-        let mut v: Vec<String> = p.iter().map(|p| format!("{}@{}", p.name, p.version)).collect();
+        let mut v: Vec<String> = p
+            .iter()
+            .map(|p| format!("{}@{}", p.name, p.version))
+            .collect();
         v.sort();
         v
     }
@@ -236,29 +266,55 @@ mod tests {
         let v1 = br#"{"lockfileVersion":1,"dependencies":{"a":{"version":"1.0.0","dependencies":{"b":{"version":"2.0.0"}}},"local":{"version":"file:../x"}}}"#;
         assert_eq!(names(&npm_lock(v1, "p").packages), ["a@1.0.0", "b@2.0.0"]);
         let v3 = br#"{"lockfileVersion":3,"packages":{"":{"name":"app","version":"0.1.0"},"node_modules/@s/c":{"version":"3.0.0"},"node_modules/a/node_modules/d":{"version":"4.0.0"},"node_modules/l":{"link":true}}}"#;
-        assert_eq!(names(&npm_lock(v3, "p").packages), ["@s/c@3.0.0", "d@4.0.0"]);
+        assert_eq!(
+            names(&npm_lock(v3, "p").packages),
+            ["@s/c@3.0.0", "d@4.0.0"]
+        );
         assert!(!npm_lock(b"{not json", "p").notes.is_empty());
     }
 
     #[test]
     fn python_sources() {
-        let m = python_metadata("Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.2\n\nName: not-this\n", "p");
+        let m = python_metadata(
+            "Metadata-Version: 2.1\nName: Jinja2\nVersion: 3.1.2\n\nName: not-this\n",
+            "p",
+        );
         assert_eq!(names(&m), ["Jinja2@3.1.2"]);
-        let r = requirements("# c\nrequests[socks]==2.31.0 ; python_version>'3'\nflask>=2\nurllib3==1.26.* \n", "p");
+        let r = requirements(
+            "# c\nrequests[socks]==2.31.0 ; python_version>'3'\nflask>=2\nurllib3==1.26.* \n",
+            "p",
+        );
         assert_eq!(names(&r), ["requests@2.31.0"]);
-        let p = pipfile_lock(br#"{"_meta":{},"default":{"django":{"version":"==4.2.1"}},"develop":{"x":{}}}"#, "p");
+        let p = pipfile_lock(
+            br#"{"_meta":{},"default":{"django":{"version":"==4.2.1"}},"develop":{"x":{}}}"#,
+            "p",
+        );
         assert_eq!(names(&p.packages), ["django@4.2.1"]);
-        let poetry = toml_lock("[[package]]\nname = \"pyyaml\"\nversion = \"5.3.1\"\n", "p", EcosystemKind::PyPi);
+        let poetry = toml_lock(
+            "[[package]]\nname = \"pyyaml\"\nversion = \"5.3.1\"\n",
+            "p",
+            EcosystemKind::PyPi,
+        );
         assert_eq!(names(&poetry.packages), ["pyyaml@5.3.1"]);
     }
 
     #[test]
     fn cargo_gem_maven() {
         let c = "version = 3\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n";
-        assert_eq!(names(&toml_lock(c, "p", EcosystemKind::CratesIo).packages), ["smallvec@1.6.0"]);
+        assert_eq!(
+            names(&toml_lock(c, "p", EcosystemKind::CratesIo).packages),
+            ["smallvec@1.6.0"]
+        );
         let g = "GEM\n  remote: https://rubygems.org/\n  specs:\n    nokogiri (1.15.4-x86_64-linux)\n      racc (~> 1.4)\n    rack (2.2.3)\n\nPLATFORMS\n  ruby\n";
-        assert_eq!(names(&gemfile_lock(g, "p")), ["nokogiri@1.15.4", "rack@2.2.3"]);
-        let m = pom_properties("#x\ngroupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n", "p").unwrap();
+        assert_eq!(
+            names(&gemfile_lock(g, "p")),
+            ["nokogiri@1.15.4", "rack@2.2.3"]
+        );
+        let m = pom_properties(
+            "#x\ngroupId=org.apache.logging.log4j\nartifactId=log4j-core\nversion=2.14.1\n",
+            "p",
+        )
+        .unwrap();
         assert_eq!(m.name, "org.apache.logging.log4j:log4j-core");
     }
 }

@@ -139,16 +139,25 @@ pub(crate) struct Parsed {
 
 impl Parsed {
     pub(crate) fn note(path: &str, msg: impl std::fmt::Display) -> Parsed {
-        Parsed { notes: vec![format!("{path}: {msg}")], ..Parsed::default() }
+        Parsed {
+            notes: vec![format!("{path}: {msg}")],
+            ..Parsed::default()
+        }
     }
 }
 
 /// Parses a file of a kind other than `Executable` (which streams).
 pub(crate) fn parse(kind: Kind, path: &str, bytes: &[u8]) -> Parsed {
     let text = || String::from_utf8_lossy(bytes);
-    let packages = |v: Vec<Package>| Parsed { packages: v, ..Parsed::default() };
+    let packages = |v: Vec<Package>| Parsed {
+        packages: v,
+        ..Parsed::default()
+    };
     match kind {
-        Kind::OsRelease => Parsed { distro: Some(parse_os_release(&text())), ..Parsed::default() },
+        Kind::OsRelease => Parsed {
+            distro: Some(parse_os_release(&text())),
+            ..Parsed::default()
+        },
         Kind::DpkgStatus => packages(os::dpkg(&text(), path, true)),
         Kind::DpkgStatusD => packages(os::dpkg(&text(), path, false)),
         Kind::ApkInstalled => packages(os::apk(&text(), path)),
@@ -176,7 +185,10 @@ pub(crate) use gobin::scan as scan_go_binary;
 /// Builds the inventory from what the final view's files contributed:
 /// the distribution from `etc/os-release` (else `usr/lib/os-release`), OS
 /// packages put in its ecosystem, duplicates dropped.
-pub(crate) fn assemble(files: impl IntoIterator<Item = (String, Parsed)>, mut notes: Vec<String>) -> Inventory {
+pub(crate) fn assemble(
+    files: impl IntoIterator<Item = (String, Parsed)>,
+    mut notes: Vec<String>,
+) -> Inventory {
     let mut distro: Option<(bool, Distro)> = None;
     let mut packages = Vec::new();
     for (path, p) in files {
@@ -205,6 +217,11 @@ pub(crate) fn assemble(files: impl IntoIterator<Item = (String, Parsed)>, mut no
         ));
     }
     packages.sort();
-    packages.dedup_by(|a, b| a.ecosystem == b.ecosystem && a.name == b.name && a.version == b.version);
-    Inventory { distro, packages, notes }
+    packages
+        .dedup_by(|a, b| a.ecosystem == b.ecosystem && a.name == b.name && a.version == b.version);
+    Inventory {
+        distro,
+        packages,
+        notes,
+    }
 }

@@ -7,7 +7,7 @@ use super::{Distro, Package, SourcePackage};
 
 /// The fields of each RFC 822-style paragraph (dpkg) or `K:value` block
 /// (apk), with continuation lines dropped.
-fn paragraphs<'a>(text: &'a str, sep: char) -> impl Iterator<Item = Vec<(&'a str, &'a str)>> {
+fn paragraphs(text: &str, sep: char) -> impl Iterator<Item = Vec<(&str, &str)>> {
     text.split("\n\n").map(move |para| {
         para.lines()
             .filter(|l| !l.starts_with([' ', '\t']))
@@ -18,7 +18,11 @@ fn paragraphs<'a>(text: &'a str, sep: char) -> impl Iterator<Item = Vec<(&'a str
 }
 
 fn field<'a>(fields: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v).filter(|v| !v.is_empty())
+    fields
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .filter(|v| !v.is_empty())
 }
 
 /// dpkg's status file (`require_status`: only `install ok installed`
@@ -38,9 +42,17 @@ pub(super) fn dpkg(text: &str, path: &str, require_status: bool) -> Vec<Package>
             let source = field(&f, "Source").map(|s| match s.split_once(' ') {
                 Some((n, v)) => SourcePackage {
                     name: n.to_string(),
-                    version: Some(v.trim().trim_start_matches('(').trim_end_matches(')').to_string()),
+                    version: Some(
+                        v.trim()
+                            .trim_start_matches('(')
+                            .trim_end_matches(')')
+                            .to_string(),
+                    ),
                 },
-                None => SourcePackage { name: s.to_string(), version: None },
+                None => SourcePackage {
+                    name: s.to_string(),
+                    version: None,
+                },
             });
             Some(Package {
                 ecosystem: Ecosystem::lang(EcosystemKind::Debian),
@@ -65,7 +77,10 @@ pub(super) fn apk(text: &str, path: &str) -> Vec<Package> {
                 version: field(&f, "V")?.to_string(),
                 source: field(&f, "o")
                     .filter(|o| *o != name)
-                    .map(|o| SourcePackage { name: o.to_string(), version: None }),
+                    .map(|o| SourcePackage {
+                        name: o.to_string(),
+                        version: None,
+                    }),
                 path: path.to_string(),
             })
         })
@@ -82,23 +97,35 @@ pub fn parse_os_release(text: &str) -> Distro {
     };
     let id = get("ID").unwrap_or_default();
     let version_id = get("VERSION_ID").filter(|v| !v.is_empty());
-    let major = version_id.as_deref().map(|v| v.split('.').next().unwrap_or(v).to_string());
+    let major = version_id
+        .as_deref()
+        .map(|v| v.split('.').next().unwrap_or(v).to_string());
     let (kind, release) = match id.as_str() {
         "debian" => (Some(EcosystemKind::Debian), major),
         "ubuntu" => (Some(EcosystemKind::Ubuntu), version_id.clone()),
         "alpine" => (
             Some(EcosystemKind::Alpine),
-            version_id.as_deref().map(|v| format!("v{}", v.split('.').take(2).collect::<Vec<_>>().join("."))),
+            version_id
+                .as_deref()
+                .map(|v| format!("v{}", v.split('.').take(2).collect::<Vec<_>>().join("."))),
         ),
         "rocky" => (Some(EcosystemKind::RockyLinux), major),
         "almalinux" => (Some(EcosystemKind::AlmaLinux), major),
         _ => (None, None),
     };
     let ecosystem = match (kind, release) {
-        (Some(kind), Some(release)) => Some(Ecosystem { kind, release: Some(release) }),
+        (Some(kind), Some(release)) => Some(Ecosystem {
+            kind,
+            release: Some(release),
+        }),
         _ => None,
     };
-    Distro { id, version_id, pretty_name: get("PRETTY_NAME"), ecosystem }
+    Distro {
+        id,
+        version_id,
+        pretty_name: get("PRETTY_NAME"),
+        ecosystem,
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +138,10 @@ mod tests {
         let p = dpkg(status, "var/lib/dpkg/status", true);
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].source.as_ref().unwrap().name, "openssl");
-        assert_eq!(p[1].source.as_ref().unwrap().version.as_deref(), Some("5.2.15-2"));
+        assert_eq!(
+            p[1].source.as_ref().unwrap().version.as_deref(),
+            Some("5.2.15-2")
+        );
     }
 
     #[test]
@@ -125,7 +155,9 @@ mod tests {
 
     #[test]
     fn os_release_ecosystems() {
-        let d = parse_os_release("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n");
+        let d = parse_os_release(
+            "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_ID=\"12\"\n",
+        );
         assert_eq!(d.ecosystem.unwrap().to_string(), "Debian:12");
         let a = parse_os_release("ID=alpine\nVERSION_ID=3.19.1\n");
         assert_eq!(a.ecosystem.unwrap().to_string(), "Alpine:v3.19");

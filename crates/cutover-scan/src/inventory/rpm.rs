@@ -24,7 +24,9 @@ pub(crate) struct Header {
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 /// Parses a header blob as the database stores it: index count and data
@@ -38,7 +40,11 @@ pub(crate) fn parse_header(blob: &[u8]) -> Option<Header> {
     let mut h = Header::default();
     for i in 0..il {
         let e = 8 + i * 16;
-        let (tag, ty, off) = (be32(blob, e)?, be32(blob, e + 4)?, be32(blob, e + 8)? as usize);
+        let (tag, ty, off) = (
+            be32(blob, e)?,
+            be32(blob, e + 4)?,
+            be32(blob, e + 8)? as usize,
+        );
         let string = || {
             let rest = data.get(off..)?;
             let end = memchr::memchr(0, rest)?;
@@ -60,9 +66,13 @@ pub(crate) fn parse_header(blob: &[u8]) -> Option<Header> {
 pub(super) fn sqlite(bytes: &[u8], path: &str) -> Parsed {
     match packages(bytes, path) {
         Ok((packages, bad)) => {
-            let mut p = Parsed { packages, ..Parsed::default() };
+            let mut p = Parsed {
+                packages,
+                ..Parsed::default()
+            };
             if bad > 0 {
-                p.notes.push(format!("{path}: {bad} unreadable rpm headers skipped"));
+                p.notes
+                    .push(format!("{path}: {bad} unreadable rpm headers skipped"));
             }
             p
         }
@@ -85,7 +95,12 @@ fn packages(bytes: &[u8], path: &str) -> Result<(Vec<Package>, usize), Box<dyn s
     let mut bad = 0;
     while let Some(row) = rows.next()? {
         let blob: Vec<u8> = row.get(0)?;
-        let Some(Header { name: Some(name), version: Some(version), release, epoch }) = parse_header(&blob)
+        let Some(Header {
+            name: Some(name),
+            version: Some(version),
+            release,
+            epoch,
+        }) = parse_header(&blob)
         else {
             bad += 1;
             continue;
@@ -123,7 +138,11 @@ pub fn build_header(name: &str, version: &str, release: &str, epoch: Option<u32>
         index.extend_from_slice(&1u32.to_be_bytes());
         data.extend_from_slice(bytes);
     };
-    for (tag, s) in [(TAG_NAME, name), (TAG_VERSION, version), (TAG_RELEASE, release)] {
+    for (tag, s) in [
+        (TAG_NAME, name),
+        (TAG_VERSION, version),
+        (TAG_RELEASE, release),
+    ] {
         push(tag, TYPE_STRING, format!("{s}\0").as_bytes());
     }
     if let Some(e) = epoch {
@@ -161,9 +180,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("rpmdb.sqlite");
         let conn = rusqlite::Connection::open(&db).unwrap();
-        conn.execute("CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL)", []).unwrap();
-        for b in [build_header("openssl-libs", "3.0.7", "24.el9", Some(1)), vec![1, 2, 3]] {
-            conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [b]).unwrap();
+        conn.execute(
+            "CREATE TABLE Packages (hnum INTEGER PRIMARY KEY, blob BLOB NOT NULL)",
+            [],
+        )
+        .unwrap();
+        for b in [
+            build_header("openssl-libs", "3.0.7", "24.el9", Some(1)),
+            vec![1, 2, 3],
+        ] {
+            conn.execute("INSERT INTO Packages (blob) VALUES (?1)", [b])
+                .unwrap();
         }
         drop(conn);
         let p = sqlite(&std::fs::read(&db).unwrap(), "var/lib/rpm/rpmdb.sqlite");

@@ -59,7 +59,12 @@ fn parse(v: &str) -> Parsed {
                 .collect()
         })
         .unwrap_or_default();
-    Parsed { numbers, letter, suffixes, revision }
+    Parsed {
+        numbers,
+        letter,
+        suffixes,
+        revision,
+    }
 }
 
 /// Compares two apk versions.

@@ -30,7 +30,10 @@ fn canonical(v: &str) -> Vec<Seg> {
         .map(|s| s.parse().map(Seg::Num).unwrap_or(Seg::Str(s)))
         .collect();
     // Drop trailing zeros of the release part and of the pre-release part.
-    let split = segs.iter().position(|s| matches!(s, Seg::Str(_))).unwrap_or(segs.len());
+    let split = segs
+        .iter()
+        .position(|s| matches!(s, Seg::Str(_)))
+        .unwrap_or(segs.len());
     let (release, pre) = segs.split_at(split);
     let trim = |s: &[Seg]| {
         let mut v = s.to_vec();

@@ -85,7 +85,11 @@ fn cmp_item(a: Option<&Item>, b: Option<&Item>) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (Some(Item::Num(n)), None) => {
-            if n.is_empty() { Ordering::Equal } else { Ordering::Greater }
+            if n.is_empty() {
+                Ordering::Equal
+            } else {
+                Ordering::Greater
+            }
         }
         (Some(Item::Qual(q)), None) => qual_rank(q).cmp(&(5, "")),
         (None, Some(y)) => cmp_item(Some(y), None).reverse(),

@@ -53,7 +53,13 @@ pub(crate) fn rpmvercmp(a: &str, b: &str) -> Ordering {
             break;
         }
         let numeric = a[i].is_ascii_digit();
-        let class = |c: &u8| if numeric { c.is_ascii_digit() } else { c.is_ascii_alphabetic() };
+        let class = |c: &u8| {
+            if numeric {
+                c.is_ascii_digit()
+            } else {
+                c.is_ascii_alphabetic()
+            }
+        };
         let (si, sj) = (i, j);
         while i < a.len() && class(&a[i]) {
             i += 1;
@@ -63,7 +69,11 @@ pub(crate) fn rpmvercmp(a: &str, b: &str) -> Ordering {
         }
         let (mut sa, mut sb) = (&a[si..i], &b[sj..j]);
         if sb.is_empty() {
-            return if numeric { Ordering::Greater } else { Ordering::Less };
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
         }
         if numeric {
             while sa.first() == Some(&b'0') {
@@ -104,10 +114,12 @@ fn split(v: &str) -> (u64, &str, Option<&str>) {
 pub fn compare(a: &str, b: &str) -> Ordering {
     let (ea, va, ra) = split(a.trim());
     let (eb, vb, rb) = split(b.trim());
-    ea.cmp(&eb).then_with(|| rpmvercmp(va, vb)).then_with(|| match (ra, rb) {
-        (Some(x), Some(y)) => rpmvercmp(x, y),
-        _ => Ordering::Equal,
-    })
+    ea.cmp(&eb)
+        .then_with(|| rpmvercmp(va, vb))
+        .then_with(|| match (ra, rb) {
+            (Some(x), Some(y)) => rpmvercmp(x, y),
+            _ => Ordering::Equal,
+        })
 }
 
 #[cfg(test)]
