@@ -20,8 +20,6 @@ pub struct Advisory {
     pub id: String,
     /// Its aliases.
     pub aliases: Vec<String>,
-    /// The record's `modified` time, as written.
-    pub modified: String,
     /// A one-line summary.
     pub summary: String,
     /// The severity of the record as a whole.
@@ -59,8 +57,6 @@ pub enum Event {
 /// One affected package of an advisory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Affected {
-    /// Index of the advisory in the database.
-    pub advisory: u32,
     /// The ecosystem.
     pub ecosystem: Ecosystem,
     /// The package name, normalised for the ecosystem.
@@ -92,7 +88,7 @@ fn best_cvss(severity: &[OsvSeverity]) -> Option<CvssScore> {
     pick("CVSS_V3").or_else(|| pick("CVSS_V4"))
 }
 
-fn compile_affected(a: &OsvAffected, advisory: u32) -> Option<Affected> {
+fn compile_affected(a: &OsvAffected) -> Option<Affected> {
     let package = a.package.as_ref()?;
     let ecosystem: Ecosystem = package.ecosystem.parse().ok()?;
     let ranges: Vec<Vec<Event>> = a
@@ -124,7 +120,6 @@ fn compile_affected(a: &OsvAffected, advisory: u32) -> Option<Affected> {
                 .map(|s| (s, None))
         });
     Some(Affected {
-        advisory,
         name: ecosystem.normalize_name(&package.name),
         ecosystem,
         versions: a.versions.clone(),
@@ -135,14 +130,14 @@ fn compile_affected(a: &OsvAffected, advisory: u32) -> Option<Affected> {
 
 /// Compiles a record; `None` for withdrawn records and records with no
 /// affected package in a supported ecosystem.
-pub(crate) fn compile(record: &OsvRecord, index: u32) -> Option<(Advisory, Vec<Affected>)> {
+pub(crate) fn compile(record: &OsvRecord) -> Option<(Advisory, Vec<Affected>)> {
     if record.withdrawn.is_some() {
         return None;
     }
     let affected: Vec<Affected> = record
         .affected
         .iter()
-        .filter_map(|a| compile_affected(a, index))
+        .filter_map(compile_affected)
         .collect();
     if affected.is_empty() {
         return None;
@@ -176,7 +171,6 @@ pub(crate) fn compile(record: &OsvRecord, index: u32) -> Option<(Advisory, Vec<A
     let advisory = Advisory {
         id: record.id.clone(),
         aliases: record.aliases.clone(),
-        modified: record.modified.clone().unwrap_or_default(),
         summary,
         severity,
         cvss,
@@ -264,7 +258,6 @@ mod tests {
 
     fn affected(kind: EcosystemKind, ranges: Vec<Vec<Event>>, versions: &[&str]) -> Affected {
         Affected {
-            advisory: 0,
             ecosystem: Ecosystem::lang(kind),
             name: "p".into(),
             versions: versions.iter().map(|v| v.to_string()).collect(),

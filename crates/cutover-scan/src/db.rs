@@ -1,9 +1,15 @@
-//! The advisory database: compiled OSV records indexed by (ecosystem,
-//! package name), saved to and loaded from one compact file, with a content
-//! version that changes exactly when the data does (the server compares it
-//! to decide on rescans). Matching an inventory against it gives findings.
+//! The advisory database: compiled OSV records, saved to and loaded from
+//! one compact file, with a content version that changes exactly when the
+//! data does (the server compares it to decide on rescans). Matching an
+//! inventory against it gives findings.
+//!
+//! In memory the records stay encoded (postcard), back to back in one
+//! buffer, the file's payload as it was read; only an index from
+//! (ecosystem, package name) to record numbers is built at load. A record
+//! is decoded when a package of an image names it, so 100k advisories cost
+//! about the file's size in memory, not a tree of 1.5M small allocations.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -17,18 +23,26 @@ use crate::finding::Finding;
 use crate::inventory::Inventory;
 use crate::osv::OsvRecord;
 
-const MAGIC: &[u8; 8] = b"CUTOSV\0\x01";
+/// File header: name and format version.
+const MAGIC: &[u8; 8] = b"CUTOSV\0\x02";
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Data {
-    advisories: Vec<Advisory>,
+/// One advisory with its affected packages, as encoded in the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    advisory: Advisory,
     affected: Vec<Affected>,
 }
 
 /// An in-memory advisory database.
+///
+/// Payload layout (all integers little-endian u32): the record count `n`,
+/// `n + 1` offsets into the blob, then the blob of postcard-encoded records
+/// sorted by id. The file is the magic, the payload's SHA-256, the payload.
 #[derive(Debug, Default)]
 pub struct AdvisoryDb {
-    data: Data,
+    payload: Vec<u8>,
+    blob_start: usize,
+    offsets: Vec<u32>,
     index: HashMap<(Ecosystem, String), Vec<u32>>,
     version: String,
 }
@@ -37,7 +51,7 @@ pub struct AdvisoryDb {
 /// builds an [`AdvisoryDb`].
 #[derive(Debug, Default)]
 pub struct DbBuilder {
-    records: BTreeMap<String, (Advisory, Vec<Affected>)>,
+    records: BTreeMap<String, Record>,
     skipped: usize,
 }
 
@@ -49,23 +63,23 @@ impl DbBuilder {
 
     /// A builder holding everything `db` holds, to import more into.
     pub fn from_db(db: &AdvisoryDb) -> DbBuilder {
-        let mut b = DbBuilder::new();
-        let mut per: Vec<Vec<Affected>> = vec![Vec::new(); db.data.advisories.len()];
-        for a in &db.data.affected {
-            per[a.advisory as usize].push(a.clone());
+        let records = (0..db.len())
+            .filter_map(|i| db.record(i))
+            .map(|r| (r.advisory.id.clone(), r))
+            .collect();
+        DbBuilder {
+            records,
+            skipped: 0,
         }
-        for (adv, affected) in db.data.advisories.iter().zip(per) {
-            b.records.insert(adv.id.clone(), (adv.clone(), affected));
-        }
-        b
     }
 
-    /// Adds a record; withdrawn records remove an earlier one of the same id.
-    /// Returns whether the record is kept (it has a supported package).
+    /// Adds a record; a withdrawn record removes an earlier one of the same
+    /// id. Returns whether the record is kept (it has a supported package).
     pub fn add(&mut self, record: &OsvRecord) -> bool {
-        match compile(record, 0) {
-            Some(compiled) => {
-                self.records.insert(record.id.clone(), compiled);
+        match compile(record) {
+            Some((advisory, affected)) => {
+                self.records
+                    .insert(record.id.clone(), Record { advisory, affected });
                 true
             }
             None => {
@@ -83,33 +97,81 @@ impl DbBuilder {
 
     /// Builds the database, records in id order.
     pub fn build(self) -> AdvisoryDb {
-        let mut data = Data::default();
-        for (i, (_, (adv, affected))) in self.records.into_iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            data.advisories.push(adv);
-            data.affected
-                .extend(affected.into_iter().map(|a| Affected { advisory: i, ..a }));
+        let n = self.records.len();
+        let mut blob = Vec::new();
+        let mut offsets = Vec::with_capacity(n + 1);
+        for record in self.records.values() {
+            offsets.push(blob.len() as u32);
+            // Encoding plain data into a Vec cannot fail.
+            let _ = postcard::to_io(record, &mut blob);
         }
-        let payload = postcard::to_stdvec(&data).unwrap_or_default();
-        AdvisoryDb::from_data(data, hex::encode(Sha256::digest(&payload)))
+        offsets.push(blob.len() as u32);
+        let mut payload = Vec::with_capacity(4 * (n + 2) + blob.len());
+        payload.extend_from_slice(&(n as u32).to_le_bytes());
+        for o in &offsets {
+            payload.extend_from_slice(&o.to_le_bytes());
+        }
+        payload.extend_from_slice(&blob);
+        let digest = hex::encode(Sha256::digest(&payload));
+        // Built from valid records, so it decodes.
+        AdvisoryDb::from_payload(payload, digest).unwrap_or_default()
     }
 }
 
 impl AdvisoryDb {
-    fn from_data(data: Data, version: String) -> AdvisoryDb {
-        let mut index: HashMap<(Ecosystem, String), Vec<u32>> = HashMap::new();
-        for (i, a) in data.affected.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            index
-                .entry((a.ecosystem.clone(), a.name.clone()))
-                .or_default()
-                .push(i);
+    fn from_payload(payload: Vec<u8>, version: String) -> Result<AdvisoryDb, ScanError> {
+        let bad = |m: &str| ScanError::Database(format!("corrupt ({m})"));
+        let word = |i: usize| {
+            payload
+                .get(i * 4..i * 4 + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        let n = word(0).ok_or_else(|| bad("truncated"))? as usize;
+        if n.checked_add(2)
+            .and_then(|x| x.checked_mul(4))
+            .is_none_or(|x| x > payload.len())
+        {
+            return Err(bad("record count"));
         }
-        AdvisoryDb {
-            data,
-            index,
+        let offsets: Vec<u32> = (1..=n + 1).filter_map(word).collect();
+        let blob_start = 4 * (n + 2);
+        let blob_len = payload.len() - blob_start;
+        if offsets.windows(2).any(|w| w[0] > w[1])
+            || offsets.last().is_some_and(|&l| l as usize != blob_len)
+        {
+            return Err(bad("offsets"));
+        }
+        let mut db = AdvisoryDb {
+            payload,
+            blob_start,
+            offsets,
+            index: HashMap::new(),
             version,
+        };
+        let mut index: HashMap<(Ecosystem, String), Vec<u32>> = HashMap::new();
+        for i in 0..n {
+            let record = db.record(i).ok_or_else(|| bad("record"))?;
+            for a in record.affected {
+                let hits = index.entry((a.ecosystem, a.name)).or_default();
+                if hits.last() != Some(&(i as u32)) {
+                    hits.push(i as u32);
+                }
+            }
         }
+        index.shrink_to_fit();
+        db.index = index;
+        Ok(db)
+    }
+
+    fn record(&self, i: usize) -> Option<Record> {
+        let (start, end) = (
+            *self.offsets.get(i)? as usize,
+            *self.offsets.get(i + 1)? as usize,
+        );
+        let bytes = self
+            .payload
+            .get(self.blob_start + start..self.blob_start + end)?;
+        postcard::from_bytes(bytes).ok()
     }
 
     /// The content version: a SHA-256 of the data, in hex. Equal data gives
@@ -120,40 +182,44 @@ impl AdvisoryDb {
 
     /// How many advisories it holds.
     pub fn len(&self) -> usize {
-        self.data.advisories.len()
+        self.offsets.len().saturating_sub(1)
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.data.advisories.is_empty()
+        self.len() == 0
     }
 
     /// The advisory with an id.
-    pub fn get(&self, id: &str) -> Option<&Advisory> {
-        self.data
-            .advisories
-            .binary_search_by(|a| a.id.as_str().cmp(id))
-            .ok()
-            .map(|i| &self.data.advisories[i])
+    pub fn get(&self, id: &str) -> Option<Advisory> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let r = self.record(mid)?;
+            match r.advisory.id.as_str().cmp(id) {
+                std::cmp::Ordering::Equal => return Some(r.advisory),
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+            }
+        }
+        None
     }
 
-    /// Writes the database: a magic header, the content version, then the
-    /// postcard-encoded data. Written to a temporary file and renamed.
+    /// Writes the database: the magic, the payload's SHA-256, the payload.
+    /// Written to a temporary file beside `path` and renamed over it.
     pub fn save(&self, path: &Path) -> Result<(), ScanError> {
         let io = |e| ScanError::Io {
             path: path.display().to_string(),
             source: e,
         };
-        let payload =
-            postcard::to_stdvec(&self.data).map_err(|e| ScanError::Database(e.to_string()))?;
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
         tmp.write_all(MAGIC).map_err(io)?;
-        tmp.write_all(&Sha256::digest(&payload)).map_err(io)?;
-        tmp.write_all(&payload).map_err(io)?;
+        tmp.write_all(&Sha256::digest(&self.payload)).map_err(io)?;
+        tmp.write_all(&self.payload).map_err(io)?;
         tmp.as_file().sync_all().map_err(io)?;
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
@@ -182,12 +248,7 @@ impl AdvisoryDb {
         if Sha256::digest(payload).as_slice() != digest {
             return Err(bad("corrupt (digest mismatch)"));
         }
-        let data: Data = postcard::from_bytes(payload).map_err(|e| bad(&e.to_string()))?;
-        let n = data.advisories.len();
-        if data.affected.iter().any(|a| a.advisory as usize >= n) {
-            return Err(bad("corrupt (dangling advisory index)"));
-        }
-        Ok(AdvisoryDb::from_data(data, hex::encode(digest)))
+        AdvisoryDb::from_payload(payload.to_vec(), hex::encode(digest))
     }
 
     /// The findings for an inventory: every package checked against the
@@ -196,7 +257,7 @@ impl AdvisoryDb {
     /// advisory and package, sorted by severity (highest first), then name.
     pub fn matches(&self, inventory: &Inventory) -> Vec<Finding> {
         let mut out: Vec<Finding> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for p in &inventory.packages {
             let (name, version) = match &p.source {
                 Some(src) => (
@@ -210,32 +271,40 @@ impl AdvisoryDb {
                 continue;
             };
             for &i in hits {
-                let a = &self.data.affected[i as usize];
-                let Some(fixed) = affects(a, version) else {
+                let Some(record) = self.record(i as usize) else {
                     continue;
                 };
-                let adv = &self.data.advisories[a.advisory as usize];
-                if !seen.insert((a.advisory, &p.name, &p.version)) {
-                    continue;
+                let adv = &record.advisory;
+                for a in record
+                    .affected
+                    .iter()
+                    .filter(|a| a.ecosystem == key.0 && a.name == key.1)
+                {
+                    let Some(fixed) = affects(a, version) else {
+                        continue;
+                    };
+                    if !seen.insert((i, &p.name, &p.version)) {
+                        continue;
+                    }
+                    let (severity, cvss) = match &a.severity {
+                        Some((s, c)) if adv.cvss.is_none() || c.is_some() => (*s, c.clone()),
+                        _ => (adv.severity, adv.cvss.clone()),
+                    };
+                    out.push(Finding {
+                        name: adv.name().to_string(),
+                        advisory_id: adv.id.clone(),
+                        aliases: adv.aliases.clone(),
+                        package_name: p.name.clone(),
+                        package_version: p.version.clone(),
+                        ecosystem: p.ecosystem.to_string(),
+                        fixed_version: fixed,
+                        severity,
+                        cvss,
+                        summary: adv.summary.clone(),
+                        uri: adv.uri.clone(),
+                        path: p.path.clone(),
+                    });
                 }
-                let (severity, cvss) = match &a.severity {
-                    Some((s, c)) if adv.cvss.is_none() || c.is_some() => (*s, c.clone()),
-                    _ => (adv.severity, adv.cvss.clone()),
-                };
-                out.push(Finding {
-                    name: adv.name().to_string(),
-                    advisory_id: adv.id.clone(),
-                    aliases: adv.aliases.clone(),
-                    package_name: p.name.clone(),
-                    package_version: p.version.clone(),
-                    ecosystem: p.ecosystem.to_string(),
-                    fixed_version: fixed,
-                    severity,
-                    cvss,
-                    summary: adv.summary.clone(),
-                    uri: adv.uri.clone(),
-                    path: p.path.clone(),
-                });
             }
         }
         out.sort_by(|a, b| {
