@@ -7,7 +7,7 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
-pub use crate::inventory::{build_go_binary, build_jar, build_rpm_header};
+pub use crate::inventory::{build_bdb, build_go_binary, build_jar, build_rpm_header};
 
 /// Builds one layer as a tar stream in memory.
 pub struct LayerBuilder {

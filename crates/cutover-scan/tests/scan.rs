@@ -5,7 +5,8 @@
 use std::io::{Cursor, Write};
 
 use cutover_scan::fixtures::{
-    LayerBuilder, build_go_binary, build_jar, build_rpm_header, dpkg_paragraph, osv_record,
+    LayerBuilder, build_bdb, build_go_binary, build_jar, build_rpm_header, dpkg_paragraph,
+    osv_record,
 };
 use cutover_scan::{
     AdvisoryDb, DbBuilder, Inventory, Limits, ScanError, Severity, SeverityCounts, import_dir,
@@ -165,6 +166,11 @@ fn every_inventory_source() {
     l.file("lib/apk/db/installed", apk.as_bytes(), 0o644)
         .file("var/lib/rpm/rpmdb.sqlite", &rpmdb, 0o644)
         .file(
+            "usr/lib/sysimage/rpm/Packages",
+            &build_bdb(&[build_rpm_header("bash", "4.4.20", "4.el8_6", None)], 4096),
+            0o644,
+        )
+        .file(
             "var/lib/dpkg/status.d/tzdata",
             b"Package: tzdata\nVersion: 2024a-0+deb12u1\n",
             0o644,
@@ -208,6 +214,7 @@ fn every_inventory_source() {
     for want in [
         "Alpine libcrypto3@3.1.4-r5",
         "Rocky Linux curl@7.76.1-26.el9",
+        "Rocky Linux bash@4.4.20-4.el8_6",
         "Debian tzdata@2024a-0+deb12u1",
         "npm minimist@1.2.5",
         "PyPI PyYAML@5.3.1",

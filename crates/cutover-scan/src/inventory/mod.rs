@@ -2,6 +2,7 @@
 //! ones. [`classify`] says which files the scanner reads; each parser
 //! module turns one such file into packages.
 
+mod bdb;
 mod gobin;
 mod jar;
 mod lang;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ecosystem::{Ecosystem, EcosystemKind};
 
+pub use bdb::build_bdb;
 pub use gobin::build_go_binary;
 pub use jar::build_jar;
 pub use os::parse_os_release;
@@ -162,10 +164,7 @@ pub(crate) fn parse(kind: Kind, path: &str, bytes: &[u8]) -> Parsed {
         Kind::DpkgStatusD => packages(os::dpkg(&text(), path, false)),
         Kind::ApkInstalled => packages(os::apk(&text(), path)),
         Kind::RpmSqlite => rpm::sqlite(bytes, path),
-        Kind::RpmBerkeley => Parsed::note(
-            path,
-            "Berkeley DB rpm databases are not read (only rpmdb.sqlite); packages not inventoried",
-        ),
+        Kind::RpmBerkeley => rpm::berkeley(bytes, path),
         Kind::NpmLock => lang::npm_lock(bytes, path),
         Kind::NpmPackageJson => lang::npm_package_json(bytes, path),
         Kind::PythonMetadata => packages(lang::python_metadata(&text(), path)),

@@ -1,7 +1,8 @@
-//! The rpm database in its SQLite form (`rpmdb.sqlite`, Fedora 33+, RHEL 9,
-//! Rocky, Alma): each row of `Packages` holds an rpm header blob, parsed
-//! here by hand (the format is small and stable; no crate reads it alone).
-//! Berkeley DB (`Packages`) and NDB (`Packages.db`) databases are not read.
+//! The rpm database: rpm header blobs, parsed here by hand (the format is
+//! small and stable; no crate reads it alone), from the SQLite form
+//! (`rpmdb.sqlite`: Fedora 33+, RHEL 9, Rocky and Alma 9) or the Berkeley DB
+//! form (`Packages`, read by [`super::bdb`]). NDB (`Packages.db`, SUSE) is
+//! not read.
 
 use crate::ecosystem::{Ecosystem, EcosystemKind};
 
@@ -61,6 +62,28 @@ pub(crate) fn parse_header(blob: &[u8]) -> Option<Header> {
     Some(h)
 }
 
+/// Reads a Berkeley DB `Packages` file.
+pub(super) fn berkeley(bytes: &[u8], path: &str) -> Parsed {
+    let Some((blobs, unreadable)) = super::bdb::values(bytes) else {
+        return Parsed::note(
+            path,
+            "not a Berkeley DB hash database; rpm packages not inventoried",
+        );
+    };
+    let (packages, bad) = from_blobs(blobs.iter().map(Vec::as_slice), path);
+    let mut p = Parsed {
+        packages,
+        ..Parsed::default()
+    };
+    if bad + unreadable > 0 {
+        p.notes.push(format!(
+            "{path}: {} unreadable rpm headers skipped",
+            bad + unreadable
+        ));
+    }
+    p
+}
+
 /// Reads `rpmdb.sqlite`. SQLite reads only files, so the bytes go to a
 /// private temporary file for the duration of the query.
 pub(super) fn sqlite(bytes: &[u8], path: &str) -> Parsed {
@@ -91,16 +114,24 @@ fn packages(bytes: &[u8], path: &str) -> Result<(Vec<Package>, usize), Box<dyn s
     )?;
     let mut stmt = conn.prepare("SELECT blob FROM Packages")?;
     let mut rows = stmt.query([])?;
+    let mut blobs = Vec::new();
+    while let Some(row) = rows.next()? {
+        blobs.push(row.get::<_, Vec<u8>>(0)?);
+    }
+    Ok(from_blobs(blobs.iter().map(Vec::as_slice), path))
+}
+
+/// Packages from header blobs, and how many blobs were unreadable.
+fn from_blobs<'a>(blobs: impl Iterator<Item = &'a [u8]>, path: &str) -> (Vec<Package>, usize) {
     let mut out = Vec::new();
     let mut bad = 0;
-    while let Some(row) = rows.next()? {
-        let blob: Vec<u8> = row.get(0)?;
+    for blob in blobs {
         let Some(Header {
             name: Some(name),
             version: Some(version),
             release,
             epoch,
-        }) = parse_header(&blob)
+        }) = parse_header(blob)
         else {
             bad += 1;
             continue;
@@ -124,7 +155,7 @@ fn packages(bytes: &[u8], path: &str) -> Result<(Vec<Package>, usize), Box<dyn s
             path: path.to_string(),
         });
     }
-    Ok((out, bad))
+    (out, bad)
 }
 
 /// Builds a header blob (for tests and benchmarks): string tags and an epoch.
