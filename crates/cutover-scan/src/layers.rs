@@ -8,7 +8,8 @@
 //! the image keeps only what each file contributed, keyed by path, so a
 //! whiteout or overwrite in a later layer removes it. Symbolic links are
 //! never followed (names are read as written), so link loops cannot occur;
-//! names with `..` are skipped with a note.
+//! names with `..` are skipped with a note; tar extension entries (long
+//! names, PAX headers) over 1 MiB are refused ([`crate::targuard`]).
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
@@ -18,6 +19,7 @@ use tar::EntryType;
 
 use crate::error::ScanError;
 use crate::inventory::{Inventory, Kind, Parsed, assemble, classify, parse, scan_go_binary};
+use crate::targuard::TarGuard;
 
 /// Bounds on what one scan reads into memory.
 #[derive(Debug, Clone)]
@@ -109,7 +111,7 @@ impl View {
             layer,
             message: e.to_string(),
         };
-        let mut archive = tar::Archive::new(decompress(reader).map_err(err)?);
+        let mut archive = tar::Archive::new(TarGuard::new(decompress(reader).map_err(err)?));
         let mut added: BTreeMap<String, Parsed> = BTreeMap::new();
         for entry in archive.entries().map_err(err)? {
             let mut entry = entry.map_err(err)?;
@@ -189,7 +191,7 @@ impl View {
         }
         // Read to the end, so a truncated or corrupt compressed stream (its
         // trailer and checksum come after the tar's end) is an error.
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(err)?;
+        io::copy(&mut archive.into_inner().into_inner(), &mut io::sink()).map_err(err)?;
         self.files.extend(added);
         Ok(())
     }

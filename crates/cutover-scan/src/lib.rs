@@ -36,6 +36,7 @@ pub mod inventory;
 mod layers;
 pub mod osv;
 mod severity;
+mod targuard;
 pub mod version;
 
 pub use advisory::{Advisory, Affected, Event};
