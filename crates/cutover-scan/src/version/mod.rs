@@ -105,4 +105,93 @@ mod tests {
             ],
         );
     }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+        use proptest::strategy::ValueTree;
+
+        const SCHEMES: [VersionScheme; 7] = [
+            VersionScheme::Dpkg,
+            VersionScheme::Apk,
+            VersionScheme::Rpm,
+            VersionScheme::Semver,
+            VersionScheme::Pep440,
+            VersionScheme::Maven,
+            VersionScheme::Gem,
+        ];
+
+        fn version() -> impl Strategy<Value = String> {
+            "[0-9]{1,3}([.~+_^:-]?([0-9]{1,2}|a|b|rc|p|alpha|beta|sp|r[0-9])){0,4}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Every ordering is reflexive, antisymmetric and transitive on
+            /// version-like strings, and never panics on any string.
+            #[test]
+            fn orderings_are_total_orders(a in version(), b in version(), c in version(), junk in ".{0,24}") {
+                for s in SCHEMES {
+                    let _ = compare(s, &junk, &a);
+                    let (Some(ab), Some(ba)) = (compare(s, &a, &b), compare(s, &b, &a)) else { continue };
+                    prop_assert_eq!(compare(s, &a, &a), Some(Ordering::Equal), "{:?} {}", s, a);
+                    prop_assert_eq!(ab, ba.reverse(), "{:?}: {} vs {}", s, a, b);
+                    if let (Some(bc), Some(ac)) = (compare(s, &b, &c), compare(s, &a, &c))
+                        && ab.is_le()
+                        && bc.is_le()
+                    {
+                        prop_assert!(ac.is_le(), "{:?}: {} <= {} <= {} but {:?}", s, a, b, c, ac);
+                    }
+                }
+            }
+        }
+
+        /// dpkg's own answers, where dpkg is installed (this project's
+        /// machines are Debian): the hand-written ordering must agree.
+        #[test]
+        fn dpkg_agrees_with_dpkg_compare_versions() {
+            let Ok(status) = std::process::Command::new("dpkg").arg("--version").output() else {
+                eprintln!("dpkg not installed; cross-check not run");
+                return;
+            };
+            assert!(status.status.success());
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let strategy =
+                "[0-9]{1,2}(:)?[0-9a-z]{1,3}([.~+][0-9a-z~]{1,3}){0,3}(-[0-9a-z.~+]{1,4})?";
+            let mut checked = 0;
+            let suffixes = ["~", "~~", "~1", "+b1", ".0", "a", "-1", "-0", "1", "~rc1-1"];
+            for i in 0..150 {
+                let a = strategy.new_tree(&mut runner).unwrap().current();
+                // Half the pairs are near neighbours, where `~` and revisions decide.
+                let b = if i % 2 == 0 {
+                    format!("{a}{}", suffixes[i / 2 % suffixes.len()])
+                } else {
+                    strategy.new_tree(&mut runner).unwrap().current()
+                };
+                let dpkg_lt = |x: &str, y: &str| {
+                    std::process::Command::new("dpkg")
+                        .args(["--compare-versions", x, "lt", y])
+                        .status()
+                        .map(|s| s.success())
+                        .unwrap_or(false)
+                };
+                let valid = std::process::Command::new("dpkg")
+                    .args(["--validate-version", &a])
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && std::process::Command::new("dpkg")
+                        .args(["--validate-version", &b])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !valid {
+                    continue;
+                }
+                assert_eq!(dpkg_compare(&a, &b).is_lt(), dpkg_lt(&a, &b), "{a} < {b}");
+                assert_eq!(dpkg_compare(&b, &a).is_lt(), dpkg_lt(&b, &a), "{b} < {a}");
+                checked += 1;
+            }
+            assert!(checked >= 50, "only {checked} valid version pairs");
+        }
+    }
 }
