@@ -176,6 +176,16 @@ fn every_inventory_source() {
             0o644,
         )
         .file(
+            "var/lib/dpkg/status.d/python3.11",
+            b"Package: python3.11\nVersion: 3.11.2-6\n",
+            0o644,
+        )
+        .file(
+            "var/lib/dpkg/status.d/python3.11.md5sums",
+            b"abc  usr/bin/python3.11\n",
+            0o644,
+        )
+        .file(
             "app/package-lock.json",
             br#"{"lockfileVersion":3,"packages":{"node_modules/minimist":{"version":"1.2.5"}}}"#,
             0o644,
@@ -216,6 +226,7 @@ fn every_inventory_source() {
         "Rocky Linux curl@7.76.1-26.el9",
         "Rocky Linux bash@4.4.20-4.el8_6",
         "Debian tzdata@2024a-0+deb12u1",
+        "Debian python3.11@3.11.2-6",
         "npm minimist@1.2.5",
         "PyPI PyYAML@5.3.1",
         "PyPI jinja2@2.11.2",

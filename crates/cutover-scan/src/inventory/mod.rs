@@ -103,12 +103,13 @@ pub(crate) fn classify(path: &str, mode: u32) -> Option<Kind> {
         "lib/apk/db/installed" => Kind::ApkInstalled,
         "var/lib/rpm/rpmdb.sqlite" | "usr/lib/sysimage/rpm/rpmdb.sqlite" => Kind::RpmSqlite,
         "var/lib/rpm/Packages" | "usr/lib/sysimage/rpm/Packages" => Kind::RpmBerkeley,
-        _ if path.starts_with("var/lib/dpkg/status.d/") && !file.contains('.') => Kind::DpkgStatusD,
+        _ if path.starts_with("var/lib/dpkg/status.d/") && !file.ends_with(".md5sums") => {
+            Kind::DpkgStatusD
+        }
         _ if file == "package-lock.json" && !path.contains("node_modules/") => Kind::NpmLock,
         _ if file == "package.json" && is_node_module_dir(path) => Kind::NpmPackageJson,
         _ if file == "METADATA" && parent.ends_with(".dist-info") => Kind::PythonMetadata,
         _ if file == "PKG-INFO" && parent.ends_with(".egg-info") => Kind::PythonMetadata,
-        "poetry.lock" => Kind::PoetryLock,
         _ if file == "poetry.lock" => Kind::PoetryLock,
         _ if file == "Pipfile.lock" => Kind::PipfileLock,
         _ if file.starts_with("requirements") && file.ends_with(".txt") => Kind::Requirements,
