@@ -50,6 +50,7 @@
 //! the task definition) is checked by [`check_task_definition`].
 
 mod alarm_rule;
+pub mod applications;
 pub mod ci;
 pub mod functions;
 mod validate;
@@ -170,6 +171,13 @@ pub struct Stack {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub image_repositories: BTreeMap<String, crate::ecr::ImageRepositorySpec>,
+    /// CodeDeploy applications for hosts (see [`applications`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub applications: BTreeMap<String, applications::Application>,
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repositories: Option<Value>,
@@ -708,7 +716,7 @@ pub struct CircuitBreaker {
 }
 
 /// A custom deployment configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentConfig {
     /// How traffic shifts (always set after [`parse_stack`]).
@@ -717,6 +725,15 @@ pub struct DeploymentConfig {
     /// AWS's name for the same; input only, folded into `traffic_routing` by [`parse_stack`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing_config: Option<TrafficRouting>,
+    /// `ECS` or `Server` (see [`DeploymentConfig::platform`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_platform: Option<applications::ComputePlatform>,
+    /// Server: how many hosts stay healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_healthy_hosts: Option<applications::MinimumHealthyHosts>,
+    /// Server: zone by zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zonal_config: Option<applications::ZonalConfig>,
 }
 
 /// `trafficRouting`, as AWS writes `trafficRoutingConfig`.
