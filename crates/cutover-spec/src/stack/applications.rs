@@ -294,11 +294,12 @@ impl DeploymentConfig {
     /// The platform this configuration is for: as written, else Server when
     /// it has `minimumHealthyHosts`, else ECS.
     pub fn platform(&self) -> ComputePlatform {
-        self.compute_platform.unwrap_or(if self.minimum_healthy_hosts.is_some() {
-            ComputePlatform::Server
-        } else {
-            ComputePlatform::Ecs
-        })
+        self.compute_platform
+            .unwrap_or(if self.minimum_healthy_hosts.is_some() {
+                ComputePlatform::Server
+            } else {
+                ComputePlatform::Ecs
+            })
     }
 }
 
@@ -453,7 +454,11 @@ fn validate_group(
         ),
         _ => {}
     }
-    filters(&g.on_premises_tag_filters, &at.key("onPremisesTagFilters"), s);
+    filters(
+        &g.on_premises_tag_filters,
+        &at.key("onPremisesTagFilters"),
+        s,
+    );
     let set = at.key("onPremisesTagSet");
     if g.on_premises_tag_set.len() > MAX_TAG_SET_GROUPS {
         s.error(
@@ -531,7 +536,11 @@ fn validate_group(
                 "needs at least one filter choosing the replacement hosts",
             );
         }
-        filters(&bg.replacement_tag_filters, &bp.key("replacementTagFilters"), s);
+        filters(
+            &bg.replacement_tag_filters,
+            &bp.key("replacementTagFilters"),
+            s,
+        );
         if stack.traffic_shift(&bg.traffic_config).is_none() {
             s.error(
                 &bp.key("trafficConfig"),
@@ -563,12 +572,12 @@ fn filters(list: &[TagFilter], at: &Path, s: &Sink<'_>) {
             TagFilterType::ValueOnly => (false, true),
             TagFilterType::KeyAndValue => (true, true),
         };
-        for (needed, given, key) in [
-            (needs_key, &f.key, "Key"),
-            (needs_value, &f.value, "Value"),
-        ] {
+        for (needed, given, key) in [(needs_key, &f.key, "Key"), (needs_value, &f.value, "Value")] {
             match given {
-                None if needed => s.error(&fp, format!("missing field \"{key}\" (Type is {})", type_name(f.kind))),
+                None if needed => s.error(
+                    &fp,
+                    format!("missing field \"{key}\" (Type is {})", type_name(f.kind)),
+                ),
                 Some(v) if needed && v.is_empty() => s.error(&fp.key(key), "must not be empty"),
                 Some(_) if !needed => s.error_key(
                     &fp.key(key),

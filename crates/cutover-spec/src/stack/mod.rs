@@ -171,13 +171,6 @@ pub struct Stack {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub image_repositories: BTreeMap<String, crate::ecr::ImageRepositorySpec>,
-    /// CodeDeploy applications for hosts (see [`applications`]).
-    #[serde(
-        default,
-        deserialize_with = "tolerant_map",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub applications: BTreeMap<String, applications::Application>,
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repositories: Option<Value>,
@@ -187,6 +180,13 @@ pub struct Stack {
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<Value>,
+    /// CodeDeploy applications for hosts (see [`applications`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub applications: BTreeMap<String, applications::Application>,
 }
 
 /// One service: a number of copies of a task definition, maybe behind a load balancer.
