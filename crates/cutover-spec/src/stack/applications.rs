@@ -258,7 +258,12 @@ pub enum HostsRule {
     /// `CodeDeployDefault.OneAtATime`: one host at a time; a failure of the
     /// last host alone does not fail the deployment.
     OneAtATime,
-    /// A minimum number or share of healthy hosts.
+    /// `CodeDeployDefault.HalfAtATime`: up to half the hosts at a time
+    /// (at least one), half of them (rounded up) must succeed.
+    HalfAtATime,
+    /// `CodeDeployDefault.AllAtOnce`: every host at once, one must succeed.
+    AllAtOnce,
+    /// A custom minimum number or share of healthy hosts.
     Minimum(MinimumHealthyHosts),
 }
 
@@ -276,14 +281,8 @@ impl HostConfig {
     pub fn predefined(name: &str) -> Option<HostConfig> {
         let rule = match name {
             "CodeDeployDefault.OneAtATime" => HostsRule::OneAtATime,
-            "CodeDeployDefault.HalfAtATime" => HostsRule::Minimum(MinimumHealthyHosts {
-                kind: MinimumHealthyHostsType::FleetPercent,
-                value: 50,
-            }),
-            "CodeDeployDefault.AllAtOnce" => HostsRule::Minimum(MinimumHealthyHosts {
-                kind: MinimumHealthyHostsType::HostCount,
-                value: 0,
-            }),
+            "CodeDeployDefault.HalfAtATime" => HostsRule::HalfAtATime,
+            "CodeDeployDefault.AllAtOnce" => HostsRule::AllAtOnce,
             _ => return None,
         };
         Some(HostConfig { rule, zonal: None })
