@@ -502,9 +502,9 @@ impl HostDeployment {
         }
         let healthy = self.in_service();
         let zone_healthy = self.count(Some(zone), HostRun::in_service);
+        // An unhealthy host takes nothing out of service: it may always go.
         let fits = |h: &HostRun| {
-            let out = usize::from(h.healthy_at_start);
-            healthy >= limits.keep_healthy + out && zone_healthy >= zone_keep + out
+            !h.healthy_at_start || (healthy > limits.keep_healthy && zone_healthy > zone_keep)
         };
         let pending = |h: &&HostRun| h.zone == zone && h.state == HostState::Pending;
         let order = self
