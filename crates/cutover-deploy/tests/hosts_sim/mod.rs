@@ -234,7 +234,7 @@ impl Sim {
                 .map(|j| self.zone_of(j))
                 .collect();
             let first = zones.iter().next().cloned().unwrap_or_default();
-            let prev_zone = zones.iter().filter(|z| **z < zone).next_back().unwrap();
+            let prev_zone = zones.iter().rfind(|z| **z < zone).unwrap();
             let wait = if *prev_zone == first {
                 zonal
                     .first_zone_monitor_duration_in_seconds
