@@ -375,6 +375,18 @@ pub fn parse_host_appspec(file: &str, text: &str) -> Result<Parsed<HostAppSpec>,
 fn read_hooks(s: &Sink<'_>) -> Vec<EventScripts> {
     let at = Path::root().key("hooks");
     let mut out: Vec<EventScripts> = Vec::new();
+    if let Some(node) = s.root.get(&at)
+        && !matches!(
+            node.value,
+            crate::doc::Value::Map(_) | crate::doc::Value::Null
+        )
+    {
+        s.error(
+            &at,
+            "expected a mapping from lifecycle events to lists of scripts",
+        );
+        return out;
+    }
     for name in s.keys(&at) {
         let path = at.key(&name);
         let Some(event) = HostEvent::from_name(&name) else {

@@ -275,6 +275,19 @@ fn hooks_mistakes() {
 }
 
 #[test]
+fn hooks_must_be_a_mapping() {
+    check(
+        r#"
+        version: 0.0
+        os: linux
+        hooks:
+          - ApplicationStop: stop.sh
+        "#,
+        "appspec.yml:4:3: hooks: expected a mapping from lifecycle events to lists of scripts",
+    );
+}
+
+#[test]
 fn an_unknown_key_is_a_warning() {
     let text = "version: 0.0\nos: linux\nfile_exist_behavior: OVERWRITE\n";
     let parsed = parse_host_appspec("appspec.yml", text).unwrap();

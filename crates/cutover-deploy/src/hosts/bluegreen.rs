@@ -18,11 +18,12 @@ use cutover_spec::HostEvent;
 use cutover_spec::stack::applications::HostConfig;
 use serde::{Deserialize, Serialize};
 
-use super::inplace::{
-    EndReason, HostDeployment, HostDeploymentStatus, HostEffect, HostInput, HostRollback, HostRun,
-    HostState, HostTarget, HostsSpec,
-};
+use super::inplace::HostDeployment;
 use super::lifecycle::{self, Action, Revision, Step};
+use super::types::{
+    EndReason, HostDeploymentStatus, HostEffect, HostInput, HostRollback, HostRun, HostState,
+    HostTarget, HostsSpec,
+};
 use crate::config::TrafficRouting;
 use crate::schedule;
 use crate::time::Millis;

@@ -3,6 +3,7 @@
 //! - [`lifecycle`]: each host's events in CodeDeploy's order, and whose
 //!   scripts each runs.
 //! - [`rules`]: the minimum healthy hosts arithmetic.
+//! - [`types`]: hosts, spec, host states, statuses, inputs and effects.
 //! - [`inplace`]: [`HostDeployment`], the in-place state machine (waves,
 //!   zones, failure rules, rollback).
 //! - [`bluegreen`]: [`HostBlueGreen`], blue/green onto replacement hosts.
@@ -39,9 +40,11 @@ pub mod bluegreen;
 pub mod inplace;
 pub mod lifecycle;
 pub mod rules;
+pub mod types;
 
 pub use bluegreen::HostBlueGreen;
-pub use inplace::{
-    EndReason, HostDeployment, HostDeploymentStatus, HostEffect, HostInput, HostRollback, HostRun,
-    HostState, HostTarget, HostsSpec,
+pub use inplace::HostDeployment;
+pub use types::{
+    EndReason, HostDeploymentStatus, HostEffect, HostInput, HostRollback, HostRun, HostState,
+    HostTarget, HostsSpec,
 };
