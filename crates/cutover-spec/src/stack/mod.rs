@@ -44,6 +44,10 @@
 //! mapping, checked as ECR checks a policy's text) and `anonymousPull` (see
 //! [`crate::ecr::ImageRepositorySpec`]).
 //!
+//! `applications:` declares CodeDeploy applications for hosts (deployment
+//! groups chosen by on-premises tags), and a `deploymentConfigs:` entry
+//! with `minimumHealthyHosts` is one for hosts (see [`applications`]).
+//!
 //! Cross-references are checked: alarm and deployment config names, the
 //! service an alarm watches, listener addresses unique across services.
 //! What needs another file (the container named by `loadBalancer` exists in
