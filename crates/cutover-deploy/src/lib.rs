@@ -65,6 +65,10 @@
 //! - [`rolling`]: the ECS rolling-update planner with circuit breaker.
 //! - [`deployment`]: a stored deployment's kind and engine state, and the
 //!   names of kinds and statuses.
+//! - [`hosts`]: host deployments (CodeDeploy for EC2/on-premises): each
+//!   host's lifecycle, the minimum healthy hosts rules, the in-place
+//!   planner (waves, zones, rollback) and blue/green onto replacement
+//!   hosts; its module documentation has their state tables.
 //! - [`alarm`]: CloudWatch-style metric alarms at one-second resolution and
 //!   composite alarm rules.
 
@@ -72,6 +76,7 @@ pub mod alarm;
 pub mod bluegreen;
 pub mod config;
 pub mod deployment;
+pub mod hosts;
 pub mod rolling;
 pub mod schedule;
 pub mod time;

@@ -22,7 +22,8 @@
 //! value is replaced whatever it holds, as AWS does, and a value that names
 //! no task definition is only a warning ([`TaskDefinitionFrom`]). An
 //! EC2/on-premises appspec (`os`, `files`, `hooks`) is recognised and
-//! refused as such, not read as a broken ECS one. Each hook is a
+//! refused as such, not read as a broken ECS one ([`crate::appspec_host`]
+//! reads it). Each hook is a
 //! one-key mapping from a lifecycle event to the function to call. Keys are
 //! case-sensitive; an unknown key is a warning.
 
@@ -33,6 +34,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::appspec_host::host_appspec_key;
 use crate::check::{Document, Sink, is_aws_name};
 use crate::diag::{Parsed, SpecError};
 use crate::doc::{Format, Path, quote};
@@ -276,7 +278,7 @@ pub fn parse_appspec_for(
     if let Some(key) = host_appspec_key(doc.root()) {
         sink.error_key(
             &Path::root().key(key),
-            "this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service",
+            "this is an EC2/on-premises appspec (`os`, `files`, `hooks`), for a host deployment (an application with computePlatform: Server), not an ECS service; an ECS appspec has `Resources` with one AWS::ECS::Service",
         );
         return sink.finish(None);
     }
@@ -287,17 +289,6 @@ pub fn parse_appspec_for(
     // An AppSpec without exactly one resource is refused by `validate`, so
     // `target_service` can index it.
     sink.finish(spec)
-}
-
-/// The first of `os`, `files` and `hooks` when the document is an
-/// EC2/on-premises appspec: one of them at the top and no `Resources`.
-fn host_appspec_key(root: &crate::doc::Node) -> Option<&'static str> {
-    if root.entry("Resources").is_some() {
-        return None;
-    }
-    ["os", "files", "hooks"]
-        .into_iter()
-        .find(|k| root.entry(k).is_some())
 }
 
 fn validate(spec: &AppSpec, s: &Sink<'_>, from: TaskDefinitionFrom) {
@@ -368,7 +359,9 @@ fn validate(spec: &AppSpec, s: &Sink<'_>, from: TaskDefinitionFrom) {
 }
 
 /// `0.0` (a YAML or JSON number) or `"0.0"`, as a string.
-fn version_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub(crate) fn version_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     struct V;
     impl Visitor<'_> for V {
         type Value = String;

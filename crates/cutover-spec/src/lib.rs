@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `taskdef.json` | [`taskdef::parse_task_definition`] | ECS `RegisterTaskDefinition` input, or `describe-task-definition` output |
 //! | `appspec.yaml` | [`appspec::parse_appspec`] | CodeDeploy AppSpec for ECS (YAML or JSON) |
+//! | `appspec.yml` | [`appspec_host::parse_host_appspec`] | CodeDeploy AppSpec for EC2/on-premises hosts |
 //! | `imagedefinitions.json` | [`handoff::parse_image_definitions`] | CodePipeline ECS deploy hand-off |
 //! | `imageDetail.json` | [`handoff::parse_image_detail`] | CodePipeline blue/green deploy hand-off |
 //! | `stack.yaml` | [`stack::parse_stack`] | Cutover's own stack of services, deployment configs and alarms |
@@ -23,6 +24,7 @@
 //! is strict (an unknown key is an error, with a "did you mean" suggestion).
 
 pub mod appspec;
+pub mod appspec_host;
 pub mod diag;
 pub mod doc;
 pub mod ecr;
@@ -35,6 +37,7 @@ mod check;
 mod de;
 
 pub use appspec::{AppSpec, LifecycleEvent, TaskDefinitionFrom, parse_appspec, parse_appspec_for};
+pub use appspec_host::{HostAppSpec, HostEvent, is_host_appspec, parse_host_appspec};
 pub use check::suggest;
 pub use diag::{Diagnostic, Parsed, Severity, SpecError};
 pub use handoff::{ImageDefinition, ImageDetail, parse_image_definitions, parse_image_detail};

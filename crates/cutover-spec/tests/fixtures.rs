@@ -473,7 +473,7 @@ services:
     let err = parse_stack("stack.yaml", text).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"stack.yaml:1:1: x-health: unknown key "x-health", expected one of services, deploymentConfigs, alarms, functions, imageRepositories, repositories, buildProjects, pipelines"#
+        r#"stack.yaml:1:1: x-health: unknown key "x-health", expected one of services, deploymentConfigs, alarms, functions, imageRepositories, repositories, buildProjects, pipelines, applications"#
     );
 
     let text = text

@@ -1169,7 +1169,7 @@ fn appspec_task_definition_placeholders_are_replaced_where_the_task_definition_c
 
 #[test]
 fn an_ec2_appspec_is_recognised_as_such() {
-    let expected = "appspec.yml:2:1: os: this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service";
+    let expected = "appspec.yml:2:1: os: this is an EC2/on-premises appspec (`os`, `files`, `hooks`), for a host deployment (an application with computePlatform: Server), not an ECS service; an ECS appspec has `Resources` with one AWS::ECS::Service";
     let ec2 = r#"
         version: 0.0
         os: linux
@@ -1190,7 +1190,7 @@ fn an_ec2_appspec_is_recognised_as_such() {
         {"version": 0.0,
          "hooks": {"ApplicationStart": [{"location": "start.sh"}]}}
         "#,
-        r#"appspec.json:2:2: hooks: this is an EC2/on-premises appspec (`os`, `files`, `hooks`): host deployments are not supported yet (issue: hosts); an ECS appspec has `Resources` with one AWS::ECS::Service"#,
+        r#"appspec.json:2:2: hooks: this is an EC2/on-premises appspec (`os`, `files`, `hooks`), for a host deployment (an application with computePlatform: Server), not an ECS service; an ECS appspec has `Resources` with one AWS::ECS::Service"#,
     );
 }
 

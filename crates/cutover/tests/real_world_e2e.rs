@@ -55,19 +55,8 @@ const fn ok(file: &'static str) -> Fixture {
     }
 }
 
-const HOSTS: &str = "EC2/on-premises deployments (issue: hosts)";
-const EC2_APPSPEC: &str = "this is an EC2/on-premises appspec";
 const S3_SOURCE: &str = "provider \"S3\" is not supported for category Source";
 const S3_AND_CODEDEPLOY: &str = "S3 source and CodeDeploy (EC2) deploy actions";
-
-const fn host_appspec(file: &'static str) -> Fixture {
-    Fixture {
-        file,
-        outcome: Outcome::Refused,
-        rule: EC2_APPSPEC,
-        aws: Aws::AcceptsUnsupported(HOSTS),
-    }
-}
 
 const fn s3_pipeline(file: &'static str) -> Fixture {
     Fixture {
@@ -80,12 +69,18 @@ const fn s3_pipeline(file: &'static str) -> Fixture {
 
 /// Every fixture, in path order; a file missing here fails the test.
 const FIXTURES: &[Fixture] = &[
-    host_appspec("appspec/codedeploy-ansible-local.appspec.yml"),
-    host_appspec("appspec/codedeploy-chef-solo.appspec.yml"),
-    host_appspec("appspec/codedeploy-elb-v2.appspec.yml"),
-    host_appspec("appspec/codedeploy-puppet-masterless.appspec.yml"),
-    host_appspec("appspec/codedeploy-sampleapp-linux.appspec.yml"),
-    host_appspec("appspec/codedeploy-sampleapp-windows.appspec.yml"),
+    // EC2/on-premises appspecs (`os: linux`), read as host appspecs.
+    ok("appspec/codedeploy-ansible-local.appspec.yml"),
+    ok("appspec/codedeploy-chef-solo.appspec.yml"),
+    ok("appspec/codedeploy-elb-v2.appspec.yml"),
+    ok("appspec/codedeploy-puppet-masterless.appspec.yml"),
+    ok("appspec/codedeploy-sampleapp-linux.appspec.yml"),
+    Fixture {
+        file: "appspec/codedeploy-sampleapp-windows.appspec.yml",
+        outcome: Outcome::Refused,
+        rule: "Windows hosts are not supported",
+        aws: Aws::AcceptsUnsupported("Windows Server hosts"),
+    },
     // `<TASK_DEFINITION>` is replaced by the revision deployed.
     ok("appspec/ecr-codedeploy-tutorial.appspec.yaml"),
     ok("appspec/fargate-dev-workshop.appspec.json"),
@@ -131,8 +126,9 @@ const FORMATS: &[(&str, &str, &str)] = &[
         "CodeDeploy AppSpec files",
         "ECS appspecs (`Resources` with one `AWS::ECS::Service`) are supported; a placeholder \
          `TaskDefinition` is replaced by the revision deployed. EC2/on-premises appspecs \
-         (`os`, `files`, `hooks`) are recognised and refused with a message saying so: host \
-         deployments are not supported yet.",
+         (`os`, `files`, `hooks`) are told apart by their content and read with AWS's rules \
+         for hosts ([hosts.md](hosts.md)); `os: windows` is refused: Cutover deploys to Linux \
+         hosts only.",
     ),
     (
         "buildspec",

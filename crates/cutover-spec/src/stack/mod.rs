@@ -44,12 +44,17 @@
 //! mapping, checked as ECR checks a policy's text) and `anonymousPull` (see
 //! [`crate::ecr::ImageRepositorySpec`]).
 //!
+//! `applications:` declares CodeDeploy applications for hosts (deployment
+//! groups chosen by on-premises tags), and a `deploymentConfigs:` entry
+//! with `minimumHealthyHosts` is one for hosts (see [`applications`]).
+//!
 //! Cross-references are checked: alarm and deployment config names, the
 //! service an alarm watches, listener addresses unique across services.
 //! What needs another file (the container named by `loadBalancer` exists in
 //! the task definition) is checked by [`check_task_definition`].
 
 mod alarm_rule;
+pub mod applications;
 pub mod ci;
 pub mod functions;
 mod validate;
@@ -179,6 +184,13 @@ pub struct Stack {
     /// Kept as written, not validated yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipelines: Option<Value>,
+    /// CodeDeploy applications for hosts (see [`applications`]).
+    #[serde(
+        default,
+        deserialize_with = "tolerant_map",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub applications: BTreeMap<String, applications::Application>,
 }
 
 /// One service: a number of copies of a task definition, maybe behind a load balancer.
@@ -715,7 +727,7 @@ pub struct CircuitBreaker {
 }
 
 /// A custom deployment configuration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentConfig {
     /// How traffic shifts (always set after [`parse_stack`]).
@@ -724,6 +736,15 @@ pub struct DeploymentConfig {
     /// AWS's name for the same; input only, folded into `traffic_routing` by [`parse_stack`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing_config: Option<TrafficRouting>,
+    /// `ECS` or `Server` (see [`DeploymentConfig::platform`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_platform: Option<applications::ComputePlatform>,
+    /// Server: how many hosts stay healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_healthy_hosts: Option<applications::MinimumHealthyHosts>,
+    /// Server: zone by zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zonal_config: Option<applications::ZonalConfig>,
 }
 
 /// `trafficRouting`, as AWS writes `trafficRoutingConfig`.

@@ -39,7 +39,8 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
         }
         validate_deployment(stack, svc, &at.key("deployment"), s);
     }
-    check_listeners(stack, s);
+    let host_listeners = super::applications::validate(stack, s);
+    check_listeners(stack, host_listeners, s);
     check_deployment_groups(stack, s);
     let configs = Path::root().key("deploymentConfigs");
     for (name, cfg) in &stack.deployment_configs {
@@ -141,7 +142,17 @@ fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
         s.error(&at.key("containerName"), "must not be empty");
     }
     s.range(&at.key("containerPort"), lb.container_port, 1, 65535, "");
-    let hc = &lb.health_check;
+    validate_target_group(&lb.health_check, lb.deregistration_delay_seconds, at, s);
+}
+
+/// Checks a target group's health check and deregistration delay (a
+/// service's `loadBalancer` and a deployment group's alike).
+pub(super) fn validate_target_group(
+    hc: &super::TargetHealthCheck,
+    deregistration_delay_seconds: u64,
+    at: &Path,
+    s: &Sink<'_>,
+) {
     let hp = at.key("healthCheck");
     if !hc.path.starts_with('/') {
         s.error(
@@ -185,7 +196,7 @@ fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
     );
     s.range(
         &at.key("deregistrationDelaySeconds"),
-        lb.deregistration_delay_seconds,
+        deregistration_delay_seconds,
         0,
         3600,
         " seconds",
@@ -194,18 +205,19 @@ fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
 
 /// Two listeners clash when they have the same port and the same IP, or
 /// when either listens on all addresses (`0.0.0.0`, `[::]`).
-fn check_listeners(stack: &Stack, s: &Sink<'_>) {
+fn check_listeners(stack: &Stack, more: Vec<(SocketAddr, Path)>, s: &Sink<'_>) {
     let mut seen: Vec<(SocketAddr, Path)> = Vec::new();
+    let mut all = Vec::new();
     for (name, svc) in &stack.services {
         let Some(lb) = &svc.load_balancer else {
             continue;
         };
         let at = Path::root().key("services").key(name).key("loadBalancer");
-        let listeners = [
-            Some((lb.listener, at.key("listener"))),
-            lb.test_listener.map(|a| (a, at.key("testListener"))),
-        ];
-        for (addr, path) in listeners.into_iter().flatten() {
+        all.push(Some((lb.listener, at.key("listener"))));
+        all.push(lb.test_listener.map(|a| (a, at.key("testListener"))));
+    }
+    {
+        for (addr, path) in all.into_iter().flatten().chain(more) {
             let clash = seen.iter().find(|(other, _)| {
                 other.port() == addr.port()
                     && (other.ip() == addr.ip()
@@ -474,6 +486,9 @@ fn validate_config(name: &str, cfg: &DeploymentConfig, at: &Path, s: &Sink<'_>) 
             "names starting with CodeDeployDefault. are reserved for the predefined configurations",
         );
     }
+    if super::applications::validate_server_config(cfg, at, s) {
+        return;
+    }
     let (routing, rp) = match (&cfg.traffic_routing, &cfg.traffic_routing_config) {
         (Some(_), Some(_)) => {
             s.error_key(
@@ -570,7 +585,7 @@ fn interval(at: &Path, key: &str, seconds: Option<u64>, minutes: Option<u64>, s:
 }
 
 /// `context` follows the name: "" or " in the rule".
-fn unknown_alarm(stack: &Stack, name: &str, context: &str) -> String {
+pub(super) fn unknown_alarm(stack: &Stack, name: &str, context: &str) -> String {
     match suggest(name, stack.alarms.keys().map(String::as_str)) {
         Some(c) => format!(
             "unknown alarm {}{context}, did you mean {}?",

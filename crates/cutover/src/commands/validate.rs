@@ -198,6 +198,11 @@ fn check(kind: Kind, path: &Path, file: &str, text: &str, stack: Option<&StackFi
         // Offline, the task definition deployed is not known: the appspec is
         // checked as `cutover deploy --task-definition` and CodeDeployToECS
         // read it.
+        // An EC2/on-premises appspec is told apart by its content (`os`,
+        // `files` or `hooks` and no `Resources`) and read as one.
+        Kind::Appspec if cutover_spec::is_host_appspec(file, text) => {
+            warnings(cutover_spec::parse_host_appspec(file, text))
+        }
         Kind::Appspec => {
             let parsed = cutover_spec::parse_appspec_for(
                 file,

@@ -130,7 +130,7 @@ fn config_of(r: &cd::TrafficRoutingConfig) -> Result<DeploymentConfig, AwsError>
     };
     Ok(DeploymentConfig {
         traffic_routing: Some(routing),
-        traffic_routing_config: None,
+        ..DeploymentConfig::default()
     })
 }
 
