@@ -12,6 +12,7 @@
 //! `serde_json::Value` here until the stored rows are typed.
 
 pub mod access_keys;
+pub mod agents;
 pub mod alarms;
 pub mod apply;
 pub mod builds;

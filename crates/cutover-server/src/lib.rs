@@ -18,6 +18,7 @@ mod dataplane;
 mod deploy;
 mod detach;
 mod files;
+mod hosts;
 mod private;
 mod taskdef;
 #[cfg(test)]

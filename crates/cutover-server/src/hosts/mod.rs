@@ -1,0 +1,14 @@
+//! Host deployments (CodeDeploy for EC2 and on-premises instances): the
+//! agents that run on the hosts, the bundles they install, and the driver
+//! that deploys a revision to a deployment group's hosts with
+//! `cutover-deploy`'s host planners.
+//!
+//! The seam between the two halves is [`fleet`]: the driver asks a
+//! [`fleet::Fleet`] for the registered hosts and sends it one
+//! lifecycle event per host at a time; the agents' side of the server
+//! implements it (registration, long polls, results) and keeps the
+//! bundles ([`fleet::BundleStore`]).
+
+// The driver and the agents' side land in the next commits; remove then.
+#[allow(dead_code)]
+pub(crate) mod fleet;
