@@ -65,7 +65,7 @@ pub struct RepositoryRow {
 }
 
 /// What a manifest references.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RefKind {
     /// A blob: a config or a layer.
     Blob,
