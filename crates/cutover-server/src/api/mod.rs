@@ -40,6 +40,7 @@ pub(crate) struct AppState {
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
+    pub(crate) registry: Arc<cutover_registry::Registry>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -184,5 +185,8 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     let hooks = Router::new()
         .route("/v1/webhooks/{repository}", post(pipelines::webhook))
         .with_state(state.clone());
-    api.merge(hooks).merge(crate::aws::router(state))
+    // The registry checks its own credentials (Basic, ECR's tokens).
+    api.merge(hooks)
+        .merge(crate::registry::router(state.clone()))
+        .merge(crate::aws::router(state))
 }
