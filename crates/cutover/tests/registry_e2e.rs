@@ -497,3 +497,31 @@ fn hostile_input_is_refused_and_the_server_stays_up() {
         !server.data_dir.join("etc").exists() && !server.data_dir.join("registry/etc").exists()
     );
 }
+
+#[test]
+fn cutover_registry_gc_sweeps_what_nothing_references() {
+    let server = Server::start();
+    create_repository(&server, "web", TagMutability::Mutable, false);
+    let auth = basic(&token(&server));
+    let (_, manifest) = pushed_image(&server, &auth, "web", b"kept");
+    assert_eq!(
+        put_manifest(&server, &auth, "web", "1", &manifest).status,
+        201
+    );
+    // A refused manifest's bytes are stored before its references are
+    // checked: an orphan nothing links, swept at once.
+    let orphan = image_manifest((&digest(b"absent"), 6), &[]);
+    assert_eq!(
+        put_manifest(&server, &auth, "web", "2", &orphan).code(),
+        "MANIFEST_BLOB_UNKNOWN"
+    );
+    let report = server.json(&["registry", "gc"]);
+    assert_eq!(report["blobsDeleted"], 1, "{report}");
+    assert_eq!(report["bytesFreed"], orphan.len());
+    let a = [("Authorization", auth.as_str())];
+    assert_eq!(
+        request(&server, "GET", "/v2/web/manifests/1", &a, b"").body,
+        manifest
+    );
+    assert_eq!(server.json(&["registry", "gc"])["blobsDeleted"], 0);
+}

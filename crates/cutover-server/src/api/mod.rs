@@ -13,6 +13,7 @@ pub(crate) mod deployments;
 mod error;
 mod openapi;
 pub(crate) mod pipelines;
+mod registry;
 pub(crate) mod services;
 pub(crate) mod task_definitions;
 mod tasks;
@@ -89,6 +90,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/access-keys"),
     ("post", "/v1/access-keys"),
     ("delete", "/v1/access-keys/{id}"),
+    ("post", "/v1/registry/gc"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -170,6 +172,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             get(access_keys::list).post(access_keys::create),
         )
         .route("/v1/access-keys/{id}", delete(access_keys::delete))
+        .route("/v1/registry/gc", post(registry::gc))
         .with_state(state.clone());
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
