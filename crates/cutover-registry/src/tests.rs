@@ -191,6 +191,14 @@ async fn a_chunked_upload_refuses_a_chunk_out_of_order_and_verifies_its_digest()
             .await
             .unwrap()
     );
+    // A cancelled upload is gone, its directory too.
+    let id = f.reg.start_upload("web").await.unwrap().to_string();
+    f.reg.cancel_upload("web", &id).await.unwrap();
+    assert_eq!(
+        code(f.reg.upload_offset("web", &id).await),
+        ErrorCode::BlobUploadUnknown
+    );
+    assert!(!f.dir.join("registry/uploads").join(&id).exists());
 }
 
 #[tokio::test]
