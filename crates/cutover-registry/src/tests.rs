@@ -134,6 +134,11 @@ async fn a_chunked_upload_refuses_a_chunk_out_of_order_and_verifies_its_digest()
         .patch_upload("web", &id, Some((3, 9)), body(&[b"de"]))
         .await;
     assert_eq!(code(short), ErrorCode::SizeInvalid);
+    let long = f
+        .reg
+        .patch_upload("web", &id, Some((3, 4)), body(&[b"de", b"fgh"]))
+        .await;
+    assert_eq!(code(long), ErrorCode::SizeInvalid);
     assert_eq!(
         f.reg.upload_offset("web", &id).await.unwrap(),
         3,

@@ -18,6 +18,9 @@ use crate::error::{ErrorCode, RegistryError, Result};
 use crate::names::Digest;
 use crate::{Body, Registry};
 
+/// The write buffer of an upload's file.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
 /// An upload's running hash: the SHA-256 of the first `offset` bytes.
 #[derive(Clone)]
 pub(crate) struct Hashing {
@@ -272,14 +275,28 @@ async fn append(
         });
     }
     let before = hashing.clone();
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .append(true)
         .open(data)
         .await
         .map_err(|_| unknown_upload())?;
+    // Fewer, larger writes on the blocking pool than one per body chunk.
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
+    let too_long = |written: u64| {
+        RegistryError::refused(
+            ErrorCode::SizeInvalid,
+            format!("the chunk holds {written} bytes or more, more than its Content-Range says"),
+        )
+    };
     let outcome: Result<()> = async {
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(RegistryError::Body)?;
+            let written = hashing.offset - before.offset + chunk.len() as u64;
+            if let Some((start, end)) = range
+                && written > end - start + 1
+            {
+                return Err(too_long(written));
+            }
             file.write_all(&chunk)
                 .await
                 .map_err(RegistryError::io("write", data))?;
@@ -306,7 +323,9 @@ async fn append(
     .await;
     if outcome.is_err() {
         *hashing = before;
-        file.set_len(hashing.offset)
+        // What is still buffered is dropped with the writer.
+        file.into_inner()
+            .set_len(hashing.offset)
             .await
             .map_err(RegistryError::io("truncate", data))?;
     }
