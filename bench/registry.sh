@@ -31,8 +31,8 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 if ((${#need[@]})); then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
 fi
-# Debian starts the packaged service; this benchmark runs its own.
-as_root systemctl stop docker-registry 2>/dev/null || true
+# The packaged service (if it runs, on :5000) is left alone: this benchmark
+# runs its own instance on a free port with its own storage.
 
 if [[ -z ${CUTOVER_BIN:-} ]]; then
   cargo build --release --locked -p cutover >&2
