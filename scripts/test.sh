@@ -27,6 +27,7 @@ export PATH="$aws_bin:$PATH"
 
 if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-podman.sh
+  ./scripts/setup-registry-clients.sh
   cargo build --locked -p cutover
   ./scripts/build-test-images.sh target/debug/cutover
 fi

@@ -21,6 +21,7 @@ pub mod error;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;
+pub mod registry;
 mod schema;
 pub mod services;
 pub mod task_definitions;

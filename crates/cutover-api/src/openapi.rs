@@ -7,7 +7,9 @@ use crate::query::{
     BuildListQuery, BuildLogQuery, DeploymentListQuery, EventsQuery, LogsQuery,
     TaskDefinitionListQuery, TaskListQuery,
 };
-use crate::{access_keys, alarms, apply, builds, deployments, error, pipelines, services};
+use crate::{
+    access_keys, alarms, apply, builds, deployments, error, pipelines, registry, services,
+};
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
 use utoipa::openapi::content::ContentBuilder;
@@ -395,6 +397,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(access_keys::DeleteAccessKeyResponse),
     ),
+    ep(
+        "post",
+        "/v1/registry/gc",
+        "Collect the registry's garbage now (unreferenced blobs, stale uploads)",
+        None,
+        ok!(registry::GcResponse),
+    ),
     Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
@@ -480,6 +489,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access_keys::CreateAccessKeyRequest,
         access_keys::CreateAccessKeyResponse,
         access_keys::DeleteAccessKeyResponse,
+        registry::GcResponse,
     ))
 )]
 struct Components;

@@ -20,6 +20,7 @@ mod detach;
 mod files;
 mod hosts;
 mod private;
+mod registry;
 mod taskdef;
 #[cfg(test)]
 mod testing;
@@ -244,6 +245,11 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
     )
     .await
     .context("cannot resume pipelines")?;
+    let registry = Arc::new(
+        cutover_registry::Registry::open(&data_dir, store.clone(), clock.clone())
+            .context("cannot open the registry's storage")?,
+    );
+    tokio::spawn(registry::collect_garbage(registry.clone(), cancel.clone()));
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -263,6 +269,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         pipelines,
         alarms: alarm_tx,
         aws,
+        registry,
     })
 }
 

@@ -16,6 +16,7 @@ mod migrations;
 pub mod ops;
 pub mod pipeline_ops;
 mod pipeline_rows;
+pub mod registry;
 mod rows;
 pub mod secrets;
 pub mod taskdef_status;

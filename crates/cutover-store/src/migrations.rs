@@ -212,6 +212,57 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, name)
     );
     "#,
+    // 9: the OCI registry's metadata (`registry`): repositories, manifests
+    // (their bytes are blobs under `<data>/registry/blobs`), what each
+    // manifest references, tags, and the blobs linked into each repository.
+    r#"
+    CREATE TABLE registry_repositories (
+        name             TEXT PRIMARY KEY,
+        created_at       INTEGER NOT NULL,
+        tag_mutability   TEXT NOT NULL,
+        scan_on_push     INTEGER NOT NULL,
+        anonymous_pull   INTEGER NOT NULL,
+        lifecycle_policy TEXT
+    );
+    CREATE TABLE registry_manifests (
+        repository    TEXT NOT NULL REFERENCES registry_repositories(name) ON DELETE CASCADE,
+        digest        TEXT NOT NULL,
+        media_type    TEXT NOT NULL,
+        size          INTEGER NOT NULL,
+        image_size    INTEGER NOT NULL,
+        pushed_at     INTEGER NOT NULL,
+        artifact_type TEXT,
+        subject       TEXT,
+        annotations   TEXT,
+        PRIMARY KEY (repository, digest)
+    );
+    CREATE INDEX registry_manifests_subject ON registry_manifests (repository, subject);
+    CREATE TABLE registry_manifest_refs (
+        repository TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        child      TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        PRIMARY KEY (repository, digest, child),
+        FOREIGN KEY (repository, digest) REFERENCES registry_manifests(repository, digest) ON DELETE CASCADE
+    );
+    CREATE INDEX registry_manifest_refs_child ON registry_manifest_refs (child);
+    CREATE TABLE registry_tags (
+        repository TEXT NOT NULL,
+        tag        TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (repository, tag),
+        FOREIGN KEY (repository, digest) REFERENCES registry_manifests(repository, digest) ON DELETE CASCADE
+    );
+    CREATE TABLE registry_blobs (
+        repository TEXT NOT NULL REFERENCES registry_repositories(name) ON DELETE CASCADE,
+        digest     TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        linked_at  INTEGER NOT NULL,
+        PRIMARY KEY (repository, digest)
+    );
+    CREATE INDEX registry_blobs_digest ON registry_blobs (digest);
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -102,6 +102,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
+    /// The OCI registry under /v2/ (garbage collection).
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -374,6 +379,14 @@ pub(crate) enum AccessKeyCommand {
         /// The access key id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegistryCommand {
+    /// Delete blobs no manifest references (after a one-hour grace
+    /// period) and uploads unfinished for 24 hours; the server also does
+    /// this every hour.
+    Gc,
 }
 
 #[derive(Debug, Subcommand)]

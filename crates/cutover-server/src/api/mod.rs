@@ -13,6 +13,7 @@ pub(crate) mod deployments;
 mod error;
 mod openapi;
 pub(crate) mod pipelines;
+mod registry;
 pub(crate) mod services;
 pub(crate) mod task_definitions;
 mod tasks;
@@ -40,6 +41,7 @@ pub(crate) struct AppState {
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
+    pub(crate) registry: Arc<cutover_registry::Registry>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -88,6 +90,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/access-keys"),
     ("post", "/v1/access-keys"),
     ("delete", "/v1/access-keys/{id}"),
+    ("post", "/v1/registry/gc"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -169,6 +172,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             get(access_keys::list).post(access_keys::create),
         )
         .route("/v1/access-keys/{id}", delete(access_keys::delete))
+        .route("/v1/registry/gc", post(registry::gc))
         .with_state(state.clone());
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
@@ -184,5 +188,8 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     let hooks = Router::new()
         .route("/v1/webhooks/{repository}", post(pipelines::webhook))
         .with_state(state.clone());
-    api.merge(hooks).merge(crate::aws::router(state))
+    // The registry checks its own credentials (Basic, ECR's tokens).
+    api.merge(hooks)
+        .merge(crate::registry::router(state.clone()))
+        .merge(crate::aws::router(state))
 }

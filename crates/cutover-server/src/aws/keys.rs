@@ -41,6 +41,7 @@ pub(crate) struct KeyRing {
     store: Arc<Store>,
     account: String,
     keys: RwLock<HashMap<String, Entry>>,
+    registry: cutover_registry::token::TokenKey,
 }
 
 impl KeyRing {
@@ -50,12 +51,26 @@ impl KeyRing {
         let mut seed = [0u8; 8];
         rand::rngs::OsRng.fill_bytes(&mut seed);
         let candidate = new_account_id(seed);
-        let (account, rows) = store
+        let mut random = [0u8; 36];
+        rand::rngs::OsRng.fill_bytes(&mut random);
+        let registry_candidate = cutover_registry::token::TokenKey::setting_value(&random);
+        let (account, rows, registry) = store
             .call(move |c| {
                 let account = access_keys::setting_or_insert(c, ACCOUNT_SETTING, &candidate)?;
-                Ok((account, access_keys::list(c)?))
+                let registry = access_keys::setting_or_insert(
+                    c,
+                    cutover_registry::token::SETTING,
+                    &registry_candidate,
+                )?;
+                Ok((account, access_keys::list(c)?, registry))
             })
             .await?;
+        let registry = cutover_registry::token::TokenKey::parse(&registry).ok_or_else(|| {
+            cutover_store::StoreError::Conflict(format!(
+                "the setting {} is not a registry token key",
+                cutover_registry::token::SETTING
+            ))
+        })?;
         let keys = rows
             .into_iter()
             .map(|r| (r.id.clone(), entry(&r)))
@@ -64,7 +79,22 @@ impl KeyRing {
             store,
             account,
             keys: RwLock::new(keys),
+            registry,
         })
+    }
+
+    /// A registry authorization token (the password of user `AWS`), valid
+    /// for 12 hours from `now`: what ECR's GetAuthorizationToken returns,
+    /// base64-encoded after `AWS:`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn mint_registry_token(&self, now: u64) -> String {
+        self.registry.mint(now)
+    }
+
+    /// Whether `token` is a registry token this installation minted that
+    /// is still valid at `now` (the HMAC compared in constant time).
+    pub(crate) fn verify_registry_token(&self, token: &str, now: u64) -> bool {
+        self.registry.verify(token, now)
     }
 
     /// The 12-digit account id of every ARN.
@@ -221,6 +251,18 @@ mod tests {
         assert!(ring.delete(&k.id).await.unwrap());
         assert!(ring.secret_if_usable(&k.id, 0).is_none());
         assert!(!ring.delete(&k.id).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn registry_tokens_verify_for_12_hours_and_survive_a_reload() {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let ring = KeyRing::load(store.clone()).await.unwrap();
+        let token = ring.mint_registry_token(1_000);
+        assert!(ring.verify_registry_token(&token, 1_000));
+        let again = KeyRing::load(store.clone()).await.unwrap();
+        assert!(again.verify_registry_token(&token, 1_000 + 12 * 3_600_000 - 1));
+        assert!(!again.verify_registry_token(&token, 1_000 + 12 * 3_600_000));
+        assert!(!ring.verify_registry_token("AKIA.1.00", 1_000));
     }
 
     #[tokio::test]

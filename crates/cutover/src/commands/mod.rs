@@ -7,6 +7,7 @@ mod demo;
 mod deploy;
 mod logs;
 mod pipelines;
+mod registry;
 mod server;
 mod services;
 mod taskdefs;
@@ -34,6 +35,7 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Deployments { command } => deploy::deployments(&g, command).await,
         Command::Alarms { command } => alarms::run(&g, command).await,
         Command::AccessKeys { command } => access_keys::run(&g, command).await,
+        Command::Registry { command } => registry::run(&g, command).await,
         Command::Pipelines { command } => pipelines::run(&g, command).await,
         Command::Builds { command } => pipelines::builds(&g, command).await,
         Command::Shim(_) | Command::SampleApp => {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod aws;
+pub mod registry;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cutover");
 
