@@ -16,8 +16,9 @@ mod types;
 pub use error::RuntimeError;
 pub use process::{ImageError, ProcessRuntime, shim_main};
 pub use types::{
-    ContainerSpec, ExitInfo, HealthCommand, LogStream, ProbeOutcome, REASON_CANNOT_START,
-    REASON_EXITED, REASON_LOST, REASON_STOPPED, TaskHandle, TaskSpec, TaskStatus,
+    ContainerSpec, ExitInfo, HealthCheckSpec, HealthCommand, LogStream, ProbeOutcome,
+    REASON_CANNOT_START, REASON_EXITED, REASON_LOST, REASON_STOPPED, TaskHandle, TaskSpec,
+    TaskStatus,
 };
 
 use std::time::Duration;
