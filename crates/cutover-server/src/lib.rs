@@ -54,6 +54,11 @@ pub struct ServerConfig {
     /// The AWS region builds and hooks are given (`AWS_REGION`); requests
     /// signed for any region are answered.
     pub aws_region: String,
+    /// Admin addresses of one `cutover proxy` per cluster node, fed the same
+    /// configuration as the local proxy (empty: the local proxy only).
+    pub node_proxies: Vec<SocketAddr>,
+    /// The admin token of the node proxies.
+    pub node_proxy_token: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -66,6 +71,11 @@ impl std::fmt::Debug for ServerConfig {
             .field("docker_host", &self.docker_host)
             .field("keep_setuid_images", &self.keep_setuid_images)
             .field("aws_region", &self.aws_region)
+            .field("node_proxies", &self.node_proxies)
+            .field(
+                "node_proxy_token",
+                &self.node_proxy_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -120,6 +130,9 @@ pub async fn run(
         let docker: Arc<dyn Runtime> = docker.clone();
         runtimes.insert(docker.name().to_string(), docker);
     }
+    if let Some(swarm) = connect_swarm(&cfg, engine.as_deref()).await {
+        runtimes.insert(swarm.name().to_string(), swarm);
+    }
 
     // Bound before the components start, so builds and hooks can be given
     // the endpoint (`AWS_ENDPOINT_URL`) from the first one on.
@@ -133,11 +146,21 @@ pub async fn run(
         dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
             .await
             .context("cannot start the data plane")?;
+    let dataplane: dataplane::SharedDataPlane = if cfg.node_proxies.is_empty() {
+        proxy.clone()
+    } else {
+        tracing::info!(nodes = ?cfg.node_proxies, "data plane: the local proxy and one per node");
+        Arc::new(dataplane::FanOut::new(
+            proxy.clone(),
+            &cfg.node_proxies,
+            cfg.node_proxy_token.as_deref().unwrap_or_default(),
+        ))
+    };
     let state = assemble(Parts {
         store,
         clock: system_clock,
         runtimes,
-        dataplane: proxy.clone(),
+        dataplane: dataplane.clone(),
         data_dir: cfg.data_dir.clone(),
         engine,
         cancel: cancel.clone(),
@@ -145,7 +168,7 @@ pub async fn run(
         aws_region: cfg.aws_region.clone(),
     })
     .await?;
-    tokio::spawn(proxy.supervise(state.controller.changed.clone(), cancel.clone()));
+    tokio::spawn(proxy.supervise(dataplane, state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "cutover server ready");
     if let Some(tx) = ready {
@@ -293,6 +316,30 @@ async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<cutover_docker::Docker
         }
         Err(e) => {
             tracing::info!(reason = %e, "no container engine: runtime docker unavailable (services with runtime: docker are refused)");
+            None
+        }
+    }
+}
+
+/// The Swarm runtime, when the engine found for `runtime: docker` is a
+/// Docker Swarm manager; its services carry the same instance id.
+async fn connect_swarm(
+    cfg: &ServerConfig,
+    engine: Option<&cutover_docker::DockerRuntime>,
+) -> Option<Arc<dyn Runtime>> {
+    let engine = engine?;
+    let options = cutover_docker::DockerOptions {
+        host: cfg.docker_host.clone(),
+        instance: engine.instance().to_owned(),
+        ..Default::default()
+    };
+    match cutover_docker::SwarmRuntime::connect(options).await {
+        Ok(rt) => {
+            tracing::info!(manager = %rt.engine_info().socket, "runtime swarm available");
+            Some(Arc::new(rt))
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "runtime swarm unavailable (services with runtime: swarm are refused)");
             None
         }
     }

@@ -53,7 +53,7 @@ pub fn validate_offline(
         },
     };
     let parsed = validate::parse(&req.file, &req.content).map_err(|e| rejected(e.into()))?;
-    let runtimes = ["process", "docker"].map(String::from).into();
+    let runtimes = ["process", "docker", "swarm"].map(String::from).into();
     let known = validate::Known {
         offline: true,
         ..validate::Known::default()

@@ -149,6 +149,7 @@ pub(crate) fn validate(
         let runtime = match svc.runtime {
             cutover_spec::stack::Runtime::Process => "process",
             cutover_spec::stack::Runtime::Docker => "docker",
+            cutover_spec::stack::Runtime::Swarm => "swarm",
         }
         .to_string();
         if !runtimes.contains(&runtime) {

@@ -232,6 +232,9 @@ pub enum Runtime {
     Process,
     /// Each container is a Docker (or Podman) container.
     Docker,
+    /// Each task is a one-replica service of a Docker Swarm, on the node
+    /// Swarm chooses.
+    Swarm,
 }
 
 /// Where the task definition of a service comes from.
