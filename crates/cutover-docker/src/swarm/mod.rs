@@ -256,6 +256,16 @@ impl SwarmRuntime {
     }
 }
 
+/// Whether `stop` scaled the service to zero replicas.
+fn scaled_to_zero(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.mode.as_ref())
+        .and_then(|m| m.replicated.as_ref())
+        .is_some_and(|r| r.replicas == Some(0))
+}
+
 /// The node port recorded on a service.
 fn port_of(service: &Service) -> Option<u16> {
     service
@@ -328,7 +338,17 @@ impl Runtime for SwarmRuntime {
             return Ok(TaskStatus::Gone);
         };
         let Some(task) = task else {
-            // A service whose task Swarm has not made yet.
+            // Scaled to zero by `stop`: Swarm forgets the task once it
+            // ended. Otherwise Swarm has not made the task yet.
+            if scaled_to_zero(&service) {
+                return Ok(TaskStatus::Exited(ExitInfo {
+                    exit_code: None,
+                    signal: None,
+                    oom_killed: false,
+                    reason: cutover_runtime::REASON_STOPPED.to_owned(),
+                    finished_at_unix_ms: now_ms(),
+                }));
+            }
             return Ok(TaskStatus::Gone);
         };
         Ok(match spec::phase(&task) {
