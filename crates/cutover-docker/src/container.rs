@@ -353,6 +353,7 @@ mod tests {
                 health_check: None,
             },
             labels: BTreeMap::from([("team".into(), "core".into())]),
+            placement: Default::default(),
         }
     }
 

@@ -35,6 +35,10 @@ pub struct TaskSpec {
     /// Free-form labels, kept with the task for the control plane.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Where a cluster runtime may run the task (the service's placement);
+    /// single-machine runtimes ignore it.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 /// The container definition fields a runtime needs.
@@ -128,6 +132,7 @@ pub enum ProbeOutcome {
     TimedOut,
 }
 
+pub use cutover_core::placement::Placement;
 pub use cutover_core::task::TaskHandle;
 
 /// Where a task stands.

@@ -35,8 +35,8 @@ use crate::{DockerOptions, EngineInfo, NetworkMode, discovery};
 
 mod spec;
 
+use spec::Phase;
 pub use spec::REASON_SWARM_MOVED;
-use spec::{Phase, Placement};
 
 /// How often Swarm's task list is read while waiting for a task.
 const POLL: Duration = Duration::from_millis(250);
@@ -304,11 +304,7 @@ impl Runtime for SwarmRuntime {
                     ),
                     None => None,
                 };
-                let placement = Placement {
-                    port,
-                    ..Placement::default()
-                };
-                let body = spec::service_spec(task, &self.instance, &placement);
+                let body = spec::service_spec(task, &self.instance, port);
                 if let Err(e) = self
                     .docker
                     .create_service(body, None)

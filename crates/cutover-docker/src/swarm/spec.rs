@@ -18,9 +18,10 @@ use bollard::models::{
     TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
+use cutover_runtime::placement_types::{ConstraintOp, NodeAttribute};
 use cutover_runtime::{
-    ExitInfo, HealthCommand, REASON_CANNOT_START, REASON_EXITED, REASON_STOPPED, TaskHandle,
-    TaskSpec,
+    ExitInfo, HealthCommand, Placement as TaskPlacement, REASON_CANNOT_START, REASON_EXITED,
+    REASON_STOPPED, TaskHandle, TaskSpec,
 };
 use serde_json::json;
 
@@ -45,19 +46,43 @@ pub(crate) fn service_name(task_id: &str) -> String {
     name.trim_end_matches('-').to_owned()
 }
 
-/// Where the task listens and where Swarm may put it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Placement {
-    /// The node port the task listens on (host network), if it has a port.
-    pub(crate) port: Option<u16>,
-    /// Swarm placement constraints (`node.labels.zone==a`).
-    pub(crate) constraints: Vec<String>,
-    /// Spread preferences (`node.labels.zone`), in order.
-    pub(crate) spread: Vec<String>,
+/// The Swarm name of a node attribute: a node label, the node's platform
+/// or the node itself.
+fn swarm_attribute(attribute: &NodeAttribute) -> String {
+    match attribute {
+        NodeAttribute::Custom(name) => format!("node.labels.{name}"),
+        NodeAttribute::OsType => "node.platform.os".into(),
+        NodeAttribute::CpuArchitecture => "node.platform.arch".into(),
+        NodeAttribute::InstanceId => "node.id".into(),
+    }
 }
 
-/// The `POST /services/create` body of a task.
-pub(crate) fn service_spec(spec: &TaskSpec, instance: &str, placement: &Placement) -> ServiceSpec {
+/// Swarm placement constraints (`node.labels.zone==a`) and spread
+/// descriptors of a task's placement. Spreading over nodes is what Swarm
+/// does anyway, so a spread over `instanceId` adds no preference.
+pub(crate) fn swarm_placement(placement: &TaskPlacement) -> (Vec<String>, Vec<String>) {
+    let constraints = placement
+        .constraints
+        .iter()
+        .map(|c| {
+            let op = match c.op {
+                ConstraintOp::Equal => "==",
+                ConstraintOp::NotEqual => "!=",
+            };
+            format!("{}{op}{}", swarm_attribute(&c.attribute), c.value)
+        })
+        .collect();
+    let spread = placement
+        .spread
+        .iter()
+        .filter(|a| **a != NodeAttribute::InstanceId)
+        .map(swarm_attribute)
+        .collect();
+    (constraints, spread)
+}
+
+/// The `POST /services/create` body of a task listening on node port `port`.
+pub(crate) fn service_spec(spec: &TaskSpec, instance: &str, port: Option<u16>) -> ServiceSpec {
     let c = &spec.container;
     let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
     labels.insert(LABEL_SERVICE.into(), spec.service.clone());
@@ -65,19 +90,19 @@ pub(crate) fn service_spec(spec: &TaskSpec, instance: &str, placement: &Placemen
     labels.insert(LABEL_TASK_DEFINITION.into(), spec.task_definition.clone());
     labels.insert(LABEL_INSTANCE.into(), instance.to_owned());
     labels.insert(LABEL_CONTAINER.into(), c.name.clone());
-    if let Some(port) = placement.port {
+    if let Some(port) = port {
         labels.insert(LABEL_HOST_PORT.into(), port.to_string());
     }
 
     // On the node's network the task listens on the port chosen for it, on
     // every address of the node (the data plane comes from another one).
     let mut env: Vec<(String, String)> = Vec::new();
-    if let Some(port) = placement.port {
+    if let Some(port) = port {
         env.push(("PORT".into(), port.to_string()));
     }
     env.push(("HOST".into(), "0.0.0.0".into()));
     for (name, value) in &c.environment {
-        if name == "PORT" && placement.port.is_some() {
+        if name == "PORT" && port.is_some() {
             continue;
         }
         env.retain(|(n, _)| n != name);
@@ -126,8 +151,8 @@ pub(crate) fn service_spec(spec: &TaskSpec, instance: &str, placement: &Placemen
             .map(|m| i64::from(m) * 1024 * 1024),
         pids: None,
     };
-    let preferences = placement
-        .spread
+    let (constraints, spread) = swarm_placement(&spec.placement);
+    let preferences = spread
         .iter()
         .map(|d| bollard::models::TaskSpecPlacementPreferences {
             spread: Some(bollard::models::TaskSpecPlacementSpread {
@@ -151,8 +176,7 @@ pub(crate) fn service_spec(spec: &TaskSpec, instance: &str, placement: &Placemen
                 ..TaskSpecRestartPolicy::default()
             }),
             placement: Some(TaskSpecPlacement {
-                constraints: (!placement.constraints.is_empty())
-                    .then(|| placement.constraints.clone()),
+                constraints: (!constraints.is_empty()).then_some(constraints),
                 preferences: (!preferences.is_empty()).then_some(preferences),
                 ..TaskSpecPlacement::default()
             }),
@@ -319,6 +343,7 @@ pub(crate) fn exit_info(task: &Task, stopped: bool) -> ExitInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cutover_runtime::placement_types::NodeConstraint;
     use cutover_runtime::{ContainerSpec, HealthCheckSpec};
     use std::collections::BTreeMap;
 
@@ -352,17 +377,32 @@ mod tests {
                 ..ContainerSpec::default()
             },
             labels: BTreeMap::new(),
+            placement: TaskPlacement::default(),
         }
     }
 
     #[test]
     fn a_task_becomes_a_one_replica_service_on_the_node_network() {
-        let placement = Placement {
-            port: Some(21001),
-            constraints: vec!["node.labels.zone==a".into()],
-            spread: vec!["node.labels.zone".into()],
+        let mut spec = spec();
+        spec.placement = TaskPlacement {
+            constraints: vec![
+                NodeConstraint {
+                    attribute: NodeAttribute::Custom("zone".into()),
+                    op: ConstraintOp::Equal,
+                    value: "a".into(),
+                },
+                NodeConstraint {
+                    attribute: NodeAttribute::OsType,
+                    op: ConstraintOp::NotEqual,
+                    value: "windows".into(),
+                },
+            ],
+            spread: vec![
+                NodeAttribute::Custom("zone".into()),
+                NodeAttribute::InstanceId,
+            ],
         };
-        let body = serde_json::to_value(service_spec(&spec(), "inst", &placement)).unwrap();
+        let body = serde_json::to_value(service_spec(&spec, "inst", Some(21001))).unwrap();
         assert_eq!(body["Name"], "cutover-0123456789abcdef0123456789abcdef");
         assert_eq!(body["Mode"]["Replicated"]["Replicas"], 1);
         assert_eq!(body["Labels"][LABEL_INSTANCE], "inst");

@@ -47,6 +47,7 @@
 mod alarm_rule;
 pub mod ci;
 pub mod functions;
+pub mod placement;
 mod validate;
 pub use self::validate::is_service_name;
 
@@ -185,6 +186,12 @@ pub struct Service {
     /// How a new task definition is rolled out.
     #[serde(default)]
     pub deployment: Deployment,
+    /// ECS `placementConstraints` (`runtime: swarm` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_constraints: Vec<placement::PlacementConstraint>,
+    /// ECS `placementStrategy` (`runtime: swarm` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_strategy: Vec<placement::PlacementStrategy>,
 }
 
 fn default_desired_count() -> u32 {
@@ -193,7 +200,7 @@ fn default_desired_count() -> u32 {
 
 /// What the control plane keeps of a service's declaration besides its task
 /// definition, desired count and runtime (which it stores on their own):
-/// the load balancer and the deployment settings. It round-trips through
+/// the load balancer, the deployment and placement settings. It round-trips through
 /// JSON, so the store can keep it as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -204,6 +211,12 @@ pub struct ServiceSettings {
     /// How a new task definition is rolled out.
     #[serde(default)]
     pub deployment: Deployment,
+    /// ECS `placementConstraints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_constraints: Vec<placement::PlacementConstraint>,
+    /// ECS `placementStrategy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_strategy: Vec<placement::PlacementStrategy>,
 }
 
 impl Service {
@@ -212,6 +225,8 @@ impl Service {
         ServiceSettings {
             load_balancer: self.load_balancer.clone(),
             deployment: self.deployment.clone(),
+            placement_constraints: self.placement_constraints.clone(),
+            placement_strategy: self.placement_strategy.clone(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
             validate_load_balancer(lb, &at.key("loadBalancer"), s);
         }
         validate_deployment(stack, svc, &at.key("deployment"), s);
+        validate_placement(svc, &at, s);
     }
     check_listeners(stack, s);
     check_deployment_groups(stack, s);
@@ -59,6 +60,31 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
             );
         }
         validate_hook(hook, &at, s);
+    }
+}
+
+/// Placement maps onto a cluster runtime only; what Swarm cannot express is
+/// refused at its value.
+fn validate_placement(svc: &Service, at: &Path, s: &Sink<'_>) {
+    if svc.placement_constraints.is_empty() && svc.placement_strategy.is_empty() {
+        return;
+    }
+    if svc.runtime != super::Runtime::Swarm {
+        let field = if svc.placement_constraints.is_empty() {
+            "placementStrategy"
+        } else {
+            "placementConstraints"
+        };
+        s.error(
+            &at.key(field),
+            "placement needs runtime: swarm (the other runtimes run every task on this machine)",
+        );
+        return;
+    }
+    let (_, errors) =
+        super::placement::node_placement(&svc.placement_constraints, &svc.placement_strategy, at);
+    for (path, message) in errors {
+        s.error(&path, message);
     }
 }
 
