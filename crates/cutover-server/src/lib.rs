@@ -54,6 +54,8 @@ pub struct ServerConfig {
     /// The AWS region builds and hooks are given (`AWS_REGION`); requests
     /// signed for any region are answered.
     pub aws_region: String,
+    /// The runtime of services whose stack names none (default `process`).
+    pub default_runtime: Option<String>,
     /// Admin addresses of one `cutover proxy` per cluster node, fed the same
     /// configuration as the local proxy (empty: the local proxy only).
     pub node_proxies: Vec<SocketAddr>,
@@ -71,6 +73,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("docker_host", &self.docker_host)
             .field("keep_setuid_images", &self.keep_setuid_images)
             .field("aws_region", &self.aws_region)
+            .field("default_runtime", &self.default_runtime)
             .field("node_proxies", &self.node_proxies)
             .field(
                 "node_proxy_token",
@@ -134,6 +137,17 @@ pub async fn run(
         runtimes.insert(swarm.name().to_string(), swarm);
     }
 
+    let default_runtime = cfg
+        .default_runtime
+        .clone()
+        .unwrap_or_else(|| "process".into());
+    if !runtimes.contains_key(&default_runtime) {
+        anyhow::bail!(
+            "the default runtime {default_runtime:?} is not available on this server (available: {})",
+            runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+
     // Bound before the components start, so builds and hooks can be given
     // the endpoint (`AWS_ENDPOINT_URL`) from the first one on.
     let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -166,6 +180,7 @@ pub async fn run(
         cancel: cancel.clone(),
         aws_endpoint: format!("http://{addr}"),
         aws_region: cfg.aws_region.clone(),
+        default_runtime,
     })
     .await?;
     tokio::spawn(proxy.supervise(dataplane, state.controller.changed.clone(), cancel.clone()));
@@ -204,6 +219,8 @@ pub(crate) struct Parts {
     pub(crate) aws_endpoint: String,
     /// `AWS_REGION` for builds and hooks.
     pub(crate) aws_region: String,
+    /// The runtime of a service whose stack names none.
+    pub(crate) default_runtime: String,
 }
 
 /// Wires the control plane's components over `parts`: adoption and the
@@ -221,6 +238,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         cancel,
         aws_endpoint,
         aws_region,
+        default_runtime,
     } = parts;
     let keys = aws::keys::KeyRing::load(store.clone())
         .await
@@ -285,6 +303,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         pipelines,
         alarms: alarm_tx,
         aws,
+        default_runtime,
     })
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct AppState {
     pub(crate) alarms: tokio::sync::mpsc::UnboundedSender<crate::alarms::SetState>,
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
+    /// The runtime of a service whose stack names none.
+    pub(crate) default_runtime: String,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.

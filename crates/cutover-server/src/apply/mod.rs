@@ -58,7 +58,7 @@ pub fn validate_offline(
         offline: true,
         ..validate::Known::default()
     };
-    validate::validate(req, parsed, &runtimes, &known)
+    validate::validate(req, parsed, &runtimes, "process", &known)
         .map(|v| v.warnings)
         .map_err(rejected)
 }

@@ -172,9 +172,10 @@ pub struct Stack {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
-    /// How tasks run (default `process`).
-    #[serde(default)]
-    pub runtime: Runtime,
+    /// How tasks run; not given: the server's default runtime (`process`
+    /// unless `cutover server --runtime` names another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
     /// How many tasks to keep running, 0..=1000 (default 1).
     #[serde(default = "default_desired_count")]
     pub desired_count: u32,

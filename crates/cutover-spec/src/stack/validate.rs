@@ -69,7 +69,8 @@ fn validate_placement(svc: &Service, at: &Path, s: &Sink<'_>) {
     if svc.placement_constraints.is_empty() && svc.placement_strategy.is_empty() {
         return;
     }
-    if svc.runtime != super::Runtime::Swarm {
+    // Not given: the server's default decides, and the server checks it.
+    if svc.runtime.is_some_and(|r| r != super::Runtime::Swarm) {
         let field = if svc.placement_constraints.is_empty() {
             "placementStrategy"
         } else {
