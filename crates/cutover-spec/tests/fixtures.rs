@@ -234,7 +234,7 @@ fn stack_fixture() {
     );
 
     let web = &stack.services["web"];
-    assert_eq!(web.runtime, None);
+    assert_eq!(web.runtime, Some(Runtime::Process));
     assert_eq!(web.desired_count, 2);
     assert_eq!(
         web.task_definition,

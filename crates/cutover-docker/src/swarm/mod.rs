@@ -347,8 +347,15 @@ impl Runtime for SwarmRuntime {
             }
             return Ok(TaskStatus::Gone);
         };
+        let stopped = self.was_stopped(task_id) || scaled_to_zero(&service);
+        if !stopped && spec::leaving(&task) {
+            // Swarm is taking the task away (a drained or lost node): it
+            // has ended for Cutover now, which replaces it, even though
+            // a lost node may report nothing for a long time.
+            return Ok(TaskStatus::Exited(spec::moved_exit(&task)));
+        }
         Ok(match spec::phase(&task) {
-            Phase::Ended => TaskStatus::Exited(spec::exit_info(&task, self.was_stopped(task_id))),
+            Phase::Ended => TaskStatus::Exited(spec::exit_info(&task, stopped)),
             Phase::Placing { .. } => TaskStatus::Gone,
             Phase::Started { .. } => TaskStatus::Running(
                 self.handle(task_id, &service, &task)

@@ -243,6 +243,30 @@ pub(crate) fn phase(task: &Task) -> Phase {
     }
 }
 
+/// Whether Swarm wants the task gone (desired state past `running`) while
+/// it has not ended yet: a drain, or a node Swarm declared down.
+pub(crate) fn leaving(task: &Task) -> bool {
+    task.desired_state.is_some_and(|d| {
+        matches!(
+            d,
+            TaskState::SHUTDOWN | TaskState::REMOVE | TaskState::ORPHANED | TaskState::COMPLETE
+        )
+    }) && phase(task) != Phase::Ended
+}
+
+/// The exit of a task Swarm is taking away.
+pub(crate) fn moved_exit(task: &Task) -> ExitInfo {
+    let status = task.status.clone().unwrap_or_default();
+    ExitInfo {
+        exit_code: None,
+        signal: None,
+        oom_killed: false,
+        reason: REASON_SWARM_MOVED.to_owned(),
+        finished_at_unix_ms: parse_time_ms(status.timestamp.as_deref())
+            .unwrap_or_else(crate::container::now_ms),
+    }
+}
+
 /// The Swarm task that is the Cutover task: the service's first. With
 /// restart condition `none` there is normally one; a replacement Swarm may
 /// still make (a drained node) is not the Cutover task.
@@ -429,8 +453,10 @@ mod tests {
         assert_eq!(t["Networks"][0]["Target"], "host");
         assert_eq!(
             t["Placement"]["Constraints"],
-            json!(["node.labels.zone==a"])
+            json!(["node.labels.zone==a", "node.platform.os!=windows"])
         );
+        // Spreading over nodes is Swarm's own: no preference for it.
+        assert_eq!(t["Placement"]["Preferences"].as_array().unwrap().len(), 1);
         assert_eq!(
             t["Placement"]["Preferences"][0]["Spread"]["SpreadDescriptor"],
             "node.labels.zone"
@@ -510,6 +536,17 @@ mod tests {
             e.reason
         );
         assert_eq!(e.finished_at_unix_ms, 1_767_225_605_000);
+    }
+
+    #[test]
+    fn a_running_task_swarm_wants_gone_is_leaving() {
+        assert!(leaving(&task("running", "shutdown", Some(("c", 0)), "")));
+        assert!(!leaving(&task("running", "running", Some(("c", 0)), "")));
+        assert!(!leaving(&task("shutdown", "shutdown", Some(("c", 0)), "")));
+        assert_eq!(
+            moved_exit(&task("running", "shutdown", None, "")).reason,
+            REASON_SWARM_MOVED
+        );
     }
 
     #[test]
