@@ -130,6 +130,8 @@ pub enum ProbeOutcome {
     },
     /// The command ran past its timeout and was killed.
     TimedOut,
+    /// The engine runs the check itself (Swarm) and has not decided yet.
+    Pending,
 }
 
 pub use cutover_core::placement::Placement;

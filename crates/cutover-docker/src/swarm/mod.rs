@@ -484,10 +484,8 @@ impl Runtime for SwarmRuntime {
         let task = found.and_then(|(_, t)| t);
         Ok(match task.as_ref().map(spec::phase) {
             Some(Phase::Started { healthy: true }) => ProbeOutcome::Healthy,
-            Some(Phase::Started { healthy: false }) => ProbeOutcome::Unhealthy {
-                exit_code: None,
-                output: "Swarm: the container's health check has not passed yet".into(),
-            },
+            // Swarm ends the task if its check fails: until then, no verdict.
+            Some(Phase::Started { healthy: false }) => ProbeOutcome::Pending,
             Some(Phase::Placing { message }) => ProbeOutcome::Unhealthy {
                 exit_code: None,
                 output: format!("Swarm: not started: {message}"),
