@@ -10,6 +10,8 @@
 # usage: bench/swarm.sh
 #   env: CUTOVER_BIN (default: cargo build --release -p cutover), N (20),
 #        PODMAN_HOST (unix:///run/podman/podman.sock), KEEP_WORK=1.
+# Health checks: every 3 s, 3 s timeout, 3 retries (interval 1 s / timeout
+# 1 s fails exec probes of 20 Podman containers on 2 cores).
 # Needs root, Podman with cutover-sample:test (scripts/setup-podman.sh,
 # scripts/build-test-images.sh). Runs swarm-up.sh itself and swarm-down.sh at
 # the end; cleans up every process it started.
@@ -80,7 +82,7 @@ write_stack() { # RUNTIME PROD
 {"family": "web", "containerDefinitions": [{"name": "web", "image": "cutover-sample:test",
   "entryPoint": ["/cutover"], "command": ["sample-app"], "memory": 64,
   "environment": [{"name": "APP_VERSION", "value": "v1"}], "portMappings": [{"containerPort": 8080}], "stopTimeout": 2,
-  "healthCheck": {"command": ["CMD-SHELL", "wget -qO- http://127.0.0.1:$PORT/health || exit 1"], "interval": 1, "timeout": 1, "retries": 2}}]}
+  "healthCheck": {"command": ["CMD-SHELL", "wget -qO- http://127.0.0.1:$PORT/health || exit 1"], "interval": 3, "timeout": 3, "retries": 3}}]}
 JSON
   cat >"$work/stack.yaml" <<EOF
 services:
