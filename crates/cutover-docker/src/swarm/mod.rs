@@ -34,9 +34,10 @@ use crate::error::{DockerError, if_exists};
 use crate::{DockerOptions, EngineInfo, NetworkMode, discovery};
 
 mod spec;
+mod task;
 
-use spec::Phase;
-pub use spec::REASON_SWARM_MOVED;
+use task::Phase;
+pub use task::REASON_SWARM_MOVED;
 
 /// How often Swarm's task list is read while waiting for a task.
 const POLL: Duration = Duration::from_millis(250);
@@ -132,7 +133,7 @@ impl SwarmRuntime {
             .filters(&HashMap::from([("service", vec![id])]))
             .build();
         let tasks = self.docker.list_tasks(Some(options)).await?;
-        Ok(Some((service, spec::first_task(tasks))))
+        Ok(Some((service, task::first_task(tasks))))
     }
 
     /// The address of a node, asked of the manager once.
@@ -172,7 +173,7 @@ impl SwarmRuntime {
             Some(node) if !node.is_empty() => self.node_addr(node).await?,
             _ => None,
         };
-        Ok(spec::handle(task_id, task, port, addr, &self.engine))
+        Ok(task::handle(task_id, task, port, addr, &self.engine))
     }
 
     /// A node port no service of this instance uses.
@@ -209,7 +210,7 @@ impl SwarmRuntime {
                 });
             };
             if let Some(task) = &task {
-                match spec::phase(task) {
+                match task::phase(task) {
                     Phase::Started { .. } => {
                         return self
                             .handle(task_id, &service, task)
@@ -217,7 +218,7 @@ impl SwarmRuntime {
                             .map_err(self.err(task_id, "inspect the node at"));
                     }
                     Phase::Ended => {
-                        let reason = spec::exit_info(task, false).reason;
+                        let reason = task::exit_info(task, false).reason;
                         self.delete(task_id).await;
                         return Err(RuntimeError::CannotStart {
                             task_id: task_id.to_owned(),
@@ -348,14 +349,14 @@ impl Runtime for SwarmRuntime {
             return Ok(TaskStatus::Gone);
         };
         let stopped = self.was_stopped(task_id) || scaled_to_zero(&service);
-        if !stopped && spec::leaving(&task) {
+        if !stopped && task::leaving(&task) {
             // Swarm is taking the task away (a drained or lost node): it
             // has ended for Cutover now, which replaces it, even though
             // a lost node may report nothing for a long time.
-            return Ok(TaskStatus::Exited(spec::moved_exit(&task)));
+            return Ok(TaskStatus::Exited(task::moved_exit(&task)));
         }
-        Ok(match spec::phase(&task) {
-            Phase::Ended => TaskStatus::Exited(spec::exit_info(&task, stopped)),
+        Ok(match task::phase(&task) {
+            Phase::Ended => TaskStatus::Exited(task::exit_info(&task, stopped)),
             Phase::Placing { .. } => TaskStatus::Gone,
             Phase::Started { .. } => TaskStatus::Running(
                 self.handle(task_id, &service, &task)
@@ -482,7 +483,7 @@ impl Runtime for SwarmRuntime {
             .await
             .map_err(self.err(task_id, "list the tasks at"))?;
         let task = found.and_then(|(_, t)| t);
-        Ok(match task.as_ref().map(spec::phase) {
+        Ok(match task.as_ref().map(task::phase) {
             Some(Phase::Started { healthy: true }) => ProbeOutcome::Healthy,
             // Swarm ends the task if its check fails: until then, no verdict.
             Some(Phase::Started { healthy: false }) => ProbeOutcome::Pending,
