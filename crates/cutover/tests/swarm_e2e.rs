@@ -135,6 +135,15 @@ impl Drop for Swarm {
     }
 }
 
+/// Stops the data plane of a server's data directory when dropped.
+struct DataPlane(PathBuf);
+
+impl Drop for DataPlane {
+    fn drop(&mut self) {
+        stop_data_plane(&self.0);
+    }
+}
+
 fn write_stack(dir: &std::path::Path, prod: u16, test: u16) {
     std::fs::write(
         dir.join("stack.yaml"),
@@ -252,6 +261,10 @@ fn a_swarm_service_is_spread_deployed_drained_and_resumed() {
         ],
         &[("DOCKER_HOST", swarm.var("DOCKER_HOST"))],
     );
+
+    // The local data plane outlives the server by design: stopped when the
+    // test ends, also when it fails.
+    let _data_plane = DataPlane(server.data_dir.clone());
 
     let dir = tempfile::tempdir().unwrap();
     let (prod, test) = (free_port(), free_port());
@@ -371,5 +384,4 @@ fn a_swarm_service_is_spread_deployed_drained_and_resumed() {
     wait_until(Duration::from_secs(60), || server.tasks("web").is_empty())
         .expect("the service's tasks did not stop");
     server.kill9();
-    stop_data_plane(&server.data_dir);
 }
