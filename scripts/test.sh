@@ -4,7 +4,8 @@
 # they are missing, then runs every test of the workspace.
 #
 # CUTOVER_CONTAINER_TESTS=1 (set by .ci/run) also sets up Podman with its
-# Docker-compatible API socket and builds the local test image, and makes the
+# Docker-compatible API socket, builds the local test image and installs
+# Debian's Docker Engine (docker.io) for the swarm test, and makes the
 # container tests fail instead of skip when no engine answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,12 @@ if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-registry-clients.sh
   cargo build --locked -p cutover
   ./scripts/build-test-images.sh target/debug/cutover
+  # The two-node swarm of tests/swarm_e2e.rs: Debian's Docker Engine (the
+  # test itself runs swarm-up.sh and swarm-down.sh).
+  command -v dockerd >/dev/null || {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io
+  }
 fi
 
 cargo test --workspace --locked "$@"

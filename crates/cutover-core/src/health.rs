@@ -46,6 +46,9 @@ pub enum ProbeResult {
     Fail,
     /// The probe exceeded the policy timeout.
     TimedOut,
+    /// The runtime's own check (a cluster engine runs it) has not decided
+    /// yet: nothing is recorded, the probe runs again at the next step.
+    Pending,
 }
 
 /// A change of health status, reported once when it happens.
@@ -117,6 +120,7 @@ impl HealthTracker {
                 self.ever_passed = true;
                 self.status = HealthStatus::Healthy;
             }
+            ProbeResult::Pending => {}
             ProbeResult::Fail | ProbeResult::TimedOut => {
                 if !in_start_period {
                     self.consecutive_failures += 1;
@@ -181,6 +185,26 @@ mod tests {
         assert_eq!(t.status(), HealthStatus::Unknown);
         let tr = t.record(12_000, ProbeResult::Fail).unwrap();
         assert_eq!(tr.to, HealthStatus::Unhealthy);
+    }
+
+    #[test]
+    fn a_pending_verdict_counts_for_nothing_and_probes_again() {
+        let mut p = policy();
+        p.start_period_ms = 0;
+        p.retries = 1;
+        let mut t = HealthTracker::new(p, 0);
+        for s in 1..5 {
+            assert_eq!(t.record(s * 1_000, ProbeResult::Pending), None);
+            assert_eq!(t.next_probe_at(), (s + 1) * 1_000);
+        }
+        assert_eq!(
+            (t.status(), t.consecutive_failures()),
+            (HealthStatus::Unknown, 0)
+        );
+        assert_eq!(
+            t.record(5_000, ProbeResult::Pass).unwrap().to,
+            HealthStatus::Healthy
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! drives it with the wall clock and tests drive it with simulated time.
 
 pub mod health;
+pub mod placement;
 pub mod reconcile;
 pub mod service;
 pub mod task;

@@ -75,6 +75,7 @@ fn spec(runtime: &str, task_id: &str) -> TaskSpec {
         task_definition: "bench:1".into(),
         container,
         labels: BTreeMap::new(),
+        placement: Default::default(),
     }
 }
 

@@ -350,8 +350,10 @@ mod tests {
                 stop_timeout: Duration::from_millis(2500),
                 cpu: Some(256),
                 memory_mib: Some(128),
+                health_check: None,
             },
             labels: BTreeMap::from([("team".into(), "core".into())]),
+            placement: Default::default(),
         }
     }
 

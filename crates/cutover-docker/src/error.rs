@@ -33,6 +33,16 @@ pub enum DockerError {
         /// The oldest version this client speaks.
         minimum: &'static str,
     },
+    /// `runtime: swarm` needs a swarm manager, and this engine is not one.
+    #[error(
+        "engine at {endpoint} is not a Docker Swarm manager (swarm state {state:?}); run `docker swarm init` or point DOCKER_HOST at a manager"
+    )]
+    NotAManager {
+        /// Address of the engine.
+        endpoint: String,
+        /// Its `Swarm.LocalNodeState` ("inactive", "active", ...).
+        state: String,
+    },
     /// A request to the engine failed: it could not be sent, the engine
     /// answered with an error status (`DockerResponseServerError`), or the
     /// answer is not what the API describes.

@@ -22,6 +22,9 @@
 //! After a restart of the server the runtime finds its containers again by
 //! the `cutover.instance` label; the control plane decides what to adopt.
 //!
+//! [`SwarmRuntime`] implements the same trait for `runtime: swarm` over a
+//! Docker Swarm manager: each task is a one-replica Swarm service.
+//!
 //! The API client is `bollard`; this crate keeps the engine discovery (which
 //! sockets are trusted) and the reading of registry credentials.
 
@@ -32,6 +35,7 @@ mod error;
 mod image;
 mod probe;
 mod runtime;
+mod swarm;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -44,6 +48,7 @@ pub use container::{
 };
 pub use error::DockerError;
 pub use runtime::{BuildContainerError, DockerRuntime, LABEL_BUILD, LABEL_BUILD_INSTANCE};
+pub use swarm::{REASON_SWARM_MOVED, SwarmRuntime};
 
 /// How task containers are networked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

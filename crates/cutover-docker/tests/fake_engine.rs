@@ -169,6 +169,7 @@ fn task(image: &str) -> TaskSpec {
             ..ContainerSpec::default()
         },
         labels: Default::default(),
+        placement: Default::default(),
     }
 }
 

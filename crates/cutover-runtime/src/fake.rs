@@ -315,6 +315,7 @@ mod tests {
             task_definition: "web:1".into(),
             container: ContainerSpec::default(),
             labels: BTreeMap::new(),
+            placement: Default::default(),
         }
     }
 

@@ -13,11 +13,14 @@ pub mod fake;
 pub mod process;
 mod types;
 
+/// The parts of a [`Placement`], for cluster runtimes.
+pub use cutover_core::placement as placement_types;
 pub use error::RuntimeError;
 pub use process::{ImageError, ProcessRuntime, shim_main};
 pub use types::{
-    ContainerSpec, ExitInfo, HealthCommand, LogStream, ProbeOutcome, REASON_CANNOT_START,
-    REASON_EXITED, REASON_LOST, REASON_STOPPED, TaskHandle, TaskSpec, TaskStatus,
+    ContainerSpec, ExitInfo, HealthCheckSpec, HealthCommand, LogStream, Placement, ProbeOutcome,
+    REASON_CANNOT_START, REASON_EXITED, REASON_LOST, REASON_STOPPED, TaskHandle, TaskSpec,
+    TaskStatus,
 };
 
 use std::time::Duration;

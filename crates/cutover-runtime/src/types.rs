@@ -35,6 +35,10 @@ pub struct TaskSpec {
     /// Free-form labels, kept with the task for the control plane.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Where a cluster runtime may run the task (the service's placement);
+    /// single-machine runtimes ignore it.
+    #[serde(default)]
+    pub placement: Placement,
 }
 
 /// The container definition fields a runtime needs.
@@ -64,6 +68,25 @@ pub struct ContainerSpec {
     pub cpu: Option<u32>,
     /// `memory` in MiB (informational for the process runtime).
     pub memory_mib: Option<u32>,
+    /// `healthCheck`, for runtimes whose engine runs it (Swarm); the others
+    /// leave it to the control plane's probes ([`crate::Runtime::health_probe`]).
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSpec>,
+}
+
+/// A container's `healthCheck` with its timing, as the task definition gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheckSpec {
+    /// The command.
+    pub command: HealthCommand,
+    /// Time between two checks.
+    pub interval: Duration,
+    /// Time one check may take.
+    pub timeout: Duration,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: u32,
+    /// Grace period after the start, during which failures do not count.
+    pub start_period: Duration,
 }
 
 impl Default for ContainerSpec {
@@ -79,6 +102,7 @@ impl Default for ContainerSpec {
             stop_timeout: Duration::from_secs(30),
             cpu: None,
             memory_mib: None,
+            health_check: None,
         }
     }
 }
@@ -106,8 +130,11 @@ pub enum ProbeOutcome {
     },
     /// The command ran past its timeout and was killed.
     TimedOut,
+    /// The engine runs the check itself (Swarm) and has not decided yet.
+    Pending,
 }
 
+pub use cutover_core::placement::Placement;
 pub use cutover_core::task::TaskHandle;
 
 /// Where a task stands.

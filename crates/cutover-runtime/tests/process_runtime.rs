@@ -29,6 +29,7 @@ fn task(task_id: &str, command: &[&str]) -> TaskSpec {
             ..ContainerSpec::default()
         },
         labels: BTreeMap::new(),
+        placement: Default::default(),
     }
 }
 

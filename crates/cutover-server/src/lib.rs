@@ -56,6 +56,13 @@ pub struct ServerConfig {
     /// The AWS region builds and hooks are given (`AWS_REGION`); requests
     /// signed for any region are answered.
     pub aws_region: String,
+    /// The runtime of services whose stack names none (default `process`).
+    pub default_runtime: Option<String>,
+    /// Admin addresses of one `cutover proxy` per cluster node, fed the same
+    /// configuration as the local proxy (empty: the local proxy only).
+    pub node_proxies: Vec<SocketAddr>,
+    /// The admin token of the node proxies.
+    pub node_proxy_token: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -68,6 +75,12 @@ impl std::fmt::Debug for ServerConfig {
             .field("docker_host", &self.docker_host)
             .field("keep_setuid_images", &self.keep_setuid_images)
             .field("aws_region", &self.aws_region)
+            .field("default_runtime", &self.default_runtime)
+            .field("node_proxies", &self.node_proxies)
+            .field(
+                "node_proxy_token",
+                &self.node_proxy_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -122,6 +135,20 @@ pub async fn run(
         let docker: Arc<dyn Runtime> = docker.clone();
         runtimes.insert(docker.name().to_string(), docker);
     }
+    if let Some(swarm) = connect_swarm(&cfg, engine.as_deref()).await {
+        runtimes.insert(swarm.name().to_string(), swarm);
+    }
+
+    let default_runtime = cfg
+        .default_runtime
+        .clone()
+        .unwrap_or_else(|| "process".into());
+    if !runtimes.contains_key(&default_runtime) {
+        anyhow::bail!(
+            "the default runtime {default_runtime:?} is not available on this server (available: {})",
+            runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
 
     // Bound before the components start, so builds and hooks can be given
     // the endpoint (`AWS_ENDPOINT_URL`) from the first one on.
@@ -135,19 +162,30 @@ pub async fn run(
         dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
             .await
             .context("cannot start the data plane")?;
+    let dataplane: dataplane::SharedDataPlane = if cfg.node_proxies.is_empty() {
+        proxy.clone()
+    } else {
+        tracing::info!(nodes = ?cfg.node_proxies, "data plane: the local proxy and one per node");
+        Arc::new(dataplane::FanOut::new(
+            proxy.clone(),
+            &cfg.node_proxies,
+            cfg.node_proxy_token.as_deref().unwrap_or_default(),
+        ))
+    };
     let state = assemble(Parts {
         store,
         clock: system_clock,
         runtimes,
-        dataplane: proxy.clone(),
+        dataplane: dataplane.clone(),
         data_dir: cfg.data_dir.clone(),
         engine,
         cancel: cancel.clone(),
         aws_endpoint: format!("http://{addr}"),
         aws_region: cfg.aws_region.clone(),
+        default_runtime,
     })
     .await?;
-    tokio::spawn(proxy.supervise(state.controller.changed.clone(), cancel.clone()));
+    tokio::spawn(proxy.supervise(dataplane, state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
     tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "cutover server ready");
     if let Some(tx) = ready {
@@ -183,6 +221,8 @@ pub(crate) struct Parts {
     pub(crate) aws_endpoint: String,
     /// `AWS_REGION` for builds and hooks.
     pub(crate) aws_region: String,
+    /// The runtime of a service whose stack names none.
+    pub(crate) default_runtime: String,
 }
 
 /// Wires the control plane's components over `parts`: adoption and the
@@ -200,6 +240,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         cancel,
         aws_endpoint,
         aws_region,
+        default_runtime,
     } = parts;
     let keys = aws::keys::KeyRing::load(store.clone())
         .await
@@ -270,6 +311,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         alarms: alarm_tx,
         aws,
         registry,
+        default_runtime,
     })
 }
 
@@ -301,6 +343,30 @@ async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<cutover_docker::Docker
         }
         Err(e) => {
             tracing::info!(reason = %e, "no container engine: runtime docker unavailable (services with runtime: docker are refused)");
+            None
+        }
+    }
+}
+
+/// The Swarm runtime, when the engine found for `runtime: docker` is a
+/// Docker Swarm manager; its services carry the same instance id.
+async fn connect_swarm(
+    cfg: &ServerConfig,
+    engine: Option<&cutover_docker::DockerRuntime>,
+) -> Option<Arc<dyn Runtime>> {
+    let engine = engine?;
+    let options = cutover_docker::DockerOptions {
+        host: cfg.docker_host.clone(),
+        instance: engine.instance().to_owned(),
+        ..Default::default()
+    };
+    match cutover_docker::SwarmRuntime::connect(options).await {
+        Ok(rt) => {
+            tracing::info!(manager = %rt.engine_info().socket, "runtime swarm available");
+            Some(Arc::new(rt))
+        }
+        Err(e) => {
+            tracing::info!(reason = %e, "runtime swarm unavailable (services with runtime: swarm are refused)");
             None
         }
     }

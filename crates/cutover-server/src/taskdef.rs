@@ -5,7 +5,7 @@
 //! depend on every detail of the file format.
 
 use cutover_core::health::HealthPolicy;
-use cutover_runtime::{ContainerSpec, HealthCommand};
+use cutover_runtime::{ContainerSpec, HealthCheckSpec, HealthCommand};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -123,6 +123,15 @@ pub(crate) fn run_plan(body: &serde_json::Value) -> Result<RunPlan, String> {
             stop_timeout: Duration::from_secs(c.stop_timeout.unwrap_or(30)),
             cpu: c.cpu,
             memory_mib: c.memory,
+            health_check: health.as_ref().and_then(|h| {
+                Some(HealthCheckSpec {
+                    command: h.command.clone()?,
+                    interval: Duration::from_millis(h.policy.interval_ms),
+                    timeout: Duration::from_millis(h.policy.timeout_ms),
+                    retries: h.policy.retries,
+                    start_period: Duration::from_millis(h.policy.start_period_ms),
+                })
+            }),
         },
         health,
     })

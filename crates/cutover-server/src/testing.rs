@@ -83,6 +83,7 @@ impl Harness {
             cancel: cancel.clone(),
             aws_endpoint: "http://127.0.0.1:7070".into(),
             aws_region: "us-east-1".into(),
+            default_runtime: "process".into(),
         })
         .await
         .unwrap();

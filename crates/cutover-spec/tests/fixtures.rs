@@ -235,7 +235,7 @@ fn stack_fixture() {
     );
 
     let web = &stack.services["web"];
-    assert_eq!(web.runtime, Runtime::Process);
+    assert_eq!(web.runtime, Some(Runtime::Process));
     assert_eq!(web.desired_count, 2);
     assert_eq!(
         web.task_definition,
@@ -284,7 +284,7 @@ fn stack_fixture() {
     );
 
     let worker = &stack.services["worker"];
-    assert_eq!(worker.runtime, Runtime::Docker);
+    assert_eq!(worker.runtime, Some(Runtime::Docker));
     assert_eq!(
         worker.task_definition,
         TaskDefinitionRef::Family {

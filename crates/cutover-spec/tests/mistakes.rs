@@ -635,7 +635,7 @@ fn stack_unknown_key_with_suggestion() {
         "#,
         r#"
         stack.yaml:3:5: services.web.desiredcount: unknown key "desiredcount", did you mean "desiredCount"?
-        stack.yaml:5:5: services.web.replicas: unknown key "replicas", expected one of runtime, desiredCount, taskDefinition, loadBalancer, deployment
+        stack.yaml:5:5: services.web.replicas: unknown key "replicas", expected one of runtime, desiredCount, taskDefinition, loadBalancer, deployment, placementConstraints, placementStrategy
         stack.yaml:6:1: servces: unknown key "servces", did you mean "services"?
         "#,
     );

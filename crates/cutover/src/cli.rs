@@ -136,6 +136,23 @@ pub(crate) struct ServerArgs {
     /// signed for any region are answered.
     #[arg(long, env = "CUTOVER_AWS_REGION", default_value = "us-east-1")]
     pub(crate) aws_region: String,
+    /// The runtime of services whose stack names none: process, docker or
+    /// swarm (swarm needs DOCKER_HOST to name a Swarm manager).
+    #[arg(long = "runtime", env = "CUTOVER_RUNTIME", value_name = "RUNTIME", value_parser = ["process", "docker", "swarm"])]
+    pub(crate) default_runtime: Option<String>,
+    /// Admin address (host:port) of a `cutover proxy` on a cluster node, fed
+    /// the same configuration as the local proxy; repeat for each node. A
+    /// traffic step counts only once every proxy acknowledged it.
+    #[arg(
+        long = "node-proxy",
+        env = "CUTOVER_NODE_PROXIES",
+        value_delimiter = ',',
+        value_name = "ADDR"
+    )]
+    pub(crate) node_proxies: Vec<SocketAddr>,
+    /// File with the node proxies' admin token (mode 0600 or stricter).
+    #[arg(long, env = "CUTOVER_NODE_PROXY_TOKEN_FILE", value_name = "FILE")]
+    pub(crate) node_proxy_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -383,7 +383,7 @@ fn free_port(task_id: &str) -> Result<u16, RuntimeError> {
 }
 
 /// Same rule as the process runtime: ids name containers and labels.
-fn validate_task_id(task_id: &str) -> Result<(), RuntimeError> {
+pub(crate) fn validate_task_id(task_id: &str) -> Result<(), RuntimeError> {
     let reason = if task_id.is_empty() {
         Some("empty")
     } else if task_id.len() > 128 {

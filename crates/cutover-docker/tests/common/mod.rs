@@ -102,6 +102,7 @@ pub fn sample_task(task_id: &str, version: &str) -> TaskSpec {
             ..ContainerSpec::default()
         },
         labels: BTreeMap::new(),
+        placement: Default::default(),
     }
 }
 

@@ -197,6 +197,7 @@ mod tests {
             task_definition: "web:3".into(),
             container,
             labels: BTreeMap::new(),
+            placement: Default::default(),
         }
     }
 

@@ -28,7 +28,7 @@ async fn apply_and_wake(st: AppState, req: ApplyRequest) -> ApiResult<Json<Apply
         .call(move |c| validate::Known::read(c, refs))
         .await?;
     let runtimes: BTreeSet<String> = st.controller.runtimes().keys().cloned().collect();
-    let valid = validate::validate(&req, parsed, &runtimes, &known)?;
+    let valid = validate::validate(&req, parsed, &runtimes, &st.default_runtime, &known)?;
     let dry_run = req.dry_run;
     let committed = commit::commit(&st.store, valid, st.clock.now_ms(), dry_run).await?;
     let mut deployments = Vec::new();

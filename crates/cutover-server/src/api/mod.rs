@@ -42,6 +42,8 @@ pub(crate) struct AppState {
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
     pub(crate) registry: Arc<cutover_registry::Registry>,
+    /// The runtime of a service whose stack names none.
+    pub(crate) default_runtime: String,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.

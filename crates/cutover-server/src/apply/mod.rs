@@ -53,12 +53,12 @@ pub fn validate_offline(
         },
     };
     let parsed = validate::parse(&req.file, &req.content).map_err(|e| rejected(e.into()))?;
-    let runtimes = ["process", "docker"].map(String::from).into();
+    let runtimes = ["process", "docker", "swarm"].map(String::from).into();
     let known = validate::Known {
         offline: true,
         ..validate::Known::default()
     };
-    validate::validate(req, parsed, &runtimes, &known)
+    validate::validate(req, parsed, &runtimes, "process", &known)
         .map(|v| v.warnings)
         .map_err(rejected)
 }

@@ -82,7 +82,7 @@ fn request(stack: &str) -> ApplyRequest {
 fn validated(req: &ApplyRequest, known: &Known) -> Result<Validated, ApplyError> {
     let parsed = validate::parse(&req.file, &req.content)?;
     let runtimes = BTreeSet::from(["process".to_string()]);
-    validate::validate(req, parsed, &runtimes, known)
+    validate::validate(req, parsed, &runtimes, "process", known)
 }
 
 #[test]
@@ -344,5 +344,30 @@ async fn a_listener_claimed_twice_is_refused_and_never_stops_the_other_services(
     assert!(
         events.to_string().contains("left out of the data plane configuration: listener address 127.0.0.1:18080 is already used by service \\\"x1\\\""),
         "{events:#}"
+    );
+}
+
+#[test]
+fn a_service_without_a_runtime_gets_the_server_default_and_placement_needs_swarm() {
+    let stack = "services:\n  web:\n    taskDefinition: ./web.json\n    placementStrategy:\n      - type: spread\n        field: attribute:zone\n";
+    let req = request(stack);
+    let runtimes = BTreeSet::from(["process".to_string(), "swarm".to_string()]);
+    let parsed = validate::parse(&req.file, &req.content).unwrap();
+    let v = validate::validate(&req, parsed, &runtimes, "swarm", &Known::default()).unwrap();
+    assert_eq!(v.services[0].runtime, "swarm");
+    assert_eq!(v.services[0].spec.placement_strategy.len(), 1);
+
+    let parsed = validate::parse(&req.file, &req.content).unwrap();
+    let Err(ApplyError::Rejected(FileError::Rejected { error, .. })) =
+        validate::validate(&req, parsed, &runtimes, "process", &Known::default())
+    else {
+        panic!("placement on the process runtime was accepted");
+    };
+    let messages: Vec<String> = error.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        messages,
+        [
+            "stack.yaml:5:7: services.web.placementStrategy: placement needs runtime: swarm (this server's default runtime is \"process\")"
+        ]
     );
 }

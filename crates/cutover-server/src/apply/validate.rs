@@ -132,6 +132,7 @@ pub(crate) fn validate(
     req: &ApplyRequest,
     parsed: Parsed<Stack>,
     runtimes: &BTreeSet<String>,
+    default_runtime: &str,
     known: &Known,
 ) -> Result<Validated, ApplyError> {
     let stack = &parsed.value;
@@ -147,10 +148,27 @@ pub(crate) fn validate(
     for (name, svc) in &stack.services {
         let at = |field: &str| format!("services.{name}.{field}");
         let runtime = match svc.runtime {
-            cutover_spec::stack::Runtime::Process => "process",
-            cutover_spec::stack::Runtime::Docker => "docker",
+            Some(cutover_spec::stack::Runtime::Process) => "process",
+            Some(cutover_spec::stack::Runtime::Docker) => "docker",
+            Some(cutover_spec::stack::Runtime::Swarm) => "swarm",
+            None => default_runtime,
         }
         .to_string();
+        if svc.runtime.is_none()
+            && runtime != "swarm"
+            && !(svc.placement_constraints.is_empty() && svc.placement_strategy.is_empty())
+        {
+            errors.push(map.error(
+                &at(if svc.placement_constraints.is_empty() {
+                    "placementStrategy"
+                } else {
+                    "placementConstraints"
+                }),
+                format!(
+                    "placement needs runtime: swarm (this server's default runtime is {runtime:?})"
+                ),
+            ));
+        }
         if !runtimes.contains(&runtime) {
             errors.push(map.error(
                 &at("runtime"),

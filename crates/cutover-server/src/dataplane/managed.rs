@@ -137,6 +137,11 @@ impl ManagedProxy {
         Ok(dp)
     }
 
+    /// The configuration this proxy acknowledged last.
+    pub(crate) async fn current(&self) -> Option<Value> {
+        self.last.lock().await.as_ref().map(|(c, _)| c.clone())
+    }
+
     fn endpoint(&self) -> Result<Endpoint, DataPlaneError> {
         self.endpoint
             .lock()
@@ -330,8 +335,10 @@ impl ManagedProxy {
     /// Keeps the proxy alive and in sync: restarts it if it stopped
     /// answering, re-pushes the configuration every second (a no-op when
     /// unchanged).
+    /// `dataplane` is what syncs: this proxy, or a fan-out over it.
     pub(crate) async fn supervise(
         self: Arc<Self>,
+        dataplane: super::SharedDataPlane,
         changed: Arc<tokio::sync::Notify>,
         cancel: tokio_util::sync::CancellationToken,
     ) {
@@ -348,7 +355,7 @@ impl ManagedProxy {
                     continue;
                 }
             }
-            if let Err(e) = self.sync().await {
+            if let Err(e) = dataplane.sync().await {
                 tracing::warn!(error = %format!("{e:#}"), "cannot sync the data plane");
             }
         }

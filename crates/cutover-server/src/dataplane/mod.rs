@@ -11,13 +11,17 @@
 //! tested in-process against a fake. [`DataPlane::sync`] is the only
 //! writer: it serialises pushes, skips a push when nothing changed, and
 //! returns the version the proxy acknowledged, so a deployment knows its
-//! weight change is in force before its next step.
+//! weight change is in force before its next step. With a cluster
+//! (`runtime: swarm`), [`FanOut`] adds one proxy per node and a push counts
+//! only when all of them acknowledged it.
 
 pub(crate) mod config;
 #[cfg(test)]
 pub(crate) mod fake;
+mod fanout;
 mod managed;
 
+pub(crate) use fanout::FanOut;
 pub(crate) use managed::ManagedProxy;
 
 use cutover_clock::SharedClock;
@@ -37,6 +41,14 @@ pub(crate) enum DataPlaneError {
     /// The data plane refused the call or could not be reached.
     #[error("the data plane did not answer as expected: {0}")]
     Admin(#[from] cutover_proxy::client::ClientError),
+    /// A node's proxy did not acknowledge the configuration.
+    #[error("the data plane of node {admin} did not acknowledge: {source}")]
+    Node {
+        /// The node proxy's admin address.
+        admin: std::net::SocketAddr,
+        /// What went wrong.
+        source: cutover_proxy::client::ClientError,
+    },
 }
 
 /// What the control plane needs of a data plane.

@@ -57,6 +57,7 @@ mod alarm_rule;
 pub mod applications;
 pub mod ci;
 pub mod functions;
+pub mod placement;
 mod validate;
 pub use self::validate::is_service_name;
 
@@ -197,9 +198,10 @@ pub struct Stack {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Service {
-    /// How tasks run (default `process`).
-    #[serde(default)]
-    pub runtime: Runtime,
+    /// How tasks run; not given: the server's default runtime (`process`
+    /// unless `cutover server --runtime` names another).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<Runtime>,
     /// How many tasks to keep running, 0..=1000 (default 1).
     #[serde(default = "default_desired_count")]
     pub desired_count: u32,
@@ -211,6 +213,12 @@ pub struct Service {
     /// How a new task definition is rolled out.
     #[serde(default)]
     pub deployment: Deployment,
+    /// ECS `placementConstraints` (`runtime: swarm` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_constraints: Vec<placement::PlacementConstraint>,
+    /// ECS `placementStrategy` (`runtime: swarm` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_strategy: Vec<placement::PlacementStrategy>,
 }
 
 fn default_desired_count() -> u32 {
@@ -219,7 +227,7 @@ fn default_desired_count() -> u32 {
 
 /// What the control plane keeps of a service's declaration besides its task
 /// definition, desired count and runtime (which it stores on their own):
-/// the load balancer and the deployment settings. It round-trips through
+/// the load balancer, the deployment and placement settings. It round-trips through
 /// JSON, so the store can keep it as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -230,6 +238,12 @@ pub struct ServiceSettings {
     /// How a new task definition is rolled out.
     #[serde(default)]
     pub deployment: Deployment,
+    /// ECS `placementConstraints`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_constraints: Vec<placement::PlacementConstraint>,
+    /// ECS `placementStrategy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_strategy: Vec<placement::PlacementStrategy>,
 }
 
 impl Service {
@@ -238,6 +252,8 @@ impl Service {
         ServiceSettings {
             load_balancer: self.load_balancer.clone(),
             deployment: self.deployment.clone(),
+            placement_constraints: self.placement_constraints.clone(),
+            placement_strategy: self.placement_strategy.clone(),
         }
     }
 }
@@ -258,6 +274,9 @@ pub enum Runtime {
     Process,
     /// Each container is a Docker (or Podman) container.
     Docker,
+    /// Each task is a one-replica service of a Docker Swarm, on the node
+    /// Swarm chooses.
+    Swarm,
 }
 
 /// Where the task definition of a service comes from.

@@ -38,6 +38,7 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
             validate_load_balancer(lb, &at.key("loadBalancer"), s);
         }
         validate_deployment(stack, svc, &at.key("deployment"), s);
+        validate_placement(svc, &at, s);
     }
     let host_listeners = super::applications::validate(stack, s);
     check_listeners(stack, host_listeners, s);
@@ -76,6 +77,32 @@ pub(super) fn validate(stack: &Stack, s: &Sink<'_>) {
         if let Some(policy) = &repo.lifecycle_policy {
             crate::ecr::lifecycle::check(policy, s, &at.key("lifecyclePolicy"));
         }
+    }
+}
+
+/// Placement maps onto a cluster runtime only; what Swarm cannot express is
+/// refused at its value.
+fn validate_placement(svc: &Service, at: &Path, s: &Sink<'_>) {
+    if svc.placement_constraints.is_empty() && svc.placement_strategy.is_empty() {
+        return;
+    }
+    // Not given: the server's default decides, and the server checks it.
+    if svc.runtime.is_some_and(|r| r != super::Runtime::Swarm) {
+        let field = if svc.placement_constraints.is_empty() {
+            "placementStrategy"
+        } else {
+            "placementConstraints"
+        };
+        s.error(
+            &at.key(field),
+            "placement needs runtime: swarm (the other runtimes run every task on this machine)",
+        );
+        return;
+    }
+    let (_, errors) =
+        super::placement::node_placement(&svc.placement_constraints, &svc.placement_strategy, at);
+    for (path, message) in errors {
+        s.error(&path, message);
     }
 }
 

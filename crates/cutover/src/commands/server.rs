@@ -34,6 +34,13 @@ pub(crate) async fn run(g: &Globals, args: ServerArgs) -> anyhow::Result<ExitCod
         token,
         keep_setuid_images: args.keep_setuid_images,
         aws_region: args.aws_region,
+        default_runtime: args.default_runtime,
+        node_proxies: args.node_proxies,
+        node_proxy_token: args
+            .node_proxy_token_file
+            .as_deref()
+            .map(read_token_file)
+            .transpose()?,
     };
     cutover_server::run(cfg, super::shutdown_signal(), None).await?;
     Ok(ExitCode::SUCCESS)

@@ -43,16 +43,29 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
     pub child: Option<Child>,
+    /// Extra arguments and environment of every `cutover server` start.
+    args: Vec<String>,
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Self::start_with(&[], &[])
+    }
+
+    /// A server started (and restarted) with extra arguments and environment.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
             data_dir: tmp.path().to_path_buf(),
             addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
             child: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _tmp: Some(tmp),
         };
         s.spawn();
@@ -71,6 +84,8 @@ impl Server {
         let child = Command::new(BIN)
             .args(["server", "--listen", &self.addr.to_string(), "--data-dir"])
             .arg(&self.data_dir)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("CUTOVER_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -420,6 +420,7 @@ pub(super) async fn create(
                 maximum_percent: percent(config.maximum_percent),
                 ..Deployment::default()
             },
+            ..ServiceSettings::default()
         },
         status: ServiceStatus::Active,
         lb_group: "a".into(),

@@ -62,6 +62,7 @@ pub(super) async fn schedule_probes(
             let result = match rt.health_probe(&id, &cmd, timeout).await {
                 Ok(ProbeOutcome::Healthy) => ProbeResult::Pass,
                 Ok(ProbeOutcome::TimedOut) => ProbeResult::TimedOut,
+                Ok(ProbeOutcome::Pending) => ProbeResult::Pending,
                 Ok(ProbeOutcome::Unhealthy { .. }) | Err(_) => ProbeResult::Fail,
             };
             let _ = tx.send(LoopEvent::Probe {

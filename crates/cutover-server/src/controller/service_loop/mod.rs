@@ -34,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use targets::targets;
-use tasks::{new_task_row, plan_for, start_task, stop_task, watch};
+use tasks::{new_task_row, placement_of, plan_for, start_task, stop_task, watch};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -182,13 +182,14 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
         return Ok(PassOutcome::Finished);
     }
     let runtime = runtime_for(ctl, &svc.runtime)?;
+    let placement = placement_of(&svc);
     let now = ctl.clock.now_ms();
 
     // Watch exits, resume interrupted starts, signal drained stops.
     let mut deadline: Option<Millis> = None;
     for t in &tasks {
         match t.last_status {
-            TaskState::Provisioning => start_task(ctl, st, &runtime, t.clone()).await?,
+            TaskState::Provisioning => start_task(ctl, st, &runtime, &placement, t.clone()).await?,
             TaskState::Stopping => {
                 watch(st, &runtime, &t.id);
                 // A draining task is signalled once its drain ends; an
@@ -294,7 +295,7 @@ async fn pass(ctl: &Arc<Controller>, st: &mut LoopState) -> anyhow::Result<PassO
                     ctl.store
                         .call(move |c| ops::insert_task(c, &written))
                         .await?;
-                    start_task(ctl, st, &runtime, row).await?;
+                    start_task(ctl, st, &runtime, &placement, row).await?;
                 }
             }
         }

@@ -6,7 +6,7 @@ use crate::controller::Controller;
 use crate::taskdef::{RunPlan, run_plan};
 use cutover_core::Millis;
 use cutover_core::task::{DesiredStatus, HealthStatus, TaskState};
-use cutover_runtime::{Runtime, TaskSpec};
+use cutover_runtime::{Placement, Runtime, TaskSpec};
 use cutover_store::{ServiceRow, TaskRow, ops};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,11 +63,26 @@ pub(super) async fn plan_for(
     Ok(plan)
 }
 
+/// The placement a service's settings ask for; what cannot be mapped was
+/// refused at apply, so anything left is only logged.
+pub(super) fn placement_of(svc: &ServiceRow) -> Placement {
+    let (placement, errors) = cutover_spec::stack::placement::node_placement(
+        &svc.spec.placement_constraints,
+        &svc.spec.placement_strategy,
+        &cutover_spec::doc::Path::root(),
+    );
+    for (path, error) in errors {
+        tracing::warn!(service = %svc.name, %path, %error, "placement ignored");
+    }
+    placement
+}
+
 /// Starts a task and records it RUNNING, or STOPPED if it cannot start.
 pub(super) async fn start_task(
     ctl: &Arc<Controller>,
     st: &mut LoopState,
     runtime: &Arc<dyn Runtime>,
+    placement: &Placement,
     mut row: TaskRow,
 ) -> anyhow::Result<()> {
     let plan = plan_for(ctl, st, &row.task_definition).await?;
@@ -84,6 +99,7 @@ pub(super) async fn start_task(
                 row.task_definition.clone(),
             ),
         ]),
+        placement: placement.clone(),
     };
     let now = ctl.clock.now_ms();
     match runtime.start(&spec).await {

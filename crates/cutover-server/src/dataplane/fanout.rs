@@ -1,0 +1,140 @@
+//! A data plane on every node (issue 15): the managed local proxy plus one
+//! `cutover proxy` per cluster node, each administered over the network.
+//!
+//! [`FanOut::sync`] pushes the configuration the local proxy got to every
+//! node proxy and succeeds only when all of them acknowledged it, so a
+//! traffic step of a deployment counts as applied only when every proxy
+//! serves it; a node proxy that does not answer fails the sync, which holds
+//! the deployment (and times it out into a rollback by the usual rules).
+//! Health, status and the metrics feed stay the local proxy's: it checks the
+//! same targets, and alarms read its traffic.
+//!
+//! A node proxy runs with an admin token of its own, given by its
+//! environment or a file (`CUTOVER_PROXY_TOKEN`), which the API cannot
+//! change; its admin address is given by `--admin-address`, which wins over
+//! the configuration's `admin`.
+
+use super::{DataPlane, DataPlaneError, ManagedProxy};
+use cutover_proxy::api::{HealthReport, StatusReport};
+use cutover_proxy::client::AdminClient;
+use cutover_proxy::metrics::MetricsFeed;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// One node's proxy: where it is administered and what it acknowledged.
+struct NodeProxy {
+    admin: SocketAddr,
+    client: AdminClient,
+    /// The configuration it acknowledged last.
+    acked: Mutex<Option<Value>>,
+}
+
+/// The local proxy and the node proxies, as one data plane.
+pub(crate) struct FanOut {
+    local: Arc<ManagedProxy>,
+    nodes: Vec<NodeProxy>,
+    /// Serialises syncs, as the local proxy does.
+    turn: Mutex<()>,
+}
+
+impl FanOut {
+    /// The local proxy plus a proxy at each of `nodes`, called with `token`.
+    pub(crate) fn new(local: Arc<ManagedProxy>, nodes: &[SocketAddr], token: &str) -> Self {
+        Self {
+            local,
+            nodes: nodes
+                .iter()
+                .map(|&admin| NodeProxy {
+                    admin,
+                    client: AdminClient::new(format!("http://{admin}")).with_token(token),
+                    acked: Mutex::new(None),
+                })
+                .collect(),
+            turn: Mutex::new(()),
+        }
+    }
+
+    /// Pushes `config` to one node proxy unless it acknowledged it already.
+    async fn push(node: &NodeProxy, config: &Value) -> Result<(), DataPlaneError> {
+        let mut acked = node.acked.lock().await;
+        if acked.as_ref() == Some(config) {
+            return Ok(());
+        }
+        let text =
+            serde_json::to_string(config).map_err(|e| DataPlaneError::Derive(e.to_string()))?;
+        let parsed = cutover_proxy::config::parse_json("desired.json", &text)
+            .map_err(|e| DataPlaneError::Derive(format!("node configuration is invalid: {e}")))?;
+        match node.client.put_config(&parsed).await {
+            Ok(version) => {
+                tracing::debug!(node = %node.admin, version, "node data plane configuration in force");
+                *acked = Some(config.clone());
+                Ok(())
+            }
+            Err(e) => {
+                // Unknown state: push again next time.
+                *acked = None;
+                tracing::warn!(node = %node.admin, error = %e, "a node's data plane did not acknowledge the configuration");
+                Err(DataPlaneError::Node {
+                    admin: node.admin,
+                    source: e,
+                })
+            }
+        }
+    }
+}
+
+/// The configuration for a node: the local one without the local proxy's
+/// admin token (a node proxy keeps its own, which the API cannot change).
+fn for_node(mut config: Value) -> Value {
+    if let Some(map) = config.as_object_mut() {
+        map.remove("adminToken");
+    }
+    config
+}
+
+#[async_trait::async_trait]
+impl DataPlane for FanOut {
+    async fn sync(&self) -> Result<u64, DataPlaneError> {
+        let _turn = self.turn.lock().await;
+        let version = self.local.sync().await?;
+        let Some(config) = self.local.current().await else {
+            return Ok(version);
+        };
+        let config = for_node(config);
+        let results =
+            futures_util::future::join_all(self.nodes.iter().map(|n| Self::push(n, &config))).await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(version)
+    }
+
+    async fn health(&self) -> Result<HealthReport, DataPlaneError> {
+        self.local.health().await
+    }
+
+    async fn status(&self) -> Result<StatusReport, DataPlaneError> {
+        self.local.status().await
+    }
+
+    async fn metrics_feed(&self, since_unix_sec: u64) -> Result<MetricsFeed, DataPlaneError> {
+        self.local.metrics_feed(since_unix_sec).await
+    }
+
+    fn admin(&self) -> String {
+        let nodes: Vec<String> = self.nodes.iter().map(|n| n.admin.to_string()).collect();
+        format!("{} (nodes: {})", self.local.admin(), nodes.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nodes_never_get_the_local_admin_token() {
+        let c = for_node(json!({"admin": "127.0.0.1:1", "adminToken": "secret", "listeners": []}));
+        assert_eq!(c, json!({"admin": "127.0.0.1:1", "listeners": []}));
+    }
+}
