@@ -31,6 +31,8 @@ mod discovery;
 mod error;
 mod image;
 mod probe;
+mod reference;
+mod resolve;
 mod runtime;
 
 use std::fmt;
@@ -43,6 +45,11 @@ pub use container::{
     REASON_CANNOT_PULL, REASON_OOM,
 };
 pub use error::DockerError;
+pub use reference::{ImageReference, is_sha256_digest};
+pub use resolve::{
+    ImageResolver, MANIFEST_TYPES, PinnedImage, RegistryResolver, ResolveError, ResolverOptions,
+    parse_challenge,
+};
 pub use runtime::{BuildContainerError, DockerRuntime, LABEL_BUILD, LABEL_BUILD_INSTANCE};
 
 /// How task containers are networked.
