@@ -212,6 +212,25 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (kind, name)
     );
     "#,
+    // 9: reserved for the OCI registry's metadata (branch `reg`); the
+    // integrator puts that migration here in place of this no-op.
+    "SELECT 1;",
+    // 10: image digests pinned per service and task definition revision
+    // (`image_pins`): written once, when a deployment (or the first task) of
+    // that revision resolves its image, and never changed.
+    r#"
+    CREATE TABLE image_pins (
+        service         TEXT NOT NULL,
+        task_definition TEXT NOT NULL,
+        container       TEXT NOT NULL,
+        image           TEXT NOT NULL,
+        reference       TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        deployment      TEXT,
+        resolved_at     INTEGER NOT NULL,
+        PRIMARY KEY (service, task_definition)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.
