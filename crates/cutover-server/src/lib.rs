@@ -18,6 +18,7 @@ mod dataplane;
 mod deploy;
 mod detach;
 mod files;
+mod pins;
 mod private;
 mod taskdef;
 #[cfg(test)]
@@ -54,6 +55,9 @@ pub struct ServerConfig {
     /// The AWS region builds and hooks are given (`AWS_REGION`); requests
     /// signed for any region are answered.
     pub aws_region: String,
+    /// Registries (`host` or `host:port`) whose tags are resolved over plain
+    /// HTTP besides loopback ones (`cutover server --insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("docker_host", &self.docker_host)
             .field("keep_setuid_images", &self.keep_setuid_images)
             .field("aws_region", &self.aws_region)
+            .field("insecure_registries", &self.insecure_registries)
             .finish()
     }
 }
@@ -133,6 +138,11 @@ pub async fn run(
         dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
             .await
             .context("cannot start the data plane")?;
+    let resolver = cutover_docker::RegistryResolver::new(cutover_docker::ResolverOptions {
+        insecure_registries: cfg.insecure_registries.clone(),
+        ..cutover_docker::ResolverOptions::default()
+    })
+    .context("cannot set up the image resolver")?;
     let state = assemble(Parts {
         store,
         clock: system_clock,
@@ -140,6 +150,7 @@ pub async fn run(
         dataplane: proxy.clone(),
         data_dir: cfg.data_dir.clone(),
         engine,
+        resolver: Arc::new(resolver),
         cancel: cancel.clone(),
         aws_endpoint: format!("http://{addr}"),
         aws_region: cfg.aws_region.clone(),
@@ -176,6 +187,8 @@ pub(crate) struct Parts {
     pub(crate) dataplane: dataplane::SharedDataPlane,
     pub(crate) data_dir: PathBuf,
     pub(crate) engine: Option<Arc<cutover_docker::DockerRuntime>>,
+    /// Resolves image tags to digests when deployments start.
+    pub(crate) resolver: pins::SharedResolver,
     pub(crate) cancel: CancellationToken,
     /// `AWS_ENDPOINT_URL` for builds and hooks: this server's listener.
     pub(crate) aws_endpoint: String,
@@ -195,6 +208,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         dataplane,
         data_dir,
         engine,
+        resolver,
         cancel,
         aws_endpoint,
         aws_region,
@@ -211,10 +225,15 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         endpoint: aws_endpoint,
         region: aws_region,
     });
-    let controller =
-        controller::Controller::start(store.clone(), clock.clone(), runtimes, cancel.clone())
-            .await
-            .context("cannot adopt running tasks")?;
+    let controller = controller::Controller::start(
+        store.clone(),
+        clock.clone(),
+        runtimes,
+        resolver,
+        cancel.clone(),
+    )
+    .await
+    .context("cannot adopt running tasks")?;
     let deployer = deploy::Deployer::start(
         store.clone(),
         controller.clone(),

@@ -131,6 +131,17 @@ pub(crate) struct ServerArgs {
     /// signed for any region are answered.
     #[arg(long, env = "CUTOVER_AWS_REGION", default_value = "us-east-1")]
     pub(crate) aws_region: String,
+    /// A registry (host or host:port) whose tags are resolved to digests
+    /// over plain HTTP, as Podman's registries.conf `insecure = true`;
+    /// loopback registries always are. Repeat it, or list them
+    /// comma-separated in the environment.
+    #[arg(
+        long = "insecure-registry",
+        env = "CUTOVER_INSECURE_REGISTRIES",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]

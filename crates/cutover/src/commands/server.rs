@@ -34,6 +34,7 @@ pub(crate) async fn run(g: &Globals, args: ServerArgs) -> anyhow::Result<ExitCod
         token,
         keep_setuid_images: args.keep_setuid_images,
         aws_region: args.aws_region,
+        insecure_registries: args.insecure_registries,
     };
     cutover_server::run(cfg, super::shutdown_signal(), None).await?;
     Ok(ExitCode::SUCCESS)
