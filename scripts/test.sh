@@ -29,6 +29,7 @@ if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-podman.sh
   cargo build --locked -p cutover
   ./scripts/build-test-images.sh target/debug/cutover
+  ./scripts/setup-docker-registry.sh
 fi
 
 cargo test --workspace --locked "$@"
