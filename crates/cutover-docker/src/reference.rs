@@ -89,11 +89,10 @@ impl ImageReference {
     /// The registry's host without its port (brackets of an IPv6 literal
     /// removed).
     pub fn host(&self) -> &str {
-        let host = match self.registry.strip_prefix('[') {
+        match self.registry.strip_prefix('[') {
             Some(v6) => v6.split(']').next().unwrap_or(v6),
             None => self.registry.split(':').next().unwrap_or(&self.registry),
-        };
-        host
+        }
     }
 }
 
