@@ -37,6 +37,7 @@ if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io
   }
+  ./scripts/setup-docker-registry.sh
 fi
 
 cargo test --workspace --locked "$@"

@@ -76,6 +76,13 @@ pub struct Deployment {
     pub from_task_definition: String,
     /// The revision it deploys.
     pub to_task_definition: String,
+    /// The image of the revision it deploys, pinned to its digest when the
+    /// deployment was created (`repo@sha256:...`); absent when not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The digest of that image (`sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// The deployment configuration's name.
     pub config: String,
     /// Whether the green task set exists.

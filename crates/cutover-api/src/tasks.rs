@@ -27,6 +27,13 @@ pub struct Task {
     /// Its health check's verdict.
     #[schema(schema_with = crate::schema::health_status)]
     pub health_status: HealthStatus,
+    /// The image it runs, pinned to its digest (`repo@sha256:...`); absent
+    /// when its image is not pinned (the process runtime, short names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The digest of that image (`sha256:...`), ECS's `imageDigest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
     /// `host:port` it serves on.
     pub endpoint: Option<String>,
     /// The runtime's handle (pid, endpoint; `detail` holds the runtime's

@@ -34,6 +34,8 @@ mod discovery;
 mod error;
 mod image;
 mod probe;
+mod reference;
+mod resolve;
 mod runtime;
 mod swarm;
 
@@ -47,6 +49,11 @@ pub use container::{
     REASON_CANNOT_PULL, REASON_OOM,
 };
 pub use error::DockerError;
+pub use reference::{ImageReference, is_sha256_digest};
+pub use resolve::{
+    ImageResolver, MANIFEST_TYPES, PinnedImage, RegistryResolver, ResolveError, ResolverOptions,
+    parse_challenge,
+};
 pub use runtime::{BuildContainerError, DockerRuntime, LABEL_BUILD, LABEL_BUILD_INSTANCE};
 pub use swarm::{REASON_SWARM_MOVED, SwarmRuntime};
 

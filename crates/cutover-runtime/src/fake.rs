@@ -68,6 +68,7 @@ struct State {
 #[derive(Clone)]
 pub struct FakeRuntime {
     name: &'static str,
+    pins_image_tags: bool,
     now: Now,
     state: Arc<Mutex<State>>,
 }
@@ -86,12 +87,20 @@ impl FakeRuntime {
     pub fn new(name: &'static str, now: Now) -> FakeRuntime {
         FakeRuntime {
             name,
+            pins_image_tags: false,
             now,
             state: Arc::new(Mutex::new(State {
                 next_port: 20_000,
                 ..State::default()
             })),
         }
+    }
+
+    /// This fake, answering [`Runtime::pins_image_tags`] with `true`, as a
+    /// container runtime does.
+    pub fn pinning_image_tags(mut self) -> FakeRuntime {
+        self.pins_image_tags = true;
+        self
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -114,6 +123,14 @@ impl FakeRuntime {
             .collect();
         out.sort();
         out
+    }
+
+    /// The image `task_id` was started with, as the runtime was given it.
+    pub fn image_of(&self, task_id: &str) -> Option<String> {
+        self.state()
+            .tasks
+            .get(task_id)
+            .and_then(|t| t.spec.container.image.clone())
     }
 
     /// Makes the health checks of `task_definition` fail (or pass again).
@@ -157,6 +174,10 @@ impl FakeRuntime {
 impl Runtime for FakeRuntime {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn pins_image_tags(&self) -> bool {
+        self.pins_image_tags
     }
 
     async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle, RuntimeError> {

@@ -31,6 +31,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// Short name: "process", "docker".
     fn name(&self) -> &'static str;
 
+    /// Whether this runtime's tasks run registry images (`repo:tag`) whose
+    /// tags the control plane pins to digests when a deployment starts (the
+    /// container runtimes). The process runtime's directories and tarballs
+    /// are pinned by their content digest instead, so it answers `false`.
+    fn pins_image_tags(&self) -> bool {
+        false
+    }
+
     /// Starts one task and returns once its process exists.
     ///
     /// Idempotent per task id: if a task with this id already exists (for

@@ -19,6 +19,7 @@ mod deploy;
 mod detach;
 mod files;
 mod hosts;
+mod pins;
 mod private;
 mod registry;
 mod taskdef;
@@ -63,6 +64,9 @@ pub struct ServerConfig {
     pub node_proxies: Vec<SocketAddr>,
     /// The admin token of the node proxies.
     pub node_proxy_token: Option<String>,
+    /// Registries (`host` or `host:port`) whose tags are resolved over plain
+    /// HTTP besides loopback ones (`cutover server --insecure-registry`).
+    pub insecure_registries: Vec<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -81,6 +85,7 @@ impl std::fmt::Debug for ServerConfig {
                 "node_proxy_token",
                 &self.node_proxy_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("insecure_registries", &self.insecure_registries)
             .finish()
     }
 }
@@ -172,6 +177,11 @@ pub async fn run(
             cfg.node_proxy_token.as_deref().unwrap_or_default(),
         ))
     };
+    let resolver = cutover_docker::RegistryResolver::new(cutover_docker::ResolverOptions {
+        insecure_registries: cfg.insecure_registries.clone(),
+        ..cutover_docker::ResolverOptions::default()
+    })
+    .context("cannot set up the image resolver")?;
     let state = assemble(Parts {
         store,
         clock: system_clock,
@@ -179,6 +189,7 @@ pub async fn run(
         dataplane: dataplane.clone(),
         data_dir: cfg.data_dir.clone(),
         engine,
+        resolver: Arc::new(resolver),
         cancel: cancel.clone(),
         aws_endpoint: format!("http://{addr}"),
         aws_region: cfg.aws_region.clone(),
@@ -216,6 +227,8 @@ pub(crate) struct Parts {
     pub(crate) dataplane: dataplane::SharedDataPlane,
     pub(crate) data_dir: PathBuf,
     pub(crate) engine: Option<Arc<cutover_docker::DockerRuntime>>,
+    /// Resolves image tags to digests when deployments start.
+    pub(crate) resolver: pins::SharedResolver,
     pub(crate) cancel: CancellationToken,
     /// `AWS_ENDPOINT_URL` for builds and hooks: this server's listener.
     pub(crate) aws_endpoint: String,
@@ -237,6 +250,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         dataplane,
         data_dir,
         engine,
+        resolver,
         cancel,
         aws_endpoint,
         aws_region,
@@ -254,10 +268,15 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         endpoint: aws_endpoint,
         region: aws_region,
     });
-    let controller =
-        controller::Controller::start(store.clone(), clock.clone(), runtimes, cancel.clone())
-            .await
-            .context("cannot adopt running tasks")?;
+    let controller = controller::Controller::start(
+        store.clone(),
+        clock.clone(),
+        runtimes,
+        resolver,
+        cancel.clone(),
+    )
+    .await
+    .context("cannot adopt running tasks")?;
     let deployer = deploy::Deployer::start(
         store.clone(),
         controller.clone(),

@@ -37,6 +37,57 @@ pub(crate) const WEB_TASKDEF: &str = r#"{
   }]
 }"#;
 
+/// A registry's tags for the image resolver: `image` (as written) to its
+/// digest; an image with no entry fails to resolve ("manifest unknown").
+/// Short names and paths are not registry references, as in production.
+#[derive(Default)]
+pub(crate) struct FakeResolver {
+    tags: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// How many registry lookups were made.
+    pub(crate) lookups: std::sync::atomic::AtomicUsize,
+}
+
+impl FakeResolver {
+    /// Points `image` (`host/repo:tag`) at `digest`, as a push or re-tag does.
+    pub(crate) fn tag(&self, image: &str, digest: &str) {
+        self.tags
+            .lock()
+            .unwrap()
+            .insert(image.to_string(), digest.to_string());
+    }
+}
+
+#[async_trait::async_trait]
+impl cutover_docker::ImageResolver for FakeResolver {
+    async fn resolve(
+        &self,
+        image: &str,
+    ) -> Result<Option<cutover_docker::PinnedImage>, cutover_docker::ResolveError> {
+        let Some(r) = cutover_docker::ImageReference::parse(image) else {
+            return Ok(None);
+        };
+        if let Some(digest) = r.digest {
+            return Ok(Some(cutover_docker::PinnedImage {
+                reference: image.to_string(),
+                digest,
+            }));
+        }
+        self.lookups
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let digest = self.tags.lock().unwrap().get(image).cloned();
+        match digest {
+            Some(digest) => Ok(Some(cutover_docker::PinnedImage {
+                reference: r.pinned(&digest),
+                digest,
+            })),
+            None => Err(cutover_docker::ResolveError {
+                image: image.to_string(),
+                reason: "manifest unknown".into(),
+            }),
+        }
+    }
+}
+
 /// 2026-01-01T00:00:00Z: the harness's clock starts here.
 pub(crate) const EPOCH_MS: u64 = 1_767_225_600_000;
 
@@ -44,6 +95,8 @@ pub(crate) const EPOCH_MS: u64 = 1_767_225_600_000;
 pub(crate) struct Harness {
     pub(crate) state: AppState,
     pub(crate) runtime: FakeRuntime,
+    /// The registry's tags, as the image resolver sees them.
+    pub(crate) resolver: Arc<FakeResolver>,
     pub(crate) dataplane: Arc<FakeDataPlane>,
     pub(crate) clock: Arc<TokioClock>,
     cancel: CancellationToken,
@@ -60,7 +113,22 @@ impl Harness {
         let now_clock = clock.clone();
         let runtime = FakeRuntime::new("process", Arc::new(move || now_clock.now_ms()));
         let dataplane = FakeDataPlane::new(store.clone(), clock.clone());
-        Harness::assemble(dir, store, clock, runtime, dataplane).await
+        let resolver = Arc::new(FakeResolver::default());
+        Harness::assemble(dir, store, clock, runtime, dataplane, resolver).await
+    }
+
+    /// A fresh control plane whose runtime pins image tags, as a container
+    /// runtime does (see [`crate::pins`]).
+    pub(crate) async fn start_pinning() -> Harness {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let clock = Arc::new(TokioClock::new(EPOCH_MS));
+        let now_clock = clock.clone();
+        let runtime =
+            FakeRuntime::new("process", Arc::new(move || now_clock.now_ms())).pinning_image_tags();
+        let dataplane = FakeDataPlane::new(store.clone(), clock.clone());
+        let resolver = Arc::new(FakeResolver::default());
+        Harness::assemble(dir, store, clock, runtime, dataplane, resolver).await
     }
 
     async fn assemble(
@@ -69,6 +137,7 @@ impl Harness {
         clock: Arc<TokioClock>,
         runtime: FakeRuntime,
         dataplane: Arc<FakeDataPlane>,
+        resolver: Arc<FakeResolver>,
     ) -> Harness {
         let cancel = CancellationToken::new();
         let rt: Arc<dyn Runtime> = Arc::new(runtime.clone());
@@ -80,6 +149,7 @@ impl Harness {
             dataplane: dataplane.clone(),
             data_dir: dir.path().to_path_buf(),
             engine: None,
+            resolver: resolver.clone(),
             cancel: cancel.clone(),
             aws_endpoint: "http://127.0.0.1:7070".into(),
             aws_region: "us-east-1".into(),
@@ -90,6 +160,7 @@ impl Harness {
         Harness {
             state,
             runtime,
+            resolver,
             dataplane,
             clock,
             cancel,
@@ -108,6 +179,7 @@ impl Harness {
             self.clock.clone(),
             self.dir.clone(),
         );
+        let resolver = self.resolver.clone();
         let old_store = self.state.store.clone();
         drop(self);
         // Let the cancelled tasks observe the cancellation, and the store
@@ -123,7 +195,7 @@ impl Harness {
         }
         drop(old_store);
         let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
-        Harness::assemble(dir, store, clock, runtime, dataplane).await
+        Harness::assemble(dir, store, clock, runtime, dataplane, resolver).await
     }
 
     /// Milliseconds of the control plane's time since the harness started.

@@ -263,6 +263,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX registry_blobs_digest ON registry_blobs (digest);
     "#,
+    // 10: image digests pinned per service and task definition revision
+    // (`image_pins`): written once, when a deployment (or the first task) of
+    // that revision resolves its image, and never changed.
+    r#"
+    CREATE TABLE image_pins (
+        service         TEXT NOT NULL,
+        task_definition TEXT NOT NULL,
+        container       TEXT NOT NULL,
+        image           TEXT NOT NULL,
+        reference       TEXT NOT NULL,
+        digest          TEXT NOT NULL,
+        deployment      TEXT,
+        resolved_at     INTEGER NOT NULL,
+        PRIMARY KEY (service, task_definition)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -153,6 +153,17 @@ pub(crate) struct ServerArgs {
     /// File with the node proxies' admin token (mode 0600 or stricter).
     #[arg(long, env = "CUTOVER_NODE_PROXY_TOKEN_FILE", value_name = "FILE")]
     pub(crate) node_proxy_token_file: Option<PathBuf>,
+    /// A registry (host or host:port) whose tags are resolved to digests
+    /// over plain HTTP, as Podman's registries.conf `insecure = true`;
+    /// loopback registries always are. Repeat it, or list them
+    /// comma-separated in the environment.
+    #[arg(
+        long = "insecure-registry",
+        env = "CUTOVER_INSECURE_REGISTRIES",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ','
+    )]
+    pub(crate) insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Args)]

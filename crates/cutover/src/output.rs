@@ -64,6 +64,15 @@ pub(crate) fn opt<T: Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
+/// An image digest in a table: `sha256:` and its first 12 hex digits (the
+/// JSON output has it whole), or `-`.
+pub(crate) fn short_digest(digest: Option<&str>) -> String {
+    match digest {
+        Some(d) => d.get(..19).unwrap_or(d).to_string(),
+        None => "-".into(),
+    }
+}
+
 /// A Unix-ms timestamp as an age ("3s", "5m", "2h", "4d"; "-" when absent).
 pub(crate) fn age(at: Option<u64>, now_ms: u64) -> String {
     let Some(at) = at else {

@@ -25,6 +25,10 @@ impl Runtime for DockerRuntime {
         "docker"
     }
 
+    fn pins_image_tags(&self) -> bool {
+        true
+    }
+
     #[tracing::instrument(skip_all, fields(task = %spec.task_id, service = %spec.service))]
     async fn start(&self, spec: &TaskSpec) -> Result<TaskHandle, RuntimeError> {
         let task_id = spec.task_id.as_str();

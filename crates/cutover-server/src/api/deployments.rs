@@ -171,6 +171,8 @@ fn override_containers(
 /// A deployment with its history (events of its hooks left out).
 async fn with_events(st: &AppState, d: &DeploymentRow) -> ApiResult<Deployment> {
     let mut view = views::deployment(d)?;
+    let pins = views::pins(st, Some(&d.service)).await?;
+    views::pin_deployment(&mut view, &pins);
     let subject = format!("deployment/{}", d.id);
     let events = st
         .store
@@ -198,13 +200,18 @@ pub(crate) async fn list(
     Query(q): Query<DeploymentListQuery>,
 ) -> ApiResult<Json<DeploymentList>> {
     let limit = q.limit.unwrap_or(50).min(1000);
+    let pins = views::pins(&st, q.service.as_deref()).await?;
     let rows = st
         .store
         .call(move |c| ops::list_deployments(c, q.service.as_deref(), limit))
         .await?;
     let deployments = rows
         .iter()
-        .map(views::deployment)
+        .map(|d| {
+            let mut view = views::deployment(d)?;
+            views::pin_deployment(&mut view, &pins);
+            Ok(view)
+        })
         .collect::<ApiResult<_>>()?;
     Ok(Json(DeploymentList { deployments }))
 }

@@ -132,6 +132,11 @@ impl From<DeployError> for ApiError {
             DeployError::ServiceDeleting(_)
             | DeployError::Config(_)
             | DeployError::Settings { .. } => ApiError::bad_request(e.to_string()),
+            // The registry failed or refused: the deployment did not start.
+            DeployError::Image(crate::pins::PinError::Resolve(_)) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
+            }
+            DeployError::Image(_) => ApiError::bad_request(e.to_string()),
             DeployError::NotRunning(_) | DeployError::JustFinished(_) => {
                 ApiError::new(StatusCode::CONFLICT, e.to_string())
             }

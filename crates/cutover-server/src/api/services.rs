@@ -75,7 +75,10 @@ pub(crate) async fn describe(
             .await?
     };
     service.events = Some(views::events(events));
-    service.tasks = Some(views::tasks(tasks));
+    let pins = views::pins(&st, Some(&name)).await?;
+    let mut tasks = views::tasks(tasks);
+    tasks.iter_mut().for_each(|t| views::pin_task(t, &pins));
+    service.tasks = Some(tasks);
     Ok(Json(ServiceEnvelope { service }))
 }
 

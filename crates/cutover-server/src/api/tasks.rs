@@ -19,13 +19,14 @@ pub(crate) async fn list(
     Query(q): Query<TaskListQuery>,
 ) -> ApiResult<Json<TaskList>> {
     let limit = q.limit.unwrap_or(1000);
+    let pins = views::pins(&st, q.service.as_deref()).await?;
     let tasks = st
         .store
         .call(move |c| ops::list_tasks(c, q.service.as_deref(), q.all, limit))
         .await?;
-    Ok(Json(TaskList {
-        tasks: views::tasks(tasks),
-    }))
+    let mut tasks = views::tasks(tasks);
+    tasks.iter_mut().for_each(|t| views::pin_task(t, &pins));
+    Ok(Json(TaskList { tasks }))
 }
 
 async fn load(st: &AppState, id: &str) -> ApiResult<TaskRow> {
@@ -40,9 +41,10 @@ pub(crate) async fn describe(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<TaskEnvelope>> {
-    Ok(Json(TaskEnvelope {
-        task: views::task(load(&st, &id).await?),
-    }))
+    let mut task = views::task(load(&st, &id).await?);
+    let pins = views::pins(&st, Some(&task.service)).await?;
+    views::pin_task(&mut task, &pins);
+    Ok(Json(TaskEnvelope { task }))
 }
 
 type ByteStream = std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;

@@ -9,9 +9,44 @@ use cutover_api::deployments::{BlueGreenView, Deployment, LifecycleRecord, Traff
 use cutover_api::services::{Event, Service};
 use cutover_api::task_definitions::TaskDefinition;
 use cutover_api::tasks::Task;
+use cutover_store::image_pins::ImagePinRow;
 use cutover_store::{
     AlarmRow, BuildRow, DeploymentRow, EventRow, ServiceRow, TaskDefinitionRow, TaskRow, ops,
 };
+
+/// Image pins by (service, revision): what [`pin_task`] and
+/// [`pin_deployment`] show.
+pub(crate) type Pins = std::collections::HashMap<(String, String), ImagePinRow>;
+
+/// The image pins of `service`, or of every service.
+pub(crate) async fn pins(st: &super::AppState, service: Option<&str>) -> ApiResult<Pins> {
+    let service = service.map(str::to_string);
+    let rows = st
+        .store
+        .call(move |c| cutover_store::image_pins::list(c, service.as_deref()))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|p| ((p.service.clone(), p.task_definition.clone()), p))
+        .collect())
+}
+
+/// Shows the pinned image a task runs (a revision's pin never changes, so
+/// it is the one the task was started with).
+pub(crate) fn pin_task(t: &mut Task, pins: &Pins) {
+    if let Some(p) = pins.get(&(t.service.clone(), t.task_definition.clone())) {
+        t.image = Some(p.reference.clone());
+        t.image_digest = Some(p.digest.clone());
+    }
+}
+
+/// Shows the pinned image of the revision a deployment deploys.
+pub(crate) fn pin_deployment(d: &mut Deployment, pins: &Pins) {
+    if let Some(p) = pins.get(&(d.service.clone(), d.to_task_definition.clone())) {
+        d.image = Some(p.reference.clone());
+        d.image_digest = Some(p.digest.clone());
+    }
+}
 
 /// A service with counts of its tasks (events and tasks left out).
 pub(crate) fn service(svc: &ServiceRow, counts: ops::TaskCounts) -> ApiResult<Service> {
@@ -44,6 +79,8 @@ pub(crate) fn task(t: TaskRow) -> Task {
         last_status: t.last_status,
         desired_status: t.desired_status,
         health_status: t.health_status,
+        image: None,
+        image_digest: None,
         endpoint: t.endpoint,
         handle: t.handle,
         stop_code: t.stop_code,
@@ -119,6 +156,8 @@ pub(crate) fn deployment(d: &DeploymentRow) -> ApiResult<Deployment> {
         status: d.status,
         from_task_definition: d.from_task_definition.clone(),
         to_task_definition: d.to_task_definition.clone(),
+        image: None,
+        image_digest: None,
         config: d.config.clone(),
         green_provisioned: d.green_provisioned,
         prod_green_percent: d.prod_green_percent,

@@ -36,6 +36,8 @@ pub(crate) struct Controller {
     /// The control plane's clock.
     pub(crate) clock: SharedClock,
     runtimes: Runtimes,
+    /// Resolves image tags to digests (see [`crate::pins`]).
+    pub(crate) resolver: crate::pins::SharedResolver,
     loops: Mutex<HashMap<String, LoopHandle>>,
     shutdown: CancellationToken,
     /// Notified whenever a task starts, stops or changes health, so the data
@@ -49,6 +51,7 @@ impl Controller {
         store: Arc<Store>,
         clock: SharedClock,
         runtimes: Runtimes,
+        resolver: crate::pins::SharedResolver,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Arc<Controller>> {
         adopt::adopt(&store, clock.as_ref(), &runtimes).await?;
@@ -56,6 +59,7 @@ impl Controller {
             store: store.clone(),
             clock,
             runtimes,
+            resolver,
             loops: Mutex::new(HashMap::new()),
             shutdown,
             changed: Arc::new(Notify::new()),
@@ -64,6 +68,11 @@ impl Controller {
             controller.wake(&svc.name);
         }
         Ok(controller)
+    }
+
+    /// The state store.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// The runtimes, by name.

@@ -57,6 +57,9 @@ pub(crate) enum DeployError {
     /// The state store failed.
     #[error(transparent)]
     Store(#[from] cutover_store::StoreError),
+    /// The image of the revision could not be pinned to a digest.
+    #[error(transparent)]
+    Image(crate::pins::PinError),
     /// The engine state could not be encoded.
     #[error("cannot encode the deployment: {0}")]
     Encode(#[from] serde_json::Error),
@@ -95,6 +98,31 @@ pub(crate) struct Deployer {
     /// store calls, hence tokio's mutex).
     creating: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+}
+
+impl From<crate::pins::PinError> for DeployError {
+    fn from(e: crate::pins::PinError) -> Self {
+        match e {
+            crate::pins::PinError::Store(e) => DeployError::Store(e),
+            other => DeployError::Image(other),
+        }
+    }
+}
+
+/// Records a fresh pin (resolved for deployment `id`) in the deployment's
+/// transaction; a pin recorded meanwhile by a first task wins.
+fn record_pin(
+    c: &rusqlite::Connection,
+    now: cutover_core::Millis,
+    id: &str,
+    pin: Option<&crate::pins::Pin>,
+) -> Result<(), cutover_store::StoreError> {
+    if let Some(pin) = pin
+        && cutover_store::image_pins::record(c, &pin.row)? == pin.row
+    {
+        ops::add_event(c, now, &format!("deployment/{id}"), &pin.event())?;
+    }
+    Ok(())
 }
 
 /// An appspec's hooks resolved against the stack's `functions`, or why not.
@@ -202,6 +230,25 @@ impl Deployer {
         self: &Arc<Self>,
         req: DeployRequest,
     ) -> Result<DeploymentRow, DeployError> {
+        let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        // The image is resolved before the creation lock is taken (a slow
+        // registry holds up no other deployment), and recorded with the row.
+        let name = req.service.clone();
+        let runtime = self
+            .store
+            .call(move |c| ops::service(c, &name))
+            .await?
+            .ok_or_else(|| DeployError::ServiceNotFound(req.service.clone()))?
+            .runtime;
+        let pin = crate::pins::resolve(
+            &self.controller,
+            &req.service,
+            &runtime,
+            &req.task_definition,
+            Some(&id),
+        )
+        .await?
+        .filter(|p| !p.recorded);
         let _one_at_a_time = self.creating.lock().await;
         let name = req.service.clone();
         let svc = self
@@ -212,15 +259,15 @@ impl Deployer {
         if svc.status != cutover_core::service::ServiceStatus::Active {
             return Err(DeployError::ServiceDeleting(svc.name.clone()));
         }
-        let id = format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let now = self.clock.now_ms();
         if !svc.spec.is_blue_green() {
             // A rolling update: the service's reconcile loop replaces tasks,
             // keeping the old ones until the new revision is fully up.
-            let (svc, req, id) = (svc.clone(), req.clone(), id.clone());
+            let (svc, req, id, pin) = (svc.clone(), req.clone(), id.clone(), pin.clone());
             let row = self
                 .store
                 .transact(move |c| {
+                    record_pin(c, now, &id, pin.as_ref())?;
                     let mut s =
                         ops::service(c, &svc.name)?.ok_or(cutover_store::StoreError::NotFound {
                             kind: "service",
@@ -334,6 +381,7 @@ impl Deployer {
         self.store
             .transact(move |c| {
                 let (row, id) = (written, id_);
+                record_pin(c, now, &id, pin.as_ref())?;
                 ops::put_deployment(c, &row)?;
                 ops::add_event(
                     c,

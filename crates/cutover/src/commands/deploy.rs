@@ -24,6 +24,7 @@ const HEADERS: &[&str] = &[
     "STARTED BY",
     "AGE",
     "OUTCOME",
+    "DIGEST",
 ];
 
 fn row(d: &Deployment, now: u64) -> Vec<String> {
@@ -47,6 +48,7 @@ fn row(d: &Deployment, now: u64) -> Vec<String> {
         d.started_by.clone(),
         output::age(Some(d.created_at), now),
         opt(d.outcome.as_deref()),
+        output::short_digest(d.image_digest.as_deref()),
     ]
 }
 
@@ -207,6 +209,9 @@ pub(crate) async fn deployments(
             }
             let d = &resp.deployment;
             print!("{}", output::table(HEADERS, &[row(d, now)]));
+            if let Some(image) = &d.image {
+                println!("\nIMAGE  {image}");
+            }
             if let Some(bg) = &d.blue_green {
                 println!("\nLIFECYCLE");
                 let rows: Vec<_> = bg

@@ -41,6 +41,7 @@ pub(crate) async fn run(g: &Globals, args: ServerArgs) -> anyhow::Result<ExitCod
             .as_deref()
             .map(read_token_file)
             .transpose()?,
+        insecure_registries: args.insecure_registries,
     };
     cutover_server::run(cfg, super::shutdown_signal(), None).await?;
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@ const HEADERS: &[&str] = &[
     "ENDPOINT",
     "AGE",
     "STOPPED REASON",
+    "DIGEST",
 ];
 
 fn row(t: &Task, now: u64) -> Vec<String> {
@@ -28,6 +29,7 @@ fn row(t: &Task, now: u64) -> Vec<String> {
         opt(t.endpoint.as_deref()),
         output::age(Some(t.created_at), now),
         opt(t.stopped_reason.as_deref()),
+        output::short_digest(t.image_digest.as_deref()),
     ]
 }
 

@@ -4,6 +4,7 @@
 use cutover_aws::arn;
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::ecs::{self, errors};
+use cutover_store::image_pins::{self, ImagePinRow};
 use cutover_store::{TaskRow, ops};
 
 use super::taskdefs::page;
@@ -14,8 +15,22 @@ fn task_arn(call: &Call<'_>, id: &str) -> String {
     call.arn("ecs", &format!("task/{CLUSTER}/{id}"))
 }
 
-fn shape(call: &Call<'_>, t: &TaskRow) -> ecs::Task {
+fn shape(call: &Call<'_>, t: &TaskRow, pin: Option<&ImagePinRow>) -> ecs::Task {
+    // The essential container, as ECS shows it: the image as the task
+    // definition writes it and the digest it was pinned to.
+    let containers = pin.map(|p| {
+        vec![ecs::Container {
+            task_arn: Some(task_arn(call, &t.id)),
+            name: Some(p.container.clone()),
+            image: Some(p.image.clone()),
+            image_digest: Some(p.digest.clone()),
+            last_status: Some(t.last_status.as_str().into()),
+            exit_code: t.exit_code,
+            ..Default::default()
+        }]
+    });
     ecs::Task {
+        containers,
         task_arn: Some(task_arn(call, &t.id)),
         cluster_arn: Some(cluster_arn(call)),
         task_definition_arn: Some(task_definition_arn(call, &t.task_definition)),
@@ -104,9 +119,19 @@ pub(super) async fn describe(
         call.st
             .store
             .call(move |c| {
-                ids.iter()
-                    .map(|id| ops::task(c, id))
-                    .collect::<Result<Vec<_>, _>>()
+                let pins = image_pins::list(c, None)?;
+                let tasks = ids
+                    .iter()
+                    .map(|id| {
+                        Ok(ops::task(c, id)?.map(|t| {
+                            let pin = pins.iter().find(|p| {
+                                p.service == t.service && p.task_definition == t.task_definition
+                            });
+                            (t.clone(), pin.cloned())
+                        }))
+                    })
+                    .collect::<Result<Vec<_>, cutover_store::StoreError>>()?;
+                Ok(tasks)
             })
             .await
             .map_err(wire::store)?
@@ -115,7 +140,7 @@ pub(super) async fn describe(
     let mut failures = Vec::new();
     for (id, t) in ids.iter().zip(found) {
         match t {
-            Some(t) => tasks.push(shape(call, &t)),
+            Some((t, pin)) => tasks.push(shape(call, &t, pin.as_ref())),
             None => failures.push(ecs::Failure {
                 arn: Some(task_arn(call, id)),
                 reason: Some("MISSING".into()),

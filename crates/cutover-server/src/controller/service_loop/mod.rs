@@ -60,6 +60,9 @@ struct LoopState {
     probing: HashSet<String>,
     trackers: HashMap<String, HealthTracker>,
     plans: HashMap<String, RunPlan>,
+    /// Revision -> the pinned image its tasks run (`None`: not pinned), see
+    /// [`crate::pins`]; only successful lookups are kept.
+    pins: HashMap<String, Option<String>>,
     /// Task set -> revision for sets not named after their revision.
     set_revisions: HashMap<String, String>,
     /// When each STOPPING task was last signalled.
@@ -82,6 +85,7 @@ pub(super) async fn run(
         probing: HashSet::new(),
         trackers: HashMap::new(),
         plans: HashMap::new(),
+        pins: HashMap::new(),
         set_revisions: HashMap::new(),
         signalled: HashMap::new(),
         steady: false,

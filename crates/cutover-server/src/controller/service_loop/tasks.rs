@@ -77,6 +77,28 @@ pub(super) fn placement_of(svc: &ServiceRow) -> Placement {
     placement
 }
 
+/// The pinned image a task of `row`'s revision runs (recorded by the
+/// revision's deployment, else by this first task), `None` when its image is
+/// not pinned, or why it cannot be resolved (a `CannotPullContainerError`).
+async fn pinned_image(
+    ctl: &Controller,
+    st: &mut LoopState,
+    row: &TaskRow,
+) -> Result<Option<String>, String> {
+    if let Some(p) = st.pins.get(&row.task_definition) {
+        return Ok(p.clone());
+    }
+    let pin = crate::pins::pinned_for_task(ctl, &row.service, &row.runtime, &row.task_definition)
+        .await
+        .map_err(|e| match e {
+            crate::pins::PinError::Resolve(e) => e.to_string(),
+            other => format!("CannotPullContainerError: {other}"),
+        })?
+        .map(|p| p.reference);
+    st.pins.insert(row.task_definition.clone(), pin.clone());
+    Ok(pin)
+}
+
 /// Starts a task and records it RUNNING, or STOPPED if it cannot start.
 pub(super) async fn start_task(
     ctl: &Arc<Controller>,
@@ -85,7 +107,11 @@ pub(super) async fn start_task(
     placement: &Placement,
     mut row: TaskRow,
 ) -> anyhow::Result<()> {
-    let plan = plan_for(ctl, st, &row.task_definition).await?;
+    let mut plan = plan_for(ctl, st, &row.task_definition).await?;
+    let pinned = pinned_image(ctl, st, &row).await;
+    if let Ok(Some(reference)) = &pinned {
+        plan.container.image = Some(reference.clone());
+    }
     let spec = TaskSpec {
         task_id: row.id.clone(),
         service: row.service.clone(),
@@ -102,7 +128,14 @@ pub(super) async fn start_task(
         placement: placement.clone(),
     };
     let now = ctl.clock.now_ms();
-    match runtime.start(&spec).await {
+    let started = match pinned {
+        Ok(_) => runtime.start(&spec).await,
+        Err(message) => Err(cutover_runtime::RuntimeError::CannotStart {
+            task_id: row.id.clone(),
+            message,
+        }),
+    };
+    match started {
         Ok(handle) => {
             row.set_status(TaskState::Running)?;
             row.endpoint = handle.endpoint.map(|e| e.to_string());
