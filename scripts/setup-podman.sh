@@ -70,6 +70,29 @@ ping() {
   curl -fsS --max-time 2 --unix-socket "$socket" http://d/_ping 2>/dev/null | grep -q OK
 }
 
+# 2b. The loopback registries of the project's tests (ports 17070-17079,
+#     plain HTTP): the engine pulls from them by digest. Podman reads
+#     registries.conf once per process, so a running service is restarted
+#     when this file is new. Nothing else is marked insecure.
+dropin=/etc/containers/registries.conf.d/cutover-tests.conf
+restart_service=0
+if [ ! -f "$dropin" ]; then
+  as_root mkdir -p "$(dirname "$dropin")"
+  {
+    echo "# cutover: the loopback registries of Cutover's tests (scripts/setup-podman.sh)"
+    for port in $(seq 17070 17079); do
+      printf '[[registry]]\nlocation = "127.0.0.1:%s"\ninsecure = true\n' "$port"
+    done
+  } | as_root tee "$dropin" >/dev/null
+  echo "setup-podman: wrote $dropin"
+  restart_service=1
+fi
+if [ "$restart_service" = 1 ] && ping; then
+  echo "setup-podman: restarting the API service to read $dropin"
+  as_root pkill -f "podman system service --time=0 unix://$socket" || true
+  for _ in $(seq 1 50); do ping || break; sleep 0.1; done
+fi
+
 # 3. The Docker-compatible API service.
 if ! ping; then
   # The socket's directory belongs to the user serving it (root: a

@@ -7,8 +7,9 @@
 //!
 //! "Other content" is the same image pushed in the other manifest format
 //! (Docker schema 2, then OCI): another manifest, so another digest, with no
-//! image build. Podman learns that the registry is plain HTTP from a
-//! registries.conf drop-in this test writes for its port and removes.
+//! image build. The registry listens on one of the loopback ports that
+//! scripts/setup-podman.sh marks plain HTTP for the engine
+//! (`common::insecure_registry_port`).
 //!
 //! Needs an engine with the `cutover-sample:test` image, `docker-registry`
 //! and `skopeo` (scripts/setup-podman.sh, build-test-images.sh,
@@ -18,7 +19,6 @@
 mod common;
 
 use common::*;
-use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -49,19 +49,19 @@ fn tools_or_skip() -> bool {
     have
 }
 
-/// A `docker-registry` of this test, and the drop-in telling Podman it is
-/// plain HTTP.
+/// A `docker-registry` of this test, on a port the engine pulls from over
+/// plain HTTP (held for this test alone).
 struct Registry {
     child: Child,
     addr: String,
-    dropin: PathBuf,
+    _port: std::fs::File,
     _dir: tempfile::TempDir,
 }
 
 impl Registry {
     fn start() -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let (port, port_lock) = insecure_registry_port();
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
         std::fs::write(
@@ -79,19 +79,10 @@ impl Registry {
             .stderr(std::fs::File::create(dir.path().join("registry.err")).unwrap())
             .spawn()
             .unwrap();
-        let dropin = PathBuf::from(format!(
-            "/etc/containers/registries.conf.d/cutover-pinning-{port}.conf"
-        ));
-        std::fs::create_dir_all(dropin.parent().unwrap()).unwrap();
-        std::fs::write(
-            &dropin,
-            format!("[[registry]]\nlocation = \"{addr}\"\ninsecure = true\n"),
-        )
-        .unwrap();
         let registry = Registry {
             child,
             addr,
-            dropin,
+            _port: port_lock,
             _dir: dir,
         };
         wait_until(Duration::from_secs(20), || {
@@ -132,7 +123,6 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.dropin);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -203,14 +193,7 @@ fn assert_runs(server: &Server, registry: &Registry, revision: &str, n: usize, d
     }
 }
 
-// Ignored until the engine side works: resolution and pinning against the
-// real registry pass (the server logs "pinned to sha256:..."), but the
-// running Podman service does not pick up the registries.conf drop-in
-// written after it started, so its pull by digest tries HTTPS and fails.
-// Fix: have scripts/setup-docker-registry.sh write the drop-in for a fixed
-// port before the Podman service starts (or restart it), and use that port.
 #[test]
-#[ignore = "the Podman service ignores a registries.conf drop-in written after it started"]
 fn a_moved_tag_changes_neither_a_scale_up_nor_a_rollback() {
     if !tools_or_skip() {
         return;

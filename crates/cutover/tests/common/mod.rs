@@ -38,6 +38,27 @@ pub fn free_port() -> u16 {
     port
 }
 
+/// The ports of loopback registries that the engine pulls from over plain
+/// HTTP (`scripts/setup-podman.sh` marks 127.0.0.1:17070-17079 insecure).
+pub const INSECURE_REGISTRY_PORTS: std::ops::RangeInclusive<u16> = 17070..=17079;
+
+/// One of [`INSECURE_REGISTRY_PORTS`] for this test alone: an advisory lock
+/// on a file per port, held while the returned guard lives, keeps other test
+/// processes off it.
+pub fn insecure_registry_port() -> (u16, std::fs::File) {
+    for _ in 0..600 {
+        for port in INSECURE_REGISTRY_PORTS {
+            let file = std::fs::File::create(format!("/tmp/cutover-test-registry-{port}.lock"))
+                .expect("lock file");
+            if file.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return (port, file);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no port of {INSECURE_REGISTRY_PORTS:?} became free within a minute");
+}
+
 /// A running `cutover server`.
 pub struct Server {
     pub data_dir: PathBuf,
