@@ -22,6 +22,7 @@ pub mod pipelines;
 pub mod query;
 mod schema;
 pub mod services;
+pub mod stream;
 pub mod task_definitions;
 pub mod tasks;
 

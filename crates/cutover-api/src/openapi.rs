@@ -7,6 +7,7 @@ use crate::query::{
     BuildListQuery, BuildLogQuery, DeploymentListQuery, EventsQuery, LogsQuery,
     TaskDefinitionListQuery, TaskListQuery,
 };
+use crate::stream::{self, StreamQuery};
 use crate::{access_keys, alarms, apply, builds, deployments, error, pipelines, services};
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
@@ -39,6 +40,8 @@ pub enum Answer {
     Text,
     /// The OpenAPI document itself.
     Document,
+    /// Server-sent events, each `data:` the JSON of the named type.
+    EventStream(SchemaName),
 }
 
 /// One route of the API.
@@ -297,6 +300,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some(name!(alarms::SetAlarmStateRequest)),
         ok!(alarms::SetAlarmStateResponse),
     ),
+    Endpoint {
+        query: Some(query::<StreamQuery>),
+        ..ep(
+            "get",
+            "/v1/events/stream",
+            "Live snapshots of a topic as server-sent events (?topic=)",
+            None,
+            Answer::EventStream(name!(stream::StreamEvent)),
+        )
+    },
     ep(
         "get",
         "/v1/dataplane",
@@ -458,6 +471,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         alarms::SetAlarmStateRequest,
         alarms::SetAlarmStateResponse,
         alarms::DataPlaneStatus,
+        stream::StreamEvent,
         pipelines::PipelineList,
         pipelines::PipelineDescription,
         pipelines::ExecutionList,
@@ -560,6 +574,13 @@ pub fn document() -> Document {
                             .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                             .build(),
                     )
+                    .build(),
+            ),
+            Answer::EventStream(name) => (
+                200,
+                ResponseBuilder::new()
+                    .description("Server-sent events; each `data:` is this JSON")
+                    .content("text/event-stream", json_content(&name()))
                     .build(),
             ),
             Answer::Document => (

@@ -1,0 +1,203 @@
+//! The web console in a real browser: Debian's chromium driven by
+//! `playwright-core` (both installed by scripts/setup-browser.sh, which
+//! scripts/test.sh runs) against a real `cutover server` on loopback, with a
+//! blue/green service and a pipeline with a manual approval. The browser
+//! scenarios live in tests/browser/console.js; this test sets the stage,
+//! runs them, and checks their effects through the API. It fails, never
+//! skips, when the browser is missing.
+//!
+//! Screenshots (the overview, a deployment mid-canary) are written under
+//! `$CARGO_TARGET_TMPDIR/console-e2e/`; docs/ holds copies for the README.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Runs one scenario of tests/browser/console.js; panics with its output
+/// when it fails (a console error, a missing control, a timeout).
+fn browser(server: &Server, scenario: &str, args: &[&str]) -> serde_json::Value {
+    let modules = std::env::var_os("CUTOVER_NODE_MODULES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/browser/node_modules")
+        });
+    assert!(
+        modules.join("playwright-core").is_dir(),
+        "playwright-core is not installed at {}: run the tests with scripts/test.sh, or run scripts/setup-browser.sh and set CUTOVER_NODE_MODULES to the directory it prints",
+        modules.display()
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console.js");
+    let out = Command::new("node")
+        .arg(script)
+        .arg(scenario)
+        .arg(server.url())
+        .args(args)
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node is not installed (scripts/setup-browser.sh installs it)");
+    assert!(
+        out.status.success(),
+        "browser scenario {scenario} failed:\n{}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        server.log()
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.lines().last().unwrap_or("null")).unwrap()
+}
+
+/// A blue/green service `web` (a 20% canary held 8 s) and a pipeline `gated`
+/// whose second stage waits for a manual approval, then writes `marker`.
+fn write_stack(root: &Path, prod: u16, test: u16) -> PathBuf {
+    common::write_stack(root, "v1", 2);
+    let repo = root.join("repo");
+    init_repo(&repo, &[("README.md", "hello\n")]);
+    let marker = root.join("marker");
+    std::fs::write(
+        root.join("pipeline.json"),
+        format!(
+            r#"{{"pipeline": {{"name": "gated", "pipelineType": "V2", "stages": [
+ {{"name": "Source", "actions": [{{"name": "Source",
+   "actionTypeId": {{"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"}},
+   "configuration": {{"RepositoryName": "app", "BranchName": "main"}}, "outputArtifacts": [{{"name": "Out"}}]}}]}},
+ {{"name": "Gate", "actions": [{{"name": "Approve",
+   "actionTypeId": {{"category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}}}}]}},
+ {{"name": "Run", "actions": [{{"name": "Run",
+   "actionTypeId": {{"category": "Invoke", "owner": "AWS", "provider": "Lambda", "version": "1"}},
+   "configuration": {{"FunctionName": "echo done > {marker}"}}}}]}}]}}}}"#,
+            marker = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            r#"services:
+  web:
+    runtime: process
+    desiredCount: 2
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:{prod}
+      testListener: 127.0.0.1:{test}
+      healthCheck: {{path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}}
+      deregistrationDelaySeconds: 1
+    deployment:
+      type: BLUE_GREEN
+      config: Canary20Percent8Seconds
+      terminationWaitSeconds: 1
+deploymentConfigs:
+  Canary20Percent8Seconds:
+    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 20, canaryIntervalSeconds: 8}}}}
+repositories:
+  app: {{url: {repo}, pollIntervalSeconds: 0}}
+pipelines:
+  gated: {{file: pipeline.json}}
+"#,
+            repo = repo.display()
+        ),
+    )
+    .unwrap();
+    marker
+}
+
+fn deployment(server: &Server, id: &str) -> serde_json::Value {
+    server.json(&["deployments", "get", id])["deployment"].clone()
+}
+
+fn approval_waits(server: &Server) -> bool {
+    let v = server.json(&["pipelines", "executions", "gated"]);
+    v["executions"][0]["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == "Gate")
+        .flat_map(|s| s["actions"].as_array().unwrap())
+        .any(|a| a["status"] == "InProgress")
+}
+
+#[test]
+fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (prod, test) = (free_port(), free_port());
+    let marker = write_stack(tmp.path(), prod, test);
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_healthy(&server, "web", 2, Duration::from_secs(30));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-e2e");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shots_arg = shots.to_str().unwrap();
+
+    // A canary's page advances live to the end (one document, no reload).
+    let id = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v2"])["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watched = browser(&server, "watch", &[shots_arg, &id]);
+    let seen: Vec<&str> = watched["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        seen.iter().any(|s| s.ends_with("@20")) && seen.iter().any(|s| s.starts_with("Succeeded")),
+        "{seen:?}"
+    );
+    assert_eq!(deployment(&server, &id)["status"], "Succeeded");
+
+    // Every page loads with no console error, every control has a name,
+    // and nothing overflows a phone's width.
+    wait_until(Duration::from_secs(20), || approval_waits(&server))
+        .unwrap_or_else(|| panic!("the approval never waited\n{}", server.log()));
+    let loaded = browser(
+        &server,
+        "pages",
+        &[
+            "/",
+            "/services/web",
+            &format!("/deployments/{id}"),
+            "/pipelines/gated",
+            "/alarms",
+        ],
+    );
+    assert_eq!(loaded["loaded"].as_array().unwrap().len(), 5);
+    assert!(shots.join("console-deployment.png").is_file());
+
+    // "Stop and roll back" during a canary rolls it back: checked through the API
+    // and on the production listener.
+    let id3 = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v3"])["deployment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser(&server, "rollback", &[shots_arg, &id3]);
+    assert!(shots.join("console-overview.png").is_file());
+    wait_until(Duration::from_secs(30), || {
+        deployment(&server, &id3)["finishedAt"].is_u64()
+    })
+    .unwrap_or_else(|| panic!("the stopped deployment never finished\n{}", server.log()));
+    let d = deployment(&server, &id3);
+    assert_eq!(d["status"], "Stopped", "{d:#}");
+    assert_eq!(d["prodGreenPercent"], 0, "{d:#}");
+    let (status, body) = http_get(&format!("127.0.0.1:{prod}"), "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "v2"));
+
+    // Approving the manual approval lets the pipeline continue to the end.
+    browser(&server, "approve", &["gated"]);
+    let done = wait_until(Duration::from_secs(30), || {
+        server.json(&["pipelines", "executions", "gated"])["executions"][0]["status"]
+            == "Succeeded"
+    });
+    assert!(done.is_some(), "the pipeline did not continue\n{}", server.log());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "done");
+    eprintln!("screenshots in {}", shots.display());
+}
