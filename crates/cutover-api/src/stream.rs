@@ -122,7 +122,14 @@ mod tests {
         ] {
             assert_eq!(t.parse::<Topic>().unwrap().to_string(), t);
         }
-        for bad in ["", "service", "service/", "service/a/b", "tasks/x", "Services"] {
+        for bad in [
+            "",
+            "service",
+            "service/",
+            "service/a/b",
+            "tasks/x",
+            "Services",
+        ] {
             assert!(bad.parse::<Topic>().is_err(), "{bad}");
         }
     }

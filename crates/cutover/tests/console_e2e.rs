@@ -194,10 +194,154 @@ fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
     // Approving the manual approval lets the pipeline continue to the end.
     browser(&server, "approve", &["gated"]);
     let done = wait_until(Duration::from_secs(30), || {
-        server.json(&["pipelines", "executions", "gated"])["executions"][0]["status"]
-            == "Succeeded"
+        server.json(&["pipelines", "executions", "gated"])["executions"][0]["status"] == "Succeeded"
     });
-    assert!(done.is_some(), "the pipeline did not continue\n{}", server.log());
+    assert!(
+        done.is_some(),
+        "the pipeline did not continue\n{}",
+        server.log()
+    );
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "done");
     eprintln!("screenshots in {}", shots.display());
+}
+
+/// One raw HTTP/1.1 exchange: (status, head, body).
+fn raw(addr: &str, request: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn form_post(addr: &str, path: &str, headers: &str, body: &str) -> (u16, String, String) {
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+#[test]
+fn with_a_token_the_console_needs_the_cookie_and_refuses_forged_and_cross_origin_posts() {
+    const TOKEN: &str = "s3cret-console-token";
+    let tmp = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BIN)
+        .args(["server", "--listen", &addr, "--token", TOKEN, "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env_remove("CUTOVER_TOKEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut child);
+    wait_until(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .expect("the server did not start");
+    let get = |path: &str, headers: &str| {
+        raw(
+            &addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}\r\n"),
+        )
+    };
+    let hex_token: String = TOKEN.bytes().map(|b| format!("{b:02x}")).collect();
+
+    // No cookie: pages send to the sign-in form, actions are refused.
+    let (s, head, _) = get("/", "");
+    assert_eq!(s, 303);
+    assert!(head.contains("location: /sign-in?next=/"), "{head}");
+    assert_eq!(get("/sign-in", "").0, 200);
+    assert_eq!(
+        form_post(&addr, "/services/web/rollback", "", "csrf=x").0,
+        401
+    );
+
+    // A wrong token is refused and not echoed.
+    let (s, _, body) = form_post(&addr, "/sign-in", "", "token=wr0ng-guess&next=/");
+    assert_eq!(s, 401);
+    assert!(!body.contains("wr0ng-guess"), "{body}");
+
+    // The right one sets an HttpOnly, SameSite=Strict cookie...
+    let (s, head, _) = form_post(
+        &addr,
+        "/sign-in",
+        "",
+        &format!("token={TOKEN}&next=/alarms"),
+    );
+    assert_eq!(s, 303, "{head}");
+    assert!(head.contains("location: /alarms"), "{head}");
+    let set = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("no cookie: {head}"));
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = format!("Cookie: cutover_session={hex_token}\r\n");
+
+    // ...that opens the pages, which never show the token.
+    let (s, _, page) = get("/", &cookie);
+    assert_eq!(s, 200);
+    assert!(!page.contains(TOKEN) && !page.contains(&hex_token));
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_string();
+    assert!(!csrf.is_empty());
+
+    // A forged post: wrong or missing CSRF token, or another origin.
+    let same = format!("{cookie}Origin: http://{addr}\r\n");
+    assert_eq!(
+        form_post(&addr, "/services/web/rollback", &same, "csrf=forged").0,
+        403
+    );
+    assert_eq!(form_post(&addr, "/services/web/rollback", &same, "").0, 403);
+    let evil = format!("{cookie}Origin: https://evil.example\r\n");
+    let body = format!("csrf={csrf}");
+    assert_eq!(
+        form_post(&addr, "/services/web/rollback", &evil, &body).0,
+        403
+    );
+    let cross = format!("{cookie}Sec-Fetch-Site: cross-site\r\n");
+    assert_eq!(
+        form_post(&addr, "/services/web/rollback", &cross, &body).0,
+        403
+    );
+    // The genuine post reaches the action (which finds nothing to roll back).
+    let (s, _, page) = form_post(&addr, "/services/web/rollback", &same, &body);
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("has no succeeded deployment"), "{page}");
+
+    // The /v1 API takes the cookie for reads only.
+    assert_eq!(get("/v1/status", &cookie).0, 200);
+    let (s, _, _) = raw(
+        &addr,
+        &format!(
+            "POST /v1/services/web/rollback HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{cookie}Content-Length: 0\r\n\r\n"
+        ),
+    );
+    assert_eq!(s, 401);
 }

@@ -2,7 +2,7 @@
 //! handler of the same action with its typed request, and answers
 //! `303 See Other` back to the page (or an error page).
 
-use super::auth::{Session, check_csrf};
+use super::auth::{Session, csrf_refusal};
 use super::pages::error_page;
 use crate::api::{ApiError, AppState, deployments, pipelines};
 use axum::extract::{Path, State};
@@ -20,7 +20,7 @@ async fn act<F>(session: &Session, csrf: &str, f: F) -> Response
 where
     F: Future<Output = Result<String, ApiError>>,
 {
-    if let Err(refused) = check_csrf(session, csrf) {
+    if let Some(refused) = csrf_refusal(session, csrf) {
         return refused;
     }
     match f.await {

@@ -148,7 +148,7 @@ pub(crate) async fn require_loopback_if_open(
 }
 
 /// Pages and actions: a session, and for a post no foreign origin (the
-/// form's CSRF token is checked by the action, [`check_csrf`]).
+/// form's CSRF token is checked by the action, [`csrf_refusal`]).
 pub(crate) async fn require_session(
     State(guard): State<Guard>,
     mut req: Request,
@@ -180,16 +180,14 @@ pub(crate) async fn require_session(
     next.run(req).await
 }
 
-/// Checks a form's CSRF token against the session's.
-pub(crate) fn check_csrf(session: &Session, given: &str) -> Result<(), Response> {
-    if bool::from(given.as_bytes().ct_eq(session.csrf.as_bytes())) {
-        Ok(())
-    } else {
-        Err(refuse(
+/// The refusal of a form whose CSRF token is not the session's, if it is not.
+pub(crate) fn csrf_refusal(session: &Session, given: &str) -> Option<Response> {
+    (!bool::from(given.as_bytes().ct_eq(session.csrf.as_bytes()))).then(|| {
+        refuse(
             StatusCode::FORBIDDEN,
             "the form's CSRF token is missing or wrong; reload the page and try again",
-        ))
-    }
+        )
+    })
 }
 
 /// Percent-encodes a path for a query value.
@@ -275,8 +273,8 @@ pub(crate) async fn sign_out(
     Extension(session): Extension<Session>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&session, &form.csrf) {
-        return r;
+    if let Some(refused) = csrf_refusal(&session, &form.csrf) {
+        return refused;
     }
     let mut resp = Redirect::to("/sign-in").into_response();
     if let Ok(v) = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0").parse() {
@@ -315,8 +313,8 @@ mod tests {
             .session(&headers(&[("cookie", "a=b; cutover_session=733363726574")]))
             .unwrap();
         assert!(!s.csrf.contains("s3cret"));
-        assert!(check_csrf(&s, &s.csrf).is_ok());
-        assert!(check_csrf(&s, "").is_err());
+        assert!(csrf_refusal(&s, &s.csrf).is_none());
+        assert!(csrf_refusal(&s, "").is_some());
         // Another server (another key) issues other CSRF tokens.
         let other = Guard::new(Some(Arc::new("s3cret".into())));
         assert_ne!(other.csrf_for("s3cret"), s.csrf);

@@ -13,11 +13,7 @@ use cutover_api::deployments::Deployment;
 use cutover_api::wire_name;
 use maud::{Markup, html};
 
-async fn markup(
-    st: &AppState,
-    session: &Session,
-    id: String,
-) -> Result<Markup, ApiError> {
+async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, ApiError> {
     let d = deployments::get(State(st.clone()), Path(id.clone()))
         .await?
         .0

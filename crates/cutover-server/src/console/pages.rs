@@ -147,7 +147,11 @@ fn diff(before: &str, after: &str) -> Markup {
     }
 }
 
-async fn service_markup(st: &AppState, session: &Session, name: String) -> Result<Markup, ApiError> {
+async fn service_markup(
+    st: &AppState,
+    session: &Session,
+    name: String,
+) -> Result<Markup, ApiError> {
     let svc = services::describe(State(st.clone()), Path(name.clone()))
         .await?
         .0
@@ -157,7 +161,9 @@ async fn service_markup(st: &AppState, session: &Session, name: String) -> Resul
     let mut diffs = Vec::new();
     for d in history.iter().take(5) {
         if d.from_task_definition != d.to_task_definition && !d.from_task_definition.is_empty() {
-            let before = revision_text(st, &d.from_task_definition).await.unwrap_or_default();
+            let before = revision_text(st, &d.from_task_definition)
+                .await
+                .unwrap_or_default();
             let after = revision_text(st, &d.to_task_definition).await?;
             diffs.push((d, diff(&before, &after)));
         }
