@@ -137,7 +137,9 @@ fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
     std::fs::create_dir_all(&shots).unwrap();
     let shots_arg = shots.to_str().unwrap();
 
-    // A canary's page advances live to the end (one document, no reload).
+    // A canary's page advances live to the end (one document, no reload),
+    // under a little traffic so its target groups' figures move.
+    let load = Load::start(format!("127.0.0.1:{prod}"), 2);
     let id = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v2"])["deployment"]["id"]
         .as_str()
         .unwrap()
@@ -154,6 +156,8 @@ fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
         "{seen:?}"
     );
     assert_eq!(deployment(&server, &id)["status"], "Succeeded");
+    let (ok, failed, _) = load.finish();
+    assert!(ok > 0 && failed == 0, "{ok} ok, {failed} failed");
 
     // Every page loads with no console error, every control has a name,
     // and nothing overflows a phone's width.

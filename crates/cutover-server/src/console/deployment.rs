@@ -1,5 +1,6 @@
 //! A deployment's page: the lifecycle as a timeline, the traffic split over
-//! time, its alarms, its events, and the Stop / Stop and roll back /
+//! time, its target groups' request rate, 5xx and latency, its alarms,
+//! its events, and the Stop / Stop and roll back /
 //! Continue / Roll back buttons.
 
 use super::auth::Session;
@@ -18,6 +19,8 @@ async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, 
         .await?
         .0
         .deployment;
+    let now = st.clock.now_ms();
+    let metrics = super::metrics::section(st, &d, now).await;
     let alarm_states = alarms::list(State(st.clone())).await?.0.alarms;
     let watched: Vec<_> = d
         .blue_green
@@ -42,8 +45,9 @@ async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, 
             }
             section aria-labelledby="traffic" {
                 h2 #traffic { "Traffic over time" }
-                (chart(&d, st.clock.now_ms()))
+                (chart(&d, now))
             }
+            (metrics)
             @if let Some(bg) = &d.blue_green {
                 section aria-labelledby="lifecycle" {
                     h2 #lifecycle { "Lifecycle" }

@@ -13,6 +13,7 @@ mod assets;
 pub(crate) mod auth;
 mod deployment;
 mod layout;
+mod metrics;
 mod pages;
 mod pipeline;
 pub(crate) mod stream;

@@ -106,6 +106,8 @@ async function watch() {
     await b.page.waitForTimeout(100);
   }
   if (!shot) throw new Error(`never saw the canary in progress; seen ${[...seen]}`);
+  const metrics = await b.page.locator("#metrics").count();
+  if (!metrics) throw new Error("no target group metrics section");
   await finish(b, { seen: [...seen] });
 }
 

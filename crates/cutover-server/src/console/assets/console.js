@@ -3,7 +3,8 @@
 // - a page whose <main> names a data-topic follows GET /v1/events/stream and
 //   re-renders its sections from the server (focused forms are left alone);
 // - the deployment chart adds every traffic change the stream brings;
-// - <pre data-follow> streams a log.
+// - <pre data-follow> streams a log;
+// - a section[data-refresh] (per-second metrics) re-renders while a deployment runs.
 "use strict";
 (function () {
   var rel = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
@@ -149,5 +150,12 @@
     document.querySelectorAll("pre[data-follow]").forEach(logs);
     setInterval(function () { times(document); }, 15000);
     setInterval(extendChart, 1000);
+    // Sections measured by the second (data-refresh) re-render on their own
+    // while the deployment runs.
+    var timed = document.querySelector("section[data-refresh]");
+    if (timed) setInterval(function () {
+      var fig = document.querySelector("figure.chart");
+      if (fig && fig.hasAttribute("data-running")) refresh();
+    }, Number(timed.getAttribute("data-refresh")) || 2000);
   });
 })();
