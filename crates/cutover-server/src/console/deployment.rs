@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use cutover_api::deployments::Deployment;
 use cutover_api::wire_name;
+use cutover_deploy::bluegreen::DeploymentStatus;
 use maud::{Markup, html};
 
 async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, ApiError> {
@@ -40,7 +41,7 @@ async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, 
                     code { (d.to_task_definition) } " · started " (time(d.created_at)) " by " (d.started_by)
                     @if let Some(f) = d.finished_at { " · finished " (time(f)) } }
                 @if let Some(o) = &d.outcome { p.outcome { (o) } }
-                (traffic_bar(d.prod_green_percent))
+                (traffic_bar(replacement_share(&d)))
                 (controls(session, &d))
             }
             section aria-labelledby="traffic" {
@@ -94,16 +95,24 @@ fn controls(session: &Session, d: &Deployment) -> Markup {
     }
 }
 
+/// The share of production on the replacement as people read it: once the
+/// deployment succeeded the replacement serves everything, though the row's
+/// `prodGreenPercent` is back to 0 (the replacement became the live set).
+fn replacement_share(d: &Deployment) -> u8 {
+    if d.status == DeploymentStatus::Succeeded {
+        100
+    } else {
+        d.prod_green_percent
+    }
+}
+
 /// The production split over time as an SVG step line: the server draws
 /// what it knows (0% at the start, the current split until now); the script
 /// adds every change the event stream brings and keeps the line growing.
 fn chart(d: &Deployment, now: u64) -> Markup {
     let end = d.finished_at.unwrap_or(now).max(d.updated_at);
-    let samples = [
-        (d.created_at, 0u8),
-        (d.updated_at, d.prod_green_percent),
-        (end, d.prod_green_percent),
-    ];
+    let share = replacement_share(d);
+    let samples = [(d.created_at, 0u8), (d.updated_at, share), (end, share)];
     let json = serde_json::to_string(&samples).unwrap_or_default();
     let (t0, t1) = (d.created_at, end.max(d.created_at + 1));
     let x = |t: u64| (t.saturating_sub(t0) as f64 / (t1 - t0) as f64) * 600.0;
@@ -118,19 +127,19 @@ fn chart(d: &Deployment, now: u64) -> Markup {
         last = Some(p);
     }
     html! {
-        figure.chart data-samples=(json) data-percent=(d.prod_green_percent)
+        figure.chart data-samples=(json) data-percent=(share)
             data-running=[d.finished_at.is_none().then_some("true")] {
             div.plot {
                 span.axis.top { "100%" } span.axis.mid { "50%" } span.axis.bottom { "0%" }
                 svg viewBox="0 0 600 100" preserveAspectRatio="none" role="img"
-                    aria-label={ "Replacement share of production traffic: now " (d.prod_green_percent) "%" } {
+                    aria-label={ "Replacement share of production traffic: now " (share) "%" } {
                     line.grid x1="0" y1="50" x2="600" y2="50" vector-effect="non-scaling-stroke" {}
                     polyline points=(points) fill="none" stroke="currentColor" stroke-width="3"
                         vector-effect="non-scaling-stroke" {}
                 }
             }
             figcaption { "Share of production traffic on the replacement since the start: now "
-                span.now { (d.prod_green_percent) "%" } }
+                span.now { (share) "%" } }
         }
     }
 }

@@ -161,7 +161,8 @@ async function chart() {
   const end = deadline(120000);
   while (Date.now() < end) {
     const r = await fetch(`${base}/v1/deployments/${id}`).then((x) => x.json());
-    const p = String(r.deployment.prodGreenPercent);
+    // As the page reads it: a succeeded deployment's replacement serves 100%.
+    const p = String(r.deployment.status === "Succeeded" ? 100 : r.deployment.prodGreenPercent);
     if (p !== last) {
       const seenAt = Date.now();
       await b.page.waitForFunction((want) => document.querySelector("figure.chart").getAttribute("data-percent") === want,

@@ -2,7 +2,7 @@
 // - <time datetime> in the browser's zone with a relative age;
 // - a page whose <main> names a data-topic follows GET /v1/events/stream and
 //   re-renders its sections from the server (focused forms are left alone);
-// - the deployment chart adds every traffic change the stream brings;
+// - the deployment chart adds every traffic change a re-render brings;
 // - <pre data-follow> streams a log;
 // - a section[data-refresh] (per-second metrics) re-renders while a deployment runs.
 "use strict";
@@ -51,14 +51,16 @@
       fig.setAttribute("data-drawn-at", String(Date.now()));
     }
   }
-  function onDeployment(d) {
-    if (!samples) return;
-    var p = d.prodGreenPercent, fig = document.querySelector("figure.chart");
-    if (d.finishedAt && fig) fig.removeAttribute("data-running");
-    if (p === lastPercent) return;
-    lastPercent = p;
-    samples.push([Date.now(), p]);
-    drawChart();
+  // After a re-render: the server's figure says the split now (it owns the
+  // rule, e.g. a succeeded deployment's replacement serves 100%).
+  function sampleFromPage() {
+    var fig = document.querySelector("figure.chart");
+    if (!fig || !samples) return;
+    var p = Number(fig.getAttribute("data-percent"));
+    if (p !== lastPercent) {
+      lastPercent = p;
+      samples.push([Date.now(), p]);
+    }
   }
   // A running deployment's line grows to now.
   function extendChart() {
@@ -97,6 +99,7 @@
           }
         }
         times(live);
+        sampleFromPage();
         drawChart();
       })
       .catch(function () {})
@@ -107,10 +110,6 @@
     var es = new EventSource("/v1/events/stream?topic=" + encodeURIComponent(topic));
     var first = true;
     function handle(ev) {
-      try {
-        var msg = JSON.parse(ev.data);
-        if (msg.kind === "deployment") onDeployment(msg.data);
-      } catch (e) { return; }
       if (first) { first = false; return; } // the page already shows it
       refresh();
     }
