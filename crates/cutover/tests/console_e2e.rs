@@ -48,7 +48,7 @@ fn browser(server: &Server, scenario: &str, args: &[&str]) -> serde_json::Value 
     serde_json::from_str(line.lines().last().unwrap_or("null")).unwrap()
 }
 
-/// A blue/green service `web` (a 20% canary held 8 s) and a pipeline `gated`
+/// A blue/green service `web` (a 20% canary held 12 s) and a pipeline `gated`
 /// whose second stage waits for a manual approval, then writes `marker`.
 fn write_stack(root: &Path, prod: u16, test: u16) -> PathBuf {
     common::write_stack(root, "v1", 2);
@@ -88,11 +88,11 @@ fn write_stack(root: &Path, prod: u16, test: u16) -> PathBuf {
       deregistrationDelaySeconds: 1
     deployment:
       type: BLUE_GREEN
-      config: Canary20Percent8Seconds
+      config: Canary20Percent12Seconds
       terminationWaitSeconds: 1
 deploymentConfigs:
-  Canary20Percent8Seconds:
-    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 20, canaryIntervalSeconds: 8}}}}
+  Canary20Percent12Seconds:
+    trafficRouting: {{type: TimeBasedCanary, timeBasedCanary: {{canaryPercentage: 20, canaryIntervalSeconds: 12}}}}
 repositories:
   app: {{url: {repo}, pollIntervalSeconds: 0}}
 pipelines:

@@ -84,7 +84,7 @@ async function watch() {
   await b.page.goto(`${base}/deployments/${id}`);
   await b.page.evaluate(() => { window.__sameDocument = true; });
   const seen = new Set();
-  let shot = false, canaryAt = 0;
+  let shot = 0, canaryAt = 0;
   const end = deadline(120000);
   for (;;) {
     const state = await b.page.evaluate(() => ({
@@ -96,10 +96,12 @@ async function watch() {
     seen.add(`${state.status}@${state.percent}`);
     const canary = Number(state.percent) > 0 && Number(state.percent) < 100;
     if (canary && !canaryAt) canaryAt = Date.now();
-    // A few seconds into the canary, so the chart shows the step.
-    if (!shot && canary && Date.now() - canaryAt > 3000) {
+    // At the first sight of the canary, and again a few seconds into it
+    // (when the chart shows the step) if it still runs.
+    const later = canary && shot === 1 && Date.now() - canaryAt > 3000;
+    if ((canary && !shot) || later) {
       await b.page.screenshot({ path: path.join(outdir, "console-deployment.png"), fullPage: true });
-      shot = true;
+      shot += 1;
     }
     if (state.status === "Succeeded") break;
     if (Date.now() > end) throw new Error(`never succeeded; seen ${[...seen]}`);

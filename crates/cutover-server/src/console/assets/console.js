@@ -46,10 +46,7 @@
     if (label) label.textContent = now + "%";
     var svg = fig.querySelector("svg");
     if (svg) svg.setAttribute("aria-label", "Replacement share of production traffic: now " + now + "%");
-    if (fig.getAttribute("data-percent") !== String(now)) {
-      fig.setAttribute("data-percent", String(now));
-      fig.setAttribute("data-drawn-at", String(Date.now()));
-    }
+    fig.setAttribute("data-percent", String(now));
   }
   // After a re-render: the server's figure says the split now (it owns the
   // rule, e.g. a succeeded deployment's replacement serves 100%).
@@ -108,11 +105,8 @@
   function follow(topic) {
     if (!window.EventSource) return;
     var es = new EventSource("/v1/events/stream?topic=" + encodeURIComponent(topic));
-    var first = true;
-    function handle(ev) {
-      if (first) { first = false; return; } // the page already shows it
-      refresh();
-    }
+    // Every snapshot, the first too (it may be newer than the page).
+    function handle() { refresh(); }
     ["services", "alarms", "service", "deployment", "pipeline"].forEach(function (k) {
       es.addEventListener(k, handle);
     });
