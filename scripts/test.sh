@@ -26,6 +26,11 @@ fi
 aws_bin="$(./scripts/setup-aws-clients.sh)"
 export PATH="$aws_bin:$PATH"
 
+# Debian's chromium and playwright-core from npm (pinned) for the console's
+# browser tests (crates/cutover/tests/console_e2e.rs), which fail without them.
+CUTOVER_NODE_MODULES="$(./scripts/setup-browser.sh)"
+export CUTOVER_NODE_MODULES
+
 if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-podman.sh
   ./scripts/setup-registry-clients.sh

@@ -24,6 +24,7 @@ pub mod query;
 pub mod registry;
 mod schema;
 pub mod services;
+pub mod stream;
 pub mod task_definitions;
 pub mod tasks;
 

@@ -7,6 +7,7 @@ use crate::query::{
     BuildListQuery, BuildLogQuery, DeploymentListQuery, EventsQuery, LogsQuery,
     TaskDefinitionListQuery, TaskListQuery,
 };
+use crate::stream::{self, StreamQuery};
 use crate::{
     access_keys, alarms, apply, builds, deployments, error, pipelines, registry, services,
 };
@@ -41,6 +42,8 @@ pub enum Answer {
     Text,
     /// The OpenAPI document itself.
     Document,
+    /// Server-sent events, each `data:` the JSON of the named type.
+    EventStream(SchemaName),
 }
 
 /// One route of the API.
@@ -299,6 +302,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Some(name!(alarms::SetAlarmStateRequest)),
         ok!(alarms::SetAlarmStateResponse),
     ),
+    Endpoint {
+        query: Some(query::<StreamQuery>),
+        ..ep(
+            "get",
+            "/v1/events/stream",
+            "Live snapshots of a topic as server-sent events (?topic=)",
+            None,
+            Answer::EventStream(name!(stream::StreamEvent)),
+        )
+    },
     ep(
         "get",
         "/v1/dataplane",
@@ -467,6 +480,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         alarms::SetAlarmStateRequest,
         alarms::SetAlarmStateResponse,
         alarms::DataPlaneStatus,
+        stream::StreamEvent,
         pipelines::PipelineList,
         pipelines::PipelineDescription,
         pipelines::ExecutionList,
@@ -570,6 +584,13 @@ pub fn document() -> Document {
                             .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                             .build(),
                     )
+                    .build(),
+            ),
+            Answer::EventStream(name) => (
+                200,
+                ResponseBuilder::new()
+                    .description("Server-sent events; each `data:` is this JSON")
+                    .content("text/event-stream", json_content(&name()))
                     .build(),
             ),
             Answer::Document => (

@@ -13,6 +13,7 @@ mod apply;
 /// Checking a stack with no server (`cutover validate`).
 pub use apply::validate_offline as validate_stack_offline;
 mod aws;
+mod console;
 mod controller;
 mod dataplane;
 mod deploy;

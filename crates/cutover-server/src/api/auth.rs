@@ -5,7 +5,9 @@
 //!   case-insensitively (RFC 9110 §11.1) and the token in constant time.
 //!   A browser cannot attach that header to a cross-site request without a
 //!   CORS preflight, which this API never grants, so a token also stops
-//!   cross-site request forgery.
+//!   cross-site request forgery. A read (`GET`) may instead carry the
+//!   console's `HttpOnly; SameSite=Strict` session cookie, so the console's
+//!   pages can follow `/v1/events/stream`; a change never may.
 //! - **Without a token** the server only listens on loopback, and that is
 //!   not enough on its own: a web page the operator visits can resolve its
 //!   own name to 127.0.0.1 (DNS rebinding) or post a "simple" cross-site
@@ -33,8 +35,14 @@ pub(crate) async fn require_token(
     req: Request,
     next: Next,
 ) -> Response {
-    let given = bearer(req.headers()).unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
+    let given = match bearer(req.headers()) {
+        Some(b) => b.as_bytes().to_vec(),
+        None if crate::console::auth::is_read(req.method()) => {
+            crate::console::auth::cookie_token(req.headers()).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    if bool::from(given.ct_eq(token.0.as_bytes())) {
         next.run(req).await
     } else {
         super::error::ApiError::new(

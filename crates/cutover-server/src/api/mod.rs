@@ -4,9 +4,9 @@
 //! planner, and wake the controller. Long work never runs in a handler.
 
 mod access_keys;
-mod alarms;
+pub(crate) mod alarms;
 mod apply;
-mod auth;
+pub(crate) mod auth;
 mod body;
 pub(crate) mod builds;
 pub(crate) mod deployments;
@@ -75,6 +75,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/alarms/{name}"),
     ("get", "/v1/alarms/{name}/history"),
     ("put", "/v1/alarms/{name}/state"),
+    ("get", "/v1/events/stream"),
     ("get", "/v1/dataplane"),
     ("get", "/v1/pipelines"),
     ("get", "/v1/pipelines/{name}"),
@@ -97,6 +98,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
 
 /// Builds the router; `token` enables bearer authentication.
 pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
+    let console_token = token.clone();
     let api = Router::new()
         .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/status", get(services::status))
@@ -142,6 +144,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/alarms/{name}", get(alarms::describe))
         .route("/v1/alarms/{name}/history", get(alarms::history))
         .route("/v1/alarms/{name}/state", put(alarms::set_state))
+        .route("/v1/events/stream", get(crate::console::stream::stream))
         .route("/v1/dataplane", get(alarms::dataplane))
         .route("/v1/pipelines", get(pipelines::list))
         .route("/v1/pipelines/{name}", get(pipelines::describe))
@@ -187,6 +190,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     };
     // Webhooks carry their own signature instead of the API token, and
     // AWS's protocols theirs (SigV4, verified before any handler runs).
+    let console = crate::console::router(state.clone(), console_token);
     let hooks = Router::new()
         .route("/v1/webhooks/{repository}", post(pipelines::webhook))
         .with_state(state.clone());
@@ -194,4 +198,5 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     api.merge(hooks)
         .merge(crate::registry::router(state.clone()))
         .merge(crate::aws::router(state))
+        .merge(console)
 }
