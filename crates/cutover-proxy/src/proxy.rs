@@ -56,11 +56,12 @@ pub(crate) struct ConnCtx {
 }
 
 /// The body of every response the proxy sends downstream.
+#[allow(clippy::large_enum_variant)] // lives in the connection's response slot, never moved much
 pub(crate) enum ProxyBody {
     /// A body produced by the proxy.
     Full(Option<Bytes>),
-    /// A target's body, streamed frame by frame.
-    Upstream(Box<UpstreamBody>),
+    /// A target's body, streamed frame by frame (inline: no allocation per response).
+    Upstream(UpstreamBody),
 }
 
 impl ProxyBody {
@@ -475,7 +476,7 @@ async fn forward(
                 if body.inner.is_end_stream() {
                     body.finish();
                 }
-                return Response::from_parts(parts, ProxyBody::Upstream(Box::new(body)));
+                return Response::from_parts(parts, ProxyBody::Upstream(body));
             }
             Err(SendError::NotSent(r, reason)) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, %reason, "connect failed; retrying on another target");
@@ -539,10 +540,18 @@ async fn tunnel(down: hyper::upgrade::OnUpgrade, up: hyper::upgrade::OnUpgrade, 
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
 
+/// `<prefix>-<counter as at least 12 hex digits>`, built without `format!` (one allocation,
+/// the header value's own).
 fn new_request_id(prefix: &str) -> HeaderValue {
     let n = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{prefix}-{n:012x}");
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("invalid"))
+    let digits = (16 - n.leading_zeros() as usize / 4).max(12);
+    let mut id = Vec::with_capacity(prefix.len() + 1 + digits);
+    id.extend_from_slice(prefix.as_bytes());
+    id.push(b'-');
+    for i in (0..digits).rev() {
+        id.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
 /// A response the proxy produced itself.
