@@ -88,6 +88,7 @@ pub(crate) enum BodyError {
 /// end, holds the target's in-flight count, and ends when the target's drain cuts it.
 pub(crate) struct UpstreamBody {
     inner: Incoming,
+    /// The HTTP/1 connection to give back (none for HTTP/2, which multiplexes).
     upstream: Option<Upstream>,
     guard: InFlight,
     cut: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
@@ -407,6 +408,11 @@ async fn forward(
 ) -> Response<ProxyBody> {
     let upgrade = headers::is_upgrade(req.headers());
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    // `TE: trailers` (gRPC) is hop-by-hop but passed on to HTTP/2 targets.
+    let te_trailers = req
+        .headers()
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     let peer = Peer {
         ip: &ctx.client_ip,
         port: &ctx.port,
@@ -433,7 +439,7 @@ async fn forward(
         let start = tokio::time::Instant::now();
         let sent = tokio::select! {
             biased;
-            r = target.send(req, downstream_upgrade.is_some()) => r,
+            r = target.send(req, downstream_upgrade.is_some(), te_trailers) => r,
             _ = target.cut.cancelled() => {
                 target.counters.elb_5xx();
                 gc.elb_5xx();
@@ -467,7 +473,7 @@ async fn forward(
                 let (parts, inner) = resp.into_parts();
                 let mut body = UpstreamBody {
                     inner,
-                    upstream: Some(upstream),
+                    upstream,
                     guard,
                     cut: None,
                     idle: group.response_timeout,

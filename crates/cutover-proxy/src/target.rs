@@ -1,5 +1,10 @@
-//! One backend target: its health state, in-flight count, draining signal and keep-alive pool
-//! of HTTP/1.1 connections.
+//! One backend target: its health state, in-flight count, draining signal and upstream
+//! connections: a keep-alive pool of HTTP/1.1 connections, or (`protocol: h2c`) one
+//! multiplexed HTTP/2 connection.
+//!
+//! Both close a connection left unused for the group's `idleTimeoutSeconds`; HTTP/1 holds at
+//! most `maxConnectionsPerTarget` connections (pooled or in use) per target, a request waiting
+//! for a free one when all are busy (within the group's response timeout).
 //!
 //! The pool is ours rather than hyper-util's so that a request whose connection could not be
 //! established (or whose pooled connection turned out closed before any byte was written) comes
@@ -9,7 +14,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,11 +22,14 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{TargetGroupConfig, TargetProtocol};
 use crate::health::{HealthSink, TargetState};
 use crate::metrics::Counters;
 
@@ -45,7 +53,15 @@ pub(crate) struct Target {
     idle: Notify,
     /// Cancelled when the deregistration delay is over: in-flight work is cut.
     pub(crate) cut: CancellationToken,
-    pool: Mutex<Vec<Upstream>>,
+    pool: Mutex<Vec<(Upstream, Instant)>>,
+    /// How connections to this target are made and kept.
+    pub(crate) settings: UpstreamSettings,
+    /// Connection slots when `maxConnectionsPerTarget` is set.
+    permits: Option<Arc<Semaphore>>,
+    /// Signalled when a connection goes back to the pool (with `permits` only).
+    released: Notify,
+    /// The HTTP/2 connection of an `h2c` target.
+    h2: Arc<H2Slot>,
     /// The running health-check task, if the group has a health check.
     pub(crate) checker: Mutex<Option<tokio::task::AbortHandle>>,
     /// This target's requests, 5xx and latency.
@@ -61,6 +77,53 @@ pub(crate) enum SendError {
     Failed(hyper::Error),
 }
 
+/// A target group's upstream connection settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct UpstreamSettings {
+    pub(crate) protocol: TargetProtocol,
+    /// Unused connections are closed after this long.
+    pub(crate) idle_timeout: Duration,
+    /// Connections per target at most (HTTP/1).
+    pub(crate) max_connections: Option<u32>,
+}
+
+impl UpstreamSettings {
+    pub(crate) fn of(tg: &TargetGroupConfig) -> Self {
+        UpstreamSettings {
+            protocol: tg.protocol,
+            idle_timeout: tg.upstream_idle_timeout(),
+            max_connections: tg.max_connections_per_target,
+        }
+    }
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            protocol: TargetProtocol::Http1,
+            idle_timeout: Duration::from_secs(60),
+            max_connections: None,
+        }
+    }
+}
+
+/// A target's HTTP/2 connection: its sender (absent until the first request, and again after
+/// the idle timeout), a generation telling connections apart, and when it was last used.
+#[derive(Default)]
+struct H2Slot {
+    sender: tokio::sync::Mutex<Option<(u64, http2::SendRequest<Incoming>)>>,
+    generation: AtomicU64,
+    /// Milliseconds since `created` at the last request.
+    last_used: AtomicU64,
+    created: std::sync::OnceLock<Instant>,
+}
+
+impl H2Slot {
+    fn now_ms(&self) -> u64 {
+        self.created.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+}
+
 impl Target {
     /// A new target in state `initial` (or `healthy` when its group has no health check).
     pub(crate) fn new(
@@ -69,6 +132,7 @@ impl Target {
         addr: SocketAddr,
         checked: bool,
         counters: Arc<Counters>,
+        settings: UpstreamSettings,
     ) -> Arc<Self> {
         let (state, reason) = if checked {
             (TargetState::Initial, "waiting for the first health check")
@@ -86,6 +150,12 @@ impl Target {
             idle: Notify::new(),
             cut: CancellationToken::new(),
             pool: Mutex::new(Vec::new()),
+            settings,
+            permits: settings
+                .max_connections
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            released: Notify::new(),
+            h2: Arc::default(),
             checker: Mutex::new(None),
             counters,
         })
@@ -148,6 +218,7 @@ impl Target {
             h.abort();
         }
         self.pool.lock().unwrap().clear();
+        self.h2.sender.lock().await.take();
         let finished = async {
             loop {
                 let notified = self.idle.notified();
@@ -172,35 +243,58 @@ impl Target {
     /// Ordinary requests drive their connection inline, in the downstream connection's task
     /// (no task hop per request); upgrades get a fresh connection driven by its own task, which
     /// hands the upgraded stream over after `101 Switching Protocols`.
+    ///
+    /// An `h2c` target gets the request on its HTTP/2 connection (made on first use, made again
+    /// once if it turned out closed); `te_trailers` keeps the client's `TE: trailers` (gRPC).
+    /// Upgrades always use HTTP/1.1.
     pub(crate) async fn send(
         &self,
         mut req: Request<Incoming>,
         upgrade: bool,
-    ) -> Result<(Response<Incoming>, Upstream), SendError> {
-        if !upgrade {
-            loop {
-                let pooled = self.pool.lock().unwrap().pop();
-                let Some(mut up) = pooled else { break };
-                if up.ready().await.is_err() {
-                    continue;
-                }
-                match up.exchange(req).await {
-                    Ok(resp) => return Ok((resp, up)),
-                    Err(mut e) => match e.take_message() {
-                        // The pooled connection was closed by the target before we wrote:
-                        // retry on a fresh connection to the same target.
-                        Some(r) => req = r,
-                        None => return Err(SendError::Failed(e.into_error())),
-                    },
+        te_trailers: bool,
+    ) -> Result<(Response<Incoming>, Option<Upstream>), SendError> {
+        if self.settings.protocol == TargetProtocol::H2c && !upgrade {
+            return self.send_h2(req, te_trailers).await.map(|r| (r, None));
+        }
+        let permit = loop {
+            if !upgrade {
+                loop {
+                    let pooled = self.pool.lock().unwrap().pop();
+                    let Some((mut up, since)) = pooled else { break };
+                    if since.elapsed() >= self.settings.idle_timeout || up.ready().await.is_err() {
+                        continue;
+                    }
+                    match up.exchange(req).await {
+                        Ok(resp) => return Ok((resp, Some(up))),
+                        Err(mut e) => match e.take_message() {
+                            // The pooled connection was closed by the target before we
+                            // wrote: retry on a fresh connection to the same target.
+                            Some(r) => req = r,
+                            None => return Err(SendError::Failed(e.into_error())),
+                        },
+                    }
                 }
             }
-        }
+            let Some(permits) = &self.permits else {
+                break None;
+            };
+            // At the limit: a new slot, or a connection given back to the pool, whichever
+            // comes first.
+            tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => break Some(p),
+                    Err(_) => return Err(SendError::NotSent(req, "target closed".to_owned())),
+                },
+                _ = self.released.notified(), if !upgrade => {}
+            }
+        };
         let mut up = match self.connect(upgrade).await {
             Ok(s) => s,
             Err(reason) => return Err(SendError::NotSent(req, reason)),
         };
+        up.permit = permit;
         match up.exchange(req).await {
-            Ok(resp) => Ok((resp, up)),
+            Ok(resp) => Ok((resp, Some(up))),
             Err(mut e) => match e.take_message() {
                 Some(r) => Err(SendError::NotSent(r, e.into_error().to_string())),
                 None => Err(SendError::Failed(e.into_error())),
@@ -209,12 +303,7 @@ impl Target {
     }
 
     async fn connect(&self, upgrade: bool) -> Result<Upstream, String> {
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
-                .await
-                .map_err(|_| format!("connect to {} timed out", self.addr))?
-                .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.tcp().await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -226,12 +315,109 @@ impl Target {
                     tracing::debug!(target_addr = %addr, error = %e, "upstream connection ended");
                 }
             });
-            return Ok(Upstream { sender, conn: None });
+            return Ok(Upstream {
+                sender,
+                conn: None,
+                permit: None,
+            });
         }
         Ok(Upstream {
             sender,
             conn: Some(Box::pin(conn)),
+            permit: None,
         })
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, String> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| format!("connect to {} timed out", self.addr))?
+            .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn send_h2(
+        &self,
+        mut req: Request<Incoming>,
+        te_trailers: bool,
+    ) -> Result<Response<Incoming>, SendError> {
+        h2_request(&mut req, &self.address, te_trailers);
+        let mut fresh = false;
+        loop {
+            let mut sender = match self.h2_sender(fresh).await {
+                Ok(s) => s,
+                Err(reason) => return Err(SendError::NotSent(req, reason)),
+            };
+            self.h2.last_used.store(self.h2.now_ms(), Ordering::Relaxed);
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(resp),
+                Err(mut e) => match e.take_message() {
+                    // The connection closed before the request went out: one new connection.
+                    Some(r) if !fresh => {
+                        req = r;
+                        fresh = true;
+                    }
+                    Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
+                    None => return Err(SendError::Failed(e.into_error())),
+                },
+            }
+        }
+    }
+
+    /// The HTTP/2 connection's sender, connecting when there is none (or `fresh` is asked).
+    async fn h2_sender(&self, fresh: bool) -> Result<http2::SendRequest<Incoming>, String> {
+        let mut slot = self.h2.sender.lock().await;
+        if !fresh
+            && let Some((_, s)) = slot.as_ref()
+            && !s.is_closed()
+        {
+            return Ok(s.clone());
+        }
+        if self.is_draining() {
+            return Err("target is draining".to_owned());
+        }
+        let stream = self.tcp().await?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP/2 handshake with {} failed: {e}", self.addr))?;
+        let generation = self.h2.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        *slot = Some((generation, sender.clone()));
+        let (h2, idle, addr) = (self.h2.clone(), self.settings.idle_timeout, self.addr);
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            // Until idle: then the slot forgets the sender, and the connection ends once its
+            // last stream did (hyper closes an HTTP/2 connection whose senders are all gone).
+            let idle_wait = async {
+                loop {
+                    tokio::time::sleep(idle / 4).await;
+                    let quiet = h2
+                        .now_ms()
+                        .saturating_sub(h2.last_used.load(Ordering::Relaxed));
+                    if u128::from(quiet) >= idle.as_millis() {
+                        let mut slot = h2.sender.lock().await;
+                        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+                            slot.take();
+                        }
+                        return;
+                    }
+                }
+            };
+            let r = tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = idle_wait => None,
+            };
+            let r = match r {
+                Some(r) => r,
+                None => conn.await,
+            };
+            if let Err(e) = r {
+                tracing::debug!(target_addr = %addr, error = %e, "upstream HTTP/2 connection ended");
+            }
+        });
+        Ok(sender)
     }
 
     /// Returns a connection whose response was fully read to the pool.
@@ -239,9 +425,19 @@ impl Target {
         if self.is_draining() || up.conn.is_none() || up.sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut pool = self.pool.lock().unwrap();
+        // The oldest connections are at the front: close those unused for the idle timeout.
+        let stale = pool
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
+            .count();
+        pool.drain(..stale);
         if pool.len() < MAX_IDLE {
-            pool.push(up);
+            pool.push((up, now));
+            if self.permits.is_some() {
+                self.released.notify_one();
+            }
         }
     }
 }
@@ -254,6 +450,33 @@ pub(crate) struct Upstream {
     sender: SendRequest<Incoming>,
     /// `None` once the connection finished, or when a spawned task drives it.
     conn: Option<Pin<Box<Conn>>>,
+    /// Its slot under `maxConnectionsPerTarget`, released when the connection is dropped.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Turns a request prepared for HTTP/1.1 into an HTTP/2 one: version, an absolute URI whose
+/// authority is the request's `Host` (else the target's address) instead of a `Host` header,
+/// and `TE: trailers` when the client sent it.
+fn h2_request(req: &mut Request<Incoming>, target: &str, te_trailers: bool) {
+    *req.version_mut() = http::Version::HTTP_2;
+    let host = req.headers_mut().remove(http::header::HOST);
+    let authority = host
+        .as_ref()
+        .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+        .or_else(|| http::uri::Authority::try_from(target).ok());
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = authority;
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    if te_trailers {
+        req.headers_mut()
+            .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+    }
 }
 
 impl Upstream {
