@@ -2,7 +2,8 @@
 # Per-request cost of Cutover's HTTP/1 keep-alive forwarding path, in deterministic units
 # (independent of other load on the machine):
 #   - heap allocations (and bytes) per request: the proxy_alloc example (a counting global
-#     allocator) around N requests, after a warm-up;
+#     allocator) around N requests, after a warm-up; and the live heap per idle keep-alive
+#     connection (IDLE connections held after one request each);
 #   - instructions per request: the proxy example under `valgrind --tool=callgrind`, counters
 #     zeroed after the warm-up and dumped after N requests.
 # Backend: nginx answering a fixed 200 "ok\n". Client: keepalive_client.py, C connections.
@@ -64,12 +65,20 @@ client() { python3 "$here/keepalive_client.py" "${PROXY%:*}" "${PROXY#*:}" "$1" 
 coproc ALLOC { RUST_LOG=warn exec "$bin/proxy_alloc" --config "$work/lb.yaml"; }
 pids+=($ALLOC_PID)
 wait_port "$PROXY"
-count() { echo >&"${ALLOC[1]}"; read -r -u "${ALLOC[0]}" _ a _ b; echo "$a $b"; }
+count() { echo >&"${ALLOC[1]}"; read -r -u "${ALLOC[0]}" _ a _ b _ l; echo "$a $b $l"; }
 client 2000
-read -r a0 b0 < <(count)
+read -r a0 b0 _ < <(count)
 client "$n"
-read -r a1 b1 < <(count)
+read -r a1 b1 l1 < <(count)
 awk -v a="$((a1 - a0))" -v b="$((b1 - b0))" -v n="$n" 'BEGIN { printf "allocations per request: %.2f (%.0f bytes)\n", a / n, b / n }'
+# Live heap per idle keep-alive connection: IDLE (1,000) connections held after one request.
+idle=${IDLE:-1000}
+python3 "$here/idle_conns.py" "${PROXY%:*}" "${PROXY#*:}" "$idle" 30 >"$work/idle.txt" &
+holder=$!
+for _ in $(seq 1 300); do grep -q ready "$work/idle.txt" && break; sleep 0.1; done
+read -r _ _ l2 < <(count)
+awk -v l="$((l2 - l1))" -v n="$idle" 'BEGIN { printf "live heap per idle connection: %.0f bytes\n", l / n }'
+kill "$holder" 2>/dev/null || true
 kill "$ALLOC_PID"; wait "$ALLOC_PID" 2>/dev/null || true
 
 # --- instructions ----------------------------------------------------------------------------

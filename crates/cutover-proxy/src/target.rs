@@ -254,7 +254,11 @@ impl Target {
         te_trailers: bool,
     ) -> Result<(Response<Incoming>, Option<Upstream>), SendError> {
         if self.settings.protocol == TargetProtocol::H2c && !upgrade {
-            return self.send_h2(req, te_trailers).await.map(|r| (r, None));
+            // Boxed, as is a new connection's handshake below: the pooled HTTP/1 path keeps
+            // the request future (held per downstream connection) small.
+            return Box::pin(self.send_h2(req, te_trailers))
+                .await
+                .map(|r| (r, None));
         }
         let permit = loop {
             if !upgrade {
@@ -288,7 +292,7 @@ impl Target {
                 _ = self.released.notified(), if !upgrade => {}
             }
         };
-        let mut up = match self.connect(upgrade).await {
+        let mut up = match Box::pin(self.connect(upgrade)).await {
             Ok(s) => s,
             Err(reason) => return Err(SendError::NotSent(req, reason)),
         };
