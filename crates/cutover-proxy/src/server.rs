@@ -846,6 +846,11 @@ async fn sample_loop(shared: Arc<Shared>) {
         tokio::time::sleep(next + Duration::from_millis(2)).await;
         let second = crate::metrics::unix_now().as_secs().saturating_sub(1);
         shared.metrics.sample(second, &shared.host_counts());
+        for group in shared.snapshot.load().groups.values() {
+            for target in &group.targets {
+                target.prune_idle();
+            }
+        }
     }
 }
 

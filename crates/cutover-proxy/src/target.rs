@@ -431,12 +431,7 @@ impl Target {
         }
         let now = Instant::now();
         let mut pool = self.pool.lock().unwrap();
-        // The oldest connections are at the front: close those unused for the idle timeout.
-        let stale = pool
-            .iter()
-            .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
-            .count();
-        pool.drain(..stale);
+        self.drop_stale(&mut pool, now);
         if pool.len() < MAX_IDLE {
             pool.push((up, now));
             if self.permits.is_some() {
@@ -456,6 +451,25 @@ pub(crate) struct Upstream {
     conn: Option<Pin<Box<Conn>>>,
     /// Its slot under `maxConnectionsPerTarget`, released when the connection is dropped.
     permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Target {
+    /// Closes pooled connections unused for the idle timeout (called every second by the
+    /// metrics sampler, so an unused pool empties without traffic too).
+    pub(crate) fn prune_idle(&self) {
+        let now = Instant::now();
+        let mut pool = self.pool.lock().unwrap();
+        self.drop_stale(&mut pool, now);
+    }
+
+    /// The oldest pooled connections are at the front: drops those unused for the idle timeout.
+    fn drop_stale(&self, pool: &mut Vec<(Upstream, Instant)>, now: Instant) {
+        let stale = pool
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
+            .count();
+        pool.drain(..stale);
+    }
 }
 
 /// Turns a request prepared for HTTP/1.1 into an HTTP/2 one: version, an absolute URI whose

@@ -1,6 +1,6 @@
 //! Upstream connections: HTTP/2 (`protocol: h2c`) to targets with gRPC unary and streaming
 //! calls and their trailers passed through, the HTTP/2 connection shared and closed when idle,
-//! and the HTTP/1 per-target connection limit.
+//! and the HTTP/1 pool's idle timeout and per-target connection limit.
 
 mod common;
 
@@ -21,19 +21,20 @@ use tokio::sync::mpsc;
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// An h2c (prior knowledge) backend counting the connections it accepted and saw end:
-/// - `/echo.Echo/Unary`: the request body back, then trailers `grpc-status: 0`;
-/// - `/echo.Echo/Stream`: every request data frame back as it arrives, then the trailers;
-/// - anything else: `h2 <path>`;
-///
-/// each answer with `x-seen-te`, `x-seen-version` and `x-seen-authority` headers.
-struct H2Backend {
+/// A backend's address and the connections it accepted and saw end.
+struct CountingBackend {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
 }
 
-async fn h2_backend() -> H2Backend {
+/// An h2c (prior knowledge) backend:
+/// - `/echo.Echo/Unary`: the request body back, then trailers `grpc-status: 0`;
+/// - `/echo.Echo/Stream`: every request data frame back as it arrives, then the trailers;
+/// - anything else: `h2 <path>`;
+///
+/// each answer with `x-seen-te`, `x-seen-version` and `x-seen-authority` headers.
+async fn h2_backend() -> CountingBackend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -57,7 +58,7 @@ async fn h2_backend() -> H2Backend {
             });
         }
     });
-    H2Backend {
+    CountingBackend {
         addr,
         accepted,
         closed,
@@ -267,4 +268,72 @@ async fn http1_requests_wait_for_a_connection_under_the_per_target_limit() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// An HTTP/1.1 backend answering `ok` to every request, counting connections accepted and
+/// closed by the peer.
+async fn counting_h1_backend() -> CountingBackend {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
+    let (a, c) = (accepted.clone(), closed.clone());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            a.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                c.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+    });
+    CountingBackend {
+        addr,
+        accepted,
+        closed,
+    }
+}
+
+#[tokio::test]
+async fn pooled_http1_connections_are_closed_after_the_idle_timeout() {
+    let target = counting_h1_backend().await;
+    let proxy = Proxy::start(&config(target.addr, "    idleTimeoutSeconds: 0.3\n")).await;
+    let http = client();
+    for _ in 0..3 {
+        let (status, _, body) = get(&http, &proxy.url("/"), &[]).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok"));
+    }
+    assert_eq!(
+        target.accepted.load(Ordering::SeqCst),
+        1,
+        "one pooled connection"
+    );
+    // No more traffic: the sweep closes the pooled connection.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while target.closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle pooled connection was not closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _, _) = get(&http, &proxy.url("/"), &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(target.accepted.load(Ordering::SeqCst), 2);
 }
