@@ -471,6 +471,7 @@ impl Shared {
             );
             let task = tokio::spawn(health::run_checks(
                 target.addr,
+                target.settings.protocol,
                 check,
                 tracker,
                 self.prober.clone(),

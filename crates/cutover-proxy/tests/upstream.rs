@@ -21,11 +21,13 @@ use tokio::sync::mpsc;
 
 type Body = BoxBody<Bytes, Infallible>;
 
-/// A backend's address and the connections it accepted and saw end.
+/// A backend's address and the connections it accepted, saw end, and served a request other
+/// than `/health` on.
 struct CountingBackend {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
+    proxied: Arc<AtomicUsize>,
 }
 
 /// An h2c (prior knowledge) backend:
@@ -39,17 +41,22 @@ async fn h2_backend() -> CountingBackend {
     let addr = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
     let closed = Arc::new(AtomicUsize::new(0));
-    let (a, c) = (accepted.clone(), closed.clone());
+    let proxied = Arc::new(AtomicUsize::new(0));
+    let (a, c, p) = (accepted.clone(), closed.clone(), proxied.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
             a.fetch_add(1, Ordering::SeqCst);
-            let c = c.clone();
+            let (c, p) = (c.clone(), p.clone());
+            let used = Arc::new(std::sync::atomic::AtomicBool::new(false));
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req| async move {
-                    Ok::<_, Infallible>(answer(req).await)
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    if req.uri().path() != "/health" && !used.swap(true, Ordering::SeqCst) {
+                        p.fetch_add(1, Ordering::SeqCst);
+                    }
+                    async move { Ok::<_, Infallible>(answer(req).await) }
                 });
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -62,6 +69,7 @@ async fn h2_backend() -> CountingBackend {
         addr,
         accepted,
         closed,
+        proxied,
     }
 }
 
@@ -174,7 +182,10 @@ fn grpc_request(proxy: &Proxy, method: &str, body: Body) -> Request<Body> {
 #[tokio::test]
 async fn grpc_unary_and_streaming_calls_pass_through_with_trailers() {
     let target = h2_backend().await;
-    let proxy = Proxy::start(&config(target.addr, "    protocol: h2c\n")).await;
+    let check = "    healthCheck: {path: /health, intervalSeconds: 0.1, timeoutSeconds: 1, healthyThresholdCount: 1, unhealthyThresholdCount: 2, matcher: \"200-299\"}\n";
+    let proxy = Proxy::start(&config(target.addr, &format!("    protocol: h2c\n{check}"))).await;
+    // The health check speaks HTTP/2 to an h2c group (its own connection).
+    proxy.wait_healthy("echo", 1).await;
     let mut grpc = h2_client(proxy.listen).await;
 
     // Unary: the message comes back, then the trailers.
@@ -217,7 +228,8 @@ async fn grpc_unary_and_streaming_calls_pass_through_with_trailers() {
         }
     };
     assert_eq!(trailers["grpc-status"], "0");
-    assert_eq!(target.accepted.load(Ordering::SeqCst), 1);
+    // Both calls on one upstream connection (health probes make their own).
+    assert_eq!(target.proxied.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -307,6 +319,7 @@ async fn counting_h1_backend() -> CountingBackend {
         addr,
         accepted,
         closed,
+        proxied: Arc::default(),
     }
 }
 
