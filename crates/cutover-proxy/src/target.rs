@@ -14,7 +14,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,8 +22,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::client::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -32,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{TargetGroupConfig, TargetProtocol};
 use crate::health::{HealthSink, TargetState};
 use crate::metrics::Counters;
+use h2::H2Slot;
+
+mod h2;
 
 /// Keep at most this many idle connections per target.
 const MAX_IDLE: usize = 1024;
@@ -101,26 +103,11 @@ impl Default for UpstreamSettings {
     fn default() -> Self {
         UpstreamSettings {
             protocol: TargetProtocol::Http1,
-            idle_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs_f64(
+                crate::config::DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS,
+            ),
             max_connections: None,
         }
-    }
-}
-
-/// A target's HTTP/2 connection: its sender (absent until the first request, and again after
-/// the idle timeout), a generation telling connections apart, and when it was last used.
-#[derive(Default)]
-struct H2Slot {
-    sender: tokio::sync::Mutex<Option<(u64, http2::SendRequest<Incoming>)>>,
-    generation: AtomicU64,
-    /// Milliseconds since `created` at the last request.
-    last_used: AtomicU64,
-    created: std::sync::OnceLock<Instant>,
-}
-
-impl H2Slot {
-    fn now_ms(&self) -> u64 {
-        self.created.get_or_init(Instant::now).elapsed().as_millis() as u64
     }
 }
 
@@ -341,89 +328,6 @@ impl Target {
         Ok(stream)
     }
 
-    async fn send_h2(
-        &self,
-        mut req: Request<Incoming>,
-        te_trailers: bool,
-    ) -> Result<Response<Incoming>, SendError> {
-        h2_request(&mut req, &self.address, te_trailers);
-        let mut fresh = false;
-        loop {
-            let mut sender = match self.h2_sender(fresh).await {
-                Ok(s) => s,
-                Err(reason) => return Err(SendError::NotSent(req, reason)),
-            };
-            self.h2.last_used.store(self.h2.now_ms(), Ordering::Relaxed);
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(resp),
-                Err(mut e) => match e.take_message() {
-                    // The connection closed before the request went out: one new connection.
-                    Some(r) if !fresh => {
-                        req = r;
-                        fresh = true;
-                    }
-                    Some(r) => return Err(SendError::NotSent(r, e.into_error().to_string())),
-                    None => return Err(SendError::Failed(e.into_error())),
-                },
-            }
-        }
-    }
-
-    /// The HTTP/2 connection's sender, connecting when there is none (or `fresh` is asked).
-    async fn h2_sender(&self, fresh: bool) -> Result<http2::SendRequest<Incoming>, String> {
-        let mut slot = self.h2.sender.lock().await;
-        if !fresh
-            && let Some((_, s)) = slot.as_ref()
-            && !s.is_closed()
-        {
-            return Ok(s.clone());
-        }
-        if self.is_draining() {
-            return Err("target is draining".to_owned());
-        }
-        let stream = self.tcp().await?;
-        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP/2 handshake with {} failed: {e}", self.addr))?;
-        let generation = self.h2.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *slot = Some((generation, sender.clone()));
-        let (h2, idle, addr) = (self.h2.clone(), self.settings.idle_timeout, self.addr);
-        tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            // Until idle: then the slot forgets the sender, and the connection ends once its
-            // last stream did (hyper closes an HTTP/2 connection whose senders are all gone).
-            let idle_wait = async {
-                loop {
-                    tokio::time::sleep(idle / 4).await;
-                    let quiet = h2
-                        .now_ms()
-                        .saturating_sub(h2.last_used.load(Ordering::Relaxed));
-                    if u128::from(quiet) >= idle.as_millis() {
-                        let mut slot = h2.sender.lock().await;
-                        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                            slot.take();
-                        }
-                        return;
-                    }
-                }
-            };
-            let r = tokio::select! {
-                r = conn.as_mut() => Some(r),
-                _ = idle_wait => None,
-            };
-            let r = match r {
-                Some(r) => r,
-                None => conn.await,
-            };
-            if let Err(e) = r {
-                tracing::debug!(target_addr = %addr, error = %e, "upstream HTTP/2 connection ended");
-            }
-        });
-        Ok(sender)
-    }
-
     /// Returns a connection whose response was fully read to the pool.
     pub(crate) fn release(&self, up: Upstream) {
         if self.is_draining() || up.conn.is_none() || up.sender.is_closed() {
@@ -469,31 +373,6 @@ impl Target {
             .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
             .count();
         pool.drain(..stale);
-    }
-}
-
-/// Turns a request prepared for HTTP/1.1 into an HTTP/2 one: version, an absolute URI whose
-/// authority is the request's `Host` (else the target's address) instead of a `Host` header,
-/// and `TE: trailers` when the client sent it.
-fn h2_request(req: &mut Request<Incoming>, target: &str, te_trailers: bool) {
-    *req.version_mut() = http::Version::HTTP_2;
-    let host = req.headers_mut().remove(http::header::HOST);
-    let authority = host
-        .as_ref()
-        .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
-        .or_else(|| http::uri::Authority::try_from(target).ok());
-    let mut parts = std::mem::take(req.uri_mut()).into_parts();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = authority;
-    if parts.path_and_query.is_none() {
-        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
-    }
-    if let Ok(uri) = http::Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
-    if te_trailers {
-        req.headers_mut()
-            .insert(http::header::TE, http::HeaderValue::from_static("trailers"));
     }
 }
 
