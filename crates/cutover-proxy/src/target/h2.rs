@@ -30,6 +30,8 @@ impl H2Slot {
 }
 
 impl Target {
+    /// Sends `req` on the target's HTTP/2 connection; a request that never went out (the
+    /// connection had closed) is tried once more on a new connection, then returned.
     pub(super) async fn send_h2(
         &self,
         mut req: Request<Incoming>,
