@@ -7,9 +7,15 @@
 #   2. no loss: wrk for NOLOSS_SECONDS (60) through Cutover while weights flip between 100/0 and
 #      0/100 every 2 s and a target is registered and deregistered (drained) in turn; the phase
 #      passes with 0 non-2xx responses and 0 socket errors at >= 5k req/s;
-#   3. resident memory of each proxy holding 1,000 idle keep-alive client connections.
+#   3. resident memory of each proxy holding IDLE_CONNS (10,000) idle keep-alive client
+#      connections (the descriptor limit is raised to the hard limit, 20,000 here);
+#   4. --workers 2 against nginx with 2 workers (WORKERS2=0 skips it).
+# The proxy process is pinned to CPU 0 with taskset (wrk and the backend are not) when
+# taskset exists, as the issue's reference method does; the load average is printed.
 #
-# usage: bench/proxy.sh            (env: BENCH_SECONDS=10 NOLOSS_SECONDS=60 CUTOVER_BIN=...)
+# usage: bench/proxy.sh  (env: BENCH_SECONDS=10 NOLOSS_SECONDS=60 IDLE_CONNS=10000
+#        CUTOVER_BIN=... or CUTOVER_PROXY_BIN=... (a binary taking `cutover proxy`'s
+#        arguments itself, such as the cutover-proxy `proxy` example))
 # Installs wrk, nginx and haproxy with apt-get when missing; builds `cargo build --release -p
 # cutover` unless CUTOVER_BIN names a binary. Cleans up every process it started.
 set -euo pipefail
@@ -43,13 +49,19 @@ need() {
   fi
 }
 need
-ulimit -n 65536 2>/dev/null || ulimit -n 8192
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 8192
+idle_conns=${IDLE_CONNS:-10000}
+pin=()
+command -v taskset >/dev/null && pin=(taskset -c 0)
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-if [[ -n "${CUTOVER_BIN:-}" ]]; then
-  cutover=$CUTOVER_BIN
+if [[ -n "${CUTOVER_PROXY_BIN:-}" ]]; then
+  cutover_proxy=("$CUTOVER_PROXY_BIN")
+elif [[ -n "${CUTOVER_BIN:-}" ]]; then
+  cutover_proxy=("$CUTOVER_BIN" proxy)
 else
   (cd "$root" && cargo build --release -p cutover >&2)
-  cutover=${CARGO_TARGET_DIR:-$root/target}/release/cutover
+  cutover_proxy=("${CARGO_TARGET_DIR:-$root/target}/release/cutover" proxy)
 fi
 
 BACKEND1=127.0.0.1:19101 BACKEND2=127.0.0.1:19102 BACKEND3=127.0.0.1:19103
@@ -71,7 +83,7 @@ daemon off;
 worker_processes 1;
 pid $work/backend/nginx.pid;
 error_log $work/backend/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 19000; }
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -91,7 +103,7 @@ daemon off;
 worker_processes 1;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
-events { worker_connections 8192; }
+events { worker_connections 19000; }
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -106,14 +118,14 @@ http {
   }
 }
 EOF
-nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+"${pin[@]}" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
 pids+=($!)
 
 # --- HAProxy: 1 thread, http-reuse always -------------------------------------------------------
 cat >"$work/haproxy.cfg" <<EOF
 global
   nbthread 1
-  maxconn 4000
+  maxconn 9990 # HAProxy needs 2 descriptors per connection: 2 x 9990 + 14 <= 20,000
 defaults
   mode http
   timeout connect 5s
@@ -126,7 +138,7 @@ frontend fe
 backend be
   server s1 $BACKEND1
 EOF
-haproxy -f "$work/haproxy.cfg" -db &
+"${pin[@]}" haproxy -f "$work/haproxy.cfg" -db &
 pids+=($!)
 
 # --- Cutover: 1 worker --------------------------------------------------------------------------
@@ -147,7 +159,7 @@ targetGroups:
     healthCheck: {path: /, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2, matcher: "200-299"}
     deregistrationDelaySeconds: 5
 EOF
-CUTOVER_LOG=warn RUST_LOG=warn "$cutover" proxy --config "$work/lb.yaml" --state-dir "$work/state" --workers 1 &
+CUTOVER_LOG=warn RUST_LOG=warn "${pin[@]}" "${cutover_proxy[@]}" --config "$work/lb.yaml" --state-dir "$work/state" --workers 1 &
 cutover_pid=$!
 pids+=($cutover_pid)
 
@@ -216,7 +228,7 @@ fi
 
 # --- 3. memory with 1,000 idle keep-alive connections ------------------------------------------
 echo
-echo "## resident memory with 1,000 idle keep-alive client connections"
+echo "## resident memory with $idle_conns idle keep-alive client connections (descriptor limit $(ulimit -n))"
 rss_of() { # pid... -> total VmRSS in KiB
   local t=0 p
   for p in "$@"; do t=$((t + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0))); done
@@ -224,21 +236,45 @@ rss_of() { # pid... -> total VmRSS in KiB
 }
 nginx_pids() { pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' '; cat "$work/nginx/nginx.pid"; }
 haproxy_pid=$(pgrep -f "haproxy -f $work/haproxy.cfg" | head -1)
-printf "%-10s %12s %12s\n" proxy "idle KiB" "1000 conns KiB"
+printf "%-10s %12s %14s %14s\n" proxy "idle KiB" "with conns KiB" "bytes per conn"
 for n in nginx haproxy cutover; do
   case $n in
     nginx) addr=$NGINX; ps_list=$(nginx_pids) ;;
     haproxy) addr=$HAPROXY; ps_list=$haproxy_pid ;;
     cutover) addr=$CUTOVER; ps_list=$cutover_pid ;;
   esac
+  conns=$idle_conns
+  [[ $n == haproxy && $conns -gt 9900 ]] && conns=9900 # its maxconn above
   # shellcheck disable=SC2086
   before=$(rss_of $ps_list)
   : >"$work/idle-$n.txt"
-  python3 "$here/proxy/idle_conns.py" "${addr%:*}" "${addr#*:}" 1000 3 >"$work/idle-$n.txt" &
+  python3 "$here/proxy/idle_conns.py" "${addr%:*}" "${addr#*:}" "$conns" 5 >"$work/idle-$n.txt" &
   holder=$!
-  for _ in $(seq 1 100); do grep -q ready "$work/idle-$n.txt" && break; sleep 0.1; done
+  for _ in $(seq 1 600); do grep -q ready "$work/idle-$n.txt" && break; sleep 0.1; done
   # shellcheck disable=SC2086
   after=$(rss_of $ps_list)
   wait "$holder" || true
-  printf "%-10s %12s %12s   (%s)\n" "$n" "$before" "$after" "$(cat "$work/idle-$n.txt")"
+  printf "%-10s %12s %14s %14s   (%s)\n" "$n" "$before" "$after" "$(((after - before) * 1024 / conns))" "$(cat "$work/idle-$n.txt")"
 done
+
+# --- 4. two workers: Cutover --workers 2 against nginx with 2 workers --------------------------
+if [[ "${WORKERS2:-1}" == 1 ]]; then
+  NGINX2=127.0.0.1:19204 CUTOVER2=127.0.0.1:19205
+  mkdir -p "$work/nginx2"
+  sed -e "s|worker_processes 1;|worker_processes 2;|" -e "s|$work/nginx/|$work/nginx2/|g" \
+    -e "s|listen $NGINX;|listen $NGINX2;|" "$work/nginx/nginx.conf" >"$work/nginx2/nginx.conf"
+  nginx -p "$work/nginx2" -c "$work/nginx2/nginx.conf" &
+  pids+=($!)
+  sed -e "s|address: $CUTOVER|address: $CUTOVER2|" -e "/^admin:/d" "$work/lb.yaml" >"$work/lb2.yaml"
+  CUTOVER_LOG=warn RUST_LOG=warn "${cutover_proxy[@]}" --config "$work/lb2.yaml" --state-dir "$work/state2" --workers 2 &
+  pids+=($!)
+  wait_port "$NGINX2"
+  wait_port "$CUTOVER2"
+  sleep 3 # health checks
+  run_wrk nginx2 "$NGINX2"
+  run_wrk cutover2 "$CUTOVER2"
+  echo
+  echo "## two workers (not pinned): wrk -t1 -c32 -d${seconds}s"
+  awk -v c="${rps[cutover2]}" -v n="${rps[nginx2]}" -v cp="${p99[cutover2]}" -v np="${p99[nginx2]}" 'BEGIN {
+    printf "nginx 2 workers %.0f req/s (p99 %s ms), cutover --workers 2 %.0f req/s (p99 %s ms): %.2fx\n", n, np, c, cp, c / n }'
+fi

@@ -328,9 +328,48 @@ pub struct TargetGroupConfig {
     /// between two pieces of its body (default 60); answered 504 before the headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_timeout_seconds: Option<f64>,
+    /// How the proxy talks to the targets: `http1` (default) or `h2c` (HTTP/2 without TLS,
+    /// prior knowledge; gRPC and trailers pass through).
+    #[serde(default, skip_serializing_if = "TargetProtocol::is_default")]
+    pub protocol: TargetProtocol,
+    /// Seconds an upstream connection may stay unused before it is closed (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<f64>,
+    /// Upstream connections open to one target at most (HTTP/1: a request waits for a free
+    /// one; default unlimited). `h2c` multiplexes on one connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_target: Option<u32>,
 }
 
+/// The protocol spoken to a target group's targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetProtocol {
+    /// HTTP/1.1 with a keep-alive pool.
+    #[default]
+    Http1,
+    /// HTTP/2 over plain TCP (prior knowledge), one multiplexed connection per target.
+    H2c,
+}
+
+impl TargetProtocol {
+    fn is_default(&self) -> bool {
+        *self == TargetProtocol::Http1
+    }
+}
+
+/// Default of a target group's `idleTimeoutSeconds`.
+pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS: f64 = 60.0;
+
 impl TargetGroupConfig {
+    /// `idleTimeoutSeconds` or its default.
+    pub fn upstream_idle_timeout(&self) -> std::time::Duration {
+        secs(
+            self.idle_timeout_seconds,
+            DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS,
+        )
+    }
+
     /// `responseTimeoutSeconds` or its default.
     pub fn response_timeout(&self) -> std::time::Duration {
         secs(
@@ -609,6 +648,17 @@ impl ProxyConfig {
             }
             if let Some(t) = tg.response_timeout_seconds {
                 validate_seconds(t, &format!("{p}.responseTimeoutSeconds"))?;
+            }
+            if let Some(t) = tg.idle_timeout_seconds {
+                validate_seconds(t, &format!("{p}.idleTimeoutSeconds"))?;
+            }
+            if let Some(n) = tg.max_connections_per_target
+                && !(1..=100_000).contains(&n)
+            {
+                return Err(invalid(
+                    format!("{p}.maxConnectionsPerTarget"),
+                    "must be between 1 and 100000",
+                ));
             }
         }
         let mut names = HashSet::new();

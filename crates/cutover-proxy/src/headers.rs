@@ -162,15 +162,24 @@ fn has_token(list: &[u8], token: &[u8]) -> bool {
 /// `Host`); keeps `Connection: upgrade` and `Upgrade` when the message is an upgrade.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     if headers.contains_key(header::CONNECTION) {
-        let named: Vec<HeaderName> = headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-            .filter(|n| n != header::HOST && !(keep_upgrade && n == header::UPGRADE))
-            .collect();
-        for n in named {
-            headers.remove(n);
+        // Cloning a parsed value only bumps a reference count; the first one is kept out of a
+        // Vec so the common single `Connection` header costs no allocation.
+        let mut values = headers.get_all(header::CONNECTION).iter();
+        let first = values.next().cloned();
+        let more: Vec<HeaderValue> = values.cloned().collect();
+        for v in first.iter().chain(&more) {
+            for token in v.as_bytes().split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                if token.eq_ignore_ascii_case(b"host")
+                    || (keep_upgrade && token.eq_ignore_ascii_case(b"upgrade"))
+                {
+                    continue;
+                }
+                // By `&str`, a header name is looked up without being allocated.
+                if let Ok(name) = std::str::from_utf8(token) {
+                    headers.remove(name);
+                }
+            }
         }
         if !keep_upgrade {
             headers.remove(header::CONNECTION);
@@ -220,6 +229,8 @@ pub(crate) fn prepare_request<B>(req: &mut Request<B>, peer: &Peer<'_>, upgrade:
     }
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
+    // Room for the forwarding headers and the request id at once, not one growth each.
+    headers.reserve(4);
     strip_hop_by_hop(headers, upgrade);
     let proto = HeaderValue::from_static(if peer.tls { "https" } else { "http" });
     if peer.trusted {

@@ -26,7 +26,7 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HealthCheckConfig, StatusMatcher};
+use crate::config::{HealthCheckConfig, StatusMatcher, TargetProtocol};
 
 /// The health state of one target, as reported by the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,19 +155,31 @@ pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>
 /// Runs one health probe against a target. Implemented over HTTP by [`HttpProber`]; tests
 /// substitute scripted results.
 pub trait Prober: Send + Sync + 'static {
-    /// Probes `addr` once according to `check`; must finish within `check.timeoutSeconds`.
-    fn probe<'a>(&'a self, addr: SocketAddr, check: &'a HealthCheckConfig) -> ProbeFuture<'a>;
+    /// Probes `addr`, spoken to in `protocol` (the target group's), once according to
+    /// `check`; must finish within `check.timeoutSeconds`.
+    fn probe<'a>(
+        &'a self,
+        addr: SocketAddr,
+        protocol: TargetProtocol,
+        check: &'a HealthCheckConfig,
+    ) -> ProbeFuture<'a>;
 }
 
-/// Probes with `GET path` over a fresh HTTP/1.1 connection, like ALB.
+/// Probes with `GET path` over a fresh connection, like ALB: HTTP/1.1, or HTTP/2 with prior
+/// knowledge for an `h2c` group.
 #[derive(Debug, Default, Clone)]
 pub struct HttpProber;
 
 impl Prober for HttpProber {
-    fn probe<'a>(&'a self, addr: SocketAddr, check: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+    fn probe<'a>(
+        &'a self,
+        addr: SocketAddr,
+        protocol: TargetProtocol,
+        check: &'a HealthCheckConfig,
+    ) -> ProbeFuture<'a> {
         Box::pin(async move {
             let timeout = Duration::from_secs_f64(check.timeout_seconds);
-            match tokio::time::timeout(timeout, http_probe(addr, &check.path)).await {
+            match tokio::time::timeout(timeout, http_probe(addr, protocol, &check.path)).await {
                 Err(_) => ProbeResult::new(false, format!("timed out after {timeout:?}")),
                 Ok(Err(e)) => e,
                 Ok(Ok(status)) => {
@@ -188,12 +200,19 @@ impl Prober for HttpProber {
     }
 }
 
-async fn http_probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeResult> {
+async fn http_probe(
+    addr: SocketAddr,
+    protocol: TargetProtocol,
+    path: &str,
+) -> Result<u16, ProbeResult> {
     let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
         let mut r = ProbeResult::new(false, format!("connect failed: {e}"));
         r.local_error = crate::limits::is_fd_exhaustion(&e);
         r
     })?;
+    if protocol == TargetProtocol::H2c {
+        return h2c_probe(stream, addr, path).await;
+    }
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ProbeResult::new(false, format!("handshake failed: {e}")))?;
@@ -202,6 +221,30 @@ async fn http_probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeResult> {
         .header(http::header::HOST, addr.to_string())
         .header(http::header::USER_AGENT, "cutover-health-check")
         .header(http::header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
+    let resp = send
+        .send_request(req)
+        .await
+        .map_err(|e| ProbeResult::new(false, format!("request failed: {e}")));
+    conn.abort();
+    Ok(resp?.status().as_u16())
+}
+
+async fn h2c_probe(
+    stream: tokio::net::TcpStream,
+    addr: SocketAddr,
+    path: &str,
+) -> Result<u16, ProbeResult> {
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| ProbeResult::new(false, format!("HTTP/2 handshake failed: {e}")))?;
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(format!("http://{addr}{path}"))
+        .header(http::header::USER_AGENT, "cutover-health-check")
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
     let resp = send
@@ -226,6 +269,7 @@ pub(crate) trait HealthSink: Send + Sync + 'static {
 /// the sink, until the task is aborted.
 pub(crate) async fn run_checks(
     addr: SocketAddr,
+    protocol: TargetProtocol,
     check: HealthCheckConfig,
     mut tracker: HealthTracker,
     prober: Arc<dyn Prober>,
@@ -235,7 +279,7 @@ pub(crate) async fn run_checks(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let result = prober.probe(addr, &check).await;
+        let result = prober.probe(addr, protocol, &check).await;
         if result.local_error {
             if let Some(suppressed) = LOCAL_ERRORS.allow(tokio::time::Instant::now()) {
                 tracing::warn!(target_addr = %addr, reason = %result.reason, suppressed, "health check could not run (local error); not counted");
@@ -287,7 +331,12 @@ mod tests {
 
     struct Scripted(Mutex<Vec<bool>>);
     impl Prober for Scripted {
-        fn probe<'a>(&'a self, _: SocketAddr, _: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+        fn probe<'a>(
+            &'a self,
+            _: SocketAddr,
+            _: TargetProtocol,
+            _: &'a HealthCheckConfig,
+        ) -> ProbeFuture<'a> {
             let passed = {
                 let mut v = self.0.lock().unwrap();
                 if v.is_empty() { false } else { v.remove(0) }
@@ -312,7 +361,12 @@ mod tests {
     /// Healthy, then only probes that could not run (EMFILE): the target stays healthy.
     struct Exhausted(Mutex<u32>);
     impl Prober for Exhausted {
-        fn probe<'a>(&'a self, _: SocketAddr, _: &'a HealthCheckConfig) -> ProbeFuture<'a> {
+        fn probe<'a>(
+            &'a self,
+            _: SocketAddr,
+            _: TargetProtocol,
+            _: &'a HealthCheckConfig,
+        ) -> ProbeFuture<'a> {
             let first = {
                 let mut n = self.0.lock().unwrap();
                 *n += 1;
@@ -343,6 +397,7 @@ mod tests {
         let sink = Arc::new(Recorder::default());
         let task = tokio::spawn(run_checks(
             "127.0.0.1:1".parse().unwrap(),
+            TargetProtocol::Http1,
             check,
             HealthTracker::new(2, 2),
             prober.clone(),
@@ -379,6 +434,7 @@ mod tests {
         let start = tokio::time::Instant::now();
         let task = tokio::spawn(run_checks(
             "127.0.0.1:1".parse().unwrap(),
+            TargetProtocol::Http1,
             check,
             HealthTracker::new(2, 2),
             prober,

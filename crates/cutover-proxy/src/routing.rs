@@ -427,6 +427,7 @@ mod tests {
                     addr.parse().unwrap(),
                     true,
                     m.target(name, &addr),
+                    Default::default(),
                 );
                 if *h {
                     crate::health::HealthSink::report(

@@ -38,7 +38,7 @@ use crate::limits::{self, AcceptGuard, LogLimiter};
 use crate::metrics::{HostCounts, Metrics};
 use crate::proxy::{self, ConnCtx};
 use crate::routing::{self, GroupRt, ListenerLimits, ListenerRt, Snapshot};
-use crate::target::Target;
+use crate::target::{Target, UpstreamSettings};
 use crate::{ProxyError, ProxyOptions, admin, tls};
 
 /// State shared by the request path, the admin API and the control tasks.
@@ -234,10 +234,11 @@ impl Shared {
             for t in &tg.targets {
                 let key = (tg.name.clone(), t.clone());
                 let addr = resolved[t];
+                let settings = UpstreamSettings::of(tg);
                 let existing = control
                     .targets
                     .get(&key)
-                    .filter(|x| x.addr == addr)
+                    .filter(|x| x.addr == addr && x.settings == settings)
                     .cloned();
                 let target = match existing {
                     Some(x) if !check_changed => x,
@@ -252,6 +253,7 @@ impl Shared {
                             addr,
                             tg.health_check.is_some(),
                             self.metrics.target(&tg.name, t),
+                            settings,
                         );
                         self.start_checks(&x, tg.health_check.clone());
                         x
@@ -469,6 +471,7 @@ impl Shared {
             );
             let task = tokio::spawn(health::run_checks(
                 target.addr,
+                target.settings.protocol,
                 check,
                 tracker,
                 self.prober.clone(),
@@ -844,6 +847,11 @@ async fn sample_loop(shared: Arc<Shared>) {
         tokio::time::sleep(next + Duration::from_millis(2)).await;
         let second = crate::metrics::unix_now().as_secs().saturating_sub(1);
         shared.metrics.sample(second, &shared.host_counts());
+        for group in shared.snapshot.load().groups.values() {
+            for target in &group.targets {
+                target.prune_idle();
+            }
+        }
     }
 }
 

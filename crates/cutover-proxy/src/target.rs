@@ -1,5 +1,10 @@
-//! One backend target: its health state, in-flight count, draining signal and keep-alive pool
-//! of HTTP/1.1 connections.
+//! One backend target: its health state, in-flight count, draining signal and upstream
+//! connections: a keep-alive pool of HTTP/1.1 connections, or (`protocol: h2c`) one
+//! multiplexed HTTP/2 connection.
+//!
+//! Both close a connection left unused for the group's `idleTimeoutSeconds`; HTTP/1 holds at
+//! most `maxConnectionsPerTarget` connections (pooled or in use) per target, a request waiting
+//! for a free one when all are busy (within the group's response timeout).
 //!
 //! The pool is ours rather than hyper-util's so that a request whose connection could not be
 //! established (or whose pooled connection turned out closed before any byte was written) comes
@@ -19,11 +24,16 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{TargetGroupConfig, TargetProtocol};
 use crate::health::{HealthSink, TargetState};
 use crate::metrics::Counters;
+use h2::H2Slot;
+
+mod h2;
 
 /// Keep at most this many idle connections per target.
 const MAX_IDLE: usize = 1024;
@@ -45,7 +55,15 @@ pub(crate) struct Target {
     idle: Notify,
     /// Cancelled when the deregistration delay is over: in-flight work is cut.
     pub(crate) cut: CancellationToken,
-    pool: Mutex<Vec<Upstream>>,
+    pool: Mutex<Vec<(Upstream, Instant)>>,
+    /// How connections to this target are made and kept.
+    pub(crate) settings: UpstreamSettings,
+    /// Connection slots when `maxConnectionsPerTarget` is set.
+    permits: Option<Arc<Semaphore>>,
+    /// Signalled when a connection goes back to the pool (with `permits` only).
+    released: Notify,
+    /// The HTTP/2 connection of an `h2c` target.
+    h2: Arc<H2Slot>,
     /// The running health-check task, if the group has a health check.
     pub(crate) checker: Mutex<Option<tokio::task::AbortHandle>>,
     /// This target's requests, 5xx and latency.
@@ -61,6 +79,38 @@ pub(crate) enum SendError {
     Failed(hyper::Error),
 }
 
+/// A target group's upstream connection settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct UpstreamSettings {
+    pub(crate) protocol: TargetProtocol,
+    /// Unused connections are closed after this long.
+    pub(crate) idle_timeout: Duration,
+    /// Connections per target at most (HTTP/1).
+    pub(crate) max_connections: Option<u32>,
+}
+
+impl UpstreamSettings {
+    pub(crate) fn of(tg: &TargetGroupConfig) -> Self {
+        UpstreamSettings {
+            protocol: tg.protocol,
+            idle_timeout: tg.upstream_idle_timeout(),
+            max_connections: tg.max_connections_per_target,
+        }
+    }
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            protocol: TargetProtocol::Http1,
+            idle_timeout: Duration::from_secs_f64(
+                crate::config::DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS,
+            ),
+            max_connections: None,
+        }
+    }
+}
+
 impl Target {
     /// A new target in state `initial` (or `healthy` when its group has no health check).
     pub(crate) fn new(
@@ -69,6 +119,7 @@ impl Target {
         addr: SocketAddr,
         checked: bool,
         counters: Arc<Counters>,
+        settings: UpstreamSettings,
     ) -> Arc<Self> {
         let (state, reason) = if checked {
             (TargetState::Initial, "waiting for the first health check")
@@ -86,6 +137,12 @@ impl Target {
             idle: Notify::new(),
             cut: CancellationToken::new(),
             pool: Mutex::new(Vec::new()),
+            settings,
+            permits: settings
+                .max_connections
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            released: Notify::new(),
+            h2: Arc::default(),
             checker: Mutex::new(None),
             counters,
         })
@@ -148,6 +205,7 @@ impl Target {
             h.abort();
         }
         self.pool.lock().unwrap().clear();
+        self.h2.sender.lock().await.take();
         let finished = async {
             loop {
                 let notified = self.idle.notified();
@@ -172,35 +230,62 @@ impl Target {
     /// Ordinary requests drive their connection inline, in the downstream connection's task
     /// (no task hop per request); upgrades get a fresh connection driven by its own task, which
     /// hands the upgraded stream over after `101 Switching Protocols`.
+    ///
+    /// An `h2c` target gets the request on its HTTP/2 connection (made on first use, made again
+    /// once if it turned out closed); `te_trailers` keeps the client's `TE: trailers` (gRPC).
+    /// Upgrades always use HTTP/1.1.
     pub(crate) async fn send(
         &self,
         mut req: Request<Incoming>,
         upgrade: bool,
-    ) -> Result<(Response<Incoming>, Upstream), SendError> {
-        if !upgrade {
-            loop {
-                let pooled = self.pool.lock().unwrap().pop();
-                let Some(mut up) = pooled else { break };
-                if up.ready().await.is_err() {
-                    continue;
-                }
-                match up.exchange(req).await {
-                    Ok(resp) => return Ok((resp, up)),
-                    Err(mut e) => match e.take_message() {
-                        // The pooled connection was closed by the target before we wrote:
-                        // retry on a fresh connection to the same target.
-                        Some(r) => req = r,
-                        None => return Err(SendError::Failed(e.into_error())),
-                    },
+        te_trailers: bool,
+    ) -> Result<(Response<Incoming>, Option<Upstream>), SendError> {
+        if self.settings.protocol == TargetProtocol::H2c && !upgrade {
+            // Boxed, as is a new connection's handshake below: the pooled HTTP/1 path keeps
+            // the request future (held per downstream connection) small.
+            return Box::pin(self.send_h2(req, te_trailers))
+                .await
+                .map(|r| (r, None));
+        }
+        let permit = loop {
+            if !upgrade {
+                loop {
+                    let pooled = self.pool.lock().unwrap().pop();
+                    let Some((mut up, since)) = pooled else { break };
+                    if since.elapsed() >= self.settings.idle_timeout || up.ready().await.is_err() {
+                        continue;
+                    }
+                    match up.exchange(req).await {
+                        Ok(resp) => return Ok((resp, Some(up))),
+                        Err(mut e) => match e.take_message() {
+                            // The pooled connection was closed by the target before we
+                            // wrote: retry on a fresh connection to the same target.
+                            Some(r) => req = r,
+                            None => return Err(SendError::Failed(e.into_error())),
+                        },
+                    }
                 }
             }
-        }
-        let mut up = match self.connect(upgrade).await {
+            let Some(permits) = &self.permits else {
+                break None;
+            };
+            // At the limit: a new slot, or a connection given back to the pool, whichever
+            // comes first.
+            tokio::select! {
+                p = permits.clone().acquire_owned() => match p {
+                    Ok(p) => break Some(p),
+                    Err(_) => return Err(SendError::NotSent(req, "target closed".to_owned())),
+                },
+                _ = self.released.notified(), if !upgrade => {}
+            }
+        };
+        let mut up = match Box::pin(self.connect(upgrade)).await {
             Ok(s) => s,
             Err(reason) => return Err(SendError::NotSent(req, reason)),
         };
+        up.permit = permit;
         match up.exchange(req).await {
-            Ok(resp) => Ok((resp, up)),
+            Ok(resp) => Ok((resp, Some(up))),
             Err(mut e) => match e.take_message() {
                 Some(r) => Err(SendError::NotSent(r, e.into_error().to_string())),
                 None => Err(SendError::Failed(e.into_error())),
@@ -209,12 +294,7 @@ impl Target {
     }
 
     async fn connect(&self, upgrade: bool) -> Result<Upstream, String> {
-        let stream =
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(self.addr))
-                .await
-                .map_err(|_| format!("connect to {} timed out", self.addr))?
-                .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.tcp().await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -226,12 +306,26 @@ impl Target {
                     tracing::debug!(target_addr = %addr, error = %e, "upstream connection ended");
                 }
             });
-            return Ok(Upstream { sender, conn: None });
+            return Ok(Upstream {
+                sender,
+                conn: None,
+                permit: None,
+            });
         }
         Ok(Upstream {
             sender,
             conn: Some(Box::pin(conn)),
+            permit: None,
         })
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, String> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| format!("connect to {} timed out", self.addr))?
+            .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 
     /// Returns a connection whose response was fully read to the pool.
@@ -239,9 +333,14 @@ impl Target {
         if self.is_draining() || up.conn.is_none() || up.sender.is_closed() {
             return;
         }
+        let now = Instant::now();
         let mut pool = self.pool.lock().unwrap();
+        self.drop_stale(&mut pool, now);
         if pool.len() < MAX_IDLE {
-            pool.push(up);
+            pool.push((up, now));
+            if self.permits.is_some() {
+                self.released.notify_one();
+            }
         }
     }
 }
@@ -254,6 +353,27 @@ pub(crate) struct Upstream {
     sender: SendRequest<Incoming>,
     /// `None` once the connection finished, or when a spawned task drives it.
     conn: Option<Pin<Box<Conn>>>,
+    /// Its slot under `maxConnectionsPerTarget`, released when the connection is dropped.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Target {
+    /// Closes pooled connections unused for the idle timeout (called every second by the
+    /// metrics sampler, so an unused pool empties without traffic too).
+    pub(crate) fn prune_idle(&self) {
+        let now = Instant::now();
+        let mut pool = self.pool.lock().unwrap();
+        self.drop_stale(&mut pool, now);
+    }
+
+    /// The oldest pooled connections are at the front: drops those unused for the idle timeout.
+    fn drop_stale(&self, pool: &mut Vec<(Upstream, Instant)>, now: Instant) {
+        let stale = pool
+            .iter()
+            .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
+            .count();
+        pool.drain(..stale);
+    }
 }
 
 impl Upstream {

@@ -57,12 +57,39 @@ fn unknown_fields_are_rejected() {
     let e = err_of(&SAMPLE.replace("deregistrationDelaySeconds", "deregistrationDelay"));
     assert_eq!(
         e,
-        "lb.yaml:11:5: targetGroups[0].deregistrationDelay: unknown key \"deregistrationDelay\", expected one of name, targets, healthCheck, deregistrationDelaySeconds, responseTimeoutSeconds"
+        "lb.yaml:11:5: targetGroups[0].deregistrationDelay: unknown key \"deregistrationDelay\", expected one of name, targets, healthCheck, deregistrationDelaySeconds, responseTimeoutSeconds, protocol, idleTimeoutSeconds, maxConnectionsPerTarget"
     );
     let e = err_of(&SAMPLE.replace("healthCheck:", "helthCheck:"));
     assert_eq!(
         e,
         "lb.yaml:10:5: targetGroups[0].helthCheck: unknown key \"helthCheck\", did you mean \"healthCheck\"?"
+    );
+}
+
+#[test]
+fn target_protocol_and_pool_settings_are_read_and_checked() {
+    let text = SAMPLE.replace(
+        "  - name: green\n",
+        "  - name: green\n    protocol: h2c\n    idleTimeoutSeconds: 5\n    maxConnectionsPerTarget: 8\n",
+    );
+    let c = parse("lb.yaml", &text).unwrap();
+    assert_eq!(c.target_groups[0].protocol, TargetProtocol::Http1);
+    let green = &c.target_groups[1];
+    assert_eq!(green.protocol, TargetProtocol::H2c);
+    assert_eq!(
+        green.upstream_idle_timeout(),
+        std::time::Duration::from_secs(5)
+    );
+    assert_eq!(green.max_connections_per_target, Some(8));
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(parse_json("<request>", &json).unwrap(), c);
+    assert_eq!(
+        err_of(&text.replace("protocol: h2c", "protocol: spdy")),
+        "lb.yaml:13:15: targetGroups[1].protocol: unknown variant \"spdy\", expected one of http1, h2c"
+    );
+    assert_eq!(
+        err_of(&text.replace("PerTarget: 8", "PerTarget: 0")),
+        "lb.yaml:15:30: targetGroups[1].maxConnectionsPerTarget: must be between 1 and 100000"
     );
 }
 
