@@ -95,18 +95,21 @@ pub fn set_key(c: &Connection, name: &str, key_hash: &str, now: u64) -> Result<(
     Ok(())
 }
 
-/// Records what the agent registered (creating its row if needed) and that
-/// it was seen at `now`; returns the row as it was before.
+/// Records what the agent registered (creating its row if needed) at
+/// `now`, and `seen` as when it was last seen (`None`: unchanged, 0 for a
+/// new row); returns the row as it was before.
 pub fn register(
     c: &Connection,
     registration: &AgentRegistration,
     now: u64,
+    seen: Option<u64>,
 ) -> Result<Option<AgentRow>, StoreError> {
     let before = get(c, &registration.name)?;
     c.execute(
-        "INSERT INTO agents (name, registration, registered_at, last_seen) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (name) DO UPDATE SET registration = excluded.registration, last_seen = excluded.last_seen",
-        params![registration.name, json(registration), now as i64],
+        "INSERT INTO agents (name, registration, registered_at, last_seen) VALUES (?1, ?2, ?3, COALESCE(?4, 0))
+         ON CONFLICT (name) DO UPDATE SET registration = excluded.registration,
+             last_seen = COALESCE(?4, last_seen)",
+        params![registration.name, json(registration), now as i64, seen.map(|t| t as i64)],
     )
     .map_err(StoreError::sql("register agent"))?;
     Ok(before)
@@ -352,8 +355,10 @@ mod tests {
             (row.registration, row.key_hash.as_deref()),
             (None, Some("abc"))
         );
-        s.with(|c| register(c, &reg("h1", "prod"), 20)).unwrap();
-        s.with(|c| register(c, &reg("h1", "test"), 30)).unwrap();
+        s.with(|c| register(c, &reg("h1", "prod"), 20, Some(20)))
+            .unwrap();
+        s.with(|c| register(c, &reg("h1", "test"), 30, Some(30)))
+            .unwrap();
         let row = s.with(|c| get(c, "h1")).unwrap().unwrap();
         assert_eq!(row.registration.unwrap().tags["env"], "test");
         assert_eq!((row.registered_at, row.last_seen), (10, 30));
