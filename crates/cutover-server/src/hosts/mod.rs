@@ -15,5 +15,7 @@ pub(crate) mod bundles;
 // The driver lands in the next commits; remove then.
 #[cfg(test)]
 mod agents_tests;
+#[cfg(test)]
+mod e2e_tests;
 #[allow(dead_code)]
 pub(crate) mod fleet;
