@@ -223,7 +223,7 @@ fn two_agents_install_survive_their_own_restart_and_the_servers() {
         ),
         (
             "hooks/slow.sh",
-            "#!/bin/sh\ntouch started.marker\nexec sleep 30\n",
+            "#!/bin/sh\necho $$ > marker.tmp && mv marker.tmp started.marker\nexec sleep 30\n",
         ),
     ] {
         let p = rev.path().join(path);
@@ -282,6 +282,17 @@ fn two_agents_install_survive_their_own_restart_and_the_servers() {
     let r = server.result(&start.id);
     assert_eq!(r.status, CommandStatus::Cancelled, "{r:?}");
     assert!(r.error.unwrap().contains("restarted"));
+    // The interrupted script went with it.
+    let pid = std::fs::read_to_string(&marker).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old script still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     // The server crashes while both agents long-poll; a new one starts on
     // the same address and store, and the agents carry on.

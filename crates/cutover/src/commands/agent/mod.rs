@@ -257,6 +257,10 @@ impl Agent {
             self.state.clear_result()?;
         }
         if let Some((cmd, started)) = self.state.in_flight()? {
+            // What the interrupted command's script started goes with it.
+            if let Some(group) = self.state.script_group()? {
+                scripts::kill_group(Some(group));
+            }
             let r = CommandResult {
                 id: cmd.id.clone(),
                 status: CommandStatus::Cancelled,
@@ -433,11 +437,17 @@ impl Agent {
             ),
         ];
         env.extend(self.env.iter().cloned());
+        let record = |group: u32| {
+            if let Err(e) = self.state.set_script_group(group) {
+                tracing::warn!(error = %format!("{e:#}"), "cannot record the script's process group");
+            }
+        };
         let cx = scripts::Context {
             revision: &dir,
             env,
             is_root: self.is_root,
             cancel: cancel.clone(),
+            started: &record,
         };
         let outcome = scripts::run_all(spec.scripts(cmd.event), &cx, out).await;
         if outcome.status == CommandStatus::Succeeded && cmd.event == HostEvent::ValidateService {

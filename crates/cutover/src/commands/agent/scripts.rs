@@ -61,6 +61,8 @@ pub(crate) struct Context<'a> {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) is_root: bool,
     pub(crate) cancel: CancellationToken,
+    /// Told each script's process group as it starts.
+    pub(crate) started: &'a (dyn Fn(u32) + Sync),
 }
 
 /// Runs `scripts` in order; the first that fails ends the event.
@@ -123,6 +125,9 @@ async fn run_one(s: &Script, cx: &Context<'_>, out: &Arc<Mutex<Tail>>) -> anyhow
     let mut child = cmd.spawn()?;
     drop(cmd);
     let pid = child.id();
+    if let Some(p) = pid {
+        (cx.started)(p);
+    }
     let sink = out.clone();
     let pump = tokio::task::spawn_blocking(move || {
         let mut reader = reader;
@@ -190,7 +195,7 @@ fn primary_gid(user: &str) -> Option<u32> {
         })
 }
 
-fn kill_group(pid: Option<u32>) {
+pub(crate) fn kill_group(pid: Option<u32>) {
     if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }

@@ -24,6 +24,10 @@ pub(crate) struct State {
 struct InFlight {
     command: AgentCommand,
     started_at_ms: u64,
+    /// The process group of the script running, and the boot it runs in
+    /// (a group id of another boot names nothing of ours).
+    #[serde(default)]
+    script_group: Option<(u32, String)>,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -88,8 +92,27 @@ impl State {
             &InFlight {
                 command: command.clone(),
                 started_at_ms,
+                script_group: None,
             },
         )
+    }
+
+    /// Records the process group of the script now running.
+    pub(crate) fn set_script_group(&self, group: u32) -> anyhow::Result<()> {
+        let Some(mut f) = self.read::<InFlight>("in-flight.json")? else {
+            return Ok(());
+        };
+        f.script_group = Some((group, boot_id()));
+        self.write("in-flight.json", &f)
+    }
+
+    /// The process group of a script of the command in flight, if it was
+    /// started in this boot.
+    pub(crate) fn script_group(&self) -> anyhow::Result<Option<u32>> {
+        Ok(self
+            .read::<InFlight>("in-flight.json")?
+            .and_then(|f| f.script_group)
+            .and_then(|(g, boot)| (boot == boot_id()).then_some(g)))
     }
 
     pub(crate) fn clear_in_flight(&self) -> anyhow::Result<()> {
@@ -169,4 +192,11 @@ impl State {
     pub(crate) fn revision_dir(&self, b: &BundleRef) -> anyhow::Result<PathBuf> {
         Ok(self.dir.join("revisions").join(Self::hex(b)?))
     }
+}
+
+/// This boot's id (Linux), empty elsewhere.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }

@@ -243,6 +243,7 @@ fn cx(dir: &Path) -> scripts::Context<'_> {
         env: vec![("LIFECYCLE_EVENT".into(), "AfterInstall".into())],
         is_root: false,
         cancel: CancellationToken::new(),
+        started: &|_| {},
     }
 }
 
