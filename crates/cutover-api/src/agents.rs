@@ -153,3 +153,54 @@ pub struct AgentView {
     #[serde(default)]
     pub last_successful: BTreeMap<String, BundleRef>,
 }
+
+/// `GET /v1/agents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentList {
+    /// Every registered host, by name.
+    pub agents: Vec<AgentView>,
+}
+
+/// `POST /v1/agents/{name}/key` (`cutover agents register NAME`): the
+/// agent's key, shown this once (the server keeps only its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentKey {
+    /// The agent it is bound to.
+    pub name: String,
+    /// The key (`--key-file` or `CUTOVER_AGENT_KEY`).
+    pub key: String,
+}
+
+/// `DELETE /v1/agents/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeregisterAgentResponse {
+    /// The host that was deregistered.
+    pub name: String,
+}
+
+/// `POST /v1/agents/{name}/results`: whether the result was recorded now
+/// (`false`: one was recorded before, this one is ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultAck {
+    /// Recorded by this call.
+    pub recorded: bool,
+}
+
+/// `GET /v1/agents/{name}/poll`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PollQuery {
+    /// The command the agent is running: the poll then answers early only
+    /// when that command is cancelled.
+    pub running: Option<String>,
+    /// Longest wait in seconds (default and at most 20).
+    pub wait: Option<u32>,
+}
+
+/// The header naming the agent on its calls (the bundle downloads, whose
+/// path has no agent name).
+pub const AGENT_HEADER: &str = "x-cutover-agent";

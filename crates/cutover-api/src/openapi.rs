@@ -9,7 +9,7 @@ use crate::query::{
 };
 use crate::stream::{self, StreamQuery};
 use crate::{
-    access_keys, alarms, apply, builds, deployments, error, pipelines, registry, services,
+    access_keys, agents, alarms, apply, builds, deployments, error, pipelines, registry, services,
 };
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
@@ -417,6 +417,65 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(registry::GcResponse),
     ),
+    ep(
+        "get",
+        "/v1/agents",
+        "List registered hosts (agents)",
+        None,
+        ok!(agents::AgentList),
+    ),
+    ep(
+        "get",
+        "/v1/agents/{name}",
+        "Describe a registered host",
+        None,
+        ok!(agents::AgentView),
+    ),
+    ep(
+        "delete",
+        "/v1/agents/{name}",
+        "Deregister a host (its key and open commands go)",
+        None,
+        ok!(agents::DeregisterAgentResponse),
+    ),
+    ep(
+        "post",
+        "/v1/agents/{name}/key",
+        "Issue a host's agent key (shown once; replaces an earlier one)",
+        None,
+        ok!(agents::AgentKey),
+    ),
+    ep(
+        "post",
+        "/v1/agents/register",
+        "An agent registers its host (agent key, not the API token)",
+        Some(name!(agents::AgentRegistration)),
+        ok!(agents::AgentView),
+    ),
+    Endpoint {
+        query: Some(query::<agents::PollQuery>),
+        ..ep(
+            "get",
+            "/v1/agents/{name}/poll",
+            "An agent's long poll for commands (agent key)",
+            None,
+            ok!(agents::AgentPoll),
+        )
+    },
+    ep(
+        "post",
+        "/v1/agents/{name}/results",
+        "An agent reports a command's result, recorded once (agent key)",
+        Some(name!(agents::CommandResult)),
+        ok!(agents::ResultAck),
+    ),
+    ep(
+        "get",
+        "/v1/agents/bundles/{digest}",
+        "A revision's bundle, by digest (agent key; bytes)",
+        None,
+        Answer::Text,
+    ),
     Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
@@ -504,6 +563,18 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access_keys::CreateAccessKeyResponse,
         access_keys::DeleteAccessKeyResponse,
         registry::GcResponse,
+        agents::AgentList,
+        agents::AgentView,
+        agents::AgentRegistration,
+        agents::DeregisterAgentResponse,
+        agents::AgentKey,
+        agents::AgentPoll,
+        agents::AgentCommand,
+        agents::BundleRef,
+        agents::BundleFormat,
+        agents::CommandResult,
+        agents::CommandStatus,
+        agents::ResultAck,
     ))
 )]
 struct Components;

@@ -320,7 +320,16 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         alarm_rx,
         cancel.clone(),
     ));
+    let fleet = Arc::new(hosts::agents::AgentFleet::new(
+        store.clone(),
+        clock.clone(),
+        &aws.region,
+        aws.keys.account(),
+    ));
+    let bundles = Arc::new(hosts::bundles::DirBundles::new(&data_dir));
     Ok(api::AppState {
+        fleet,
+        bundles,
         store,
         started_at: clock.now_ms(),
         clock,

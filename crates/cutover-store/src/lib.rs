@@ -10,6 +10,7 @@
 //! control plane persists its intent here before it acts.
 
 pub mod access_keys;
+pub mod agents;
 pub mod deployment_configs;
 mod error;
 pub mod image_pins;

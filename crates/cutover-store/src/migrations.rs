@@ -279,6 +279,34 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, task_definition)
     );
     "#,
+    // 11: host agents, the commands queued for them and
+    // their results, and each host's last successful revision per group.
+    r#"
+    CREATE TABLE agents (
+        name          TEXT PRIMARY KEY,
+        registration  TEXT,
+        key_hash      TEXT,
+        registered_at INTEGER NOT NULL,
+        last_seen     INTEGER NOT NULL
+    );
+    CREATE TABLE agent_commands (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id            TEXT NOT NULL UNIQUE,
+        host          TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        dispatched_at INTEGER NOT NULL,
+        cancelled     INTEGER NOT NULL DEFAULT 0,
+        result        TEXT,
+        reported_at   INTEGER
+    );
+    CREATE INDEX agent_commands_open ON agent_commands (host, reported_at);
+    CREATE TABLE agent_revisions (
+        host             TEXT NOT NULL,
+        deployment_group TEXT NOT NULL,
+        bundle           TEXT NOT NULL,
+        PRIMARY KEY (host, deployment_group)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -107,6 +107,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// Run the host agent: register this host and run the deployments' commands.
+    Agent(AgentArgs),
+    /// Register, list, describe and deregister hosts (agents).
+    Agents {
+        #[command(subcommand)]
+        command: AgentsCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -406,6 +413,60 @@ pub(crate) enum AccessKeyCommand {
     Delete {
         /// The access key id.
         id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// The host's name (its on-premises instance name).
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Tags, `k=v,...` (matched by deployment groups' tag filters).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) tags: Vec<String>,
+    /// The host's zone (zonal deployments).
+    #[arg(long)]
+    pub(crate) zone: Option<String>,
+    /// Map every absolute destination under DIR (several agents on one
+    /// machine); nothing is written outside it.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+    /// HOST:PORT the load balancer sends this host's traffic to.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) target: Option<String>,
+    /// A variable for every hook script (K=V; repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub(crate) env: Vec<String>,
+    /// Read the agent key (`cutover agents register NAME`) from this file;
+    /// else CUTOVER_AGENT_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Where the agent keeps its state and bundles (default: ROOT/.cutover-agent
+    /// with --root, else the data directory's agent-NAME).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsCommand {
+    /// Issue the key of agent NAME (shown once; replaces an earlier key).
+    Register {
+        /// The host's name.
+        name: String,
+    },
+    /// List hosts.
+    #[command(alias = "list")]
+    Ls,
+    /// Show one host.
+    Describe {
+        /// The host's name.
+        name: String,
+    },
+    /// Deregister a host (its key and queued commands go).
+    #[command(alias = "rm")]
+    Deregister {
+        /// The host's name.
+        name: String,
     },
 }
 

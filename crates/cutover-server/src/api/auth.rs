@@ -72,7 +72,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Why a token-less request is refused, if it is.
-fn loopback_verdict(headers: &HeaderMap) -> Result<(), &'static str> {
+pub(crate) fn loopback_verdict(headers: &HeaderMap) -> Result<(), &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
         (Some(h), None) => h.to_str().map_err(|_| "the Host header is not ASCII")?,

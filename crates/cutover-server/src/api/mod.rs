@@ -22,11 +22,13 @@ mod tests;
 pub(crate) mod views;
 
 use crate::controller::Controller;
+use crate::hosts::api as hosts;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 use cutover_store::Store;
 use std::sync::Arc;
 
+pub(crate) use auth::{bearer, loopback_verdict};
 pub(crate) use error::{ApiError, ApiResult};
 
 /// Shared state of the handlers.
@@ -44,6 +46,10 @@ pub(crate) struct AppState {
     pub(crate) registry: Arc<cutover_registry::Registry>,
     /// The runtime of a service whose stack names none.
     pub(crate) default_runtime: String,
+    /// The host agents (issue 12).
+    pub(crate) fleet: Arc<crate::hosts::agents::AgentFleet>,
+    /// Revisions' bundles for the agents.
+    pub(crate) bundles: Arc<crate::hosts::bundles::DirBundles>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -94,6 +100,14 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/access-keys"),
     ("delete", "/v1/access-keys/{id}"),
     ("post", "/v1/registry/gc"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{name}"),
+    ("delete", "/v1/agents/{name}"),
+    ("post", "/v1/agents/{name}/key"),
+    ("post", "/v1/agents/register"),
+    ("get", "/v1/agents/{name}/poll"),
+    ("post", "/v1/agents/{name}/results"),
+    ("get", "/v1/agents/bundles/{digest}"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -178,7 +192,14 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         )
         .route("/v1/access-keys/{id}", delete(access_keys::delete))
         .route("/v1/registry/gc", post(registry::gc))
+        .route("/v1/agents", get(hosts::list))
+        .route(
+            "/v1/agents/{name}",
+            get(hosts::describe).delete(hosts::deregister),
+        )
+        .route("/v1/agents/{name}/key", post(hosts::issue_key))
         .with_state(state.clone());
+    let tokenless = token.is_none();
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
             auth::Token(Arc::new(t)),
@@ -194,8 +215,11 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
     let hooks = Router::new()
         .route("/v1/webhooks/{repository}", post(pipelines::webhook))
         .with_state(state.clone());
-    // The registry checks its own credentials (Basic, ECR's tokens).
+    // Agents present their own keys (`crate::hosts::api`), the registry
+    // its own credentials (Basic, ECR's tokens).
+    let agents = hosts::agent_router(state.clone(), tokenless);
     api.merge(hooks)
+        .merge(agents)
         .merge(crate::registry::router(state.clone()))
         .merge(crate::aws::router(state))
         .merge(console)

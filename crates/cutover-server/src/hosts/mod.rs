@@ -9,6 +9,13 @@
 //! implements it (registration, long polls, results) and keeps the
 //! bundles ([`fleet::BundleStore`]).
 
-// The driver and the agents' side land in the next commits; remove then.
+pub(crate) mod agents;
+pub(crate) mod api;
+pub(crate) mod bundles;
+// The driver lands in the next commits; remove then.
+#[cfg(test)]
+mod agents_tests;
+#[cfg(test)]
+mod e2e_tests;
 #[allow(dead_code)]
 pub(crate) mod fleet;

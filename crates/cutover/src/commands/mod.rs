@@ -1,6 +1,8 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
 mod access_keys;
+mod agent;
+mod agents;
 mod alarms;
 mod apply;
 mod demo;
@@ -38,6 +40,8 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Registry { command } => registry::run(&g, command).await,
         Command::Pipelines { command } => pipelines::run(&g, command).await,
         Command::Builds { command } => pipelines::builds(&g, command).await,
+        Command::Agent(args) => agent::run(&g, args).await,
+        Command::Agents { command } => agents::run(&g, command).await,
         Command::Shim(_) | Command::SampleApp => {
             unreachable!("handled before the async runtime starts")
         }
