@@ -12,6 +12,7 @@
 pub mod access_keys;
 pub mod deployment_configs;
 mod error;
+pub mod host_deployments;
 mod migrations;
 pub mod ops;
 pub mod pipeline_ops;

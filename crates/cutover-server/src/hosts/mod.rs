@@ -8,7 +8,15 @@
 //! lifecycle event per host at a time; the agents' side of the server
 //! implements it (registration, long polls, results) and keeps the
 //! bundles ([`fleet::BundleStore`]).
+//!
+//! - [`deployer`]: creates host deployments, one driver each, resumes them.
+//! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
 
-// The driver and the agents' side land in the next commits; remove then.
-#[allow(dead_code)]
+// Wired into the server with the agents' side (its `Fleet`); remove then.
+#![allow(dead_code)]
+
+pub(crate) mod deployer;
+pub(crate) mod driver;
 pub(crate) mod fleet;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,582 @@
+//! The host-deployment driver over a fake fleet, on a paused clock: agents
+//! that answer each command 50 ms after it is queued (or never, once
+//! "killed"), scripts that fail where a test says, and a record of which
+//! hosts were out of their target groups when each command was queued.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cutover_api::agents::{
+    AgentCommand, AgentRegistration, BundleFormat, BundleRef, CommandResult, CommandStatus,
+};
+use cutover_api::host_deployments::HostEventStatus;
+use cutover_clock::Clock;
+use cutover_deploy::hosts::HostDeploymentStatus;
+use cutover_spec::HostEvent;
+use cutover_store::Store;
+use cutover_store::host_deployments::{self as hd, HostDeploymentRow};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::deployer::{HostDeployer, HostSettings, NewHostDeployment};
+use super::fleet::{Fleet, FleetError, Instance};
+use crate::testing::Harness;
+
+const STACK: &str = r#"applications:
+  shop:
+    computePlatform: Server
+    deploymentGroups:
+      prod:
+        onPremisesTagFilters: [{Key: env, Value: prod, Type: KEY_AND_VALUE}]
+        deploymentConfig: CodeDeployDefault.OneAtATime
+        loadBalancer:
+          listener: 127.0.0.1:18090
+          healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}
+          deregistrationDelaySeconds: 1
+        autoRollback: [DEPLOYMENT_FAILURE]
+      zonal:
+        onPremisesTagFilters: [{Key: env, Value: prod, Type: KEY_AND_VALUE}]
+        deploymentConfig: ZoneByZone
+deploymentConfigs:
+  ZoneByZone:
+    computePlatform: Server
+    minimumHealthyHosts: {type: HOST_COUNT, value: 0}
+    zonalConfig: {firstZoneMonitorDurationInSeconds: 60, monitorDurationInSeconds: 30}
+"#;
+
+/// One queued command as the fake agents saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    host: String,
+    event: HostEvent,
+    revision: Option<String>,
+    /// Hosts out of their target groups when it was queued.
+    blocked: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct FleetState {
+    hosts: BTreeMap<String, AgentRegistration>,
+    /// Killed hosts and when they last polled.
+    dead: HashMap<String, u64>,
+    /// (host, event, revision digest) that fail.
+    failing: HashSet<(String, HostEvent, String)>,
+    commands: BTreeMap<String, AgentCommand>,
+    seen: Vec<Seen>,
+    results: HashMap<String, CommandResult>,
+}
+
+struct FakeFleet {
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    state: Mutex<FleetState>,
+    changed: Arc<Notify>,
+}
+
+impl FakeFleet {
+    fn new(store: Arc<Store>, clock: Arc<dyn Clock>) -> Arc<FakeFleet> {
+        let fleet = FakeFleet {
+            store,
+            clock,
+            state: Mutex::default(),
+            changed: Arc::new(Notify::new()),
+        };
+        for (name, zone) in [("h1", "a"), ("h2", "b"), ("h3", "c")] {
+            fleet.lock().hosts.insert(
+                name.to_string(),
+                AgentRegistration {
+                    name: name.to_string(),
+                    tags: [("env".to_string(), "prod".to_string())].into(),
+                    zone: Some(zone.to_string()),
+                    target: Some(format!("127.0.0.1:910{}", &name[1..])),
+                    version: "test".into(),
+                },
+            );
+        }
+        Arc::new(fleet)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FleetState> {
+        self.state.lock().unwrap()
+    }
+
+    fn kill(&self, host: &str) {
+        let now = self.clock.now_ms();
+        self.lock().dead.insert(host.to_string(), now);
+    }
+
+    fn fail(&self, host: &str, event: HostEvent, digest: &str) {
+        self.lock()
+            .failing
+            .insert((host.to_string(), event, digest.to_string()));
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
+    }
+}
+
+#[async_trait]
+impl Fleet for Arc<FakeFleet> {
+    async fn instances(&self) -> Result<Vec<Instance>, FleetError> {
+        let now = self.clock.now_ms();
+        let s = self.lock();
+        Ok(s.hosts
+            .values()
+            .map(|r| Instance {
+                registration: r.clone(),
+                last_seen_ms: s.dead.get(&r.name).copied().unwrap_or(now),
+            })
+            .collect())
+    }
+
+    async fn dispatch(&self, host: &str, command: AgentCommand) -> Result<(), FleetError> {
+        if !self.lock().hosts.contains_key(host) {
+            return Err(FleetError::UnknownHost(host.to_string()));
+        }
+        if self.lock().commands.contains_key(&command.id) {
+            return Ok(());
+        }
+        let dep = command.deployment_id.clone();
+        let blocked = self
+            .store
+            .call(move |c| hd::host_deployment(c, &dep))
+            .await?
+            .map(|r| r.body.blocked)
+            .unwrap_or_default();
+        let digest = command.revision.as_ref().map(|r| r.digest.clone());
+        {
+            let mut s = self.lock();
+            s.seen.push(Seen {
+                host: host.to_string(),
+                event: command.event,
+                revision: digest.clone(),
+                blocked,
+            });
+            s.commands.insert(command.id.clone(), command.clone());
+        }
+        let (me, host) = (self.clone(), host.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = me.clock.now_ms();
+            let mut s = me.lock();
+            if s.dead.contains_key(&host) {
+                return;
+            }
+            let fails =
+                digest.is_some_and(|d| s.failing.contains(&(host.clone(), command.event, d)));
+            s.results.insert(
+                command.id.clone(),
+                CommandResult {
+                    id: command.id.clone(),
+                    status: if fails {
+                        CommandStatus::Failed
+                    } else {
+                        CommandStatus::Succeeded
+                    },
+                    output: format!("{} on {host}", command.event),
+                    error: fails.then(|| "script exited with 1".to_string()),
+                    started_at_ms: now - 50,
+                    ended_at_ms: now,
+                },
+            );
+            drop(s);
+            me.changed.notify_waiters();
+        });
+        Ok(())
+    }
+
+    async fn cancel(&self, _host: &str, _id: &str) -> Result<(), FleetError> {
+        Ok(())
+    }
+
+    async fn result(&self, id: &str) -> Result<Option<CommandResult>, FleetError> {
+        Ok(self.lock().results.get(id).cloned())
+    }
+
+    fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+}
+
+struct World {
+    h: Harness,
+    fleet: Arc<FakeFleet>,
+    deployer: Arc<HostDeployer>,
+    cancel: CancellationToken,
+}
+
+fn settings() -> HostSettings {
+    HostSettings {
+        agent_lost_after: Duration::from_secs(5),
+        poll: Duration::from_millis(500),
+    }
+}
+
+impl World {
+    async fn start() -> World {
+        let h = Harness::start().await;
+        h.apply(STACK, &[]).await;
+        let fleet = FakeFleet::new(h.state.store.clone(), h.clock.clone());
+        let cancel = CancellationToken::new();
+        let deployer = HostDeployer::new(
+            h.state.store.clone(),
+            Arc::new(fleet.clone()),
+            h.dataplane.clone(),
+            h.clock.clone(),
+            settings(),
+            cancel.clone(),
+        );
+        World {
+            h,
+            fleet,
+            deployer,
+            cancel,
+        }
+    }
+
+    /// Drops the deployer where it is and resumes with a new one over the
+    /// same store and fleet.
+    async fn crash(&mut self) {
+        self.cancel.cancel();
+        for _ in 0..10_000 {
+            tokio::task::yield_now().await;
+        }
+        self.cancel = CancellationToken::new();
+        self.deployer = HostDeployer::new(
+            self.h.state.store.clone(),
+            Arc::new(self.fleet.clone()),
+            self.h.dataplane.clone(),
+            self.h.clock.clone(),
+            settings(),
+            self.cancel.clone(),
+        );
+        self.deployer.resume_all().await.unwrap();
+    }
+
+    async fn create(&self, group: &str, digest: &str) -> String {
+        self.deployer
+            .create(NewHostDeployment {
+                application: "shop".into(),
+                group: group.into(),
+                revision: bundle(digest),
+                source: digest.into(),
+                config: None,
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn row(&self, id: &str) -> HostDeploymentRow {
+        let id = id.to_string();
+        self.h
+            .state
+            .store
+            .call(move |c| hd::host_deployment(c, &id))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Runs until `id` ended (at most ten minutes of its time).
+    async fn finish(&self, id: &str) -> HostDeploymentRow {
+        for _ in 0..6_000 {
+            let row = self.row(id).await;
+            if row.finished_at.is_some() {
+                return row;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "deployment {id} did not finish: {:#?}",
+            self.row(id).await.body.events
+        );
+    }
+
+    async fn revisions(&self, group: &str) -> BTreeMap<String, String> {
+        let group = group.to_string();
+        self.h
+            .state
+            .store
+            .call(move |c| hd::host_revisions(c, "shop", &group))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(h, b)| (h, b.digest))
+            .collect()
+    }
+}
+
+fn bundle(digest: &str) -> BundleRef {
+    BundleRef {
+        digest: digest.into(),
+        format: BundleFormat::Tar,
+    }
+}
+
+fn all_on(digest: &str) -> BTreeMap<String, String> {
+    ["h1", "h2", "h3"]
+        .map(|h| (h.to_string(), digest.to_string()))
+        .into()
+}
+
+/// The events' records of `host`, as (event, status).
+fn events(row: &HostDeploymentRow, host: &str) -> Vec<(HostEvent, HostEventStatus)> {
+    row.body.events[host]
+        .iter()
+        .map(|v| (v.event, v.status))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_at_a_time_takes_each_host_out_of_traffic_around_its_lifecycle() {
+    let w = World::start().await;
+    let first = w.create("prod", "v1").await;
+    assert_eq!(
+        w.finish(&first).await.status,
+        HostDeploymentStatus::Succeeded
+    );
+    assert_eq!(w.revisions("prod").await, all_on("v1"));
+    let before = w.fleet.seen().len();
+
+    let id = w.create("prod", "v2").await;
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Succeeded);
+    assert_eq!(w.revisions("prod").await, all_on("v2"));
+    let seen = &w.fleet.seen()[before..];
+    for s in seen {
+        // Every script of the deployment ran while its host alone was out
+        // of the target group, except the first and the last.
+        let outside = [HostEvent::BeforeBlockTraffic, HostEvent::AfterAllowTraffic];
+        let expect: BTreeSet<String> = if outside.contains(&s.event) {
+            BTreeSet::new()
+        } else {
+            [s.host.clone()].into()
+        };
+        assert_eq!(s.blocked, expect, "{s:?}");
+        // ApplicationStop and the block-traffic hooks run the old revision.
+        let old = matches!(
+            s.event,
+            HostEvent::ApplicationStop
+                | HostEvent::BeforeBlockTraffic
+                | HostEvent::AfterBlockTraffic
+        );
+        assert_eq!(
+            s.revision.as_deref(),
+            Some(if old { "v1" } else { "v2" }),
+            "{s:?}"
+        );
+    }
+    // One host after the other.
+    let hosts: Vec<&str> = seen.iter().map(|s| s.host.as_str()).collect();
+    let mut order = hosts.clone();
+    order.dedup();
+    assert_eq!(order, ["h1", "h2", "h3"]);
+    // Each host's lifecycle in CodeDeploy's order, every event recorded.
+    let lifecycle: Vec<HostEvent> = HostEvent::ALL.to_vec();
+    for h in ["h1", "h2", "h3"] {
+        let evs = events(&row, h);
+        assert_eq!(
+            evs.iter().map(|e| e.0).collect::<Vec<_>>(),
+            lifecycle,
+            "{h}"
+        );
+        assert!(
+            evs.iter().all(|e| e.1 == HostEventStatus::Succeeded),
+            "{h}: {evs:?}"
+        );
+        let stop = row.body.events[h]
+            .iter()
+            .find(|v| v.event == HostEvent::ApplicationStop)
+            .unwrap();
+        assert_eq!(stop.output, format!("ApplicationStop on {h}"));
+        assert_eq!(
+            stop.command.as_deref(),
+            Some(format!("{id}/{h}/ApplicationStop/1").as_str())
+        );
+    }
+    // The block step waited the group's deregistration delay (1 s).
+    let block = row.body.events["h1"]
+        .iter()
+        .find(|v| v.event == HostEvent::BlockTraffic)
+        .unwrap();
+    assert!(
+        block.ended_at_ms.unwrap() >= block.started_at_ms + 1_000,
+        "{block:?}"
+    );
+    assert!(row.body.blocked.is_empty());
+}
+
+/// Deploys v1 then v2 to the `prod` group.
+async fn on_v2(w: &World) {
+    for v in ["v1", "v2"] {
+        let id = w.create("prod", v).await;
+        assert_eq!(w.finish(&id).await.status, HostDeploymentStatus::Succeeded);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_validate_service_stops_and_the_rollback_restores_the_last_good_revision() {
+    let w = World::start().await;
+    on_v2(&w).await;
+    w.fleet.fail("h2", HostEvent::ValidateService, "v3");
+    let id = w.create("prod", "v3").await;
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Failed);
+    let h2 = events(&row, "h2");
+    assert_eq!(
+        h2.last(),
+        Some(&(HostEvent::ValidateService, HostEventStatus::Failed))
+    );
+    assert_eq!(
+        row.body.events["h2"].last().unwrap().error.as_deref(),
+        Some("script exited with 1")
+    );
+    // h3 was never touched.
+    assert!(!row.body.events.contains_key("h3"));
+    // The rollback was created once, of v2, to the hosts that got v3.
+    let rollback = row.body.rolled_back_by.clone().expect("a rollback");
+    let rb = w.finish(&rollback).await;
+    assert_eq!(rb.status, HostDeploymentStatus::Succeeded);
+    assert_eq!(rb.body.rollback_of.as_deref(), Some(id.as_str()));
+    assert_eq!(rb.body.revision.digest, "v2");
+    let mut hosts: Vec<&str> = rb
+        .body
+        .plan
+        .hosts()
+        .iter()
+        .map(|h| h.name.as_str())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["h1", "h2"]);
+    assert_eq!(w.revisions("prod").await, all_on("v2"));
+    // h1's ApplicationStop during the rollback stopped v3 (what it ran).
+    let stop = w
+        .fleet
+        .seen()
+        .into_iter()
+        .rfind(|s| s.host == "h1" && s.event == HostEvent::ApplicationStop)
+        .unwrap();
+    assert_eq!(stop.revision.as_deref(), Some("v3"));
+    // Nothing was blocked once it ended.
+    assert!(w.row(&id).await.body.blocked.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zonal_deployment_waits_each_zones_monitor_time() {
+    let w = World::start().await;
+    let id = w.create("zonal", "v1").await;
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Succeeded);
+    let span = |h: &str| {
+        let evs = &row.body.events[h];
+        (
+            evs.first().unwrap().started_at_ms,
+            evs.last().unwrap().ended_at_ms.unwrap(),
+        )
+    };
+    let (a, b, c) = (span("h1"), span("h2"), span("h3"));
+    // Zone a, then 60 s (the first zone's monitor time), then b, then 30 s, then c.
+    assert!(b.0 >= a.1 + 60_000, "a {a:?} b {b:?}");
+    assert!(b.0 < a.1 + 62_000, "a {a:?} b {b:?}");
+    assert!(c.0 >= b.1 + 30_000, "b {b:?} c {c:?}");
+    assert!(c.0 < b.1 + 32_000, "b {b:?} c {c:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_agent_fails_its_host_by_the_configurations_rules() {
+    let w = World::start().await;
+    on_v2(&w).await;
+    let id = w.create("prod", "v3").await;
+    // Kill h2's agent as soon as its first command is queued.
+    loop {
+        if w.fleet
+            .seen()
+            .iter()
+            .any(|s| s.host == "h2" && s.revision.as_deref() == Some("v2"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.fleet.kill("h2");
+    let row = w.finish(&id).await;
+    // OneAtATime keeps two of three healthy: h2 lost, h3 may not start.
+    assert_eq!(row.status, HostDeploymentStatus::Failed);
+    let lost = row.body.events["h2"].last().unwrap();
+    assert_eq!(lost.status, HostEventStatus::Failed);
+    assert_eq!(
+        lost.error.as_deref(),
+        Some("the host's agent stopped polling")
+    );
+    // Lost within the timeout (5 s) and a poll.
+    assert!(
+        lost.ended_at_ms.unwrap() - lost.started_at_ms <= 6_000,
+        "{lost:?}"
+    );
+    assert!(!row.body.events.contains_key("h3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_crash_in_the_middle_resumes_without_running_a_step_twice() {
+    let mut w = World::start().await;
+    on_v2(&w).await;
+    let before = w.fleet.seen().len();
+    let id = w.create("prod", "v3").await;
+    loop {
+        if w.fleet.seen()[before..].iter().any(|s| s.host == "h2") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    w.crash().await;
+    assert!(w.deployer.is_running(&id));
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Succeeded);
+    assert_eq!(w.revisions("prod").await, all_on("v3"));
+    // Every step ran once (the fake agents run a command id once; a step
+    // re-issued with a new id would show twice here).
+    let seen = &w.fleet.seen()[before..];
+    let mut steps: Vec<(String, HostEvent)> =
+        seen.iter().map(|s| (s.host.clone(), s.event)).collect();
+    let all = steps.len();
+    steps.sort();
+    steps.dedup();
+    assert_eq!(steps.len(), all);
+    for h in ["h1", "h2", "h3"] {
+        assert_eq!(events(&row, h).len(), HostEvent::ALL.len(), "{h}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_deployment_ends_and_its_group_takes_the_next() {
+    let w = World::start().await;
+    on_v2(&w).await;
+    let id = w.create("prod", "v3").await;
+    let busy = w
+        .deployer
+        .create(NewHostDeployment {
+            application: "shop".into(),
+            group: "prod".into(),
+            revision: bundle("v4"),
+            source: "v4".into(),
+            config: None,
+        })
+        .await;
+    assert!(
+        matches!(busy, Err(super::deployer::HostDeployError::Busy { .. })),
+        "{busy:?}"
+    );
+    w.deployer.stop(&id, false).unwrap();
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Stopped);
+    assert!(row.body.rolled_back_by.is_none());
+    assert!(row.body.blocked.is_empty());
+    let next = w.create("prod", "v4").await;
+    assert_eq!(
+        w.finish(&next).await.status,
+        HostDeploymentStatus::Succeeded
+    );
+}
