@@ -112,9 +112,16 @@ pub struct HostDeploymentBody {
     pub previous: BTreeMap<String, BundleRef>,
     /// Each host's zone and events so far, by host.
     pub events: BTreeMap<String, Vec<HostEventView>>,
+    /// Each host's load-balancer target (`HOST:PORT`) when it was selected.
+    #[serde(default)]
+    pub targets: BTreeMap<String, String>,
     /// Hosts out of their target groups now (`BlockTraffic` done,
     /// `AllowTraffic` not yet).
     pub blocked: BTreeSet<String>,
+    /// Hosts returned to their target groups by this deployment
+    /// (`AllowTraffic` done), before they are recorded as succeeded.
+    #[serde(default)]
+    pub allowed: BTreeSet<String>,
     /// The deployment this one rolls back.
     pub rollback_of: Option<String>,
     /// The rollback deployment created when this one ended.
@@ -265,6 +272,23 @@ pub fn group_host_deployments(
     )
 }
 
+/// The group's newest deployment, ended or not.
+pub fn newest_host_deployment(
+    c: &Connection,
+    application: &str,
+    group: &str,
+) -> Result<Option<HostDeploymentRow>, StoreError> {
+    Ok(select(
+        c,
+        &format!(
+            "SELECT {COLUMNS} FROM host_deployments WHERE application = ?1 AND deployment_group = ?2
+             ORDER BY created_at DESC, id DESC LIMIT 1"
+        ),
+        params![application, group],
+    )?
+    .pop())
+}
+
 /// The revision of the group's newest succeeded deployment (its last good
 /// revision, what automatic rollback redeploys).
 pub fn last_good_revision(
@@ -290,22 +314,34 @@ pub fn last_good_revision(
     .transpose()
 }
 
-/// Records that `revision` was deployed successfully to `host` in the group.
+/// A host that runs a group's revision: what it runs and where the load
+/// balancer reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRevision {
+    /// The host.
+    pub host: String,
+    /// Its last successful revision in the group.
+    pub revision: BundleRef,
+    /// Its load-balancer target, if it registered one.
+    pub target: Option<String>,
+}
+
+/// Records that `rev.revision` was deployed successfully to `rev.host` in
+/// the group by `deployment_id`.
 pub fn put_host_revision(
     c: &Connection,
     application: &str,
     group: &str,
-    host: &str,
-    revision: &BundleRef,
+    rev: &HostRevision,
     deployment_id: &str,
     at: u64,
 ) -> Result<(), StoreError> {
-    let bundle = serde_json::to_string(revision).map_err(StoreError::json("bundle ref"))?;
+    let bundle = serde_json::to_string(&rev.revision).map_err(StoreError::json("bundle ref"))?;
     c.execute(
-        "INSERT INTO host_revisions (application, deployment_group, host, bundle, deployment_id, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (application, deployment_group, host) DO UPDATE SET bundle = ?4, deployment_id = ?5, at = ?6",
-        params![application, group, host, bundle, deployment_id, at as i64],
+        "INSERT INTO host_revisions (application, deployment_group, host, bundle, target, deployment_id, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (application, deployment_group, host) DO UPDATE SET bundle = ?4, target = ?5, deployment_id = ?6, at = ?7",
+        params![application, group, rev.host, bundle, rev.target, deployment_id, at as i64],
     )
     .map_err(StoreError::sql("put host revision"))?;
     Ok(())
@@ -317,24 +353,42 @@ pub fn host_revisions(
     application: &str,
     group: &str,
 ) -> Result<BTreeMap<String, BundleRef>, StoreError> {
+    Ok(group_hosts(c, application, group)?
+        .into_iter()
+        .map(|h| (h.host, h.revision))
+        .collect())
+}
+
+/// The hosts that run a revision of the group, by name.
+pub fn group_hosts(
+    c: &Connection,
+    application: &str,
+    group: &str,
+) -> Result<Vec<HostRevision>, StoreError> {
     let mut stmt = c
         .prepare(
-            "SELECT host, bundle FROM host_revisions WHERE application = ?1 AND deployment_group = ?2",
+            "SELECT host, bundle, target FROM host_revisions
+             WHERE application = ?1 AND deployment_group = ?2 ORDER BY host",
         )
         .map_err(StoreError::sql("host revisions"))?;
     let rows = stmt
         .query_map(params![application, group], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })
         .map_err(StoreError::sql("host revisions"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(StoreError::sql("host revisions"))?;
     rows.into_iter()
-        .map(|(h, b)| {
-            Ok((
-                h,
-                serde_json::from_str(&b).map_err(StoreError::json("bundle ref"))?,
-            ))
+        .map(|(host, b, target)| {
+            Ok(HostRevision {
+                host,
+                revision: serde_json::from_str(&b).map_err(StoreError::json("bundle ref"))?,
+                target,
+            })
         })
         .collect()
 }

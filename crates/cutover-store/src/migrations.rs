@@ -238,6 +238,7 @@ const MIGRATIONS: &[&str] = &[
         deployment_group TEXT NOT NULL,
         host             TEXT NOT NULL,
         bundle           TEXT NOT NULL,
+        target           TEXT,
         deployment_id    TEXT NOT NULL,
         at               INTEGER NOT NULL,
         PRIMARY KEY (application, deployment_group, host)

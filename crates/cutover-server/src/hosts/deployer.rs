@@ -301,6 +301,11 @@ impl HostDeployer {
             .into_iter()
             .filter(|(h, _)| spec.hosts.iter().any(|t| &t.name == h))
             .collect();
+        let targets = hosts
+            .iter()
+            .filter(|i| spec.hosts.iter().any(|t| t.name == i.registration.name))
+            .filter_map(|i| Some((i.registration.name.clone(), i.registration.target.clone()?)))
+            .collect();
         Ok(HostDeploymentRow {
             id: format!("d-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             application: new.application.clone(),
@@ -315,7 +320,9 @@ impl HostDeployer {
                 plan: HostDeployment::new(spec),
                 previous,
                 events: BTreeMap::new(),
+                targets,
                 blocked: BTreeSet::new(),
+                allowed: BTreeSet::new(),
                 rollback_of,
                 rolled_back_by: None,
             },

@@ -382,12 +382,16 @@ impl Driver {
                 let done = hd::host_revisions(c, &row.application, &row.deployment_group)?;
                 for h in &succeeded {
                     if done.get(h) != Some(&row.body.revision) {
+                        let rev = hd::HostRevision {
+                            host: h.clone(),
+                            revision: row.body.revision.clone(),
+                            target: row.body.targets.get(h).cloned(),
+                        };
                         hd::put_host_revision(
                             c,
                             &row.application,
                             &row.deployment_group,
-                            h,
-                            &row.body.revision,
+                            &rev,
                             &row.id,
                             now,
                         )?;
@@ -470,15 +474,9 @@ impl Driver {
             }
             HostEffect::WaitUntil(_) | HostEffect::RollBack { .. } => {}
             HostEffect::Finished { status, reason } => {
-                // Hosts left out of their target groups return: the
-                // deployment no longer holds them.
-                if !self.row.body.blocked.is_empty() {
-                    self.row.body.blocked.clear();
-                    self.persist().await?;
-                    if let Err(e) = self.dep.dataplane.sync().await {
-                        tracing::warn!(deployment = %self.row.id, error = %e, "data plane sync failed");
-                    }
-                }
+                // Hosts still out of their target groups stay out (they
+                // may run a broken revision) until a later deployment of
+                // the group, such as the rollback, returns them.
                 self.event(&format!(
                     "host deployment {} {:?}{}",
                     self.row.id,
@@ -505,10 +503,11 @@ impl Driver {
         match step.action {
             Action::LeaveTargetGroups | Action::ReturnToTargetGroups => {
                 let leave = step.action == Action::LeaveTargetGroups;
+                let body = &mut self.row.body;
                 let changed = if leave {
-                    self.row.body.blocked.insert(host.clone())
+                    body.allowed.remove(&host) | body.blocked.insert(host.clone())
                 } else {
-                    self.row.body.blocked.remove(&host)
+                    body.blocked.remove(&host) | body.allowed.insert(host.clone())
                 };
                 if changed {
                     self.persist().await?;

@@ -407,6 +407,37 @@ async fn one_at_a_time_takes_each_host_out_of_traffic_around_its_lifecycle() {
         "{block:?}"
     );
     assert!(row.body.blocked.is_empty());
+    // The data plane's target group: each host left it in turn, and all
+    // three serve at the end.
+    let history = target_history(&w);
+    let all = ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"].map(String::from);
+    assert_eq!(history.last().unwrap(), &all.to_vec());
+    for (n, h) in all.iter().enumerate() {
+        let without: Vec<String> = all.iter().filter(|a| *a != h).cloned().collect();
+        assert!(
+            history.contains(&without),
+            "host {} never left: {history:?}",
+            n + 1
+        );
+    }
+}
+
+/// The targets of the group's target group at each change.
+fn target_history(w: &World) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for cfg in w.h.dataplane.applied() {
+        let Some(tg) = cfg
+            .target_groups
+            .iter()
+            .find(|g| g.name == "host-shop-prod-0")
+        else {
+            continue;
+        };
+        if out.last() != Some(&tg.targets) {
+            out.push(tg.targets.clone());
+        }
+    }
+    out
 }
 
 /// Deploys v1 then v2 to the `prod` group.
@@ -460,8 +491,10 @@ async fn a_failed_validate_service_stops_and_the_rollback_restores_the_last_good
         .rfind(|s| s.host == "h1" && s.event == HostEvent::ApplicationStop)
         .unwrap();
     assert_eq!(stop.revision.as_deref(), Some("v3"));
-    // Nothing was blocked once it ended.
-    assert!(w.row(&id).await.body.blocked.is_empty());
+    // h2 stayed out of the target group with the broken v3 until the
+    // rollback returned it.
+    assert_eq!(row.body.blocked, ["h2".to_string()].into());
+    assert!(rb.body.blocked.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
