@@ -170,6 +170,15 @@ impl HostDeployer {
         self: &Arc<Self>,
         new: NewHostDeployment,
     ) -> Result<String, HostDeployError> {
+        self.create_for(new, None).await
+    }
+
+    /// [`HostDeployer::create`] to the group's hosts in `only`, if given.
+    pub(crate) async fn create_for(
+        self: &Arc<Self>,
+        new: NewHostDeployment,
+        only: Option<BTreeSet<String>>,
+    ) -> Result<String, HostDeployError> {
         let _one = self.creating.lock().await;
         let app = new.application.clone();
         let (stored, running) = self
@@ -221,7 +230,15 @@ impl HostDeployer {
             .filter(|i| dg.selects(&i.registration.tags))
             .collect();
         let row = self
-            .new_row(&new, dg, &selected, config, config_name, None, None)
+            .new_row(
+                &new,
+                dg,
+                &selected,
+                config,
+                config_name,
+                only.as_ref(),
+                None,
+            )
             .await?;
         let id = row.id.clone();
         let r = row.clone();

@@ -11,6 +11,7 @@
 //!
 //! - [`deployer`]: creates host deployments, one driver each, resumes them.
 //! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
+//! - [`outdated`]: hosts that join a group later get its current revision.
 
 // Wired into the server with the agents' side (its `Fleet`); remove then.
 #![allow(dead_code)]
@@ -18,5 +19,6 @@
 pub(crate) mod deployer;
 pub(crate) mod driver;
 pub(crate) mod fleet;
+pub(crate) mod outdated;
 #[cfg(test)]
 mod tests;

@@ -102,6 +102,21 @@ impl FakeFleet {
         self.state.lock().unwrap()
     }
 
+    /// Registers another `env=prod` host.
+    fn join(&self, name: &str) {
+        self.lock().hosts.insert(
+            name.to_string(),
+            AgentRegistration {
+                name: name.to_string(),
+                tags: [("env".to_string(), "prod".to_string())].into(),
+                zone: Some("a".to_string()),
+                target: Some("127.0.0.1:9199".to_string()),
+                version: "test".into(),
+            },
+        );
+        self.changed.notify_waiters();
+    }
+
     fn kill(&self, host: &str) {
         let now = self.clock.now_ms();
         self.lock().dead.insert(host.to_string(), now);
@@ -611,5 +626,42 @@ async fn a_stopped_deployment_ends_and_its_group_takes_the_next() {
     assert_eq!(
         w.finish(&next).await.status,
         HostDeploymentStatus::Succeeded
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_joins_later_gets_the_current_revision() {
+    let w = World::start().await;
+    on_v2(&w).await;
+    tokio::spawn(super::outdated::watch(w.deployer.clone()));
+    w.fleet.join("h4");
+    let mut on = BTreeMap::new();
+    for _ in 0..600 {
+        on = w.revisions("prod").await;
+        if on.contains_key("h4") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut expect = all_on("v2");
+    expect.insert("h4".into(), "v2".into());
+    assert_eq!(on, expect);
+    // Only h4 was deployed to, once; nothing is outdated any more.
+    let h4: Vec<Seen> = w
+        .fleet
+        .seen()
+        .into_iter()
+        .filter(|s| s.host == "h4")
+        .collect();
+    assert_eq!(
+        h4.iter().filter(|s| s.event == HostEvent::Install).count(),
+        1
+    );
+    assert!(h4.iter().all(|s| s.revision.as_deref() == Some("v2")));
+    assert!(
+        super::outdated::update(&w.deployer)
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
