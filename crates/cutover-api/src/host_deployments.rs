@@ -74,3 +74,41 @@ pub struct HostTargetView {
     /// Its lifecycle events so far, in order.
     pub events: Vec<HostEventView>,
 }
+
+/// A host deployment, as `cutover deployments get` and CodeDeploy's
+/// `GetDeployment` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostDeploymentView {
+    /// Its id.
+    pub id: String,
+    /// The application.
+    pub application: String,
+    /// The deployment group.
+    pub deployment_group: String,
+    /// Where it is.
+    #[schema(value_type = String)]
+    pub status: cutover_deploy::hosts::HostDeploymentStatus,
+    /// Why it ended, unless it succeeded (the planner's words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The revision's bundle.
+    pub revision: crate::agents::BundleRef,
+    /// Where the revision came from.
+    pub source: String,
+    /// The deployment configuration.
+    pub config: String,
+    /// The deployment it rolls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<String>,
+    /// Its automatic rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by: Option<String>,
+    /// When it was created (ms since the epoch).
+    pub created_at_ms: u64,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// Each host and its events.
+    pub targets: Vec<HostTargetView>,
+}

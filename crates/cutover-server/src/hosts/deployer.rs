@@ -65,6 +65,9 @@ pub(crate) enum HostDeployError {
         /// The deployment in progress.
         id: String,
     },
+    /// The group deploys blue/green, which the driver does not run yet.
+    #[error("deployment group {0:?} is blue/green; only in-place host deployments run so far")]
+    BlueGreen(String),
     /// No such deployment, or it has ended.
     #[error("no host deployment {0} is in progress")]
     NotRunning(String),
@@ -209,6 +212,9 @@ impl HostDeployer {
                 application: new.application.clone(),
                 group: new.group.clone(),
             })?;
+        if dg.blue_green.is_some() {
+            return Err(HostDeployError::BlueGreen(new.group));
+        }
         let config_name = new
             .config
             .clone()

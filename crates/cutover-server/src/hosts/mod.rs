@@ -12,6 +12,7 @@
 //! - [`deployer`]: creates host deployments, one driver each, resumes them.
 //! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
 //! - [`outdated`]: hosts that join a group later get its current revision.
+//! - [`views`]: a deployment as the API shows it, host by host.
 
 // Wired into the server with the agents' side (its `Fleet`); remove then.
 #![allow(dead_code)]
@@ -22,3 +23,4 @@ pub(crate) mod fleet;
 pub(crate) mod outdated;
 #[cfg(test)]
 mod tests;
+pub(crate) mod views;

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use cutover_api::agents::{
     AgentCommand, AgentRegistration, BundleFormat, BundleRef, CommandResult, CommandStatus,
 };
-use cutover_api::host_deployments::HostEventStatus;
+use cutover_api::host_deployments::{HostEventStatus, HostTargetStatus};
 use cutover_clock::Clock;
 use cutover_deploy::hosts::HostDeploymentStatus;
 use cutover_spec::HostEvent;
@@ -482,6 +482,24 @@ async fn a_failed_validate_service_stops_and_the_rollback_restores_the_last_good
     );
     // h3 was never touched.
     assert!(!row.body.events.contains_key("h3"));
+    // As `cutover deployments get` shows it.
+    let view = super::views::view(&row);
+    let statuses: Vec<(&str, HostTargetStatus)> = view
+        .targets
+        .iter()
+        .map(|t| (t.host.as_str(), t.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("h1", HostTargetStatus::Succeeded),
+            ("h2", HostTargetStatus::Failed),
+            ("h3", HostTargetStatus::Skipped)
+        ]
+    );
+    let failed = view.targets[1].events.last().unwrap();
+    assert_eq!(failed.output, "ValidateService on h2");
+    assert_eq!(view.rolled_back_by, row.body.rolled_back_by);
     // The rollback was created once, of v2, to the hosts that got v3.
     let rollback = row.body.rolled_back_by.clone().expect("a rollback");
     let rb = w.finish(&rollback).await;
