@@ -162,9 +162,7 @@ fn status_str(s: HostDeploymentStatus) -> &'static str {
 const COLUMNS: &str =
     "id, application, deployment_group, body, created_at, updated_at, finished_at";
 
-fn read(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, i64, i64, Option<i64>)> {
+fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
         r.get(0)?,
         r.get(1)?,
