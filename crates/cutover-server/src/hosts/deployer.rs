@@ -142,6 +142,14 @@ impl HostDeployer {
         })
     }
 
+    /// What the server calls once at start: resumes the unfinished
+    /// deployments and watches for hosts that join a group later.
+    pub(crate) async fn start(self: &Arc<Self>) -> Result<(), HostDeployError> {
+        self.resume_all().await?;
+        tokio::spawn(super::outdated::watch(self.clone()));
+        Ok(())
+    }
+
     /// Resumes every unfinished host deployment (at server start).
     pub(crate) async fn resume_all(self: &Arc<Self>) -> Result<(), HostDeployError> {
         for row in self.store.call(hd::unfinished_host_deployments).await? {

@@ -19,6 +19,8 @@
 
 pub(crate) mod deployer;
 pub(crate) mod driver;
+#[cfg(test)]
+mod fake_fleet;
 pub(crate) mod fleet;
 pub(crate) mod outdated;
 #[cfg(test)]
