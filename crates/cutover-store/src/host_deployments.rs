@@ -390,3 +390,105 @@ pub fn group_hosts(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use cutover_deploy::hosts::{HostRollback, HostsSpec};
+
+    fn app() -> StoredApplication {
+        StoredApplication {
+            application: serde_json::from_value(serde_json::json!({
+                "computePlatform": "Server",
+                "deploymentGroups": {"prod": {
+                    "onPremisesTagFilters": [{"Key": "env", "Value": "prod", "Type": "KEY_AND_VALUE"}]
+                }}
+            }))
+            .unwrap(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn row(id: &str, digest: &str, at: u64, done: bool) -> HostDeploymentRow {
+        let mut plan = HostDeployment::new(HostsSpec {
+            hosts: Vec::new(),
+            config: HostConfig::predefined("CodeDeployDefault.AllAtOnce").unwrap(),
+            load_balanced: false,
+            ignore_application_stop_failures: false,
+            rollback: HostRollback::default(),
+        });
+        if done {
+            // No hosts: Start ends it at once (Failed, NoHosts).
+            plan.handle(cutover_deploy::hosts::HostInput::Start, at);
+        }
+        HostDeploymentRow {
+            id: id.into(),
+            application: "shop".into(),
+            deployment_group: "prod".into(),
+            status: plan.status(),
+            body: HostDeploymentBody {
+                revision: BundleRef {
+                    digest: digest.into(),
+                    format: cutover_api::agents::BundleFormat::Tar,
+                },
+                source: digest.into(),
+                config: "CodeDeployDefault.AllAtOnce".into(),
+                deployment_group_id: "g".into(),
+                file_exists_behavior: None,
+                plan,
+                previous: BTreeMap::new(),
+                events: BTreeMap::new(),
+                targets: BTreeMap::new(),
+                blocked: BTreeSet::new(),
+                allowed: BTreeSet::new(),
+                rollback_of: None,
+                rolled_back_by: None,
+            },
+            created_at: at,
+            updated_at: at,
+            finished_at: done.then_some(at),
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    #[test]
+    fn applications_follow_their_stack_and_deployments_read_back() {
+        let s = Store::open_in_memory().unwrap();
+        s.with(|c| {
+            put_applications(c, "a.yaml", &[("shop".to_string(), app())].into(), 1)?;
+            assert_eq!(application(c, "shop")?, Some(app()));
+            // Another stack's apply leaves it; its own apply without it drops it.
+            put_applications(c, "b.yaml", &BTreeMap::new(), 2)?;
+            assert_eq!(applications(c)?.len(), 1);
+            put_applications(c, "a.yaml", &BTreeMap::new(), 3)?;
+            assert_eq!(application(c, "shop")?, None);
+
+            put_host_deployment(c, &row("d-1", "v1", 10, true))?;
+            put_host_deployment(c, &row("d-2", "v2", 20, false))?;
+            let d2 = host_deployment(c, "d-2")?.unwrap();
+            assert_eq!(d2, row("d-2", "v2", 20, false));
+            let open: Vec<String> = unfinished_host_deployments(c)?
+                .into_iter()
+                .map(|r| r.id)
+                .collect();
+            assert_eq!(open, ["d-2"]);
+            assert_eq!(
+                newest_host_deployment(c, "shop", "prod")?.unwrap().id,
+                "d-2"
+            );
+            // d-1 ended Failed: no good revision yet.
+            assert_eq!(last_good_revision(c, "shop", "prod")?, None);
+
+            let rev = HostRevision {
+                host: "h1".into(),
+                revision: d2.body.revision.clone(),
+                target: Some("127.0.0.1:9101".into()),
+            };
+            put_host_revision(c, "shop", "prod", &rev, "d-2", 30)?;
+            assert_eq!(group_hosts(c, "shop", "prod")?, [rev]);
+            Ok(())
+        })
+        .unwrap();
+    }
+}
