@@ -241,7 +241,9 @@ impl Driver {
                 inputs.push(HostInput::AgentLost { host });
             }
         }
-        if !self.group.alarms.is_empty() {
+        // A rollback is not stopped by the alarm that caused it (nor any
+        // other): it restores the last good revision.
+        if !self.group.alarms.is_empty() && self.row.body.rollback_of.is_none() {
             for alarm in self.dep.store.call(ops::list_alarms).await? {
                 if alarm.state == AlarmState::Alarm
                     && self.group.alarms.contains(&alarm.name)

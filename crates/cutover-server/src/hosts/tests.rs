@@ -505,3 +505,96 @@ async fn a_host_that_joins_later_gets_the_current_revision() {
             .is_empty()
     );
 }
+
+/// A zonal group watching a service's 5xx alarm, beside a service that
+/// carries it.
+const ALARM_STACK: &str = r#"services:
+  web:
+    runtime: process
+    desiredCount: 1
+    taskDefinition: ./taskdef.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:18080
+      healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}
+applications:
+  shop:
+    computePlatform: Server
+    deploymentGroups:
+      zonal:
+        onPremisesTagFilters: [{Key: env, Value: prod, Type: KEY_AND_VALUE}]
+        deploymentConfig: ZoneByZone
+        alarms: [web-5xx]
+        autoRollback: [DEPLOYMENT_STOP_ON_ALARM]
+deploymentConfigs:
+  ZoneByZone:
+    computePlatform: Server
+    minimumHealthyHosts: {type: HOST_COUNT, value: 0}
+    zonalConfig: {firstZoneMonitorDurationInSeconds: 60, monitorDurationInSeconds: 30}
+alarms:
+  web-5xx:
+    metric: {name: HTTPCode_Target_5XX_Count, service: web}
+    statistic: Sum
+    periodSeconds: 1
+    evaluationPeriods: 1
+    threshold: 5
+    comparisonOperator: GreaterThanOrEqualToThreshold
+    treatMissingData: notBreaching
+"#;
+
+#[tokio::test(start_paused = true)]
+async fn an_alarm_during_a_zones_monitor_time_stops_and_rolls_back() {
+    use cutover_proxy::metrics::{MetricSample, SecondBucket};
+    let w = World::start().await;
+    w.h.apply(
+        ALARM_STACK,
+        &[("./taskdef.json", crate::testing::WEB_TASKDEF)],
+    )
+    .await;
+    let first = w.create("zonal", "v1").await;
+    assert_eq!(
+        w.finish(&first).await.status,
+        HostDeploymentStatus::Succeeded
+    );
+    let id = w.create("zonal", "v2").await;
+    // Zone a done: its monitor time runs.
+    loop {
+        let row = w.row(&id).await;
+        if row
+            .body
+            .plan
+            .zone_done_at()
+            .first()
+            .is_some_and(Option::is_some)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bad = MetricSample {
+        request_count: 100,
+        target5xx: 40,
+        ..MetricSample::default()
+    };
+    let mut bucket = SecondBucket {
+        time: w.h.clock_sec() + 1,
+        ..SecondBucket::default()
+    };
+    bucket.listeners.insert("web-prod".into(), bad.clone());
+    bucket.target_groups.insert("web-a".into(), bad);
+    w.h.dataplane.push_second(bucket);
+    let row = w.finish(&id).await;
+    assert_eq!(row.status, HostDeploymentStatus::Stopped);
+    assert_eq!(
+        row.body.plan.reason(),
+        Some(&cutover_deploy::hosts::EndReason::Alarm("web-5xx".into()))
+    );
+    // Zones b and c were never touched; zone a's host is rolled back.
+    assert!(!row.body.events.contains_key("h2") && !row.body.events.contains_key("h3"));
+    let rb = w
+        .finish(row.body.rolled_back_by.as_deref().expect("a rollback"))
+        .await;
+    assert_eq!(rb.status, HostDeploymentStatus::Succeeded);
+    assert_eq!(w.revisions("zonal").await, all_on("v1"));
+}
