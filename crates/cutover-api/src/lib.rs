@@ -18,6 +18,7 @@ pub mod apply;
 pub mod builds;
 pub mod deployments;
 pub mod error;
+pub mod host_deployments;
 pub mod openapi;
 pub mod pipelines;
 pub mod query;

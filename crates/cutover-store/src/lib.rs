@@ -13,6 +13,7 @@ pub mod access_keys;
 pub mod agents;
 pub mod deployment_configs;
 mod error;
+pub mod host_deployments;
 pub mod image_pins;
 mod migrations;
 pub mod ops;

@@ -307,6 +307,38 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (host, deployment_group)
     );
     "#,
+    // 12: host deployments (issue 12): the stack's `applications:`, each host
+    // deployment's planner state and per-host records (one typed JSON body),
+    // and each host's last successful revision per deployment group.
+    r#"
+    CREATE TABLE host_applications (
+        name       TEXT PRIMARY KEY,
+        body       TEXT NOT NULL,
+        stack      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE host_deployments (
+        id               TEXT PRIMARY KEY,
+        application      TEXT NOT NULL,
+        deployment_group TEXT NOT NULL,
+        status           TEXT NOT NULL,
+        body             TEXT NOT NULL,
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL,
+        finished_at      INTEGER
+    );
+    CREATE INDEX host_deployments_group ON host_deployments (application, deployment_group, created_at);
+    CREATE TABLE host_revisions (
+        application      TEXT NOT NULL,
+        deployment_group TEXT NOT NULL,
+        host             TEXT NOT NULL,
+        bundle           TEXT NOT NULL,
+        target           TEXT,
+        deployment_id    TEXT NOT NULL,
+        at               INTEGER NOT NULL,
+        PRIMARY KEY (application, deployment_group, host)
+    );
+    "#,
 ];
 
 /// The schema version stored in the file.

@@ -86,6 +86,11 @@ impl HostDeployment {
         }
     }
 
+    /// What it was asked to do.
+    pub fn spec(&self) -> &HostsSpec {
+        &self.spec
+    }
+
     /// The status.
     pub fn status(&self) -> HostDeploymentStatus {
         self.status

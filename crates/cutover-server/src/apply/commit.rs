@@ -112,5 +112,6 @@ fn write(c: &Connection, v: &Validated, plan: &ApplyPlan, now: u64) -> Result<()
     {
         ops::put_alarm(c, &a.row)?;
     }
+    cutover_store::host_deployments::put_applications(c, &v.declared.stack, &v.applications, now)?;
     Ok(())
 }

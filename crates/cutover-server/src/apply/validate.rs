@@ -10,7 +10,9 @@ use cutover_api::apply::ApplyRequest;
 use cutover_ci::config::{self, Declared};
 use cutover_core::service::ServiceStatus;
 use cutover_spec::diag::{Diagnostic, Parsed, SourceMap, SpecError};
+use cutover_spec::stack::applications::HostConfig;
 use cutover_spec::stack::{Alarm, LoadBalancer, ServiceSettings, Stack, TaskDefinitionRef};
+use cutover_store::host_deployments::StoredApplication;
 use cutover_store::{StoreError, ops};
 use rusqlite::Connection;
 use serde_json::Value;
@@ -46,6 +48,9 @@ pub(crate) struct Validated {
     pub(crate) alarms: Vec<(String, Alarm)>,
     /// The pipeline sections that validated.
     pub(crate) declared: Declared,
+    /// The host applications (`applications:`) with the stack's Server
+    /// deployment configurations.
+    pub(crate) applications: BTreeMap<String, StoredApplication>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -291,9 +296,33 @@ pub(crate) fn validate(
             .iter()
             .map(|(n, a)| (n.clone(), a.clone()))
             .collect(),
+        applications: host_applications(stack),
         declared,
         warnings,
     })
+}
+
+/// The stack's `applications:`, each with the stack's Server deployment
+/// configurations resolved.
+fn host_applications(stack: &Stack) -> BTreeMap<String, StoredApplication> {
+    let configs: BTreeMap<String, HostConfig> = stack
+        .deployment_configs
+        .keys()
+        .filter_map(|n| Some((n.clone(), stack.host_config(n)?)))
+        .collect();
+    stack
+        .applications
+        .iter()
+        .map(|(n, a)| {
+            (
+                n.clone(),
+                StoredApplication {
+                    application: a.clone(),
+                    configs: configs.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Refuses a stack whose load balancers would make the data plane's

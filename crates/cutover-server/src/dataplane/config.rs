@@ -189,6 +189,18 @@ pub(crate) fn declared_part(service: &str, created_at: u64, lb: &LoadBalancer) -
     part(service, created_at, lb, "a", &[], &[], 0, false)
 }
 
+/// A target group's health check as the proxy takes it.
+pub(crate) fn health_json(hc: &cutover_spec::stack::TargetHealthCheck) -> Value {
+    json!({
+        "path": hc.path,
+        "intervalSeconds": hc.interval_seconds,
+        "timeoutSeconds": hc.timeout().as_secs(),
+        "healthyThresholdCount": hc.healthy_threshold_count,
+        "unhealthyThresholdCount": hc.unhealthy_threshold_count,
+        "matcher": hc.matcher.as_str(),
+    })
+}
+
 /// Builds one service's listeners and target groups.
 #[allow(clippy::too_many_arguments)]
 fn part(
@@ -202,15 +214,7 @@ fn part(
     test_on_green: bool,
 ) -> Part {
     let other = other_group(live);
-    let hc = &lb.health_check;
-    let health = json!({
-        "path": hc.path,
-        "intervalSeconds": hc.interval_seconds,
-        "timeoutSeconds": hc.timeout().as_secs(),
-        "healthyThresholdCount": hc.healthy_threshold_count,
-        "unhealthyThresholdCount": hc.unhealthy_threshold_count,
-        "matcher": hc.matcher.as_str(),
-    });
+    let health = health_json(&lb.health_check);
     let delay = lb.deregistration_delay_seconds;
     let mut groups = Vec::new();
     for (g, t) in [(live, live_targets), (other, other_targets)] {
@@ -265,7 +269,18 @@ fn part(
 
 /// Builds the proxy configuration (as the JSON the admin API takes) from
 /// the parts [`admit`] lets in; the others are listed in `left_out`.
+#[cfg(test)]
 pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Desired {
+    desired_with_hosts(admin, services, Vec::new())
+}
+
+/// [`desired`] with the host deployment groups' parts (see
+/// [`super::hosts`]) after the services'.
+pub(crate) fn desired_with_hosts(
+    admin: &str,
+    services: &[ServiceView<'_>],
+    hosts: Vec<Part>,
+) -> Desired {
     let mut parts = Vec::new();
     for v in services {
         let svc = v.service;
@@ -315,6 +330,7 @@ pub(crate) fn desired(admin: &str, services: &[ServiceView<'_>]) -> Desired {
             on_green,
         ));
     }
+    parts.extend(hosts);
     let verdicts = admit(Some(admin), &parts);
     let mut listeners = Vec::new();
     let mut groups = Vec::new();

@@ -19,6 +19,7 @@ pub(crate) mod config;
 #[cfg(test)]
 pub(crate) mod fake;
 mod fanout;
+pub(crate) mod hosts;
 mod managed;
 
 pub(crate) use fanout::FanOut;
@@ -116,8 +117,9 @@ pub(crate) async fn derive(
     admin: &str,
     left_out: &LeftOut,
 ) -> anyhow::Result<Value> {
-    // Three queries however many services there are: this runs on every
-    // change and every second.
+    // Three queries however many services there are (and two per host
+    // deployment group with a load balancer): this runs on every change and
+    // every second.
     let (services, deployments, all_tasks) = store
         .call(|c| {
             Ok((
@@ -141,7 +143,38 @@ pub(crate) async fn derive(
             deployment: deployments.iter().find(|d| d.service == s.name),
         })
         .collect();
-    let desired = config::desired(admin, &views);
+    let (apps, groups) = store
+        .call(|c| {
+            let apps = cutover_store::host_deployments::applications(c)?;
+            let mut groups = Vec::new();
+            for (app, a) in &apps {
+                for (group, dg) in &a.application.deployment_groups {
+                    if dg.all_load_balancers().next().is_some() {
+                        groups.push((
+                            app.clone(),
+                            group.clone(),
+                            cutover_store::host_deployments::group_hosts(c, app, group)?,
+                            cutover_store::host_deployments::newest_host_deployment(c, app, group)?,
+                        ));
+                    }
+                }
+            }
+            Ok((apps, groups))
+        })
+        .await?;
+    let group_views: Vec<hosts::GroupView<'_>> = groups
+        .iter()
+        .filter_map(|(app, group, hosts, newest)| {
+            Some(hosts::GroupView {
+                application: app,
+                group,
+                spec: apps.get(app)?.application.deployment_groups.get(group)?,
+                hosts,
+                newest: newest.as_ref(),
+            })
+        })
+        .collect();
+    let desired = config::desired_with_hosts(admin, &views, hosts::host_parts(&group_views));
     let events = left_out.changes(&desired.left_out);
     for (svc, message) in &events {
         tracing::warn!(service = %svc, "{message}");

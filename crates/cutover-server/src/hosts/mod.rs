@@ -8,14 +8,30 @@
 //! lifecycle event per host at a time; the agents' side of the server
 //! implements it (registration, long polls, results) and keeps the
 //! bundles ([`fleet::BundleStore`]).
+//!
+//! - [`deployer`]: creates host deployments, one driver each, resumes them.
+//! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
+//! - [`outdated`]: hosts that join a group later get its current revision.
+//! - [`views`]: a deployment as the API shows it, host by host.
 
 pub(crate) mod agents;
-pub(crate) mod api;
-pub(crate) mod bundles;
-// The driver lands in the next commits; remove then.
 #[cfg(test)]
 mod agents_tests;
+pub(crate) mod api;
+pub(crate) mod bundles;
+// The driver is not yet started by the server (wiring: issue 12).
+#[allow(dead_code)]
+pub(crate) mod deployer;
+#[allow(dead_code)]
+pub(crate) mod driver;
 #[cfg(test)]
 mod e2e_tests;
-#[allow(dead_code)]
+#[cfg(test)]
+mod fake_fleet;
 pub(crate) mod fleet;
+#[allow(dead_code)]
+pub(crate) mod outdated;
+#[cfg(test)]
+mod tests;
+#[allow(dead_code)]
+pub(crate) mod views;

@@ -1,4 +1,5 @@
-//! CodeDeploy deployment configurations for ECS: the predefined
+//! CodeDeploy deployment configurations for ECS (and, through
+//! `host_configs`, for Server hosts): the predefined
 //! `CodeDeployDefault.ECS*` ones, the applied stack's `deploymentConfigs`,
 //! and those created here (stored in `cutover_store::deployment_configs`,
 //! typed as the stack's own; the deployer resolves names against all
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::codedeploy::{self as cd, errors};
+use cutover_spec::stack::applications::ComputePlatform;
 use cutover_spec::stack::{
     DeploymentConfig, PREDEFINED_DEPLOYMENT_CONFIGS, TimeBasedCanary, TimeBasedLinear,
     TrafficRouting, TrafficRoutingType, TrafficShift,
@@ -146,17 +148,28 @@ pub(super) async fn get(
             format!("No deployment configuration found for name: {name}"),
         )
     })?;
-    let (shift, id, created) = match source {
-        Source::Predefined(s) => (Some(s), None, None),
-        Source::Stack(c) => (c.shift(), None, None),
-        Source::Created(r) => (r.config.shift(), Some(r.id), Some(at(r.created_at))),
+    let (shift, id, created, hosts) = match source {
+        Source::Predefined(s) => (Some(s), None, None, None),
+        Source::Stack(c) => (c.shift(), None, None, Some(c)),
+        Source::Created(r) => (
+            r.config.shift(),
+            Some(r.id),
+            Some(at(r.created_at)),
+            Some(r.config),
+        ),
     };
+    let hosts = hosts.filter(|c| c.platform() == ComputePlatform::Server);
     Ok(cd::GetDeploymentConfigOutput {
         deployment_config_info: Some(cd::DeploymentConfigInfo {
             deployment_config_id: Some(id.unwrap_or_else(|| super::id_of(call, "config", &name))),
             deployment_config_name: Some(name),
             create_time: created,
-            compute_platform: Some(cd::ComputePlatform::Ecs),
+            compute_platform: Some(if hosts.is_some() {
+                cd::ComputePlatform::Server
+            } else {
+                cd::ComputePlatform::Ecs
+            }),
+            minimum_healthy_hosts: hosts.as_ref().and_then(super::host_configs::minimum_out),
             traffic_routing_config: shift.map(routing),
             ..Default::default()
         }),
@@ -179,24 +192,27 @@ pub(super) async fn create(
     call: &Call<'_>,
     req: cd::CreateDeploymentConfigInput,
 ) -> Result<cd::CreateDeploymentConfigOutput, AwsError> {
-    if req
-        .compute_platform
-        .is_some_and(|p| p != cd::ComputePlatform::Ecs)
-    {
-        return Err(AwsError::client(
-            errors::INVALID_COMPUTE_PLATFORM_EXCEPTION,
-            "Cutover's deployment configurations are for ECS services (computePlatform ECS)",
-        ));
-    }
-    if req.minimum_healthy_hosts.is_some() || req.zonal_config.is_some() {
-        return Err(AwsError::client(
-            errors::INVALID_MINIMUM_HEALTHY_HOST_VALUE_EXCEPTION,
-            "minimumHealthyHosts and zonalConfig apply to EC2/on-premises deployments, not ECS",
-        ));
-    }
-    let routing = req.traffic_routing_config.as_ref().ok_or_else(|| {
-        invalid_routing("an ECS deployment configuration needs trafficRoutingConfig")
-    })?;
+    let config = match req.compute_platform {
+        Some(cd::ComputePlatform::Server) => super::host_configs::server_config_of(&req)?,
+        Some(cd::ComputePlatform::Ecs) | None => {
+            if req.minimum_healthy_hosts.is_some() || req.zonal_config.is_some() {
+                return Err(AwsError::client(
+                    errors::INVALID_MINIMUM_HEALTHY_HOST_VALUE_EXCEPTION,
+                    "minimumHealthyHosts and zonalConfig apply to EC2/on-premises deployments (computePlatform Server), not ECS",
+                ));
+            }
+            let routing = req.traffic_routing_config.as_ref().ok_or_else(|| {
+                invalid_routing("an ECS deployment configuration needs trafficRoutingConfig")
+            })?;
+            config_of(routing)?
+        }
+        Some(_) => {
+            return Err(AwsError::client(
+                errors::INVALID_COMPUTE_PLATFORM_EXCEPTION,
+                "Cutover's deployment configurations are for ECS services and Server hosts",
+            ));
+        }
+    };
     let name = req.deployment_config_name;
     if name.is_empty() || name.len() > 100 {
         return Err(AwsError::client(
@@ -210,7 +226,7 @@ pub(super) async fn create(
     let row = DeploymentConfigRow {
         name: name.clone(),
         id: uuid::Uuid::new_v4().to_string(),
-        config: config_of(routing)?,
+        config,
         created_at: call.st.clock.now_ms(),
     };
     let id = row.id.clone();

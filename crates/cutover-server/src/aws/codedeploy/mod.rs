@@ -8,6 +8,7 @@
 
 mod configs;
 mod deployments;
+mod host_configs;
 
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::codedeploy::{self as cd, Operation, errors};

@@ -298,6 +298,15 @@ impl DeploymentConfig {
                 ComputePlatform::Ecs
             })
     }
+
+    /// This configuration for hosts, if it is one (Server, with
+    /// `minimumHealthyHosts`).
+    pub fn host_config(&self) -> Option<HostConfig> {
+        (self.platform() == ComputePlatform::Server).then_some(HostConfig {
+            rule: HostsRule::Minimum(self.minimum_healthy_hosts?),
+            zonal: self.zonal_config,
+        })
+    }
 }
 
 impl Stack {
@@ -305,10 +314,7 @@ impl Stack {
     /// `deploymentConfigs` for Server.
     pub fn host_config(&self, name: &str) -> Option<HostConfig> {
         if let Some(c) = self.deployment_configs.get(name) {
-            return (c.platform() == ComputePlatform::Server).then_some(HostConfig {
-                rule: HostsRule::Minimum(c.minimum_healthy_hosts?),
-                zonal: c.zonal_config,
-            });
+            return c.host_config();
         }
         HostConfig::predefined(name)
     }

@@ -1,0 +1,141 @@
+//! The effects of a host deployment that leave the process: a step sent
+//! to an agent or pushed to the data plane, and the rollback deployment.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cutover_api::agents::AgentCommand;
+use cutover_deploy::hosts::HostInput;
+use cutover_deploy::hosts::lifecycle::{Action, Revision, Step};
+use cutover_store::host_deployments::{self as hd, HostDeploymentRow};
+
+use super::{Driver, command_id};
+use crate::hosts::deployer::NewHostDeployment;
+use crate::hosts::fleet::FleetError;
+
+impl Driver {
+    /// The rollback deployment of this one's group's last good revision to
+    /// `hosts`, or `None` when there is none to roll back to.
+    pub(super) async fn rollback_row(
+        &self,
+        hosts: Vec<String>,
+    ) -> anyhow::Result<Option<HostDeploymentRow>> {
+        let (app, group) = (
+            self.row.application.clone(),
+            self.row.deployment_group.clone(),
+        );
+        let Some((_, revision, source)) = self
+            .dep
+            .store
+            .call(move |c| hd::last_good_revision(c, &app, &group))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let config = self.row.body.plan.spec().config;
+        let instances = self.dep.fleet.instances().await?;
+        let only: BTreeSet<String> = hosts.into_iter().collect();
+        let new = NewHostDeployment {
+            application: self.row.application.clone(),
+            group: self.row.deployment_group.clone(),
+            revision,
+            source,
+            config: None,
+        };
+        let mut row = self
+            .dep
+            .new_row(
+                &new,
+                &self.group,
+                &instances,
+                config,
+                self.row.body.config.clone(),
+                Some(&only),
+                Some(self.row.id.clone()),
+            )
+            .await?;
+        row.created_at = self.dep.clock.now_ms();
+        Ok(Some(row))
+    }
+
+    pub(super) async fn run_step(&mut self, host: String, step: Step) -> anyhow::Result<()> {
+        match step.action {
+            Action::LeaveTargetGroups | Action::ReturnToTargetGroups => {
+                let leave = step.action == Action::LeaveTargetGroups;
+                let body = &mut self.row.body;
+                let changed = if leave {
+                    body.allowed.remove(&host) | body.blocked.insert(host.clone())
+                } else {
+                    body.blocked.remove(&host) | body.allowed.insert(host.clone())
+                };
+                if changed {
+                    self.persist().await?;
+                }
+                let delay = if leave {
+                    Duration::from_secs(
+                        self.group
+                            .all_load_balancers()
+                            .map(|lb| lb.deregistration_delay_seconds)
+                            .max()
+                            .unwrap_or(0),
+                    )
+                } else {
+                    Duration::ZERO
+                };
+                let (dp, tx, id) = (
+                    self.dep.dataplane.clone(),
+                    self.traffic_tx.clone(),
+                    self.id().to_string(),
+                );
+                tokio::spawn(async move {
+                    let input = match dp.sync().await {
+                        Ok(_) => {
+                            tokio::time::sleep(delay).await;
+                            HostInput::StepSucceeded {
+                                host,
+                                event: step.event,
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(deployment = %id, error = %e, "data plane refused a traffic step");
+                            HostInput::StepFailed {
+                                host,
+                                event: step.event,
+                            }
+                        }
+                    };
+                    let _ = tx.send(input);
+                });
+            }
+            Action::Agent | Action::Scripts(_) => {
+                let revision = match step.action {
+                    Action::Scripts(Revision::LastSuccessful) => {
+                        self.row.body.previous.get(&host).cloned()
+                    }
+                    _ => Some(self.row.body.revision.clone()),
+                };
+                let cid = command_id(&self.row.id, &host, step.event);
+                let command = AgentCommand {
+                    id: cid.clone(),
+                    deployment_id: self.row.id.clone(),
+                    application: self.row.application.clone(),
+                    deployment_group: self.row.deployment_group.clone(),
+                    deployment_group_id: self.row.body.deployment_group_id.clone(),
+                    event: step.event,
+                    revision,
+                    file_exists_behavior: self.row.body.file_exists_behavior,
+                };
+                match self.dep.fleet.dispatch(&host, command).await {
+                    Ok(()) => {
+                        self.inflight.insert(host, (step.event, cid));
+                    }
+                    Err(FleetError::UnknownHost(_)) => {
+                        self.queue.push_back(HostInput::AgentLost { host })
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+}
