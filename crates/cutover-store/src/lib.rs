@@ -17,6 +17,7 @@ pub mod ops;
 pub mod pipeline_ops;
 mod pipeline_rows;
 pub mod registry;
+pub mod scans;
 mod rows;
 pub mod secrets;
 pub mod taskdef_status;
