@@ -250,6 +250,14 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
             .context("cannot open the registry's storage")?,
     );
     tokio::spawn(registry::collect_garbage(registry.clone(), cancel.clone()));
+    let scanner = registry::scanning::ScanService::start(
+        &data_dir,
+        registry.clone(),
+        clock.clone(),
+        cancel.clone(),
+    )
+    .await
+    .context("cannot start the scanning service")?;
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -270,6 +278,8 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         alarms: alarm_tx,
         aws,
         registry,
+        scans: scanner.clone(),
+        scanner,
     })
 }
 

@@ -14,6 +14,7 @@ mod error;
 mod openapi;
 pub(crate) mod pipelines;
 mod registry;
+mod scans;
 pub(crate) mod services;
 pub(crate) mod task_definitions;
 mod tasks;
@@ -42,6 +43,10 @@ pub(crate) struct AppState {
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
     pub(crate) registry: Arc<cutover_registry::Registry>,
+    /// The scanning service as ECR's API and the gate see it.
+    pub(crate) scans: Arc<dyn crate::registry::scans::Scans>,
+    /// The same service: scan on push, advisory imports and status.
+    pub(crate) scanner: Arc<crate::registry::scanning::ScanService>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -91,6 +96,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/access-keys"),
     ("delete", "/v1/access-keys/{id}"),
     ("post", "/v1/registry/gc"),
+    ("get", "/v1/registry/scans"),
+    ("post", "/v1/registry/scans"),
+    ("get", "/v1/vulnerabilities"),
+    ("post", "/v1/vulnerabilities/import"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -173,6 +182,9 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         )
         .route("/v1/access-keys/{id}", delete(access_keys::delete))
         .route("/v1/registry/gc", post(registry::gc))
+        .route("/v1/registry/scans", get(scans::report).post(scans::start))
+        .route("/v1/vulnerabilities", get(scans::status))
+        .route("/v1/vulnerabilities/import", post(scans::import))
         .with_state(state.clone());
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
