@@ -75,7 +75,8 @@ fn typed(raw: (ScanRow, String, String, String)) -> Result<ScanRow, StoreError> 
             s.digest
         ))
     })?;
-    s.ecosystems = serde_json::from_str(&ecosystems).map_err(StoreError::json("scan ecosystems"))?;
+    s.ecosystems =
+        serde_json::from_str(&ecosystems).map_err(StoreError::json("scan ecosystems"))?;
     s.findings = serde_json::from_str(&findings).map_err(StoreError::json("scan findings"))?;
     Ok(s)
 }
@@ -95,7 +96,8 @@ pub fn get_scan(c: &Connection, digest: &str) -> Result<Option<ScanRow>, StoreEr
 
 /// Writes a whole row (a finished scan replaces the findings atomically).
 pub fn put_scan(c: &Connection, s: &ScanRow) -> Result<(), StoreError> {
-    let ecosystems = serde_json::to_string(&s.ecosystems).map_err(StoreError::json("scan ecosystems"))?;
+    let ecosystems =
+        serde_json::to_string(&s.ecosystems).map_err(StoreError::json("scan ecosystems"))?;
     let findings = serde_json::to_string(&s.findings).map_err(StoreError::json("scan findings"))?;
     c.execute(
         &format!(
@@ -232,7 +234,10 @@ mod tests {
         store
             .with(|c| {
                 mark_in_progress(c, "sha256:a")?;
-                assert_eq!(get_scan(c, "sha256:a")?.unwrap().status, ScanStatus::InProgress);
+                assert_eq!(
+                    get_scan(c, "sha256:a")?.unwrap().status,
+                    ScanStatus::InProgress
+                );
                 let done = ScanRow {
                     digest: "sha256:a".into(),
                     status: ScanStatus::Complete,

@@ -9,6 +9,8 @@ mod reply;
 pub(crate) mod scanning;
 mod scanning_advisories;
 mod scanning_image;
+#[cfg(test)]
+mod scanning_tests;
 // ECR's API (StartImageScan, ...) reads `ScanReport` fields; remove then.
 #[allow(dead_code)]
 pub(crate) mod scans;

@@ -222,7 +222,11 @@ impl ScanService {
                 row.db_version = Some(db.version().to_string());
                 row.completed_at_ms = Some(self.clock.now_ms());
                 row.advisories_updated_at_ms = updated_at;
-                tracing::info!(digest = job.digest, findings = row.findings.len(), "image scanned");
+                tracing::info!(
+                    digest = job.digest,
+                    findings = row.findings.len(),
+                    "image scanned"
+                );
             }
             Read::Unsupported(why) => {
                 row.status = Stored::UnsupportedImage;

@@ -61,7 +61,11 @@ impl ScanService {
                 db: Arc::new(db),
                 meta: Some(meta),
             };
-            tracing::info!(records, kept, "advisories imported; rescanning stored images");
+            tracing::info!(
+                records,
+                kept,
+                "advisories imported; rescanning stored images"
+            );
             self.rescan_stale().await?;
         }
         Ok(ImportResponse {

@@ -100,7 +100,10 @@ async fn read_image(registry: &Registry, repo: &str, bytes: &[u8]) -> Read {
         if !media.contains("tar") {
             return Read::Unsupported(format!("a layer of type {media:?} is not a tar archive"));
         }
-        match registry.open_blob(repo, layer.digest().as_ref(), None).await {
+        match registry
+            .open_blob(repo, layer.digest().as_ref(), None)
+            .await
+        {
             Ok(b) => files.push(b.file.into_std().await),
             Err(e) => return Read::Failed(format!("layer {}: {e}", layer.digest())),
         }
@@ -129,5 +132,8 @@ pub(crate) fn ecosystems(inv: &Inventory) -> Vec<String> {
     let mut kinds: Vec<EcosystemKind> = inv.packages.iter().map(|p| p.ecosystem.kind).collect();
     kinds.sort();
     kinds.dedup();
-    kinds.into_iter().map(|k| k.osv_name().to_string()).collect()
+    kinds
+        .into_iter()
+        .map(|k| k.osv_name().to_string())
+        .collect()
 }
