@@ -141,7 +141,7 @@ impl ScanService {
             .await?;
         for (digest, repository) in stale {
             match repository {
-                Some(repository) => self.enqueue(repository, digest),
+                Some(repository) => self.enqueue(repository, digest).await?,
                 None => {
                     // No repository holds the image any more.
                     self.store
@@ -153,10 +153,27 @@ impl ScanService {
         Ok(())
     }
 
-    fn enqueue(&self, repository: String, digest: String) {
-        if self.lock_queued().insert(digest.clone()) {
-            let _ = self.queue.send(Job { repository, digest });
+    /// Queues a scan unless one is queued or running; its row says
+    /// IN_PROGRESS before the job is queued (the last findings stay).
+    async fn enqueue(
+        &self,
+        repository: String,
+        digest: String,
+    ) -> Result<(), cutover_store::StoreError> {
+        if !self.lock_queued().insert(digest.clone()) {
+            return Ok(());
         }
+        let d = digest.clone();
+        if let Err(e) = self
+            .store
+            .transact(move |c| rows::mark_in_progress(c, &d))
+            .await
+        {
+            self.lock_queued().remove(&digest);
+            return Err(e);
+        }
+        let _ = self.queue.send(Job { repository, digest });
+        Ok(())
     }
 
     /// Called when a manifest was put: scans it if its repository scans on push.
@@ -265,15 +282,9 @@ fn seam_status(s: Stored) -> ScanStatus {
 impl Scans for ScanService {
     async fn start(&self, repository: &str, digest: &str) -> Result<(), ScanError> {
         self.exists(repository, digest).await?;
-        if self.lock_queued().contains(digest) {
-            return Ok(());
-        }
-        let d = digest.to_string();
-        self.store
-            .transact(move |c| rows::mark_in_progress(c, &d))
-            .await?;
-        self.enqueue(repository.to_string(), digest.to_string());
-        Ok(())
+        Ok(self
+            .enqueue(repository.to_string(), digest.to_string())
+            .await?)
     }
 
     async fn report(
