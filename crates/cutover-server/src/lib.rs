@@ -258,6 +258,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
     )
     .await
     .context("cannot start the scanning service")?;
+    pipelines.set_image_scans(scanner.clone());
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),

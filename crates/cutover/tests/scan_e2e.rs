@@ -207,3 +207,83 @@ fn the_gate_fails_a_vulnerable_image_and_passes_the_fixed_one() {
     assert_eq!(status["advisories"], 2);
     assert_eq!(status["imageEcosystems"], serde_json::json!(["Debian"]));
 }
+
+/// The status of the newest execution of `pipeline` once it ended.
+fn ended_execution(server: &Server, pipeline: &str, after: usize) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    wait_until(std::time::Duration::from_secs(30), || {
+        let v = server.json(&["pipelines", "executions", pipeline]);
+        let all = v["executions"].as_array().cloned().unwrap_or_default();
+        if all.len() <= after {
+            return false;
+        }
+        last = all
+            .iter()
+            .max_by_key(|e| e["startedAt"].as_u64())
+            .cloned()
+            .unwrap();
+        last["status"] == "Succeeded" || last["status"] == "Failed"
+    })
+    .unwrap_or_else(|| panic!("no execution ended: {last}\n{}", server.log()));
+    last
+}
+
+#[test]
+fn the_gate_action_fails_a_pipeline_on_the_vulnerable_image_and_passes_the_fixed_one() {
+    let server = Server::start();
+    scan_on_push(&server, "web");
+    let auth = basic(&token(&server));
+    let osv = tempfile::tempdir().unwrap();
+    std::fs::write(
+        osv.path().join("a.json"),
+        osv_record(
+            "DEBIAN-CVE-2024-0001",
+            "CVE-2024-0001",
+            "Debian:12",
+            "openssl",
+            "3.0.2-1",
+            HIGH,
+        ),
+    )
+    .unwrap();
+    let out = server.cli(&["vulnerabilities", "import", osv.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    debian_image(&server, &auth, "web", "release", "openssl", "3.0.1-1");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let repo = root.join("repo");
+    init_repo(&repo, &[("README.md", "hello\n")]);
+    std::fs::write(
+        root.join("pipeline.json"),
+        r#"{"pipeline": {"name": "gated", "pipelineType": "V2", "stages": [
+ {"name": "Source", "actions": [{"name": "Source",
+   "actionTypeId": {"category": "Source", "owner": "AWS", "provider": "CodeCommit", "version": "1"},
+   "configuration": {"RepositoryName": "app", "BranchName": "main"}, "outputArtifacts": [{"name": "Out"}]}]},
+ {"name": "Scan", "actions": [{"name": "Gate",
+   "actionTypeId": {"category": "Test", "owner": "Custom", "provider": "CutoverImageScan", "version": "1"},
+   "configuration": {"RepositoryName": "web", "ImageTag": "release", "FailOn": "HIGH"}}]}]}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("stack.yaml"),
+        format!(
+            "services: {{}}\nrepositories:\n  app: {{url: {}, pollIntervalSeconds: 0}}\npipelines:\n  gated: {{file: pipeline.json}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
+    assert!(out.status.success(), "{}", text(&out));
+    // The execution of the creation fails at the gate.
+    let e = ended_execution(&server, "gated", 0);
+    assert_eq!(e["status"], "Failed", "{e}");
+    assert!(e.to_string().contains("at or above HIGH"), "{e}");
+
+    // The tag now names the fixed image: the next execution passes.
+    debian_image(&server, &auth, "web", "release", "openssl", "3.0.2-1");
+    let out = server.cli(&["pipelines", "start", "gated"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let e = ended_execution(&server, "gated", 1);
+    assert_eq!(e["status"], "Succeeded", "{e}\n{}", server.log());
+}

@@ -309,3 +309,52 @@ impl Scans for ScanService {
         self.changed.clone()
     }
 }
+
+#[async_trait]
+impl cutover_ci::ImageScans for ScanService {
+    async fn scan_and_wait(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<cutover_ci::ImageScanOutcome, String> {
+        let digest = self
+            .registry
+            .stat_manifest(repository, reference)
+            .await
+            .map_err(|e| format!("image {repository}:{reference}: {e}"))?
+            .digest;
+        let err = |e: ScanError| e.to_string();
+        if self
+            .report(repository, &digest)
+            .await
+            .map_err(err)?
+            .is_none()
+        {
+            self.start(repository, &digest).await.map_err(err)?;
+        }
+        loop {
+            // Registered before reading, so an end in between is not missed.
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let Some(r) = self.report(repository, &digest).await.map_err(err)? else {
+                return Err(format!("the scan of {digest} was forgotten"));
+            };
+            match r.status {
+                ScanStatus::InProgress => notified.await,
+                ScanStatus::Complete => {
+                    return Ok(cutover_ci::ImageScanOutcome::Complete {
+                        digest,
+                        counts: r.counts,
+                    });
+                }
+                ScanStatus::Failed => {
+                    return Ok(cutover_ci::ImageScanOutcome::Failed(r.description));
+                }
+                ScanStatus::UnsupportedImage => {
+                    return Ok(cutover_ci::ImageScanOutcome::Unsupported(r.description));
+                }
+            }
+        }
+    }
+}
