@@ -11,8 +11,6 @@ mod scanning_advisories;
 mod scanning_image;
 #[cfg(test)]
 mod scanning_tests;
-// ECR's API (StartImageScan, ...) reads `ScanReport` fields; remove then.
-#[allow(dead_code)]
 pub(crate) mod scans;
 
 pub(crate) use scanning_advisories::ImportError;
