@@ -33,7 +33,7 @@ pub(crate) async fn run(g: &Globals, command: VulnerabilitiesCommand) -> anyhow:
             if path.is_dir() {
                 let (json, zips) = walk(&path)?;
                 if !json.is_empty() {
-                    archives.push((format!("{} JSON records", json.len()), pack(&json)?));
+                    archives.push((format!("{} JSON records", json.len()), pack(&path, &json)?));
                 }
                 for z in zips {
                     let f = std::fs::File::open(&z)
@@ -153,22 +153,19 @@ fn walk(dir: &Path) -> anyhow::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((json, zips))
 }
 
-/// Packs files into an uncompressed zip archive in a temporary file.
-fn pack(files: &[PathBuf]) -> anyhow::Result<std::fs::File> {
+/// Packs files under `dir` into an uncompressed zip archive in a temporary
+/// file, each named by its path relative to `dir` (as the server's notes
+/// then name it).
+fn pack(dir: &Path, files: &[PathBuf]) -> anyhow::Result<std::fs::File> {
     let tmp = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut zip = zip::ZipWriter::new(tmp);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .large_file(false);
-    for (i, path) in files.iter().enumerate() {
+    for path in files {
         let mut f =
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let name = format!(
-            "{i}-{}",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("record.json")
-        );
+        let name = path.strip_prefix(dir).unwrap_or(path).to_string_lossy();
         zip.start_file(name, options)?;
         std::io::copy(&mut f, &mut zip)
             .with_context(|| format!("cannot read {}", path.display()))?;
