@@ -477,6 +477,37 @@ pub const ENDPOINTS: &[Endpoint] = &[
         Answer::Text,
     ),
     Endpoint {
+        query: Some(query::<registry::ScanQuery>),
+        ..ep(
+            "get",
+            "/v1/registry/scans",
+            "An image's latest scan and findings (?repository=&reference=&wait=SECONDS)",
+            None,
+            ok!(registry::ScanView),
+        )
+    },
+    ep(
+        "post",
+        "/v1/registry/scans",
+        "Scan an image of the registry now",
+        Some(name!(registry::StartScanRequest)),
+        ok!(registry::ScanView),
+    ),
+    ep(
+        "get",
+        "/v1/vulnerabilities",
+        "The advisory database: version, size, update time",
+        None,
+        ok!(registry::AdvisoryStatus),
+    ),
+    ep(
+        "post",
+        "/v1/vulnerabilities/import",
+        "Merge OSV advisories (body: a zip archive of OSV JSON records, as OSV's all.zip)",
+        None,
+        ok!(registry::ImportResponse),
+    ),
+    Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
             "get",
@@ -575,6 +606,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         agents::CommandResult,
         agents::CommandStatus,
         agents::ResultAck,
+        registry::ScanStatus,
+        registry::StartScanRequest,
+        registry::ScanView,
+        registry::ImportResponse,
+        registry::AdvisoryStatus,
     ))
 )]
 struct Components;

@@ -130,6 +130,15 @@ async fn run_action(
                     ..Output::default()
                 })
         }
+        Provider::ImageScan => {
+            let scans = crate::image_scans::wait_for(me.image_scans.subscribe()).await;
+            crate::image_scans::action(scans.as_deref(), req, cancel)
+                .await
+                .map(|summary| Output {
+                    summary: Some(summary),
+                    ..Output::default()
+                })
+        }
         Provider::Manual => Err("a manual approval is not run".into()),
     }
 }

@@ -349,7 +349,7 @@ pub fn check(
                             ));
                         }
                     }
-                    Provider::Manual | Provider::Lambda => {}
+                    Provider::Manual | Provider::Lambda | Provider::ImageScan => {}
                 }
             }
         }

@@ -40,6 +40,7 @@ mod deploy;
 mod deployments;
 mod driver;
 mod error;
+mod image_scans;
 mod invoke;
 mod source;
 mod standalone;
@@ -56,6 +57,7 @@ pub use deployments::{
     AppSpecFile, DeploymentRequest, DeploymentState, Deployments, DeploymentsError,
 };
 pub use error::PipelineError;
+pub use image_scans::{ImageScanOutcome, ImageScans};
 pub use source::GitError;
 pub use standalone::{EnvValue, StartBuild};
 
@@ -75,6 +77,9 @@ pub struct Pipelines {
     store: Arc<Store>,
     clock: SharedClock,
     deployments: Arc<dyn Deployments>,
+    /// The scanning service the image scan gate uses, once the server set
+    /// it ([`Pipelines::set_image_scans`]).
+    image_scans: tokio::sync::watch::Sender<Option<Arc<dyn ImageScans>>>,
     artifacts: artifacts::ArtifactStore,
     git: source::Git,
     builder: build::Builder,
@@ -134,6 +139,7 @@ impl Pipelines {
             store,
             clock,
             deployments,
+            image_scans: tokio::sync::watch::Sender::new(None),
             artifacts,
             git: source::Git::new(data_dir),
             drivers: tokio::sync::Mutex::default(),
@@ -145,6 +151,12 @@ impl Pipelines {
         me.reload().await?;
         tokio::spawn(triggers::poll(me.clone()));
         Ok(me)
+    }
+
+    /// Gives the image scan gate action its scanning service. Set right
+    /// after [`Pipelines::start`]: an action resumed before waits for it.
+    pub fn set_image_scans(&self, scans: Arc<dyn ImageScans>) {
+        self.image_scans.send_replace(Some(scans));
     }
 
     /// Brings the drivers in line with the stored pipelines (after an

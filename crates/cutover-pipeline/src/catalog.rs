@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 pub struct ProviderSpec {
     /// `actionTypeId.category`.
     pub category: &'static str,
-    /// `actionTypeId.owner`: `AWS`, or `ThirdParty` for GitHub version 1.
+    /// `actionTypeId.owner`: `AWS`, `ThirdParty` for GitHub version 1, or
+    /// `Custom` for Cutover's own actions.
     pub owner: &'static str,
     /// `actionTypeId.provider`.
     pub provider: &'static str,
@@ -46,6 +47,11 @@ pub enum Provider {
     CodeDeployToEcs,
     /// An invoke (a command or URL in Cutover).
     Lambda,
+    /// Cutover's image scan gate (`owner: Custom`, category `Test`):
+    /// scans `RepositoryName` at `ImageTag` (default `latest`) or
+    /// `ImageDigest` in this server's registry and fails when findings at
+    /// or above `FailOn` (default `HIGH`) exist.
+    ImageScan,
 }
 
 const SOURCE_OPTIONAL: &[&str] = &[
@@ -178,6 +184,15 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         kind: Provider::Lambda,
         required: &["FunctionName"],
         optional: &["UserParameters"],
+        output_variables: &[],
+    },
+    ProviderSpec {
+        owner: "Custom",
+        category: "Test",
+        provider: "CutoverImageScan",
+        kind: Provider::ImageScan,
+        required: &["RepositoryName"],
+        optional: &["ImageTag", "ImageDigest", "FailOn"],
         output_variables: &[],
     },
 ];

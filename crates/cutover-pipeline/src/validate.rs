@@ -363,6 +363,14 @@ fn provider_rules(
             }
         }
         Provider::Lambda => {}
+        Provider::ImageScan => {
+            if config.contains_key("ImageTag") && config.contains_key("ImageDigest") {
+                r.error(
+                    &cp.key("ImageDigest"),
+                    "name the image by ImageTag or by ImageDigest, not both",
+                );
+            }
+        }
     }
 }
 

@@ -311,6 +311,15 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
             .context("cannot open the registry's storage")?,
     );
     tokio::spawn(registry::collect_garbage(registry.clone(), cancel.clone()));
+    let scanner = registry::scanning::ScanService::start(
+        &data_dir,
+        registry.clone(),
+        clock.clone(),
+        cancel.clone(),
+    )
+    .await
+    .context("cannot start the scanning service")?;
+    pipelines.set_image_scans(scanner.clone());
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -341,6 +350,8 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         aws,
         registry,
         default_runtime,
+        scans: scanner.clone(),
+        scanner,
     })
 }
 

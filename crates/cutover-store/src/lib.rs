@@ -21,6 +21,7 @@ pub mod pipeline_ops;
 mod pipeline_rows;
 pub mod registry;
 mod rows;
+pub mod scans;
 pub mod secrets;
 pub mod taskdef_status;
 pub mod webhook_ops;

@@ -338,6 +338,29 @@ const MIGRATIONS: &[&str] = &[
         at               INTEGER NOT NULL,
         PRIMARY KEY (application, deployment_group, host)
     );
+    );
+    "#,
+    // 13: image scans (`scans`): one row per manifest digest (findings
+    // depend only on the image's content and the advisory data), with the
+    // advisory database version they were matched against; and the
+    // advisory database's metadata (its file is `<data>/advisories.db`).
+    r#"
+    CREATE TABLE registry_scans (
+        digest                TEXT PRIMARY KEY,
+        status                TEXT NOT NULL,
+        description           TEXT NOT NULL,
+        db_version            TEXT,
+        completed_at          INTEGER,
+        advisories_updated_at INTEGER,
+        ecosystems            TEXT NOT NULL,
+        findings              TEXT NOT NULL
+    );
+    CREATE TABLE advisory_db (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        version    TEXT NOT NULL,
+        advisories INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
     "#,
 ];
 

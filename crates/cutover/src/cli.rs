@@ -114,6 +114,15 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AgentsCommand,
     },
+    /// Scan an image of this registry and gate on its findings: exit 1 when
+    /// findings at or above --fail-on exist, 2 when the image is missing or
+    /// its scan failed.
+    Scan(ScanArgs),
+    /// The advisory database the scanner matches images against (OSV).
+    Vulnerabilities {
+        #[command(subcommand)]
+        command: VulnerabilitiesCommand,
+    },
     /// Internal: the per-task supervisor of the process runtime.
     #[command(name = "__shim", hide = true)]
     Shim(ShimArgs),
@@ -468,6 +477,47 @@ pub(crate) enum AgentsCommand {
         /// The host's name.
         name: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// `HOST:PORT/REPO:TAG`, `REPO:TAG` or `REPO@sha256:...` of this registry.
+    pub(crate) image: String,
+    /// Exit 1 when findings at or above this severity exist (CRITICAL,
+    /// HIGH, MEDIUM, LOW, INFORMATIONAL, UNDEFINED).
+    #[arg(long = "fail-on", value_name = "SEVERITY")]
+    pub(crate) fail_on: Option<String>,
+    /// Scan again even if a scan against the current advisories exists.
+    #[arg(long)]
+    pub(crate) rescan: bool,
+    /// Give up waiting for the scan after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub(crate) timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VulnerabilitiesCommand {
+    /// Import OSV advisories: a directory of OSV JSON records (and OSV
+    /// all.zip files in it), or one all.zip file. The offline path.
+    Import {
+        /// The directory or zip file.
+        path: std::path::PathBuf,
+    },
+    /// Download OSV's all.zip of each ecosystem of the stored images (or
+    /// those given) and import them.
+    Update {
+        /// Where OSV's per-ecosystem archives are (`<source>/<Ecosystem>/all.zip`).
+        #[arg(
+            long,
+            default_value = "https://osv-vulnerabilities.storage.googleapis.com"
+        )]
+        source: String,
+        /// Ecosystems to download (`Debian`, `npm`, ...); default: those of the stored images.
+        #[arg(long = "ecosystem")]
+        ecosystems: Vec<String>,
+    },
+    /// The database's version, size and update time.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]

@@ -132,6 +132,23 @@ impl Client {
         .await
     }
 
+    /// A POST whose body streams from a file.
+    pub(crate) async fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        content_type: &str,
+        file: tokio::fs::File,
+    ) -> anyhow::Result<T> {
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(file));
+        self.call(
+            self.request(Method::POST, path)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+            &format!("POST {path}"),
+        )
+        .await
+    }
+
     /// A streaming GET (logs).
     pub(crate) async fn stream<Q: Serialize>(
         &self,

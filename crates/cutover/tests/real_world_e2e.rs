@@ -155,7 +155,8 @@ const FORMATS: &[(&str, &str, &str)] = &[
         "`create-pipeline` input and `get-pipeline` output: CodeCommit, \
          CodeStarSourceConnection and GitHub version 1 sources (its `OAuthToken` ignored, with a \
          warning), CodeBuild build and test actions, manual approvals, \
-         ECS and CodeDeployToECS deploy actions, Lambda invoke actions, a stage's \
+         ECS and CodeDeployToECS deploy actions, Lambda invoke actions, Cutover's image scan \
+         gate (`Test`, owner `Custom`, provider `CutoverImageScan`), a stage's \
          `onFailure` ROLLBACK, FAIL or RETRY (one automatic retry, as AWS). Other providers (an S3 \
          source, CodeDeploy to EC2) are refused, naming the providers supported for the \
          category; get-pipeline's `metadata` is ignored, and unknown fields are warned about and ignored.",

@@ -14,6 +14,7 @@ mod error;
 mod openapi;
 pub(crate) mod pipelines;
 mod registry;
+mod scans;
 pub(crate) mod services;
 pub(crate) mod task_definitions;
 mod tasks;
@@ -50,6 +51,10 @@ pub(crate) struct AppState {
     pub(crate) fleet: Arc<crate::hosts::agents::AgentFleet>,
     /// Revisions' bundles for the agents.
     pub(crate) bundles: Arc<crate::hosts::bundles::DirBundles>,
+    /// The scanning service as ECR's API and the gate see it.
+    pub(crate) scans: Arc<dyn crate::registry::scans::Scans>,
+    /// The same service: scan on push, advisory imports and status.
+    pub(crate) scanner: Arc<crate::registry::scanning::ScanService>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -108,6 +113,10 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/agents/{name}/poll"),
     ("post", "/v1/agents/{name}/results"),
     ("get", "/v1/agents/bundles/{digest}"),
+    ("get", "/v1/registry/scans"),
+    ("post", "/v1/registry/scans"),
+    ("get", "/v1/vulnerabilities"),
+    ("post", "/v1/vulnerabilities/import"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -198,6 +207,9 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             get(hosts::describe).delete(hosts::deregister),
         )
         .route("/v1/agents/{name}/key", post(hosts::issue_key))
+        .route("/v1/registry/scans", get(scans::report).post(scans::start))
+        .route("/v1/vulnerabilities", get(scans::status))
+        .route("/v1/vulnerabilities/import", post(scans::import))
         .with_state(state.clone());
     let tokenless = token.is_none();
     let api = match token {

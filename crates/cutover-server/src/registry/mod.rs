@@ -6,9 +6,14 @@
 
 mod auth;
 mod reply;
-// The scanning service and the ECR API land in the next commits; remove then.
-#[allow(dead_code)]
+pub(crate) mod scanning;
+mod scanning_advisories;
+mod scanning_image;
+#[cfg(test)]
+mod scanning_tests;
 pub(crate) mod scans;
+
+pub(crate) use scanning_advisories::ImportError;
 
 use std::collections::HashMap;
 
@@ -162,6 +167,7 @@ async fn dispatch(
                     stream(body),
                 )
                 .await?;
+            st.scanner.pushed(name, digest.as_str()).await;
             let mut r = created(&format!("/v2/{name}/manifests/{digest}"), &digest);
             if let Some(s) = subject {
                 r.headers_mut().insert("oci-subject", value(&s));

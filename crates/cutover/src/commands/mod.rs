@@ -10,11 +10,13 @@ mod deploy;
 mod logs;
 mod pipelines;
 mod registry;
+mod scan;
 mod server;
 mod services;
 mod taskdefs;
 mod tasks;
 mod validate;
+mod vulnerabilities;
 pub(crate) mod watch;
 
 use crate::cli::{Command, Globals};
@@ -38,6 +40,8 @@ pub(crate) async fn dispatch(g: Globals, command: Command) -> anyhow::Result<Exi
         Command::Alarms { command } => alarms::run(&g, command).await,
         Command::AccessKeys { command } => access_keys::run(&g, command).await,
         Command::Registry { command } => registry::run(&g, command).await,
+        Command::Scan(args) => scan::run(&g, args).await,
+        Command::Vulnerabilities { command } => vulnerabilities::run(&g, command).await,
         Command::Pipelines { command } => pipelines::run(&g, command).await,
         Command::Builds { command } => pipelines::builds(&g, command).await,
         Command::Agent(args) => agent::run(&g, args).await,
