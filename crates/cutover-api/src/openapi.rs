@@ -404,6 +404,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(registry::GcResponse),
     ),
+    ep(
+        "post",
+        "/v1/registry/lifecycle",
+        "Run every repository's lifecycle policy now (deletes what a preview lists)",
+        None,
+        ok!(registry::LifecycleRunResponse),
+    ),
     Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
@@ -490,6 +497,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access_keys::CreateAccessKeyResponse,
         access_keys::DeleteAccessKeyResponse,
         registry::GcResponse,
+        registry::LifecycleRunResponse,
+        registry::LifecycleRun,
+        registry::ExpiredImage,
     ))
 )]
 struct Components;

@@ -250,6 +250,16 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
             .context("cannot open the registry's storage")?,
     );
     tokio::spawn(registry::collect_garbage(registry.clone(), cancel.clone()));
+    let lifecycle = Arc::new(registry::lifecycle::Lifecycle::default());
+    tokio::spawn(registry::lifecycle::schedule(
+        store.clone(),
+        lifecycle.clone(),
+        clock.clone(),
+        cancel.clone(),
+    ));
+    // The scanning service replaces this when it is wired in.
+    let scans: Arc<dyn registry::scans::Scans> =
+        Arc::new(registry::no_scanner::NoScanner::default());
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -270,6 +280,8 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         alarms: alarm_tx,
         aws,
         registry,
+        scans,
+        lifecycle,
     })
 }
 

@@ -42,6 +42,10 @@ pub(crate) struct AppState {
     pub(crate) started_at: u64,
     pub(crate) aws: Arc<crate::aws::Aws>,
     pub(crate) registry: Arc<cutover_registry::Registry>,
+    /// The scanning service, behind its seam (`registry::scans`).
+    pub(crate) scans: Arc<dyn crate::registry::scans::Scans>,
+    /// Lifecycle previews and evaluation times (`registry::lifecycle`).
+    pub(crate) lifecycle: Arc<crate::registry::lifecycle::Lifecycle>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -91,6 +95,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/access-keys"),
     ("delete", "/v1/access-keys/{id}"),
     ("post", "/v1/registry/gc"),
+    ("post", "/v1/registry/lifecycle"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -173,6 +178,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         )
         .route("/v1/access-keys/{id}", delete(access_keys::delete))
         .route("/v1/registry/gc", post(registry::gc))
+        .route("/v1/registry/lifecycle", post(registry::lifecycle))
         .with_state(state.clone());
     let api = match token {
         Some(t) => api.layer(axum::middleware::from_fn_with_state(
