@@ -66,8 +66,8 @@ pub(super) async fn put(
     call: &Call<'_>,
     req: PutLifecyclePolicyRequest,
 ) -> Result<PutLifecyclePolicyResponse, AwsError> {
-    let repo = repository(call, req.registry_id.as_deref(), &req.repository_name).await?;
     read_policy(&req.lifecycle_policy_text)?;
+    let repo = repository(call, req.registry_id.as_deref(), &req.repository_name).await?;
     set_policy(call, &repo, Some(req.lifecycle_policy_text.clone())).await?;
     Ok(PutLifecyclePolicyResponse {
         registry_id: Some(call.account().to_string()),
