@@ -46,6 +46,9 @@ pub(crate) struct Validated {
     pub(crate) alarms: Vec<(String, Alarm)>,
     /// The pipeline sections that validated.
     pub(crate) declared: Declared,
+    /// The registry's repositories the stack declares.
+    pub(crate) image_repositories:
+        std::collections::BTreeMap<String, cutover_spec::ecr::ImageRepositorySpec>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -274,6 +277,7 @@ pub(crate) fn validate(
             .map(|(n, a)| (n.clone(), a.clone()))
             .collect(),
         declared,
+        image_repositories: stack.image_repositories.clone(),
         warnings,
     })
 }
