@@ -17,6 +17,8 @@ mod images;
 mod lifecycle;
 mod repositories;
 mod scanning;
+#[cfg(test)]
+mod tests;
 
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::ecr::{ImageIdentifier, Operation, errors};
