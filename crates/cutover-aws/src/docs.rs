@@ -44,6 +44,26 @@ const NOTABLE_UNSUPPORTED: &[(Service, &str, &str)] = &[
         "CreateProject",
         "declare build projects in the stack (`buildProjects:`)",
     ),
+    (
+        Service::Ecr,
+        "PutImage",
+        "push with Podman, skopeo or Docker to the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "InitiateLayerUpload",
+        "push with Podman, skopeo or Docker to the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "GetDownloadUrlForLayer",
+        "pull with Podman, skopeo or Docker from the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "SetRepositoryPolicy",
+        "every key of the installation may push and pull; `anonymousPull: true` in `imageRepositories:` opens pulls",
+    ),
 ];
 
 /// What a user of a service must know beyond its operations.
