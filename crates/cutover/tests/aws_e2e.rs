@@ -874,7 +874,11 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     for case in ["ecr-bad-name", "ecr-huge-policy", "ecr-policy-wrong-types"] {
         assert_eq!(by_case(case), "InvalidParameterException", "{text}");
     }
-    assert_eq!(by_case("ecr-wrong-types"), "SerializationException", "{text}");
+    assert_eq!(
+        by_case("ecr-wrong-types"),
+        "SerializationException",
+        "{text}"
+    );
     assert_eq!(
         by_case("unknown-service"),
         "UnknownOperationException",

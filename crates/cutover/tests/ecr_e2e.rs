@@ -173,12 +173,7 @@ fn ecr_api_through_the_aws_cli_from_create_to_lifecycle_run() {
         "2",
     ]);
     assert_eq!(paged["imageIds"].as_array().unwrap().len(), 6);
-    let described = aws.json(&[
-        "ecr",
-        "describe-repositories",
-        "--repository-names",
-        "web",
-    ]);
+    let described = aws.json(&["ecr", "describe-repositories", "--repository-names", "web"]);
     assert_eq!(described["repositories"][0]["repositoryName"], "web");
 
     let got = aws.json(&[
@@ -364,7 +359,9 @@ fn client_or_skip(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !present && required {
-        panic!("CUTOVER_CONTAINER_TESTS=1 but {tool} is missing: run scripts/setup-registry-clients.sh");
+        panic!(
+            "CUTOVER_CONTAINER_TESTS=1 but {tool} is missing: run scripts/setup-registry-clients.sh"
+        );
     }
     if !present {
         eprintln!("skipping: no {tool} (set CUTOVER_CONTAINER_TESTS=1 to require it)");
@@ -397,7 +394,13 @@ fn the_contract_logs_podman_in_and_skopeo_copies_with_the_login_password() {
     let password = login_password(&aws);
     let mut login = Command::new("podman");
     login
-        .args(["login", "--tls-verify=false", "-u", "AWS", "--password-stdin"])
+        .args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "AWS",
+            "--password-stdin",
+        ])
         .arg("--authfile")
         .arg(&authfile)
         .arg(&host)
@@ -440,7 +443,12 @@ fn the_contract_logs_podman_in_and_skopeo_copies_with_the_login_password() {
     )
     .unwrap();
     let out = Command::new("skopeo")
-        .args(["copy", "--preserve-digests", "--dest-tls-verify=false", "--dest-creds"])
+        .args([
+            "copy",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+        ])
         .arg(format!("AWS:{password}"))
         .arg(format!("oci:{}:app", layout.display()))
         .arg(format!("docker://{host}/web:1"))

@@ -23,9 +23,7 @@ pub(crate) async fn gc(State(st): State<AppState>) -> ApiResult<Json<GcResponse>
     }))
 }
 
-pub(crate) async fn lifecycle(
-    State(st): State<AppState>,
-) -> ApiResult<Json<LifecycleRunResponse>> {
+pub(crate) async fn lifecycle(State(st): State<AppState>) -> ApiResult<Json<LifecycleRunResponse>> {
     let now = st.clock.now_ms();
     let run = crate::registry::lifecycle::run(&st.store, &st.lifecycle, now).await?;
     Ok(Json(run))

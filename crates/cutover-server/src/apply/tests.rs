@@ -383,7 +383,12 @@ async fn image_repositories_are_created_updated_and_dropped_only_when_empty() {
     };
     let dry = apply(IMAGE_REPOSITORIES, 5, true).await.unwrap();
     assert_eq!(kinds(&dry.items).len(), 3);
-    assert!(store.with(|c| rows::get_repository(c, "web")).unwrap().is_none());
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "web"))
+            .unwrap()
+            .is_none()
+    );
     let first = apply(IMAGE_REPOSITORIES, 5, false).await.unwrap();
     assert!(
         kinds(&first.items)
@@ -434,22 +439,33 @@ async fn image_repositories_are_created_updated_and_dropped_only_when_empty() {
             )
         })
         .unwrap();
-    let smaller = "imageRepositories:\n  web:\n    imageScanningConfiguration: {scanOnPush: true}\n";
+    let smaller =
+        "imageRepositories:\n  web:\n    imageScanningConfiguration: {scanOnPush: true}\n";
     let last = apply(smaller, 8, false).await.unwrap();
     let mut got = kinds(&last.items);
     got.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(got[0].0, "base");
     assert_eq!(got[0].1, PlanAction::Unchanged);
     assert!(got[0].2[0].contains("kept: it holds 1 images"), "{got:?}");
-    assert_eq!(
-        (got[1].0.as_str(), got[1].1),
-        ("empty", PlanAction::Delete)
-    );
+    assert_eq!((got[1].0.as_str(), got[1].1), ("empty", PlanAction::Delete));
     assert_eq!(got[2].0, "web");
     assert_eq!(
         got[2].2,
-        ["imageTagMutability IMMUTABLE -> MUTABLE", "lifecyclePolicy removed"]
+        [
+            "imageTagMutability IMMUTABLE -> MUTABLE",
+            "lifecyclePolicy removed"
+        ]
     );
-    assert!(store.with(|c| rows::get_repository(c, "base")).unwrap().is_some());
-    assert!(store.with(|c| rows::get_repository(c, "empty")).unwrap().is_none());
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "base"))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "empty"))
+            .unwrap()
+            .is_none()
+    );
 }

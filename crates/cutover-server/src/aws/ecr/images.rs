@@ -9,10 +9,10 @@ use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::Timestamp;
 use cutover_aws::shapes::ecr::{
     BatchCheckLayerAvailabilityRequest, BatchCheckLayerAvailabilityResponse,
-    BatchDeleteImageRequest, BatchDeleteImageResponse, BatchGetImageRequest,
-    BatchGetImageResponse, DescribeImagesRequest, DescribeImagesResponse, Image, ImageDetail,
-    ImageFailure, ImageFailureCode, ImageIdentifier, Layer, LayerAvailability, LayerFailure,
-    LayerFailureCode, ListImagesRequest, ListImagesResponse, TagStatus,
+    BatchDeleteImageRequest, BatchDeleteImageResponse, BatchGetImageRequest, BatchGetImageResponse,
+    DescribeImagesRequest, DescribeImagesResponse, Image, ImageDetail, ImageFailure,
+    ImageFailureCode, ImageIdentifier, Layer, LayerAvailability, LayerFailure, LayerFailureCode,
+    ListImagesRequest, ListImagesResponse, TagStatus,
 };
 use cutover_store::registry::{self as rows, ImageRow};
 

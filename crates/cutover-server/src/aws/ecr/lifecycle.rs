@@ -51,7 +51,11 @@ fn no_policy(call: &Call<'_>, repo: &str) -> AwsError {
     )
 }
 
-async fn set_policy(call: &Call<'_>, repo: &RepositoryRow, text: Option<String>) -> Result<(), AwsError> {
+async fn set_policy(
+    call: &Call<'_>,
+    repo: &RepositoryRow,
+    text: Option<String>,
+) -> Result<(), AwsError> {
     let name = repo.name.clone();
     call.st
         .store

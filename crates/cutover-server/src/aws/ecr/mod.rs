@@ -239,7 +239,9 @@ async fn one_image(
         .await
         .map_err(wire::store)?;
     found.map_err(|why| match why {
-        Unresolved::Missing => invalid("Invalid parameter: both imageDigest and imageTag are empty"),
+        Unresolved::Missing => {
+            invalid("Invalid parameter: both imageDigest and imageTag are empty")
+        }
         Unresolved::BadDigest => invalid(format!(
             "Invalid parameter at 'imageDigest': {:?} is not a sha256 digest",
             id.image_digest.as_deref().unwrap_or_default()

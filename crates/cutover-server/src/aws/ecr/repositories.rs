@@ -80,7 +80,10 @@ pub(super) async fn create(
     req: CreateRepositoryRequest,
 ) -> Result<CreateRepositoryResponse, AwsError> {
     check(call, req.registry_id.as_deref(), &req.repository_name)?;
-    let tag_mutability = from_shape(req.image_tag_mutability.unwrap_or(ImageTagMutability::Mutable))?;
+    let tag_mutability = from_shape(
+        req.image_tag_mutability
+            .unwrap_or(ImageTagMutability::Mutable),
+    )?;
     if req.image_tag_mutability_exclusion_filters.is_some() {
         return Err(invalid(
             "Invalid parameter at 'imageTagMutabilityExclusionFilters': exclusion filters are not supported by this registry",
@@ -220,7 +223,10 @@ pub(super) async fn put_scanning(
     req: PutImageScanningConfigurationRequest,
 ) -> Result<PutImageScanningConfigurationResponse, AwsError> {
     let row = repository(call, req.registry_id.as_deref(), &req.repository_name).await?;
-    let on = req.image_scanning_configuration.scan_on_push.unwrap_or(false);
+    let on = req
+        .image_scanning_configuration
+        .scan_on_push
+        .unwrap_or(false);
     let name = row.name.clone();
     call.st
         .store

@@ -149,12 +149,18 @@ async fn scan_findings_take_ecr_basic_shape_after_a_scan_and_not_before() {
         .await
         .unwrap_err();
     assert_eq!(before.code, "ScanNotFoundException");
-    let images = ecr(&h, Operation::DescribeImages, json!({"repositoryName": "web"}))
-        .await
-        .unwrap();
+    let images = ecr(
+        &h,
+        Operation::DescribeImages,
+        json!({"repositoryName": "web"}),
+    )
+    .await
+    .unwrap();
     assert!(images["imageDetails"][0].get("imageScanStatus").is_none());
 
-    let started = ecr(&h, Operation::StartImageScan, id.clone()).await.unwrap();
+    let started = ecr(&h, Operation::StartImageScan, id.clone())
+        .await
+        .unwrap();
     assert_eq!(started["imageScanStatus"]["status"], "IN_PROGRESS");
     assert_eq!(started["imageId"]["imageDigest"], DIGEST);
     assert_eq!(
@@ -186,9 +192,13 @@ async fn scan_findings_take_ecr_basic_shape_after_a_scan_and_not_before() {
         })
     );
 
-    let images = ecr(&h, Operation::DescribeImages, json!({"repositoryName": "web"}))
-        .await
-        .unwrap();
+    let images = ecr(
+        &h,
+        Operation::DescribeImages,
+        json!({"repositoryName": "web"}),
+    )
+    .await
+    .unwrap();
     let d = &images["imageDetails"][0];
     assert_eq!(d["imageScanStatus"]["status"], "COMPLETE");
     assert_eq!(
@@ -207,7 +217,11 @@ async fn scans_of_unknown_images_and_bad_ids_are_refused_as_ecr_does() {
         .await
         .unwrap_err();
     assert_eq!(missing.code, "ImageNotFoundException");
-    assert!(missing.message.contains("imageTag:'2'"), "{}", missing.message);
+    assert!(
+        missing.message.contains("imageTag:'2'"),
+        "{}",
+        missing.message
+    );
     let mismatch = refused(
         json!({"repositoryName": "web", "imageId": {"imageTag": "1", "imageDigest": format!("sha256:{}", "b".repeat(64))}}),
     )
