@@ -27,37 +27,28 @@ fn login_password(aws: &AwsClients) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Pushes an image of one layer holding `layer` as `reference`; its
-/// digest and the manifest's bytes, or the refusal.
-fn push(server: &Server, auth: &str, repo: &str, reference: &str, layer: &[u8]) -> (String, Reply) {
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
-    let c = push_blob(server, auth, repo, config);
-    let l = push_blob(server, auth, repo, layer);
-    let manifest = image_manifest((&c, config.len()), &[(&l, layer.len())]);
-    let reply = request(
-        server,
-        "PUT",
-        &format!("/v2/{repo}/manifests/{reference}"),
-        &[("Authorization", auth), ("Content-Type", OCI_MANIFEST)],
-        &manifest,
-    );
-    (digest(&manifest), reply)
-}
-
-fn push_untagged(server: &Server, auth: &str, layer: &[u8]) -> (String, Reply) {
+/// Pushes the blobs of an image of one layer holding `layer`; its
+/// manifest's digest and bytes.
+fn image(server: &Server, auth: &str, layer: &[u8]) -> (String, Vec<u8>) {
     let config = br#"{"architecture":"amd64","os":"linux"}"#;
     let c = push_blob(server, auth, "web", config);
     let l = push_blob(server, auth, "web", layer);
-    let m = image_manifest((&c, config.len()), &[(&l, layer.len())]);
-    let d = digest(&m);
-    let r = request(
+    let manifest = image_manifest((&c, config.len()), &[(&l, layer.len())]);
+    (digest(&manifest), manifest)
+}
+
+/// Pushes an image of one layer holding `layer` as `reference` (its own
+/// digest when `None`: untagged); its digest and the answer.
+fn push(server: &Server, auth: &str, reference: Option<&str>, layer: &[u8]) -> (String, Reply) {
+    let (d, manifest) = image(server, auth, layer);
+    let reply = request(
         server,
         "PUT",
-        &format!("/v2/web/manifests/{d}"),
+        &format!("/v2/web/manifests/{}", reference.unwrap_or(&d)),
         &[("Authorization", auth), ("Content-Type", OCI_MANIFEST)],
-        &m,
+        &manifest,
     );
-    (d, r)
+    (d, reply)
 }
 
 fn digests(v: &Value, list: &str) -> Vec<String> {
@@ -98,22 +89,22 @@ fn ecr_api_through_the_aws_cli_from_create_to_lifecycle_run() {
 
     // The login password is a registry password of user AWS.
     let auth = basic(&login_password(&aws));
-    let (d1, r) = push(&server, &auth, "web", "v1", b"one");
+    let (d1, r) = push(&server, &auth, Some("v1"), b"one");
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
-    let (d2, r) = push(&server, &auth, "web", "v2", b"two");
+    let (d2, r) = push(&server, &auth, Some("v2"), b"two");
     assert_eq!(r.status, 201);
-    let (d3, r) = push(&server, &auth, "web", "v3", b"three");
+    let (d3, r) = push(&server, &auth, Some("v3"), b"three");
     assert_eq!(r.status, 201);
-    let (d0, r) = push(&server, &auth, "web", "unused", b"zero");
+    let (d0, r) = push(&server, &auth, Some("unused"), b"zero");
     assert_eq!(r.status, 201);
     // Two untagged images: pushed by digest.
-    let (d0b, r) = push_untagged(&server, &auth, b"untagged");
+    let (d0b, r) = push(&server, &auth, None, b"untagged");
     assert_eq!(r.status, 201);
-    let (d0c, r) = push_untagged(&server, &auth, b"untagged too");
+    let (d0c, r) = push(&server, &auth, None, b"untagged too");
     assert_eq!(r.status, 201);
 
     // The immutable re-push is refused, and the CLI's view is unchanged.
-    let (other, refused) = push(&server, &auth, "web", "v1", b"another one");
+    let (other, refused) = push(&server, &auth, Some("v1"), b"another one");
     assert_eq!(refused.status, 400);
     let v1 = aws.json(&[
         "ecr",
@@ -350,23 +341,6 @@ print(len(layers["layers"]), sorted(f["failureCode"] for f in layers["failures"]
         json!([])
     );
     assert!(!server.log().contains("panicked"), "{}", server.log());
-}
-
-fn client_or_skip(tool: &str) -> bool {
-    let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
-    let present = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present && required {
-        panic!(
-            "CUTOVER_CONTAINER_TESTS=1 but {tool} is missing: run scripts/setup-registry-clients.sh"
-        );
-    }
-    if !present {
-        eprintln!("skipping: no {tool} (set CUTOVER_CONTAINER_TESTS=1 to require it)");
-    }
-    present
 }
 
 /// The contract's lines: `get-login-password | podman login`, then

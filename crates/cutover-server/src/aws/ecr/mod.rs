@@ -95,17 +95,21 @@ fn page<T>(
     })
 }
 
-/// Checks the request's `registryId` (absent, or this installation's
-/// account) and the repository name's grammar (ECR's model pattern).
-fn check(call: &Call<'_>, registry_id: Option<&str>, name: &str) -> Result<(), AwsError> {
-    if let Some(id) = registry_id
-        && id != call.account()
-    {
-        return Err(invalid(format!(
+/// Checks a request's `registryId`: absent, or this installation's account.
+fn check_registry(call: &Call<'_>, registry_id: Option<&str>) -> Result<(), AwsError> {
+    match registry_id {
+        Some(id) if id != call.account() => Err(invalid(format!(
             "Invalid parameter at 'registryId': this registry's id is '{}', not '{id}'",
             call.account()
-        )));
+        ))),
+        _ => Ok(()),
     }
+}
+
+/// Checks the request's `registryId` and the repository name's grammar
+/// (ECR's model pattern).
+fn check(call: &Call<'_>, registry_id: Option<&str>, name: &str) -> Result<(), AwsError> {
+    check_registry(call, registry_id)?;
     if !cutover_spec::ecr::is_repository_name(name) {
         return Err(invalid(format!(
             "Invalid parameter at 'repositoryName' failed to satisfy constraint: 'must satisfy regular expression '(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*'' and have length between 2 and 256 (got {:?})",

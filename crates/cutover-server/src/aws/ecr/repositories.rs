@@ -23,7 +23,7 @@ use cutover_aws::shapes::ecr::{
 use cutover_store::StoreError;
 use cutover_store::registry::{self as rows, RepositoryRow, TagMutability};
 
-use super::{check, invalid, page, repository, repository_not_found};
+use super::{check, check_registry, invalid, page, repository, repository_not_found};
 use crate::aws::wire::{self, Call};
 
 /// The registry's `HOST:PORT` (the listener's address, from the endpoint
@@ -159,11 +159,6 @@ pub(super) async fn describe(
         repositories: Some(rows.iter().map(|r| shape(call, r)).collect()),
         next_token: next,
     })
-}
-
-fn check_registry(call: &Call<'_>, registry_id: Option<&str>) -> Result<(), AwsError> {
-    // A valid name stands in: only the registry id is checked here.
-    check(call, registry_id, "ab")
 }
 
 pub(super) async fn delete(
