@@ -427,3 +427,17 @@ pub fn count_images(c: &Connection, repo: &str) -> Result<u64, StoreError> {
     .map(|n| n as u64)
     .map_err(StoreError::sql("count images"))
 }
+
+/// Whether an index (manifest list) of `repo` lists the manifest `digest`
+/// (ECR then refuses to delete it: `ImageReferencedByManifestList`).
+pub fn in_an_index(c: &Connection, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    c.query_row(
+        "SELECT 1 FROM registry_manifest_refs
+         WHERE repository = ?1 AND child = ?2 AND kind = ?3 LIMIT 1",
+        params![repo, digest, RefKind::Manifest.as_str()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(StoreError::sql("read manifest references"))
+}

@@ -1,7 +1,8 @@
 //! ECR's images: DescribeImages (with each image's scan status and
 //! findings summary from the `Scans` seam), ListImages, BatchGetImage (the
 //! manifest's exact text), BatchDeleteImage (by digest: the image and its
-//! tags; by tag: the tag, and the image with its last tag, as ECR) and
+//! tags; by tag: the tag, and the image with its last tag, as ECR; never an
+//! image an index lists, `ImageReferencedByManifestList`) and
 //! BatchCheckLayerAvailability. A deleted image's blobs stay until the
 //! registry's garbage collection finds nothing references them.
 
@@ -253,6 +254,18 @@ pub(super) async fn batch_delete(
                         continue;
                     }
                 };
+                let takes_image = id.image_tag.is_none() || image.tags.len() == 1;
+                if takes_image && rows::in_an_index(c, &name, &image.digest)? {
+                    failures.push(ImageFailure {
+                        image_id: Some(id.clone()),
+                        failure_code: Some(ImageFailureCode::ImageReferencedByManifestList),
+                        failure_reason: Some(
+                            "Requested image is referenced by an image index (manifest list)"
+                                .into(),
+                        ),
+                    });
+                    continue;
+                }
                 if let Some(tag) = &id.image_tag {
                     rows::delete_tag(c, &name, tag)?;
                     if image.tags.len() == 1 {

@@ -248,3 +248,51 @@ async fn scans_of_unknown_images_and_bad_ids_are_refused_as_ecr_does() {
     assert_eq!(other.code, "InvalidParameterException");
     assert!(fake.started.lock().unwrap().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_image_an_index_lists_is_not_deleted_until_the_index_is() {
+    let (h, _) = harness().await;
+    let index = format!("sha256:{}", "c".repeat(64));
+    let stored = index.clone();
+    h.state
+        .store
+        .with(move |c| {
+            rows::put_manifest(
+                c,
+                "web",
+                &NewManifest {
+                    digest: stored,
+                    media_type: "application/vnd.oci.image.index.v1+json".into(),
+                    size: 2,
+                    image_size: 0,
+                    artifact_type: None,
+                    subject: None,
+                    annotations: BTreeMap::new(),
+                    refs: vec![(DIGEST.into(), rows::RefKind::Manifest)],
+                },
+                Some("multi"),
+                1_600,
+            )
+        })
+        .unwrap();
+    let delete = |id: Value| {
+        ecr(
+            &h,
+            Operation::BatchDeleteImage,
+            json!({"repositoryName": "web", "imageIds": [id]}),
+        )
+    };
+    let refused = delete(json!({"imageDigest": DIGEST})).await.unwrap();
+    assert_eq!(
+        refused["failures"][0]["failureCode"],
+        "ImageReferencedByManifestList"
+    );
+    assert_eq!(refused["imageIds"], json!([]));
+    let gone = delete(json!({"imageTag": "multi"})).await.unwrap();
+    assert_eq!(gone["imageIds"][0]["imageDigest"], index.as_str());
+    let child = delete(json!({"imageTag": "1"})).await.unwrap();
+    assert_eq!(
+        child["imageIds"],
+        json!([{"imageDigest": DIGEST, "imageTag": "1"}])
+    );
+}
