@@ -72,6 +72,9 @@ pub struct PlanSubject {
     /// A repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// An image repository of the registry (`imageRepositories:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_repository: Option<String>,
     /// A build project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_project: Option<String>,
@@ -87,6 +90,7 @@ impl PlanSubject {
             ("service", &self.service),
             ("alarm", &self.alarm),
             ("repository", &self.repository),
+            ("imageRepository", &self.image_repository),
             ("buildProject", &self.build_project),
             ("pipeline", &self.pipeline),
         ];

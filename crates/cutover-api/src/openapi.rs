@@ -507,6 +507,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
         ok!(registry::ImportResponse),
     ),
+    ep(
+        "post",
+        "/v1/registry/lifecycle",
+        "Run every repository's lifecycle policy now (deletes what a preview lists)",
+        None,
+        ok!(registry::LifecycleRunResponse),
+    ),
     Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
@@ -611,6 +618,9 @@ pub const ENDPOINTS: &[Endpoint] = &[
         registry::ScanView,
         registry::ImportResponse,
         registry::AdvisoryStatus,
+        registry::LifecycleRunResponse,
+        registry::LifecycleRun,
+        registry::ExpiredImage,
     ))
 )]
 struct Components;

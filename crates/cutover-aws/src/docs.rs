@@ -4,7 +4,7 @@
 //! file with [`operations_page`] (`CUTOVER_BLESS=1` rewrites it).
 
 use crate::protocol::Service;
-use crate::shapes::{codebuild, codedeploy, codepipeline, ecs, secretsmanager, ssm};
+use crate::shapes::{codebuild, codedeploy, codepipeline, ecr, ecs, secretsmanager, ssm};
 
 /// Operations users look for that Cutover refuses, and what to do instead.
 const NOTABLE_UNSUPPORTED: &[(Service, &str, &str)] = &[
@@ -44,6 +44,26 @@ const NOTABLE_UNSUPPORTED: &[(Service, &str, &str)] = &[
         "CreateProject",
         "declare build projects in the stack (`buildProjects:`)",
     ),
+    (
+        Service::Ecr,
+        "PutImage",
+        "push with Podman, skopeo or Docker to the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "InitiateLayerUpload",
+        "push with Podman, skopeo or Docker to the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "GetDownloadUrlForLayer",
+        "pull with Podman, skopeo or Docker from the `repositoryUri` (the registry under `/v2/`)",
+    ),
+    (
+        Service::Ecr,
+        "SetRepositoryPolicy",
+        "every key of the installation may push and pull; `anonymousPull: true` in `imageRepositories:` opens pulls",
+    ),
 ];
 
 /// What a user of a service must know beyond its operations.
@@ -57,10 +77,10 @@ const SERVICE_NOTES: &[(Service, &str)] = &[
     ),
     (
         Service::Ecr,
-        "ECR's API is coming (issue 11): its request and response shapes are generated,\n\
-         but every ECR operation is refused with UnknownOperationException naming it for\n\
-         now. Repositories can already be declared in `stack.yaml` (`imageRepositories:`,\n\
-         see the README); they take effect once the registry is served.\n",
+        "ECR's API answers for the registry the server serves under `/v2/` on the same\n\
+         listener: `repositoryUri` is `HOST:PORT/NAME`, `aws ecr get-login-password` is the\n\
+         password of user `AWS` for `podman login`/`docker login` (12 hours). Repositories can\n\
+         also be declared in `stack.yaml` (`imageRepositories:`); see docs/registry.md.\n",
     ),
 ];
 
@@ -78,9 +98,7 @@ fn answered(service: Service) -> Vec<&'static str> {
         Service::CodeBuild => names!(codebuild),
         Service::SecretsManager => names!(secretsmanager),
         Service::Ssm => names!(ssm),
-        // Not answered yet: the server refuses every ECR operation until the
-        // registry wires them (then this is `names!(ecr)`).
-        Service::Ecr => Vec::new(),
+        Service::Ecr => names!(ecr),
     }
 }
 

@@ -320,6 +320,13 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
     .await
     .context("cannot start the scanning service")?;
     pipelines.set_image_scans(scanner.clone());
+    let lifecycle = Arc::new(registry::lifecycle::Lifecycle::default());
+    tokio::spawn(registry::lifecycle::schedule(
+        store.clone(),
+        lifecycle.clone(),
+        clock.clone(),
+        cancel.clone(),
+    ));
     let (alarm_tx, alarm_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(alarms::run(
         store.clone(),
@@ -352,6 +359,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         default_runtime,
         scans: scanner.clone(),
         scanner,
+        lifecycle,
     })
 }
 

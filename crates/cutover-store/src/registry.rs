@@ -259,14 +259,7 @@ pub fn list_repositories(
 /// (ECR's `RepositoryNotEmptyException`).
 pub fn delete_repository(c: &Connection, name: &str, force: bool) -> Result<(), StoreError> {
     get_repository(c, name)?.ok_or_else(|| not_found("repository", name))?;
-    let images: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM registry_manifests WHERE repository = ?1",
-            [name],
-            |r| r.get(0),
-        )
-        .map_err(StoreError::sql("count images"))?;
-    if images > 0 && !force {
+    if count_images(c, name)? > 0 && !force {
         return Err(StoreError::Conflict(format!(
             "the repository {name:?} cannot be deleted because it still contains images"
         )));
@@ -391,4 +384,60 @@ pub fn forget_blob(c: &Connection, digest: &str) -> Result<(), StoreError> {
     c.execute("DELETE FROM registry_blobs WHERE digest = ?1", [digest])
         .map_err(StoreError::sql("forget blob"))?;
     Ok(())
+}
+
+/// The last stack applied under each stack key (`stacks.file`), oldest
+/// first, with the names under its `imageRepositories:` (a stored body
+/// that cannot be read names none).
+pub fn stack_image_repositories(c: &Connection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default, rename = "imageRepositories")]
+        image_repositories: BTreeMap<String, serde::de::IgnoredAny>,
+    }
+    let mut stmt = c
+        .prepare(
+            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
+             ORDER BY id",
+        )
+        .map_err(StoreError::sql("list stacks"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(StoreError::sql("list stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list stacks"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(file, body)| {
+            let names = serde_json::from_str::<Body>(&body)
+                .map(|b| b.image_repositories.into_keys().collect())
+                .unwrap_or_default();
+            (file, names)
+        })
+        .collect())
+}
+
+/// How many images (manifests) `repo` holds.
+pub fn count_images(c: &Connection, repo: &str) -> Result<u64, StoreError> {
+    c.query_row(
+        "SELECT COUNT(*) FROM registry_manifests WHERE repository = ?1",
+        [repo],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .map_err(StoreError::sql("count images"))
+}
+
+/// Whether an index (manifest list) of `repo` lists the manifest `digest`
+/// (ECR then refuses to delete it: `ImageReferencedByManifestList`).
+pub fn in_an_index(c: &Connection, repo: &str, digest: &str) -> Result<bool, StoreError> {
+    c.query_row(
+        "SELECT 1 FROM registry_manifest_refs
+         WHERE repository = ?1 AND child = ?2 AND kind = ?3 LIMIT 1",
+        params![repo, digest, RefKind::Manifest.as_str()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|o| o.is_some())
+    .map_err(StoreError::sql("read manifest references"))
 }

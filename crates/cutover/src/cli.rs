@@ -102,7 +102,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: AccessKeyCommand,
     },
-    /// The OCI registry under /v2/ (garbage collection).
+    /// The OCI registry under /v2/ (garbage collection, lifecycle policies).
     Registry {
         #[command(subcommand)]
         command: RegistryCommand,
@@ -526,6 +526,10 @@ pub(crate) enum RegistryCommand {
     /// period) and uploads unfinished for 24 hours; the server also does
     /// this every hour.
     Gc,
+    /// Run every repository's lifecycle policy now: delete exactly the
+    /// images a preview at this instant lists (the server also does this
+    /// at start and every hour).
+    Lifecycle,
 }
 
 #[derive(Debug, Subcommand)]

@@ -432,12 +432,11 @@ fn refused_requests_change_nothing() {
     let out = aws.run(&["ecs", "run-task", "--task-definition", "web"]);
     assert_eq!(error_code(&out), "UnknownOperationException");
     assert!(String::from_utf8_lossy(&out.stderr).contains("RunTask"));
-    // ECR's calls arrive as JSON 1.1 with ECR's target; not answered yet.
-    let out = aws.run(&["ecr", "describe-repositories"]);
+    // An ECR operation outside the answered set is refused by name too.
+    let out = aws.run(&["ecr", "describe-registry"]);
     assert_eq!(error_code(&out), "UnknownOperationException");
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("Cutover does not support DescribeRepositories yet"),
+        String::from_utf8_lossy(&out.stderr).contains("DescribeRegistry"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -810,13 +809,16 @@ for i, auth in enumerate(["AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=", "B
 send("huge-unsigned", b"{" + b" " * (2 << 20) + b"}", json11)
 services = [("ecs", ecs + "DescribeServices"), ("codedeploy", "CodeDeploy_20141006.GetDeployment"),
     ("codepipeline", "CodePipeline_20150709.GetPipeline"), ("codebuild", "CodeBuild_20161006.BatchGetBuilds"),
-    ("secretsmanager", "secretsmanager.GetSecretValue"), ("ssm", "AmazonSSM.GetParameter")]
+    ("secretsmanager", "secretsmanager.GetSecretValue"), ("ssm", "AmazonSSM.GetParameter"),
+    ("ecr", "AmazonEC2ContainerRegistry_V20150921.DescribeImages")]
 bodies = [("not-json", "{not json"), ("array", "[1, 2]"), ("nested", "[" * 100000 + "]" * 100000),
-    ("wrong-types", json.dumps({"services": 5, "deploymentId": [], "name": {}, "ids": "x", "SecretId": 1, "Name": True})),
+    ("wrong-types", json.dumps({"services": 5, "deploymentId": [], "name": {}, "ids": "x", "SecretId": 1, "Name": True,
+        "repositoryName": 7})),
     ("nul-and-traversal", json.dumps({"services": ["../../etc/passwd\u0000"], "deploymentId": "../\u0000",
-        "name": "..\u0000", "ids": ["\u0000"], "SecretId": "../../x\u0000", "Name": "/../\u0000"})),
+        "name": "..\u0000", "ids": ["\u0000"], "SecretId": "../../x\u0000", "Name": "/../\u0000",
+        "repositoryName": "../../x\u0000"})),
     ("long-names", json.dumps({"services": ["a" * 100000], "deploymentId": "d" * 100000, "name": "p" * 100000,
-        "ids": ["b" * 100000], "SecretId": "s" * 100000, "Name": "/" + "n" * 100000}))]
+        "ids": ["b" * 100000], "SecretId": "s" * 100000, "Name": "/" + "n" * 100000, "repositoryName": "r" * 100000}))]
 for service, target in services:
     for name, body in bodies:
         signed("%s-%s" % (service, name), service, target, body)
@@ -824,6 +826,14 @@ signed("empty-target", "ecs", ecs, "{}")
 signed("unknown-service", "ecs", "Nope_20990101.Anything", "{}")
 signed("long-target", "ecs", ecs + "X" * 5000, "{}")
 signed("huge-signed", "ecs", ecs + "DescribeServices", json.dumps({"services": ["x" * (2 << 20)]}))
+ecr = "AmazonEC2ContainerRegistry_V20150921."
+signed("ecr-bad-name", "ecr", ecr + "CreateRepository", json.dumps({"repositoryName": "Web/../x"}))
+signed("ecr-huge-policy", "ecr", ecr + "PutLifecyclePolicy",
+    json.dumps({"repositoryName": "web", "lifecyclePolicyText": "{" + " " * 40000 + "}"}))
+signed("ecr-policy-wrong-types", "ecr", ecr + "PutLifecyclePolicy",
+    json.dumps({"repositoryName": "web", "lifecyclePolicyText": json.dumps({"rules": 5, "x": "y" * 100})}))
+signed("ecr-preview-ids-wrong-types", "ecr", ecr + "GetLifecyclePolicyPreview",
+    json.dumps({"repositoryName": "web", "imageIds": [{"imageDigest": 5}]}))
 "#;
 
 #[test]
@@ -839,7 +849,7 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
-    assert_eq!(lines.len(), 5 + 1 + 6 * 6 + 4, "{text}");
+    assert_eq!(lines.len(), 5 + 1 + 7 * 6 + 4 + 4, "{text}");
     for l in &lines {
         let status: u16 = l[1].parse().unwrap();
         // Refused as the client's mistake (or the body cut at its limit),
@@ -861,6 +871,14 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     assert_eq!(by_case("auth-2"), "IncompleteSignatureException", "{text}");
     assert_eq!(by_case("ecs-not-json"), "SerializationException", "{text}");
     assert_eq!(by_case("ecs-nested"), "SerializationException", "{text}");
+    for case in ["ecr-bad-name", "ecr-huge-policy", "ecr-policy-wrong-types"] {
+        assert_eq!(by_case(case), "InvalidParameterException", "{text}");
+    }
+    assert_eq!(
+        by_case("ecr-wrong-types"),
+        "SerializationException",
+        "{text}"
+    );
     assert_eq!(
         by_case("unknown-service"),
         "UnknownOperationException",
@@ -876,6 +894,10 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     );
     assert_eq!(
         aws.json(&["secretsmanager", "list-secrets"])["SecretList"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        aws.json(&["ecr", "describe-repositories"])["repositories"],
         serde_json::json!([])
     );
 }

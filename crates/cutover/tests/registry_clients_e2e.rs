@@ -16,24 +16,6 @@ use common::registry::*;
 use common::*;
 use cutover_store::registry::TagMutability;
 
-fn client_or_skip(tool: &str) -> bool {
-    let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
-    let present = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    match present {
-        true => true,
-        false if required => panic!(
-            "CUTOVER_CONTAINER_TESTS=1 but {tool} is missing: run scripts/setup-registry-clients.sh"
-        ),
-        false => {
-            eprintln!("skipping: no {tool} (set CUTOVER_CONTAINER_TESTS=1 to require it)");
-            false
-        }
-    }
-}
-
 fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();
     assert!(

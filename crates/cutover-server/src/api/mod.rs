@@ -55,6 +55,8 @@ pub(crate) struct AppState {
     pub(crate) scans: Arc<dyn crate::registry::scans::Scans>,
     /// The same service: scan on push, advisory imports and status.
     pub(crate) scanner: Arc<crate::registry::scanning::ScanService>,
+    /// Lifecycle previews and evaluation times (`registry::lifecycle`).
+    pub(crate) lifecycle: Arc<crate::registry::lifecycle::Lifecycle>,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -117,6 +119,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/registry/scans"),
     ("get", "/v1/vulnerabilities"),
     ("post", "/v1/vulnerabilities/import"),
+    ("post", "/v1/registry/lifecycle"),
 ];
 
 /// Builds the router; `token` enables bearer authentication.
@@ -210,6 +213,7 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/registry/scans", get(scans::report).post(scans::start))
         .route("/v1/vulnerabilities", get(scans::status))
         .route("/v1/vulnerabilities/import", post(scans::import))
+        .route("/v1/registry/lifecycle", post(registry::lifecycle))
         .with_state(state.clone());
     let tokenless = token.is_none();
     let api = match token {

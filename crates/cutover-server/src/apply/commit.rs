@@ -18,14 +18,14 @@ pub(crate) struct Committed {
     pub(crate) validated: Validated,
     /// The plan it wrote (or would write, on a dry run).
     pub(crate) plan: ApplyPlan,
-    /// The plan as the API reports it: services, alarms, then the
-    /// pipeline sections.
+    /// The plan as the API reports it: services, alarms, the pipeline
+    /// sections, then the image repositories.
     pub(crate) items: Vec<PlanItem>,
 }
 
 /// Plans `v` against the store at `now` and, unless `dry_run`, writes it:
-/// new task definition revisions, services, alarms, the pipeline sections
-/// and the applied stack, all in one transaction.
+/// new task definition revisions, services, alarms, the pipeline sections,
+/// the image repositories and the applied stack, all in one transaction.
 pub(crate) async fn commit(
     store: &Arc<Store>,
     v: Validated,
@@ -41,6 +41,7 @@ pub(crate) async fn commit(
                 write(c, &v, &plan, now)?;
             }
             items.extend(cutover_ci::config::store(c, &v.declared, now, dry_run)?);
+            items.extend(super::image_repositories::store(c, &v, now, dry_run)?);
             if !dry_run {
                 // Under the stack's identity, which finds its dropped
                 // pipelines at the next apply.

@@ -7,12 +7,14 @@
 //!    current state: revisions to register, services and alarms to create
 //!    or update, blue/green services to deploy;
 //! 3. [`commit`]: compute that plan and write it in one transaction (a dry
-//!    run writes nothing).
+//!    run writes nothing), with the pipeline sections and the registry's
+//!    repositories ([`image_repositories`]) in the same transaction.
 //!
 //! Applying the same file twice is a no-op: a task definition whose
 //! canonical JSON equals the newest revision of its family reuses it.
 
 pub(crate) mod commit;
+pub(crate) mod image_repositories;
 pub(crate) mod plan;
 #[cfg(test)]
 mod tests;

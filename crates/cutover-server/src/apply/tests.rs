@@ -371,3 +371,126 @@ fn a_service_without_a_runtime_gets_the_server_default_and_placement_needs_swarm
         ]
     );
 }
+
+const IMAGE_REPOSITORIES: &str = "imageRepositories:
+  web:
+    imageTagMutability: IMMUTABLE
+    imageScanningConfiguration: {scanOnPush: true}
+    lifecyclePolicy:
+      rules:
+        - rulePriority: 1
+          selection: {tagStatus: untagged, countType: imageCountMoreThan, countNumber: 3}
+          action: {type: expire}
+  base:
+    anonymousPull: true
+  empty: {}
+";
+
+/// `imageRepositories:` is applied in the apply's transaction: created,
+/// updated with the changes listed, and a repository dropped from the
+/// stack deleted only when it holds no image.
+#[tokio::test]
+async fn image_repositories_are_created_updated_and_dropped_only_when_empty() {
+    use cutover_store::registry::{self as rows, NewManifest, TagMutability};
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let apply = |stack: &str, now: u64, dry_run: bool| {
+        let v = validated(&request(stack), &Known::default()).unwrap();
+        commit(&store, v, now, dry_run)
+    };
+    let kinds = |items: &[cutover_api::apply::PlanItem]| -> Vec<(String, PlanAction, Vec<String>)> {
+        items
+            .iter()
+            .filter_map(|i| {
+                let name = i.subject.image_repository.clone()?;
+                Some((name, i.action, i.changes.clone()))
+            })
+            .collect()
+    };
+    let dry = apply(IMAGE_REPOSITORIES, 5, true).await.unwrap();
+    assert_eq!(kinds(&dry.items).len(), 3);
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "web"))
+            .unwrap()
+            .is_none()
+    );
+    let first = apply(IMAGE_REPOSITORIES, 5, false).await.unwrap();
+    assert!(
+        kinds(&first.items)
+            .iter()
+            .all(|(_, a, _)| *a == PlanAction::Create)
+    );
+    let web = store
+        .with(|c| rows::get_repository(c, "web"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(web.tag_mutability, TagMutability::Immutable);
+    assert!(web.scan_on_push && !web.anonymous_pull);
+    let policy = web.lifecycle_policy.unwrap();
+    cutover_spec::ecr::parse_lifecycle_policy("p", &policy).unwrap();
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "base"))
+            .unwrap()
+            .unwrap()
+            .anonymous_pull
+    );
+    // Again: nothing changes.
+    let again = apply(IMAGE_REPOSITORIES, 6, false).await.unwrap();
+    assert!(
+        kinds(&again.items)
+            .iter()
+            .all(|(_, a, _)| *a == PlanAction::Unchanged)
+    );
+    // `base` holds an image; then `base` and `empty` leave the stack and
+    // web becomes mutable.
+    store
+        .with(|c| {
+            rows::put_manifest(
+                c,
+                "base",
+                &NewManifest {
+                    digest: format!("sha256:{}", "a".repeat(64)),
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    size: 2,
+                    image_size: 0,
+                    artifact_type: None,
+                    subject: None,
+                    annotations: BTreeMap::new(),
+                    refs: Vec::new(),
+                },
+                Some("1"),
+                7,
+            )
+        })
+        .unwrap();
+    let smaller =
+        "imageRepositories:\n  web:\n    imageScanningConfiguration: {scanOnPush: true}\n";
+    let last = apply(smaller, 8, false).await.unwrap();
+    let mut got = kinds(&last.items);
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got[0].0, "base");
+    assert_eq!(got[0].1, PlanAction::Unchanged);
+    assert!(got[0].2[0].contains("kept: it holds 1 images"), "{got:?}");
+    assert_eq!((got[1].0.as_str(), got[1].1), ("empty", PlanAction::Delete));
+    assert_eq!(got[2].0, "web");
+    assert_eq!(
+        got[2].2,
+        [
+            "imageTagMutability IMMUTABLE -> MUTABLE",
+            "lifecyclePolicy removed"
+        ]
+    );
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "base"))
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .with(|c| rows::get_repository(c, "empty"))
+            .unwrap()
+            .is_none()
+    );
+}

@@ -51,6 +51,9 @@ pub(crate) struct Validated {
     /// The host applications (`applications:`) with the stack's Server
     /// deployment configurations.
     pub(crate) applications: BTreeMap<String, StoredApplication>,
+    /// The registry's repositories the stack declares.
+    pub(crate) image_repositories:
+        std::collections::BTreeMap<String, cutover_spec::ecr::ImageRepositorySpec>,
     pub(crate) warnings: Vec<Diagnostic>,
 }
 
@@ -298,6 +301,7 @@ pub(crate) fn validate(
             .collect(),
         applications: host_applications(stack),
         declared,
+        image_repositories: stack.image_repositories.clone(),
         warnings,
     })
 }

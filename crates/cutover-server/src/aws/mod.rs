@@ -7,7 +7,7 @@
 //! expired or tampered request is refused with AWS's error code and no
 //! handler sees it. Then:
 //! - JSON 1.1 (`X-Amz-Target: Prefix.Operation`) goes to the service's
-//!   module (`ecs`, `codedeploy`, ...), which turns the request into the
+//!   module (`ecs`, `codedeploy`, `ecr`, ...), which turns the request into the
 //!   same domain operation `/v1` runs and the answer into AWS's shape;
 //! - the query protocol (a form body, no target) is STS (`sts`).
 //!
@@ -18,6 +18,7 @@ pub(crate) mod build_credentials;
 mod codebuild;
 mod codedeploy;
 mod codepipeline;
+mod ecr;
 mod ecs;
 pub(crate) mod keys;
 mod secretsmanager;
@@ -208,8 +209,7 @@ async fn dispatch(
         Service::CodeBuild => route!(codebuild, codebuild),
         Service::SecretsManager => route!(secretsmanager, secretsmanager),
         Service::Ssm => route!(ssm, ssm),
-        // Issue 11: ECR's shapes exist, its operations are not answered yet.
-        Service::Ecr => Err(protocol::unsupported(service, name)),
+        Service::Ecr => route!(ecr, ecr),
     }
 }
 

@@ -105,6 +105,14 @@ pub(crate) fn page<T>(
 /// A JSON answer, already serialised.
 pub(crate) struct Reply(Vec<u8>);
 
+#[cfg(test)]
+impl Reply {
+    /// The answer as JSON (tests read it).
+    pub(crate) fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0).unwrap()
+    }
+}
+
 /// The operation's input, read from `body` (an empty body is `{}`).
 pub(crate) fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {

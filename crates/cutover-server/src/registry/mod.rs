@@ -5,6 +5,7 @@
 //! (`reply.rs`). No body size limit applies here: bodies stream to disk.
 
 mod auth;
+pub(crate) mod lifecycle;
 mod reply;
 pub(crate) mod scanning;
 mod scanning_advisories;

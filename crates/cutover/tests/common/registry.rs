@@ -181,3 +181,24 @@ pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)]) -> Vec<u8
 }
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// Whether registry client `tool` (podman, skopeo) is installed; when
+/// `CUTOVER_CONTAINER_TESTS=1` (CI) a missing one fails the test, otherwise
+/// the test is skipped.
+pub fn client_or_skip(tool: &str) -> bool {
+    let required = std::env::var("CUTOVER_CONTAINER_TESTS").is_ok_and(|v| v == "1");
+    let present = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    match present {
+        true => true,
+        false if required => panic!(
+            "CUTOVER_CONTAINER_TESTS=1 but {tool} is missing: run scripts/setup-registry-clients.sh"
+        ),
+        false => {
+            eprintln!("skipping: no {tool} (set CUTOVER_CONTAINER_TESTS=1 to require it)");
+            false
+        }
+    }
+}
