@@ -137,4 +137,28 @@ mod tests {
         let c = for_node(json!({"admin": "127.0.0.1:1", "adminToken": "secret", "listeners": []}));
         assert_eq!(c, json!({"admin": "127.0.0.1:1", "listeners": []}));
     }
+
+    /// A node proxy that does not acknowledge fails the push (so the sync,
+    /// and the deployment's traffic step, is not applied) and forgets what
+    /// it acknowledged before, so the next sync pushes to it again.
+    #[tokio::test]
+    async fn a_node_that_does_not_acknowledge_fails_the_push_and_is_pushed_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin = listener.local_addr().unwrap();
+        drop(listener);
+        let config = json!({"admin": "127.0.0.1:1", "listeners": [], "targetGroups": []});
+        let node = NodeProxy {
+            admin,
+            client: AdminClient::new(format!("http://{admin}")).with_token("t"),
+            acked: Mutex::new(Some(json!({"admin": "127.0.0.1:1", "listeners": []}))),
+        };
+        let err = FanOut::push(&node, &config).await.unwrap_err();
+        assert!(
+            matches!(&err, DataPlaneError::Node { admin: a, .. } if *a == admin),
+            "{err}"
+        );
+        assert_eq!(*node.acked.lock().await, None);
+        // Nothing is skipped as "already acknowledged" on the next try.
+        assert!(FanOut::push(&node, &config).await.is_err());
+    }
 }
