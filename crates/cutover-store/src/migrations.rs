@@ -338,7 +338,6 @@ const MIGRATIONS: &[&str] = &[
         at               INTEGER NOT NULL,
         PRIMARY KEY (application, deployment_group, host)
     );
-    );
     "#,
     // 13: image scans (`scans`): one row per manifest digest (findings
     // depend only on the image's content and the advisory data), with the
