@@ -152,7 +152,7 @@ const TASKDEF: &str = r#"{"family": "web", "containerDefinitions": [{"name": "we
   "portMappings": [{"containerPort": 8080, "protocol": "tcp"}], "stopTimeout": 2,
   "healthCheck": {"command": ["CMD-SHELL", "wget -qO- http://127.0.0.1:$PORT/health || exit 1"], "interval": 1, "timeout": 1, "retries": 2}}]}"#;
 
-/// The newest execution of `pipeline` other than `after`, once it ended.
+/// The newest execution of pipeline `app` other than `after`, once it ended.
 fn ended_execution(server: &Server, after: Option<&str>) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
     wait_until(Duration::from_secs(120), || {
