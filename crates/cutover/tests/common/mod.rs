@@ -77,10 +77,17 @@ impl Server {
 
     /// A server started (and restarted) with extra arguments and environment.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_on(free_port(), args, env)
+    }
+
+    /// A server on loopback port `port`, which the caller holds (one of
+    /// [`INSECURE_REGISTRY_PORTS`] makes its registry pullable by the
+    /// engine over plain HTTP).
+    pub fn start_on(port: u16, args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().unwrap();
         let mut s = Server {
             data_dir: tmp.path().to_path_buf(),
-            addr: format!("127.0.0.1:{}", free_port()).parse().unwrap(),
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
             child: None,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
