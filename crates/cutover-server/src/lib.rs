@@ -327,9 +327,23 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         aws.keys.account(),
     ));
     let bundles = Arc::new(hosts::bundles::DirBundles::new(&data_dir));
+    let host_deployer = hosts::deployer::HostDeployer::new(
+        store.clone(),
+        fleet.clone(),
+        dataplane.clone(),
+        clock.clone(),
+        hosts::deployer::HostSettings::default(),
+        cancel.clone(),
+    );
+    host_deployer
+        .start()
+        .await
+        .context("cannot resume host deployments")?;
     Ok(api::AppState {
         fleet,
         bundles,
+        host_deployer,
+        data_dir,
         store,
         started_at: clock.now_ms(),
         clock,

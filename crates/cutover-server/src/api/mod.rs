@@ -23,6 +23,7 @@ pub(crate) mod views;
 
 use crate::controller::Controller;
 use crate::hosts::api as hosts;
+use crate::hosts::deploy_api as host_deployments;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 use cutover_store::Store;
@@ -50,6 +51,10 @@ pub(crate) struct AppState {
     pub(crate) fleet: Arc<crate::hosts::agents::AgentFleet>,
     /// Revisions' bundles for the agents.
     pub(crate) bundles: Arc<crate::hosts::bundles::DirBundles>,
+    /// Host deployments (issue 12).
+    pub(crate) host_deployer: Arc<crate::hosts::deployer::HostDeployer>,
+    /// The data directory (uploaded bundles are spooled under it).
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -75,6 +80,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/deployments/{id}"),
     ("post", "/v1/deployments/{id}/stop"),
     ("post", "/v1/deployments/{id}/continue"),
+    ("post", "/v1/host-deployments"),
+    ("get", "/v1/host-deployments/{id}"),
+    ("post", "/v1/host-deployments/{id}/stop"),
     ("put", "/v1/deployments/{id}/lifecycle-hooks/{execution_id}"),
     ("post", "/v1/services/{name}/rollback"),
     ("get", "/v1/alarms"),
@@ -198,6 +206,16 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
             get(hosts::describe).delete(hosts::deregister),
         )
         .route("/v1/agents/{name}/key", post(hosts::issue_key))
+        .route(
+            "/v1/host-deployments",
+            // Bundles are streamed to disk, capped by the handler.
+            post(host_deployments::create).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/host-deployments/{id}", get(host_deployments::get))
+        .route(
+            "/v1/host-deployments/{id}/stop",
+            post(host_deployments::stop),
+        )
         .with_state(state.clone());
     let tokenless = token.is_none();
     let api = match token {

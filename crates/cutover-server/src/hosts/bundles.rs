@@ -95,6 +95,7 @@ impl DirBundles {
 
 /// Packs `dir` as a tar with stable order and headers into `out`.
 /// Symbolic links are kept as links; other special files are skipped.
+#[cfg_attr(not(test), allow(dead_code))]
 fn pack_dir(dir: &Path, out: &mut impl Write) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
