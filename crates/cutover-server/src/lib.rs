@@ -12,6 +12,7 @@ mod api;
 mod apply;
 /// Checking a stack with no server (`cutover validate`).
 pub use apply::validate_offline as validate_stack_offline;
+pub use hosts::bundles::pack_dir as pack_revision_dir;
 mod aws;
 mod console;
 mod controller;
