@@ -161,7 +161,12 @@ fn progress(
     let mut lines = Vec::new();
     for (i, e) in t.events.iter().enumerate() {
         if e.status != HostEventStatus::InProgress && shown.insert((t.host.clone(), i)) {
-            let mut line = format!("  {:<16} {:<20} {}", t.host, e.event, wire(&e.status));
+            let mut line = format!(
+                "  {:<16} {:<20} {}",
+                t.host,
+                e.event.to_string(),
+                wire(&e.status)
+            );
             if let Some(err) = &e.error {
                 line.push_str(&format!(": {err}"));
             }
