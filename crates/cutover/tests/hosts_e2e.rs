@@ -4,6 +4,7 @@
 //! The revision is a directory whose hooks run the sample app
 //! (`cutover sample-app`) on the host's port.
 //!
+//! - a revision whose appspec has a mistake: refused with its location.
 //! - v1, then v2 under load through the listener, OneAtATime: zero failed
 //!   requests; each host leaves the target group before ApplicationStop
 //!   and returns after ValidateService.
@@ -246,6 +247,15 @@ fn three_hosts_deploy_under_load_and_a_failed_validation_rolls_back() {
         v["agents"].as_array().is_some_and(|a| a.len() == 3)
     })
     .expect("three agents registered");
+
+    // A mistake in the appspec is a located error before any host is touched.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("appspec.yml"), "version: 0.0\nos: windows\n").unwrap();
+    let out = deploy(&server, &bad);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(stderr.contains("appspec.yml:2:"), "{stderr}");
 
     // v1: nothing ran before, so ApplicationStop is skipped everywhere.
     let v1 = revision(dir.path(), "v1", None);
