@@ -112,3 +112,33 @@ pub struct HostDeploymentView {
     /// Each host and its events.
     pub targets: Vec<HostTargetView>,
 }
+
+/// `POST /v1/host-deployments`: the bundle's bytes are the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct CreateHostDeploymentQuery {
+    /// The application.
+    pub application: String,
+    /// The deployment group.
+    pub deployment_group: String,
+    /// A deployment configuration overriding the group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_config: Option<String>,
+    /// The bundle's format (default `tar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<String>)]
+    pub format: Option<crate::agents::BundleFormat>,
+    /// Where the revision came from, for people (a path, a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// `POST /v1/host-deployments/{id}/stop`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StopHostDeploymentQuery {
+    /// Roll the stopped deployment back to the last good revision.
+    #[serde(default)]
+    pub rollback: bool,
+}

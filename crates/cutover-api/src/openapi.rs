@@ -9,7 +9,8 @@ use crate::query::{
 };
 use crate::stream::{self, StreamQuery};
 use crate::{
-    access_keys, agents, alarms, apply, builds, deployments, error, pipelines, registry, services,
+    access_keys, agents, alarms, apply, builds, deployments, error, host_deployments, pipelines,
+    registry, services,
 };
 use crate::{task_definitions as taskdefs, tasks};
 use std::borrow::Cow;
@@ -515,6 +516,33 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok!(registry::LifecycleRunResponse),
     ),
     Endpoint {
+        query: Some(query::<host_deployments::CreateHostDeploymentQuery>),
+        ..ep(
+            "post",
+            "/v1/host-deployments",
+            "Deploy a revision to a deployment group's hosts (body: the bundle's bytes)",
+            None,
+            ok!(201, host_deployments::HostDeploymentView),
+        )
+    },
+    ep(
+        "get",
+        "/v1/host-deployments/{id}",
+        "A host deployment, host by host",
+        None,
+        ok!(host_deployments::HostDeploymentView),
+    ),
+    Endpoint {
+        query: Some(query::<host_deployments::StopHostDeploymentQuery>),
+        ..ep(
+            "post",
+            "/v1/host-deployments/{id}/stop",
+            "Stop a host deployment (?rollback=true to roll back)",
+            None,
+            ok!(host_deployments::HostDeploymentView),
+        )
+    },
+    Endpoint {
         query: Some(query::<BuildListQuery>),
         ..ep(
             "get",
@@ -621,6 +649,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
         registry::LifecycleRunResponse,
         registry::LifecycleRun,
         registry::ExpiredImage,
+        host_deployments::HostDeploymentView,
+        host_deployments::HostTargetView,
+        host_deployments::HostTargetStatus,
+        host_deployments::HostEventView,
+        host_deployments::HostEventStatus,
     ))
 )]
 struct Components;

@@ -12,6 +12,7 @@ mod api;
 mod apply;
 /// Checking a stack with no server (`cutover validate`).
 pub use apply::validate_offline as validate_stack_offline;
+pub use hosts::bundles::pack_dir as pack_revision_dir;
 mod aws;
 mod console;
 mod controller;
@@ -343,9 +344,23 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         aws.keys.account(),
     ));
     let bundles = Arc::new(hosts::bundles::DirBundles::new(&data_dir));
+    let host_deployer = hosts::deployer::HostDeployer::new(
+        store.clone(),
+        fleet.clone(),
+        dataplane.clone(),
+        clock.clone(),
+        hosts::deployer::HostSettings::default(),
+        cancel.clone(),
+    );
+    host_deployer
+        .start()
+        .await
+        .context("cannot resume host deployments")?;
     Ok(api::AppState {
         fleet,
         bundles,
+        host_deployer,
+        data_dir,
         store,
         started_at: clock.now_ms(),
         clock,

@@ -337,8 +337,26 @@ pub(crate) struct ShimArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DeployArgs {
-    /// The service.
-    pub(crate) service: String,
+    /// The service (a container deployment).
+    #[arg(
+        required_unless_present = "application",
+        conflicts_with = "application"
+    )]
+    pub(crate) service: Option<String>,
+    /// A host deployment: the application (CodeDeploy's Server platform).
+    #[arg(
+        long,
+        requires_all = ["deployment_group", "revision"],
+        conflicts_with_all = ["task_definition", "appspec", "images", "env"]
+    )]
+    pub(crate) application: Option<String>,
+    /// A host deployment's deployment group.
+    #[arg(long, requires = "application")]
+    pub(crate) deployment_group: Option<String>,
+    /// A host deployment's revision: a directory (packed as tar) or a
+    /// `.tar`, `.tar.gz`/`.tgz` or `.zip` bundle.
+    #[arg(long, requires = "application")]
+    pub(crate) revision: Option<PathBuf>,
     /// Task definition: a JSON file, or `family[:revision]` already registered
     /// (default: the service's current revision, e.g. with --image/--env).
     #[arg(long)]
@@ -356,6 +374,7 @@ pub(crate) struct DeployArgs {
     #[arg(long = "env", value_name = "CONTAINER:KEY=VALUE")]
     pub(crate) env: Vec<String>,
     /// Follow the deployment live; exit non-zero if it fails, stops or rolls back.
+    /// (Host deployments: per-host progress, and the automatic rollback if any.)
     #[arg(long)]
     pub(crate) wait: bool,
 }

@@ -112,6 +112,23 @@ impl Client {
         .await
     }
 
+    /// A POST whose body is `body`'s bytes (a bundle), with a query string.
+    pub(crate) async fn post_body<Q: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Q,
+        body: reqwest::Body,
+    ) -> anyhow::Result<T> {
+        self.call(
+            self.request(Method::POST, path)
+                .query(query)
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(body),
+            &format!("POST {path}"),
+        )
+        .await
+    }
+
     pub(crate) async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,

@@ -24,6 +24,7 @@ pub(crate) mod views;
 
 use crate::controller::Controller;
 use crate::hosts::api as hosts;
+use crate::hosts::deploy_api as host_deployments;
 use axum::Router;
 use axum::routing::{delete, get, post, put};
 use cutover_store::Store;
@@ -57,6 +58,10 @@ pub(crate) struct AppState {
     pub(crate) scanner: Arc<crate::registry::scanning::ScanService>,
     /// Lifecycle previews and evaluation times (`registry::lifecycle`).
     pub(crate) lifecycle: Arc<crate::registry::lifecycle::Lifecycle>,
+    /// Host deployments (issue 12).
+    pub(crate) host_deployer: Arc<crate::hosts::deployer::HostDeployer>,
+    /// The data directory (uploaded bundles are spooled under it).
+    pub(crate) data_dir: std::path::PathBuf,
 }
 
 /// Every route, as (method, path): the OpenAPI test checks each is described.
@@ -82,6 +87,9 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/deployments/{id}"),
     ("post", "/v1/deployments/{id}/stop"),
     ("post", "/v1/deployments/{id}/continue"),
+    ("post", "/v1/host-deployments"),
+    ("get", "/v1/host-deployments/{id}"),
+    ("post", "/v1/host-deployments/{id}/stop"),
     ("put", "/v1/deployments/{id}/lifecycle-hooks/{execution_id}"),
     ("post", "/v1/services/{name}/rollback"),
     ("get", "/v1/alarms"),
@@ -214,6 +222,16 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/v1/vulnerabilities", get(scans::status))
         .route("/v1/vulnerabilities/import", post(scans::import))
         .route("/v1/registry/lifecycle", post(registry::lifecycle))
+        .route(
+            "/v1/host-deployments",
+            // Bundles are streamed to disk, capped by the handler.
+            post(host_deployments::create).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/v1/host-deployments/{id}", get(host_deployments::get))
+        .route(
+            "/v1/host-deployments/{id}/stop",
+            post(host_deployments::stop),
+        )
         .with_state(state.clone());
     let tokenless = token.is_none();
     let api = match token {

@@ -143,22 +143,6 @@ impl AgentFleet {
         Ok(())
     }
 
-    /// Records `bundle` as `host`'s last successful revision in `group`
-    /// (the driver calls it when a host's deployment succeeds).
-    #[allow(dead_code)] // For the host-deployment driver.
-    pub(crate) async fn set_last_successful(
-        &self,
-        host: &str,
-        group: &str,
-        bundle: BundleRef,
-    ) -> Result<(), FleetError> {
-        let (host, group) = (host.to_string(), group.to_string());
-        self.store
-            .call(move |c| rows::set_last_successful(c, &host, &group, &bundle))
-            .await?;
-        Ok(())
-    }
-
     /// The long poll of agent `name`: answers at once when it has open
     /// commands (or, while it runs `running`, when that one is cancelled),
     /// else waits up to `wait` for one.

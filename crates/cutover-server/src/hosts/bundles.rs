@@ -95,7 +95,9 @@ impl DirBundles {
 
 /// Packs `dir` as a tar with stable order and headers into `out`.
 /// Symbolic links are kept as links; other special files are skipped.
-fn pack_dir(dir: &Path, out: &mut impl Write) -> io::Result<()> {
+/// The same directory always packs to the same bytes (the CLI packs
+/// directory revisions with it, so they are content-addressed alike).
+pub fn pack_dir(dir: &Path, out: &mut impl Write) -> io::Result<()> {
     let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let mut stack = vec![PathBuf::new()];

@@ -400,6 +400,13 @@ impl Driver {
                             &row.id,
                             now,
                         )?;
+                        // What `cutover agents describe` shows per group.
+                        cutover_store::agents::set_last_successful(
+                            c,
+                            h,
+                            &row.deployment_group,
+                            &row.body.revision,
+                        )?;
                     }
                 }
                 if let Some(r) = &r2 {

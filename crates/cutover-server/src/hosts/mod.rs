@@ -9,6 +9,7 @@
 //! implements it (registration, long polls, results) and keeps the
 //! bundles ([`fleet::BundleStore`]).
 //!
+//! - [`deploy_api`]: `/v1/host-deployments` (create with a bundle, get, stop).
 //! - [`deployer`]: creates host deployments, one driver each, resumes them.
 //! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
 //! - [`outdated`]: hosts that join a group later get its current revision.
@@ -19,19 +20,15 @@ pub(crate) mod agents;
 mod agents_tests;
 pub(crate) mod api;
 pub(crate) mod bundles;
-// The driver is not yet started by the server (wiring: issue 12).
-#[allow(dead_code)]
+pub(crate) mod deploy_api;
 pub(crate) mod deployer;
-#[allow(dead_code)]
 pub(crate) mod driver;
 #[cfg(test)]
 mod e2e_tests;
 #[cfg(test)]
 mod fake_fleet;
 pub(crate) mod fleet;
-#[allow(dead_code)]
 pub(crate) mod outdated;
 #[cfg(test)]
 mod tests;
-#[allow(dead_code)]
 pub(crate) mod views;

@@ -108,7 +108,10 @@ pub(crate) async fn create(
         None => None,
     };
     let body = CreateDeploymentRequest {
-        service: args.service.clone(),
+        service: args
+            .service
+            .clone()
+            .context("a container deployment needs a SERVICE")?,
         task_definition,
         appspec,
         deployment_config: args.deployment_config.clone(),
@@ -125,6 +128,9 @@ pub(crate) async fn create(
 
 pub(crate) async fn run(g: &Globals, args: DeployArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
+    if args.application.is_some() {
+        return super::host_deploy::run(g, &client, &args).await;
+    }
     let resp = create(&client, &args).await?;
     let d = &resp.deployment;
     let id = d.id.clone();
@@ -202,7 +208,14 @@ pub(crate) async fn deployments(
             output::print(g.output, &resp, HEADERS, rows);
         }
         DeploymentCommand::Get { id } => {
-            let resp: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
+            // Container and host deployments share the id form (`d-…`).
+            let resp: DeploymentEnvelope = match client.get(&format!("/v1/deployments/{id}")).await
+            {
+                Err(e) if super::host_deploy::is_not_found(&e) => {
+                    return super::host_deploy::get(g, &client, &id).await;
+                }
+                r => r?,
+            };
             if g.output == Output::Json {
                 output::print_json(&resp)?;
                 return Ok(ExitCode::SUCCESS);
@@ -322,7 +335,10 @@ mod tests {
     #[test]
     fn overrides_parse_and_bad_ones_say_why() {
         let mut args = DeployArgs {
-            service: "web".into(),
+            service: Some("web".into()),
+            application: None,
+            deployment_group: None,
+            revision: None,
             task_definition: None,
             appspec: None,
             deployment_config: None,

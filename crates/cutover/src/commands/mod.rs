@@ -7,6 +7,7 @@ mod alarms;
 mod apply;
 mod demo;
 mod deploy;
+mod host_deploy;
 mod logs;
 mod pipelines;
 mod registry;
