@@ -24,34 +24,9 @@ pub use images::{
     put_tag, referrers,
 };
 
-/// Whether a tag, once pushed, may point at other content (ECR's
-/// `imageTagMutability`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagMutability {
-    /// A tag may be moved to other content (the default).
-    Mutable,
-    /// A tag, once pushed, always names the same content.
-    Immutable,
-}
-
-impl TagMutability {
-    /// ECR's name: `MUTABLE` or `IMMUTABLE`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TagMutability::Mutable => "MUTABLE",
-            TagMutability::Immutable => "IMMUTABLE",
-        }
-    }
-
-    /// Reads ECR's name.
-    pub fn parse(s: &str) -> Option<TagMutability> {
-        match s {
-            "MUTABLE" => Some(TagMutability::Mutable),
-            "IMMUTABLE" => Some(TagMutability::Immutable),
-            _ => None,
-        }
-    }
-}
+/// Whether a tag, once pushed, may point at other content: the stack's
+/// and ECR's one type (`cutover-spec`), stored by its ECR name.
+pub use cutover_spec::ecr::TagMutability;
 
 /// A repository and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use cutover_api::apply::{PlanAction, PlanItem, PlanSubject};
-use cutover_spec::ecr::{ImageRepositorySpec, TagMutability as SpecMutability};
+use cutover_spec::ecr::ImageRepositorySpec;
 use cutover_store::StoreError;
 use cutover_store::registry::{self as rows, RepositoryRow, TagMutability};
 use rusqlite::Connection;
@@ -30,10 +30,7 @@ fn item(name: &str, action: PlanAction, changes: Vec<String>) -> PlanItem {
 /// The row `spec` asks for (creation time and name from `base`).
 fn wanted(base: &RepositoryRow, spec: &ImageRepositorySpec) -> RepositoryRow {
     RepositoryRow {
-        tag_mutability: match spec.image_tag_mutability {
-            SpecMutability::Mutable => TagMutability::Mutable,
-            SpecMutability::Immutable => TagMutability::Immutable,
-        },
+        tag_mutability: spec.image_tag_mutability,
         scan_on_push: spec.image_scanning_configuration.scan_on_push,
         anonymous_pull: spec.anonymous_pull,
         lifecycle_policy: spec

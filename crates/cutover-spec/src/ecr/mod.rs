@@ -82,6 +82,15 @@ impl TagMutability {
             TagMutability::Immutable => "IMMUTABLE",
         }
     }
+
+    /// Reads ECR's name (as stored): `MUTABLE` or `IMMUTABLE`.
+    pub fn parse(s: &str) -> Option<TagMutability> {
+        match s {
+            "MUTABLE" => Some(TagMutability::Mutable),
+            "IMMUTABLE" => Some(TagMutability::Immutable),
+            _ => None,
+        }
+    }
 }
 
 /// `imageScanningConfiguration` (ECR's shape of the same name).
