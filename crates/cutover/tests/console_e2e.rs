@@ -250,14 +250,15 @@ fn with_a_token_the_console_needs_the_cookie_and_refuses_forged_and_cross_origin
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
+    struct Kill<'a>(&'a mut std::process::Child, std::path::PathBuf);
     impl Drop for Kill<'_> {
         fn drop(&mut self) {
             let _ = self.0.kill();
             let _ = self.0.wait();
+            stop_data_plane(&self.1);
         }
     }
-    let _kill = Kill(&mut child);
+    let _kill = Kill(&mut child, tmp.path().join("data"));
     wait_until(Duration::from_secs(20), || {
         std::net::TcpStream::connect(&addr).is_ok()
     })
