@@ -26,7 +26,7 @@ use bollard::query_parameters::ListNetworksOptions;
 use bollard::{BollardRequest, ClientVersion, Docker};
 
 use crate::error::DockerError;
-use crate::{EngineInfo, NetworkMode};
+use crate::{DockerOptions, EngineInfo, NetworkMode};
 
 /// Where an engine listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +236,29 @@ pub(crate) struct Connected {
     pub(crate) local: bool,
     /// Name, versions, address and network mode.
     pub(crate) info: EngineInfo,
+}
+
+/// Connects the way `options` and the environment (`DOCKER_HOST`,
+/// `XDG_RUNTIME_DIR`) say, in `network` mode: the one entry point of the
+/// docker and swarm runtimes. Refuses an empty instance id first.
+pub(crate) async fn connect_with(
+    options: &DockerOptions,
+    network: NetworkMode,
+) -> Result<Connected, DockerError> {
+    if options.instance.trim().is_empty() {
+        return Err(DockerError::InvalidHost {
+            host: options.host.clone().unwrap_or_default(),
+            reason: "the instance id is empty",
+        });
+    }
+    let docker_host = std::env::var("DOCKER_HOST").ok();
+    let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
+    let candidates = candidates(
+        options.host.as_deref(),
+        docker_host.as_deref(),
+        xdg.as_deref(),
+    )?;
+    connect(candidates, network).await
 }
 
 /// Connects to the first engine that answers, negotiates the API version

@@ -76,24 +76,11 @@ impl DockerRuntime {
     /// Finds the engine, negotiates the API version and decides the network
     /// mode. Fails when no engine answers or the instance id is empty.
     pub async fn connect(options: DockerOptions) -> Result<Self, DockerError> {
-        if options.instance.trim().is_empty() {
-            return Err(DockerError::InvalidHost {
-                host: options.host.unwrap_or_default(),
-                reason: "the instance id is empty",
-            });
-        }
-        let docker_host = std::env::var("DOCKER_HOST").ok();
-        let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
-        let candidates = discovery::candidates(
-            options.host.as_deref(),
-            docker_host.as_deref(),
-            xdg.as_deref(),
-        )?;
         let discovery::Connected {
             docker,
             local,
             info,
-        } = discovery::connect(candidates, options.network).await?;
+        } = discovery::connect_with(&options, options.network).await?;
         tracing::info!(
             engine = %info.name, version = %info.version, api = %info.api_version,
             socket = %info.socket, network = %info.network, instance = %options.instance,

@@ -61,21 +61,8 @@ pub struct SwarmRuntime {
 impl SwarmRuntime {
     /// Connects to the engine and checks that it manages a swarm.
     pub async fn connect(options: DockerOptions) -> Result<Self, DockerError> {
-        if options.instance.trim().is_empty() {
-            return Err(DockerError::InvalidHost {
-                host: options.host.unwrap_or_default(),
-                reason: "the instance id is empty",
-            });
-        }
-        let docker_host = std::env::var("DOCKER_HOST").ok();
-        let xdg = std::env::var("XDG_RUNTIME_DIR").ok();
-        let candidates = discovery::candidates(
-            options.host.as_deref(),
-            docker_host.as_deref(),
-            xdg.as_deref(),
-        )?;
         let discovery::Connected { docker, info, .. } =
-            discovery::connect(candidates, NetworkMode::Host).await?;
+            discovery::connect_with(&options, NetworkMode::Host).await?;
         let swarm = docker.info().await?.swarm.unwrap_or_default();
         if swarm.control_available != Some(true) {
             return Err(DockerError::NotAManager {
