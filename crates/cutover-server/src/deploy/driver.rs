@@ -197,21 +197,13 @@ impl Driver {
     }
 
     async fn event(&self, message: &str) {
-        let id = &self.row.id;
-        let (at, subject, line) = (
+        super::record_event(
+            &self.dep.store,
             self.dep.clock.now_ms(),
-            format!("deployment/{id}"),
-            message.to_string(),
-        );
-        if let Err(e) = self
-            .dep
-            .store
-            .call(move |c| ops::add_event(c, at, &subject, &line))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record deployment event");
-        }
-        tracing::info!(deployment = %id, "{message}");
+            &self.row.id,
+            message,
+        )
+        .await;
     }
 
     /// Persists the engine state, then executes the effects in order.

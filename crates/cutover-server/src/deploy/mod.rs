@@ -28,6 +28,20 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Records a line in deployment `id`'s events (`deployment/ID`, at `at`)
+/// and the log: the one writer of deployment events for container and
+/// host deployments. A store failure is logged, never fatal to the driver.
+pub(crate) async fn record_event(store: &Arc<Store>, at: u64, id: &str, message: &str) {
+    let (subject, line) = (format!("deployment/{id}"), message.to_string());
+    if let Err(e) = store
+        .call(move |c| ops::add_event(c, at, &subject, &line))
+        .await
+    {
+        tracing::warn!(deployment = %id, error = %e, "cannot record deployment event");
+    }
+    tracing::info!(deployment = %id, "{message}");
+}
+
 /// Why a deployment could not be created or reached.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DeployError {

@@ -299,20 +299,8 @@ impl Driver {
     }
 
     async fn event(&self, message: &str) {
-        let (at, subject, line) = (
-            self.dep.clock.now_ms(),
-            format!("deployment/{}", self.row.id),
-            message.to_string(),
-        );
-        if let Err(e) = self
-            .dep
-            .store
-            .call(move |c| ops::add_event(c, at, &subject, &line))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record host deployment event");
-        }
-        tracing::info!(deployment = %self.row.id, "{message}");
+        let at = self.dep.clock.now_ms();
+        crate::deploy::record_event(&self.dep.store, at, &self.row.id, message).await;
     }
 
     /// Persists the planner state with what `effects` intend, then executes
