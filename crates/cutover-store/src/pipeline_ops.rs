@@ -416,16 +416,7 @@ fn stack_pipelines(body: &str) -> Result<Vec<String>, StoreError> {
 /// The last stack applied under each stack key (`stacks.file`), oldest
 /// first: `(key, names under its pipelines:)`.
 pub fn latest_stacks(c: &Connection) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-    let mut stmt = c
-        .prepare(
-            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file) ORDER BY id",
-        )
-        .map_err(StoreError::sql("read stacks"))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(StoreError::sql("read stacks"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sql("read stacks"))?;
+    let rows = crate::ops::latest_stack_bodies(c)?;
     rows.into_iter()
         .map(|(file, body)| Ok((file, stack_pipelines(&body)?)))
         .collect()

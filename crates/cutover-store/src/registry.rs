@@ -370,17 +370,7 @@ pub fn stack_image_repositories(c: &Connection) -> Result<Vec<(String, Vec<Strin
         #[serde(default, rename = "imageRepositories")]
         image_repositories: BTreeMap<String, serde::de::IgnoredAny>,
     }
-    let mut stmt = c
-        .prepare(
-            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
-             ORDER BY id",
-        )
-        .map_err(StoreError::sql("list stacks"))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(StoreError::sql("list stacks"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sql("list stacks"))?;
+    let rows = crate::ops::latest_stack_bodies(c)?;
     Ok(rows
         .into_iter()
         .map(|(file, body)| {

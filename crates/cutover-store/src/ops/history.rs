@@ -62,6 +62,22 @@ pub fn record_stack(
     Ok(c.last_insert_rowid())
 }
 
+/// The last stack applied under each stack key (`stacks.file`), oldest
+/// first: `(key, stored body)`. The one query behind every "which stack
+/// declares what" reader.
+pub fn latest_stack_bodies(c: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = c
+        .prepare(
+            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
+             ORDER BY id",
+        )
+        .map_err(StoreError::sql("list stacks"))?;
+    stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(StoreError::sql("list stacks"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(StoreError::sql("list stacks"))
+}
+
 /// The stack file that last declared each service: the newest apply of
 /// every stack, read for its `services` (a stored body that cannot be read
 /// names nothing).
@@ -71,19 +87,8 @@ pub fn stack_files_by_service(c: &Connection) -> Result<BTreeMap<String, String>
         #[serde(default)]
         services: BTreeMap<String, serde::de::IgnoredAny>,
     }
-    let mut stmt = c
-        .prepare(
-            "SELECT file, body FROM stacks WHERE id IN (SELECT MAX(id) FROM stacks GROUP BY file)
-             ORDER BY id",
-        )
-        .map_err(StoreError::sql("list stacks"))?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(StoreError::sql("list stacks"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(StoreError::sql("list stacks"))?;
     let mut out = BTreeMap::new();
-    for (file, body) in rows {
+    for (file, body) in latest_stack_bodies(c)? {
         if let Ok(body) = serde_json::from_str::<Body>(&body) {
             for svc in body.services.into_keys() {
                 out.insert(svc, file.clone());

@@ -14,7 +14,7 @@ pub use deployments::{
     deployment, list_deployments, put_deployment, unfinished_deployments, unfinished_deployments_of,
 };
 pub use history::{
-    StackSection, add_event, events, latest_deployment_configs, record_stack,
+    StackSection, add_event, events, latest_deployment_configs, latest_stack_bodies, record_stack,
     stack_files_by_service, stack_functions,
 };
 pub use services::{delete_drained_service, list_services, put_service, service};
