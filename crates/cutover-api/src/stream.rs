@@ -1,11 +1,13 @@
 //! The live feed, `GET /v1/events/stream?topic=...`: server-sent events,
 //! each a typed snapshot of the watched object, sent when it changes (and
 //! once at the start). The console's pages and any client can follow a
-//! deployment, a service, a pipeline, the service list or the alarms
-//! without polling.
+//! deployment, a service, a pipeline, the service list, the alarms, a host
+//! deployment or the agents without polling.
 
+use crate::agents::AgentList;
 use crate::alarms::AlarmList;
 use crate::deployments::Deployment;
+use crate::host_deployments::HostDeploymentView;
 use crate::pipelines::ExecutionList;
 use crate::services::{Service, ServiceList};
 use serde::{Deserialize, Serialize};
@@ -13,8 +15,8 @@ use std::fmt;
 use std::str::FromStr;
 use utoipa::{IntoParams, ToSchema};
 
-/// What a stream follows: `services`, `alarms`, `service/NAME`,
-/// `deployment/ID` or `pipeline/NAME`.
+/// What a stream follows: `services`, `alarms`, `agents`, `service/NAME`,
+/// `deployment/ID`, `pipeline/NAME` or `host-deployment/ID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Topic {
     /// Every service with its counts (the console's overview).
@@ -27,12 +29,16 @@ pub enum Topic {
     Deployment(String),
     /// One pipeline's executions, newest first.
     Pipeline(String),
+    /// Every host agent (the console's hosts page).
+    Agents,
+    /// One host deployment, host by host.
+    HostDeployment(String),
 }
 
 /// A topic that is not one of [`Topic`]'s forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown topic {0:?}: expected services, alarms, service/NAME, deployment/ID or pipeline/NAME"
+    "unknown topic {0:?}: expected services, alarms, agents, service/NAME, deployment/ID, pipeline/NAME or host-deployment/ID"
 )]
 pub struct UnknownTopic(pub String);
 
@@ -49,9 +55,11 @@ impl FromStr for Topic {
         match s.split_once('/') {
             None if s == "services" => Ok(Topic::Services),
             None if s == "alarms" => Ok(Topic::Alarms),
+            None if s == "agents" => Ok(Topic::Agents),
             Some(("service", rest)) => named(rest, Topic::Service),
             Some(("deployment", rest)) => named(rest, Topic::Deployment),
             Some(("pipeline", rest)) => named(rest, Topic::Pipeline),
+            Some(("host-deployment", rest)) => named(rest, Topic::HostDeployment),
             _ => Err(UnknownTopic(s.to_string())),
         }
     }
@@ -65,6 +73,8 @@ impl fmt::Display for Topic {
             Topic::Service(n) => write!(f, "service/{n}"),
             Topic::Deployment(id) => write!(f, "deployment/{id}"),
             Topic::Pipeline(n) => write!(f, "pipeline/{n}"),
+            Topic::Agents => f.write_str("agents"),
+            Topic::HostDeployment(id) => write!(f, "host-deployment/{id}"),
         }
     }
 }
@@ -73,7 +83,8 @@ impl fmt::Display for Topic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// `services`, `alarms`, `service/NAME`, `deployment/ID` or `pipeline/NAME`.
+    /// `services`, `alarms`, `agents`, `service/NAME`, `deployment/ID`,
+    /// `pipeline/NAME` or `host-deployment/ID`.
     pub topic: String,
 }
 
@@ -92,6 +103,10 @@ pub enum StreamEvent {
     Deployment(Box<Deployment>),
     /// The pipeline's executions changed.
     Pipeline(ExecutionList),
+    /// The agents changed.
+    Agents(AgentList),
+    /// The host deployment changed.
+    HostDeployment(Box<HostDeploymentView>),
 }
 
 impl StreamEvent {
@@ -103,6 +118,8 @@ impl StreamEvent {
             StreamEvent::Service(_) => "service",
             StreamEvent::Deployment(_) => "deployment",
             StreamEvent::Pipeline(_) => "pipeline",
+            StreamEvent::Agents(_) => "agents",
+            StreamEvent::HostDeployment(_) => "hostDeployment",
         }
     }
 }
@@ -119,6 +136,8 @@ mod tests {
             "service/web",
             "deployment/d-1",
             "pipeline/app",
+            "agents",
+            "host-deployment/hd-1",
         ] {
             assert_eq!(t.parse::<Topic>().unwrap().to_string(), t);
         }
@@ -129,6 +148,7 @@ mod tests {
             "service/a/b",
             "tasks/x",
             "Services",
+            "host-deployment/",
         ] {
             assert!(bad.parse::<Topic>().is_err(), "{bad}");
         }

@@ -35,6 +35,10 @@ pub(crate) async fn snapshot(st: &AppState, topic: &Topic) -> ApiResult<StreamEv
         Topic::Pipeline(n) => {
             StreamEvent::Pipeline(pipelines::executions(st, Path(n.clone())).await?.0)
         }
+        Topic::Agents => StreamEvent::Agents(crate::hosts::api::list(st).await?.0),
+        Topic::HostDeployment(id) => StreamEvent::HostDeployment(Box::new(
+            crate::hosts::deploy_api::get(st, Path(id.clone())).await?.0,
+        )),
     })
 }
 
