@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod feed;
 mod output;
 
 use clap::Parser;

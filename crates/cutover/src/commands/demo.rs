@@ -10,6 +10,7 @@
 use super::watch::{self, clock};
 use crate::cli::{DemoArgs, Globals, Output};
 use crate::client::Client;
+use crate::feed::Feed;
 use crate::output::wire;
 use anyhow::{Context, bail};
 use cutover_api::alarms::AlarmDescription;
@@ -17,6 +18,7 @@ use cutover_api::apply::{ApplyRequest, ApplyResponse};
 use cutover_api::deployments::{CreateDeploymentRequest, DeploymentEnvelope};
 use cutover_api::query::TaskListQuery;
 use cutover_api::services::{Event, ServerStatus, ServiceEnvelope};
+use cutover_api::stream::{StreamEvent, Topic};
 use cutover_api::tasks::TaskList;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -224,30 +226,29 @@ async fn follow_with_split(
     traffic: &Traffic,
 ) -> anyhow::Result<watch::Ending> {
     let mut seen = std::collections::HashSet::new();
-    let mut last_split = Instant::now();
+    let mut feed = Feed::new(client, Topic::Deployment(id.to_string()));
+    let second = Duration::from_secs(1);
+    let mut split_tick = tokio::time::interval_at(tokio::time::Instant::now() + second, second);
     loop {
-        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = v.deployment;
+        // `Feed::next` may be dropped and called again.
+        let d = tokio::select! {
+            d = watch::next_deployment(&mut feed) => d?,
+            _ = split_tick.tick() => {
+                println!(
+                    "   {}",
+                    styled(2, &format!("  clients see {}", split(traffic)))
+                );
+                continue;
+            }
+        };
         for e in d.events.iter().flatten() {
             if seen.insert(e.id) {
                 println!("   {}  {}", clock(e.at), e.message);
             }
         }
-        if last_split.elapsed() >= Duration::from_secs(1) {
-            last_split = Instant::now();
-            println!(
-                "   {}",
-                styled(2, &format!("  clients see {}", split(traffic)))
-            );
-        }
         if d.finished_at.is_some() {
-            return Ok(watch::Ending {
-                status: d.status,
-                rolled_back: d.rolled_back_by.is_some(),
-                deployment: d,
-            });
+            return Ok(watch::Ending::of(d));
         }
-        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 
@@ -277,16 +278,23 @@ impl Drop for DemoServer {
 }
 
 async fn wait_healthy(client: &Client, n: u32) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let v: ServiceEnvelope = client.get("/v1/services/web").await?;
-        let s = &v.service;
-        if s.healthy_count == n && s.running_count == n {
-            return Ok(());
+    let mut feed = Feed::new(client, Topic::Service("web".into()));
+    let healthy = async {
+        loop {
+            let s = feed
+                .next_of(|e| match e {
+                    StreamEvent::Service(s) => Some(s),
+                    _ => None,
+                })
+                .await?;
+            if s.healthy_count == n && s.running_count == n {
+                return anyhow::Ok(());
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("service web did not reach {n} healthy tasks within 30 s")
+    };
+    tokio::time::timeout(Duration::from_secs(30), healthy)
+        .await
+        .map_err(|_| anyhow::anyhow!("service web did not reach {n} healthy tasks within 30 s"))?
 }
 
 async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u16)> {

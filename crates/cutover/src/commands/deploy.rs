@@ -151,7 +151,7 @@ async fn finish(g: &Globals, client: &Client, id: &str) -> anyhow::Result<ExitCo
     let ending = if g.output == Output::Table {
         watch::follow(client, id, "").await?
     } else {
-        quiet_follow(client, id).await?
+        watch::follow_quietly(client, id).await?
     };
     match g.output {
         Output::Json => output::print_json(&DeploymentEnvelope {
@@ -174,21 +174,6 @@ async fn finish(g: &Globals, client: &Client, id: &str) -> anyhow::Result<ExitCo
     } else {
         ExitCode::FAILURE
     })
-}
-
-async fn quiet_follow(client: &Client, id: &str) -> anyhow::Result<watch::Ending> {
-    loop {
-        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = v.deployment;
-        if d.finished_at.is_some() {
-            return Ok(watch::Ending {
-                status: d.status,
-                rolled_back: d.rolled_back_by.is_some(),
-                deployment: d,
-            });
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
 }
 
 pub(crate) async fn deployments(

@@ -7,23 +7,21 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use cutover_api::agents::BundleFormat;
 use cutover_api::host_deployments::{
     CreateHostDeploymentQuery, HostDeploymentView, HostEventStatus, HostTargetView,
 };
+use cutover_api::stream::{StreamEvent, Topic};
 use cutover_deploy::hosts::HostDeploymentStatus;
 use reqwest::StatusCode;
 
 use super::watch;
 use crate::cli::{DeployArgs, Globals, Output};
 use crate::client::{ApiFailure, Client};
+use crate::feed::Feed;
 use crate::output::{self, opt, wire};
-
-/// How often `--wait` looks at the deployment.
-const POLL: Duration = Duration::from_millis(500);
 
 /// Whether `e` is the server's 404.
 pub(crate) fn is_not_found(e: &anyhow::Error) -> bool {
@@ -119,13 +117,19 @@ async fn bundle(path: &Path) -> anyhow::Result<(reqwest::Body, BundleFormat)> {
     Ok((reqwest::Body::wrap_stream(stream), format))
 }
 
-/// Polls deployment `id` until it ends, printing each host's events as
-/// they end (when `table`). Returns its last view.
+/// Follows deployment `id` on the live feed until it ends, printing each
+/// host's events as they end (when `table`). Returns its last view.
 async fn follow(client: &Client, id: &str, table: bool) -> anyhow::Result<HostDeploymentView> {
     let mut shown: BTreeSet<(String, usize)> = BTreeSet::new();
     let mut hosts_done: BTreeSet<String> = BTreeSet::new();
+    let mut feed = Feed::new(client, Topic::HostDeployment(id.to_string()));
     loop {
-        let v: HostDeploymentView = client.get(&format!("/v1/host-deployments/{id}")).await?;
+        let v = feed
+            .next_of(|e| match e {
+                StreamEvent::HostDeployment(v) => Some(*v),
+                _ => None,
+            })
+            .await?;
         if table {
             for t in &v.targets {
                 for line in progress(t, &mut shown, &mut hosts_done) {
@@ -146,7 +150,6 @@ async fn follow(client: &Client, id: &str, table: bool) -> anyhow::Result<HostDe
             }
             return Ok(v);
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 

@@ -4,23 +4,25 @@
 use super::watch::clock;
 use crate::cli::{ApprovalArgs, BuildCommand, Globals, Output, PipelineCommand};
 use crate::client::Client;
+use crate::feed::Feed;
 use crate::output::{self, opt, wire};
 use anyhow::Context;
 use cutover_api::builds::{BuildEnvelope, BuildList, BuildLog};
 use cutover_api::pipelines::{
-    ApprovalRequest, ApprovalResponse, ExecutionEnvelope, ExecutionList, ExecutionView,
-    PipelineDescription, PipelineList, RetryStageRequest, RetryStageResponse,
-    StartExecutionRequest, StartExecutionResponse, StopExecutionRequest, StopExecutionResponse,
-    TransitionRequest, TransitionResponse,
+    ApprovalRequest, ApprovalResponse, ExecutionList, ExecutionView, PipelineDescription,
+    PipelineList, RetryStageRequest, RetryStageResponse, StartExecutionRequest,
+    StartExecutionResponse, StopExecutionRequest, StopExecutionResponse, TransitionRequest,
+    TransitionResponse,
 };
 use cutover_api::query::{BuildListQuery, BuildLogQuery};
+use cutover_api::stream::{StreamEvent, Topic};
 use cutover_pipeline::engine::{ExecutionStatus, RetryMode};
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// How often `--wait` and `--follow` poll.
+/// How often `builds logs --follow` polls (build logs have no live feed).
 const POLL: Duration = Duration::from_millis(250);
 
 fn parse_variables(vars: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -321,15 +323,23 @@ fn progress_lines(e: &ExecutionView) -> BTreeMap<String, String> {
     lines
 }
 
-/// Prints progress lines as they change until the execution ends; the
-/// exit code says whether it succeeded.
+/// Prints progress lines as they change on the pipeline's live feed until
+/// the execution ends; the exit code says whether it succeeded.
 async fn follow_execution(client: &Client, name: &str, id: &str) -> anyhow::Result<ExitCode> {
     let mut shown: BTreeMap<String, String> = BTreeMap::new();
+    let mut feed = Feed::new(client, Topic::Pipeline(name.to_string()));
     loop {
-        let resp: ExecutionEnvelope = client
-            .get(&format!("/v1/pipelines/{name}/executions/{id}"))
+        let list = feed
+            .next_of(|e| match e {
+                StreamEvent::Pipeline(list) => Some(list),
+                _ => None,
+            })
             .await?;
-        let e = &resp.execution;
+        let e = list
+            .executions
+            .iter()
+            .find(|e| e.id == id)
+            .with_context(|| format!("execution {id} of pipeline {name} is gone"))?;
         for (key, line) in progress_lines(e) {
             if shown.get(&key) != Some(&line) {
                 println!("{}  {line}", clock(output::now_ms()));
@@ -354,7 +364,6 @@ async fn follow_execution(client: &Client, name: &str, id: &str) -> anyhow::Resu
                 ExitCode::FAILURE
             });
         }
-        tokio::time::sleep(POLL).await;
     }
 }
 

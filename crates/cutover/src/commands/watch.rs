@@ -1,9 +1,12 @@
-//! Following a deployment live: lifecycle events and history lines as they
-//! happen, and a progress bar of the production traffic split.
+//! Following a deployment live on the server's feed: lifecycle events and
+//! history lines as they happen, and a progress bar of the production
+//! traffic split.
 
 use crate::client::Client;
+use crate::feed::Feed;
 use crate::output::wire;
-use cutover_api::deployments::{Deployment, DeploymentEnvelope};
+use cutover_api::deployments::Deployment;
+use cutover_api::stream::{StreamEvent, Topic};
 use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
@@ -17,14 +20,23 @@ pub(crate) struct Ending {
 }
 
 impl Ending {
+    pub(crate) fn of(deployment: Deployment) -> Ending {
+        Ending {
+            status: deployment.status,
+            rolled_back: deployment.rolled_back_by.is_some(),
+            deployment,
+        }
+    }
+
     /// Succeeded without a rollback.
     pub(crate) fn ok(&self) -> bool {
         self.status == DeploymentStatus::Succeeded && !self.rolled_back
     }
 }
 
-/// Polls the deployment every 200 ms, printing each new history line, until
-/// it finishes. `prefix` starts every printed line (the demo indents).
+/// Follows the deployment on the live feed, printing each new history
+/// line, until it finishes. `prefix` starts every printed line (the demo
+/// indents).
 pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::Result<Ending> {
     let bar = ProgressBar::new(100);
     bar.set_style(
@@ -40,10 +52,10 @@ pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::R
     } else {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let mut feed = Feed::new(client, Topic::Deployment(id.to_string()));
     let mut seen = HashSet::new();
     loop {
-        let v: DeploymentEnvelope = client.get(&format!("/v1/deployments/{id}")).await?;
-        let d = v.deployment;
+        let d = next_deployment(&mut feed).await?;
         for e in d.events.iter().flatten() {
             if seen.insert(e.id) {
                 let line = format!("{prefix}{}  {}", clock(e.at), e.message);
@@ -69,14 +81,29 @@ pub(crate) async fn follow(client: &Client, id: &str, prefix: &str) -> anyhow::R
         bar.set_message(format!("{} {current}", wire(&d.status)));
         if d.finished_at.is_some() {
             bar.finish_and_clear();
-            return Ok(Ending {
-                status: d.status,
-                rolled_back: d.rolled_back_by.is_some(),
-                deployment: d,
-            });
+            return Ok(Ending::of(d));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Follows the deployment on the live feed, printing nothing, until it
+/// finishes.
+pub(crate) async fn follow_quietly(client: &Client, id: &str) -> anyhow::Result<Ending> {
+    let mut feed = Feed::new(client, Topic::Deployment(id.to_string()));
+    loop {
+        let d = next_deployment(&mut feed).await?;
+        if d.finished_at.is_some() {
+            return Ok(Ending::of(d));
+        }
+    }
+}
+
+pub(crate) async fn next_deployment(feed: &mut Feed<'_>) -> anyhow::Result<Deployment> {
+    feed.next_of(|e| match e {
+        StreamEvent::Deployment(d) => Some(*d),
+        _ => None,
+    })
+    .await
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a Unix-ms timestamp.
