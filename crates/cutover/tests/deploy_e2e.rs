@@ -1,7 +1,8 @@
 //! End to end: blue/green deployments through the real binary under live
 //! traffic: the demo tour (a canary, then an alarm rollback), and a
 //! `kill -9` of the control plane in the middle of a canary, during which
-//! the data plane keeps serving and after which the deployment resumes.
+//! the data plane keeps serving and after which the deployment resumes (and
+//! `cutover deployments watch`, reconnecting to the feed, sees it end).
 
 mod common;
 
@@ -96,6 +97,31 @@ fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes(
     let load = Load::start(format!("127.0.0.1:{prod}"), 4);
     let created = server.json(&["deploy", "web", "--env", "web:APP_VERSION=v2"]);
     let id = created["deployment"]["id"].as_str().unwrap().to_string();
+    // A watcher on the live feed, connected (it printed a line) before the
+    // crash; its lines are collected by a thread.
+    let mut watch = std::process::Command::new(BIN)
+        .args(["deployments", "watch", &id])
+        .env("CUTOVER_SERVER", server.url())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (line_tx, lines) = std::sync::mpsc::channel();
+    let watch_out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(watch_out).lines() {
+            let Ok(line) = line else { break };
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut watched = vec![
+        lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the watcher printed nothing"),
+    ];
 
     // Wait for the canary step, then kill the control plane.
     let at_canary = wait_until(Duration::from_secs(30), || {
@@ -137,6 +163,27 @@ fn a_control_plane_crash_mid_canary_loses_no_request_and_the_deployment_resumes(
     );
     let d = server.json(&["deployments", "get", &id]);
     assert_eq!(d["deployment"]["status"], "Succeeded", "{d:#}");
+    // The watcher reconnected and followed the deployment to its end.
+    let exited = wait_until(Duration::from_secs(20), || {
+        watch.try_wait().unwrap().is_some()
+    });
+    if exited.is_none() {
+        let _ = watch.kill();
+    }
+    let status = watch.wait().unwrap();
+    watched.extend(lines.iter());
+    let watched = watched.join("\n");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut watch.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{watched}\n{err}");
+    assert!(
+        watched.ends_with(&format!("deployment {id} Succeeded")),
+        "{watched}"
+    );
+    assert!(
+        watched.contains("traffic applied: 100% of production on green"),
+        "{watched}"
+    );
     // Some traffic after the end: 50 more answers.
     let ok_at_end = load.ok.load(Ordering::Relaxed);
     wait_until(Duration::from_secs(20), || {
