@@ -20,6 +20,7 @@ pub(crate) struct Ending {
 }
 
 impl Ending {
+    /// The ending of a finished deployment.
     pub(crate) fn of(deployment: Deployment) -> Ending {
         Ending {
             status: deployment.status,
@@ -98,6 +99,7 @@ pub(crate) async fn follow_quietly(client: &Client, id: &str) -> anyhow::Result<
     }
 }
 
+/// The deployment's next snapshot on its feed.
 pub(crate) async fn next_deployment(feed: &mut Feed<'_>) -> anyhow::Result<Deployment> {
     feed.next_of(|e| match e {
         StreamEvent::Deployment(d) => Some(*d),
