@@ -96,7 +96,7 @@ fn lifecycle(d: &Deployment, records: &[LifecycleRecord], now: u64) -> Markup {
                             }
                         }
                         @if r.message.is_some() || !about.is_empty() {
-                            details.hook open[r.status == EventStatus::Failed] {
+                            details.hook id={ "hook-" (name) } open[r.status == EventStatus::Failed] {
                                 summary { "Output of " (name) }
                                 @if let Some(m) = &r.message { pre.output { (m) } }
                                 @if !about.is_empty() {
