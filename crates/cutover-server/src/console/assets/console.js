@@ -146,7 +146,7 @@
     }).catch(function () {});
   }
 
-  // Build logs by URL: the text so far, the next offset, whether it ended.
+  // Build logs by URL: the text so far and the next offset.
   // A re-render brings a fresh <pre>; the tail fills it from here.
   var tails = {};
   function buildLog(pre) {
@@ -154,7 +154,7 @@
     if (!url) return;
     var t = tails[url];
     if (t) { show(url); return; }
-    t = tails[url] = { text: "", offset: 0, done: false };
+    t = tails[url] = { text: "", offset: 0 };
     function show(u) {
       var s = tails[u];
       document.querySelectorAll("pre[data-build-log]").forEach(function (p) {
@@ -170,16 +170,16 @@
       fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + "offset=" + t.offset, { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.json() : null; })
         .then(function (log) {
-          if (!log) { t.done = true; return; }
+          if (!log) return;
           t.text += log.text;
           if (t.text.length > 200000) t.text = t.text.slice(-100000);
           t.offset = log.nextOffset;
           show(url);
           // Until the build ended and everything it wrote was read.
-          if (log.finished && !log.text) { t.done = true; return; }
+          if (log.finished && !log.text) return;
           setTimeout(poll, log.text ? 50 : 500);
         })
-        .catch(function () { t.done = true; });
+        .catch(function () {});
     }
     poll();
   }
