@@ -78,10 +78,26 @@ pub(crate) type Running = Arc<Mutex<HashMap<String, CancellationToken>>>;
 
 /// The key of an action attempt.
 pub(crate) fn action_key(pipeline: &str, req: &ActionRequest) -> String {
-    format!(
-        "{pipeline}/{}/{}/{}/{}",
-        req.execution, req.stage, req.action, req.attempt
+    attempt_key(
+        pipeline,
+        &req.execution,
+        &req.stage,
+        &req.action,
+        req.attempt,
     )
+}
+
+/// The key of attempt `attempt` of action `action` of `stage` in execution
+/// `execution` of `pipeline`: a build's `action_key` when that attempt ran
+/// it (the console finds a running action's build log by it).
+pub fn attempt_key(
+    pipeline: &str,
+    execution: &str,
+    stage: &str,
+    action: &str,
+    attempt: u32,
+) -> String {
+    format!("{pipeline}/{execution}/{stage}/{action}/{attempt}")
 }
 
 /// Starts the driver of pipeline `name`, once `previous` (the driver the

@@ -56,6 +56,7 @@ pub use credentials::{BuildCredentials, IssuedCredentials, NoCredentials};
 pub use deployments::{
     AppSpecFile, DeploymentRequest, DeploymentState, Deployments, DeploymentsError,
 };
+pub use driver::attempt_key;
 pub use error::PipelineError;
 pub use image_scans::{ImageScanOutcome, ImageScans};
 pub use source::GitError;

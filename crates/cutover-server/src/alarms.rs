@@ -140,6 +140,20 @@ pub(crate) fn sample(bucket: &SecondBucket, metric: &MetricRef) -> Option<Second
     })
 }
 
+/// The history event of a change of state: `OK -> ALARM: why`.
+fn transition_message(from: AlarmState, to: AlarmState, reason: &str) -> String {
+    format!("{from} -> {to}: {reason}")
+}
+
+/// The state a history event of [`transition_message`] changed to; `None`
+/// for any other text. The console's alarm chart reads the state over
+/// time with it.
+pub(crate) fn transition_target(message: &str) -> Option<AlarmState> {
+    let (_, rest) = message.split_once(" -> ")?;
+    let (to, _) = rest.split_once(": ")?;
+    to.parse().ok()
+}
+
 async fn record(
     store: &Arc<Store>,
     clock: &dyn Clock,
@@ -154,7 +168,7 @@ async fn record(
         reason: t.reason.clone(),
         updated_at: clock.now_ms(),
     };
-    let msg = format!("{} -> {}: {}", t.from, t.to, t.reason);
+    let msg = transition_message(t.from, t.to, &t.reason);
     write_state(store, row, msg.clone()).await;
     tracing::info!(alarm = name, "{msg}");
 }
@@ -247,7 +261,7 @@ async fn reload(
 /// declaration changed meanwhile (then the next reload judges the new one).
 async fn record_unevaluable(store: &Arc<Store>, row: &AlarmRow, reason: &str, now: u64) {
     let to = AlarmState::InsufficientData;
-    let msg = format!("{} -> {to}: {reason}", row.state);
+    let msg = transition_message(row.state, to, reason);
     let row = AlarmRow {
         state: to,
         reason: reason.to_string(),
@@ -598,5 +612,13 @@ mod tests {
         assert!(a.reason.contains("Sideways"), "{}", a.reason);
         assert_eq!(history(&store, "web-5xx").len(), 1);
         assert_eq!(unevaluable.get("web-5xx"), Some(&2_000));
+    }
+
+    #[test]
+    fn a_transition_message_reads_back_as_its_new_state() {
+        let m = super::transition_message(AlarmState::Ok, AlarmState::Alarm, "x -> y: z");
+        assert_eq!(super::transition_target(&m), Some(AlarmState::Alarm));
+        assert_eq!(super::transition_target("alarm created"), None);
+        assert_eq!(super::transition_target("OK -> MAYBE: no"), None);
     }
 }

@@ -172,9 +172,11 @@ fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
             &format!("/deployments/{id}"),
             "/pipelines/gated",
             "/alarms",
+            "/hosts",
+            "/registry",
         ],
     );
-    assert_eq!(loaded["loaded"].as_array().unwrap().len(), 5);
+    assert_eq!(loaded["loaded"].as_array().unwrap().len(), 7);
     assert!(shots.join("console-deployment.png").is_file());
 
     // "Stop and roll back" during a canary rolls it back: checked through the API
@@ -207,6 +209,125 @@ fn the_console_follows_a_canary_live_rolls_back_and_approves_in_a_browser() {
     );
     assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "done");
     eprintln!("screenshots in {}", shots.display());
+}
+
+/// An application `shop` whose group `prod` is the hosts tagged env=prod,
+/// and a revision whose ApplicationStart waits for the file `$RELEASE`
+/// (the browser scenario writes it once the page showed the host in
+/// progress), then says hello.
+fn write_host_stack(root: &Path) -> PathBuf {
+    std::fs::write(
+        root.join("stack.yaml"),
+        "applications:
+  shop:
+    computePlatform: Server
+    deploymentGroups:
+      prod:
+        onPremisesTagFilters: [{Key: env, Value: prod, Type: KEY_AND_VALUE}]
+        deploymentConfig: CodeDeployDefault.OneAtATime
+",
+    )
+    .unwrap();
+    let rev = root.join("rev");
+    std::fs::create_dir_all(rev.join("hooks")).unwrap();
+    std::fs::write(
+        rev.join("appspec.yml"),
+        "version: 0.0\nos: linux\nhooks:\n  ApplicationStart:\n    - location: hooks/start.sh\n      timeout: 30\n",
+    )
+    .unwrap();
+    let start = rev.join("hooks/start.sh");
+    std::fs::write(
+        &start,
+        "#!/bin/sh\ni=0\nwhile [ ! -f \"$RELEASE\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\necho \"hello from $HOST_NAME\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&start, std::fs::Permissions::from_mode(0o755)).unwrap();
+    rev
+}
+
+#[test]
+fn the_hosts_pages_show_the_agents_and_a_host_deployment_advancing_live_in_a_browser() {
+    let server = Server::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let rev = write_host_stack(tmp.path());
+    let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One real agent (the same binary), killed on drop.
+    let root = tmp.path().join("host");
+    let release = tmp.path().join("release");
+    std::fs::create_dir_all(&root).unwrap();
+    let child = Command::new(BIN)
+        .args(["agent", "--server", &server.url(), "--name", "h1"])
+        .args(["--tags", "env=prod", "--zone", "a", "--env", "HOST_NAME=h1"])
+        .arg("--env")
+        .arg(format!("RELEASE={}", release.display()))
+        .arg("--root")
+        .arg(&root)
+        .env("CUTOVER_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(child);
+    wait_until(Duration::from_secs(20), || {
+        server.json(&["agents", "ls"])["agents"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .unwrap_or_else(|| panic!("the agent never registered\n{}", server.log()));
+
+    let v = server.json(&[
+        "deploy",
+        "--application",
+        "shop",
+        "--deployment-group",
+        "prod",
+        "--revision",
+        rev.to_str().unwrap(),
+    ]);
+    let id = v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v:#}"))
+        .to_string();
+    let watched = browser(&server, "hosts", &[&id, release.to_str().unwrap()]);
+    let seen: Vec<&str> = watched["seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        seen.iter().any(|s| s.starts_with("InProgress"))
+            && seen.last().is_some_and(|s| s.starts_with("Succeeded")),
+        "{seen:?}"
+    );
+    assert!(
+        watched["output"]
+            .as_str()
+            .unwrap()
+            .contains("hello from h1"),
+        "{watched:#}"
+    );
+    let d = server.json(&["deployments", "get", &id]);
+    assert_eq!(d["status"], "Succeeded", "{d:#}");
+    browser(
+        &server,
+        "pages",
+        &["/hosts", &format!("/host-deployments/{id}")],
+    );
 }
 
 /// One raw HTTP/1.1 exchange: (status, head, body).

@@ -224,33 +224,41 @@ impl AlarmEvaluator {
     /// no data (or, for statistics of values, no values).
     fn aggregate(&self, start: u64, end: u64) -> Option<f64> {
         let samples: Vec<&SecondSample> = self.samples.range(start..end).map(|(_, s)| s).collect();
-        if samples.is_empty() {
-            return None;
-        }
-        let with_values = || samples.iter().filter(|s| s.count > 0);
-        let value = match self.alarm.statistic {
-            Statistic::Sum => samples.iter().map(|s| s.sum).sum(),
-            Statistic::SampleCount => samples.iter().map(|s| s.count as f64).sum(),
-            Statistic::Average => {
-                let count: u64 = samples.iter().map(|s| s.count).sum();
-                if count == 0 {
-                    return None;
-                }
-                samples.iter().map(|s| s.sum).sum::<f64>() / count as f64
-            }
-            Statistic::Minimum => with_values().map(|s| s.min).reduce(f64::min)?,
-            Statistic::Maximum => with_values().map(|s| s.max).reduce(f64::max)?,
-            Statistic::Percentile(p) => with_values()
-                .map(|s| match p {
-                    p if p <= 50.0 => s.p50,
-                    p if p <= 90.0 => s.p90,
-                    p if p <= 99.0 => s.p99,
-                    _ => s.max,
-                })
-                .reduce(f64::max)?,
-        };
-        (!value.is_nan()).then_some(value)
+        statistic_of(self.alarm.statistic, &samples)
     }
+}
+
+/// `statistic` over `samples` as an alarm judges a period, `None` when
+/// there is no data (or, for statistics of values, no values). The console
+/// draws an alarm's value per second with it, so the chart shows what the
+/// evaluator compares.
+pub fn statistic_of(statistic: Statistic, samples: &[&SecondSample]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let with_values = || samples.iter().filter(|s| s.count > 0);
+    let value = match statistic {
+        Statistic::Sum => samples.iter().map(|s| s.sum).sum(),
+        Statistic::SampleCount => samples.iter().map(|s| s.count as f64).sum(),
+        Statistic::Average => {
+            let count: u64 = samples.iter().map(|s| s.count).sum();
+            if count == 0 {
+                return None;
+            }
+            samples.iter().map(|s| s.sum).sum::<f64>() / count as f64
+        }
+        Statistic::Minimum => with_values().map(|s| s.min).reduce(f64::min)?,
+        Statistic::Maximum => with_values().map(|s| s.max).reduce(f64::max)?,
+        Statistic::Percentile(p) => with_values()
+            .map(|s| match p {
+                p if p <= 50.0 => s.p50,
+                p if p <= 90.0 => s.p90,
+                p if p <= 99.0 => s.p99,
+                _ => s.max,
+            })
+            .reduce(f64::max)?,
+    };
+    (!value.is_nan()).then_some(value)
 }
 
 /// Datapoints newest first, for reasons: `5`, `0`, `missing`.

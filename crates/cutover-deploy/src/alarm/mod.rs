@@ -40,7 +40,7 @@ pub use cutover_spec::stack::{
     AlarmRule, AlarmRuleError, AlarmState, ComparisonOperator, Statistic, TreatMissingData,
     parse_alarm_rule,
 };
-pub use evaluator::{AlarmEvaluator, HISTORY_LIMIT};
+pub use evaluator::{AlarmEvaluator, HISTORY_LIMIT, statistic_of};
 
 /// What the data plane measured in one second for one metric.
 ///

@@ -14,7 +14,7 @@ mod error;
 mod openapi;
 pub(crate) mod pipelines;
 mod registry;
-mod scans;
+pub(crate) mod scans;
 pub(crate) mod services;
 pub(crate) mod task_definitions;
 mod tasks;

@@ -5,10 +5,11 @@
 use super::auth::{Session, csrf_refusal};
 use super::pages::error_page;
 use crate::api::{ApiError, AppState, deployments, pipelines};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use cutover_api::deployments::StopDeploymentRequest;
+use cutover_api::host_deployments::StopHostDeploymentQuery;
 use cutover_api::pipelines::{
     ApprovalRequest, RetryStageRequest, StartExecutionRequest, StopExecutionRequest,
 };
@@ -49,6 +50,23 @@ pub(crate) async fn stop(
         };
         let _ = deployments::stop(State(st), Path(id.clone()), Some(Json(req))).await?;
         Ok(format!("/deployments/{id}"))
+    })
+    .await
+}
+
+/// Stop, or Stop and roll back, a host deployment.
+pub(crate) async fn stop_host_deployment(
+    State(st): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+    Form(f): Form<StopForm>,
+) -> Response {
+    act(&session, &f.csrf, async {
+        let q = StopHostDeploymentQuery {
+            rollback: f.rollback,
+        };
+        let _ = crate::hosts::deploy_api::stop(State(st), Path(id.clone()), Query(q)).await?;
+        Ok(format!("/host-deployments/{id}"))
     })
     .await
 }

@@ -1,18 +1,19 @@
 //! A deployment's page: the lifecycle as a timeline, the traffic split over
-//! time, its target groups' request rate, 5xx and latency, its alarms,
+//! time, each lifecycle hook with its status, duration and output, its
+//! target groups' request rate, 5xx and latency, its alarms,
 //! its events, and the Stop / Stop and roll back /
 //! Continue / Roll back buttons.
 
 use super::auth::Session;
-use super::layout::{badge, button_form, page, time, traffic_bar};
+use super::layout::{badge, button_form, duration, page, time, tone, traffic_bar};
 use super::pages::error_page;
 use crate::api::{ApiError, AppState, alarms, deployments};
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use cutover_api::deployments::Deployment;
+use cutover_api::deployments::{Deployment, LifecycleRecord};
 use cutover_api::wire_name;
-use cutover_deploy::bluegreen::DeploymentStatus;
+use cutover_deploy::bluegreen::{DeploymentStatus, EventStatus};
 use maud::{Markup, html};
 
 async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, ApiError> {
@@ -50,18 +51,7 @@ async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, 
             }
             (metrics)
             @if let Some(bg) = &d.blue_green {
-                section aria-labelledby="lifecycle" {
-                    h2 #lifecycle { "Lifecycle" }
-                    ol.lifecycle {
-                        @for r in &bg.lifecycle {
-                            li class=(super::layout::tone(&wire_name(&r.status))) {
-                                strong { (wire_name(&r.event)) } " " (badge(&wire_name(&r.status)))
-                                @if let Some(t) = r.started_at { " " (time(t)) }
-                                @if let Some(m) = &r.message { pre.output { (m) } }
-                            }
-                        }
-                    }
-                }
+                (lifecycle(&d, &bg.lifecycle, now))
             }
             section aria-labelledby="alarms" {
                 h2 #alarms { "Alarms" }
@@ -76,6 +66,49 @@ async fn markup(st: &AppState, session: &Session, id: String) -> Result<Markup, 
             }
         },
     ))
+}
+
+/// The lifecycle as an ordered list: each event (and the hook it runs)
+/// with its status, how long it took, and its output in a `<details>`:
+/// the record's message (a failed hook's exit code and the tail of its
+/// output, or how it succeeded) and the deployment's events about it
+/// (each invocation, its attempt and execution id). A failed event's
+/// output is open.
+fn lifecycle(d: &Deployment, records: &[LifecycleRecord], now: u64) -> Markup {
+    html! {
+        section aria-labelledby="lifecycle" {
+            h2 #lifecycle { "Lifecycle and hooks" }
+            ol.lifecycle {
+                @for r in records {
+                    @let name = wire_name(&r.event);
+                    @let status = wire_name(&r.status);
+                    @let (colon, space) = (format!("{name}:"), format!("{name} "));
+                    @let about: Vec<_> = d.events.iter().flatten()
+                        .filter(|e| e.message.starts_with(&colon) || e.message.starts_with(&space))
+                        .collect();
+                    li class=(tone(&status)) {
+                        strong { (name) } " " (badge(&status))
+                        @if let Some(t) = r.started_at {
+                            " " (time(t)) " · "
+                            @match r.ended_at {
+                                Some(end) => { "took " (duration(end.saturating_sub(t))) }
+                                None => { "running for " (duration(now.saturating_sub(t))) }
+                            }
+                        }
+                        @if r.message.is_some() || !about.is_empty() {
+                            details.hook id={ "hook-" (name) } open[r.status == EventStatus::Failed] {
+                                summary { "Output of " (name) }
+                                @if let Some(m) = &r.message { pre.output { (m) } }
+                                @if !about.is_empty() {
+                                    ol.timeline { @for e in &about { li { (time(e.at)) " " (e.message) } } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The actions that apply in the deployment's state.

@@ -26,8 +26,8 @@ pub(crate) fn page(title: &str, topic: Option<&str>, session: &Session, body: Ma
                         a href="/" { "Services" }
                         a href="/#pipelines" { "Pipelines" }
                         a href="/alarms" { "Alarms" }
-                        // Hosts and Registry join this menu when host
-                        // deployments and the registry exist.
+                        a href="/hosts" { "Hosts" }
+                        a href="/registry" { "Registry" }
                     }
                     @if session.signed_in {
                         form method="post" action="/sign-out" {
@@ -132,15 +132,24 @@ pub(crate) fn time(ms: u64) -> Markup {
     html! { time datetime=(iso) { (shown) } }
 }
 
+/// A length of time as people read it: `850 ms`, `12.3 s`, `4 min 5 s`.
+pub(crate) fn duration(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms} ms"),
+        1_000..60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
 /// How a status reads: good, bad, busy or idle.
 pub(crate) fn tone(status: &str) -> &'static str {
     match status {
-        "Succeeded" | "HEALTHY" | "OK" | "RUNNING" | "Approved" => "good",
-        "Failed" | "Stopped" | "UNHEALTHY" | "ALARM" | "Rejected" | "Abandoned" | "Cancelled" => {
-            "bad"
-        }
+        "Succeeded" | "HEALTHY" | "OK" | "RUNNING" | "Approved" | "Online" | "SUCCEEDED"
+        | "COMPLETE" => "good",
+        "Failed" | "Stopped" | "UNHEALTHY" | "ALARM" | "Rejected" | "Abandoned" | "Cancelled"
+        | "Offline" | "FAILED" | "CRITICAL" | "HIGH" => "bad",
         "InProgress" | "Created" | "Ready" | "Baking" | "PENDING" | "PROVISIONING" | "Stopping"
-        | "Queued" => "busy",
+        | "Queued" | "IN_PROGRESS" | "MEDIUM" => "busy",
         _ => "idle",
     }
 }

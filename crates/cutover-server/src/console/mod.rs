@@ -1,5 +1,6 @@
 //! The web console: server-rendered pages at `/`, `/services/{name}`,
-//! `/deployments/{id}`, `/pipelines/{name}` and `/alarms`, with forms that
+//! `/deployments/{id}`, `/pipelines/{name}`, `/alarms`, `/hosts`,
+//! `/host-deployments/{id}` and `/registry`, with forms that
 //! post the same actions as the `/v1` API, and one small embedded script
 //! that keeps a page live from the API's event stream
 //! (`GET /v1/events/stream`, [`stream`]).
@@ -9,14 +10,19 @@
 //! copy of a query. Everything the browser loads is embedded in the binary.
 
 mod actions;
+mod alarms;
 mod assets;
 pub(crate) mod auth;
 mod deployment;
+mod hosts;
 mod layout;
 mod metrics;
 mod pages;
 mod pipeline;
+mod registry;
 pub(crate) mod stream;
+#[cfg(test)]
+mod tests;
 
 use crate::api::AppState;
 use axum::Router;
@@ -32,9 +38,17 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route("/services/{name}", get(pages::service))
         .route("/deployments/{id}", get(deployment::show))
         .route("/pipelines/{name}", get(pipeline::show))
-        .route("/alarms", get(pages::alarms))
+        .route("/alarms", get(alarms::show))
+        .route("/hosts", get(hosts::list))
+        .route("/host-deployments", get(hosts::open))
+        .route("/host-deployments/{id}", get(hosts::show))
+        .route("/registry", get(registry::show))
         .route("/deployments/{id}/stop", post(actions::stop))
         .route("/deployments/{id}/continue", post(actions::continue_))
+        .route(
+            "/host-deployments/{id}/stop",
+            post(actions::stop_host_deployment),
+        )
         .route("/services/{name}/rollback", post(actions::rollback))
         .route("/pipelines/{name}/approvals", post(actions::approve))
         .route("/pipelines/{name}/executions", post(actions::start))

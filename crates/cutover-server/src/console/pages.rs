@@ -1,8 +1,8 @@
-//! The overview (`/`), a service's page and the alarms page.
+//! The overview (`/`) and a service's page.
 
 use super::auth::Session;
 use super::layout::{badge, button_form, page, time, traffic_bar};
-use crate::api::{ApiError, AppState, alarms, deployments, pipelines, services, task_definitions};
+use crate::api::{ApiError, AppState, deployments, pipelines, services, task_definitions};
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -221,41 +221,4 @@ async fn service_markup(
             }
         },
     ))
-}
-
-pub(crate) async fn alarms(
-    State(st): State<AppState>,
-    Extension(session): Extension<Session>,
-) -> Response {
-    let list = match alarms::list(State(st.clone())).await {
-        Ok(l) => l.0.alarms,
-        Err(e) => return error_page(e),
-    };
-    let mut rows = Vec::new();
-    for a in list {
-        let history = alarms::history(State(st.clone()), Path(a.name.clone()))
-            .await
-            .map(|h| h.0.history)
-            .unwrap_or_default();
-        rows.push((a, history));
-    }
-    // Alarms in ALARM first.
-    rows.sort_by_key(|(a, _)| (wire_name(&a.state) != "ALARM", a.name.clone()));
-    page(
-        "Alarms",
-        Some("alarms"),
-        &session,
-        html! {
-            @if rows.is_empty() { p { "No alarms." } }
-            @for (a, history) in &rows {
-                section.card aria-label={ "Alarm " (a.name) } {
-                    h2 { (a.name) " " (badge(&wire_name(&a.state))) }
-                    p { (a.reason) " · since " (time(a.updated_at)) }
-                    details { summary { "History (" (history.len()) ")" }
-                        ul.timeline { @for e in history.iter().rev() { li { (time(e.at)) " " (e.message) } } } }
-                }
-            }
-        },
-    )
-    .into_response()
 }

@@ -9,6 +9,10 @@
 //   node console.js rollback BASE OUTDIR DEPLOYMENT_ID   overview screenshot, then
 //                                                 "Stop and roll back" mid-canary
 //   node console.js approve  BASE PIPELINE         "Approve" with a comment
+//   node console.js hosts    BASE HOST_DEPLOYMENT_ID RELEASE   the agent is listed; the
+//                                                 host deployment's page shows the host in
+//                                                 progress, then (RELEASE written, which its
+//                                                 script waits for) advances live to the end
 //   node console.js usable   BASE                  time until the overview is usable (bench)
 //   node console.js chart    BASE DEPLOYMENT_ID    traffic changes seen by the chart (bench)
 "use strict";
@@ -143,6 +147,39 @@ async function approve() {
   await finish(b, { clicked: "Approve" });
 }
 
+async function hosts() {
+  const [id, release] = rest;
+  const b = await launch();
+  await b.page.goto(`${base}/hosts`);
+  await b.page.locator("tbody th", { hasText: "h1" }).waitFor({ timeout: 10000 });
+  await b.page.goto(`${base}/host-deployments/${id}`);
+  await b.page.evaluate(() => { window.__sameDocument = true; });
+  const seen = [];
+  const end = deadline(60000);
+  for (;;) {
+    const state = await b.page.evaluate(() => ({
+      same: window.__sameDocument === true,
+      status: document.querySelector("#state + p .badge")?.textContent,
+      hosts: [...document.querySelectorAll("#hosts ~ .metrics h3 .badge")].map((e) => e.textContent).join(","),
+    }));
+    if (!state.same) throw new Error("the page reloaded");
+    const s = `${state.status}@${state.hosts}`;
+    if (seen[seen.length - 1] !== s) seen.push(s);
+    // The host's script runs until this file exists.
+    if (state.status === "InProgress" && state.hosts === "InProgress" && !fs.existsSync(release)) {
+      fs.writeFileSync(release, "go\n");
+    }
+    if (state.status === "Succeeded") break;
+    if (Date.now() > end) throw new Error(`never succeeded; seen ${seen}`);
+    await b.page.waitForTimeout(100);
+  }
+  // The script's output, behind its summary.
+  const summary = b.page.getByText("Output of ApplicationStart on h1");
+  await summary.click();
+  const output = await b.page.locator("details[open] pre.output").first().textContent();
+  await finish(b, { seen, output });
+}
+
 async function usable() {
   const b = await launch();
   const t0 = Date.now();
@@ -178,7 +215,7 @@ async function chart() {
   await finish(b, { delays });
 }
 
-const scenarios = { pages, watch, rollback, approve, usable, chart };
+const scenarios = { pages, watch, rollback, approve, hosts, usable, chart };
 if (!scenarios[scenario]) {
   console.error(`unknown scenario ${scenario}`);
   process.exit(2);

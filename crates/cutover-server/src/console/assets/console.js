@@ -3,8 +3,12 @@
 // - a page whose <main> names a data-topic follows GET /v1/events/stream and
 //   re-renders its sections from the server (focused forms are left alone);
 // - the deployment chart adds every traffic change a re-render brings;
-// - <pre data-follow> streams a log;
-// - a section[data-refresh] (per-second metrics) re-renders while a deployment runs.
+// - <pre data-follow> streams a log; <pre data-build-log> tails a build's
+//   log from an offset (GET /v1/builds/ID/logs?offset=N) until it ends, and
+//   keeps its text across re-renders;
+// - <details id> left open stays open across re-renders;
+// - a [data-refresh] element (per-second figures) re-renders the page every
+//   data-refresh ms while something on it is [data-running].
 "use strict";
 (function () {
   var rel = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
@@ -92,10 +96,20 @@
           for (var i = 0; i < news.length; i++) {
             var o = olds[i], n = news[i];
             if (o.hasAttribute("data-static") || o.contains(document.activeElement)) continue;
-            if (o.outerHTML !== n.outerHTML) o.replaceWith(document.importNode(n, true));
+            if (o.outerHTML !== n.outerHTML) {
+              var opened = [];
+              o.querySelectorAll("details[id][open]").forEach(function (d) { opened.push(d.id); });
+              var fresh2 = document.importNode(n, true);
+              opened.forEach(function (id) {
+                var d = fresh2.querySelector("details[id='" + CSS.escape(id) + "']");
+                if (d) d.open = true;
+              });
+              o.replaceWith(fresh2);
+            }
           }
         }
         times(live);
+        document.querySelectorAll("pre[data-build-log]").forEach(buildLog);
         sampleFromPage();
         drawChart();
       })
@@ -107,7 +121,7 @@
     var es = new EventSource("/v1/events/stream?topic=" + encodeURIComponent(topic));
     // Every snapshot, the first too (it may be newer than the page).
     function handle() { refresh(); }
-    ["services", "alarms", "service", "deployment", "pipeline"].forEach(function (k) {
+    ["services", "alarms", "service", "deployment", "pipeline", "agents", "hostDeployment"].forEach(function (k) {
       es.addEventListener(k, handle);
     });
   }
@@ -132,6 +146,44 @@
     }).catch(function () {});
   }
 
+  // Build logs by URL: the text so far and the next offset.
+  // A re-render brings a fresh <pre>; the tail fills it from here.
+  var tails = {};
+  function buildLog(pre) {
+    var url = pre.getAttribute("data-build-log");
+    if (!url) return;
+    var t = tails[url];
+    if (t) { show(url); return; }
+    t = tails[url] = { text: "", offset: 0 };
+    function show(u) {
+      var s = tails[u];
+      document.querySelectorAll("pre[data-build-log]").forEach(function (p) {
+        if (p.getAttribute("data-build-log") !== u) return;
+        if (p.textContent !== s.text) {
+          var atEnd = p.scrollTop + p.clientHeight >= p.scrollHeight - 4;
+          p.textContent = s.text || "(no output yet)";
+          if (atEnd) p.scrollTop = p.scrollHeight;
+        }
+      });
+    }
+    function poll() {
+      fetch(url + (url.indexOf("?") < 0 ? "?" : "&") + "offset=" + t.offset, { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (log) {
+          if (!log) return;
+          t.text += log.text;
+          if (t.text.length > 200000) t.text = t.text.slice(-100000);
+          t.offset = log.nextOffset;
+          show(url);
+          // Until the build ended and everything it wrote was read.
+          if (log.finished && !log.text) return;
+          setTimeout(poll, log.text ? 50 : 500);
+        })
+        .catch(function () {});
+    }
+    poll();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     times(document);
     drawChart();
@@ -141,14 +193,14 @@
     var topic = main && main.getAttribute("data-topic");
     if (topic) follow(topic);
     document.querySelectorAll("pre[data-follow]").forEach(logs);
+    document.querySelectorAll("pre[data-build-log]").forEach(buildLog);
     setInterval(function () { times(document); }, 15000);
     setInterval(extendChart, 1000);
-    // Sections measured by the second (data-refresh) re-render on their own
-    // while the deployment runs.
-    var timed = document.querySelector("section[data-refresh]");
+    // Figures measured by the second (data-refresh) re-render on their own
+    // while something on the page runs.
+    var timed = document.querySelector("[data-refresh]");
     if (timed) setInterval(function () {
-      var fig = document.querySelector("figure.chart");
-      if (fig && fig.hasAttribute("data-running")) refresh();
+      if (document.querySelector("[data-running]")) refresh();
     }, Number(timed.getAttribute("data-refresh")) || 2000);
   });
 })();
