@@ -38,7 +38,7 @@ use crate::limits::{self, AcceptGuard, LogLimiter};
 use crate::metrics::{HostCounts, Metrics};
 use crate::proxy::{self, ConnCtx};
 use crate::routing::{self, GroupRt, ListenerLimits, ListenerRt, Snapshot};
-use crate::target::{Target, UpstreamSettings};
+use crate::target::{Target, Transport, UpstreamSettings};
 use crate::{ProxyError, ProxyOptions, admin, tls};
 
 /// State shared by the request path, the admin API and the control tasks.
@@ -155,6 +155,12 @@ impl Shared {
                 resolved.insert(t.clone(), addr);
             }
         }
+        let mut transports = HashMap::new();
+        for tg in &config.target_groups {
+            let t = Transport::of(&tg.connection())
+                .map_err(|e| ApplyError::Io(format!("{source}: target group {}: {e}", tg.name)))?;
+            transports.insert(tg.name.as_str(), t);
+        }
         let mut new_listeners = Vec::new();
         for l in &config.listeners {
             let addr: SocketAddr = l
@@ -234,7 +240,7 @@ impl Shared {
             for t in &tg.targets {
                 let key = (tg.name.clone(), t.clone());
                 let addr = resolved[t];
-                let settings = UpstreamSettings::of(tg);
+                let settings = UpstreamSettings::of(tg, transports[tg.name.as_str()].clone());
                 let existing = control
                     .targets
                     .get(&key)
@@ -471,7 +477,8 @@ impl Shared {
             );
             let task = tokio::spawn(health::run_checks(
                 target.addr,
-                target.settings.protocol,
+                crate::target::host_of(&target.address).to_owned(),
+                target.settings.transport.clone(),
                 check,
                 tracker,
                 self.prober.clone(),
