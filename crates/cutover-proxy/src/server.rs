@@ -155,12 +155,6 @@ impl Shared {
                 resolved.insert(t.clone(), addr);
             }
         }
-        let mut transports = HashMap::new();
-        for tg in &config.target_groups {
-            let t = Transport::of(&tg.connection())
-                .map_err(|e| ApplyError::Io(format!("{source}: target group {}: {e}", tg.name)))?;
-            transports.insert(tg.name.as_str(), t);
-        }
         let mut new_listeners = Vec::new();
         for l in &config.listeners {
             let addr: SocketAddr = l
@@ -236,11 +230,16 @@ impl Shared {
         let mut groups = HashMap::new();
         for tg in &config.target_groups {
             let check_changed = control.checks.get(&tg.name) != Some(&tg.health_check);
+            // An unreadable `caFile` breaks this group only (see `target/transport.rs`).
+            let transport = Transport::of(&tg.connection());
+            if let Some(e) = transport.error() {
+                tracing::warn!(target_group = %tg.name, error = %e, "the target group's targets cannot be reached");
+            }
             let mut targets = Vec::with_capacity(tg.targets.len());
             for t in &tg.targets {
                 let key = (tg.name.clone(), t.clone());
                 let addr = resolved[t];
-                let settings = UpstreamSettings::of(tg, transports[tg.name.as_str()].clone());
+                let settings = UpstreamSettings::of(tg, transport.clone());
                 let existing = control
                     .targets
                     .get(&key)

@@ -1,7 +1,8 @@
 //! Upstream TLS (`protocol: HTTPS`): HTTP/2 by ALPN `h2` (`protocolVersion: GRPC`) with a gRPC
 //! unary call and its trailers through the proxy, HTTP/1.1 by ALPN `http/1.1`, health checks
 //! over TLS, and the trust of a self-signed target: refused by the system's roots, accepted
-//! with its `caFile` or (only when written) `insecureSkipVerify`.
+//! with its `caFile` or (only when written) `insecureSkipVerify`; an unreadable `caFile`
+//! breaks only its own group.
 
 mod common;
 
@@ -203,4 +204,41 @@ async fn a_self_signed_target_needs_its_ca_file_or_an_explicit_insecure_skip_ver
     proxy.wait_healthy("tls", 1).await;
     let (status, _, body) = get(&client(), &proxy.url("/"), &[]).await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "tls /"));
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_breaks_only_its_own_group() {
+    let target = tls_backend().await;
+    let plain = common::backend("plain").await;
+    let yaml = format!(
+        "admin: ADMIN
+listeners:
+  - name: front
+    address: LISTEN
+    rules:
+      - conditions: [{{pathPattern: [\"/tls/*\"]}}]
+        action: {{forward: [{{targetGroup: tls, weight: 1}}]}}
+    defaultAction: {{forward: [{{targetGroup: plain, weight: 1}}]}}
+targetGroups:
+  - name: plain
+    targets: [\"{}\"]
+  - name: tls
+    targets: [\"{}\"]
+    protocol: HTTPS
+    caFile: /nonexistent/ca.pem
+{CHECK}",
+        plain.addr, target.addr
+    );
+    let proxy = Proxy::start(&yaml).await;
+    proxy
+        .wait_for("the tls group's target to be unhealthy", |h| {
+            h.group("tls").is_some_and(|g| {
+                g.unhealthy_host_count == 1 && g.targets[0].reason.contains("/nonexistent/ca.pem")
+            })
+        })
+        .await;
+    let (status, _, body) = get(&client(), &proxy.url("/"), &[]).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "plain"));
+    let (status, _, _) = get(&client(), &proxy.url("/tls/x"), &[]).await;
+    assert!(status.is_server_error(), "{status}");
 }

@@ -8,6 +8,11 @@
 //! not). The name checked is the target's host as configured (`localhost:8443` checks
 //! `localhost`, `127.0.0.1:8443` an IP address entry). The same transport serves requests and
 //! health checks.
+//!
+//! A `caFile` that cannot be read breaks only its group: every connection attempt fails with
+//! the reason (its targets turn unhealthy, its requests get 503), and the rest of the
+//! configuration applies. The control plane writes many services into one configuration, and
+//! a file missing on one machine must not stop the others' deployments.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -32,21 +37,31 @@ pub struct Transport {
     tls: Option<Arc<UpstreamTls>>,
 }
 
-/// The TLS side of an `HTTPS` group: the connector, one offering only `http/1.1` for upgrades
-/// (WebSocket) when the group speaks HTTP/2, and the keys they were made from.
+/// The TLS side of an `HTTPS` group: the keys it was made from and its connectors, or why
+/// there are none.
 struct UpstreamTls {
-    connector: TlsConnector,
-    http1_connector: Option<TlsConnector>,
+    connectors: Result<Connectors, Arc<str>>,
     ca_file: Option<String>,
     insecure: bool,
 }
 
+/// The group's connector, and one offering only `http/1.1` for upgrades (WebSocket) when the
+/// group speaks HTTP/2.
+struct Connectors {
+    main: TlsConnector,
+    http1: Option<TlsConnector>,
+}
+
 impl PartialEq for Transport {
-    /// Same protocol and the same trust keys (a changed `caFile` content is read again only
-    /// when a key changes).
+    /// Same protocol and the same trust keys (a changed `caFile` content is read again when a
+    /// key changes), and neither broken (a `caFile` that could not be read is tried again at
+    /// each configuration change).
     fn eq(&self, other: &Self) -> bool {
         let keys = |t: &Transport| t.tls.as_ref().map(|t| (t.ca_file.clone(), t.insecure));
-        self.http2 == other.http2 && keys(self) == keys(other)
+        self.http2 == other.http2
+            && keys(self) == keys(other)
+            && self.error().is_none()
+            && other.error().is_none()
     }
 }
 
@@ -78,42 +93,26 @@ pub(crate) enum TransportError {
 }
 
 impl Transport {
-    /// The transport of a target group's connection keys (reads its `caFile`).
-    pub(crate) fn of(c: &TargetConnection) -> Result<Self, TransportError> {
+    /// The transport of a target group's connection keys (reads its `caFile`; see
+    /// [`Transport::error`]).
+    pub(crate) fn of(c: &TargetConnection) -> Self {
         let http2 = c.http2();
         if !c.tls() {
-            return Ok(Transport { http2, tls: None });
+            return Transport { http2, tls: None };
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?;
-        let mut config = if c.insecure_skip_verify {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let roots = match &c.ca_file {
-                Some(path) => Arc::new(ca_file_roots(path)?),
-                None => system_roots(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let mut http1_connector = None;
-        if http2 {
-            http1_connector = Some(TlsConnector::from(Arc::new(config.clone())));
-            config.alpn_protocols = vec![b"h2".to_vec()];
-        }
-        Ok(Transport {
+        Transport {
             http2,
             tls: Some(Arc::new(UpstreamTls {
-                connector: TlsConnector::from(Arc::new(config)),
-                http1_connector,
+                connectors: connectors(c, http2).map_err(|e| e.to_string().into()),
                 ca_file: c.ca_file.clone(),
                 insecure: c.insecure_skip_verify,
             })),
-        })
+        }
+    }
+
+    /// Why this `HTTPS` group cannot connect at all (an unreadable `caFile`).
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.tls.as_ref()?.connectors.as_ref().err().map(|e| &**e)
     }
 
     /// Whether requests go as HTTP/2.
@@ -146,13 +145,46 @@ impl Transport {
                 format!("{host:?} is not a TLS server name: {e}"),
             )
         })?;
-        let connector = match &tls.http1_connector {
+        let connectors = tls
+            .connectors
+            .as_ref()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let connector = match &connectors.http1 {
             Some(c) if http1 => c,
-            _ => &tls.connector,
+            _ => &connectors.main,
         };
         let stream = connector.connect(name, stream).await?;
         Ok(Stream::Right(Box::new(stream)))
     }
+}
+
+/// The TLS connectors of an `HTTPS` group (reads its `caFile`).
+fn connectors(c: &TargetConnection, http2: bool) -> Result<Connectors, TransportError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let mut config = if c.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = match &c.ca_file {
+            Some(path) => Arc::new(ca_file_roots(path)?),
+            None => system_roots(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut http1 = None;
+    if http2 {
+        http1 = Some(TlsConnector::from(Arc::new(config.clone())));
+        config.alpn_protocols = vec![b"h2".to_vec()];
+    }
+    Ok(Connectors {
+        main: TlsConnector::from(Arc::new(config)),
+        http1,
+    })
 }
 
 /// The host part of a target's `host:port`.
