@@ -8,7 +8,11 @@
 //!   the weights of the running deployment (100/0 when there is none);
 //! - a test listener `<service>-test` (when declared) forwarding to the
 //!   replacement group once the deployment allowed test traffic, else to the
-//!   live group.
+//!   live group;
+//! - on both listeners, a rule carrying the stack's `authorizer` and
+//!   `throttle` (for `guardedPaths`, or every path), and with `sourceIp` a
+//!   fixed 403 for other clients; both groups carry the stack's connection
+//!   keys (`protocol`, `caFile`, ..., `cutover_spec::upstream`).
 //!
 //! Only RUNNING tasks with an endpoint are targets; the proxy's own health
 //! checks decide when they receive traffic. This is a pure function of the
