@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use cutover_spec::doc::{Document, Path};
 
 mod gateway;
+pub use cutover_spec::upstream::{ProtocolVersion, TargetConnection, TargetProtocol};
 pub use gateway::{
     AuthorizerConfig, AuthorizerKind, DEFAULT_LEEWAY_SECONDS, ThrottleConfig, ThrottleKey,
 };
@@ -328,40 +329,46 @@ pub struct TargetGroupConfig {
     /// between two pieces of its body (default 60); answered 504 before the headers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_timeout_seconds: Option<f64>,
-    /// How the proxy talks to the targets: `http1` (default) or `h2c` (HTTP/2 without TLS,
-    /// prior knowledge; gRPC and trailers pass through).
+    /// How the proxy talks to the targets: `HTTP`, `HTTPS` (TLS), `http1` (the default, HTTP/1.1)
+    /// or `h2c` (HTTP/2 without TLS, prior knowledge; gRPC and trailers pass through).
     #[serde(default, skip_serializing_if = "TargetProtocol::is_default")]
     pub protocol: TargetProtocol,
+    /// With `HTTP` or `HTTPS`: `HTTP1` (default), `HTTP2` or `GRPC` (HTTP/2, by ALPN `h2` over
+    /// TLS), as ALB's target groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<ProtocolVersion>,
     /// Seconds an upstream connection may stay unused before it is closed (default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_seconds: Option<f64>,
     /// Upstream connections open to one target at most (HTTP/1: a request waits for a free
-    /// one; default unlimited). `h2c` multiplexes on one connection.
+    /// one; default unlimited). HTTP/2 multiplexes on one connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections_per_target: Option<u32>,
-}
-
-/// The protocol spoken to a target group's targets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetProtocol {
-    /// HTTP/1.1 with a keep-alive pool.
-    #[default]
-    Http1,
-    /// HTTP/2 over plain TCP (prior knowledge), one multiplexed connection per target.
-    H2c,
-}
-
-impl TargetProtocol {
-    fn is_default(&self) -> bool {
-        *self == TargetProtocol::Http1
-    }
+    /// `HTTPS`: PEM certificate authorities trusted for the targets' certificates (default: the
+    /// system's roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// `HTTPS`: accept any target certificate (encrypted, not authenticated). Only if written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
 }
 
 /// Default of a target group's `idleTimeoutSeconds`.
 pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS: f64 = 60.0;
 
 impl TargetGroupConfig {
+    /// The connection keys, as the model shared with a stack's `loadBalancer` holds them.
+    pub fn connection(&self) -> TargetConnection {
+        TargetConnection {
+            protocol: self.protocol,
+            protocol_version: self.protocol_version,
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            max_connections_per_target: self.max_connections_per_target,
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
+
     /// `idleTimeoutSeconds` or its default.
     pub fn upstream_idle_timeout(&self) -> std::time::Duration {
         secs(
@@ -649,17 +656,9 @@ impl ProxyConfig {
             if let Some(t) = tg.response_timeout_seconds {
                 validate_seconds(t, &format!("{p}.responseTimeoutSeconds"))?;
             }
-            if let Some(t) = tg.idle_timeout_seconds {
-                validate_seconds(t, &format!("{p}.idleTimeoutSeconds"))?;
-            }
-            if let Some(n) = tg.max_connections_per_target
-                && !(1..=100_000).contains(&n)
-            {
-                return Err(invalid(
-                    format!("{p}.maxConnectionsPerTarget"),
-                    "must be between 1 and 100000",
-                ));
-            }
+            tg.connection()
+                .check()
+                .map_err(|(field, message)| invalid(format!("{p}.{field}"), message))?;
         }
         let mut names = HashSet::new();
         let mut addresses = HashSet::new();

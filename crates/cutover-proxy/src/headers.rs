@@ -54,24 +54,7 @@ pub(crate) struct Cidr {
 impl Cidr {
     /// Parses `10.0.0.0/8`, `::1/128` or a bare address (one host).
     pub(crate) fn parse(s: &str) -> Result<Self, String> {
-        let (addr, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, Some(b)),
-            None => (s, None),
-        };
-        let net: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| format!("invalid address {addr:?} in {s:?}"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            None => max,
-            Some(b) => b
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("invalid prefix length in {s:?} (0..={max})"))?,
-        };
+        let (net, bits) = cutover_spec::gateway::parse_cidr(s)?;
         Ok(Cidr { net, bits })
     }
 

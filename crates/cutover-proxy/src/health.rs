@@ -26,7 +26,8 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HealthCheckConfig, StatusMatcher, TargetProtocol};
+use crate::config::{HealthCheckConfig, StatusMatcher};
+pub use crate::target::Transport;
 
 /// The health state of one target, as reported by the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,18 +156,20 @@ pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>
 /// Runs one health probe against a target. Implemented over HTTP by [`HttpProber`]; tests
 /// substitute scripted results.
 pub trait Prober: Send + Sync + 'static {
-    /// Probes `addr`, spoken to in `protocol` (the target group's), once according to
-    /// `check`; must finish within `check.timeoutSeconds`.
+    /// Probes `addr` (configured as `host`), connected to and spoken to as `transport` (the
+    /// target group's) says, once according to `check`; must finish within
+    /// `check.timeoutSeconds`.
     fn probe<'a>(
         &'a self,
         addr: SocketAddr,
-        protocol: TargetProtocol,
+        host: &'a str,
+        transport: &'a Transport,
         check: &'a HealthCheckConfig,
     ) -> ProbeFuture<'a>;
 }
 
-/// Probes with `GET path` over a fresh connection, like ALB: HTTP/1.1, or HTTP/2 with prior
-/// knowledge for an `h2c` group.
+/// Probes with `GET path` over a fresh connection, like ALB: HTTP/1.1, or HTTP/2 for a group
+/// that speaks it (prior knowledge, or ALPN `h2` over TLS); over TLS for an `HTTPS` group.
 #[derive(Debug, Default, Clone)]
 pub struct HttpProber;
 
@@ -174,12 +177,14 @@ impl Prober for HttpProber {
     fn probe<'a>(
         &'a self,
         addr: SocketAddr,
-        protocol: TargetProtocol,
+        host: &'a str,
+        transport: &'a Transport,
         check: &'a HealthCheckConfig,
     ) -> ProbeFuture<'a> {
         Box::pin(async move {
             let timeout = Duration::from_secs_f64(check.timeout_seconds);
-            match tokio::time::timeout(timeout, http_probe(addr, protocol, &check.path)).await {
+            let probe = http_probe(addr, host, transport, &check.path);
+            match tokio::time::timeout(timeout, probe).await {
                 Err(_) => ProbeResult::new(false, format!("timed out after {timeout:?}")),
                 Ok(Err(e)) => e,
                 Ok(Ok(status)) => {
@@ -202,16 +207,17 @@ impl Prober for HttpProber {
 
 async fn http_probe(
     addr: SocketAddr,
-    protocol: TargetProtocol,
+    host: &str,
+    transport: &Transport,
     path: &str,
 ) -> Result<u16, ProbeResult> {
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
+    let stream = transport.connect(addr, host, false).await.map_err(|e| {
         let mut r = ProbeResult::new(false, format!("connect failed: {e}"));
         r.local_error = crate::limits::is_fd_exhaustion(&e);
         r
     })?;
-    if protocol == TargetProtocol::H2c {
-        return h2c_probe(stream, addr, path).await;
+    if transport.http2() {
+        return h2_probe(stream, addr, transport.tls(), path).await;
     }
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -231,9 +237,10 @@ async fn http_probe(
     Ok(resp?.status().as_u16())
 }
 
-async fn h2c_probe(
-    stream: tokio::net::TcpStream,
+async fn h2_probe(
+    stream: crate::target::Stream,
     addr: SocketAddr,
+    tls: bool,
     path: &str,
 ) -> Result<u16, ProbeResult> {
     let (mut send, conn) = hyper::client::conn::http2::handshake(
@@ -243,7 +250,8 @@ async fn h2c_probe(
     .await
     .map_err(|e| ProbeResult::new(false, format!("HTTP/2 handshake failed: {e}")))?;
     let conn = tokio::spawn(conn);
-    let req = http::Request::get(format!("http://{addr}{path}"))
+    let scheme = if tls { "https" } else { "http" };
+    let req = http::Request::get(format!("{scheme}://{addr}{path}"))
         .header(http::header::USER_AGENT, "cutover-health-check")
         .body(Empty::<Bytes>::new())
         .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
@@ -269,7 +277,8 @@ pub(crate) trait HealthSink: Send + Sync + 'static {
 /// the sink, until the task is aborted.
 pub(crate) async fn run_checks(
     addr: SocketAddr,
-    protocol: TargetProtocol,
+    host: String,
+    transport: Transport,
     check: HealthCheckConfig,
     mut tracker: HealthTracker,
     prober: Arc<dyn Prober>,
@@ -279,7 +288,7 @@ pub(crate) async fn run_checks(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        let result = prober.probe(addr, protocol, &check).await;
+        let result = prober.probe(addr, &host, &transport, &check).await;
         if result.local_error {
             if let Some(suppressed) = LOCAL_ERRORS.allow(tokio::time::Instant::now()) {
                 tracing::warn!(target_addr = %addr, reason = %result.reason, suppressed, "health check could not run (local error); not counted");
@@ -334,7 +343,8 @@ mod tests {
         fn probe<'a>(
             &'a self,
             _: SocketAddr,
-            _: TargetProtocol,
+            _: &'a str,
+            _: &'a Transport,
             _: &'a HealthCheckConfig,
         ) -> ProbeFuture<'a> {
             let passed = {
@@ -364,7 +374,8 @@ mod tests {
         fn probe<'a>(
             &'a self,
             _: SocketAddr,
-            _: TargetProtocol,
+            _: &'a str,
+            _: &'a Transport,
             _: &'a HealthCheckConfig,
         ) -> ProbeFuture<'a> {
             let first = {
@@ -397,7 +408,8 @@ mod tests {
         let sink = Arc::new(Recorder::default());
         let task = tokio::spawn(run_checks(
             "127.0.0.1:1".parse().unwrap(),
-            TargetProtocol::Http1,
+            "127.0.0.1".into(),
+            Transport::default(),
             check,
             HealthTracker::new(2, 2),
             prober.clone(),
@@ -434,7 +446,8 @@ mod tests {
         let start = tokio::time::Instant::now();
         let task = tokio::spawn(run_checks(
             "127.0.0.1:1".parse().unwrap(),
-            TargetProtocol::Http1,
+            "127.0.0.1".into(),
+            Transport::default(),
             check,
             HealthTracker::new(2, 2),
             prober,

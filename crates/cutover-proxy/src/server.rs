@@ -38,7 +38,7 @@ use crate::limits::{self, AcceptGuard, LogLimiter};
 use crate::metrics::{HostCounts, Metrics};
 use crate::proxy::{self, ConnCtx};
 use crate::routing::{self, GroupRt, ListenerLimits, ListenerRt, Snapshot};
-use crate::target::{Target, UpstreamSettings};
+use crate::target::{Target, Transport, UpstreamSettings};
 use crate::{ProxyError, ProxyOptions, admin, tls};
 
 /// State shared by the request path, the admin API and the control tasks.
@@ -230,11 +230,16 @@ impl Shared {
         let mut groups = HashMap::new();
         for tg in &config.target_groups {
             let check_changed = control.checks.get(&tg.name) != Some(&tg.health_check);
+            // An unreadable `caFile` breaks this group only (see `target/transport.rs`).
+            let transport = Transport::of(&tg.connection());
+            if let Some(e) = transport.error() {
+                tracing::warn!(target_group = %tg.name, error = %e, "the target group's targets cannot be reached");
+            }
             let mut targets = Vec::with_capacity(tg.targets.len());
             for t in &tg.targets {
                 let key = (tg.name.clone(), t.clone());
                 let addr = resolved[t];
-                let settings = UpstreamSettings::of(tg);
+                let settings = UpstreamSettings::of(tg, transport.clone());
                 let existing = control
                     .targets
                     .get(&key)
@@ -471,7 +476,8 @@ impl Shared {
             );
             let task = tokio::spawn(health::run_checks(
                 target.addr,
-                target.settings.protocol,
+                crate::target::host_of(&target.address).to_owned(),
+                target.settings.transport.clone(),
                 check,
                 tracker,
                 self.prober.clone(),

@@ -1,6 +1,7 @@
 //! One backend target: its health state, in-flight count, draining signal and upstream
-//! connections: a keep-alive pool of HTTP/1.1 connections, or (`protocol: h2c`) one
-//! multiplexed HTTP/2 connection.
+//! connections: a keep-alive pool of HTTP/1.1 connections, or (`h2c`, or a `protocolVersion`
+//! of `HTTP2` / `GRPC`) one multiplexed HTTP/2 connection; over TCP or, for `protocol: HTTPS`,
+//! TLS (`transport.rs`).
 //!
 //! Both close a connection left unused for the group's `idleTimeoutSeconds`; HTTP/1 holds at
 //! most `maxConnectionsPerTarget` connections (pooled or in use) per target, a request waiting
@@ -23,17 +24,19 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{TargetGroupConfig, TargetProtocol};
+use crate::config::TargetGroupConfig;
 use crate::health::{HealthSink, TargetState};
 use crate::metrics::Counters;
 use h2::H2Slot;
+pub use transport::Transport;
+pub(crate) use transport::{Stream, host_of};
 
 mod h2;
+mod transport;
 
 /// Keep at most this many idle connections per target.
 const MAX_IDLE: usize = 1024;
@@ -80,9 +83,10 @@ pub(crate) enum SendError {
 }
 
 /// A target group's upstream connection settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct UpstreamSettings {
-    pub(crate) protocol: TargetProtocol,
+    /// TCP or TLS, HTTP/1.1 or HTTP/2.
+    pub(crate) transport: Transport,
     /// Unused connections are closed after this long.
     pub(crate) idle_timeout: Duration,
     /// Connections per target at most (HTTP/1).
@@ -90,9 +94,10 @@ pub(crate) struct UpstreamSettings {
 }
 
 impl UpstreamSettings {
-    pub(crate) fn of(tg: &TargetGroupConfig) -> Self {
+    /// The settings of `tg`, whose connections `transport` makes.
+    pub(crate) fn of(tg: &TargetGroupConfig, transport: Transport) -> Self {
         UpstreamSettings {
-            protocol: tg.protocol,
+            transport,
             idle_timeout: tg.upstream_idle_timeout(),
             max_connections: tg.max_connections_per_target,
         }
@@ -102,7 +107,7 @@ impl UpstreamSettings {
 impl Default for UpstreamSettings {
     fn default() -> Self {
         UpstreamSettings {
-            protocol: TargetProtocol::Http1,
+            transport: Transport::default(),
             idle_timeout: Duration::from_secs_f64(
                 crate::config::DEFAULT_UPSTREAM_IDLE_TIMEOUT_SECONDS,
             ),
@@ -126,6 +131,9 @@ impl Target {
         } else {
             (TargetState::Healthy, "health checks disabled")
         };
+        let permits = settings
+            .max_connections
+            .map(|n| Arc::new(Semaphore::new(n as usize)));
         Arc::new(Target {
             group: group.into(),
             address: address.into(),
@@ -138,9 +146,7 @@ impl Target {
             cut: CancellationToken::new(),
             pool: Mutex::new(Vec::new()),
             settings,
-            permits: settings
-                .max_connections
-                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            permits,
             released: Notify::new(),
             h2: Arc::default(),
             checker: Mutex::new(None),
@@ -231,7 +237,7 @@ impl Target {
     /// (no task hop per request); upgrades get a fresh connection driven by its own task, which
     /// hands the upgraded stream over after `101 Switching Protocols`.
     ///
-    /// An `h2c` target gets the request on its HTTP/2 connection (made on first use, made again
+    /// An HTTP/2 target gets the request on its HTTP/2 connection (made on first use, made again
     /// once if it turned out closed); `te_trailers` keeps the client's `TE: trailers` (gRPC).
     /// Upgrades always use HTTP/1.1.
     pub(crate) async fn send(
@@ -240,7 +246,7 @@ impl Target {
         upgrade: bool,
         te_trailers: bool,
     ) -> Result<(Response<Incoming>, Option<Upstream>), SendError> {
-        if self.settings.protocol == TargetProtocol::H2c && !upgrade {
+        if self.settings.transport.http2() && !upgrade {
             // Boxed, as is a new connection's handshake below: the pooled HTTP/1 path keeps
             // the request future (held per downstream connection) small.
             return Box::pin(self.send_h2(req, te_trailers))
@@ -294,7 +300,7 @@ impl Target {
     }
 
     async fn connect(&self, upgrade: bool) -> Result<Upstream, String> {
-        let stream = self.tcp().await?;
+        let stream = self.tcp(true).await?;
         let (sender, conn) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -319,13 +325,14 @@ impl Target {
         })
     }
 
-    async fn tcp(&self) -> Result<TcpStream, String> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+    /// A new connection (TLS included) to the target; `http1` asks TLS for ALPN `http/1.1`.
+    async fn tcp(&self, http1: bool) -> Result<transport::Stream, String> {
+        let host = transport::host_of(&self.address);
+        let connect = self.settings.transport.connect(self.addr, host, http1);
+        tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| format!("connect to {} timed out", self.addr))?
-            .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+            .map_err(|e| format!("connect to {} failed: {e}", self.addr))
     }
 
     /// Returns a connection whose response was fully read to the pool.
@@ -345,7 +352,7 @@ impl Target {
     }
 }
 
-type Conn = http1::Connection<TokioIo<TcpStream>, Incoming>;
+type Conn = http1::Connection<TokioIo<transport::Stream>, Incoming>;
 
 /// An upstream HTTP/1.1 connection: the request sender and, unless a task of its own drives
 /// it, the connection future, polled by whoever uses the connection.

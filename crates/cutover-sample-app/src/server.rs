@@ -139,6 +139,20 @@ async fn route(app: &App, req: &Request<Incoming>) -> Response<Body> {
                 (Err(message), _) | (_, Err(message)) => text(StatusCode::BAD_REQUEST, message),
             }
         }
+        api if api.starts_with("/api/") => {
+            // What a gateway in front told the app: the `x-user-*` headers (an authorizer's
+            // `claimsToHeaders`), one per line after the version and path.
+            let mut body = format!("{} {api}\n", app.cfg.version);
+            for (name, value) in req.headers() {
+                if name.as_str().starts_with("x-user-") {
+                    body.push_str(&format!(
+                        "{name}: {}\n",
+                        String::from_utf8_lossy(value.as_bytes())
+                    ));
+                }
+            }
+            text(StatusCode::OK, body)
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -186,3 +186,27 @@ pub fn check_throttle(t: &ThrottleConfig, authorized: bool) -> Result<(), Invali
     }
     Ok(())
 }
+
+/// Parses a `sourceIp` network: `10.0.0.0/8`, `::1/128` or a bare address (one host), as the
+/// network address and the prefix length.
+pub fn parse_cidr(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let (addr, bits) = match s.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (s, None),
+    };
+    let net: std::net::IpAddr = addr
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid address {addr:?} in {s:?}"))?;
+    let max = if net.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) => b
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("invalid prefix length in {s:?} (0..={max})"))?,
+    };
+    Ok((net, bits))
+}

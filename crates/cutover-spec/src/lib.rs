@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod handoff;
 pub mod stack;
 pub mod taskdef;
+pub mod upstream;
 
 mod check;
 mod de;

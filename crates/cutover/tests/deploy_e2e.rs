@@ -1,8 +1,9 @@
 //! End to end: blue/green deployments through the real binary under live
-//! traffic: the demo tour (a canary, then an alarm rollback), and a
-//! `kill -9` of the control plane in the middle of a canary, during which
-//! the data plane keeps serving and after which the deployment resumes (and
-//! `cutover deployments watch`, reconnecting to the feed, sees it end).
+//! traffic: the demo tour (a JWT-protected route, a canary, then an alarm
+//! rollback), and a `kill -9` of the control plane in the middle of a
+//! canary, during which the data plane keeps serving and after which the
+//! deployment resumes (and `cutover deployments watch`, reconnecting to the
+//! feed, sees it end).
 
 mod common;
 
@@ -31,6 +32,13 @@ fn the_demo_tour_succeeds_with_no_failed_request() {
         "{stdout}"
     );
     assert!(stdout.contains("Stopped, rolled back"), "{stdout}");
+    // The JWT-protected route: 401 without a token, 200 with one (the task sees its `sub`),
+    // 403 without the route's scope.
+    assert!(
+        stdout.contains("/api/orders: no token, token, scope  401 / 200 / 403"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the task saw x-user-id: alice"), "{stdout}");
     assert!(
         stdout.contains("production now serves                v2"),
         "{stdout}"

@@ -57,7 +57,7 @@ fn unknown_fields_are_rejected() {
     let e = err_of(&SAMPLE.replace("deregistrationDelaySeconds", "deregistrationDelay"));
     assert_eq!(
         e,
-        "lb.yaml:11:5: targetGroups[0].deregistrationDelay: unknown key \"deregistrationDelay\", expected one of name, targets, healthCheck, deregistrationDelaySeconds, responseTimeoutSeconds, protocol, idleTimeoutSeconds, maxConnectionsPerTarget"
+        "lb.yaml:11:5: targetGroups[0].deregistrationDelay: unknown key \"deregistrationDelay\", expected one of name, targets, healthCheck, deregistrationDelaySeconds, responseTimeoutSeconds, protocol, protocolVersion, idleTimeoutSeconds, maxConnectionsPerTarget, caFile, insecureSkipVerify"
     );
     let e = err_of(&SAMPLE.replace("healthCheck:", "helthCheck:"));
     assert_eq!(
@@ -85,11 +85,44 @@ fn target_protocol_and_pool_settings_are_read_and_checked() {
     assert_eq!(parse_json("<request>", &json).unwrap(), c);
     assert_eq!(
         err_of(&text.replace("protocol: h2c", "protocol: spdy")),
-        "lb.yaml:13:15: targetGroups[1].protocol: unknown variant \"spdy\", expected one of http1, h2c"
+        "lb.yaml:13:15: targetGroups[1].protocol: unknown variant \"spdy\", expected one of http1, h2c, HTTP, HTTPS"
     );
     assert_eq!(
         err_of(&text.replace("PerTarget: 8", "PerTarget: 0")),
         "lb.yaml:15:30: targetGroups[1].maxConnectionsPerTarget: must be between 1 and 100000"
+    );
+}
+
+#[test]
+fn tls_to_targets_and_the_protocol_version_are_read_and_checked() {
+    let text = SAMPLE.replace(
+        "  - name: green\n",
+        "  - name: green\n    protocol: HTTPS\n    protocolVersion: GRPC\n    caFile: /etc/ca.pem\n",
+    );
+    let c = parse("lb.yaml", &text).unwrap();
+    let green = c.target_groups[1].connection();
+    assert!(green.tls() && green.http2());
+    assert_eq!(green.ca_file.as_deref(), Some("/etc/ca.pem"));
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(parse_json("<request>", &json).unwrap(), c);
+    assert_eq!(
+        err_of(&text.replace("GRPC", "HTTP3")),
+        "lb.yaml:14:22: targetGroups[1].protocolVersion: unknown variant \"HTTP3\", expected one of HTTP1, HTTP2, GRPC"
+    );
+    assert_eq!(
+        err_of(&text.replace("protocol: HTTPS", "protocol: h2c")),
+        "lb.yaml:14:22: targetGroups[1].protocolVersion: goes with protocol HTTP or HTTPS (http1 and h2c name their version)"
+    );
+    assert_eq!(
+        err_of(&text.replace("protocol: HTTPS", "protocol: HTTP")),
+        "lb.yaml:15:13: targetGroups[1].caFile: needs protocol HTTPS"
+    );
+    assert_eq!(
+        err_of(&text.replace(
+            "caFile: /etc/ca.pem",
+            "caFile: /etc/ca.pem\n    insecureSkipVerify: true"
+        )),
+        "lb.yaml:16:25: targetGroups[1].insecureSkipVerify: verifies nothing, so a caFile with it would be ignored: give one of them"
     );
 }
 

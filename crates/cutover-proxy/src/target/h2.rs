@@ -1,4 +1,4 @@
-//! A target's HTTP/2 connection (`protocol: h2c`): made on first use, shared by every request
+//! A target's HTTP/2 connection (`h2c`, or TLS with ALPN `h2`): made on first use, shared by every request
 //! (multiplexed), made again when the target closed it, and forgotten after the group's idle
 //! timeout (hyper then closes it once its last stream ended).
 
@@ -37,7 +37,12 @@ impl Target {
         mut req: Request<Incoming>,
         te_trailers: bool,
     ) -> Result<Response<Incoming>, SendError> {
-        h2_request(&mut req, &self.address, te_trailers);
+        h2_request(
+            &mut req,
+            &self.address,
+            self.settings.transport.tls(),
+            te_trailers,
+        );
         let mut fresh = false;
         loop {
             let mut sender = match self.h2_sender(fresh).await {
@@ -72,7 +77,7 @@ impl Target {
         if self.is_draining() {
             return Err("target is draining".to_owned());
         }
-        let stream = self.tcp().await?;
+        let stream = self.tcp(false).await?;
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .handshake(TokioIo::new(stream))
@@ -116,10 +121,10 @@ impl Target {
     }
 }
 
-/// Turns a request prepared for HTTP/1.1 into an HTTP/2 one: version, an absolute URI whose
-/// authority is the request's `Host` (else the target's address) instead of a `Host` header,
-/// and `TE: trailers` when the client sent it.
-fn h2_request(req: &mut Request<Incoming>, target: &str, te_trailers: bool) {
+/// Turns a request prepared for HTTP/1.1 into an HTTP/2 one: version, an absolute URI (scheme
+/// `https` over TLS) whose authority is the request's `Host` (else the target's address)
+/// instead of a `Host` header, and `TE: trailers` when the client sent it.
+fn h2_request(req: &mut Request<Incoming>, target: &str, tls: bool, te_trailers: bool) {
     *req.version_mut() = http::Version::HTTP_2;
     let host = req.headers_mut().remove(http::header::HOST);
     let authority = host
@@ -127,7 +132,11 @@ fn h2_request(req: &mut Request<Incoming>, target: &str, te_trailers: bool) {
         .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
         .or_else(|| http::uri::Authority::try_from(target).ok());
     let mut parts = std::mem::take(req.uri_mut()).into_parts();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.scheme = Some(if tls {
+        http::uri::Scheme::HTTPS
+    } else {
+        http::uri::Scheme::HTTP
+    });
     parts.authority = authority;
     if parts.path_and_query.is_none() {
         parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));

@@ -8,7 +8,11 @@
 //!   the weights of the running deployment (100/0 when there is none);
 //! - a test listener `<service>-test` (when declared) forwarding to the
 //!   replacement group once the deployment allowed test traffic, else to the
-//!   live group.
+//!   live group;
+//! - on both listeners, a rule carrying the stack's `authorizer` and
+//!   `throttle` (for `guardedPaths`, or every path), and with `sourceIp` a
+//!   fixed 403 for other clients; both groups carry the stack's connection
+//!   keys (`protocol`, `caFile`, ..., `cutover_spec::upstream`).
 //!
 //! Only RUNNING tasks with an endpoint are targets; the proxy's own health
 //! checks decide when they receive traffic. This is a pure function of the
@@ -216,27 +220,58 @@ fn part(
     let other = other_group(live);
     let health = health_json(&lb.health_check);
     let delay = lb.deregistration_delay_seconds;
+    // The connection keys (protocol, TLS, pool) as `lb.yaml` names them: the stack and the
+    // proxy share their model.
+    let connection = match serde_json::to_value(lb.connection()) {
+        Ok(Value::Object(c)) => c,
+        _ => serde_json::Map::new(),
+    };
     let mut groups = Vec::new();
     for (g, t) in [(live, live_targets), (other, other_targets)] {
-        groups.push(json!({
+        let mut group = json!({
             "name": group_name(service, g),
             "targets": t,
             "healthCheck": health,
             "deregistrationDelaySeconds": delay,
-        }));
+        });
+        if let Some(group) = group.as_object_mut() {
+            group.extend(connection.clone());
+        }
+        groups.push(group);
     }
-    // The stack's authorizer and throttle guard every request of the service's listeners: a
-    // catch-all rule carrying them, with the listener's forward.
-    let listener = |name: String, address: String, forward: serde_json::Value| {
-        let mut l =
-            json!({"name": name, "address": address, "defaultAction": {"forward": forward}});
+    // The stack's authorizer and throttle guard the requests of the service's listeners (all,
+    // or those of `guardedPaths`): a rule carrying them, with the listener's forward. With
+    // `sourceIp`, only those networks are forwarded; the others get 403.
+    let source_ip = (!lb.source_ip.is_empty()).then(|| json!({"sourceIp": lb.source_ip}));
+    let listener = |name: String, address: String, forward: Value| {
+        let mut rules = Vec::new();
         if lb.authorizer.is_some() || lb.throttle.is_some() {
-            l["rules"] = json!([{
-                "conditions": [{"pathPattern": ["*"]}],
+            let paths = if lb.guarded_paths.is_empty() {
+                vec!["*".to_owned()]
+            } else {
+                lb.guarded_paths.clone()
+            };
+            let mut conditions = vec![json!({"pathPattern": paths})];
+            conditions.extend(source_ip.clone());
+            rules.push(json!({
+                "conditions": conditions,
                 "authorizer": lb.authorizer,
                 "throttle": lb.throttle,
                 "action": {"forward": forward},
-            }]);
+            }));
+        }
+        let default_action = match &source_ip {
+            None => json!({"forward": forward}),
+            Some(allowed) => {
+                if rules.is_empty() || !lb.guarded_paths.is_empty() {
+                    rules.push(json!({"conditions": [allowed], "action": {"forward": forward}}));
+                }
+                json!({"fixedResponse": {"statusCode": 403, "messageBody": "Forbidden\n"}})
+            }
+        };
+        let mut l = json!({"name": name, "address": address, "defaultAction": default_action});
+        if !rules.is_empty() {
+            l["rules"] = Value::Array(rules);
         }
         l
     };

@@ -21,6 +21,8 @@ pub(crate) mod fake;
 mod fanout;
 pub(crate) mod hosts;
 mod managed;
+#[cfg(test)]
+mod stack_keys;
 
 pub(crate) use fanout::FanOut;
 pub(crate) use managed::ManagedProxy;

@@ -332,7 +332,10 @@ impl fmt::Display for TaskDefinitionRef {
 
 /// The local load balancer of a service: a production listener, an optional
 /// test listener, and a target group health check; optionally a JWT
-/// authorizer and a throttle applied to every request of its listeners.
+/// authorizer and a throttle applied to the requests of its listeners (all,
+/// or those of `guardedPaths`), the client networks allowed (`sourceIp`), and
+/// how connections to the tasks are made (`protocol`, ..., the keys of an
+/// `lb.yaml` target group).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadBalancer {
@@ -362,6 +365,49 @@ pub struct LoadBalancer {
     /// A throttle per client key in front of the service (as on an `lb.yaml` rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<crate::gateway::ThrottleConfig>,
+    /// Path patterns (`/api/*`) the authorizer and throttle guard; every path when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guarded_paths: Vec<String>,
+    /// Client networks (`10.0.0.0/8`) allowed to reach the service's listeners, as an `lb.yaml`
+    /// rule's `sourceIp` condition; others get 403. Everyone when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_ip: Vec<String>,
+    /// How the load balancer talks to the tasks (as on an `lb.yaml` target group).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::upstream::TargetProtocol::is_default"
+    )]
+    pub protocol: crate::upstream::TargetProtocol,
+    /// `HTTP1`, `HTTP2` or `GRPC` with `protocol: HTTP` or `HTTPS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<crate::upstream::ProtocolVersion>,
+    /// Seconds a connection to a task may stay unused before it is closed (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<f64>,
+    /// HTTP/1 connections open to one task at most (default unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_target: Option<u32>,
+    /// `HTTPS`: an absolute path to the PEM certificate authorities trusted for the tasks'
+    /// certificates (default: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// `HTTPS`: accept any certificate from the tasks. Only when written so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+}
+
+impl LoadBalancer {
+    /// The target group connection keys, as the model shared with `lb.yaml` holds them.
+    pub fn connection(&self) -> crate::upstream::TargetConnection {
+        crate::upstream::TargetConnection {
+            protocol: self.protocol,
+            protocol_version: self.protocol_version,
+            idle_timeout_seconds: self.idle_timeout_seconds,
+            max_connections_per_target: self.max_connections_per_target,
+            ca_file: self.ca_file.clone(),
+            insecure_skip_verify: self.insecure_skip_verify,
+        }
+    }
 }
 
 fn default_deregistration_delay() -> u64 {

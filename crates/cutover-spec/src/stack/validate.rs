@@ -165,6 +165,34 @@ fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
             s.error(&path, message);
         }
     }
+    if let Err((field, message)) = lb.connection().check() {
+        s.error(&at.key(&field), message);
+    }
+    if lb.ca_file.as_ref().is_some_and(|f| !f.starts_with('/')) {
+        s.error(
+            &at.key("caFile"),
+            "must be an absolute path (the data plane runs in its own directory)",
+        );
+    }
+    for (i, c) in lb.source_ip.iter().enumerate() {
+        if let Err(m) = crate::gateway::parse_cidr(c) {
+            s.error(&at.key("sourceIp").index(i), m);
+        }
+    }
+    if !lb.guarded_paths.is_empty() && lb.authorizer.is_none() && lb.throttle.is_none() {
+        s.error(
+            &at.key("guardedPaths"),
+            "guards nothing without an authorizer or a throttle",
+        );
+    }
+    for (i, p) in lb.guarded_paths.iter().enumerate() {
+        if !p.starts_with('/') && p != "*" {
+            s.error(
+                &at.key("guardedPaths").index(i),
+                "must start with / (or be *)",
+            );
+        }
+    }
     if lb.container_name.trim().is_empty() {
         s.error(&at.key("containerName"), "must not be empty");
     }

@@ -1,8 +1,9 @@
 //! `cutover demo`: the guided tour on the embedded defaults.
 //!
 //! It starts its own control plane (a temporary data directory unless one
-//! is given), runs the built-in sample app v1 behind a listener, drives
-//! steady traffic, deploys v2 with a short canary while showing the
+//! is given), runs the built-in sample app v1 behind a listener whose
+//! `/api/*` needs a JWT (`jwt.rs`: 401, 200 with the claim header the task
+//! sees, 403 without the scope), drives steady traffic, deploys v2 with a short canary while showing the
 //! lifecycle and the split the clients see, then deploys a v3 that fails
 //! some requests and shows the alarm stopping it and the rollback. It ends
 //! with a summary and removes everything it started.
@@ -26,6 +27,8 @@ use std::process::{ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod jwt;
+
 const STACK: &str = r#"services:
   web:
     runtime: process
@@ -38,7 +41,7 @@ const STACK: &str = r#"services:
       testListener: 127.0.0.1:{TEST}
       healthCheck: {path: /health, intervalSeconds: 1, timeoutSeconds: 1, healthyThresholdCount: 2, unhealthyThresholdCount: 2}
       deregistrationDelaySeconds: 2
-    deployment:
+{AUTH}    deployment:
       type: BLUE_GREEN
       config: Canary25Percent6Seconds
       terminationWaitSeconds: 3
@@ -391,9 +394,11 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
             "Apply a stack: service `web` = 2 tasks of the sample app v1 behind 127.0.0.1:{prod}"
         ),
     );
+    let issuer = jwt::Issuer::new(&server.data_dir)?;
     let stack = STACK
         .replace("{PROD}", &prod.to_string())
-        .replace("{TEST}", &test.to_string());
+        .replace("{TEST}", &test.to_string())
+        .replace("{AUTH}", &issuer.stack_keys());
     std::fs::write(server.data_dir.join("stack.yaml"), &stack)?;
     std::fs::write(server.data_dir.join("taskdef.json"), TASKDEF)?;
     let plan: ApplyResponse = client
@@ -421,13 +426,19 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     let tasks: TaskList = client.get_with("/v1/tasks", &web_tasks()).await?;
     super::tasks::print_tasks(&tasks.tasks);
 
-    step(3, "Drive steady traffic through the production listener");
+    step(
+        3,
+        "Call /api/orders, which needs a JWT (an authorizer on /api/* in the stack)",
+    );
+    let jwt = jwt::tour(&issuer, prod).await?;
+
+    step(4, "Drive steady traffic through the production listener");
     let traffic = Traffic::start(format!("http://127.0.0.1:{prod}/"))?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     println!("   clients see {}", split(&traffic));
 
     step(
-        4,
+        5,
         "Deploy v2 blue/green: test listener first, a hook, a 25% canary for 6 s, then 100%",
     );
     let v2_start = Instant::now();
@@ -448,7 +459,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     }
 
     step(
-        5,
+        6,
         "Deploy v3, which fails 30% of requests: the 1-second alarm stops it and rolls back",
     );
     let v3_start = Instant::now();
@@ -489,7 +500,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
         .await?;
     traffic.stop.cancel();
 
-    step(6, "Summary");
+    step(7, "Summary");
     let all = traffic.since(started);
     let injected = all.iter().filter(|s| s.status >= 500).count();
     let socket_errors = traffic.errors();
@@ -500,6 +511,10 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     println!("   failed during the v2 canary          {failed_v2}");
     println!("   5xx from v3's injected failures      {injected}");
     println!("   connection errors                    {socket_errors}");
+    println!(
+        "   /api/orders: no token, token, scope  {} / {} / {}",
+        jwt.without_token, jwt.with_token, jwt.without_scope
+    );
     if let (Some(a), Some(r)) = (alarm_at, rollback_at) {
         println!(
             "   alarm -> rollback in force           {} ms",
@@ -545,6 +560,7 @@ pub(crate) async fn run(_g: Globals, args: DemoArgs) -> anyhow::Result<ExitCode>
     let log = server.data_dir.join("server.log");
     drop(server);
     let ok = end2.ok()
+        && jwt.ok()
         && end3.rolled_back
         && failed_v2 == 0
         && socket_errors == 0
