@@ -25,12 +25,12 @@ pub enum HostPlan {
         blue_green: Box<HostBlueGreen>,
     },
     /// In place, in waves.
-    InPlace(HostDeployment),
+    InPlace(Box<HostDeployment>),
 }
 
 impl From<HostDeployment> for HostPlan {
     fn from(d: HostDeployment) -> HostPlan {
-        HostPlan::InPlace(d)
+        HostPlan::InPlace(Box::new(d))
     }
 }
 
@@ -134,5 +134,46 @@ impl HostPlan {
             (HostPlan::InPlace(_), BlueGreenHostInput::TrafficApplied { .. }) => Vec::new(),
             (HostPlan::BlueGreen { blue_green }, i) => blue_green.handle(i, now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrafficRouting;
+    use crate::hosts::bluegreen::HostBlueGreenSpec;
+    use crate::hosts::types::{HostRollback, HostsSpec};
+
+    fn config() -> HostConfig {
+        HostConfig::predefined("CodeDeployDefault.AllAtOnce").unwrap()
+    }
+
+    #[test]
+    fn an_in_place_row_reads_as_before_and_each_kind_round_trips() {
+        let d = HostDeployment::new(HostsSpec {
+            hosts: Vec::new(),
+            config: config(),
+            load_balanced: false,
+            ignore_application_stop_failures: false,
+            rollback: HostRollback::default(),
+        });
+        // What rows written before blue/green hold: the planner itself.
+        let old = serde_json::to_string(&d).unwrap();
+        let read: HostPlan = serde_json::from_str(&old).unwrap();
+        assert_eq!(read, HostPlan::from(d));
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+        let bg = HostPlan::from(HostBlueGreen::new(HostBlueGreenSpec {
+            replacements: Vec::new(),
+            originals: Vec::new(),
+            config: config(),
+            routing: TrafficRouting::AllAtOnce,
+            termination_wait_ms: 0,
+            stop_originals: true,
+            rollback: HostRollback::default(),
+        }));
+        let json = serde_json::to_string(&bg).unwrap();
+        assert!(json.starts_with(r#"{"blue_green":"#), "{json}");
+        assert_eq!(serde_json::from_str::<HostPlan>(&json).unwrap(), bg);
+        assert!(bg.blue_green().is_some() && bg.in_place().is_none());
     }
 }
