@@ -8,10 +8,10 @@
 //! wake-up, or the poll interval; then read the results of the commands in
 //! flight, the agents' last polls (a host silent for longer than
 //! `agent_lost_after` is `AgentLost`) and the group's alarms (the alarm
-//! loop's states, from the store). Every `handle` is followed by one store
-//! transaction carrying the planner state, the per-host event records and
-//! the hosts that succeeded (their last successful revision) *before* any
-//! effect runs; so a crash re-issues at most the step in flight, which the
+//! loop's states, from the store). The inputs read together are handled
+//! together, then one store transaction carries the planner state, the
+//! per-host event records and the hosts that succeeded (their last
+//! successful revision) *before* any effect runs; so a crash re-issues at most the step in flight, which the
 //! fleet and the agents ignore by command id.
 //!
 //! Effects: a scripted or agent step is one [`AgentCommand`] with id
@@ -161,8 +161,9 @@ async fn drive(
         if d.row.finished_at.is_some() {
             return Ok(());
         }
-        if let Some(input) = d.queue.pop_front() {
-            d.feed(input).await?;
+        if !d.queue.is_empty() {
+            let inputs: Vec<BlueGreenHostInput> = d.queue.drain(..).collect();
+            d.feed(inputs).await?;
             continue;
         }
         let notified = changed.notified();
@@ -293,9 +294,22 @@ impl Driver {
         }
     }
 
-    async fn feed(&mut self, input: BlueGreenHostInput) -> anyhow::Result<()> {
+    /// Feeds `inputs` to the plan, then commits all their effects at once:
+    /// one store transaction however many results arrived together (a
+    /// wave of a hundred hosts is not a hundred fsyncs per step).
+    async fn feed(&mut self, inputs: Vec<BlueGreenHostInput>) -> anyhow::Result<()> {
         let now = self.dep.clock.now_ms();
-        match &input {
+        let mut effects = Vec::new();
+        for input in inputs {
+            self.note(&input, now).await;
+            effects.extend(self.row.body.plan.handle(input, now));
+        }
+        self.commit(effects).await
+    }
+
+    /// What the records say of `input` before the plan sees it.
+    async fn note(&mut self, input: &BlueGreenHostInput, now: u64) {
+        match input {
             BlueGreenHostInput::Host(HostInput::Stop { .. }) => self.event("stop requested").await,
             // The data plane's steps (the agents' are recorded with their
             // results as they are read).
@@ -318,8 +332,6 @@ impl Driver {
             }
             _ => {}
         }
-        let effects = self.row.body.plan.handle(input, now);
-        self.commit(effects).await
     }
 
     async fn event(&self, message: &str) {
