@@ -349,7 +349,7 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         fleet.clone(),
         dataplane.clone(),
         clock.clone(),
-        hosts::deployer::HostSettings::default(),
+        hosts::deployer::HostSettings::from_env(),
         cancel.clone(),
     );
     host_deployer

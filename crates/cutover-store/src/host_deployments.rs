@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cutover_api::agents::BundleRef;
 use cutover_api::host_deployments::HostEventView;
-use cutover_deploy::hosts::{HostDeployment, HostDeploymentStatus};
+use cutover_deploy::hosts::{HostDeploymentStatus, HostPlan};
 use cutover_spec::appspec_host::FileExistsBehavior;
 use cutover_spec::stack::applications::{Application, HostConfig};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -105,8 +105,8 @@ pub struct HostDeploymentBody {
     pub deployment_group_id: String,
     /// Overrides the appspec's `file_exists_behavior`.
     pub file_exists_behavior: Option<FileExistsBehavior>,
-    /// The planner's state.
-    pub plan: HostDeployment,
+    /// The planner's state (in place or blue/green).
+    pub plan: HostPlan,
     /// Each host's last successful revision when the deployment was created
     /// (its `ApplicationStop` and block-traffic scripts run from it).
     pub previous: BTreeMap<String, BundleRef>,
@@ -345,6 +345,22 @@ pub fn put_host_revision(
     Ok(())
 }
 
+/// Forgets that `host` runs a revision of the group (an original host a
+/// blue/green deployment took out of service: it serves no longer).
+pub fn remove_host_revision(
+    c: &Connection,
+    application: &str,
+    group: &str,
+    host: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM host_revisions WHERE application = ?1 AND deployment_group = ?2 AND host = ?3",
+        params![application, group, host],
+    )
+    .map_err(StoreError::sql("remove host revision"))?;
+    Ok(())
+}
+
 /// Each host's last successful revision in the group.
 pub fn host_revisions(
     c: &Connection,
@@ -395,7 +411,7 @@ pub fn group_hosts(
 mod tests {
     use super::*;
     use crate::Store;
-    use cutover_deploy::hosts::{HostRollback, HostsSpec};
+    use cutover_deploy::hosts::{HostDeployment, HostRollback, HostsSpec};
 
     fn app() -> StoredApplication {
         StoredApplication {
@@ -428,6 +444,7 @@ mod tests {
             deployment_group: "prod".into(),
             status: plan.status(),
             body: HostDeploymentBody {
+                plan: plan.into(),
                 revision: BundleRef {
                     digest: digest.into(),
                     format: cutover_api::agents::BundleFormat::Tar,
@@ -436,7 +453,6 @@ mod tests {
                 config: "CodeDeployDefault.AllAtOnce".into(),
                 deployment_group_id: "g".into(),
                 file_exists_behavior: None,
-                plan,
                 previous: BTreeMap::new(),
                 events: BTreeMap::new(),
                 targets: BTreeMap::new(),

@@ -113,6 +113,10 @@ pub struct HostBlueGreen {
     acked: bool,
     /// Share of traffic on the replacement hosts, as last requested.
     replacement_percent: u8,
+    /// The replacement hosts the revision was installed on (those that
+    /// receive traffic), once the install ended.
+    #[serde(default)]
+    installed: Vec<String>,
     final_effects: Vec<BlueGreenHostEffect>,
 }
 
@@ -131,6 +135,7 @@ impl HostBlueGreen {
             request: 0,
             acked: true,
             replacement_percent: 0,
+            installed: Vec::new(),
             final_effects: Vec::new(),
         }
     }
@@ -143,6 +148,22 @@ impl HostBlueGreen {
     /// Why it ended, unless it succeeded or runs.
     pub fn reason(&self) -> Option<&EndReason> {
         self.reason.as_ref()
+    }
+
+    /// What it was asked to do.
+    pub fn spec(&self) -> &HostBlueGreenSpec {
+        &self.spec
+    }
+
+    /// The replacement hosts that got the revision and receive traffic
+    /// (empty until the install ended).
+    pub fn installed(&self) -> &[String] {
+        &self.installed
+    }
+
+    /// Whether it ended.
+    pub fn is_terminal(&self) -> bool {
+        self.phase == Phase::Done
     }
 
     /// Share of traffic last requested for the replacement hosts.
@@ -311,6 +332,12 @@ impl HostBlueGreen {
             match &mut self.phase {
                 Phase::Install(d) => match d.status() {
                     HostDeploymentStatus::Succeeded => {
+                        self.installed = d
+                            .hosts()
+                            .iter()
+                            .filter(|h| h.state == HostState::Succeeded)
+                            .map(|h| h.name.clone())
+                            .collect();
                         self.phase = Phase::Traffic {
                             started_at: now,
                             next_step: 0,
@@ -411,12 +438,18 @@ impl HostBlueGreen {
         steps: impl Fn(&HostTarget) -> Vec<Step>,
         out: &mut Vec<BlueGreenHostEffect>,
     ) {
-        let targets = match stage {
-            Stage::AfterTraffic => &self.spec.replacements,
-            Stage::BlockOriginals | Stage::StopOriginals => &self.spec.originals,
+        let installed = &self.installed;
+        let targets: Vec<&HostTarget> = match stage {
+            Stage::AfterTraffic => self
+                .spec
+                .replacements
+                .iter()
+                .filter(|t| installed.contains(&t.name))
+                .collect(),
+            Stage::BlockOriginals | Stage::StopOriginals => self.spec.originals.iter().collect(),
         };
         let hosts: Vec<HostRun> = targets
-            .iter()
+            .into_iter()
             .map(|t| {
                 let steps = steps(t);
                 HostRun {

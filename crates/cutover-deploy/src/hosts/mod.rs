@@ -7,6 +7,8 @@
 //! - [`inplace`]: [`HostDeployment`], the in-place state machine (waves,
 //!   zones, failure rules, rollback).
 //! - [`bluegreen`]: [`HostBlueGreen`], blue/green onto replacement hosts.
+//! - [`plan`]: [`HostPlan`], either of the two behind one interface (what
+//!   the driver feeds and the store keeps).
 //!
 //! # Driving
 //!
@@ -39,11 +41,13 @@
 pub mod bluegreen;
 pub mod inplace;
 pub mod lifecycle;
+pub mod plan;
 pub mod rules;
 pub mod types;
 
 pub use bluegreen::HostBlueGreen;
 pub use inplace::HostDeployment;
+pub use plan::HostPlan;
 pub use types::{
     EndReason, HostDeploymentStatus, HostEffect, HostInput, HostRollback, HostRun, HostState,
     HostTarget, HostsSpec,

@@ -9,6 +9,13 @@
 //! deployment holds out (`BlockTraffic` done, `AllowTraffic` not yet, or
 //! failed there). A pure function of the store's rows, like the services'
 //! part in [`super::config`].
+//!
+//! While the newest deployment is blue/green, each listener forwards to a
+//! second target group `<name>-green` too, holding the replacement hosts
+//! (all of them during the install, so their health checks run before
+//! traffic moves; then those the revision was installed on), weighted by
+//! the share of traffic the planner last asked for; the first group keeps
+//! the other hosts, less the original hosts that left.
 
 use std::collections::BTreeSet;
 
@@ -37,8 +44,38 @@ pub(crate) fn host_group_name(application: &str, group: &str, n: usize) -> Strin
     format!("host-{application}-{group}-{n}")
 }
 
-/// The targets a group's load balancers send traffic to, sorted.
+/// The replacement hosts' targets of the newest deployment when it is
+/// blue/green, and their share of the traffic.
+pub(crate) fn green(v: &GroupView<'_>) -> Option<(Vec<String>, u8)> {
+    let d = v.newest?;
+    let bg = d.body.plan.blue_green()?;
+    let installed = bg.installed();
+    let hosts: BTreeSet<String> = bg
+        .spec()
+        .replacements
+        .iter()
+        .filter(|h| installed.is_empty() || installed.contains(&h.name))
+        .filter_map(|h| d.body.targets.get(&h.name).cloned())
+        .collect();
+    Some((hosts.into_iter().collect(), bg.replacement_percent()))
+}
+
+/// The targets a group's load balancers send traffic to, sorted (less the
+/// replacement hosts of a blue/green deployment: see [`green`]).
 pub(crate) fn targets(v: &GroupView<'_>) -> Vec<String> {
+    let replacements: BTreeSet<&String> = v
+        .newest
+        .and_then(|d| {
+            let bg = d.body.plan.blue_green()?;
+            Some(
+                bg.spec()
+                    .replacements
+                    .iter()
+                    .filter_map(|h| d.body.targets.get(&h.name))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
     let empty = BTreeSet::new();
     let (blocked, allowed) = v
         .newest
@@ -57,7 +94,9 @@ pub(crate) fn targets(v: &GroupView<'_>) -> Vec<String> {
                 .filter_map(|h| d.body.targets.get(h).cloned()),
         );
     }
-    out.into_iter().collect()
+    out.into_iter()
+        .filter(|t| !replacements.contains(t))
+        .collect()
 }
 
 /// The parts of every group with a load balancer. Groups come after the
@@ -68,21 +107,34 @@ pub(crate) fn host_parts(groups: &[GroupView<'_>]) -> Vec<Part> {
         .filter(|v| v.spec.all_load_balancers().next().is_some())
         .map(|v| {
             let targets = targets(v);
+            let green = green(v);
             let mut listeners = Vec::new();
             let mut tgs = Vec::new();
             for (n, lb) in v.spec.all_load_balancers().enumerate() {
                 let name = host_group_name(v.application, v.group, n);
+                let tg = |name: &str, targets: &[String]| {
+                    json!({
+                        "name": name,
+                        "targets": targets,
+                        "healthCheck": health_json(&lb.health_check),
+                        "deregistrationDelaySeconds": lb.deregistration_delay_seconds,
+                    })
+                };
+                let mut forward = Vec::new();
+                if let Some((green_targets, percent)) = &green {
+                    let green_name = format!("{name}-green");
+                    forward.push(json!({"targetGroup": name, "weight": 100 - u32::from(*percent)}));
+                    forward.push(json!({"targetGroup": green_name, "weight": u32::from(*percent)}));
+                    tgs.push(tg(&green_name, green_targets));
+                } else {
+                    forward.push(json!({"targetGroup": name, "weight": 100}));
+                }
                 listeners.push(json!({
                     "name": name,
                     "address": lb.listener.to_string(),
-                    "defaultAction": {"forward": [{"targetGroup": name, "weight": 100}]},
+                    "defaultAction": {"forward": forward},
                 }));
-                tgs.push(json!({
-                    "name": name,
-                    "targets": targets,
-                    "healthCheck": health_json(&lb.health_check),
-                    "deregistrationDelaySeconds": lb.deregistration_delay_seconds,
-                }));
+                tgs.push(tg(&name, &targets));
             }
             Part {
                 service: format!("{}/{}", v.application, v.group),
@@ -139,7 +191,8 @@ mod tests {
                     load_balanced: true,
                     ignore_application_stop_failures: false,
                     rollback: HostRollback::default(),
-                }),
+                })
+                .into(),
                 previous: Default::default(),
                 events: Default::default(),
                 targets: [("h3".to_string(), "127.0.0.1:9103".to_string())].into(),

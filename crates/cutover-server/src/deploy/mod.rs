@@ -346,16 +346,7 @@ impl Deployer {
             .unwrap_or_else(|| "CodeDeployDefault.ECSAllAtOnce".into());
         // The applied stack's configurations, then those created through
         // CodeDeploy's API (the stack's win a name both use).
-        let configs = self
-            .store
-            .call(|c| {
-                let mut all = ops::latest_deployment_configs(c)?;
-                for (name, row) in cutover_store::deployment_configs::all(c)? {
-                    all.entry(name).or_insert(row.config);
-                }
-                Ok(all)
-            })
-            .await?;
+        let configs = self.store.call(deployment_configs).await?;
         let routing = spec::routing(&config, &configs).map_err(DeployError::Config)?;
         let (bg, _) =
             spec::blue_green(&id, &svc.spec, routing, &req.appspec_hooks).map_err(|source| {
@@ -569,4 +560,21 @@ impl Deployer {
             }
         }
     }
+}
+
+/// The deployment configurations a deployment may name: the applied
+/// stack's, then those created through CodeDeploy's API (the stack's win a
+/// name both use). Service and host blue/green deployments resolve their
+/// traffic routing among these.
+pub(crate) fn deployment_configs(
+    c: &rusqlite::Connection,
+) -> Result<
+    std::collections::BTreeMap<String, cutover_spec::stack::DeploymentConfig>,
+    cutover_store::StoreError,
+> {
+    let mut all = ops::latest_deployment_configs(c)?;
+    for (name, row) in cutover_store::deployment_configs::all(c)? {
+        all.entry(name).or_insert(row.config);
+    }
+    Ok(all)
 }

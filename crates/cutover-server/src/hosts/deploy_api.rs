@@ -42,9 +42,9 @@ impl From<HostDeployError> for ApiError {
             HostDeployError::UnknownApplication(_)
             | HostDeployError::UnknownGroup { .. }
             | HostDeployError::NotRunning(_) => ApiError::new(StatusCode::NOT_FOUND, message),
-            HostDeployError::UnknownConfig(_) | HostDeployError::BlueGreen(_) => {
-                ApiError::bad_request(message)
-            }
+            HostDeployError::UnknownConfig(_)
+            | HostDeployError::NoReplacementHosts(_)
+            | HostDeployError::TrafficConfig { .. } => ApiError::bad_request(message),
             HostDeployError::Busy { .. } => ApiError::new(StatusCode::CONFLICT, message),
             HostDeployError::Fleet(e) => e.into(),
             HostDeployError::Store(e) => e.into(),

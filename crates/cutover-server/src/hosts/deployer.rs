@@ -9,9 +9,15 @@ use std::time::Duration;
 
 use cutover_api::agents::BundleRef;
 use cutover_clock::SharedClock;
-use cutover_deploy::hosts::{HostDeployment, HostInput, HostRollback, HostTarget, HostsSpec};
+use cutover_deploy::TrafficRouting;
+use cutover_deploy::hosts::bluegreen::HostBlueGreenSpec;
+use cutover_deploy::hosts::{
+    HostBlueGreen, HostDeployment, HostInput, HostPlan, HostRollback, HostTarget, HostsSpec,
+};
 use cutover_spec::stack::RollbackEvent;
-use cutover_spec::stack::applications::DeploymentGroup;
+use cutover_spec::stack::applications::{
+    DeploymentGroup, HostBlueGreen as GroupBlueGreen, OriginalHostsAction,
+};
 use cutover_store::Store;
 use cutover_store::host_deployments::{self as hd, HostDeploymentBody, HostDeploymentRow};
 use tokio::sync::mpsc;
@@ -29,6 +35,21 @@ pub(crate) struct HostSettings {
     /// How often a driver looks at results, agents and alarms when nothing
     /// woke it earlier.
     pub(crate) poll: Duration,
+}
+
+impl HostSettings {
+    /// The defaults, with `CUTOVER_AGENT_LOST_AFTER_SECONDS` (at least 1)
+    /// for [`HostSettings::agent_lost_after`] if set.
+    pub(crate) fn from_env() -> HostSettings {
+        let mut s = HostSettings::default();
+        if let Some(secs) = std::env::var("CUTOVER_AGENT_LOST_AFTER_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            s.agent_lost_after = Duration::from_secs(secs.max(1));
+        }
+        s
+    }
 }
 
 impl Default for HostSettings {
@@ -65,9 +86,19 @@ pub(crate) enum HostDeployError {
         /// The deployment in progress.
         id: String,
     },
-    /// The group deploys blue/green, which the driver does not run yet.
-    #[error("deployment group {0:?} is blue/green; only in-place host deployments run so far")]
-    BlueGreen(String),
+    /// A blue/green group's replacement filters choose no registered host.
+    #[error(
+        "deployment group {0:?} is blue/green and no registered host matches its replacementTagFilters"
+    )]
+    NoReplacementHosts(String),
+    /// A blue/green group's traffic configuration does not resolve.
+    #[error("deployment group {group:?}: {source}")]
+    TrafficConfig {
+        /// The group.
+        group: String,
+        /// Why.
+        source: crate::deploy::spec::DeploySpecError,
+    },
     /// No such deployment, or it has ended.
     #[error("no host deployment {0} is in progress")]
     NotRunning(String),
@@ -220,9 +251,6 @@ impl HostDeployer {
                 application: new.application.clone(),
                 group: new.group.clone(),
             })?;
-        if dg.blue_green.is_some() {
-            return Err(HostDeployError::BlueGreen(new.group));
-        }
         let config_name = new
             .config
             .clone()
@@ -239,11 +267,30 @@ impl HostDeployer {
         }
         .ok_or_else(|| HostDeployError::UnknownConfig(config_name.clone()))?;
         let instances = self.fleet.instances().await?;
+        // Blue/green: the replacements are the hosts its replacement filters
+        // choose, the originals the group's other hosts and those that
+        // serve it now (the replacements of its last deployment).
+        let serving = match &dg.blue_green {
+            Some(_) => {
+                let (a, g) = (new.application.clone(), new.group.clone());
+                self.store
+                    .call(move |c| hd::host_revisions(c, &a, &g))
+                    .await?
+            }
+            None => BTreeMap::new(),
+        };
         let selected: Vec<Instance> = instances
             .into_iter()
-            .filter(|i| dg.selects(&i.registration.tags))
+            .filter(|i| {
+                dg.selects(&i.registration.tags)
+                    || serving.contains_key(&i.registration.name)
+                    || dg
+                        .blue_green
+                        .as_ref()
+                        .is_some_and(|bg| bg.is_replacement(&i.registration.tags))
+            })
             .collect();
-        let row = self
+        let mut row = self
             .new_row(
                 &new,
                 dg,
@@ -254,6 +301,17 @@ impl HostDeployer {
                 None,
             )
             .await?;
+        if let Some(bg) = &dg.blue_green {
+            let routing = self.routing(&new.group, &bg.traffic_config).await?;
+            let tags: BTreeMap<&str, &BTreeMap<String, String>> = selected
+                .iter()
+                .map(|i| (i.registration.name.as_str(), &i.registration.tags))
+                .collect();
+            row.body.plan = blue_green_plan(&row.body.plan, bg, routing, |h| {
+                tags.get(h).is_some_and(|t| bg.is_replacement(t))
+            })
+            .ok_or_else(|| HostDeployError::NoReplacementHosts(new.group.clone()))?;
+        }
         let id = row.id.clone();
         let r = row.clone();
         self.store
@@ -268,7 +326,7 @@ impl HostDeployer {
                         r.body.source,
                         r.application,
                         r.deployment_group,
-                        r.body.plan.hosts().len(),
+                        r.body.plan.targets().len(),
                         r.body.config
                     ),
                 )?;
@@ -348,7 +406,7 @@ impl HostDeployer {
                 config: config_name,
                 deployment_group_id: group_id(&new.application, &new.group),
                 file_exists_behavior: dg.file_exists_behavior,
-                plan: HostDeployment::new(spec),
+                plan: HostDeployment::new(spec).into(),
                 previous,
                 events: BTreeMap::new(),
                 targets,
@@ -360,6 +418,18 @@ impl HostDeployer {
             created_at: now,
             updated_at: now,
             finished_at: None,
+        })
+    }
+
+    /// The traffic routing called `name`: predefined, the applied stack's,
+    /// or one created through CodeDeploy's API (as for services).
+    async fn routing(&self, group: &str, name: &str) -> Result<TrafficRouting, HostDeployError> {
+        let configs = self.store.call(crate::deploy::deployment_configs).await?;
+        crate::deploy::spec::routing(name, &configs).map_err(|source| {
+            HostDeployError::TrafficConfig {
+                group: group.to_string(),
+                source,
+            }
         })
     }
 
@@ -382,4 +452,36 @@ impl HostDeployer {
                 .remove(&id);
         });
     }
+}
+
+/// The blue/green plan of a group whose in-place plan `plan` (built over
+/// every host, originals and replacements) shows the hosts; `None` when no
+/// host is a replacement.
+fn blue_green_plan(
+    plan: &HostPlan,
+    bg: &GroupBlueGreen,
+    routing: TrafficRouting,
+    is_replacement: impl Fn(&str) -> bool,
+) -> Option<HostPlan> {
+    let spec = plan.in_place()?.spec();
+    let (replacements, originals): (Vec<HostTarget>, Vec<HostTarget>) = spec
+        .hosts
+        .iter()
+        .cloned()
+        .partition(|h| is_replacement(&h.name));
+    if replacements.is_empty() {
+        return None;
+    }
+    Some(
+        HostBlueGreen::new(HostBlueGreenSpec {
+            replacements,
+            originals,
+            config: spec.config,
+            routing,
+            termination_wait_ms: bg.termination_wait_minutes.saturating_mul(60_000),
+            stop_originals: bg.original_hosts == OriginalHostsAction::Stop,
+            rollback: spec.rollback,
+        })
+        .into(),
+    )
 }

@@ -1,16 +1,17 @@
 //! The driver of one host deployment: feeds `cutover-deploy`'s
-//! [`HostDeployment`] its inputs, persists its state, then executes its
-//! effects over the [`super::fleet::Fleet`] and the data plane.
+//! [`HostPlan`] (in place or blue/green) its inputs, persists its state,
+//! then executes its effects over the [`super::fleet::Fleet`] and the data
+//! plane.
 //!
 //! Loop: wait for the fleet's `changed` (a result arrived, a host came or
 //! went), an operator's stop, a traffic step's end, the planner's next
 //! wake-up, or the poll interval; then read the results of the commands in
 //! flight, the agents' last polls (a host silent for longer than
 //! `agent_lost_after` is `AgentLost`) and the group's alarms (the alarm
-//! loop's states, from the store). Every `handle` is followed by one store
-//! transaction carrying the planner state, the per-host event records and
-//! the hosts that succeeded (their last successful revision) *before* any
-//! effect runs; so a crash re-issues at most the step in flight, which the
+//! loop's states, from the store). The inputs read together are handled
+//! together, then one store transaction carries the planner state, the
+//! per-host event records and the hosts that succeeded (their last
+//! successful revision) *before* any effect runs; so a crash re-issues at most the step in flight, which the
 //! fleet and the agents ignore by command id.
 //!
 //! Effects: a scripted or agent step is one [`AgentCommand`] with id
@@ -19,8 +20,16 @@
 //! the data plane's configuration is derived from them), acknowledged by
 //! the proxy, then for `BlockTraffic` the group's deregistration delay;
 //! `RollBack` creates the rollback deployment once, in the transaction that
-//! records it on this one (`rolled_back_by`); those are in
+//! records it on this one (`rolled_back_by`); a blue/green `ShiftTraffic`
+//! is a data-plane sync of the share the plan now holds (after the
+//! replacement hosts passed their health checks when traffic moves to
+//! them), acknowledged as `TrafficApplied`; those are in
 //! `driver/effects.rs`.
+//!
+//! A host's revision is recorded (`host_revisions`) when it succeeds in
+//! place, or, blue/green, when the deployment succeeds: then the
+//! replacement hosts that got the revision are recorded and the original
+//! hosts forgotten (they serve no longer).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -29,8 +38,9 @@ use std::time::Duration;
 use cutover_api::agents::CommandStatus;
 use cutover_api::host_deployments::{HostEventStatus, HostEventView};
 use cutover_deploy::alarm::AlarmState;
+use cutover_deploy::hosts::bluegreen::{BlueGreenHostEffect, BlueGreenHostInput};
 use cutover_deploy::hosts::lifecycle::{Action, Step};
-use cutover_deploy::hosts::{HostDeploymentStatus, HostEffect, HostInput, HostState};
+use cutover_deploy::hosts::{HostDeploymentStatus, HostEffect, HostInput, HostPlan, HostState};
 use cutover_spec::HostEvent;
 use cutover_spec::stack::applications::DeploymentGroup;
 use cutover_store::host_deployments::{self as hd, HostDeploymentRow};
@@ -79,8 +89,8 @@ struct Driver {
     inflight: BTreeMap<String, (HostEvent, String)>,
     /// Alarms already fed (each stops the deployment once).
     alarms_fed: BTreeSet<String>,
-    queue: VecDeque<HostInput>,
-    traffic_tx: mpsc::UnboundedSender<HostInput>,
+    queue: VecDeque<BlueGreenHostInput>,
+    traffic_tx: mpsc::UnboundedSender<BlueGreenHostInput>,
 }
 
 /// The command id of `event` on `host` (attempt 1: a re-sent step keeps its id).
@@ -135,7 +145,15 @@ async fn drive(
         }
         d.row.body.plan.resume()
     } else {
-        d.row.body.plan.handle(HostInput::Start, now)
+        if d.row.body.plan.blue_green().is_some()
+            && let Err(e) = dep.dataplane.sync().await
+        {
+            // The replacement hosts' target groups exist from the start, so
+            // their health checks run during the install; a later sync adds
+            // them otherwise.
+            tracing::warn!(deployment = %id, error = %e, "data plane sync at start failed");
+        }
+        d.row.body.plan.handle(HostInput::Start.into(), now)
     };
     d.commit(effects).await?;
     let changed = dep.fleet.changed();
@@ -143,8 +161,9 @@ async fn drive(
         if d.row.finished_at.is_some() {
             return Ok(());
         }
-        if let Some(input) = d.queue.pop_front() {
-            d.feed(input).await?;
+        if !d.queue.is_empty() {
+            let inputs: Vec<BlueGreenHostInput> = d.queue.drain(..).collect();
+            d.feed(inputs).await?;
             continue;
         }
         let notified = changed.notified();
@@ -163,7 +182,7 @@ async fn drive(
         let sleep = Duration::from_millis(deadline.saturating_sub(now));
         tokio::select! {
             _ = dep.shutdown.cancelled() => return Ok(()),
-            Some(input) = rx.recv() => d.queue.push_back(input),
+            Some(input) = rx.recv() => d.queue.push_back(input.into()),
             Some(input) = traffic_rx.recv() => d.queue.push_back(input),
             _ = &mut notified => {}
             _ = tokio::time::sleep(sleep) => {}
@@ -178,7 +197,7 @@ impl Driver {
 
     /// What happened since the last look: results of the commands in
     /// flight, lost agents, alarms, and a wake-up that is due.
-    async fn observe(&mut self) -> anyhow::Result<Vec<HostInput>> {
+    async fn observe(&mut self) -> anyhow::Result<Vec<BlueGreenHostInput>> {
         let mut inputs = Vec::new();
         let now = self.dep.clock.now_ms();
         let inflight: Vec<(String, HostEvent, String)> = self
@@ -205,17 +224,20 @@ impl Driver {
                     .or_else(|| (!ok).then(|| format!("the agent reported {:?}", result.status)));
                 v.ended_at_ms = Some(now);
             });
-            inputs.push(if ok {
-                HostInput::StepSucceeded {
-                    host: host.clone(),
-                    event: *event,
+            inputs.push(
+                if ok {
+                    HostInput::StepSucceeded {
+                        host: host.clone(),
+                        event: *event,
+                    }
+                } else {
+                    HostInput::StepFailed {
+                        host: host.clone(),
+                        event: *event,
+                    }
                 }
-            } else {
-                HostInput::StepFailed {
-                    host: host.clone(),
-                    event: *event,
-                }
-            });
+                .into(),
+            );
         }
         if !self.inflight.is_empty() {
             let instances = self.dep.fleet.instances().await?;
@@ -238,7 +260,7 @@ impl Driver {
                     v.error = Some("the host's agent stopped polling".to_string());
                     v.ended_at_ms = Some(now);
                 });
-                inputs.push(HostInput::AgentLost { host });
+                inputs.push(HostInput::AgentLost { host }.into());
             }
         }
         // A rollback is not stopped by the alarm that caused it (nor any
@@ -249,12 +271,12 @@ impl Driver {
                     && self.group.alarms.contains(&alarm.name)
                     && self.alarms_fed.insert(alarm.name.clone())
                 {
-                    inputs.push(HostInput::Alarm { name: alarm.name });
+                    inputs.push(HostInput::Alarm { name: alarm.name }.into());
                 }
             }
         }
         if self.row.body.plan.next_wakeup().is_some_and(|w| w <= now) {
-            inputs.push(HostInput::Tick);
+            inputs.push(HostInput::Tick.into());
         }
         Ok(inputs)
     }
@@ -272,14 +294,30 @@ impl Driver {
         }
     }
 
-    async fn feed(&mut self, input: HostInput) -> anyhow::Result<()> {
+    /// Feeds `inputs` to the plan, then commits all their effects at once:
+    /// one store transaction however many results arrived together (a
+    /// wave of a hundred hosts is not a hundred fsyncs per step).
+    async fn feed(&mut self, inputs: Vec<BlueGreenHostInput>) -> anyhow::Result<()> {
         let now = self.dep.clock.now_ms();
-        match &input {
-            HostInput::Stop { .. } => self.event("stop requested").await,
+        let mut effects = Vec::new();
+        for input in inputs {
+            self.note(&input, now).await;
+            effects.extend(self.row.body.plan.handle(input, now));
+        }
+        self.commit(effects).await
+    }
+
+    /// What the records say of `input` before the plan sees it.
+    async fn note(&mut self, input: &BlueGreenHostInput, now: u64) {
+        match input {
+            BlueGreenHostInput::Host(HostInput::Stop { .. }) => self.event("stop requested").await,
             // The data plane's steps (the agents' are recorded with their
             // results as they are read).
-            HostInput::StepSucceeded { host, event } | HostInput::StepFailed { host, event } => {
-                let ok = matches!(input, HostInput::StepSucceeded { .. });
+            BlueGreenHostInput::Host(
+                i @ (HostInput::StepSucceeded { host, event }
+                | HostInput::StepFailed { host, event }),
+            ) => {
+                let ok = matches!(i, HostInput::StepSucceeded { .. });
                 self.record(host, *event, |v| {
                     if v.status == HostEventStatus::InProgress {
                         v.status = if ok {
@@ -294,8 +332,6 @@ impl Driver {
             }
             _ => {}
         }
-        let effects = self.row.body.plan.handle(input, now);
-        self.commit(effects).await
     }
 
     async fn event(&self, message: &str) {
@@ -305,10 +341,13 @@ impl Driver {
 
     /// Persists the planner state with what `effects` intend, then executes
     /// them.
-    async fn commit(&mut self, effects: Vec<HostEffect>) -> anyhow::Result<()> {
+    async fn commit(&mut self, effects: Vec<BlueGreenHostEffect>) -> anyhow::Result<()> {
         let now = self.dep.clock.now_ms();
         // The records of the steps about to run, written before they run.
         for e in &effects {
+            let BlueGreenHostEffect::Host(e) = e else {
+                continue;
+            };
             match e {
                 HostEffect::Run { host, step } => {
                     let command =
@@ -345,7 +384,7 @@ impl Driver {
             }
         }
         let rollback = match effects.iter().find_map(|e| match e {
-            HostEffect::RollBack { hosts } => Some(hosts.clone()),
+            BlueGreenHostEffect::Host(HostEffect::RollBack { hosts }) => Some(hosts.clone()),
             _ => None,
         }) {
             Some(hosts) if self.row.body.rolled_back_by.is_none() => {
@@ -358,20 +397,15 @@ impl Driver {
         }
         self.row.status = self.row.body.plan.status();
         self.row.updated_at = now;
-        let succeeded: Vec<String> = self
-            .row
-            .body
-            .plan
-            .hosts()
-            .iter()
-            .filter(|h| h.state == HostState::Succeeded)
-            .map(|h| h.name.clone())
-            .collect();
+        let (succeeded, retired) = settled(&self.row.body.plan);
         let (row, r2) = (self.row.clone(), rollback.clone());
         self.dep
             .store
             .transact(move |c| {
                 hd::put_host_deployment(c, &row)?;
+                for h in &retired {
+                    hd::remove_host_revision(c, &row.application, &row.deployment_group, h)?;
+                }
                 let done = hd::host_revisions(c, &row.application, &row.deployment_group)?;
                 for h in &succeeded {
                     if done.get(h) != Some(&row.body.revision) {
@@ -421,7 +455,14 @@ impl Driver {
         Ok(())
     }
 
-    async fn execute(&mut self, effect: HostEffect) -> anyhow::Result<()> {
+    async fn execute(&mut self, effect: BlueGreenHostEffect) -> anyhow::Result<()> {
+        let effect = match effect {
+            BlueGreenHostEffect::Host(e) => e,
+            BlueGreenHostEffect::ShiftTraffic {
+                request,
+                replacement_percent,
+            } => return self.shift_traffic(request, replacement_percent).await,
+        };
         match effect {
             HostEffect::Run { host, step } => self.run_step(host, step).await?,
             HostEffect::Cancel { host } => {
@@ -456,6 +497,28 @@ impl Driver {
             .call(move |c| hd::put_host_deployment(c, &row))
             .await?;
         Ok(())
+    }
+}
+
+/// The hosts whose revision `plan` settled: those that got it, and those
+/// that no longer serve the group (a blue/green deployment's originals).
+fn settled(plan: &HostPlan) -> (Vec<String>, Vec<String>) {
+    match plan {
+        HostPlan::InPlace(d) => (
+            d.hosts()
+                .iter()
+                .filter(|h| h.state == HostState::Succeeded)
+                .map(|h| h.name.clone())
+                .collect(),
+            Vec::new(),
+        ),
+        HostPlan::BlueGreen { blue_green: bg } => {
+            if bg.status() != HostDeploymentStatus::Succeeded {
+                return (Vec::new(), Vec::new());
+            }
+            let originals = bg.spec().originals.iter().map(|h| h.name.clone());
+            (bg.installed().to_vec(), originals.collect())
+        }
     }
 }
 

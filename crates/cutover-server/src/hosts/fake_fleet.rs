@@ -75,13 +75,18 @@ impl FakeFleet {
 
     /// Registers another `env=prod` host.
     pub(super) fn join(&self, name: &str) {
+        self.register(name, ("env", "prod"), "127.0.0.1:9199");
+    }
+
+    /// Registers host `name` with one tag and a target, in zone a.
+    pub(super) fn register(&self, name: &str, tag: (&str, &str), target: &str) {
         self.lock().hosts.insert(
             name.to_string(),
             AgentRegistration {
                 name: name.to_string(),
-                tags: [("env".to_string(), "prod".to_string())].into(),
+                tags: [(tag.0.to_string(), tag.1.to_string())].into(),
                 zone: Some("a".to_string()),
-                target: Some("127.0.0.1:9199".to_string()),
+                target: Some(target.to_string()),
                 version: "test".into(),
             },
         );

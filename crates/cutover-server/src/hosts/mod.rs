@@ -19,6 +19,8 @@ pub(crate) mod agents;
 #[cfg(test)]
 mod agents_tests;
 pub(crate) mod api;
+#[cfg(test)]
+mod bluegreen_tests;
 pub(crate) mod bundles;
 pub(crate) mod deploy_api;
 pub(crate) mod deployer;

@@ -2,6 +2,8 @@
 //! group after its last deployment gets the group's current revision (the
 //! newest succeeded deployment's) by a deployment of its own, as CodeDeploy
 //! does for instances launched later. Runs whenever the fleet changes.
+//! Blue/green groups are left out: the hosts of their next deployment are
+//! chosen by tags when it is created.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,7 +45,10 @@ pub(crate) async fn update(dep: &Arc<HostDeployer>) -> Result<Vec<String>, HostD
     let mut created = Vec::new();
     for (app, a) in &apps {
         for (group, dg) in &a.application.deployment_groups {
+            // A blue/green group's hosts change by its deployments (the
+            // originals it retired still match its tags).
             if dg.outdated_instances_strategy != OutdatedInstancesStrategy::Update
+                || dg.blue_green.is_some()
                 || running
                     .iter()
                     .any(|r| &r.application == app && &r.deployment_group == group)
@@ -73,7 +78,7 @@ pub(crate) async fn update(dep: &Arc<HostDeployer>) -> Result<Vec<String>, HostD
                 .filter(|h| {
                     !newest
                         .as_ref()
-                        .is_some_and(|d| d.body.plan.hosts().iter().any(|r| &r.name == h))
+                        .is_some_and(|d| d.body.plan.targets().iter().any(|r| &r.name == h))
                 })
                 .collect();
             if outdated.is_empty() {

@@ -331,7 +331,7 @@ async fn a_failed_validate_service_stops_and_the_rollback_restores_the_last_good
     let mut hosts: Vec<&str> = rb
         .body
         .plan
-        .hosts()
+        .targets()
         .iter()
         .map(|h| h.name.as_str())
         .collect();
@@ -564,6 +564,8 @@ async fn an_alarm_during_a_zones_monitor_time_stops_and_rolls_back() {
         if row
             .body
             .plan
+            .in_place()
+            .unwrap()
             .zone_done_at()
             .first()
             .is_some_and(Option::is_some)

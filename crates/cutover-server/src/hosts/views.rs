@@ -2,8 +2,10 @@
 //! get`, CodeDeploy's `GetDeployment`, `ListDeploymentTargets` and
 //! `BatchGetDeploymentTargets`).
 
-use cutover_api::host_deployments::{HostDeploymentView, HostTargetStatus, HostTargetView};
-use cutover_deploy::hosts::HostState;
+use cutover_api::host_deployments::{
+    HostDeploymentView, HostEventStatus, HostEventView, HostTargetStatus, HostTargetView,
+};
+use cutover_deploy::hosts::{HostPlan, HostState};
 use cutover_store::host_deployments::HostDeploymentRow;
 
 /// The view of `row`.
@@ -25,25 +27,71 @@ pub(crate) fn view(row: &HostDeploymentRow) -> HostDeploymentView {
     }
 }
 
-/// Each host of `row`, in the group's order, with its events.
+/// Each host of `row`, in the group's order (blue/green: the replacement
+/// hosts, then the originals), with its events.
 pub(crate) fn targets(row: &HostDeploymentRow) -> Vec<HostTargetView> {
-    let zones = row.body.plan.zones();
-    row.body
-        .plan
-        .hosts()
+    let events = |h: &str| row.body.events.get(h).cloned().unwrap_or_default();
+    let ended = row.finished_at.is_some();
+    match &row.body.plan {
+        HostPlan::InPlace(d) => {
+            let zones = d.zones();
+            d.hosts()
+                .iter()
+                .map(|h| HostTargetView {
+                    host: h.name.clone(),
+                    zone: zones.get(h.zone).filter(|z| !z.is_empty()).cloned(),
+                    status: match h.state {
+                        HostState::Pending if ended => HostTargetStatus::Skipped,
+                        HostState::Pending => HostTargetStatus::Pending,
+                        HostState::Running { .. } => HostTargetStatus::InProgress,
+                        HostState::Succeeded => HostTargetStatus::Succeeded,
+                        HostState::Failed { .. } | HostState::Lost { .. } => {
+                            HostTargetStatus::Failed
+                        }
+                        HostState::Stopped { .. } | HostState::Skipped => HostTargetStatus::Skipped,
+                    },
+                    events: events(&h.name),
+                })
+                .collect()
+        }
+        // The blue/green planner keeps no per-host state past each phase:
+        // a host's status is what its event records say.
+        HostPlan::BlueGreen { .. } => row
+            .body
+            .plan
+            .targets()
+            .into_iter()
+            .map(|h| {
+                let events = events(&h.name);
+                HostTargetView {
+                    host: h.name.clone(),
+                    zone: h.zone.clone(),
+                    status: from_events(&events, ended),
+                    events,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A host's status from its event records.
+fn from_events(events: &[HostEventView], ended: bool) -> HostTargetStatus {
+    if events.iter().any(|e| e.status == HostEventStatus::Failed) {
+        HostTargetStatus::Failed
+    } else if events
         .iter()
-        .map(|h| HostTargetView {
-            host: h.name.clone(),
-            zone: zones.get(h.zone).filter(|z| !z.is_empty()).cloned(),
-            status: match h.state {
-                HostState::Pending if row.finished_at.is_some() => HostTargetStatus::Skipped,
-                HostState::Pending => HostTargetStatus::Pending,
-                HostState::Running { .. } => HostTargetStatus::InProgress,
-                HostState::Succeeded => HostTargetStatus::Succeeded,
-                HostState::Failed { .. } | HostState::Lost { .. } => HostTargetStatus::Failed,
-                HostState::Stopped { .. } | HostState::Skipped => HostTargetStatus::Skipped,
-            },
-            events: row.body.events.get(&h.name).cloned().unwrap_or_default(),
-        })
-        .collect()
+        .any(|e| e.status == HostEventStatus::InProgress)
+    {
+        HostTargetStatus::InProgress
+    } else if events.is_empty() {
+        if ended {
+            HostTargetStatus::Skipped
+        } else {
+            HostTargetStatus::Pending
+        }
+    } else if events.iter().all(|e| e.status == HostEventStatus::Skipped) {
+        HostTargetStatus::Skipped
+    } else {
+        HostTargetStatus::Succeeded
+    }
 }

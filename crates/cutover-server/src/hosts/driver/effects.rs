@@ -1,15 +1,19 @@
 //! The effects of a host deployment that leave the process: a step sent
-//! to an agent or pushed to the data plane, and the rollback deployment.
+//! to an agent or pushed to the data plane, a blue/green traffic change,
+//! and the rollback deployment.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cutover_api::agents::AgentCommand;
 use cutover_deploy::hosts::HostInput;
+use cutover_deploy::hosts::bluegreen::BlueGreenHostInput;
 use cutover_deploy::hosts::lifecycle::{Action, Revision, Step};
 use cutover_store::host_deployments::{self as hd, HostDeploymentRow};
 
 use super::{Driver, command_id};
+use crate::dataplane::SharedDataPlane;
+use crate::dataplane::hosts::host_group_name;
 use crate::hosts::deployer::NewHostDeployment;
 use crate::hosts::fleet::FleetError;
 
@@ -32,7 +36,7 @@ impl Driver {
         else {
             return Ok(None);
         };
-        let config = self.row.body.plan.spec().config;
+        let config = self.row.body.plan.config();
         let instances = self.dep.fleet.instances().await?;
         let only: BTreeSet<String> = hosts.into_iter().collect();
         let new = NewHostDeployment {
@@ -104,7 +108,7 @@ impl Driver {
                             }
                         }
                     };
-                    let _ = tx.send(input);
+                    let _ = tx.send(input.into());
                 });
             }
             Action::Agent | Action::Scripts(_) => {
@@ -130,12 +134,98 @@ impl Driver {
                         self.inflight.insert(host, (step.event, cid));
                     }
                     Err(FleetError::UnknownHost(_)) => {
-                        self.queue.push_back(HostInput::AgentLost { host })
+                        self.queue.push_back(HostInput::AgentLost { host }.into())
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// How long a traffic change waits for the replacement hosts' health
+/// checks before it moves traffic anyway (the data plane skips a target
+/// group with no healthy target).
+const GREEN_HEALTH_WAIT: Duration = Duration::from_secs(60);
+
+impl Driver {
+    /// Moves `percent` of the traffic to the replacement hosts: the plan
+    /// already holds the share (persisted), the data plane derives its
+    /// weights from it. Before moving traffic to them, waits until their
+    /// target groups report them healthy; back to the originals (0), the
+    /// originals that left return first. Acknowledged as `TrafficApplied`.
+    pub(super) async fn shift_traffic(&mut self, request: u64, percent: u8) -> anyhow::Result<()> {
+        if percent == 0 && !self.row.body.blocked.is_empty() {
+            self.row.body.blocked.clear();
+            self.persist().await?;
+        }
+        let groups: Vec<String> = if percent > 0 {
+            (0..self.group.all_load_balancers().count())
+                .map(|n| {
+                    let name =
+                        host_group_name(&self.row.application, &self.row.deployment_group, n);
+                    format!("{name}-green")
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let expected = self.row.body.plan.blue_green().map_or(0, |bg| {
+            let targets = &self.row.body.targets;
+            bg.installed()
+                .iter()
+                .filter(|h| targets.contains_key(*h))
+                .count()
+        });
+        let (dp, tx, id, shutdown) = (
+            self.dep.dataplane.clone(),
+            self.traffic_tx.clone(),
+            self.id().to_string(),
+            self.dep.shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            wait_healthy(&dp, &groups, expected).await;
+            loop {
+                match dp.sync().await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(deployment = %id, error = %e, "data plane refused a traffic change; retrying");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+            tracing::info!(deployment = %id, percent, "traffic on the replacement hosts");
+            let _ = tx.send(BlueGreenHostInput::TrafficApplied { request });
+        });
+        Ok(())
+    }
+}
+
+/// Waits (at most [`GREEN_HEALTH_WAIT`]) until each of `groups` reports
+/// `expected` healthy targets.
+async fn wait_healthy(dp: &SharedDataPlane, groups: &[String], expected: usize) {
+    if groups.is_empty() || expected == 0 {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + GREEN_HEALTH_WAIT;
+    loop {
+        if let Ok(report) = dp.health().await
+            && groups.iter().all(|g| {
+                report
+                    .group(g)
+                    .is_some_and(|h| h.healthy_host_count >= expected)
+            })
+        {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(groups = ?groups, "replacement hosts not healthy in time; moving traffic anyway");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
