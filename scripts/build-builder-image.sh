@@ -37,7 +37,7 @@ client="$(command -v podman || true)"
 [ -x "$busybox" ] || { echo "build-builder-image: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
 
 # The aws CLI's venv and the python that made it.
-aws_bin="$(./scripts/setup-aws-clients.sh 2>/dev/null)"
+aws_bin="$(./scripts/setup-aws-clients.sh)"
 venv="$(dirname "$aws_bin")"
 python="$(readlink -f "$venv/bin/python3")"
 stdlib="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"

@@ -11,7 +11,7 @@
 //!
 //! `environment.privilegedMode` shows the stack's `privilegedMode`; StartBuild
 //! refuses `privilegedModeOverride` (only the stack sets it), and
-//! `cutover-ci` refuses the overrides of a privileged project's build.
+//! `cutover-ci` refuses the other overrides of a privileged project's build.
 
 use std::collections::BTreeMap;
 
@@ -248,6 +248,10 @@ fn unsupported_override(req: &cb::StartBuildInput) -> Option<&'static str> {
             req.timeout_in_minutes_override.is_some(),
         ),
         ("artifactsOverride", req.artifacts_override.is_some()),
+        (
+            "privilegedModeOverride",
+            req.privileged_mode_override.is_some(),
+        ),
     ]
     .into_iter()
     .find_map(|(name, set)| set.then_some(name))
@@ -258,13 +262,13 @@ async fn start(
     req: cb::StartBuildInput,
 ) -> Result<cb::StartBuildOutput, AwsError> {
     if let Some(field) = unsupported_override(&req) {
-        return Err(invalid(format!("{field} is not supported by Cutover")));
-    }
-    if req.privileged_mode_override.is_some() {
         // Only a stack the operator applies makes a project privileged.
-        return Err(invalid(
-            "privilegedModeOverride is refused: privilegedMode is set only by the project's stack",
-        ));
+        let why = if field == "privilegedModeOverride" {
+            ": privilegedMode is set only by the project's stack"
+        } else {
+            ""
+        };
+        return Err(invalid(format!("{field} is not supported by Cutover{why}")));
     }
     let project = project_name(&req.project_name)?.to_string();
     let row = call
@@ -482,6 +486,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(unsupported_override(&req), None);
+        req.privileged_mode_override = Some(false);
+        assert_eq!(unsupported_override(&req), Some("privilegedModeOverride"));
         req.image_override = Some("node:20".into());
         assert_eq!(unsupported_override(&req), Some("imageOverride"));
     }
