@@ -56,7 +56,10 @@
 //! build with `CannotPullContainerError: ...`. A server without an engine
 //! fails such builds with a message saying so. After a crash, the server
 //! removes the build containers left behind when it starts, before any
-//! build runs.
+//! build runs. With `privilegedMode: true` the container also gets the
+//! engine itself (its socket, `CONTAINER_HOST`, `DOCKER_HOST`: see
+//! `cutover_docker`'s `runtime/build.rs`), so the build can build and push
+//! images.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

@@ -135,7 +135,7 @@ impl Serialize for BuildEnvironment {
 impl<'de> Deserialize<'de> for BuildEnvironment {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let expected = "expected `host` or `{image: NAME, privilegedMode: BOOL}`";
+        let expected = "expected `host` or `{image: NAME}` (and optionally `privilegedMode: true`)";
         match Value::deserialize(d)? {
             Value::String(s) if s == "host" => Ok(BuildEnvironment::Host),
             Value::Object(map) => {
