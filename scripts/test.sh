@@ -36,6 +36,9 @@ if [ "${CUTOVER_CONTAINER_TESTS:-0}" = 1 ]; then
   ./scripts/setup-registry-clients.sh
   cargo build --locked -p cutover
   ./scripts/build-test-images.sh target/debug/cutover
+  # The image of privileged container builds (podman CLI + aws CLI) that
+  # tests/registry_pipeline_e2e.rs builds and pushes with.
+  ./scripts/build-builder-image.sh
   # The two-node swarm of tests/swarm_e2e.rs: Debian's Docker Engine (the
   # test itself runs swarm-up.sh and swarm-down.sh).
   command -v dockerd >/dev/null || {

@@ -210,11 +210,20 @@ async fn engine() -> Option<Arc<DockerRuntime>> {
 }
 
 async fn build_in_engine(docker: &Arc<DockerRuntime>, yaml: &str, src: &Path) -> Build {
+    build_in_engine_with(docker, yaml, src, false).await
+}
+
+async fn build_in_engine_with(
+    docker: &Arc<DockerRuntime>,
+    yaml: &str,
+    src: &Path,
+    privileged: bool,
+) -> Build {
     let work = tempfile::tempdir().unwrap();
     let req = BuildRequest::new("p", 1, src.into(), work.path().into());
     let mounts = container_mounts(&req).unwrap();
     let id = docker
-        .create_build_container(&req.build_id, IMAGE, &mounts)
+        .create_build_container(&req.build_id, IMAGE, &mounts, privileged)
         .await
         .unwrap();
     let container = Arc::new(Engine {
@@ -260,6 +269,39 @@ artifacts:
     assert_eq!(set.files, vec![Path::new("dist/id.txt").to_path_buf()]);
 }
 
+/// A privileged build (CodeBuild's `privilegedMode`) gets the engine's
+/// socket and its address in `CONTAINER_HOST` and `DOCKER_HOST`; any other
+/// build gets neither.
+#[tokio::test]
+async fn only_a_privileged_build_gets_the_engine_socket() {
+    let Some(docker) = engine().await else {
+        return;
+    };
+    let yaml = r#"
+version: 0.2
+phases:
+  build:
+    commands:
+      - echo "host=${CONTAINER_HOST:-none} docker=${DOCKER_HOST:-none}"
+      - if [ -S "${CONTAINER_HOST#unix://}" ]; then echo socket; else echo no socket; fi
+"#;
+    let address = docker.engine_address().to_string();
+    let src = tempfile::tempdir().unwrap();
+    let b = build_in_engine_with(&docker, yaml, src.path(), true).await;
+    assert_eq!(b.outcome.status, BuildStatus::Succeeded, "{:?}", b.log);
+    let socket = if address.starts_with("unix://") {
+        "socket"
+    } else {
+        "no socket"
+    };
+    assert_eq!(
+        b.output(),
+        vec![format!("host={address} docker={address}"), socket.into()]
+    );
+    let b = build_in_engine_with(&docker, yaml, src.path(), false).await;
+    assert_eq!(b.output(), vec!["host=none docker=none", "no socket"]);
+}
+
 #[tokio::test]
 async fn build_containers_left_by_a_crash_are_swept() {
     let Some(_) = engine().await else {
@@ -271,7 +313,7 @@ async fn build_containers_left_by_a_crash_are_swept() {
         .await
         .unwrap();
     let id = docker
-        .create_build_container("p:left", IMAGE, &[])
+        .create_build_container("p:left", IMAGE, &[], false)
         .await
         .unwrap();
     assert_eq!(docker.remove_build_containers().await.unwrap(), 1);
@@ -290,7 +332,7 @@ async fn an_image_that_cannot_be_had_is_a_cannot_pull_error() {
         return;
     };
     let err = docker
-        .create_build_container("p:1", "localhost:1/cutover/no-such-image:x", &[])
+        .create_build_container("p:1", "localhost:1/cutover/no-such-image:x", &[], false)
         .await
         .unwrap_err();
     assert!(

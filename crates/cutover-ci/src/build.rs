@@ -56,7 +56,10 @@
 //! build with `CannotPullContainerError: ...`. A server without an engine
 //! fails such builds with a message saying so. After a crash, the server
 //! removes the build containers left behind when it starts, before any
-//! build runs.
+//! build runs. With `privilegedMode: true` the container also gets the
+//! engine itself (its socket, `CONTAINER_HOST`, `DOCKER_HOST`: see
+//! `cutover_docker`'s `runtime/build.rs`), so the build can build and push
+//! images.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -303,7 +306,7 @@ impl Builder {
         let id = row.id.clone();
         let root = PathBuf::from(&row.work_dir);
         let (src, work) = (root.join("src"), root.join("work"));
-        let in_container = matches!(job.spec.environment, BuildEnvironment::Image(_));
+        let in_container = job.spec.environment.image_name().is_some();
         let ttl = job.timeout.saturating_add(KEY_MARGIN).as_millis();
         let credentials = match self
             .credentials
@@ -477,7 +480,10 @@ impl Builder {
             BuildEnvironment::Host => cutover_build::run_build(&spec.value, req, writer, cancel)
                 .await
                 .map_err(|e| e.to_string())?,
-            BuildEnvironment::Image(image) => {
+            BuildEnvironment::Image {
+                image,
+                privileged_mode,
+            } => {
                 let engine = self.engine.clone().ok_or_else(|| {
                     format!(
                         "project {} builds in image {image}, but this server has no container engine",
@@ -486,7 +492,7 @@ impl Builder {
                 })?;
                 let mounts = cutover_build::container_mounts(&req).map_err(|e| e.to_string())?;
                 let id = engine
-                    .create_build_container(&req.build_id, image, &mounts)
+                    .create_build_container(&req.build_id, image, &mounts, *privileged_mode)
                     .await
                     .map_err(|e| e.to_string())?;
                 let container = Arc::new(EngineContainer {
@@ -787,7 +793,7 @@ mod tests {
             "version: 0.2\nphases:\n  build:\n    commands:\n      - test -x /bin/busybox\n      - echo \"$GREETING\" > out.txt\nartifacts:\n  files: [out.txt]\n",
         );
         let mut spec = project();
-        spec.environment = BuildEnvironment::Image("cutover-sample:test".into());
+        spec.environment = BuildEnvironment::image("cutover-sample:test");
         let job = BuildJob {
             spec,
             outputs: vec!["BuildArtifact".into()],
@@ -826,7 +832,7 @@ mod tests {
 
         // An image that cannot be had fails the build plainly.
         let mut job = job;
-        job.spec.environment = BuildEnvironment::Image("localhost:1/cutover/none:x".into());
+        job.spec.environment = BuildEnvironment::image("localhost:1/cutover/none:x");
         let err = builder
             .run(job, CancellationToken::new())
             .await

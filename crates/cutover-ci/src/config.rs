@@ -806,7 +806,7 @@ mod tests {
         );
         assert_eq!(
             declared.projects[0].1.environment,
-            BuildEnvironment::Image("node:20".into())
+            BuildEnvironment::image("node:20")
         );
     }
 

@@ -269,7 +269,7 @@ mod tests {
             r#"["wget -qO- \"$AWS_ENDPOINT_URL/\" | grep -qx reached"]"#,
             Duration::from_secs(60),
         );
-        job.spec.environment = crate::config::BuildEnvironment::Image("cutover-sample:test".into());
+        job.spec.environment = crate::config::BuildEnvironment::image("cutover-sample:test");
         let result = builder.run(job, CancellationToken::new()).await;
         let row = &store
             .with(|c| pipeline_ops::list_builds(c, None, 1))

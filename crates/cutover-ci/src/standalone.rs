@@ -9,6 +9,12 @@
 //!   source action exports it. A project without `source` builds an empty
 //!   directory (CodeBuild's `NO_SOURCE`) and so needs a buildspec of its
 //!   own or an override.
+//! - A privileged project (`privilegedMode`: the build gets the server's
+//!   container engine, root-equivalent on its host) builds only what its
+//!   stack names: a buildspec override, variables or a `sourceVersion` are
+//!   refused for it, since any AWS key can start a build (a running build's
+//!   own key included) and would otherwise run its own commands with the
+//!   engine.
 //! - A running build keeps a cancel token (a child of the server's
 //!   shutdown) until it ends; [`Pipelines::stop_build`] cancels it, or the
 //!   token of the pipeline action a build runs for.
@@ -61,6 +67,19 @@ impl Pipelines {
             .ok_or_else(|| PipelineError::BuildProjectNotFound(req.project.clone()))?
             .spec;
         let invalid = |m: String| PipelineError::InvalidBuild(m);
+        if spec.environment.privileged_mode() {
+            let overrides = [
+                ("buildspecOverride", req.buildspec_override.is_some()),
+                ("environmentVariablesOverride", !req.env.is_empty()),
+                ("sourceVersion", req.source_version.is_some()),
+            ];
+            if let Some((name, _)) = overrides.iter().find(|(_, given)| *given) {
+                return Err(invalid(format!(
+                    "project {} is privileged (privilegedMode: it gets the server's container engine), so it builds only what its stack names: {name} is refused",
+                    req.project
+                )));
+            }
+        }
         if let Some(text) = req.buildspec_override {
             cutover_build::parse_buildspec("buildspecOverride", &text).map_err(|e| {
                 invalid(
@@ -317,6 +336,14 @@ mod tests {
                 pipeline_ops::put_build_project(
                     c,
                     &project(
+                        "privileged",
+                        json!({"environment": {"image": "b:1", "privilegedMode": true},
+                               "source": {"repository": "app"}}),
+                    ),
+                )?;
+                pipeline_ops::put_build_project(
+                    c,
+                    &project(
                         "sleeper",
                         json!({"buildspecText": "version: 0.2\nphases:\n  build:\n    commands: ['sleep 30']\n"}),
                     ),
@@ -354,6 +381,29 @@ mod tests {
         ] {
             let e = pipelines.start_build(req).await.unwrap_err().to_string();
             assert!(e.contains(refused), "{e}");
+        }
+        // A privileged project builds only what its stack names.
+        let mut bare = start("privileged", None);
+        bare.env.clear();
+        let mut with_buildspec = bare.clone();
+        with_buildspec.buildspec_override = Some("version: 0.2\nphases: {}\n".into());
+        for (req, refused) in [
+            (
+                start("privileged", None),
+                "environmentVariablesOverride is refused",
+            ),
+            (with_buildspec, "buildspecOverride is refused"),
+            (
+                StartBuild {
+                    source_version: Some("main".into()),
+                    ..bare
+                },
+                "sourceVersion is refused",
+            ),
+        ] {
+            let e = pipelines.start_build(req).await.unwrap_err();
+            assert!(matches!(e, PipelineError::InvalidBuild(_)), "{e}");
+            assert!(e.to_string().contains(refused), "{e}");
         }
         // An override gives a project without source a buildspec.
         let mut req = start("empty", None);

@@ -19,19 +19,25 @@
 //! a HIGH advisory fails the pipeline at the Scan stage, and the service
 //! keeps running the first digest.
 //!
-//! The build is a HOST build (`environment: host`), not a container build:
-//! a build container gets only its source and work directories mounted
-//! (`cutover_build::container_mounts`), neither the engine's socket nor a
-//! podman or docker CLI, and no image here has podman and the aws CLI in
-//! it; building images inside a build container needs that first.
+//! The build is a privileged CONTAINER build (`environment: {image:
+//! cutover-builder:test, privilegedMode: true}`, the image of
+//! scripts/build-builder-image.sh: sh, the podman CLI and the aws CLI): the
+//! build container gets the server's engine socket with `CONTAINER_HOST`
+//! and `DOCKER_HOST` naming it, so `podman` in the build is a remote client
+//! of that engine, and host networking, so the build reaches the server's
+//! AWS endpoint and the engine reaches its registry. After the push the
+//! buildspec waits for the scan (`aws ecr wait image-scan-complete`) and
+//! prints its findings (`aws ecr describe-image-scan-findings`), seed 000's
+//! pattern; the `CutoverImageScan` stage is the gate.
 //!
 //! The engine pulls from the server's registry with the credentials of its
 //! client configuration (`DOCKER_CONFIG`, written here from `aws ecr
 //! get-login-password` as an operator's `docker login` would): the server
 //! does not log its own engine in to its own registry.
 //!
-//! Needs Podman with `cutover-sample:test` (scripts/setup-podman.sh,
-//! build-test-images.sh) and the aws CLI (scripts/setup-aws-clients.sh).
+//! Needs Podman with `cutover-sample:test` and `cutover-builder:test`
+//! (scripts/setup-podman.sh, build-test-images.sh, build-builder-image.sh)
+//! and the aws CLI (scripts/setup-aws-clients.sh).
 //! Skipped with a message when they are missing, unless
 //! `CUTOVER_CONTAINER_TESTS=1`.
 
@@ -45,6 +51,7 @@ use common::*;
 use cutover_scan::fixtures::{dpkg_paragraph, osv_record};
 
 const IMAGE: &str = "cutover-sample:test";
+const BUILDER: &str = "cutover-builder:test";
 const HIGH: &str = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N";
 
 fn tools_or_skip() -> bool {
@@ -55,25 +62,29 @@ fn tools_or_skip() -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let have = ok("podman", &["image", "inspect", IMAGE]) && ok("aws", &["--version"]);
+    let have = ok("podman", &["image", "inspect", IMAGE])
+        && ok("podman", &["image", "inspect", BUILDER])
+        && ok("aws", &["--version"]);
     if !have && required {
         panic!(
-            "CUTOVER_CONTAINER_TESTS=1 but podman with {IMAGE} or the aws CLI is missing: run scripts/setup-podman.sh, build-test-images.sh and setup-aws-clients.sh"
+            "CUTOVER_CONTAINER_TESTS=1 but podman with {IMAGE} and {BUILDER} or the aws CLI is missing: run scripts/setup-podman.sh, build-test-images.sh, build-builder-image.sh and setup-aws-clients.sh"
         );
     }
     if !have {
-        eprintln!("skipping: podman with {IMAGE} and the aws CLI are needed");
+        eprintln!("skipping: podman with {IMAGE} and {BUILDER} and the aws CLI are needed");
     }
     have
 }
 
+/// Seed 000's buildspec, run in the builder image: `podman` there is a
+/// remote client of the server's engine (`CONTAINER_HOST`).
 const BUILDSPEC: &str = r#"version: 0.2
 env:
   exported-variables: [IMAGE_TAG]
 phases:
   pre_build:
     commands:
-      - export PATH="$AWS_BIN:$PATH"
+      - test -n "$CONTAINER_HOST"
       - URI=$(aws ecr describe-repositories --repository-names web --query 'repositories[0].repositoryUri' --output text)
       - aws ecr get-login-password | podman login --tls-verify=false -u AWS --password-stdin "${URI%%/*}"
   build:
@@ -81,6 +92,10 @@ phases:
       - IMAGE_TAG=$(echo "$CODEBUILD_RESOLVED_SOURCE_VERSION" | cut -c1-12)
       - podman build -q -t "$URI:$IMAGE_TAG" .
       - podman push --tls-verify=false "$URI:$IMAGE_TAG"
+  post_build:
+    commands:
+      - aws ecr wait image-scan-complete --repository-name web --image-id imageTag=$IMAGE_TAG
+      - aws ecr describe-image-scan-findings --repository-name web --image-id imageTag=$IMAGE_TAG --query 'imageScanFindings.findingSeverityCounts' --output json
       - printf '[{"name":"web","imageUri":"%s"}]' "$URI:$IMAGE_TAG" > imagedefinitions.json
 artifacts:
   files:
@@ -111,7 +126,7 @@ const PIPELINE: &str = r##"{"pipeline": {"name": "app", "pipelineType": "V2", "s
 
 /// The stack: the repository, the service, the build project and the
 /// source; the pipeline too when `with_pipeline`.
-fn stack(prod: u16, repo: &std::path::Path, env: &str, with_pipeline: bool) -> String {
+fn stack(prod: u16, repo: &std::path::Path, with_pipeline: bool) -> String {
     let pipelines = if with_pipeline {
         "pipelines:\n  app: {file: ./pipeline.json}\n"
     } else {
@@ -141,8 +156,7 @@ repositories:
   app: {{url: {repo}, pollIntervalSeconds: 1}}
 buildProjects:
   image:
-    environment: host
-    environmentVariables: {{{env}}}
+    environment: {{image: {BUILDER}, privilegedMode: true}}
 {pipelines}"#,
         repo = repo.display(),
     )
@@ -199,7 +213,7 @@ fn engine_image_id(kind: &str, reference: &str) -> String {
 
 /// Checks that exactly 2 tasks run, each reporting the digest of `image`
 /// (`repo@digest`) and each a container of the image the engine has under
-/// that digest. (Not the container's `ImageName`: the host build left the
+/// that digest. (Not the container's `ImageName`: the build left the
 /// same image tagged in the engine's storage, and Podman 4.3 may name a
 /// container created by digest after that tag.)
 fn assert_runs(server: &Server, image: &str) {
@@ -304,19 +318,10 @@ fn a_pipeline_builds_pushes_scans_and_deploys_by_digest_with_no_failed_request()
         ],
     );
     let prod = free_port();
-    let env = format!(
-        "AWS_BIN: {}, REGISTRY_AUTH_FILE: {}",
-        aws.bin_dir().display(),
-        root.join("build-auth.json").display()
-    );
     std::fs::write(root.join("taskdef.json"), TASKDEF).unwrap();
     std::fs::write(root.join("pipeline.json"), PIPELINE).unwrap();
     let apply = |with_pipeline: bool| {
-        std::fs::write(
-            root.join("stack.yaml"),
-            stack(prod, &repo, &env, with_pipeline),
-        )
-        .unwrap();
+        std::fs::write(root.join("stack.yaml"), stack(prod, &repo, with_pipeline)).unwrap();
         let out = server.cli_in(&["apply", "-f", "stack.yaml"], Some(root));
         assert!(
             out.status.success(),
@@ -402,5 +407,107 @@ fn a_pipeline_builds_pushes_scans_and_deploys_by_digest_with_no_failed_request()
     let _ = Command::new("podman")
         .args(["image", "rm"])
         .arg(format!("{registry}/web:{bad_tag}"))
+        .output();
+}
+
+/// Issue 11, item 9: an image name of AWS's form,
+/// `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG`, reaches this registry
+/// through Podman's `registries.conf` rewrite (`[[registry]]` `prefix` and
+/// `location`), written here in a private `CONTAINERS_REGISTRIES_CONF`.
+/// The rewrite applies to pulls (and runs): the image is pushed to the
+/// `repositoryUri`, logged in under the registry's own address, and pulled
+/// by its AWS name.
+#[test]
+fn an_image_name_of_aws_form_pulls_from_the_registry_through_registries_conf() {
+    if !tools_or_skip() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start();
+    let aws = AwsClients::new(&server);
+    let uri = aws.json(&["ecr", "create-repository", "--repository-name", "web"])["repository"]
+        ["repositoryUri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let registry = uri.split_once('/').unwrap().0.to_string();
+    let account = aws.json(&["sts", "get-caller-identity"])["Account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let aws_name = format!("{account}.dkr.ecr.us-east-1.amazonaws.com");
+    let conf = tmp.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nprefix = \"{aws_name}\"\nlocation = \"{registry}\"\ninsecure = true\n"
+        ),
+    )
+    .unwrap();
+    let auth = tmp.path().join("auth.json");
+    std::fs::write(&auth, "{}").unwrap();
+    let podman = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write as _;
+        let mut child = Command::new("podman")
+            .args(args)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .env("REGISTRY_AUTH_FILE", &auth)
+            .env_remove("CONTAINER_HOST")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let out = aws.run(&["ecr", "get-login-password"]);
+    let password = String::from_utf8(out.stdout).unwrap();
+    podman(
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "AWS",
+            "--password-stdin",
+            &registry,
+        ],
+        Some(&password),
+    );
+    let pushed = format!("{uri}:aws");
+    podman(&["push", "--tls-verify=false", IMAGE, &pushed], None);
+    let (digest, _) = registry_digest(&aws, "aws");
+
+    let by_aws_name = format!("{aws_name}/web:aws");
+    podman(&["pull", "-q", &by_aws_name], None);
+    let digests = podman(
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &by_aws_name,
+        ],
+        None,
+    );
+    assert!(
+        digests.contains(&format!("\"{aws_name}/web@{digest}\"")),
+        "{by_aws_name} is not {digest}: {digests}"
+    );
+    // The pull tagged IMAGE's own image (pushing changes no image id):
+    // remove that one name, never every tag of it.
+    let _ = Command::new("podman")
+        .args(["image", "untag", &by_aws_name, &by_aws_name])
         .output();
 }

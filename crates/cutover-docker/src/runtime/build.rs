@@ -5,6 +5,14 @@
 //! processes through files and named pipes in the mounted directories (see
 //! `cutover_build::container`), so no attached stream is needed here.
 //! Removing the container kills everything the build started.
+//!
+//! A privileged build (CodeBuild's `privilegedMode`) also gets the engine
+//! this runtime speaks to: its unix socket bind-mounted at the same path (a
+//! tcp engine is reached as it is, over the host network the container
+//! shares), named by `CONTAINER_HOST` and `DOCKER_HOST`, so `podman` (a
+//! remote client then) or `docker` in the build builds and pushes on the
+//! server's engine. Nothing else changes: no `--privileged` container, no
+//! added capability. An unprivileged build container gets no socket.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,12 +66,14 @@ impl DockerRuntime {
     /// Creates and starts a container for build `build_id` from `image`
     /// (pulled if it is not local), with each of `mounts` bind-mounted
     /// read-write at the same path, host networking, and `sleep` as its
-    /// main process. Returns the container id.
+    /// main process; when `privileged`, with the engine's socket too (see
+    /// the module's header). Returns the container id.
     pub async fn create_build_container(
         &self,
         build_id: &str,
         image: &str,
         mounts: &[PathBuf],
+        privileged: bool,
     ) -> Result<String, BuildContainerError> {
         crate::image::ensure(
             &self.docker,
@@ -77,12 +87,19 @@ impl DockerRuntime {
             image: image.to_owned(),
             reason,
         })?;
-        let binds: Vec<String> = mounts
+        let mut binds: Vec<String> = mounts
             .iter()
             .map(|p| format!("{0}:{0}:rw", p.display()))
             .collect();
+        let mut env = Vec::new();
+        if privileged {
+            let engine = engine_access(&self.info.socket);
+            binds.extend(engine.bind);
+            env = engine.env;
+        }
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
+            env: (!env.is_empty()).then_some(env),
             entrypoint: Some(vec!["sleep".into()]),
             cmd: Some(vec!["2147483647".into()]),
             labels: Some(HashMap::from([
@@ -115,8 +132,14 @@ impl DockerRuntime {
             self.remove_build_container(&created.id).await;
             return Err(cannot_create(e));
         }
-        tracing::info!(build_id, image, container_id = %created.id, "build container started");
+        tracing::info!(build_id, image, privileged, container_id = %created.id, "build container started");
         Ok(created.id)
+    }
+
+    /// The address of the engine privileged builds get, e.g.
+    /// `unix:///run/podman/podman.sock`.
+    pub fn engine_address(&self) -> &str {
+        &self.info.socket
     }
 
     /// Starts `argv` in build container `container_id`, detached, with
@@ -185,5 +208,50 @@ impl DockerRuntime {
                 container_id, error = %error_chain(&e), "could not remove the build container"
             ),
         }
+    }
+}
+
+/// What a privileged build container gets to reach the engine at
+/// `address` (`unix:///path` or `tcp://host:port`, as discovery names it).
+struct EngineAccess {
+    /// The socket's bind mount, at the same path.
+    bind: Option<String>,
+    /// `CONTAINER_HOST` and `DOCKER_HOST`.
+    env: Vec<String>,
+}
+
+fn engine_access(address: &str) -> EngineAccess {
+    EngineAccess {
+        bind: address
+            .strip_prefix("unix://")
+            .map(|path| format!("{path}:{path}:rw")),
+        env: ["CONTAINER_HOST", "DOCKER_HOST"]
+            .iter()
+            .map(|name| format!("{name}={address}"))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_privileged_build_gets_the_engine_socket_or_its_tcp_address() {
+        let unix = engine_access("unix:///run/podman/podman.sock");
+        assert_eq!(
+            unix.bind.as_deref(),
+            Some("/run/podman/podman.sock:/run/podman/podman.sock:rw")
+        );
+        assert_eq!(
+            unix.env,
+            [
+                "CONTAINER_HOST=unix:///run/podman/podman.sock",
+                "DOCKER_HOST=unix:///run/podman/podman.sock"
+            ]
+        );
+        let tcp = engine_access("tcp://127.0.0.1:2375");
+        assert_eq!(tcp.bind, None);
+        assert_eq!(tcp.env[1], "DOCKER_HOST=tcp://127.0.0.1:2375");
     }
 }

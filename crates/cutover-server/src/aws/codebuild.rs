@@ -8,6 +8,10 @@
 //! source (a git URL), one without as `NO_SOURCE`. A running build's
 //! `currentPhase` is `BUILD` (the runner records phases when the build
 //! ends), a finished one's `COMPLETED`.
+//!
+//! `environment.privilegedMode` shows the stack's `privilegedMode`; StartBuild
+//! refuses `privilegedModeOverride` (only the stack sets it), and
+//! `cutover-ci` refuses the other overrides of a privileged project's build.
 
 use std::collections::BTreeMap;
 
@@ -174,10 +178,7 @@ fn project(call: &Call<'_>, row: &BuildProjectRow, urls: &BTreeMap<String, Strin
         insecure_ssl: None,
         source_identifier: None,
     };
-    let image = match &spec.environment {
-        cutover_ci::config::BuildEnvironment::Host => "host".to_string(),
-        cutover_ci::config::BuildEnvironment::Image(image) => image.clone(),
-    };
+    let image = spec.environment.image_name().unwrap_or("host").to_string();
     cb::Project {
         name: Some(row.name.clone()),
         arn: Some(call.arn("codebuild", &format!("project/{}", row.name))),
@@ -185,6 +186,7 @@ fn project(call: &Call<'_>, row: &BuildProjectRow, urls: &BTreeMap<String, Strin
         environment: Some(cb::ProjectEnvironment {
             type_: Some(cb::EnvironmentType::LinuxContainer),
             image: Some(image),
+            privileged_mode: Some(spec.environment.privileged_mode()),
             compute_type: Some(cb::ComputeType::BuildGeneral1Small),
             environment_variables: Some(
                 spec.environment_variables
@@ -246,6 +248,10 @@ fn unsupported_override(req: &cb::StartBuildInput) -> Option<&'static str> {
             req.timeout_in_minutes_override.is_some(),
         ),
         ("artifactsOverride", req.artifacts_override.is_some()),
+        (
+            "privilegedModeOverride",
+            req.privileged_mode_override.is_some(),
+        ),
     ]
     .into_iter()
     .find_map(|(name, set)| set.then_some(name))
@@ -256,7 +262,13 @@ async fn start(
     req: cb::StartBuildInput,
 ) -> Result<cb::StartBuildOutput, AwsError> {
     if let Some(field) = unsupported_override(&req) {
-        return Err(invalid(format!("{field} is not supported by Cutover")));
+        // Only a stack the operator applies makes a project privileged.
+        let why = if field == "privilegedModeOverride" {
+            ": privilegedMode is set only by the project's stack"
+        } else {
+            ""
+        };
+        return Err(invalid(format!("{field} is not supported by Cutover{why}")));
     }
     let project = project_name(&req.project_name)?.to_string();
     let row = call
@@ -474,6 +486,8 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(unsupported_override(&req), None);
+        req.privileged_mode_override = Some(false);
+        assert_eq!(unsupported_override(&req), Some("privilegedModeOverride"));
         req.image_override = Some("node:20".into());
         assert_eq!(unsupported_override(&req), Some("imageOverride"));
     }

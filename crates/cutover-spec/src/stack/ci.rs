@@ -10,6 +10,7 @@
 //! buildProjects:
 //!   app-build: {environment: host, buildspec: ci/buildspec.yml, cache: true, timeoutInMinutes: 30,
 //!               source: {repository: app}}
+//!   image-build: {environment: {image: cutover-builder:test, privilegedMode: true}}
 //! ```
 //!
 //! A project's `source` is what a build started on its own (CodeBuild's
@@ -20,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Default polling interval of a repository.
 pub const DEFAULT_POLL_SECONDS: u64 = 60;
@@ -57,21 +58,76 @@ impl RepositorySpec {
     }
 }
 
-/// Where a build runs: `host`, or `{image: NAME}`.
+/// Where a build runs: `host`, or `{image: NAME}`, optionally
+/// `{image: NAME, privilegedMode: true}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum BuildEnvironment {
     /// On the server's host, in one shell session.
     #[default]
     Host,
     /// In a container of this image, on the server's container engine.
-    Image(String),
+    Image {
+        /// The image.
+        image: String,
+        /// CodeBuild's `privilegedMode`: the build container gets the
+        /// server's engine (its API socket, `CONTAINER_HOST` and
+        /// `DOCKER_HOST`), so the build can build and push images. The
+        /// socket is root-equivalent on the server's host: only a stack the
+        /// operator applies sets this (docs/security.md).
+        privileged_mode: bool,
+    },
+}
+
+impl BuildEnvironment {
+    /// A container environment of `image`, not privileged.
+    pub fn image(image: impl Into<String>) -> Self {
+        BuildEnvironment::Image {
+            image: image.into(),
+            privileged_mode: false,
+        }
+    }
+
+    /// The image builds run in, if they run in a container.
+    pub fn image_name(&self) -> Option<&str> {
+        match self {
+            BuildEnvironment::Host => None,
+            BuildEnvironment::Image { image, .. } => Some(image),
+        }
+    }
+
+    /// Whether builds get the server's container engine.
+    pub fn privileged_mode(&self) -> bool {
+        matches!(
+            self,
+            BuildEnvironment::Image {
+                privileged_mode: true,
+                ..
+            }
+        )
+    }
+}
+
+/// The mapping form of [`BuildEnvironment`].
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ImageEnvironment {
+    image: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    privileged_mode: bool,
 }
 
 impl Serialize for BuildEnvironment {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             BuildEnvironment::Host => s.serialize_str("host"),
-            BuildEnvironment::Image(image) => json!({ "image": image }).serialize(s),
+            BuildEnvironment::Image {
+                image,
+                privileged_mode,
+            } => ImageEnvironment {
+                image: image.clone(),
+                privileged_mode: *privileged_mode,
+            }
+            .serialize(s),
         }
     }
 }
@@ -79,24 +135,24 @@ impl Serialize for BuildEnvironment {
 impl<'de> Deserialize<'de> for BuildEnvironment {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let expected = "expected `host` or `{image: NAME}`";
+        let expected = "expected `host` or `{image: NAME}` (and optionally `privilegedMode: true`)";
         match Value::deserialize(d)? {
             Value::String(s) if s == "host" => Ok(BuildEnvironment::Host),
-            Value::Object(map) => match (map.len(), map.get("image")) {
-                (1, Some(Value::String(image))) => {
-                    if image.is_empty() || image.chars().any(char::is_whitespace) {
-                        Err(D::Error::custom(format!(
-                            "image {image:?} is not an image name"
-                        )))
-                    } else {
-                        Ok(BuildEnvironment::Image(image.clone()))
-                    }
+            Value::Object(map) => {
+                let keys = map.keys().cloned().collect::<Vec<_>>().join(", ");
+                let env: ImageEnvironment = serde_json::from_value(Value::Object(map))
+                    .map_err(|e| D::Error::custom(format!("{expected}; found keys {keys}: {e}")))?;
+                if env.image.is_empty() || env.image.chars().any(char::is_whitespace) {
+                    return Err(D::Error::custom(format!(
+                        "image {:?} is not an image name",
+                        env.image
+                    )));
                 }
-                _ => Err(D::Error::custom(format!(
-                    "{expected}; found a mapping with keys {}",
-                    map.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))),
-            },
+                Ok(BuildEnvironment::Image {
+                    image: env.image,
+                    privileged_mode: env.privileged_mode,
+                })
+            }
             other => Err(D::Error::custom(format!("{expected}; found {other}"))),
         }
     }
@@ -140,6 +196,7 @@ pub struct BuildSourceSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_build_environment_is_host_or_an_image() {
@@ -148,13 +205,26 @@ mod tests {
         assert_eq!(parse(json!("host")), Ok(BuildEnvironment::Host));
         assert_eq!(
             parse(json!({"image": "cutover-sample:test"})),
-            Ok(BuildEnvironment::Image("cutover-sample:test".into()))
+            Ok(BuildEnvironment::image("cutover-sample:test"))
+        );
+        assert_eq!(
+            parse(json!({"image": "b:1", "privilegedMode": true})),
+            Ok(BuildEnvironment::Image {
+                image: "b:1".into(),
+                privileged_mode: true
+            })
+        );
+        assert_eq!(
+            parse(json!({"image": "b:1", "privilegedMode": false})),
+            Ok(BuildEnvironment::image("b:1"))
         );
         for bad in [
             json!("docker"),
             json!({"image": ""}),
             json!({"image": "a b"}),
             json!({"image": "x", "tag": "y"}),
+            json!({"image": "x", "privilegedMode": "yes"}),
+            json!({"privilegedMode": true}),
             json!(3),
         ] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
@@ -162,10 +232,19 @@ mod tests {
         // Stored rows read back the same.
         for env in [
             BuildEnvironment::Host,
-            BuildEnvironment::Image("node:20".into()),
+            BuildEnvironment::image("node:20"),
+            BuildEnvironment::Image {
+                image: "b:1".into(),
+                privileged_mode: true,
+            },
         ] {
             assert_eq!(parse(serde_json::to_value(&env).unwrap()), Ok(env));
         }
+        // Rows stored before privilegedMode existed read the same.
+        assert_eq!(
+            serde_json::to_value(BuildEnvironment::image("node:20")).unwrap(),
+            json!({"image": "node:20"})
+        );
     }
 
     #[test]
