@@ -477,6 +477,47 @@ mod tests {
     }
 
     #[test]
+    fn api_instances_keep_their_tags_and_one_iam_arn_is_one_instance() {
+        let s = Store::open_in_memory().unwrap();
+        let arn = "arn:aws:iam::123456789012:user/deployer";
+        let created = s.with(|c| create_instance(c, "h1", arn, 10)).unwrap();
+        assert_eq!(created, InstanceCreated::Created);
+        assert_eq!(
+            s.with(|c| create_instance(c, "h1", "other", 11)).unwrap(),
+            InstanceCreated::NameTaken
+        );
+        assert_eq!(
+            s.with(|c| create_instance(c, "h2", arn, 11)).unwrap(),
+            InstanceCreated::IamArnTaken
+        );
+        let tags = [("env".to_string(), "prod".to_string())].into();
+        assert!(s.with(|c| set_tags(c, "h1", &tags)).unwrap());
+        assert!(!s.with(|c| set_tags(c, "h2", &tags)).unwrap());
+        // The agent registers with tags of its own: both are kept.
+        let mut own = reg("h1", "test");
+        own.tags = [("zone".to_string(), "a".to_string())].into();
+        s.with(|c| register(c, &own, 20, Some(20))).unwrap();
+        let row = s.with(|c| get(c, "h1")).unwrap().unwrap();
+        assert_eq!(row.iam_arn.as_deref(), Some(arn));
+        let tags = row.registration.unwrap().tags;
+        assert_eq!((tags["env"].as_str(), tags["zone"].as_str()), ("prod", "a"));
+        // An agent-registered host's tags are its agent's.
+        s.with(|c| register(c, &reg("h3", "prod"), 20, Some(20)))
+            .unwrap();
+        let mut h3 = own;
+        h3.name = "h3".into();
+        s.with(|c| register(c, &h3, 22, Some(22))).unwrap();
+        let tags = s
+            .with(|c| get(c, "h3"))
+            .unwrap()
+            .unwrap()
+            .registration
+            .unwrap()
+            .tags;
+        assert!(!tags.contains_key("env"), "{tags:?}");
+    }
+
+    #[test]
     fn commands_are_idempotent_and_results_recorded_once() {
         let s = Store::open_in_memory().unwrap();
         assert!(s.with(|c| dispatch(c, "h1", &command("a"), 1)).unwrap());
