@@ -176,7 +176,7 @@ fn a_github_actions_flow_deploys_a_commit_to_a_registered_instance() {
             .unwrap(),
     );
     let online = wait_until(Duration::from_secs(15), || {
-        server.json(&["agents", "describe", "h1", "-o", "json"])["online"] == true
+        server.json(&["agents", "describe", "h1"])["online"] == true
     });
     assert!(
         online.is_some(),
