@@ -17,7 +17,7 @@ use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_store::{DeploymentRow, ServiceRow, ops};
 use sha2::{Digest, Sha256};
 
-use super::{application_of, group_of, host_apps, host_deployments, service_of};
+use super::{application_of, group_of, host_apps, host_deployments, host_groups, service_of};
 use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
 
@@ -266,7 +266,7 @@ pub(super) async fn list(
     let wanted = match (&req.application_name, &req.deployment_group_name) {
         (Some(app), Some(group)) => match host_apps::application(call, app).await? {
             Some(stored) => {
-                host_apps::group(&stored, group)?;
+                host_groups::group(&stored, group)?;
                 hosts = host_deployments::list(call, Some((app.clone(), group.clone()))).await?;
                 ecs = false;
                 None

@@ -103,7 +103,7 @@ pub(super) async fn create(
     app: &StoredApplication,
     group: &str,
 ) -> Result<cd::CreateDeploymentOutput, AwsError> {
-    super::host_apps::group(app, group)?;
+    super::host_groups::group(app, group)?;
     refuse_overrides(&req)?;
     let rev = req.revision.as_ref().ok_or_else(|| {
         AwsError::client(errors::REVISION_REQUIRED_EXCEPTION, "Revision is required")

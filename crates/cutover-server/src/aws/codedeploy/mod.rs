@@ -5,7 +5,7 @@
 //! create, stop, continue and hook callback, read back in CodeDeploy's
 //! shape; configurations are the predefined ones, the stack's, and those
 //! created here (`configs`). For hosts (Server): the stack's
-//! `applications:` and those created here (`host_apps`), on-premises
+//! `applications:` and those created here (`host_apps`, `host_groups`), on-premises
 //! instances (`instances`) and host deployments (`host_deployments`).
 //! An application name is either a host application or an ECS one.
 
@@ -14,6 +14,7 @@ mod deployments;
 mod host_apps;
 mod host_configs;
 mod host_deployments;
+mod host_groups;
 mod instances;
 
 use cutover_aws::protocol::AwsError;
@@ -54,7 +55,7 @@ pub(super) async fn call(call: &Call<'_>, op: Operation, body: &[u8]) -> Result<
             output(&host_apps::create_application(call, input(body)?).await?)
         }
         Operation::CreateDeploymentGroup => {
-            output(&host_apps::create_deployment_group(call, input(body)?).await?)
+            output(&host_groups::create_deployment_group(call, input(body)?).await?)
         }
         Operation::RegisterOnPremisesInstance => {
             instances::register(call, input(body)?).await?;
@@ -232,9 +233,9 @@ async fn get_deployment_group(
     req: cd::GetDeploymentGroupInput,
 ) -> Result<cd::GetDeploymentGroupOutput, AwsError> {
     if let Some(app) = host_apps::application(call, &req.application_name).await? {
-        let dg = host_apps::group(&app, &req.deployment_group_name)?;
+        let dg = host_groups::group(&app, &req.deployment_group_name)?;
         return Ok(cd::GetDeploymentGroupOutput {
-            deployment_group_info: Some(host_apps::group_info(
+            deployment_group_info: Some(host_groups::group_info(
                 &req.application_name,
                 &req.deployment_group_name,
                 dg,
