@@ -39,6 +39,13 @@ OPERATIONS = {
         "CreateDeployment", "GetDeployment", "ListDeployments", "StopDeployment",
         "ContinueDeployment", "PutLifecycleEventHookExecutionStatus", "GetDeploymentConfig",
         "ListDeploymentConfigs", "CreateDeploymentConfig", "DeleteDeploymentConfig",
+        # Hosts (issue 12): applications and groups for Server, on-premises
+        # instances, deployment targets.
+        "CreateApplication", "CreateDeploymentGroup", "RegisterOnPremisesInstance",
+        "DeregisterOnPremisesInstance", "GetOnPremisesInstance", "ListOnPremisesInstances",
+        "BatchGetOnPremisesInstances", "AddTagsToOnPremisesInstances",
+        "RemoveTagsFromOnPremisesInstances", "ListDeploymentTargets",
+        "BatchGetDeploymentTargets",
     ],
     "codepipeline": [
         "ListPipelines", "GetPipeline", "GetPipelineState", "StartPipelineExecution",

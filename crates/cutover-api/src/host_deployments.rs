@@ -132,6 +132,11 @@ pub struct CreateHostDeploymentQuery {
     /// Where the revision came from, for people (a path, a URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Instead of a bundle (the body is then empty): a commit of a stack
+    /// repository, `REPOSITORY@REF` or `REF` when the stack declares one
+    /// repository (`cutover deploy --revision git:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git: Option<String>,
 }
 
 /// `POST /v1/host-deployments/{id}/stop`.

@@ -26,13 +26,13 @@ const NOTABLE_UNSUPPORTED: &[(Service, &str, &str)] = &[
     ),
     (
         Service::CodeDeploy,
-        "CreateApplication",
-        "each blue/green service of a stack is an application with one deployment group",
+        "DeleteApplication",
+        "remove the application from its stack file, or keep an API-created one",
     ),
     (
         Service::CodeDeploy,
-        "CreateDeploymentGroup",
-        "name it in the stack: `deployment: {application: A, deploymentGroup: G}`",
+        "UpdateDeploymentGroup",
+        "change the group in its stack file; API-created groups are fixed once created",
     ),
     (
         Service::CodePipeline,
@@ -73,7 +73,16 @@ const SERVICE_NOTES: &[(Service, &str)] = &[
         "CreateDeployment's appspec names its hooks as Lambda functions: each must be\n\
          mapped in the `functions:` section of the service's stack (see the README's\n\
          blue/green section), or the call fails with InvalidRevisionException\n\
-         naming the hook's line and column.\n",
+         naming the hook's line and column.\n\n\
+         For hosts (`computePlatform: Server`, docs/hosts.md): CreateApplication and\n\
+         CreateDeploymentGroup create in-place groups choosing hosts by on-premises tags\n\
+         (load balancers and blue/green are declared in a stack file; what a group asks\n\
+         for that Cutover cannot honour is refused, never dropped); CreateDeployment\n\
+         takes a GitHub revision, a commit of a stack `repositories:` entry (named by\n\
+         its key, its URL, or `owner/name` ending its URL); Cutover has no S3.\n\
+         RegisterOnPremisesInstance names the IAM user (`arn:aws:iam::ACCOUNT:user/NAME`,\n\
+         NAME an access key's name) whose access key the host's agent presents\n\
+         (`ACCESS_KEY_ID:SECRET` as its key).\n",
     ),
     (
         Service::Ecr,

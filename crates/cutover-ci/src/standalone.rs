@@ -240,6 +240,21 @@ impl Pipelines {
         })
     }
 
+    /// Writes the tree of `version` (a branch, then any revision) of the
+    /// declared repository `repository` into the empty directory `dest`,
+    /// fetching it first; returns the commit. The server's `git:REF` and
+    /// CodeDeploy GitHub revisions read their trees here.
+    pub async fn export_tree(
+        &self,
+        repository: &str,
+        version: &str,
+        dest: &std::path::Path,
+    ) -> Result<String, PipelineError> {
+        let commit = self.checkout(repository, Some(version)).await?;
+        self.git.export(repository, &commit, dest).await?;
+        Ok(commit)
+    }
+
     /// The tree of `commit` as a stored artifact (what a source action
     /// outputs).
     pub(crate) async fn export(

@@ -6,6 +6,12 @@
 //! (then `registration` is `NULL` until the agent registers itself) or once
 //! an agent registered without a key (loopback, token-less servers). Keys
 //! are stored as the SHA-256 of the key: a database leak gives no key.
+//!
+//! An instance registered through CodeDeploy's API
+//! (RegisterOnPremisesInstance) has an `iam_arn` instead of a key: its
+//! agent authenticates with an access key of that IAM user. Its tags are
+//! the API's (AddTagsToOnPremisesInstances); the tags its agent registers
+//! with are added to them.
 
 use cutover_api::agents::{AgentCommand, AgentRegistration, BundleRef, CommandResult};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,6 +31,9 @@ pub struct AgentRow {
     pub registered_at: u64,
     /// When the agent last registered or polled (ms; 0: never).
     pub last_seen: u64,
+    /// The IAM user or session ARN of an instance registered through
+    /// CodeDeploy's API, whose access keys its agent uses.
+    pub iam_arn: Option<String>,
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -36,16 +45,30 @@ fn parse<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<
     serde_json::from_str(s).map_err(|source| StoreError::Json { what, source })
 }
 
-const COLUMNS: &str = "name, registration, key_hash, registered_at, last_seen";
+const COLUMNS: &str = "name, registration, key_hash, registered_at, last_seen, iam_arn";
 
-type RawAgent = (String, Option<String>, Option<String>, i64, i64);
+type RawAgent = (
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+);
 
 fn raw(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawAgent> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn cook(
-    (name, registration, key_hash, registered_at, last_seen): RawAgent,
+    (name, registration, key_hash, registered_at, last_seen, iam_arn): RawAgent,
 ) -> Result<AgentRow, StoreError> {
     Ok(AgentRow {
         name,
@@ -55,6 +78,7 @@ fn cook(
         key_hash,
         registered_at: registered_at as u64,
         last_seen: last_seen as u64,
+        iam_arn,
     })
 }
 
@@ -97,7 +121,8 @@ pub fn set_key(c: &Connection, name: &str, key_hash: &str, now: u64) -> Result<(
 
 /// Records what the agent registered (creating its row if needed) at
 /// `now`, and `seen` as when it was last seen (`None`: unchanged, 0 for a
-/// new row); returns the row as it was before.
+/// new row); returns the row as it was before. An instance registered
+/// through the API keeps its tags, the agent's added to them.
 pub fn register(
     c: &Connection,
     registration: &AgentRegistration,
@@ -105,14 +130,92 @@ pub fn register(
     seen: Option<u64>,
 ) -> Result<Option<AgentRow>, StoreError> {
     let before = get(c, &registration.name)?;
+    let mut registration = registration.clone();
+    if let Some(AgentRow {
+        iam_arn: Some(_),
+        registration: Some(api),
+        ..
+    }) = &before
+    {
+        let own = std::mem::replace(&mut registration.tags, api.tags.clone());
+        registration.tags.extend(own);
+    }
     c.execute(
         "INSERT INTO agents (name, registration, registered_at, last_seen) VALUES (?1, ?2, ?3, COALESCE(?4, 0))
          ON CONFLICT (name) DO UPDATE SET registration = excluded.registration,
              last_seen = COALESCE(?4, last_seen)",
-        params![registration.name, json(registration), now as i64, seen.map(|t| t as i64)],
+        params![registration.name, json(&registration), now as i64, seen.map(|t| t as i64)],
     )
     .map_err(StoreError::sql("register agent"))?;
     Ok(before)
+}
+
+/// What [`create_instance`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceCreated {
+    /// The instance exists now.
+    Created,
+    /// A host of that name exists (nothing changed).
+    NameTaken,
+    /// Another instance authenticates as that IAM ARN (nothing changed).
+    IamArnTaken,
+}
+
+/// Creates the on-premises instance `name` for the agent that
+/// authenticates as `iam_arn` (CodeDeploy's RegisterOnPremisesInstance),
+/// unseen and without tags. One IAM ARN is one instance's, as on AWS.
+pub fn create_instance(
+    c: &Connection,
+    name: &str,
+    iam_arn: &str,
+    now: u64,
+) -> Result<InstanceCreated, StoreError> {
+    if get(c, name)?.is_some() {
+        return Ok(InstanceCreated::NameTaken);
+    }
+    let taken: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM agents WHERE iam_arn = ?1)",
+            [iam_arn],
+            |r| r.get(0),
+        )
+        .map_err(StoreError::sql("register instance"))?;
+    if taken {
+        return Ok(InstanceCreated::IamArnTaken);
+    }
+    let registration = AgentRegistration {
+        name: name.to_string(),
+        tags: Default::default(),
+        zone: None,
+        target: None,
+        version: String::new(),
+    };
+    c.execute(
+        "INSERT INTO agents (name, registration, registered_at, last_seen, iam_arn)
+         VALUES (?1, ?2, ?3, 0, ?4)",
+        params![name, json(&registration), now as i64, iam_arn],
+    )
+    .map_err(StoreError::sql("register instance"))?;
+    Ok(InstanceCreated::Created)
+}
+
+/// Replaces the tags of the registered host `name` (AddTagsToOnPremisesInstances,
+/// RemoveTagsFromOnPremisesInstances). Returns false if it has no registration.
+pub fn set_tags(
+    c: &Connection,
+    name: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<bool, StoreError> {
+    let Some(mut registration) = get(c, name)?.and_then(|r| r.registration) else {
+        return Ok(false);
+    };
+    registration.tags = tags.clone();
+    c.execute(
+        "UPDATE agents SET registration = ?2 WHERE name = ?1",
+        params![name, json(&registration)],
+    )
+    .map_err(StoreError::sql("tag instance"))?;
+    Ok(true)
 }
 
 /// Records a poll of `name` at `now`; returns when it was seen before
@@ -371,6 +474,47 @@ mod tests {
         assert_eq!(s.with(|c| touch(c, "nobody", 40)).unwrap(), None);
         assert!(s.with(|c| delete(c, "h1")).unwrap());
         assert!(s.with(list).unwrap().is_empty());
+    }
+
+    #[test]
+    fn api_instances_keep_their_tags_and_one_iam_arn_is_one_instance() {
+        let s = Store::open_in_memory().unwrap();
+        let arn = "arn:aws:iam::123456789012:user/deployer";
+        let created = s.with(|c| create_instance(c, "h1", arn, 10)).unwrap();
+        assert_eq!(created, InstanceCreated::Created);
+        assert_eq!(
+            s.with(|c| create_instance(c, "h1", "other", 11)).unwrap(),
+            InstanceCreated::NameTaken
+        );
+        assert_eq!(
+            s.with(|c| create_instance(c, "h2", arn, 11)).unwrap(),
+            InstanceCreated::IamArnTaken
+        );
+        let tags = [("env".to_string(), "prod".to_string())].into();
+        assert!(s.with(|c| set_tags(c, "h1", &tags)).unwrap());
+        assert!(!s.with(|c| set_tags(c, "h2", &tags)).unwrap());
+        // The agent registers with tags of its own: both are kept.
+        let mut own = reg("h1", "test");
+        own.tags = [("zone".to_string(), "a".to_string())].into();
+        s.with(|c| register(c, &own, 20, Some(20))).unwrap();
+        let row = s.with(|c| get(c, "h1")).unwrap().unwrap();
+        assert_eq!(row.iam_arn.as_deref(), Some(arn));
+        let tags = row.registration.unwrap().tags;
+        assert_eq!((tags["env"].as_str(), tags["zone"].as_str()), ("prod", "a"));
+        // An agent-registered host's tags are its agent's.
+        s.with(|c| register(c, &reg("h3", "prod"), 20, Some(20)))
+            .unwrap();
+        let mut h3 = own;
+        h3.name = "h3".into();
+        s.with(|c| register(c, &h3, 22, Some(22))).unwrap();
+        let tags = s
+            .with(|c| get(c, "h3"))
+            .unwrap()
+            .unwrap()
+            .registration
+            .unwrap()
+            .tags;
+        assert!(!tags.contains_key("env"), "{tags:?}");
     }
 
     #[test]

@@ -58,6 +58,49 @@ pub fn put_applications(
     Ok(())
 }
 
+/// The `stack` of applications created through CodeDeploy's API
+/// (CreateApplication): no stack file declares them, so no apply drops
+/// them; a stack that declares the same name takes the application over.
+pub const API_STACK: &str = "codedeploy:CreateApplication";
+
+/// Creates or replaces the API-created application `name` (see
+/// [`API_STACK`]). Refused with [`StoreError::Conflict`] when a stack
+/// declares it.
+pub fn put_api_application(
+    c: &Connection,
+    name: &str,
+    app: &StoredApplication,
+    now: u64,
+) -> Result<(), StoreError> {
+    if let Some(stack) = application_stack(c, name)?
+        && stack != API_STACK
+    {
+        return Err(StoreError::Conflict(format!(
+            "application {name:?} is declared by stack {stack:?}: change it in its stack file"
+        )));
+    }
+    let body = serde_json::to_string(app).map_err(StoreError::json("application"))?;
+    c.execute(
+        "INSERT INTO host_applications (name, body, stack, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET body = ?2, updated_at = ?4",
+        params![name, body, API_STACK, now as i64],
+    )
+    .map_err(StoreError::sql("put application"))?;
+    Ok(())
+}
+
+/// The stack that declares application `name` ([`API_STACK`] for one
+/// created through the API), if it exists.
+pub fn application_stack(c: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    c.query_row(
+        "SELECT stack FROM host_applications WHERE name = ?1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(StoreError::sql("read application"))
+}
+
 /// One application by name.
 pub fn application(c: &Connection, name: &str) -> Result<Option<StoredApplication>, StoreError> {
     let body: Option<String> = c
@@ -250,6 +293,16 @@ pub fn unfinished_host_deployments(c: &Connection) -> Result<Vec<HostDeploymentR
         &format!(
             "SELECT {COLUMNS} FROM host_deployments WHERE finished_at IS NULL ORDER BY created_at, id"
         ),
+        [],
+    )
+}
+
+/// Every host deployment, newest first (CodeDeploy's ListDeployments
+/// without a group).
+pub fn all_host_deployments(c: &Connection) -> Result<Vec<HostDeploymentRow>, StoreError> {
+    select(
+        c,
+        &format!("SELECT {COLUMNS} FROM host_deployments ORDER BY created_at DESC, id DESC"),
         [],
     )
 }

@@ -361,6 +361,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at INTEGER NOT NULL
     );
     "#,
+    // 14: on-premises instances registered through CodeDeploy's API
+    // (RegisterOnPremisesInstance): the IAM user or session ARN whose
+    // access keys the instance's agent authenticates with.
+    r#"
+    ALTER TABLE agents ADD COLUMN iam_arn TEXT;
+    "#,
 ];
 
 /// The schema version stored in the file.

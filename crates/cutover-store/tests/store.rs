@@ -102,7 +102,7 @@ fn state_survives_reopening_the_file() {
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 13);
+    assert_eq!(s.schema_version().unwrap(), 14);
     let t = s.with(|c| ops::task(c, "t1")).unwrap().unwrap();
     assert_eq!(t, task("t1", "RUNNING", 5));
     let ev = s.with(|c| ops::events(c, "service/web", 10)).unwrap();

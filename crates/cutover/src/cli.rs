@@ -353,8 +353,9 @@ pub(crate) struct DeployArgs {
     /// A host deployment's deployment group.
     #[arg(long, requires = "application")]
     pub(crate) deployment_group: Option<String>,
-    /// A host deployment's revision: a directory (packed as tar) or a
-    /// `.tar`, `.tar.gz`/`.tgz` or `.zip` bundle.
+    /// A host deployment's revision: a directory (packed as tar), a
+    /// `.tar`, `.tar.gz`/`.tgz` or `.zip` bundle, or `git:[REPOSITORY@]REF`
+    /// (a commit of a stack repository, read by the server).
     #[arg(long, requires = "application")]
     pub(crate) revision: Option<PathBuf>,
     /// Task definition: a JSON file, or `family[:revision]` already registered

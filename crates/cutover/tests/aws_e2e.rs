@@ -834,6 +834,21 @@ signed("ecr-policy-wrong-types", "ecr", ecr + "PutLifecyclePolicy",
     json.dumps({"repositoryName": "web", "lifecyclePolicyText": json.dumps({"rules": 5, "x": "y" * 100})}))
 signed("ecr-preview-ids-wrong-types", "ecr", ecr + "GetLifecyclePolicyPreview",
     json.dumps({"repositoryName": "web", "imageIds": [{"imageDigest": 5}]}))
+cd = "CodeDeploy_20141006."
+signed("cd-unknown-group", "codedeploy", cd + "CreateDeployment", json.dumps({"applicationName": "nope",
+    "deploymentGroupName": "../x", "revision": {"revisionType": "GitHub",
+    "gitHubLocation": {"repository": "../../etc", "commitId": "--upload-pack=x"}}}))
+signed("cd-forged-instance", "codedeploy", cd + "RegisterOnPremisesInstance",
+    json.dumps({"instanceName": "../../etc\u0000", "iamUserArn": "arn:aws:iam::000000000000:user/x"}))
+signed("cd-forged-iam-arn", "codedeploy", cd + "RegisterOnPremisesInstance",
+    json.dumps({"instanceName": "h1", "iamUserArn": "arn:aws:iam::000000000000:user/../x"}))
+signed("cd-forged-tags", "codedeploy", cd + "AddTagsToOnPremisesInstances",
+    json.dumps({"instanceNames": ["../x"], "tags": [{"Key": "env", "Value": "prod"}]}))
+signed("cd-forged-target", "codedeploy", cd + "BatchGetDeploymentTargets",
+    json.dumps({"deploymentId": "../\u0000", "targetIds": ["../x"]}))
+signed("cd-group-wrong-types", "codedeploy", cd + "CreateDeploymentGroup",
+    json.dumps({"applicationName": "a", "deploymentGroupName": "g", "serviceRoleArn": "r",
+    "onPremisesTagSet": {"onPremisesTagSetList": "x"}}))
 "#;
 
 #[test]
@@ -849,7 +864,7 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
-    assert_eq!(lines.len(), 5 + 1 + 7 * 6 + 4 + 4, "{text}");
+    assert_eq!(lines.len(), 5 + 1 + 7 * 6 + 4 + 4 + 6, "{text}");
     for l in &lines {
         let status: u16 = l[1].parse().unwrap();
         // Refused as the client's mistake (or the body cut at its limit),
@@ -884,6 +899,16 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
         "UnknownOperationException",
         "{text}"
     );
+    for (case, code) in [
+        ("cd-unknown-group", "ApplicationDoesNotExistException"),
+        ("cd-forged-instance", "InvalidInstanceNameException"),
+        ("cd-forged-iam-arn", "InvalidIamUserArnException"),
+        ("cd-forged-tags", "InvalidInstanceNameException"),
+        ("cd-forged-target", "DeploymentDoesNotExistException"),
+        ("cd-group-wrong-types", "SerializationException"),
+    ] {
+        assert_eq!(by_case(case), code, "{text}");
+    }
     assert!(!server.log().contains("panicked"), "{}", server.log());
     // Still answering, with nothing created by any of it.
     let who = aws.json(&["sts", "get-caller-identity"]);
@@ -898,6 +923,10 @@ fn hostile_requests_are_refused_and_the_server_keeps_answering() {
     );
     assert_eq!(
         aws.json(&["ecr", "describe-repositories"])["repositories"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        aws.json(&["deploy", "list-on-premises-instances"])["instanceNames"],
         serde_json::json!([])
     );
 }

@@ -99,6 +99,28 @@ pub enum Operation {
     CreateDeploymentConfig,
     /// Deletes a deployment configuration.
     DeleteDeploymentConfig,
+    /// Creates an application.
+    CreateApplication,
+    /// Creates a deployment group to which application revisions are deployed.
+    CreateDeploymentGroup,
+    /// Registers an on-premises instance.
+    RegisterOnPremisesInstance,
+    /// Deregisters an on-premises instance.
+    DeregisterOnPremisesInstance,
+    /// Gets information about an on-premises instance.
+    GetOnPremisesInstance,
+    /// Gets a list of names for one or more on-premises instances.
+    ListOnPremisesInstances,
+    /// Gets information about one or more on-premises instances.
+    BatchGetOnPremisesInstances,
+    /// Adds tags to on-premises instances.
+    AddTagsToOnPremisesInstances,
+    /// Removes one or more tags from one or more on-premises instances.
+    RemoveTagsFromOnPremisesInstances,
+    /// Returns an array of target IDs that are associated a deployment.
+    ListDeploymentTargets,
+    /// Returns an array of one or more targets associated with a deployment.
+    BatchGetDeploymentTargets,
 }
 
 impl Operation {
@@ -118,6 +140,17 @@ impl Operation {
         Operation::ListDeploymentConfigs,
         Operation::CreateDeploymentConfig,
         Operation::DeleteDeploymentConfig,
+        Operation::CreateApplication,
+        Operation::CreateDeploymentGroup,
+        Operation::RegisterOnPremisesInstance,
+        Operation::DeregisterOnPremisesInstance,
+        Operation::GetOnPremisesInstance,
+        Operation::ListOnPremisesInstances,
+        Operation::BatchGetOnPremisesInstances,
+        Operation::AddTagsToOnPremisesInstances,
+        Operation::RemoveTagsFromOnPremisesInstances,
+        Operation::ListDeploymentTargets,
+        Operation::BatchGetDeploymentTargets,
     ];
 
     /// The operation's name, as in `X-Amz-Target` after the prefix.
@@ -139,6 +172,17 @@ impl Operation {
             Operation::ListDeploymentConfigs => "ListDeploymentConfigs",
             Operation::CreateDeploymentConfig => "CreateDeploymentConfig",
             Operation::DeleteDeploymentConfig => "DeleteDeploymentConfig",
+            Operation::CreateApplication => "CreateApplication",
+            Operation::CreateDeploymentGroup => "CreateDeploymentGroup",
+            Operation::RegisterOnPremisesInstance => "RegisterOnPremisesInstance",
+            Operation::DeregisterOnPremisesInstance => "DeregisterOnPremisesInstance",
+            Operation::GetOnPremisesInstance => "GetOnPremisesInstance",
+            Operation::ListOnPremisesInstances => "ListOnPremisesInstances",
+            Operation::BatchGetOnPremisesInstances => "BatchGetOnPremisesInstances",
+            Operation::AddTagsToOnPremisesInstances => "AddTagsToOnPremisesInstances",
+            Operation::RemoveTagsFromOnPremisesInstances => "RemoveTagsFromOnPremisesInstances",
+            Operation::ListDeploymentTargets => "ListDeploymentTargets",
+            Operation::BatchGetDeploymentTargets => "BatchGetDeploymentTargets",
         }
     }
 
@@ -152,10 +196,16 @@ impl Operation {
 pub mod errors {
     /// The maximum number of alarms for a deployment group (10) was exceeded.
     pub const ALARMS_LIMIT_EXCEEDED_EXCEPTION: &str = "AlarmsLimitExceededException";
+    /// An application with the specified name with the user or Amazon Web Services account already exists.
+    pub const APPLICATION_ALREADY_EXISTS_EXCEPTION: &str = "ApplicationAlreadyExistsException";
     /// The application does not exist with the user or Amazon Web Services account.
     pub const APPLICATION_DOES_NOT_EXIST_EXCEPTION: &str = "ApplicationDoesNotExistException";
+    /// More applications were attempted to be created than are allowed.
+    pub const APPLICATION_LIMIT_EXCEEDED_EXCEPTION: &str = "ApplicationLimitExceededException";
     /// The minimum number of required application names was not specified.
     pub const APPLICATION_NAME_REQUIRED_EXCEPTION: &str = "ApplicationNameRequiredException";
+    /// The maximum number of names or IDs allowed for this request (100) was exceeded.
+    pub const BATCH_LIMIT_EXCEEDED_EXCEPTION: &str = "BatchLimitExceededException";
     /// The deployment is already complete.
     pub const DEPLOYMENT_ALREADY_COMPLETED_EXCEPTION: &str = "DeploymentAlreadyCompletedException";
     /// A deployment configuration with the specified name with the user or Amazon Web Services account already exists.
@@ -174,9 +224,15 @@ pub mod errors {
         "DeploymentConfigNameRequiredException";
     /// The deployment with the user or Amazon Web Services account does not exist.
     pub const DEPLOYMENT_DOES_NOT_EXIST_EXCEPTION: &str = "DeploymentDoesNotExistException";
+    /// A deployment group with the specified name with the user or Amazon Web Services account already exists.
+    pub const DEPLOYMENT_GROUP_ALREADY_EXISTS_EXCEPTION: &str =
+        "DeploymentGroupAlreadyExistsException";
     /// The named deployment group with the user or Amazon Web Services account does not exist.
     pub const DEPLOYMENT_GROUP_DOES_NOT_EXIST_EXCEPTION: &str =
         "DeploymentGroupDoesNotExistException";
+    /// The deployment groups limit was exceeded.
+    pub const DEPLOYMENT_GROUP_LIMIT_EXCEEDED_EXCEPTION: &str =
+        "DeploymentGroupLimitExceededException";
     /// The deployment group name was not specified.
     pub const DEPLOYMENT_GROUP_NAME_REQUIRED_EXCEPTION: &str =
         "DeploymentGroupNameRequiredException";
@@ -187,8 +243,42 @@ pub mod errors {
         "DeploymentIsNotInReadyStateException";
     /// The number of allowed deployments was exceeded.
     pub const DEPLOYMENT_LIMIT_EXCEEDED_EXCEPTION: &str = "DeploymentLimitExceededException";
+    /// The specified deployment has not started.
+    pub const DEPLOYMENT_NOT_STARTED_EXCEPTION: &str = "DeploymentNotStartedException";
+    /// The provided target ID does not belong to the attempted deployment.
+    pub const DEPLOYMENT_TARGET_DOES_NOT_EXIST_EXCEPTION: &str =
+        "DeploymentTargetDoesNotExistException";
+    /// A deployment target ID was not provided.
+    pub const DEPLOYMENT_TARGET_ID_REQUIRED_EXCEPTION: &str = "DeploymentTargetIdRequiredException";
+    /// The maximum number of targets that can be associated with an Amazon ECS or Lambda deployment was exceeded.
+    pub const DEPLOYMENT_TARGET_LIST_SIZE_EXCEEDED_EXCEPTION: &str =
+        "DeploymentTargetListSizeExceededException";
     /// The description is too long.
     pub const DESCRIPTION_TOO_LONG_EXCEPTION: &str = "DescriptionTooLongException";
+    /// The Amazon ECS service is associated with more than one deployment groups.
+    pub const ECS_SERVICE_MAPPING_LIMIT_EXCEEDED_EXCEPTION: &str =
+        "ECSServiceMappingLimitExceededException";
+    /// No IAM ARN was included in the request.
+    pub const IAM_ARN_REQUIRED_EXCEPTION: &str = "IamArnRequiredException";
+    /// The request included an IAM session ARN that has already been used to register a different instance.
+    pub const IAM_SESSION_ARN_ALREADY_REGISTERED_EXCEPTION: &str =
+        "IamSessionArnAlreadyRegisteredException";
+    /// The specified user ARN is already registered with an on-premises instance.
+    pub const IAM_USER_ARN_ALREADY_REGISTERED_EXCEPTION: &str =
+        "IamUserArnAlreadyRegisteredException";
+    /// An user ARN was not specified.
+    pub const IAM_USER_ARN_REQUIRED_EXCEPTION: &str = "IamUserArnRequiredException";
+    /// The specified instance does not exist in the deployment group.
+    pub const INSTANCE_DOES_NOT_EXIST_EXCEPTION: &str = "InstanceDoesNotExistException";
+    /// The maximum number of allowed on-premises instances in a single call was exceeded.
+    pub const INSTANCE_LIMIT_EXCEEDED_EXCEPTION: &str = "InstanceLimitExceededException";
+    /// The specified on-premises instance name is already registered.
+    pub const INSTANCE_NAME_ALREADY_REGISTERED_EXCEPTION: &str =
+        "InstanceNameAlreadyRegisteredException";
+    /// An on-premises instance name was not specified.
+    pub const INSTANCE_NAME_REQUIRED_EXCEPTION: &str = "InstanceNameRequiredException";
+    /// The specified on-premises instance is not registered.
+    pub const INSTANCE_NOT_REGISTERED_EXCEPTION: &str = "InstanceNotRegisteredException";
     /// The format of the alarm configuration is invalid.
     pub const INVALID_ALARM_CONFIG_EXCEPTION: &str = "InvalidAlarmConfigException";
     /// The application name was specified in an invalid format.
@@ -197,6 +287,9 @@ pub mod errors {
     pub const INVALID_AUTO_ROLLBACK_CONFIG_EXCEPTION: &str = "InvalidAutoRollbackConfigException";
     /// The Auto Scaling group was specified in an invalid format or does not exist.
     pub const INVALID_AUTO_SCALING_GROUP_EXCEPTION: &str = "InvalidAutoScalingGroupException";
+    /// The configuration for the blue/green deployment group was provided in an invalid format.
+    pub const INVALID_BLUE_GREEN_DEPLOYMENT_CONFIGURATION_EXCEPTION: &str =
+        "InvalidBlueGreenDeploymentConfigurationException";
     /// The computePlatform is invalid.
     pub const INVALID_COMPUTE_PLATFORM_EXCEPTION: &str = "InvalidComputePlatformException";
     /// The deployment configuration name was specified in an invalid format.
@@ -206,21 +299,44 @@ pub mod errors {
     pub const INVALID_DEPLOYMENT_GROUP_NAME_EXCEPTION: &str = "InvalidDeploymentGroupNameException";
     /// At least one of the deployment IDs was specified in an invalid format.
     pub const INVALID_DEPLOYMENT_ID_EXCEPTION: &str = "InvalidDeploymentIdException";
+    /// An instance type was specified for an in-place deployment.
+    pub const INVALID_DEPLOYMENT_INSTANCE_TYPE_EXCEPTION: &str =
+        "InvalidDeploymentInstanceTypeException";
     /// The specified deployment status doesn't exist or cannot be determined.
     pub const INVALID_DEPLOYMENT_STATUS_EXCEPTION: &str = "InvalidDeploymentStatusException";
+    /// An invalid deployment style was specified.
+    pub const INVALID_DEPLOYMENT_STYLE_EXCEPTION: &str = "InvalidDeploymentStyleException";
+    /// The target ID provided was not valid.
+    pub const INVALID_DEPLOYMENT_TARGET_ID_EXCEPTION: &str = "InvalidDeploymentTargetIdException";
     /// The wait type is invalid.
     pub const INVALID_DEPLOYMENT_WAIT_TYPE_EXCEPTION: &str = "InvalidDeploymentWaitTypeException";
+    /// A call was submitted that specified both Ec2TagFilters and Ec2TagSet, but only one of these data types can be used in a single call.
+    pub const INVALID_EC2_TAG_COMBINATION_EXCEPTION: &str = "InvalidEC2TagCombinationException";
+    /// The tag was specified in an invalid format.
+    pub const INVALID_EC2_TAG_EXCEPTION: &str = "InvalidEC2TagException";
+    /// The Amazon ECS service identifier is not valid.
+    pub const INVALID_ECS_SERVICE_EXCEPTION: &str = "InvalidECSServiceException";
     /// The external ID was specified in an invalid format.
     pub const INVALID_EXTERNAL_ID_EXCEPTION: &str = "InvalidExternalIdException";
     /// An invalid fileExistsBehavior option was specified to determine how CodeDeploy handles files or directories that already exist in a deployment target location, but weren't part of the previous successful deployment.
     pub const INVALID_FILE_EXISTS_BEHAVIOR_EXCEPTION: &str = "InvalidFileExistsBehaviorException";
     /// The GitHub token is not valid.
     pub const INVALID_GIT_HUB_ACCOUNT_TOKEN_EXCEPTION: &str = "InvalidGitHubAccountTokenException";
+    /// The IAM session ARN was specified in an invalid format.
+    pub const INVALID_IAM_SESSION_ARN_EXCEPTION: &str = "InvalidIamSessionArnException";
+    /// The user ARN was specified in an invalid format.
+    pub const INVALID_IAM_USER_ARN_EXCEPTION: &str = "InvalidIamUserArnException";
     /// The IgnoreApplicationStopFailures value is invalid.
     pub const INVALID_IGNORE_APPLICATION_STOP_FAILURES_VALUE_EXCEPTION: &str =
         "InvalidIgnoreApplicationStopFailuresValueException";
     /// The input was specified in an invalid format.
     pub const INVALID_INPUT_EXCEPTION: &str = "InvalidInputException";
+    /// The on-premises instance name was specified in an invalid format.
+    pub const INVALID_INSTANCE_NAME_EXCEPTION: &str = "InvalidInstanceNameException";
+    /// The specified instance status does not exist.
+    pub const INVALID_INSTANCE_STATUS_EXCEPTION: &str = "InvalidInstanceStatusException";
+    /// An invalid instance type was specified for instances in a blue/green deployment.
+    pub const INVALID_INSTANCE_TYPE_EXCEPTION: &str = "InvalidInstanceTypeException";
     /// A lifecycle event hook is invalid.
     pub const INVALID_LIFECYCLE_EVENT_HOOK_EXECUTION_ID_EXCEPTION: &str =
         "InvalidLifecycleEventHookExecutionIdException";
@@ -234,12 +350,27 @@ pub mod errors {
         "InvalidMinimumHealthyHostValueException";
     /// The next token was specified in an invalid format.
     pub const INVALID_NEXT_TOKEN_EXCEPTION: &str = "InvalidNextTokenException";
+    /// A call was submitted that specified both OnPremisesTagFilters and OnPremisesTagSet, but only one of these data types can be used in a single call.
+    pub const INVALID_ON_PREMISES_TAG_COMBINATION_EXCEPTION: &str =
+        "InvalidOnPremisesTagCombinationException";
     /// An invalid operation was detected.
     pub const INVALID_OPERATION_EXCEPTION: &str = "InvalidOperationException";
+    /// The registration status was specified in an invalid format.
+    pub const INVALID_REGISTRATION_STATUS_EXCEPTION: &str = "InvalidRegistrationStatusException";
     /// The revision was specified in an invalid format.
     pub const INVALID_REVISION_EXCEPTION: &str = "InvalidRevisionException";
     /// The service role ARN was specified in an invalid format.
     pub const INVALID_ROLE_EXCEPTION: &str = "InvalidRoleException";
+    /// The tag was specified in an invalid format.
+    pub const INVALID_TAG_EXCEPTION: &str = "InvalidTagException";
+    /// The tag filter was specified in an invalid format.
+    pub const INVALID_TAG_FILTER_EXCEPTION: &str = "InvalidTagFilterException";
+    /// The specified tags are not valid.
+    pub const INVALID_TAGS_TO_ADD_EXCEPTION: &str = "InvalidTagsToAddException";
+    /// The target filter name is invalid.
+    pub const INVALID_TARGET_FILTER_NAME_EXCEPTION: &str = "InvalidTargetFilterNameException";
+    /// A target group pair associated with this deployment is not valid.
+    pub const INVALID_TARGET_GROUP_PAIR_EXCEPTION: &str = "InvalidTargetGroupPairException";
     /// The target instance configuration is invalid.
     pub const INVALID_TARGET_INSTANCES_EXCEPTION: &str = "InvalidTargetInstancesException";
     /// The specified time range was specified in an invalid format.
@@ -247,6 +378,8 @@ pub mod errors {
     /// The configuration that specifies how traffic is routed during a deployment is invalid.
     pub const INVALID_TRAFFIC_ROUTING_CONFIGURATION_EXCEPTION: &str =
         "InvalidTrafficRoutingConfigurationException";
+    /// The trigger was specified in an invalid format.
+    pub const INVALID_TRIGGER_CONFIG_EXCEPTION: &str = "InvalidTriggerConfigException";
     /// The UpdateOutdatedInstancesOnly value is invalid.
     pub const INVALID_UPDATE_OUTDATED_INSTANCES_ONLY_VALUE_EXCEPTION: &str =
         "InvalidUpdateOutdatedInstancesOnlyValueException";
@@ -256,15 +389,41 @@ pub mod errors {
     /// An attempt to return the status of an already completed lifecycle event occurred.
     pub const LIFECYCLE_EVENT_ALREADY_COMPLETED_EXCEPTION: &str =
         "LifecycleEventAlreadyCompletedException";
+    /// The limit for lifecycle hooks was exceeded.
+    pub const LIFECYCLE_HOOK_LIMIT_EXCEEDED_EXCEPTION: &str = "LifecycleHookLimitExceededException";
+    /// Both an user ARN and an IAM session ARN were included in the request.
+    pub const MULTIPLE_IAM_ARNS_PROVIDED_EXCEPTION: &str = "MultipleIamArnsProvidedException";
     /// The named revision does not exist with the user or Amazon Web Services account.
     pub const REVISION_DOES_NOT_EXIST_EXCEPTION: &str = "RevisionDoesNotExistException";
     /// The revision ID was not specified.
     pub const REVISION_REQUIRED_EXCEPTION: &str = "RevisionRequiredException";
+    /// The role ID was not specified.
+    pub const ROLE_REQUIRED_EXCEPTION: &str = "RoleRequiredException";
+    /// The maximum allowed number of tags was exceeded.
+    pub const TAG_LIMIT_EXCEEDED_EXCEPTION: &str = "TagLimitExceededException";
+    /// A tag was not specified.
+    pub const TAG_REQUIRED_EXCEPTION: &str = "TagRequiredException";
+    /// The number of tag groups included in the tag set list exceeded the maximum allowed limit of 3.
+    pub const TAG_SET_LIST_LIMIT_EXCEEDED_EXCEPTION: &str = "TagSetListLimitExceededException";
     /// An API function was called too frequently.
     pub const THROTTLING_EXCEPTION: &str = "ThrottlingException";
+    /// The maximum allowed number of triggers was exceeded.
+    pub const TRIGGER_TARGETS_LIMIT_EXCEEDED_EXCEPTION: &str =
+        "TriggerTargetsLimitExceededException";
     /// A call was submitted that is not supported for the specified deployment type.
     pub const UNSUPPORTED_ACTION_FOR_DEPLOYMENT_TYPE_EXCEPTION: &str =
         "UnsupportedActionForDeploymentTypeException";
+}
+
+/// Represents the input of, and adds tags to, an on-premises instance operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AddTagsToOnPremisesInstancesInput {
+    /// The tag key-value pairs to add to the on-premises instances.
+    #[serde(rename = "tags")]
+    pub tags: Vec<Tag>,
+    /// The names of the on-premises instances to which to add tags.
+    #[serde(rename = "instanceNames")]
+    pub instance_names: Vec<String>,
 }
 
 /// Information about an alarm.
@@ -405,6 +564,49 @@ pub struct AutoScalingGroup {
     pub termination_hook: Option<String>,
 }
 
+/// `BatchGetDeploymentTargetsInput` (AWS shape).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatchGetDeploymentTargetsInput {
+    /// The unique ID of a deployment.
+    #[serde(rename = "deploymentId")]
+    pub deployment_id: String,
+    /// The unique IDs of the deployment targets.
+    #[serde(rename = "targetIds")]
+    pub target_ids: Vec<String>,
+}
+
+/// `BatchGetDeploymentTargetsOutput` (AWS shape).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatchGetDeploymentTargetsOutput {
+    /// A list of target objects for a deployment.
+    #[serde(
+        rename = "deploymentTargets",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_targets: Option<Vec<DeploymentTarget>>,
+}
+
+/// Represents the input of a BatchGetOnPremisesInstances operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatchGetOnPremisesInstancesInput {
+    /// The names of the on-premises instances about which to get information.
+    #[serde(rename = "instanceNames")]
+    pub instance_names: Vec<String>,
+}
+
+/// Represents the output of a BatchGetOnPremisesInstances operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BatchGetOnPremisesInstancesOutput {
+    /// Information about the on-premises instances.
+    #[serde(
+        rename = "instanceInfos",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_infos: Option<Vec<InstanceInfo>>,
+}
+
 /// Information about blue/green deployment options for a deployment group.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BlueGreenDeploymentConfiguration {
@@ -479,6 +681,52 @@ impl BundleType {
     }
 }
 
+/// Information about the target to be updated by an CloudFormation blue/green deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CloudFormationTarget {
+    /// The unique ID of an CloudFormation blue/green deployment.
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    /// The unique ID of a deployment target that has a type of CloudFormationTarget.
+    #[serde(rename = "targetId", default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The date and time when the target application was updated by an CloudFormation blue/green deployment.
+    #[serde(
+        rename = "lastUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated_at: Option<crate::shapes::Timestamp>,
+    /// The lifecycle events of the CloudFormation blue/green deployment to this target application.
+    #[serde(
+        rename = "lifecycleEvents",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_events: Option<Vec<LifecycleEvent>>,
+    /// The status of an CloudFormation blue/green deployment's target application.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TargetStatus>,
+    /// The resource type for the CloudFormation blue/green deployment.
+    #[serde(
+        rename = "resourceType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub resource_type: Option<String>,
+    /// The percentage of production traffic that the target version of an CloudFormation blue/green deployment receives.
+    #[serde(
+        rename = "targetVersionWeight",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_version_weight: Option<f64>,
+}
+
 /// `ComputePlatform` (AWS enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum ComputePlatform {
@@ -521,6 +769,36 @@ pub struct ContinueDeploymentInput {
         skip_serializing_if = "Option::is_none"
     )]
     pub deployment_wait_type: Option<DeploymentWaitType>,
+}
+
+/// Represents the input of a CreateApplication operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateApplicationInput {
+    /// The name of the application.
+    #[serde(rename = "applicationName")]
+    pub application_name: String,
+    /// The destination platform type for the deployment (Lambda, Server, or ECS).
+    #[serde(
+        rename = "computePlatform",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub compute_platform: Option<ComputePlatform>,
+    /// The metadata that you apply to CodeDeploy applications to help you organize and categorize them.
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// Represents the output of a CreateApplication operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateApplicationOutput {
+    /// A unique application ID.
+    #[serde(
+        rename = "applicationId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub application_id: Option<String>,
 }
 
 /// Represents the input of a CreateDeploymentConfig operation.
@@ -569,6 +847,136 @@ pub struct CreateDeploymentConfigOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub deployment_config_id: Option<String>,
+}
+
+/// Represents the input of a CreateDeploymentGroup operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateDeploymentGroupInput {
+    /// The name of an CodeDeploy application associated with the user or Amazon Web Services account.
+    #[serde(rename = "applicationName")]
+    pub application_name: String,
+    /// The name of a new deployment group for the specified application.
+    #[serde(rename = "deploymentGroupName")]
+    pub deployment_group_name: String,
+    /// If specified, the deployment configuration name can be either one of the predefined configurations provided with CodeDeploy or a custom deployment configuration that you create by calling the create deployment configuration operation.
+    #[serde(
+        rename = "deploymentConfigName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_config_name: Option<String>,
+    /// The Amazon EC2 tags on which to filter.
+    #[serde(
+        rename = "ec2TagFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ec2_tag_filters: Option<Vec<EC2TagFilter>>,
+    /// The on-premises instance tags on which to filter.
+    #[serde(
+        rename = "onPremisesInstanceTagFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_premises_instance_tag_filters: Option<Vec<TagFilter>>,
+    /// A list of associated Amazon EC2 Auto Scaling groups.
+    #[serde(
+        rename = "autoScalingGroups",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_scaling_groups: Option<Vec<String>>,
+    /// A service role Amazon Resource Name (ARN) that allows CodeDeploy to act on the user's behalf when interacting with Amazon Web Services services.
+    #[serde(rename = "serviceRoleArn")]
+    pub service_role_arn: String,
+    /// Information about triggers to create when the deployment group is created.
+    #[serde(
+        rename = "triggerConfigurations",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub trigger_configurations: Option<Vec<TriggerConfig>>,
+    /// Information to add about Amazon CloudWatch alarms when the deployment group is created.
+    #[serde(
+        rename = "alarmConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub alarm_configuration: Option<AlarmConfiguration>,
+    /// Configuration information for an automatic rollback that is added when a deployment group is created.
+    #[serde(
+        rename = "autoRollbackConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub auto_rollback_configuration: Option<AutoRollbackConfiguration>,
+    /// Indicates what happens when new Amazon EC2 instances are launched mid-deployment and do not receive the deployed application revision.
+    #[serde(
+        rename = "outdatedInstancesStrategy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub outdated_instances_strategy: Option<OutdatedInstancesStrategy>,
+    /// Information about the type of deployment, in-place or blue/green, that you want to run and whether to route deployment traffic behind a load balancer.
+    #[serde(
+        rename = "deploymentStyle",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_style: Option<DeploymentStyle>,
+    /// Information about blue/green deployment options for a deployment group.
+    #[serde(
+        rename = "blueGreenDeploymentConfiguration",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub blue_green_deployment_configuration: Option<BlueGreenDeploymentConfiguration>,
+    /// Information about the load balancer used in a deployment.
+    #[serde(
+        rename = "loadBalancerInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub load_balancer_info: Option<LoadBalancerInfo>,
+    /// Information about groups of tags applied to Amazon EC2 instances.
+    #[serde(rename = "ec2TagSet", default, skip_serializing_if = "Option::is_none")]
+    pub ec2_tag_set: Option<EC2TagSet>,
+    /// The target Amazon ECS services in the deployment group.
+    #[serde(
+        rename = "ecsServices",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ecs_services: Option<Vec<ECSService>>,
+    /// Information about groups of tags applied to on-premises instances.
+    #[serde(
+        rename = "onPremisesTagSet",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_premises_tag_set: Option<OnPremisesTagSet>,
+    /// The metadata that you apply to CodeDeploy deployment groups to help you organize and categorize them.
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    /// This parameter only applies if you are using CodeDeploy with Amazon EC2 Auto Scaling.
+    #[serde(
+        rename = "terminationHookEnabled",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub termination_hook_enabled: Option<bool>,
+}
+
+/// Represents the output of a CreateDeploymentGroup operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateDeploymentGroupOutput {
+    /// A unique deployment group ID.
+    #[serde(
+        rename = "deploymentGroupId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_group_id: Option<String>,
 }
 
 /// Represents the input of a CreateDeployment operation.
@@ -1277,6 +1685,71 @@ pub struct DeploymentStyle {
     pub deployment_option: Option<DeploymentOption>,
 }
 
+/// Information about the deployment target.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeploymentTarget {
+    /// The deployment type that is specific to the deployment's compute platform or deployments initiated by a CloudFormation stack update.
+    #[serde(
+        rename = "deploymentTargetType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_target_type: Option<DeploymentTargetType>,
+    /// Information about the target for a deployment that uses the EC2/On-premises compute platform.
+    #[serde(
+        rename = "instanceTarget",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_target: Option<InstanceTarget>,
+    /// Information about the target for a deployment that uses the Lambda compute platform.
+    #[serde(
+        rename = "lambdaTarget",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lambda_target: Option<LambdaTarget>,
+    /// Information about the target for a deployment that uses the Amazon ECS compute platform.
+    #[serde(rename = "ecsTarget", default, skip_serializing_if = "Option::is_none")]
+    pub ecs_target: Option<ECSTarget>,
+    /// `cloudFormationTarget`.
+    #[serde(
+        rename = "cloudFormationTarget",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_formation_target: Option<CloudFormationTarget>,
+}
+
+/// `DeploymentTargetType` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeploymentTargetType {
+    /// `InstanceTarget`
+    #[serde(rename = "InstanceTarget")]
+    InstanceTarget,
+    /// `LambdaTarget`
+    #[serde(rename = "LambdaTarget")]
+    LambdaTarget,
+    /// `ECSTarget`
+    #[serde(rename = "ECSTarget")]
+    ECSTarget,
+    /// `CloudFormationTarget`
+    #[serde(rename = "CloudFormationTarget")]
+    CloudFormationTarget,
+}
+
+impl DeploymentTargetType {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentTargetType::InstanceTarget => "InstanceTarget",
+            DeploymentTargetType::LambdaTarget => "LambdaTarget",
+            DeploymentTargetType::ECSTarget => "ECSTarget",
+            DeploymentTargetType::CloudFormationTarget => "CloudFormationTarget",
+        }
+    }
+}
+
 /// `DeploymentType` (AWS enum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DeploymentType {
@@ -1317,6 +1790,35 @@ impl DeploymentWaitType {
             DeploymentWaitType::TerminationWait => "TERMINATION_WAIT",
         }
     }
+}
+
+/// Represents the input of a DeregisterOnPremisesInstance operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DeregisterOnPremisesInstanceInput {
+    /// The name of the on-premises instance to deregister.
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+}
+
+/// Diagnostic information about executable scripts that are part of a deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// The associated error code: Success: The specified script ran.
+    #[serde(rename = "errorCode", default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<LifecycleErrorCode>,
+    /// The name of the script.
+    #[serde(
+        rename = "scriptName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub script_name: Option<String>,
+    /// The message associated with the error.
+    #[serde(rename = "message", default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The last portion of the diagnostic log.
+    #[serde(rename = "logTail", default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<String>,
 }
 
 /// Information about an EC2 tag filter.
@@ -1387,6 +1889,101 @@ pub struct ECSService {
         skip_serializing_if = "Option::is_none"
     )]
     pub cluster_name: Option<String>,
+}
+
+/// Information about the target of an Amazon ECS deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ECSTarget {
+    /// The unique ID of a deployment.
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    /// The unique ID of a deployment target that has a type of ecsTarget.
+    #[serde(rename = "targetId", default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The Amazon Resource Name (ARN) of the target.
+    #[serde(rename = "targetArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    /// The date and time when the target Amazon ECS application was updated by a deployment.
+    #[serde(
+        rename = "lastUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated_at: Option<crate::shapes::Timestamp>,
+    /// The lifecycle events of the deployment to this target Amazon ECS application.
+    #[serde(
+        rename = "lifecycleEvents",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_events: Option<Vec<LifecycleEvent>>,
+    /// The status an Amazon ECS deployment's target ECS application.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TargetStatus>,
+    /// The ECSTaskSet objects associated with the ECS target.
+    #[serde(
+        rename = "taskSetsInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub task_sets_info: Option<Vec<ECSTaskSet>>,
+}
+
+/// Information about a set of Amazon ECS tasks in an CodeDeploy deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ECSTaskSet {
+    /// A unique ID of an ECSTaskSet.
+    #[serde(rename = "identifer", default, skip_serializing_if = "Option::is_none")]
+    pub identifer: Option<String>,
+    /// The number of tasks in a task set.
+    #[serde(
+        rename = "desiredCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub desired_count: Option<i64>,
+    /// The number of tasks in the task set that are in the PENDING status during an Amazon ECS deployment.
+    #[serde(
+        rename = "pendingCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pending_count: Option<i64>,
+    /// The number of tasks in the task set that are in the RUNNING status during an Amazon ECS deployment.
+    #[serde(
+        rename = "runningCount",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub running_count: Option<i64>,
+    /// The status of the task set.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The percentage of traffic served by this task set.
+    #[serde(
+        rename = "trafficWeight",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub traffic_weight: Option<f64>,
+    /// The target group associated with the task set.
+    #[serde(
+        rename = "targetGroup",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_group: Option<TargetGroupInfo>,
+    /// A label that identifies whether the ECS task set is an original target (BLUE) or a replacement target (GREEN).
+    #[serde(
+        rename = "taskSetLabel",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub task_set_label: Option<TargetLabel>,
 }
 
 /// Information about a Classic Load Balancer in Elastic Load Balancing to use in a deployment.
@@ -1667,6 +2264,26 @@ pub struct GetDeploymentOutput {
     pub deployment_info: Option<DeploymentInfo>,
 }
 
+/// Represents the input of a GetOnPremisesInstance operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetOnPremisesInstanceInput {
+    /// The name of the on-premises instance about which to get information.
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+}
+
+/// Represents the output of a GetOnPremisesInstance operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GetOnPremisesInstanceOutput {
+    /// Information about the on-premises instance.
+    #[serde(
+        rename = "instanceInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_info: Option<InstanceInfo>,
+}
+
 /// Information about the location of application artifacts stored in GitHub.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct GitHubLocation {
@@ -1732,6 +2349,180 @@ impl InstanceAction {
     }
 }
 
+/// Information about an on-premises instance.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// The name of the on-premises instance.
+    #[serde(
+        rename = "instanceName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_name: Option<String>,
+    /// The ARN of the IAM session associated with the on-premises instance.
+    #[serde(
+        rename = "iamSessionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iam_session_arn: Option<String>,
+    /// The user ARN associated with the on-premises instance.
+    #[serde(
+        rename = "iamUserArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iam_user_arn: Option<String>,
+    /// The ARN of the on-premises instance.
+    #[serde(
+        rename = "instanceArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_arn: Option<String>,
+    /// The time at which the on-premises instance was registered.
+    #[serde(
+        rename = "registerTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub register_time: Option<crate::shapes::Timestamp>,
+    /// If the on-premises instance was deregistered, the time at which the on-premises instance was deregistered.
+    #[serde(
+        rename = "deregisterTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deregister_time: Option<crate::shapes::Timestamp>,
+    /// The tags currently associated with the on-premises instance.
+    #[serde(rename = "tags", default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+/// A target Amazon EC2 or on-premises instance during a deployment that uses the EC2/On-premises compute platform.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct InstanceTarget {
+    /// The unique ID of a deployment.
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    /// The unique ID of a deployment target that has a type of instanceTarget.
+    #[serde(rename = "targetId", default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The Amazon Resource Name (ARN) of the target.
+    #[serde(rename = "targetArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    /// The status an EC2/On-premises deployment's target instance.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TargetStatus>,
+    /// The date and time when the target instance was updated by a deployment.
+    #[serde(
+        rename = "lastUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated_at: Option<crate::shapes::Timestamp>,
+    /// The lifecycle events of the deployment to this target instance.
+    #[serde(
+        rename = "lifecycleEvents",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_events: Option<Vec<LifecycleEvent>>,
+    /// A label that identifies whether the instance is an original target (BLUE) or a replacement target (GREEN).
+    #[serde(
+        rename = "instanceLabel",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_label: Option<TargetLabel>,
+}
+
+/// Information about a Lambda function specified in a deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LambdaFunctionInfo {
+    /// The name of a Lambda function.
+    #[serde(
+        rename = "functionName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_name: Option<String>,
+    /// The alias of a Lambda function.
+    #[serde(
+        rename = "functionAlias",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub function_alias: Option<String>,
+    /// The version of a Lambda function that production traffic points to.
+    #[serde(
+        rename = "currentVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub current_version: Option<String>,
+    /// The version of a Lambda function that production traffic points to after the Lambda function is deployed.
+    #[serde(
+        rename = "targetVersion",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_version: Option<String>,
+    /// The percentage of production traffic that the target version of a Lambda function receives.
+    #[serde(
+        rename = "targetVersionWeight",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_version_weight: Option<f64>,
+}
+
+/// Information about the target Lambda function during an Lambda deployment.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LambdaTarget {
+    /// The unique ID of a deployment.
+    #[serde(
+        rename = "deploymentId",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deployment_id: Option<String>,
+    /// The unique ID of a deployment target that has a type of lambdaTarget.
+    #[serde(rename = "targetId", default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<String>,
+    /// The Amazon Resource Name (ARN) of the target.
+    #[serde(rename = "targetArn", default, skip_serializing_if = "Option::is_none")]
+    pub target_arn: Option<String>,
+    /// The status an Lambda deployment's target Lambda function.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TargetStatus>,
+    /// The date and time when the target Lambda function was updated by a deployment.
+    #[serde(
+        rename = "lastUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_updated_at: Option<crate::shapes::Timestamp>,
+    /// The lifecycle events of the deployment to this target Lambda function.
+    #[serde(
+        rename = "lifecycleEvents",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_events: Option<Vec<LifecycleEvent>>,
+    /// A LambdaFunctionInfo object that describes a target Lambda function.
+    #[serde(
+        rename = "lambdaFunctionInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lambda_function_info: Option<LambdaFunctionInfo>,
+}
+
 /// Information about the most recent attempted or successful deployment to a deployment group.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LastDeploymentInfo {
@@ -1755,6 +2546,71 @@ pub struct LastDeploymentInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub create_time: Option<crate::shapes::Timestamp>,
+}
+
+/// `LifecycleErrorCode` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LifecycleErrorCode {
+    /// `Success`
+    #[serde(rename = "Success")]
+    Success,
+    /// `ScriptMissing`
+    #[serde(rename = "ScriptMissing")]
+    ScriptMissing,
+    /// `ScriptNotExecutable`
+    #[serde(rename = "ScriptNotExecutable")]
+    ScriptNotExecutable,
+    /// `ScriptTimedOut`
+    #[serde(rename = "ScriptTimedOut")]
+    ScriptTimedOut,
+    /// `ScriptFailed`
+    #[serde(rename = "ScriptFailed")]
+    ScriptFailed,
+    /// `UnknownError`
+    #[serde(rename = "UnknownError")]
+    UnknownError,
+}
+
+impl LifecycleErrorCode {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleErrorCode::Success => "Success",
+            LifecycleErrorCode::ScriptMissing => "ScriptMissing",
+            LifecycleErrorCode::ScriptNotExecutable => "ScriptNotExecutable",
+            LifecycleErrorCode::ScriptTimedOut => "ScriptTimedOut",
+            LifecycleErrorCode::ScriptFailed => "ScriptFailed",
+            LifecycleErrorCode::UnknownError => "UnknownError",
+        }
+    }
+}
+
+/// Information about a deployment lifecycle event.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LifecycleEvent {
+    /// The deployment lifecycle event name, such as ApplicationStop, BeforeInstall, AfterInstall, ApplicationStart, or ValidateService.
+    #[serde(
+        rename = "lifecycleEventName",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub lifecycle_event_name: Option<String>,
+    /// Diagnostic information about the deployment lifecycle event.
+    #[serde(
+        rename = "diagnostics",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub diagnostics: Option<Diagnostics>,
+    /// A timestamp that indicates when the deployment lifecycle event started.
+    #[serde(rename = "startTime", default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<crate::shapes::Timestamp>,
+    /// A timestamp that indicates when the deployment lifecycle event ended.
+    #[serde(rename = "endTime", default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<crate::shapes::Timestamp>,
+    /// The deployment lifecycle event status: Pending: The deployment lifecycle event is pending.
+    #[serde(rename = "status", default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<LifecycleEventStatus>,
 }
 
 /// `LifecycleEventStatus` (AWS enum).
@@ -1873,6 +2729,35 @@ pub struct ListDeploymentGroupsOutput {
     pub next_token: Option<String>,
 }
 
+/// `ListDeploymentTargetsInput` (AWS shape).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListDeploymentTargetsInput {
+    /// The unique ID of a deployment.
+    #[serde(rename = "deploymentId")]
+    pub deployment_id: String,
+    /// A token identifier returned from the previous ListDeploymentTargets call.
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+    /// A key used to filter the returned targets.
+    #[serde(
+        rename = "targetFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub target_filters: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// `ListDeploymentTargetsOutput` (AWS shape).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListDeploymentTargetsOutput {
+    /// The unique IDs of deployment targets.
+    #[serde(rename = "targetIds", default, skip_serializing_if = "Option::is_none")]
+    pub target_ids: Option<Vec<String>>,
+    /// If a large amount of information is returned, a token identifier is also returned.
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
 /// Represents the input of a ListDeployments operation.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ListDeploymentsInput {
@@ -1926,6 +2811,43 @@ pub struct ListDeploymentsOutput {
         skip_serializing_if = "Option::is_none"
     )]
     pub deployments: Option<Vec<String>>,
+    /// If a large amount of information is returned, an identifier is also returned.
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// Represents the input of a ListOnPremisesInstances operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListOnPremisesInstancesInput {
+    /// The registration status of the on-premises instances: Deregistered: Include deregistered on-premises instances in the resulting list.
+    #[serde(
+        rename = "registrationStatus",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub registration_status: Option<RegistrationStatus>,
+    /// The on-premises instance tags that are used to restrict the on-premises instance names returned.
+    #[serde(
+        rename = "tagFilters",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tag_filters: Option<Vec<TagFilter>>,
+    /// An identifier returned from the previous list on-premises instances call.
+    #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
+    pub next_token: Option<String>,
+}
+
+/// Represents the output of the list on-premises instances operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ListOnPremisesInstancesOutput {
+    /// The list of matching on-premises instance names.
+    #[serde(
+        rename = "instanceNames",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_names: Option<Vec<String>>,
     /// If a large amount of information is returned, an identifier is also returned.
     #[serde(rename = "nextToken", default, skip_serializing_if = "Option::is_none")]
     pub next_token: Option<String>,
@@ -2099,6 +3021,49 @@ pub struct RawString {
     pub sha256: Option<String>,
 }
 
+/// Represents the input of the register on-premises instance operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RegisterOnPremisesInstanceInput {
+    /// The name of the on-premises instance to register.
+    #[serde(rename = "instanceName")]
+    pub instance_name: String,
+    /// The ARN of the IAM session to associate with the on-premises instance.
+    #[serde(
+        rename = "iamSessionArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iam_session_arn: Option<String>,
+    /// The ARN of the user to associate with the on-premises instance.
+    #[serde(
+        rename = "iamUserArn",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub iam_user_arn: Option<String>,
+}
+
+/// `RegistrationStatus` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RegistrationStatus {
+    /// `Registered`
+    #[serde(rename = "Registered")]
+    Registered,
+    /// `Deregistered`
+    #[serde(rename = "Deregistered")]
+    Deregistered,
+}
+
+impl RegistrationStatus {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrationStatus::Registered => "Registered",
+            RegistrationStatus::Deregistered => "Deregistered",
+        }
+    }
+}
+
 /// Information about deployments related to the specified deployment.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RelatedDeployments {
@@ -2116,6 +3081,17 @@ pub struct RelatedDeployments {
         skip_serializing_if = "Option::is_none"
     )]
     pub auto_update_outdated_instances_deployment_ids: Option<Vec<String>>,
+}
+
+/// Represents the input of a RemoveTagsFromOnPremisesInstances operation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RemoveTagsFromOnPremisesInstancesInput {
+    /// The tag key-value pairs to remove from the on-premises instances.
+    #[serde(rename = "tags")]
+    pub tags: Vec<Tag>,
+    /// The names of the on-premises instances from which to remove tags.
+    #[serde(rename = "instanceNames")]
+    pub instance_names: Vec<String>,
 }
 
 /// Information about the location of an application revision.
@@ -2284,6 +3260,17 @@ impl StopStatus {
     }
 }
 
+/// Information about a tag.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Tag {
+    /// The tag's key.
+    #[serde(rename = "Key", default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The tag's value.
+    #[serde(rename = "Value", default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
 /// Information about an on-premises instance tag filter.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TagFilter {
@@ -2319,6 +3306,27 @@ impl TagFilterType {
             TagFilterType::KeyOnly => "KEY_ONLY",
             TagFilterType::ValueOnly => "VALUE_ONLY",
             TagFilterType::KeyAndValue => "KEY_AND_VALUE",
+        }
+    }
+}
+
+/// `TargetFilterName` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TargetFilterName {
+    /// `TargetStatus`
+    #[serde(rename = "TargetStatus")]
+    TargetStatus,
+    /// `ServerInstanceLabel`
+    #[serde(rename = "ServerInstanceLabel")]
+    ServerInstanceLabel,
+}
+
+impl TargetFilterName {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetFilterName::TargetStatus => "TargetStatus",
+            TargetFilterName::ServerInstanceLabel => "ServerInstanceLabel",
         }
     }
 }
@@ -2377,6 +3385,68 @@ pub struct TargetInstances {
     /// Information about the groups of Amazon EC2 instance tags that an instance must be identified by in order for it to be included in the replacement environment for a blue/green deployment.
     #[serde(rename = "ec2TagSet", default, skip_serializing_if = "Option::is_none")]
     pub ec2_tag_set: Option<EC2TagSet>,
+}
+
+/// `TargetLabel` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TargetLabel {
+    /// `Blue`
+    #[serde(rename = "Blue")]
+    Blue,
+    /// `Green`
+    #[serde(rename = "Green")]
+    Green,
+}
+
+impl TargetLabel {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetLabel::Blue => "Blue",
+            TargetLabel::Green => "Green",
+        }
+    }
+}
+
+/// `TargetStatus` (AWS enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TargetStatus {
+    /// `Pending`
+    #[serde(rename = "Pending")]
+    Pending,
+    /// `InProgress`
+    #[serde(rename = "InProgress")]
+    InProgress,
+    /// `Succeeded`
+    #[serde(rename = "Succeeded")]
+    Succeeded,
+    /// `Failed`
+    #[serde(rename = "Failed")]
+    Failed,
+    /// `Skipped`
+    #[serde(rename = "Skipped")]
+    Skipped,
+    /// `Unknown`
+    #[serde(rename = "Unknown")]
+    Unknown,
+    /// `Ready`
+    #[serde(rename = "Ready")]
+    Ready,
+}
+
+impl TargetStatus {
+    /// The value as AWS spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetStatus::Pending => "Pending",
+            TargetStatus::InProgress => "InProgress",
+            TargetStatus::Succeeded => "Succeeded",
+            TargetStatus::Failed => "Failed",
+            TargetStatus::Skipped => "Skipped",
+            TargetStatus::Unknown => "Unknown",
+            TargetStatus::Ready => "Ready",
+        }
+    }
 }
 
 /// A configuration that shifts traffic from one version of a Lambda function or Amazon ECS task set to another in two increments.

@@ -110,6 +110,25 @@ impl KeyRing {
         usable.then(|| e.secret.expose_secret().to_string())
     }
 
+    /// The IAM user ARN of key `id` if it may sign at `now` and `secret`
+    /// is its secret (compared in constant time): how an on-premises
+    /// instance's agent authenticates (`hosts::agents::Presented::AwsKey`).
+    pub(crate) fn user_arn_of_pair(&self, id: &str, secret: &str, now: u64) -> Option<String> {
+        let stored = self.secret_if_usable(id, now)?;
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            stored.as_bytes(),
+            secret.as_bytes(),
+        )) {
+            return None;
+        }
+        Some(self.user_arn(&self.name_of(id)?))
+    }
+
+    /// `arn:aws:iam::ACCOUNT:user/NAME`, who a key named `name` acts as.
+    pub(crate) fn user_arn(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:user/{name}", self.account)
+    }
+
     /// The name (IAM user) of key `id`.
     pub(crate) fn name_of(&self, id: &str) -> Option<String> {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());

@@ -220,5 +220,5 @@ pub(crate) fn caller_arn(st: &AppState, caller: &Caller) -> String {
         .keys
         .name_of(&caller.access_key_id)
         .unwrap_or_else(|| caller.access_key_id.clone());
-    format!("arn:aws:iam::{}:user/{user}", st.aws.keys.account())
+    st.aws.keys.user_arn(&user)
 }

@@ -7,6 +7,11 @@
 //! the store keeps its SHA-256, compared in constant time. A key is bound
 //! to one agent name: the name of every agent call (its path, its
 //! registration, its `x-cutover-agent` header) must be the key's.
+//!
+//! An instance registered through CodeDeploy's RegisterOnPremisesInstance
+//! has no agent key: its agent presents an access key of the IAM user the
+//! registration named (`Bearer ACCESS_KEY_ID:SECRET`), and that user must
+//! be the instance's (see [`Presented::AwsKey`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +49,18 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// What an agent's call presented as its credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Presented<'a> {
+    /// Nothing.
+    Nothing,
+    /// An agent key (`cak_...`).
+    AgentKey(&'a str),
+    /// An AWS access key pair: the IAM user ARN it belongs to when the
+    /// key exists, is usable and its secret matched, else `None`.
+    AwsKey(Option<String>),
 }
 
 /// Why an agent's call is refused.
@@ -98,23 +115,31 @@ impl AgentFleet {
         Ok(key)
     }
 
-    /// Checks that `key` may act as agent `name`. `open` says whether a
-    /// call without a key is allowed (a token-less server reached on
-    /// loopback); even then an agent that has a key must present it.
+    /// Checks that `presented` may act as agent `name`. `open` says whether
+    /// a call without a key is allowed (a token-less server reached on
+    /// loopback); even then an agent that has a key (or an instance
+    /// registered through the API) must present it.
     pub(crate) async fn authenticate(
         &self,
         name: &str,
-        key: Option<&str>,
+        presented: Presented<'_>,
         open: bool,
     ) -> Result<Result<(), AgentAuthError>, FleetError> {
         let owned = name.to_string();
         let row = self.store.call(move |c| rows::get(c, &owned)).await?;
-        let stored = row.and_then(|r| r.key_hash);
-        Ok(match (key, stored) {
-            (Some(k), Some(h)) if bool::from(hash_key(k).as_bytes().ct_eq(h.as_bytes())) => Ok(()),
-            (Some(_), _) => Err(AgentAuthError::WrongKey(name.into())),
-            (None, None) if open => Ok(()),
-            (None, _) => Err(AgentAuthError::KeyRequired(name.into())),
+        let (stored, iam) = row.map_or((None, None), |r| (r.key_hash, r.iam_arn));
+        Ok(match (presented, stored, iam) {
+            (Presented::AgentKey(k), Some(h), _)
+                if bool::from(hash_key(k).as_bytes().ct_eq(h.as_bytes())) =>
+            {
+                Ok(())
+            }
+            (Presented::AwsKey(Some(user)), _, Some(iam)) if user == iam => Ok(()),
+            (Presented::AgentKey(_) | Presented::AwsKey(_), _, _) => {
+                Err(AgentAuthError::WrongKey(name.into()))
+            }
+            (Presented::Nothing, None, None) if open => Ok(()),
+            (Presented::Nothing, _, _) => Err(AgentAuthError::KeyRequired(name.into())),
         })
     }
 
@@ -131,16 +156,63 @@ impl AgentFleet {
         self.view(&reg.name).await
     }
 
-    /// Creates (or updates) a host without it being seen (CodeDeploy's
-    /// `RegisterOnPremisesInstance`): it is online once its agent polls.
-    #[allow(dead_code)] // For the AWS endpoint's RegisterOnPremisesInstance.
-    pub(crate) async fn create_instance(&self, reg: AgentRegistration) -> Result<(), FleetError> {
-        let now = self.clock.now_ms();
-        self.store
-            .call(move |c| rows::register(c, &reg, now, None))
+    /// Creates host `name` without it being seen (CodeDeploy's
+    /// `RegisterOnPremisesInstance`), for the agent that authenticates with
+    /// an access key of `iam_arn`: it is online once that agent polls.
+    pub(crate) async fn create_instance(
+        &self,
+        name: &str,
+        iam_arn: &str,
+    ) -> Result<rows::InstanceCreated, FleetError> {
+        let (n, arn, now) = (name.to_string(), iam_arn.to_string(), self.clock.now_ms());
+        let created = self
+            .store
+            .transact(move |c| rows::create_instance(c, &n, &arn, now))
             .await?;
-        self.changed.notify_waiters();
-        Ok(())
+        if created == rows::InstanceCreated::Created {
+            tracing::info!(agent = %name, iam = %iam_arn, "on-premises instance registered");
+            self.changed.notify_waiters();
+        }
+        Ok(created)
+    }
+
+    /// Changes the tags of registered host `name` with `edit` (CodeDeploy's
+    /// Add/RemoveTagsToOnPremisesInstances). Returns false if no host of
+    /// that name has a registration.
+    pub(crate) async fn edit_tags(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut std::collections::BTreeMap<String, String>) + Send + 'static,
+    ) -> Result<bool, FleetError> {
+        let n = name.to_string();
+        let changed = self
+            .store
+            .transact(move |c| {
+                let Some(mut tags) = rows::get(c, &n)?
+                    .and_then(|r| r.registration)
+                    .map(|r| r.tags)
+                else {
+                    return Ok(false);
+                };
+                edit(&mut tags);
+                rows::set_tags(c, &n, &tags)
+            })
+            .await?;
+        if changed {
+            self.changed.notify_waiters();
+        }
+        Ok(changed)
+    }
+
+    /// The stored row of host `name` (with its IAM ARN), if any.
+    pub(crate) async fn row(&self, name: &str) -> Result<Option<AgentRow>, FleetError> {
+        let n = name.to_string();
+        Ok(self.store.call(move |c| rows::get(c, &n)).await?)
+    }
+
+    /// The `arn:aws:codedeploy:...:instance/NAME` of host `name`.
+    pub(crate) fn instance_arn(&self, name: &str) -> String {
+        format!("{}{}", self.arn_prefix, name)
     }
 
     /// The long poll of agent `name`: answers at once when it has open
@@ -251,7 +323,7 @@ impl AgentFleet {
             version: String::new(),
         });
         AgentView {
-            instance_arn: format!("{}{}", self.arn_prefix, row.name),
+            instance_arn: self.instance_arn(&row.name),
             registration,
             registered_at_ms: row.registered_at,
             last_seen_ms: row.last_seen,

@@ -22,7 +22,7 @@ use cutover_api::agents::{
 };
 use cutover_store::agents::Recorded;
 
-use super::agents::valid_name;
+use super::agents::{Presented, valid_name};
 use super::fleet::FleetError;
 use crate::api::{ApiError, ApiResult, AppState};
 
@@ -63,10 +63,20 @@ async fn authorize(st: &AgentState, headers: &HeaderMap, name: &str) -> ApiResul
         )));
     }
     let open = st.tokenless && crate::api::loopback_verdict(headers).is_ok();
-    let key = crate::api::bearer(headers);
+    let presented = match crate::api::bearer(headers) {
+        None => Presented::Nothing,
+        Some(key) => match key.split_once(':') {
+            Some((id, secret)) => Presented::AwsKey(st.app.aws.keys.user_arn_of_pair(
+                id,
+                secret,
+                st.app.clock.now_ms(),
+            )),
+            None => Presented::AgentKey(key),
+        },
+    };
     st.app
         .fleet
-        .authenticate(name, key, open)
+        .authenticate(name, presented, open)
         .await?
         .map_err(|e| {
             tracing::warn!(agent = %name, error = %e, "agent call refused");

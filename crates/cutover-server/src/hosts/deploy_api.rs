@@ -26,14 +26,11 @@ use tokio::io::AsyncWriteExt;
 
 use super::deployer::{HostDeployError, NewHostDeployment};
 use super::fleet::BundleStore;
+use super::revisions::{self, APPSPEC_NAMES, MAX_APPSPEC, RevisionError};
 use crate::api::{ApiError, ApiResult, AppState};
 
 /// The largest bundle accepted.
 const MAX_BUNDLE: u64 = 1 << 30;
-/// The largest `appspec.yml` read from a bundle.
-const MAX_APPSPEC: u64 = 1 << 20;
-/// The names an appspec may have at a revision's root, in preference order.
-const APPSPEC_NAMES: [&str; 3] = ["appspec.yml", "appspec.yaml", "appspec.json"];
 
 impl From<HostDeployError> for ApiError {
     fn from(e: HostDeployError) -> Self {
@@ -52,12 +49,43 @@ impl From<HostDeployError> for ApiError {
     }
 }
 
-/// `POST /v1/host-deployments?application=&deploymentGroup=`.
+impl From<RevisionError> for ApiError {
+    fn from(e: RevisionError) -> Self {
+        let message = e.to_string();
+        match e {
+            RevisionError::Deploy(e) => e.into(),
+            RevisionError::Fleet(e) => e.into(),
+            RevisionError::Appspec(_, e) => {
+                ApiError::invalid(message, e.diagnostics.clone(), e.warnings.clone())
+            }
+            RevisionError::Io(_) => internal(message),
+            RevisionError::UnknownRepository(_) => ApiError::not_found(message),
+            RevisionError::WhichRepository(..)
+            | RevisionError::BadRef(_)
+            | RevisionError::Git(_)
+            | RevisionError::NoAppspec => ApiError::bad_request(message),
+        }
+    }
+}
+
+/// `POST /v1/host-deployments?application=&deploymentGroup=` with a bundle
+/// as the body, or `&git=[REPOSITORY@]REF` and no body.
 pub(crate) async fn create(
     State(st): State<AppState>,
     Query(q): Query<CreateHostDeploymentQuery>,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<HostDeploymentView>)> {
+    if let Some(git) = &q.git {
+        let (repository, reference) = revisions::split_git(git);
+        let repository = revisions::repository(&st, repository, git).await?;
+        let target = revisions::Target {
+            application: q.application.clone(),
+            group: q.deployment_group.clone(),
+            config: q.deployment_config.clone(),
+        };
+        let id = revisions::deploy_git(&st, target, &repository, reference).await?;
+        return Ok((StatusCode::CREATED, Json(load(&st, &id).await?)));
+    }
     let format = q.format.unwrap_or(BundleFormat::Tar);
     let spool = tempfile::Builder::new()
         .prefix("upload-")

@@ -69,9 +69,8 @@ pub(crate) trait BundleStore: Send + Sync {
     /// Stores the archive at `path` (its digest is computed while copying).
     async fn put_file(&self, path: PathBuf, format: BundleFormat) -> Result<BundleRef, FleetError>;
     /// Packs the directory at `dir` as a tar bundle and stores it (for
-    /// server-side revisions: `git:REF` and pipeline artifacts, not yet
-    /// wired; the CLI packs directories itself).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// server-side revisions: `git:REF` and pipeline artifacts; the CLI
+    /// packs directories itself).
     async fn put_dir(&self, dir: PathBuf) -> Result<BundleRef, FleetError>;
     /// Where the stored bundle is, if it exists.
     #[cfg_attr(not(test), allow(dead_code))]

@@ -13,6 +13,7 @@
 //! - [`deployer`]: creates host deployments, one driver each, resumes them.
 //! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
 //! - [`outdated`]: hosts that join a group later get its current revision.
+//! - [`revisions`]: `git:REF` and directory revisions the server reads itself.
 //! - [`views`]: a deployment as the API shows it, host by host.
 
 pub(crate) mod agents;
@@ -31,6 +32,7 @@ mod e2e_tests;
 mod fake_fleet;
 pub(crate) mod fleet;
 pub(crate) mod outdated;
+pub(crate) mod revisions;
 #[cfg(test)]
 mod tests;
 pub(crate) mod views;

@@ -1,6 +1,7 @@
 //! Host deployments from the CLI: `cutover deploy --application A
-//! --deployment-group G --revision PATH [--wait]` uploads the revision's
-//! bundle and follows the deployment host by host; `cutover deployments
+//! --deployment-group G --revision PATH|git:[REPOSITORY@]REF [--wait]`
+//! uploads the revision's bundle (or names a commit of a stack repository
+//! the server reads) and follows the deployment host by host; `cutover deployments
 //! get ID` of a host deployment lists each host's lifecycle events with
 //! their scripts' output.
 
@@ -40,13 +41,25 @@ pub(crate) async fn run(
     else {
         anyhow::bail!("a host deployment needs --application, --deployment-group and --revision");
     };
-    let (body, format) = bundle(revision).await?;
-    let query = CreateHostDeploymentQuery {
+    let mut query = CreateHostDeploymentQuery {
         application: application.clone(),
         deployment_group: group.clone(),
         deployment_config: args.deployment_config.clone(),
-        format: Some(format),
-        source: Some(revision.display().to_string()),
+        ..Default::default()
+    };
+    // `git:[REPOSITORY@]REF` is read by the server from a stack
+    // repository; anything else is a local directory or bundle.
+    let body = match revision.to_str().and_then(|r| r.strip_prefix("git:")) {
+        Some(git) => {
+            query.git = Some(git.to_string());
+            reqwest::Body::from(Vec::new())
+        }
+        None => {
+            let (body, format) = bundle(revision).await?;
+            query.format = Some(format);
+            query.source = Some(revision.display().to_string());
+            body
+        }
     };
     let view: HostDeploymentView = client
         .post_body("/v1/host-deployments", &query, body)

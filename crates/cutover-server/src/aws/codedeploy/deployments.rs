@@ -3,7 +3,8 @@
 //! CodePipeline send it) and runs `/v1`'s create; GetDeployment and
 //! ListDeployments read the deployment rows; stop, continue and the hook
 //! callback are `/v1`'s, so `aws deploy wait deployment-successful` follows
-//! the very deployment `cutover deployments get` shows.
+//! the very deployment `cutover deployments get` shows. Host applications'
+//! deployments are `host_deployments`'; each call here hands them over.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -16,7 +17,7 @@ use cutover_deploy::bluegreen::{DeploymentStatus, HookOutcome};
 use cutover_store::{DeploymentRow, ServiceRow, ops};
 use sha2::{Digest, Sha256};
 
-use super::{application_of, group_of, service_of};
+use super::{application_of, group_of, host_apps, host_deployments, host_groups, service_of};
 use crate::aws::ecs::at;
 use crate::aws::wire::{self, Call};
 
@@ -171,6 +172,10 @@ pub(super) async fn create(
             "Deployment Group name is required",
         )
     })?;
+    if let Some(app) = host_apps::application(call, &req.application_name).await? {
+        let group = group.to_string();
+        return host_deployments::create(call, req, &app, &group).await;
+    }
     let svc = service_of(call, &req.application_name, group).await?;
     let rev = req.revision.as_ref().ok_or_else(|| {
         AwsError::client(errors::REVISION_REQUIRED_EXCEPTION, "Revision is required")
@@ -239,6 +244,11 @@ pub(super) async fn get(
     call: &Call<'_>,
     req: cd::GetDeploymentInput,
 ) -> Result<cd::GetDeploymentOutput, AwsError> {
+    if let Some(row) = host_deployments::load(call, &req.deployment_id).await? {
+        return Ok(cd::GetDeploymentOutput {
+            deployment_info: Some(host_deployments::info(&row)),
+        });
+    }
     let (d, svc) = load(call, &req.deployment_id).await?;
     Ok(cd::GetDeploymentOutput {
         deployment_info: Some(info(&d, svc.as_ref())),
@@ -249,8 +259,20 @@ pub(super) async fn list(
     call: &Call<'_>,
     req: cd::ListDeploymentsInput,
 ) -> Result<cd::ListDeploymentsOutput, AwsError> {
+    // Host deployments, and whether ECS ones are listed (of one service,
+    // or of all).
+    let mut hosts = Vec::new();
+    let mut ecs = true;
     let wanted = match (&req.application_name, &req.deployment_group_name) {
-        (Some(app), Some(group)) => Some(service_of(call, app, group).await?.name),
+        (Some(app), Some(group)) => match host_apps::application(call, app).await? {
+            Some(stored) => {
+                host_groups::group(&stored, group)?;
+                hosts = host_deployments::list(call, Some((app.clone(), group.clone()))).await?;
+                ecs = false;
+                None
+            }
+            None => Some(service_of(call, app, group).await?.name),
+        },
         (None, Some(_)) => {
             return Err(AwsError::client(
                 errors::APPLICATION_NAME_REQUIRED_EXCEPTION,
@@ -263,16 +285,22 @@ pub(super) async fn list(
                 format!("A deployment group name of application {app} is required"),
             ));
         }
-        (None, None) => None,
+        (None, None) => {
+            hosts = host_deployments::list(call, None).await?;
+            None
+        }
     };
-    let rows = call
-        .st
-        .store
-        .call(move |c| ops::list_deployments(c, wanted.as_deref(), 10_000))
-        .await
-        .map_err(wire::store)?;
+    let rows = if ecs {
+        call.st
+            .store
+            .call(move |c| ops::list_deployments(c, wanted.as_deref(), 10_000))
+            .await
+            .map_err(wire::store)?
+    } else {
+        Vec::new()
+    };
     let range = req.create_time_range.as_ref();
-    let ids = rows
+    let mut ids: Vec<(u64, String)> = rows
         .iter()
         .filter(|d| {
             req.include_only_statuses
@@ -283,8 +311,16 @@ pub(super) async fn list(
             let t = at(d.created_at);
             range.is_none_or(|r| r.start.is_none_or(|s| t >= s) && r.end.is_none_or(|e| t <= e))
         })
-        .map(|d| d.id.clone())
+        .map(|d| (d.created_at, d.id.clone()))
+        .chain(
+            hosts
+                .iter()
+                .filter(|h| host_deployments::listed(h, &req))
+                .map(|h| (h.created_at, h.id.clone())),
+        )
         .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    let ids = ids.into_iter().map(|(_, id)| id).collect();
     let (ids, next) = wire::next_token_page(ids, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentsOutput {
         deployments: Some(ids),
@@ -308,6 +344,9 @@ pub(super) async fn stop(
     call: &Call<'_>,
     req: cd::StopDeploymentInput,
 ) -> Result<cd::StopDeploymentOutput, AwsError> {
+    if let Some(row) = host_deployments::load(call, &req.deployment_id).await? {
+        return host_deployments::stop(call, &row, req.auto_rollback_enabled == Some(true));
+    }
     let (d, _) = load(call, &req.deployment_id).await?;
     if d.status.is_final() {
         return Err(AwsError::client(

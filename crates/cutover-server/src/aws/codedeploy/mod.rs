@@ -1,14 +1,21 @@
-//! AWS CodeDeploy over JSON 1.1, for ECS: each blue/green service is an
+//! AWS CodeDeploy over JSON 1.1. For ECS: each blue/green service is an
 //! application with one deployment group (both named after the service,
 //! unless its stack sets `deployment.application` / `deploymentGroup`).
 //! Deployments are `/v1`'s deployments (`api::deployments`): the same
 //! create, stop, continue and hook callback, read back in CodeDeploy's
 //! shape; configurations are the predefined ones, the stack's, and those
-//! created here (`configs`).
+//! created here (`configs`). For hosts (Server): the stack's
+//! `applications:` and those created here (`host_apps`, `host_groups`), on-premises
+//! instances (`instances`) and host deployments (`host_deployments`).
+//! An application name is either a host application or an ECS one.
 
 mod configs;
 mod deployments;
+mod host_apps;
 mod host_configs;
+mod host_deployments;
+mod host_groups;
+mod instances;
 
 use cutover_aws::protocol::AwsError;
 use cutover_aws::shapes::codedeploy::{self as cd, Operation, errors};
@@ -44,6 +51,39 @@ pub(super) async fn call(call: &Call<'_>, op: Operation, body: &[u8]) -> Result<
             configs::delete(call, input(body)?).await?;
             output(&serde_json::Map::new())
         }
+        Operation::CreateApplication => {
+            output(&host_apps::create_application(call, input(body)?).await?)
+        }
+        Operation::CreateDeploymentGroup => {
+            output(&host_groups::create_deployment_group(call, input(body)?).await?)
+        }
+        Operation::RegisterOnPremisesInstance => {
+            instances::register(call, input(body)?).await?;
+            output(&serde_json::Map::new())
+        }
+        Operation::DeregisterOnPremisesInstance => {
+            instances::deregister(call, input(body)?).await?;
+            output(&serde_json::Map::new())
+        }
+        Operation::GetOnPremisesInstance => output(&instances::get(call, input(body)?).await?),
+        Operation::ListOnPremisesInstances => output(&instances::list(call, input(body)?).await?),
+        Operation::BatchGetOnPremisesInstances => {
+            output(&instances::batch_get(call, input(body)?).await?)
+        }
+        Operation::AddTagsToOnPremisesInstances => {
+            instances::add_tags(call, input(body)?).await?;
+            output(&serde_json::Map::new())
+        }
+        Operation::RemoveTagsFromOnPremisesInstances => {
+            instances::remove_tags(call, input(body)?).await?;
+            output(&serde_json::Map::new())
+        }
+        Operation::ListDeploymentTargets => {
+            output(&host_deployments::list_targets(call, input(body)?).await?)
+        }
+        Operation::BatchGetDeploymentTargets => {
+            output(&host_deployments::batch_get_targets(call, input(body)?).await?)
+        }
     }
 }
 
@@ -78,12 +118,14 @@ pub(crate) async fn service_of(
     }
     all.into_iter()
         .find(|s| application_of(s) == app && group_of(s) == group)
-        .ok_or_else(|| {
-            AwsError::client(
-                errors::DEPLOYMENT_GROUP_DOES_NOT_EXIST_EXCEPTION,
-                format!("No Deployment Group found for name: {group}"),
-            )
-        })
+        .ok_or_else(|| no_group(group))
+}
+
+fn no_group(group: &str) -> AwsError {
+    AwsError::client(
+        errors::DEPLOYMENT_GROUP_DOES_NOT_EXIST_EXCEPTION,
+        format!("No Deployment Group found for name: {group}"),
+    )
 }
 
 fn no_application(app: &str) -> AwsError {
@@ -112,6 +154,14 @@ async fn get_application(
     call: &Call<'_>,
     req: cd::GetApplicationInput,
 ) -> Result<cd::GetApplicationOutput, AwsError> {
+    if host_apps::application(call, &req.application_name)
+        .await?
+        .is_some()
+    {
+        return Ok(cd::GetApplicationOutput {
+            application: Some(host_apps::application_info(call, &req.application_name)),
+        });
+    }
     let all = groups(call).await?;
     let first = all
         .iter()
@@ -138,6 +188,7 @@ async fn list_applications(
         .await?
         .iter()
         .map(|s| application_of(s).to_string())
+        .chain(host_apps::names(call).await?)
         .collect();
     names.sort();
     names.dedup();
@@ -152,15 +203,22 @@ async fn list_deployment_groups(
     call: &Call<'_>,
     req: cd::ListDeploymentGroupsInput,
 ) -> Result<cd::ListDeploymentGroupsOutput, AwsError> {
-    let all = groups(call).await?;
-    let mut names: Vec<String> = all
-        .iter()
-        .filter(|s| application_of(s) == req.application_name)
-        .map(|s| group_of(s).to_string())
-        .collect();
-    if names.is_empty() {
-        return Err(no_application(&req.application_name));
-    }
+    let mut names: Vec<String> = match host_apps::application(call, &req.application_name).await? {
+        // A host application may have no group yet.
+        Some(app) => app.application.deployment_groups.into_keys().collect(),
+        None => {
+            let all = groups(call).await?;
+            let names: Vec<String> = all
+                .iter()
+                .filter(|s| application_of(s) == req.application_name)
+                .map(|s| group_of(s).to_string())
+                .collect();
+            if names.is_empty() {
+                return Err(no_application(&req.application_name));
+            }
+            names
+        }
+    };
     names.sort();
     let (page, next) = wire::next_token_page(names, req.next_token.as_deref(), None)?;
     Ok(cd::ListDeploymentGroupsOutput {
@@ -174,6 +232,16 @@ async fn get_deployment_group(
     call: &Call<'_>,
     req: cd::GetDeploymentGroupInput,
 ) -> Result<cd::GetDeploymentGroupOutput, AwsError> {
+    if let Some(app) = host_apps::application(call, &req.application_name).await? {
+        let dg = host_groups::group(&app, &req.deployment_group_name)?;
+        return Ok(cd::GetDeploymentGroupOutput {
+            deployment_group_info: Some(host_groups::group_info(
+                &req.application_name,
+                &req.deployment_group_name,
+                dg,
+            )),
+        });
+    }
     let svc = service_of(call, &req.application_name, &req.deployment_group_name).await?;
     let d = &svc.spec.deployment;
     let minutes = |secs: u64| secs.div_ceil(60) as i32;
