@@ -39,8 +39,11 @@ fn refused(e: RevisionError) -> AwsError {
         RevisionError::Deploy(HostDeployError::Busy { .. }) => {
             AwsError::client(errors::DEPLOYMENT_LIMIT_EXCEEDED_EXCEPTION, message)
         }
-        RevisionError::Deploy(HostDeployError::BlueGreen(_)) => AwsError::client(
-            errors::UNSUPPORTED_ACTION_FOR_DEPLOYMENT_TYPE_EXCEPTION,
+        RevisionError::Deploy(HostDeployError::NoReplacementHosts(_)) => {
+            AwsError::client(errors::INVALID_TARGET_INSTANCES_EXCEPTION, message)
+        }
+        RevisionError::Deploy(HostDeployError::TrafficConfig { .. }) => AwsError::client(
+            errors::INVALID_BLUE_GREEN_DEPLOYMENT_CONFIGURATION_EXCEPTION,
             message,
         ),
         RevisionError::Appspec(_, e) => invalid_revision(format!("{message}: {e}")),
@@ -245,13 +248,20 @@ pub(super) fn info(row: &HostDeploymentRow) -> cd::DeploymentInfo {
                 rollback_message: reason.map(|r| format!("{r:?}")),
             },
         ),
-        deployment_style: Some(cd::DeploymentStyle {
-            deployment_type: Some(cd::DeploymentType::InPlace),
-            deployment_option: Some(if row.body.plan.spec().load_balanced {
-                cd::DeploymentOption::WithTrafficControl
-            } else {
-                cd::DeploymentOption::WithoutTrafficControl
-            }),
+        deployment_style: Some(match row.body.plan.in_place() {
+            // Blue/green always moves traffic in the data plane.
+            None => cd::DeploymentStyle {
+                deployment_type: Some(cd::DeploymentType::BlueGreen),
+                deployment_option: Some(cd::DeploymentOption::WithTrafficControl),
+            },
+            Some(plan) => cd::DeploymentStyle {
+                deployment_type: Some(cd::DeploymentType::InPlace),
+                deployment_option: Some(if plan.spec().load_balanced {
+                    cd::DeploymentOption::WithTrafficControl
+                } else {
+                    cd::DeploymentOption::WithoutTrafficControl
+                }),
+            },
         }),
         compute_platform: Some(cd::ComputePlatform::Server),
         ..Default::default()
