@@ -92,9 +92,13 @@ impl H1Io {
 
     /// Puts `ahead` (read by hyper, not parsed) before what is left to replay.
     fn unread(&mut self, ahead: Bytes) {
+        if ahead.is_empty() {
+            // Even empty, it may point into hyper's read buffer: keeping it would keep that.
+            return;
+        }
         if self.rewind.is_empty() {
             self.rewind = ahead;
-        } else if !ahead.is_empty() {
+        } else {
             let mut joined = BytesMut::with_capacity(ahead.len() + self.rewind.len());
             joined.extend_from_slice(&ahead);
             joined.extend_from_slice(&self.rewind);
@@ -263,14 +267,17 @@ pub(crate) async fn serve(
         }
         let heads = state.h1.heads.load(Relaxed);
         let mut armed_at = heads;
-        let mut conn = builder
-            .serve_connection(TokioIo::new(io), &service)
-            .with_upgrades();
+        // Boxed: the connection's task stays small while it idles without one.
+        let mut conn = Box::new(
+            builder
+                .serve_connection(TokioIo::new(io), &service)
+                .with_upgrades(),
+        );
         let mut asked = false;
         let mut detach = false;
         let ended = poll_fn(|cx| {
             loop {
-                if let Poll::Ready(r) = Pin::new(&mut conn).poll(cx) {
+                if let Poll::Ready(r) = Pin::new(&mut *conn).poll(cx) {
                     if let Err(e) = r {
                         tracing::debug!(error = %e, "downstream connection ended with an error");
                         return Poll::Ready(Ended::Closed);
@@ -282,7 +289,7 @@ pub(crate) async fn serve(
                 if !asked {
                     if stop.as_mut().poll(cx).is_ready() {
                         asked = true;
-                        Pin::new(&mut conn).graceful_shutdown();
+                        Pin::new(&mut *conn).graceful_shutdown();
                         continue;
                     }
                     let quiet = x.open.load(Relaxed) == 0 && x.flushed.load(Relaxed);
@@ -290,7 +297,7 @@ pub(crate) async fn serve(
                         asked = true;
                         detach = true;
                         x.detaching.store(true, Relaxed);
-                        Pin::new(&mut conn).graceful_shutdown();
+                        Pin::new(&mut *conn).graceful_shutdown();
                         continue;
                     }
                     if quiet && now_heads != armed_at {
@@ -313,7 +320,7 @@ pub(crate) async fn serve(
         })
         .await;
         state.h1.detaching.store(false, Relaxed);
-        let (Ended::Idle, Some(parts)) = (ended, conn.into_parts()) else {
+        let (Ended::Idle, Some(parts)) = (ended, (*conn).into_parts()) else {
             return;
         };
         io = parts.io.into_inner();

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper::server::conn::http1;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -833,13 +833,22 @@ async fn accept_loop(
                         }
                         Err(_) => Ok(()),
                     },
-                    Some(acceptor) => match acceptor.accept(ActivityIo::new(stream, state.clone())).await {
-                        Ok(s) => Box::pin(serve_auto(&builders.auto, s, ctx, &closing)).await,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "tls handshake failed");
-                            Ok(())
-                        }
-                    },
+                    // Boxed: the handshake's state would otherwise size every connection's task.
+                    Some(acceptor) => {
+                        Box::pin(async {
+                            match acceptor
+                                .accept(ActivityIo::new(stream, state.clone()))
+                                .await
+                            {
+                                Ok(s) => serve_auto(&builders.auto, s, ctx, &closing).await,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "tls handshake failed");
+                                    Ok(())
+                                }
+                            }
+                        })
+                        .await
+                    }
                 }
             };
             let result = tokio::select! {
@@ -871,7 +880,8 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req| proxy::serve(ctx.clone(), req));
-    let mut conn = std::pin::pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    let mut conn =
+        std::pin::pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
     tokio::select! {
         r = conn.as_mut() => r,
         () = closing.cancelled() => {

@@ -628,9 +628,15 @@ async fn keep_alive_pipelining_and_bodies_survive_the_idle_hand_over() {
     // `Connection: close` and HTTP/1.0 without keep-alive close after the answer; HTTP/1.0
     // with keep-alive stays open.
     for (request, stays) in [
-        ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", false),
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            false,
+        ),
         ("GET / HTTP/1.0\r\nHost: a\r\n\r\n", false),
-        ("GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n", true),
+        (
+            "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+            true,
+        ),
     ] {
         let mut s = TcpStream::connect(proxy.listen).await.unwrap();
         for _ in 0..2 {
