@@ -16,7 +16,9 @@
 //! close`, HTTP/1.0, an error) it would have finished in that same poll. Only then is it asked
 //! to shut down, and only a shutdown asked for in that state keeps the socket open. After a
 //! request with a body, hyper keeps serving the connection in the same object (holding its
-//! buffers as before) until a request without a body ends an exchange.
+//! buffers as before) until a request without a body ends an exchange. On a busy connection
+//! (its last idle wait was under [`LINGER`], 100 ms) the object is dropped only after hyper has
+//! been idle for `LINGER`, so it does not pay for a new one per request; otherwise at once.
 //!
 //! The next request's head must be complete within the listener's
 //! `requestHeaderTimeoutSeconds` after the previous response (the keep-alive idle time, as
@@ -48,6 +50,11 @@ use crate::proxy::{self, BodyError, ConnCtx, ProxyBody};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long hyper must have been idle before the connection object of a busy connection (one
+/// whose last idle wait was shorter than this) is dropped: it keeps its object and saves
+/// rebuilding it per request; other connections give it back as soon as hyper is idle.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// What the driver reads to know when hyper is idle (see the module header).
 #[derive(Debug, Default)]
@@ -251,10 +258,16 @@ pub(crate) async fn serve(
         }
     });
     let mut deadline = pin!(tokio::time::sleep(header_timeout));
+    let mut linger = pin!(tokio::time::sleep(LINGER));
     let mut stop = pin!(closing.cancelled());
+    // Whether the last idle wait was shorter than LINGER: only then does the next hyper
+    // object linger (a connection that sends one request and idles gives its buffers back at
+    // once).
+    let mut busy = false;
     loop {
         if io.rewind.is_empty() {
             // Idle: no buffer is held while waiting for the next request.
+            let idle_since = tokio::time::Instant::now();
             tokio::select! {
                 biased;
                 r = io.stream.readable() => if r.is_err() { return },
@@ -264,6 +277,7 @@ pub(crate) async fn serve(
                 }
                 () = stop.as_mut() => return,
             }
+            busy = idle_since.elapsed() < LINGER;
         }
         let heads = state.h1.heads.load(Relaxed);
         let mut armed_at = heads;
@@ -273,6 +287,7 @@ pub(crate) async fn serve(
                 .serve_connection(TokioIo::new(io), &service)
                 .with_upgrades(),
         );
+        let mut lingering = heads;
         let mut asked = false;
         let mut detach = false;
         let ended = poll_fn(|cx| {
@@ -293,7 +308,19 @@ pub(crate) async fn serve(
                         continue;
                     }
                     let quiet = x.open.load(Relaxed) == 0 && x.flushed.load(Relaxed);
-                    if quiet && now_heads != heads && !x.bodied.load(Relaxed) {
+                    let idle = quiet && !x.bodied.load(Relaxed);
+                    if idle && now_heads != lingering {
+                        // Idle from now: give the buffers back if no request follows soon.
+                        lingering = now_heads;
+                        if busy {
+                            linger.as_mut().reset(tokio::time::Instant::now() + LINGER);
+                        }
+                    }
+                    if idle
+                        && now_heads == lingering
+                        && now_heads != heads
+                        && (!busy || linger.as_mut().poll(cx).is_ready())
+                    {
                         asked = true;
                         detach = true;
                         x.detaching.store(true, Relaxed);
@@ -324,9 +351,7 @@ pub(crate) async fn serve(
             return;
         };
         io = parts.io.into_inner();
+        // The header deadline runs on from the end of the last exchange.
         io.unread(parts.read_buf);
-        deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + header_timeout);
     }
 }

@@ -591,6 +591,10 @@ async fn keep_alive_pipelining_and_bodies_survive_the_idle_hand_over() {
         let a = read_answer(&mut s).await;
         assert_eq!((a.status, a.header("x-seen-path")), (200, Some(path)));
     }
+    // Idle past the linger time (the behaviour under test): the next request starts on a
+    // connection whose hyper object was dropped.
+    let linger = Duration::from_millis(200);
+    tokio::time::sleep(linger).await;
     // A head split over writes, and a pipelined request cut in the middle of its head.
     s.write_all(b"GET /d HTTP/1.1\r\nHo").await.unwrap();
     tokio::task::yield_now().await;
@@ -599,9 +603,11 @@ async fn keep_alive_pipelining_and_bodies_survive_the_idle_hand_over() {
         .unwrap();
     let a = read_answer(&mut s).await;
     assert_eq!((a.status, a.header("x-seen-path")), (200, Some("/d")));
+    tokio::time::sleep(linger).await;
     s.write_all(b": a\r\n\r\n").await.unwrap();
     let a = read_answer(&mut s).await;
     assert_eq!((a.status, a.header("x-seen-path")), (200, Some("/e")));
+    tokio::time::sleep(linger).await;
     // Requests with bodies (length and chunked), each followed by a pipelined request.
     s.write_all(
         b"POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /g HTTP/1.1\r\nHost: a\r\n\r\n\
