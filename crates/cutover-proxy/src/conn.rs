@@ -7,9 +7,10 @@
 //!   the handshake; for HTTP/2, after the preface and settings) has not arrived
 //!   `requestHeaderTimeoutSeconds` after accept is closed: silent sockets, partial headers and
 //!   a bare HTTP/2 preface included. On HTTP/1, every next request's headers must arrive within
-//!   the same time after the previous response (hyper's header read timeout), which is also the
-//!   keep-alive idle time between requests (as HAProxy's `timeout http-keep-alive` falls back
-//!   to `timeout http-request`);
+//!   the same time after the previous response (on plain listeners the connection's one header
+//!   timer in [`crate::h1`], on TLS hyper's header read timeout), which is also the keep-alive
+//!   idle time between requests (as HAProxy's `timeout http-keep-alive` falls back to
+//!   `timeout http-request`);
 //! - **idle**: a connection with no request waiting for its response and no byte read or
 //!   written for `idleTimeoutSeconds` is closed (ALB's idle timeout), HTTP/2 included;
 //! - **cap**: at `maxConnections` open connections on a listener, or when all listeners
@@ -38,9 +39,17 @@ pub(crate) struct ConnState {
     started: AtomicBool,
     /// Requests whose response head has not been produced yet.
     waiting: AtomicUsize,
+    /// The HTTP/1 exchange state [`crate::h1`] reads to find when hyper is idle.
+    pub(crate) h1: crate::h1::Exchanges,
 }
 
 impl ConnState {
+    /// Notes traffic (for the idle check).
+    #[inline]
+    pub(crate) fn touch(&self) {
+        self.activity.store(true, Ordering::Relaxed);
+    }
+
     /// Marks a request as received until the returned guard drops (when its response head is
     /// ready).
     #[inline]
@@ -104,7 +113,7 @@ impl<T> ActivityIo<T> {
 
     #[inline]
     fn touch(&self) {
-        self.state.activity.store(true, Ordering::Relaxed);
+        self.state.touch();
     }
 }
 

@@ -55,6 +55,7 @@ pub mod metrics;
 mod admin;
 mod auth;
 mod conn;
+mod h1;
 mod headers;
 mod jwt;
 mod limits;

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderValue;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
@@ -39,7 +40,7 @@ use crate::metrics::{HostCounts, Metrics};
 use crate::proxy::{self, ConnCtx};
 use crate::routing::{self, GroupRt, ListenerLimits, ListenerRt, Snapshot};
 use crate::target::{Target, Transport, UpstreamSettings};
-use crate::{ProxyError, ProxyOptions, admin, tls};
+use crate::{ProxyError, ProxyOptions, admin, h1, tls};
 
 /// State shared by the request path, the admin API and the control tasks.
 pub(crate) struct Shared {
@@ -707,20 +708,30 @@ async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(4096)
 }
 
-/// The connection builder for a listener's limits.
-fn conn_builder(l: &ListenerLimits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .keep_alive(true)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(l.header_timeout)
-        .max_buf_size(l.max_header_bytes.max(8192));
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX));
-    builder
+/// The connection builders for a listener's limits: hyper-util's automatic HTTP/1-or-2
+/// connection (TLS and HTTP/2 prior knowledge), and plain HTTP/1 ([`h1`]), whose header
+/// deadline is [`h1::serve`]'s own timer.
+struct Builders {
+    auto: auto::Builder<TokioExecutor>,
+    h1: http1::Builder,
+}
+
+impl Builders {
+    fn new(l: &ListenerLimits) -> Self {
+        let max_buf = l.max_header_bytes.max(8192);
+        let mut auto = auto::Builder::new(TokioExecutor::new());
+        auto.http1()
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(l.header_timeout)
+            .max_buf_size(max_buf);
+        auto.http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_header_list_size(u32::try_from(l.max_header_bytes).unwrap_or(u32::MAX));
+        let mut h1 = http1::Builder::new();
+        h1.keep_alive(true).max_buf_size(max_buf);
+        Builders { auto, h1 }
+    }
 }
 
 async fn accept_loop(
@@ -730,7 +741,10 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Cancelled when the listener stops: connections finish their request and close. Each
+    // holds a receiver of `alive` until it ends, so `alive.closed()` waits for all of them.
+    let closing = CancellationToken::new();
+    let (alive, alive_rx) = tokio::sync::watch::channel(());
     let port = socket.local_addr().map(|a| a.port()).unwrap_or(0);
     let port = HeaderValue::from(port);
     let counters = shared.metrics.listener(&name);
@@ -739,7 +753,7 @@ async fn accept_loop(
     // The builder follows the listener's limits, rebuilt only when they change.
     let mut seen_version = u64::MAX;
     let mut limits: Option<ListenerLimits> = None;
-    let mut builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builders: Option<Arc<Builders>> = None;
     loop {
         let (stream, peer) = tokio::select! {
             r = socket.accept() => match r {
@@ -763,12 +777,12 @@ async fn accept_loop(
                 if let Some(l) = snap.listener(&name)
                     && limits.as_ref() != Some(&l.limits)
                 {
-                    builder = Arc::new(conn_builder(&l.limits));
+                    builders = Some(Arc::new(Builders::new(&l.limits)));
                     limits = Some(l.limits.clone());
                 }
             }
         }
-        let Some(lim) = &limits else {
+        let (Some(lim), Some(builders)) = (&limits, &builders) else {
             drop(stream);
             continue;
         };
@@ -799,8 +813,8 @@ async fn accept_loop(
         });
         let (header_timeout, idle_timeout) = (lim.header_timeout, lim.idle_timeout);
         let counters = counters.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let builders = builders.clone();
+        let (closing, alive) = (closing.clone(), alive_rx.clone());
         let tls = tls.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -810,26 +824,37 @@ async fn accept_loop(
                 counters: counters.clone(),
                 shared: shared.clone(),
             };
-            let io = ActivityIo::new(stream, state.clone());
-            let service = hyper::service::service_fn(move |req| proxy::serve(ctx.clone(), req));
+            let _alive = alive;
             let serve = async {
                 match tls {
-                    None => {
-                        let conn =
-                            builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                        watcher.watch(conn.into_owned()).await
-                    }
-                    Some(acceptor) => match acceptor.accept(io).await {
-                        Ok(s) => {
-                            let conn =
-                                builder.serve_connection_with_upgrades(TokioIo::new(s), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
-                        Err(e) => {
-                            tracing::debug!(error = %e, "tls handshake failed");
+                    None => match h1::sniff(&stream).await {
+                        Ok(true) => {
+                            let io = h1::H1Io::new(stream, state.clone());
+                            h1::serve(io, ctx, &builders.h1, header_timeout, &closing).await;
                             Ok(())
                         }
+                        Ok(false) => {
+                            let io = ActivityIo::new(stream, state.clone());
+                            Box::pin(serve_auto(&builders.auto, io, ctx, &closing)).await
+                        }
+                        Err(_) => Ok(()),
                     },
+                    // Boxed: the handshake's state would otherwise size every connection's task.
+                    Some(acceptor) => {
+                        Box::pin(async {
+                            match acceptor
+                                .accept(ActivityIo::new(stream, state.clone()))
+                                .await
+                            {
+                                Ok(s) => serve_auto(&builders.auto, s, ctx, &closing).await,
+                                Err(e) => {
+                                    tracing::debug!(error = %e, "tls handshake failed");
+                                    Ok(())
+                                }
+                            }
+                        })
+                        .await
+                    }
                 }
             };
             let result = tokio::select! {
@@ -843,7 +868,33 @@ async fn accept_loop(
     }
     drop(socket);
     tracing::info!(listener = %name, "listener stopped accepting; closing its connections gracefully");
-    graceful.shutdown().await;
+    closing.cancel();
+    drop(alive_rx);
+    alive.closed().await;
+}
+
+/// Serves a connection with hyper-util's automatic HTTP/1-or-2 connection (TLS listeners, and
+/// plain connections that open with the HTTP/2 preface); on `closing`, finishes in-flight
+/// requests and closes.
+async fn serve_auto<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    ctx: Arc<ConnCtx>,
+    closing: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| proxy::serve(ctx.clone(), req));
+    let mut conn =
+        std::pin::pin!(builder.serve_connection_with_upgrades(TokioIo::new(io), service));
+    tokio::select! {
+        r = conn.as_mut() => r,
+        () = closing.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    }
 }
 
 async fn sample_loop(shared: Arc<Shared>) {

@@ -573,3 +573,85 @@ async fn unsafe_token_files_and_open_non_loopback_admin_addresses_are_refused() 
         "{e}"
     );
 }
+
+/// Keep-alive connections give their buffers back between requests (`h1.rs`): the request
+/// boundaries, pipelined bytes and `Connection` semantics must survive that hand-over.
+#[tokio::test]
+async fn keep_alive_pipelining_and_bodies_survive_the_idle_hand_over() {
+    let blue = backend("blue").await;
+    let proxy = Proxy::start(&config(&blue.addr.to_string(), "", "")).await;
+    let mut s = TcpStream::connect(proxy.listen).await.unwrap();
+    // Three pipelined requests in one write, answered in order.
+    s.write_all(
+        b"GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\nGET /c HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for path in ["/a", "/b", "/c"] {
+        let a = read_answer(&mut s).await;
+        assert_eq!((a.status, a.header("x-seen-path")), (200, Some(path)));
+    }
+    // Idle past the linger time (the behaviour under test): the next request starts on a
+    // connection whose hyper object was dropped.
+    let linger = Duration::from_millis(200);
+    tokio::time::sleep(linger).await;
+    // A head split over writes, and a pipelined request cut in the middle of its head.
+    s.write_all(b"GET /d HTTP/1.1\r\nHo").await.unwrap();
+    tokio::task::yield_now().await;
+    s.write_all(b"st: a\r\n\r\nGET /e HTTP/1.1\r\nHost")
+        .await
+        .unwrap();
+    let a = read_answer(&mut s).await;
+    assert_eq!((a.status, a.header("x-seen-path")), (200, Some("/d")));
+    tokio::time::sleep(linger).await;
+    s.write_all(b": a\r\n\r\n").await.unwrap();
+    let a = read_answer(&mut s).await;
+    assert_eq!((a.status, a.header("x-seen-path")), (200, Some("/e")));
+    tokio::time::sleep(linger).await;
+    // Requests with bodies (length and chunked), each followed by a pipelined request.
+    s.write_all(
+        b"POST /f HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /g HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /h HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+          GET /i HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for path in ["/f", "/g", "/h", "/i"] {
+        let a = read_answer(&mut s).await;
+        assert_eq!((a.status, a.header("x-seen-path")), (200, Some(path)));
+    }
+    // A body that smuggles a second request is refused, never forwarded as one.
+    s.write_all(
+        b"POST /j HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\n\
+          GET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let a = read_answer(&mut s).await;
+    assert_eq!(a.status, 400);
+    closed_after(&mut s, Duration::from_secs(2)).await;
+
+    // `Connection: close` and HTTP/1.0 without keep-alive close after the answer; HTTP/1.0
+    // with keep-alive stays open.
+    for (request, stays) in [
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            false,
+        ),
+        ("GET / HTTP/1.0\r\nHost: a\r\n\r\n", false),
+        (
+            "GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
+            true,
+        ),
+    ] {
+        let mut s = TcpStream::connect(proxy.listen).await.unwrap();
+        for _ in 0..2 {
+            s.write_all(request.as_bytes()).await.unwrap();
+            assert_eq!(read_answer(&mut s).await.status, 200, "{request:?}");
+            if !stays {
+                closed_after(&mut s, Duration::from_secs(2)).await;
+                break;
+            }
+        }
+    }
+}
