@@ -69,6 +69,7 @@ mod tls;
 
 pub use api::HealthReport;
 pub use config::ProxyConfig;
+pub use tls::{TlsError, acceptor as tls_acceptor};
 
 /// How to start the proxy.
 #[derive(Debug, Clone, Default)]

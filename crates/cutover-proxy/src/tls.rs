@@ -1,5 +1,6 @@
 //! TLS for listeners: loads a PEM certificate chain and private key into a rustls server
-//! configuration offering HTTP/2 and HTTP/1.1 by ALPN.
+//! configuration offering HTTP/2 and HTTP/1.1 by ALPN. The proxy's TLS listeners and
+//! `cutover server --tls-cert/--tls-key` share it.
 //!
 //! Certificate and key files must be regular files of at most 1 MiB: a device (`/dev/zero`),
 //! a FIFO or a directory is refused at once with an error naming the file, never read.
@@ -12,30 +13,46 @@ use crate::config::TlsConfig;
 
 /// Why a certificate or key could not be used.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum TlsError {
+pub enum TlsError {
     /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// The key file holds no private key.
     #[error("{path}: no private key found")]
-    NoKey { path: String },
+    NoKey {
+        /// The file.
+        path: String,
+    },
     /// The certificate file holds no certificate.
     #[error("{path}: no certificate found")]
-    NoCert { path: String },
+    NoCert {
+        /// The file.
+        path: String,
+    },
     /// rustls rejected the pair.
-    #[error("invalid certificate or key: {0}")]
-    Rustls(#[from] rustls::Error),
+    #[error("{cert} with {key}: invalid certificate or key: {source}")]
+    Rustls {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// What rustls said.
+        #[source]
+        source: rustls::Error,
+    },
 }
 
 /// Largest certificate or key file read.
 pub(crate) const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// Builds an acceptor from the listener's `tls` section.
-pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
+pub fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let read = |path: &str| {
         crate::auth::read_regular_file(std::path::Path::new(path), MAX_PEM_FILE).map_err(|source| {
             TlsError::Read {
@@ -66,10 +83,17 @@ pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
             path: cfg.key_file.clone(),
         })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let rejected = |source: rustls::Error| TlsError::Rustls {
+        cert: cfg.cert_file.clone(),
+        key: cfg.key_file.clone(),
+        source,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
+        .with_safe_default_protocol_versions()
+        .map_err(rejected)?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_single_cert(certs, key)
+        .map_err(rejected)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -21,6 +21,7 @@ mod deploy;
 mod detach;
 mod files;
 mod hosts;
+mod https;
 mod pins;
 mod private;
 mod registry;
@@ -69,6 +70,9 @@ pub struct ServerConfig {
     /// Registries (`host` or `host:port`) whose tags are resolved over plain
     /// HTTP besides loopback ones (`cutover server --insecure-registry`).
     pub insecure_registries: Vec<String>,
+    /// PEM certificate chain and key: the whole listener (API, `/v2/`,
+    /// console, AWS endpoint) then speaks HTTPS only.
+    pub tls: Option<cutover_proxy::config::TlsConfig>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -88,6 +92,7 @@ impl std::fmt::Debug for ServerConfig {
                 &self.node_proxy_token.as_ref().map(|_| "<redacted>"),
             )
             .field("insecure_registries", &self.insecure_registries)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -105,6 +110,15 @@ pub async fn run(
             cfg.listen
         );
     }
+    // A bad certificate or key stops the start, naming the file.
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(cutover_proxy::tls_acceptor)
+        .transpose()
+        // The error's text already holds its cause: no chain to print.
+        .map_err(|e| anyhow::anyhow!("cannot set up TLS on the listener: {e}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     private::private_dir(&cfg.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -193,25 +207,35 @@ pub async fn run(
         engine,
         resolver: Arc::new(resolver),
         cancel: cancel.clone(),
-        aws_endpoint: format!("http://{addr}"),
+        aws_endpoint: format!("{scheme}://{addr}"),
         aws_region: cfg.aws_region.clone(),
         default_runtime,
     })
     .await?;
     tokio::spawn(proxy.supervise(dataplane, state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "cutover server ready");
+    tracing::info!(%addr, %scheme, data_dir = %cfg.data_dir.display(), "cutover server ready");
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
     let stop = cancel.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop.cancel();
-        })
+    let shutdown = async move {
+        shutdown.await;
+        stop.cancel();
+    };
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("API server failed")?,
+        Some(acceptor) => axum::serve(
+            https::TlsListener::new(listener, acceptor)?,
+            https::mark_https(app),
+        )
+        .with_graceful_shutdown(shutdown)
         .await
-        .context("API server failed")?;
+        .context("API server failed")?,
+    }
     cancel.cancel();
     drop(lock);
     tracing::info!(

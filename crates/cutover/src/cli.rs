@@ -28,6 +28,10 @@ pub(crate) struct Globals {
     /// API token (needed when the server has one).
     #[arg(long, global = true, env = "CUTOVER_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// PEM file of a CA certificate to trust besides the system's WebPKI
+    /// roots, for a server whose TLS certificate is self-signed or private.
+    #[arg(long, global = true, env = "CUTOVER_CA_CERT", value_name = "PEM")]
+    pub(crate) ca_cert: Option<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', global = true, value_enum, env = "CUTOVER_OUTPUT", default_value_t = Output::Table)]
     pub(crate) output: Output,
@@ -180,6 +184,23 @@ pub(crate) struct ServerArgs {
         value_delimiter = ','
     )]
     pub(crate) insecure_registries: Vec<String>,
+    /// PEM certificate chain: the whole listener (API, /v2/, console, AWS
+    /// endpoint) speaks HTTPS with it. Needs --tls-key.
+    #[arg(
+        long,
+        env = "CUTOVER_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(
+        long,
+        env = "CUTOVER_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub(crate) tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -23,11 +23,28 @@ pub(crate) struct ApiFailure {
     pub(crate) message: String,
 }
 
+/// An HTTP client builder for the server `g` names: no proxy, and the CA
+/// of `--ca-cert` trusted besides the WebPKI roots.
+pub(crate) fn builder(g: &Globals) -> anyhow::Result<reqwest::ClientBuilder> {
+    let mut b = reqwest::Client::builder().no_proxy();
+    if let Some(path) = &g.ca_cert {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| anyhow!("{}: no PEM certificate found", path.display()))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    Ok(b)
+}
+
 impl Client {
     pub(crate) fn new(g: &Globals) -> anyhow::Result<Client> {
         Ok(Client {
-            http: reqwest::Client::builder()
-                .no_proxy()
+            http: builder(g)?
                 .build()
                 .context("cannot build the HTTP client")?,
             base: g.server.trim_end_matches('/').to_string(),

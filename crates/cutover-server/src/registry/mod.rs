@@ -183,7 +183,7 @@ async fn dispatch(
             let b = reg
                 .open_blob(name, digest, header_str(header::RANGE))
                 .await?;
-            reply::blob(b, digest, head)
+            reply::blob(b, digest, head).await
         }
         (Method::DELETE, Route::Blob { name, digest }) => {
             reg.delete_blob(name, digest).await?;

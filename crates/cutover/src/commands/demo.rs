@@ -349,6 +349,7 @@ async fn start_server(args: &DemoArgs) -> anyhow::Result<(DemoServer, Client, u1
     let client = Client::new(&Globals {
         server: format!("http://127.0.0.1:{api_port}"),
         token: None,
+        ca_cert: None,
         output: Output::Table,
     })?;
     let up = Instant::now();

@@ -42,6 +42,13 @@ pub(crate) async fn run(g: &Globals, args: ServerArgs) -> anyhow::Result<ExitCod
             .map(read_token_file)
             .transpose()?,
         insecure_registries: args.insecure_registries,
+        tls: match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(cutover_proxy::config::TlsConfig {
+                cert_file: cert.display().to_string(),
+                key_file: key.display().to_string(),
+            }),
+            _ => None,
+        },
     };
     cutover_server::run(cfg, super::shutdown_signal(), None).await?;
     Ok(ExitCode::SUCCESS)

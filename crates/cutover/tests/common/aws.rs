@@ -28,7 +28,7 @@ impl AwsClients {
         });
         let key = server.json(&["access-keys", "create", "--name", "tests"]);
         let key = &key["AccessKey"];
-        AwsClients {
+        let mut clients = AwsClients {
             bin_dir: aws.parent().unwrap().to_path_buf(),
             env: vec![
                 ("AWS_ENDPOINT_URL".into(), server.url()),
@@ -45,7 +45,13 @@ impl AwsClients {
                 ("AWS_SHARED_CREDENTIALS_FILE".into(), "/nonexistent".into()),
                 ("AWS_PAGER".into(), String::new()),
             ],
+        };
+        if let Some(ca) = &server.ca_cert {
+            clients
+                .env
+                .push(("AWS_CA_BUNDLE".into(), ca.display().to_string()));
         }
+        clients
     }
 
     /// The directory holding `aws` (and the venv's Python).

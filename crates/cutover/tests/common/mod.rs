@@ -64,6 +64,9 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
     pub child: Option<Child>,
+    /// The CA of the server's certificate when it serves HTTPS (`url()` is
+    /// then `https://`, and the CLI trusts it through `CUTOVER_CA_CERT`).
+    pub ca_cert: Option<PathBuf>,
     /// Extra arguments and environment of every `cutover server` start.
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -89,6 +92,7 @@ impl Server {
             data_dir: tmp.path().to_path_buf(),
             addr: format!("127.0.0.1:{port}").parse().unwrap(),
             child: None,
+            ca_cert: None,
             args: args.iter().map(|a| a.to_string()).collect(),
             env: env
                 .iter()
@@ -128,7 +132,12 @@ impl Server {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn log(&self) -> String {
@@ -151,6 +160,9 @@ impl Server {
     pub fn cli_in(&self, args: &[&str], dir: Option<&Path>) -> Output {
         let mut cmd = Command::new(BIN);
         cmd.args(args).env("CUTOVER_SERVER", self.url());
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("CUTOVER_CA_CERT", ca);
+        }
         if let Some(d) = dir {
             cmd.current_dir(d);
         }

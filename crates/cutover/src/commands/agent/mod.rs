@@ -227,8 +227,7 @@ pub(crate) async fn run(g: &Globals, args: AgentArgs) -> anyhow::Result<ExitCode
     };
     let agent = Agent {
         link: Link {
-            http: reqwest::Client::builder()
-                .no_proxy()
+            http: crate::client::builder(g)?
                 .connect_timeout(Duration::from_secs(10))
                 .build()?,
             base: g.server.trim_end_matches('/').to_string(),
