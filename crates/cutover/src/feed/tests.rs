@@ -27,6 +27,7 @@ fn client(addr: SocketAddr) -> Client {
         server: format!("http://{addr}/"),
         token: Some(TOKEN.into()),
         output: Output::Table,
+        ca_cert: None,
     })
     .unwrap()
 }
