@@ -1,4 +1,6 @@
-//! Registry credentials from `~/.docker/config.json` for image pulls.
+//! Registry credentials for image pulls: first those of a [`PullCredentials`]
+//! source the embedding program gives (the server answers for its own
+//! registry), then `~/.docker/config.json`.
 //!
 //! Only the `auths` section is read: an entry's `auth` (base64 of
 //! `user:password`) or `identitytoken`, keyed by registry host as `docker
@@ -15,12 +17,58 @@
 //! on the way out.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bollard::BollardRequest;
 use bollard::auth::DockerCredentials;
 use http::HeaderValue;
 use serde::Deserialize;
+
+/// Credentials the embedding program knows for some registries, asked
+/// before the client configuration file: `(username, password)` for pulls
+/// from `registry` (`host[:port]`), or `None` to fall back to the file.
+pub trait PullCredentials: Send + Sync {
+    /// The credentials for `registry`, if this source has them.
+    fn credentials(&self, registry: &str) -> Option<(String, String)>;
+}
+
+/// Where a pull's credentials come from: a [`PullCredentials`] source, then
+/// a Docker client configuration file.
+#[derive(Clone, Default)]
+pub(crate) struct PullAuth {
+    /// Asked first.
+    pub(crate) source: Option<Arc<dyn PullCredentials>>,
+    /// The client configuration file.
+    pub(crate) docker_config: Option<PathBuf>,
+}
+
+impl fmt::Debug for PullAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PullAuth")
+            .field("source", &self.source.as_ref().map(|_| "callback"))
+            .field("docker_config", &self.docker_config)
+            .finish()
+    }
+}
+
+impl PullAuth {
+    /// The credentials for pulls from `registry`, if any.
+    pub(crate) fn for_registry(&self, registry: &str) -> Option<DockerCredentials> {
+        if let Some((username, password)) =
+            self.source.as_ref().and_then(|s| s.credentials(registry))
+        {
+            return Some(DockerCredentials {
+                username: Some(username),
+                password: Some(password),
+                serveraddress: Some(registry.to_string()),
+                ..DockerCredentials::default()
+            });
+        }
+        registry_credentials(self.docker_config.as_deref()?, registry)
+    }
+}
 
 /// The path of the Docker client configuration: `$DOCKER_CONFIG/config.json`,
 /// else `$HOME/.docker/config.json`.
@@ -199,6 +247,40 @@ mod tests {
 
     fn config(json: &str) -> ConfigFile {
         serde_json::from_str(json).unwrap()
+    }
+
+    struct Own;
+    impl PullCredentials for Own {
+        fn credentials(&self, registry: &str) -> Option<(String, String)> {
+            (registry == "127.0.0.1:7070").then(|| ("AWS".into(), "minted".into()))
+        }
+    }
+
+    #[test]
+    fn the_source_answers_first_and_the_file_for_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"auths":{"127.0.0.1:7070":{"auth":"b2xkOnN0YWxl"},"other.example":{"auth":"eDp5"}}}"#,
+        )
+        .unwrap();
+        let auth = PullAuth {
+            source: Some(Arc::new(Own)),
+            docker_config: Some(file),
+        };
+        let own = auth.for_registry("127.0.0.1:7070").unwrap();
+        assert_eq!(
+            (own.username.as_deref(), own.password.as_deref()),
+            (Some("AWS"), Some("minted"))
+        );
+        let other = auth.for_registry("other.example").unwrap();
+        assert_eq!(
+            (other.username.as_deref(), other.password.as_deref()),
+            (Some("x"), Some("y"))
+        );
+        assert!(auth.for_registry("third.example").is_none());
+        assert!(PullAuth::default().for_registry("127.0.0.1:7070").is_none());
     }
 
     #[test]

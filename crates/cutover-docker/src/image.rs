@@ -9,7 +9,6 @@
 //! instead of hanging it.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -77,7 +76,7 @@ pub(crate) async fn exists(docker: &Docker, image: &str) -> Result<bool, DockerE
 pub(crate) async fn ensure(
     docker: &Docker,
     image: &str,
-    docker_config: Option<&Path>,
+    auth: &crate::auth::PullAuth,
     idle_timeout: Duration,
     progress: Option<&ProgressFn>,
 ) -> Result<Availability, String> {
@@ -91,8 +90,7 @@ pub(crate) async fn ensure(
     }
     let reference = parse_reference(image);
     tracing::info!(image, registry = %reference.registry, "pulling image");
-    let credentials =
-        docker_config.and_then(|path| crate::auth::registry_credentials(path, &reference.registry));
+    let credentials = auth.for_registry(&reference.registry);
     let options = CreateImageOptionsBuilder::default()
         .from_image(&reference.name)
         .tag(&reference.tag)

@@ -44,6 +44,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use auth::PullCredentials;
 pub use container::{
     LABEL_INSTANCE, LABEL_SERVICE, LABEL_TASK, LABEL_TASK_DEFINITION, REASON_CANNOT_CREATE,
     REASON_CANNOT_PULL, REASON_OOM,
@@ -118,6 +119,8 @@ pub struct DockerOptions {
     /// Docker client configuration with registry credentials; `None` means
     /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
+    /// Asked for a registry's credentials before `docker_config`.
+    pub pull_credentials: Option<Arc<dyn PullCredentials>>,
     /// Called with every pull progress event, besides the `tracing` events.
     pub pull_progress: Option<ProgressFn>,
 }
@@ -140,6 +143,7 @@ impl Default for DockerOptions {
             network: NetworkMode::Auto,
             pull_idle_timeout: Duration::from_secs(60),
             docker_config: None,
+            pull_credentials: None,
             pull_progress: None,
         }
     }
@@ -153,6 +157,10 @@ impl fmt::Debug for DockerOptions {
             .field("network", &self.network)
             .field("pull_idle_timeout", &self.pull_idle_timeout)
             .field("docker_config", &self.docker_config)
+            .field(
+                "pull_credentials",
+                &self.pull_credentials.as_ref().map(|_| "callback"),
+            )
             .field(
                 "pull_progress",
                 &self.pull_progress.as_ref().map(|_| "callback"),

@@ -23,11 +23,13 @@
 //! runtimes' own behaviour. A reference already written with a digest is
 //! kept as written, without a request.
 
+use crate::auth::PullCredentials;
 use crate::reference::ImageReference;
 use async_trait::async_trait;
 use sha2::{Digest as _, Sha256};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The manifest media types asked for and accepted.
@@ -69,7 +71,7 @@ pub struct ResolveError {
 }
 
 /// How the resolver reaches registries.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ResolverOptions {
     /// Registries (`host` or `host:port`) spoken to in plain HTTP besides
     /// loopback ones, as Podman's `registries.conf` `insecure = true` says.
@@ -77,6 +79,8 @@ pub struct ResolverOptions {
     /// The engine client's `config.json` with registry credentials; `None`
     /// means `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
     pub docker_config: Option<PathBuf>,
+    /// Asked for a registry's credentials before `docker_config`.
+    pub pull_credentials: Option<Arc<dyn PullCredentials>>,
     /// Deadline of each request.
     pub timeout: Duration,
     /// The largest manifest accepted.
@@ -88,9 +92,25 @@ impl Default for ResolverOptions {
         Self {
             insecure_registries: Vec::new(),
             docker_config: None,
+            pull_credentials: None,
             timeout: Duration::from_secs(30),
             max_manifest_bytes: 4 * 1024 * 1024,
         }
+    }
+}
+
+impl std::fmt::Debug for ResolverOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolverOptions")
+            .field("insecure_registries", &self.insecure_registries)
+            .field("docker_config", &self.docker_config)
+            .field(
+                "pull_credentials",
+                &self.pull_credentials.as_ref().map(|_| "callback"),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_manifest_bytes", &self.max_manifest_bytes)
+            .finish()
     }
 }
 
@@ -286,12 +306,15 @@ impl RegistryResolver {
     }
 
     fn credentials(&self, registry: &str) -> Option<(String, String)> {
-        let path = self
-            .options
-            .docker_config
-            .clone()
-            .or_else(crate::auth::default_config_path)?;
-        let found = crate::auth::registry_credentials(&path, registry)?;
+        let auth = crate::auth::PullAuth {
+            source: self.options.pull_credentials.clone(),
+            docker_config: self
+                .options
+                .docker_config
+                .clone()
+                .or_else(crate::auth::default_config_path),
+        };
+        let found = auth.for_registry(registry)?;
         Some((found.username?, found.password.unwrap_or_default()))
     }
 }

@@ -146,7 +146,11 @@ pub async fn run(
             .with_setuid_images(cfg.keep_setuid_images),
     );
     let mut runtimes = controller::Runtimes::from([(process.name().to_string(), process)]);
-    let engine = connect_docker(&cfg).await;
+    let system_clock: clock::SharedClock = Arc::new(clock::SystemClock);
+    // The engine pulls from this server's registry without a login: it is
+    // given the listener and the key ring once they exist (below).
+    let own_registry = registry::own::OwnRegistry::new(system_clock.clone());
+    let engine = connect_docker(&cfg, own_registry.clone()).await;
     if let Some(docker) = &engine {
         // Builds that were running when the server went away are failed by
         // the pipelines; their containers go now.
@@ -178,7 +182,6 @@ pub async fn run(
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
-    let system_clock: clock::SharedClock = Arc::new(clock::SystemClock);
     let proxy =
         dataplane::ManagedProxy::start(store.clone(), system_clock.clone(), &cfg.data_dir, bin)
             .await
@@ -195,9 +198,14 @@ pub async fn run(
     };
     let resolver = cutover_docker::RegistryResolver::new(cutover_docker::ResolverOptions {
         insecure_registries: cfg.insecure_registries.clone(),
+        pull_credentials: Some(own_registry.clone()),
         ..cutover_docker::ResolverOptions::default()
     })
     .context("cannot set up the image resolver")?;
+    let resolver = registry::own::OwnRegistryResolver {
+        own: own_registry.clone(),
+        inner: resolver,
+    };
     let state = assemble(Parts {
         store,
         clock: system_clock,
@@ -212,6 +220,7 @@ pub async fn run(
         default_runtime,
     })
     .await?;
+    own_registry.attach(state.aws.clone());
     tokio::spawn(proxy.supervise(dataplane, state.controller.changed.clone(), cancel.clone()));
     let app = api::router(state, cfg.token.clone().filter(|t| !t.is_empty()));
     tracing::info!(%addr, %scheme, data_dir = %cfg.data_dir.display(), "cutover server ready");
@@ -405,7 +414,10 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
 /// Connects the container runtime if an engine answers. Its containers are
 /// labelled with this data directory's instance id (kept in
 /// `<data_dir>/instance.id`), so a restarted server adopts exactly its own.
-async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<cutover_docker::DockerRuntime>> {
+async fn connect_docker(
+    cfg: &ServerConfig,
+    credentials: Arc<dyn cutover_docker::PullCredentials>,
+) -> Option<Arc<cutover_docker::DockerRuntime>> {
     let id_file = cfg.data_dir.join("instance.id");
     let instance = match std::fs::read_to_string(&id_file) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
@@ -421,6 +433,7 @@ async fn connect_docker(cfg: &ServerConfig) -> Option<Arc<cutover_docker::Docker
     let options = cutover_docker::DockerOptions {
         host: cfg.docker_host.clone(),
         instance,
+        pull_credentials: Some(credentials),
         ..Default::default()
     };
     match cutover_docker::DockerRuntime::connect(options).await {

@@ -30,10 +30,12 @@
 //! prints its findings (`aws ecr describe-image-scan-findings`), seed 000's
 //! pattern; the `CutoverImageScan` stage is the gate.
 //!
-//! The engine pulls from the server's registry with the credentials of its
-//! client configuration (`DOCKER_CONFIG`, written here from `aws ecr
-//! get-login-password` as an operator's `docker login` would): the server
-//! does not log its own engine in to its own registry.
+//! The build names the image in `imagedefinitions.json` in AWS's form,
+//! `ACCOUNT.dkr.ecr.REGION.amazonaws.com/web:TAG`, as buildspecs written for
+//! AWS do; the server maps its own account's names to its registry. Its
+//! engine pulls from its own registry without any login (its client
+//! configuration, `DOCKER_CONFIG`, is an empty directory here): the server
+//! gives it a fresh registry token, as ECS's task execution role does.
 //!
 //! Needs Podman with `cutover-sample:test` and `cutover-builder:test`
 //! (scripts/setup-podman.sh, build-test-images.sh, build-builder-image.sh)
@@ -96,7 +98,8 @@ phases:
     commands:
       - aws ecr wait image-scan-complete --repository-name web --image-id imageTag=$IMAGE_TAG
       - aws ecr describe-image-scan-findings --repository-name web --image-id imageTag=$IMAGE_TAG --query 'imageScanFindings.findingSeverityCounts' --output json
-      - printf '[{"name":"web","imageUri":"%s"}]' "$URI:$IMAGE_TAG" > imagedefinitions.json
+      - ACCOUNT=$(aws sts get-caller-identity --query Account --output text)
+      - printf '[{"name":"web","imageUri":"%s.dkr.ecr.%s.amazonaws.com/web:%s"}]' "$ACCOUNT" "$AWS_REGION" "$IMAGE_TAG" > imagedefinitions.json
 artifacts:
   files:
     - imagedefinitions.json
@@ -266,24 +269,6 @@ fn a_pipeline_builds_pushes_scans_and_deploys_by_digest_with_no_failed_request()
     );
     let registry = format!("127.0.0.1:{port}");
     let aws = AwsClients::new(&server);
-
-    // The engine's login to the registry, as `docker login` writes it.
-    let out = aws.run(&["ecr", "get-login-password"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let password = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let auth = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"))
-    };
-    std::fs::write(
-        docker_config.join("config.json"),
-        serde_json::json!({"auths": {&registry: {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
 
     // Advisories: one HIGH for openssl before 3.0.2-1, which the first
     // image does not hold.

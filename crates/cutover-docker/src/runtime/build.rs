@@ -78,7 +78,7 @@ impl DockerRuntime {
         crate::image::ensure(
             &self.docker,
             image,
-            self.docker_config.as_deref(),
+            &self.pull_auth,
             self.pull_idle_timeout,
             self.pull_progress.as_ref(),
         )

@@ -7,7 +7,6 @@
 //! name conflict and adopts the container that won.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +53,7 @@ pub struct DockerRuntime {
     engine: String,
     instance: String,
     pull_idle_timeout: Duration,
-    docker_config: Option<PathBuf>,
+    pull_auth: crate::auth::PullAuth,
     pull_progress: Option<ProgressFn>,
     ids: Mutex<HashMap<String, String>>,
     stopping: Mutex<HashSet<String>>,
@@ -93,9 +92,12 @@ impl DockerRuntime {
             info,
             instance: options.instance,
             pull_idle_timeout: options.pull_idle_timeout,
-            docker_config: options
-                .docker_config
-                .or_else(crate::auth::default_config_path),
+            pull_auth: crate::auth::PullAuth {
+                source: options.pull_credentials,
+                docker_config: options
+                    .docker_config
+                    .or_else(crate::auth::default_config_path),
+            },
             pull_progress: options.pull_progress,
             ids: Mutex::new(HashMap::new()),
             stopping: Mutex::new(HashSet::new()),

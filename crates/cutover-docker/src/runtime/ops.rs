@@ -58,7 +58,7 @@ impl Runtime for DockerRuntime {
         let availability = image::ensure(
             &self.docker,
             image,
-            self.docker_config.as_deref(),
+            &self.pull_auth,
             self.pull_idle_timeout,
             self.pull_progress.as_ref(),
         )

@@ -86,7 +86,6 @@ impl KeyRing {
     /// A registry authorization token (the password of user `AWS`), valid
     /// for 12 hours from `now`: what ECR's GetAuthorizationToken returns,
     /// base64-encoded after `AWS:`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn mint_registry_token(&self, now: u64) -> String {
         self.registry.mint(now)
     }

@@ -6,6 +6,7 @@
 
 mod auth;
 pub(crate) mod lifecycle;
+pub(crate) mod own;
 mod reply;
 pub(crate) mod scanning;
 mod scanning_advisories;
