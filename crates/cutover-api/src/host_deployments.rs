@@ -147,3 +147,70 @@ pub struct StopHostDeploymentQuery {
     #[serde(default)]
     pub rollback: bool,
 }
+
+/// `GET /v1/host-deployments`: newest first, optionally one group's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListHostDeploymentsQuery {
+    /// Only this application's deployments.
+    #[serde(default)]
+    pub application: Option<String>,
+    /// Only this deployment group's (with `application`).
+    #[serde(default)]
+    pub deployment_group: Option<String>,
+    /// At most this many (default 50, at most 500).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// One host deployment in a list: [`HostDeploymentView`] without its hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostDeploymentSummary {
+    /// Its id.
+    pub id: String,
+    /// The application.
+    pub application: String,
+    /// The deployment group.
+    pub deployment_group: String,
+    /// Where it is.
+    #[schema(value_type = String)]
+    pub status: cutover_deploy::hosts::HostDeploymentStatus,
+    /// Why it ended, unless it succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where the revision came from.
+    pub source: String,
+    /// How many hosts it deploys to.
+    pub hosts: usize,
+    /// When it was created (ms since the epoch).
+    pub created_at_ms: u64,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+}
+
+impl From<HostDeploymentView> for HostDeploymentSummary {
+    fn from(v: HostDeploymentView) -> Self {
+        HostDeploymentSummary {
+            hosts: v.targets.len(),
+            id: v.id,
+            application: v.application,
+            deployment_group: v.deployment_group,
+            status: v.status,
+            reason: v.reason,
+            source: v.source,
+            created_at_ms: v.created_at_ms,
+            finished_at_ms: v.finished_at_ms,
+        }
+    }
+}
+
+/// `GET /v1/host-deployments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostDeploymentList {
+    /// Newest first.
+    pub host_deployments: Vec<HostDeploymentSummary>,
+}

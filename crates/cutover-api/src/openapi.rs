@@ -525,6 +525,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ok!(201, host_deployments::HostDeploymentView),
         )
     },
+    Endpoint {
+        query: Some(query::<host_deployments::ListHostDeploymentsQuery>),
+        ..ep(
+            "get",
+            "/v1/host-deployments",
+            "Host deployments, newest first",
+            None,
+            ok!(host_deployments::HostDeploymentList),
+        )
+    },
     ep(
         "get",
         "/v1/host-deployments/{id}",
@@ -650,6 +660,8 @@ pub const ENDPOINTS: &[Endpoint] = &[
         registry::LifecycleRun,
         registry::ExpiredImage,
         host_deployments::HostDeploymentView,
+        host_deployments::HostDeploymentSummary,
+        host_deployments::HostDeploymentList,
         host_deployments::HostTargetView,
         host_deployments::HostTargetStatus,
         host_deployments::HostEventView,

@@ -131,4 +131,25 @@ fn three_hosts_deploy_under_load_and_a_failed_validation_rolls_back() {
         common::http_get(&listener, "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v2")
     })
     .expect("the listener serves v2 again");
+
+    // The group's history, newest first: the rollback, v3, v2, v1.
+    let (status, body) = common::http_get(
+        &server.addr.to_string(),
+        "/v1/host-deployments?application=shop&deploymentGroup=prod",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let rows = list["hostDeployments"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|d| (d["id"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(got.len(), 4, "{body}");
+    assert_eq!(got[0], (rollback.as_str(), "Succeeded"), "{body}");
+    assert_eq!(got[1], (failed_id.as_str(), "Failed"), "{body}");
+    assert_eq!(got[2], (id.as_str(), "Succeeded"), "{body}");
+    // The rollback redeploys only the hosts v3 reached (h1, h2).
+    assert!(rows[1..].iter().all(|d| d["hosts"] == 3), "{body}");
+    assert_eq!(rows[0]["hosts"], 2, "{body}");
 }

@@ -88,6 +88,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/deployments/{id}/stop"),
     ("post", "/v1/deployments/{id}/continue"),
     ("post", "/v1/host-deployments"),
+    ("get", "/v1/host-deployments"),
     ("get", "/v1/host-deployments/{id}"),
     ("post", "/v1/host-deployments/{id}/stop"),
     ("put", "/v1/deployments/{id}/lifecycle-hooks/{execution_id}"),
@@ -225,7 +226,9 @@ pub(crate) fn router(state: AppState, token: Option<String>) -> Router {
         .route(
             "/v1/host-deployments",
             // Bundles are streamed to disk, capped by the handler.
-            post(host_deployments::create).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(host_deployments::create)
+                .layer(axum::extract::DefaultBodyLimit::disable())
+                .get(host_deployments::list),
         )
         .route("/v1/host-deployments/{id}", get(host_deployments::get))
         .route(

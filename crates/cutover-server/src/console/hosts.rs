@@ -1,11 +1,11 @@
 //! The hosts pages: `/hosts`, the agents (name, zone, tags, status, last
 //! seen, the revision each deployment group last installed), live over
-//! topic `agents`; and `/host-deployments/{id}`, a host deployment's
+//! topic `agents`, and the 20 newest host deployments; and `/host-deployments/{id}`, a host deployment's
 //! progress host by host with each lifecycle event and its scripts' output,
 //! live over topic `host-deployment/ID`, with Stop and Stop and roll back.
 //!
 //! Read through the `/v1` handlers (`GET /v1/agents`, `GET
-//! /v1/host-deployments/{id}`), as every page.
+//! /v1/host-deployments`, `GET /v1/host-deployments/{id}`), as every page.
 
 use super::auth::Session;
 use super::layout::{badge, button_form, duration, page, time, tone};
@@ -17,19 +17,31 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use cutover_api::agents::{AgentView, BundleRef};
 use cutover_api::host_deployments::{
-    HostDeploymentView, HostEventStatus, HostTargetStatus, HostTargetView,
+    HostDeploymentSummary, HostDeploymentView, HostEventStatus, HostTargetStatus, HostTargetView,
+    ListHostDeploymentsQuery,
 };
 use cutover_api::wire_name;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+/// How many recent host deployments `/hosts` lists.
+const RECENT: usize = 20;
+
 pub(crate) async fn list(
     State(st): State<AppState>,
     Extension(session): Extension<Session>,
 ) -> Response {
-    match agents::list(State(st)).await {
-        Ok(l) => agents_page(&session, &l.0.agents).into_response(),
-        Err(e) => error_page(e),
+    let recent = deploy_api::list(
+        State(st.clone()),
+        Query(ListHostDeploymentsQuery {
+            limit: Some(RECENT),
+            ..ListHostDeploymentsQuery::default()
+        }),
+    )
+    .await;
+    match (agents::list(State(st)).await, recent) {
+        (Ok(l), Ok(r)) => agents_page(&session, &l.0.agents, &r.0.host_deployments).into_response(),
+        (Err(e), _) | (_, Err(e)) => error_page(e),
     }
 }
 
@@ -43,7 +55,11 @@ fn short(r: &BundleRef) -> String {
     )
 }
 
-fn agents_page(session: &Session, list: &[AgentView]) -> Markup {
+pub(crate) fn agents_page(
+    session: &Session,
+    list: &[AgentView],
+    recent: &[HostDeploymentSummary],
+) -> Markup {
     page(
         "Hosts",
         Some("agents"),
@@ -74,6 +90,25 @@ fn agents_page(session: &Session, list: &[AgentView]) -> Markup {
             }
             section aria-labelledby="open" {
                 h2 #open { "Host deployments" }
+                @if recent.is_empty() {
+                    p { "No host deployment yet: " code { "cutover deploy --application A --deployment-group G --revision DIR" } }
+                } @else {
+                    div.scroll { table {
+                        caption.sr { "Recent host deployments, newest first" }
+                        thead { tr {
+                            th scope="col" { "Deployment" } th scope="col" { "Group" } th scope="col" { "Status" }
+                            th scope="col" { "Hosts" } th scope="col" { "Revision" } th scope="col" { "Started" }
+                        } }
+                        tbody { @for d in recent { @let status = wire_name(&d.status); tr class=[(tone(&status) == "bad").then_some("failing")] {
+                            th scope="row" { a href={ "/host-deployments/" (d.id) } { (d.id) } }
+                            td { (d.application) " / " (d.deployment_group) }
+                            td { (badge(&status)) @if let Some(r) = &d.reason { " " small { (r) } } }
+                            td { (d.hosts) }
+                            td { code { (d.source) } }
+                            td { (time(d.created_at_ms)) }
+                        } } }
+                    } }
+                }
                 form.card method="get" action="/host-deployments" {
                     label for="hd-id" { "Host deployment id (as " code { "cutover deploy --application" } " printed it)" }
                     input #hd-id type="text" name="id" required autocomplete="off";

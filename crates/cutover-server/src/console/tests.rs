@@ -270,3 +270,48 @@ fn a_host_deployment_page_shows_each_host_s_events_their_output_and_the_stop_but
     assert!(html.contains(">Stop and roll back<"), "{html}");
     assert!(html.contains(r#"name="csrf" value="t0k""#), "{html}");
 }
+
+#[test]
+fn the_hosts_page_lists_recent_host_deployments_with_links() {
+    use cutover_api::host_deployments::HostDeploymentSummary;
+    use cutover_deploy::hosts::HostDeploymentStatus;
+    let d = |id: &str, status, reason: Option<&str>| HostDeploymentSummary {
+        id: id.into(),
+        application: "shop".into(),
+        deployment_group: "prod".into(),
+        status,
+        reason: reason.map(str::to_string),
+        source: "git:shop@abc123".into(),
+        hosts: 3,
+        created_at_ms: 1_000,
+        finished_at_ms: None,
+    };
+    let session = super::auth::Session {
+        csrf: "t0k".into(),
+        signed_in: false,
+    };
+    let html = super::hosts::agents_page(
+        &session,
+        &[],
+        &[
+            d(
+                "d-2",
+                HostDeploymentStatus::Failed,
+                Some("ValidateService failed on h2"),
+            ),
+            d("d-1", HostDeploymentStatus::Succeeded, None),
+        ],
+    )
+    .into_string();
+    assert!(html.contains(r#"href="/host-deployments/d-2""#), "{html}");
+    assert!(html.contains(r#"href="/host-deployments/d-1""#), "{html}");
+    assert!(html.contains("ValidateService failed on h2"), "{html}");
+    assert!(html.contains("shop / prod"), "{html}");
+    assert!(html.contains("git:shop@abc123"), "{html}");
+    assert!(
+        html.find("d-2").unwrap() < html.find("d-1").unwrap(),
+        "newest first: {html}"
+    );
+    let empty = super::hosts::agents_page(&session, &[], &[]).into_string();
+    assert!(empty.contains("No host deployment yet"), "{empty}");
+}

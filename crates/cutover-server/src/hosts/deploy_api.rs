@@ -1,7 +1,7 @@
 //! `/v1/host-deployments`: operators' calls to deploy a revision to a
-//! deployment group's hosts (`cutover deploy --application`), to look at
-//! a host deployment host by host (`cutover deployments get`) and to stop
-//! one.
+//! deployment group's hosts (`cutover deploy --application`), to list them
+//! (the console's hosts page), to look at a host deployment host by host
+//! (`cutover deployments get`) and to stop one.
 //!
 //! Creating one streams the bundle (the request's body) to a temporary
 //! file in the data directory, stores it content-addressed, then checks its
@@ -18,7 +18,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use cutover_api::agents::BundleFormat;
 use cutover_api::host_deployments::{
-    CreateHostDeploymentQuery, HostDeploymentView, StopHostDeploymentQuery,
+    CreateHostDeploymentQuery, HostDeploymentList, HostDeploymentView, ListHostDeploymentsQuery,
+    StopHostDeploymentQuery,
 };
 use cutover_store::host_deployments as hd;
 use futures_util::StreamExt;
@@ -123,6 +124,41 @@ pub(crate) async fn create(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(load(&st, &id).await?)))
+}
+
+/// `GET /v1/host-deployments[?application=A[&deploymentGroup=G]][&limit=N]`.
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListHostDeploymentsQuery>,
+) -> ApiResult<Json<HostDeploymentList>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let rows = match (q.application, q.deployment_group) {
+        (Some(app), Some(group)) => {
+            st.store
+                .call(move |c| hd::group_host_deployments(c, &app, &group))
+                .await?
+        }
+        (Some(app), None) => st
+            .store
+            .call(hd::all_host_deployments)
+            .await?
+            .into_iter()
+            .filter(|r| r.application == app)
+            .collect(),
+        (None, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "deploymentGroup needs application".to_string(),
+            ));
+        }
+        (None, None) => st.store.call(hd::all_host_deployments).await?,
+    };
+    Ok(Json(HostDeploymentList {
+        host_deployments: rows
+            .iter()
+            .take(limit)
+            .map(|r| super::views::view(r).into())
+            .collect(),
+    }))
 }
 
 /// `GET /v1/host-deployments/{id}`.
