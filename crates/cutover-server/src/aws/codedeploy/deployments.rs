@@ -55,16 +55,21 @@ fn error_code(d: &DeploymentRow) -> cd::ErrorCode {
     }
 }
 
-/// The one ECS target of a deployment, counted in its state.
-fn overview(s: DeploymentStatus) -> cd::DeploymentOverview {
-    let mut o = cd::DeploymentOverview {
+/// An overview with every count at zero (CodeDeploy sends them all).
+pub(super) fn zero_overview() -> cd::DeploymentOverview {
+    cd::DeploymentOverview {
         pending: Some(0),
         in_progress: Some(0),
         succeeded: Some(0),
         failed: Some(0),
         skipped: Some(0),
         ready: Some(0),
-    };
+    }
+}
+
+/// The one ECS target of a deployment, counted in its state.
+fn overview(s: DeploymentStatus) -> cd::DeploymentOverview {
+    let mut o = zero_overview();
     let slot = match s {
         DeploymentStatus::Created | DeploymentStatus::Queued => &mut o.pending,
         DeploymentStatus::InProgress | DeploymentStatus::Baking => &mut o.in_progress,

@@ -201,14 +201,7 @@ fn revision_of(source: &str) -> Option<cd::RevisionLocation> {
 
 /// GetDeployment's answer for a host deployment.
 pub(super) fn info(row: &HostDeploymentRow) -> cd::DeploymentInfo {
-    let mut o = cd::DeploymentOverview {
-        pending: Some(0),
-        in_progress: Some(0),
-        succeeded: Some(0),
-        failed: Some(0),
-        skipped: Some(0),
-        ready: Some(0),
-    };
+    let mut o = super::deployments::zero_overview();
     for t in views::targets(row) {
         let slot = match t.status {
             HostTargetStatus::Pending => &mut o.pending,
