@@ -14,22 +14,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::aws::AwsClients;
 use common::registry::{OCI_MANIFEST, client_or_skip, digest, image_manifest};
 use common::*;
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// The PEM files of a test CA and of a leaf it signed for 127.0.0.1.
 struct Certs {
