@@ -75,6 +75,19 @@ pub struct StackInput<'a> {
     pub applications: &'a BTreeMap<String, BTreeSet<String>>,
 }
 
+/// Each application's deployment group names ([`StackInput::applications`]).
+pub fn application_groups<'a>(
+    apps: impl Iterator<
+        Item = (
+            &'a String,
+            &'a cutover_spec::stack::applications::Application,
+        ),
+    >,
+) -> BTreeMap<String, BTreeSet<String>> {
+    apps.map(|(n, a)| (n.clone(), a.deployment_groups.keys().cloned().collect()))
+        .collect()
+}
+
 /// The identity of a stack file, under which its applies are recorded and
 /// its dropped pipelines found: the identity the client sent (`cutover
 /// apply` sends the file's canonical absolute path), else the file name
