@@ -11,8 +11,9 @@
 //! anything else fails it with the deployment's reason. A deployment is
 //! tagged `started_by = pipeline/<action key>`; when the engine re-issues
 //! the same attempt after a restart, the action waits for that deployment
-//! instead of starting another (as the ECS deploy actions do). Stopping
-//! the execution stops the deployment; a server shutting down does not.
+//! instead of starting another (as the ECS deploy actions do). Abandoning
+//! the action (a stop with abandon, a deleted pipeline) stops the
+//! deployment; a server shutting down does not.
 
 use std::path::PathBuf;
 use std::sync::Arc;
