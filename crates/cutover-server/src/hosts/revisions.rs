@@ -176,12 +176,14 @@ pub(crate) async fn deploy_dir_with(
         .await?)
 }
 
-/// The appspec at the root of directory `dir`, with its name.
+/// The appspec at the root of directory `dir`, with its name. A symlink
+/// is not followed (a build decides what its artifact holds): it is no
+/// appspec.
 fn read_appspec(dir: &Path) -> std::io::Result<Option<(&'static str, String)>> {
     use std::io::Read;
     for name in APPSPEC_NAMES {
         let path = dir.join(name);
-        if path.is_file() {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             let mut text = String::new();
             std::fs::File::open(path)?
                 .take(MAX_APPSPEC)
@@ -214,5 +216,9 @@ mod tests {
             read_appspec(d.path()).unwrap(),
             Some(("appspec.yml", "a".to_string()))
         );
+        let e = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(d.path().join("appspec.yml"), e.path().join("appspec.yml"))
+            .unwrap();
+        assert_eq!(read_appspec(e.path()).unwrap(), None);
     }
 }
