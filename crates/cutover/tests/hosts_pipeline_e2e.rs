@@ -10,6 +10,9 @@
 //!   execution succeeds and the host serves v1.
 //! - A commit whose ValidateService fails (v2): the execution fails with
 //!   the deployment's reason.
+//! - A commit whose ValidateService waits (v3), its execution stopped with
+//!   abandon: the host deployment is stopped too, so the group takes a new
+//!   deployment long before the script would time out.
 
 mod common;
 mod hosts_common;
@@ -144,4 +147,59 @@ pipelines:
         message.contains("failed: TooFewSucceeded; host h1: ValidateService failed"),
         "{message}"
     );
+
+    // v3 waits in ValidateService (for a file the test writes last): stop
+    // the execution and abandon its action.
+    let run = agent.root.path().join("run");
+    commit(
+        &repo,
+        &[
+            ("VERSION", "v3\n"),
+            (
+                "hooks/validate.sh",
+                // At most 20 s, so that a failed test leaves no script behind.
+                "#!/bin/sh\ntouch \"$RUN_DIR/validating\"\ni=0\nwhile [ ! -e \"$RUN_DIR/release\" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n",
+            ),
+        ],
+        "v3",
+    );
+    wait_until(Duration::from_secs(20), || run.join("validating").exists())
+        .expect("v3's ValidateService runs");
+    let v = server.json(&["pipelines", "executions", "hosts"]);
+    let third = v["executions"][0]["id"].as_str().unwrap().to_string();
+    assert_ne!(third, second["id"].as_str().unwrap());
+    ok(
+        &server.cli(&[
+            "pipelines",
+            "stop",
+            "hosts",
+            "--execution",
+            &third,
+            "--abandon",
+        ]),
+        "stop",
+    );
+    // The group is free once the host deployment stopped (ValidateService
+    // would time out after 15 s): a new deployment is accepted.
+    let v4 = revision(root, "v4", None);
+    let mut last = None;
+    wait_until(Duration::from_secs(10), || {
+        let out = hosts_common::deploy_to(&server, "prod", &v4, false);
+        let accepted = out.status.success();
+        last = Some(out);
+        accepted
+    })
+    .unwrap_or_else(|| {
+        let out = last.unwrap();
+        panic!(
+            "the group never took a new deployment: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let stopped = ended(&server, second["id"].as_str());
+    assert_eq!(stopped["id"], third.as_str());
+    assert_eq!(stopped["status"], "Stopped", "{stopped}");
+    std::fs::write(run.join("release"), "").unwrap();
+    wait_until(Duration::from_secs(20), || agent.installed() == "v4")
+        .expect("v4 is installed after the stopped deployment");
 }

@@ -2,9 +2,9 @@
 //! commit of a stack repository (`cutover deploy --revision git:REF`,
 //! CodeDeploy's GitHub revision) and a directory (a pipeline's input
 //! artifact, through [`super::for_pipelines`]). Each is checked like an
-//! uploaded bundle (its `appspec.yml`
-//! parsed with every located diagnostic before any host is touched),
-//! packed with [`BundleStore::put_dir`] and deployed.
+//! uploaded bundle (its `appspec.yml` parsed with every located diagnostic
+//! before any host is touched), packed with [`BundleStore::put_dir`] and
+//! deployed.
 //!
 //! A tree is read by `cutover-ci`'s git mirrors (`Pipelines::export_tree`),
 //! the pipelines' own source code, never a second git reader.
