@@ -1,8 +1,8 @@
 //! The actions of pipeline executions, each run as a task of its own that
 //! reports its result to its driver's inbox: source actions (git export of
 //! the commit), build actions (`cutover-build` through the `build`
-//! module), deploy actions (the `deploy` module) and invoke actions. A
-//! manual approval is not run: the API answers it.
+//! module), deploy actions (the `deploy` and `host_deploy` modules) and
+//! invoke actions. A manual approval is not run: the API answers it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +109,15 @@ async fn run_action(
                 summary: Some(format!("deployment {id} succeeded")),
                 ..Output::default()
             })
+        }
+        Provider::CodeDeploy => {
+            let hosts = crate::image_scans::wait_for(me.host_deployments.subscribe()).await;
+            crate::host_deploy::action(hosts, &me.artifacts, key, req, cancel, &me.shutdown)
+                .await
+                .map(|summary| Output {
+                    summary: Some(summary),
+                    ..Output::default()
+                })
         }
         Provider::Lambda => {
             let name = pipeline.to_string();

@@ -70,6 +70,22 @@ pub struct StackInput<'a> {
     pub files: &'a BTreeMap<String, String>,
     /// Services of the stack and of the store.
     pub services: &'a BTreeSet<String>,
+    /// Host applications (`applications:`) of the stack and of the store,
+    /// each with its deployment groups' names.
+    pub applications: &'a BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Each application's deployment group names ([`StackInput::applications`]).
+pub fn application_groups<'a>(
+    apps: impl Iterator<
+        Item = (
+            &'a String,
+            &'a cutover_spec::stack::applications::Application,
+        ),
+    >,
+) -> BTreeMap<String, BTreeSet<String>> {
+    apps.map(|(n, a)| (n.clone(), a.deployment_groups.keys().cloned().collect()))
+        .collect()
 }
 
 /// The identity of a stack file, under which its applies are recorded and
@@ -347,6 +363,31 @@ pub fn check(
                                     "cutover deploys deployment group {s:?} to the service of that name, which is not declared in the stack nor running"
                                 ),
                             ));
+                        }
+                    }
+                    Provider::CodeDeploy => {
+                        let set = |k: &str| get(k).filter(|v| !v.contains("#{"));
+                        let group = set("DeploymentGroupName");
+                        match set("ApplicationName").map(|a| (a, input.applications.get(a))) {
+                            Some((a, None)) => errors.push(map.error(
+                                &cfg("ApplicationName"),
+                                format!(
+                                    "application {a:?} is not declared under applications: in {} nor applied",
+                                    input.file
+                                ),
+                            )),
+                            Some((a, Some(groups)))
+                                if group.is_some_and(|g| !groups.contains(g)) =>
+                            {
+                                errors.push(map.error(
+                                    &cfg("DeploymentGroupName"),
+                                    format!(
+                                        "application {a:?} has no deployment group {:?}",
+                                        group.unwrap_or_default()
+                                    ),
+                                ));
+                            }
+                            _ => {}
                         }
                     }
                     Provider::Manual | Provider::Lambda | Provider::ImageScan => {}
@@ -669,6 +710,8 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let services = BTreeSet::from(["web".to_string()]);
+        let applications =
+            BTreeMap::from([("shop".to_string(), BTreeSet::from(["prod".to_string()]))]);
         let input = StackInput {
             file: "stack.yaml",
             stack: "stack.yaml",
@@ -678,6 +721,7 @@ mod tests {
             pipelines: value.get("pipelines"),
             files: &files,
             services: &services,
+            applications: &applications,
         };
         let (mut errors, mut warnings) = (Vec::new(), Vec::new());
         let declared = check(&input, &mut errors, &mut warnings);
@@ -773,6 +817,48 @@ mod tests {
             "pipeline.stages[0].actions[0].configuration.RepositoryName: repository \"app\" is not declared"
         ), "{text:?}");
         assert!(text[1].contains("configuration.ProjectName: build project \"app-build\""));
+    }
+
+    #[test]
+    fn a_host_deploy_names_a_declared_application_and_group() {
+        let ecs = r#""provider": "ECS", "version": "1"},
+   "configuration": {"ClusterName": "default", "ServiceName": "web", "FileName": "imagedefinitions.json"}"#;
+        let host = |app: &str, group: &str| {
+            PIPELINE.replace(
+                ecs,
+                &format!(
+                    r#""provider": "CodeDeploy", "version": "1"}},
+   "configuration": {{"ApplicationName": "{app}", "DeploymentGroupName": "{group}"}}"#
+                ),
+            )
+        };
+        let stack = "repositories:\n  app: {url: /srv/app}\nbuildProjects:\n  app-build: {environment: host}\npipelines:\n  app: {file: p.json}\n";
+        let (_, errors) = run(stack, &[("p.json", &host("shop", "prod"))]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (_, errors) = run(
+            stack,
+            &[("p.json", &host("#{SourceVariables.BranchName}", "prod"))],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let text = |p: String| -> Vec<String> {
+            run(stack, &[("p.json", &p)])
+                .1
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(
+            text(host("blog", "prod")),
+            [
+                "p.json:10:41: pipeline.stages[2].actions[0].configuration.ApplicationName: application \"blog\" is not declared under applications: in stack.yaml nor applied"
+            ]
+        );
+        assert_eq!(
+            text(host("shop", "staging")),
+            [
+                "p.json:10:72: pipeline.stages[2].actions[0].configuration.DeploymentGroupName: application \"shop\" has no deployment group \"staging\""
+            ]
+        );
     }
 
     #[test]

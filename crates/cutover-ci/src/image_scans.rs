@@ -42,14 +42,15 @@ pub trait ImageScans: Send + Sync {
     ) -> Result<ImageScanOutcome, String>;
 }
 
-/// How long an action waits for the server to provide the scanning service.
+/// How long an action waits for the server to provide a service.
 const SERVICE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// The scanning service once set (the server sets it just after start),
-/// or `None` after [`SERVICE_WAIT`] (a process without one).
-pub(crate) async fn wait_for(
-    mut rx: tokio::sync::watch::Receiver<Option<Arc<dyn ImageScans>>>,
-) -> Option<Arc<dyn ImageScans>> {
+/// A service the server sets just after start (scanning, host
+/// deployments) once set, or `None` after [`SERVICE_WAIT`] (a process
+/// without one).
+pub(crate) async fn wait_for<T: ?Sized>(
+    mut rx: tokio::sync::watch::Receiver<Option<Arc<T>>>,
+) -> Option<Arc<T>> {
     let set = tokio::time::timeout(SERVICE_WAIT, rx.wait_for(Option::is_some)).await;
     set.ok()?.ok()?.clone()
 }

@@ -17,6 +17,8 @@
 //! - `artifacts`: the content-addressed artifact store.
 //! - `deploy`: `ECS` and `CodeDeployToECS` through the service's
 //!   deployment, which the server provides as [`Deployments`].
+//! - `host_deploy`: the `CodeDeploy` action for hosts, through the
+//!   server's host deployments, which it provides as [`HostDeployments`].
 //! - `invoke`: invoke actions (a command or a URL).
 //! - [`webhook`]: GitHub, GitLab and Gitea push webhooks.
 //! - `triggers`: polling and webhook pushes to executions.
@@ -40,6 +42,7 @@ mod deploy;
 mod deployments;
 mod driver;
 mod error;
+mod host_deploy;
 mod image_scans;
 mod invoke;
 mod source;
@@ -58,6 +61,7 @@ pub use deployments::{
 };
 pub use driver::attempt_key;
 pub use error::PipelineError;
+pub use host_deploy::{HostDeploymentRequest, HostDeploymentState, HostDeployments};
 pub use image_scans::{ImageScanOutcome, ImageScans};
 pub use source::GitError;
 pub use standalone::{EnvValue, StartBuild};
@@ -81,6 +85,9 @@ pub struct Pipelines {
     /// The scanning service the image scan gate uses, once the server set
     /// it ([`Pipelines::set_image_scans`]).
     image_scans: tokio::sync::watch::Sender<Option<Arc<dyn ImageScans>>>,
+    /// The host deployments the `CodeDeploy` action uses, once the server
+    /// set them ([`Pipelines::set_host_deployments`]).
+    host_deployments: tokio::sync::watch::Sender<Option<Arc<dyn HostDeployments>>>,
     artifacts: artifacts::ArtifactStore,
     git: source::Git,
     builder: build::Builder,
@@ -141,6 +148,7 @@ impl Pipelines {
             clock,
             deployments,
             image_scans: tokio::sync::watch::Sender::new(None),
+            host_deployments: tokio::sync::watch::Sender::new(None),
             artifacts,
             git: source::Git::new(data_dir),
             drivers: tokio::sync::Mutex::default(),
@@ -158,6 +166,12 @@ impl Pipelines {
     /// after [`Pipelines::start`]: an action resumed before waits for it.
     pub fn set_image_scans(&self, scans: Arc<dyn ImageScans>) {
         self.image_scans.send_replace(Some(scans));
+    }
+
+    /// Gives the `CodeDeploy` action the server's host deployments. Set
+    /// right after [`Pipelines::start`]: an action resumed before waits.
+    pub fn set_host_deployments(&self, hosts: Arc<dyn HostDeployments>) {
+        self.host_deployments.send_replace(Some(hosts));
     }
 
     /// Brings the drivers in line with the stored pipelines (after an

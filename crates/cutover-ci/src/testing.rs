@@ -169,6 +169,7 @@ impl Harness {
                 pipelines: value.get("pipelines"),
                 files: &files,
                 services: &BTreeSet::new(),
+                applications: &BTreeMap::new(),
             },
             &mut errors,
             &mut warnings,

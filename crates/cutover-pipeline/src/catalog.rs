@@ -45,6 +45,10 @@ pub enum Provider {
     Ecs,
     /// A CodeDeploy blue/green deploy from taskdef, appspec and `imageDetail.json`.
     CodeDeployToEcs,
+    /// A CodeDeploy deploy to hosts (the Server platform): the one input
+    /// artifact, with `appspec.yml` at its root, is the revision deployed
+    /// to `DeploymentGroupName` of `ApplicationName`.
+    CodeDeploy,
     /// An invoke (a command or URL in Cutover).
     Lambda,
     /// Cutover's image scan gate (`owner: Custom`, category `Test`):
@@ -175,6 +179,15 @@ pub const PROVIDERS: &[ProviderSpec] = &[
             "AppSpecTemplateArtifact",
         ],
         optional: CODE_DEPLOY_OPTIONAL,
+        output_variables: &[],
+    },
+    ProviderSpec {
+        owner: "AWS",
+        category: "Deploy",
+        provider: "CodeDeploy",
+        kind: Provider::CodeDeploy,
+        required: &["ApplicationName", "DeploymentGroupName"],
+        optional: &[],
         output_variables: &[],
     },
     ProviderSpec {

@@ -350,6 +350,23 @@ fn provider_rules(
                 );
             }
         }
+        Provider::CodeDeploy => {
+            if action.input_artifacts.len() != 1 {
+                r.error(
+                    &ap.key("inputArtifacts"),
+                    format!(
+                        "a CodeDeploy deploy reads exactly one input artifact (the revision, appspec.yml at its root), found {}",
+                        action.input_artifacts.len()
+                    ),
+                );
+            }
+            if !action.output_artifacts.is_empty() {
+                r.error(
+                    &ap.key("outputArtifacts"),
+                    "a CodeDeploy deploy produces no output artifacts",
+                );
+            }
+        }
         Provider::Manual => {
             if let Some(t) = action.timeout_in_minutes
                 && !(1..=DEFAULT_APPROVAL_TIMEOUT_MINUTES).contains(&t)

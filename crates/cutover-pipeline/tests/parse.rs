@@ -155,7 +155,33 @@ fn unknown_provider_names_the_supported_ones() {
             r#""provider": "ECS""#,
             r#""provider": "Beanstalk""#
         )),
-        "pipeline.json:9:71: pipeline.stages[2].actions[0].actionTypeId.provider: provider \"Beanstalk\" is not supported for category Deploy, supported: \"ECS\", \"CodeDeployToECS\""
+        "pipeline.json:9:71: pipeline.stages[2].actions[0].actionTypeId.provider: provider \"Beanstalk\" is not supported for category Deploy, supported: \"ECS\", \"CodeDeployToECS\", \"CodeDeploy\""
+    );
+}
+
+#[test]
+fn codedeploy_to_hosts_reads_one_artifact_and_produces_none() {
+    let ecs = r#""provider": "ECS", "version": "1"},
+   "configuration": {"ClusterName": "default", "ServiceName": "web", "FileName": "imagedefinitions.json"},
+   "inputArtifacts": [{"name": "BuildArtifact"}]"#;
+    let host = r#""provider": "CodeDeploy", "version": "1"},
+   "configuration": {"ApplicationName": "shop", "DeploymentGroupName": "prod"},
+   "inputArtifacts": [{"name": "BuildArtifact"}]"#;
+    let parsed = parse_pipeline("pipeline.json", &contract_with(ecs, host)).unwrap();
+    assert_eq!(parsed.warnings, vec![]);
+    let two = host.replace(
+        r#"[{"name": "BuildArtifact"}]"#,
+        r#"[{"name": "BuildArtifact"}, {"name": "SourceArtifact"}], "outputArtifacts": [{"name": "Out"}]"#,
+    );
+    assert_eq!(
+        errors(&contract_with(ecs, &two)),
+        "pipeline.json:11:22: pipeline.stages[2].actions[0].inputArtifacts: a CodeDeploy deploy reads exactly one input artifact (the revision, appspec.yml at its root), found 2\n\
+         pipeline.json:11:98: pipeline.stages[2].actions[0].outputArtifacts: a CodeDeploy deploy produces no output artifacts"
+    );
+    let missing = host.replace(r#", "DeploymentGroupName": "prod""#, "");
+    assert!(
+        errors(&contract_with(ecs, &missing))
+            .contains("missing configuration key \"DeploymentGroupName\" required by CodeDeploy")
     );
 }
 

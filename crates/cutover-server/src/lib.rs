@@ -389,6 +389,11 @@ pub(crate) async fn assemble(parts: Parts) -> anyhow::Result<api::AppState> {
         .start()
         .await
         .context("cannot resume host deployments")?;
+    pipelines.set_host_deployments(Arc::new(hosts::for_pipelines::PipelineHostDeployments {
+        store: store.clone(),
+        bundles: bundles.clone(),
+        deployer: host_deployer.clone(),
+    }));
     Ok(api::AppState {
         fleet,
         bundles,

@@ -169,6 +169,10 @@ pub struct HostDeploymentBody {
     pub rollback_of: Option<String>,
     /// The rollback deployment created when this one ended.
     pub rolled_back_by: Option<String>,
+    /// What started it when a pipeline did (`pipeline/<action key>`): a
+    /// re-issued action finds its deployment by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
 }
 
 /// A stored host deployment.
@@ -321,6 +325,18 @@ pub fn group_host_deployments(
         ),
         params![application, group],
     )
+}
+
+/// The group's newest deployment tagged `started_by`, ended or not.
+pub fn started_by_host_deployment(
+    c: &Connection,
+    application: &str,
+    group: &str,
+    started_by: &str,
+) -> Result<Option<HostDeploymentRow>, StoreError> {
+    Ok(group_host_deployments(c, application, group)?
+        .into_iter()
+        .find(|r| r.body.started_by.as_deref() == Some(started_by)))
 }
 
 /// The group's newest deployment, ended or not.
@@ -513,6 +529,7 @@ mod tests {
                 allowed: BTreeSet::new(),
                 rollback_of: None,
                 rolled_back_by: None,
+                started_by: None,
             },
             created_at: at,
             updated_at: at,

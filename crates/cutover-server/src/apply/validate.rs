@@ -65,6 +65,8 @@ pub(crate) struct Known {
     pub(crate) registered: BTreeMap<(String, Option<u32>), String>,
     /// The services already stored.
     pub(crate) services: BTreeSet<String>,
+    /// The host applications already stored, with their groups' names.
+    pub(crate) applications: BTreeMap<String, BTreeSet<String>>,
     /// Offline (`cutover validate`): no store to ask, so a task definition
     /// named by family is taken as registered.
     pub(crate) offline: bool,
@@ -122,6 +124,11 @@ impl Known {
             }
         }
         known.services = stored.into_iter().map(|s| s.name).collect();
+        known.applications = config::application_groups(
+            cutover_store::host_deployments::applications(c)?
+                .iter()
+                .map(|(n, a)| (n, &a.application)),
+        );
         Ok(known)
     }
 }
@@ -265,6 +272,8 @@ pub(crate) fn validate(
     check_load_balancers(stack, known, &map, &mut errors);
     let mut all_services: BTreeSet<String> = stack.services.keys().cloned().collect();
     all_services.extend(known.services.iter().cloned());
+    let mut all_applications = known.applications.clone();
+    all_applications.extend(config::application_groups(stack.applications.iter()));
     let stack_key = config::stack_key(&req.file, req.stack.as_deref());
     let declared = config::check(
         &config::StackInput {
@@ -276,6 +285,7 @@ pub(crate) fn validate(
             pipelines: stack.pipelines.as_ref(),
             files: &req.files,
             services: &all_services,
+            applications: &all_applications,
         },
         &mut errors,
         &mut warnings,

@@ -200,6 +200,7 @@ mod tests {
                 allowed: allowed.iter().map(|s| s.to_string()).collect(),
                 rollback_of: None,
                 rolled_back_by: None,
+                started_by: None,
             },
             created_at: 0,
             updated_at: 0,

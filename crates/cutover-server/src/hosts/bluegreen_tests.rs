@@ -118,6 +118,7 @@ impl World {
                 revision: bundle(digest),
                 source: digest.into(),
                 config: None,
+                started_by: None,
             })
             .await
             .unwrap()

@@ -121,6 +121,7 @@ pub(crate) async fn create(
             source: q.source.unwrap_or_else(|| revision.digest.clone()),
             revision,
             config: q.deployment_config,
+            started_by: None,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(load(&st, &id).await?)))

@@ -123,6 +123,8 @@ pub(crate) struct NewHostDeployment {
     pub(crate) source: String,
     /// A configuration overriding the group's.
     pub(crate) config: Option<String>,
+    /// What started it when a pipeline did (`pipeline/<action key>`).
+    pub(crate) started_by: Option<String>,
 }
 
 /// Runs host deployments.
@@ -414,6 +416,7 @@ impl HostDeployer {
                 allowed: BTreeSet::new(),
                 rollback_of,
                 rolled_back_by: None,
+                started_by: new.started_by.clone(),
             },
             created_at: now,
             updated_at: now,

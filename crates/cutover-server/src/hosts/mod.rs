@@ -12,6 +12,8 @@
 //! - [`deploy_api`]: `/v1/host-deployments` (create with a bundle, get, stop).
 //! - [`deployer`]: creates host deployments, one driver each, resumes them.
 //! - [`driver`]: one deployment's loop (planner, store, fleet, data plane).
+//! - [`for_pipelines`]: host deployments as the pipelines' `CodeDeploy`
+//!   action uses them.
 //! - [`outdated`]: hosts that join a group later get its current revision.
 //! - [`revisions`]: `git:REF` and directory revisions the server reads itself.
 //! - [`views`]: a deployment as the API shows it, host by host.
@@ -31,6 +33,7 @@ mod e2e_tests;
 #[cfg(test)]
 mod fake_fleet;
 pub(crate) mod fleet;
+pub(crate) mod for_pipelines;
 pub(crate) mod outdated;
 pub(crate) mod revisions;
 #[cfg(test)]

@@ -91,6 +91,7 @@ pub(crate) async fn update(dep: &Arc<HostDeployer>) -> Result<Vec<String>, HostD
                 revision,
                 source,
                 config: None,
+                started_by: None,
             };
             match dep.create_for(new, Some(outdated)).await {
                 Ok(id) => created.push(id),

@@ -1,18 +1,20 @@
 //! Revisions the server reads itself rather than receives as a bundle: a
 //! commit of a stack repository (`cutover deploy --revision git:REF`,
 //! CodeDeploy's GitHub revision) and a directory (a pipeline's input
-//! artifact). Each is checked like an uploaded bundle (its `appspec.yml`
-//! parsed with every located diagnostic before any host is touched),
-//! packed with [`BundleStore::put_dir`] and deployed.
+//! artifact, through [`super::for_pipelines`]). Each is checked like an
+//! uploaded bundle (its `appspec.yml` parsed with every located diagnostic
+//! before any host is touched), packed with [`BundleStore::put_dir`] and
+//! deployed.
 //!
 //! A tree is read by `cutover-ci`'s git mirrors (`Pipelines::export_tree`),
 //! the pipelines' own source code, never a second git reader.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cutover_spec::SpecError;
 
-use super::deployer::{HostDeployError, NewHostDeployment};
+use super::deployer::{HostDeployError, HostDeployer, NewHostDeployment};
 use super::fleet::{BundleStore, FleetError};
 use crate::api::AppState;
 
@@ -142,31 +144,46 @@ pub(crate) async fn deploy_dir(
     dir: PathBuf,
     source: String,
 ) -> Result<String, RevisionError> {
+    deploy_dir_with(&*st.bundles, &st.host_deployer, target, dir, source, None).await
+}
+
+/// [`deploy_dir`] through `bundles` and `deployer`, the deployment tagged
+/// `started_by` (a pipeline action's).
+pub(crate) async fn deploy_dir_with(
+    bundles: &dyn BundleStore,
+    deployer: &Arc<HostDeployer>,
+    target: Target,
+    dir: PathBuf,
+    source: String,
+    started_by: Option<String>,
+) -> Result<String, RevisionError> {
     let root = dir.clone();
     let found = tokio::task::spawn_blocking(move || read_appspec(&root))
         .await
         .map_err(std::io::Error::other)??;
     let (name, text) = found.ok_or(RevisionError::NoAppspec)?;
     cutover_spec::parse_host_appspec(name, &text).map_err(|e| RevisionError::Appspec(name, e))?;
-    let revision = st.bundles.put_dir(dir).await?;
-    Ok(st
-        .host_deployer
+    let revision = bundles.put_dir(dir).await?;
+    Ok(deployer
         .create(NewHostDeployment {
             application: target.application,
             group: target.group,
             revision,
             source,
             config: target.config,
+            started_by,
         })
         .await?)
 }
 
-/// The appspec at the root of directory `dir`, with its name.
+/// The appspec at the root of directory `dir`, with its name. A symlink
+/// is not followed (a build decides what its artifact holds): it is no
+/// appspec.
 fn read_appspec(dir: &Path) -> std::io::Result<Option<(&'static str, String)>> {
     use std::io::Read;
     for name in APPSPEC_NAMES {
         let path = dir.join(name);
-        if path.is_file() {
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file()) {
             let mut text = String::new();
             std::fs::File::open(path)?
                 .take(MAX_APPSPEC)
@@ -199,5 +216,9 @@ mod tests {
             read_appspec(d.path()).unwrap(),
             Some(("appspec.yml", "a".to_string()))
         );
+        let e = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(d.path().join("appspec.yml"), e.path().join("appspec.yml"))
+            .unwrap();
+        assert_eq!(read_appspec(e.path()).unwrap(), None);
     }
 }

@@ -101,6 +101,7 @@ impl World {
                 revision: bundle(digest),
                 source: digest.into(),
                 config: None,
+                started_by: None,
             })
             .await
             .unwrap()
@@ -451,6 +452,7 @@ async fn a_stopped_deployment_ends_and_its_group_takes_the_next() {
             revision: bundle("v4"),
             source: "v4".into(),
             config: None,
+            started_by: None,
         })
         .await;
     assert!(

@@ -271,6 +271,7 @@ fn pipeline_in_stack(file: &str, text: &str, name: &str, stack: &StackFile) -> C
     files.insert(file.to_string(), text.to_string());
     let pipelines = serde_json::json!({ name: { "file": file } });
     let services: BTreeSet<String> = parsed.value.services.keys().cloned().collect();
+    let applications = cutover_ci::config::application_groups(parsed.value.applications.iter());
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     cutover_ci::config::check(
         &cutover_ci::config::StackInput {
@@ -282,6 +283,7 @@ fn pipeline_in_stack(file: &str, text: &str, name: &str, stack: &StackFile) -> C
             pipelines: Some(&pipelines),
             files: &files,
             services: &services,
+            applications: &applications,
         },
         &mut errors,
         &mut warnings,

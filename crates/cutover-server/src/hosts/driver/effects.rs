@@ -45,6 +45,7 @@ impl Driver {
             revision,
             source,
             config: None,
+            started_by: None,
         };
         let mut row = self
             .dep
