@@ -30,10 +30,16 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  # The data plane the server started outlives it by design.
+  # The data plane and the task shims the server started outlive it by design.
   if [[ -f "$work/data/proxy/proxy.pid" ]]; then
     kill "$(head -c 20 "$work/data/proxy/proxy.pid" | tr -dc 0-9)" 2>/dev/null || true
   fi
+  local f pid
+  for f in "$work"/data/tasks/*/shim.pid "$work"/data/tasks/*/task.pid; do
+    [[ -f "$f" ]] || continue
+    pid=$(grep -o '"pid": *[0-9]*' "$f" | tr -dc 0-9)
+    if [[ -n "$pid" ]]; then kill -9 "$pid" 2>/dev/null || true; fi
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
