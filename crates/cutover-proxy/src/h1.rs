@@ -321,6 +321,10 @@ pub(crate) async fn serve(
                         && now_heads != heads
                         && (!busy || linger.as_mut().poll(cx).is_ready())
                     {
+                        // The idle wait that follows runs from the end of this exchange.
+                        deadline
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + header_timeout);
                         asked = true;
                         detach = true;
                         x.detaching.store(true, Relaxed);

@@ -150,6 +150,27 @@ async fn silent_partial_and_preface_only_sockets_are_closed_after_the_header_tim
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_s_header_deadline_runs_from_its_last_exchange() {
+    let blue = backend("blue").await;
+    let proxy = Proxy::start(&config(
+        &blue.addr.to_string(),
+        "    requestHeaderTimeoutSeconds: 0.5\n    idleTimeoutSeconds: 5\n",
+        "",
+    ))
+    .await;
+    // Requests 0.3 s apart on one connection: 1.5 s in all, three times the
+    // header timeout, and each arrives in time after the previous answer.
+    let mut kept = TcpStream::connect(proxy.listen).await.unwrap();
+    for i in 0..5 {
+        kept.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_answer(&mut kept).await.status, 200, "request {i}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test]
 async fn the_connection_cap_refuses_the_next_connection_and_keeps_the_others() {
     let blue = backend("blue").await;
     let proxy = Proxy::start(&config(
