@@ -137,8 +137,12 @@ pub fn register(
         ..
     }) = &before
     {
+        // The API's tags choose deployment groups: the agent's own may add
+        // keys, never change one the API set.
         let own = std::mem::replace(&mut registration.tags, api.tags.clone());
-        registration.tags.extend(own);
+        for (k, v) in own {
+            registration.tags.entry(k).or_insert(v);
+        }
     }
     c.execute(
         "INSERT INTO agents (name, registration, registered_at, last_seen) VALUES (?1, ?2, ?3, COALESCE(?4, 0))
@@ -493,9 +497,11 @@ mod tests {
         let tags = [("env".to_string(), "prod".to_string())].into();
         assert!(s.with(|c| set_tags(c, "h1", &tags)).unwrap());
         assert!(!s.with(|c| set_tags(c, "h2", &tags)).unwrap());
-        // The agent registers with tags of its own: both are kept.
+        // The agent registers with tags of its own: new keys are added, a
+        // key the API set keeps the API's value (env=test is ignored).
         let mut own = reg("h1", "test");
-        own.tags = [("zone".to_string(), "a".to_string())].into();
+        own.tags.insert("zone".to_string(), "a".to_string());
+        assert_eq!(own.tags["env"], "test");
         s.with(|c| register(c, &own, 20, Some(20))).unwrap();
         let row = s.with(|c| get(c, "h1")).unwrap().unwrap();
         assert_eq!(row.iam_arn.as_deref(), Some(arn));
@@ -514,7 +520,7 @@ mod tests {
             .registration
             .unwrap()
             .tags;
-        assert!(!tags.contains_key("env"), "{tags:?}");
+        assert_eq!(tags["env"], "test", "{tags:?}");
     }
 
     #[test]

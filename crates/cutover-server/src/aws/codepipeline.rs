@@ -266,12 +266,22 @@ async fn start(
         .into_iter()
         .map(|v| (v.name, v.value))
         .collect();
-    let source_revisions = req
+    let source_revisions: std::collections::BTreeMap<String, String> = req
         .source_revisions
         .unwrap_or_default()
         .into_iter()
         .map(|r| (r.action_name, r.revision_value))
         .collect();
+    // A build's or a hook's key may start a pipeline, but not choose the
+    // commit it builds: a later privileged build (the engine's socket)
+    // would otherwise run a buildspec from any commit the mirror holds
+    // (another branch, a fork's pull request).
+    if !source_revisions.is_empty() && call.st.aws.keys.is_issued(&call.caller.access_key_id) {
+        return Err(AwsError::client(
+            "AccessDeniedException",
+            "sourceRevisions cannot be given with a build's or a hook's credentials: start the pipeline at its branch head, or with an operator's key".to_string(),
+        ));
+    }
     let started = crate::api::pipelines::start(
         State(call.st.clone()),
         Path(req.name),

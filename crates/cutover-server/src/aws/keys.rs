@@ -23,6 +23,8 @@ struct Entry {
     name: String,
     status: AccessKeyStatus,
     expires_at: Option<u64>,
+    /// Issued to a build or a hook (it has an owner), not an operator's.
+    issued: bool,
 }
 
 /// The settings key of the account id.
@@ -126,6 +128,13 @@ impl KeyRing {
     /// `arn:aws:iam::ACCOUNT:user/NAME`, who a key named `name` acts as.
     pub(crate) fn user_arn(&self, name: &str) -> String {
         format!("arn:aws:iam::{}:user/{name}", self.account)
+    }
+
+    /// Whether key `id` was issued to a build or a hook (what such code
+    /// may ask is narrower than what an operator's key may).
+    pub(crate) fn is_issued(&self, id: &str) -> bool {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        keys.get(id).is_some_and(|e| e.issued)
     }
 
     /// The name (IAM user) of key `id`.
@@ -236,6 +245,7 @@ fn entry(row: &AccessKeyRow) -> Entry {
         name: row.name.clone(),
         status: row.status,
         expires_at: row.expires_at,
+        issued: row.owner.is_some(),
     }
 }
 
@@ -257,6 +267,7 @@ mod tests {
             Some(k.secret.expose_secret())
         );
         let t = ring.issue("build:b1", 1000, 500).await.unwrap();
+        assert!(ring.is_issued(&t.id) && !ring.is_issued(&k.id));
         assert!(ring.secret_if_usable(&t.id, 1499).is_some());
         assert!(ring.secret_if_usable(&t.id, 1500).is_none());
         ring.revoke("build:b1").await.unwrap();

@@ -57,8 +57,10 @@ impl OwnRegistry {
     }
 
     /// Whether `registry` (`host[:port]`) is this server's registry: its
-    /// address, or a loopback name with its port when it listens on
-    /// loopback or on every address.
+    /// address exactly, or, only when it listens on every address (which
+    /// then includes loopback), a loopback name with its port. A server on
+    /// 127.0.0.1:7070 does not count 127.0.0.2:7070 or [::1]:7070 as its
+    /// own: another local user could listen there and collect the token.
     pub(crate) fn is_own(&self, registry: &str) -> bool {
         let Some(own) = self.address() else {
             return false;
@@ -71,7 +73,7 @@ impl OwnRegistry {
         else {
             return false;
         };
-        port == own_port && is_local(host) && (is_local(own_host) || is_unspecified(own_host))
+        port == own_port && is_local(host) && is_unspecified(own_host)
     }
 
     /// `image` with an AWS-form registry of this installation's account
