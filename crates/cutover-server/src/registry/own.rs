@@ -82,8 +82,22 @@ impl OwnRegistry {
         let aws = self.aws.get()?;
         let (registry, rest) = image.split_once('/')?;
         let account = aws_form_account(registry)?;
-        (account == aws.keys.account() && !rest.is_empty())
-            .then(|| format!("{}/{rest}", self.address().unwrap_or_default()))
+        if account != aws.keys.account() || rest.is_empty() {
+            return None;
+        }
+        let own = self.address()?;
+        // Listening on every address: the engine reaches it on loopback.
+        let reachable = match split_host_port(own) {
+            Some((host, port)) if is_unspecified(host) => {
+                if host.contains(':') {
+                    format!("[::1]:{port}")
+                } else {
+                    format!("127.0.0.1:{port}")
+                }
+            }
+            _ => own.to_string(),
+        };
+        Some(format!("{reachable}/{rest}"))
     }
 }
 
