@@ -3,20 +3,12 @@
 //! (`env=prod`, running v1) and the replacement hosts `g1`, `g2`
 //! (`color=green`).
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use cutover_api::agents::{BundleFormat, BundleRef};
 use cutover_api::host_deployments::{HostEventStatus, HostTargetStatus};
 use cutover_deploy::hosts::HostDeploymentStatus;
 use cutover_spec::HostEvent;
 use cutover_store::host_deployments::{self as hd, HostDeploymentRow, HostRevision};
-use tokio_util::sync::CancellationToken;
 
-use super::deployer::{HostDeployer, HostSettings, NewHostDeployment};
-use super::fake_fleet::FakeFleet;
-use crate::testing::Harness;
+use super::tests::{World, bundle};
 
 const STACK: &str = r#"applications:
   shop:
@@ -41,156 +33,48 @@ deploymentConfigs:
 const LISTENER: &str = "host-shop-bg-0";
 const GREEN: &str = "host-shop-bg-0-green";
 
-struct World {
-    h: Harness,
-    fleet: Arc<FakeFleet>,
-    deployer: Arc<HostDeployer>,
-    cancel: CancellationToken,
-}
-
-fn settings() -> HostSettings {
-    HostSettings {
-        agent_lost_after: Duration::from_secs(5),
-        poll: Duration::from_millis(500),
-    }
-}
-
-fn bundle(digest: &str) -> BundleRef {
-    BundleRef {
-        digest: digest.into(),
-        format: BundleFormat::Tar,
-    }
-}
-
-impl World {
-    /// The stack applied, `g1` and `g2` registered, `h1`..`h3` on v1.
-    async fn start() -> World {
-        let h = Harness::start().await;
-        h.apply(STACK, &[]).await;
-        let fleet = FakeFleet::new(h.state.store.clone(), h.clock.clone());
-        fleet.register("g1", ("color", "green"), "127.0.0.1:9201");
-        fleet.register("g2", ("color", "green"), "127.0.0.1:9202");
-        h.state
-            .store
-            .transact(|c| {
-                for n in 1..=3 {
-                    let rev = HostRevision {
-                        host: format!("h{n}"),
-                        revision: bundle("v1"),
-                        target: Some(format!("127.0.0.1:910{n}")),
-                    };
-                    hd::put_host_revision(c, "shop", "bg", &rev, "d-v1", 0)?;
-                }
-                Ok(())
-            })
-            .await
-            .unwrap();
-        let cancel = CancellationToken::new();
-        let deployer = World::deployer(&h, &fleet, &cancel);
-        World {
-            h,
-            fleet,
-            deployer,
-            cancel,
-        }
-    }
-
-    fn deployer(
-        h: &Harness,
-        fleet: &Arc<FakeFleet>,
-        cancel: &CancellationToken,
-    ) -> Arc<HostDeployer> {
-        HostDeployer::new(
-            h.state.store.clone(),
-            Arc::new(fleet.clone()),
-            h.dataplane.clone(),
-            h.clock.clone(),
-            settings(),
-            cancel.clone(),
-        )
-    }
-
-    async fn create(&self, digest: &str) -> String {
-        self.deployer
-            .create(NewHostDeployment {
-                application: "shop".into(),
-                group: "bg".into(),
-                revision: bundle(digest),
-                source: digest.into(),
-                config: None,
-                started_by: None,
-            })
-            .await
-            .unwrap()
-    }
-
-    async fn row(&self, id: &str) -> HostDeploymentRow {
-        let id = id.to_string();
-        self.h
-            .state
-            .store
-            .call(move |c| hd::host_deployment(c, &id))
-            .await
-            .unwrap()
-            .unwrap()
-    }
-
-    /// Runs until `until` holds of `id`'s row (at most ten minutes of its time).
-    async fn wait(
-        &self,
-        id: &str,
-        until: impl Fn(&HostDeploymentRow) -> bool,
-    ) -> HostDeploymentRow {
-        for _ in 0..6_000 {
-            let row = self.row(id).await;
-            if until(&row) {
-                return row;
+/// The stack applied, `g1` and `g2` registered, `h1`..`h3` on v1.
+async fn start() -> World {
+    let w = World::with_stack(STACK).await;
+    w.fleet.register("g1", ("color", "green"), "127.0.0.1:9201");
+    w.fleet.register("g2", ("color", "green"), "127.0.0.1:9202");
+    w.h.state
+        .store
+        .transact(|c| {
+            for n in 1..=3 {
+                let rev = HostRevision {
+                    host: format!("h{n}"),
+                    revision: bundle("v1"),
+                    target: Some(format!("127.0.0.1:910{n}")),
+                };
+                hd::put_host_revision(c, "shop", "bg", &rev, "d-v1", 0)?;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "deployment {id} never got there: {:#?}",
-            self.row(id).await.body.events
-        );
-    }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    w
+}
 
-    async fn finish(&self, id: &str) -> HostDeploymentRow {
-        self.wait(id, |r| r.finished_at.is_some()).await
-    }
+/// The green target group's weight in each configuration where the
+/// listener's weights changed.
+fn green_weights(w: &World) -> Vec<u32> {
+    w.h.dataplane
+        .weights_history(LISTENER)
+        .iter()
+        .map(|ws| ws.iter().find(|(g, _)| g == GREEN).map_or(0, |w| w.1))
+        .collect()
+}
 
-    async fn revisions(&self) -> BTreeMap<String, String> {
-        self.h
-            .state
-            .store
-            .call(|c| hd::host_revisions(c, "shop", "bg"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(h, b)| (h, b.digest))
-            .collect()
-    }
-
-    /// The green target group's weight in each configuration where the
-    /// listener's weights changed.
-    fn green_weights(&self) -> Vec<u32> {
-        self.h
-            .dataplane
-            .weights_history(LISTENER)
-            .iter()
-            .map(|ws| ws.iter().find(|(g, _)| g == GREEN).map_or(0, |w| w.1))
-            .collect()
-    }
-
-    /// The targets of `group` in the newest applied configuration.
-    fn targets(&self, group: &str) -> Vec<String> {
-        let applied = self.h.dataplane.applied();
-        let cfg = applied.last().expect("a configuration");
-        cfg.target_groups
-            .iter()
-            .find(|g| g.name == group)
-            .map(|g| g.targets.clone())
-            .unwrap_or_default()
-    }
+/// The targets of `group` in the newest applied configuration.
+fn targets(w: &World, group: &str) -> Vec<String> {
+    let applied = w.h.dataplane.applied();
+    let cfg = applied.last().expect("a configuration");
+    cfg.target_groups
+        .iter()
+        .find(|g| g.name == group)
+        .map(|g| g.targets.clone())
+        .unwrap_or_default()
 }
 
 fn event<'a>(
@@ -206,8 +90,8 @@ fn event<'a>(
 
 #[tokio::test(start_paused = true)]
 async fn installs_on_the_replacements_moves_traffic_by_the_canary_then_retires_the_originals() {
-    let w = World::start().await;
-    let id = w.create("v2").await;
+    let w = start().await;
+    let id = w.create("bg", "v2").await;
     let row = w.finish(&id).await;
     assert_eq!(
         row.status,
@@ -275,7 +159,7 @@ async fn installs_on_the_replacements_moves_traffic_by_the_canary_then_retires_t
         "{stops:?}"
     );
     // Traffic: 0 % during the install, the 20 % canary, 30 s later all of it.
-    assert_eq!(w.green_weights(), [0, 20, 100]);
+    assert_eq!(green_weights(&w), [0, 20, 100]);
     let canary_at = event(&row, "g1", HostEvent::BeforeAllowTraffic)
         .ended_at_ms
         .unwrap();
@@ -286,10 +170,10 @@ async fn installs_on_the_replacements_moves_traffic_by_the_canary_then_retires_t
         after - canary_at
     );
     // The replacements serve and run v2; the originals left the group.
-    assert_eq!(w.targets(GREEN), ["127.0.0.1:9201", "127.0.0.1:9202"]);
-    assert!(w.targets(LISTENER).is_empty());
+    assert_eq!(targets(&w, GREEN), ["127.0.0.1:9201", "127.0.0.1:9202"]);
+    assert!(targets(&w, LISTENER).is_empty());
     assert_eq!(
-        w.revisions().await,
+        w.revisions("bg").await,
         [
             ("g1".to_string(), "v2".to_string()),
             ("g2".into(), "v2".into())
@@ -316,16 +200,16 @@ async fn installs_on_the_replacements_moves_traffic_by_the_canary_then_retires_t
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_after_traffic_moved_sends_it_back_to_the_originals() {
-    let w = World::start().await;
+    let w = start().await;
     w.fleet.fail("g1", HostEvent::AfterAllowTraffic, "v2");
-    let id = w.create("v2").await;
+    let id = w.create("bg", "v2").await;
     let row = w.finish(&id).await;
     assert_eq!(row.status, HostDeploymentStatus::Failed);
     // Traffic went to green and back in one change; the originals never
     // left, nothing was stopped, and no rollback deployment was needed.
-    assert_eq!(w.green_weights(), [0, 20, 100, 0]);
+    assert_eq!(green_weights(&w), [0, 20, 100, 0]);
     assert_eq!(
-        w.targets(LISTENER),
+        targets(&w, LISTENER),
         ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"]
     );
     for h in ["h1", "h2", "h3"] {
@@ -337,7 +221,7 @@ async fn a_failure_after_traffic_moved_sends_it_back_to_the_originals() {
     }
     assert!(row.body.rolled_back_by.is_none());
     assert_eq!(
-        w.revisions().await,
+        w.revisions("bg").await,
         (1..=3)
             .map(|n| (format!("h{n}"), "v1".to_string()))
             .collect()
@@ -346,20 +230,20 @@ async fn a_failure_after_traffic_moved_sends_it_back_to_the_originals() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_install_fails_before_any_traffic_moves() {
-    let w = World::start().await;
+    let w = start().await;
     w.fleet.fail("g1", HostEvent::ValidateService, "v2");
     w.fleet.fail("g2", HostEvent::ValidateService, "v2");
-    let id = w.create("v2").await;
+    let id = w.create("bg", "v2").await;
     let row = w.finish(&id).await;
     assert_eq!(row.status, HostDeploymentStatus::Failed);
-    assert!(w.green_weights().iter().all(|w| *w == 0));
+    assert!(green_weights(&w).iter().all(|w| *w == 0));
     assert!(!row.body.events.contains_key("h1"));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_server_crash_during_the_canary_resumes_without_running_a_step_twice() {
-    let mut w = World::start().await;
-    let id = w.create("v2").await;
+    let mut w = start().await;
+    let id = w.create("bg", "v2").await;
     // Crash while the canary serves (traffic at 20 %, not yet all of it).
     w.wait(&id, |r| {
         r.body
@@ -368,16 +252,10 @@ async fn a_server_crash_during_the_canary_resumes_without_running_a_step_twice()
             .is_some_and(|bg| bg.replacement_percent() == 20)
     })
     .await;
-    w.cancel.cancel();
-    for _ in 0..10_000 {
-        tokio::task::yield_now().await;
-    }
-    w.cancel = CancellationToken::new();
-    w.deployer = World::deployer(&w.h, &w.fleet, &w.cancel);
-    w.deployer.resume_all().await.unwrap();
+    w.crash().await;
     let row = w.finish(&id).await;
     assert_eq!(row.status, HostDeploymentStatus::Succeeded);
-    assert_eq!(w.green_weights(), [0, 20, 100]);
+    assert_eq!(green_weights(&w), [0, 20, 100]);
     let seen = w.fleet.seen();
     let mut steps: Vec<(String, HostEvent)> =
         seen.iter().map(|s| (s.host.clone(), s.event)).collect();

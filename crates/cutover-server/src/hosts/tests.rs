@@ -38,11 +38,13 @@ deploymentConfigs:
     zonalConfig: {firstZoneMonitorDurationInSeconds: 60, monitorDurationInSeconds: 30}
 "#;
 
-struct World {
-    h: Harness,
-    fleet: Arc<FakeFleet>,
-    deployer: Arc<HostDeployer>,
-    cancel: CancellationToken,
+/// A harness with `STACK` applied, a fake fleet and a host deployer over
+/// them on the paused clock (also the blue/green tests' world).
+pub(super) struct World {
+    pub(super) h: Harness,
+    pub(super) fleet: Arc<FakeFleet>,
+    pub(super) deployer: Arc<HostDeployer>,
+    pub(super) cancel: CancellationToken,
 }
 
 fn settings() -> HostSettings {
@@ -54,18 +56,16 @@ fn settings() -> HostSettings {
 
 impl World {
     async fn start() -> World {
+        World::with_stack(STACK).await
+    }
+
+    /// `stack` applied, an empty fake fleet, a deployer.
+    pub(super) async fn with_stack(stack: &str) -> World {
         let h = Harness::start().await;
-        h.apply(STACK, &[]).await;
+        h.apply(stack, &[]).await;
         let fleet = FakeFleet::new(h.state.store.clone(), h.clock.clone());
         let cancel = CancellationToken::new();
-        let deployer = HostDeployer::new(
-            h.state.store.clone(),
-            Arc::new(fleet.clone()),
-            h.dataplane.clone(),
-            h.clock.clone(),
-            settings(),
-            cancel.clone(),
-        );
+        let deployer = World::deployer(&h, &fleet, &cancel);
         World {
             h,
             fleet,
@@ -74,26 +74,34 @@ impl World {
         }
     }
 
+    fn deployer(
+        h: &Harness,
+        fleet: &Arc<FakeFleet>,
+        cancel: &CancellationToken,
+    ) -> Arc<HostDeployer> {
+        HostDeployer::new(
+            h.state.store.clone(),
+            Arc::new(fleet.clone()),
+            h.dataplane.clone(),
+            h.clock.clone(),
+            settings(),
+            cancel.clone(),
+        )
+    }
+
     /// Drops the deployer where it is and resumes with a new one over the
     /// same store and fleet.
-    async fn crash(&mut self) {
+    pub(super) async fn crash(&mut self) {
         self.cancel.cancel();
         for _ in 0..10_000 {
             tokio::task::yield_now().await;
         }
         self.cancel = CancellationToken::new();
-        self.deployer = HostDeployer::new(
-            self.h.state.store.clone(),
-            Arc::new(self.fleet.clone()),
-            self.h.dataplane.clone(),
-            self.h.clock.clone(),
-            settings(),
-            self.cancel.clone(),
-        );
+        self.deployer = World::deployer(&self.h, &self.fleet, &self.cancel);
         self.deployer.resume_all().await.unwrap();
     }
 
-    async fn create(&self, group: &str, digest: &str) -> String {
+    pub(super) async fn create(&self, group: &str, digest: &str) -> String {
         self.deployer
             .create(NewHostDeployment {
                 application: "shop".into(),
@@ -107,7 +115,7 @@ impl World {
             .unwrap()
     }
 
-    async fn row(&self, id: &str) -> HostDeploymentRow {
+    pub(super) async fn row(&self, id: &str) -> HostDeploymentRow {
         let id = id.to_string();
         self.h
             .state
@@ -118,22 +126,31 @@ impl World {
             .unwrap()
     }
 
-    /// Runs until `id` ended (at most ten minutes of its time).
-    async fn finish(&self, id: &str) -> HostDeploymentRow {
+    /// Runs until `until` holds of `id`'s row (at most ten minutes of its time).
+    pub(super) async fn wait(
+        &self,
+        id: &str,
+        until: impl Fn(&HostDeploymentRow) -> bool,
+    ) -> HostDeploymentRow {
         for _ in 0..6_000 {
             let row = self.row(id).await;
-            if row.finished_at.is_some() {
+            if until(&row) {
                 return row;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!(
-            "deployment {id} did not finish: {:#?}",
+            "deployment {id} never got there: {:#?}",
             self.row(id).await.body.events
         );
     }
 
-    async fn revisions(&self, group: &str) -> BTreeMap<String, String> {
+    /// Runs until `id` ended.
+    pub(super) async fn finish(&self, id: &str) -> HostDeploymentRow {
+        self.wait(id, |r| r.finished_at.is_some()).await
+    }
+
+    pub(super) async fn revisions(&self, group: &str) -> BTreeMap<String, String> {
         let group = group.to_string();
         self.h
             .state
@@ -147,7 +164,7 @@ impl World {
     }
 }
 
-fn bundle(digest: &str) -> BundleRef {
+pub(super) fn bundle(digest: &str) -> BundleRef {
     BundleRef {
         digest: digest.into(),
         format: BundleFormat::Tar,
