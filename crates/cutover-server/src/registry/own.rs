@@ -160,6 +160,7 @@ impl<R: ImageResolver> ImageResolver for OwnRegistryResolver<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cutover_clock::Clock as _;
 
     #[test]
     fn aws_form_registries_are_recognised_strictly() {
@@ -182,6 +183,46 @@ mod tests {
         ] {
             assert_eq!(aws_form_account(bad), None, "{bad}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_token_goes_only_to_this_listener_and_aws_names_of_this_account_map_to_it() {
+        let h = crate::testing::Harness::start().await;
+        let own = OwnRegistry::new(h.clock.clone());
+        // Before the key ring is attached: nothing is answered.
+        assert!(own.credentials("127.0.0.1:7070").is_none());
+        own.attach(h.state.aws.clone());
+        let (user, token) = own.credentials("127.0.0.1:7070").unwrap();
+        assert_eq!(user, "AWS");
+        assert!(
+            h.state
+                .aws
+                .keys
+                .verify_registry_token(&token, h.clock.now_ms())
+        );
+        // The listener is 127.0.0.1:7070: other loopback sockets on the
+        // same port could be another user's.
+        for other in [
+            "127.0.0.2:7070",
+            "localhost:7070",
+            "[::1]:7070",
+            "127.0.0.1:7071",
+            "127.0.0.1:7070.evil.example",
+            "registry.example:7070",
+        ] {
+            assert!(own.credentials(other).is_none(), "{other}");
+        }
+        let account = h.state.aws.keys.account().to_string();
+        assert_eq!(
+            own.aws_form(&format!("{account}.dkr.ecr.eu-west-1.amazonaws.com/web:1")),
+            Some("127.0.0.1:7070/web:1".to_string())
+        );
+        assert_eq!(
+            own.aws_form("000000000000.dkr.ecr.eu-west-1.amazonaws.com/web:1")
+                .filter(|_| account != "000000000000"),
+            None
+        );
+        assert_eq!(own.aws_form("docker.io/library/web:1"), None);
     }
 
     #[test]
