@@ -272,16 +272,10 @@ async fn start(
         .into_iter()
         .map(|r| (r.action_name, r.revision_value))
         .collect();
-    // A build's or a hook's key may start a pipeline, but not choose the
-    // commit it builds: a later privileged build (the engine's socket)
-    // would otherwise run a buildspec from any commit the mirror holds
-    // (another branch, a fork's pull request).
-    if !source_revisions.is_empty() && call.st.aws.keys.is_issued(&call.caller.access_key_id) {
-        return Err(AwsError::client(
-            "AccessDeniedException",
-            "sourceRevisions cannot be given with a build's or a hook's credentials: start the pipeline at its branch head, or with an operator's key".to_string(),
-        ));
-    }
+    may_choose_revisions(
+        call.st.aws.keys.is_issued(&call.caller.access_key_id),
+        &source_revisions,
+    )?;
     let started = crate::api::pipelines::start(
         State(call.st.clone()),
         Path(req.name),
@@ -550,9 +544,36 @@ async fn transition(
     Ok(())
 }
 
+/// A build's or a hook's key (`issued`) may start a pipeline, but not
+/// choose the commit it builds: a later privileged build (the engine's
+/// socket) would otherwise run a buildspec from any commit the mirror holds
+/// (another branch, a fork's pull request).
+fn may_choose_revisions(
+    issued: bool,
+    source_revisions: &std::collections::BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    if issued && !source_revisions.is_empty() {
+        return Err(AwsError::client(
+            "AccessDeniedException",
+            "sourceRevisions cannot be given with a build's or a hook's credentials: start the pipeline at its branch head, or with an operator's key".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::token;
+    use super::{may_choose_revisions, token};
+
+    #[test]
+    fn builds_and_hooks_cannot_choose_the_commit_a_pipeline_builds() {
+        let none = std::collections::BTreeMap::new();
+        let chosen = [("Source".to_string(), "refs/pull/7/head".to_string())].into();
+        assert!(may_choose_revisions(false, &chosen).is_ok());
+        assert!(may_choose_revisions(true, &none).is_ok());
+        let e = may_choose_revisions(true, &chosen).unwrap_err();
+        assert_eq!(e.code, "AccessDeniedException");
+    }
 
     #[test]
     fn approval_tokens_differ_per_execution_and_attempt() {
