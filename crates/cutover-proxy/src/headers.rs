@@ -41,8 +41,6 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// An IP network: an address and a prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +121,36 @@ pub(crate) fn check_request<B>(req: &mut Request<B>, max_line: usize) -> Result<
 
 /// `host[:port]` without user information; empty is allowed (RFC 9110 7.2).
 fn valid_host(h: &HeaderValue) -> bool {
-    let b = h.as_bytes();
+    valid_host_bytes(h.as_bytes())
+}
+
+/// [`valid_host`] of a raw field value (the HTTP/1 fast path's).
+pub(crate) fn valid_host_bytes(b: &[u8]) -> bool {
     b.is_empty() || (!b.contains(&b'@') && http::uri::Authority::try_from(b).is_ok())
 }
+
+/// The hop-by-hop fields removed from every forwarded message besides `Connection` and the
+/// fields it names (lower case).
+pub(crate) const HOP_BY_HOP: [&str; 7] = [
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "proxy-authenticate",
+    "upgrade",
+];
+
+/// The fields a target receives from the proxy, never from an untrusted client (lower case):
+/// the client's copies are removed, and the last three set by the proxy.
+pub(crate) const UNTRUSTED_REPLACED: [&str; 6] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-host",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+];
 
 /// Whether the request (or response) asks for a protocol upgrade.
 pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -136,7 +161,8 @@ pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|v| has_token(v.as_bytes(), b"upgrade"))
 }
 
-fn has_token(list: &[u8], token: &[u8]) -> bool {
+/// Whether the comma-separated `list` (a `Connection` value) holds `token`, ignoring case.
+pub(crate) fn has_token(list: &[u8], token: &[u8]) -> bool {
     list.split(|&b| b == b',')
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
@@ -168,16 +194,11 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             headers.remove(header::CONNECTION);
         }
     }
-    for name in [
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
+    for name in HOP_BY_HOP {
+        if name != "upgrade" {
+            headers.remove(name);
+        }
     }
-    headers.remove(header::PROXY_AUTHENTICATE);
     if !keep_upgrade {
         headers.remove(header::UPGRADE);
     } else {

@@ -35,10 +35,10 @@ use crate::metrics::Counters;
 use crate::normalize::{self, BadPath};
 use crate::routing::{self, Action, Guard};
 use crate::server::Shared;
-use crate::target::{InFlight, SendError, Upstream};
+use crate::target::{InFlight, SendError, Target, Upstream};
 
 /// How many targets one request may try when connections fail (the first try included).
-const MAX_ATTEMPTS: usize = 3;
+pub(crate) const MAX_ATTEMPTS: usize = 3;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -228,7 +228,8 @@ pub(crate) async fn serve(
         return Ok(refused(StatusCode::BAD_REQUEST, "invalid request path"));
     }
     let path = matched.as_deref().unwrap_or(req.uri().path());
-    let (action, guard) = listener.route(path, req.uri(), req.headers(), ctx.peer_ip);
+    let host = routing::request_host(req.uri(), req.headers());
+    let (action, guard) = listener.route(path, req.uri().query(), host, req.headers(), ctx.peer_ip);
     if let Some(guard) = guard
         // Boxed: only guarded rules pay for the authorizer's future, in every connection's
         // request slot.
@@ -443,17 +444,11 @@ async fn forward(
             biased;
             r = target.send(req, downstream_upgrade.is_some(), te_trailers) => r,
             _ = target.cut.cancelled() => {
-                target.counters.elb_5xx();
-                gc.elb_5xx();
-                lc.elb_5xx();
-                return error_response(StatusCode::BAD_GATEWAY, "target deregistered");
+                return Failure::Deregistered.answer(Some((&target, gc)), lc);
             }
             _ = tokio::time::sleep(group.response_timeout) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, timeout = ?group.response_timeout, "target sent no response headers in time");
-                target.counters.elb_504();
-                gc.elb_504();
-                lc.elb_504();
-                return error_response(StatusCode::GATEWAY_TIMEOUT, "target did not answer in time");
+                return Failure::Timeout.answer(Some((&target, gc)), lc);
             }
         };
         match sent {
@@ -495,24 +490,79 @@ async fn forward(
             }
             Err(SendError::Failed(e)) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, error = %e, "target failed to answer");
-                target.counters.elb_5xx();
-                gc.elb_5xx();
-                lc.elb_5xx();
-                return error_response(StatusCode::BAD_GATEWAY, "target failed to answer");
+                return Failure::TargetFailed.answer(Some((&target, gc)), lc);
             }
         }
     }
-    lc.elb_5xx();
-    if let Some(reason) = last_error {
-        tracing::error!(listener = %ctx.listener, %reason, "no target could be reached");
-        error_response(StatusCode::BAD_GATEWAY, "no target could be reached")
-    } else {
-        tracing::error!(listener = %ctx.listener, "no routable target in the forwarded target groups");
-        error_response(StatusCode::SERVICE_UNAVAILABLE, "no healthy target")
+    Failure::after_attempts(&ctx.listener, last_error.as_deref()).answer(None, lc)
+}
+
+/// Why a forward got the proxy's own answer instead of a target's (both HTTP/1 paths and
+/// HTTP/2 answer these alike).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The target was drained and its deregistration delay elapsed: 502.
+    Deregistered,
+    /// No response head within the group's response timeout: 504.
+    Timeout,
+    /// The request may have reached the target, which then failed: 502.
+    TargetFailed,
+    /// Every target tried refused the connection: 502.
+    Unreachable,
+    /// No target could be chosen: 503.
+    NoTarget,
+}
+
+impl Failure {
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::NoTarget => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Failure::Deregistered => "target deregistered",
+            Failure::Timeout => "target did not answer in time",
+            Failure::TargetFailed => "target failed to answer",
+            Failure::Unreachable => "no target could be reached",
+            Failure::NoTarget => "no healthy target",
+        }
+    }
+
+    /// The failure when the attempts ran out (`last_error`: why the last connect failed, if
+    /// any target was tried), logged.
+    pub(crate) fn after_attempts(listener: &str, last_error: Option<&str>) -> Failure {
+        if let Some(reason) = last_error {
+            tracing::error!(%listener, %reason, "no target could be reached");
+            Failure::Unreachable
+        } else {
+            tracing::error!(%listener, "no routable target in the forwarded target groups");
+            Failure::NoTarget
+        }
+    }
+
+    /// Counts the failure on the target and its group (when one was chosen) and the listener.
+    pub(crate) fn count(self, at: Option<(&Target, &Counters)>, lc: &Counters) {
+        let timeout = self == Failure::Timeout;
+        let each = |c: &Counters| if timeout { c.elb_504() } else { c.elb_5xx() };
+        if let Some((target, gc)) = at {
+            each(&target.counters);
+            each(gc);
+        }
+        each(lc);
+    }
+
+    fn answer(self, at: Option<(&Target, &Counters)>, lc: &Counters) -> Response<ProxyBody> {
+        self.count(at, lc);
+        error_response(self.status(), self.message())
     }
 }
 
-struct ActiveGuard<'a>(&'a Counters);
+/// Holds one unit of a group's `active` count.
+pub(crate) struct ActiveGuard<'a>(pub(crate) &'a Counters);
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
@@ -551,15 +601,20 @@ static REQUEST_IDS: AtomicU64 = AtomicU64::new(0);
 /// `<prefix>-<counter as at least 12 hex digits>`, built without `format!` (one allocation,
 /// the header value's own).
 fn new_request_id(prefix: &str) -> HeaderValue {
+    let mut id = Vec::with_capacity(prefix.len() + 17);
+    push_request_id(&mut id, prefix);
+    HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+/// Appends the next request id (`<prefix>-<counter as at least 12 hex digits>`) to `out`.
+pub(crate) fn push_request_id(out: &mut Vec<u8>, prefix: &str) {
     let n = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     let digits = (16 - n.leading_zeros() as usize / 4).max(12);
-    let mut id = Vec::with_capacity(prefix.len() + 1 + digits);
-    id.extend_from_slice(prefix.as_bytes());
-    id.push(b'-');
+    out.extend_from_slice(prefix.as_bytes());
+    out.push(b'-');
     for i in (0..digits).rev() {
-        id.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+        out.push(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
     }
-    HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
 /// A response the proxy produced itself.

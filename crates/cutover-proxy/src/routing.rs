@@ -94,24 +94,58 @@ impl ListenerLimits {
 impl ListenerRt {
     /// The action (and the guard, if the rule has one) for a request whose normalised match
     /// path is `path` from `peer`: the first rule whose conditions all match, else the default.
+    ///
+    /// `query` is the request target's query (if any), `host` the request's host as
+    /// [`request_host`] finds it; `headers` is hyper's map or the HTTP/1 fast path's parsed head.
     pub(crate) fn route(
         &self,
         path: &str,
-        uri: &Uri,
-        headers: &HeaderMap,
+        query: Option<&str>,
+        host: &str,
+        headers: &(impl HeaderLookup + ?Sized),
         peer: IpAddr,
     ) -> (&Action, Option<&Guard>) {
+        let req = RequestView {
+            path,
+            query,
+            host,
+            peer,
+        };
         for rule in &self.rules {
-            if rule
-                .conditions
-                .iter()
-                .all(|c| c.matches(path, uri, headers, peer))
-            {
+            if rule.conditions.iter().all(|c| c.matches(&req, headers)) {
                 return (&rule.action, rule.guard.as_deref());
             }
         }
         (&self.default_action, None)
     }
+}
+
+/// A request's header fields as rule conditions read them.
+pub(crate) trait HeaderLookup {
+    /// Whether any field named `name` has a value for which `f` holds.
+    fn any_value(&self, name: &http::HeaderName, f: impl FnMut(&[u8]) -> bool) -> bool;
+}
+
+impl HeaderLookup for HeaderMap {
+    fn any_value(&self, name: &http::HeaderName, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name).iter().any(|v| f(v.as_bytes()))
+    }
+}
+
+impl HeaderLookup for [httparse::Header<'_>] {
+    fn any_value(&self, name: &http::HeaderName, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+        let name = name.as_str();
+        self.iter()
+            .any(|h| h.name.eq_ignore_ascii_case(name) && f(h.value))
+    }
+}
+
+/// What conditions other than header conditions read.
+struct RequestView<'a> {
+    path: &'a str,
+    query: Option<&'a str>,
+    host: &'a str,
+    peer: IpAddr,
 }
 
 /// A compiled rule.
@@ -271,26 +305,23 @@ impl Condition {
         }
     }
 
-    fn matches(&self, path: &str, uri: &Uri, headers: &HeaderMap, peer: IpAddr) -> bool {
+    fn matches(&self, req: &RequestView<'_>, headers: &(impl HeaderLookup + ?Sized)) -> bool {
         match self {
-            Condition::SourceIp(nets) => nets.iter().any(|n| n.contains(peer)),
+            Condition::SourceIp(nets) => nets.iter().any(|n| n.contains(req.peer)),
             Condition::Path(patterns) => patterns
                 .iter()
-                .any(|p| glob(p.as_bytes(), path.as_bytes(), false)),
+                .any(|p| glob(p.as_bytes(), req.path.as_bytes(), false)),
             Condition::Host(patterns) => {
-                let host = request_host(uri, headers);
-                let host = strip_port(host);
+                let host = strip_port(req.host);
                 patterns
                     .iter()
                     .any(|p| glob(p.as_bytes(), host.as_bytes(), true))
             }
-            Condition::Header(name, patterns) => headers.get_all(name).iter().any(|v| {
-                patterns
-                    .iter()
-                    .any(|p| glob(p.as_bytes(), v.as_bytes(), true))
+            Condition::Header(name, patterns) => headers.any_value(name, |v| {
+                patterns.iter().any(|p| glob(p.as_bytes(), v, true))
             }),
             Condition::Query(pairs) => {
-                let query = uri.query().unwrap_or("");
+                let query = req.query.unwrap_or("");
                 query.split('&').filter(|s| !s.is_empty()).any(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
                     pairs.iter().any(|(pk, pv)| {
