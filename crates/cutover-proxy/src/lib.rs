@@ -54,6 +54,7 @@ pub mod metrics;
 
 mod admin;
 mod auth;
+mod chunked;
 mod conn;
 mod h1;
 mod headers;
