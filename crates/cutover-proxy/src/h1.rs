@@ -47,6 +47,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::ConnState;
 use crate::proxy::{self, BodyError, ConnCtx, ProxyBody};
+use fast::Fast;
+
+mod fast;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -245,7 +248,9 @@ pub(crate) async fn serve(
     closing: &CancellationToken,
 ) {
     let state = ctx.state.clone();
+    let service_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let ctx = &service_ctx;
         let x = &ctx.state.h1;
         x.heads.fetch_add(1, Relaxed);
         x.open.fetch_add(1, Relaxed);
@@ -278,6 +283,19 @@ pub(crate) async fn serve(
                 () = stop.as_mut() => return,
             }
             busy = idle_since.elapsed() < LINGER;
+        }
+        match fast::exchange(&mut io, &ctx, deadline.as_mut(), closing).await {
+            Fast::KeepAlive => {
+                deadline
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + header_timeout);
+                if closing.is_cancelled() {
+                    return;
+                }
+                continue;
+            }
+            Fast::Close => return,
+            Fast::Fallback => {}
         }
         let heads = state.h1.heads.load(Relaxed);
         let mut armed_at = heads;

@@ -24,6 +24,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -59,6 +60,8 @@ pub(crate) struct Target {
     /// Cancelled when the deregistration delay is over: in-flight work is cut.
     pub(crate) cut: CancellationToken,
     pool: Mutex<Vec<(Upstream, Instant)>>,
+    /// Idle connections of the HTTP/1 fast path (`crate::fast`): bare sockets, no buffers.
+    raw: Mutex<Vec<(TcpStream, Instant)>>,
     /// How connections to this target are made and kept.
     pub(crate) settings: UpstreamSettings,
     /// Connection slots when `maxConnectionsPerTarget` is set.
@@ -145,6 +148,7 @@ impl Target {
             idle: Notify::new(),
             cut: CancellationToken::new(),
             pool: Mutex::new(Vec::new()),
+            raw: Mutex::new(Vec::new()),
             settings,
             permits,
             released: Notify::new(),
@@ -211,6 +215,7 @@ impl Target {
             h.abort();
         }
         self.pool.lock().unwrap().clear();
+        self.raw.lock().unwrap().clear();
         self.h2.sender.lock().await.take();
         let finished = async {
             loop {
@@ -227,6 +232,7 @@ impl Target {
         };
         self.cut.cancel();
         self.pool.lock().unwrap().clear();
+        self.raw.lock().unwrap().clear();
         tracing::info!(target_group = %self.group, target_addr = %self.address, cut = left, "target drained");
     }
 
@@ -352,6 +358,45 @@ impl Target {
     }
 }
 
+/// The fast path's connections (`crate::fast`): bare plain-TCP sockets, pooled while idle.
+impl Target {
+    /// Whether the HTTP/1 fast path may send to this target: plain TCP and HTTP/1.1, and no
+    /// `maxConnectionsPerTarget` (whose slots hyper's pool counts).
+    pub(crate) fn raw_capable(&self) -> bool {
+        let t = &self.settings.transport;
+        !t.tls() && !t.http2() && self.permits.is_none()
+    }
+
+    /// The most recently used idle connection, if one is left within the idle timeout.
+    pub(crate) fn take_raw(&self) -> Option<TcpStream> {
+        let (stream, since) = self.raw.lock().unwrap().pop()?;
+        (since.elapsed() < self.settings.idle_timeout).then_some(stream)
+    }
+
+    /// A new connection (TCP_NODELAY), within the connect timeout.
+    pub(crate) async fn connect_raw(&self) -> Result<TcpStream, String> {
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| format!("connect to {} timed out", self.addr))?
+            .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    /// Pools a connection whose response was read to its end.
+    pub(crate) fn release_raw(&self, stream: TcpStream) {
+        if self.is_draining() {
+            return;
+        }
+        let now = Instant::now();
+        let mut raw = self.raw.lock().unwrap();
+        self.drop_stale(&mut raw, now);
+        if raw.len() < MAX_IDLE {
+            raw.push((stream, now));
+        }
+    }
+}
+
 type Conn = http1::Connection<TokioIo<transport::Stream>, Incoming>;
 
 /// An upstream HTTP/1.1 connection: the request sender and, unless a task of its own drives
@@ -369,12 +414,12 @@ impl Target {
     /// metrics sampler, so an unused pool empties without traffic too).
     pub(crate) fn prune_idle(&self) {
         let now = Instant::now();
-        let mut pool = self.pool.lock().unwrap();
-        self.drop_stale(&mut pool, now);
+        self.drop_stale(&mut self.pool.lock().unwrap(), now);
+        self.drop_stale(&mut self.raw.lock().unwrap(), now);
     }
 
     /// The oldest pooled connections are at the front: drops those unused for the idle timeout.
-    fn drop_stale(&self, pool: &mut Vec<(Upstream, Instant)>, now: Instant) {
+    fn drop_stale<C>(&self, pool: &mut Vec<(C, Instant)>, now: Instant) {
         let stale = pool
             .iter()
             .take_while(|(_, since)| now.duration_since(*since) >= self.settings.idle_timeout)
