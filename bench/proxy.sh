@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks Cutover's data plane against nginx and HAProxy, all in front of the same backend,
 # on 127.0.0.1, in one run:
-#   1. throughput and p99 with `wrk -t1 -c32` (direct to the backend, nginx with 1 worker and
-#      upstream keepalive, HAProxy with 1 thread and `http-reuse always`, Cutover with 1 worker),
-#      then the ratios;
+#   1. throughput and p99 with `wrk -t1 -c32`, `-c256`, and `-c32` with a new connection per
+#      request (direct to the backend, nginx with 1 worker and upstream keepalive, HAProxy with 1
+#      thread and `http-reuse always`, Cutover with 1 worker), then the ratios (MODES="c32 c256
+#      close" picks which);
 #   2. no loss: wrk for NOLOSS_SECONDS (60) through Cutover while weights flip between 100/0 and
 #      0/100 every 2 s and a target is registered and deregistered (drained) in turn; the phase
 #      passes with 0 non-2xx responses and 0 socket errors at >= 5k req/s;
@@ -170,39 +171,84 @@ for _ in $(seq 1 100); do
 done
 
 # --- 1. throughput ------------------------------------------------------------------------------
+# Three loads, as the issue names them: 32 and 256 keep-alive connections, and a new connection
+# per request (`Connection: close`, 32 at a time).
 declare -A rps p99
 to_ms() { # wrk latency such as 812.00us, 1.62ms, 1.01s -> milliseconds
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
-run_wrk() { # name address
-  wrk -t1 -c32 -d2s "http://$2/" >/dev/null 2>&1 || true # warm-up (pools, caches)
-  local out
-  out=$(wrk -t1 -c32 -d"${seconds}s" --latency "http://$2/")
-  echo "$out" >"$work/wrk-$1.txt"
-  rps[$1]=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-  p99[$1]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+# CPU time (user, system; clock ticks) of the processes named, from /proc/PID/stat.
+cpu_ticks() {
+  local u=0 s=0 p a b
+  for p in "$@"; do
+    read -r a b < <(awk '{ print $14, $15 }' "/proc/$p/stat" 2>/dev/null || echo "0 0")
+    u=$((u + a)) s=$((s + b))
+  done
+  echo "$u $s"
+}
+hz=$(getconf CLK_TCK)
+declare -A procs cpu_us
+procs[nginx]="$(pgrep -P "$(cat "$work/nginx/nginx.pid")" | tr '\n' ' ')"
+procs[haproxy]="$(pgrep -f "haproxy -f $work/haproxy.cfg" | head -1)"
+procs[cutover]=$cutover_pid
+run_wrk() { # name address [wrk args...]
+  local name=$1 addr=$2
+  shift 2
+  local args=(-t1 -c32 "$@")
+  wrk "${args[@]}" -d2s "http://$addr/" >/dev/null 2>&1 || true # warm-up (pools, caches)
+  local out before after
+  local pl=${procs[${name%%-*}]:-}
+  # shellcheck disable=SC2086
+  before=$(cpu_ticks $pl)
+  out=$(wrk "${args[@]}" -d"${seconds}s" --latency "http://$addr/")
+  # shellcheck disable=SC2086
+  after=$(cpu_ticks $pl)
+  echo "$out" >"$work/wrk-$name.txt"
+  rps[$name]=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+  p99[$name]=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
+  # The proxy's CPU per request (user + system), in microseconds.
+  local total
+  total=$(awk '/requests in/ { print $1 }' <<<"$out")
+  cpu_us[$name]=$(awk -v b="$before" -v a="$after" -v n="$total" -v hz="$hz" 'BEGIN {
+    split(b, x, " "); split(a, y, " ")
+    if (n == 0 || (y[1] + y[2]) == 0) { print "-"; exit }
+    printf "%.1f (%.1f+%.1f)", ((y[1] - x[1]) + (y[2] - x[2])) * 1e6 / hz / n, (y[1] - x[1]) * 1e6 / hz / n, (y[2] - x[2]) * 1e6 / hz / n }')
   if grep -q -e "Non-2xx" -e "Socket errors" <<<"$out"; then
-    echo "warning: $1 had errors:" >&2
+    echo "warning: $name had errors:" >&2
     grep -e "Non-2xx" -e "Socket errors" <<<"$out" >&2
   fi
 }
-run_wrk direct "$BACKEND1"
-run_wrk nginx "$NGINX"
-run_wrk haproxy "$HAPROXY"
-run_wrk cutover "$CUTOVER"
-
-echo
-echo "## throughput: wrk -t1 -c32 -d${seconds}s, one worker per proxy"
-printf "%-10s %12s %10s\n" target "req/s" "p99 ms"
-for n in direct nginx haproxy cutover; do printf "%-10s %12.0f %10s\n" "$n" "${rps[$n]}" "${p99[$n]}"; done
-best=nginx
-awk -v a="${rps[haproxy]}" -v b="${rps[nginx]}" 'BEGIN { exit !(a > b) }' && best=haproxy
-awk -v c="${rps[cutover]}" -v n="${rps[nginx]}" -v h="${rps[haproxy]}" -v d="${rps[direct]}" \
-  -v cp="${p99[cutover]}" -v np="${p99[nginx]}" -v hp="${p99[haproxy]}" -v best="$best" 'BEGIN {
-    b = (best == "nginx") ? n : h; bp = (best == "nginx") ? np : hp
-    printf "cutover/nginx %.2fx  cutover/haproxy %.2fx  cutover/direct %.2fx\n", c / n, c / h, c / d
-    printf "goal: >= 1.10x the better peer (%s): %.2fx %s; p99 %s ms vs %s ms: %s\n", best, c / b, (c / b >= 1.1 ? "MET" : "NOT MET"), cp, bp, (cp <= bp ? "MET" : "NOT MET")
-  }'
+compare() { # suffix title
+  local s=$1
+  echo
+  echo "## throughput: $2, ${seconds}s, one worker per proxy"
+  printf "%-10s %12s %10s %26s\n" target "req/s" "p99 ms" "CPU us/req (user+sys)"
+  for n in direct nginx haproxy cutover; do printf "%-10s %12.0f %10s %26s\n" "$n" "${rps[$n$s]}" "${p99[$n$s]}" "${cpu_us[$n$s]}"; done
+  local best=nginx
+  awk -v a="${rps[haproxy$s]}" -v b="${rps[nginx$s]}" 'BEGIN { exit !(a > b) }' && best=haproxy
+  awk -v c="${rps[cutover$s]}" -v n="${rps[nginx$s]}" -v h="${rps[haproxy$s]}" -v d="${rps[direct$s]}" \
+    -v cp="${p99[cutover$s]}" -v np="${p99[nginx$s]}" -v hp="${p99[haproxy$s]}" -v best="$best" 'BEGIN {
+      b = (best == "nginx") ? n : h; bp = (best == "nginx") ? np : hp
+      printf "cutover/nginx %.2fx  cutover/haproxy %.2fx  cutover/direct %.2fx\n", c / n, c / h, c / d
+      printf "goal: >= 1.10x the better peer (%s): %.2fx %s; p99 %s ms vs %s ms: %s\n", best, c / b, (c / b >= 1.1 ? "MET" : "NOT MET"), cp, bp, (cp <= bp ? "MET" : "NOT MET")
+    }'
+}
+modes=${MODES:-"c32 c256 close"}
+for m in $modes; do
+  case $m in
+    c32) extra=() title="wrk -t1 -c32, keep-alive" ;;
+    c256) extra=(-c256) title="wrk -t1 -c256, keep-alive" ;;
+    close) extra=(-H "Connection: close") title="wrk -t1 -c32, a new connection per request" ;;
+    *) echo "unknown mode $m (c32, c256, close)" >&2; exit 2 ;;
+  esac
+  for n in direct nginx haproxy cutover; do
+    case $n in
+      direct) a=$BACKEND1 ;; nginx) a=$NGINX ;; haproxy) a=$HAPROXY ;; cutover) a=$CUTOVER ;;
+    esac
+    run_wrk "$n-$m" "$a" "${extra[@]}"
+  done
+  compare "-$m" "$title"
+done
 
 # --- 2. no loss under weight flips and target churn -------------------------------------------
 echo
