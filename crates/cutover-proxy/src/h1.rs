@@ -1,13 +1,19 @@
 //! Plain HTTP/1 downstream connections that hold no user-space buffers while idle.
 //!
+//! Each request is first offered to the fast path ([`fast`]): a request without a body for a
+//! plain HTTP/1.1 target is forwarded there on the bare sockets. Anything else (bodies,
+//! upgrades, `Expect`, guarded rules, TLS or HTTP/2 targets, anything unusual) is handed back
+//! untouched before a byte goes anywhere and served by hyper as follows.
+//!
 //! hyper keeps an 8 KiB read and an 8 KiB write buffer per HTTP/1 connection for the
 //! connection's whole life. Here a keep-alive connection waits for its next request on the bare
 //! socket ([`TcpStream::readable`]), and a hyper connection object (with its buffers) exists
 //! only while a request is read and answered: when hyper is idle again it is shut down
 //! gracefully, the socket taken back with `into_parts` (bytes hyper had read ahead of the next
-//! request, as pipelined requests leave, are replayed first), and the object dropped. hyper stays
-//! the only HTTP/1 parser and encoder, so its request-smuggling checks, header limits,
-//! 100-continue and upgrades apply unchanged.
+//! request, as pipelined requests leave, are replayed first), and the object dropped. Every
+//! request the fast path does not take is parsed and encoded by hyper, so its request-smuggling
+//! checks, header limits, 100-continue and upgrades apply unchanged; the fast path parses with
+//! `httparse`, the parser inside hyper, and takes only requests without a body.
 //!
 //! When is hyper idle? After a request without a body (`is_end_stream` on arrival, so hyper's
 //! read side is at a message boundary) whose response body hyper has released and flushed
