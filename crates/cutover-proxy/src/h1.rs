@@ -53,9 +53,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conn::ConnState;
 use crate::proxy::{self, BodyError, ConnCtx, ProxyBody};
+use deadline::Deadline;
 use fast::Fast;
 
+mod deadline;
 mod fast;
+mod heads;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -268,7 +271,8 @@ pub(crate) async fn serve(
             Ok::<_, Infallible>(resp.map(|inner| TrackedBody { inner, state }))
         }
     });
-    let mut deadline = pin!(tokio::time::sleep(header_timeout));
+    let mut timer = pin!(tokio::time::sleep(header_timeout));
+    let mut deadline = Deadline::new(timer.as_mut());
     let mut linger = pin!(tokio::time::sleep(LINGER));
     let mut stop = pin!(closing.cancelled());
     // Whether the last idle wait was shorter than LINGER: only then does the next hyper
@@ -282,7 +286,7 @@ pub(crate) async fn serve(
             tokio::select! {
                 biased;
                 r = io.stream.readable() => if r.is_err() { return },
-                () = deadline.as_mut() => {
+                () = deadline.passed() => {
                     tracing::debug!(?header_timeout, "closing a keep-alive connection: no request in time");
                     return;
                 }
@@ -290,11 +294,9 @@ pub(crate) async fn serve(
             }
             busy = idle_since.elapsed() < LINGER;
         }
-        match fast::exchange(&mut io, &ctx, deadline.as_mut(), closing).await {
+        match fast::exchange(&mut io, &ctx, &mut deadline, closing).await {
             Fast::KeepAlive => {
-                deadline
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + header_timeout);
+                deadline.set(tokio::time::Instant::now() + header_timeout);
                 if closing.is_cancelled() {
                     return;
                 }
@@ -346,9 +348,7 @@ pub(crate) async fn serve(
                         && (!busy || linger.as_mut().poll(cx).is_ready())
                     {
                         // The idle wait that follows runs from the end of this exchange.
-                        deadline
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + header_timeout);
+                        deadline.set(tokio::time::Instant::now() + header_timeout);
                         asked = true;
                         detach = true;
                         x.detaching.store(true, Relaxed);
@@ -358,12 +358,10 @@ pub(crate) async fn serve(
                     if quiet && now_heads != armed_at {
                         // An exchange ended and hyper serves on: the next head is due in time.
                         armed_at = now_heads;
-                        deadline
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + header_timeout);
+                        deadline.set(tokio::time::Instant::now() + header_timeout);
                     }
                 }
-                if now_heads == armed_at && deadline.as_mut().poll(cx).is_ready() {
+                if now_heads == armed_at && deadline.poll_passed(cx).is_ready() {
                     tracing::debug!(
                         ?header_timeout,
                         "closing a connection whose request head did not arrive in time"

@@ -28,7 +28,6 @@
 //! made, the proxy's own 502/503/504 answers and every metric are those of the hyper path.
 
 use std::cell::RefCell;
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -36,16 +35,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::H1Io;
+use super::deadline::Deadline;
+use super::heads::{BadHead, Framing, Head, Parse, Plan, plan, response_head};
 use crate::chunked::ChunkedEnd;
 use crate::conn::Waiting;
-use crate::headers::{self, HOP_BY_HOP, UNTRUSTED_REPLACED};
-use crate::normalize;
-use crate::proxy::{ActiveGuard, ConnCtx, Failure, MAX_ATTEMPTS, push_request_id};
-use crate::routing::{self, Action, GroupRt, ListenerRt};
+use crate::proxy::{ActiveGuard, ConnCtx, Failure, MAX_ATTEMPTS};
+use crate::routing::{self, ListenerRt};
 use crate::target::Target;
 
 /// What became of one request.
@@ -61,12 +60,6 @@ pub(crate) enum Fast {
 
 /// A buffer's size as taken from the pool; request heads must fit in it.
 const BUF: usize = 8 * 1024;
-/// Request fields at most.
-const MAX_REQUEST_FIELDS: usize = 64;
-/// Response fields at most (hyper's default).
-const MAX_RESPONSE_FIELDS: usize = 100;
-/// The longest response head read (hyper's default buffer limit).
-const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
 /// Buffers kept for reuse per worker thread.
 const SPARE: usize = 64;
 /// The buffer a body is copied through grows to this size for long bodies.
@@ -108,21 +101,14 @@ impl Drop for Buf {
     }
 }
 
-/// What the request's head decided.
-struct Plan<'s> {
-    groups: &'s [(Arc<GroupRt>, u32)],
-    head: bool,
-    idempotent: bool,
-    close: bool,
-}
-
 /// Serves the request whose bytes are in the replay buffer or arrive next (the caller saw the
-/// socket readable), or hands it back (see the module header). `header_deadline` bounds the
-/// wait for the rest of a partial head.
+/// socket readable), or hands it back (see the module header). `deadline` holds the next head's
+/// deadline, which bounds the wait for the rest of a partial head; the response's deadlines
+/// are put in force there in turn.
 pub(crate) async fn exchange(
     io: &mut H1Io,
     ctx: &ConnCtx,
-    mut header_deadline: std::pin::Pin<&mut Sleep>,
+    deadline: &mut Deadline<'_>,
     closing: &CancellationToken,
 ) -> Fast {
     let mut inb = Buf::take();
@@ -144,7 +130,7 @@ pub(crate) async fn exchange(
         let read = tokio::select! {
             biased;
             r = io.stream.read_buf(&mut inb.0) => r,
-            () = header_deadline.as_mut() => return Fast::Close,
+            () = deadline.passed() => return Fast::Close,
         };
         match read {
             Ok(0) | Err(_) => return Fast::Close,
@@ -157,15 +143,10 @@ pub(crate) async fn exchange(
         inb.0.truncate(head_len);
     }
     let waiting = ctx.state.request();
-    forward(io, ctx, listener, plan, inb, out, waiting, closing).await
-}
-
-/// Why a head gave no plan.
-enum Parse {
-    /// More bytes are needed.
-    Partial,
-    /// Not for this path.
-    Fallback,
+    forward(
+        io, ctx, listener, plan, inb, out, waiting, deadline, closing,
+    )
+    .await
 }
 
 /// Gives the request back to hyper: the bytes read go before what is left to replay.
@@ -174,323 +155,6 @@ fn fallback(io: &mut H1Io, inb: Buf) -> Fast {
         io.unread(Bytes::copy_from_slice(&inb.0));
     }
     Fast::Fallback
-}
-
-/// Host values up to this long are remembered once valid.
-const HOST_CACHE_LEN: usize = 64;
-
-thread_local! {
-    /// The last valid `Host` values seen by this worker: checking one allocates (`http`'s
-    /// authority parser takes owned bytes), and clients send the same few.
-    static VALID_HOSTS: RefCell<[(u8, [u8; HOST_CACHE_LEN]); 4]> =
-        const { RefCell::new([(0, [0; HOST_CACHE_LEN]); 4]) };
-}
-
-/// [`headers::valid_host_bytes`], remembered for the last four short values.
-fn valid_host_cached(h: &[u8]) -> bool {
-    if h.is_empty() || h.len() > HOST_CACHE_LEN {
-        return headers::valid_host_bytes(h);
-    }
-    VALID_HOSTS.with_borrow_mut(|cache| {
-        if cache
-            .iter()
-            .any(|(n, v)| usize::from(*n) == h.len() && &v[..h.len()] == h)
-        {
-            return true;
-        }
-        if !headers::valid_host_bytes(h) {
-            return false;
-        }
-        cache.rotate_right(1);
-        cache[0].0 = h.len() as u8;
-        cache[0].1[..h.len()].copy_from_slice(h);
-        true
-    })
-}
-
-/// RFC 3986 `pchar`, `/` and `?`: the request-target bytes this path forwards as they are.
-fn target_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@%/?".contains(&b)
-}
-
-/// Reads a complete request head and, when this path may serve it, routes it and writes the
-/// head the target receives into `out`. Returns the plan and the head's length.
-fn plan<'s>(
-    buf: &[u8],
-    ctx: &ConnCtx,
-    listener: &'s ListenerRt,
-    out: &mut Vec<u8>,
-) -> Result<(Plan<'s>, usize), Parse> {
-    // Uninitialised: an initialised array costs a 2 KiB fill per request.
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_REQUEST_FIELDS];
-    let mut req = httparse::Request::new(&mut []);
-    let head_len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut req,
-        buf,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Err(Parse::Partial),
-        Err(_) => return Err(Parse::Fallback),
-    };
-    let limits = &listener.limits;
-    let (Some(method), Some(target), Some(1)) = (req.method, req.path, req.version) else {
-        return Err(Parse::Fallback);
-    };
-    if method == "CONNECT"
-        || head_len > limits.max_header_bytes
-        || target.len() > limits.max_line_bytes
-        || !target.starts_with('/')
-        || !target.bytes().all(target_byte)
-        || limits.trusts(ctx.peer_ip)
-    {
-        return Err(Parse::Fallback);
-    }
-    let mut host = None;
-    let mut close = false;
-    let mut has_id = false;
-    for f in req.headers.iter() {
-        let name = f.name;
-        if name.len() + 2 + f.value.len() > limits.max_line_bytes {
-            return Err(Parse::Fallback);
-        }
-        if name.eq_ignore_ascii_case("host") {
-            if host.replace(f.value).is_some() {
-                return Err(Parse::Fallback);
-            }
-        } else if name.eq_ignore_ascii_case("connection") {
-            let v = f.value.trim_ascii();
-            if v.eq_ignore_ascii_case(b"close") {
-                close = true;
-            } else if !v.eq_ignore_ascii_case(b"keep-alive") {
-                return Err(Parse::Fallback);
-            }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            if f.value.trim_ascii() != b"0" {
-                return Err(Parse::Fallback);
-            }
-        } else if name.eq_ignore_ascii_case("expect")
-            || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
-        {
-            return Err(Parse::Fallback);
-        } else if name.eq_ignore_ascii_case("x-request-id") {
-            has_id = true;
-        }
-    }
-    let host = match host {
-        Some(h) if valid_host_cached(h) => std::str::from_utf8(h).ok(),
-        _ => None,
-    }
-    .ok_or(Parse::Fallback)?;
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    match normalize::normalize(path, limits.merge_slashes) {
-        Ok(n)
-            if matches!(
-                (&n.forward, &n.matched),
-                (std::borrow::Cow::Borrowed(_), std::borrow::Cow::Borrowed(_))
-            ) => {}
-        _ => return Err(Parse::Fallback),
-    }
-    let (Action::Forward(groups), None) =
-        listener.route(path, query, host, &*req.headers, ctx.peer_ip)
-    else {
-        return Err(Parse::Fallback);
-    };
-
-    out.clear();
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for f in req.headers.iter() {
-        let n = f.name;
-        if n.eq_ignore_ascii_case("connection")
-            || UNTRUSTED_REPLACED.iter().any(|h| n.eq_ignore_ascii_case(h))
-        {
-            continue;
-        }
-        push_field(out, n.as_bytes(), f.value);
-    }
-    push_field(out, b"x-forwarded-for", ctx.client_ip.as_bytes());
-    push_field(out, b"x-forwarded-proto", b"http");
-    push_field(out, b"x-forwarded-port", ctx.port.as_bytes());
-    if !has_id {
-        out.extend_from_slice(b"x-request-id: ");
-        push_request_id(out, &ctx.shared.id_prefix);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    let plan = Plan {
-        groups,
-        head: method == "HEAD",
-        idempotent: matches!(
-            method,
-            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
-        ),
-        close,
-    };
-    Ok((plan, head_len))
-}
-
-fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// How a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// No body (`HEAD`, 204, 304).
-    Empty,
-    /// `Content-Length`.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-    /// Until the target closes.
-    UntilClose,
-}
-
-/// A response head read from a target and rewritten for the client into `out`.
-#[derive(Debug)]
-struct Head {
-    status: u16,
-    len: usize,
-    framing: Framing,
-    /// The target's connection may carry another request once the body ended.
-    reusable: bool,
-}
-
-/// Why a response head could not be used.
-enum BadHead {
-    /// More bytes are needed.
-    Partial,
-    /// A `1xx` interim response of this many bytes, dropped (as hyper's client drops them).
-    Interim(usize),
-    /// Malformed, too large, or a `101` to a request that asked for no upgrade.
-    Invalid(&'static str),
-}
-
-/// Reads a response head from `buf` and writes the client's version into `out`; `close`
-/// makes it say `Connection: close`.
-fn response_head(
-    buf: &[u8],
-    head_method: bool,
-    close: &mut bool,
-    out: &mut Vec<u8>,
-) -> Result<Head, BadHead> {
-    let mut fields = [const { MaybeUninit::uninit() }; MAX_RESPONSE_FIELDS];
-    let mut resp = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut resp,
-        buf,
-        &mut fields,
-    ) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE_HEAD => {
-            return Err(BadHead::Partial);
-        }
-        Ok(httparse::Status::Partial) => return Err(BadHead::Invalid("response head too large")),
-        Err(_) => return Err(BadHead::Invalid("malformed response head")),
-    };
-    let (Some(status), Some(version)) = (resp.code, resp.version) else {
-        return Err(BadHead::Invalid("malformed response head"));
-    };
-    if status == 101 {
-        return Err(BadHead::Invalid("101 to a request without an upgrade"));
-    }
-    if (100..200).contains(&status) {
-        return Err(BadHead::Interim(len));
-    }
-    let fields = &*resp.headers;
-    let connection = || {
-        fields
-            .iter()
-            .filter(|f| f.name.eq_ignore_ascii_case("connection"))
-    };
-    let mut reusable = version == 1 && !connection().any(|f| headers::has_token(f.value, b"close"));
-    // Whether `Connection` names fields to remove (more than `keep-alive` or `close`).
-    let names_fields = connection().any(|f| {
-        f.value.split(|&b| b == b',').any(|t| {
-            let t = t.trim_ascii();
-            !t.eq_ignore_ascii_case(b"keep-alive") && !t.eq_ignore_ascii_case(b"close")
-        })
-    });
-    let mut chunked = None;
-    let mut length: Option<u64> = None;
-    for f in fields {
-        if f.name.eq_ignore_ascii_case("transfer-encoding") {
-            let last = f.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if f.name.eq_ignore_ascii_case("content-length") {
-            for v in f.value.split(|&b| b == b',') {
-                let n = std::str::from_utf8(v.trim_ascii())
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(BadHead::Invalid("invalid Content-Length"))?;
-                if length.is_some_and(|l| l != n) {
-                    return Err(BadHead::Invalid("conflicting Content-Length"));
-                }
-                length = Some(n);
-            }
-        }
-    }
-    let framing = if head_method || status == 204 || status == 304 {
-        Framing::Empty
-    } else {
-        match (chunked, length) {
-            (Some(true), l) => {
-                // Both framings: the target's connection is in doubt (RFC 9112 6.3).
-                reusable &= l.is_none();
-                Framing::Chunked
-            }
-            (Some(false), _) | (None, None) => Framing::UntilClose,
-            (None, Some(n)) => Framing::Length(n),
-        }
-    };
-    if framing == Framing::UntilClose {
-        reusable = false;
-        *close = true;
-    }
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    // httparse reads exactly three digits.
-    out.extend_from_slice(&[
-        b'0' + (status / 100 % 10) as u8,
-        b'0' + (status / 10 % 10) as u8,
-        b'0' + (status % 10) as u8,
-    ]);
-    out.push(b' ');
-    out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for f in fields {
-        let n = f.name;
-        let hop = n.eq_ignore_ascii_case("connection")
-            || HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
-            || (names_fields && connection().any(|c| headers::has_token(c.value, n.as_bytes())))
-            || (framing == Framing::Chunked && n.eq_ignore_ascii_case("content-length"));
-        if !hop {
-            push_field(out, n.as_bytes(), f.value);
-        }
-    }
-    if framing == Framing::Chunked {
-        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
-    }
-    if *close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(Head {
-        status,
-        len,
-        framing,
-        reusable,
-    })
 }
 
 /// Why waiting on a target stopped.
@@ -503,11 +167,12 @@ enum Stop {
     Cut,
 }
 
-/// Reads what the target sends next into `buf` (appending), before `deadline` and the drain.
+/// Reads what the target sends next into `buf` (appending), before the deadline in force and
+/// the drain.
 async fn read_target(
     up: &mut TcpStream,
     buf: &mut Vec<u8>,
-    deadline: Instant,
+    deadline: &mut Deadline<'_>,
     cut: &CancellationToken,
 ) -> Result<usize, Stop> {
     tokio::select! {
@@ -517,7 +182,7 @@ async fn read_target(
             Ok(n) => Ok(n),
         },
         () = cut.cancelled() => Err(Stop::Cut),
-        () = tokio::time::sleep_until(deadline) => Err(Stop::Silent),
+        () = deadline.passed() => Err(Stop::Silent),
     }
 }
 
@@ -563,7 +228,7 @@ enum Attempt {
 async fn attempt(
     target: &Target,
     plan: &Plan<'_>,
-    deadline: Instant,
+    deadline: &mut Deadline<'_>,
     inb: &mut Buf,
     out: &mut Buf,
     closing: &CancellationToken,
@@ -627,6 +292,7 @@ async fn forward(
     mut inb: Buf,
     mut out: Buf,
     waiting: Waiting<'_>,
+    deadline: &mut Deadline<'_>,
     closing: &CancellationToken,
 ) -> Fast {
     let lc = &listener.counters;
@@ -646,7 +312,7 @@ async fn forward(
         gc.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _active = ActiveGuard(gc);
         let start = Instant::now();
-        let deadline = start + group.response_timeout;
+        deadline.set(start + group.response_timeout);
         match attempt(&target, &plan, deadline, &mut inb, &mut out, closing).await {
             Attempt::NotConnected(reason) => {
                 tracing::warn!(target_group = %group.name, target_addr = %target.address, %reason, "connect failed; retrying on another target");
@@ -663,7 +329,7 @@ async fn forward(
                 return answer(io, f, plan.close).await;
             }
             Attempt::Head {
-                mut up,
+                up,
                 head,
                 body_at,
                 close,
@@ -673,15 +339,17 @@ async fn forward(
                 gc.target_response(head.status, elapsed);
                 lc.target_response(head.status, elapsed);
                 drop(waiting);
-                let silence = group.response_timeout;
-                let ended = pass_body(
-                    io, &mut up, &target, &head, &mut inb, &mut out.0, body_at, silence,
-                )
-                .await;
+                let mut up = Body {
+                    stream: up,
+                    target: &target,
+                    silence: group.response_timeout,
+                };
+                let ended =
+                    pass_body(io, &mut up, &head, &mut inb, &mut out.0, body_at, deadline).await;
                 return match ended {
                     Some(reusable) => {
                         if reusable {
-                            target.release_raw(up);
+                            target.release_raw(up.stream);
                         }
                         if close { Fast::Close } else { Fast::KeepAlive }
                     }
@@ -696,19 +364,26 @@ async fn forward(
     answer(io, f, plan.close).await
 }
 
+/// The target connection a response body comes from.
+struct Body<'t> {
+    stream: TcpStream,
+    target: &'t Target,
+    /// The longest silence allowed between two reads (the group's response timeout).
+    silence: Duration,
+}
+
 /// Sends the response head in `out` with the first body bytes (from `inb[body_at..]`), then
 /// the rest of the body. `Some(reusable)` when the body ended as framed; `None` when either
 /// side failed (close the client's connection, drop the target's).
 #[allow(clippy::too_many_arguments)]
 async fn pass_body(
     io: &mut H1Io,
-    up: &mut TcpStream,
-    target: &Target,
+    up: &mut Body<'_>,
     head: &Head,
     inb: &mut Buf,
     out: &mut Vec<u8>,
     body_at: usize,
-    silence: Duration,
+    deadline: &mut Deadline<'_>,
 ) -> Option<bool> {
     let mut reusable = head.reusable;
     let first = &inb.0[body_at..];
@@ -756,8 +431,8 @@ async fn pass_body(
         } else {
             inb.room(BUF);
         }
-        let deadline = Instant::now() + silence;
-        let n = match read_target(up, &mut inb.0, deadline, &target.cut).await {
+        deadline.set(Instant::now() + up.silence);
+        let n = match read_target(&mut up.stream, &mut inb.0, deadline, &up.target.cut).await {
             Ok(n) => n,
             Err(Stop::Closed) if head.framing == Framing::UntilClose => return Some(false),
             Err(_) => return None,
