@@ -43,6 +43,7 @@ fn script(path: &str, head: &str) -> (Vec<u8>, bool) {
         "/hop" => b"HTTP/1.1 200 OK\r\nConnection: X-Private\r\nX-Private: secret\r\nProxy-Authenticate: Basic\r\nContent-Length: 2\r\n\r\nok",
         "/extra" => b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK",
         "/bad" => b"HTTP/1.1 abc\r\n\r\n",
+        "/bare-lf" => b"HTTP/1.1 200 OK\nX-Case: Kept\nConnection: close-not\nContent-Length: 2\n\nok",
         "/until-close" => return (b"HTTP/1.1 200 OK\r\nX-Case: Kept\r\n\r\nuntil the end".to_vec(), true),
         "/then-close" => return (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(), true),
         "/hang-up" => return (Vec::new(), true),
@@ -223,6 +224,13 @@ async fn each_response_framing_reaches_the_client_byte_for_byte() {
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     )
     .await;
+    // Bare LF line ends (accepted by the parser) are not passed on.
+    exchange(
+        &mut s,
+        &get("/bare-lf"),
+        b"HTTP/1.1 200 OK\r\nX-Case: Kept\r\nContent-Length: 2\r\n\r\nok",
+    )
+    .await;
     // HEAD: no body whatever the length says.
     exchange(
         &mut s,
@@ -271,6 +279,19 @@ async fn the_target_receives_the_forwarding_fields_and_none_of_the_client_s() {
     );
     assert!(lines[6].starts_with("x-request-id: "), "{seen}");
     assert_eq!(&lines[7..], ["", ""], "{seen}");
+    // A request with bare LF line ends reaches the target with CRLF ones.
+    let before = t.accepted.load(Ordering::SeqCst);
+    s.write_all(b"GET /echo HTTP/1.1\nHost: a\nX-Custom: V\n\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let seen = t.last_head.lock().unwrap().clone();
+    assert!(
+        seen.starts_with("GET /echo HTTP/1.1\r\nHost: a\r\nX-Custom: V\r\nx-forwarded-for: "),
+        "{seen:?}"
+    );
+    assert!(!seen.replace("\r\n", "").contains('\n'), "{seen:?}");
+    assert_eq!(t.accepted.load(Ordering::SeqCst), before);
     // A client's own request id is kept.
     s.write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\n\r\n")
         .await
