@@ -19,9 +19,15 @@
 //!
 //! Forwarded heads carry the same fields as hyper's path ([`crate::headers`]): hop-by-hop
 //! fields removed, the client's forwarding fields replaced, `X-Request-Id` added when missing.
-//! Responses are passed on byte for byte after the head: a `Content-Length` body by count, a
-//! chunked body framing included (its end found by [`crate::chunked`]), a body without either
-//! until the target closes (then the client's connection closes too). A target connection is
+//! A response head's fields are the target's, less hop-by-hop ones, with the framing fields
+//! written by the proxy from how it delimits the body (never copied: a `Connection` naming
+//! `Content-Length`, a repeated or a stray length cannot make the client read the body
+//! differently). The body is passed on byte for byte: a `Content-Length` body by count, a
+//! chunked body framing included (its end found by [`crate::chunked`]; trailers are not passed
+//! on, as hyper's path does not send them either), a body without either until the target
+//! closes (then the client's connection closes too). Interim `1xx` heads are dropped and
+//! bounded together by the head size limit; status codes below 100 get 502. Writing the request
+//! to the target is bounded by the response timeout like reading the answer. A target connection is
 //! reused only when its response ended exactly where its framing said; a pooled one that turns
 //! out closed before any response byte is replaced by a new connection for idempotent methods.
 //! Response timeouts, the drain cut-off, retries on other targets when a connection cannot be
@@ -40,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::H1Io;
 use super::deadline::Deadline;
-use super::heads::{BadHead, Framing, Head, Parse, Plan, plan, response_head};
+use super::heads::{BadHead, Framing, Head, MAX_RESPONSE_HEAD, Parse, Plan, plan, response_head};
 use crate::chunked::ChunkedEnd;
 use crate::conn::Waiting;
 use crate::proxy::{ActiveGuard, ConnCtx, Failure, MAX_ATTEMPTS};
@@ -239,19 +245,28 @@ async fn attempt(
             Err(reason) => return Attempt::NotConnected(reason),
         };
         inb.0.clear();
-        if up.write_all(&out.0).await.is_err() {
+        // Bounded like the response: a target that never reads must not hold us forever.
+        let wrote = tokio::select! {
+            biased;
+            r = up.write_all(&out.0) => r.is_ok(),
+            () = target.cut.cancelled() => return Attempt::Failed(Failure::Deregistered),
+            () = deadline.passed() => return Attempt::Failed(Failure::Timeout),
+        };
+        if !wrote {
             if reused {
                 continue;
             }
             return Attempt::Failed(Failure::TargetFailed);
         }
+        // Interim (1xx) heads are dropped from the buffer as they come; together they may not
+        // exceed what one head may (hyper's client keeps them in its bounded buffer too).
         let mut interim = 0;
         loop {
-            if inb.0.len() > interim {
+            if !inb.0.is_empty() {
                 let mut close = plan.close || closing.is_cancelled();
-                match response_head(&inb.0[interim..], plan.head, &mut close, &mut out.0) {
+                match response_head(&inb.0, plan.head, &mut close, &mut out.0) {
                     Ok(head) => {
-                        let body_at = interim + head.len;
+                        let body_at = head.len;
                         return Attempt::Head {
                             up,
                             head,
@@ -262,6 +277,11 @@ async fn attempt(
                     Err(BadHead::Partial) => {}
                     Err(BadHead::Interim(n)) => {
                         interim += n;
+                        inb.0.drain(..n);
+                        if interim > MAX_RESPONSE_HEAD {
+                            tracing::warn!(target_group = %target.group, target_addr = %target.address, "target sent too many interim responses");
+                            return Attempt::Failed(Failure::TargetFailed);
+                        }
                         continue;
                     }
                     Err(BadHead::Invalid(why)) => {
@@ -271,9 +291,11 @@ async fn attempt(
                 }
             }
             inb.room(4096);
+            let silent = interim == 0 && inb.0.is_empty();
             match read_target(&mut up, &mut inb.0, deadline, &target.cut).await {
                 Ok(_) => {}
-                Err(Stop::Closed) if reused && inb.0.is_empty() && plan.idempotent => break,
+                // A pooled connection the target closed before answering: another one.
+                Err(Stop::Closed) if reused && silent && plan.idempotent => break,
                 Err(Stop::Closed) => return Attempt::Failed(Failure::TargetFailed),
                 Err(Stop::Silent) => return Attempt::Failed(Failure::Timeout),
                 Err(Stop::Cut) => return Attempt::Failed(Failure::Deregistered),
@@ -401,18 +423,16 @@ async fn pass_body(
             left = n - take as u64;
             left == 0
         }
-        Framing::Chunked => match chunks.feed(first) {
-            Ok(Some(end)) => {
-                out.extend_from_slice(&first[..end]);
+        Framing::Chunked => {
+            let fed = chunks.feed(first).ok()?;
+            out.extend_from_slice(&first[..fed.pass]);
+            // Trailers are not passed on: the body ends with the empty line after the last chunk.
+            fed.end.is_some_and(|end| {
+                out.extend_from_slice(b"\r\n");
                 reusable &= end == first.len();
                 true
-            }
-            Ok(None) => {
-                out.extend_from_slice(first);
-                false
-            }
-            Err(_) => return None,
-        },
+            })
+        }
         Framing::UntilClose => {
             out.extend_from_slice(first);
             false
@@ -446,18 +466,23 @@ async fn pass_body(
                 done = left == 0;
                 take
             }
-            Framing::Chunked => match chunks.feed(part) {
-                Ok(Some(end)) => {
+            Framing::Chunked => {
+                let fed = chunks.feed(part).ok()?;
+                if let Some(end) = fed.end {
                     reusable &= end == part.len();
                     done = true;
-                    end
+                    // The last piece and the final empty line in one write.
+                    out.clear();
+                    out.extend_from_slice(&part[..fed.pass]);
+                    out.extend_from_slice(b"\r\n");
                 }
-                Ok(None) => part.len(),
-                Err(_) => return None,
-            },
+                fed.pass
+            }
             _ => part.len(),
         };
-        if io.stream.write_all(&part[..keep]).await.is_err() {
+        let last = done && head.framing == Framing::Chunked;
+        let bytes = if last { &out[..] } else { &part[..keep] };
+        if !bytes.is_empty() && io.stream.write_all(bytes).await.is_err() {
             return None;
         }
         io.state.touch();
@@ -477,7 +502,7 @@ async fn answer(io: &mut H1Io, f: Failure, close: bool) -> Fast {
     o.push(b' ');
     o.extend_from_slice(status.canonical_reason().unwrap_or_default().as_bytes());
     o.extend_from_slice(b"\r\ncontent-type: text/plain\r\ncontent-length: ");
-    o.extend_from_slice(message.len().to_string().as_bytes());
+    o.extend_from_slice(itoa::Buffer::new().format(message.len()).as_bytes());
     if close {
         o.extend_from_slice(b"\r\nconnection: close");
     }

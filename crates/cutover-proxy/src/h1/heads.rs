@@ -20,7 +20,7 @@ const MAX_REQUEST_FIELDS: usize = 64;
 /// Response fields at most (hyper's default).
 const MAX_RESPONSE_FIELDS: usize = 100;
 /// The longest response head read (hyper's default buffer limit).
-const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
+pub(super) const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
 /// What the request's head decided.
 pub(super) struct Plan<'s> {
     pub(super) groups: &'s [(Arc<GroupRt>, u32)],
@@ -298,6 +298,10 @@ pub(super) fn response_head(
     let (Some(status), Some(version)) = (resp.code, resp.version) else {
         return Err(BadHead::Invalid("malformed response head"));
     };
+    if status < 100 {
+        // httparse takes any three digits; hyper's client refuses these.
+        return Err(BadHead::Invalid("status code below 100"));
+    }
     if status == 101 {
         return Err(BadHead::Invalid("101 to a request without an upgrade"));
     }
@@ -366,13 +370,26 @@ pub(super) fn response_head(
     out.push(b' ');
     out.extend_from_slice(resp.reason.unwrap_or_default().as_bytes());
     out.extend_from_slice(b"\r\n");
-    let hop = |n: &str| {
+    // The framing fields are written from `framing`, never copied: the client must delimit
+    // the body exactly as the proxy passes it on (`Transfer-Encoding` is hop-by-hop already).
+    let dropped = |n: &str| {
         n.eq_ignore_ascii_case("connection")
+            || n.eq_ignore_ascii_case("content-length")
             || HOP_BY_HOP.iter().any(|h| n.eq_ignore_ascii_case(h))
             || (names_fields && connection().any(|c| headers::has_token(c.value, n.as_bytes())))
-            || (framing == Framing::Chunked && n.eq_ignore_ascii_case("content-length"))
     };
-    copy_fields(&buf[..len], fields, |n| !hop(n), out);
+    copy_fields(&buf[..len], fields, |n| !dropped(n), out);
+    let length = match framing {
+        Framing::Length(n) => Some(n),
+        // A HEAD or 304 response's length describes the body it does not carry.
+        Framing::Empty => length,
+        Framing::Chunked | Framing::UntilClose => None,
+    };
+    if let Some(n) = length {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
     if framing == Framing::Chunked {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
