@@ -83,21 +83,16 @@ pub(crate) struct Exchanges {
     detaching: AtomicBool,
 }
 
-/// Whether a new plain connection speaks HTTP/1 (served by [`serve`]): waits for its first
-/// bytes and looks at them without reading them. `Ok(false)` when they are, or may become, the
-/// HTTP/2 preface.
-pub(crate) async fn sniff(stream: &TcpStream) -> io::Result<bool> {
-    let mut first = [0u8; H2_PREFACE.len()];
-    let n = stream.peek(&mut first).await?;
-    Ok(n > 0 && !H2_PREFACE.starts_with(&first[..n]))
-}
-
 /// The socket as hyper sees it: bytes read ahead of the last request first, then the stream;
 /// notes traffic and flushes in the connection's [`ConnState`].
 pub(crate) struct H1Io {
     stream: TcpStream,
     state: Arc<ConnState>,
     rewind: Bytes,
+    /// `TCP_NODELAY` is set. It is set before the connection's second write, not at accept: a
+    /// connection answered in one write and closed (`Connection: close`) never needs it, and
+    /// the first write cannot be held back by Nagle's algorithm (nothing is unacknowledged).
+    nodelay: bool,
 }
 
 impl H1Io {
@@ -106,6 +101,15 @@ impl H1Io {
             stream,
             state,
             rewind: Bytes::new(),
+            nodelay: false,
+        }
+    }
+
+    /// Sets `TCP_NODELAY` once, before a write that may follow another.
+    fn nodelay(&mut self) {
+        if !self.nodelay {
+            self.nodelay = true;
+            let _ = self.stream.set_nodelay(true);
         }
     }
 
@@ -248,14 +252,16 @@ enum Ended {
     Closed,
 }
 
-/// Serves a plain HTTP/1 connection until it closes (see the module header).
+/// Serves a plain connection until it closes (see the module header); returns it instead
+/// when it opens with the HTTP/2 preface (its bytes kept for replay), for hyper-util's
+/// automatic HTTP/1-or-2 connection.
 pub(crate) async fn serve(
     mut io: H1Io,
     ctx: Arc<ConnCtx>,
     builder: &http1::Builder,
     header_timeout: Duration,
     closing: &CancellationToken,
-) {
+) -> Option<H1Io> {
     let state = ctx.state.clone();
     let service_ctx = ctx.clone();
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -279,31 +285,39 @@ pub(crate) async fn serve(
     // object linger (a connection that sends one request and idles gives its buffers back at
     // once).
     let mut busy = false;
+    let mut first = true;
     loop {
         if io.rewind.is_empty() {
             // Idle: no buffer is held while waiting for the next request.
             let idle_since = tokio::time::Instant::now();
             tokio::select! {
                 biased;
-                r = io.stream.readable() => if r.is_err() { return },
+                r = io.stream.readable() => if r.is_err() { return None },
                 () = deadline.passed() => {
                     tracing::debug!(?header_timeout, "closing a keep-alive connection: no request in time");
-                    return;
+                    return None;
                 }
-                () = stop.as_mut() => return,
+                () = stop.as_mut() => return None,
             }
             busy = idle_since.elapsed() < LINGER;
         }
-        match fast::exchange(&mut io, &ctx, &mut deadline, closing).await {
+        let fast = fast::exchange(&mut io, &ctx, &mut deadline, first, closing).await;
+        first = false;
+        match fast {
             Fast::KeepAlive => {
                 deadline.set(tokio::time::Instant::now() + header_timeout);
                 if closing.is_cancelled() {
-                    return;
+                    return None;
                 }
+                io.nodelay();
                 continue;
             }
-            Fast::Close => return,
-            Fast::Fallback => {}
+            Fast::Close => return None,
+            Fast::Http2 => {
+                io.nodelay();
+                return Some(io);
+            }
+            Fast::Fallback => io.nodelay(),
         }
         let heads = state.h1.heads.load(Relaxed);
         let mut armed_at = heads;
@@ -374,7 +388,7 @@ pub(crate) async fn serve(
         .await;
         state.h1.detaching.store(false, Relaxed);
         let (Ended::Idle, Some(parts)) = (ended, (*conn).into_parts()) else {
-            return;
+            return None;
         };
         io = parts.io.into_inner();
         // The header deadline runs on from the end of the last exchange.

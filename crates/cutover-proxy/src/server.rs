@@ -799,7 +799,10 @@ async fn accept_loop(
         }
         counters.active.fetch_add(1, Ordering::Relaxed);
         shared.downstream.fetch_add(1, Ordering::Relaxed);
-        let _ = stream.set_nodelay(true);
+        if tls.is_some() {
+            // Plain connections set it before their second write (`h1::H1Io`).
+            let _ = stream.set_nodelay(true);
+        }
         let state = Arc::new(ConnState::default());
         let ctx = Arc::new(ConnCtx {
             shared: shared.clone(),
@@ -827,18 +830,17 @@ async fn accept_loop(
             let _alive = alive;
             let serve = async {
                 match tls {
-                    None => match h1::sniff(&stream).await {
-                        Ok(true) => {
-                            let io = h1::H1Io::new(stream, state.clone());
-                            h1::serve(io, ctx, &builders.h1, header_timeout, &closing).await;
-                            Ok(())
+                    None => {
+                        let io = h1::H1Io::new(stream, state.clone());
+                        let h1 = h1::serve(io, ctx.clone(), &builders.h1, header_timeout, &closing);
+                        match h1.await {
+                            // Opened with the HTTP/2 preface.
+                            Some(io) => {
+                                Box::pin(serve_auto(&builders.auto, io, ctx, &closing)).await
+                            }
+                            None => Ok(()),
                         }
-                        Ok(false) => {
-                            let io = ActivityIo::new(stream, state.clone());
-                            Box::pin(serve_auto(&builders.auto, io, ctx, &closing)).await
-                        }
-                        Err(_) => Ok(()),
-                    },
+                    }
                     // Boxed: the handshake's state would otherwise size every connection's task.
                     Some(acceptor) => {
                         Box::pin(async {

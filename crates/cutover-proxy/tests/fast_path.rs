@@ -493,3 +493,20 @@ async fn a_slow_target_gets_504_and_a_stalled_body_closes_the_client() {
     assert_closed(&mut s).await;
     task.abort();
 }
+
+#[tokio::test]
+async fn a_connection_opening_with_the_http2_preface_gets_http2_even_when_it_comes_in_pieces() {
+    let t = scripted().await;
+    let proxy = Proxy::start(&config(t.addr)).await;
+    let mut s = TcpStream::connect(proxy.listen).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The rest of the preface, then an empty SETTINGS frame.
+    s.write_all(b"\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    // The server's first frame is its SETTINGS (type 4 on stream 0).
+    let frame = read_n(&mut s, 9).await;
+    assert_eq!(frame[3], 4, "{frame:?}");
+    assert_eq!(&frame[5..9], &[0, 0, 0, 0]);
+}

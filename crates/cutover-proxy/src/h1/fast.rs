@@ -44,9 +44,9 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::H1Io;
 use super::deadline::Deadline;
 use super::heads::{BadHead, Framing, Head, MAX_RESPONSE_HEAD, Parse, Plan, plan, response_head};
+use super::{H1Io, H2_PREFACE};
 use crate::chunked::ChunkedEnd;
 use crate::conn::Waiting;
 use crate::proxy::{ActiveGuard, ConnCtx, Failure, MAX_ATTEMPTS};
@@ -62,6 +62,8 @@ pub(crate) enum Fast {
     Close,
     /// Not for this path: what was read is back in the replay buffer for hyper.
     Fallback,
+    /// The connection opened with the HTTP/2 preface, now in the replay buffer.
+    Http2,
 }
 
 /// A buffer's size as taken from the pool; request heads must fit in it.
@@ -115,22 +117,33 @@ pub(crate) async fn exchange(
     io: &mut H1Io,
     ctx: &ConnCtx,
     deadline: &mut Deadline<'_>,
+    first: bool,
     closing: &CancellationToken,
 ) -> Fast {
     let mut inb = Buf::take();
     inb.0.extend_from_slice(&io.rewind);
     io.rewind = Bytes::new();
     let snapshot = ctx.shared.snapshot.load_full();
-    let Some(listener) = snapshot.listener(&ctx.listener) else {
-        return fallback(io, inb);
-    };
+    let listener = snapshot.listener(&ctx.listener);
     let mut out = Buf::take();
-    let (plan, head_len) = loop {
-        match plan(&inb.0, ctx, listener, &mut out.0) {
-            Ok(p) => break p,
-            Err(Parse::Fallback) => return fallback(io, inb),
-            Err(Parse::Partial) if inb.0.len() >= BUF => return fallback(io, inb),
-            Err(Parse::Partial) => {}
+    let (plan, head_len, listener) = loop {
+        // A connection's first bytes may be (the start of) the HTTP/2 preface.
+        let h2 = first && H2_PREFACE.starts_with(&inb.0[..inb.0.len().min(H2_PREFACE.len())]);
+        if h2 && inb.0.len() >= H2_PREFACE.len() {
+            fallback(io, inb);
+            return Fast::Http2;
+        }
+        if !h2 {
+            // A listener being removed: hyper's path answers.
+            let Some(listener) = listener else {
+                return fallback(io, inb);
+            };
+            match plan(&inb.0, ctx, listener, &mut out.0) {
+                Ok((p, len)) => break (p, len, listener),
+                Err(Parse::Fallback) => return fallback(io, inb),
+                Err(Parse::Partial) if inb.0.len() >= BUF => return fallback(io, inb),
+                Err(Parse::Partial) => {}
+            }
         }
         inb.room(BUF - inb.0.len());
         let read = tokio::select! {
@@ -442,6 +455,10 @@ async fn pass_body(
         return None;
     }
     io.state.touch();
+    if !done {
+        // More writes follow the first one: Nagle's algorithm must not hold them back.
+        io.nodelay();
+    }
     while !done {
         inb.0.clear();
         if matches!(head.framing, Framing::Length(n) if n > BUF as u64)
