@@ -4,7 +4,10 @@
 //! The TCP accept loop never waits for a handshake: each one runs in its
 //! own task, bounded by [`HANDSHAKE_TIMEOUT`], and only finished ones reach
 //! the router through a channel, so a slow or silent client delays nobody
-//! else. A failed handshake (a plain-HTTP client, a client that does not
+//! else. At most [`MAX_HANDSHAKES`] run at once: at that number the loop
+//! stops accepting until one ends (new clients wait in the kernel's backlog,
+//! as nginx stops accepting at `worker_connections`), so silent clients
+//! cannot grow the server's tasks and memory without bound. A failed handshake (a plain-HTTP client, a client that does not
 //! trust the certificate) is logged at debug level and closes only that
 //! connection. The loop ends, and the port closes, when the server stops
 //! serving (the channel's receiver is dropped).
@@ -16,10 +19,11 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -42,6 +46,9 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes finished but not yet taken by the router.
 const BACKLOG: usize = 128;
 
+/// Handshakes in progress at most.
+pub(crate) const MAX_HANDSHAKES: usize = 1024;
+
 /// TLS connections of one TCP listener, for `axum::serve`.
 pub(crate) struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -51,10 +58,23 @@ pub(crate) struct TlsListener {
 impl TlsListener {
     /// Starts accepting on `tcp`, handshaking with `acceptor`.
     pub(crate) fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
+        Self::with_cap(tcp, acceptor, MAX_HANDSHAKES)
+    }
+
+    /// [`TlsListener::new`] with at most `cap` handshakes in progress.
+    fn with_cap(tcp: TcpListener, acceptor: TlsAcceptor, cap: usize) -> io::Result<TlsListener> {
         let addr = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(BACKLOG);
+        let slots = Arc::new(Semaphore::new(cap));
         tokio::spawn(async move {
             loop {
+                let slot = tokio::select! {
+                    _ = tx.closed() => break,
+                    s = slots.clone().acquire_owned() => match s {
+                        Ok(s) => s,
+                        Err(_) => break,
+                    },
+                };
                 let (stream, peer) = tokio::select! {
                     _ = tx.closed() => break,
                     accepted = tcp.accept() => match accepted {
@@ -70,7 +90,10 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let shake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    let shaken = shake.await;
+                    drop(slot);
+                    match shaken {
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }
@@ -98,5 +121,80 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+    use tokio::io::AsyncWriteExt as _;
+
+    fn pair() -> (TlsAcceptor, tokio_rustls::TlsConnector) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = CertificateDer::from(cert.der().to_vec());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (
+            TlsAcceptor::from(Arc::new(server)),
+            tokio_rustls::TlsConnector::from(Arc::new(client)),
+        )
+    }
+
+    #[tokio::test]
+    async fn silent_clients_hold_at_most_the_cap_and_the_next_client_waits_for_a_slot() {
+        let (acceptor, connector) = pair();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut listener = TlsListener::with_cap(tcp, acceptor, 2).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Two silent clients take both slots.
+        let mut silent = Vec::new();
+        for _ in 0..2 {
+            silent.push(TcpStream::connect(addr).await.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let name = ServerName::try_from("localhost").unwrap();
+        let client = tokio::spawn({
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                connector.connect(name, tcp).await.unwrap()
+            }
+        });
+        // Not served while both slots are held ...
+        let waited = tokio::time::timeout(Duration::from_millis(400), listener.accept()).await;
+        assert!(waited.is_err(), "a handshake ran beyond the cap");
+        assert!(!client.is_finished());
+        // ... and served once a silent client goes away.
+        let mut gone = silent.pop().unwrap();
+        gone.shutdown().await.unwrap();
+        drop(gone);
+        let (_tls, _peer) = tokio::time::timeout(Duration::from_secs(5), listener.accept())
+            .await
+            .expect("the waiting client is served once a slot frees");
+        tokio::time::timeout(Duration::from_secs(5), client)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }
