@@ -237,7 +237,14 @@ compare() { # suffix title
       b = (best == "nginx") ? n : h; bp = (best == "nginx") ? np : hp
       printf "cutover/nginx %.2fx  cutover/haproxy %.2fx  cutover/direct %.2fx\n", c / n, c / h, c / d
       printf "goal: >= 1.10x the better peer (%s): %.2fx %s; p99 %s ms vs %s ms: %s\n", best, c / b, (c / b >= 1.1 ? "MET" : "NOT MET"), cp, bp, (cp <= bp ? "MET" : "NOT MET")
+      if (c / d > 0.9) printf "note: cutover is at %.0f%% of direct, the load side'"'"'s ceiling: the req/s ratios are bounded by it\n", 100 * c / d
     }'
+  # Requests per CPU-second: what each proxy could serve with its core to itself.
+  awk -v c="${cpu_us[cutover$s]%% *}" -v n="${cpu_us[nginx$s]%% *}" -v h="${cpu_us[haproxy$s]%% *}" 'BEGIN {
+    if (c + 0 == 0 || n + 0 == 0 || h + 0 == 0) exit
+    b = (n < h) ? n : h
+    printf "capacity (requests per CPU-second): cutover/nginx %.2fx  cutover/haproxy %.2fx  cutover/better %.2fx\n", n / c, h / c, b / c
+  }'
 }
 modes=${MODES:-"c32 c256 close"}
 for m in $modes; do
