@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use cutover_spec::doc::{Document, Path};
+pub use cutover_spec::matcher::{GrpcMatcher, Matcher};
 
 mod gateway;
 pub use cutover_spec::upstream::{ProtocolVersion, TargetConnection, TargetProtocol};
@@ -411,7 +412,12 @@ pub struct HealthCheckConfig {
     pub unhealthy_threshold_count: u32,
     /// Accepted status codes: `200`, `200-299`, `200,204,300-399` (default `200-399`).
     #[serde(default = "default_matcher")]
-    pub matcher: String,
+    pub matcher: Matcher,
+    /// Accepted gRPC status codes (default `12`, ALB's): a group with `protocolVersion: GRPC`
+    /// is probed with a gRPC call to `path` (`POST`, `application/grpc`, an empty message),
+    /// healthy when it answers HTTP 200 with a `grpc-status` in this set; only for such groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_code: Option<GrpcMatcher>,
 }
 
 fn default_hc_path() -> String {
@@ -429,43 +435,8 @@ fn default_healthy() -> u32 {
 fn default_unhealthy() -> u32 {
     2
 }
-fn default_matcher() -> String {
-    "200-399".to_owned()
-}
-
-/// A set of accepted status codes parsed from a matcher such as `200-299,302`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusMatcher(Vec<(u16, u16)>);
-
-impl StatusMatcher {
-    /// Parses `200`, `200-299` or a comma-separated list of those.
-    pub fn parse(spec: &str) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for part in spec.split(',') {
-            let part = part.trim();
-            let (lo, hi) = match part.split_once('-') {
-                Some((lo, hi)) => (lo.trim(), hi.trim()),
-                None => (part, part),
-            };
-            let parse = |s: &str| {
-                s.parse::<u16>()
-                    .ok()
-                    .filter(|c| (100..=599).contains(c))
-                    .ok_or_else(|| format!("invalid status code {s:?} in matcher {spec:?}"))
-            };
-            let (lo, hi) = (parse(lo)?, parse(hi)?);
-            if lo > hi {
-                return Err(format!("empty range {part:?} in matcher {spec:?}"));
-            }
-            ranges.push((lo, hi));
-        }
-        Ok(StatusMatcher(ranges))
-    }
-
-    /// Whether `status` is accepted.
-    pub fn matches(&self, status: u16) -> bool {
-        self.0.iter().any(|&(lo, hi)| (lo..=hi).contains(&status))
-    }
+fn default_matcher() -> Matcher {
+    Matcher::range(200, 399)
 }
 
 /// A configuration error, located in its source.
@@ -652,6 +623,12 @@ impl ProxyConfig {
             }
             if let Some(hc) = &tg.health_check {
                 validate_health_check(hc, &format!("{p}.healthCheck"))?;
+                if hc.grpc_code.is_some() && !tg.connection().grpc() {
+                    return Err(invalid(
+                        format!("{p}.healthCheck.grpcCode"),
+                        "needs protocolVersion GRPC",
+                    ));
+                }
             }
             if let Some(t) = tg.response_timeout_seconds {
                 validate_seconds(t, &format!("{p}.responseTimeoutSeconds"))?;
@@ -802,7 +779,6 @@ fn validate_health_check(hc: &HealthCheckConfig, p: &str) -> Result<(), Validati
             return Err(invalid(format!("{p}.{name}"), "must be between 1 and 10"));
         }
     }
-    StatusMatcher::parse(&hc.matcher).map_err(|m| invalid(format!("{p}.matcher"), m))?;
     Ok(())
 }
 

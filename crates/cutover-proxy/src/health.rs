@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt as _, Empty, Full};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{HealthCheckConfig, StatusMatcher};
+use crate::config::{GrpcMatcher, HealthCheckConfig};
 pub use crate::target::Transport;
 
 /// The health state of one target, as reported by the admin API.
@@ -187,21 +187,45 @@ impl Prober for HttpProber {
             match tokio::time::timeout(timeout, probe).await {
                 Err(_) => ProbeResult::new(false, format!("timed out after {timeout:?}")),
                 Ok(Err(e)) => e,
-                Ok(Ok(status)) => {
-                    let passed = StatusMatcher::parse(&check.matcher)
-                        .map(|m| m.matches(status))
-                        .unwrap_or(false);
-                    ProbeResult::new(
-                        passed,
-                        if passed {
-                            format!("status {status}")
-                        } else {
-                            format!("status {status} does not match {}", check.matcher)
-                        },
-                    )
-                }
+                Ok(Ok(answer)) => judge(&answer, check),
             }
         })
+    }
+}
+
+/// What a probe's answer said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    status: u16,
+    /// `grpc-status`, for a gRPC probe that got one.
+    grpc: Option<u16>,
+    /// The probe was a gRPC call.
+    grpc_probe: bool,
+}
+
+/// Whether `answer` passes `check`, and why.
+fn judge(answer: &Answer, check: &HealthCheckConfig) -> ProbeResult {
+    let status = answer.status;
+    if !answer.grpc_probe {
+        let passed = check.matcher.matches(status);
+        let reason = if passed {
+            format!("status {status}")
+        } else {
+            format!("status {status} does not match {}", check.matcher.as_str())
+        };
+        return ProbeResult::new(passed, reason);
+    }
+    let default = GrpcMatcher::default();
+    let codes = check.grpc_code.as_ref().unwrap_or(&default);
+    match answer.grpc {
+        Some(g) if status == 200 && codes.matches(g) => {
+            ProbeResult::new(true, format!("grpc-status {g}"))
+        }
+        Some(g) if status == 200 => ProbeResult::new(
+            false,
+            format!("grpc-status {g} does not match {}", codes.as_str()),
+        ),
+        _ => ProbeResult::new(false, format!("HTTP status {status} without a grpc-status")),
     }
 }
 
@@ -210,14 +234,14 @@ async fn http_probe(
     host: &str,
     transport: &Transport,
     path: &str,
-) -> Result<u16, ProbeResult> {
+) -> Result<Answer, ProbeResult> {
     let stream = transport.connect(addr, host, false).await.map_err(|e| {
         let mut r = ProbeResult::new(false, format!("connect failed: {e}"));
         r.local_error = crate::limits::is_fd_exhaustion(&e);
         r
     })?;
     if transport.http2() {
-        return h2_probe(stream, addr, transport.tls(), path).await;
+        return h2_probe(stream, addr, transport, path).await;
     }
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -234,15 +258,23 @@ async fn http_probe(
         .await
         .map_err(|e| ProbeResult::new(false, format!("request failed: {e}")));
     conn.abort();
-    Ok(resp?.status().as_u16())
+    Ok(Answer {
+        status: resp?.status().as_u16(),
+        grpc: None,
+        grpc_probe: false,
+    })
 }
 
+/// A probe over HTTP/2: `GET path`, or for a gRPC group a gRPC call (`POST path`,
+/// `content-type: application/grpc`, `te: trailers`, one empty message) whose `grpc-status`
+/// is read from the response head (a trailers-only answer) or its trailers, reading at most
+/// [`GRPC_BODY_LIMIT`] bytes of body on the way.
 async fn h2_probe(
     stream: crate::target::Stream,
     addr: SocketAddr,
-    tls: bool,
+    transport: &Transport,
     path: &str,
-) -> Result<u16, ProbeResult> {
+) -> Result<Answer, ProbeResult> {
     let (mut send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         TokioIo::new(stream),
@@ -250,17 +282,76 @@ async fn h2_probe(
     .await
     .map_err(|e| ProbeResult::new(false, format!("HTTP/2 handshake failed: {e}")))?;
     let conn = tokio::spawn(conn);
-    let scheme = if tls { "https" } else { "http" };
-    let req = http::Request::get(format!("{scheme}://{addr}{path}"))
-        .header(http::header::USER_AGENT, "cutover-health-check")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
+    let answer = h2_exchange(&mut send, addr, transport, path).await;
+    conn.abort();
+    answer
+}
+
+/// Body bytes a gRPC probe reads while looking for the trailers.
+const GRPC_BODY_LIMIT: usize = 64 * 1024;
+
+async fn h2_exchange(
+    send: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    transport: &Transport,
+    path: &str,
+) -> Result<Answer, ProbeResult> {
+    let scheme = if transport.tls() { "https" } else { "http" };
+    let uri = format!("{scheme}://{addr}{path}");
+    let grpc_probe = transport.grpc();
+    let req = if grpc_probe {
+        http::Request::post(uri)
+            .header(http::header::CONTENT_TYPE, "application/grpc")
+            .header(http::header::TE, "trailers")
+            .header(http::header::USER_AGENT, "cutover-health-check")
+            // One message: not compressed, zero bytes long.
+            .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+    } else {
+        http::Request::get(uri)
+            .header(http::header::USER_AGENT, "cutover-health-check")
+            .body(Full::new(Bytes::new()))
+    }
+    .map_err(|e| ProbeResult::new(false, format!("invalid request: {e}")))?;
     let resp = send
         .send_request(req)
         .await
-        .map_err(|e| ProbeResult::new(false, format!("request failed: {e}")));
-    conn.abort();
-    Ok(resp?.status().as_u16())
+        .map_err(|e| ProbeResult::new(false, format!("request failed: {e}")))?;
+    let status = resp.status().as_u16();
+    let code = |h: &http::HeaderMap| {
+        h.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u16>().ok())
+    };
+    let mut grpc = if grpc_probe {
+        code(resp.headers())
+    } else {
+        None
+    };
+    if grpc_probe && grpc.is_none() {
+        let mut body = resp.into_body();
+        let mut read = 0;
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ProbeResult::new(false, format!("response failed: {e}")))?;
+            match frame.into_trailers() {
+                Ok(trailers) => {
+                    grpc = code(&trailers);
+                    break;
+                }
+                Err(data) => {
+                    read += data.data_ref().map_or(0, Bytes::len);
+                    if read > GRPC_BODY_LIMIT {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(Answer {
+        status,
+        grpc,
+        grpc_probe,
+    })
 }
 
 /// Rate limit of the "could not run" log line, shared by every target.
@@ -402,7 +493,8 @@ mod tests {
             timeout_seconds: 1.0,
             healthy_threshold_count: 2,
             unhealthy_threshold_count: 2,
-            matcher: "200-299".into(),
+            matcher: crate::config::Matcher::range(200, 299),
+            grpc_code: None,
         };
         let prober = Arc::new(Exhausted(Mutex::new(0)));
         let sink = Arc::new(Recorder::default());
@@ -438,7 +530,8 @@ mod tests {
             timeout_seconds: 1.0,
             healthy_threshold_count: 2,
             unhealthy_threshold_count: 2,
-            matcher: "200-299".into(),
+            matcher: crate::config::Matcher::range(200, 299),
+            grpc_code: None,
         };
         // t=0 pass -> healthy; t=1,2 fail -> unhealthy at t=2; t=3 pass, t=4 pass -> healthy at 4.
         let prober = Arc::new(Scripted(Mutex::new(vec![true, false, false, true, true])));

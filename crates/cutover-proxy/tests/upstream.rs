@@ -33,6 +33,7 @@ struct CountingBackend {
 /// An h2c (prior knowledge) backend:
 /// - `/echo.Echo/Unary`: the request body back, then trailers `grpc-status: 0`;
 /// - `/echo.Echo/Stream`: every request data frame back as it arrives, then the trailers;
+/// - `/AWS.ALB/healthcheck`: a trailers-only gRPC answer, `grpc-status: 12` (UNIMPLEMENTED);
 /// - anything else: `h2 <path>`;
 ///
 /// each answer with `x-seen-te`, `x-seen-version` and `x-seen-authority` headers.
@@ -99,6 +100,12 @@ async fn answer(req: Request<Incoming>) -> Response<Body> {
     };
     let builder = seen(Response::builder());
     match req.uri().path() {
+        // An unknown gRPC method as gRPC servers answer it: trailers-only, UNIMPLEMENTED.
+        "/AWS.ALB/healthcheck" => builder
+            .header("content-type", "application/grpc")
+            .header("grpc-status", "12")
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap(),
         "/echo.Echo/Unary" => {
             let body = req.into_body().collect().await.unwrap().to_bytes();
             let frames = futures_util::stream::iter([
@@ -349,4 +356,52 @@ async fn pooled_http1_connections_are_closed_after_the_idle_timeout() {
     let (status, _, _) = get(&http, &proxy.url("/"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(target.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn grpc_groups_are_health_checked_with_grpc_calls_matched_by_grpc_code() {
+    let target = h2_backend().await;
+    let group = |check: &str| {
+        format!(
+            "    protocol: HTTP\n    protocolVersion: GRPC\n    healthCheck: {{{check}, intervalSeconds: 0.1, timeoutSeconds: 1, healthyThresholdCount: 1, unhealthyThresholdCount: 1}}\n"
+        )
+    };
+    let reason = |h: &cutover_proxy::HealthReport| {
+        h.group("echo")
+            .map(|g| g.targets[0].reason.clone())
+            .unwrap_or_default()
+    };
+    // ALB's default: UNIMPLEMENTED (12) from the probe's path means the server is up.
+    let proxy = Proxy::start(&config(target.addr, &group("path: /AWS.ALB/healthcheck"))).await;
+    proxy.wait_healthy("echo", 1).await;
+    assert_eq!(
+        reason(&proxy.admin.health().await.unwrap()),
+        "grpc-status 12"
+    );
+    // A real method answering OK in its trailers.
+    let proxy = Proxy::start(&config(
+        target.addr,
+        &group("path: /echo.Echo/Unary, grpcCode: \"0\""),
+    ))
+    .await;
+    proxy.wait_healthy("echo", 1).await;
+    assert_eq!(
+        reason(&proxy.admin.health().await.unwrap()),
+        "grpc-status 0"
+    );
+    // Codes outside the set, and HTTP answers without a gRPC status, fail.
+    for (check, why) in [
+        (
+            "path: /AWS.ALB/healthcheck, grpcCode: \"0-11\"",
+            "grpc-status 12 does not match 0-11",
+        ),
+        ("path: /plain", "HTTP status 200 without a grpc-status"),
+    ] {
+        let proxy = Proxy::start(&config(target.addr, &group(check))).await;
+        proxy
+            .wait_for(why, |h| {
+                reason(h) == why && h.group("echo").is_some_and(|g| g.healthy_host_count == 0)
+            })
+            .await;
+    }
 }

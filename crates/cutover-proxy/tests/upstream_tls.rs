@@ -127,8 +127,11 @@ const CHECK: &str = "    healthCheck: {path: /health, intervalSeconds: 0.1, time
 #[tokio::test]
 async fn grpc_over_tls_with_alpn_h2_passes_trailers_through() {
     let target = tls_backend().await;
+    // A gRPC group's health check is a gRPC call (here to the echo method, answering OK).
+    let check = CHECK.replace("path: /health", "path: /echo.Echo/Unary, grpcCode: \"0\"");
+    assert_ne!(check, CHECK);
     let extra = format!(
-        "    protocol: HTTPS\n    protocolVersion: GRPC\n    caFile: {}\n{CHECK}",
+        "    protocol: HTTPS\n    protocolVersion: GRPC\n    caFile: {}\n{check}",
         target.ca_file.path().display()
     );
     let proxy = Proxy::start(&config(&target.addr.to_string(), &extra)).await;

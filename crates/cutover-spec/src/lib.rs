@@ -30,6 +30,7 @@ pub mod doc;
 pub mod ecr;
 pub mod gateway;
 pub mod handoff;
+pub mod matcher;
 pub mod stack;
 pub mod taskdef;
 pub mod upstream;

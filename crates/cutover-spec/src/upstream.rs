@@ -88,6 +88,12 @@ impl TargetConnection {
             )
     }
 
+    /// Whether the targets speak gRPC (`protocolVersion: GRPC`): their health checks are gRPC
+    /// calls matched by `grpcCode`.
+    pub fn grpc(&self) -> bool {
+        self.protocol_version == Some(ProtocolVersion::Grpc)
+    }
+
     /// Checks what serde cannot: which keys go together, and the ranges.
     pub fn check(&self) -> Result<(), Invalid> {
         let bad = |field: &str, message: &str| Err((field.to_owned(), message.to_owned()));

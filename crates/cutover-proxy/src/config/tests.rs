@@ -217,15 +217,25 @@ fn actions_and_conditions_need_exactly_one_kind() {
 }
 
 #[test]
-fn matcher_parsing() {
-    let m = StatusMatcher::parse("200-299, 302").unwrap();
-    assert!(m.matches(200) && m.matches(299) && m.matches(302));
-    assert!(!m.matches(300) && !m.matches(500));
-    assert!(StatusMatcher::parse("299-200").is_err());
-    assert!(StatusMatcher::parse("abc").is_err());
+fn matchers_are_typed_and_located() {
+    // The grammar itself is `cutover_spec::matcher`'s (tested there).
     let e = err_of(&SAMPLE.replace("\"200-299\"", "\"2xx\""));
     assert!(
-        e.contains("targetGroups[0].healthCheck.matcher: invalid status code"),
+        e.contains("targetGroups[0].healthCheck.matcher") && e.contains("invalid matcher"),
+        "{e}"
+    );
+    let grpc = SAMPLE.replace(
+        "matcher: \"200-299\"",
+        "matcher: \"200-299\", grpcCode: \"0\"",
+    );
+    let e = err_of(&grpc);
+    assert!(
+        e.contains("targetGroups[0].healthCheck.grpcCode: needs protocolVersion GRPC"),
+        "{e}"
+    );
+    let e = err_of(&SAMPLE.replace("matcher: \"200-299\"", "grpcCode: \"100\""));
+    assert!(
+        e.contains("targetGroups[0].healthCheck.grpcCode") && e.contains("invalid grpcCode"),
         "{e}"
     );
 }

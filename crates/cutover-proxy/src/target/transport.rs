@@ -34,6 +34,8 @@ pub(crate) type Stream = tokio_util::either::Either<TcpStream, Box<TlsStream<Tcp
 #[derive(Clone, Default)]
 pub struct Transport {
     http2: bool,
+    /// gRPC targets (`protocolVersion: GRPC`): health checks are gRPC calls.
+    grpc: bool,
     tls: Option<Arc<UpstreamTls>>,
 }
 
@@ -59,6 +61,7 @@ impl PartialEq for Transport {
     fn eq(&self, other: &Self) -> bool {
         let keys = |t: &Transport| t.tls.as_ref().map(|t| (t.ca_file.clone(), t.insecure));
         self.http2 == other.http2
+            && self.grpc == other.grpc
             && keys(self) == keys(other)
             && self.error().is_none()
             && other.error().is_none()
@@ -69,6 +72,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
             .field("http2", &self.http2)
+            .field("grpc", &self.grpc)
             .field("tls", &self.tls.as_ref().map(|t| (&t.ca_file, t.insecure)))
             .finish()
     }
@@ -96,12 +100,17 @@ impl Transport {
     /// The transport of a target group's connection keys (reads its `caFile`; see
     /// [`Transport::error`]).
     pub(crate) fn of(c: &TargetConnection) -> Self {
-        let http2 = c.http2();
+        let (http2, grpc) = (c.http2(), c.grpc());
         if !c.tls() {
-            return Transport { http2, tls: None };
+            return Transport {
+                http2,
+                grpc,
+                tls: None,
+            };
         }
         Transport {
             http2,
+            grpc,
             tls: Some(Arc::new(UpstreamTls {
                 connectors: connectors(c, http2).map_err(|e| e.to_string().into()),
                 ca_file: c.ca_file.clone(),
@@ -118,6 +127,11 @@ impl Transport {
     /// Whether requests go as HTTP/2.
     pub fn http2(&self) -> bool {
         self.http2
+    }
+
+    /// Whether the targets speak gRPC (health checks are gRPC calls).
+    pub fn grpc(&self) -> bool {
+        self.grpc
     }
 
     /// Whether connections are TLS (`https` is the request URI's scheme over HTTP/2).

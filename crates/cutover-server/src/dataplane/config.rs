@@ -195,14 +195,18 @@ pub(crate) fn declared_part(service: &str, created_at: u64, lb: &LoadBalancer) -
 
 /// A target group's health check as the proxy takes it.
 pub(crate) fn health_json(hc: &cutover_spec::stack::TargetHealthCheck) -> Value {
-    json!({
+    let mut check = json!({
         "path": hc.path,
         "intervalSeconds": hc.interval_seconds,
         "timeoutSeconds": hc.timeout().as_secs(),
         "healthyThresholdCount": hc.healthy_threshold_count,
         "unhealthyThresholdCount": hc.unhealthy_threshold_count,
         "matcher": hc.matcher.as_str(),
-    })
+    });
+    if let Some(g) = &hc.grpc_code {
+        check["grpcCode"] = g.as_str().into();
+    }
+    check
 }
 
 /// Builds one service's listeners and target groups.

@@ -1,7 +1,8 @@
 //! Tests: every data-plane key a stack service's `loadBalancer` accepts (the gateway's
 //! `authorizer`, `throttle`, `guardedPaths` and `sourceIp`, and the target group's `protocol`,
 //! `protocolVersion`, `idleTimeoutSeconds`, `maxConnectionsPerTarget`, `caFile`,
-//! `insecureSkipVerify`) goes from `apply` to the configuration the data plane gets.
+//! `insecureSkipVerify`, and the health check's `grpcCode`) goes from `apply` to the
+//! configuration the data plane gets.
 
 use crate::testing::{Harness, WEB_TASKDEF};
 use cutover_proxy::config::{
@@ -122,6 +123,21 @@ async fn protocol_version_reaches_the_target_groups() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_grpc_health_check_s_codes_reach_the_target_groups() {
+    let cfg = applied(
+        "      protocol: HTTP\n      protocolVersion: GRPC\n      healthCheck: {path: /AWS.ALB/healthcheck, grpcCode: \"0,12\"}\n",
+    )
+    .await;
+    for g in groups(&cfg) {
+        let hc = g.health_check.as_ref().unwrap();
+        assert_eq!(hc.path, "/AWS.ALB/healthcheck");
+        let codes = hc.grpc_code.as_ref().unwrap();
+        assert_eq!(codes.as_str(), "0,12");
+        assert!(codes.matches(0) && codes.matches(12) && !codes.matches(1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_pool_idle_timeout_reaches_the_target_groups() {
     let cfg = applied("      idleTimeoutSeconds: 12.5\n").await;
     for g in groups(&cfg) {
@@ -170,6 +186,14 @@ async fn mismatched_keys_are_refused_at_their_place_in_the_stack() {
       protocolVersion: GRPC
       caFile: ca.pem
       sourceIp: [10.0.0.0/33]
+  api:
+    runtime: process
+    taskDefinition: ./web.json
+    loadBalancer:
+      containerName: web
+      containerPort: 8080
+      listener: 127.0.0.1:18090
+      healthCheck: {grpcCode: \"0\"}
 ";
     let body = serde_json::json!({"file": "stack.yaml", "content": stack,
         "files": {"./web.json": WEB_TASKDEF}});
@@ -186,6 +210,7 @@ async fn mismatched_keys_are_refused_at_their_place_in_the_stack() {
         "services.web.loadBalancer.protocolVersion",
         "services.web.loadBalancer.caFile",
         "services.web.loadBalancer.sourceIp[0]",
+        "services.api.loadBalancer.healthCheck.grpcCode",
     ] {
         assert!(text.contains(path), "{path}: {body:#}");
     }

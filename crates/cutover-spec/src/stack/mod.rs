@@ -80,6 +80,7 @@ use crate::check::{Document, Sink, suggest};
 use crate::de::tolerant_map;
 use crate::diag::{Parsed, SpecError};
 use crate::doc::{Format, Path, quote};
+pub use crate::matcher::{GrpcMatcher, Matcher};
 use crate::taskdef::TaskDefinition;
 
 /// The deployment configuration used when a service names none.
@@ -440,6 +441,10 @@ pub struct TargetHealthCheck {
     /// HTTP codes that count as success (default `200`).
     #[serde(default)]
     pub matcher: Matcher,
+    /// gRPC codes that count as success (default `12`), for `protocolVersion: GRPC` only,
+    /// whose probes are gRPC calls to `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grpc_code: Option<GrpcMatcher>,
 }
 
 fn default_health_path() -> String {
@@ -464,6 +469,7 @@ impl Default for TargetHealthCheck {
             healthy_threshold_count: default_healthy_threshold(),
             unhealthy_threshold_count: default_unhealthy_threshold(),
             matcher: Matcher::default(),
+            grpc_code: None,
         }
     }
 }
@@ -477,78 +483,6 @@ impl TargetHealthCheck {
     /// `timeoutSeconds`, or 5 s capped by the interval.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds.unwrap_or(5.min(self.interval_seconds)))
-    }
-}
-
-/// HTTP success codes: `"200"`, `"200,302"`, `"200-299"` (codes 100..=599).
-/// YAML may write a single code unquoted (`matcher: 200`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Matcher {
-    text: String,
-    ranges: Vec<(u16, u16)>,
-}
-
-impl Matcher {
-    /// Whether `status` counts as success.
-    pub fn matches(&self, status: u16) -> bool {
-        self.ranges
-            .iter()
-            .any(|(lo, hi)| (*lo..=*hi).contains(&status))
-    }
-
-    /// The matcher as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-}
-
-impl Default for Matcher {
-    fn default() -> Self {
-        Matcher {
-            text: "200".to_owned(),
-            ranges: vec![(200, 200)],
-        }
-    }
-}
-
-impl TryFrom<String> for Matcher {
-    type Error = String;
-
-    fn try_from(text: String) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid matcher {}: expected HTTP codes such as \"200\", \"200,302\" or \"200-299\"",
-                quote(&text)
-            )
-        };
-        let code = |s: &str| {
-            s.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-        };
-        let mut ranges = Vec::new();
-        for part in text.split(',') {
-            let range = match part.split_once('-') {
-                Some((lo, hi)) => (code(lo).ok_or_else(bad)?, code(hi).ok_or_else(bad)?),
-                None => {
-                    let c = code(part).ok_or_else(bad)?;
-                    (c, c)
-                }
-            };
-            if range.0 > range.1 {
-                return Err(bad());
-            }
-            ranges.push(range);
-        }
-        Ok(Matcher { text, ranges })
-    }
-}
-
-impl From<Matcher> for String {
-    fn from(m: Matcher) -> String {
-        m.text
     }
 }
 

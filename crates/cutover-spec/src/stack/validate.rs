@@ -197,18 +197,30 @@ fn validate_load_balancer(lb: &LoadBalancer, at: &Path, s: &Sink<'_>) {
         s.error(&at.key("containerName"), "must not be empty");
     }
     s.range(&at.key("containerPort"), lb.container_port, 1, 65535, "");
-    validate_target_group(&lb.health_check, lb.deregistration_delay_seconds, at, s);
+    let grpc = lb.connection().grpc();
+    validate_target_group(
+        &lb.health_check,
+        lb.deregistration_delay_seconds,
+        grpc,
+        at,
+        s,
+    );
 }
 
 /// Checks a target group's health check and deregistration delay (a
-/// service's `loadBalancer` and a deployment group's alike).
+/// service's `loadBalancer` and a deployment group's alike); `grpc`: its
+/// targets speak gRPC (`protocolVersion: GRPC`).
 pub(super) fn validate_target_group(
     hc: &super::TargetHealthCheck,
     deregistration_delay_seconds: u64,
+    grpc: bool,
     at: &Path,
     s: &Sink<'_>,
 ) {
     let hp = at.key("healthCheck");
+    if hc.grpc_code.is_some() && !grpc {
+        s.error(&hp.key("grpcCode"), "needs protocolVersion GRPC");
+    }
     if !hc.path.starts_with('/') {
         s.error(
             &hp.key("path"),

@@ -188,9 +188,11 @@ fn validate_group(
                 .map(|(i, lb)| (lb, at.key("loadBalancers").index(i))),
         );
     for (lb, lp) in lbs {
+        // Host deployment groups' targets speak HTTP/1.1.
         crate::stack::validate::validate_target_group(
             &lb.health_check,
             lb.deregistration_delay_seconds,
+            false,
             &lp,
             s,
         );
