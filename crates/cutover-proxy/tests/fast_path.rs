@@ -510,3 +510,51 @@ async fn a_connection_opening_with_the_http2_preface_gets_http2_even_when_it_com
     assert_eq!(frame[3], 4, "{frame:?}");
     assert_eq!(&frame[5..9], &[0, 0, 0, 0]);
 }
+
+#[tokio::test]
+async fn a_head_arriving_in_pieces_is_routed_by_the_configuration_in_force_when_it_completes() {
+    let (old, new) = (scripted().await, scripted().await);
+    let yaml = format!(
+        "admin: ADMIN
+listeners:
+  - name: prod
+    address: LISTEN
+    defaultAction:
+      forward: [{{targetGroup: old, weight: 100}}, {{targetGroup: new, weight: 0}}]
+targetGroups:
+  - name: old
+    targets: [\"{}\"]
+    deregistrationDelaySeconds: 0
+  - name: new
+    targets: [\"{}\"]
+",
+        old.addr, new.addr
+    );
+    let proxy = Proxy::start(&yaml).await;
+    let mut s = TcpStream::connect(proxy.listen).await.unwrap();
+    exchange(
+        &mut s,
+        &get("/cl"),
+        b"HTTP/1.1 200 OK\r\nX-Case: Kept\r\ncontent-length: 5\r\n\r\nhello",
+    )
+    .await;
+    assert_eq!(old.accepted.load(Ordering::SeqCst), 1);
+    // The next head starts under one configuration, and the old group is emptied (its
+    // target drained) before the head completes.
+    s.write_all(b"GET /cl HTTP/1.1\r\nHo").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy
+        .admin
+        .set_weights("prod", None, &[("old", 0), ("new", 100)])
+        .await
+        .unwrap();
+    proxy.admin.set_targets::<&str>("old", &[]).await.unwrap();
+    s.write_all(b"st: a\r\n\r\n").await.unwrap();
+    let ok = b"HTTP/1.1 200 OK\r\nX-Case: Kept\r\ncontent-length: 5\r\n\r\nhello";
+    assert_eq!(read_n(&mut s, ok.len()).await, ok);
+    assert_eq!(
+        new.accepted.load(Ordering::SeqCst),
+        1,
+        "routed by the new configuration"
+    );
+}

@@ -123,9 +123,8 @@ pub(crate) async fn exchange(
     let mut inb = Buf::take();
     inb.0.extend_from_slice(&io.rewind);
     io.rewind = Bytes::new();
-    let snapshot = ctx.shared.snapshot.load_full();
-    let listener = snapshot.listener(&ctx.listener);
     let mut out = Buf::take();
+    let mut snapshot;
     let (plan, head_len, listener) = loop {
         // A connection's first bytes may be (the start of) the HTTP/2 preface.
         let h2 = first && H2_PREFACE.starts_with(&inb.0[..inb.0.len().min(H2_PREFACE.len())]);
@@ -134,8 +133,12 @@ pub(crate) async fn exchange(
             return Fast::Http2;
         }
         if !h2 {
+            // The configuration in force once the head is complete routes the request, not the
+            // one in force when its first bytes came (a client writing a head in pieces, or
+            // slowly, would otherwise be sent to targets drained meanwhile).
+            snapshot = ctx.shared.snapshot.load_full();
             // A listener being removed: hyper's path answers.
-            let Some(listener) = listener else {
+            let Some(listener) = snapshot.listener(&ctx.listener) else {
                 return fallback(io, inb);
             };
             match plan(&inb.0, ctx, listener, &mut out.0) {
