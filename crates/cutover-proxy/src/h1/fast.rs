@@ -7,7 +7,7 @@
 //!   characters whose path normalises to itself, one valid `Host`;
 //! - no body and no hop-by-hop fields beyond `Connection: keep-alive` or `close`: no
 //!   `Content-Length` other than `0`, no `Transfer-Encoding`, `Expect`, `Upgrade`, `TE`,
-//!   `Trailer`, `Keep-Alive` or `Proxy-*`;
+//!   `Trailer`, `Keep-Alive`, `Proxy-Connection` or `Proxy-Authenticate`;
 //! - the head fits in one buffer (8 KiB) within the listener's size limits, 64 fields at most;
 //! - a client outside `trustedProxies`, a rule with no authorizer or throttle, a `forward`
 //!   action, and a target group on plain TCP, HTTP/1.1, without `maxConnectionsPerTarget`.

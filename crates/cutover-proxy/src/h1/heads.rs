@@ -21,6 +21,7 @@ const MAX_REQUEST_FIELDS: usize = 64;
 const MAX_RESPONSE_FIELDS: usize = 100;
 /// The longest response head read (hyper's default buffer limit).
 pub(super) const MAX_RESPONSE_HEAD: usize = 8192 + 4096 * 100;
+
 /// What the request's head decided.
 pub(super) struct Plan<'s> {
     pub(super) groups: &'s [(Arc<GroupRt>, u32)],
