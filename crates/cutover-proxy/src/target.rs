@@ -335,25 +335,43 @@ impl Target {
     async fn tcp(&self, http1: bool) -> Result<transport::Stream, String> {
         let host = transport::host_of(&self.address);
         let connect = self.settings.transport.connect(self.addr, host, http1);
+        self.bounded(connect).await
+    }
+
+    /// `connect`, within the connect timeout; its failure in words.
+    async fn bounded<T>(
+        &self,
+        connect: impl Future<Output = std::io::Result<T>>,
+    ) -> Result<T, String> {
         tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| format!("connect to {} timed out", self.addr))?
             .map_err(|e| format!("connect to {} failed: {e}", self.addr))
     }
 
-    /// Returns a connection whose response was fully read to the pool.
-    pub(crate) fn release(&self, up: Upstream) {
-        if self.is_draining() || up.conn.is_none() || up.sender.is_closed() {
-            return;
+    /// Puts an idle connection at the back of `pool` (the oldest are at the front), dropping
+    /// those unused for the idle timeout; false when the pool is full or the target draining.
+    fn give_back<C>(&self, pool: &Mutex<Vec<(C, Instant)>>, conn: C) -> bool {
+        if self.is_draining() {
+            return false;
         }
         let now = Instant::now();
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = pool.lock().unwrap();
         self.drop_stale(&mut pool, now);
-        if pool.len() < MAX_IDLE {
-            pool.push((up, now));
-            if self.permits.is_some() {
-                self.released.notify_one();
-            }
+        if pool.len() >= MAX_IDLE {
+            return false;
+        }
+        pool.push((conn, now));
+        true
+    }
+
+    /// Returns a connection whose response was fully read to the pool.
+    pub(crate) fn release(&self, up: Upstream) {
+        if up.conn.is_none() || up.sender.is_closed() {
+            return;
+        }
+        if self.give_back(&self.pool, up) && self.permits.is_some() {
+            self.released.notify_one();
         }
     }
 }
@@ -375,25 +393,14 @@ impl Target {
 
     /// A new connection (TCP_NODELAY), within the connect timeout.
     pub(crate) async fn connect_raw(&self) -> Result<TcpStream, String> {
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| format!("connect to {} timed out", self.addr))?
-            .map_err(|e| format!("connect to {} failed: {e}", self.addr))?;
+        let stream = self.bounded(TcpStream::connect(self.addr)).await?;
         let _ = stream.set_nodelay(true);
         Ok(stream)
     }
 
     /// Pools a connection whose response was read to its end.
     pub(crate) fn release_raw(&self, stream: TcpStream) {
-        if self.is_draining() {
-            return;
-        }
-        let now = Instant::now();
-        let mut raw = self.raw.lock().unwrap();
-        self.drop_stale(&mut raw, now);
-        if raw.len() < MAX_IDLE {
-            raw.push((stream, now));
-        }
+        self.give_back(&self.raw, stream);
     }
 }
 

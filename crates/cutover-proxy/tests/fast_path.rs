@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Proxy;
+use common::{Proxy, mute_backend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -446,26 +446,9 @@ async fn requests_the_fast_path_does_not_take_get_hyper_s_answers_on_the_same_co
 
 #[tokio::test]
 async fn a_slow_target_gets_504_and_a_stalled_body_closes_the_client() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            if buf[..n].starts_with(b"GET /stall") {
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
-                    .await;
-            }
-            held.push(s);
-        }
-    });
-    let proxy = Proxy::start(
-        &config(addr).replace("responseTimeoutSeconds: 2", "responseTimeoutSeconds: 0.4"),
-    )
-    .await;
+    let (mute, task) = mute_backend(false).await;
+    let timeout = |c: String| c.replace("responseTimeoutSeconds: 2", "responseTimeoutSeconds: 0.4");
+    let proxy = Proxy::start(&timeout(config(mute))).await;
     let mut s = TcpStream::connect(proxy.listen).await.unwrap();
     let start = Instant::now();
     exchange(
@@ -484,6 +467,11 @@ async fn a_slow_target_gets_504_and_a_stalled_body_closes_the_client() {
         text.contains("cutover_proxy_listener_elb_504_total{listener=\"prod\"} 1"),
         "{text}"
     );
+    task.abort();
+    // A body that stops after its first bytes: cut after the same silence.
+    let (stalls, task) = mute_backend(true).await;
+    let proxy = Proxy::start(&timeout(config(stalls))).await;
+    let mut s = TcpStream::connect(proxy.listen).await.unwrap();
     exchange(
         &mut s,
         &get("/stall"),

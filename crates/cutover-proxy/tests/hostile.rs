@@ -7,9 +7,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt as _;
 use std::time::{Duration, Instant};
 
-use common::{Proxy, backend};
+use common::{Proxy, backend, mute_backend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// One listener forwarding to `blue`, with extra listener keys and a `/admin*` rule.
 fn config(blue: &str, listener_extra: &str, group_extra: &str) -> String {
@@ -394,28 +394,6 @@ async fn forwarding_headers_are_replaced_unless_the_client_is_trusted() {
     assert_eq!(a.header("x-seen-proto"), Some("https"));
     assert_eq!(a.header("x-echo-x-forwarded-host"), Some("spoof"));
     assert_eq!(a.header("x-echo-forwarded"), Some("for=10.9.9.9"));
-}
-
-/// A backend that accepts, reads, and never answers (or, with `head`, sends a head and a first
-/// body chunk and then nothing).
-async fn mute_backend(head: bool) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf).await;
-            if head {
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst")
-                    .await;
-            }
-            held.push(s);
-        }
-    });
-    (addr, task)
 }
 
 #[tokio::test]

@@ -366,3 +366,26 @@ pub async fn get(
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
+
+/// A backend that accepts, reads, and never answers (or, with `head`, sends a head and a first
+/// body chunk and then nothing).
+pub async fn mute_backend(head: bool) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            if head {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nfirst")
+                    .await;
+            }
+            held.push(s);
+        }
+    });
+    (addr, task)
+}
