@@ -807,8 +807,7 @@ async fn accept_loop(
         let ctx = Arc::new(ConnCtx {
             shared: shared.clone(),
             listener: name.clone(),
-            client_ip: HeaderValue::from_str(&peer.ip().to_canonical().to_string())
-                .unwrap_or(HeaderValue::from_static("unknown")),
+            client_ip: ip_header(peer.ip()),
             peer_ip: peer.ip(),
             port: port.clone(),
             tls: tls.is_some(),
@@ -820,7 +819,7 @@ async fn accept_loop(
         let (closing, alive) = (closing.clone(), alive_rx.clone());
         let tls = tls.clone();
         let shared = shared.clone();
-        tokio::spawn(async move {
+        let task = async move {
             // Released however the task ends, a panic included, so a
             // failing connection never eats into the connection cap.
             let _open = OpenConnection {
@@ -866,13 +865,38 @@ async fn accept_loop(
             if let Err(e) = result {
                 tracing::debug!(error = %e, "downstream connection ended with an error");
             }
-        });
+        };
+        tokio::spawn(task);
     }
     drop(socket);
     tracing::info!(listener = %name, "listener stopped accepting; closing its connections gracefully");
     closing.cancel();
     drop(alive_rx);
     alive.closed().await;
+}
+
+/// The client's address as a header value (`X-Forwarded-For`), IPv4-mapped IPv6 as IPv4.
+/// IPv4 is written digit by digit: `Display` through the formatting machinery was about
+/// 1,300 instructions, 6% of a one-request connection.
+fn ip_header(ip: std::net::IpAddr) -> HeaderValue {
+    let ip = ip.to_canonical();
+    let std::net::IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(octet).as_bytes();
+        text[len..len + digits.len()].copy_from_slice(digits);
+        len += digits.len();
+    }
+    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Serves a connection with hyper-util's automatic HTTP/1-or-2 connection (TLS listeners, and
@@ -1069,4 +1093,26 @@ fn rand_u32() -> u32 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(crate::metrics::unix_now().as_nanos());
     h.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_header;
+
+    #[test]
+    fn client_addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let addr: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_header(addr).to_str().unwrap(), ip);
+        }
+        let mapped: std::net::IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(ip_header(mapped).to_str().unwrap(), "192.0.2.7");
+    }
 }

@@ -225,7 +225,9 @@ async fn connection(target: &Target) -> Result<(TcpStream, bool), String> {
             }
         }
     }
-    target.connect_raw().await.map(|s| (s, false))
+    // Boxed: a new connection's future (the connect and its timeout) would otherwise size
+    // every connection's task, which is copied whole when the task is spawned.
+    Box::pin(target.connect_raw()).await.map(|s| (s, false))
 }
 
 /// What one attempt on one target came to.
