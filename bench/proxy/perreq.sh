@@ -8,7 +8,8 @@
 #     zeroed after the warm-up and dumped after N requests.
 # Backend: nginx answering a fixed 200 "ok\n". Client: keepalive_client.py, C connections.
 #
-# usage: bench/proxy/perreq.sh   (env: N=20000 C=32 CALLGRIND=1 CARGO_TARGET_DIR)
+# usage: bench/proxy/perreq.sh   (env: N=20000 C=32 CALLGRIND=1 CARGO_TARGET_DIR; CLOSE=1: a new
+#        connection per request, so the counts are per one-request connection)
 # Needs the release examples: cargo build --release -p cutover-proxy --example proxy --example proxy_alloc
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -59,7 +60,9 @@ targetGroups:
     targets: ["$BACKEND"]
 CONF
 wait_port "$BACKEND"
-client() { python3 "$here/keepalive_client.py" "${PROXY%:*}" "${PROXY#*:}" "$1" "$c"; }
+mode=()
+[[ "${CLOSE:-0}" == 1 ]] && mode=(close)
+client() { python3 "$here/keepalive_client.py" "${PROXY%:*}" "${PROXY#*:}" "$1" "$c" "${mode[@]}"; }
 
 # --- allocations ---------------------------------------------------------------------------
 coproc ALLOC { RUST_LOG=warn exec "$bin/proxy_alloc" --config "$work/lb.yaml"; }
