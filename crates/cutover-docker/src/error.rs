@@ -61,6 +61,22 @@ impl DockerError {
         }
     }
 
+    /// Whether the answer named a container state the Docker API does not
+    /// have: Podman reports `stopped` for the moment between a container's
+    /// exit and its cleanup (and `configured`/`initialized` before a start),
+    /// which the API's state enum refuses. Such an answer is retried, as the
+    /// container soon reaches a state the API names.
+    pub(crate) fn is_transient_state(&self) -> bool {
+        match self {
+            Self::Engine(bollard::errors::Error::JsonDataError { message, .. }) => {
+                ["stopped", "configured", "initialized"]
+                    .iter()
+                    .any(|state| message.contains(&format!("unknown variant `{state}`")))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the engine said the object does not exist (HTTP 404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
@@ -118,4 +134,32 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_error(message: &str) -> DockerError {
+        DockerError::Engine(bollard::errors::Error::JsonDataError {
+            message: message.into(),
+            column: 183,
+        })
+    }
+
+    #[test]
+    fn podman_only_states_are_transient_and_other_answers_are_not() {
+        let stopped = json_error(
+            "unknown variant `stopped`, expected one of ``, `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`, `stopping` at line 1 column 183",
+        );
+        assert!(stopped.is_transient_state());
+        assert!(json_error("unknown variant `configured`, expected one of").is_transient_state());
+        assert!(!json_error("missing field `Id` at line 1 column 2").is_transient_state());
+        assert!(!json_error("unknown variant `bogus`, expected one of").is_transient_state());
+        let server = DockerError::Engine(bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: "unknown variant `stopped`".into(),
+        });
+        assert!(!server.is_transient_state());
+    }
 }

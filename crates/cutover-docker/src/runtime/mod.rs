@@ -63,6 +63,13 @@ pub struct DockerRuntime {
 /// How often a start is tried when the chosen host port was taken meanwhile.
 const PORT_ATTEMPTS: u32 = 3;
 
+/// How often, and how far apart, an answer naming a state the Docker API
+/// does not have (Podman's `stopped`, see
+/// [`DockerError::is_transient_state`]) is asked again: 2 s in all, far
+/// more than the moment Podman takes to clean up an exited container.
+const TRANSIENT_STATE_TRIES: u32 = 40;
+const TRANSIENT_STATE_PAUSE: Duration = Duration::from_millis(50);
+
 /// What [`DockerRuntime::create`] ended with.
 enum Created {
     /// A new container with this id, not started yet.
@@ -127,11 +134,20 @@ impl DockerRuntime {
     }
 
     async fn inspect(&self, container: &str) -> Result<Option<Inspect>, DockerError> {
-        let answer = self
-            .docker
-            .inspect_container(container, None::<InspectContainerOptions>)
-            .await;
-        Ok(if_exists(answer)?.map(Inspect::from))
+        let mut tries = 0;
+        loop {
+            let answer = self
+                .docker
+                .inspect_container(container, None::<InspectContainerOptions>)
+                .await;
+            match if_exists(answer) {
+                Err(e) if e.is_transient_state() && tries < TRANSIENT_STATE_TRIES => {
+                    tries += 1;
+                    tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
+                }
+                answer => return Ok(answer?.map(Inspect::from)),
+            }
+        }
     }
 
     /// The containers of this instance, optionally of one task only.
@@ -156,7 +172,20 @@ impl DockerRuntime {
             .all(true)
             .filters(&HashMap::from([("label", labels)]))
             .build();
-        Ok(self.docker.list_containers(Some(options)).await?)
+        let mut tries = 0;
+        loop {
+            match self.docker.list_containers(Some(options.clone())).await {
+                Err(e) if tries < TRANSIENT_STATE_TRIES => {
+                    let e = DockerError::from(e);
+                    if !e.is_transient_state() {
+                        return Err(e);
+                    }
+                    tries += 1;
+                    tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
+                }
+                answer => return Ok(answer?),
+            }
+        }
     }
 
     /// The task's container, inspected; `None` when there is none.

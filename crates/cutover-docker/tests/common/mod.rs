@@ -40,7 +40,9 @@ impl Drop for Cleanup {
                     let _ =
                         tokio::time::timeout(Duration::from_secs(20), docker.wait(&handle.task_id))
                             .await;
-                    docker.remove(&handle.task_id).await.ok();
+                    if let Err(e) = docker.remove(&handle.task_id).await {
+                        eprintln!("cleanup: cannot remove task {}: {e:?}", handle.task_id);
+                    }
                 }
             });
         });
@@ -87,11 +89,18 @@ pub async fn engine_with(
     Some((docker, Cleanup { instance }))
 }
 
+/// The service name of the tests' tasks: `web-<pid>`, so container names
+/// (`cutover-<service>-<task id>`) never collide with another test run on
+/// the same engine, nor with containers an interrupted run left behind.
+pub fn test_service() -> String {
+    format!("web-{}", std::process::id())
+}
+
 /// A task of the sample app answering `version` on `GET /`.
 pub fn sample_task(task_id: &str, version: &str) -> TaskSpec {
     TaskSpec {
         task_id: task_id.into(),
-        service: "web".into(),
+        service: test_service(),
         task_definition: "web:1".into(),
         container: ContainerSpec {
             name: "web".into(),

@@ -241,6 +241,51 @@ impl Drop for Server {
                 }
             }
         }
+        self.remove_containers();
+    }
+}
+
+impl Server {
+    /// Removes the containers the server left on its engine: the exited
+    /// tasks it keeps for their logs, and anything a failed test left
+    /// running. They carry the data dir's instance id, so other runs on the
+    /// same engine are untouched.
+    fn remove_containers(&self) {
+        let Ok(instance) = std::fs::read_to_string(self.data_dir.join("instance.id")) else {
+            return;
+        };
+        let host = self
+            .args
+            .iter()
+            .position(|a| a == "--docker-host")
+            .and_then(|i| self.args.get(i + 1))
+            .cloned();
+        let options = cutover_docker::DockerOptions {
+            host,
+            ..cutover_docker::DockerOptions::new(instance.trim())
+        };
+        let cleaner = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                use cutover_runtime::Runtime;
+                let Ok(docker) = cutover_docker::DockerRuntime::connect(options).await else {
+                    return;
+                };
+                for handle in docker.list().await.unwrap_or_default() {
+                    docker.stop(&handle.task_id).await.ok();
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(20), docker.wait(&handle.task_id))
+                            .await;
+                    docker.remove(&handle.task_id).await.ok();
+                }
+            });
+        });
+        let _ = cleaner.join();
     }
 }
 
