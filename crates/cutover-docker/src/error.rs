@@ -61,22 +61,6 @@ impl DockerError {
         }
     }
 
-    /// Whether the answer named a container state the Docker API does not
-    /// have: Podman reports `stopped` for the moment between a container's
-    /// exit and its cleanup (and `configured`/`initialized` before a start),
-    /// which the API's state enum refuses. Such an answer is retried, as the
-    /// container soon reaches a state the API names.
-    pub(crate) fn is_transient_state(&self) -> bool {
-        match self {
-            Self::Engine(bollard::errors::Error::JsonDataError { message, .. }) => {
-                ["stopped", "configured", "initialized"]
-                    .iter()
-                    .any(|state| message.contains(&format!("unknown variant `{state}`")))
-            }
-            _ => false,
-        }
-    }
-
     /// Whether the engine said the object does not exist (HTTP 404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
@@ -124,6 +108,22 @@ pub(crate) fn if_exists<T>(
     }
 }
 
+/// Whether an engine answer named a container state the Docker API does not
+/// have: Podman reports `stopped` for the moment between a container's exit
+/// and its cleanup (and `configured`/`initialized` before a start), which the
+/// API's state enum refuses. Such an answer is asked again, as the container
+/// soon reaches a state the API names.
+pub(crate) fn is_transient_state(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::JsonDataError { message, .. } => {
+            ["stopped", "configured", "initialized"]
+                .iter()
+                .any(|state| message.contains(&format!("unknown variant `{state}`")))
+        }
+        _ => false,
+    }
+}
+
 /// The error and its sources joined by ": ".
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
@@ -140,11 +140,11 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
-    fn json_error(message: &str) -> DockerError {
-        DockerError::Engine(bollard::errors::Error::JsonDataError {
+    fn json_error(message: &str) -> bollard::errors::Error {
+        bollard::errors::Error::JsonDataError {
             message: message.into(),
             column: 183,
-        })
+        }
     }
 
     #[test]
@@ -152,14 +152,20 @@ mod tests {
         let stopped = json_error(
             "unknown variant `stopped`, expected one of ``, `created`, `running`, `paused`, `restarting`, `removing`, `exited`, `dead`, `stopping` at line 1 column 183",
         );
-        assert!(stopped.is_transient_state());
-        assert!(json_error("unknown variant `configured`, expected one of").is_transient_state());
-        assert!(!json_error("missing field `Id` at line 1 column 2").is_transient_state());
-        assert!(!json_error("unknown variant `bogus`, expected one of").is_transient_state());
-        let server = DockerError::Engine(bollard::errors::Error::DockerResponseServerError {
+        assert!(is_transient_state(&stopped));
+        assert!(is_transient_state(&json_error(
+            "unknown variant `configured`, expected one of"
+        )));
+        assert!(!is_transient_state(&json_error(
+            "missing field `Id` at line 1 column 2"
+        )));
+        assert!(!is_transient_state(&json_error(
+            "unknown variant `bogus`, expected one of"
+        )));
+        let server = bollard::errors::Error::DockerResponseServerError {
             status_code: 500,
             message: "unknown variant `stopped`".into(),
-        });
-        assert!(!server.is_transient_state());
+        };
+        assert!(!is_transient_state(&server));
     }
 }

@@ -22,7 +22,7 @@ use crate::container::{
     Inspect, LABEL_INSTANCE, LABEL_TASK, Placement, REASON_CANNOT_CREATE, container_name,
     create_body,
 };
-use crate::error::{DockerError, if_exists};
+use crate::error::{DockerError, if_exists, is_transient_state};
 use crate::{DockerOptions, EngineInfo, NetworkMode, ProgressFn, discovery};
 
 mod build;
@@ -65,10 +65,31 @@ const PORT_ATTEMPTS: u32 = 3;
 
 /// How often, and how far apart, an answer naming a state the Docker API
 /// does not have (Podman's `stopped`, see
-/// [`DockerError::is_transient_state`]) is asked again: 2 s in all, far
+/// [`is_transient_state`]) is asked again: 2 s in all, far
 /// more than the moment Podman takes to clean up an exited container.
 const TRANSIENT_STATE_TRIES: u32 = 40;
 const TRANSIENT_STATE_PAUSE: Duration = Duration::from_millis(50);
+
+/// Calls the engine, and again while its answer names a state the API does
+/// not have (at most [`TRANSIENT_STATE_TRIES`] times more).
+async fn asked_again_past_transient_states<T, F, Fut>(
+    mut call: F,
+) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Err(e) if tries < TRANSIENT_STATE_TRIES && is_transient_state(&e) => {
+                tries += 1;
+                tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
+            }
+            answer => return answer,
+        }
+    }
+}
 
 /// What [`DockerRuntime::create`] ended with.
 enum Created {
@@ -134,20 +155,12 @@ impl DockerRuntime {
     }
 
     async fn inspect(&self, container: &str) -> Result<Option<Inspect>, DockerError> {
-        let mut tries = 0;
-        loop {
-            let answer = self
-                .docker
+        let answer = asked_again_past_transient_states(|| {
+            self.docker
                 .inspect_container(container, None::<InspectContainerOptions>)
-                .await;
-            match if_exists(answer) {
-                Err(e) if e.is_transient_state() && tries < TRANSIENT_STATE_TRIES => {
-                    tries += 1;
-                    tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
-                }
-                answer => return Ok(answer?.map(Inspect::from)),
-            }
-        }
+        })
+        .await;
+        Ok(if_exists(answer)?.map(Inspect::from))
     }
 
     /// The containers of this instance, optionally of one task only.
@@ -172,20 +185,12 @@ impl DockerRuntime {
             .all(true)
             .filters(&HashMap::from([("label", labels)]))
             .build();
-        let mut tries = 0;
-        loop {
-            match self.docker.list_containers(Some(options.clone())).await {
-                Err(e) if tries < TRANSIENT_STATE_TRIES => {
-                    let e = DockerError::from(e);
-                    if !e.is_transient_state() {
-                        return Err(e);
-                    }
-                    tries += 1;
-                    tokio::time::sleep(TRANSIENT_STATE_PAUSE).await;
-                }
-                answer => return Ok(answer?),
-            }
-        }
+        Ok(
+            asked_again_past_transient_states(|| {
+                self.docker.list_containers(Some(options.clone()))
+            })
+            .await?,
+        )
     }
 
     /// The task's container, inspected; `None` when there is none.
