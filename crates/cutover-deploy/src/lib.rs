@@ -32,10 +32,12 @@
 //! | Failed / Stopped | flipping back | the acknowledgement of the one `ApplyTraffic{0%, test to blue}`; then `TeardownGreen` and `Finished` |
 //! | Succeeded / Failed / Stopped | finished | nothing ([`BlueGreen::is_terminal`]) |
 //!
-//! In any non-final state an unacknowledged traffic change is re-issued after
-//! [`bluegreen::TRAFFIC_ACK_TIMEOUT_MS`]; a forward change fails the
-//! deployment after [`bluegreen::TRAFFIC_MAX_ATTEMPTS`] attempts, a flip back
-//! to blue is retried forever.
+//! In any non-final state a traffic change the data plane refused, or did not
+//! acknowledge within [`bluegreen::TRAFFIC_ACK_TIMEOUT_MS`], is issued again
+//! after a pause ([`bluegreen::traffic_retry_pause`]: 1 s, doubling, at most
+//! 8 s), during which it still counts as in flight; a forward change fails
+//! the deployment after [`bluegreen::TRAFFIC_MAX_ATTEMPTS`] attempts, a flip
+//! back to blue is retried forever at that pace.
 //!
 //! # Ending
 //!

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use cutover_deploy::bluegreen::{
     BlueGreen, DeploymentStatus, Effect, EventStatus, Input, TRAFFIC_ACK_TIMEOUT_MS,
+    TRAFFIC_MAX_ATTEMPTS, traffic_retry_pause,
 };
 use cutover_deploy::config::{AutoRollback, LifecycleEvent, PREDEFINED_NAMES, TrafficRouting};
 use cutover_deploy::schedule;
@@ -173,17 +174,74 @@ fn repeated_traffic_failures_fail_and_roll_back() {
     sim.run_until(T0 + 2_000);
     let start = event_started(&sim, LifecycleEvent::AllowTraffic);
     sim.run_until(start + 999);
-    sim.traffic_failures = 4;
+    sim.traffic_failures = TRAFFIC_MAX_ATTEMPTS + 1;
     sim.run();
-    let percents: Vec<_> = applies_after(&sim, start).iter().map(|a| a.1).collect();
-    // 50 ok; 100 fails 3 times; the flip back fails once and is retried.
-    assert_eq!(percents, vec![50, 100, 100, 100, 0, 0]);
+    let applies = applies_after(&sim, start);
+    let percents: Vec<_> = applies.iter().map(|a| a.1).collect();
+    // 50 ok; 100 fails 4 times; the flip back fails once and is retried.
+    assert_eq!(percents, vec![50, 100, 100, 100, 100, 0, 0]);
+    // Each failed attempt waits before the next: 1 s, then doubling (the
+    // simulated proxy answers its failures within a few milliseconds).
+    let gaps: Vec<_> = applies.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    for (gap, pause) in gaps[1..4].iter().zip([1_000, 2_000, 4_000]) {
+        assert!((pause..pause + 50).contains(gap), "{gaps:?}");
+    }
+    assert!(
+        (1_000..1_050).contains(&gaps[5]),
+        "the flip back waits too: {gaps:?}"
+    );
     let (status, rollback, reason) = sim.finished().unwrap();
     assert_eq!((status, rollback), (DeploymentStatus::Failed, true));
     assert_eq!(
         reason.as_deref(),
-        Some("traffic change to 100% on green failed 3 times: proxy busy")
+        Some("traffic change to 100% on green failed 4 times: proxy busy")
     );
+    assert_eq!(sim.proxy, (0, false));
+}
+
+#[test]
+fn retry_pauses_double_up_to_their_cap() {
+    let pauses: Vec<_> = (1..=6).map(traffic_retry_pause).collect();
+    assert_eq!(pauses, vec![1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+    assert_eq!(traffic_retry_pause(u32::MAX), 8_000);
+}
+
+/// A flip back to blue that keeps failing is retried without end, but
+/// paced: not a busy loop against a data plane that is away.
+#[test]
+fn a_failing_flip_back_is_retried_at_a_bounded_pace() {
+    let mut s = canary_with(AutoRollback {
+        on_failure: true,
+        ..Default::default()
+    });
+    s.routing = TrafficRouting::Linear {
+        percent: 50,
+        interval_ms: 1_000,
+    };
+    let mut sim = started(s);
+    sim.run_until(T0 + 2_000);
+    let start = event_started(&sim, LifecycleEvent::AllowTraffic);
+    // 50% is on green; from here every traffic change fails.
+    sim.run_until(start + 999);
+    sim.traffic_failures = 1_000;
+    sim.run_until(start + 120_000);
+    assert!(!sim.bg.is_terminal());
+    let flips: Vec<_> = applies_after(&sim, start)
+        .into_iter()
+        .filter(|a| a.1 == 0)
+        .collect();
+    // The flip back waits 1, 2, 4, then 8 s between attempts (plus the
+    // simulated proxy's few milliseconds): 17 in the 110 s left.
+    let gaps: Vec<_> = flips.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert_eq!(flips.len(), 17, "{gaps:?}");
+    for (i, gap) in gaps.iter().enumerate() {
+        let pause = traffic_retry_pause(i as u32 + 1);
+        assert!((pause..pause + 50).contains(gap), "{gaps:?}");
+    }
+    sim.traffic_failures = 0;
+    sim.run();
+    assert!(sim.bg.is_terminal());
+    assert!(sim.green_removed());
     assert_eq!(sim.proxy, (0, false));
 }
 
@@ -194,10 +252,11 @@ fn a_silent_proxy_times_out_and_is_treated_as_possibly_applied() {
     let mut sim = started(s);
     sim.run_until(T0 + 1_999);
     sim.proxy_silent = true;
-    sim.run_until(T0 + 2_000 + 3 * TRAFFIC_ACK_TIMEOUT_MS);
+    let pauses: u64 = (1..TRAFFIC_MAX_ATTEMPTS).map(traffic_retry_pause).sum();
+    sim.run_until(T0 + 2_000 + u64::from(TRAFFIC_MAX_ATTEMPTS) * TRAFFIC_ACK_TIMEOUT_MS + pauses);
     assert_eq!(
         sim.applies().iter().map(|a| a.1).collect::<Vec<_>>(),
-        vec![100, 100, 100, 0]
+        vec![100, 100, 100, 100, 0]
     );
     assert_eq!(sim.bg.status(), DeploymentStatus::Failed);
     // The unacknowledged change may have happened: flip back before removing green.

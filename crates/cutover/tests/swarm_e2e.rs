@@ -348,6 +348,14 @@ fn a_swarm_service_is_spread_deployed_drained_and_resumed() {
         "{failed} requests failed during the drain ({ok} ok)"
     );
     swarm.docker(&["node", "update", "--availability", "active", &node2]);
+    // The drain took node 2's data plane too (a global service): Swarm puts a
+    // new one there, with no configuration, and the control plane pushes it
+    // the configuration again; node 2 serves the listener once more.
+    let node2_listener = format!("{}:{prod}", nodes[1]);
+    wait_until(Duration::from_secs(60), || {
+        http_get(&node2_listener, "/").is_ok_and(|(s, b)| s == 200 && b.trim() == "v2")
+    })
+    .unwrap_or_else(|| panic!("node 2's new data plane never served v2\n{}", server.log()));
 
     // kill -9 of the control plane mid-deployment: it resumes.
     let load = Load::start(local.clone(), 4);

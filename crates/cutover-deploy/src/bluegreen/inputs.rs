@@ -152,7 +152,13 @@ impl BlueGreen {
         reason: &str,
         out: &mut Vec<Effect>,
     ) {
-        let Some(pending) = self.traffic.pending.take_if(|p| p.request_id == request_id) else {
+        // A failure of a request already counted (the split waits for its
+        // retry) changes nothing.
+        let Some(pending) = self
+            .traffic
+            .pending
+            .take_if(|p| p.request_id == request_id && p.retry_at.is_none())
+        else {
             return;
         };
         if self.phase == Phase::Done {

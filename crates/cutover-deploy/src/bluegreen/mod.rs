@@ -30,7 +30,25 @@ pub const TRAFFIC_ACK_TIMEOUT_MS: Millis = 10_000;
 
 /// Attempts at one forward traffic change before the deployment fails.
 /// A flip back to blue is retried without limit.
-pub const TRAFFIC_MAX_ATTEMPTS: u32 = 3;
+pub const TRAFFIC_MAX_ATTEMPTS: u32 = 4;
+
+/// The pause before a failed traffic change is issued again: 1 s after the
+/// first failure, doubling, at most [`TRAFFIC_RETRY_MAX_MS`]. A data plane
+/// that is briefly away (a node's proxy being replaced) does not fail a
+/// deployment within milliseconds, and a flip back to blue that keeps
+/// failing is not a busy loop.
+pub const TRAFFIC_RETRY_FIRST_MS: Millis = 1_000;
+
+/// The longest pause between two attempts at one traffic change.
+pub const TRAFFIC_RETRY_MAX_MS: Millis = 8_000;
+
+/// The pause after failed attempt `attempt` (1-based).
+pub fn traffic_retry_pause(attempt: u32) -> Millis {
+    let doublings = attempt.saturating_sub(1).min(16);
+    TRAFFIC_RETRY_FIRST_MS
+        .saturating_mul(1 << doublings)
+        .min(TRAFFIC_RETRY_MAX_MS)
+}
 
 /// One blue/green deployment: spec, position in the lifecycle, traffic split
 /// and history. Pure: no IO, no clock; time comes in as `now`.
@@ -211,11 +229,10 @@ impl BlueGreen {
     /// earlier when an input arrives. `None` when only an input can move the
     /// deployment on.
     pub fn next_wakeup(&self) -> Option<Millis> {
-        let ack = self
-            .traffic
-            .pending
-            .as_ref()
-            .map(|p| p.issued_at.saturating_add(TRAFFIC_ACK_TIMEOUT_MS));
+        let ack = self.traffic.pending.as_ref().map(|p| {
+            p.retry_at
+                .unwrap_or(p.issued_at.saturating_add(TRAFFIC_ACK_TIMEOUT_MS))
+        });
         let phase = match &self.phase {
             Phase::Created | Phase::Queued | Phase::TestTraffic | Phase::Ending { .. } => None,
             Phase::Done => return None,

@@ -17,10 +17,12 @@ impl BlueGreen {
     /// Fires one due thing; false when nothing is due.
     pub(super) fn step(&mut self, now: Millis, out: &mut Vec<Effect>) -> bool {
         if self.phase != Phase::Done {
-            let overdue = self
-                .traffic
-                .pending
-                .take_if(|p| now >= p.issued_at.saturating_add(TRAFFIC_ACK_TIMEOUT_MS));
+            if self.retry_due(now, out) {
+                return true;
+            }
+            let overdue = self.traffic.pending.take_if(|p| {
+                p.retry_at.is_none() && now >= p.issued_at.saturating_add(TRAFFIC_ACK_TIMEOUT_MS)
+            });
             if let Some(p) = overdue {
                 // The change may have been applied: keep it as in flight so
                 // that an ending deployment treats green as carrying it.

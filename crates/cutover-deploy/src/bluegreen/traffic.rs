@@ -1,8 +1,10 @@
 //! Traffic changes: issuing absolute splits under new request ids, retrying
 //! failed or unacknowledged ones, and re-issuing them after a restart.
 
-use super::util::push_event;
-use super::{BlueGreen, Effect, HookWait, PendingTraffic, Phase, TRAFFIC_MAX_ATTEMPTS};
+use super::util::{duration, push_event};
+use super::{
+    BlueGreen, Effect, HookWait, PendingTraffic, Phase, TRAFFIC_MAX_ATTEMPTS, traffic_retry_pause,
+};
 use crate::time::Millis;
 
 impl BlueGreen {
@@ -38,6 +40,7 @@ impl BlueGreen {
             test_on_green,
             issued_at: now,
             attempt,
+            retry_at: None,
         });
         out.push(Effect::ApplyTraffic {
             request_id,
@@ -46,9 +49,10 @@ impl BlueGreen {
         });
     }
 
-    /// A traffic change failed or timed out: retry it, or fail the
-    /// deployment after [`TRAFFIC_MAX_ATTEMPTS`]. A flip back to blue is
-    /// retried forever: there is nothing safer to do.
+    /// A traffic change failed or timed out: issue it again after
+    /// [`traffic_retry_pause`], or fail the deployment after
+    /// [`TRAFFIC_MAX_ATTEMPTS`]. A flip back to blue is retried forever:
+    /// there is nothing safer to do.
     pub(super) fn retry_or_fail(
         &mut self,
         now: Millis,
@@ -56,23 +60,27 @@ impl BlueGreen {
         reason: &str,
         out: &mut Vec<Effect>,
     ) {
-        let PendingTraffic {
-            prod_green_percent: green,
-            test_on_green: test,
-            attempt,
-            first_request_id,
-            ..
-        } = failed;
+        let (green, attempt) = (failed.prod_green_percent, failed.attempt);
+        let ending = matches!(self.phase, Phase::Ending { .. });
+        if ending || attempt < TRAFFIC_MAX_ATTEMPTS {
+            let pause = traffic_retry_pause(attempt);
+            push_event(
+                out,
+                format!(
+                    "traffic change to {green}% on green failed (attempt {attempt}): {reason}; trying again in {}",
+                    duration(pause)
+                ),
+            );
+            self.traffic.pending = Some(PendingTraffic {
+                retry_at: Some(now.saturating_add(pause)),
+                ..failed
+            });
+            return;
+        }
         push_event(
             out,
             format!("traffic change to {green}% on green failed (attempt {attempt}): {reason}"),
         );
-        let ending = matches!(self.phase, Phase::Ending { .. });
-        if ending || attempt < TRAFFIC_MAX_ATTEMPTS {
-            let next = attempt.saturating_add(1);
-            self.apply_attempt(now, green, test, next, Some(first_request_id), out);
-            return;
-        }
         self.fail(
             now,
             format!("traffic change to {green}% on green failed {attempt} times: {reason}"),
@@ -80,7 +88,23 @@ impl BlueGreen {
         );
     }
 
-    /// Issues again what was in flight (see [`BlueGreen::resume`]).
+    /// Issues a failed split again once its pause is over; true if it did.
+    pub(super) fn retry_due(&mut self, now: Millis, out: &mut Vec<Effect>) -> bool {
+        let Some(p) = self
+            .traffic
+            .pending
+            .take_if(|p| p.retry_at.is_some_and(|at| now >= at))
+        else {
+            return false;
+        };
+        let next = p.attempt.saturating_add(1);
+        let (green, test) = (p.prod_green_percent, p.test_on_green);
+        self.apply_attempt(now, green, test, next, Some(p.first_request_id), out);
+        true
+    }
+
+    /// Issues again what was in flight (see [`BlueGreen::resume`]); a failed
+    /// split waiting for its pause is left to it.
     pub(super) fn reissue_in_flight(&mut self, now: Millis, out: &mut Vec<Effect>) {
         match &self.phase {
             Phase::Install { .. } => out.push(Effect::ProvisionGreen),
@@ -90,7 +114,9 @@ impl BlueGreen {
             }
             _ => {}
         }
-        if let Some(p) = self.traffic.pending.clone() {
+        if let Some(p) = self.traffic.pending.clone()
+            && p.retry_at.is_none()
+        {
             let (green, test) = (p.prod_green_percent, p.test_on_green);
             self.apply_attempt(now, green, test, p.attempt, Some(p.first_request_id), out);
         }

@@ -86,6 +86,11 @@ pub struct PendingTraffic {
     pub issued_at: Millis,
     /// How many times this split was issued without an acknowledgement.
     pub attempt: u32,
+    /// Set when attempt `attempt` failed: nothing is in flight, and the
+    /// split is issued again at this time. Until then it counts as in
+    /// flight (the schedule waits, an ending does not flip yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Millis>,
 }
 
 /// The traffic split as far as the proxy acknowledged it, plus the change in

@@ -5,7 +5,8 @@
 //! node proxy and succeeds only when all of them acknowledged it, so a
 //! traffic step of a deployment counts as applied only when every proxy
 //! serves it; a node proxy that does not answer fails the sync, which holds
-//! the deployment (and times it out into a rollback by the usual rules).
+//! the deployment: the traffic step is tried again after a pause (1, 2, then
+//! 4 s) and fails it into a rollback after its last attempt.
 //! Health, status and the metrics feed stay the local proxy's: it checks the
 //! same targets, and alarms read its traffic.
 //!
