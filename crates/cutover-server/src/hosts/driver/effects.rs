@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use cutover_api::agents::AgentCommand;
+use cutover_deploy::bluegreen;
 use cutover_deploy::hosts::HostInput;
 use cutover_deploy::hosts::bluegreen::BlueGreenHostInput;
 use cutover_deploy::hosts::lifecycle::{Action, Revision, Step};
@@ -93,8 +94,8 @@ impl Driver {
                     self.id().to_string(),
                 );
                 tokio::spawn(async move {
-                    let input = match dp.sync().await {
-                        Ok(_) => {
+                    let input = match sync_paced(&dp, &id).await {
+                        Ok(()) => {
                             tokio::time::sleep(delay).await;
                             HostInput::StepSucceeded {
                                 host,
@@ -206,6 +207,28 @@ impl Driver {
     }
 }
 
+/// Syncs the data plane for a host's traffic step; a refusal is tried again
+/// at the pace of blue/green traffic changes (1, 2, then 4 s), so a node's
+/// data plane that is away for a moment does not fail the host's step.
+async fn sync_paced(
+    dp: &SharedDataPlane,
+    deployment: &str,
+) -> Result<(), crate::dataplane::DataPlaneError> {
+    let mut attempt = 1;
+    loop {
+        match dp.sync().await {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt < bluegreen::TRAFFIC_MAX_ATTEMPTS => {
+                let pause = bluegreen::traffic_retry_pause(attempt);
+                tracing::warn!(%deployment, error = %e, attempt, pause_ms = pause, "data plane refused a traffic step; trying again");
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits (at most [`GREEN_HEALTH_WAIT`]) until each of `groups` reports
 /// `expected` healthy targets.
 async fn wait_healthy(dp: &SharedDataPlane, groups: &[String], expected: usize) {
@@ -228,5 +251,68 @@ async fn wait_healthy(dp: &SharedDataPlane, groups: &[String], expected: usize) 
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::{DataPlane, DataPlaneError};
+    use cutover_proxy::api::{HealthReport, StatusReport};
+    use cutover_proxy::metrics::MetricsFeed;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A data plane whose first `refusals` syncs fail.
+    struct Refusing {
+        refusals: u32,
+        syncs: AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl DataPlane for Refusing {
+        async fn sync(&self) -> Result<u64, DataPlaneError> {
+            let n = self.syncs.fetch_add(1, Ordering::SeqCst);
+            if n < self.refusals {
+                return Err(DataPlaneError::Derive("node away".into()));
+            }
+            Ok(u64::from(n))
+        }
+        async fn health(&self) -> Result<HealthReport, DataPlaneError> {
+            Err(DataPlaneError::Derive("unused".into()))
+        }
+        async fn status(&self) -> Result<StatusReport, DataPlaneError> {
+            Err(DataPlaneError::Derive("unused".into()))
+        }
+        async fn metrics_feed(&self, _: u64) -> Result<MetricsFeed, DataPlaneError> {
+            Err(DataPlaneError::Derive("unused".into()))
+        }
+        fn admin(&self) -> String {
+            "refusing".into()
+        }
+    }
+
+    async fn paced(refusals: u32) -> (bool, u32, Duration) {
+        let dp = Arc::new(Refusing {
+            refusals,
+            syncs: AtomicU32::new(0),
+        });
+        let shared: SharedDataPlane = dp.clone();
+        let started = tokio::time::Instant::now();
+        let ok = sync_paced(&shared, "d-1").await.is_ok();
+        (ok, dp.syncs.load(Ordering::SeqCst), started.elapsed())
+    }
+
+    /// A data plane away for a moment does not fail a host's traffic step;
+    /// one away for good fails it after the blue/green number of attempts.
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_traffic_step_is_tried_again_at_a_pace_then_fails() {
+        assert_eq!(paced(0).await, (true, 1, Duration::ZERO));
+        assert_eq!(paced(2).await, (true, 3, Duration::from_secs(3)));
+        let attempts = bluegreen::TRAFFIC_MAX_ATTEMPTS;
+        assert_eq!(
+            paced(attempts).await,
+            (false, attempts, Duration::from_secs(7))
+        );
     }
 }
