@@ -7,6 +7,10 @@
 //! serves it; a node proxy that does not answer fails the sync, which holds
 //! the deployment: the traffic step is tried again after a pause (1, 2, then
 //! 4 s) and fails it into a rollback after its last attempt.
+//! A node that acknowledged the configuration is asked at each sync whether
+//! it still serves the version it acknowledged it with, so a node proxy
+//! replaced by a new one (a rescheduled Swarm task, without that state) is
+//! pushed the configuration again though nothing changed.
 //! Health, status and the metrics feed stay the local proxy's: it checks the
 //! same targets, and alarms read its traffic.
 //!
@@ -28,8 +32,15 @@ use tokio::sync::Mutex;
 struct NodeProxy {
     admin: SocketAddr,
     client: AdminClient,
-    /// The configuration it acknowledged last.
-    acked: Mutex<Option<Value>>,
+    /// The configuration it acknowledged last, and the version it gave it.
+    acked: Mutex<Option<Acked>>,
+}
+
+/// What a node proxy acknowledged.
+#[derive(Debug, Clone, PartialEq)]
+struct Acked {
+    config: Value,
+    version: u64,
 }
 
 /// The local proxy and the node proxies, as one data plane.
@@ -57,11 +68,29 @@ impl FanOut {
         }
     }
 
-    /// Pushes `config` to one node proxy unless it acknowledged it already.
+    /// Pushes `config` to one node proxy unless it acknowledged it already
+    /// and still serves the version it acknowledged it with (a node proxy
+    /// replaced by a new one, without that state, is pushed it again).
     async fn push(node: &NodeProxy, config: &Value) -> Result<(), DataPlaneError> {
         let mut acked = node.acked.lock().await;
-        if acked.as_ref() == Some(config) {
-            return Ok(());
+        if let Some(known) = acked.as_ref().filter(|a| &a.config == config) {
+            match node.client.status().await {
+                Ok(status) if status.version == known.version => return Ok(()),
+                Ok(status) => tracing::info!(
+                    node = %node.admin,
+                    acknowledged = known.version,
+                    serving = status.version,
+                    "a node's data plane serves another version than it acknowledged; pushing the configuration again"
+                ),
+                Err(e) => {
+                    *acked = None;
+                    tracing::warn!(node = %node.admin, error = %e, "a node's data plane does not answer");
+                    return Err(DataPlaneError::Node {
+                        admin: node.admin,
+                        source: e,
+                    });
+                }
+            }
         }
         let text =
             serde_json::to_string(config).map_err(|e| DataPlaneError::Derive(e.to_string()))?;
@@ -70,7 +99,10 @@ impl FanOut {
         match node.client.put_config(&parsed).await {
             Ok(version) => {
                 tracing::debug!(node = %node.admin, version, "node data plane configuration in force");
-                *acked = Some(config.clone());
+                *acked = Some(Acked {
+                    config: config.clone(),
+                    version,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -151,7 +183,10 @@ mod tests {
         let node = NodeProxy {
             admin,
             client: AdminClient::new(format!("http://{admin}")).with_token("t"),
-            acked: Mutex::new(Some(json!({"admin": "127.0.0.1:1", "listeners": []}))),
+            acked: Mutex::new(Some(Acked {
+                config: json!({"admin": "127.0.0.1:1", "listeners": []}),
+                version: 2,
+            })),
         };
         let err = FanOut::push(&node, &config).await.unwrap_err();
         assert!(
@@ -161,5 +196,93 @@ mod tests {
         assert_eq!(*node.acked.lock().await, None);
         // Nothing is skipped as "already acknowledged" on the next try.
         assert!(FanOut::push(&node, &config).await.is_err());
+    }
+
+    /// A real node proxy, in this process, administered at `admin` with
+    /// `token`, keeping its state in `state`; stopped by sending on the
+    /// returned channel.
+    async fn node_proxy(
+        admin: SocketAddr,
+        state: &std::path::Path,
+        token_file: &std::path::Path,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let address_file = state.with_extension("address");
+        let _ = std::fs::remove_file(&address_file);
+        let opts = cutover_proxy::ProxyOptions {
+            state_dir: Some(state.to_path_buf()),
+            workers: 1,
+            admin_address: Some(admin.to_string()),
+            admin_token_file: Some(token_file.to_path_buf()),
+            admin_address_file: Some(address_file.clone()),
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            cutover_proxy::run(opts, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        for _ in 0..2_000 {
+            if let Ok(text) = std::fs::read_to_string(&address_file) {
+                return (text.trim().parse().unwrap(), stop, task);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("the node proxy did not bind its admin API");
+    }
+
+    /// A node proxy replaced by a new one (Swarm rescheduling it: same
+    /// address, no state) is pushed the configuration again at the next
+    /// sync, though the configuration did not change; an unchanged node is
+    /// not pushed again.
+    #[tokio::test]
+    async fn a_replaced_node_proxy_is_pushed_the_unchanged_configuration_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "node-token").unwrap();
+        std::fs::set_permissions(
+            &token_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (admin, stop, task) = node_proxy(any_port, &dir.path().join("a"), &token_file).await;
+        let node = NodeProxy {
+            admin,
+            client: AdminClient::new(format!("http://{admin}")).with_token("node-token"),
+            acked: Mutex::new(None),
+        };
+        let config = json!({"admin": "127.0.0.1:1", "listeners": [], "targetGroups": []});
+        FanOut::push(&node, &config).await.unwrap();
+        let first = node.acked.lock().await.clone().unwrap().version;
+        FanOut::push(&node, &config).await.unwrap();
+        assert_eq!(node.client.status().await.unwrap().version, first);
+
+        let _ = stop.send(());
+        task.await.unwrap();
+        let (again, stop, task) = node_proxy(admin, &dir.path().join("b"), &token_file).await;
+        assert_eq!(again, admin);
+        // A new client: the old one's pooled connection would still reach
+        // the stopped proxy's connection task here, where a process exit
+        // would have closed it.
+        let node = NodeProxy {
+            admin,
+            client: AdminClient::new(format!("http://{admin}")).with_token("node-token"),
+            acked: Mutex::new(node.acked.into_inner()),
+        };
+        let fresh = node.client.status().await.unwrap().version;
+        assert_ne!(fresh, first, "a new proxy starts from its own version");
+        FanOut::push(&node, &config).await.unwrap();
+        let pushed = node.acked.lock().await.clone().unwrap().version;
+        assert_eq!(node.client.status().await.unwrap().version, pushed);
+        assert!(pushed > fresh);
+        let _ = stop.send(());
+        task.await.unwrap();
     }
 }
