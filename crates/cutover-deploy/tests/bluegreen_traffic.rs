@@ -12,6 +12,7 @@ use cutover_deploy::bluegreen::{
 };
 use cutover_deploy::config::{AutoRollback, LifecycleEvent, PREDEFINED_NAMES, TrafficRouting};
 use cutover_deploy::schedule;
+use cutover_deploy::time::Millis;
 
 #[test]
 fn every_routing_shifts_on_its_planned_times() {
@@ -160,8 +161,9 @@ fn transient_traffic_failures_are_retried() {
     assert_eq!(sim.applies().len(), 3);
 }
 
-#[test]
-fn repeated_traffic_failures_fail_and_roll_back() {
+/// A linear 50%-per-second deployment rolling back on failure, run until
+/// 50% is on green (its 100% step is due next); and when AllowTraffic began.
+fn half_on_green() -> (Sim, Millis) {
     let mut s = canary_with(AutoRollback {
         on_failure: true,
         ..Default::default()
@@ -174,6 +176,12 @@ fn repeated_traffic_failures_fail_and_roll_back() {
     sim.run_until(T0 + 2_000);
     let start = event_started(&sim, LifecycleEvent::AllowTraffic);
     sim.run_until(start + 999);
+    (sim, start)
+}
+
+#[test]
+fn repeated_traffic_failures_fail_and_roll_back() {
+    let (mut sim, start) = half_on_green();
     sim.traffic_failures = TRAFFIC_MAX_ATTEMPTS + 1;
     sim.run();
     let applies = applies_after(&sim, start);
@@ -210,19 +218,8 @@ fn retry_pauses_double_up_to_their_cap() {
 /// paced: not a busy loop against a data plane that is away.
 #[test]
 fn a_failing_flip_back_is_retried_at_a_bounded_pace() {
-    let mut s = canary_with(AutoRollback {
-        on_failure: true,
-        ..Default::default()
-    });
-    s.routing = TrafficRouting::Linear {
-        percent: 50,
-        interval_ms: 1_000,
-    };
-    let mut sim = started(s);
-    sim.run_until(T0 + 2_000);
-    let start = event_started(&sim, LifecycleEvent::AllowTraffic);
     // 50% is on green; from here every traffic change fails.
-    sim.run_until(start + 999);
+    let (mut sim, start) = half_on_green();
     sim.traffic_failures = 1_000;
     sim.run_until(start + 120_000);
     assert!(!sim.bg.is_terminal());
