@@ -148,6 +148,26 @@ impl DockerRuntime {
         &self.instance
     }
 
+    /// Stops every task of this instance (waiting at most `grace` for each
+    /// to exit) and removes its container; returns what failed. What tests
+    /// call when they end, so the engine is left as they found it.
+    pub async fn stop_and_remove_all(&self, grace: Duration) -> Vec<RuntimeError> {
+        use cutover_runtime::Runtime;
+        let handles = match self.list().await {
+            Ok(handles) => handles,
+            Err(e) => return vec![e],
+        };
+        let mut failed = Vec::new();
+        for handle in handles {
+            self.stop(&handle.task_id).await.ok();
+            let _ = tokio::time::timeout(grace, self.wait(&handle.task_id)).await;
+            if let Err(e) = self.remove(&handle.task_id).await {
+                failed.push(e);
+            }
+        }
+        failed
+    }
+
     fn err(&self, task_id: &str, action: &'static str) -> impl FnOnce(DockerError) -> RuntimeError {
         let endpoint = self.info.socket.clone();
         let task_id = task_id.to_owned();

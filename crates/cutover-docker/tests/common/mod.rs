@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use cutover_docker::{DockerOptions, DockerRuntime};
-use cutover_runtime::{ContainerSpec, Runtime, TaskSpec};
+use cutover_runtime::{ContainerSpec, TaskSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The image `scripts/build-test-images.sh` builds.
@@ -35,14 +35,8 @@ impl Drop for Cleanup {
                 let Ok(docker) = DockerRuntime::connect(DockerOptions::new(instance)).await else {
                     return;
                 };
-                for handle in docker.list().await.unwrap_or_default() {
-                    docker.stop(&handle.task_id).await.ok();
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(20), docker.wait(&handle.task_id))
-                            .await;
-                    if let Err(e) = docker.remove(&handle.task_id).await {
-                        eprintln!("cleanup: cannot remove task {}: {e:?}", handle.task_id);
-                    }
+                for e in docker.stop_and_remove_all(Duration::from_secs(20)).await {
+                    eprintln!("cleanup: {e:?}");
                 }
             });
         });

@@ -272,16 +272,8 @@ impl Server {
                 return;
             };
             rt.block_on(async move {
-                use cutover_runtime::Runtime;
-                let Ok(docker) = cutover_docker::DockerRuntime::connect(options).await else {
-                    return;
-                };
-                for handle in docker.list().await.unwrap_or_default() {
-                    docker.stop(&handle.task_id).await.ok();
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(20), docker.wait(&handle.task_id))
-                            .await;
-                    docker.remove(&handle.task_id).await.ok();
+                if let Ok(docker) = cutover_docker::DockerRuntime::connect(options).await {
+                    docker.stop_and_remove_all(Duration::from_secs(20)).await;
                 }
             });
         });
